@@ -1,0 +1,177 @@
+//! `MetaClient`: the async API the gateway (and later chunk servers) use.
+//! It proposes commands through Raft and serves linearizable reads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redb::{ReadTransaction, ReadableDatabase};
+
+use crate::command::{Command, CommandResult, Reply, WriteCondition};
+use crate::error::{MetaError, Result};
+use crate::listing::{ListPage, ListRequest};
+use crate::node::NodeInner;
+use crate::object::{BucketInfo, ObjectVersion};
+use crate::raft::batcher;
+use crate::raft::types::{Proposal, RequestId};
+use crate::{keys, listing, namespace};
+
+/// Bound on confirming leadership for a read.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Cheap to clone; every clone talks to the same metadata group.
+#[derive(Clone)]
+pub struct MetaClient {
+    node: Arc<NodeInner>,
+    /// Random per client; with `seq`, makes every proposal's [`RequestId`].
+    client_id: u64,
+    /// Shared by clones, so their request ids never collide.
+    seq: Arc<AtomicU64>,
+}
+
+fn unexpected(reply: Reply) -> MetaError {
+    MetaError::Corrupt(format!("unexpected reply {reply:?}"))
+}
+
+impl MetaClient {
+    pub(crate) fn new(node: Arc<NodeInner>) -> MetaClient {
+        MetaClient {
+            node,
+            client_id: rand::random(),
+            seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// A request id never used by this client (or its clones) before.
+    pub fn next_request_id(&self) -> RequestId {
+        RequestId {
+            client: self.client_id,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
+        }
+    }
+
+    /// Proposes `proposal` through Raft (group-committed with others) and
+    /// returns its result. Resubmitting a proposal with the same request id
+    /// (e.g. after `Timeout`) returns the first result without applying it
+    /// twice, as long as it is among the most recent
+    /// [`crate::raft::state_store::REQUESTS_REMEMBERED_MAX`] results.
+    pub async fn propose(&self, proposal: Proposal) -> CommandResult {
+        self.node.proposer.propose(proposal).await
+    }
+
+    async fn write(&self, command: Command) -> CommandResult {
+        let request_id = self.next_request_id();
+        self.propose(Proposal {
+            request_id,
+            command,
+        })
+        .await
+    }
+
+    /// Confirms leadership (ReadIndex) and that the state machine has
+    /// applied up to the read index, then runs `read` on a read transaction
+    /// of the state database, off the async threads.
+    async fn read<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
+    {
+        match tokio::time::timeout(READ_TIMEOUT, self.node.raft.ensure_linearizable()).await {
+            Ok(Ok(_read_log_id)) => {}
+            Ok(Err(e)) => return Err(batcher::read_error(e)),
+            Err(_) => return Err(MetaError::Timeout),
+        }
+        let db = self.node.state_db()?;
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read()?;
+            read(&txn)
+        })
+        .await
+        .map_err(|e| MetaError::Storage(format!("read task failed: {e}")))?
+    }
+
+    /// Creates bucket `name` (validated against S3 naming rules).
+    /// `created_ms` is the creation time chosen by the caller.
+    pub async fn create_bucket(&self, name: &str, created_ms: i64) -> Result<BucketInfo> {
+        keys::validate_bucket_name(name)?;
+        match self
+            .write(Command::CreateBucket {
+                name: name.to_owned(),
+                created_ms,
+            })
+            .await?
+        {
+            Reply::Bucket(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Deletes an empty bucket (`BucketNotEmpty` otherwise).
+    pub async fn delete_bucket(&self, name: &str) -> Result<()> {
+        match self
+            .write(Command::DeleteBucket {
+                name: name.to_owned(),
+            })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Linearizable: `NoSuchBucket` if it does not exist.
+    pub async fn head_bucket(&self, name: &str) -> Result<BucketInfo> {
+        let name = name.to_owned();
+        self.read(move |txn| namespace::get_bucket(txn, &name))
+            .await
+    }
+    /// Linearizable; sorted by name.
+    pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        self.read(namespace::list_buckets).await
+    }
+    /// Commits `version` as the current version of `bucket/key`; returns it
+    /// with its generation (the Raft log index of the commit).
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: ObjectVersion,
+        condition: WriteCondition,
+    ) -> Result<ObjectVersion> {
+        keys::validate_key(key)?;
+        let command = Command::PutObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version,
+            condition,
+        };
+        match self.write(command).await? {
+            Reply::Object(version) => Ok(version),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Linearizable read of the current version.
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectVersion> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.read(move |txn| namespace::get_object(txn, &bucket, &key))
+            .await
+    }
+    /// Deletes the current version; Ok(false) if there was none.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool> {
+        keys::validate_key(key)?;
+        match self
+            .write(Command::DeleteObject {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            })
+            .await?
+        {
+            Reply::Deleted { existed } => Ok(existed),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Linearizable listing page.
+    pub async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage> {
+        let (bucket, request) = (bucket.to_owned(), request.clone());
+        self.read(move |txn| listing::list_objects(txn, &bucket, &request))
+            .await
+    }
+}

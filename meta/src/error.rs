@@ -1,0 +1,77 @@
+//! The meta crate's one error type. Variants speak the namespace's language;
+//! the gateway maps them to S3 codes in one place.
+
+use serde::{Deserialize, Serialize};
+
+pub type Result<T, E = MetaError> = std::result::Result<T, E>;
+
+/// Errors a caller of the metadata service can see.
+///
+/// The variants above `NotLeader` are deterministic outcomes of applying a
+/// command (or of a read) and travel inside Raft replies, so they are
+/// serializable and carry no foreign error types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MetaError {
+    #[error("bucket {0:?} does not exist")]
+    NoSuchBucket(String),
+    #[error("bucket {0:?} already exists")]
+    BucketAlreadyExists(String),
+    #[error("bucket {0:?} is not empty")]
+    BucketNotEmpty(String),
+    #[error("invalid bucket name {0:?}")]
+    InvalidBucketName(String),
+    #[error("key {0:?} does not exist")]
+    NoSuchKey(String),
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    #[error("key is longer than {max} bytes", max = crate::limits::KEY_LEN_MAX)]
+    KeyTooLong,
+    /// A write's If-Match / If-None-Match expectation did not hold.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// The bucket's overwrite policy refuses this write.
+    #[error("overwrite refused by bucket policy")]
+    OverwriteRefused,
+    /// This node is not the leader; `leader` is the address of the one it
+    /// knows, if any.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<String> },
+    /// No quorum could be reached in time.
+    #[error("metadata service unavailable: {0}")]
+    Unavailable(String),
+    /// A call did not finish in time; the outcome of a write is unknown
+    /// unless it is retried with the same request id.
+    #[error("metadata operation timed out")]
+    Timeout,
+    /// redb or file-system failure.
+    #[error("metadata storage error: {0}")]
+    Storage(String),
+    /// Raft failure that is not one of the above.
+    #[error("raft error: {0}")]
+    Raft(String),
+    /// A stored record failed to decode or broke an invariant.
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+    #[error("metadata service is shutting down")]
+    ShuttingDown,
+}
+
+impl From<redb::Error> for MetaError {
+    fn from(e: redb::Error) -> Self {
+        MetaError::Storage(e.to_string())
+    }
+}
+macro_rules! redb_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for MetaError {
+            fn from(e: $t) -> Self { MetaError::Storage(e.to_string()) }
+        }
+    )*};
+}
+redb_error!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

@@ -1,0 +1,24 @@
+//! Arbor's metadata service: the namespace tree (buckets, directories,
+//! objects), chunk tables and server registry in redb, replicated by openraft.
+//!
+//! Every mutation is a [`command::Command`] in the Raft log, applied by the
+//! deterministic state machine in one redb write transaction. Callers use
+//! [`client::MetaClient`]; a process hosting a replica runs a [`node::MetaNode`].
+
+pub mod client;
+pub mod command;
+pub mod error;
+pub mod keys;
+pub mod limits;
+pub mod listing;
+pub mod namespace;
+pub mod node;
+pub mod object;
+pub mod raft;
+pub mod schema;
+pub mod state_machine;
+
+pub use client::MetaClient;
+pub use error::{MetaError, Result};
+pub use node::{MetaConfig, MetaNode};
+pub use object::{BucketInfo, ChunkId, ChunkRef, ObjectData, ObjectVersion};

@@ -1,0 +1,26 @@
+//! Named limits of the namespace, each with the reason it exists.
+//! Configuration may tighten these, never loosen them.
+
+/// S3's maximum key length in bytes (UTF-8).
+pub const KEY_LEN_MAX: usize = 1024;
+/// S3 bucket names are 3..=63 characters.
+pub const BUCKET_NAME_LEN_MIN: usize = 3;
+pub const BUCKET_NAME_LEN_MAX: usize = 63;
+/// S3 returns at most 1000 keys per listing page.
+pub const LIST_PAGE_MAX: usize = 1000;
+/// Objects up to this size are stored inline in their metadata record and
+/// touch no chunk server (brief.md §4).
+pub const INLINE_OBJECT_SIZE_MAX: u64 = 64 * 1024;
+/// S3's limit on user metadata (`x-amz-meta-*` names and values), in bytes.
+pub const USER_METADATA_SIZE_MAX: usize = 2 * 1024;
+/// Most commands carried in one Raft log entry by group commit: bounds the
+/// entry size (inline objects are at most 64 KiB each, so ≤ 16 MiB).
+pub const COMMANDS_PER_ENTRY_MAX: usize = 256;
+/// Proposals waiting for the group-commit batcher; callers wait beyond it.
+pub const PROPOSALS_QUEUED_MAX: usize = 4096;
+/// A key has at most this many `/`-separated segments (each a tree level);
+/// bounded by the key length anyway, named so recursion depth is explicit.
+pub const TREE_DEPTH_MAX: usize = KEY_LEN_MAX + 1;
+
+const _: () = assert!(BUCKET_NAME_LEN_MIN <= BUCKET_NAME_LEN_MAX);
+const _: () = assert!(INLINE_OBJECT_SIZE_MAX as usize * COMMANDS_PER_ENTRY_MAX <= 16 * 1024 * 1024);

@@ -1,0 +1,363 @@
+//! Listing a bucket in S3 key order by walking the directory tree
+//! (brief.md §2).
+
+use serde::{Deserialize, Serialize};
+
+/// One listing page request. `prefix`, `delimiter` and `start_after` are
+/// raw (already URL-decoded) strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRequest {
+    pub prefix: String,
+    /// Any non-empty string; `None` lists every key under the prefix.
+    pub delimiter: Option<String>,
+    /// Return only entries strictly greater than this. An entry is a key or
+    /// a common prefix; a common prefix `cp` is skipped when `cp <= start_after`,
+    /// so a page that ended on a common prefix resumes after everything under
+    /// it (S3 v1 `marker`, v2 `start-after` and continuation token all map here).
+    pub start_after: Option<String>,
+    /// 0..=`limits::LIST_PAGE_MAX`; 0 returns an empty, untruncated page.
+    pub max_keys: usize,
+}
+
+/// A listed object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListEntry {
+    Object(ListedObject),
+    /// A common prefix: the request prefix plus everything up to and
+    /// including the first delimiter after it.
+    CommonPrefix(String),
+}
+
+impl ListEntry {
+    /// The key or common prefix this entry stands for.
+    pub fn name(&self) -> &str {
+        match self {
+            ListEntry::Object(o) => &o.key,
+            ListEntry::CommonPrefix(p) => p,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPage {
+    /// Keys and common prefixes interleaved in strictly increasing byte order;
+    /// at most `max_keys` of them together.
+    pub entries: Vec<ListEntry>,
+    /// More entries exist after the last one returned.
+    pub is_truncated: bool,
+}
+
+// ------------------------------------------------------------ the walk
+//
+// Keys in byte order are a depth-first walk of the tree visiting children in
+// byte order of stored names. The walker keeps an explicit stack of
+// directories, each with the lower bound of the children still to visit, so
+// it can seek to any key (a start_after, a prefix, or "past every key with
+// this common prefix") with one lookup per path segment, and a directory
+// that becomes a common prefix is skipped without visiting anything in it.
+
+use std::ops::Bound;
+
+use redb::ReadTransaction;
+
+use crate::error::{MetaError, Result};
+use crate::keys::{SEPARATOR, prefix_successor};
+use crate::limits::{LIST_PAGE_MAX, TREE_DEPTH_MAX};
+use crate::namespace::{self, BytesTable, first_child, lookup_child};
+use crate::schema::{self, ChildRecord, ObjectEntry};
+
+/// One page of `bucket`'s keys and common prefixes, as [`ListRequest`] and
+/// [`ListPage`] describe. `NoSuchBucket` if the bucket does not exist.
+/// `max_keys` above [`LIST_PAGE_MAX`] is treated as `LIST_PAGE_MAX`; an
+/// empty delimiter is no delimiter.
+pub fn list_objects(txn: &ReadTransaction, bucket: &str, req: &ListRequest) -> Result<ListPage> {
+    let record = namespace::bucket_record(txn, bucket)?;
+    let max_keys = req.max_keys.min(LIST_PAGE_MAX);
+    if max_keys == 0 {
+        return Ok(ListPage::default());
+    }
+    let children = txn.open_table(schema::CHILDREN)?;
+    list_tree(&children, record.root, req, max_keys)
+}
+
+/// The listing of the bucket whose directory is `root`; `max_keys` > 0.
+pub(crate) fn list_tree<T: BytesTable>(
+    children: &T,
+    root: u64,
+    req: &ListRequest,
+    max_keys: usize,
+) -> Result<ListPage> {
+    let prefix = req.prefix.as_bytes();
+    let delimiter = req
+        .delimiter
+        .as_deref()
+        .map(str::as_bytes)
+        .filter(|d| !d.is_empty());
+    let start_after = req.start_after.as_deref().map(str::as_bytes);
+    let mut page = PageBuilder {
+        entries: Vec::new(),
+        max_keys,
+        start_after,
+        is_truncated: false,
+    };
+    let mut walker = Walker {
+        children,
+        root,
+        stack: Vec::new(),
+    };
+    match start_after {
+        Some(after) if after >= prefix => walker.seek(Seek::Excluded(after))?,
+        _ => walker.seek(Seek::Included(prefix))?,
+    }
+
+    while let Some(step) = walker.next()? {
+        match step {
+            Step::Object { key, entry } => {
+                if !key.starts_with(prefix) {
+                    if key.as_slice() > prefix {
+                        break; // past every key with the prefix
+                    }
+                    continue;
+                }
+                if let Some(common) = common_prefix(&key, prefix, delimiter) {
+                    if !page.push_common_prefix(common)? {
+                        break;
+                    }
+                    walker.seek(Seek::PastPrefix(common))?;
+                } else if !page.push(listed_object(key, entry)?) {
+                    break;
+                }
+            }
+            Step::Directory { path, inode } => {
+                if !path.starts_with(prefix) {
+                    if prefix.starts_with(&path) {
+                        walker.descend(inode, path)?;
+                    } else if path.as_slice() > prefix {
+                        break;
+                    }
+                    continue;
+                }
+                // A directory always holds an object, so if the delimiter
+                // occurs within its path every key below shares one common
+                // prefix, known without visiting them.
+                match common_prefix(&path, prefix, delimiter) {
+                    Some(common) => {
+                        if !page.push_common_prefix(common)? {
+                            break;
+                        }
+                        if common.len() < path.len() {
+                            walker.seek(Seek::PastPrefix(common))?;
+                        }
+                    }
+                    None => walker.descend(inode, path)?,
+                }
+            }
+        }
+    }
+    Ok(ListPage {
+        entries: page.entries,
+        is_truncated: page.is_truncated,
+    })
+}
+
+/// `name` up to and including the first `delimiter` after `prefix`.
+fn common_prefix<'n>(name: &'n [u8], prefix: &[u8], delimiter: Option<&[u8]>) -> Option<&'n [u8]> {
+    let delimiter = delimiter?;
+    let after_prefix = name.get(prefix.len()..)?;
+    let position = after_prefix
+        .windows(delimiter.len())
+        .position(|window| window == delimiter)?;
+    name.get(..prefix.len() + position + delimiter.len())
+}
+
+fn listed_object(key: Vec<u8>, entry: ObjectEntry) -> Result<ListEntry> {
+    Ok(ListEntry::Object(ListedObject {
+        key: utf8(key)?,
+        size: entry.size,
+        etag: entry.etag,
+        last_modified_ms: entry.last_modified_ms,
+        storage_class: entry.storage_class,
+    }))
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes)
+        .map_err(|e| MetaError::Corrupt(format!("stored key is not UTF-8: {e}")))
+}
+
+struct PageBuilder<'r> {
+    entries: Vec<ListEntry>,
+    max_keys: usize,
+    start_after: Option<&'r [u8]>,
+    is_truncated: bool,
+}
+
+impl PageBuilder<'_> {
+    /// Adds an entry; false (and the page is truncated) if the page was full.
+    fn push(&mut self, entry: ListEntry) -> bool {
+        if self.entries.len() >= self.max_keys {
+            self.is_truncated = true;
+            return false;
+        }
+        let name = entry.name().as_bytes();
+        let after_previous = self
+            .entries
+            .last()
+            .is_none_or(|last| name > last.name().as_bytes());
+        let after_start = self.start_after.is_none_or(|after| name > after);
+        assert!(
+            after_previous && after_start,
+            "listing is not strictly increasing at {:?}",
+            entry.name()
+        );
+        self.entries.push(entry);
+        true
+    }
+
+    /// Adds a common prefix unless it is at or before start_after.
+    fn push_common_prefix(&mut self, common: &[u8]) -> Result<bool> {
+        if self.start_after.is_some_and(|after| common <= after) {
+            return Ok(true);
+        }
+        Ok(self.push(ListEntry::CommonPrefix(utf8(common.to_vec())?)))
+    }
+}
+
+/// Where a seek lands: at the first key `>= b`, `> b`, or after every key
+/// that starts with `b`.
+#[derive(Clone, Copy)]
+enum Seek<'a> {
+    Included(&'a [u8]),
+    Excluded(&'a [u8]),
+    PastPrefix(&'a [u8]),
+}
+
+/// A child met by the walk, in key order; the caller decides whether to
+/// descend into a directory.
+enum Step {
+    Object {
+        key: Vec<u8>,
+        entry: ObjectEntry,
+    },
+    /// `path` is the directory's full path, ending in `/`.
+    Directory {
+        path: Vec<u8>,
+        inode: u64,
+    },
+}
+
+/// A directory being visited.
+struct Frame {
+    inode: u64,
+    /// The directory's path from the bucket (empty for the bucket itself).
+    path: Vec<u8>,
+    /// Children still to visit have stored names within this bound.
+    lower: Bound<Vec<u8>>,
+}
+
+struct Walker<'t, T> {
+    children: &'t T,
+    root: u64,
+    stack: Vec<Frame>,
+}
+
+impl<T: BytesTable> Walker<'_, T> {
+    /// Repositions the walk from scratch at `target`, descending along its
+    /// path through the directories that exist.
+    fn seek(&mut self, target: Seek<'_>) -> Result<()> {
+        self.stack.clear();
+        let mut rest = match target {
+            Seek::Included(b) | Seek::Excluded(b) | Seek::PastPrefix(b) => b,
+        };
+        let mut inode = self.root;
+        let mut path = Vec::new();
+        loop {
+            let Some(end) = rest.iter().position(|&b| b == SEPARATOR) else {
+                // The last, partial segment bounds the children of `inode`.
+                let lower = match target {
+                    Seek::Included(_) => Bound::Included(rest.to_vec()),
+                    Seek::Excluded(_) => Bound::Excluded(rest.to_vec()),
+                    Seek::PastPrefix(_) => match prefix_successor(rest) {
+                        Some(successor) => Bound::Included(successor),
+                        None => return Ok(()), // every child starts with `rest`
+                    },
+                };
+                self.push(Frame { inode, path, lower })?;
+                return Ok(());
+            };
+            let (stored_name, after) = rest.split_at_checked(end + 1).ok_or_else(|| {
+                MetaError::Corrupt("separator position out of range".to_owned()) // unreachable
+            })?;
+            let child = lookup_child(self.children, inode, stored_name)?;
+            // Whatever is in that directory is the target's side of it;
+            // the parent resumes after it.
+            self.push(Frame {
+                inode,
+                path: path.clone(),
+                lower: Bound::Excluded(stored_name.to_vec()),
+            })?;
+            match child {
+                Some(ChildRecord::Directory { inode: directory }) => {
+                    inode = directory;
+                    path.extend_from_slice(stored_name);
+                    rest = after;
+                }
+                Some(ChildRecord::Object(_)) => {
+                    return Err(MetaError::Corrupt(format!(
+                        "object stored under directory name {stored_name:?}"
+                    )));
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Visits directory `inode` (at `path`) next, from its first child.
+    fn descend(&mut self, inode: u64, path: Vec<u8>) -> Result<()> {
+        self.push(Frame {
+            inode,
+            path,
+            lower: Bound::Unbounded,
+        })
+    }
+
+    fn push(&mut self, frame: Frame) -> Result<()> {
+        if self.stack.len() >= TREE_DEPTH_MAX {
+            return Err(MetaError::Corrupt(format!(
+                "directory tree deeper than {TREE_DEPTH_MAX}"
+            )));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    /// The next child in key order, or `None` when the walk is over.
+    fn next(&mut self) -> Result<Option<Step>> {
+        while let Some(frame) = self.stack.last_mut() {
+            let lower = frame.lower.as_ref().map(Vec::as_slice);
+            let Some((stored_name, record)) = first_child(self.children, frame.inode, lower)?
+            else {
+                self.stack.pop();
+                continue;
+            };
+            let mut name = Vec::with_capacity(frame.path.len() + stored_name.len());
+            name.extend_from_slice(&frame.path);
+            name.extend_from_slice(&stored_name);
+            frame.lower = Bound::Excluded(stored_name);
+            return Ok(Some(match record {
+                ChildRecord::Directory { inode } => Step::Directory { path: name, inode },
+                ChildRecord::Object(entry) => Step::Object { key: name, entry },
+            }));
+        }
+        Ok(None)
+    }
+}

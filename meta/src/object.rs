@@ -1,0 +1,125 @@
+//! Records the namespace stores: buckets, object versions and their chunks.
+//! These types cross crate boundaries (gateway, chunkstore) and travel in
+//! Raft commands, so they are plain serde data.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A chunk's 128-bit id, chosen at random by the writer before the chunk is
+/// written. Chunks are immutable: one id names one content forever.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChunkId(pub [u8; 16]);
+
+impl ChunkId {
+    pub fn random() -> Self {
+        ChunkId(rand::random())
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(s, &mut id).ok()?;
+        Some(ChunkId(id))
+    }
+}
+
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+impl fmt::Debug for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkId({})", self.to_hex())
+    }
+}
+
+/// One chunk of an object: its bytes are object bytes `offset..offset+size`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub id: ChunkId,
+    /// Offset of the chunk's first byte within the object.
+    pub offset: u64,
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+/// Where an object's bytes live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectData {
+    /// Small objects (≤ `limits::INLINE_OBJECT_SIZE_MAX`) live in the record.
+    Inline(Vec<u8>),
+    /// Chunks in object order; offsets are contiguous from 0 to `size`.
+    Chunks(Vec<ChunkRef>),
+}
+
+/// The standard HTTP headers S3 stores with an object and returns on GET/HEAD.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    /// Kept verbatim as the client sent it (an HTTP date).
+    pub expires: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumAlgorithm {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+/// An additional checksum (`x-amz-checksum-*`) stored with an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    /// Base64 of the checksum bytes, as S3 transmits it (multipart composite
+    /// checksums carry their `-N` suffix here).
+    pub value: String,
+    /// FULL_OBJECT (true) or COMPOSITE (false).
+    pub full_object: bool,
+}
+
+/// One committed version of an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectVersion {
+    /// The Raft log index of the commit that created this version. Assigned
+    /// by the state machine; ignored (send 0) in a proposal.
+    pub generation: u64,
+    pub size: u64,
+    /// Hex ETag without quotes (`-N` suffix for multipart objects).
+    pub etag: String,
+    /// Chosen by the proposer before the command enters the log (apply
+    /// reads no clock), milliseconds since the Unix epoch.
+    pub last_modified_ms: i64,
+    pub headers: ObjectHeaders,
+    /// `x-amz-meta-*` pairs, names lowercased without the prefix, sorted.
+    pub user_metadata: Vec<(String, String)>,
+    pub checksum: Option<ObjectChecksum>,
+    pub storage_class: Option<String>,
+    pub data: ObjectData,
+}
+
+impl ObjectVersion {
+    /// Chunks this version references (empty for inline objects).
+    pub fn chunks(&self) -> &[ChunkRef] {
+        match &self.data {
+            ObjectData::Inline(_) => &[],
+            ObjectData::Chunks(c) => c,
+        }
+    }
+}
+
+/// A bucket as listed by ListBuckets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_ms: i64,
+}

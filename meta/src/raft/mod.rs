@@ -1,0 +1,28 @@
+//! Raft plumbing for the metadata group: the openraft type configuration,
+//! the redb-backed log store and state-machine store, the network transport
+//! and the group-commit batcher.
+//!
+//! Storage layout of a node's data directory:
+//! - `raft-log.redb` ([`log_store`]): log entries, vote, committed and purged
+//!   log ids. Written by one dedicated thread that groups queued appends
+//!   into one transaction.
+//! - `state.redb` ([`state_store`]): the namespace tables
+//!   ([`crate::schema::STATE_TABLES`]) plus the store's own tables (last
+//!   applied / membership, the current snapshot, remembered request results).
+//!   Separate files, so `apply` and `append` never wait for each other's
+//!   writer lock (see design/openraft-redb-notes.md §2).
+//!
+//! Group commit happens above Raft ([`batcher`]): one log entry carries a
+//! batch of [`types::Proposal`]s, because openraft 0.9 flushes every append
+//! on its own.
+
+pub mod batcher;
+pub mod log_store;
+pub mod network;
+pub mod state_store;
+pub mod types;
+
+pub use log_store::{LogReader, LogStore, LogWriter};
+pub use network::{SingleNodeNetwork, SingleNodeNetworkFactory};
+pub use state_store::StateStore;
+pub use types::{Proposal, RequestId, TypeConfig};

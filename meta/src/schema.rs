@@ -1,0 +1,241 @@
+//! The namespace's redb tables, their key encodings and record formats.
+//!
+//! Every state table maps bytes to bytes so snapshots can dump and restore
+//! them generically. Integers in keys are big-endian so byte order is
+//! numeric order. Values are postcard records behind a one-byte format
+//! version; a record that fails to decode is [`MetaError::Corrupt`].
+//!
+//! | table          | key                                   | value            |
+//! |----------------|---------------------------------------|------------------|
+//! | `ns_buckets`   | bucket name bytes                     | [`BucketRecord`] |
+//! | `ns_children`  | parent inode BE ++ stored name        | [`ChildRecord`]  |
+//! | `ns_inodes`    | inode BE                              | [`InodeRecord`]  |
+//! | `ns_versions`  | object inode BE ++ generation BE      | [`ObjectVersion`]|
+//! | `ns_gc_queue`  | log index BE ++ sequence (u32) BE     | [`GcRecord`]     |
+//! | `ns_counters`  | counter name (`next_inode`)           | `u64` record     |
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{MetaError, Result};
+use crate::object::{BucketInfo, ChunkId};
+
+/// Every state table is bytes->bytes so snapshots can dump/restore them generically.
+pub type StateTable = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// Bucket name → [`BucketRecord`].
+pub const BUCKETS: StateTable = StateTable::new("ns_buckets");
+/// `child_key(parent, stored_name)` → [`ChildRecord`].
+pub const CHILDREN: StateTable = StateTable::new("ns_children");
+/// `inode_key(inode)` → [`InodeRecord`].
+pub const INODES: StateTable = StateTable::new("ns_inodes");
+/// `version_key(inode, generation)` → `ObjectVersion`.
+pub const VERSIONS: StateTable = StateTable::new("ns_versions");
+/// `gc_key(log_index, sequence)` → [`GcRecord`]: chunks no version uses any more.
+pub const GC_QUEUE: StateTable = StateTable::new("ns_gc_queue");
+/// Counter name → `u64`.
+pub const COUNTERS: StateTable = StateTable::new("ns_counters");
+
+/// Every namespace table, for snapshot dump/restore.
+pub const STATE_TABLES: &[StateTable] = &[BUCKETS, CHILDREN, INODES, VERSIONS, GC_QUEUE, COUNTERS];
+
+/// Opens each state table so it exists (reads fail on a missing table).
+pub fn create_state_tables(txn: &redb::WriteTransaction) -> Result<()> {
+    for table in STATE_TABLES {
+        txn.open_table(*table)?;
+    }
+    Ok(())
+}
+
+/// The fixed inode of the root directory; buckets are its children. It has
+/// no row in `ns_inodes`.
+pub const ROOT_INODE: u64 = 1;
+/// The first inode the allocator hands out.
+pub const FIRST_ALLOCATED_INODE: u64 = 2;
+/// `ns_counters` key of the next free inode id.
+pub const COUNTER_NEXT_INODE: &[u8] = b"next_inode";
+
+/// Format version byte in front of every record.
+pub const RECORD_FORMAT_VERSION: u8 = 1;
+
+/// A bucket: what ListBuckets shows plus the inode of its directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub info: BucketInfo,
+    /// The bucket's directory, a child of [`ROOT_INODE`] named `<bucket>/`.
+    pub root: u64,
+}
+
+/// An entry of the children index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildRecord {
+    /// Stored name ends in `/`.
+    Directory { inode: u64 },
+    /// Stored name has no `/`: the object's current version, with what a
+    /// listing shows so a listing never reads version records.
+    Object(ObjectEntry),
+}
+
+/// The current version of an object, as the children index points at it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub inode: u64,
+    /// With `inode`, the key of the current version in `ns_versions`.
+    pub generation: u64,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InodeKind {
+    Directory,
+    Object,
+}
+
+/// Where an inode sits in the tree (its parent and its stored name there).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InodeRecord {
+    pub parent: u64,
+    pub stored_name: Vec<u8>,
+    pub kind: InodeKind,
+}
+
+/// A version that was replaced or deleted and the chunks it referenced
+/// (minus those its replacement still uses), for the collector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcRecord {
+    pub inode: u64,
+    pub generation: u64,
+    pub chunks: Vec<ChunkId>,
+}
+
+/// `[RECORD_FORMAT_VERSION] ++ postcard(value)`.
+pub fn encode_record<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    postcard::to_extend(value, vec![RECORD_FORMAT_VERSION])
+        .map_err(|e| MetaError::Corrupt(format!("cannot encode record: {e}")))
+}
+
+/// Inverse of [`encode_record`]; trailing bytes or an unknown version are corruption.
+pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let Some((&version, body)) = bytes.split_first() else {
+        return Err(MetaError::Corrupt("empty record".to_owned()));
+    };
+    if version != RECORD_FORMAT_VERSION {
+        return Err(MetaError::Corrupt(format!(
+            "unknown record format version {version}"
+        )));
+    }
+    match postcard::take_from_bytes(body) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(MetaError::Corrupt(format!(
+            "{} trailing bytes in record",
+            rest.len()
+        ))),
+        Err(e) => Err(MetaError::Corrupt(format!("cannot decode record: {e}"))),
+    }
+}
+
+pub fn inode_key(inode: u64) -> [u8; 8] {
+    inode.to_be_bytes()
+}
+
+/// `parent BE ++ stored_name`: one directory's children are one key range.
+pub fn child_key(parent: u64, stored_name: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + stored_name.len());
+    key.extend_from_slice(&parent.to_be_bytes());
+    key.extend_from_slice(stored_name);
+    key
+}
+
+/// Inverse of [`child_key`].
+pub fn split_child_key(key: &[u8]) -> Result<(u64, &[u8])> {
+    let (parent, stored_name) = split_u64(key)?;
+    Ok((parent, stored_name))
+}
+
+/// `inode BE ++ generation BE`: an object's versions are one key range.
+pub fn version_key(inode: u64, generation: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&inode.to_be_bytes());
+    key[8..].copy_from_slice(&generation.to_be_bytes());
+    key
+}
+
+/// `log_index BE ++ sequence BE`: the queue is in commit order.
+pub fn gc_key(log_index: u64, sequence: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&log_index.to_be_bytes());
+    key[8..].copy_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// Inverse of [`gc_key`].
+pub fn split_gc_key(key: &[u8]) -> Result<(u64, u32)> {
+    let (log_index, rest) = split_u64(key)?;
+    let sequence = <[u8; 4]>::try_from(rest)
+        .map_err(|_| MetaError::Corrupt(format!("bad gc queue key length {}", key.len())))?;
+    Ok((log_index, u32::from_be_bytes(sequence)))
+}
+
+/// Splits a leading big-endian u64 off a key.
+fn split_u64(bytes: &[u8]) -> Result<(u64, &[u8])> {
+    match bytes.split_first_chunk::<8>() {
+        Some((head, rest)) => Ok((u64::from_be_bytes(*head), rest)),
+        None => Err(MetaError::Corrupt(format!(
+            "key of {} bytes is too short",
+            bytes.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_reject_garbage() {
+        let record = ChildRecord::Directory { inode: 42 };
+        let bytes = encode_record(&record).expect("encode");
+        assert_eq!(bytes[0], RECORD_FORMAT_VERSION);
+        assert_eq!(
+            decode_record::<ChildRecord>(&bytes).expect("decode"),
+            record
+        );
+
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            decode_record::<ChildRecord>(&trailing),
+            Err(MetaError::Corrupt(_))
+        ));
+        let mut wrong_version = bytes.clone();
+        wrong_version[0] = 99;
+        assert!(matches!(
+            decode_record::<ChildRecord>(&wrong_version),
+            Err(MetaError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_record::<ChildRecord>(&[]),
+            Err(MetaError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_record::<ChildRecord>(&[RECORD_FORMAT_VERSION, 7]),
+            Err(MetaError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn keys_round_trip_and_sort_numerically() {
+        assert_eq!(
+            split_child_key(&child_key(7, b"a/")).expect("split"),
+            (7, &b"a/"[..])
+        );
+        assert!(child_key(1, b"\xff") < child_key(2, b""));
+        assert!(version_key(1, u64::MAX) < version_key(2, 0));
+        assert_eq!(split_gc_key(&gc_key(5, 3)).expect("split"), (5, 3));
+        assert!(gc_key(5, u32::MAX) < gc_key(6, 0));
+        assert!(split_gc_key(b"short").is_err());
+    }
+}

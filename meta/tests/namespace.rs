@@ -1,0 +1,824 @@
+//! The namespace state machine and listing against redb: unit cases and a
+//! model-based property test (a `BTreeMap` of keys, listed naively).
+
+use std::collections::BTreeMap;
+
+use arbor_meta::command::{Command, CommandResult, Reply, WriteCondition};
+use arbor_meta::listing::{ListEntry, ListPage, ListRequest, list_objects};
+use arbor_meta::namespace::{get_bucket, get_object, list_buckets};
+use arbor_meta::object::{ChunkId, ChunkRef, ObjectData, ObjectHeaders, ObjectVersion};
+use arbor_meta::schema::{
+    self, ChildRecord, GcRecord, decode_record, split_child_key, split_gc_key,
+};
+use arbor_meta::state_machine::{apply_command, apply_commands};
+use arbor_meta::{BucketInfo, MetaError};
+use proptest::prelude::*;
+use redb::backends::InMemoryBackend;
+use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+
+const BUCKET: &str = "bucket";
+
+struct Fixture {
+    db: Database,
+    log_index: u64,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let db = Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .expect("create db");
+        let txn = db.begin_write().expect("begin");
+        schema::create_state_tables(&txn).expect("create tables");
+        txn.commit().expect("commit");
+        Fixture { db, log_index: 0 }
+    }
+
+    fn with_bucket() -> Self {
+        let mut fixture = Fixture::new();
+        fixture
+            .apply(Command::CreateBucket {
+                name: BUCKET.to_owned(),
+                created_ms: 1,
+            })
+            .expect("create bucket");
+        fixture
+    }
+
+    /// Applies `commands` as one log entry (one index, one transaction).
+    fn apply_entry(&mut self, commands: &[Command]) -> Vec<CommandResult> {
+        self.log_index += 1;
+        let txn = self.db.begin_write().expect("begin");
+        let results = match commands {
+            [command] => vec![apply_command(&txn, self.log_index, command).expect("apply")],
+            _ => apply_commands(&txn, self.log_index, commands).expect("apply"),
+        };
+        txn.commit().expect("commit");
+        results
+    }
+
+    fn apply(&mut self, command: Command) -> CommandResult {
+        self.apply_entry(&[command]).pop().expect("one result")
+    }
+
+    fn put(
+        &mut self,
+        key: &str,
+        version: ObjectVersion,
+        condition: WriteCondition,
+    ) -> CommandResult {
+        self.apply(Command::PutObject {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version,
+            condition,
+        })
+    }
+
+    fn put_inline(&mut self, key: &str) -> ObjectVersion {
+        match self.put(
+            key,
+            inline_version(&format!("etag-{key}")),
+            WriteCondition::None,
+        ) {
+            Ok(Reply::Object(version)) => version,
+            other => panic!("put {key:?}: {other:?}"),
+        }
+    }
+
+    fn delete(&mut self, key: &str) -> CommandResult {
+        self.apply(Command::DeleteObject {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+        })
+    }
+
+    fn list(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        max_keys: usize,
+    ) -> ListPage {
+        self.try_list(BUCKET, prefix, delimiter, start_after, max_keys)
+            .expect("list")
+    }
+
+    fn try_list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        start_after: Option<&str>,
+        max_keys: usize,
+    ) -> Result<ListPage, MetaError> {
+        let request = ListRequest {
+            prefix: prefix.to_owned(),
+            delimiter: delimiter.map(str::to_owned),
+            start_after: start_after.map(str::to_owned),
+            max_keys,
+        };
+        list_objects(&self.db.begin_read().expect("read"), bucket, &request)
+    }
+
+    fn get(&self, key: &str) -> Result<ObjectVersion, MetaError> {
+        get_object(&self.db.begin_read().expect("read"), BUCKET, key)
+    }
+
+    /// Every key in the bucket, by listing.
+    fn keys(&self) -> Vec<String> {
+        names(&self.list("", None, None, 1000))
+    }
+
+    fn table_len(&self, table: schema::StateTable) -> u64 {
+        let txn = self.db.begin_read().expect("read");
+        txn.open_table(table).expect("table").len().expect("len")
+    }
+
+    fn gc_queue(&self) -> Vec<((u64, u32), GcRecord)> {
+        let txn = self.db.begin_read().expect("read");
+        let table = txn.open_table(schema::GC_QUEUE).expect("table");
+        table
+            .range::<&[u8]>(..)
+            .expect("range")
+            .map(|row| {
+                let (key, value) = row.expect("row");
+                (
+                    split_gc_key(key.value()).expect("gc key"),
+                    decode_record(value.value()).expect("gc record"),
+                )
+            })
+            .collect()
+    }
+
+    /// Checks the tree's structural invariants: every directory holds a
+    /// child, every child row has an inode row, every object one version.
+    fn check_tree(&self) {
+        let txn = self.db.begin_read().expect("read");
+        let children = txn.open_table(schema::CHILDREN).expect("table");
+        let mut parents = std::collections::BTreeSet::new();
+        let mut directories = Vec::new();
+        let mut objects = 0;
+        for row in children.range::<&[u8]>(..).expect("range") {
+            let (key, value) = row.expect("row");
+            let (parent, stored_name) = split_child_key(key.value()).expect("child key");
+            parents.insert(parent);
+            match decode_record::<ChildRecord>(value.value()).expect("child record") {
+                ChildRecord::Directory { inode } => {
+                    assert!(
+                        stored_name.ends_with(b"/"),
+                        "directory name {stored_name:?}"
+                    );
+                    directories.push((parent, inode));
+                }
+                ChildRecord::Object(_) => {
+                    assert!(!stored_name.contains(&b'/'), "object name {stored_name:?}");
+                    objects += 1;
+                }
+            }
+        }
+        for (parent, inode) in directories {
+            // Bucket directories (children of the root) may be empty.
+            assert!(
+                parent == schema::ROOT_INODE || parents.contains(&inode),
+                "empty directory inode {inode}"
+            );
+        }
+        let inodes = txn.open_table(schema::INODES).expect("table");
+        let versions = txn.open_table(schema::VERSIONS).expect("table");
+        assert_eq!(inodes.len().expect("len"), children.len().expect("len"));
+        assert_eq!(versions.len().expect("len"), objects);
+    }
+}
+
+fn inline_version(etag: &str) -> ObjectVersion {
+    ObjectVersion {
+        generation: 0,
+        size: 3,
+        etag: etag.to_owned(),
+        last_modified_ms: 7,
+        headers: ObjectHeaders::default(),
+        user_metadata: Vec::new(),
+        checksum: None,
+        storage_class: None,
+        data: ObjectData::Inline(b"abc".to_vec()),
+    }
+}
+
+fn chunk(n: u8) -> ChunkRef {
+    ChunkRef {
+        id: ChunkId([n; 16]),
+        offset: 0,
+        size: 1,
+        sha256: [n; 32],
+    }
+}
+
+fn chunked_version(etag: &str, chunks: Vec<ChunkRef>) -> ObjectVersion {
+    ObjectVersion {
+        data: ObjectData::Chunks(chunks),
+        ..inline_version(etag)
+    }
+}
+
+fn names(page: &ListPage) -> Vec<String> {
+    page.entries.iter().map(|e| e.name().to_owned()).collect()
+}
+
+/// Names with common prefixes marked by a trailing `*`.
+fn marked(page: &ListPage) -> Vec<String> {
+    page.entries
+        .iter()
+        .map(|e| match e {
+            ListEntry::Object(o) => o.key.clone(),
+            ListEntry::CommonPrefix(p) => format!("{p}*"),
+        })
+        .collect()
+}
+
+#[test]
+fn keys_list_in_byte_order() {
+    let mut f = Fixture::with_bucket();
+    let mut keys = vec![
+        "a", "a-b", "a/b", "a0", "a/", "a//b", "é", "日本", "/lead", "a/b/", "a/b/c", ".", "..",
+        "a b", "z",
+    ];
+    for key in &keys {
+        f.put_inline(key);
+    }
+    keys.sort();
+    assert_eq!(f.keys(), keys);
+    assert_eq!(f.keys()[..4], [".", "..", "/lead", "a"]); // `.` < `/`
+    for key in &keys {
+        assert_eq!(f.get(key).expect("get").etag, format!("etag-{key}"));
+    }
+    f.check_tree();
+}
+
+#[test]
+fn directories_come_and_go_with_their_keys() {
+    let mut f = Fixture::with_bucket();
+    let base_children = f.table_len(schema::CHILDREN);
+    f.put_inline("a/b/c");
+    f.put_inline("a/x");
+    assert_eq!(f.table_len(schema::CHILDREN), base_children + 4); // a/, b/, c, x
+    assert_eq!(f.delete("a/b/c"), Ok(Reply::Deleted { existed: true }));
+    // b/ is gone, a/ still holds x.
+    assert_eq!(f.table_len(schema::CHILDREN), base_children + 2);
+    assert_eq!(
+        f.list("", Some("/"), None, 10).entries,
+        vec![ListEntry::CommonPrefix("a/".to_owned())]
+    );
+    assert_eq!(f.delete("a/x"), Ok(Reply::Deleted { existed: true }));
+    assert_eq!(f.table_len(schema::CHILDREN), base_children);
+    assert_eq!(f.table_len(schema::INODES), base_children);
+    assert_eq!(f.delete("a/x"), Ok(Reply::Deleted { existed: false }));
+    assert_eq!(
+        f.delete("nothing/here"),
+        Ok(Reply::Deleted { existed: false })
+    );
+    assert!(f.keys().is_empty());
+    f.check_tree();
+}
+
+#[test]
+fn markers_keep_their_directory() {
+    let mut f = Fixture::with_bucket();
+    f.put_inline("photos/");
+    f.put_inline("photos/x");
+    assert_eq!(f.keys(), ["photos/", "photos/x"]);
+    assert_eq!(marked(&f.list("", Some("/"), None, 10)), ["photos/*"]);
+    assert_eq!(
+        marked(&f.list("photos/", Some("/"), None, 10)),
+        ["photos/", "photos/x"]
+    );
+    f.delete("photos/x").expect("delete");
+    assert_eq!(f.keys(), ["photos/"]);
+    f.delete("photos/").expect("delete");
+    assert!(f.keys().is_empty());
+    f.check_tree();
+    // `a//` is the marker in directory `a/` + `` + `/`.
+    f.put_inline("a//");
+    assert_eq!(f.get("a//").expect("get").etag, "etag-a//");
+    assert_eq!(f.get("a/"), Err(MetaError::NoSuchKey("a/".to_owned())));
+    assert_eq!(marked(&f.list("a/", Some("/"), None, 10)), ["a//*"]);
+}
+
+#[test]
+fn bucket_lifecycle() {
+    let mut f = Fixture::new();
+    let create = |name: &str| Command::CreateBucket {
+        name: name.to_owned(),
+        created_ms: 5,
+    };
+    let info = BucketInfo {
+        name: "zeta".to_owned(),
+        created_ms: 5,
+    };
+    assert_eq!(f.apply(create("zeta")), Ok(Reply::Bucket(info.clone())));
+    assert_eq!(
+        f.apply(create("alpha")),
+        Ok(Reply::Bucket(BucketInfo {
+            name: "alpha".to_owned(),
+            created_ms: 5
+        }))
+    );
+    assert_eq!(
+        f.apply(create("zeta")),
+        Err(MetaError::BucketAlreadyExists("zeta".to_owned()))
+    );
+    assert_eq!(
+        f.apply(create("Bad_Name")),
+        Err(MetaError::InvalidBucketName("Bad_Name".to_owned()))
+    );
+    {
+        let txn = f.db.begin_read().expect("read");
+        assert_eq!(get_bucket(&txn, "zeta"), Ok(info));
+        let listed: Vec<String> = list_buckets(&txn)
+            .expect("list")
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(listed, ["alpha", "zeta"]);
+    }
+    let put = Command::PutObject {
+        bucket: "zeta".to_owned(),
+        key: "k".to_owned(),
+        version: inline_version("e"),
+        condition: WriteCondition::None,
+    };
+    f.apply(put).expect("put");
+    let delete = |name: &str| Command::DeleteBucket {
+        name: name.to_owned(),
+    };
+    assert_eq!(
+        f.apply(delete("zeta")),
+        Err(MetaError::BucketNotEmpty("zeta".to_owned()))
+    );
+    f.apply(Command::DeleteObject {
+        bucket: "zeta".to_owned(),
+        key: "k".to_owned(),
+    })
+    .expect("delete");
+    assert_eq!(f.apply(delete("zeta")), Ok(Reply::Done));
+    assert_eq!(
+        f.apply(delete("zeta")),
+        Err(MetaError::NoSuchBucket("zeta".to_owned()))
+    );
+    let missing = MetaError::NoSuchBucket("zeta".to_owned());
+    assert_eq!(
+        get_bucket(&f.db.begin_read().expect("read"), "zeta"),
+        Err(missing.clone())
+    );
+    assert_eq!(f.try_list("zeta", "", None, None, 10), Err(missing.clone()));
+    assert_eq!(f.try_list("zeta", "", None, None, 0), Err(missing.clone()));
+    assert_eq!(
+        get_object(&f.db.begin_read().expect("read"), "zeta", "k"),
+        Err(missing.clone())
+    );
+    let put = Command::PutObject {
+        bucket: "zeta".to_owned(),
+        key: "k".to_owned(),
+        version: inline_version("e"),
+        condition: WriteCondition::None,
+    };
+    assert_eq!(f.apply(put), Err(missing));
+    // Only alpha's directory remains.
+    assert_eq!(f.table_len(schema::CHILDREN), 1);
+    assert_eq!(f.table_len(schema::INODES), 1);
+    // The name can be reused.
+    f.apply(create("zeta")).expect("recreate");
+    assert!(
+        f.try_list("zeta", "", None, None, 10)
+            .expect("list")
+            .entries
+            .is_empty()
+    );
+}
+
+#[test]
+fn conditions_are_checked_in_apply() {
+    let mut f = Fixture::with_bucket();
+    let children = f.table_len(schema::CHILDREN);
+    let if_match = |etag: &str| WriteCondition::IfMatch(etag.to_owned());
+    assert_eq!(
+        f.put("d/k", inline_version("e1"), if_match("e1")),
+        Err(MetaError::NoSuchKey("d/k".to_owned()))
+    );
+    // The failed command created no directory.
+    assert_eq!(f.table_len(schema::CHILDREN), children);
+    let created = f
+        .put("d/k", inline_version("e1"), WriteCondition::IfNoneMatchAny)
+        .expect("create");
+    assert_eq!(
+        f.put("d/k", inline_version("e2"), WriteCondition::IfNoneMatchAny),
+        Err(MetaError::PreconditionFailed)
+    );
+    assert_eq!(
+        f.put("d/k", inline_version("e2"), if_match("other")),
+        Err(MetaError::PreconditionFailed)
+    );
+    assert_eq!(
+        f.get("d/k"),
+        Ok(match created {
+            Reply::Object(v) => v,
+            other => panic!("{other:?}"),
+        })
+    );
+    let replaced = f
+        .put("d/k", inline_version("e2"), if_match("e1"))
+        .expect("replace");
+    let Reply::Object(replaced) = replaced else {
+        panic!("{replaced:?}")
+    };
+    assert_eq!(replaced.generation, f.log_index);
+    assert_eq!(f.get("d/k"), Ok(replaced));
+    assert_eq!(
+        f.put("", inline_version("e"), WriteCondition::None),
+        Err(MetaError::InvalidKey("key is empty".to_owned()))
+    );
+    assert_eq!(
+        f.put(&"k".repeat(1025), inline_version("e"), WriteCondition::None),
+        Err(MetaError::KeyTooLong)
+    );
+    f.check_tree();
+}
+
+#[test]
+fn replaced_and_deleted_chunks_are_queued_for_gc() {
+    let mut f = Fixture::with_bucket();
+    let put = |key: &str, version: ObjectVersion| Command::PutObject {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        version,
+        condition: WriteCondition::None,
+    };
+    f.apply(put("big", chunked_version("v1", vec![chunk(1), chunk(2)])))
+        .expect("put");
+    let first = f.log_index;
+    f.apply(put("small", inline_version("s"))).expect("put");
+    f.apply(put("small", inline_version("s2")))
+        .expect("inline replaced");
+    assert!(f.gc_queue().is_empty(), "inline versions have no chunks");
+
+    // Chunk 2 is shared with the replacement: only chunk 1 is queued.
+    f.apply(put("big", chunked_version("v2", vec![chunk(2), chunk(3)])))
+        .expect("put");
+    let second = f.log_index;
+    let expected = GcRecord {
+        inode: f.gc_inode("big"),
+        generation: first,
+        chunks: vec![ChunkId([1; 16])],
+    };
+    assert_eq!(f.gc_queue(), vec![((second, 0), expected)]);
+
+    // Two retirements in one log entry get consecutive sequence numbers.
+    let results = f.apply_entry(&[
+        put("big", chunked_version("v3", vec![chunk(4)])),
+        Command::DeleteObject {
+            bucket: BUCKET.to_owned(),
+            key: "big".to_owned(),
+        },
+    ]);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let queue = f.gc_queue();
+    assert_eq!(queue.len(), 3);
+    let (keys, records): (Vec<_>, Vec<_>) = queue.into_iter().skip(1).unzip();
+    assert_eq!(keys, [(f.log_index, 0), (f.log_index, 1)]);
+    assert_eq!(records[0].chunks, [ChunkId([2; 16]), ChunkId([3; 16])]);
+    assert_eq!(records[0].generation, second);
+    assert_eq!(records[1].chunks, [ChunkId([4; 16])]);
+    assert_eq!(records[1].generation, f.log_index);
+    assert_eq!(f.get("big"), Err(MetaError::NoSuchKey("big".to_owned())));
+    f.check_tree();
+}
+
+impl Fixture {
+    fn gc_inode(&self, key: &str) -> u64 {
+        // Only for keys without `/`: any object row with that name.
+        let txn = self.db.begin_read().expect("read");
+        let children = txn.open_table(schema::CHILDREN).expect("table");
+        for row in children.range::<&[u8]>(..).expect("range") {
+            let (k, v) = row.expect("row");
+            let (_, name) = split_child_key(k.value()).expect("key");
+            if name == key.as_bytes()
+                && let ChildRecord::Object(entry) = decode_record(v.value()).expect("record")
+            {
+                return entry.inode;
+            }
+        }
+        panic!("no object {key:?}")
+    }
+}
+
+#[test]
+fn delimiter_listing_and_pagination() {
+    let mut f = Fixture::with_bucket();
+    for key in [
+        "photos/2024/a",
+        "photos/2024/b",
+        "photos/2025/c",
+        "photos/x",
+        "phone",
+        "pi",
+        "p",
+    ] {
+        f.put_inline(key);
+    }
+    assert_eq!(
+        marked(&f.list("", Some("/"), None, 10)),
+        ["p", "phone", "photos/*", "pi"]
+    );
+    assert_eq!(
+        marked(&f.list("pho", Some("/"), None, 10)),
+        ["phone", "photos/*"]
+    );
+    assert_eq!(
+        marked(&f.list("photos/20", Some("/"), None, 10)),
+        ["photos/2024/*", "photos/2025/*"]
+    );
+    assert_eq!(
+        marked(&f.list("photos/2024/", Some("/"), None, 10)),
+        ["photos/2024/a", "photos/2024/b"]
+    );
+    assert_eq!(
+        marked(&f.list("photos/2024/a", Some("/"), None, 10)),
+        ["photos/2024/a"]
+    );
+    assert!(
+        f.list("photos/2026", Some("/"), None, 10)
+            .entries
+            .is_empty()
+    );
+
+    // One entry per page; each page resumes after the previous one's last name.
+    let mut pages = Vec::new();
+    let mut start_after: Option<String> = None;
+    loop {
+        let page = f.list("photos/", Some("/"), start_after.as_deref(), 1);
+        pages.push((marked(&page), page.is_truncated));
+        if !page.is_truncated {
+            break;
+        }
+        start_after = page.entries.last().map(|e| e.name().to_owned());
+    }
+    let expected = [
+        (vec!["photos/2024/*".to_owned()], true),
+        (vec!["photos/2025/*".to_owned()], true),
+        (vec!["photos/x".to_owned()], false),
+    ];
+    assert_eq!(pages, expected);
+
+    // A start_after inside a common prefix skips the rest of it.
+    assert_eq!(
+        marked(&f.list("", Some("/"), Some("photos/2024/a"), 10)),
+        ["pi"]
+    );
+    assert_eq!(
+        marked(&f.list("photos/", Some("/"), Some("photos/2024/a"), 10)),
+        ["photos/2025/*", "photos/x"]
+    );
+    // Other delimiters.
+    assert_eq!(
+        marked(&f.list("", Some("o"), None, 10)),
+        ["p", "pho*", "pi"]
+    );
+    assert_eq!(
+        marked(&f.list("photos/", Some("4/"), None, 10)),
+        ["photos/2024/*", "photos/2025/c", "photos/x"]
+    );
+    assert_eq!(
+        marked(&f.list("", Some("/2"), None, 10)),
+        ["p", "phone", "photos/2*", "photos/x", "pi"]
+    );
+    // Page limits.
+    assert_eq!(
+        f.list("", None, None, 0),
+        ListPage {
+            entries: vec![],
+            is_truncated: false
+        }
+    );
+    let full = f.list("", None, None, 7);
+    assert_eq!((full.entries.len(), full.is_truncated), (7, false));
+    let short = f.list("", None, None, 6);
+    assert_eq!((short.entries.len(), short.is_truncated), (6, true));
+    // An empty delimiter is no delimiter.
+    assert_eq!(f.list("", Some(""), None, 10).entries.len(), 7);
+}
+
+#[test]
+fn deletes_leave_no_empty_directory() {
+    let mut f = Fixture::with_bucket();
+    let keys = [
+        "a/b/c/d", "a/b/c/", "a/b/e", "a//", "a/x", "b/c", "/", "//", "c",
+    ];
+    for key in keys {
+        f.put_inline(key);
+    }
+    f.check_tree();
+    for key in keys.iter().rev() {
+        assert_eq!(f.delete(key), Ok(Reply::Deleted { existed: true }), "{key}");
+        f.check_tree();
+    }
+    // Only the bucket's own directory is left.
+    assert_eq!(f.table_len(schema::CHILDREN), 1);
+    assert_eq!(f.table_len(schema::INODES), 1);
+    assert_eq!(f.table_len(schema::VERSIONS), 0);
+}
+
+#[test]
+fn deepest_key_lists_and_deletes() {
+    let mut f = Fixture::with_bucket();
+    let deepest = "/".repeat(arbor_meta::limits::KEY_LEN_MAX);
+    f.put_inline(&deepest);
+    f.put_inline("//x");
+    assert_eq!(f.keys(), [deepest.clone(), "//x".to_owned()]);
+    assert_eq!(
+        names(&f.list("", None, Some("//"), 10)),
+        [deepest.clone(), "//x".to_owned()]
+    );
+    assert_eq!(names(&f.list("///", Some("/"), None, 10)), ["////"]);
+    assert_eq!(
+        f.get(&deepest).expect("get").etag,
+        format!("etag-{deepest}")
+    );
+    f.delete(&deepest).expect("delete");
+    assert_eq!(f.keys(), ["//x"]);
+    f.check_tree();
+}
+
+// ------------------------------------------------------------- the model
+
+/// Keys over an alphabet with `/`, `-`, `.`, `0`, letters and multi-byte
+/// characters: empty segments, leading and trailing `/` come naturally.
+fn key_strategy() -> impl Strategy<Value = String> {
+    "[ab/.0é日-]{1,6}"
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(String),
+    Delete(String),
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![3 => key_strategy().prop_map(Op::Put), 2 => key_strategy().prop_map(Op::Delete)]
+}
+
+#[derive(Clone, Debug)]
+struct Query {
+    prefix: String,
+    /// If set, (i, n): the prefix is instead the first n characters of the
+    /// i-th stored key (mod the number of keys), so prefixes often match.
+    prefix_of_key: Option<(usize, usize)>,
+    delimiter: Option<String>,
+    start_after: Option<String>,
+    page_size: usize,
+}
+
+impl Query {
+    fn prefix(&self, model: &BTreeMap<String, String>) -> String {
+        match self.prefix_of_key {
+            Some((i, n)) if !model.is_empty() => model
+                .keys()
+                .nth(i % model.len())
+                .map(|k| k.chars().take(n).collect())
+                .unwrap_or_default(),
+            _ => self.prefix.clone(),
+        }
+    }
+}
+
+fn query_strategy() -> impl Strategy<Value = Query> {
+    (
+        "[ab/.0é-]{0,3}",
+        proptest::option::of((0..64usize, 0..6usize)),
+        prop_oneof![
+            Just(None),
+            Just(Some("/".to_owned())),
+            Just(Some("-".to_owned())),
+            Just(Some("a/".to_owned()))
+        ],
+        proptest::option::of("[ab/.0é日-]{0,5}"),
+        1..5usize,
+    )
+        .prop_map(
+            |(prefix, prefix_of_key, delimiter, start_after, page_size)| Query {
+                prefix,
+                prefix_of_key,
+                delimiter,
+                start_after,
+                page_size,
+            },
+        )
+}
+
+/// Every entry of a listing, computed naively: (name, is common prefix).
+fn model_entries(
+    model: &BTreeMap<String, String>,
+    prefix: &str,
+    delimiter: Option<&str>,
+) -> Vec<(String, bool)> {
+    let mut entries: Vec<(String, bool)> = Vec::new();
+    for key in model.keys().filter(|k| k.starts_with(prefix)) {
+        let common = delimiter.and_then(|d| {
+            key[prefix.len()..]
+                .find(d)
+                .map(|i| key[..prefix.len() + i + d.len()].to_owned())
+        });
+        let entry = match common {
+            Some(common) => (common, true),
+            None => (key.clone(), false),
+        };
+        if entries.last() != Some(&entry) {
+            entries.push(entry);
+        }
+    }
+    entries.sort();
+    entries
+}
+
+fn model_page(
+    model: &BTreeMap<String, String>,
+    query: &Query,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> (Vec<(String, bool)>, bool) {
+    let mut entries = model_entries(model, prefix, query.delimiter.as_deref());
+    entries.retain(|(name, _)| start_after.is_none_or(|after| name.as_str() > after));
+    let truncated = entries.len() > query.page_size;
+    entries.truncate(query.page_size);
+    (entries, truncated)
+}
+
+fn page_entries(page: &ListPage) -> Vec<(String, bool)> {
+    page.entries
+        .iter()
+        .map(|e| (e.name().to_owned(), matches!(e, ListEntry::CommonPrefix(_))))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn listing_matches_a_model(
+        ops in proptest::collection::vec(op_strategy(), 1..48),
+        queries in proptest::collection::vec(query_strategy(), 12),
+        probes in proptest::collection::vec(key_strategy(), 4),
+    ) {
+        let mut f = Fixture::with_bucket();
+        let mut model: BTreeMap<String, String> = BTreeMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                Op::Put(key) => {
+                    let etag = format!("e{i}");
+                    let result = f.put(key, inline_version(&etag), WriteCondition::None);
+                    prop_assert!(result.is_ok(), "put {:?}: {:?}", key, result);
+                    model.insert(key.clone(), etag);
+                }
+                Op::Delete(key) => {
+                    let existed = model.remove(key).is_some();
+                    prop_assert_eq!(f.delete(key), Ok(Reply::Deleted { existed }));
+                }
+            }
+            // After every step: the same keys, and no empty directory.
+            f.check_tree();
+            let keys: Vec<String> = model.keys().cloned().collect();
+            prop_assert_eq!(f.keys(), keys);
+        }
+
+        let all: Vec<String> = model.keys().cloned().collect();
+        prop_assert_eq!(f.keys(), all);
+        for key in model.keys().chain(probes.iter()) {
+            match model.get(key) {
+                Some(etag) => prop_assert_eq!(&f.get(key).expect("get").etag, etag),
+                None => prop_assert_eq!(f.get(key), Err(MetaError::NoSuchKey(key.clone()))),
+            }
+        }
+
+        for query in &queries {
+            let prefix = query.prefix(&model);
+            let mut start_after = query.start_after.clone();
+            for _ in 0..=model.len() + 1 {
+                let page = f.list(&prefix, query.delimiter.as_deref(), start_after.as_deref(), query.page_size);
+                let expected = model_page(&model, query, &prefix, start_after.as_deref());
+                prop_assert_eq!(
+                    (page_entries(&page), page.is_truncated), expected,
+                    "query {:?} prefix {:?} start_after {:?} keys {:?}",
+                    query, prefix, start_after, model.keys().collect::<Vec<_>>()
+                );
+                for entry in &page.entries {
+                    if let ListEntry::Object(o) = entry {
+                        prop_assert_eq!(Some(&o.etag), model.get(&o.key));
+                    }
+                }
+                if !page.is_truncated {
+                    break;
+                }
+                start_after = page.entries.last().map(|e| e.name().to_owned());
+            }
+        }
+    }
+}
