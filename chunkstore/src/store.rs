@@ -1,0 +1,604 @@
+//! Chunk files on local disk.
+//!
+//! Layout under the root:
+//! - `<root>/<first 2 hex of id>/<hex id>`: sealed chunks, one file each, in
+//!   the format described in `format.rs`;
+//! - `<root>/tmp/<hex id>.<random>.tmp`: writes in progress, removed by
+//!   [`ChunkStore::open`]. Only one `ChunkStore::open` per root at a time.
+//!
+//! A chunk becomes visible only by renaming its complete, fsynced temporary
+//! file into place, so a crash never leaves a partial chunk under its id.
+//! All file I/O and hashing run on tokio's blocking pool.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
+use sha2::{Digest, Sha256};
+
+use arbor_meta::ChunkId;
+
+use crate::error::{ChunkError, Result};
+use crate::format::{self, BLOCK_LEN, ChunkHasher, Footer};
+use crate::limits;
+
+const TMP_DIR: &str = "tmp";
+const TMP_SUFFIX: &str = ".tmp";
+
+/// What a stored chunk is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub id: ChunkId,
+    pub size: u64,
+    pub sha256: [u8; 32],
+}
+
+/// A directory of chunk files. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ChunkStore {
+    root: PathBuf,
+}
+
+impl ChunkStore {
+    /// Opens (creating if needed) a store rooted at `root`; removes temporary
+    /// files left by writes that never finished.
+    pub async fn open(root: &Path) -> Result<ChunkStore> {
+        let root = root.to_path_buf();
+        let tmp = root.join(TMP_DIR);
+        blocking(move || -> Result<()> {
+            fs::create_dir_all(&tmp)?;
+            let mut removed = 0u64;
+            for entry in fs::read_dir(&tmp)? {
+                let entry = entry?;
+                if !entry.file_type()?.is_dir() {
+                    remove_if_exists(&entry.path())?;
+                    removed += 1;
+                }
+            }
+            if removed > 0 {
+                tracing::info!(removed, dir = %tmp.display(), "removed unfinished chunk writes");
+            }
+            Ok(())
+        })
+        .await??;
+        Ok(ChunkStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts writing chunk `id`. Nothing is visible under `id` until
+    /// [`ChunkWriter::finish`] returns.
+    pub async fn writer(&self, id: ChunkId) -> Result<ChunkWriter> {
+        let tmp_name = format!("{}.{}{TMP_SUFFIX}", id.to_hex(), ChunkId::random().to_hex());
+        let tmp_path = self.root.join(TMP_DIR).join(tmp_name);
+        let path = tmp_path.clone();
+        let file =
+            blocking(move || OpenOptions::new().write(true).create_new(true).open(&path)).await??;
+        Ok(ChunkWriter {
+            id,
+            tmp_path,
+            final_path: self.chunk_path(id),
+            state: Some(Box::new(WriteState {
+                file,
+                hasher: ChunkHasher::new(),
+            })),
+            len: 0,
+            closed: false,
+        })
+    }
+
+    /// Streams bytes `range` of chunk `id`, verifying the CRC32C of every
+    /// block it touches before yielding it; a read of the whole chunk also
+    /// verifies the SHA-256 and ends with `Corrupt` on mismatch.
+    pub async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let path = self.chunk_path(id);
+        let (file, footer) = blocking(move || -> Result<(File, Footer)> {
+            let mut file = open_chunk(&path, id)?;
+            let footer = Footer::read_from(&mut file, id)?;
+            Ok((file, footer))
+        })
+        .await??;
+        let size = footer.data_len;
+        if range.start > range.end || range.end > size {
+            return Err(ChunkError::InvalidRange {
+                id,
+                start: range.start,
+                end: range.end,
+                size,
+            });
+        }
+        let whole = range.start == 0 && range.end == size;
+        let reader = RangeReader {
+            id,
+            file: Some(file),
+            block_crcs: footer.block_crcs,
+            size,
+            pos: range.start,
+            end: range.end,
+            sha: whole.then(|| (Sha256::new(), footer.sha256)),
+            done: false,
+        };
+        let pieces = stream::unfold(reader, |mut reader| async move {
+            let item = reader.next_piece().await?;
+            Some((item, reader))
+        });
+        Ok(pieces.boxed())
+    }
+
+    pub async fn stat(&self, id: ChunkId) -> Result<ChunkInfo> {
+        let path = self.chunk_path(id);
+        let footer = blocking(move || -> Result<Footer> {
+            let mut file = open_chunk(&path, id)?;
+            Footer::read_from(&mut file, id)
+        })
+        .await??;
+        Ok(ChunkInfo {
+            id,
+            size: footer.data_len,
+            sha256: footer.sha256,
+        })
+    }
+
+    /// Removes chunk `id`; Ok if it was already gone.
+    pub async fn delete(&self, id: ChunkId) -> Result<()> {
+        let path = self.chunk_path(id);
+        blocking(move || remove_if_exists(&path)).await??;
+        Ok(())
+    }
+
+    /// Every chunk id stored (the inventory), in increasing order.
+    pub async fn list(&self) -> Result<Vec<ChunkId>> {
+        let root = self.root.clone();
+        blocking(move || -> Result<Vec<ChunkId>> {
+            let mut ids = Vec::new();
+            walk_chunks(&root, |id, _| {
+                ids.push(id);
+                Ok(())
+            })?;
+            ids.sort_unstable();
+            Ok(ids)
+        })
+        .await?
+    }
+
+    /// Number of chunks stored and their total size on disk (footers
+    /// included), from file metadata only.
+    pub async fn usage(&self) -> Result<(u64, u64)> {
+        let root = self.root.clone();
+        blocking(move || -> Result<(u64, u64)> {
+            let (mut chunks, mut bytes) = (0u64, 0u64);
+            walk_chunks(&root, |_, entry| {
+                chunks += 1;
+                bytes = bytes.saturating_add(entry.metadata()?.len());
+                Ok(())
+            })?;
+            Ok((chunks, bytes))
+        })
+        .await?
+    }
+
+    fn chunk_path(&self, id: ChunkId) -> PathBuf {
+        self.root.join(prefix_dir_name(id)).join(id.to_hex())
+    }
+}
+
+/// Streams one chunk's bytes to a temporary file, hashing as it goes.
+pub struct ChunkWriter {
+    id: ChunkId,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    /// `None` while a write runs on the blocking pool, and for good once a
+    /// write failed or was cancelled (the file's contents are then unknown).
+    state: Option<Box<WriteState>>,
+    len: u64,
+    /// The temporary file is gone (renamed or removed): nothing to clean up.
+    closed: bool,
+}
+
+struct WriteState {
+    file: File,
+    hasher: ChunkHasher,
+}
+
+impl ChunkWriter {
+    /// Appends `data`. Fails with `TooLarge`, writing nothing, if the chunk
+    /// would exceed [`limits::CHUNK_SIZE_MAX`]; the writer stays usable.
+    /// After any other error the writer can only be aborted or dropped.
+    pub async fn write(&mut self, data: Bytes) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let too_large = || ChunkError::TooLarge {
+            id: self.id,
+            max: limits::CHUNK_SIZE_MAX,
+        };
+        let added = u64::try_from(data.len()).map_err(|_| too_large())?;
+        let len = self
+            .len
+            .checked_add(added)
+            .filter(|len| *len <= limits::CHUNK_SIZE_MAX)
+            .ok_or_else(too_large)?;
+        let mut state = self.state.take().ok_or_else(unusable)?;
+        let (state, written) = blocking(move || {
+            let written = state.file.write_all(&data);
+            if written.is_ok() {
+                state.hasher.update(&data);
+            }
+            (state, written)
+        })
+        .await?;
+        written?;
+        self.state = Some(state);
+        self.len = len;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Seals the chunk: writes its block CRCs and SHA-256, fsyncs, renames
+    /// into place (and fsyncs the directory). If `expected_sha256` is given
+    /// and differs, nothing is stored and `ChecksumMismatch` is returned.
+    /// Re-writing an existing id with the same content is idempotent.
+    pub async fn finish(mut self, expected_sha256: Option<[u8; 32]>) -> Result<ChunkInfo> {
+        let state = self.state.take().ok_or_else(unusable)?;
+        let (id, len) = (self.id, self.len);
+        let tmp = self.tmp_path.clone();
+        let dst = self.final_path.clone();
+        let sealed = blocking(move || seal(id, *state, len, expected_sha256, &tmp, &dst)).await?;
+        // On other errors the temporary file may remain: Drop removes it.
+        if matches!(sealed, Ok(_) | Err(ChunkError::ChecksumMismatch { .. })) {
+            self.closed = true;
+        }
+        sealed
+    }
+
+    /// Discards the partial chunk.
+    pub async fn abort(mut self) -> Result<()> {
+        let state = self.state.take();
+        let tmp = self.tmp_path.clone();
+        blocking(move || {
+            drop(state);
+            remove_if_exists(&tmp)
+        })
+        .await??;
+        self.closed = true;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ChunkWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkWriter")
+            .field("id", &self.id)
+            .field("len", &self.len)
+            .field("tmp_path", &self.tmp_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ChunkWriter {
+    /// Best-effort removal of an unfinished chunk's temporary file; whatever
+    /// is missed, the next [`ChunkStore::open`] removes.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let state = self.state.take();
+        let tmp = std::mem::take(&mut self.tmp_path);
+        let id = self.id;
+        let cleanup = move || {
+            drop(state);
+            if let Err(error) = remove_if_exists(&tmp) {
+                tracing::warn!(%id, %error, "could not remove unfinished chunk write");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(cleanup)),
+            Err(_) => cleanup(),
+        }
+    }
+}
+
+/// Finishes a write on the blocking pool: see [`ChunkWriter::finish`].
+fn seal(
+    id: ChunkId,
+    state: WriteState,
+    len: u64,
+    expected_sha256: Option<[u8; 32]>,
+    tmp: &Path,
+    dst: &Path,
+) -> Result<ChunkInfo> {
+    let WriteState { mut file, hasher } = state;
+    let (sha256, block_crcs) = hasher.finish();
+    if expected_sha256.is_some_and(|expected| expected != sha256) {
+        drop(file);
+        remove_if_exists(tmp)?;
+        return Err(ChunkError::ChecksumMismatch { id });
+    }
+    let footer = Footer {
+        sha256,
+        data_len: len,
+        block_crcs,
+    };
+    file.write_all(&footer.encode()?)?;
+    file.sync_all()?;
+    drop(file);
+    let info = ChunkInfo {
+        id,
+        size: len,
+        sha256,
+    };
+
+    let dir = dst
+        .parent()
+        .ok_or_else(|| io::Error::other("chunk path has no parent directory"))?;
+    create_dir_durably(dir)?;
+    match File::open(dst) {
+        Ok(mut existing) => match Footer::read_from(&mut existing, id) {
+            Ok(old) if old.sha256 == sha256 && old.data_len == len => {
+                // Already stored (a retried put): keep the existing file, but
+                // make sure its directory entry is durable before acking.
+                remove_if_exists(tmp)?;
+                sync_dir(dir)?;
+                return Ok(info);
+            }
+            Ok(_) => {
+                remove_if_exists(tmp)?;
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("chunk {id} already exists with different content"),
+                )
+                .into());
+            }
+            Err(ChunkError::Corrupt { detail, .. }) => {
+                tracing::warn!(%id, %detail, "replacing corrupt chunk file with a new write");
+            }
+            Err(error) => return Err(error),
+        },
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error.into()),
+    }
+    fs::rename(tmp, dst)?;
+    sync_dir(dir)?;
+    Ok(info)
+}
+
+/// The state of one [`ChunkStore::read`] stream.
+struct RangeReader {
+    id: ChunkId,
+    /// `None` only while a piece is being read on the blocking pool.
+    file: Option<File>,
+    block_crcs: Vec<u32>,
+    size: u64,
+    /// Next byte to yield.
+    pos: u64,
+    end: u64,
+    /// Running hash and the footer's SHA-256, when reading the whole chunk.
+    sha: Option<(Sha256, [u8; 32])>,
+    done: bool,
+}
+
+impl RangeReader {
+    async fn next_piece(&mut self) -> Option<Result<Bytes>> {
+        if self.done {
+            return None;
+        }
+        if self.pos >= self.end {
+            self.done = true;
+            let (sha, expected) = self.sha.take()?;
+            let actual: [u8; 32] = sha.finalize().into();
+            return (actual != expected)
+                .then(|| Err(self.corrupt("SHA-256 of the data does not match the footer")));
+        }
+        let piece = self.read_piece().await;
+        if piece.is_err() {
+            self.done = true;
+        }
+        Some(piece)
+    }
+
+    /// Reads the blocks covering the next at most `READ_PIECE_SIZE_MAX`
+    /// bytes, checks them, and returns the requested part.
+    async fn read_piece(&mut self) -> Result<Bytes> {
+        let piece_start = self.pos - self.pos % limits::BLOCK_SIZE;
+        let blocks_end = self
+            .end
+            .checked_next_multiple_of(limits::BLOCK_SIZE)
+            .unwrap_or(self.size)
+            .min(self.size);
+        let piece_end = piece_start
+            .saturating_add(limits::READ_PIECE_SIZE_MAX)
+            .min(blocks_end);
+        let first_block = to_usize(piece_start / limits::BLOCK_SIZE)?;
+        let block_count = to_usize(format::block_count(piece_end - piece_start))?;
+        let expected_crcs = self
+            .block_crcs
+            .get(first_block..first_block.saturating_add(block_count))
+            .ok_or_else(|| self.corrupt("block CRC table too short"))?
+            .to_vec();
+        let buf_len = to_usize(piece_end - piece_start)?;
+        let mut file = self.file.take().ok_or_else(unusable)?;
+        let mut sha = self.sha.take();
+        let id = self.id;
+        let (file, sha, read) = blocking(move || {
+            let read = read_blocks(
+                &mut file,
+                id,
+                piece_start,
+                buf_len,
+                first_block,
+                &expected_crcs,
+            );
+            if let (Ok(buf), Some((hasher, _))) = (&read, sha.as_mut()) {
+                hasher.update(buf);
+            }
+            (file, sha, read)
+        })
+        .await?;
+        self.file = Some(file);
+        self.sha = sha;
+        let piece = Bytes::from(read?);
+
+        let yield_end = self.end.min(piece_end);
+        let from = to_usize(self.pos - piece_start)?;
+        let to = to_usize(yield_end - piece_start)?;
+        if from > to || to > piece.len() {
+            return Err(io::Error::other("read piece bounds out of order").into());
+        }
+        self.pos = yield_end;
+        Ok(piece.slice(from..to))
+    }
+
+    fn corrupt(&self, detail: &str) -> ChunkError {
+        ChunkError::Corrupt {
+            id: self.id,
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+/// Reads `len` bytes at `offset` (block-aligned) and checks each block
+/// against `expected_crcs`, starting with block number `first_block`.
+fn read_blocks(
+    file: &mut File,
+    id: ChunkId,
+    offset: u64,
+    len: usize,
+    first_block: usize,
+    expected_crcs: &[u32],
+) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(&mut buf).map_err(|error| {
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            ChunkError::Corrupt {
+                id,
+                detail: "file shorter than its footer says".to_owned(),
+            }
+        } else {
+            error.into()
+        }
+    })?;
+    for (i, (block, expected)) in buf.chunks(BLOCK_LEN).zip(expected_crcs).enumerate() {
+        if crc32c::crc32c(block) != *expected {
+            return Err(ChunkError::Corrupt {
+                id,
+                detail: format!("CRC32C mismatch in block {}", first_block + i),
+            });
+        }
+    }
+    Ok(buf)
+}
+
+/// Calls `f` for every well-named chunk file under `root`, skipping the
+/// temporary directory and anything else that is not a chunk.
+fn walk_chunks(root: &Path, mut f: impl FnMut(ChunkId, &fs::DirEntry) -> Result<()>) -> Result<()> {
+    for dir in fs::read_dir(root)? {
+        let dir = dir?;
+        let dir_name = dir.file_name();
+        let Some(prefix) = dir_name.to_str() else {
+            continue;
+        };
+        let is_prefix = prefix.len() == 2
+            && prefix
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_prefix || !dir.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(dir.path())? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else {
+                continue;
+            };
+            let Some(id) = ChunkId::from_hex(name) else {
+                continue;
+            };
+            // Canonical (lowercase) names in the right directory only.
+            if id.to_hex() != name || prefix_dir_name(id) != prefix || !entry.file_type()?.is_file()
+            {
+                continue;
+            }
+            f(id, &entry)?;
+        }
+    }
+    Ok(())
+}
+
+fn prefix_dir_name(id: ChunkId) -> String {
+    let [first, ..] = id.0;
+    hex::encode([first])
+}
+
+fn open_chunk(path: &Path, id: ChunkId) -> Result<File> {
+    File::open(path).map_err(|error| match error.kind() {
+        io::ErrorKind::NotFound => ChunkError::NotFound(id),
+        _ => error.into(),
+    })
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Creates `dir` if missing, fsyncing its parent so the new entry survives a
+/// crash.
+fn create_dir_durably(dir: &Path) -> Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => match dir.parent() {
+            Some(parent) => sync_dir(parent),
+            None => Ok(()),
+        },
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn to_usize(n: u64) -> Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::other(format!("{n} does not fit in usize")).into())
+}
+
+fn unusable() -> ChunkError {
+    io::Error::other(
+        "chunk writer or reader is unusable after an earlier failed or cancelled operation",
+    )
+    .into()
+}
+
+/// Runs `f` on tokio's blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(|error| {
+        io::Error::other(format!("chunk store blocking task failed: {error}")).into()
+    })
+}
