@@ -1,0 +1,145 @@
+//! Harness for end-to-end tests: runs the real `arbor` binary on loopback
+//! with a temporary data directory and talks to it only over the network.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long `arbor serve` may take to print its endpoint.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a graceful shutdown may take before the test fails.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `arbor` binary: `$ARBOR_BIN`, else beside the test executable's
+/// `deps/` directory (where `cargo test --workspace` puts it).
+pub fn arbor_binary() -> anyhow::Result<PathBuf> {
+    if let Ok(path) = std::env::var("ARBOR_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test executable has no profile directory")?;
+    let candidate = profile_dir.join("arbor");
+    if !candidate.exists() {
+        bail!(
+            "{} not found: run the suite with `cargo test --workspace` (which builds it) or set ARBOR_BIN",
+            candidate.display()
+        );
+    }
+    Ok(candidate)
+}
+
+/// A running `arbor serve`.
+pub struct ArborServer {
+    child: Option<Child>,
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Everything the server printed on stdout so far.
+    pub banner: Vec<String>,
+}
+
+impl ArborServer {
+    /// Starts `arbor serve` on an ephemeral loopback port with `data_dir`,
+    /// plus `extra_args`, and waits for its banner.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<ArborServer> {
+        let mut command = Command::new(arbor_binary()?);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra_args)
+            .env_remove("ARBOR_ACCESS_KEY")
+            .env_remove("ARBOR_SECRET_KEY")
+            .env(
+                "ARBOR_LOG",
+                std::env::var("ARBOR_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().context("spawning arbor")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (lines_tx, lines_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = ArborServer {
+            child: Some(child),
+            endpoint: String::new(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            banner: Vec::new(),
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        while server.secret_key.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match lines_rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => bail!(
+                    "arbor did not print its banner within {START_TIMEOUT:?}: {:?}",
+                    server.banner
+                ),
+            };
+            if let Some(v) = line.strip_prefix("endpoint:") {
+                server.endpoint = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("access key:") {
+                server.access_key = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("secret key:") {
+                server.secret_key = v.trim().to_owned();
+            }
+            server.banner.push(line);
+        }
+        anyhow::ensure!(
+            server.endpoint.starts_with("http://127.0.0.1:"),
+            "bad endpoint {:?}",
+            server.endpoint
+        );
+        Ok(server)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("already stopped")?;
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("arbor did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ArborServer {
+    /// A test that fails midway must not leave a server behind.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

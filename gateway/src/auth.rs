@@ -1,0 +1,171 @@
+//! Credentials: generated on first start and kept (mode 0600) in the data
+//! directory, or taken from `ARBOR_ACCESS_KEY` / `ARBOR_SECRET_KEY`.
+//! Signature checking itself is s3s's SigV4 implementation.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+pub const CREDENTIALS_FILE: &str = "credentials.json";
+const ACCESS_KEY_LEN: usize = 20;
+const SECRET_KEY_LEN: usize = 40;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the credentials in use came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialsSource {
+    Environment,
+    Stored,
+    Generated,
+}
+
+/// Environment first; else the stored file; else new keys, stored with mode
+/// 0600 before they are used.
+pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(Credentials, CredentialsSource)> {
+    let from_env = (
+        std::env::var("ARBOR_ACCESS_KEY"),
+        std::env::var("ARBOR_SECRET_KEY"),
+    );
+    if let (Ok(access_key), Ok(secret_key)) = from_env {
+        anyhow::ensure!(
+            !access_key.is_empty() && !secret_key.is_empty(),
+            "ARBOR_ACCESS_KEY and ARBOR_SECRET_KEY must not be empty"
+        );
+        return Ok((
+            Credentials {
+                access_key,
+                secret_key,
+            },
+            CredentialsSource::Environment,
+        ));
+    }
+    let path = data_dir.join(CREDENTIALS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let credentials: Credentials = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            return Ok((credentials, CredentialsSource::Stored));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+    let credentials = Credentials {
+        access_key: random_string(ACCESS_KEY_LEN, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+        secret_key: random_string(
+            SECRET_KEY_LEN,
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        ),
+    };
+    let tmp = data_dir.join(format!("{CREDENTIALS_FILE}.tmp"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&serde_json::to_vec_pretty(&credentials)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok((credentials, CredentialsSource::Generated))
+}
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| {
+            let i = rng.random_range(0..alphabet.len());
+            char::from(alphabet.get(i).copied().unwrap_or(b'A'))
+        })
+        .collect()
+}
+
+/// The region named in a SigV4 credential scope, from the Authorization
+/// header or a presigned URL's `X-Amz-Credential`.
+pub fn signed_region(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {
+    let scope = if let Some(auth) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let credential = auth.split("Credential=").nth(1)?;
+        credential.split([',', ' ']).next()?.to_owned()
+    } else {
+        let query = uri.query()?;
+        let raw = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("X-Amz-Credential="))?;
+        urlencoding::decode(raw).ok()?.into_owned()
+    };
+    // access-key/date/region/service/aws4_request
+    let mut parts = scope.rsplitn(4, '/');
+    let _terminator = parts.next()?;
+    let _service = parts.next()?;
+    let region = parts.next()?;
+    Some(region.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_from_header_and_query() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-3/s3/aws4_request, SignedHeaders=host, Signature=ab",
+            ),
+        );
+        let uri: http::Uri = "/b/k".parse().expect("uri");
+        assert_eq!(signed_region(&headers, &uri).as_deref(), Some("eu-west-3"));
+        let uri: http::Uri = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20250101%2Fus-east-1%2Fs3%2Faws4_request"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            signed_region(&http::HeaderMap::new(), &uri).as_deref(),
+            Some("us-east-1")
+        );
+        assert_eq!(
+            signed_region(&http::HeaderMap::new(), &"/".parse().expect("uri")),
+            None
+        );
+    }
+
+    #[test]
+    fn generated_credentials_are_private_and_stable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Guard against the developer's environment overriding the store.
+        if std::env::var("ARBOR_ACCESS_KEY").is_ok() {
+            return;
+        }
+        let (first, source) = load_or_create(dir.path()).expect("create");
+        assert_eq!(source, CredentialsSource::Generated);
+        let mode = std::fs::metadata(dir.path().join(CREDENTIALS_FILE))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (second, source) = load_or_create(dir.path()).expect("load");
+        assert_eq!(source, CredentialsSource::Stored);
+        assert_eq!(first.access_key, second.access_key);
+        assert_eq!(first.secret_key, second.secret_key);
+    }
+}

@@ -1,0 +1,278 @@
+//! Streaming object bodies between clients and chunks.
+//!
+//! PUT: the body is hashed (MD5 for the ETag) once, on the way through, and
+//! cut into chunks of the configured size that are written as they arrive;
+//! nothing larger than one network buffer is held in memory. Bodies up to
+//! `INLINE_OBJECT_SIZE_MAX` are kept inline in the metadata record instead.
+//!
+//! GET: the chunks covering the requested range are streamed in order, each
+//! verified by the chunk store before its bytes are sent.
+
+use std::ops::Range;
+
+use arbor_chunkstore::{ChunkError, ChunkStore, ChunkWriter};
+use arbor_meta::limits::INLINE_OBJECT_SIZE_MAX;
+use arbor_meta::{ChunkId, ChunkRef, ObjectData, ObjectVersion};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use s3s::S3Error;
+use s3s::dto::StreamingBlob;
+use tracing::Instrument;
+
+use crate::error;
+
+/// Pieces (up to 1 MiB each, the chunk store's read unit) read ahead of the
+/// client on GET: bounds memory per request while keeping the disk busy.
+const READ_AHEAD_PIECES: usize = 4;
+
+/// An uploaded body whose bytes are durable in chunks (or inline), not yet
+/// referenced by any committed metadata.
+#[derive(Debug)]
+pub struct WrittenBody {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub data: ObjectData,
+}
+
+/// Reads `body` to its end, writing it to `store` in chunks of `chunk_size`.
+/// On any error every chunk written so far is deleted (none is referenced).
+pub async fn write_body(
+    store: &ChunkStore,
+    chunk_size: u64,
+    size_max: u64,
+    mut body: StreamingBlob,
+) -> Result<WrittenBody, S3Error> {
+    let mut upload = Upload::new(store.clone(), chunk_size);
+    let mut md5 = Md5::new();
+    let result = async {
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| error::from_body(e.as_ref()))?;
+            if upload.size.saturating_add(piece.len() as u64) > size_max {
+                return Err(s3s::s3_error!(
+                    EntityTooLarge,
+                    "Your proposed upload exceeds the maximum allowed size."
+                ));
+            }
+            md5.update(&piece);
+            upload.push(piece).await?;
+        }
+        upload.finish().await
+    }
+    .await;
+    match result {
+        Ok((size, data)) => Ok(WrittenBody {
+            size,
+            md5: md5.finalize().into(),
+            data,
+        }),
+        Err(e) => {
+            upload.discard().await;
+            Err(e)
+        }
+    }
+}
+
+/// The state of one body being cut into chunks.
+struct Upload {
+    store: ChunkStore,
+    chunk_size: u64,
+    /// Bytes received so far.
+    size: u64,
+    /// The first bytes, held until we know whether the body fits inline.
+    head: BytesMut,
+    current: Option<(ChunkWriter, ChunkId)>,
+    done: Vec<ChunkRef>,
+}
+
+impl Upload {
+    fn new(store: ChunkStore, chunk_size: u64) -> Self {
+        Upload {
+            store,
+            chunk_size,
+            size: 0,
+            head: BytesMut::new(),
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn inline_candidate(&self) -> bool {
+        self.current.is_none() && self.done.is_empty()
+    }
+
+    async fn push(&mut self, piece: Bytes) -> Result<(), S3Error> {
+        self.size += piece.len() as u64;
+        if self.inline_candidate() {
+            if self.size <= INLINE_OBJECT_SIZE_MAX {
+                self.head.extend_from_slice(&piece);
+                return Ok(());
+            }
+            // Too big for inline: what we held goes to the first chunk.
+            let head = std::mem::take(&mut self.head).freeze();
+            self.write_chunked(head).await?;
+        }
+        self.write_chunked(piece).await
+    }
+
+    /// Appends bytes to the chunk being written, sealing chunks as they fill.
+    async fn write_chunked(&mut self, mut bytes: Bytes) -> Result<(), S3Error> {
+        while !bytes.is_empty() {
+            let (writer, _) = match &mut self.current {
+                Some(current) => current,
+                None => {
+                    let id = ChunkId::random();
+                    let writer = self.store.writer(id).await.map_err(error::from_chunk)?;
+                    self.current.insert((writer, id))
+                }
+            };
+            let room = self.chunk_size.saturating_sub(writer.len());
+            let take = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
+            writer
+                .write(bytes.split_to(take))
+                .await
+                .map_err(error::from_chunk)?;
+            if writer.len() >= self.chunk_size {
+                self.seal().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn seal(&mut self) -> Result<(), S3Error> {
+        if let Some((writer, id)) = self.current.take() {
+            let offset = self.done.last().map_or(0, |c| c.offset + c.size);
+            let info = writer.finish(None).await.map_err(error::from_chunk)?;
+            assert_eq!(
+                info.id, id,
+                "chunk store sealed a different chunk than was written"
+            );
+            self.done.push(ChunkRef {
+                id,
+                offset,
+                size: info.size,
+                sha256: info.sha256,
+            });
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(u64, ObjectData), S3Error> {
+        if self.inline_candidate() {
+            return Ok((
+                self.size,
+                ObjectData::Inline(std::mem::take(&mut self.head).to_vec()),
+            ));
+        }
+        self.seal().await?;
+        let chunks = std::mem::take(&mut self.done);
+        let total: u64 = chunks.iter().map(|c| c.size).sum();
+        assert_eq!(total, self.size, "chunk sizes must add up to the body size");
+        Ok((self.size, ObjectData::Chunks(chunks)))
+    }
+
+    /// Best-effort removal of everything this upload wrote; GC collects
+    /// whatever this misses.
+    async fn discard(&mut self) {
+        if let Some((writer, id)) = self.current.take()
+            && let Err(e) = writer.abort().await
+        {
+            tracing::warn!(chunk = %id, error = %e, "could not abort partial chunk");
+        }
+        for chunk in std::mem::take(&mut self.done) {
+            if let Err(e) = self.store.delete(chunk.id).await {
+                tracing::warn!(chunk = %chunk.id, error = %e, "could not delete unreferenced chunk");
+            }
+        }
+    }
+}
+
+/// Deletes the chunks of a body that was written but will not be committed.
+pub async fn discard_body(store: &ChunkStore, data: &ObjectData) {
+    if let ObjectData::Chunks(chunks) = data {
+        for chunk in chunks {
+            if let Err(e) = store.delete(chunk.id).await {
+                tracing::warn!(chunk = %chunk.id, error = %e, "could not delete unreferenced chunk");
+            }
+        }
+    }
+}
+
+/// Streams bytes `range` of `version` (the range already checked against its
+/// size). Chunks are opened one after another, as the client consumes them.
+pub fn read_body(store: &ChunkStore, version: &ObjectVersion, range: Range<u64>) -> StreamingBlob {
+    match &version.data {
+        ObjectData::Inline(bytes) => {
+            let start = usize::try_from(range.start)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = usize::try_from(range.end)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len())
+                .max(start);
+            let slice = Bytes::copy_from_slice(bytes.get(start..end).unwrap_or_default());
+            StreamingBlob::wrap(futures::stream::once(async move {
+                Ok::<_, std::io::Error>(slice)
+            }))
+        }
+        ObjectData::Chunks(chunks) => {
+            let pieces: Vec<(ChunkId, Range<u64>)> = chunks
+                .iter()
+                .filter(|c| c.offset < range.end && c.offset + c.size > range.start)
+                .map(|c| {
+                    let start = range.start.max(c.offset) - c.offset;
+                    let end = range.end.min(c.offset + c.size) - c.offset;
+                    (c.id, start..end)
+                })
+                .collect();
+            let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD_PIECES);
+            let store = store.clone();
+            tokio::spawn(stream_chunks(store, pieces, sender).instrument(tracing::Span::current()));
+            let stream = ChannelBody { receiver };
+            StreamingBlob::wrap(stream)
+        }
+    }
+}
+
+/// Reads `pieces` in order into `sender`; stops at the first error (after
+/// passing it on) or when the client has gone away.
+async fn stream_chunks(
+    store: ChunkStore,
+    pieces: Vec<(ChunkId, Range<u64>)>,
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, ChunkError>>,
+) {
+    for (id, range) in pieces {
+        let mut stream = match store.read(id, range).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::error!(chunk = %id, error = %e, "cannot open chunk");
+                let _ = sender.send(Err(e)).await;
+                return;
+            }
+        };
+        while let Some(item) = stream.next().await {
+            let failed = item.is_err();
+            if let Err(e) = &item {
+                tracing::error!(chunk = %id, error = %e, "chunk read failed");
+            }
+            if sender.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+/// The receiving end of `stream_chunks`, as the `Sync` stream s3s wants.
+struct ChannelBody {
+    receiver: tokio::sync::mpsc::Receiver<Result<Bytes, ChunkError>>,
+}
+
+impl Stream for ChannelBody {
+    type Item = Result<Bytes, ChunkError>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}

@@ -1,0 +1,239 @@
+//! The one place where errors of the crates below become S3 errors.
+//! Both matches are exhaustive: a new variant forces a decision here.
+
+use arbor_chunkstore::ChunkError;
+use arbor_meta::MetaError;
+use s3s::{S3Error, S3ErrorCode};
+
+/// Maps a metadata-service error to the S3 error the client sees.
+/// Server-side causes are logged here, once, inside the request span.
+pub fn from_meta(e: MetaError) -> S3Error {
+    use S3ErrorCode as C;
+    let (code, message) = match &e {
+        MetaError::NoSuchBucket(_) => (C::NoSuchBucket, "The specified bucket does not exist."),
+        MetaError::BucketAlreadyExists(_) => (
+            C::BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it.",
+        ),
+        MetaError::BucketNotEmpty(_) => (
+            C::BucketNotEmpty,
+            "The bucket you tried to delete is not empty.",
+        ),
+        MetaError::InvalidBucketName(_) => {
+            (C::InvalidBucketName, "The specified bucket is not valid.")
+        }
+        MetaError::NoSuchKey(_) => (C::NoSuchKey, "The specified key does not exist."),
+        MetaError::InvalidKey(_) => (C::InvalidArgument, "The specified key is not valid."),
+        MetaError::KeyTooLong => (C::KeyTooLongError, "Your key is too long."),
+        MetaError::PreconditionFailed => (
+            C::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold.",
+        ),
+        MetaError::OverwriteRefused => (
+            C::PreconditionFailed,
+            "The bucket's overwrite policy refuses to replace an existing object.",
+        ),
+        MetaError::NotLeader { .. }
+        | MetaError::Unavailable(_)
+        | MetaError::Timeout
+        | MetaError::ShuttingDown => {
+            tracing::warn!(error = %e, "metadata service unavailable");
+            (C::ServiceUnavailable, "Please reduce your request rate.")
+        }
+        MetaError::Storage(_) | MetaError::Raft(_) | MetaError::Corrupt(_) => {
+            tracing::error!(error = %e, "metadata failure");
+            (
+                C::InternalError,
+                "We encountered an internal error. Please try again.",
+            )
+        }
+    };
+    S3Error::with_message(code, message)
+}
+
+/// Maps a chunk-store error to the S3 error the client sees.
+pub fn from_chunk(e: ChunkError) -> S3Error {
+    use S3ErrorCode as C;
+    let (code, message) = match &e {
+        ChunkError::InvalidRange { .. } => {
+            (C::InvalidRange, "The requested range is not satisfiable.")
+        }
+        ChunkError::TooLarge { .. } => (
+            C::EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size.",
+        ),
+        ChunkError::ChecksumMismatch { .. } => (
+            C::BadDigest,
+            "The Content-MD5 or checksum you specified did not match what we received.",
+        ),
+        ChunkError::NotFound(_) | ChunkError::Corrupt { .. } | ChunkError::Io(_) => {
+            tracing::error!(error = %e, "chunk store failure");
+            (
+                C::InternalError,
+                "We encountered an internal error. Please try again.",
+            )
+        }
+    };
+    S3Error::with_message(code, message)
+}
+
+/// An error of the request body stream (client went away, bad aws-chunked
+/// framing or signature): s3s reports these as opaque errors.
+pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error {
+    if let Some(s3) = e.downcast_ref::<S3Error>() {
+        return S3Error::with_message(
+            s3.code().clone(),
+            s3.message().unwrap_or_default().to_owned(),
+        );
+    }
+    tracing::info!(error = %e, "request body failed");
+    S3Error::with_message(
+        S3ErrorCode::IncompleteBody,
+        "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+    )
+}
+
+pub fn internal(context: &str, e: impl std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "{context}");
+    S3Error::with_message(
+        S3ErrorCode::InternalError,
+        "We encountered an internal error. Please try again.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbor_meta::ChunkId;
+    use http::StatusCode;
+
+    fn status(e: &S3Error) -> Option<StatusCode> {
+        e.code().status_code()
+    }
+
+    #[test]
+    fn meta_errors_map_to_s3_codes_and_statuses() {
+        let cases = [
+            (
+                MetaError::NoSuchBucket("b".into()),
+                S3ErrorCode::NoSuchBucket,
+                404,
+            ),
+            (
+                MetaError::BucketAlreadyExists("b".into()),
+                S3ErrorCode::BucketAlreadyOwnedByYou,
+                409,
+            ),
+            (
+                MetaError::BucketNotEmpty("b".into()),
+                S3ErrorCode::BucketNotEmpty,
+                409,
+            ),
+            (
+                MetaError::InvalidBucketName("B".into()),
+                S3ErrorCode::InvalidBucketName,
+                400,
+            ),
+            (
+                MetaError::NoSuchKey("k".into()),
+                S3ErrorCode::NoSuchKey,
+                404,
+            ),
+            (
+                MetaError::InvalidKey("".into()),
+                S3ErrorCode::InvalidArgument,
+                400,
+            ),
+            (MetaError::KeyTooLong, S3ErrorCode::KeyTooLongError, 400),
+            (
+                MetaError::PreconditionFailed,
+                S3ErrorCode::PreconditionFailed,
+                412,
+            ),
+            (
+                MetaError::OverwriteRefused,
+                S3ErrorCode::PreconditionFailed,
+                412,
+            ),
+            (
+                MetaError::NotLeader { leader: None },
+                S3ErrorCode::ServiceUnavailable,
+                503,
+            ),
+            (
+                MetaError::Unavailable("x".into()),
+                S3ErrorCode::ServiceUnavailable,
+                503,
+            ),
+            (MetaError::Timeout, S3ErrorCode::ServiceUnavailable, 503),
+            (
+                MetaError::ShuttingDown,
+                S3ErrorCode::ServiceUnavailable,
+                503,
+            ),
+            (
+                MetaError::Storage("x".into()),
+                S3ErrorCode::InternalError,
+                500,
+            ),
+            (MetaError::Raft("x".into()), S3ErrorCode::InternalError, 500),
+            (
+                MetaError::Corrupt("x".into()),
+                S3ErrorCode::InternalError,
+                500,
+            ),
+        ];
+        for (error, code, http) in cases {
+            let mapped = from_meta(error.clone());
+            assert_eq!(mapped.code(), &code, "{error:?}");
+            assert_eq!(status(&mapped).map(|s| s.as_u16()), Some(http), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_errors_map_to_s3_codes_and_statuses() {
+        let id = ChunkId([7; 16]);
+        let cases = [
+            (
+                ChunkError::InvalidRange {
+                    id,
+                    start: 5,
+                    end: 9,
+                    size: 4,
+                },
+                S3ErrorCode::InvalidRange,
+                416,
+            ),
+            (
+                ChunkError::TooLarge { id, max: 1 },
+                S3ErrorCode::EntityTooLarge,
+                400,
+            ),
+            (
+                ChunkError::ChecksumMismatch { id },
+                S3ErrorCode::BadDigest,
+                400,
+            ),
+            (ChunkError::NotFound(id), S3ErrorCode::InternalError, 500),
+            (
+                ChunkError::Corrupt {
+                    id,
+                    detail: "crc".into(),
+                },
+                S3ErrorCode::InternalError,
+                500,
+            ),
+            (
+                ChunkError::Io(std::io::Error::other("disk")),
+                S3ErrorCode::InternalError,
+                500,
+            ),
+        ];
+        for (error, code, http) in cases {
+            let text = error.to_string();
+            let mapped = from_chunk(error);
+            assert_eq!(mapped.code(), &code, "{text}");
+            assert_eq!(status(&mapped).map(|s| s.as_u16()), Some(http), "{text}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The HTTP/1.1 and HTTP/2 server in front of s3s: accepts connections,
+//! gives every request an id and a tracing span, enforces a pinned region,
+//! and drains in-flight requests on shutdown.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use s3s::service::S3Service;
+use s3s::{S3Error, s3_error};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::auth;
+use crate::limits::{CONNECTIONS_MAX, SHUTDOWN_DRAIN_SECS};
+
+/// Per-server request handling, shared by every connection.
+pub struct Frontend {
+    pub s3: S3Service,
+    /// When set, requests signed for another region are refused.
+    pub region: Option<String>,
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then stops accepting,
+/// lets in-flight requests finish for up to `SHUTDOWN_DRAIN_SECS`, and
+/// aborts what remains. Returns when every connection is gone.
+pub async fn run(listener: TcpListener, frontend: Arc<Frontend>, shutdown: CancellationToken) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections_allowed = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut connections = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            permit = connections_allowed.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "set_nodelay failed");
+        }
+        let frontend = frontend.clone();
+        let service = hyper::service::service_fn(move |req| handle(frontend.clone(), req));
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with error");
+            }
+            drop(permit);
+        });
+        // Reap finished connections so the set stays small.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    tracing::info!(connections = connections.len(), "draining connections");
+    let drained = tokio::time::timeout(
+        Duration::from_secs(SHUTDOWN_DRAIN_SECS),
+        graceful.shutdown(),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::warn!("drain deadline passed; aborting remaining connections");
+    }
+    connections.shutdown().await;
+}
+
+async fn handle(
+    frontend: Arc<Frontend>,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<s3s::Body>, Infallible> {
+    let request_id = new_request_id();
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        op = tracing::field::Empty,
+        bucket = tracing::field::Empty,
+        key = tracing::field::Empty,
+    );
+    async move {
+        let mut response = match check_region(frontend.region.as_deref(), &req) {
+            Err(e) => error_response(e, &request_id),
+            Ok(()) => match frontend.s3.call(req.map(s3s::Body::from)).await {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::error!(error = ?e, "s3 service failed");
+                    error_response(
+                        s3_error!(
+                            InternalError,
+                            "We encountered an internal error. Please try again."
+                        ),
+                        &request_id,
+                    )
+                }
+            },
+        };
+        if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+            response
+                .headers_mut()
+                .insert("x-amz-request-id", value.clone());
+            response.headers_mut().insert("x-amz-id-2", value);
+        }
+        let status = response.status();
+        if status.is_server_error() {
+            tracing::warn!(%status, "request failed");
+        } else {
+            tracing::debug!(%status, "request done");
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+/// With `--region`, a request signed for another region is refused the way
+/// S3 refuses it.
+fn check_region<B>(pinned: Option<&str>, req: &http::Request<B>) -> Result<(), S3Error> {
+    let Some(pinned) = pinned else { return Ok(()) };
+    match auth::signed_region(req.headers(), req.uri()) {
+        Some(region) if region != pinned => Err(S3Error::with_message(
+            s3s::S3ErrorCode::AuthorizationHeaderMalformed,
+            format!(
+                "The authorization header is malformed; the region '{region}' is wrong; expecting '{pinned}'"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body> {
+    e.set_request_id(request_id);
+    match e.to_http_response() {
+        Ok(response) => response.into(),
+        Err(e) => {
+            tracing::error!(error = ?e, "could not encode error response");
+            let mut response = http::Response::new(s3s::Body::empty());
+            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    }
+}
+
+fn new_request_id() -> String {
+    hex::encode_upper(rand::random::<[u8; 8]>())
+}

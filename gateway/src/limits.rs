@@ -1,0 +1,14 @@
+//! S3's limits as the gateway enforces them (brief.md §7).
+
+/// Largest object a single PutObject may upload: S3's 5 GiB.
+pub const PUT_OBJECT_SIZE_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Keys returned per listing page at most (S3: 1000).
+pub const LIST_KEYS_MAX: i32 = 1000;
+/// ListBuckets page size at most (S3 allows up to 10,000 with pagination).
+pub const LIST_BUCKETS_MAX: usize = 10_000;
+/// How long in-flight requests may run after shutdown starts.
+pub const SHUTDOWN_DRAIN_SECS: u64 = 20;
+/// Concurrent connections the server accepts; more wait in the backlog.
+pub const CONNECTIONS_MAX: usize = 4096;
+
+const _: () = assert!(LIST_KEYS_MAX as usize == arbor_meta::limits::LIST_PAGE_MAX);

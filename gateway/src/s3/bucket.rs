@@ -1,0 +1,141 @@
+//! Bucket operations: create, delete, head, list, location.
+
+use arbor_meta::BucketInfo;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::{Arbor, record_target, time};
+use crate::error;
+use crate::limits::LIST_BUCKETS_MAX;
+
+pub async fn create(
+    s3: &Arbor,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
+    let name = req.input.bucket;
+    record_target("CreateBucket", &name, None);
+    s3.meta()
+        .create_bucket(&name, time::now_ms())
+        .await
+        .map_err(error::from_meta)?;
+    let output = CreateBucketOutput {
+        location: Some(format!("/{name}")),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn delete(
+    s3: &Arbor,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
+    record_target("DeleteBucket", &req.input.bucket, None);
+    s3.meta()
+        .delete_bucket(&req.input.bucket)
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(DeleteBucketOutput::default()))
+}
+
+pub async fn head(
+    s3: &Arbor,
+    req: S3Request<HeadBucketInput>,
+) -> S3Result<S3Response<HeadBucketOutput>> {
+    record_target("HeadBucket", &req.input.bucket, None);
+    s3.meta()
+        .head_bucket(&req.input.bucket)
+        .await
+        .map_err(error::from_meta)?;
+    let output = HeadBucketOutput {
+        bucket_region: Some(region_name(s3)),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+/// ListBuckets with S3's optional pagination (`max-buckets`,
+/// `continuation-token`) and `prefix`.
+pub async fn list(
+    s3: &Arbor,
+    req: S3Request<ListBucketsInput>,
+) -> S3Result<S3Response<ListBucketsOutput>> {
+    let input = req.input;
+    let max = match input.max_buckets {
+        None => LIST_BUCKETS_MAX,
+        Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= LIST_BUCKETS_MAX) => {
+            usize::try_from(n).unwrap_or(LIST_BUCKETS_MAX)
+        }
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-buckets must be between 1 and 10000"
+            ));
+        }
+    };
+    let all = s3.meta().list_buckets().await.map_err(error::from_meta)?;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let after = input.continuation_token.clone().unwrap_or_default();
+    let mut matching = all
+        .into_iter()
+        .filter(|b| b.name.starts_with(&prefix) && b.name > after);
+    let page: Vec<BucketInfo> = matching.by_ref().take(max).collect();
+    let truncated = matching.next().is_some();
+    let continuation_token = if truncated {
+        page.last().map(|b| b.name.clone())
+    } else {
+        None
+    };
+    let buckets = page
+        .into_iter()
+        .map(|b| Bucket {
+            name: Some(b.name),
+            creation_date: Some(time::timestamp(b.created_ms)),
+            bucket_region: Some(region_name(s3)),
+        })
+        .collect();
+    let output = ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(owner()),
+        prefix: input.prefix,
+        continuation_token,
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn location(
+    s3: &Arbor,
+    req: S3Request<GetBucketLocationInput>,
+) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    record_target("GetBucketLocation", &req.input.bucket, None);
+    s3.meta()
+        .head_bucket(&req.input.bucket)
+        .await
+        .map_err(error::from_meta)?;
+    // S3 reports us-east-1 as an empty LocationConstraint.
+    let location_constraint = s3
+        .settings()
+        .region
+        .as_deref()
+        .filter(|r| *r != "us-east-1")
+        .map(|r| BucketLocationConstraint::from(r.to_owned()));
+    Ok(S3Response::new(GetBucketLocationOutput {
+        location_constraint,
+    }))
+}
+
+fn region_name(s3: &Arbor) -> String {
+    s3.settings()
+        .region
+        .clone()
+        .unwrap_or_else(|| "us-east-1".to_owned())
+}
+
+/// The single owner of everything in this deployment.
+pub fn owner() -> Owner {
+    Owner {
+        display_name: Some("arbor".to_owned()),
+        id: Some(OWNER_ID.to_owned()),
+    }
+}
+
+const OWNER_ID: &str = "arbor";

@@ -1,0 +1,211 @@
+//! ListObjects (v1) and ListObjectsV2 over the metadata service's ordered
+//! tree walk (brief.md §2).
+
+use arbor_meta::listing::{ListEntry, ListPage, ListRequest};
+use base64::Engine;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::{Arbor, bucket, record_target, time};
+use crate::error;
+use crate::limits::LIST_KEYS_MAX;
+
+pub async fn list_v2(
+    s3: &Arbor,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
+    let input = req.input;
+    record_target("ListObjectsV2", &input.bucket, None);
+    let url = url_encoding(input.encoding_type.as_ref())?;
+    let max_keys = max_keys(input.max_keys)?;
+    // The token wins over start-after: it is where the previous page ended.
+    let start_after = match &input.continuation_token {
+        Some(token) => Some(decode_token(token)?),
+        None => input.start_after.clone().filter(|s| !s.is_empty()),
+    };
+    let request = ListRequest {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+        start_after,
+        max_keys,
+    };
+    let page = s3
+        .meta()
+        .list_objects(&input.bucket, &request)
+        .await
+        .map_err(error::from_meta)?;
+    let next_continuation_token = if page.is_truncated {
+        page.entries.last().map(|e| encode_token(e.name()))
+    } else {
+        None
+    };
+    let fetch_owner = input.fetch_owner.unwrap_or(false);
+    let (contents, common_prefixes) = split(&page, url, fetch_owner);
+    let key_count =
+        i32::try_from(page.entries.len()).map_err(|e| error::internal("key count", e))?;
+    let output = ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: Some(encode_if(url, &request.prefix)),
+        delimiter: input.delimiter.map(|d| encode_if(url, &d)),
+        max_keys: Some(input.max_keys.unwrap_or(LIST_KEYS_MAX)),
+        key_count: Some(key_count),
+        is_truncated: Some(page.is_truncated),
+        continuation_token: input.continuation_token,
+        next_continuation_token,
+        start_after: input.start_after.map(|s| encode_if(url, &s)),
+        encoding_type: input.encoding_type,
+        contents: Some(contents),
+        common_prefixes: Some(common_prefixes),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn list_v1(
+    s3: &Arbor,
+    req: S3Request<ListObjectsInput>,
+) -> S3Result<S3Response<ListObjectsOutput>> {
+    let input = req.input;
+    record_target("ListObjects", &input.bucket, None);
+    let url = url_encoding(input.encoding_type.as_ref())?;
+    let request = ListRequest {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+        start_after: input.marker.clone().filter(|m| !m.is_empty()),
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let page = s3
+        .meta()
+        .list_objects(&input.bucket, &request)
+        .await
+        .map_err(error::from_meta)?;
+    // S3 returns NextMarker only with a delimiter; without one, clients use
+    // the last key. Returning it always is what they need either way.
+    let next_marker = if page.is_truncated {
+        page.entries.last().map(|e| encode_if(url, e.name()))
+    } else {
+        None
+    };
+    let (contents, common_prefixes) = split(&page, url, true);
+    let output = ListObjectsOutput {
+        name: Some(input.bucket),
+        prefix: Some(encode_if(url, &request.prefix)),
+        delimiter: input.delimiter.map(|d| encode_if(url, &d)),
+        marker: Some(input.marker.map(|m| encode_if(url, &m)).unwrap_or_default()),
+        max_keys: Some(input.max_keys.unwrap_or(LIST_KEYS_MAX)),
+        is_truncated: Some(page.is_truncated),
+        next_marker,
+        encoding_type: input.encoding_type,
+        contents: Some(contents),
+        common_prefixes: Some(common_prefixes),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+fn split(page: &ListPage, url: bool, fetch_owner: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
+    let mut contents = Vec::new();
+    let mut prefixes = Vec::new();
+    for entry in &page.entries {
+        match entry {
+            ListEntry::Object(o) => contents.push(Object {
+                key: Some(encode_if(url, &o.key)),
+                size: Some(i64::try_from(o.size).unwrap_or(i64::MAX)),
+                e_tag: Some(ETag::Strong(o.etag.clone())),
+                last_modified: Some(time::timestamp(o.last_modified_ms)),
+                storage_class: Some(ObjectStorageClass::from(
+                    o.storage_class
+                        .clone()
+                        .unwrap_or_else(|| ObjectStorageClass::STANDARD.to_owned()),
+                )),
+                owner: fetch_owner.then(bucket::owner),
+                ..Default::default()
+            }),
+            ListEntry::CommonPrefix(p) => prefixes.push(CommonPrefix {
+                prefix: Some(encode_if(url, p)),
+            }),
+        }
+    }
+    (contents, prefixes)
+}
+
+fn max_keys(requested: Option<i32>) -> S3Result<usize> {
+    match requested {
+        None => Ok(arbor_meta::limits::LIST_PAGE_MAX),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),
+        Some(n) => Ok(usize::try_from(n.min(LIST_KEYS_MAX)).unwrap_or(0)),
+    }
+}
+
+fn url_encoding(encoding: Option<&EncodingType>) -> S3Result<bool> {
+    match encoding.map(EncodingType::as_str) {
+        None => Ok(false),
+        Some(EncodingType::URL) => Ok(true),
+        Some(_) => Err(s3_error!(
+            InvalidArgument,
+            "Invalid Encoding Method specified in Request"
+        )),
+    }
+}
+
+/// Tokens are opaque to clients: the last key or common prefix returned.
+fn encode_token(after: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after.as_bytes())
+}
+
+fn decode_token(token: &str) -> S3Result<String> {
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The continuation token provided is incorrect"
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+/// `encoding-type=url`: percent-encode everything but unreserved characters
+/// and `/`, as S3 does.
+fn encode_if(url: bool, s: &str) -> String {
+    if !url {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_any_key() {
+        for key in ["a", "a/b/", "日本/é", "x y+z%", ""] {
+            assert_eq!(decode_token(&encode_token(key)).expect("decodes"), key);
+        }
+        assert!(decode_token("not base64!").is_err());
+    }
+
+    #[test]
+    fn url_encoding_keeps_slash_and_unreserved() {
+        assert_eq!(encode_if(true, "a b/c+d~é"), "a%20b/c%2Bd~%C3%A9");
+        assert_eq!(encode_if(false, "a b"), "a b");
+    }
+
+    #[test]
+    fn max_keys_is_clamped_and_checked() {
+        assert_eq!(max_keys(None).expect("default"), 1000);
+        assert_eq!(max_keys(Some(5000)).expect("clamped"), 1000);
+        assert_eq!(max_keys(Some(0)).expect("zero"), 0);
+        assert!(max_keys(Some(-1)).is_err());
+    }
+}

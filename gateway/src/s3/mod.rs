@@ -1,0 +1,137 @@
+//! The S3 API on Arbor: one module per operation family, joined here into
+//! s3s's `S3` trait. Handlers translate between S3 DTOs and the meta and
+//! chunk-store APIs; they keep no state between requests.
+
+mod bucket;
+mod list;
+mod object;
+mod time;
+
+use std::sync::Arc;
+
+use arbor_chunkstore::ChunkStore;
+use arbor_meta::MetaClient;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+/// Settings the handlers need.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    pub chunk_size: u64,
+    /// Reported by GetBucketLocation; `None` means us-east-1 (reported as
+    /// an empty location, as S3 does).
+    pub region: Option<String>,
+}
+
+/// The S3 service: cheap to clone, shared by every connection.
+#[derive(Clone)]
+pub struct Arbor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    meta: MetaClient,
+    chunks: ChunkStore,
+    settings: GatewaySettings,
+}
+
+impl Arbor {
+    pub fn new(meta: MetaClient, chunks: ChunkStore, settings: GatewaySettings) -> Self {
+        Arbor {
+            inner: Arc::new(Inner {
+                meta,
+                chunks,
+                settings,
+            }),
+        }
+    }
+    fn meta(&self) -> &MetaClient {
+        &self.inner.meta
+    }
+    fn chunks(&self) -> &ChunkStore {
+        &self.inner.chunks
+    }
+    fn settings(&self) -> &GatewaySettings {
+        &self.inner.settings
+    }
+}
+
+/// Records the bucket and key of the request on its span.
+fn record_target(op: &str, bucket: &str, key: Option<&str>) {
+    let span = tracing::Span::current();
+    span.record("op", op);
+    span.record("bucket", bucket);
+    if let Some(key) = key {
+        span.record("key", key);
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Arbor {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        bucket::create(self, req).await
+    }
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        bucket::delete(self, req).await
+    }
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        bucket::head(self, req).await
+    }
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        bucket::list(self, req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        bucket::location(self, req).await
+    }
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        object::put(self, req).await
+    }
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        object::get(self, req).await
+    }
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        object::head(self, req).await
+    }
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        object::delete(self, req).await
+    }
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_v1(self, req).await
+    }
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_v2(self, req).await
+    }
+}
