@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use s3s::S3Error;
+use s3s::checksum::ChecksumHasher;
 use s3s::dto::StreamingBlob;
 use tracing::Instrument;
 
@@ -32,16 +33,20 @@ const READ_AHEAD_PIECES: usize = 4;
 pub struct WrittenBody {
     pub size: u64,
     pub md5: [u8; 16],
+    /// The additional checksum computed on the way, if one was asked for.
+    pub checksum: Option<s3s::dto::Checksum>,
     pub data: ObjectData,
 }
 
-/// Reads `body` to its end, writing it to `store` in chunks of `chunk_size`.
+/// Reads `body` to its end, writing it to `store` in chunks of `chunk_size`
+/// and feeding every byte once to MD5 and to `checksum` (if any).
 /// On any error every chunk written so far is deleted (none is referenced).
 pub async fn write_body(
     store: &ChunkStore,
     chunk_size: u64,
     size_max: u64,
     mut body: StreamingBlob,
+    mut checksum: Option<ChecksumHasher>,
 ) -> Result<WrittenBody, S3Error> {
     let mut upload = Upload::new(store.clone(), chunk_size);
     let mut md5 = Md5::new();
@@ -55,6 +60,9 @@ pub async fn write_body(
                 ));
             }
             md5.update(&piece);
+            if let Some(hasher) = &mut checksum {
+                hasher.update(&piece);
+            }
             upload.push(piece).await?;
         }
         upload.finish().await
@@ -64,6 +72,7 @@ pub async fn write_body(
         Ok((size, data)) => Ok(WrittenBody {
             size,
             md5: md5.finalize().into(),
+            checksum: checksum.map(ChecksumHasher::finalize),
             data,
         }),
         Err(e) => {

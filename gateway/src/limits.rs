@@ -6,6 +6,11 @@ pub const PUT_OBJECT_SIZE_MAX: u64 = 5 * 1024 * 1024 * 1024;
 pub const LIST_KEYS_MAX: i32 = 1000;
 /// ListBuckets page size at most (S3 allows up to 10,000 with pagination).
 pub const LIST_BUCKETS_MAX: usize = 10_000;
+/// Keys one DeleteObjects request may name (S3: 1000).
+pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
+/// Deletes of one DeleteObjects request proposed concurrently (they are
+/// group-committed by the metadata service).
+pub const DELETES_IN_FLIGHT_MAX: usize = 32;
 /// How long in-flight requests may run after shutdown starts.
 pub const SHUTDOWN_DRAIN_SECS: u64 = 20;
 /// Concurrent connections the server accepts; more wait in the backlog.

@@ -4,7 +4,7 @@ use arbor_meta::BucketInfo;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{Arbor, record_target, time};
+use super::{Arbor, acl, record_target, time};
 use crate::error;
 use crate::limits::LIST_BUCKETS_MAX;
 
@@ -12,6 +12,7 @@ pub async fn create(
     s3: &Arbor,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
+    acl::check_canned_bucket_acl(req.input.acl.as_ref(), &req.headers)?;
     let name = req.input.bucket;
     record_target("CreateBucket", &name, None);
     s3.meta()
@@ -121,6 +122,19 @@ pub async fn location(
     Ok(S3Response::new(GetBucketLocationOutput {
         location_constraint,
     }))
+}
+
+/// Versioning is never enabled yet: S3 answers an empty configuration.
+pub async fn get_versioning(
+    s3: &Arbor,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    record_target("GetBucketVersioning", &req.input.bucket, None);
+    s3.meta()
+        .head_bucket(&req.input.bucket)
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }
 
 fn region_name(s3: &Arbor) -> String {

@@ -103,6 +103,73 @@ pub async fn list_v1(
     Ok(S3Response::new(output))
 }
 
+/// ListObjectVersions while versioning is not enabled: every object has
+/// exactly one version, `null`, which is the latest. Tools that empty a
+/// bucket call this even on unversioned buckets.
+pub async fn list_versions(
+    s3: &Arbor,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let input = req.input;
+    record_target("ListObjectVersions", &input.bucket, None);
+    let url = url_encoding(input.encoding_type.as_ref())?;
+    let request = ListRequest {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+        start_after: input.key_marker.clone().filter(|m| !m.is_empty()),
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let page = s3
+        .meta()
+        .list_objects(&input.bucket, &request)
+        .await
+        .map_err(error::from_meta)?;
+    let (contents, common_prefixes) = split(&page, url, true);
+    let versions = contents
+        .into_iter()
+        .map(|o| ObjectVersion {
+            key: o.key,
+            size: o.size,
+            e_tag: o.e_tag,
+            last_modified: o.last_modified,
+            owner: o.owner,
+            storage_class: o
+                .storage_class
+                .map(|c| ObjectVersionStorageClass::from(c.as_str().to_owned())),
+            version_id: Some("null".to_owned()),
+            is_latest: Some(true),
+            ..Default::default()
+        })
+        .collect();
+    let next_key_marker = if page.is_truncated {
+        page.entries.last().map(|e| encode_if(url, e.name()))
+    } else {
+        None
+    };
+    let output = ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(encode_if(url, &request.prefix)),
+        delimiter: input.delimiter.map(|d| encode_if(url, &d)),
+        key_marker: Some(
+            input
+                .key_marker
+                .map(|m| encode_if(url, &m))
+                .unwrap_or_default(),
+        ),
+        version_id_marker: input.version_id_marker,
+        max_keys: Some(input.max_keys.unwrap_or(LIST_KEYS_MAX)),
+        is_truncated: Some(page.is_truncated),
+        next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_owned()),
+        next_key_marker,
+        encoding_type: input.encoding_type,
+        versions: Some(versions),
+        common_prefixes: Some(common_prefixes),
+        delete_markers: Some(Vec::new()),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
 fn split(page: &ListPage, url: bool, fetch_owner: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
     let mut contents = Vec::new();
     let mut prefixes = Vec::new();

@@ -1,4 +1,4 @@
-//! Object operations: put, get, head, delete.
+//! Object operations: put, get, head, copy, delete, delete-many.
 
 use std::collections::HashMap;
 
@@ -7,26 +7,35 @@ use arbor_meta::limits::USER_METADATA_SIZE_MAX;
 use arbor_meta::object::ObjectHeaders;
 use arbor_meta::{MetaError, ObjectVersion};
 use base64::Engine;
+use futures::StreamExt;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::{Arbor, record_target, time};
+use super::conditions::{Conditions, Target};
+use super::{Arbor, acl, checksum, record_target, time};
 use crate::data_path;
 use crate::error;
-use crate::limits::PUT_OBJECT_SIZE_MAX;
+use crate::limits::{DELETE_OBJECTS_KEYS_MAX, DELETES_IN_FLIGHT_MAX, PUT_OBJECT_SIZE_MAX};
 
 pub async fn put(
     s3: &Arbor,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let input = req.input;
+    let S3Request {
+        input,
+        headers,
+        trailing_headers,
+        ..
+    } = req;
     record_target("PutObject", &input.bucket, Some(&input.key));
+    acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
     let user_metadata = user_metadata(input.metadata)?;
     let expected_md5 = input
         .content_md5
         .as_deref()
         .map(decode_content_md5)
         .transpose()?;
+    let expected_checksum = checksum::expectation(&headers)?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     if let Some(length) = input.content_length
         && u64::try_from(length).is_ok_and(|l| l > PUT_OBJECT_SIZE_MAX)
@@ -44,25 +53,31 @@ pub async fn put(
         cache_control: input.cache_control,
         expires: input.expires.as_ref().and_then(http_date),
     };
-    let body = input.body.unwrap_or_else(|| {
-        StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
-    });
+    let body = input.body.unwrap_or_else(empty_body);
+    let hasher = expected_checksum
+        .as_ref()
+        .map(|e| checksum::hasher(e.algorithm));
     let written = data_path::write_body(
         s3.chunks(),
         s3.settings().chunk_size,
         PUT_OBJECT_SIZE_MAX,
         body,
+        hasher,
     )
     .await?;
-    if let Some(expected) = expected_md5
-        && expected != written.md5
-    {
-        data_path::discard_body(s3.chunks(), &written.data).await;
-        return Err(s3_error!(
-            BadDigest,
-            "The Content-MD5 you specified did not match what we received."
-        ));
-    }
+    let verified = verify_body(
+        &written,
+        expected_md5,
+        expected_checksum.as_ref(),
+        trailing_headers.as_ref(),
+    );
+    let stored_checksum = match verified {
+        Ok(stored) => stored,
+        Err(e) => {
+            data_path::discard_body(s3.chunks(), &written.data).await;
+            return Err(e);
+        }
+    };
     let version = ObjectVersion {
         generation: 0,
         size: written.size,
@@ -70,26 +85,68 @@ pub async fn put(
         last_modified_ms: time::now_ms(),
         headers,
         user_metadata,
-        checksum: None,
-        storage_class: input.storage_class.map(|c| c.as_str().to_owned()),
+        checksum: stored_checksum,
+        storage_class: storage_class(input.storage_class)?,
         data: written.data,
     };
-    let data = version.data.clone();
-    match s3
-        .meta()
-        .put_object(&input.bucket, &input.key, version, condition)
-        .await
+    let committed = commit(s3, &input.bucket, &input.key, version, condition).await?;
+    let mut output = PutObjectOutput {
+        e_tag: Some(ETag::Strong(committed.etag.clone())),
+        ..Default::default()
+    };
+    if let Some(stored) = &committed.checksum {
+        let dto = checksum::to_dto(stored);
+        output.checksum_crc32 = dto.checksum_crc32;
+        output.checksum_crc32c = dto.checksum_crc32c;
+        output.checksum_crc64nvme = dto.checksum_crc64nvme;
+        output.checksum_sha1 = dto.checksum_sha1;
+        output.checksum_sha256 = dto.checksum_sha256;
+        output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+    }
+    Ok(S3Response::new(output))
+}
+
+/// Checks Content-MD5 and the additional checksum once the body is in.
+fn verify_body(
+    written: &data_path::WrittenBody,
+    expected_md5: Option<[u8; 16]>,
+    expected_checksum: Option<&checksum::Expectation>,
+    trailers: Option<&s3s::TrailingHeaders>,
+) -> S3Result<Option<arbor_meta::object::ObjectChecksum>> {
+    if let Some(expected) = expected_md5
+        && expected != written.md5
     {
-        Ok(committed) => {
-            let output = PutObjectOutput {
-                e_tag: Some(ETag::Strong(committed.etag)),
-                ..Default::default()
-            };
-            Ok(S3Response::new(output))
-        }
+        return Err(s3_error!(
+            BadDigest,
+            "The Content-MD5 you specified did not match what we received."
+        ));
+    }
+    let Some(expectation) = expected_checksum else {
+        return Ok(None);
+    };
+    let computed = written
+        .checksum
+        .as_ref()
+        .ok_or_else(|| error::internal("checksum", "not computed"))?;
+    let trailers = trailers.and_then(s3s::TrailingHeaders::take);
+    checksum::verify(expectation, computed, trailers.as_ref()).map(Some)
+}
+
+/// Commits a version whose bytes are already durable. If the commit is
+/// refused, its chunks are deleted; if its outcome is unknown, they are left
+/// for GC, which knows whether anything references them.
+async fn commit(
+    s3: &Arbor,
+    bucket: &str,
+    key: &str,
+    version: ObjectVersion,
+    condition: WriteCondition,
+) -> S3Result<ObjectVersion> {
+    let data = version.data.clone();
+    match s3.meta().put_object(bucket, key, version, condition).await {
+        Ok(committed) => Ok(committed),
         Err(e) => {
             if outcome_is_known(&e) {
-                // Rejected: nothing references the chunks.
                 data_path::discard_body(s3.chunks(), &data).await;
             }
             Err(error::from_meta(e))
@@ -97,8 +154,7 @@ pub async fn put(
     }
 }
 
-/// Whether a failed commit certainly did not apply. After a timeout or a
-/// leader change it may have: its chunks are left for GC to decide.
+/// Whether a failed commit certainly did not apply.
 fn outcome_is_known(e: &MetaError) -> bool {
     match e {
         MetaError::NoSuchBucket(_)
@@ -120,57 +176,132 @@ fn outcome_is_known(e: &MetaError) -> bool {
     }
 }
 
+/// Fills the fields GetObject and HeadObject share from a stored version.
+macro_rules! describe_version {
+    ($output:expr, $version:expr, $checksum_mode:expr, $whole:expr) => {{
+        let version: &ObjectVersion = $version;
+        $output.accept_ranges = Some("bytes".to_owned());
+        $output.e_tag = Some(ETag::Strong(version.etag.clone()));
+        $output.last_modified = Some(time::timestamp(version.last_modified_ms));
+        $output.content_type = version
+            .headers
+            .content_type
+            .as_deref()
+            .and_then(|c| c.parse().ok());
+        $output.content_encoding = version.headers.content_encoding.clone();
+        $output.content_disposition = version.headers.content_disposition.clone();
+        $output.content_language = version.headers.content_language.clone();
+        $output.cache_control = version.headers.cache_control.clone();
+        $output.expires = version.headers.expires.as_deref().and_then(parse_http_date);
+        $output.metadata = metadata_map(version);
+        $output.storage_class = version.storage_class.clone().map(StorageClass::from);
+        if $checksum_mode && $whole {
+            if let Some(stored) = &version.checksum {
+                let dto = checksum::to_dto(stored);
+                $output.checksum_crc32 = dto.checksum_crc32;
+                $output.checksum_crc32c = dto.checksum_crc32c;
+                $output.checksum_crc64nvme = dto.checksum_crc64nvme;
+                $output.checksum_sha1 = dto.checksum_sha1;
+                $output.checksum_sha256 = dto.checksum_sha256;
+                $output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+            }
+        }
+    }};
+}
+
+/// The byte range a GET or HEAD asks for: `Range`, or `partNumber`.
+fn requested_range(
+    version: &ObjectVersion,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<(std::ops::Range<u64>, bool)> {
+    match (range, part_number) {
+        (Some(_), Some(_)) => Err(s3_error!(
+            InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter"
+        )),
+        (Some(r), None) => {
+            let checked = r
+                .check(version.size)
+                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            Ok((checked, true))
+        }
+        // An object uploaded in one piece has exactly one part.
+        (None, Some(1)) | (None, None) => Ok((0..version.size, false)),
+        (None, Some(n)) if n < 1 => Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        )),
+        (None, Some(_)) => {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
+            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            Err(e)
+        }
+    }
+}
+
+fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
+}
+
 pub async fn get(
     s3: &Arbor,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     record_target("GetObject", &input.bucket, Some(&input.key));
+    reject_version_id(input.version_id.as_deref())?;
     let version = s3
         .meta()
         .get_object(&input.bucket, &input.key)
         .await
         .map_err(error::from_meta)?;
-    let (range, partial) = match &input.range {
-        None => (0..version.size, false),
-        Some(r) => {
-            let checked = r
-                .check(version.size)
-                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable."))?;
-            (checked, true)
-        }
-    };
-    let content_range = partial.then(|| {
-        format!(
-            "bytes {}-{}/{}",
-            range.start,
-            range.end.saturating_sub(1),
-            version.size
-        )
-    });
+    Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    }
+    .check(Target::Read, &version.etag, version.last_modified_ms)?;
+    let (range, partial) = requested_range(&version, input.range.as_ref(), input.part_number)?;
     let length = range.end - range.start;
-    let body = data_path::read_body(s3.chunks(), &version, range);
-    let output = GetObjectOutput {
-        body: Some(body),
+    let mut output = GetObjectOutput {
         content_length: Some(i64::try_from(length).map_err(|e| error::internal("length", e))?),
-        content_range,
-        accept_ranges: Some("bytes".to_owned()),
-        e_tag: Some(ETag::Strong(version.etag.clone())),
-        last_modified: Some(time::timestamp(version.last_modified_ms)),
-        content_type: version
-            .headers
-            .content_type
-            .as_deref()
-            .and_then(|c| c.parse().ok()),
-        content_encoding: version.headers.content_encoding.clone(),
-        content_disposition: version.headers.content_disposition.clone(),
-        content_language: version.headers.content_language.clone(),
-        cache_control: version.headers.cache_control.clone(),
-        expires: version.headers.expires.as_deref().and_then(parse_http_date),
-        metadata: metadata_map(&version),
-        storage_class: version.storage_class.clone().map(StorageClass::from),
+        content_range: partial.then(|| {
+            format!(
+                "bytes {}-{}/{}",
+                range.start,
+                range.end.saturating_sub(1),
+                version.size
+            )
+        }),
+        parts_count: input.part_number.map(|_| 1),
         ..Default::default()
     };
+    describe_version!(
+        output,
+        &version,
+        checksum_mode_enabled(input.checksum_mode.as_ref()),
+        !partial
+    );
+    // `response-*` query parameters override what is returned.
+    if let Some(v) = input.response_content_type {
+        output.content_type = Some(
+            v.parse()
+                .map_err(|_| s3_error!(InvalidArgument, "Invalid response-content-type"))?,
+        );
+    }
+    output.content_encoding = input.response_content_encoding.or(output.content_encoding);
+    output.content_disposition = input
+        .response_content_disposition
+        .or(output.content_disposition);
+    output.content_language = input.response_content_language.or(output.content_language);
+    output.cache_control = input.response_cache_control.or(output.cache_control);
+    output.expires = input.response_expires.or(output.expires);
+    output.body = Some(data_path::read_body(s3.chunks(), &version, range));
     let mut response = S3Response::new(output);
     if partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
@@ -184,33 +315,158 @@ pub async fn head(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
+    reject_version_id(input.version_id.as_deref())?;
     let version = s3
         .meta()
         .get_object(&input.bucket, &input.key)
         .await
         .map_err(error::from_meta)?;
-    let output = HeadObjectOutput {
+    Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    }
+    .check(Target::Read, &version.etag, version.last_modified_ms)?;
+    let (range, partial) = requested_range(&version, input.range.as_ref(), input.part_number)?;
+    let mut output = HeadObjectOutput {
         content_length: Some(
-            i64::try_from(version.size).map_err(|e| error::internal("length", e))?,
+            i64::try_from(range.end - range.start).map_err(|e| error::internal("length", e))?,
         ),
-        accept_ranges: Some("bytes".to_owned()),
-        e_tag: Some(ETag::Strong(version.etag.clone())),
-        last_modified: Some(time::timestamp(version.last_modified_ms)),
-        content_type: version
-            .headers
-            .content_type
-            .as_deref()
-            .and_then(|c| c.parse().ok()),
-        content_encoding: version.headers.content_encoding.clone(),
-        content_disposition: version.headers.content_disposition.clone(),
-        content_language: version.headers.content_language.clone(),
-        cache_control: version.headers.cache_control.clone(),
-        expires: version.headers.expires.as_deref().and_then(parse_http_date),
-        metadata: metadata_map(&version),
-        storage_class: version.storage_class.clone().map(StorageClass::from),
+        content_range: partial.then(|| {
+            format!(
+                "bytes {}-{}/{}",
+                range.start,
+                range.end.saturating_sub(1),
+                version.size
+            )
+        }),
+        parts_count: input.part_number.map(|_| 1),
         ..Default::default()
     };
-    Ok(S3Response::new(output))
+    describe_version!(
+        output,
+        &version,
+        checksum_mode_enabled(input.checksum_mode.as_ref()),
+        !partial
+    );
+    let mut response = S3Response::new(output);
+    if partial {
+        response.status = Some(http::StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(response)
+}
+
+pub async fn copy(
+    s3: &Arbor,
+    req: S3Request<CopyObjectInput>,
+) -> S3Result<S3Response<CopyObjectOutput>> {
+    let S3Request { input, headers, .. } = req;
+    record_target("CopyObject", &input.bucket, Some(&input.key));
+    acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
+    let (source_bucket, source_key) = match &input.copy_source {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            reject_version_id(version_id.as_deref())?;
+            (bucket.to_string(), key.to_string())
+        }
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
+            return Err(s3_error!(
+                NotImplemented,
+                "Copying from access points and outposts is not supported"
+            ));
+        }
+    };
+    let source = s3
+        .meta()
+        .get_object(&source_bucket, &source_key)
+        .await
+        .map_err(error::from_meta)?;
+    Conditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    }
+    .check(Target::CopySource, &source.etag, source.last_modified_ms)?;
+    if source.size > PUT_OBJECT_SIZE_MAX {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120"
+        ));
+    }
+    let replace = match input
+        .metadata_directive
+        .as_ref()
+        .map(MetadataDirective::as_str)
+    {
+        None | Some(MetadataDirective::COPY) => false,
+        Some(MetadataDirective::REPLACE) => true,
+        Some(_) => return Err(s3_error!(InvalidArgument, "Unknown metadata directive.")),
+    };
+    let storage_class = storage_class(input.storage_class)?;
+    let onto_itself = source_bucket == input.bucket && source_key == input.key;
+    if onto_itself && !replace && storage_class.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        ));
+    }
+    let (object_headers, user_metadata) = if replace {
+        let object_headers = ObjectHeaders {
+            content_type: input.content_type.map(|m| m.to_string()),
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires: input.expires.as_ref().and_then(http_date),
+        };
+        (object_headers, user_metadata(input.metadata)?)
+    } else {
+        (source.headers.clone(), source.user_metadata.clone())
+    };
+    let condition = write_condition_from_headers(&headers)?;
+    // The copy shares the source's chunks: no byte is read or written.
+    let version = ObjectVersion {
+        generation: 0,
+        size: source.size,
+        etag: source.etag.clone(),
+        last_modified_ms: time::now_ms(),
+        headers: object_headers,
+        user_metadata,
+        checksum: source.checksum.clone(),
+        storage_class: storage_class.or_else(|| source.storage_class.clone()),
+        data: source.data.clone(),
+    };
+    let committed = match s3
+        .meta()
+        .put_object(&input.bucket, &input.key, version, condition)
+        .await
+    {
+        Ok(committed) => committed,
+        Err(e) => return Err(error::from_meta(e)),
+    };
+    let mut result = CopyObjectResult {
+        e_tag: Some(ETag::Strong(committed.etag.clone())),
+        last_modified: Some(time::timestamp(committed.last_modified_ms)),
+        ..Default::default()
+    };
+    if let Some(stored) = &committed.checksum {
+        let dto = checksum::to_dto(stored);
+        result.checksum_crc32 = dto.checksum_crc32;
+        result.checksum_crc32c = dto.checksum_crc32c;
+        result.checksum_crc64nvme = dto.checksum_crc64nvme;
+        result.checksum_sha1 = dto.checksum_sha1;
+        result.checksum_sha256 = dto.checksum_sha256;
+        result.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+    }
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(result),
+        ..Default::default()
+    }))
 }
 
 pub async fn delete(
@@ -219,11 +475,113 @@ pub async fn delete(
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = req.input;
     record_target("DeleteObject", &input.bucket, Some(&input.key));
+    reject_version_id(input.version_id.as_deref())?;
     s3.meta()
         .delete_object(&input.bucket, &input.key)
         .await
         .map_err(error::from_meta)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// DeleteObjects: up to 1000 keys, each deleted on its own (and group
+/// committed together by the metadata service); per-key failures are
+/// reported in the response, and Quiet mode reports only those.
+pub async fn delete_many(
+    s3: &Arbor,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    record_target("DeleteObjects", &input.bucket, None);
+    let objects = input.delete.objects;
+    if objects.len() > DELETE_OBJECTS_KEYS_MAX {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    s3.meta()
+        .head_bucket(&input.bucket)
+        .await
+        .map_err(error::from_meta)?;
+    let bucket = input.bucket.as_str();
+    let outcomes: Vec<(ObjectIdentifier, Result<(), S3Error>)> = futures::stream::iter(objects)
+        .map(|object| async move {
+            let result = match reject_version_id(object.version_id.as_deref()) {
+                Err(e) => Err(e),
+                Ok(()) => s3
+                    .meta()
+                    .delete_object(bucket, &object.key)
+                    .await
+                    .map(|_| ())
+                    .map_err(error::from_meta),
+            };
+            (object, result)
+        })
+        .buffered(DELETES_IN_FLIGHT_MAX)
+        .collect()
+        .await;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (object, result) in outcomes {
+        match result {
+            Ok(()) if quiet => {}
+            Ok(()) => deleted.push(DeletedObject {
+                key: Some(object.key),
+                version_id: object.version_id,
+                ..Default::default()
+            }),
+            Err(e) => errors.push(Error {
+                code: Some(e.code().as_str().to_owned()),
+                message: e.message().map(str::to_owned),
+                key: Some(object.key),
+                version_id: object.version_id,
+            }),
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: Some(errors),
+        ..Default::default()
+    }))
+}
+
+/// Versioning is not enabled on any bucket yet: only the `null` version exists.
+fn reject_version_id(version_id: Option<&str>) -> S3Result<()> {
+    match version_id {
+        None | Some("null") => Ok(()),
+        Some(_) => Err(s3_error!(
+            NoSuchVersion,
+            "The specified version does not exist."
+        )),
+    }
+}
+
+/// S3's storage classes are accepted and recorded; Arbor stores every class
+/// alike. `STANDARD` is the default and not recorded.
+fn storage_class(class: Option<StorageClass>) -> S3Result<Option<String>> {
+    let Some(class) = class else { return Ok(None) };
+    match class.as_str() {
+        StorageClass::STANDARD => Ok(None),
+        StorageClass::REDUCED_REDUNDANCY
+        | StorageClass::STANDARD_IA
+        | StorageClass::ONEZONE_IA
+        | StorageClass::INTELLIGENT_TIERING
+        | StorageClass::GLACIER
+        | StorageClass::DEEP_ARCHIVE
+        | StorageClass::GLACIER_IR
+        | StorageClass::OUTPOSTS
+        | StorageClass::SNOW
+        | StorageClass::EXPRESS_ONEZONE => Ok(Some(class.as_str().to_owned())),
+        _ => Err(s3_error!(
+            InvalidStorageClass,
+            "The storage class you specified is not valid"
+        )),
+    }
+}
+
+fn empty_body() -> StreamingBlob {
+    StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
 }
 
 /// `x-amz-meta-*` as stored: names lowercased, sorted, within S3's 2 KiB.
@@ -258,11 +616,11 @@ fn metadata_map(version: &ObjectVersion) -> Option<Metadata> {
 }
 
 fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
+    let invalid = || s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid.");
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
-        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?;
-    <[u8; 16]>::try_from(bytes.as_slice())
-        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))
+        .map_err(|_| invalid())?;
+    <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| invalid())
 }
 
 /// `If-None-Match: *` and `If-Match: "etag"` on a write.
@@ -279,6 +637,7 @@ fn write_condition(
         )),
         (Some(c), None) => match c.as_etag() {
             Some(etag) => Ok(WriteCondition::IfMatch(etag.value().to_owned())),
+            // `If-Match: *`: the key must exist, whatever its ETag.
             None => Err(s3_error!(
                 NotImplemented,
                 "If-Match on writes needs an ETag."
@@ -289,6 +648,21 @@ fn write_condition(
             "If-Match and If-None-Match together are not supported on writes."
         )),
     }
+}
+
+/// Destination conditions of CopyObject, which s3s 0.14 does not parse.
+fn write_condition_from_headers(headers: &http::HeaderMap) -> S3Result<WriteCondition> {
+    let parse = |name: &str| -> S3Result<Option<ETagCondition>> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => ETagCondition::parse_http_header(v.as_bytes())
+                .map(Some)
+                .map_err(|_| s3_error!(InvalidArgument, "Invalid conditional header")),
+        }
+    };
+    let if_match = parse("if-match")?;
+    let if_none_match = parse("if-none-match")?;
+    write_condition(if_match.as_ref(), if_none_match.as_ref())
 }
 
 fn http_date(ts: &Timestamp) -> Option<String> {

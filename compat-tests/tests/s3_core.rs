@@ -1,0 +1,862 @@
+//! The S3 API core (issue 5) through aws-sdk-s3 against the real binary:
+//! conditions, ranges, checksums, copy, multi-delete, ACLs, versioning
+//! answers, listing parameters — and the error codes of each.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, Delete, EncodingType, MetadataDirective, ObjectCannedAcl,
+    ObjectIdentifier, Permission,
+};
+
+use arbor_compat_tests::{ArborServer, raw_request};
+use common::{bytes, client, md5_hex};
+
+const CHUNK_SIZE: &str = "1048576";
+
+struct Fixture {
+    server: ArborServer,
+    s3: aws_sdk_s3::Client,
+    _data: tempfile::TempDir,
+}
+
+async fn fixture(bucket: &str) -> Fixture {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--chunk-size", CHUNK_SIZE, "--no-fsync"])
+        .expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    Fixture {
+        server,
+        s3,
+        _data: data,
+    }
+}
+
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) -> String {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await;
+    out.unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+        .e_tag()
+        .expect("etag")
+        .to_owned()
+}
+
+async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+fn status<E, R: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
+where
+    R: HasStatus,
+{
+    e.raw_response().map(HasStatus::status_code)
+}
+
+trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_reads_ranges_and_overrides() {
+    let f = fixture("reads").await;
+    let s3 = &f.s3;
+    let body = bytes(3 * 1024 * 1024 + 5, 7);
+    let etag = put(s3, "reads", "big", &body).await;
+
+    // If-Match / If-None-Match / dates.
+    let e = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .if_match("\"nope\"")
+        .send()
+        .await
+        .expect_err("412");
+    assert_eq!(e.code(), Some("PreconditionFailed"));
+    s3.get_object()
+        .bucket("reads")
+        .key("big")
+        .if_match(&etag)
+        .send()
+        .await
+        .expect("if-match ok");
+    let e = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .expect_err("304");
+    assert_eq!(status(&e), Some(304));
+    let e = s3
+        .head_object()
+        .bucket("reads")
+        .key("big")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .expect_err("304");
+    assert_eq!(status(&e), Some(304));
+    let future = DateTime::from_secs(4_000_000_000);
+    let past = DateTime::from_secs(1_000_000_000);
+    let e = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .if_modified_since(future)
+        .send()
+        .await
+        .expect_err("304");
+    assert_eq!(status(&e), Some(304));
+    let e = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .expect_err("412");
+    assert_eq!(e.code(), Some("PreconditionFailed"));
+    // If-Match true wins over If-Unmodified-Since false (RFC 7232, as S3).
+    s3.get_object()
+        .bucket("reads")
+        .key("big")
+        .if_match(&etag)
+        .if_unmodified_since(past)
+        .send()
+        .await
+        .expect("200");
+
+    // Ranges.
+    for (range, expected) in [
+        ("bytes=0-0", &body[..1]),
+        ("bytes=1048570-1048580", &body[1_048_570..1_048_581]),
+        ("bytes=3145000-", &body[3_145_000..]),
+        ("bytes=-7", &body[body.len() - 7..]),
+        ("bytes=0-99999999", &body[..]),
+    ] {
+        let out = s3
+            .get_object()
+            .bucket("reads")
+            .key("big")
+            .range(range)
+            .send()
+            .await
+            .expect("range");
+        assert_eq!(out.content_length(), Some(expected.len() as i64), "{range}");
+        let got = out.body.collect().await.expect("body").into_bytes();
+        assert_eq!(&got[..], expected, "{range}");
+    }
+    let e = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .range("bytes=99999999-")
+        .send()
+        .await
+        .expect_err("416");
+    assert_eq!(e.code(), Some("InvalidRange"));
+    assert_eq!(status(&e), Some(416));
+
+    // partNumber on an object uploaded in one piece.
+    let out = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .part_number(1)
+        .send()
+        .await
+        .expect("part 1");
+    assert_eq!(out.parts_count(), Some(1));
+    assert_eq!(out.content_length(), Some(body.len() as i64));
+    let e = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .part_number(2)
+        .send()
+        .await
+        .expect_err("part 2");
+    assert_eq!(e.code(), Some("InvalidPartNumber"));
+
+    // response-* overrides.
+    let out = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .response_content_type("text/x-override")
+        .response_content_disposition("attachment; filename=\"x.bin\"")
+        .response_cache_control("no-store")
+        .send()
+        .await
+        .expect("overrides");
+    assert_eq!(out.content_type(), Some("text/x-override"));
+    assert_eq!(
+        out.content_disposition(),
+        Some("attachment; filename=\"x.bin\"")
+    );
+    assert_eq!(out.cache_control(), Some("no-store"));
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksums_and_digests_are_verified_and_returned() {
+    let f = fixture("sums").await;
+    let s3 = &f.s3;
+    let body = bytes(200_000, 3);
+    for algorithm in [
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32C,
+        ChecksumAlgorithm::Sha256,
+        ChecksumAlgorithm::Sha1,
+        ChecksumAlgorithm::Crc64Nvme,
+    ] {
+        let key = format!("with-{}", algorithm.as_str());
+        let out = s3
+            .put_object()
+            .bucket("sums")
+            .key(&key)
+            .checksum_algorithm(algorithm.clone())
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+        let head = s3
+            .head_object()
+            .bucket("sums")
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("head");
+        let (sent, stored) = match algorithm {
+            ChecksumAlgorithm::Crc32 => (out.checksum_crc32(), head.checksum_crc32()),
+            ChecksumAlgorithm::Crc32C => (out.checksum_crc32_c(), head.checksum_crc32_c()),
+            ChecksumAlgorithm::Sha256 => (out.checksum_sha256(), head.checksum_sha256()),
+            ChecksumAlgorithm::Sha1 => (out.checksum_sha1(), head.checksum_sha1()),
+            _ => (out.checksum_crc64_nvme(), head.checksum_crc64_nvme()),
+        };
+        assert!(sent.is_some(), "{key}: no checksum in the PUT response");
+        assert_eq!(sent, stored, "{key}");
+        let got = s3
+            .get_object()
+            .bucket("sums")
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("get");
+        let got = got
+            .body
+            .collect()
+            .await
+            .expect("validated body")
+            .into_bytes();
+        assert_eq!(&got[..], &body[..]);
+    }
+    // A wrong checksum sent as a header is refused and nothing is stored.
+    let e = s3
+        .put_object()
+        .bucket("sums")
+        .key("wrong-crc")
+        .checksum_crc32("AAAAAA==")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect_err("bad crc");
+    assert_eq!(e.code(), Some("BadDigest"));
+    let e = s3
+        .head_object()
+        .bucket("sums")
+        .key("wrong-crc")
+        .send()
+        .await
+        .expect_err("not stored");
+    assert_eq!(status(&e), Some(404));
+    // Content-MD5: wrong → BadDigest, malformed → InvalidDigest.
+    let e = s3
+        .put_object()
+        .bucket("sums")
+        .key("wrong-md5")
+        .content_md5("1B2M2Y8AsgTpgAmY7PhCfg==")
+        .body(ByteStream::from_static(b"not empty"))
+        .send()
+        .await
+        .expect_err("bad md5");
+    assert_eq!(e.code(), Some("BadDigest"));
+    let e = s3
+        .put_object()
+        .bucket("sums")
+        .key("bad-md5")
+        .content_md5("xyz")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("malformed md5");
+    assert_eq!(e.code(), Some("InvalidDigest"));
+    s3.put_object()
+        .bucket("sums")
+        .key("good-md5")
+        .content_md5("1B2M2Y8AsgTpgAmY7PhCfg==")
+        .body(ByteStream::from_static(b""))
+        .send()
+        .await
+        .expect("md5 of empty body");
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_copy_and_delete_many() {
+    let f = fixture("writes").await;
+    let s3 = &f.s3;
+    let etag = put(s3, "writes", "k", b"first").await;
+
+    // Conditional PUT.
+    let e = s3
+        .put_object()
+        .bucket("writes")
+        .key("k")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(e.expect_err("exists").code(), Some("PreconditionFailed"));
+    let e = s3
+        .put_object()
+        .bucket("writes")
+        .key("k")
+        .if_match("\"0123\"")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(
+        e.expect_err("etag differs").code(),
+        Some("PreconditionFailed")
+    );
+    let e = s3
+        .put_object()
+        .bucket("writes")
+        .key("absent")
+        .if_match(&etag)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(e.expect_err("missing").code(), Some("NoSuchKey"));
+    s3.put_object()
+        .bucket("writes")
+        .key("k")
+        .if_match(&etag)
+        .body(ByteStream::from_static(b"second"))
+        .send()
+        .await
+        .expect("cas");
+    s3.put_object()
+        .bucket("writes")
+        .key("new")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"n"))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(read(s3, "writes", "k").await, b"second");
+
+    // CopyObject: chunked source, COPY keeps metadata, REPLACE sets it.
+    let big = bytes(2 * 1024 * 1024 + 3, 9);
+    s3.put_object()
+        .bucket("writes")
+        .key("src")
+        .content_type("image/png")
+        .metadata("colour", "green")
+        .body(ByteStream::from(big.clone()))
+        .send()
+        .await
+        .expect("put src");
+    let out = s3
+        .copy_object()
+        .bucket("writes")
+        .key("dst")
+        .copy_source("writes/src")
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(
+        out.copy_object_result().and_then(|r| r.e_tag()),
+        Some(format!("\"{}\"", md5_hex(&big)).as_str())
+    );
+    assert_eq!(read(s3, "writes", "dst").await, big);
+    let head = s3
+        .head_object()
+        .bucket("writes")
+        .key("dst")
+        .send()
+        .await
+        .expect("head dst");
+    assert_eq!(head.content_type(), Some("image/png"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("colour"))
+            .map(String::as_str),
+        Some("green")
+    );
+    s3.copy_object()
+        .bucket("writes")
+        .key("dst2")
+        .copy_source("writes/src")
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/plain")
+        .metadata("colour", "blue")
+        .send()
+        .await
+        .expect("copy replace");
+    let head = s3
+        .head_object()
+        .bucket("writes")
+        .key("dst2")
+        .send()
+        .await
+        .expect("head dst2");
+    assert_eq!(head.content_type(), Some("text/plain"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("colour"))
+            .map(String::as_str),
+        Some("blue")
+    );
+    // Deleting the source leaves the copies whole (they share its chunks).
+    s3.delete_object()
+        .bucket("writes")
+        .key("src")
+        .send()
+        .await
+        .expect("delete src");
+    assert_eq!(read(s3, "writes", "dst").await, big);
+    // Onto itself: refused without REPLACE, allowed with it (rclone's modtime update).
+    let e = s3
+        .copy_object()
+        .bucket("writes")
+        .key("dst")
+        .copy_source("writes/dst")
+        .send()
+        .await;
+    assert_eq!(e.expect_err("self copy").code(), Some("InvalidRequest"));
+    s3.copy_object()
+        .bucket("writes")
+        .key("dst")
+        .copy_source("writes/dst")
+        .metadata_directive(MetadataDirective::Replace)
+        .metadata("mtime", "1700000000")
+        .send()
+        .await
+        .expect("self copy with replace");
+    assert_eq!(read(s3, "writes", "dst").await, big);
+    // Copy-source conditions and missing sources.
+    let e = s3
+        .copy_object()
+        .bucket("writes")
+        .key("x")
+        .copy_source("writes/dst")
+        .copy_source_if_match("\"nope\"")
+        .send()
+        .await;
+    assert_eq!(
+        e.expect_err("copy if-match").code(),
+        Some("PreconditionFailed")
+    );
+    let e = s3
+        .copy_object()
+        .bucket("writes")
+        .key("x")
+        .copy_source("writes/missing")
+        .send()
+        .await;
+    assert_eq!(e.expect_err("missing source").code(), Some("NoSuchKey"));
+    let e = s3
+        .copy_object()
+        .bucket("writes")
+        .key("x")
+        .copy_source("nobucket/k")
+        .send()
+        .await;
+    assert_eq!(
+        e.expect_err("missing source bucket").code(),
+        Some("NoSuchBucket")
+    );
+
+    // DeleteObjects: missing keys count as deleted; Quiet reports nothing.
+    let ids = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| ObjectIdentifier::builder().key(*k).build().expect("id"))
+            .collect::<Vec<_>>()
+    };
+    let out = s3
+        .delete_objects()
+        .bucket("writes")
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids(&["k", "new", "never-existed"])))
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("delete objects");
+    let mut deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    deleted.sort();
+    assert_eq!(deleted, ["k", "never-existed", "new"]);
+    assert!(out.errors().is_empty());
+    let out = s3
+        .delete_objects()
+        .bucket("writes")
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids(&["dst", "dst2"])))
+                .quiet(true)
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("quiet delete");
+    assert!(out.deleted().is_empty());
+    let listed = s3
+        .list_objects_v2()
+        .bucket("writes")
+        .send()
+        .await
+        .expect("list");
+    assert!(listed.contents().is_empty(), "{:?}", listed.contents());
+    let too_many: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+    let refs: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let e = s3
+        .delete_objects()
+        .bucket("writes")
+        .delete(
+            Delete::builder()
+                .set_objects(Some(ids(&refs)))
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await;
+    assert_eq!(e.expect_err("1001 keys").code(), Some("MalformedXML"));
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_versioning_and_listing_parameters() {
+    let f = fixture("misc").await;
+    let s3 = &f.s3;
+    put(s3, "misc", "z z+%", b"1").await;
+    put(s3, "misc", "dir/a", b"2").await;
+    put(s3, "misc", "dir/b", b"3").await;
+
+    // ACLs: the owner has FULL_CONTROL; only owner-only ACLs may be set.
+    let acl = s3
+        .get_bucket_acl()
+        .bucket("misc")
+        .send()
+        .await
+        .expect("bucket acl");
+    assert_eq!(acl.grants().len(), 1);
+    assert_eq!(acl.grants()[0].permission(), Some(&Permission::FullControl));
+    let acl = s3
+        .get_object_acl()
+        .bucket("misc")
+        .key("dir/a")
+        .send()
+        .await
+        .expect("object acl");
+    assert_eq!(acl.grants()[0].permission(), Some(&Permission::FullControl));
+    s3.put_object()
+        .bucket("misc")
+        .key("p")
+        .acl(ObjectCannedAcl::Private)
+        .body(ByteStream::from_static(b"p"))
+        .send()
+        .await
+        .expect("private");
+    let e = s3
+        .put_object()
+        .bucket("misc")
+        .key("q")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"q"))
+        .send()
+        .await;
+    assert_eq!(
+        e.expect_err("public-read").code(),
+        Some("AccessControlListNotSupported")
+    );
+    let e = s3
+        .head_object()
+        .bucket("misc")
+        .key("q")
+        .send()
+        .await
+        .expect_err("not stored");
+    assert_eq!(status(&e), Some(404));
+
+    // Versioning is off: status empty, every object has the null version.
+    let v = s3
+        .get_bucket_versioning()
+        .bucket("misc")
+        .send()
+        .await
+        .expect("versioning");
+    assert!(v.status().is_none());
+    let versions = s3
+        .list_object_versions()
+        .bucket("misc")
+        .send()
+        .await
+        .expect("versions");
+    let keys: Vec<_> = versions
+        .versions()
+        .iter()
+        .map(|v| (v.key().unwrap_or(""), v.version_id().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("dir/a", "null"),
+            ("dir/b", "null"),
+            ("p", "null"),
+            ("z z+%", "null")
+        ]
+    );
+
+    // encoding-type=url, max-keys=0, start-after, v1 marker.
+    let out = s3
+        .list_objects_v2()
+        .bucket("misc")
+        .encoding_type(EncodingType::Url)
+        .prefix("z")
+        .send()
+        .await
+        .expect("url");
+    assert_eq!(
+        out.contents().first().and_then(|o| o.key()),
+        Some("z%20z%2B%25")
+    );
+    let out = s3
+        .list_objects_v2()
+        .bucket("misc")
+        .max_keys(0)
+        .send()
+        .await
+        .expect("max-keys 0");
+    assert!(out.contents().is_empty());
+    assert_eq!(out.is_truncated(), Some(false));
+    let out = s3
+        .list_objects_v2()
+        .bucket("misc")
+        .start_after("dir/a")
+        .send()
+        .await
+        .expect("start-after");
+    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["dir/b", "p", "z z+%"]);
+    let out = s3
+        .list_objects()
+        .bucket("misc")
+        .marker("dir/b")
+        .max_keys(1)
+        .send()
+        .await
+        .expect("v1");
+    let keys: Vec<_> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["p"]);
+    assert_eq!(out.is_truncated(), Some(true));
+    assert_eq!(out.next_marker(), Some("p"));
+    let out = s3
+        .list_objects_v2()
+        .bucket("misc")
+        .fetch_owner(true)
+        .send()
+        .await
+        .expect("fetch-owner");
+    assert!(out.contents().iter().all(|o| o.owner().is_some()));
+
+    // ListBuckets pagination.
+    s3.create_bucket()
+        .bucket("misc2")
+        .send()
+        .await
+        .expect("second bucket");
+    let page = s3
+        .list_buckets()
+        .max_buckets(1)
+        .send()
+        .await
+        .expect("page 1");
+    assert_eq!(page.buckets().len(), 1);
+    let token = page.continuation_token().expect("token").to_owned();
+    let page = s3
+        .list_buckets()
+        .max_buckets(1)
+        .continuation_token(token)
+        .send()
+        .await
+        .expect("page 2");
+    assert_eq!(
+        page.buckets()
+            .iter()
+            .filter_map(|b| b.name())
+            .collect::<Vec<_>>(),
+        ["misc2"]
+    );
+    assert!(page.continuation_token().is_none());
+
+    // Limits.
+    let long_key = "k".repeat(1025);
+    let e = s3
+        .put_object()
+        .bucket("misc")
+        .key(&long_key)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(e.expect_err("long key").code(), Some("KeyTooLongError"));
+    let e = s3
+        .put_object()
+        .bucket("misc")
+        .key("meta")
+        .metadata("big", &"v".repeat(2100))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(
+        e.expect_err("big metadata").code(),
+        Some("MetadataTooLarge")
+    );
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_urls_work_until_they_expire() {
+    use aws_sdk_s3::presigning::PresigningConfig;
+    let f = fixture("signed").await;
+    let s3 = &f.s3;
+    put(s3, "signed", "file", b"presigned body").await;
+
+    let get = s3
+        .get_object()
+        .bucket("signed")
+        .key("file")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("config"))
+        .await
+        .expect("presign get");
+    let target = get
+        .uri()
+        .strip_prefix(&f.server.endpoint)
+        .expect("same endpoint")
+        .to_owned();
+    let response = raw_request(&f.server.endpoint, "GET", &target, &[], b"").expect("get");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"presigned body");
+
+    let put_url = s3
+        .put_object()
+        .bucket("signed")
+        .key("uploaded")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("config"))
+        .await
+        .expect("presign put");
+    let target = put_url
+        .uri()
+        .strip_prefix(&f.server.endpoint)
+        .expect("same endpoint")
+        .to_owned();
+    let response = raw_request(
+        &f.server.endpoint,
+        "PUT",
+        &target,
+        &[],
+        b"via presigned put",
+    )
+    .expect("put");
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(read(s3, "signed", "uploaded").await, b"via presigned put");
+
+    // A tampered signature and an expired URL are refused.
+    // Same length, one hex digit changed: well-formed but wrong.
+    let at = target.find("X-Amz-Signature=").expect("signature") + "X-Amz-Signature=".len();
+    let flipped = if target.as_bytes()[at] == b'0' {
+        "1"
+    } else {
+        "0"
+    };
+    let tampered = format!("{}{flipped}{}", &target[..at], &target[at + 1..]);
+    let response =
+        raw_request(&f.server.endpoint, "PUT", &tampered, &[], b"evil").expect("tampered");
+    assert_eq!(response.status, 403);
+    assert_eq!(
+        response.error_code().as_deref(),
+        Some("SignatureDoesNotMatch")
+    );
+    let short = s3
+        .get_object()
+        .bucket("signed")
+        .key("file")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(1)).expect("config"))
+        .await
+        .expect("presign short");
+    let target = short
+        .uri()
+        .strip_prefix(&f.server.endpoint)
+        .expect("same endpoint")
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let response = raw_request(&f.server.endpoint, "GET", &target, &[], b"").expect("expired");
+    assert_eq!(response.status, 403);
+    assert_eq!(response.error_code().as_deref(), Some("AccessDenied"));
+    // Unsigned requests are refused; every response carries a request id.
+    let response =
+        raw_request(&f.server.endpoint, "GET", "/signed/file", &[], b"").expect("anonymous");
+    assert_eq!(response.status, 403);
+    assert_eq!(response.error_code().as_deref(), Some("AccessDenied"));
+    assert!(
+        response
+            .header("x-amz-request-id")
+            .is_some_and(|v| !v.is_empty())
+    );
+    assert_eq!(read(s3, "signed", "file").await, b"presigned body");
+    assert!(f.server.stop().expect("stop").success());
+}

@@ -1,0 +1,315 @@
+//! Additional checksums (`x-amz-checksum-*`): which one a request carries,
+//! computing it over the body as it streams, and checking it at the end,
+//! whether the value came as a header or as an aws-chunked trailer.
+
+use arbor_meta::object::{ChecksumAlgorithm, ObjectChecksum};
+use base64::Engine;
+use http::HeaderMap;
+use s3s::checksum::ChecksumHasher;
+use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
+use s3s::dto::Checksum;
+use s3s::{S3Error, S3ErrorCode, s3_error};
+
+pub const ALGORITHMS: [ChecksumAlgorithm; 5] = [
+    ChecksumAlgorithm::Crc32,
+    ChecksumAlgorithm::Crc32c,
+    ChecksumAlgorithm::Crc64Nvme,
+    ChecksumAlgorithm::Sha1,
+    ChecksumAlgorithm::Sha256,
+];
+
+pub fn header_name(algorithm: ChecksumAlgorithm) -> &'static str {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => "x-amz-checksum-crc32",
+        ChecksumAlgorithm::Crc32c => "x-amz-checksum-crc32c",
+        ChecksumAlgorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
+        ChecksumAlgorithm::Sha1 => "x-amz-checksum-sha1",
+        ChecksumAlgorithm::Sha256 => "x-amz-checksum-sha256",
+    }
+}
+
+/// The S3 name of the algorithm (`CRC32`, ...), as in `x-amz-sdk-checksum-algorithm`.
+pub fn algorithm_name(algorithm: ChecksumAlgorithm) -> &'static str {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => "CRC32",
+        ChecksumAlgorithm::Crc32c => "CRC32C",
+        ChecksumAlgorithm::Crc64Nvme => "CRC64NVME",
+        ChecksumAlgorithm::Sha1 => "SHA1",
+        ChecksumAlgorithm::Sha256 => "SHA256",
+    }
+}
+
+fn digest_len(algorithm: ChecksumAlgorithm) -> usize {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => 4,
+        ChecksumAlgorithm::Crc64Nvme => 8,
+        ChecksumAlgorithm::Sha1 => 20,
+        ChecksumAlgorithm::Sha256 => 32,
+    }
+}
+
+/// What a request says about its checksum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    pub algorithm: ChecksumAlgorithm,
+    /// The value sent as a header; `None` when it comes as a trailer or the
+    /// client asked only that it be computed (`x-amz-sdk-checksum-algorithm`).
+    pub header_value: Option<String>,
+    /// `x-amz-trailer` names this checksum.
+    pub in_trailer: bool,
+}
+
+/// Reads the checksum a request announces. More than one is an error, as in S3.
+pub fn expectation(headers: &HeaderMap) -> Result<Option<Expectation>, S3Error> {
+    let trailer = headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let mut found: Option<Expectation> = None;
+    for algorithm in ALGORITHMS {
+        let name = header_name(algorithm);
+        let header_value = match headers.get(name) {
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| invalid_value(algorithm))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let in_trailer = trailer.as_deref() == Some(name);
+        if header_value.is_none() && !in_trailer {
+            continue;
+        }
+        if found.is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+            ));
+        }
+        if let Some(value) = &header_value {
+            decode(algorithm, value)?;
+        }
+        found = Some(Expectation {
+            algorithm,
+            header_value,
+            in_trailer,
+        });
+    }
+    if found.is_none()
+        && let Some(trailer) = trailer.as_deref()
+        && trailer.starts_with("x-amz-checksum-")
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The value specified in the x-amz-trailer header is not supported"
+        ));
+    }
+    if found.is_none()
+        && let Some(name) = headers
+            .get("x-amz-sdk-checksum-algorithm")
+            .and_then(|v| v.to_str().ok())
+    {
+        let algorithm = parse_algorithm(name).ok_or_else(|| {
+            s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+        })?;
+        found = Some(Expectation {
+            algorithm,
+            header_value: None,
+            in_trailer: false,
+        });
+    }
+    Ok(found)
+}
+
+pub fn parse_algorithm(name: &str) -> Option<ChecksumAlgorithm> {
+    ALGORITHMS
+        .into_iter()
+        .find(|a| algorithm_name(*a).eq_ignore_ascii_case(name))
+}
+
+/// A hasher computing just `algorithm`.
+pub fn hasher(algorithm: ChecksumAlgorithm) -> ChecksumHasher {
+    let mut hasher = ChecksumHasher::default();
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => hasher.crc32 = Some(Crc32::new()),
+        ChecksumAlgorithm::Crc32c => hasher.crc32c = Some(Crc32c::new()),
+        ChecksumAlgorithm::Crc64Nvme => hasher.crc64nvme = Some(Crc64Nvme::new()),
+        ChecksumAlgorithm::Sha1 => hasher.sha1 = Some(Sha1::new()),
+        ChecksumAlgorithm::Sha256 => hasher.sha256 = Some(Sha256::new()),
+    }
+    hasher
+}
+
+/// The base64 value of `algorithm` in a computed checksum set.
+pub fn value(computed: &Checksum, algorithm: ChecksumAlgorithm) -> Option<&str> {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => computed.checksum_crc32.as_deref(),
+        ChecksumAlgorithm::Crc32c => computed.checksum_crc32c.as_deref(),
+        ChecksumAlgorithm::Crc64Nvme => computed.checksum_crc64nvme.as_deref(),
+        ChecksumAlgorithm::Sha1 => computed.checksum_sha1.as_deref(),
+        ChecksumAlgorithm::Sha256 => computed.checksum_sha256.as_deref(),
+    }
+}
+
+/// After the body: compares the computed checksum with the header or trailer
+/// value and returns what to store.
+pub fn verify(
+    expectation: &Expectation,
+    computed: &Checksum,
+    trailers: Option<&HeaderMap>,
+) -> Result<ObjectChecksum, S3Error> {
+    let algorithm = expectation.algorithm;
+    let computed_value = value(computed, algorithm)
+        .ok_or_else(|| crate::error::internal("checksum", "hasher produced no value"))?;
+    let sent = if expectation.in_trailer {
+        let trailer = trailers
+            .and_then(|t| t.get(header_name(algorithm)))
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidRequest,
+                    "The x-amz-trailer header was declared but the trailer is missing"
+                )
+            })?;
+        Some(
+            trailer
+                .to_str()
+                .map_err(|_| invalid_value(algorithm))?
+                .trim()
+                .to_owned(),
+        )
+    } else {
+        expectation.header_value.clone()
+    };
+    if let Some(sent) = sent {
+        let sent_bytes = decode(algorithm, &sent)?;
+        let computed_bytes = base64::engine::general_purpose::STANDARD
+            .decode(computed_value)
+            .map_err(|e| crate::error::internal("checksum", e))?;
+        if sent_bytes != computed_bytes {
+            return Err(S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    algorithm_name(algorithm)
+                ),
+            ));
+        }
+    }
+    Ok(ObjectChecksum {
+        algorithm,
+        value: computed_value.to_owned(),
+        full_object: true,
+    })
+}
+
+fn decode(algorithm: ChecksumAlgorithm, value: &str) -> Result<Vec<u8>, S3Error> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .map_err(|_| invalid_value(algorithm))?;
+    if bytes.len() != digest_len(algorithm) {
+        return Err(invalid_value(algorithm));
+    }
+    Ok(bytes)
+}
+
+fn invalid_value(algorithm: ChecksumAlgorithm) -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::InvalidRequest,
+        format!("Value for {} header is invalid.", header_name(algorithm)),
+    )
+}
+
+/// Fills the output fields for a stored checksum.
+pub fn to_dto(stored: &ObjectChecksum) -> Checksum {
+    let mut out = Checksum::default();
+    let value = Some(stored.value.clone());
+    match stored.algorithm {
+        ChecksumAlgorithm::Crc32 => out.checksum_crc32 = value,
+        ChecksumAlgorithm::Crc32c => out.checksum_crc32c = value,
+        ChecksumAlgorithm::Crc64Nvme => out.checksum_crc64nvme = value,
+        ChecksumAlgorithm::Sha1 => out.checksum_sha1 = value,
+        ChecksumAlgorithm::Sha256 => out.checksum_sha256 = value,
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, v.parse().expect("header value"));
+        }
+        map
+    }
+
+    fn crc32_of(data: &[u8]) -> String {
+        let mut h = hasher(ChecksumAlgorithm::Crc32);
+        h.update(data);
+        h.finalize().checksum_crc32.expect("crc32")
+    }
+
+    #[test]
+    fn header_checksum_is_verified() {
+        let good = crc32_of(b"hello");
+        let e = expectation(&headers(&[("x-amz-checksum-crc32", &good)]))
+            .expect("ok")
+            .expect("some");
+        let mut h = hasher(e.algorithm);
+        h.update(b"hello");
+        let stored = verify(&e, &h.finalize(), None).expect("matches");
+        assert_eq!(stored.value, good);
+        let mut h = hasher(e.algorithm);
+        h.update(b"hellO");
+        assert_eq!(
+            verify(&e, &h.finalize(), None)
+                .expect_err("mismatch")
+                .code(),
+            &S3ErrorCode::BadDigest
+        );
+    }
+
+    #[test]
+    fn trailer_checksum_is_verified() {
+        let e = expectation(&headers(&[("x-amz-trailer", "x-amz-checksum-crc32")]))
+            .expect("ok")
+            .expect("some");
+        assert!(e.in_trailer);
+        let mut h = hasher(e.algorithm);
+        h.update(b"data");
+        let computed = h.finalize();
+        let trailers = headers(&[("x-amz-checksum-crc32", &crc32_of(b"data"))]);
+        verify(&e, &computed, Some(&trailers)).expect("matches");
+        assert_eq!(
+            verify(&e, &computed, None).expect_err("missing").code(),
+            &S3ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn malformed_and_multiple_checksums_are_refused() {
+        let bad = expectation(&headers(&[("x-amz-checksum-crc32", "not-base64!")]));
+        assert_eq!(
+            bad.expect_err("bad value").code(),
+            &S3ErrorCode::InvalidRequest
+        );
+        let short = expectation(&headers(&[("x-amz-checksum-sha256", "AAAA")]));
+        assert_eq!(
+            short.expect_err("wrong length").code(),
+            &S3ErrorCode::InvalidRequest
+        );
+        let two = expectation(&headers(&[
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+            ("x-amz-checksum-crc32c", "AAAAAA=="),
+        ]));
+        assert_eq!(two.expect_err("two").code(), &S3ErrorCode::InvalidRequest);
+        assert_eq!(expectation(&HeaderMap::new()).expect("none"), None);
+        let computed_only = expectation(&headers(&[("x-amz-sdk-checksum-algorithm", "crc32c")]))
+            .expect("ok")
+            .expect("some");
+        assert_eq!(computed_only.algorithm, ChecksumAlgorithm::Crc32c);
+    }
+}
