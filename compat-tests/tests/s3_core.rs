@@ -847,6 +847,29 @@ async fn presigned_urls_work_until_they_expire() {
     let response = raw_request(&f.server.endpoint, "GET", &target, &[], b"").expect("expired");
     assert_eq!(response.status, 403);
     assert_eq!(response.error_code().as_deref(), Some("AccessDenied"));
+    // Error bodies name the request id the header carries.
+    let missing = s3
+        .get_object()
+        .bucket("signed")
+        .key("missing")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("config"))
+        .await
+        .expect("presign missing");
+    let target = missing
+        .uri()
+        .strip_prefix(&f.server.endpoint)
+        .expect("same endpoint")
+        .to_owned();
+    let response = raw_request(&f.server.endpoint, "GET", &target, &[], b"").expect("missing");
+    assert_eq!(response.status, 404);
+    assert_eq!(response.error_code().as_deref(), Some("NoSuchKey"));
+    let id = response
+        .header("x-amz-request-id")
+        .expect("request id")
+        .to_owned();
+    assert!(
+        String::from_utf8_lossy(&response.body).contains(&format!("<RequestId>{id}</RequestId>"))
+    );
     // Unsigned requests are refused; every response carries a request id.
     let response =
         raw_request(&f.server.endpoint, "GET", "/signed/file", &[], b"").expect("anonymous");

@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::limits::{CONNECTIONS_MAX, SHUTDOWN_DRAIN_SECS};
+use crate::s3::RequestId;
 
 /// Per-server request handling, shared by every connection.
 pub struct Frontend {
@@ -88,9 +89,10 @@ pub async fn run(listener: TcpListener, frontend: Arc<Frontend>, shutdown: Cance
 
 async fn handle(
     frontend: Arc<Frontend>,
-    req: http::Request<Incoming>,
+    mut req: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, Infallible> {
     let request_id = new_request_id();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!(
         "request",
         id = %request_id,

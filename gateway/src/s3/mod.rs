@@ -59,6 +59,23 @@ impl Arbor {
     }
 }
 
+/// The id `http_server` gives every request, carried in its extensions so
+/// S3 error bodies name it as well as the `x-amz-request-id` header.
+#[derive(Clone, Debug, Default)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn of(extensions: &http::Extensions) -> RequestId {
+        extensions.get::<RequestId>().cloned().unwrap_or_default()
+    }
+    fn stamp(&self, mut e: s3s::S3Error) -> s3s::S3Error {
+        if !self.0.is_empty() {
+            e.set_request_id(self.0.clone());
+        }
+        e
+    }
+}
+
 /// Records the bucket and key of the request on its span.
 fn record_target(op: &str, bucket: &str, key: Option<&str>) {
     let span = tracing::Span::current();
@@ -75,114 +92,171 @@ impl S3 for Arbor {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        bucket::create(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        bucket::create(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        bucket::delete(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        bucket::delete(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        bucket::head(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        bucket::head(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn list_buckets(
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        bucket::list(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        bucket::list(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        bucket::location(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        bucket::location(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        object::put(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        object::put(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        object::get(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        object::get(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        object::head(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        object::head(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        object::delete(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        object::delete(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        list::list_v1(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        list::list_v1(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        list::list_v2(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        list::list_v2(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        object::copy(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        object::copy(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        object::delete_many(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        object::delete_many(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        list::list_versions(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        list::list_versions(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        bucket::get_versioning(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        bucket::get_versioning(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        acl::get_bucket(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        acl::get_bucket(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn put_bucket_acl(
         &self,
         req: S3Request<PutBucketAclInput>,
     ) -> S3Result<S3Response<PutBucketAclOutput>> {
-        acl::put_bucket(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        acl::put_bucket(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn get_object_acl(
         &self,
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        acl::get_object(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        acl::get_object(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
     async fn put_object_acl(
         &self,
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
-        acl::put_object(self, req).await
+        let request_id = RequestId::of(&req.extensions);
+        acl::put_object(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
 }
