@@ -111,6 +111,11 @@ impl ArborServer {
         Ok(server)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
         let mut child = self.child.take().context("already stopped")?;
