@@ -225,17 +225,19 @@ pub(crate) fn read_version<T: BytesTable>(
     versions: &T,
     entry: &ObjectEntry,
 ) -> Result<ObjectVersion> {
-    let Some(value) = versions.get(version_key(entry.inode, entry.generation).as_slice())? else {
+    let Some(value) =
+        versions.get(version_key(entry.inode, entry.generation, entry.position).as_slice())?
+    else {
         return Err(MetaError::Corrupt(format!(
-            "inode {} has no version {} for its current entry",
-            entry.inode, entry.generation
+            "inode {} has no version {}/{} for its current entry",
+            entry.inode, entry.generation, entry.position
         )));
     };
     let version: ObjectVersion = decode_record(value.value())?;
     if version.generation != entry.generation {
         return Err(MetaError::Corrupt(format!(
-            "version row {}/{} holds generation {}",
-            entry.inode, entry.generation, version.generation
+            "version row {}/{}/{} holds generation {}",
+            entry.inode, entry.generation, entry.position, version.generation
         )));
     }
     Ok(version)
@@ -304,9 +306,12 @@ impl<'txn> NamespaceTables<'txn> {
         Ok(Ok(Reply::Done))
     }
 
+    /// `position` is the command's index within its log entry: with
+    /// `log_index` it names the new version uniquely.
     pub(crate) fn put_object(
         &mut self,
         log_index: u64,
+        position: u32,
         bucket: &str,
         key: &str,
         version: &ObjectVersion,
@@ -344,13 +349,19 @@ impl<'txn> NamespaceTables<'txn> {
             }
             None => self.create_inode(parent, name.as_bytes().to_vec(), InodeKind::Object)?,
         };
-        self.versions.insert(
-            version_key(inode, log_index).as_slice(),
+        let previous = self.versions.insert(
+            version_key(inode, log_index, position).as_slice(),
             encode_record(&committed)?.as_slice(),
         )?;
+        if previous.is_some() {
+            return Err(MetaError::Corrupt(format!(
+                "version {inode}/{log_index}/{position} written twice"
+            )));
+        }
         let entry = ObjectEntry {
             inode,
             generation: log_index,
+            position,
             size: committed.size,
             etag: committed.etag.clone(),
             last_modified_ms: committed.last_modified_ms,
@@ -493,13 +504,13 @@ impl<'txn> NamespaceTables<'txn> {
     ) -> Result<()> {
         let old: ObjectVersion = match self
             .versions
-            .remove(version_key(entry.inode, entry.generation).as_slice())?
+            .remove(version_key(entry.inode, entry.generation, entry.position).as_slice())?
         {
             Some(value) => decode_record(value.value())?,
             None => {
                 return Err(MetaError::Corrupt(format!(
-                    "inode {} has no version {} for its current entry",
-                    entry.inode, entry.generation
+                    "inode {} has no version {}/{} for its current entry",
+                    entry.inode, entry.generation, entry.position
                 )));
             }
         };
@@ -515,6 +526,7 @@ impl<'txn> NamespaceTables<'txn> {
         let record = GcRecord {
             inode: entry.inode,
             generation: entry.generation,
+            position: entry.position,
             chunks,
         };
         self.queue_gc(log_index, &record)

@@ -10,7 +10,7 @@
 //! | `ns_buckets`   | bucket name bytes                     | [`BucketRecord`] |
 //! | `ns_children`  | parent inode BE ++ stored name        | [`ChildRecord`]  |
 //! | `ns_inodes`    | inode BE                              | [`InodeRecord`]  |
-//! | `ns_versions`  | object inode BE ++ generation BE      | [`ObjectVersion`]|
+//! | `ns_versions`  | inode BE ++ generation BE ++ position (u32) BE | [`ObjectVersion`]|
 //! | `ns_gc_queue`  | log index BE ++ sequence (u32) BE     | [`GcRecord`]     |
 //! | `ns_counters`  | counter name (`next_inode`)           | `u64` record     |
 
@@ -29,7 +29,7 @@ pub const BUCKETS: StateTable = StateTable::new("ns_buckets");
 pub const CHILDREN: StateTable = StateTable::new("ns_children");
 /// `inode_key(inode)` → [`InodeRecord`].
 pub const INODES: StateTable = StateTable::new("ns_inodes");
-/// `version_key(inode, generation)` → `ObjectVersion`.
+/// `version_key(inode, generation, position)` → `ObjectVersion`.
 pub const VERSIONS: StateTable = StateTable::new("ns_versions");
 /// `gc_key(log_index, sequence)` → [`GcRecord`]: chunks no version uses any more.
 pub const GC_QUEUE: StateTable = StateTable::new("ns_gc_queue");
@@ -80,8 +80,13 @@ pub enum ChildRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
     pub inode: u64,
-    /// With `inode`, the key of the current version in `ns_versions`.
+    /// With `inode` and `position`, the key of the current version in
+    /// `ns_versions`: the log index of the entry that committed it.
     pub generation: u64,
+    /// Index of the committing command within its log entry (group commit
+    /// puts many commands in one entry, so one generation may hold several
+    /// versions of one key; the position tells them apart).
+    pub position: u32,
     pub size: u64,
     pub etag: String,
     pub last_modified_ms: i64,
@@ -108,6 +113,8 @@ pub struct InodeRecord {
 pub struct GcRecord {
     pub inode: u64,
     pub generation: u64,
+    /// Position of the retired version within its log entry.
+    pub position: u32,
     pub chunks: Vec<ChunkId>,
 }
 
@@ -155,11 +162,14 @@ pub fn split_child_key(key: &[u8]) -> Result<(u64, &[u8])> {
     Ok((parent, stored_name))
 }
 
-/// `inode BE ++ generation BE`: an object's versions are one key range.
-pub fn version_key(inode: u64, generation: u64) -> [u8; 16] {
-    let mut key = [0u8; 16];
+/// `inode BE ++ generation BE ++ position BE`: an object's versions are one
+/// key range, in commit order; two versions committed by one log entry
+/// differ by their position in it.
+pub fn version_key(inode: u64, generation: u64, position: u32) -> [u8; 20] {
+    let mut key = [0u8; 20];
     key[..8].copy_from_slice(&inode.to_be_bytes());
-    key[8..].copy_from_slice(&generation.to_be_bytes());
+    key[8..16].copy_from_slice(&generation.to_be_bytes());
+    key[16..].copy_from_slice(&position.to_be_bytes());
     key
 }
 
@@ -233,7 +243,9 @@ mod tests {
             (7, &b"a/"[..])
         );
         assert!(child_key(1, b"\xff") < child_key(2, b""));
-        assert!(version_key(1, u64::MAX) < version_key(2, 0));
+        assert!(version_key(1, u64::MAX, u32::MAX) < version_key(2, 0, 0));
+        assert!(version_key(1, 5, u32::MAX) < version_key(1, 6, 0));
+        assert!(version_key(1, 5, 0) < version_key(1, 5, 1));
         assert_eq!(split_gc_key(&gc_key(5, 3)).expect("split"), (5, 3));
         assert!(gc_key(5, u32::MAX) < gc_key(6, 0));
         assert!(split_gc_key(b"short").is_err());

@@ -5,23 +5,31 @@
 use redb::WriteTransaction;
 
 use crate::command::{Command, CommandResult};
-use crate::error::Result;
+use crate::error::{MetaError, Result};
 use crate::namespace::NamespaceTables;
 
-/// Applies one command inside the caller's write txn. Outer Err = storage failure/corruption (fatal for the node);
-/// inner CommandResult = the deterministic outcome (e.g. Err(MetaError::NoSuchBucket)). `log_index` is the Raft
-/// log index of the entry; it becomes ObjectVersion.generation for PutObject. No clocks, no randomness here.
-/// A command whose outcome is an error must leave no change behind (validate before writing).
+/// Applies one command inside the caller's write txn. Outer Err = storage
+/// failure/corruption (fatal for the node); inner CommandResult = the
+/// deterministic outcome (e.g. Err(MetaError::NoSuchBucket)).
+///
+/// `log_index` is the Raft log index of the entry; it becomes
+/// `ObjectVersion.generation` for PutObject. `position` is the command's
+/// index within that entry (group commit puts many commands in one entry):
+/// with the generation it names the version row, so two puts of one key in
+/// one entry make two distinct versions. No clocks, no randomness here.
+/// A command whose outcome is an error leaves no change behind.
 pub fn apply_command(
     txn: &WriteTransaction,
     log_index: u64,
+    position: u32,
     cmd: &Command,
 ) -> Result<CommandResult> {
-    apply(&mut NamespaceTables::open(txn)?, log_index, cmd)
+    apply(&mut NamespaceTables::open(txn)?, log_index, position, cmd)
 }
 
 /// Applies the commands of one log entry in order, as `apply_command` on
-/// each would, opening the tables once. Stops at the first outer `Err`.
+/// each (with positions 0, 1, ...) would, opening the tables once. Stops at
+/// the first outer `Err`.
 pub fn apply_commands(
     txn: &WriteTransaction,
     log_index: u64,
@@ -29,11 +37,23 @@ pub fn apply_commands(
 ) -> Result<Vec<CommandResult>> {
     let mut tables = NamespaceTables::open(txn)?;
     cmds.iter()
-        .map(|cmd| apply(&mut tables, log_index, cmd))
+        .enumerate()
+        .map(|(position, cmd)| apply(&mut tables, log_index, entry_position(position)?, cmd))
         .collect()
 }
 
-fn apply(tables: &mut NamespaceTables<'_>, log_index: u64, cmd: &Command) -> Result<CommandResult> {
+/// A command's index within its entry as stored in keys.
+pub(crate) fn entry_position(position: usize) -> Result<u32> {
+    u32::try_from(position)
+        .map_err(|_| MetaError::Corrupt(format!("log entry holds over {} commands", u32::MAX)))
+}
+
+fn apply(
+    tables: &mut NamespaceTables<'_>,
+    log_index: u64,
+    position: u32,
+    cmd: &Command,
+) -> Result<CommandResult> {
     match cmd {
         Command::CreateBucket { name, created_ms } => tables.create_bucket(name, *created_ms),
         Command::DeleteBucket { name } => tables.delete_bucket(name),
@@ -42,7 +62,7 @@ fn apply(tables: &mut NamespaceTables<'_>, log_index: u64, cmd: &Command) -> Res
             key,
             version,
             condition,
-        } => tables.put_object(log_index, bucket, key, version, condition),
+        } => tables.put_object(log_index, position, bucket, key, version, condition),
         Command::DeleteObject { bucket, key } => tables.delete_object(log_index, bucket, key),
     }
 }

@@ -50,7 +50,7 @@ impl Fixture {
         self.log_index += 1;
         let txn = self.db.begin_write().expect("begin");
         let results = match commands {
-            [command] => vec![apply_command(&txn, self.log_index, command).expect("apply")],
+            [command] => vec![apply_command(&txn, self.log_index, 0, command).expect("apply")],
             _ => apply_commands(&txn, self.log_index, commands).expect("apply"),
         };
         txn.commit().expect("commit");
@@ -468,6 +468,7 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
     let expected = GcRecord {
         inode: f.gc_inode("big"),
         generation: first,
+        position: 0,
         chunks: vec![ChunkId([1; 16])],
     };
     assert_eq!(f.gc_queue(), vec![((second, 0), expected)]);
@@ -493,7 +494,83 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
     f.check_tree();
 }
 
+#[test]
+fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
+    let mut f = Fixture::with_bucket();
+    let put = |version: ObjectVersion| Command::PutObject {
+        bucket: BUCKET.to_owned(),
+        key: "k".to_owned(),
+        version,
+        condition: WriteCondition::None,
+    };
+    let results = f.apply_entry(&[
+        put(chunked_version("first", vec![chunk(1), chunk(2)])),
+        put(chunked_version("second", vec![chunk(2), chunk(3)])),
+    ]);
+    let versions: Vec<ObjectVersion> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(Reply::Object(v)) => v,
+            other => panic!("put: {other:?}"),
+        })
+        .collect();
+    // One entry, one generation: the log index.
+    assert_eq!(versions[0].generation, f.log_index);
+    assert_eq!(versions[1].generation, f.log_index);
+    assert_ne!(versions[0], versions[1]);
+    // The later command wins.
+    assert_eq!(f.get("k"), Ok(versions[1].clone()));
+    let inode = f.gc_inode("k");
+    // The current pointer names the second row; the first was retired, not
+    // overwritten: its chunks (minus the shared one) are queued under its
+    // own position.
+    assert_eq!(f.version_rows(inode), [(f.log_index, 1)]);
+    assert_eq!(
+        f.gc_queue(),
+        vec![(
+            (f.log_index, 0),
+            GcRecord {
+                inode,
+                generation: f.log_index,
+                position: 0,
+                chunks: vec![ChunkId([1; 16])],
+            }
+        )]
+    );
+    // Deleting retires the second version under its position.
+    f.apply(Command::DeleteObject {
+        bucket: BUCKET.to_owned(),
+        key: "k".to_owned(),
+    })
+    .expect("delete");
+    let queue = f.gc_queue();
+    assert_eq!(queue.len(), 2);
+    assert_eq!(queue[1].1.generation, versions[1].generation);
+    assert_eq!(queue[1].1.position, 1);
+    assert_eq!(queue[1].1.chunks, [ChunkId([2; 16]), ChunkId([3; 16])]);
+    assert!(f.version_rows(inode).is_empty());
+    f.check_tree();
+}
+
 impl Fixture {
+    /// `(generation, position)` of every version row of `inode`.
+    fn version_rows(&self, inode: u64) -> Vec<(u64, u32)> {
+        let txn = self.db.begin_read().expect("read");
+        let versions = txn.open_table(schema::VERSIONS).expect("table");
+        let mut rows = Vec::new();
+        for row in versions.range::<&[u8]>(..).expect("range") {
+            let (k, _) = row.expect("row");
+            let k = k.value();
+            assert_eq!(k.len(), 20, "version key length");
+            if k[..8] == inode.to_be_bytes() {
+                let generation = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
+                let position = u32::from_be_bytes(k[16..].try_into().expect("4 bytes"));
+                rows.push((generation, position));
+            }
+        }
+        rows
+    }
+
     fn gc_inode(&self, key: &str) -> u64 {
         // Only for keys without `/`: any object row with that name.
         let txn = self.db.begin_read().expect("read");

@@ -65,7 +65,8 @@ const DEDUP_TABLES: [ReplicatedTable; 2] = [REQUESTS_TABLE, REQUEST_ORDER_TABLE]
 pub const REQUESTS_REMEMBERED_MAX: u64 = 10_000;
 
 /// Version of the snapshot blob layout.
-const SNAPSHOT_FORMAT: u32 = 1;
+/// 2: version keys gained the position in the entry (inode ‖ generation ‖ position).
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// A remembered proposal result.
 #[derive(Serialize, Deserialize)]
@@ -199,13 +200,13 @@ impl StateStore {
                     EntryPayload::Normal(batch) => {
                         let mut results = Vec::with_capacity(batch.len());
                         for (position, proposal) in batch.iter().enumerate() {
-                            let at = order_key(entry.log_id.index, position as u64);
+                            let position = state_machine::entry_position(position)?;
                             results.push(apply_proposal(
                                 &txn,
                                 &mut requests,
                                 &mut order,
-                                at,
                                 entry.log_id.index,
+                                position,
                                 proposal,
                             )?);
                         }
@@ -380,16 +381,17 @@ fn apply_proposal(
     txn: &WriteTransaction,
     requests: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     order: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-    at: [u8; 16],
     log_index: u64,
+    position: u32,
     proposal: &Proposal,
 ) -> Result<CommandResult> {
+    let at = order_key(log_index, u64::from(position));
     let key = request_key(proposal.request_id);
     if let Some(bytes) = requests.get(key.as_slice())? {
         let remembered: Remembered = decode(bytes.value(), "remembered result")?;
         return Ok(restore(remembered, &proposal.command));
     }
-    let result = state_machine::apply_command(txn, log_index, &proposal.command)?;
+    let result = state_machine::apply_command(txn, log_index, position, &proposal.command)?;
     let remembered = elide(&result, &proposal.command);
     requests.insert(key.as_slice(), encode(&remembered)?.as_slice())?;
     order.insert(at.as_slice(), key.as_slice())?;
