@@ -2,11 +2,19 @@
 //! CRC32C per 64 KiB block, so a ranged read verifies only what it touches.
 //!
 //! A chunk store never interprets keys: it knows chunk ids and bytes.
+//! `store` keeps chunks on local disk; `server` serves a store over HTTP
+//! and `client` talks to such servers.
 
+pub mod api;
+pub mod client;
 pub mod error;
 mod format;
 pub mod limits;
+pub mod server;
 pub mod store;
 
+pub use api::{Inventory, ServerStatus};
+pub use client::{ChunkClient, ChunkClients, ChunkRead, ClientOptions, ExpectedSha256};
 pub use error::{ChunkError, Result};
+pub use server::{ServerOptions, serve};
 pub use store::{ChunkInfo, ChunkStore, ChunkWriter};
