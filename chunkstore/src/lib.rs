@@ -3,18 +3,23 @@
 //!
 //! A chunk store never interprets keys: it knows chunk ids and bytes.
 //! `store` keeps chunks on local disk; `server` serves a store over HTTP
-//! and `client` talks to such servers.
+//! and `client` talks to such servers; `replication` writes to and reads
+//! from several of them, and `repair` mends bad replicas.
 
 pub mod api;
 pub mod client;
 pub mod error;
 mod format;
 pub mod limits;
+pub mod repair;
+pub mod replication;
 pub mod server;
 pub mod store;
 
 pub use api::{Inventory, ServerStatus};
 pub use client::{ChunkClient, ChunkClients, ChunkRead, ClientOptions, ExpectedSha256};
 pub use error::{ChunkError, Result};
+pub use repair::{RepairCounts, RepairJob, RepairOutcome, Repairer, repair};
+pub use replication::{Replacement, ReplicatedWrite, Replicator};
 pub use server::{ServerOptions, serve};
 pub use store::{ChunkInfo, ChunkStore, ChunkWriter};

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use arbor_chunkstore::{
-    ChunkClient, ChunkClients, ChunkError, ChunkStore, ClientOptions, ExpectedSha256, ServerOptions,
+    ChunkClient, ChunkClients, ChunkError, ChunkStore, ClientOptions, ExpectedSha256, Repairer,
+    Replicator, ServerOptions,
 };
 use arbor_meta::ChunkId;
 use bytes::Bytes;
@@ -323,4 +324,319 @@ async fn corruption_is_an_error_status_or_a_cut_off_body() {
     assert!(matches!(error, ChunkError::Network { .. }), "{error:?}");
     assert_eq!(node.store.list().await.expect("list").len(), 2);
     node.stop().await;
+}
+
+/// Three (or more) nodes, a replicator with a background repairer.
+struct Cluster {
+    nodes: Vec<Node>,
+    clients: ChunkClients,
+    replicator: Replicator,
+    repairer: Repairer,
+    stop_repairs: CancellationToken,
+}
+
+impl Cluster {
+    async fn start(count: usize) -> Cluster {
+        let mut nodes = Vec::new();
+        for _ in 0..count {
+            nodes.push(Node::start().await);
+        }
+        let clients = clients();
+        let stop_repairs = CancellationToken::new();
+        let (repairer, _worker) = Repairer::start(clients.clone(), stop_repairs.clone());
+        let replicator = Replicator::new(clients.clone(), Some(repairer.clone()));
+        Cluster {
+            nodes,
+            clients,
+            replicator,
+            repairer,
+            stop_repairs,
+        }
+    }
+
+    fn addrs(&self, which: &[usize]) -> Vec<String> {
+        which.iter().map(|i| self.nodes[*i].addr.clone()).collect()
+    }
+
+    fn client(&self, i: usize) -> ChunkClient {
+        self.clients.server(&self.nodes[i].addr).expect("client")
+    }
+
+    async fn write_with<S>(
+        &self,
+        id: ChunkId,
+        targets: &[usize],
+        candidates: &[usize],
+        expected: Option<[u8; 32]>,
+        body: S,
+    ) -> arbor_chunkstore::Result<arbor_chunkstore::ReplicatedWrite>
+    where
+        S: futures::Stream<Item = arbor_chunkstore::Result<Bytes>> + Send,
+    {
+        let (targets, candidates) = (self.addrs(targets), self.addrs(candidates));
+        let write = self
+            .replicator
+            .write(id, &targets, &candidates, expected, body);
+        tokio::time::timeout(WAIT, write)
+            .await
+            .expect("write in time")
+    }
+
+    async fn write(&self, id: ChunkId, data: &[u8]) -> arbor_chunkstore::ReplicatedWrite {
+        self.write_with(id, &[0, 1, 2], &[], None, stream::iter(pieces(data)))
+            .await
+            .expect("write")
+    }
+
+    async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+        order: &[usize],
+    ) -> arbor_chunkstore::Result<Vec<u8>> {
+        let order = self.addrs(order);
+        let read = self.replicator.read(id, range, &order, None);
+        let read = tokio::time::timeout(WAIT, read)
+            .await
+            .expect("read in time")?;
+        let mut out = Vec::new();
+        let mut body = read.body;
+        while let Some(piece) = tokio::time::timeout(WAIT, body.next())
+            .await
+            .expect("piece in time")
+        {
+            out.extend_from_slice(&piece?);
+        }
+        Ok(out)
+    }
+
+    /// Waits (bounded) until the repairer has repaired `count` replicas.
+    async fn repaired(&self, count: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.repairer.counts().repaired < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "repairs: {:?}",
+                self.repairer.counts()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop_repairs.cancel();
+        for node in &mut self.nodes {
+            node.stop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn replicated_round_trip_and_ranges() {
+    let cluster = Cluster::start(3).await;
+    for (seed, size) in [0, 1, 64 * KIB + 1, 3 * MIB + 7].into_iter().enumerate() {
+        let data = source(size, seed as u64 + 10);
+        let id = ChunkId::random();
+        let written = cluster.write(id, &data).await;
+        assert_eq!(
+            (written.info.size, written.info.sha256),
+            (size, sha256(&data))
+        );
+        assert_eq!(written.replicas, cluster.addrs(&[0, 1, 2]));
+        assert!(written.replaced.is_empty());
+        for i in 0..3 {
+            let got = get_direct(&cluster.client(i), id, 0..size)
+                .await
+                .expect("direct get");
+            assert!(got == data, "replica {i}, size {size}");
+        }
+        let got = cluster.read(id, 0..size, &[2, 0, 1]).await.expect("read");
+        assert!(got == data);
+        if size > 2 {
+            let range = size / 3..size - 1;
+            let got = cluster
+                .read(id, range.clone(), &[1, 2, 0])
+                .await
+                .expect("ranged read");
+            assert!(got == data[range.start as usize..range.end as usize]);
+        }
+    }
+    let missing = ChunkId::random();
+    assert!(matches!(
+        cluster.read(missing, 0..1, &[0, 1, 2]).await,
+        Err(ChunkError::NotFound(_))
+    ));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn reads_continue_with_a_server_stopped() {
+    let mut cluster = Cluster::start(3).await;
+    let data = source(MIB + 3, 20);
+    let id = ChunkId::random();
+    cluster.write(id, &data).await;
+    cluster.nodes[0].stop().await;
+    let got = cluster
+        .read(id, 0..data.len() as u64, &[0, 1, 2])
+        .await
+        .expect("read");
+    assert!(got == data);
+    let got = cluster
+        .read(id, 5..70_000, &[0, 2])
+        .await
+        .expect("ranged read");
+    assert!(got == data[5..70_000]);
+    // A stopped server is not a bad copy: nothing to repair.
+    assert_eq!(cluster.repairer.counts().submitted, 0);
+    cluster.nodes[1].stop().await;
+    cluster.nodes[2].stop().await;
+    assert!(matches!(
+        cluster.read(id, 0..1, &[0, 1, 2]).await,
+        Err(ChunkError::ReplicasUnavailable { .. })
+    ));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn corrupt_replicas_are_read_around_and_repaired() {
+    let cluster = Cluster::start(3).await;
+    let data = source(3 * MIB + 7, 30);
+    let size = data.len() as u64;
+
+    // Bad first block: the server refuses with `corrupt` before any byte.
+    let early = ChunkId::random();
+    cluster.write(early, &data).await;
+    cluster.nodes[0].corrupt(early, 10);
+    let got = cluster
+        .read(early, 0..size, &[0, 1, 2])
+        .await
+        .expect("read");
+    assert!(got == data);
+    cluster.repaired(1).await;
+    let fixed = get_direct(&cluster.client(0), early, 0..size)
+        .await
+        .expect("repaired copy");
+    assert!(fixed == data);
+
+    // Bad block deep inside: the read breaks off mid-stream, resumes on the
+    // next replica, and a probe confirms the bad copy.
+    let late = ChunkId::random();
+    cluster.write(late, &data).await;
+    cluster.nodes[1].corrupt(late, 2 * MIB + 5);
+    let got = cluster.read(late, 0..size, &[1, 2, 0]).await.expect("read");
+    assert!(got == data);
+    cluster.repaired(2).await;
+    let fixed = get_direct(&cluster.client(1), late, 0..size)
+        .await
+        .expect("repaired copy");
+    assert!(fixed == data);
+
+    // A missing copy is repaired too.
+    cluster.client(2).delete(late).await.expect("delete");
+    let got = cluster.read(late, 100..200, &[2, 0]).await.expect("read");
+    assert!(got == data[100..200]);
+    cluster.repaired(3).await;
+    assert_eq!(cluster.client(2).stat(late).await.expect("stat").size, size);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_replica_failing_mid_write_is_replaced() {
+    let cluster = Cluster::start(4).await;
+    let data = source(3 * MIB + 7, 40);
+    let id = ChunkId::random();
+    let all = pieces(&data);
+    let half = all.len() / 2;
+    let victim = cluster.nodes[1].shutdown.clone();
+    // The body stops node 1 half-way, then gives it time to go.
+    let body = stream::iter(all.into_iter().enumerate()).then(move |(i, piece)| {
+        let victim = victim.clone();
+        async move {
+            if i == half {
+                victim.cancel();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            piece
+        }
+    });
+    let written = cluster
+        .write_with(id, &[0, 1, 2], &[3], None, body)
+        .await
+        .expect("write");
+    assert_eq!(written.replicas, cluster.addrs(&[0, 3, 2]));
+    assert_eq!(written.replaced.len(), 1);
+    assert_eq!(written.replaced[0].failed, cluster.nodes[1].addr);
+    assert_eq!(written.replaced[0].replacement, cluster.nodes[3].addr);
+    for i in [0, 2, 3] {
+        let got = get_direct(&cluster.client(i), id, 0..data.len() as u64)
+            .await
+            .expect("get");
+        assert!(got == data, "replica {i}");
+    }
+    assert!(
+        cluster.nodes[1]
+            .store
+            .list()
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Without a candidate left, the write fails.
+    let id2 = ChunkId::random();
+    let victim = cluster.nodes[2].shutdown.clone();
+    let body = stream::iter(pieces(&data).into_iter().enumerate()).then(move |(i, piece)| {
+        let victim = victim.clone();
+        async move {
+            if i == half {
+                victim.cancel();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            piece
+        }
+    });
+    let failed = cluster.write_with(id2, &[0, 2], &[], None, body).await;
+    assert!(
+        matches!(failed, Err(ChunkError::ReplicasUnavailable { .. })),
+        "{failed:?}"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn expected_hash_mismatch_stores_nothing_anywhere() {
+    let cluster = Cluster::start(3).await;
+    let data = source(MIB + 1, 50);
+    let id = ChunkId::random();
+    let result = cluster
+        .write_with(
+            id,
+            &[0, 1, 2],
+            &[],
+            Some([9; 32]),
+            stream::iter(pieces(&data)),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(ChunkError::ChecksumMismatch { .. })),
+        "{result:?}"
+    );
+    for node in &cluster.nodes {
+        assert!(node.store.list().await.expect("list").is_empty());
+    }
+    // With the right hash it is stored everywhere.
+    cluster
+        .write_with(
+            id,
+            &[0, 1, 2],
+            &[],
+            Some(sha256(&data)),
+            stream::iter(pieces(&data)),
+        )
+        .await
+        .expect("write");
+    for node in &cluster.nodes {
+        assert_eq!(node.store.list().await.expect("list"), vec![id]);
+    }
+    cluster.stop().await;
 }
