@@ -4,7 +4,8 @@
 //! A chunk store never interprets keys: it knows chunk ids and bytes.
 //! `store` keeps chunks on local disk; `server` serves a store over HTTP
 //! and `client` talks to such servers; `replication` writes to and reads
-//! from several of them, and `repair` mends bad replicas.
+//! from several of them, `repair` mends bad replicas and `scrub` finds
+//! them.
 
 pub mod api;
 pub mod client;
@@ -13,6 +14,7 @@ mod format;
 pub mod limits;
 pub mod repair;
 pub mod replication;
+pub mod scrub;
 pub mod server;
 pub mod store;
 
@@ -21,5 +23,6 @@ pub use client::{ChunkClient, ChunkClients, ChunkRead, ClientOptions, ExpectedSh
 pub use error::{ChunkError, Result};
 pub use repair::{RepairCounts, RepairJob, RepairOutcome, Repairer, repair};
 pub use replication::{Replacement, ReplicatedWrite, Replicator};
+pub use scrub::{ScrubReport, Scrubber};
 pub use server::{ServerOptions, serve};
 pub use store::{ChunkInfo, ChunkStore, ChunkWriter};

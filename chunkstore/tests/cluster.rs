@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arbor_chunkstore::{
     ChunkClient, ChunkClients, ChunkError, ChunkStore, ClientOptions, ExpectedSha256, Repairer,
-    Replicator, ServerOptions,
+    Replicator, Scrubber, ServerOptions,
 };
 use arbor_meta::ChunkId;
 use bytes::Bytes;
@@ -638,5 +638,73 @@ async fn expected_hash_mismatch_stores_nothing_anywhere() {
     for node in &cluster.nodes {
         assert_eq!(node.store.list().await.expect("list"), vec![id]);
     }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn scrubber_quarantines_corrupt_chunks_and_reads_repair_them() {
+    let cluster = Cluster::start(3).await;
+    let data = source(2 * MIB + 9, 60);
+    let size = data.len() as u64;
+    let ids: Vec<ChunkId> = (0..3).map(|_| ChunkId::random()).collect();
+    for id in &ids {
+        cluster.write(*id, &data).await;
+    }
+    let node = &cluster.nodes[0];
+    node.corrupt(ids[1], MIB + 77);
+
+    let (reports, mut corrupt_ids) = tokio::sync::mpsc::channel(8);
+    // 8 MiB/s: three chunks of 2 MiB take at least ~0.7 s.
+    let scrubber = Scrubber::new(node.store.clone(), 8 * MIB)
+        .expect("scrubber")
+        .with_reports(reports);
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(WAIT, scrubber.scrub_once(&CancellationToken::new()))
+        .await
+        .expect("scrub in time")
+        .expect("scrub");
+    let elapsed = started.elapsed();
+    assert_eq!(report.corrupt, vec![ids[1]]);
+    assert_eq!(
+        (report.good, report.corrupt_count, report.errors),
+        (2, 1, 0)
+    );
+    assert!(
+        elapsed >= Duration::from_millis(600),
+        "rate not applied: {elapsed:?}"
+    );
+    assert_eq!(corrupt_ids.try_recv().expect("reported"), ids[1]);
+    assert_eq!(
+        scrubber.quarantined().await.expect("quarantined"),
+        vec![ids[1]]
+    );
+
+    // Never served again; status counts it.
+    let client = cluster.client(0);
+    assert!(matches!(
+        client.stat(ids[1]).await,
+        Err(ChunkError::NotFound(_))
+    ));
+    assert_eq!(client.status().await.expect("status").quarantined, 1);
+    assert!(Scrubber::new(node.store.clone(), 1).is_err());
+
+    // A read finds it missing there and repairs it from another replica.
+    let got = cluster
+        .read(ids[1], 0..size, &[0, 1, 2])
+        .await
+        .expect("read");
+    assert!(got == data);
+    cluster.repaired(1).await;
+    let fixed = get_direct(&client, ids[1], 0..size)
+        .await
+        .expect("repaired");
+    assert!(fixed == data);
+    // A second pass finds everything good.
+    let fast = Scrubber::new(node.store.clone(), 1 << 40).expect("scrubber");
+    let report = fast
+        .scrub_once(&CancellationToken::new())
+        .await
+        .expect("scrub");
+    assert_eq!((report.good, report.corrupt_count), (3, 0));
     cluster.stop().await;
 }
