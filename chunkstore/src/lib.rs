@@ -5,10 +5,11 @@
 //! `store` keeps chunks on local disk; `server` serves a store over HTTP
 //! and `client` talks to such servers; `replication` writes to and reads
 //! from several of them, `repair` mends bad replicas and `scrub` finds
-//! them.
+//! them. `config` runs a chunk server process (`arbor chunk`).
 
 pub mod api;
 pub mod client;
+pub mod config;
 pub mod error;
 mod format;
 pub mod limits;
@@ -20,6 +21,7 @@ pub mod store;
 
 pub use api::{Inventory, ServerStatus};
 pub use client::{ChunkClient, ChunkClients, ChunkRead, ClientOptions, ExpectedSha256};
+pub use config::{ChunkServerConfig, run, run_on};
 pub use error::{ChunkError, Result};
 pub use repair::{RepairCounts, RepairJob, RepairOutcome, Repairer, repair};
 pub use replication::{Replacement, ReplicatedWrite, Replicator};

@@ -264,7 +264,7 @@ async fn server_put_get_ranges_and_errors() {
     ));
 
     // Inventory pages and status.
-    let mut all = vec![id, trailed];
+    let mut all = [id, trailed];
     all.sort();
     let page = client.inventory(None, 1).await.expect("inventory");
     assert_eq!((page.ids.clone(), page.truncated), (vec![all[0]], true));
@@ -707,4 +707,61 @@ async fn scrubber_quarantines_corrupt_chunks_and_reads_repair_them() {
         .expect("scrub");
     assert_eq!((report.good, report.corrupt_count), (3, 0));
     cluster.stop().await;
+}
+
+#[tokio::test]
+async fn chunk_server_process_runs_and_stops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = arbor_chunkstore::ChunkServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        meta: vec!["127.0.0.1:1".to_owned()],
+        zone: "zone-a".to_owned(),
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(arbor_chunkstore::run_on(config, listener, shutdown.clone()));
+
+    let client = clients().server(&addr).expect("client");
+    let data = source(100 * KIB, 70);
+    let id = ChunkId::random();
+    put_direct(&client, id, &data).await.expect("put");
+    assert_eq!(
+        get_direct(&client, id, 0..data.len() as u64)
+            .await
+            .expect("get"),
+        data
+    );
+    let status = client.status().await.expect("status");
+    assert_eq!((status.zone.as_str(), status.chunks), ("zone-a", 1));
+    assert!(
+        dir.path()
+            .join("chunks")
+            .join(&id.to_hex()[..2])
+            .join(id.to_hex())
+            .is_file()
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("stops in time")
+        .expect("task")
+        .expect("run");
+    assert!(matches!(
+        client.status().await,
+        Err(ChunkError::Network { .. })
+    ));
+
+    let bad = arbor_chunkstore::ChunkServerConfig {
+        scrub_rate: 0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        arbor_chunkstore::run(bad, CancellationToken::new()).await,
+        Err(ChunkError::InvalidConfig(_))
+    ));
 }
