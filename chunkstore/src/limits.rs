@@ -27,7 +27,9 @@ pub const SERVER_CONNECTIONS_MAX: usize = 128;
 pub const REQUEST_HEAD_SIZE_MAX: usize = 16 * 1024;
 /// Header fields in one request.
 pub const REQUEST_HEADERS_MAX: usize = 32;
-/// A client must send its request head within this time.
+/// A client must send its request head within this time. hyper also
+/// applies it to an idle keep-alive connection waiting for its next
+/// request, so it is the server's keep-alive idle limit too.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for the next piece of a body (request or response) or for
 /// a socket to take more bytes; a stalled peer is cut off after this.
@@ -46,8 +48,10 @@ pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(2);
 /// Default time for a chunk server to answer a request once it has the
 /// whole request (for a PUT: once the body has been sent, fsync included).
 pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
-/// Idle pooled connections are closed after this.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle pooled connections are closed after this: well before the server
+/// closes them ([`HEADER_READ_TIMEOUT`]), so a request is never sent on a
+/// connection the server is closing at that moment.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Idle pooled connections kept per chunk server.
 pub const POOL_IDLE_PER_SERVER_MAX: usize = 32;
 
@@ -77,3 +81,4 @@ pub const SCRUB_INTERVAL_DEFAULT: Duration = Duration::from_secs(24 * 3600);
 pub const SCRUB_REPORT_IDS_MAX: usize = 10_000;
 
 const _: () = assert!(INVENTORY_PAGE_MAX * 40 < JSON_BODY_SIZE_MAX);
+const _: () = assert!(POOL_IDLE_TIMEOUT.as_millis() * 2 <= HEADER_READ_TIMEOUT.as_millis());
