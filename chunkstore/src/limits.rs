@@ -31,6 +31,9 @@ pub const REQUEST_HEADERS_MAX: usize = 32;
 /// applies it to an idle keep-alive connection waiting for its next
 /// request, so it is the server's keep-alive idle limit too.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A PUT gathers body frames up to this size before each write to disk
+/// (one blocking-pool hop per write, whatever the frame sizes).
+pub const PUT_WRITE_BATCH_SIZE: usize = 256 * 1024;
 /// Longest wait for the next piece of a body (request or response) or for
 /// a socket to take more bytes; a stalled peer is cut off after this.
 pub const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(30);

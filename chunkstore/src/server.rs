@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use http::header::{self, HeaderValue};
@@ -364,6 +364,7 @@ async fn put(
     let mut writer = state.store.writer(id).await?;
     let mut body = request.into_body();
     let mut trailer_sha256 = None;
+    let mut batch = BytesMut::new();
     loop {
         let frame = tokio::time::timeout(limits::BODY_STALL_TIMEOUT, body.frame())
             .await
@@ -379,7 +380,15 @@ async fn put(
             )
         })?;
         match frame.into_data() {
-            Ok(data) => writer.write(data).await?,
+            Ok(data) if batch.is_empty() && data.len() >= limits::PUT_WRITE_BATCH_SIZE => {
+                writer.write(data).await?;
+            }
+            Ok(data) => {
+                batch.extend_from_slice(&data);
+                if batch.len() >= limits::PUT_WRITE_BATCH_SIZE {
+                    writer.write(batch.split().freeze()).await?;
+                }
+            }
             Err(frame) => {
                 if let Some(trailers) = frame.trailers_ref()
                     && let Some(value) = trailers.get(api::HEADER_SHA256)
@@ -397,6 +406,7 @@ async fn put(
             }
         }
     }
+    writer.write(batch.freeze()).await?;
     let expected = header_sha256.or(trailer_sha256).ok_or_else(|| {
         ApiError::bad_request("the announced x-arbor-sha256 trailer did not come")
     })?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arbor_chunkstore::{
     ChunkClient, ChunkClients, ChunkError, ChunkStore, ClientOptions, ExpectedSha256, Repairer,
-    Replicator, Scrubber, ServerOptions,
+    Replicator, Scrubber, ServerOptions, limits,
 };
 use arbor_meta::ChunkId;
 use bytes::Bytes;
@@ -764,4 +764,33 @@ async fn chunk_server_process_runs_and_stops() {
         arbor_chunkstore::run(bad, CancellationToken::new()).await,
         Err(ChunkError::InvalidConfig(_))
     ));
+}
+
+/// Not a benchmark, a smoke check that a default-size chunk moves at a
+/// sane speed (debug build): 64 MiB to three replicas and back.
+#[tokio::test]
+async fn default_size_chunk_round_trip() {
+    let cluster = Cluster::start(3).await;
+    let data = source(limits::CHUNK_SIZE_DEFAULT, 80);
+    let id = ChunkId::random();
+    let body: Vec<_> = data
+        .chunks(256 * 1024)
+        .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+        .collect();
+    let started = std::time::Instant::now();
+    cluster
+        .write_with(id, &[0, 1, 2], &[], None, stream::iter(body))
+        .await
+        .expect("write");
+    let written = started.elapsed();
+    let got = cluster
+        .read(id, 0..data.len() as u64, &[1, 0, 2])
+        .await
+        .expect("read");
+    assert!(got == data);
+    eprintln!(
+        "64 MiB: write x3 {written:?}, read {:?}",
+        started.elapsed() - written
+    );
+    cluster.stop().await;
 }
