@@ -600,6 +600,21 @@ async fn a_replica_failing_mid_write_is_replaced() {
         matches!(failed, Err(ChunkError::ReplicasUnavailable { .. })),
         "{failed:?}"
     );
+
+    // A target already down is replaced the same way.
+    let id3 = ChunkId::random();
+    let written = cluster
+        .write_with(id3, &[0, 1], &[2, 3], None, stream::iter(pieces(&data)))
+        .await
+        .expect("write");
+    // Node 2 is down too: the replacement is node 3.
+    assert_eq!(written.replicas, cluster.addrs(&[0, 3]));
+    assert_eq!(written.replaced.len(), 1);
+    assert_eq!(written.replaced[0].failed, cluster.nodes[1].addr);
+    let got = get_direct(&cluster.client(3), id3, 0..data.len() as u64)
+        .await
+        .expect("get");
+    assert!(got == data);
     cluster.stop().await;
 }
 
@@ -623,6 +638,8 @@ async fn expected_hash_mismatch_stores_nothing_anywhere() {
     );
     for node in &cluster.nodes {
         assert!(node.store.list().await.expect("list").is_empty());
+        let tmp = std::fs::read_dir(node.dir.path().join("tmp")).expect("tmp dir");
+        assert_eq!(tmp.count(), 0, "temporary files left");
     }
     // With the right hash it is stored everywhere.
     cluster
