@@ -231,8 +231,16 @@ impl ChunkClient {
         let header_is = |name, value: &str| {
             response.headers().get(name).and_then(|v| v.to_str().ok()) == Some(value)
         };
-        if range.end > info.size
-            || !header_is(header::CONTENT_RANGE, &content_range)
+        if range.end > info.size {
+            // HTTP clamps a range running past the end; we ask exact ranges.
+            return Err(ChunkError::InvalidRange {
+                id,
+                start: range.start,
+                end: range.end,
+                size: info.size,
+            });
+        }
+        if !header_is(header::CONTENT_RANGE, &content_range)
             || !header_is(header::CONTENT_LENGTH, &wanted.to_string())
         {
             return Err(self.network(format!(

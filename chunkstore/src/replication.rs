@@ -267,6 +267,7 @@ impl Replicator {
             .collect::<Result<Vec<_>>>()?;
         let mut failover = Failover {
             id,
+            start: range.start,
             pos: range.start,
             end: range.end,
             replicas: clients,
@@ -376,6 +377,7 @@ fn describe(failures: &[(String, String)]) -> String {
 /// The state of a failover read.
 struct Failover {
     id: ChunkId,
+    start: u64,
     /// First byte not yet delivered.
     pos: u64,
     end: u64,
@@ -414,7 +416,10 @@ impl Failover {
                         hex::encode(read.info.sha256)
                     ),
                 },
-                Err(error @ ChunkError::InvalidRange { .. }) if index == 0 => return Err(error),
+                // The range is wrong for the chunk, not for this replica.
+                Err(error @ ChunkError::InvalidRange { .. }) if self.pos == self.start => {
+                    return Err(error);
+                }
                 Err(error) => error,
             };
             self.fail(index, &client, error, None);

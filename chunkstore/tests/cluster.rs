@@ -811,3 +811,19 @@ async fn default_size_chunk_round_trip() {
     );
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn invalid_range_is_reported_even_past_a_down_replica() {
+    let mut cluster = Cluster::start(3).await;
+    let data = source(1000, 90);
+    let id = ChunkId::random();
+    cluster.write(id, &data).await;
+    cluster.nodes[0].stop().await;
+    let result = cluster.read(id, 500..1001, &[0, 1, 2]).await;
+    assert!(
+        matches!(result, Err(ChunkError::InvalidRange { size: 1000, .. })),
+        "{result:?}"
+    );
+    assert_eq!(cluster.repairer.counts().submitted, 0);
+    cluster.stop().await;
+}
