@@ -109,6 +109,9 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     tracing::info!(addr = ?listener.local_addr().ok(), "chunk server listening");
     loop {
+        // Reap finished connections, so the set holds at most the live
+        // ones plus those that ended since the last accept.
+        while connections.try_join_next().is_some() {}
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(_) = connections.join_next() => continue,
