@@ -26,4 +26,26 @@ pub enum ChunkError {
     TooLarge { id: ChunkId, max: u64 },
     #[error("chunk store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A chunk server could not be reached, or the exchange broke off:
+    /// connect failure, timeout, reset, or a body cut short. The server may
+    /// be fine a moment later; another replica may serve meanwhile.
+    #[error("chunk server {server}: {detail}")]
+    Network { server: String, detail: String },
+    /// A chunk server answered with an error that has no variant of its own
+    /// (a malformed request, overload, an internal failure). `code` is the
+    /// server's `x-arbor-error` code.
+    #[error("chunk server {server} answered {status} {code}: {message}")]
+    Remote {
+        server: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Not enough replicas could store (or serve) chunk `id`; `detail`
+    /// lists what each replica said.
+    #[error("chunk {id}: not enough replicas: {detail}")]
+    ReplicasUnavailable { id: ChunkId, detail: String },
+    /// The chunk server configuration is invalid (checked at startup).
+    #[error("invalid chunk server configuration: {0}")]
+    InvalidConfig(String),
 }

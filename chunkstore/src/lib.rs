@@ -2,11 +2,29 @@
 //! CRC32C per 64 KiB block, so a ranged read verifies only what it touches.
 //!
 //! A chunk store never interprets keys: it knows chunk ids and bytes.
+//! `store` keeps chunks on local disk; `server` serves a store over HTTP
+//! and `client` talks to such servers; `replication` writes to and reads
+//! from several of them, `repair` mends bad replicas and `scrub` finds
+//! them. `config` runs a chunk server process (`arbor chunk`).
 
+pub mod api;
+pub mod client;
+pub mod config;
 pub mod error;
 mod format;
 pub mod limits;
+pub mod repair;
+pub mod replication;
+pub mod scrub;
+pub mod server;
 pub mod store;
 
+pub use api::{Inventory, ServerStatus};
+pub use client::{ChunkClient, ChunkClients, ChunkRead, ClientOptions, ExpectedSha256};
+pub use config::{ChunkServerConfig, run, run_on};
 pub use error::{ChunkError, Result};
+pub use repair::{RepairCounts, RepairJob, RepairOutcome, Repairer, repair};
+pub use replication::{Replacement, ReplicatedWrite, Replicator};
+pub use scrub::{ScrubReport, Scrubber};
+pub use server::{ServerOptions, serve};
 pub use store::{ChunkInfo, ChunkStore, ChunkWriter};

@@ -1,4 +1,6 @@
-//! Named limits of the chunk store.
+//! Named limits of the chunk store, server and client.
+
+use std::time::Duration;
 
 /// Each block of this many bytes carries its own CRC32C.
 pub const BLOCK_SIZE: u64 = 64 * 1024;
@@ -14,3 +16,72 @@ const _: () = assert!(CHUNK_SIZE_DEFAULT <= CHUNK_SIZE_MAX);
 const _: () = assert!(CHUNK_SIZE_DEFAULT % BLOCK_SIZE == 0);
 const _: () = assert!(READ_PIECE_SIZE_MAX % BLOCK_SIZE == 0);
 const _: () = assert!(READ_PIECE_SIZE_MAX >= BLOCK_SIZE);
+
+// --- Chunk server (server.rs) -------------------------------------------
+
+/// Connections a chunk server serves at once; more wait in the listen
+/// backlog. A GET holds at most two read pieces in memory, so this also
+/// bounds read buffers (128 × 2 MiB).
+pub const SERVER_CONNECTIONS_MAX: usize = 128;
+/// Request line plus headers of one request; ours are a few hundred bytes.
+pub const REQUEST_HEAD_SIZE_MAX: usize = 16 * 1024;
+/// Header fields in one request.
+pub const REQUEST_HEADERS_MAX: usize = 32;
+/// A client must send its request head within this time. hyper also
+/// applies it to an idle keep-alive connection waiting for its next
+/// request, so it is the server's keep-alive idle limit too.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A PUT gathers body frames up to this size before each write to disk
+/// (one blocking-pool hop per write, whatever the frame sizes).
+pub const PUT_WRITE_BATCH_SIZE: usize = 256 * 1024;
+/// Longest wait for the next piece of a body (request or response) or for
+/// a socket to take more bytes; a stalled peer is cut off after this.
+pub const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time in-flight requests get to finish when a server stops.
+pub const DRAIN_TIMEOUT_DEFAULT: Duration = Duration::from_secs(20);
+/// Chunk ids in one inventory page (`GET /chunks`).
+pub const INVENTORY_PAGE_MAX: usize = 1000;
+/// Largest JSON body a client accepts (an inventory page is ~35 KB).
+pub const JSON_BODY_SIZE_MAX: usize = 256 * 1024;
+
+// --- Chunk client (client.rs) -------------------------------------------
+
+/// Default time to open a TCP connection to a chunk server.
+pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(2);
+/// Default time for a chunk server to answer a request once it has the
+/// whole request (for a PUT: once the body has been sent, fsync included).
+pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// Idle pooled connections are closed after this: well before the server
+/// closes them ([`HEADER_READ_TIMEOUT`]), so a request is never sent on a
+/// connection the server is closing at that moment.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// Idle pooled connections kept per chunk server.
+pub const POOL_IDLE_PER_SERVER_MAX: usize = 32;
+
+// --- Replication (replication.rs) ---------------------------------------
+
+/// Pieces queued for one replica of a streaming write; with 1 MiB pieces,
+/// a write holds at most this many MiB per replica.
+pub const REPLICA_QUEUE_PIECES: usize = 4;
+/// Replicas of one chunk (a write's targets plus its replacements).
+pub const REPLICAS_MAX: usize = 16;
+/// Background repairs running at once in one `Repairer`.
+pub const REPAIRS_CONCURRENT_MAX: usize = 4;
+/// Repairs waiting to run; more are dropped (and logged): the scrubber and
+/// re-replication find those chunks again.
+pub const REPAIR_QUEUE_MAX: usize = 1024;
+
+// --- Scrubber (scrub.rs) -------------------------------------------------
+
+/// Default scrub rate: reads every byte of a 4 TB disk in about 11 hours
+/// without taking more than a fraction of its bandwidth.
+pub const SCRUB_RATE_DEFAULT: u64 = 100 * 1024 * 1024;
+/// Slowest scrub rate a configuration may set (a pass must end).
+pub const SCRUB_RATE_MIN: u64 = 1024 * 1024;
+/// Default pause between two scrub passes.
+pub const SCRUB_INTERVAL_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+/// Corrupt ids a scrub report holds; beyond this only the count grows.
+pub const SCRUB_REPORT_IDS_MAX: usize = 10_000;
+
+const _: () = assert!(INVENTORY_PAGE_MAX * 40 < JSON_BODY_SIZE_MAX);
+const _: () = assert!(POOL_IDLE_TIMEOUT.as_millis() * 2 <= HEADER_READ_TIMEOUT.as_millis());

@@ -5,6 +5,8 @@
 //!   the format described in `format.rs`;
 //! - `<root>/tmp/<hex id>.<random>.tmp`: writes in progress, removed by
 //!   [`ChunkStore::open`]. Only one `ChunkStore::open` per root at a time.
+//! - `<root>/quarantine/<hex id>.<random>`: chunks found corrupt by the
+//!   scrubber, moved aside so they are never served; kept for inspection.
 //!
 //! A chunk becomes visible only by renaming its complete, fsynced temporary
 //! file into place, so a crash never leaves a partial chunk under its id.
@@ -29,6 +31,7 @@ use crate::limits;
 
 const TMP_DIR: &str = "tmp";
 const TMP_SUFFIX: &str = ".tmp";
+const QUARANTINE_DIR: &str = "quarantine";
 
 /// What a stored chunk is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,6 +187,54 @@ impl ChunkStore {
                 Ok(())
             })?;
             Ok((chunks, bytes))
+        })
+        .await?
+    }
+
+    /// Moves chunk `id` aside into the quarantine directory, so it is no
+    /// longer served, listed or counted; a later write may store it again.
+    /// Returns false if it was not stored.
+    pub async fn quarantine(&self, id: ChunkId) -> Result<bool> {
+        let path = self.chunk_path(id);
+        let dir = self.root.join(QUARANTINE_DIR);
+        blocking(move || -> Result<bool> {
+            create_dir_durably(&dir)?;
+            let aside = dir.join(format!("{}.{}", id.to_hex(), ChunkId::random().to_hex()));
+            match fs::rename(&path, &aside) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(error) => return Err(error.into()),
+            }
+            sync_dir(&dir)?;
+            if let Some(parent) = path.parent() {
+                sync_dir(parent)?;
+            }
+            Ok(true)
+        })
+        .await?
+    }
+
+    /// Ids of the quarantined chunk files (one per file, so an id
+    /// quarantined twice appears twice), in increasing order.
+    pub async fn quarantined(&self) -> Result<Vec<ChunkId>> {
+        let dir = self.root.join(QUARANTINE_DIR);
+        blocking(move || -> Result<Vec<ChunkId>> {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(error) => return Err(error.into()),
+            };
+            let mut ids = Vec::new();
+            for entry in entries {
+                let name = entry?.file_name();
+                let id = name
+                    .to_str()
+                    .and_then(|name| name.split('.').next())
+                    .and_then(ChunkId::from_hex);
+                ids.extend(id);
+            }
+            ids.sort_unstable();
+            Ok(ids)
         })
         .await?
     }

@@ -1,0 +1,550 @@
+//! Chunks on several servers: replicated streaming writes, failover reads,
+//! and copies between servers. Placement is an input: callers (the gateway,
+//! later with the metadata service's placement) name the servers.
+//!
+//! **Write** ([`Replicator::write`]): every incoming piece goes to every
+//! target through its own bounded queue ([`limits::REPLICA_QUEUE_PIECES`])
+//! while the SHA-256 is computed once, here. The hash is known only at the
+//! end, so it travels as an HTTP *trailer*: each server still checks it
+//! before sealing (`finish(Some(expected))`), so a chunk with bytes other
+//! than the writer's is never visible under its id, not even briefly. (The
+//! alternative, "server returns its hash, client compares and DELETEs on
+//! mismatch", leaves a wrong chunk readable between the two steps and
+//! forever if the DELETE fails.) A target that fails or stalls is dropped
+//! from the fan-out; when the body is done, each one is replaced by the
+//! next unused candidate, copied from a target that succeeded by streaming
+//! server → here → server. Nothing holds a whole chunk in memory. The
+//! write succeeds only when as many servers as targets hold the chunk;
+//! on failure, copies already made are left for garbage collection (their
+//! ids are never committed).
+//!
+//! **Read** ([`Replicator::read`]): tries the replicas in the given order;
+//! a connection error, an error status or corruption moves on to the next,
+//! resuming mid-stream at the first byte not yet delivered. Replicas that
+//! answered `not-found` or `corrupt`, or broke off mid-stream and then fail
+//! a one-byte probe at that offset, are handed to the [`Repairer`]. A read
+//! of a whole chunk also checks its SHA-256 over the bytes delivered
+//! (pieces may come from several replicas), holding one piece back so a
+//! mismatch still ends the stream with an error.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream};
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use arbor_meta::ChunkId;
+
+use crate::client::{ChunkClient, ChunkClients, ChunkRead, ExpectedSha256};
+use crate::error::{ChunkError, Result};
+use crate::limits;
+use crate::repair::{RepairJob, Repairer};
+use crate::store::ChunkInfo;
+
+/// The outcome of a replicated write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicatedWrite {
+    pub info: ChunkInfo,
+    /// The servers holding the chunk: the targets in their order, each
+    /// failed one in place of its replacement.
+    pub replicas: Vec<String>,
+    pub replaced: Vec<Replacement>,
+}
+
+/// A target that failed during a write and the candidate that took its
+/// place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacement {
+    pub failed: String,
+    pub error: String,
+    pub replacement: String,
+}
+
+/// Writes, reads and copies chunks across chunk servers. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Replicator {
+    clients: ChunkClients,
+    repairer: Option<Repairer>,
+}
+
+impl Replicator {
+    /// `repairer` receives the replicas that reads found missing or
+    /// corrupt; without one, they are only logged.
+    pub fn new(clients: ChunkClients, repairer: Option<Repairer>) -> Replicator {
+        Replicator { clients, repairer }
+    }
+
+    pub fn clients(&self) -> &ChunkClients {
+        &self.clients
+    }
+
+    /// Streams `body` as chunk `id` to every server in `targets` at once;
+    /// a target that fails is replaced by the next of `candidates`. If the
+    /// caller knows the chunk's SHA-256 (`expected_sha256`), servers check
+    /// the bytes against it and a mismatch stores nothing anywhere.
+    pub async fn write<S>(
+        &self,
+        id: ChunkId,
+        targets: &[String],
+        candidates: &[String],
+        expected_sha256: Option<[u8; 32]>,
+        body: S,
+    ) -> Result<ReplicatedWrite>
+    where
+        S: Stream<Item = Result<Bytes>> + Send,
+    {
+        check_servers(id, targets, candidates)?;
+        let stall = self.clients.options().stall_timeout;
+        let mut tasks = Tasks(Vec::with_capacity(targets.len()));
+        let mut live = Vec::with_capacity(targets.len());
+        for addr in targets {
+            let client = self.clients.server(addr)?;
+            let (data, queue) = mpsc::channel::<Result<Bytes>>(limits::REPLICA_QUEUE_PIECES);
+            let (sha256, trailer) = oneshot::channel();
+            let pieces = stream::unfold(queue, |mut queue| async move {
+                queue.recv().await.map(|piece| (piece, queue))
+            });
+            tasks.0.push(tokio::spawn(async move {
+                client
+                    .put(id, ExpectedSha256::Trailer(trailer), pieces)
+                    .await
+            }));
+            live.push(Feed { data, sha256 });
+        }
+
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut body = std::pin::pin!(body);
+        while let Some(piece) = body.next().await {
+            // On a source error, dropping the feeds aborts every put.
+            let piece = piece?;
+            size = size
+                .checked_add(u64::try_from(piece.len()).unwrap_or(u64::MAX))
+                .filter(|size| *size <= limits::CHUNK_SIZE_MAX)
+                .ok_or(ChunkError::TooLarge {
+                    id,
+                    max: limits::CHUNK_SIZE_MAX,
+                })?;
+            hasher.update(&piece);
+            let sent = futures::future::join_all(live.iter().map(|feed| {
+                let piece = piece.clone();
+                async move {
+                    matches!(
+                        tokio::time::timeout(stall, feed.data.send(Ok(piece))).await,
+                        Ok(Ok(()))
+                    )
+                }
+            }))
+            .await;
+            let mut sent = sent.into_iter();
+            // A feed whose put ended or stalled is dropped: its put aborts.
+            live.retain(|_| sent.next().unwrap_or(false));
+            if live.is_empty() {
+                break;
+            }
+        }
+        let sha256: [u8; 32] = hasher.finalize().into();
+        // The servers check what the caller claims, not just what we saw.
+        let claimed = expected_sha256.unwrap_or(sha256);
+        for feed in live {
+            // If the put already ended, its result below says why.
+            let _ = feed.sha256.send(claimed);
+        }
+
+        let mut held = Vec::with_capacity(targets.len());
+        let mut failed = Vec::new();
+        for (addr, task) in targets.iter().zip(tasks.0.iter_mut()) {
+            let outcome = match task.await {
+                Ok(Ok(info)) if info.sha256 == sha256 && info.size == size => Ok(()),
+                Ok(Ok(info)) => Err(format!(
+                    "stored {} bytes with another SHA-256 ({})",
+                    info.size,
+                    hex::encode(info.sha256)
+                )),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(error) => Err(format!("put task failed: {error}")),
+            };
+            match outcome {
+                Ok(()) => held.push(addr.clone()),
+                Err(error) => {
+                    tracing::warn!(%id, server = %addr, %error, "replica write failed");
+                    failed.push((addr.clone(), error));
+                }
+            }
+        }
+        let info = ChunkInfo { id, size, sha256 };
+        if claimed != sha256 {
+            // Every server refused it (or failed); none holds the chunk.
+            return Err(ChunkError::ChecksumMismatch { id });
+        }
+        if held.is_empty() {
+            return Err(ChunkError::ReplicasUnavailable {
+                id,
+                detail: describe(&failed),
+            });
+        }
+
+        let mut replicas: Vec<String> = targets.to_vec();
+        let mut replaced = Vec::new();
+        let mut unused = candidates.iter();
+        for (failed_addr, error) in failed {
+            let replacement = self.replace(&info, &held, &mut unused).await?;
+            if let Some(slot) = replicas.iter_mut().find(|addr| **addr == failed_addr) {
+                slot.clone_from(&replacement);
+            }
+            held.push(replacement.clone());
+            replaced.push(Replacement {
+                failed: failed_addr,
+                error,
+                replacement,
+            });
+        }
+        Ok(ReplicatedWrite {
+            info,
+            replicas,
+            replaced,
+        })
+    }
+
+    /// Copies `info` from one of `held` to the next candidate that takes it.
+    async fn replace(
+        &self,
+        info: &ChunkInfo,
+        held: &[String],
+        unused: &mut std::slice::Iter<'_, String>,
+    ) -> Result<String> {
+        let mut errors = Vec::new();
+        for candidate in unused.by_ref() {
+            for source in held {
+                match self.copy(info, source, candidate).await {
+                    Ok(()) => {
+                        tracing::info!(id = %info.id, from = %source, to = %candidate, "replaced failed replica");
+                        return Ok(candidate.clone());
+                    }
+                    Err(error) => {
+                        errors.push((format!("{source} → {candidate}"), error.to_string()))
+                    }
+                }
+            }
+        }
+        errors.push(("candidates".to_owned(), "none left".to_owned()));
+        Err(ChunkError::ReplicasUnavailable {
+            id: info.id,
+            detail: describe(&errors),
+        })
+    }
+
+    /// Streams chunk `info.id` from server `from` to server `to`, which
+    /// checks it against `info.sha256` before storing it.
+    pub async fn copy(&self, info: &ChunkInfo, from: &str, to: &str) -> Result<()> {
+        copy_chunk(&self.clients, info, from, to).await
+    }
+
+    /// Streams bytes `range` of chunk `id` from the first replica that can
+    /// serve them, in the order given. `expected_sha256` (from the chunk's
+    /// metadata) guards against a replica holding other content; whole
+    /// reads also check it over the bytes delivered.
+    pub async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+        replicas: &[String],
+        expected_sha256: Option<[u8; 32]>,
+    ) -> Result<ChunkRead> {
+        if replicas.is_empty() || replicas.len() > limits::REPLICAS_MAX {
+            return Err(ChunkError::ReplicasUnavailable {
+                id,
+                detail: format!("{} replicas given", replicas.len()),
+            });
+        }
+        let clients = replicas
+            .iter()
+            .map(|addr| self.clients.server(addr))
+            .collect::<Result<Vec<_>>>()?;
+        let mut failover = Failover {
+            id,
+            start: range.start,
+            pos: range.start,
+            end: range.end,
+            replicas: clients,
+            next: 0,
+            current: None,
+            failures: Vec::new(),
+            all_not_found: true,
+            expected: expected_sha256,
+            repairer: self.repairer.clone(),
+            done: false,
+        };
+        let info = failover.open().await?;
+        let whole = range.start == 0 && range.end == info.size;
+        let expected = expected_sha256.unwrap_or(info.sha256);
+        let pieces = stream::unfold(failover, |mut failover| async move {
+            let piece = failover.next_piece().await?;
+            Some((piece, failover))
+        })
+        .boxed();
+        let body = if whole {
+            verify_whole(id, expected, pieces)
+        } else {
+            pieces
+        };
+        Ok(ChunkRead { info, body })
+    }
+}
+
+/// See [`Replicator::copy`].
+pub(crate) async fn copy_chunk(
+    clients: &ChunkClients,
+    info: &ChunkInfo,
+    from: &str,
+    to: &str,
+) -> Result<()> {
+    let source = clients.server(from)?;
+    let target = clients.server(to)?;
+    let read = source.get(info.id, 0..info.size).await?;
+    if read.info.sha256 != info.sha256 || read.info.size != info.size {
+        return Err(ChunkError::Corrupt {
+            id: info.id,
+            detail: format!("{from} holds other content than expected"),
+        });
+    }
+    let stored = target
+        .put(info.id, ExpectedSha256::Known(info.sha256), read.body)
+        .await?;
+    if stored != *info {
+        return Err(target.network(format!("stored {stored:?} instead of {info:?}")));
+    }
+    Ok(())
+}
+
+/// One target's end of the fan-out.
+struct Feed {
+    data: mpsc::Sender<Result<Bytes>>,
+    sha256: oneshot::Sender<[u8; 32]>,
+}
+
+/// Put tasks, aborted if the write is dropped half-way.
+struct Tasks(Vec<JoinHandle<Result<ChunkInfo>>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+fn check_servers(id: ChunkId, targets: &[String], candidates: &[String]) -> Result<()> {
+    let count = targets.len().saturating_add(candidates.len());
+    if targets.is_empty() || count > limits::REPLICAS_MAX {
+        return Err(ChunkError::ReplicasUnavailable {
+            id,
+            detail: format!(
+                "{} targets and {} candidates given (1..={} servers)",
+                targets.len(),
+                candidates.len(),
+                limits::REPLICAS_MAX
+            ),
+        });
+    }
+    let mut all: Vec<&String> = targets.iter().chain(candidates).collect();
+    all.sort();
+    all.dedup();
+    if all.len() != count {
+        return Err(ChunkError::ReplicasUnavailable {
+            id,
+            detail: "a server is named twice among targets and candidates".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn describe(failures: &[(String, String)]) -> String {
+    let mut text = String::new();
+    for (i, (server, error)) in failures.iter().enumerate() {
+        if i > 0 {
+            text.push_str("; ");
+        }
+        let _ = write!(text, "{server}: {error}");
+    }
+    text
+}
+
+/// The state of a failover read.
+struct Failover {
+    id: ChunkId,
+    start: u64,
+    /// First byte not yet delivered.
+    pos: u64,
+    end: u64,
+    replicas: Vec<ChunkClient>,
+    /// The next replica to try.
+    next: usize,
+    /// The replica being read and its stream.
+    current: Option<(usize, BoxStream<'static, Result<Bytes>>)>,
+    failures: Vec<(String, String)>,
+    all_not_found: bool,
+    expected: Option<[u8; 32]>,
+    repairer: Option<Repairer>,
+    done: bool,
+}
+
+impl Failover {
+    /// Opens the next replica that answers for `pos..end`.
+    async fn open(&mut self) -> Result<ChunkInfo> {
+        while let Some(client) = self.replicas.get(self.next).cloned() {
+            let index = self.next;
+            self.next += 1;
+            let error = match client.get(self.id, self.pos..self.end).await {
+                Ok(read)
+                    if self
+                        .expected
+                        .is_none_or(|expected| expected == read.info.sha256) =>
+                {
+                    self.current = Some((index, read.body));
+                    return Ok(read.info);
+                }
+                Ok(read) => ChunkError::Corrupt {
+                    id: self.id,
+                    detail: format!(
+                        "{} holds SHA-256 {}, not the expected one",
+                        client.addr(),
+                        hex::encode(read.info.sha256)
+                    ),
+                },
+                // The range is wrong for the chunk, not for this replica.
+                Err(error @ ChunkError::InvalidRange { .. }) if self.pos == self.start => {
+                    return Err(error);
+                }
+                Err(error) => error,
+            };
+            self.fail(index, &client, error, None);
+        }
+        Err(if self.all_not_found {
+            ChunkError::NotFound(self.id)
+        } else {
+            ChunkError::ReplicasUnavailable {
+                id: self.id,
+                detail: describe(&self.failures),
+            }
+        })
+    }
+
+    async fn next_piece(&mut self) -> Option<Result<Bytes>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if self.current.is_none()
+                && let Err(error) = self.open().await
+            {
+                self.done = true;
+                return Some(Err(error));
+            }
+            let (index, body) = self.current.as_mut()?;
+            let index = *index;
+            match body.next().await {
+                Some(Ok(piece)) => {
+                    self.pos = self
+                        .pos
+                        .saturating_add(u64::try_from(piece.len()).unwrap_or(u64::MAX));
+                    return Some(Ok(piece));
+                }
+                // ChunkClient::get ends cleanly only after every byte.
+                None => {
+                    self.done = true;
+                    return None;
+                }
+                Some(Err(error)) => {
+                    self.current = None;
+                    if let Some(client) = self.replicas.get(index).cloned() {
+                        tracing::warn!(id = %self.id, server = client.addr(), %error, pos = self.pos, "replica read broke off; failing over");
+                        let probe = (self.pos < self.end).then_some(self.pos);
+                        self.fail(index, &client, error, probe);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a failed replica and, if its copy looks bad, asks for its
+    /// repair from the others.
+    fn fail(&mut self, index: usize, client: &ChunkClient, error: ChunkError, probe: Option<u64>) {
+        let bad_copy = matches!(error, ChunkError::NotFound(_) | ChunkError::Corrupt { .. });
+        if !matches!(error, ChunkError::NotFound(_)) {
+            self.all_not_found = false;
+        }
+        self.failures
+            .push((client.addr().to_owned(), error.to_string()));
+        let probe = match (bad_copy, probe, &error) {
+            (true, _, _) => None,
+            (false, Some(probe), ChunkError::Network { .. }) => Some(probe),
+            _ => return,
+        };
+        let Some(repairer) = &self.repairer else {
+            tracing::warn!(id = %self.id, server = client.addr(), "replica needs repair; no repairer");
+            return;
+        };
+        let sources = self
+            .replicas
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != index)
+            .map(|(_, other)| other.addr().to_owned())
+            .collect();
+        repairer.submit(RepairJob {
+            id: self.id,
+            target: client.addr().to_owned(),
+            sources,
+            sha256: self.expected,
+            probe,
+        });
+    }
+}
+
+/// Checks the SHA-256 of a whole chunk read, holding one piece back so a
+/// mismatch still ends the stream with an error before its last bytes.
+fn verify_whole(
+    id: ChunkId,
+    expected: [u8; 32],
+    pieces: BoxStream<'static, Result<Bytes>>,
+) -> BoxStream<'static, Result<Bytes>> {
+    let state = (pieces, Sha256::new(), None::<Bytes>, false);
+    stream::unfold(
+        state,
+        move |(mut pieces, mut hasher, mut held, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match pieces.next().await {
+                    Some(Ok(piece)) => {
+                        hasher.update(&piece);
+                        if let Some(ready) = held.replace(piece) {
+                            return Some((Ok(ready), (pieces, hasher, held, false)));
+                        }
+                    }
+                    Some(Err(error)) => return Some((Err(error), (pieces, hasher, None, true))),
+                    None => {
+                        let actual: [u8; 32] = hasher.clone().finalize().into();
+                        if actual != expected {
+                            let error = ChunkError::Corrupt {
+                                id,
+                                detail: "SHA-256 of the bytes read from replicas does not match"
+                                    .to_owned(),
+                            };
+                            return Some((Err(error), (pieces, hasher, None, true)));
+                        }
+                        let ready = held.take()?;
+                        return Some((Ok(ready), (pieces, hasher, None, true)));
+                    }
+                }
+            }
+        },
+    )
+    .boxed()
+}

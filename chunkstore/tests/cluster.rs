@@ -1,0 +1,829 @@
+//! Chunk servers on loopback in one process: the HTTP API, replicated
+//! writes, failover reads, repair and scrubbing. Every wait is bounded.
+
+use std::fs::OpenOptions;
+use std::io::{Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use arbor_chunkstore::{
+    ChunkClient, ChunkClients, ChunkError, ChunkStore, ClientOptions, ExpectedSha256, Repairer,
+    Replicator, Scrubber, ServerOptions, limits,
+};
+use arbor_meta::ChunkId;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+/// Bound on any single wait in these tests.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Deterministic bytes that differ from block to block and chunk to chunk.
+fn source(len: u64, seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            let x = (i ^ seed.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// `data` cut into uneven pieces that straddle block boundaries.
+fn pieces(data: &[u8]) -> Vec<arbor_chunkstore::Result<Bytes>> {
+    let sizes = [1, 1000, 70_000, 3, 65_536, 300_000, 65_535];
+    let (mut out, mut at, mut i) = (Vec::new(), 0, 0);
+    while at < data.len() {
+        let n = sizes[i % sizes.len()].min(data.len() - at);
+        out.push(Ok(Bytes::copy_from_slice(&data[at..at + n])));
+        at += n;
+        i += 1;
+    }
+    out
+}
+
+/// One chunk server on 127.0.0.1 with its own temporary directory.
+struct Node {
+    addr: String,
+    dir: tempfile::TempDir,
+    store: ChunkStore,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<arbor_chunkstore::Result<()>>>,
+}
+
+impl Node {
+    async fn start() -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ChunkStore::open(dir.path()).await.expect("open store");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let shutdown = CancellationToken::new();
+        let options = ServerOptions {
+            zone: "z1".to_owned(),
+            capacity: 1 << 30,
+            // Stopping a node in a test cuts its connections off at once.
+            drain_timeout: Duration::ZERO,
+            ..ServerOptions::default()
+        };
+        let task = tokio::spawn(arbor_chunkstore::serve(
+            listener,
+            store.clone(),
+            options,
+            shutdown.clone(),
+        ));
+        Node {
+            addr,
+            dir,
+            store,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits until it is gone.
+    async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("server stops in time")
+                .expect("server task")
+                .expect("server result");
+        }
+    }
+
+    fn chunk_path(&self, id: ChunkId) -> PathBuf {
+        let hex = id.to_hex();
+        self.dir.path().join(&hex[..2]).join(hex)
+    }
+
+    /// Flips one byte of the stored chunk file.
+    fn corrupt(&self, id: ChunkId, offset: u64) {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.chunk_path(id))
+            .expect("open chunk file");
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        std::io::Read::read_exact(&mut file, &mut byte).expect("read");
+        byte[0] ^= 0x5a;
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        file.write_all(&byte).expect("write");
+        file.sync_all().expect("sync");
+    }
+}
+
+fn clients() -> ChunkClients {
+    ChunkClients::new(ClientOptions {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_secs(5),
+        stall_timeout: Duration::from_secs(5),
+    })
+}
+
+async fn put_direct(
+    client: &ChunkClient,
+    id: ChunkId,
+    data: &[u8],
+) -> arbor_chunkstore::Result<arbor_chunkstore::ChunkInfo> {
+    client
+        .put(
+            id,
+            ExpectedSha256::Known(sha256(data)),
+            stream::iter(pieces(data)),
+        )
+        .await
+}
+
+/// Collects a read from one server; errors if the body breaks off.
+async fn get_direct(
+    client: &ChunkClient,
+    id: ChunkId,
+    range: Range<u64>,
+) -> arbor_chunkstore::Result<Vec<u8>> {
+    let read = tokio::time::timeout(WAIT, client.get(id, range))
+        .await
+        .expect("get in time")?;
+    let mut out = Vec::new();
+    let mut body = read.body;
+    while let Some(piece) = tokio::time::timeout(WAIT, body.next())
+        .await
+        .expect("piece in time")
+    {
+        out.extend_from_slice(&piece?);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn server_put_get_ranges_and_errors() {
+    let mut node = Node::start().await;
+    let clients = clients();
+    let client = clients.server(&node.addr).expect("client");
+    let data = source(3 * MIB + 7, 1);
+    let id = ChunkId::random();
+
+    let info = put_direct(&client, id, &data).await.expect("put");
+    assert_eq!((info.size, info.sha256), (data.len() as u64, sha256(&data)));
+    // A re-put of the same content is idempotent.
+    put_direct(&client, id, &data).await.expect("re-put");
+
+    let size = data.len() as u64;
+    for range in [
+        0..size,
+        0..1,
+        5..70_000,
+        size - 1..size,
+        64 * KIB..2 * MIB + 3,
+        7..7,
+    ] {
+        let got = get_direct(&client, id, range.clone()).await.expect("get");
+        assert!(
+            got == data[range.start as usize..range.end as usize],
+            "range {range:?}"
+        );
+    }
+    let stat = client.stat(id).await.expect("stat");
+    assert_eq!(stat, info);
+    assert!(matches!(
+        client.get(id, size..size + 1).await,
+        Err(ChunkError::InvalidRange { size: s, .. }) if s == size
+    ));
+    let missing = ChunkId::random();
+    assert!(
+        matches!(client.get(missing, 0..1).await, Err(ChunkError::NotFound(m)) if m == missing)
+    );
+    assert!(matches!(
+        client.stat(missing).await,
+        Err(ChunkError::NotFound(_))
+    ));
+
+    // Wrong expected hash: refused, nothing stored.
+    let other = ChunkId::random();
+    let refused = client
+        .put(
+            other,
+            ExpectedSha256::Known([7; 32]),
+            stream::iter(pieces(&data)),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(ChunkError::ChecksumMismatch { id }) if id == other),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        client.stat(other).await,
+        Err(ChunkError::NotFound(_))
+    ));
+
+    // Hash as a trailer.
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let small = source(100, 2);
+    let hash = sha256(&small);
+    let body = stream::iter(pieces(&small)).chain(stream::once(async move {
+        let _ = sender.send(hash);
+        Ok(Bytes::new())
+    }));
+    let trailed = ChunkId::random();
+    client
+        .put(trailed, ExpectedSha256::Trailer(receiver), body)
+        .await
+        .expect("put with trailer");
+    assert_eq!(
+        get_direct(&client, trailed, 0..100).await.expect("get"),
+        small
+    );
+
+    // Trailer never sent: the put aborts, nothing stored.
+    let (sender, receiver) = tokio::sync::oneshot::channel::<[u8; 32]>();
+    drop(sender);
+    let aborted = ChunkId::random();
+    let result = client
+        .put(
+            aborted,
+            ExpectedSha256::Trailer(receiver),
+            stream::iter(pieces(&small)),
+        )
+        .await;
+    assert!(result.is_err());
+    assert!(matches!(
+        client.stat(aborted).await,
+        Err(ChunkError::NotFound(_))
+    ));
+
+    // Inventory pages and status.
+    let mut all = [id, trailed];
+    all.sort();
+    let page = client.inventory(None, 1).await.expect("inventory");
+    assert_eq!((page.ids.clone(), page.truncated), (vec![all[0]], true));
+    let page = client.inventory(Some(all[0]), 10).await.expect("inventory");
+    assert_eq!((page.ids, page.truncated), (vec![all[1]], false));
+    let status = client.status().await.expect("status");
+    assert_eq!(
+        (status.chunks, status.zone.as_str(), status.quarantined),
+        (2, "z1", 0)
+    );
+    assert!(
+        status.used_bytes > size && status.free_bytes == status.capacity_bytes - status.used_bytes
+    );
+
+    client.delete(id).await.expect("delete");
+    client.delete(id).await.expect("delete again");
+    assert!(matches!(
+        client.stat(id).await,
+        Err(ChunkError::NotFound(_))
+    ));
+
+    node.stop().await;
+    assert!(matches!(
+        client.stat(trailed).await,
+        Err(ChunkError::Network { .. })
+    ));
+}
+
+#[tokio::test]
+async fn corruption_is_an_error_status_or_a_cut_off_body() {
+    let mut node = Node::start().await;
+    let clients = clients();
+    let client = clients.server(&node.addr).expect("client");
+    let data = source(3 * MIB, 3);
+    let id = ChunkId::random();
+    put_direct(&client, id, &data).await.expect("put");
+
+    // In the first block: detected before the answer, a clean 500.
+    node.corrupt(id, 10);
+    let error = get_direct(&client, id, 0..data.len() as u64)
+        .await
+        .expect_err("corrupt");
+    assert!(matches!(error, ChunkError::Corrupt { .. }), "{error:?}");
+    // A range not touching the bad block still reads.
+    let tail = get_direct(&client, id, 2 * MIB..3 * MIB)
+        .await
+        .expect("clean range");
+    assert!(tail == data[2 * MIB as usize..]);
+
+    // Deep inside: the body starts and is cut off, never short and clean.
+    let id2 = ChunkId::random();
+    put_direct(&client, id2, &data).await.expect("put");
+    node.corrupt(id2, 2 * MIB + 5);
+    let error = get_direct(&client, id2, 0..data.len() as u64)
+        .await
+        .expect_err("cut off");
+    assert!(matches!(error, ChunkError::Network { .. }), "{error:?}");
+    assert_eq!(node.store.list().await.expect("list").len(), 2);
+    node.stop().await;
+}
+
+/// Three (or more) nodes, a replicator with a background repairer.
+struct Cluster {
+    nodes: Vec<Node>,
+    clients: ChunkClients,
+    replicator: Replicator,
+    repairer: Repairer,
+    stop_repairs: CancellationToken,
+}
+
+impl Cluster {
+    async fn start(count: usize) -> Cluster {
+        let mut nodes = Vec::new();
+        for _ in 0..count {
+            nodes.push(Node::start().await);
+        }
+        let clients = clients();
+        let stop_repairs = CancellationToken::new();
+        let (repairer, _worker) = Repairer::start(clients.clone(), stop_repairs.clone());
+        let replicator = Replicator::new(clients.clone(), Some(repairer.clone()));
+        Cluster {
+            nodes,
+            clients,
+            replicator,
+            repairer,
+            stop_repairs,
+        }
+    }
+
+    fn addrs(&self, which: &[usize]) -> Vec<String> {
+        which.iter().map(|i| self.nodes[*i].addr.clone()).collect()
+    }
+
+    fn client(&self, i: usize) -> ChunkClient {
+        self.clients.server(&self.nodes[i].addr).expect("client")
+    }
+
+    async fn write_with<S>(
+        &self,
+        id: ChunkId,
+        targets: &[usize],
+        candidates: &[usize],
+        expected: Option<[u8; 32]>,
+        body: S,
+    ) -> arbor_chunkstore::Result<arbor_chunkstore::ReplicatedWrite>
+    where
+        S: futures::Stream<Item = arbor_chunkstore::Result<Bytes>> + Send,
+    {
+        let (targets, candidates) = (self.addrs(targets), self.addrs(candidates));
+        let write = self
+            .replicator
+            .write(id, &targets, &candidates, expected, body);
+        tokio::time::timeout(WAIT, write)
+            .await
+            .expect("write in time")
+    }
+
+    async fn write(&self, id: ChunkId, data: &[u8]) -> arbor_chunkstore::ReplicatedWrite {
+        self.write_with(id, &[0, 1, 2], &[], None, stream::iter(pieces(data)))
+            .await
+            .expect("write")
+    }
+
+    async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+        order: &[usize],
+    ) -> arbor_chunkstore::Result<Vec<u8>> {
+        let order = self.addrs(order);
+        let read = self.replicator.read(id, range, &order, None);
+        let read = tokio::time::timeout(WAIT, read)
+            .await
+            .expect("read in time")?;
+        let mut out = Vec::new();
+        let mut body = read.body;
+        while let Some(piece) = tokio::time::timeout(WAIT, body.next())
+            .await
+            .expect("piece in time")
+        {
+            out.extend_from_slice(&piece?);
+        }
+        Ok(out)
+    }
+
+    /// Waits (bounded) until the repairer has repaired `count` replicas.
+    async fn repaired(&self, count: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.repairer.counts().repaired < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "repairs: {:?}",
+                self.repairer.counts()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop_repairs.cancel();
+        for node in &mut self.nodes {
+            node.stop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn replicated_round_trip_and_ranges() {
+    let cluster = Cluster::start(3).await;
+    for (seed, size) in [0, 1, 64 * KIB + 1, 3 * MIB + 7].into_iter().enumerate() {
+        let data = source(size, seed as u64 + 10);
+        let id = ChunkId::random();
+        let written = cluster.write(id, &data).await;
+        assert_eq!(
+            (written.info.size, written.info.sha256),
+            (size, sha256(&data))
+        );
+        assert_eq!(written.replicas, cluster.addrs(&[0, 1, 2]));
+        assert!(written.replaced.is_empty());
+        for i in 0..3 {
+            let got = get_direct(&cluster.client(i), id, 0..size)
+                .await
+                .expect("direct get");
+            assert!(got == data, "replica {i}, size {size}");
+        }
+        let got = cluster.read(id, 0..size, &[2, 0, 1]).await.expect("read");
+        assert!(got == data);
+        if size > 2 {
+            let range = size / 3..size - 1;
+            let got = cluster
+                .read(id, range.clone(), &[1, 2, 0])
+                .await
+                .expect("ranged read");
+            assert!(got == data[range.start as usize..range.end as usize]);
+        }
+    }
+    let missing = ChunkId::random();
+    assert!(matches!(
+        cluster.read(missing, 0..1, &[0, 1, 2]).await,
+        Err(ChunkError::NotFound(_))
+    ));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn reads_continue_with_a_server_stopped() {
+    let mut cluster = Cluster::start(3).await;
+    let data = source(MIB + 3, 20);
+    let id = ChunkId::random();
+    cluster.write(id, &data).await;
+    cluster.nodes[0].stop().await;
+    let got = cluster
+        .read(id, 0..data.len() as u64, &[0, 1, 2])
+        .await
+        .expect("read");
+    assert!(got == data);
+    let got = cluster
+        .read(id, 5..70_000, &[0, 2])
+        .await
+        .expect("ranged read");
+    assert!(got == data[5..70_000]);
+    // A stopped server is not a bad copy: nothing to repair.
+    assert_eq!(cluster.repairer.counts().submitted, 0);
+    cluster.nodes[1].stop().await;
+    cluster.nodes[2].stop().await;
+    assert!(matches!(
+        cluster.read(id, 0..1, &[0, 1, 2]).await,
+        Err(ChunkError::ReplicasUnavailable { .. })
+    ));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn corrupt_replicas_are_read_around_and_repaired() {
+    let cluster = Cluster::start(3).await;
+    let data = source(3 * MIB + 7, 30);
+    let size = data.len() as u64;
+
+    // Bad first block: the server refuses with `corrupt` before any byte.
+    let early = ChunkId::random();
+    cluster.write(early, &data).await;
+    cluster.nodes[0].corrupt(early, 10);
+    let got = cluster
+        .read(early, 0..size, &[0, 1, 2])
+        .await
+        .expect("read");
+    assert!(got == data);
+    cluster.repaired(1).await;
+    let fixed = get_direct(&cluster.client(0), early, 0..size)
+        .await
+        .expect("repaired copy");
+    assert!(fixed == data);
+
+    // Bad block deep inside: the read breaks off mid-stream, resumes on the
+    // next replica, and a probe confirms the bad copy.
+    let late = ChunkId::random();
+    cluster.write(late, &data).await;
+    cluster.nodes[1].corrupt(late, 2 * MIB + 5);
+    let got = cluster.read(late, 0..size, &[1, 2, 0]).await.expect("read");
+    assert!(got == data);
+    cluster.repaired(2).await;
+    let fixed = get_direct(&cluster.client(1), late, 0..size)
+        .await
+        .expect("repaired copy");
+    assert!(fixed == data);
+
+    // A missing copy is repaired too.
+    cluster.client(2).delete(late).await.expect("delete");
+    let got = cluster.read(late, 100..200, &[2, 0]).await.expect("read");
+    assert!(got == data[100..200]);
+    cluster.repaired(3).await;
+    assert_eq!(cluster.client(2).stat(late).await.expect("stat").size, size);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_replica_failing_mid_write_is_replaced() {
+    let cluster = Cluster::start(4).await;
+    let data = source(3 * MIB + 7, 40);
+    let id = ChunkId::random();
+    let all = pieces(&data);
+    let half = all.len() / 2;
+    let victim = cluster.nodes[1].shutdown.clone();
+    // The body stops node 1 half-way, then gives it time to go.
+    let body = stream::iter(all.into_iter().enumerate()).then(move |(i, piece)| {
+        let victim = victim.clone();
+        async move {
+            if i == half {
+                victim.cancel();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            piece
+        }
+    });
+    let written = cluster
+        .write_with(id, &[0, 1, 2], &[3], None, body)
+        .await
+        .expect("write");
+    assert_eq!(written.replicas, cluster.addrs(&[0, 3, 2]));
+    assert_eq!(written.replaced.len(), 1);
+    assert_eq!(written.replaced[0].failed, cluster.nodes[1].addr);
+    assert_eq!(written.replaced[0].replacement, cluster.nodes[3].addr);
+    for i in [0, 2, 3] {
+        let got = get_direct(&cluster.client(i), id, 0..data.len() as u64)
+            .await
+            .expect("get");
+        assert!(got == data, "replica {i}");
+    }
+    assert!(
+        cluster.nodes[1]
+            .store
+            .list()
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Without a candidate left, the write fails.
+    let id2 = ChunkId::random();
+    let victim = cluster.nodes[2].shutdown.clone();
+    let body = stream::iter(pieces(&data).into_iter().enumerate()).then(move |(i, piece)| {
+        let victim = victim.clone();
+        async move {
+            if i == half {
+                victim.cancel();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            piece
+        }
+    });
+    let failed = cluster.write_with(id2, &[0, 2], &[], None, body).await;
+    assert!(
+        matches!(failed, Err(ChunkError::ReplicasUnavailable { .. })),
+        "{failed:?}"
+    );
+
+    // A target already down is replaced the same way.
+    let id3 = ChunkId::random();
+    let written = cluster
+        .write_with(id3, &[0, 1], &[2, 3], None, stream::iter(pieces(&data)))
+        .await
+        .expect("write");
+    // Node 2 is down too: the replacement is node 3.
+    assert_eq!(written.replicas, cluster.addrs(&[0, 3]));
+    assert_eq!(written.replaced.len(), 1);
+    assert_eq!(written.replaced[0].failed, cluster.nodes[1].addr);
+    let got = get_direct(&cluster.client(3), id3, 0..data.len() as u64)
+        .await
+        .expect("get");
+    assert!(got == data);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn expected_hash_mismatch_stores_nothing_anywhere() {
+    let cluster = Cluster::start(3).await;
+    let data = source(MIB + 1, 50);
+    let id = ChunkId::random();
+    let result = cluster
+        .write_with(
+            id,
+            &[0, 1, 2],
+            &[],
+            Some([9; 32]),
+            stream::iter(pieces(&data)),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(ChunkError::ChecksumMismatch { .. })),
+        "{result:?}"
+    );
+    for node in &cluster.nodes {
+        assert!(node.store.list().await.expect("list").is_empty());
+        let tmp = std::fs::read_dir(node.dir.path().join("tmp")).expect("tmp dir");
+        assert_eq!(tmp.count(), 0, "temporary files left");
+    }
+    // With the right hash it is stored everywhere.
+    cluster
+        .write_with(
+            id,
+            &[0, 1, 2],
+            &[],
+            Some(sha256(&data)),
+            stream::iter(pieces(&data)),
+        )
+        .await
+        .expect("write");
+    for node in &cluster.nodes {
+        assert_eq!(node.store.list().await.expect("list"), vec![id]);
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn scrubber_quarantines_corrupt_chunks_and_reads_repair_them() {
+    let cluster = Cluster::start(3).await;
+    let data = source(2 * MIB + 9, 60);
+    let size = data.len() as u64;
+    let ids: Vec<ChunkId> = (0..3).map(|_| ChunkId::random()).collect();
+    for id in &ids {
+        cluster.write(*id, &data).await;
+    }
+    let node = &cluster.nodes[0];
+    node.corrupt(ids[1], MIB + 77);
+
+    let (reports, mut corrupt_ids) = tokio::sync::mpsc::channel(8);
+    // 8 MiB/s: three chunks of 2 MiB take at least ~0.7 s.
+    let scrubber = Scrubber::new(node.store.clone(), 8 * MIB)
+        .expect("scrubber")
+        .with_reports(reports);
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(WAIT, scrubber.scrub_once(&CancellationToken::new()))
+        .await
+        .expect("scrub in time")
+        .expect("scrub");
+    let elapsed = started.elapsed();
+    assert_eq!(report.corrupt, vec![ids[1]]);
+    assert_eq!(
+        (report.good, report.corrupt_count, report.errors),
+        (2, 1, 0)
+    );
+    assert!(
+        elapsed >= Duration::from_millis(600),
+        "rate not applied: {elapsed:?}"
+    );
+    assert_eq!(corrupt_ids.try_recv().expect("reported"), ids[1]);
+    assert_eq!(
+        scrubber.quarantined().await.expect("quarantined"),
+        vec![ids[1]]
+    );
+
+    // Never served again; status counts it.
+    let client = cluster.client(0);
+    assert!(matches!(
+        client.stat(ids[1]).await,
+        Err(ChunkError::NotFound(_))
+    ));
+    assert_eq!(client.status().await.expect("status").quarantined, 1);
+    assert!(Scrubber::new(node.store.clone(), 1).is_err());
+
+    // A read finds it missing there and repairs it from another replica.
+    let got = cluster
+        .read(ids[1], 0..size, &[0, 1, 2])
+        .await
+        .expect("read");
+    assert!(got == data);
+    cluster.repaired(1).await;
+    let fixed = get_direct(&client, ids[1], 0..size)
+        .await
+        .expect("repaired");
+    assert!(fixed == data);
+    // A second pass finds everything good.
+    let fast = Scrubber::new(node.store.clone(), 1 << 40).expect("scrubber");
+    let report = fast
+        .scrub_once(&CancellationToken::new())
+        .await
+        .expect("scrub");
+    assert_eq!((report.good, report.corrupt_count), (3, 0));
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn chunk_server_process_runs_and_stops() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = arbor_chunkstore::ChunkServerConfig {
+        data_dir: dir.path().to_path_buf(),
+        meta: vec!["127.0.0.1:1".to_owned()],
+        zone: "zone-a".to_owned(),
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(arbor_chunkstore::run_on(config, listener, shutdown.clone()));
+
+    let client = clients().server(&addr).expect("client");
+    let data = source(100 * KIB, 70);
+    let id = ChunkId::random();
+    put_direct(&client, id, &data).await.expect("put");
+    assert_eq!(
+        get_direct(&client, id, 0..data.len() as u64)
+            .await
+            .expect("get"),
+        data
+    );
+    let status = client.status().await.expect("status");
+    assert_eq!((status.zone.as_str(), status.chunks), ("zone-a", 1));
+    assert!(
+        dir.path()
+            .join("chunks")
+            .join(&id.to_hex()[..2])
+            .join(id.to_hex())
+            .is_file()
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("stops in time")
+        .expect("task")
+        .expect("run");
+    assert!(matches!(
+        client.status().await,
+        Err(ChunkError::Network { .. })
+    ));
+
+    let bad = arbor_chunkstore::ChunkServerConfig {
+        scrub_rate: 0,
+        ..Default::default()
+    };
+    assert!(matches!(
+        arbor_chunkstore::run(bad, CancellationToken::new()).await,
+        Err(ChunkError::InvalidConfig(_))
+    ));
+}
+
+/// Not a benchmark, a smoke check that a default-size chunk moves at a
+/// sane speed (debug build): 64 MiB to three replicas and back.
+#[tokio::test]
+async fn default_size_chunk_round_trip() {
+    let cluster = Cluster::start(3).await;
+    let data = source(limits::CHUNK_SIZE_DEFAULT, 80);
+    let id = ChunkId::random();
+    let body: Vec<_> = data
+        .chunks(256 * 1024)
+        .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+        .collect();
+    let started = std::time::Instant::now();
+    cluster
+        .write_with(id, &[0, 1, 2], &[], None, stream::iter(body))
+        .await
+        .expect("write");
+    let written = started.elapsed();
+    let got = cluster
+        .read(id, 0..data.len() as u64, &[1, 0, 2])
+        .await
+        .expect("read");
+    assert!(got == data);
+    eprintln!(
+        "64 MiB: write x3 {written:?}, read {:?}",
+        started.elapsed() - written
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_range_is_reported_even_past_a_down_replica() {
+    let mut cluster = Cluster::start(3).await;
+    let data = source(1000, 90);
+    let id = ChunkId::random();
+    cluster.write(id, &data).await;
+    cluster.nodes[0].stop().await;
+    let result = cluster.read(id, 500..1001, &[0, 1, 2]).await;
+    assert!(
+        matches!(result, Err(ChunkError::InvalidRange { size: 1000, .. })),
+        "{result:?}"
+    );
+    assert_eq!(cluster.repairer.counts().submitted, 0);
+    cluster.stop().await;
+}
