@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use arbor_chunkstore::limits::{BLOCK_SIZE, CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX};
 
+/// Abandoned multipart uploads expire after 7 days (brief.md §5).
+pub const UPLOAD_EXPIRY_SECS_DEFAULT: u64 = 7 * 24 * 60 * 60;
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeConfig {
     /// Address the S3 endpoint listens on.
@@ -24,6 +27,11 @@ pub struct ServeConfig {
     /// Chunk size in bytes (a multiple of 64 KiB, at most 256 MiB).
     #[arg(long, env = "ARBOR_CHUNK_SIZE", default_value_t = CHUNK_SIZE_DEFAULT)]
     pub chunk_size: u64,
+    /// Multipart uploads not completed or aborted within this many seconds
+    /// are aborted and their parts collected (S3 lifecycle's
+    /// AbortIncompleteMultipartUpload, applied to every bucket).
+    #[arg(long, env = "ARBOR_UPLOAD_EXPIRY_SECS", default_value_t = UPLOAD_EXPIRY_SECS_DEFAULT)]
+    pub upload_expiry_secs: u64,
     /// Skip fsync on metadata commits. Faster, and loses acknowledged writes
     /// on power failure: for tests and benchmarks only.
     #[arg(long, env = "ARBOR_NO_FSYNC", default_value_t = false)]
@@ -41,6 +49,9 @@ impl ServeConfig {
                 "--chunk-size {} must be a positive multiple of {BLOCK_SIZE} and at most {CHUNK_SIZE_MAX}",
                 self.chunk_size
             ));
+        }
+        if self.upload_expiry_secs == 0 {
+            return Err("--upload-expiry-secs must be at least 1".to_owned());
         }
         if let Some(domain) = &self.domain
             && (domain.is_empty() || domain.contains('/'))

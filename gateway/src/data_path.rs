@@ -11,7 +11,6 @@
 use std::ops::Range;
 
 use arbor_chunkstore::{ChunkError, ChunkStore, ChunkWriter};
-use arbor_meta::limits::INLINE_OBJECT_SIZE_MAX;
 use arbor_meta::{ChunkId, ChunkRef, ObjectData, ObjectVersion};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
@@ -39,16 +38,18 @@ pub struct WrittenBody {
 }
 
 /// Reads `body` to its end, writing it to `store` in chunks of `chunk_size`
+/// (or keeping it inline if it is at most `inline_max` bytes)
 /// and feeding every byte once to MD5 and to `checksum` (if any).
 /// On any error every chunk written so far is deleted (none is referenced).
 pub async fn write_body(
     store: &ChunkStore,
     chunk_size: u64,
+    inline_max: u64,
     size_max: u64,
     mut body: StreamingBlob,
     mut checksum: Option<ChecksumHasher>,
 ) -> Result<WrittenBody, S3Error> {
-    let mut upload = Upload::new(store.clone(), chunk_size);
+    let mut upload = Upload::new(store.clone(), chunk_size, inline_max);
     let mut md5 = Md5::new();
     let result = async {
         while let Some(piece) = body.next().await {
@@ -86,6 +87,8 @@ pub async fn write_body(
 struct Upload {
     store: ChunkStore,
     chunk_size: u64,
+    /// Bodies up to this size are kept inline (0: only the empty body).
+    inline_max: u64,
     /// Bytes received so far.
     size: u64,
     /// The first bytes, held until we know whether the body fits inline.
@@ -95,10 +98,11 @@ struct Upload {
 }
 
 impl Upload {
-    fn new(store: ChunkStore, chunk_size: u64) -> Self {
+    fn new(store: ChunkStore, chunk_size: u64, inline_max: u64) -> Self {
         Upload {
             store,
             chunk_size,
+            inline_max,
             size: 0,
             head: BytesMut::new(),
             current: None,
@@ -113,7 +117,7 @@ impl Upload {
     async fn push(&mut self, piece: Bytes) -> Result<(), S3Error> {
         self.size += piece.len() as u64;
         if self.inline_candidate() {
-            if self.size <= INLINE_OBJECT_SIZE_MAX {
+            if self.size <= self.inline_max {
                 self.head.extend_from_slice(&piece);
                 return Ok(());
             }

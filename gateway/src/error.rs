@@ -25,6 +25,22 @@ pub fn from_meta(e: MetaError) -> S3Error {
         MetaError::NoSuchKey(_) => (C::NoSuchKey, "The specified key does not exist."),
         MetaError::InvalidKey(_) => (C::InvalidArgument, "The specified key is not valid."),
         MetaError::KeyTooLong => (C::KeyTooLongError, "Your key is too long."),
+        MetaError::NoSuchUpload(_) => (
+            C::NoSuchUpload,
+            "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.",
+        ),
+        MetaError::InvalidPart(_) => (
+            C::InvalidPart,
+            "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.",
+        ),
+        MetaError::InvalidPartOrder => (
+            C::InvalidPartOrder,
+            "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+        ),
+        MetaError::EntityTooSmall { .. } => (
+            C::EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed object size.",
+        ),
         MetaError::PreconditionFailed => (
             C::PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold.",
@@ -66,7 +82,16 @@ pub fn from_chunk(e: ChunkError) -> S3Error {
             C::BadDigest,
             "The Content-MD5 or checksum you specified did not match what we received.",
         ),
-        ChunkError::NotFound(_) | ChunkError::Corrupt { .. } | ChunkError::Io(_) => {
+        ChunkError::Network { .. }
+        | ChunkError::Remote { .. }
+        | ChunkError::ReplicasUnavailable { .. } => {
+            tracing::warn!(error = %e, "chunk servers unavailable");
+            (C::ServiceUnavailable, "Please reduce your request rate.")
+        }
+        ChunkError::NotFound(_)
+        | ChunkError::Corrupt { .. }
+        | ChunkError::Io(_)
+        | ChunkError::InvalidConfig(_) => {
             tracing::error!(error = %e, "chunk store failure");
             (
                 C::InternalError,
@@ -114,6 +139,26 @@ mod tests {
     #[test]
     fn meta_errors_map_to_s3_codes_and_statuses() {
         let cases = [
+            (
+                MetaError::NoSuchUpload("u".into()),
+                S3ErrorCode::NoSuchUpload,
+                404,
+            ),
+            (
+                MetaError::InvalidPart("p".into()),
+                S3ErrorCode::InvalidPart,
+                400,
+            ),
+            (
+                MetaError::InvalidPartOrder,
+                S3ErrorCode::InvalidPartOrder,
+                400,
+            ),
+            (
+                MetaError::EntityTooSmall { part_number: 1 },
+                S3ErrorCode::EntityTooSmall,
+                400,
+            ),
             (
                 MetaError::NoSuchBucket("b".into()),
                 S3ErrorCode::NoSuchBucket,
@@ -225,6 +270,37 @@ mod tests {
             ),
             (
                 ChunkError::Io(std::io::Error::other("disk")),
+                S3ErrorCode::InternalError,
+                500,
+            ),
+            (
+                ChunkError::Network {
+                    server: "s".into(),
+                    detail: "refused".into(),
+                },
+                S3ErrorCode::ServiceUnavailable,
+                503,
+            ),
+            (
+                ChunkError::Remote {
+                    server: "s".into(),
+                    status: 500,
+                    code: "io".into(),
+                    message: "m".into(),
+                },
+                S3ErrorCode::ServiceUnavailable,
+                503,
+            ),
+            (
+                ChunkError::ReplicasUnavailable {
+                    id,
+                    detail: "none left".into(),
+                },
+                S3ErrorCode::ServiceUnavailable,
+                503,
+            ),
+            (
+                ChunkError::InvalidConfig("x".into()),
                 S3ErrorCode::InternalError,
                 500,
             ),

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arbor_chunkstore::ChunkStore;
-use arbor_meta::{MetaConfig, MetaNode};
+use std::time::Duration;
+
+use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
+use arbor_meta::{MetaClient, MetaConfig, MetaNode};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
@@ -67,13 +70,47 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
 
     print_banner(&config, endpoint, &credentials, source);
 
+    let expiry = tokio::spawn(expire_uploads(
+        meta.client(),
+        Duration::from_secs(config.upload_expiry_secs),
+        shutdown.clone(),
+    ));
     http_server::run(listener, frontend, shutdown).await;
+    expiry.abort();
     // Requests are drained: stop Raft and close redb.
     meta.shutdown()
         .await
         .context("stopping the metadata service")?;
     tracing::info!("arbor serve stopped");
     Ok(())
+}
+
+/// Aborts multipart uploads older than `max_age`, checking a few times per
+/// `max_age` (at most hourly). Any node may run this: the age is decided
+/// here, the aborts are Raft commands, and a repeat finds nothing to do.
+async fn expire_uploads(meta: MetaClient, max_age: Duration, shutdown: CancellationToken) {
+    let interval = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = crate::s3::now_ms().saturating_sub(max_age_ms);
+        loop {
+            match meta
+                .expire_uploads(cutoff, UPLOADS_EXPIRED_PER_COMMAND_MAX)
+                .await
+            {
+                Ok(count) if count < UPLOADS_EXPIRED_PER_COMMAND_MAX => break,
+                Ok(count) => tracing::info!(count, "expired multipart uploads"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiring multipart uploads failed");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 fn print_banner(

@@ -10,7 +10,12 @@ use redb::{ReadTransaction, ReadableDatabase};
 use crate::command::{Command, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::listing::{ListPage, ListRequest};
+use crate::multipart::{
+    self, CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadId, UploadRecord,
+    UploadsPage,
+};
 use crate::node::NodeInner;
+use crate::object::ObjectChecksum;
 use crate::object::{BucketInfo, ObjectVersion};
 use crate::raft::batcher;
 use crate::raft::types::{Proposal, RequestId};
@@ -172,6 +177,94 @@ impl MetaClient {
     pub async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage> {
         let (bucket, request) = (bucket.to_owned(), request.clone());
         self.read(move |txn| listing::list_objects(txn, &bucket, &request))
+            .await
+    }
+
+    // ------------------------------------------------------- multipart
+
+    pub async fn create_multipart_upload(&self, upload: UploadRecord) -> Result<()> {
+        keys::validate_key(&upload.key)?;
+        match self
+            .write(Command::CreateMultipartUpload { upload })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Linearizable: the upload, or `NoSuchUpload`.
+    pub async fn get_upload(&self, upload_id: UploadId) -> Result<UploadRecord> {
+        self.read(move |txn| multipart::get_upload(txn, &upload_id))
+            .await
+    }
+    pub async fn upload_part(&self, upload_id: UploadId, part: PartRecord) -> Result<()> {
+        match self.write(Command::UploadPart { upload_id, part }).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Commits the object formed by `parts`; returns its version.
+    pub async fn complete_multipart_upload(
+        &self,
+        upload_id: UploadId,
+        parts: Vec<CompletedPart>,
+        checksum: Option<ObjectChecksum>,
+        last_modified_ms: i64,
+        condition: WriteCondition,
+    ) -> Result<ObjectVersion> {
+        let command = Command::CompleteMultipartUpload {
+            upload_id,
+            parts,
+            checksum,
+            last_modified_ms,
+            condition,
+        };
+        match self.write(command).await? {
+            Reply::Object(version) => Ok(version),
+            other => Err(unexpected(other)),
+        }
+    }
+    pub async fn abort_multipart_upload(&self, upload_id: UploadId) -> Result<()> {
+        match self
+            .write(Command::AbortMultipartUpload { upload_id })
+            .await?
+        {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Aborts uploads initiated before `initiated_before_ms`, at most
+    /// `limit`; returns how many.
+    pub async fn expire_uploads(&self, initiated_before_ms: i64, limit: u32) -> Result<u32> {
+        match self
+            .write(Command::ExpireUploads {
+                initiated_before_ms,
+                limit,
+            })
+            .await?
+        {
+            Reply::Expired { count } => Ok(count),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Linearizable page of parts numbered above `after`.
+    pub async fn list_parts(
+        &self,
+        upload_id: UploadId,
+        after: u32,
+        max: usize,
+    ) -> Result<PartsPage> {
+        self.read(move |txn| multipart::list_parts(txn, &upload_id, after, max))
+            .await
+    }
+    /// Linearizable page of in-progress uploads.
+    pub async fn list_uploads(
+        &self,
+        bucket: &str,
+        request: &ListUploadsRequest,
+    ) -> Result<UploadsPage> {
+        let (bucket, request) = (bucket.to_owned(), request.clone());
+        self.read(move |txn| multipart::list_uploads(txn, &bucket, &request))
             .await
     }
 }

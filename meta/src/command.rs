@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::MetaError;
-use crate::object::{BucketInfo, ObjectVersion};
+use crate::multipart::{CompletedPart, PartRecord, UploadId, UploadRecord};
+use crate::object::{BucketInfo, ObjectChecksum, ObjectVersion};
 
 /// An expectation on the current version of a key, checked inside apply
 /// (compare-and-swap; brief.md §3).
@@ -41,6 +42,33 @@ pub enum Command {
         bucket: String,
         key: String,
     },
+    CreateMultipartUpload {
+        upload: UploadRecord,
+    },
+    /// Record (or replace) one part of an upload.
+    UploadPart {
+        upload_id: UploadId,
+        part: PartRecord,
+    },
+    /// Check `parts` against the stored parts and commit the object they
+    /// form, all or nothing. `checksum` is the object's checksum as the
+    /// proposer computed it from the parts' checksums in `parts`.
+    CompleteMultipartUpload {
+        upload_id: UploadId,
+        parts: Vec<CompletedPart>,
+        checksum: Option<ObjectChecksum>,
+        last_modified_ms: i64,
+        condition: WriteCondition,
+    },
+    AbortMultipartUpload {
+        upload_id: UploadId,
+    },
+    /// Abort uploads initiated before the given time (chosen by the
+    /// proposer), at most `limit` of them.
+    ExpireUploads {
+        initiated_before_ms: i64,
+        limit: u32,
+    },
 }
 
 /// The deterministic outcome of applying one command.
@@ -53,6 +81,10 @@ pub enum Reply {
     /// DeleteObject: whether a version existed and was removed.
     Deleted {
         existed: bool,
+    },
+    /// ExpireUploads: how many uploads were aborted.
+    Expired {
+        count: u32,
     },
 }
 

@@ -26,6 +26,17 @@ pub enum MetaError {
     InvalidKey(String),
     #[error("key is longer than {max} bytes", max = crate::limits::KEY_LEN_MAX)]
     KeyTooLong,
+    #[error("multipart upload {0} does not exist")]
+    NoSuchUpload(String),
+    /// CompleteMultipartUpload names a part that was not uploaded or whose
+    /// ETag (or checksum) differs.
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than the minimum part size.
+    #[error("part {part_number} is smaller than the minimum part size")]
+    EntityTooSmall { part_number: u32 },
     /// A write's If-Match / If-None-Match expectation did not hold.
     #[error("precondition failed")]
     PreconditionFailed,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod listing;
+pub mod multipart;
 pub mod namespace;
 pub mod node;
 pub mod object;

@@ -24,3 +24,19 @@ pub const TREE_DEPTH_MAX: usize = KEY_LEN_MAX + 1;
 
 const _: () = assert!(BUCKET_NAME_LEN_MIN <= BUCKET_NAME_LEN_MAX);
 const _: () = assert!(INLINE_OBJECT_SIZE_MAX as usize * COMMANDS_PER_ENTRY_MAX <= 16 * 1024 * 1024);
+
+/// S3's highest part number.
+pub const PART_NUMBER_MAX: u32 = 10_000;
+/// S3's minimum size of every part but the last of a multipart upload.
+pub const PART_SIZE_MIN: u64 = 5 * 1024 * 1024;
+/// S3's maximum part size.
+pub const PART_SIZE_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// ListParts and ListMultipartUploads return at most this many per page.
+pub const LIST_PARTS_MAX: usize = 1000;
+pub const LIST_UPLOADS_MAX: usize = 1000;
+/// Abandoned multipart uploads expire after this long by default (brief.md §5).
+pub const UPLOAD_EXPIRY_DEFAULT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Uploads one ExpireUploads command aborts at most: bounds the entry's work.
+pub const UPLOADS_EXPIRED_PER_COMMAND_MAX: u32 = 256;
+
+const _: () = assert!(PART_SIZE_MIN <= PART_SIZE_MAX);

@@ -20,9 +20,9 @@ use crate::keys::{
 };
 use crate::object::{BucketInfo, ChunkId, ChunkRef, ObjectVersion};
 use crate::schema::{
-    self, BucketRecord, ChildRecord, GcRecord, InodeKind, InodeRecord, ObjectEntry, ROOT_INODE,
-    StateTable, child_key, decode_record, encode_record, gc_key, inode_key, split_child_key,
-    split_gc_key, version_key,
+    self, BucketRecord, ChildRecord, GcOrigin, GcRecord, InodeKind, InodeRecord, ObjectEntry,
+    ROOT_INODE, StateTable, child_key, decode_record, encode_record, gc_key, inode_key,
+    split_child_key, split_gc_key, version_key,
 };
 
 /// Any table of the namespace, opened by a read or a write transaction.
@@ -79,7 +79,7 @@ pub(crate) fn bucket_record(txn: &ReadTransaction, name: &str) -> Result<BucketR
 }
 
 /// Opens a table read-only; `None` if it was never created.
-fn open_read(
+pub(crate) fn open_read(
     txn: &ReadTransaction,
     table: StateTable,
 ) -> Result<Option<ReadOnlyTable<&'static [u8], &'static [u8]>>> {
@@ -247,12 +247,15 @@ pub(crate) fn read_version<T: BytesTable>(
 
 /// The state tables opened for writing by one command's apply.
 pub(crate) struct NamespaceTables<'txn> {
-    buckets: Table<'txn, &'static [u8], &'static [u8]>,
-    children: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) buckets: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) children: Table<'txn, &'static [u8], &'static [u8]>,
     inodes: Table<'txn, &'static [u8], &'static [u8]>,
     versions: Table<'txn, &'static [u8], &'static [u8]>,
     gc_queue: Table<'txn, &'static [u8], &'static [u8]>,
     counters: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) uploads: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) upload_index: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) parts: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
 impl<'txn> NamespaceTables<'txn> {
@@ -264,6 +267,9 @@ impl<'txn> NamespaceTables<'txn> {
             versions: txn.open_table(schema::VERSIONS)?,
             gc_queue: txn.open_table(schema::GC_QUEUE)?,
             counters: txn.open_table(schema::COUNTERS)?,
+            uploads: txn.open_table(schema::UPLOADS)?,
+            upload_index: txn.open_table(schema::UPLOAD_INDEX)?,
+            parts: txn.open_table(schema::PARTS)?,
         })
     }
 
@@ -524,9 +530,11 @@ impl<'txn> NamespaceTables<'txn> {
             return Ok(());
         }
         let record = GcRecord {
-            inode: entry.inode,
-            generation: entry.generation,
-            position: entry.position,
+            origin: GcOrigin::Version {
+                inode: entry.inode,
+                generation: entry.generation,
+                position: entry.position,
+            },
             chunks,
         };
         self.queue_gc(log_index, &record)
@@ -534,7 +542,7 @@ impl<'txn> NamespaceTables<'txn> {
 
     /// Appends to the GC queue under `log_index` with the next free sequence
     /// number (one log entry may carry several commands).
-    fn queue_gc(&mut self, log_index: u64, record: &GcRecord) -> Result<()> {
+    pub(crate) fn queue_gc(&mut self, log_index: u64, record: &GcRecord) -> Result<()> {
         let start = gc_key(log_index, 0);
         let sequence = {
             let mut range = match log_index.checked_add(1) {

@@ -104,6 +104,9 @@ pub struct ObjectVersion {
     pub user_metadata: Vec<(String, String)>,
     pub checksum: Option<ObjectChecksum>,
     pub storage_class: Option<String>,
+    /// Sizes of the parts of a multipart object, in order (GetObject with
+    /// `partNumber` reads one); empty for an object uploaded in one piece.
+    pub parts: Vec<u64>,
     pub data: ObjectData,
 }
 

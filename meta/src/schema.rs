@@ -37,7 +37,24 @@ pub const GC_QUEUE: StateTable = StateTable::new("ns_gc_queue");
 pub const COUNTERS: StateTable = StateTable::new("ns_counters");
 
 /// Every namespace table, for snapshot dump/restore.
-pub const STATE_TABLES: &[StateTable] = &[BUCKETS, CHILDREN, INODES, VERSIONS, GC_QUEUE, COUNTERS];
+/// upload id (16 bytes) → [`crate::multipart::UploadRecord`].
+pub const UPLOADS: StateTable = StateTable::new("ns_uploads");
+/// `upload_index_key(bucket, key, upload id)` → empty: in-progress uploads in
+/// ListMultipartUploads order (bucket, key, initiation).
+pub const UPLOAD_INDEX: StateTable = StateTable::new("ns_upload_index");
+/// upload id ‖ part number BE → [`crate::multipart::PartRecord`].
+pub const PARTS: StateTable = StateTable::new("ns_parts");
+pub const STATE_TABLES: &[StateTable] = &[
+    BUCKETS,
+    CHILDREN,
+    INODES,
+    VERSIONS,
+    GC_QUEUE,
+    COUNTERS,
+    UPLOADS,
+    UPLOAD_INDEX,
+    PARTS,
+];
 
 /// Opens each state table so it exists (reads fail on a missing table).
 pub fn create_state_tables(txn: &redb::WriteTransaction) -> Result<()> {
@@ -111,11 +128,53 @@ pub struct InodeRecord {
 /// (minus those its replacement still uses), for the collector.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcRecord {
-    pub inode: u64,
-    pub generation: u64,
-    /// Position of the retired version within its log entry.
-    pub position: u32,
+    pub origin: GcOrigin,
     pub chunks: Vec<ChunkId>,
+}
+
+/// What referenced the chunks of a [`GcRecord`] before it was retired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GcOrigin {
+    /// An object version, replaced or deleted.
+    Version {
+        inode: u64,
+        generation: u64,
+        /// Position of the retired version within its log entry.
+        position: u32,
+    },
+    /// A multipart part: replaced, aborted, expired, or left out of Complete.
+    Part {
+        upload_id: [u8; 16],
+        part_number: u32,
+    },
+}
+
+/// Key of the upload index: bucket length (1 byte) ‖ bucket ‖ key ‖ 0 ‖ id.
+/// Bucket names are at most 63 bytes and keys hold no NUL in practice (XML
+/// cannot carry one), so the order is (bucket, key, upload id).
+pub fn upload_index_key(bucket: &str, key: &str, upload_id: &[u8; 16]) -> Vec<u8> {
+    let mut out = upload_index_prefix(bucket);
+    out.extend_from_slice(key.as_bytes());
+    out.push(0);
+    out.extend_from_slice(upload_id);
+    out
+}
+
+/// The prefix of every upload index key of `bucket`.
+pub fn upload_index_prefix(bucket: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + bucket.len() + 32);
+    // Bucket names are validated to at most 63 bytes before any upload exists.
+    out.push(u8::try_from(bucket.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(bucket.as_bytes());
+    out
+}
+
+/// upload id ‖ part number BE.
+pub fn part_key(upload_id: &[u8; 16], part_number: u32) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..16].copy_from_slice(upload_id);
+    out[16..].copy_from_slice(&part_number.to_be_bytes());
+    out
 }
 
 /// `[RECORD_FORMAT_VERSION] ++ postcard(value)`.

@@ -64,5 +64,27 @@ fn apply(
             condition,
         } => tables.put_object(log_index, position, bucket, key, version, condition),
         Command::DeleteObject { bucket, key } => tables.delete_object(log_index, bucket, key),
+        Command::CreateMultipartUpload { upload } => tables.create_upload(upload),
+        Command::UploadPart { upload_id, part } => tables.put_part(log_index, upload_id, part),
+        Command::CompleteMultipartUpload {
+            upload_id,
+            parts,
+            checksum,
+            last_modified_ms,
+            condition,
+        } => tables.complete_upload(
+            log_index,
+            position,
+            upload_id,
+            parts,
+            checksum.as_ref(),
+            *last_modified_ms,
+            condition,
+        ),
+        Command::AbortMultipartUpload { upload_id } => tables.abort_upload(log_index, upload_id),
+        Command::ExpireUploads {
+            initiated_before_ms,
+            limit,
+        } => tables.expire_uploads(log_index, *initiated_before_ms, *limit),
     }
 }

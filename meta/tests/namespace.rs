@@ -8,7 +8,7 @@ use arbor_meta::listing::{ListEntry, ListPage, ListRequest, list_objects};
 use arbor_meta::namespace::{get_bucket, get_object, list_buckets};
 use arbor_meta::object::{ChunkId, ChunkRef, ObjectData, ObjectHeaders, ObjectVersion};
 use arbor_meta::schema::{
-    self, ChildRecord, GcRecord, decode_record, split_child_key, split_gc_key,
+    self, ChildRecord, GcOrigin, GcRecord, decode_record, split_child_key, split_gc_key,
 };
 use arbor_meta::state_machine::{apply_command, apply_commands};
 use arbor_meta::{BucketInfo, MetaError};
@@ -201,6 +201,7 @@ fn inline_version(etag: &str) -> ObjectVersion {
         user_metadata: Vec::new(),
         checksum: None,
         storage_class: None,
+        parts: Vec::new(),
         data: ObjectData::Inline(b"abc".to_vec()),
     }
 }
@@ -466,9 +467,11 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
         .expect("put");
     let second = f.log_index;
     let expected = GcRecord {
-        inode: f.gc_inode("big"),
-        generation: first,
-        position: 0,
+        origin: GcOrigin::Version {
+            inode: f.gc_inode("big"),
+            generation: first,
+            position: 0,
+        },
         chunks: vec![ChunkId([1; 16])],
     };
     assert_eq!(f.gc_queue(), vec![((second, 0), expected)]);
@@ -487,9 +490,13 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
     let (keys, records): (Vec<_>, Vec<_>) = queue.into_iter().skip(1).unzip();
     assert_eq!(keys, [(f.log_index, 0), (f.log_index, 1)]);
     assert_eq!(records[0].chunks, [ChunkId([2; 16]), ChunkId([3; 16])]);
-    assert_eq!(records[0].generation, second);
+    assert!(
+        matches!(records[0].origin, GcOrigin::Version { generation, .. } if generation == second)
+    );
     assert_eq!(records[1].chunks, [ChunkId([4; 16])]);
-    assert_eq!(records[1].generation, f.log_index);
+    assert!(
+        matches!(records[1].origin, GcOrigin::Version { generation, .. } if generation == f.log_index)
+    );
     assert_eq!(f.get("big"), Err(MetaError::NoSuchKey("big".to_owned())));
     f.check_tree();
 }
@@ -530,9 +537,11 @@ fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
         vec![(
             (f.log_index, 0),
             GcRecord {
-                inode,
-                generation: f.log_index,
-                position: 0,
+                origin: GcOrigin::Version {
+                    inode,
+                    generation: f.log_index,
+                    position: 0,
+                },
                 chunks: vec![ChunkId([1; 16])],
             }
         )]
@@ -545,8 +554,10 @@ fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
     .expect("delete");
     let queue = f.gc_queue();
     assert_eq!(queue.len(), 2);
-    assert_eq!(queue[1].1.generation, versions[1].generation);
-    assert_eq!(queue[1].1.position, 1);
+    assert!(matches!(
+        queue[1].1.origin,
+        GcOrigin::Version { generation, position: 1, .. } if generation == versions[1].generation
+    ));
     assert_eq!(queue[1].1.chunks, [ChunkId([2; 16]), ChunkId([3; 16])]);
     assert!(f.version_rows(inode).is_empty());
     f.check_tree();

@@ -32,6 +32,7 @@ fn inline(body: &[u8]) -> ObjectVersion {
         user_metadata: Vec::new(),
         checksum: None,
         storage_class: None,
+        parts: Vec::new(),
         data: ObjectData::Inline(body.to_vec()),
     }
 }

@@ -1,3 +1,5 @@
+#![allow(dead_code)] // each test binary uses a different subset
+
 //! aws-sdk-s3 clients for the suites.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};

@@ -204,7 +204,7 @@ fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     }
 }
 
-fn url_encoding(encoding: Option<&EncodingType>) -> S3Result<bool> {
+pub(super) fn url_encoding(encoding: Option<&EncodingType>) -> S3Result<bool> {
     match encoding.map(EncodingType::as_str) {
         None => Ok(false),
         Some(EncodingType::URL) => Ok(true),
@@ -235,7 +235,7 @@ fn decode_token(token: &str) -> S3Result<String> {
 
 /// `encoding-type=url`: percent-encode everything but unreserved characters
 /// and `/`, as S3 does.
-fn encode_if(url: bool, s: &str) -> String {
+pub(super) fn encode_if(url: bool, s: &str) -> String {
     if !url {
         return s.to_owned();
     }

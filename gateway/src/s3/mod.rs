@@ -7,8 +7,11 @@ mod bucket;
 mod checksum;
 mod conditions;
 mod list;
+mod multipart;
 mod object;
 mod time;
+
+pub use time::now_ms;
 
 use std::sync::Arc;
 
@@ -256,6 +259,60 @@ impl S3 for Arbor {
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         let request_id = RequestId::of(&req.extensions);
         acl::put_object(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        multipart::create(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        multipart::upload_part(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        multipart::complete(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        multipart::abort(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        multipart::list_parts(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        multipart::list_uploads(self, req)
             .await
             .map_err(|e| request_id.stamp(e))
     }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use arbor_meta::command::WriteCondition;
-use arbor_meta::limits::USER_METADATA_SIZE_MAX;
+use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
 use arbor_meta::object::ObjectHeaders;
 use arbor_meta::{MetaError, ObjectVersion};
 use base64::Engine;
@@ -60,6 +60,7 @@ pub async fn put(
     let written = data_path::write_body(
         s3.chunks(),
         s3.settings().chunk_size,
+        INLINE_OBJECT_SIZE_MAX,
         PUT_OBJECT_SIZE_MAX,
         body,
         hasher,
@@ -87,6 +88,7 @@ pub async fn put(
         user_metadata,
         checksum: stored_checksum,
         storage_class: storage_class(input.storage_class)?,
+        parts: Vec::new(),
         data: written.data,
     };
     let committed = commit(s3, &input.bucket, &input.key, version, condition).await?;
@@ -107,7 +109,7 @@ pub async fn put(
 }
 
 /// Checks Content-MD5 and the additional checksum once the body is in.
-fn verify_body(
+pub(super) fn verify_body(
     written: &data_path::WrittenBody,
     expected_md5: Option<[u8; 16]>,
     expected_checksum: Option<&checksum::Expectation>,
@@ -155,7 +157,7 @@ async fn commit(
 }
 
 /// Whether a failed commit certainly did not apply.
-fn outcome_is_known(e: &MetaError) -> bool {
+pub(super) fn outcome_is_known(e: &MetaError) -> bool {
     match e {
         MetaError::NoSuchBucket(_)
         | MetaError::BucketAlreadyExists(_)
@@ -165,7 +167,11 @@ fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::InvalidKey(_)
         | MetaError::KeyTooLong
         | MetaError::PreconditionFailed
-        | MetaError::OverwriteRefused => true,
+        | MetaError::OverwriteRefused
+        | MetaError::NoSuchUpload(_)
+        | MetaError::InvalidPart(_)
+        | MetaError::InvalidPartOrder
+        | MetaError::EntityTooSmall { .. } => true,
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
         | MetaError::Timeout
@@ -209,12 +215,13 @@ macro_rules! describe_version {
     }};
 }
 
-/// The byte range a GET or HEAD asks for: `Range`, or `partNumber`.
+/// The byte range a GET or HEAD asks for (`Range` or `partNumber`), whether
+/// the answer is partial, and the part count to report for `partNumber`.
 fn requested_range(
     version: &ObjectVersion,
     range: Option<&Range>,
     part_number: Option<i32>,
-) -> S3Result<(std::ops::Range<u64>, bool)> {
+) -> S3Result<(std::ops::Range<u64>, bool, Option<i32>)> {
     match (range, part_number) {
         (Some(_), Some(_)) => Err(s3_error!(
             InvalidRequest,
@@ -224,21 +231,38 @@ fn requested_range(
             let checked = r
                 .check(version.size)
                 .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
-            Ok((checked, true))
+            Ok((checked, true, None))
         }
-        // An object uploaded in one piece has exactly one part.
-        (None, Some(1)) | (None, None) => Ok((0..version.size, false)),
-        (None, Some(n)) if n < 1 => Err(s3_error!(
-            InvalidArgument,
-            "Part number must be an integer between 1 and 10000, inclusive"
-        )),
-        (None, Some(_)) => {
-            let mut e = S3Error::with_message(
-                S3ErrorCode::Custom("InvalidPartNumber".into()),
-                "The requested partnumber is not satisfiable",
-            );
-            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
-            Err(e)
+        (None, None) => Ok((0..version.size, false, None)),
+        (None, Some(n)) => {
+            let index = usize::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .filter(|_| n <= 10_000)
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "Part number must be an integer between 1 and 10000, inclusive"
+                    )
+                })?;
+            // An object uploaded in one piece has exactly one part.
+            let sizes: &[u64] = if version.parts.is_empty() {
+                std::slice::from_ref(&version.size)
+            } else {
+                &version.parts
+            };
+            let Some(size) = sizes.get(index) else {
+                let mut e = S3Error::with_message(
+                    S3ErrorCode::Custom("InvalidPartNumber".into()),
+                    "The requested partnumber is not satisfiable",
+                );
+                e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+                return Err(e);
+            };
+            let start: u64 = sizes.iter().take(index).sum();
+            let count = i32::try_from(sizes.len()).map_err(|e| error::internal("part count", e))?;
+            // A multipart part is a partial answer (206 with Content-Range).
+            Ok((start..start + size, !version.parts.is_empty(), Some(count)))
         }
     }
 }
@@ -266,7 +290,8 @@ pub async fn get(
         if_unmodified_since: input.if_unmodified_since.as_ref(),
     }
     .check(Target::Read, &version.etag, version.last_modified_ms)?;
-    let (range, partial) = requested_range(&version, input.range.as_ref(), input.part_number)?;
+    let (range, partial, parts_count) =
+        requested_range(&version, input.range.as_ref(), input.part_number)?;
     let length = range.end - range.start;
     let mut output = GetObjectOutput {
         content_length: Some(i64::try_from(length).map_err(|e| error::internal("length", e))?),
@@ -278,7 +303,7 @@ pub async fn get(
                 version.size
             )
         }),
-        parts_count: input.part_number.map(|_| 1),
+        parts_count,
         ..Default::default()
     };
     describe_version!(
@@ -328,7 +353,8 @@ pub async fn head(
         if_unmodified_since: input.if_unmodified_since.as_ref(),
     }
     .check(Target::Read, &version.etag, version.last_modified_ms)?;
-    let (range, partial) = requested_range(&version, input.range.as_ref(), input.part_number)?;
+    let (range, partial, parts_count) =
+        requested_range(&version, input.range.as_ref(), input.part_number)?;
     let mut output = HeadObjectOutput {
         content_length: Some(
             i64::try_from(range.end - range.start).map_err(|e| error::internal("length", e))?,
@@ -341,7 +367,7 @@ pub async fn head(
                 version.size
             )
         }),
-        parts_count: input.part_number.map(|_| 1),
+        parts_count,
         ..Default::default()
     };
     describe_version!(
@@ -439,6 +465,7 @@ pub async fn copy(
         user_metadata,
         checksum: source.checksum.clone(),
         storage_class: storage_class.or_else(|| source.storage_class.clone()),
+        parts: source.parts.clone(),
         data: source.data.clone(),
     };
     let committed = match s3
@@ -559,7 +586,7 @@ fn reject_version_id(version_id: Option<&str>) -> S3Result<()> {
 
 /// S3's storage classes are accepted and recorded; Arbor stores every class
 /// alike. `STANDARD` is the default and not recorded.
-fn storage_class(class: Option<StorageClass>) -> S3Result<Option<String>> {
+pub(super) fn storage_class(class: Option<StorageClass>) -> S3Result<Option<String>> {
     let Some(class) = class else { return Ok(None) };
     match class.as_str() {
         StorageClass::STANDARD => Ok(None),
@@ -580,12 +607,12 @@ fn storage_class(class: Option<StorageClass>) -> S3Result<Option<String>> {
     }
 }
 
-fn empty_body() -> StreamingBlob {
+pub(super) fn empty_body() -> StreamingBlob {
     StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
 }
 
 /// `x-amz-meta-*` as stored: names lowercased, sorted, within S3's 2 KiB.
-fn user_metadata(metadata: Option<Metadata>) -> S3Result<Vec<(String, String)>> {
+pub(super) fn user_metadata(metadata: Option<Metadata>) -> S3Result<Vec<(String, String)>> {
     let mut pairs: Vec<(String, String)> = metadata
         .unwrap_or_default()
         .into_iter()
@@ -615,7 +642,7 @@ fn metadata_map(version: &ObjectVersion) -> Option<Metadata> {
     )
 }
 
-fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
+pub(super) fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
     let invalid = || s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid.");
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
@@ -624,7 +651,7 @@ fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
 }
 
 /// `If-None-Match: *` and `If-Match: "etag"` on a write.
-fn write_condition(
+pub(super) fn write_condition(
     if_match: Option<&IfMatch>,
     if_none_match: Option<&IfNoneMatch>,
 ) -> S3Result<WriteCondition> {
@@ -665,7 +692,7 @@ fn write_condition_from_headers(headers: &http::HeaderMap) -> S3Result<WriteCond
     write_condition(if_match.as_ref(), if_none_match.as_ref())
 }
 
-fn http_date(ts: &Timestamp) -> Option<String> {
+pub(super) fn http_date(ts: &Timestamp) -> Option<String> {
     let mut out = Vec::new();
     ts.format(TimestampFormat::HttpDate, &mut out).ok()?;
     String::from_utf8(out).ok()

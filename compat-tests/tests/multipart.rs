@@ -1,0 +1,532 @@
+//! Multipart uploads (issue 6) through aws-sdk-s3 against the real binary.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use md5::Digest;
+
+use arbor_compat_tests::ArborServer;
+use common::{bytes, client};
+
+const MIB: usize = 1024 * 1024;
+const BUCKET: &str = "parts";
+
+async fn start(extra: &[&str]) -> (ArborServer, aws_sdk_s3::Client, tempfile::TempDir) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["--chunk-size", "2097152", "--no-fsync"];
+    args.extend_from_slice(extra);
+    let server = ArborServer::start(data.path(), &args).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    (server, s3, data)
+}
+
+async fn create(s3: &aws_sdk_s3::Client, key: &str) -> String {
+    let out = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("create upload");
+    out.upload_id().expect("upload id").to_owned()
+}
+
+async fn upload(s3: &aws_sdk_s3::Client, key: &str, id: &str, number: i32, body: &[u8]) -> String {
+    let out = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .part_number(number)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("part {number}: {e:?}"));
+    out.e_tag().expect("etag").to_owned()
+}
+
+fn completed(parts: &[(i32, &str)]) -> CompletedMultipartUpload {
+    let parts = parts
+        .iter()
+        .map(|(n, etag)| {
+            CompletedPart::builder()
+                .part_number(*n)
+                .e_tag(*etag)
+                .build()
+        })
+        .collect();
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(parts))
+        .build()
+}
+
+/// S3's multipart ETag, computed here independently of the server.
+fn multipart_etag(parts: &[&[u8]]) -> String {
+    let mut concatenated = Vec::new();
+    for part in parts {
+        concatenated.extend_from_slice(&md5::Md5::digest(part));
+    }
+    format!(
+        "\"{}-{}\"",
+        hex::encode(md5::Md5::digest(&concatenated)),
+        parts.len()
+    )
+}
+
+async fn read(s3: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("get");
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_uploaded_out_of_order_and_in_parallel_round_trip() {
+    let (server, s3, _data) = start(&[]).await;
+    let key = "big/forty.bin";
+    let body = bytes(40 * MIB, 11);
+    let id = create(&s3, key).await;
+    // Eight 5 MiB parts, sent in reverse order, four at a time.
+    let parts: Vec<(i32, &[u8])> = body
+        .chunks(5 * MIB)
+        .enumerate()
+        .map(|(i, p)| (i as i32 + 1, p))
+        .collect();
+    let mut etags = vec![String::new(); parts.len()];
+    for batch in parts.iter().rev().collect::<Vec<_>>().chunks(4) {
+        let uploads = batch.iter().map(|(n, p)| {
+            let (s3, id) = (s3.clone(), id.clone());
+            let p = p.to_vec();
+            let n = *n;
+            tokio::spawn(async move { (n, upload(&s3, key, &id, n, &p).await) })
+        });
+        for handle in uploads.collect::<Vec<_>>() {
+            let (n, etag) = handle.await.expect("join");
+            etags[(n - 1) as usize] = etag;
+        }
+    }
+    // In progress: invisible to listings, no directory created.
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .delimiter("/")
+        .send()
+        .await
+        .expect("list");
+    assert!(listed.contents().is_empty() && listed.common_prefixes().is_empty());
+    let e = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect_err("not visible yet");
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
+
+    let list: Vec<(i32, &str)> = etags
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as i32 + 1, e.as_str()))
+        .collect();
+    let out = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed(&list))
+        .send()
+        .await
+        .expect("complete");
+    let expected_etag = multipart_etag(&parts.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    assert_eq!(out.e_tag(), Some(expected_etag.as_str()));
+    assert_eq!(read(&s3, key).await, body);
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
+    assert_eq!(head.content_length(), Some(body.len() as i64));
+    // partNumber reads one part.
+    let part = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .part_number(3)
+        .send()
+        .await
+        .expect("part 3");
+    assert_eq!(part.parts_count(), Some(8));
+    assert_eq!(
+        part.content_range(),
+        Some(format!("bytes {}-{}/{}", 10 * MIB, 15 * MIB - 1, 40 * MIB).as_str())
+    );
+    let got = part.body.collect().await.expect("body").into_bytes();
+    assert_eq!(&got[..], &body[10 * MIB..15 * MIB]);
+    // The upload is gone once completed.
+    let e = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("completed");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    assert!(server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuploaded_part_wins_and_bad_completes_change_nothing() {
+    let (server, s3, _data) = start(&[]).await;
+    let key = "k";
+    let id = create(&s3, key).await;
+    let first = bytes(5 * MIB, 1);
+    let second = bytes(5 * MIB, 2);
+    let replaced = bytes(5 * MIB, 3);
+    let last = bytes(1234, 4);
+    let e1_old = upload(&s3, key, &id, 1, &first).await;
+    let e1 = upload(&s3, key, &id, 1, &replaced).await;
+    assert_ne!(e1, e1_old);
+    let e2 = upload(&s3, key, &id, 2, &second).await;
+    let e3 = upload(&s3, key, &id, 3, &last).await;
+
+    // ListParts pages.
+    let page = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .max_parts(2)
+        .send()
+        .await
+        .expect("list parts");
+    let numbers: Vec<_> = page
+        .parts()
+        .iter()
+        .filter_map(|p| p.part_number())
+        .collect();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(page.is_truncated(), Some(true));
+    assert_eq!(page.parts()[0].e_tag(), Some(e1.as_str()));
+    let marker = page.next_part_number_marker().expect("marker").to_owned();
+    let page = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .part_number_marker(marker)
+        .send()
+        .await
+        .expect("page 2");
+    assert_eq!(
+        page.parts()
+            .iter()
+            .filter_map(|p| p.part_number())
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    assert_eq!(page.parts()[0].size(), Some(1234));
+
+    let complete = |parts: Vec<(i32, String)>| {
+        let s3 = s3.clone();
+        let id = id.clone();
+        async move {
+            let list: Vec<(i32, &str)> = parts.iter().map(|(n, e)| (*n, e.as_str())).collect();
+            s3.complete_multipart_upload()
+                .bucket(BUCKET)
+                .key(key)
+                .upload_id(id)
+                .multipart_upload(completed(&list))
+                .send()
+                .await
+        }
+    };
+    // A stale ETag (the replaced part 1), a missing part, a wrong order.
+    let e = complete(vec![(1, e1_old.clone()), (2, e2.clone()), (3, e3.clone())])
+        .await
+        .expect_err("stale etag");
+    assert_eq!(e.code(), Some("InvalidPart"));
+    let e = complete(vec![(1, e1.clone()), (2, e2.clone()), (4, e3.clone())])
+        .await
+        .expect_err("missing part");
+    assert_eq!(e.code(), Some("InvalidPart"));
+    let e = complete(vec![(2, e2.clone()), (1, e1.clone()), (3, e3.clone())])
+        .await
+        .expect_err("order");
+    assert_eq!(e.code(), Some("InvalidPartOrder"));
+    // A too-small middle part.
+    let small_id = create(&s3, "small").await;
+    let s1 = upload(&s3, "small", &small_id, 1, &bytes(100, 5)).await;
+    let s2 = upload(&s3, "small", &small_id, 2, &bytes(100, 6)).await;
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("small")
+        .upload_id(&small_id)
+        .multipart_upload(completed(&[(1, &s1), (2, &s2)]))
+        .send()
+        .await
+        .expect_err("too small");
+    assert_eq!(e.code(), Some("EntityTooSmall"));
+    // An empty part list is malformed.
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(CompletedMultipartUpload::builder().build())
+        .send()
+        .await
+        .expect_err("empty");
+    assert_eq!(e.code(), Some("MalformedXML"));
+    // Nothing changed: no object, the upload still has its three parts.
+    let e = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect_err("no object");
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
+    let page = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("still there");
+    assert_eq!(page.parts().len(), 3);
+
+    // Gaps in part numbers are fine; the re-uploaded part 1 wins.
+    let out = complete(vec![(1, e1.clone()), (3, e3.clone())])
+        .await
+        .expect("complete with a gap");
+    assert_eq!(
+        out.e_tag(),
+        Some(multipart_etag(&[&replaced, &last]).as_str())
+    );
+    let mut expected = replaced.clone();
+    expected.extend_from_slice(&last);
+    assert_eq!(read(&s3, key).await, expected);
+
+    // Abort: the upload is gone.
+    s3.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("small")
+        .upload_id(&small_id)
+        .send()
+        .await
+        .expect("abort");
+    let e = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key("small")
+        .upload_id(&small_id)
+        .send()
+        .await
+        .expect_err("aborted");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    let e = s3
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("small")
+        .upload_id(&small_id)
+        .send()
+        .await;
+    assert_eq!(e.expect_err("abort twice").code(), Some("NoSuchUpload"));
+    let e = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("k")
+        .upload_id("not-an-id")
+        .part_number(1)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(e.expect_err("bad id").code(), Some("NoSuchUpload"));
+    let other = create(&s3, "k2").await;
+    let e = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("k2")
+        .upload_id(&other)
+        .part_number(10001)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(e.expect_err("part 10001").code(), Some("InvalidArgument"));
+    assert!(server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_uploads_checksums_and_expiry() {
+    let (server, s3, _data) = start(&["--upload-expiry-secs", "3"]).await;
+    let a1 = create(&s3, "dir/a").await;
+    let a2 = create(&s3, "dir/a").await;
+    let b = create(&s3, "dir/sub/b").await;
+    let c = create(&s3, "top").await;
+    let out = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list uploads");
+    let listed: Vec<_> = out
+        .uploads()
+        .iter()
+        .map(|u| (u.key().unwrap_or(""), u.upload_id().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("dir/a", a1.as_str()),
+            ("dir/a", a2.as_str()),
+            ("dir/sub/b", b.as_str()),
+            ("top", c.as_str())
+        ]
+    );
+    let out = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .prefix("dir/")
+        .delimiter("/")
+        .send()
+        .await
+        .expect("delimited");
+    assert_eq!(
+        out.uploads()
+            .iter()
+            .filter_map(|u| u.key())
+            .collect::<Vec<_>>(),
+        ["dir/a", "dir/a"]
+    );
+    assert_eq!(
+        out.common_prefixes()
+            .iter()
+            .filter_map(|p| p.prefix())
+            .collect::<Vec<_>>(),
+        ["dir/sub/"]
+    );
+    let out = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .max_uploads(1)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(out.is_truncated(), Some(true));
+    let (key_marker, id_marker) = (
+        out.next_key_marker().expect("key").to_owned(),
+        out.next_upload_id_marker().expect("id").to_owned(),
+    );
+    let out = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .key_marker(key_marker)
+        .upload_id_marker(id_marker)
+        .send()
+        .await
+        .expect("next");
+    assert_eq!(
+        out.uploads()
+            .iter()
+            .filter_map(|u| u.upload_id())
+            .collect::<Vec<_>>(),
+        [a2.as_str(), b.as_str(), c.as_str()]
+    );
+
+    // A composite CRC32 checksum across parts.
+    let out = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("summed")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .expect("create summed");
+    let id = out.upload_id().expect("id").to_owned();
+    let p1 = bytes(5 * MIB, 21);
+    let p2 = bytes(77, 22);
+    let mut parts = Vec::new();
+    for (n, body) in [(1, &p1), (2, &p2)] {
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("summed")
+            .upload_id(&id)
+            .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("summed part");
+        let crc = out.checksum_crc32().expect("part crc32").to_owned();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().expect("etag"))
+                .checksum_crc32(crc)
+                .build(),
+        );
+    }
+    let out = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("summed")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete summed");
+    assert!(
+        out.checksum_crc32().is_some_and(|c| c.ends_with("-2")),
+        "{:?}",
+        out.checksum_crc32()
+    );
+
+    // Abandoned uploads expire.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let out = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("after expiry");
+    assert!(out.uploads().is_empty(), "{:?}", out.uploads());
+    let e = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key("top")
+        .upload_id(&c)
+        .send()
+        .await
+        .expect_err("expired");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    assert!(server.stop().expect("stop").success());
+}

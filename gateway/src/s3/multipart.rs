@@ -1,0 +1,592 @@
+//! Multipart uploads: parts stream into chunks like any body; Complete is
+//! one metadata command that stitches the parts' chunk lists together, so
+//! no byte is copied (brief.md §5).
+
+use std::collections::BTreeMap;
+
+use arbor_meta::ObjectData;
+use arbor_meta::limits::{LIST_PARTS_MAX, LIST_UPLOADS_MAX, PART_NUMBER_MAX, PART_SIZE_MAX};
+use arbor_meta::multipart::{
+    CompletedPart as MetaCompletedPart, ListUploadsRequest, PartRecord, UploadEntry, UploadId,
+    UploadRecord,
+};
+use arbor_meta::object::{ChecksumAlgorithm, ObjectChecksum, ObjectHeaders};
+use base64::Engine;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::{Arbor, acl, bucket, checksum, object, record_target, time};
+use crate::data_path;
+use crate::error;
+
+fn parse_upload_id(id: &str) -> S3Result<UploadId> {
+    UploadId::parse(id).ok_or_else(|| {
+        s3_error!(
+            NoSuchUpload,
+            "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed."
+        )
+    })
+}
+
+/// The upload, which must belong to `bucket/key`.
+async fn upload_of(s3: &Arbor, bucket: &str, key: &str, upload_id: &str) -> S3Result<UploadRecord> {
+    let id = parse_upload_id(upload_id)?;
+    let upload = s3.meta().get_upload(id).await.map_err(error::from_meta)?;
+    if upload.bucket != bucket || upload.key != key {
+        return Err(s3_error!(
+            NoSuchUpload,
+            "The specified multipart upload does not exist."
+        ));
+    }
+    Ok(upload)
+}
+
+fn part_number(n: i32) -> S3Result<u32> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=PART_NUMBER_MAX).contains(n))
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive"
+            )
+        })
+}
+
+fn dto_algorithm(algorithm: ChecksumAlgorithm) -> s3s::dto::ChecksumAlgorithm {
+    s3s::dto::ChecksumAlgorithm::from(checksum::algorithm_name(algorithm).to_owned())
+}
+
+fn dto_checksum_type(full_object: bool) -> ChecksumType {
+    ChecksumType::from_static(if full_object {
+        ChecksumType::FULL_OBJECT
+    } else {
+        ChecksumType::COMPOSITE
+    })
+}
+
+pub async fn create(
+    s3: &Arbor,
+    req: S3Request<CreateMultipartUploadInput>,
+) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+    let S3Request { input, headers, .. } = req;
+    record_target("CreateMultipartUpload", &input.bucket, Some(&input.key));
+    acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
+    let algorithm = match &input.checksum_algorithm {
+        None => None,
+        Some(a) => Some(checksum::parse_algorithm(a.as_str()).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "Checksum algorithm provided is unsupported."
+            )
+        })?),
+    };
+    let full_object = match input.checksum_type.as_ref().map(ChecksumType::as_str) {
+        None => matches!(algorithm, Some(ChecksumAlgorithm::Crc64Nvme)),
+        Some(ChecksumType::FULL_OBJECT) => true,
+        Some(ChecksumType::COMPOSITE) => false,
+        Some(_) => return Err(s3_error!(InvalidRequest, "Invalid checksum type")),
+    };
+    if full_object && algorithm.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The x-amz-checksum-type header requires x-amz-checksum-algorithm"
+        ));
+    }
+    let now = time::now_ms();
+    let upload = UploadRecord {
+        upload_id: UploadId::new(now),
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        initiated_ms: now,
+        headers: ObjectHeaders {
+            content_type: input.content_type.map(|m| m.to_string()),
+            content_encoding: input.content_encoding,
+            content_disposition: input.content_disposition,
+            content_language: input.content_language,
+            cache_control: input.cache_control,
+            expires: input.expires.as_ref().and_then(object::http_date),
+        },
+        user_metadata: object::user_metadata(input.metadata)?,
+        storage_class: object::storage_class(input.storage_class)?,
+        checksum: algorithm.map(|a| (a, full_object)),
+    };
+    let upload_id = upload.upload_id.to_hex();
+    s3.meta()
+        .create_multipart_upload(upload)
+        .await
+        .map_err(error::from_meta)?;
+    let output = CreateMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(upload_id),
+        checksum_algorithm: algorithm.map(dto_algorithm),
+        checksum_type: algorithm.map(|_| dto_checksum_type(full_object)),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn upload_part(
+    s3: &Arbor,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let S3Request {
+        input,
+        headers,
+        trailing_headers,
+        ..
+    } = req;
+    record_target("UploadPart", &input.bucket, Some(&input.key));
+    let number = part_number(input.part_number)?;
+    let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    if input
+        .content_length
+        .and_then(|l| u64::try_from(l).ok())
+        .is_some_and(|l| l > PART_SIZE_MAX)
+    {
+        return Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size."
+        ));
+    }
+    let expected_md5 = input
+        .content_md5
+        .as_deref()
+        .map(object::decode_content_md5)
+        .transpose()?;
+    let mut expectation = checksum::expectation(&headers)?;
+    if let Some((algorithm, _)) = upload.checksum {
+        match &expectation {
+            Some(e) if e.algorithm != algorithm => {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                    checksum::algorithm_name(algorithm),
+                    checksum::algorithm_name(e.algorithm)
+                ));
+            }
+            Some(_) => {}
+            // The upload declared an algorithm: every part gets its checksum.
+            None => {
+                expectation = Some(checksum::Expectation {
+                    algorithm,
+                    header_value: None,
+                    in_trailer: false,
+                })
+            }
+        }
+    }
+    let body = input.body.unwrap_or_else(object::empty_body);
+    let hasher = expectation.as_ref().map(|e| checksum::hasher(e.algorithm));
+    // Parts are never inlined: Complete stitches chunk lists together.
+    let written = data_path::write_body(
+        s3.chunks(),
+        s3.settings().chunk_size,
+        0,
+        PART_SIZE_MAX,
+        body,
+        hasher,
+    )
+    .await?;
+    let stored_checksum = match object::verify_body(
+        &written,
+        expected_md5,
+        expectation.as_ref(),
+        trailing_headers.as_ref(),
+    ) {
+        Ok(stored) => stored.map(|c| ObjectChecksum {
+            full_object: false,
+            ..c
+        }),
+        Err(e) => {
+            data_path::discard_body(s3.chunks(), &written.data).await;
+            return Err(e);
+        }
+    };
+    let chunks = match &written.data {
+        ObjectData::Chunks(chunks) => chunks.clone(),
+        ObjectData::Inline(bytes) if bytes.is_empty() => Vec::new(),
+        ObjectData::Inline(_) => {
+            return Err(error::internal("upload part", "part body was inlined"));
+        }
+    };
+    let part = PartRecord {
+        part_number: number,
+        size: written.size,
+        etag: hex::encode(written.md5),
+        last_modified_ms: time::now_ms(),
+        checksum: stored_checksum.clone(),
+        chunks,
+    };
+    let etag = part.etag.clone();
+    if let Err(e) = s3.meta().upload_part(upload.upload_id, part).await {
+        if object::outcome_is_known(&e) {
+            data_path::discard_body(s3.chunks(), &written.data).await;
+        }
+        return Err(error::from_meta(e));
+    }
+    let mut output = UploadPartOutput {
+        e_tag: Some(ETag::Strong(etag)),
+        ..Default::default()
+    };
+    if let Some(stored) = &stored_checksum {
+        let dto = checksum::to_dto(stored);
+        output.checksum_crc32 = dto.checksum_crc32;
+        output.checksum_crc32c = dto.checksum_crc32c;
+        output.checksum_crc64nvme = dto.checksum_crc64nvme;
+        output.checksum_sha1 = dto.checksum_sha1;
+        output.checksum_sha256 = dto.checksum_sha256;
+    }
+    Ok(S3Response::new(output))
+}
+
+/// The checksum value a completed part carries for `algorithm`.
+fn completed_part_checksum(part: &CompletedPart, algorithm: ChecksumAlgorithm) -> Option<&str> {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => part.checksum_crc32.as_deref(),
+        ChecksumAlgorithm::Crc32c => part.checksum_crc32c.as_deref(),
+        ChecksumAlgorithm::Crc64Nvme => part.checksum_crc64nvme.as_deref(),
+        ChecksumAlgorithm::Sha1 => part.checksum_sha1.as_deref(),
+        ChecksumAlgorithm::Sha256 => part.checksum_sha256.as_deref(),
+    }
+}
+
+/// Every stored part's checksum, by part number.
+async fn stored_part_checksums(
+    s3: &Arbor,
+    upload_id: UploadId,
+) -> S3Result<BTreeMap<u32, Option<String>>> {
+    let mut sums = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = s3
+            .meta()
+            .list_parts(upload_id, after, LIST_PARTS_MAX)
+            .await
+            .map_err(error::from_meta)?;
+        for part in &page.parts {
+            sums.insert(
+                part.part_number,
+                part.checksum.as_ref().map(|c| c.value.clone()),
+            );
+            after = part.part_number;
+        }
+        if !page.is_truncated {
+            return Ok(sums);
+        }
+    }
+}
+
+pub async fn complete(
+    s3: &Arbor,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let input = req.input;
+    record_target("CompleteMultipartUpload", &input.bucket, Some(&input.key));
+    let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    let listed = input
+        .multipart_upload
+        .and_then(|m| m.parts)
+        .unwrap_or_default();
+    if listed.is_empty() {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    let condition = object::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let stored_sums = match upload.checksum {
+        Some(_) => stored_part_checksums(s3, upload.upload_id).await?,
+        None => BTreeMap::new(),
+    };
+    let mut parts = Vec::with_capacity(listed.len());
+    for part in &listed {
+        let number = part_number(
+            part.part_number
+                .ok_or_else(|| s3_error!(MalformedXML, "A part has no PartNumber"))?,
+        )?;
+        let etag = part
+            .e_tag
+            .as_ref()
+            .ok_or_else(|| s3_error!(MalformedXML, "A part has no ETag"))?;
+        let checksum = match upload.checksum {
+            None => None,
+            Some((algorithm, _)) => {
+                let stored = stored_sums.get(&number).cloned().flatten();
+                match (completed_part_checksum(part, algorithm), &stored) {
+                    (Some(sent), Some(stored)) if sent != stored => {
+                        return Err(error::from_meta(arbor_meta::MetaError::InvalidPart(
+                            format!("part {number} checksum"),
+                        )));
+                    }
+                    _ => stored,
+                }
+            }
+        };
+        parts.push(MetaCompletedPart {
+            part_number: number,
+            etag: etag.value().to_owned(),
+            checksum,
+        });
+    }
+    let object_checksum = composite_checksum(&upload, &parts)?;
+    let version = s3
+        .meta()
+        .complete_multipart_upload(
+            upload.upload_id,
+            parts,
+            object_checksum,
+            time::now_ms(),
+            condition,
+        )
+        .await
+        .map_err(error::from_meta)?;
+    let mut output = CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        e_tag: Some(ETag::Strong(version.etag.clone())),
+        ..Default::default()
+    };
+    if let Some(stored) = &version.checksum {
+        let dto = checksum::to_dto(stored);
+        output.checksum_crc32 = dto.checksum_crc32;
+        output.checksum_crc32c = dto.checksum_crc32c;
+        output.checksum_crc64nvme = dto.checksum_crc64nvme;
+        output.checksum_sha1 = dto.checksum_sha1;
+        output.checksum_sha256 = dto.checksum_sha256;
+        output.checksum_type = Some(dto_checksum_type(stored.full_object));
+    }
+    Ok(S3Response::new(output))
+}
+
+/// S3's composite checksum: the algorithm over the concatenated binary part
+/// checksums, then `-N`. Full-object checksums of multipart uploads (CRC
+/// combination) are not computed yet: such objects carry none.
+fn composite_checksum(
+    upload: &UploadRecord,
+    parts: &[MetaCompletedPart],
+) -> S3Result<Option<ObjectChecksum>> {
+    let Some((algorithm, full_object)) = upload.checksum else {
+        return Ok(None);
+    };
+    if full_object {
+        return Ok(None);
+    }
+    let mut concatenated = Vec::new();
+    for part in parts {
+        let Some(value) = &part.checksum else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map_err(|e| error::internal("stored part checksum", e))?;
+        concatenated.extend_from_slice(&bytes);
+    }
+    let mut hasher = checksum::hasher(algorithm);
+    hasher.update(&concatenated);
+    let computed = hasher.finalize();
+    let value = checksum::value(&computed, algorithm)
+        .ok_or_else(|| error::internal("checksum", "no value"))?;
+    Ok(Some(ObjectChecksum {
+        algorithm,
+        value: format!("{value}-{}", parts.len()),
+        full_object: false,
+    }))
+}
+
+pub async fn abort(
+    s3: &Arbor,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+    let input = req.input;
+    record_target("AbortMultipartUpload", &input.bucket, Some(&input.key));
+    let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    s3.meta()
+        .abort_multipart_upload(upload.upload_id)
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+pub async fn list_parts(
+    s3: &Arbor,
+    req: S3Request<ListPartsInput>,
+) -> S3Result<S3Response<ListPartsOutput>> {
+    let input = req.input;
+    record_target("ListParts", &input.bucket, Some(&input.key));
+    let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    let max = match input.max_parts {
+        None => LIST_PARTS_MAX,
+        Some(n) if n < 0 => {
+            return Err(s3_error!(InvalidArgument, "max-parts must not be negative"));
+        }
+        Some(n) => usize::try_from(n).unwrap_or(0).min(LIST_PARTS_MAX),
+    };
+    let after = match input.part_number_marker {
+        None => 0,
+        Some(m) => u32::try_from(m)
+            .map_err(|_| s3_error!(InvalidArgument, "Invalid part-number-marker"))?,
+    };
+    let page = s3
+        .meta()
+        .list_parts(upload.upload_id, after, max)
+        .await
+        .map_err(error::from_meta)?;
+    let next = if page.is_truncated {
+        page.parts
+            .last()
+            .and_then(|p| i32::try_from(p.part_number).ok())
+    } else {
+        None
+    };
+    let parts = page
+        .parts
+        .iter()
+        .map(|p| {
+            let mut part = Part {
+                part_number: i32::try_from(p.part_number).ok(),
+                size: i64::try_from(p.size).ok(),
+                e_tag: Some(ETag::Strong(p.etag.clone())),
+                last_modified: Some(time::timestamp(p.last_modified_ms)),
+                ..Default::default()
+            };
+            if let Some(stored) = &p.checksum {
+                let dto = checksum::to_dto(stored);
+                part.checksum_crc32 = dto.checksum_crc32;
+                part.checksum_crc32c = dto.checksum_crc32c;
+                part.checksum_crc64nvme = dto.checksum_crc64nvme;
+                part.checksum_sha1 = dto.checksum_sha1;
+                part.checksum_sha256 = dto.checksum_sha256;
+            }
+            part
+        })
+        .collect();
+    let owner = bucket::owner();
+    let output = ListPartsOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        upload_id: Some(input.upload_id),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: next,
+        max_parts: Some(i32::try_from(max).unwrap_or(1000)),
+        is_truncated: Some(page.is_truncated),
+        parts: Some(parts),
+        owner: Some(owner.clone()),
+        initiator: Some(Initiator {
+            display_name: owner.display_name,
+            id: owner.id,
+        }),
+        storage_class: Some(StorageClass::from(
+            upload
+                .storage_class
+                .unwrap_or_else(|| StorageClass::STANDARD.to_owned()),
+        )),
+        checksum_algorithm: upload.checksum.map(|(a, _)| dto_algorithm(a)),
+        checksum_type: upload.checksum.map(|(_, full)| dto_checksum_type(full)),
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
+
+pub async fn list_uploads(
+    s3: &Arbor,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+    let input = req.input;
+    record_target("ListMultipartUploads", &input.bucket, None);
+    let url = super::list::url_encoding(input.encoding_type.as_ref())?;
+    let max = match input.max_uploads {
+        None => LIST_UPLOADS_MAX,
+        Some(n) if n < 0 => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-uploads must not be negative"
+            ));
+        }
+        Some(n) => usize::try_from(n).unwrap_or(0).min(LIST_UPLOADS_MAX),
+    };
+    let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
+    let upload_id_marker = match input.upload_id_marker.as_deref().filter(|m| !m.is_empty()) {
+        // Without a key marker S3 ignores the upload id marker.
+        Some(m) if key_marker.is_some() => Some(
+            UploadId::parse(m)
+                .ok_or_else(|| s3_error!(InvalidArgument, "Invalid uploadId marker"))?,
+        ),
+        _ => None,
+    };
+    let request = ListUploadsRequest {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+        key_marker,
+        upload_id_marker,
+        max_uploads: max,
+    };
+    let page = s3
+        .meta()
+        .list_uploads(&input.bucket, &request)
+        .await
+        .map_err(error::from_meta)?;
+    let owner = bucket::owner();
+    let mut uploads = Vec::new();
+    let mut common_prefixes = Vec::new();
+    let (mut next_key_marker, mut next_upload_id_marker) = (None, None);
+    for entry in &page.entries {
+        match entry {
+            UploadEntry::Upload(u) => {
+                next_key_marker = Some(u.key.clone());
+                next_upload_id_marker = Some(u.upload_id.to_hex());
+                uploads.push(MultipartUpload {
+                    key: Some(super::list::encode_if(url, &u.key)),
+                    upload_id: Some(u.upload_id.to_hex()),
+                    initiated: Some(time::timestamp(u.initiated_ms)),
+                    owner: Some(owner.clone()),
+                    initiator: Some(Initiator {
+                        display_name: owner.display_name.clone(),
+                        id: owner.id.clone(),
+                    }),
+                    storage_class: Some(StorageClass::from(
+                        u.storage_class
+                            .clone()
+                            .unwrap_or_else(|| StorageClass::STANDARD.to_owned()),
+                    )),
+                    checksum_algorithm: u.checksum.map(|(a, _)| dto_algorithm(a)),
+                    checksum_type: u.checksum.map(|(_, full)| dto_checksum_type(full)),
+                })
+            }
+            UploadEntry::CommonPrefix(p) => {
+                next_key_marker = Some(p.clone());
+                next_upload_id_marker = None;
+                common_prefixes.push(CommonPrefix {
+                    prefix: Some(super::list::encode_if(url, p)),
+                });
+            }
+        }
+    }
+    let truncated = page.is_truncated;
+    let output = ListMultipartUploadsOutput {
+        bucket: Some(input.bucket),
+        prefix: Some(super::list::encode_if(url, &request.prefix)),
+        delimiter: input.delimiter.map(|d| super::list::encode_if(url, &d)),
+        key_marker: Some(input.key_marker.unwrap_or_default()),
+        upload_id_marker: Some(input.upload_id_marker.unwrap_or_default()),
+        next_key_marker: if truncated {
+            next_key_marker.map(|k| super::list::encode_if(url, &k))
+        } else {
+            None
+        },
+        next_upload_id_marker: if truncated {
+            next_upload_id_marker
+        } else {
+            None
+        },
+        max_uploads: Some(i32::try_from(max).unwrap_or(1000)),
+        is_truncated: Some(truncated),
+        uploads: Some(uploads),
+        common_prefixes: Some(common_prefixes),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    };
+    Ok(S3Response::new(output))
+}
