@@ -175,6 +175,26 @@ impl ChunkStore {
         .await?
     }
 
+    /// Ids of the chunks sealed at least `age` ago (by file modification
+    /// time), in increasing order: candidates for orphan collection.
+    pub async fn list_older_than(&self, age: std::time::Duration) -> Result<Vec<ChunkId>> {
+        let root = self.root.clone();
+        blocking(move || -> Result<Vec<ChunkId>> {
+            let now = std::time::SystemTime::now();
+            let mut ids = Vec::new();
+            walk_chunks(&root, |id, entry| {
+                let modified = entry.metadata()?.modified()?;
+                if now.duration_since(modified).unwrap_or_default() >= age {
+                    ids.push(id);
+                }
+                Ok(())
+            })?;
+            ids.sort_unstable();
+            Ok(ids)
+        })
+        .await?
+    }
+
     /// Number of chunks stored and their total size on disk (footers
     /// included), from file metadata only.
     pub async fn usage(&self) -> Result<(u64, u64)> {

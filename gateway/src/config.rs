@@ -9,6 +9,12 @@ use arbor_chunkstore::limits::{BLOCK_SIZE, CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX};
 /// Abandoned multipart uploads expire after 7 days (brief.md §5).
 pub const UPLOAD_EXPIRY_SECS_DEFAULT: u64 = 7 * 24 * 60 * 60;
 
+/// Readers of a replaced version get 15 minutes to finish.
+pub const GC_GRACE_SECS_DEFAULT: u64 = 15 * 60;
+/// An uncommitted chunk older than a day is garbage: no single body upload
+/// (at most 5 GiB) takes that long.
+pub const ORPHAN_GRACE_SECS_DEFAULT: u64 = 24 * 60 * 60;
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeConfig {
     /// Address the S3 endpoint listens on.
@@ -32,6 +38,15 @@ pub struct ServeConfig {
     /// AbortIncompleteMultipartUpload, applied to every bucket).
     #[arg(long, env = "ARBOR_UPLOAD_EXPIRY_SECS", default_value_t = UPLOAD_EXPIRY_SECS_DEFAULT)]
     pub upload_expiry_secs: u64,
+    /// Seconds a chunk that lost its last reference is kept before deletion,
+    /// so readers already streaming it finish.
+    #[arg(long, env = "ARBOR_GC_GRACE_SECS", default_value_t = GC_GRACE_SECS_DEFAULT)]
+    pub gc_grace_secs: u64,
+    /// Seconds after which a chunk file that no version or part references
+    /// is an orphan (an upload that never committed) and is deleted. Must
+    /// exceed the longest single-body upload.
+    #[arg(long, env = "ARBOR_ORPHAN_GRACE_SECS", default_value_t = ORPHAN_GRACE_SECS_DEFAULT)]
+    pub orphan_grace_secs: u64,
     /// Skip fsync on metadata commits. Faster, and loses acknowledged writes
     /// on power failure: for tests and benchmarks only.
     #[arg(long, env = "ARBOR_NO_FSYNC", default_value_t = false)]
@@ -49,6 +64,9 @@ impl ServeConfig {
                 "--chunk-size {} must be a positive multiple of {BLOCK_SIZE} and at most {CHUNK_SIZE_MAX}",
                 self.chunk_size
             ));
+        }
+        if self.orphan_grace_secs == 0 {
+            return Err("--orphan-grace-secs must be at least 1".to_owned());
         }
         if self.upload_expiry_secs == 0 {
             return Err("--upload-expiry-secs must be at least 1".to_owned());

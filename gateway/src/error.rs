@@ -41,6 +41,10 @@ pub fn from_meta(e: MetaError) -> S3Error {
             C::EntityTooSmall,
             "Your proposed upload is smaller than the minimum allowed object size.",
         ),
+        MetaError::Conflict(_) => (
+            C::ConditionalRequestConflict,
+            "The conditional request cannot succeed due to a conflicting operation against this resource.",
+        ),
         MetaError::PreconditionFailed => (
             C::PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold.",

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod data_path;
 pub mod error;
+pub mod gc;
 pub mod http_server;
 pub mod limits;
 pub mod s3;

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, CredentialsSource};
 use crate::config::ServeConfig;
+use crate::gc::{Collector, GcConfig};
 use crate::http_server::{self, Frontend};
 use crate::s3::{Arbor, GatewaySettings};
 
@@ -53,7 +54,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         chunk_size: config.chunk_size,
         region: config.region.clone(),
     };
-    let mut builder = S3ServiceBuilder::new(Arbor::new(meta.client(), chunks, settings));
+    let mut builder = S3ServiceBuilder::new(Arbor::new(meta.client(), chunks.clone(), settings));
     builder.set_auth(SimpleAuth::from_single(
         credentials.access_key.clone(),
         credentials.secret_key.clone(),
@@ -75,8 +76,18 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         Duration::from_secs(config.upload_expiry_secs),
         shutdown.clone(),
     ));
+    let collector = Collector::new(
+        meta.client(),
+        chunks.clone(),
+        GcConfig {
+            grace: Duration::from_secs(config.gc_grace_secs),
+            orphan_grace: Duration::from_secs(config.orphan_grace_secs),
+        },
+    );
+    let gc = tokio::spawn(collector.run(shutdown.clone()));
     http_server::run(listener, frontend, shutdown).await;
     expiry.abort();
+    gc.abort();
     // Requests are drained: stop Raft and close redb.
     meta.shutdown()
         .await

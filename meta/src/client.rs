@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use redb::{ReadTransaction, ReadableDatabase};
 
-use crate::command::{Command, CommandResult, Reply, WriteCondition};
+use crate::command::{ChunkOwnership, Command, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::listing::{ListPage, ListRequest};
 use crate::multipart::{
     self, CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadId, UploadRecord,
     UploadsPage,
 };
+use crate::namespace::GcEntry;
 use crate::node::NodeInner;
-use crate::object::ObjectChecksum;
 use crate::object::{BucketInfo, ObjectVersion};
+use crate::object::{ChunkId, ObjectChecksum};
 use crate::raft::batcher;
 use crate::raft::types::{Proposal, RequestId};
 use crate::{keys, listing, namespace};
@@ -132,8 +133,9 @@ impl MetaClient {
     pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
         self.read(namespace::list_buckets).await
     }
-    /// Commits `version` as the current version of `bucket/key`; returns it
-    /// with its generation (the Raft log index of the commit).
+    /// Commits `version`, whose chunks were just written for it, as the
+    /// current version of `bucket/key`; returns it with its generation (the
+    /// Raft log index of the commit).
     pub async fn put_object(
         &self,
         bucket: &str,
@@ -141,12 +143,37 @@ impl MetaClient {
         version: ObjectVersion,
         condition: WriteCondition,
     ) -> Result<ObjectVersion> {
+        self.commit_version(bucket, key, version, condition, ChunkOwnership::Fresh)
+            .await
+    }
+    /// Commits `version`, whose chunks it shares with a live version (the
+    /// source of a copy), as the current version of `bucket/key`. Refused
+    /// with `Conflict` if a chunk lost its last reference meanwhile.
+    pub async fn copy_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: ObjectVersion,
+        condition: WriteCondition,
+    ) -> Result<ObjectVersion> {
+        self.commit_version(bucket, key, version, condition, ChunkOwnership::Shared)
+            .await
+    }
+    async fn commit_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: ObjectVersion,
+        condition: WriteCondition,
+        ownership: ChunkOwnership,
+    ) -> Result<ObjectVersion> {
         keys::validate_key(key)?;
         let command = Command::PutObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version,
             condition,
+            ownership,
         };
         match self.write(command).await? {
             Reply::Object(version) => Ok(version),
@@ -266,5 +293,25 @@ impl MetaClient {
         let (bucket, request) = (bucket.to_owned(), request.clone());
         self.read(move |txn| multipart::list_uploads(txn, &bucket, &request))
             .await
+    }
+
+    // -------------------------------------------------- garbage collection
+
+    /// Up to `limit` GC-queue records after `after` (in queue order).
+    pub async fn gc_queue(&self, after: Option<(u64, u32)>, limit: usize) -> Result<Vec<GcEntry>> {
+        self.read(move |txn| namespace::gc_queue(txn, after, limit))
+            .await
+    }
+    /// For each id, whether any version or part references it.
+    pub async fn chunks_referenced(&self, ids: Vec<ChunkId>) -> Result<Vec<bool>> {
+        self.read(move |txn| namespace::chunks_referenced(txn, &ids))
+            .await
+    }
+    /// Removes GC-queue records whose chunks have been deleted.
+    pub async fn gc_ack(&self, records: Vec<(u64, u32)>) -> Result<()> {
+        match self.write(Command::GcAck { records }).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 }

@@ -35,6 +35,9 @@ pub enum Command {
         key: String,
         version: ObjectVersion,
         condition: WriteCondition,
+        /// Whether the version's chunks were just written for it, or are
+        /// shared with live versions (CopyObject).
+        ownership: ChunkOwnership,
     },
     /// Remove the current version of `bucket/key` and every directory left
     /// empty by it. Deleting a missing key succeeds (S3 semantics).
@@ -69,6 +72,21 @@ pub enum Command {
         initiated_before_ms: i64,
         limit: u32,
     },
+    /// The collector deleted the chunks of these GC-queue records.
+    GcAck {
+        records: Vec<(u64, u32)>,
+    },
+}
+
+/// Who owns the chunks a new version references.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkOwnership {
+    /// Written for this command: none may be referenced yet.
+    Fresh,
+    /// Shared with existing versions or parts: every one must still be
+    /// referenced, else the command is refused (a chunk whose count reached
+    /// zero may already be deleted, and is never referenced again).
+    Shared,
 }
 
 /// The deterministic outcome of applying one command.

@@ -14,15 +14,14 @@ use md5::{Digest, Md5};
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use crate::command::{CommandResult, Reply, WriteCondition};
+use crate::command::{ChunkOwnership, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::keys::{prefix_successor, validate_key};
 use crate::limits::{PART_NUMBER_MAX, PART_SIZE_MIN};
 use crate::namespace::{NamespaceTables, open_read, read_bucket};
-use crate::object::{ChunkId, ChunkRef, ObjectChecksum, ObjectData, ObjectHeaders, ObjectVersion};
+use crate::object::{ChunkRef, ObjectChecksum, ObjectData, ObjectHeaders, ObjectVersion};
 use crate::schema::{
-    self, GcOrigin, GcRecord, decode_record, encode_record, part_key, upload_index_key,
-    upload_index_prefix,
+    self, GcOrigin, decode_record, encode_record, part_key, upload_index_key, upload_index_prefix,
 };
 
 /// An upload id: 48 bits of milliseconds since the epoch, then 80 random
@@ -354,6 +353,7 @@ impl NamespaceTables<'_> {
             ))));
         }
         let key = part_key(&upload_id.0, part.part_number);
+        self.reference(part.chunks.iter().map(|c| c.id))?;
         let previous: Option<PartRecord> = match self
             .parts
             .insert(key.as_slice(), encode_record(part)?.as_slice())?
@@ -362,14 +362,7 @@ impl NamespaceTables<'_> {
             None => None,
         };
         if let Some(previous) = previous {
-            let kept: Vec<ChunkId> = part.chunks.iter().map(|c| c.id).collect();
-            let retired: Vec<ChunkId> = previous
-                .chunks
-                .iter()
-                .map(|c| c.id)
-                .filter(|id| !kept.contains(id))
-                .collect();
-            self.queue_part_chunks(log_index, upload_id, previous.part_number, retired)?;
+            self.release_part(log_index, upload_id, &previous)?;
         }
         Ok(Ok(Reply::Done))
     }
@@ -464,13 +457,13 @@ impl NamespaceTables<'_> {
             &upload.key,
             &version,
             condition,
+            ChunkOwnership::Shared,
         )?;
         if result.is_err() {
             // Refused (condition, bucket gone): the upload stays as it was.
             return Ok(result);
         }
-        let used: Vec<u32> = parts.iter().map(|p| p.part_number).collect();
-        self.remove_upload(log_index, &upload, &used)?;
+        self.remove_upload(log_index, &upload)?;
         Ok(result)
     }
 
@@ -482,7 +475,7 @@ impl NamespaceTables<'_> {
         let Some(upload) = self.read_upload(upload_id)? else {
             return Ok(Err(MetaError::NoSuchUpload(upload_id.to_hex())));
         };
-        self.remove_upload(log_index, &upload, &[])?;
+        self.remove_upload(log_index, &upload)?;
         Ok(Ok(Reply::Done))
     }
 
@@ -508,7 +501,7 @@ impl NamespaceTables<'_> {
             expired.push(upload);
         }
         for upload in &expired {
-            self.remove_upload(log_index, upload, &[])?;
+            self.remove_upload(log_index, upload)?;
         }
         Ok(Ok(Reply::Expired {
             count: u32::try_from(expired.len()).unwrap_or(u32::MAX),
@@ -517,7 +510,7 @@ impl NamespaceTables<'_> {
 
     /// Deletes the upload and its parts; the chunks of every part not in
     /// `used` go to the GC queue.
-    fn remove_upload(&mut self, log_index: u64, upload: &UploadRecord, used: &[u32]) -> Result<()> {
+    fn remove_upload(&mut self, log_index: u64, upload: &UploadRecord) -> Result<()> {
         let id = upload.upload_id;
         let first = part_key(&id.0, 0);
         let last = part_key(&id.0, u32::MAX);
@@ -529,11 +522,10 @@ impl NamespaceTables<'_> {
             let (_, value) = row?;
             removed.push(decode_record::<PartRecord>(value.value())?);
         }
+        // Every part lets go of its chunks; those the completed object uses
+        // keep the reference it took.
         for part in removed {
-            if !used.contains(&part.part_number) {
-                let chunks = part.chunks.iter().map(|c| c.id).collect();
-                self.queue_part_chunks(log_index, &id, part.part_number, chunks)?;
-            }
+            self.release_part(log_index, &id, &part)?;
         }
         self.uploads.remove(id.0.as_slice())?;
         let index_key = upload_index_key(&upload.bucket, &upload.key, &id.0);
@@ -545,23 +537,11 @@ impl NamespaceTables<'_> {
         Ok(())
     }
 
-    fn queue_part_chunks(
-        &mut self,
-        log_index: u64,
-        id: &UploadId,
-        part_number: u32,
-        chunks: Vec<ChunkId>,
-    ) -> Result<()> {
-        if chunks.is_empty() {
-            return Ok(());
-        }
-        let record = GcRecord {
-            origin: GcOrigin::Part {
-                upload_id: id.0,
-                part_number,
-            },
-            chunks,
+    fn release_part(&mut self, log_index: u64, id: &UploadId, part: &PartRecord) -> Result<()> {
+        let origin = GcOrigin::Part {
+            upload_id: id.0,
+            part_number: part.part_number,
         };
-        self.queue_gc(log_index, &record)
+        self.release(log_index, origin, part.chunks.iter().map(|c| c.id))
     }
 }

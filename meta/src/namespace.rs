@@ -7,12 +7,11 @@
 //! still has a child. A bucket's own directory is removed only by
 //! DeleteBucket.
 
-use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableError, WriteTransaction};
 
-use crate::command::{CommandResult, Reply, WriteCondition};
+use crate::command::{ChunkOwnership, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::keys::{
     SEPARATOR, directory_stored_name, is_directory_stored_name, split_key, validate_bucket_name,
@@ -88,6 +87,55 @@ pub(crate) fn open_read(
         Err(TableError::TableDoesNotExist(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// One GC-queue record and its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GcEntry {
+    pub key: (u64, u32),
+    pub record: GcRecord,
+}
+
+/// Up to `limit` GC-queue records after `after`, in queue order.
+pub fn gc_queue(
+    txn: &ReadTransaction,
+    after: Option<(u64, u32)>,
+    limit: usize,
+) -> Result<Vec<GcEntry>> {
+    let Some(queue) = open_read(txn, schema::GC_QUEUE)? else {
+        return Ok(Vec::new());
+    };
+    let start = match after {
+        Some((index, sequence)) => Bound::Excluded(gc_key(index, sequence)),
+        None => Bound::Unbounded,
+    };
+    let start_ref = match &start {
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let mut entries = Vec::new();
+    for row in queue.range::<&[u8]>((start_ref, Bound::Unbounded))? {
+        if entries.len() == limit {
+            break;
+        }
+        let (key, value) = row?;
+        entries.push(GcEntry {
+            key: split_gc_key(key.value())?,
+            record: decode_record(value.value())?,
+        });
+    }
+    Ok(entries)
+}
+
+/// For each id, whether any version or part references it.
+pub fn chunks_referenced(txn: &ReadTransaction, ids: &[ChunkId]) -> Result<Vec<bool>> {
+    let Some(refs) = open_read(txn, schema::CHUNK_REFS)? else {
+        return Ok(vec![false; ids.len()]);
+    };
+    ids.iter()
+        .map(|id| Ok(refs.get(id.0.as_slice())?.is_some()))
+        .collect()
 }
 
 // ------------------------------------------------- helpers on any table
@@ -253,6 +301,7 @@ pub(crate) struct NamespaceTables<'txn> {
     versions: Table<'txn, &'static [u8], &'static [u8]>,
     gc_queue: Table<'txn, &'static [u8], &'static [u8]>,
     counters: Table<'txn, &'static [u8], &'static [u8]>,
+    chunk_refs: Table<'txn, &'static [u8], &'static [u8]>,
     pub(crate) uploads: Table<'txn, &'static [u8], &'static [u8]>,
     pub(crate) upload_index: Table<'txn, &'static [u8], &'static [u8]>,
     pub(crate) parts: Table<'txn, &'static [u8], &'static [u8]>,
@@ -267,6 +316,7 @@ impl<'txn> NamespaceTables<'txn> {
             versions: txn.open_table(schema::VERSIONS)?,
             gc_queue: txn.open_table(schema::GC_QUEUE)?,
             counters: txn.open_table(schema::COUNTERS)?,
+            chunk_refs: txn.open_table(schema::CHUNK_REFS)?,
             uploads: txn.open_table(schema::UPLOADS)?,
             upload_index: txn.open_table(schema::UPLOAD_INDEX)?,
             parts: txn.open_table(schema::PARTS)?,
@@ -322,6 +372,7 @@ impl<'txn> NamespaceTables<'txn> {
         key: &str,
         version: &ObjectVersion,
         condition: &WriteCondition,
+        ownership: ChunkOwnership,
     ) -> Result<CommandResult> {
         if let Err(e) = validate_key(key) {
             return Ok(Err(e));
@@ -329,6 +380,16 @@ impl<'txn> NamespaceTables<'txn> {
         let Some(bucket_record) = read_bucket(&self.buckets, bucket)? else {
             return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
         };
+        if ownership == ChunkOwnership::Shared {
+            for chunk in version.chunks() {
+                if self.chunk_refs.get(chunk.id.0.as_slice())?.is_none() {
+                    return Ok(Err(MetaError::Conflict(format!(
+                        "chunk {} of the source is no longer referenced",
+                        chunk.id
+                    ))));
+                }
+            }
+        }
         let (directories, name) = split_key(key);
         let found = resolve_directories(&self.children, bucket_record.root, &directories)?;
         let mut parent = found.last().copied().unwrap_or(bucket_record.root);
@@ -347,10 +408,12 @@ impl<'txn> NamespaceTables<'txn> {
         }
         let mut committed = version.clone();
         committed.generation = log_index;
+        // Reference the new chunks before releasing the old version's, so a
+        // chunk both share never reaches zero.
+        self.reference(committed.chunks().iter().map(|c| c.id))?;
         let inode = match &existing {
             Some(old) => {
-                let kept: BTreeSet<ChunkId> = committed.chunks().iter().map(|c| c.id).collect();
-                self.retire_version(log_index, old, &kept)?;
+                self.retire_version(log_index, old)?;
                 old.inode
             }
             None => self.create_inode(parent, name.as_bytes().to_vec(), InodeKind::Object)?,
@@ -404,7 +467,7 @@ impl<'txn> NamespaceTables<'txn> {
             return Ok(Ok(Reply::Deleted { existed: false }));
         };
 
-        self.retire_version(log_index, &entry, &BTreeSet::new())?;
+        self.retire_version(log_index, &entry)?;
         self.remove_child(parent, name.as_bytes(), entry.inode)?;
         // Remove the directories left empty, deepest first.
         let parents = std::iter::once(root).chain(found.iter().copied());
@@ -500,14 +563,8 @@ impl<'txn> NamespaceTables<'txn> {
         Ok(())
     }
 
-    /// Deletes the version `entry` points at and queues its chunks, except
-    /// those in `kept` (still used by its replacement), for GC.
-    fn retire_version(
-        &mut self,
-        log_index: u64,
-        entry: &ObjectEntry,
-        kept: &BTreeSet<ChunkId>,
-    ) -> Result<()> {
+    /// Deletes the version `entry` points at and releases its chunks.
+    fn retire_version(&mut self, log_index: u64, entry: &ObjectEntry) -> Result<()> {
         let old: ObjectVersion = match self
             .versions
             .remove(version_key(entry.inode, entry.generation, entry.position).as_slice())?
@@ -520,24 +577,79 @@ impl<'txn> NamespaceTables<'txn> {
                 )));
             }
         };
-        let chunks: Vec<ChunkId> = old
-            .chunks()
-            .iter()
-            .map(|c: &ChunkRef| c.id)
-            .filter(|id| !kept.contains(id))
-            .collect();
-        if chunks.is_empty() {
+        let origin = GcOrigin::Version {
+            inode: entry.inode,
+            generation: entry.generation,
+            position: entry.position,
+        };
+        self.release(
+            log_index,
+            origin,
+            old.chunks().iter().map(|c: &ChunkRef| c.id),
+        )
+    }
+
+    /// Adds one reference to each chunk.
+    pub(crate) fn reference(&mut self, ids: impl Iterator<Item = ChunkId>) -> Result<()> {
+        for id in ids {
+            let count = match self.chunk_refs.get(id.0.as_slice())? {
+                Some(value) => decode_record::<u64>(value.value())?,
+                None => 0,
+            };
+            let count = count.checked_add(1).ok_or_else(|| {
+                MetaError::Corrupt(format!("chunk {id} reference count overflows"))
+            })?;
+            self.chunk_refs
+                .insert(id.0.as_slice(), encode_record(&count)?.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Drops one reference from each chunk; chunks left with none go to the
+    /// GC queue in one record naming `origin`.
+    pub(crate) fn release(
+        &mut self,
+        log_index: u64,
+        origin: GcOrigin,
+        ids: impl Iterator<Item = ChunkId>,
+    ) -> Result<()> {
+        let mut garbage = Vec::new();
+        for id in ids {
+            let count = match self.chunk_refs.get(id.0.as_slice())? {
+                Some(value) => decode_record::<u64>(value.value())?,
+                None => {
+                    return Err(MetaError::Corrupt(format!(
+                        "chunk {id} released but not referenced"
+                    )));
+                }
+            };
+            if count <= 1 {
+                self.chunk_refs.remove(id.0.as_slice())?;
+                garbage.push(id);
+            } else {
+                self.chunk_refs
+                    .insert(id.0.as_slice(), encode_record(&(count - 1))?.as_slice())?;
+            }
+        }
+        if garbage.is_empty() {
             return Ok(());
         }
-        let record = GcRecord {
-            origin: GcOrigin::Version {
-                inode: entry.inode,
-                generation: entry.generation,
-                position: entry.position,
+        self.queue_gc(
+            log_index,
+            &GcRecord {
+                origin,
+                chunks: garbage,
             },
-            chunks,
-        };
-        self.queue_gc(log_index, &record)
+        )
+    }
+
+    /// Removes GC-queue records whose chunks the collector deleted.
+    pub(crate) fn gc_ack(&mut self, records: &[(u64, u32)]) -> Result<CommandResult> {
+        for (log_index, sequence) in records {
+            self.gc_queue
+                .remove(gc_key(*log_index, *sequence).as_slice())?;
+        }
+        Ok(Ok(Reply::Done))
     }
 
     /// Appends to the GC queue under `log_index` with the next free sequence

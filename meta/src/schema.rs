@@ -44,6 +44,10 @@ pub const UPLOADS: StateTable = StateTable::new("ns_uploads");
 pub const UPLOAD_INDEX: StateTable = StateTable::new("ns_upload_index");
 /// upload id ‖ part number BE → [`crate::multipart::PartRecord`].
 pub const PARTS: StateTable = StateTable::new("ns_parts");
+/// chunk id (16 bytes) → u64 record: how many versions and parts reference
+/// the chunk. No row means none: the chunk is garbage, and can never be
+/// referenced again (see `namespace::ChunkOwnership`).
+pub const CHUNK_REFS: StateTable = StateTable::new("ns_chunk_refs");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -54,6 +58,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     UPLOADS,
     UPLOAD_INDEX,
     PARTS,
+    CHUNK_REFS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).
@@ -124,8 +129,8 @@ pub struct InodeRecord {
     pub kind: InodeKind,
 }
 
-/// A version that was replaced or deleted and the chunks it referenced
-/// (minus those its replacement still uses), for the collector.
+/// Chunks whose last reference went away, and what held it: the collector
+/// deletes them after a grace period, then acknowledges the record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcRecord {
     pub origin: GcOrigin,

@@ -62,7 +62,10 @@ fn apply(
             key,
             version,
             condition,
-        } => tables.put_object(log_index, position, bucket, key, version, condition),
+            ownership,
+        } => tables.put_object(
+            log_index, position, bucket, key, version, condition, *ownership,
+        ),
         Command::DeleteObject { bucket, key } => tables.delete_object(log_index, bucket, key),
         Command::CreateMultipartUpload { upload } => tables.create_upload(upload),
         Command::UploadPart { upload_id, part } => tables.put_part(log_index, upload_id, part),
@@ -86,5 +89,6 @@ fn apply(
             initiated_before_ms,
             limit,
         } => tables.expire_uploads(log_index, *initiated_before_ms, *limit),
+        Command::GcAck { records } => tables.gc_ack(records),
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use arbor_meta::command::{Command, CommandResult, Reply, WriteCondition};
+use arbor_meta::command::{ChunkOwnership, Command, CommandResult, Reply, WriteCondition};
 use arbor_meta::listing::{ListEntry, ListPage, ListRequest, list_objects};
 use arbor_meta::namespace::{get_bucket, get_object, list_buckets};
 use arbor_meta::object::{ChunkId, ChunkRef, ObjectData, ObjectHeaders, ObjectVersion};
@@ -72,6 +72,7 @@ impl Fixture {
             key: key.to_owned(),
             version,
             condition,
+            ownership: ChunkOwnership::Fresh,
         })
     }
 
@@ -347,6 +348,7 @@ fn bucket_lifecycle() {
         key: "k".to_owned(),
         version: inline_version("e"),
         condition: WriteCondition::None,
+        ownership: ChunkOwnership::Fresh,
     };
     f.apply(put).expect("put");
     let delete = |name: &str| Command::DeleteBucket {
@@ -382,6 +384,7 @@ fn bucket_lifecycle() {
         key: "k".to_owned(),
         version: inline_version("e"),
         condition: WriteCondition::None,
+        ownership: ChunkOwnership::Fresh,
     };
     assert_eq!(f.apply(put), Err(missing));
     // Only alpha's directory remains.
@@ -453,6 +456,7 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
         key: key.to_owned(),
         version,
         condition: WriteCondition::None,
+        ownership: ChunkOwnership::Fresh,
     };
     f.apply(put("big", chunked_version("v1", vec![chunk(1), chunk(2)])))
         .expect("put");
@@ -509,6 +513,7 @@ fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
         key: "k".to_owned(),
         version,
         condition: WriteCondition::None,
+        ownership: ChunkOwnership::Fresh,
     };
     let results = f.apply_entry(&[
         put(chunked_version("first", vec![chunk(1), chunk(2)])),

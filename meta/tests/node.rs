@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arbor_meta::command::{Command, Reply, WriteCondition};
+use arbor_meta::command::{ChunkOwnership, Command, Reply, WriteCondition};
 use arbor_meta::listing::{ListEntry, ListRequest};
 use arbor_meta::object::{ObjectData, ObjectHeaders, ObjectVersion};
 use arbor_meta::raft::Proposal;
@@ -258,6 +258,7 @@ async fn retried_proposal_applies_once() {
         key: "k".into(),
         version: inline(b"once"),
         condition: WriteCondition::IfNoneMatchAny,
+        ownership: ChunkOwnership::Fresh,
     };
     let proposal = Proposal {
         request_id: client.next_request_id(),

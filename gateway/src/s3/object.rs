@@ -171,7 +171,8 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::NoSuchUpload(_)
         | MetaError::InvalidPart(_)
         | MetaError::InvalidPartOrder
-        | MetaError::EntityTooSmall { .. } => true,
+        | MetaError::EntityTooSmall { .. }
+        | MetaError::Conflict(_) => true,
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
         | MetaError::Timeout
@@ -470,7 +471,7 @@ pub async fn copy(
     };
     let committed = match s3
         .meta()
-        .put_object(&input.bucket, &input.key, version, condition)
+        .copy_object(&input.bucket, &input.key, version, condition)
         .await
     {
         Ok(committed) => committed,
