@@ -883,3 +883,197 @@ async fn presigned_urls_work_until_they_expire() {
     assert_eq!(read(s3, "signed", "file").await, b"presigned body");
     assert!(f.server.stop().expect("stop").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_tags_are_stored_copied_and_replaced() {
+    use aws_sdk_s3::types::{Tag, Tagging, TaggingDirective};
+    let f = fixture("tags").await;
+    let s3 = &f.s3;
+    let out = s3
+        .put_object()
+        .bucket("tags")
+        .key("t")
+        .tagging("project=arbor&team=a%20b")
+        .body(ByteStream::from_static(b"tagged"))
+        .send()
+        .await
+        .expect("put with tags");
+    let etag = out.e_tag().expect("etag").to_owned();
+    let tags = |out: &aws_sdk_s3::operation::get_object_tagging::GetObjectTaggingOutput| {
+        out.tag_set()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let got = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("t")
+        .send()
+        .await
+        .expect("get tags");
+    assert_eq!(
+        tags(&got),
+        [
+            ("project".to_owned(), "arbor".to_owned()),
+            ("team".to_owned(), "a b".to_owned())
+        ]
+    );
+    let get = s3
+        .get_object()
+        .bucket("tags")
+        .key("t")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.tag_count(), Some(2));
+
+    // Replacing tags keeps ETag and content.
+    let tagging = Tagging::builder()
+        .tag_set(
+            Tag::builder()
+                .key("only")
+                .value("one")
+                .build()
+                .expect("tag"),
+        )
+        .build()
+        .expect("tagging");
+    s3.put_object_tagging()
+        .bucket("tags")
+        .key("t")
+        .tagging(tagging)
+        .send()
+        .await
+        .expect("put tags");
+    let got = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("t")
+        .send()
+        .await
+        .expect("get tags");
+    assert_eq!(tags(&got), [("only".to_owned(), "one".to_owned())]);
+    let head = s3
+        .head_object()
+        .bucket("tags")
+        .key("t")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
+
+    // Copies take the source's tags, or new ones with REPLACE.
+    s3.copy_object()
+        .bucket("tags")
+        .key("c1")
+        .copy_source("tags/t")
+        .send()
+        .await
+        .expect("copy");
+    let got = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("c1")
+        .send()
+        .await
+        .expect("copy tags");
+    assert_eq!(tags(&got), [("only".to_owned(), "one".to_owned())]);
+    s3.copy_object()
+        .bucket("tags")
+        .key("c2")
+        .copy_source("tags/t")
+        .tagging_directive(TaggingDirective::Replace)
+        .tagging("x=y")
+        .send()
+        .await
+        .expect("copy replace tags");
+    let got = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("c2")
+        .send()
+        .await
+        .expect("copy tags");
+    assert_eq!(tags(&got), [("x".to_owned(), "y".to_owned())]);
+
+    s3.delete_object_tagging()
+        .bucket("tags")
+        .key("t")
+        .send()
+        .await
+        .expect("delete tags");
+    let got = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("t")
+        .send()
+        .await
+        .expect("no tags");
+    assert!(got.tag_set().is_empty());
+
+    // S3's limits: 10 tags, unique keys.
+    let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
+    let e = s3
+        .put_object()
+        .bucket("tags")
+        .key("u")
+        .tagging(eleven.join("&"))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(e.expect_err("11 tags").code(), Some("InvalidTag"));
+    let e = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("missing")
+        .send()
+        .await;
+    assert_eq!(e.expect_err("missing").code(), Some("NoSuchKey"));
+
+    // A multipart upload's tags land on the completed object.
+    let id = s3
+        .create_multipart_upload()
+        .bucket("tags")
+        .key("mp")
+        .tagging("stage=done")
+        .send()
+        .await
+        .expect("create");
+    let id = id.upload_id().expect("id").to_owned();
+    let part = s3
+        .upload_part()
+        .bucket("tags")
+        .key("mp")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"p"))
+        .send()
+        .await
+        .expect("part");
+    let parts = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().expect("etag"))
+                .build(),
+        )
+        .build();
+    s3.complete_multipart_upload()
+        .bucket("tags")
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .expect("complete");
+    let got = s3
+        .get_object_tagging()
+        .bucket("tags")
+        .key("mp")
+        .send()
+        .await
+        .expect("mp tags");
+    assert_eq!(tags(&got), [("stage".to_owned(), "done".to_owned())]);
+    assert!(f.server.stop().expect("stop").success());
+}

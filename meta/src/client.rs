@@ -314,4 +314,23 @@ impl MetaClient {
             other => Err(unexpected(other)),
         }
     }
+
+    /// Replaces the tags of the current version of `bucket/key`.
+    pub async fn put_object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        tags: Vec<(String, String)>,
+    ) -> Result<()> {
+        keys::validate_key(key)?;
+        let command = Command::PutObjectTags {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            tags,
+        };
+        match self.write(command).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
 }

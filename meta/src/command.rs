@@ -72,6 +72,13 @@ pub enum Command {
         initiated_before_ms: i64,
         limit: u32,
     },
+    /// Replace the tags of the current version of `bucket/key` (its ETag and
+    /// last-modified time stay).
+    PutObjectTags {
+        bucket: String,
+        key: String,
+        tags: Vec<(String, String)>,
+    },
     /// The collector deleted the chunks of these GC-queue records.
     GcAck {
         records: Vec<(u64, u32)>,

@@ -40,3 +40,9 @@ pub const UPLOAD_EXPIRY_DEFAULT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 pub const UPLOADS_EXPIRED_PER_COMMAND_MAX: u32 = 256;
 
 const _: () = assert!(PART_SIZE_MIN <= PART_SIZE_MAX);
+
+/// S3 allows at most 10 tags per object, keys of 128 and values of 256
+/// Unicode characters.
+pub const OBJECT_TAGS_MAX: usize = 10;
+pub const TAG_KEY_CHARS_MAX: usize = 128;
+pub const TAG_VALUE_CHARS_MAX: usize = 256;

@@ -76,6 +76,8 @@ pub struct UploadRecord {
     /// The checksum algorithm the client declared, and whether it asked for
     /// a full-object (true) or composite (false) checksum.
     pub checksum: Option<(crate::object::ChecksumAlgorithm, bool)>,
+    /// Tags the completed object gets (`x-amz-tagging` on Create).
+    pub tags: Vec<(String, String)>,
 }
 
 /// One uploaded part.
@@ -448,6 +450,7 @@ impl NamespaceTables<'_> {
             checksum: checksum.cloned(),
             storage_class: upload.storage_class.clone(),
             parts: parts.iter().map(|p| p.size).collect(),
+            tags: upload.tags.clone(),
             data: ObjectData::Chunks(chunks),
         };
         let result = self.put_object(

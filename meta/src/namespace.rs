@@ -643,6 +643,43 @@ impl<'txn> NamespaceTables<'txn> {
         )
     }
 
+    /// Rewrites the current version of `bucket/key` with new tags.
+    pub(crate) fn put_object_tags(
+        &mut self,
+        bucket: &str,
+        key: &str,
+        tags: &[(String, String)],
+    ) -> Result<CommandResult> {
+        let Some(bucket_record) = read_bucket(&self.buckets, bucket)? else {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+        };
+        let (directories, name) = split_key(key);
+        let found = resolve_directories(&self.children, bucket_record.root, &directories)?;
+        let entry = if found.len() == directories.len() {
+            let parent = found.last().copied().unwrap_or(bucket_record.root);
+            lookup_object(&self.children, parent, name)?
+        } else {
+            None
+        };
+        let Some(entry) = entry else {
+            return Ok(Err(MetaError::NoSuchKey(key.to_owned())));
+        };
+        let row = version_key(entry.inode, entry.generation, entry.position);
+        let mut version: ObjectVersion = match self.versions.get(row.as_slice())? {
+            Some(value) => decode_record(value.value())?,
+            None => {
+                return Err(MetaError::Corrupt(format!(
+                    "inode {} has no version {}/{}",
+                    entry.inode, entry.generation, entry.position
+                )));
+            }
+        };
+        version.tags = tags.to_vec();
+        self.versions
+            .insert(row.as_slice(), encode_record(&version)?.as_slice())?;
+        Ok(Ok(Reply::Done))
+    }
+
     /// Removes GC-queue records whose chunks the collector deleted.
     pub(crate) fn gc_ack(&mut self, records: &[(u64, u32)]) -> Result<CommandResult> {
         for (log_index, sequence) in records {

@@ -107,6 +107,8 @@ pub struct ObjectVersion {
     /// Sizes of the parts of a multipart object, in order (GetObject with
     /// `partNumber` reads one); empty for an object uploaded in one piece.
     pub parts: Vec<u64>,
+    /// Object tags (key, value), sorted by key; at most 10.
+    pub tags: Vec<(String, String)>,
     pub data: ObjectData,
 }
 

@@ -90,5 +90,6 @@ fn apply(
             limit,
         } => tables.expire_uploads(log_index, *initiated_before_ms, *limit),
         Command::GcAck { records } => tables.gc_ack(records),
+        Command::PutObjectTags { bucket, key, tags } => tables.put_object_tags(bucket, key, tags),
     }
 }

@@ -203,6 +203,7 @@ fn inline_version(etag: &str) -> ObjectVersion {
         checksum: None,
         storage_class: None,
         parts: Vec::new(),
+        tags: Vec::new(),
         data: ObjectData::Inline(b"abc".to_vec()),
     }
 }

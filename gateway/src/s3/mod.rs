@@ -9,6 +9,7 @@ mod conditions;
 mod list;
 mod multipart;
 mod object;
+mod tagging;
 mod time;
 
 pub use time::now_ms;
@@ -313,6 +314,33 @@ impl S3 for Arbor {
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let request_id = RequestId::of(&req.extensions);
         multipart::list_uploads(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        tagging::get(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        tagging::put(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        tagging::delete(self, req)
             .await
             .map_err(|e| request_id.stamp(e))
     }

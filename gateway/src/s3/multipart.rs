@@ -15,7 +15,7 @@ use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{Arbor, acl, bucket, checksum, object, record_target, time};
+use super::{Arbor, acl, bucket, checksum, object, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 
@@ -110,6 +110,7 @@ pub async fn create(
         user_metadata: object::user_metadata(input.metadata)?,
         storage_class: object::storage_class(input.storage_class)?,
         checksum: algorithm.map(|a| (a, full_object)),
+        tags: tagging::from_header(input.tagging.as_deref())?,
     };
     let upload_id = upload.upload_id.to_hex();
     s3.meta()

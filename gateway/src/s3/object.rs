@@ -12,7 +12,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::{Conditions, Target};
-use super::{Arbor, acl, checksum, record_target, time};
+use super::{Arbor, acl, checksum, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 use crate::limits::{DELETE_OBJECTS_KEYS_MAX, DELETES_IN_FLIGHT_MAX, PUT_OBJECT_SIZE_MAX};
@@ -37,6 +37,7 @@ pub async fn put(
         .transpose()?;
     let expected_checksum = checksum::expectation(&headers)?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let tags = tagging::from_header(input.tagging.as_deref())?;
     if let Some(length) = input.content_length
         && u64::try_from(length).is_ok_and(|l| l > PUT_OBJECT_SIZE_MAX)
     {
@@ -89,6 +90,7 @@ pub async fn put(
         checksum: stored_checksum,
         storage_class: storage_class(input.storage_class)?,
         parts: Vec::new(),
+        tags,
         data: written.data,
     };
     let committed = commit(s3, &input.bucket, &input.key, version, condition).await?;
@@ -313,6 +315,9 @@ pub async fn get(
         checksum_mode_enabled(input.checksum_mode.as_ref()),
         !partial
     );
+    if !version.tags.is_empty() {
+        output.tag_count = i32::try_from(version.tags.len()).ok();
+    }
     // `response-*` query parameters override what is returned.
     if let Some(v) = input.response_content_type {
         output.content_type = Some(
@@ -456,6 +461,15 @@ pub async fn copy(
         (source.headers.clone(), source.user_metadata.clone())
     };
     let condition = write_condition_from_headers(&headers)?;
+    let tags = match input
+        .tagging_directive
+        .as_ref()
+        .map(TaggingDirective::as_str)
+    {
+        None | Some(TaggingDirective::COPY) => source.tags.clone(),
+        Some(TaggingDirective::REPLACE) => tagging::from_header(input.tagging.as_deref())?,
+        Some(_) => return Err(s3_error!(InvalidArgument, "Unknown tagging directive.")),
+    };
     // The copy shares the source's chunks: no byte is read or written.
     let version = ObjectVersion {
         generation: 0,
@@ -467,6 +481,7 @@ pub async fn copy(
         checksum: source.checksum.clone(),
         storage_class: storage_class.or_else(|| source.storage_class.clone()),
         parts: source.parts.clone(),
+        tags,
         data: source.data.clone(),
     };
     let committed = match s3
@@ -575,7 +590,7 @@ pub async fn delete_many(
 }
 
 /// Versioning is not enabled on any bucket yet: only the `null` version exists.
-fn reject_version_id(version_id: Option<&str>) -> S3Result<()> {
+pub(super) fn reject_version_id(version_id: Option<&str>) -> S3Result<()> {
     match version_id {
         None | Some("null") => Ok(()),
         Some(_) => Err(s3_error!(

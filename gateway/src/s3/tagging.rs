@@ -1,0 +1,144 @@
+//! Object tagging: Get/Put/DeleteObjectTagging, and the `x-amz-tagging`
+//! header of PutObject, CreateMultipartUpload and CopyObject. Tags live in
+//! the version record; changing them leaves ETag and Last-Modified alone.
+
+use arbor_meta::limits::{OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
+
+use super::{Arbor, object, record_target};
+use crate::error;
+
+fn invalid_tag(message: &str) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidTag, message.to_owned())
+}
+
+/// Checks S3's tag rules and returns the tags sorted by key.
+pub fn validate(mut tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
+    if tags.len() > OBJECT_TAGS_MAX {
+        return Err(invalid_tag("Object tags cannot be greater than 10"));
+    }
+    for (key, value) in &tags {
+        let key_chars = key.chars().count();
+        if key_chars == 0 || key_chars > TAG_KEY_CHARS_MAX {
+            return Err(invalid_tag("The TagKey you have provided is invalid"));
+        }
+        if value.chars().count() > TAG_VALUE_CHARS_MAX {
+            return Err(invalid_tag("The TagValue you have provided is invalid"));
+        }
+    }
+    tags.sort();
+    if tags.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
+        return Err(invalid_tag(
+            "Cannot provide multiple Tags with the same key",
+        ));
+    }
+    Ok(tags)
+}
+
+/// The `x-amz-tagging` header: `k1=v1&k2=v2`, URL-encoded.
+pub fn from_header(header: Option<&str>) -> S3Result<Vec<(String, String)>> {
+    let Some(header) = header.filter(|h| !h.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut tags = Vec::new();
+    for pair in header.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            urlencoding::decode(&s.replace('+', " "))
+                .map(|c| c.into_owned())
+                .map_err(|_| invalid_tag("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."))
+        };
+        tags.push((decode(key)?, decode(value)?));
+    }
+    validate(tags)
+}
+
+fn from_tag_set(tag_set: TagSet) -> S3Result<Vec<(String, String)>> {
+    let tags = tag_set
+        .into_iter()
+        .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
+        .collect();
+    validate(tags)
+}
+
+pub async fn get(
+    s3: &Arbor,
+    req: S3Request<GetObjectTaggingInput>,
+) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+    let input = req.input;
+    record_target("GetObjectTagging", &input.bucket, Some(&input.key));
+    object::reject_version_id(input.version_id.as_deref())?;
+    let version = s3
+        .meta()
+        .get_object(&input.bucket, &input.key)
+        .await
+        .map_err(error::from_meta)?;
+    let tag_set = version
+        .tags
+        .into_iter()
+        .map(|(k, v)| Tag {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect();
+    Ok(S3Response::new(GetObjectTaggingOutput {
+        tag_set,
+        version_id: None,
+    }))
+}
+
+pub async fn put(
+    s3: &Arbor,
+    req: S3Request<PutObjectTaggingInput>,
+) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+    let input = req.input;
+    record_target("PutObjectTagging", &input.bucket, Some(&input.key));
+    object::reject_version_id(input.version_id.as_deref())?;
+    let tags = from_tag_set(input.tagging.tag_set)?;
+    s3.meta()
+        .put_object_tags(&input.bucket, &input.key, tags)
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+}
+
+pub async fn delete(
+    s3: &Arbor,
+    req: S3Request<DeleteObjectTaggingInput>,
+) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+    let input = req.input;
+    record_target("DeleteObjectTagging", &input.bucket, Some(&input.key));
+    object::reject_version_id(input.version_id.as_deref())?;
+    s3.meta()
+        .put_object_tags(&input.bucket, &input.key, Vec::new())
+        .await
+        .map_err(error::from_meta)?;
+    let mut response = S3Response::new(DeleteObjectTaggingOutput::default());
+    response.status = Some(http::StatusCode::NO_CONTENT);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_tags_are_decoded_sorted_and_checked() {
+        let tags = from_header(Some("b=2&a=x%20y&c=")).expect("valid");
+        assert_eq!(
+            tags,
+            [
+                ("a".into(), "x y".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), String::new())
+            ]
+        );
+        assert!(from_header(Some("a=1&a=2")).is_err());
+        let eleven: Vec<String> = (0..11).map(|i| format!("k{i}=v")).collect();
+        assert!(from_header(Some(&eleven.join("&"))).is_err());
+        assert!(from_header(Some(&format!("{}=v", "k".repeat(129)))).is_err());
+        assert!(from_header(Some(&format!("k={}", "v".repeat(257)))).is_err());
+        assert_eq!(from_header(None).expect("none"), Vec::new());
+    }
+}
