@@ -530,3 +530,111 @@ async fn list_uploads_checksums_and_expiry() {
     assert_eq!(e.code(), Some("NoSuchUpload"));
     assert!(server.stop().expect("stop").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_shares_whole_chunks_and_copies_the_rest() {
+    let (server, s3, _data) = start(&[]).await;
+    // 7 MiB in 2 MiB chunks: [0,2) [2,4) [4,6) [6,7).
+    let source = bytes(7 * MIB, 31);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("src")
+        .body(ByteStream::from(source.clone()))
+        .send()
+        .await
+        .expect("source");
+    let id = create(&s3, "assembled").await;
+    // Part 1: bytes 1 MiB..6 MiB (a partial chunk, then two whole ones).
+    let out = s3
+        .upload_part_copy()
+        .bucket(BUCKET)
+        .key("assembled")
+        .upload_id(&id)
+        .part_number(1)
+        .copy_source(format!("{BUCKET}/src"))
+        .copy_source_range(format!("bytes={}-{}", MIB, 6 * MIB - 1))
+        .send()
+        .await
+        .expect("upload part copy");
+    let e1 = out
+        .copy_part_result()
+        .and_then(|r| r.e_tag())
+        .expect("etag")
+        .to_owned();
+    assert_eq!(
+        e1,
+        format!(
+            "\"{}\"",
+            hex::encode(md5::Md5::digest(&source[MIB..6 * MIB]))
+        )
+    );
+    // Part 2: the whole (inline-sized) object "small", copied without a range.
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("small")
+        .body(ByteStream::from_static(b"tail"))
+        .send()
+        .await
+        .expect("small");
+    let out = s3
+        .upload_part_copy()
+        .bucket(BUCKET)
+        .key("assembled")
+        .upload_id(&id)
+        .part_number(2)
+        .copy_source(format!("{BUCKET}/small"))
+        .send()
+        .await
+        .expect("copy whole small object");
+    let e2 = out
+        .copy_part_result()
+        .and_then(|r| r.e_tag())
+        .expect("etag")
+        .to_owned();
+    // Bad ranges.
+    for range in ["bytes=5-1", "bytes=0-99999999", "1-2", "bytes=-5"] {
+        let e = s3
+            .upload_part_copy()
+            .bucket(BUCKET)
+            .key("assembled")
+            .upload_id(&id)
+            .part_number(3)
+            .copy_source(format!("{BUCKET}/src"))
+            .copy_source_range(range)
+            .send()
+            .await
+            .expect_err(range);
+        assert_eq!(e.code(), Some("InvalidArgument"), "{range}");
+    }
+    let e = s3
+        .upload_part_copy()
+        .bucket(BUCKET)
+        .key("assembled")
+        .upload_id(&id)
+        .part_number(3)
+        .copy_source(format!("{BUCKET}/src"))
+        .copy_source_if_match("\"nope\"")
+        .send()
+        .await;
+    assert_eq!(e.expect_err("condition").code(), Some("PreconditionFailed"));
+
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("assembled")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .expect("complete");
+    let mut expected = source[MIB..6 * MIB].to_vec();
+    expected.extend_from_slice(b"tail");
+    // The source can go: the assembled object holds its own references.
+    s3.delete_object()
+        .bucket(BUCKET)
+        .key("src")
+        .send()
+        .await
+        .expect("delete source");
+    assert_eq!(read(&s3, "assembled").await, expected);
+    assert!(server.stop().expect("stop").success());
+}

@@ -289,3 +289,125 @@ impl Stream for ChannelBody {
         self.receiver.poll_recv(cx)
     }
 }
+
+/// A byte range of an existing object made into a part (UploadPartCopy).
+#[derive(Debug)]
+pub struct CopiedRange {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub checksum: Option<s3s::dto::Checksum>,
+    /// The part's chunks, offsets relative to the part.
+    pub chunks: Vec<ChunkRef>,
+    /// Those of `chunks` shared with the source (whole chunks in the range);
+    /// the rest were written for this part.
+    pub shared: Vec<ChunkId>,
+}
+
+impl CopiedRange {
+    /// The chunks written for this part, to delete if it is not committed.
+    pub fn fresh(&self) -> ObjectData {
+        ObjectData::Chunks(
+            self.chunks
+                .iter()
+                .filter(|c| !self.shared.contains(&c.id))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// Makes bytes `range` of `source` into part chunks: chunks wholly inside
+/// the range are shared, not copied; the partial chunks at its ends (and
+/// inline bytes) are written anew. Every byte is read once to compute the
+/// part's MD5 (its ETag) and `checksum`.
+pub async fn copy_range(
+    store: &ChunkStore,
+    chunk_size: u64,
+    source: &ObjectVersion,
+    range: Range<u64>,
+    mut checksum: Option<ChecksumHasher>,
+) -> Result<CopiedRange, S3Error> {
+    let mut md5 = Md5::new();
+    let mut copied = CopiedRange {
+        size: range.end - range.start,
+        md5: [0; 16],
+        checksum: None,
+        chunks: Vec::new(),
+        shared: Vec::new(),
+    };
+    let result = async {
+        let mut hash = |bytes: &[u8]| {
+            md5.update(bytes);
+            if let Some(hasher) = &mut checksum {
+                hasher.update(bytes);
+            }
+        };
+        match &source.data {
+            ObjectData::Inline(bytes) => {
+                let start =
+                    usize::try_from(range.start).map_err(|e| error::internal("range", e))?;
+                let end = usize::try_from(range.end).map_err(|e| error::internal("range", e))?;
+                let slice = bytes
+                    .get(start..end)
+                    .ok_or_else(|| error::internal("range", "outside inline data"))?;
+                hash(slice);
+                let mut upload = Upload::new(store.clone(), chunk_size, 0);
+                upload.push(Bytes::copy_from_slice(slice)).await?;
+                if let (_, ObjectData::Chunks(chunks)) = upload.finish().await? {
+                    copied.chunks.extend(chunks);
+                }
+            }
+            ObjectData::Chunks(chunks) => {
+                for chunk in chunks
+                    .iter()
+                    .filter(|c| c.offset < range.end && c.offset + c.size > range.start)
+                {
+                    let start = range.start.max(chunk.offset) - chunk.offset;
+                    let end = range.end.min(chunk.offset + chunk.size) - chunk.offset;
+                    let part_offset = chunk.offset + start - range.start;
+                    let whole = start == 0 && end == chunk.size;
+                    let mut stream = store
+                        .read(chunk.id, start..end)
+                        .await
+                        .map_err(error::from_chunk)?;
+                    let mut upload = (!whole).then(|| Upload::new(store.clone(), chunk_size, 0));
+                    while let Some(piece) = stream.next().await {
+                        let piece = piece.map_err(error::from_chunk)?;
+                        hash(&piece);
+                        if let Some(upload) = &mut upload {
+                            upload.push(piece).await?;
+                        }
+                    }
+                    match upload {
+                        None => {
+                            copied.chunks.push(ChunkRef {
+                                offset: part_offset,
+                                ..chunk.clone()
+                            });
+                            copied.shared.push(chunk.id);
+                        }
+                        Some(mut upload) => {
+                            if let (_, ObjectData::Chunks(fresh)) = upload.finish().await? {
+                                copied.chunks.extend(fresh.into_iter().map(|c| ChunkRef {
+                                    offset: c.offset + part_offset,
+                                    ..c
+                                }));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok::<(), S3Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        discard_body(store, &copied.fresh()).await;
+        return Err(e);
+    }
+    let total: u64 = copied.chunks.iter().map(|c| c.size).sum();
+    assert_eq!(total, copied.size, "copied chunks must add up to the range");
+    copied.md5 = md5.finalize().into();
+    copied.checksum = checksum.map(ChecksumHasher::finalize);
+    Ok(copied)
+}

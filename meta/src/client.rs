@@ -224,8 +224,26 @@ impl MetaClient {
         self.read(move |txn| multipart::get_upload(txn, &upload_id))
             .await
     }
+    /// Records a part whose chunks were just written for it.
     pub async fn upload_part(&self, upload_id: UploadId, part: PartRecord) -> Result<()> {
-        match self.write(Command::UploadPart { upload_id, part }).await? {
+        self.upload_part_sharing(upload_id, part, Vec::new()).await
+    }
+    /// Records a part some of whose chunks (`shared`) belong to live
+    /// versions (UploadPartCopy); `Conflict` if one lost its last reference.
+    pub async fn upload_part_sharing(
+        &self,
+        upload_id: UploadId,
+        part: PartRecord,
+        shared: Vec<ChunkId>,
+    ) -> Result<()> {
+        match self
+            .write(Command::UploadPart {
+                upload_id,
+                part,
+                shared,
+            })
+            .await?
+        {
             Reply::Done => Ok(()),
             other => Err(unexpected(other)),
         }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::MetaError;
 use crate::multipart::{CompletedPart, PartRecord, UploadId, UploadRecord};
-use crate::object::{BucketInfo, ObjectChecksum, ObjectVersion};
+use crate::object::{BucketInfo, ChunkId, ObjectChecksum, ObjectVersion};
 
 /// An expectation on the current version of a key, checked inside apply
 /// (compare-and-swap; brief.md §3).
@@ -52,6 +52,9 @@ pub enum Command {
     UploadPart {
         upload_id: UploadId,
         part: PartRecord,
+        /// Chunks of `part` shared with live versions (UploadPartCopy): each
+        /// must still be referenced, else `Conflict`. The rest are fresh.
+        shared: Vec<ChunkId>,
     },
     /// Check `parts` against the stored parts and commit the object they
     /// form, all or nothing. `checksum` is the object's checksum as the

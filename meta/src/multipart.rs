@@ -19,7 +19,7 @@ use crate::error::{MetaError, Result};
 use crate::keys::{prefix_successor, validate_key};
 use crate::limits::{PART_NUMBER_MAX, PART_SIZE_MIN};
 use crate::namespace::{NamespaceTables, open_read, read_bucket};
-use crate::object::{ChunkRef, ObjectChecksum, ObjectData, ObjectHeaders, ObjectVersion};
+use crate::object::{ChunkId, ChunkRef, ObjectChecksum, ObjectData, ObjectHeaders, ObjectVersion};
 use crate::schema::{
     self, GcOrigin, decode_record, encode_record, part_key, upload_index_key, upload_index_prefix,
 };
@@ -344,7 +344,13 @@ impl NamespaceTables<'_> {
         log_index: u64,
         upload_id: &UploadId,
         part: &PartRecord,
+        shared: &[ChunkId],
     ) -> Result<CommandResult> {
+        if let Some(gone) = self.first_unreferenced(shared)? {
+            return Ok(Err(MetaError::Conflict(format!(
+                "chunk {gone} of the copy source is no longer referenced"
+            ))));
+        }
         if self.read_upload(upload_id)?.is_none() {
             return Ok(Err(MetaError::NoSuchUpload(upload_id.to_hex())));
         }

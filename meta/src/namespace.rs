@@ -380,15 +380,12 @@ impl<'txn> NamespaceTables<'txn> {
         let Some(bucket_record) = read_bucket(&self.buckets, bucket)? else {
             return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
         };
-        if ownership == ChunkOwnership::Shared {
-            for chunk in version.chunks() {
-                if self.chunk_refs.get(chunk.id.0.as_slice())?.is_none() {
-                    return Ok(Err(MetaError::Conflict(format!(
-                        "chunk {} of the source is no longer referenced",
-                        chunk.id
-                    ))));
-                }
-            }
+        if ownership == ChunkOwnership::Shared
+            && let Some(gone) = self.first_unreferenced(version.chunks().iter().map(|c| &c.id))?
+        {
+            return Ok(Err(MetaError::Conflict(format!(
+                "chunk {gone} of the source is no longer referenced"
+            ))));
         }
         let (directories, name) = split_key(key);
         let found = resolve_directories(&self.children, bucket_record.root, &directories)?;
@@ -587,6 +584,19 @@ impl<'txn> NamespaceTables<'txn> {
             origin,
             old.chunks().iter().map(|c: &ChunkRef| c.id),
         )
+    }
+
+    /// The first of `ids` that no version or part references, if any.
+    pub(crate) fn first_unreferenced<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a ChunkId>,
+    ) -> Result<Option<ChunkId>> {
+        for id in ids {
+            if self.chunk_refs.get(id.0.as_slice())?.is_none() {
+                return Ok(Some(*id));
+            }
+        }
+        Ok(None)
     }
 
     /// Adds one reference to each chunk.

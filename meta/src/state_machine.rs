@@ -68,7 +68,11 @@ fn apply(
         ),
         Command::DeleteObject { bucket, key } => tables.delete_object(log_index, bucket, key),
         Command::CreateMultipartUpload { upload } => tables.create_upload(upload),
-        Command::UploadPart { upload_id, part } => tables.put_part(log_index, upload_id, part),
+        Command::UploadPart {
+            upload_id,
+            part,
+            shared,
+        } => tables.put_part(log_index, upload_id, part, shared),
         Command::CompleteMultipartUpload {
             upload_id,
             parts,

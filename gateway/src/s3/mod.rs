@@ -344,4 +344,13 @@ impl S3 for Arbor {
             .await
             .map_err(|e| request_id.stamp(e))
     }
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        multipart::upload_part_copy(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
 }

@@ -15,6 +15,7 @@ use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
+use super::conditions::{Conditions, Target};
 use super::{Arbor, acl, bucket, checksum, object, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
@@ -240,6 +241,119 @@ pub async fn upload_part(
         output.checksum_sha256 = dto.checksum_sha256;
     }
     Ok(S3Response::new(output))
+}
+
+/// `x-amz-copy-source-range: bytes=first-last`, the only form S3 accepts.
+fn copy_source_range(header: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let malformed = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
+    let (first, last) = header
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(malformed)?;
+    let first: u64 = first.trim().parse().map_err(|_| malformed())?;
+    let last: u64 = last.trim().parse().map_err(|_| malformed())?;
+    if first > last || last >= size {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Range specified is not valid for source object of size: {size}"
+        ));
+    }
+    Ok(first..last + 1)
+}
+
+pub async fn upload_part_copy(
+    s3: &Arbor,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let input = req.input;
+    record_target("UploadPartCopy", &input.bucket, Some(&input.key));
+    let number = part_number(input.part_number)?;
+    let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    let (source_bucket, source_key) = object::copy_source(&input.copy_source)?;
+    let source = s3
+        .meta()
+        .get_object(&source_bucket, &source_key)
+        .await
+        .map_err(error::from_meta)?;
+    Conditions {
+        if_match: input.copy_source_if_match.as_ref(),
+        if_none_match: input.copy_source_if_none_match.as_ref(),
+        if_modified_since: input.copy_source_if_modified_since.as_ref(),
+        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+    }
+    .check(Target::CopySource, &source.etag, source.last_modified_ms)?;
+    let range = match input.copy_source_range.as_deref() {
+        None => 0..source.size,
+        Some(header) => copy_source_range(header, source.size)?,
+    };
+    if range.end - range.start > PART_SIZE_MAX {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120"
+        ));
+    }
+    let hasher = upload
+        .checksum
+        .map(|(algorithm, _)| checksum::hasher(algorithm));
+    let copied = data_path::copy_range(
+        s3.chunks(),
+        s3.settings().chunk_size,
+        &source,
+        range,
+        hasher,
+    )
+    .await?;
+    let stored_checksum = match (upload.checksum, &copied.checksum) {
+        (Some((algorithm, _)), Some(computed)) => {
+            checksum::value(computed, algorithm).map(|value| ObjectChecksum {
+                algorithm,
+                value: value.to_owned(),
+                full_object: false,
+            })
+        }
+        _ => None,
+    };
+    let part = PartRecord {
+        part_number: number,
+        size: copied.size,
+        etag: hex::encode(copied.md5),
+        last_modified_ms: time::now_ms(),
+        checksum: stored_checksum.clone(),
+        chunks: copied.chunks.clone(),
+    };
+    let result = CopyPartResult {
+        e_tag: Some(ETag::Strong(part.etag.clone())),
+        last_modified: Some(time::timestamp(part.last_modified_ms)),
+        ..Default::default()
+    };
+    if let Err(e) = s3
+        .meta()
+        .upload_part_sharing(upload.upload_id, part, copied.shared.clone())
+        .await
+    {
+        if object::outcome_is_known(&e) {
+            data_path::discard_body(s3.chunks(), &copied.fresh()).await;
+        }
+        return Err(error::from_meta(e));
+    }
+    let mut result = result;
+    if let Some(stored) = &stored_checksum {
+        let dto = checksum::to_dto(stored);
+        result.checksum_crc32 = dto.checksum_crc32;
+        result.checksum_crc32c = dto.checksum_crc32c;
+        result.checksum_crc64nvme = dto.checksum_crc64nvme;
+        result.checksum_sha1 = dto.checksum_sha1;
+        result.checksum_sha256 = dto.checksum_sha256;
+    }
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(result),
+        ..Default::default()
+    }))
 }
 
 /// The checksum value a completed part carries for `algorithm`.

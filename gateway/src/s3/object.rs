@@ -396,22 +396,7 @@ pub async fn copy(
     let S3Request { input, headers, .. } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
-    let (source_bucket, source_key) = match &input.copy_source {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => {
-            reject_version_id(version_id.as_deref())?;
-            (bucket.to_string(), key.to_string())
-        }
-        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => {
-            return Err(s3_error!(
-                NotImplemented,
-                "Copying from access points and outposts is not supported"
-            ));
-        }
-    };
+    let (source_bucket, source_key) = copy_source(&input.copy_source)?;
     let source = s3
         .meta()
         .get_object(&source_bucket, &source_key)
@@ -587,6 +572,24 @@ pub async fn delete_many(
         errors: Some(errors),
         ..Default::default()
     }))
+}
+
+/// The bucket and key of `x-amz-copy-source` (only the null version exists).
+pub(super) fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+    match source {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => {
+            reject_version_id(version_id.as_deref())?;
+            Ok((bucket.to_string(), key.to_string()))
+        }
+        CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(s3_error!(
+            NotImplemented,
+            "Copying from access points and outposts is not supported"
+        )),
+    }
 }
 
 /// Versioning is not enabled on any bucket yet: only the `null` version exists.
