@@ -86,6 +86,34 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(Credentials, Credentia
     Ok((credentials, CredentialsSource::Generated))
 }
 
+/// Credentials for a client of a running server (`arbor admin`): the
+/// environment, else the data directory's stored file; never generates.
+pub fn load_existing(data_dir: &Path) -> anyhow::Result<(Credentials, CredentialsSource)> {
+    let from_env = (
+        std::env::var("ARBOR_ACCESS_KEY"),
+        std::env::var("ARBOR_SECRET_KEY"),
+    );
+    if let (Ok(access_key), Ok(secret_key)) = from_env {
+        return Ok((
+            Credentials {
+                access_key,
+                secret_key,
+            },
+            CredentialsSource::Environment,
+        ));
+    }
+    let path = data_dir.join(CREDENTIALS_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e} (set ARBOR_ACCESS_KEY and ARBOR_SECRET_KEY, or --data-dir)",
+            path.display()
+        )
+    })?;
+    let credentials =
+        serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((credentials, CredentialsSource::Stored))
+}
+
 fn random_string(len: usize, alphabet: &[u8]) -> String {
     let mut rng = rand::rng();
     (0..len)

@@ -2,6 +2,7 @@
 //! and maps every operation onto the metadata service (`arbor-meta`) and the
 //! chunk store (`arbor-chunkstore`). It holds no durable state of its own.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod data_path;

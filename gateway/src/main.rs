@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use arbor_gateway::admin::AdminArgs;
 use arbor_gateway::config::ServeConfig;
 
 #[derive(Parser)]
@@ -21,6 +22,8 @@ enum Command {
     /// Run everything in one process: S3 gateway, one-node metadata group,
     /// local chunk store.
     Serve(ServeConfig),
+    /// Administer a running Arbor (status, bucket overwrite policy).
+    Admin(AdminArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         match cli.command {
             Command::Serve(config) => arbor_gateway::serve::run(config, shutdown).await,
+            Command::Admin(args) => arbor_gateway::admin::run(args).await,
         }
     });
     match result {

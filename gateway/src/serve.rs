@@ -14,6 +14,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{AdminRoute, NamesWithAdmin};
 use crate::auth::{self, CredentialsSource};
 use crate::config::ServeConfig;
 use crate::gc::{Collector, GcConfig};
@@ -55,6 +56,11 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         region: config.region.clone(),
     };
     let mut builder = S3ServiceBuilder::new(Arbor::new(meta.client(), chunks.clone(), settings));
+    builder.set_route(AdminRoute {
+        meta: meta.client(),
+        chunks: chunks.clone(),
+    });
+    builder.set_validation(NamesWithAdmin);
     builder.set_auth(SimpleAuth::from_single(
         credentials.access_key.clone(),
         credentials.secret_key.clone(),

@@ -16,7 +16,7 @@ use crate::multipart::{
 };
 use crate::namespace::GcEntry;
 use crate::node::NodeInner;
-use crate::object::{BucketInfo, ObjectVersion};
+use crate::object::{BucketInfo, ObjectVersion, OverwritePolicy};
 use crate::object::{ChunkId, ObjectChecksum};
 use crate::raft::batcher;
 use crate::raft::types::{Proposal, RequestId};
@@ -348,6 +348,22 @@ impl MetaClient {
         };
         match self.write(command).await? {
             Reply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets the bucket's overwrite policy; returns the updated bucket.
+    pub async fn set_overwrite_policy(
+        &self,
+        bucket: &str,
+        policy: OverwritePolicy,
+    ) -> Result<BucketInfo> {
+        let command = Command::SetOverwritePolicy {
+            bucket: bucket.to_owned(),
+            policy,
+        };
+        match self.write(command).await? {
+            Reply::Bucket(info) => Ok(info),
             other => Err(unexpected(other)),
         }
     }

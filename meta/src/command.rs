@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::MetaError;
 use crate::multipart::{CompletedPart, PartRecord, UploadId, UploadRecord};
-use crate::object::{BucketInfo, ChunkId, ObjectChecksum, ObjectVersion};
+use crate::object::{BucketInfo, ChunkId, ObjectChecksum, ObjectVersion, OverwritePolicy};
 
 /// An expectation on the current version of a key, checked inside apply
 /// (compare-and-swap; brief.md §3).
@@ -81,6 +81,11 @@ pub enum Command {
         bucket: String,
         key: String,
         tags: Vec<(String, String)>,
+    },
+    /// Set what writes to existing keys of `bucket` need.
+    SetOverwritePolicy {
+        bucket: String,
+        policy: OverwritePolicy,
     },
     /// The collector deleted the chunks of these GC-queue records.
     GcAck {

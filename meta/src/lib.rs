@@ -22,4 +22,4 @@ pub mod state_machine;
 pub use client::MetaClient;
 pub use error::{MetaError, Result};
 pub use node::{MetaConfig, MetaNode};
-pub use object::{BucketInfo, ChunkId, ChunkRef, ObjectData, ObjectVersion};
+pub use object::{BucketInfo, ChunkId, ChunkRef, ObjectData, ObjectVersion, OverwritePolicy};

@@ -17,7 +17,7 @@ use crate::keys::{
     SEPARATOR, directory_stored_name, is_directory_stored_name, split_key, validate_bucket_name,
     validate_key,
 };
-use crate::object::{BucketInfo, ChunkId, ChunkRef, ObjectVersion};
+use crate::object::{BucketInfo, ChunkId, ChunkRef, ObjectVersion, OverwritePolicy};
 use crate::schema::{
     self, BucketRecord, ChildRecord, GcOrigin, GcRecord, InodeKind, InodeRecord, ObjectEntry,
     ROOT_INODE, StateTable, child_key, decode_record, encode_record, gc_key, inode_key,
@@ -338,6 +338,7 @@ impl<'txn> NamespaceTables<'txn> {
         }
         let root = self.create_directory(ROOT_INODE, stored_name)?;
         let info = BucketInfo {
+            overwrite: OverwritePolicy::Allow,
             name: name.to_owned(),
             created_ms,
         };
@@ -397,6 +398,16 @@ impl<'txn> NamespaceTables<'txn> {
         };
         if let Err(e) = check_condition(condition, existing.as_ref(), key) {
             return Ok(Err(e));
+        }
+        if existing.is_some() {
+            let allowed = match bucket_record.info.overwrite {
+                OverwritePolicy::Allow => true,
+                OverwritePolicy::Conditional => matches!(condition, WriteCondition::IfMatch(_)),
+                OverwritePolicy::Deny => false,
+            };
+            if !allowed {
+                return Ok(Err(MetaError::OverwriteRefused));
+            }
         }
 
         // Validated: from here on every step writes.
@@ -688,6 +699,20 @@ impl<'txn> NamespaceTables<'txn> {
         self.versions
             .insert(row.as_slice(), encode_record(&version)?.as_slice())?;
         Ok(Ok(Reply::Done))
+    }
+
+    pub(crate) fn set_overwrite_policy(
+        &mut self,
+        bucket: &str,
+        policy: OverwritePolicy,
+    ) -> Result<CommandResult> {
+        let Some(mut record) = read_bucket(&self.buckets, bucket)? else {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+        };
+        record.info.overwrite = policy;
+        self.buckets
+            .insert(bucket.as_bytes(), encode_record(&record)?.as_slice())?;
+        Ok(Ok(Reply::Bucket(record.info)))
     }
 
     /// Removes GC-queue records whose chunks the collector deleted.

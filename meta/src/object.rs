@@ -127,4 +127,37 @@ impl ObjectVersion {
 pub struct BucketInfo {
     pub name: String,
     pub created_ms: i64,
+    pub overwrite: OverwritePolicy,
+}
+
+/// What a write to an existing key needs, per bucket (brief.md §3: the
+/// design document's "no last-writer-wins", as the bucket owner's choice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OverwritePolicy {
+    /// Any write replaces the current version (S3's behaviour).
+    #[default]
+    Allow,
+    /// Replacing an existing object needs `If-Match` naming its ETag.
+    Conditional,
+    /// Write-once: an existing object is never replaced (it may be deleted).
+    Deny,
+}
+
+impl OverwritePolicy {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OverwritePolicy::Allow => "allow",
+            OverwritePolicy::Conditional => "conditional",
+            OverwritePolicy::Deny => "deny",
+        }
+    }
+    pub fn parse(s: &str) -> Option<OverwritePolicy> {
+        [
+            OverwritePolicy::Allow,
+            OverwritePolicy::Conditional,
+            OverwritePolicy::Deny,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
 }

@@ -94,6 +94,9 @@ fn apply(
             limit,
         } => tables.expire_uploads(log_index, *initiated_before_ms, *limit),
         Command::GcAck { records } => tables.gc_ack(records),
+        Command::SetOverwritePolicy { bucket, policy } => {
+            tables.set_overwrite_policy(bucket, *policy)
+        }
         Command::PutObjectTags { bucket, key, tags } => tables.put_object_tags(bucket, key, tags),
     }
 }

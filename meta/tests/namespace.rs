@@ -315,6 +315,7 @@ fn bucket_lifecycle() {
         created_ms: 5,
     };
     let info = BucketInfo {
+        overwrite: arbor_meta::OverwritePolicy::Allow,
         name: "zeta".to_owned(),
         created_ms: 5,
     };
@@ -322,6 +323,7 @@ fn bucket_lifecycle() {
     assert_eq!(
         f.apply(create("alpha")),
         Ok(Reply::Bucket(BucketInfo {
+            overwrite: arbor_meta::OverwritePolicy::Allow,
             name: "alpha".to_owned(),
             created_ms: 5
         }))

@@ -103,6 +103,7 @@ async fn apply_batches_and_retries_apply_once() {
 fn replies_first_ok(p: &Proposal) -> arbor_meta::command::CommandResult {
     match &p.command {
         Command::CreateBucket { name, created_ms } => Ok(Reply::Bucket(arbor_meta::BucketInfo {
+            overwrite: arbor_meta::OverwritePolicy::Allow,
             name: name.clone(),
             created_ms: *created_ms,
         })),
