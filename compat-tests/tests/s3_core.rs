@@ -1077,3 +1077,67 @@ async fn object_tags_are_stored_copied_and_replaced() {
     assert_eq!(tags(&got), [("stage".to_owned(), "done".to_owned())]);
     assert!(f.server.stop().expect("stop").success());
 }
+
+/// A PutObject body the test releases piece by piece.
+struct HeldBody(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl http_body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|piece| piece.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+fn held_body(receiver: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> ByteStream {
+    ByteStream::new(aws_smithy_types::body::SdkBody::from_body_1_x(HeldBody(
+        receiver,
+    )))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_broken_during_the_upload_is_a_conflict() {
+    let f = fixture("race").await;
+    let s3 = f.s3.clone();
+    let etag = put(&s3, "race", "k", b"original").await;
+    // A PUT conditioned on the current ETag starts streaming its body...
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let body = vec![7u8; 200_000];
+    let racing = {
+        let s3 = s3.clone();
+        let etag = etag.clone();
+        tokio::spawn(async move {
+            s3.put_object()
+                .bucket("race")
+                .key("k")
+                .if_match(etag)
+                .content_length(200_000)
+                .body(held_body(receiver))
+                .send()
+                .await
+        })
+    };
+    sender
+        .send(bytes::Bytes::from(body[..100_000].to_vec()))
+        .await
+        .expect("first half");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...another client replaces the object meanwhile...
+    put(&s3, "race", "k", b"replaced meanwhile").await;
+    sender
+        .send(bytes::Bytes::from(body[100_000..].to_vec()))
+        .await
+        .expect("second half");
+    drop(sender);
+    // ...so the conditional PUT cannot commit: 409, and nothing of it shows.
+    let e = racing.await.expect("join").expect_err("conflict");
+    assert_eq!(e.code(), Some("ConditionalRequestConflict"));
+    assert_eq!(status(&e), Some(409));
+    assert_eq!(read(&s3, "race", "k").await, b"replaced meanwhile");
+    assert!(f.server.stop().expect("stop").success());
+}

@@ -411,6 +411,7 @@ pub async fn complete(
         ));
     }
     let condition = object::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    object::check_condition_early(s3, &input.bucket, &input.key, &condition).await?;
     let stored_sums = match upload.checksum {
         Some(_) => stored_part_checksums(s3, upload.upload_id).await?,
         None => BTreeMap::new(),
@@ -453,10 +454,10 @@ pub async fn complete(
             parts,
             object_checksum,
             time::now_ms(),
-            condition,
+            condition.clone(),
         )
         .await
-        .map_err(error::from_meta)?;
+        .map_err(|e| error::from_meta(object::changed_meanwhile(e, &condition)))?;
     let mut output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),

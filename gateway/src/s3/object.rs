@@ -54,6 +54,8 @@ pub async fn put(
         cache_control: input.cache_control,
         expires: input.expires.as_ref().and_then(http_date),
     };
+    // Fail fast, before the body streams; the apply step checks again.
+    check_condition_early(s3, &input.bucket, &input.key, &condition).await?;
     let body = input.body.unwrap_or_else(empty_body);
     let hasher = expected_checksum
         .as_ref()
@@ -147,14 +149,57 @@ async fn commit(
     condition: WriteCondition,
 ) -> S3Result<ObjectVersion> {
     let data = version.data.clone();
-    match s3.meta().put_object(bucket, key, version, condition).await {
+    match s3
+        .meta()
+        .put_object(bucket, key, version, condition.clone())
+        .await
+    {
         Ok(committed) => Ok(committed),
         Err(e) => {
             if outcome_is_known(&e) {
                 data_path::discard_body(s3.chunks(), &data).await;
             }
-            Err(error::from_meta(e))
+            Err(error::from_meta(changed_meanwhile(e, &condition)))
         }
+    }
+}
+
+/// Checks a write's If-Match / If-None-Match against the current version
+/// before any work is done (brief.md §3: fail fast).
+pub(super) async fn check_condition_early(
+    s3: &Arbor,
+    bucket: &str,
+    key: &str,
+    condition: &WriteCondition,
+) -> S3Result<()> {
+    if *condition == WriteCondition::None {
+        return Ok(());
+    }
+    let current = match s3.meta().get_object(bucket, key).await {
+        Ok(version) => Some(version),
+        Err(MetaError::NoSuchKey(_)) => None,
+        Err(e) => return Err(error::from_meta(e)),
+    };
+    let failure = match (condition, &current) {
+        (WriteCondition::None, _) | (WriteCondition::IfNoneMatchAny, None) => None,
+        (WriteCondition::IfNoneMatchAny, Some(_)) => Some(MetaError::PreconditionFailed),
+        (WriteCondition::IfMatch(_), None) => Some(MetaError::NoSuchKey(key.to_owned())),
+        (WriteCondition::IfMatch(etag), Some(v)) if v.etag == *etag => None,
+        (WriteCondition::IfMatch(_), Some(_)) => Some(MetaError::PreconditionFailed),
+    };
+    failure.map_or(Ok(()), |e| Err(error::from_meta(e)))
+}
+
+/// A condition that held when checked early but fails at commit means the
+/// object changed while the request was being served: S3 answers 409
+/// ConditionalRequestConflict, and the client should retry.
+pub(super) fn changed_meanwhile(e: MetaError, condition: &WriteCondition) -> MetaError {
+    match (&e, condition) {
+        (_, WriteCondition::None) => e,
+        (MetaError::PreconditionFailed | MetaError::NoSuchKey(_), _) => {
+            MetaError::Conflict("the object changed while the request was served".to_owned())
+        }
+        _ => e,
     }
 }
 
@@ -446,6 +491,7 @@ pub async fn copy(
         (source.headers.clone(), source.user_metadata.clone())
     };
     let condition = write_condition_from_headers(&headers)?;
+    check_condition_early(s3, &input.bucket, &input.key, &condition).await?;
     let tags = match input
         .tagging_directive
         .as_ref()
@@ -471,11 +517,11 @@ pub async fn copy(
     };
     let committed = match s3
         .meta()
-        .copy_object(&input.bucket, &input.key, version, condition)
+        .copy_object(&input.bucket, &input.key, version, condition.clone())
         .await
     {
         Ok(committed) => committed,
-        Err(e) => return Err(error::from_meta(e)),
+        Err(e) => return Err(error::from_meta(changed_meanwhile(e, &condition))),
     };
     let mut result = CopyObjectResult {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
