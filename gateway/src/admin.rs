@@ -69,7 +69,9 @@ impl S3Route for AdminRoute {
     ) -> bool {
         // Only the API's own endpoints: anything else under `_arbor` goes on
         // to S3 handling, which refuses the name.
-        let Some(rest) = uri.path().strip_prefix(PREFIX) else { return false };
+        let Some(rest) = uri.path().strip_prefix(PREFIX) else {
+            return false;
+        };
         rest == "status" || (rest.starts_with("buckets/") && rest.ends_with("/overwrite-policy"))
     }
 

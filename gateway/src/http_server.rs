@@ -168,3 +168,63 @@ fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body>
 fn new_request_id() -> String {
     hex::encode_upper(rand::random::<[u8; 8]>())
 }
+
+/// Virtual-host-style addressing for `--domain`: `bucket.DOMAIN[:port]`
+/// names a bucket, `DOMAIN[:port]` and any other host (an IP address,
+/// `localhost`) are path-style. Unlike s3s's `SingleDomain`, the port is
+/// ignored (clients send it whenever it is not 80) and unknown host names
+/// are not taken for bucket names.
+#[derive(Debug)]
+pub struct VirtualHosts {
+    pub domain: String,
+}
+
+impl s3s::host::S3Host for VirtualHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<s3s::host::VirtualHost<'a>> {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                name
+            }
+            _ => host,
+        };
+        let domain = self.domain.as_str();
+        let bucket = name
+            .strip_suffix(domain)
+            .and_then(|rest| rest.strip_suffix('.'))
+            .filter(|bucket| !bucket.is_empty());
+        Ok(match bucket {
+            Some(bucket) => s3s::host::VirtualHost::new(domain).with_bucket(bucket),
+            None => s3s::host::VirtualHost::new(name),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use s3s::host::S3Host;
+
+    #[test]
+    fn virtual_hosts_ignore_ports_and_other_names() {
+        let hosts = VirtualHosts {
+            domain: "s3.example.com".into(),
+        };
+        let bucket = |host: &str| {
+            hosts
+                .parse_host_header(host)
+                .expect("parses")
+                .bucket()
+                .map(str::to_owned)
+        };
+        assert_eq!(bucket("photos.s3.example.com"), Some("photos".into()));
+        assert_eq!(bucket("photos.s3.example.com:9000"), Some("photos".into()));
+        assert_eq!(
+            bucket("my.dotted.bucket.s3.example.com:9000"),
+            Some("my.dotted.bucket".into())
+        );
+        assert_eq!(bucket("s3.example.com:9000"), None);
+        assert_eq!(bucket("localhost:9000"), None);
+        assert_eq!(bucket("127.0.0.1:9000"), None);
+        assert_eq!(bucket("evils3.example.com"), None);
+    }
+}

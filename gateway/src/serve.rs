@@ -18,7 +18,7 @@ use crate::admin::{AdminRoute, NamesWithAdmin};
 use crate::auth::{self, CredentialsSource};
 use crate::config::ServeConfig;
 use crate::gc::{Collector, GcConfig};
-use crate::http_server::{self, Frontend};
+use crate::http_server::{self, Frontend, VirtualHosts};
 use crate::s3::{Arbor, GatewaySettings};
 
 /// Subdirectories of the data directory.
@@ -66,9 +66,9 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         credentials.secret_key.clone(),
     ));
     if let Some(domain) = &config.domain {
-        builder.set_host(
-            s3s::host::SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("--domain: {e:?}"))?,
-        );
+        builder.set_host(VirtualHosts {
+            domain: domain.clone(),
+        });
     }
     let frontend = Arc::new(Frontend {
         s3: builder.build(),
