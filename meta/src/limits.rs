@@ -24,3 +24,28 @@ pub const TREE_DEPTH_MAX: usize = KEY_LEN_MAX + 1;
 
 const _: () = assert!(BUCKET_NAME_LEN_MIN <= BUCKET_NAME_LEN_MAX);
 const _: () = assert!(INLINE_OBJECT_SIZE_MAX as usize * COMMANDS_PER_ENTRY_MAX <= 16 * 1024 * 1024);
+
+/// Largest body of one RPC or answer between meta nodes and clients: one
+/// full log entry (≤ 16 MiB of inline data), a snapshot chunk (3 MiB by
+/// default) or a listing page, with room for encoding overhead.
+pub const RPC_BODY_SIZE_MAX: usize = 64 * 1024 * 1024;
+/// An append-entries request whose encoding exceeds this is split (openraft
+/// retries with fewer entries on `PayloadTooLarge`); a single entry may
+/// exceed it, up to `RPC_BODY_SIZE_MAX`.
+pub const APPEND_BODY_SIZE_TARGET: usize = 16 * 1024 * 1024;
+/// Open connections a meta server accepts; more are refused at once. Peers
+/// keep a few keep-alive connections each; gateways pool theirs.
+pub const SERVER_CONNECTIONS_MAX: usize = 1024;
+/// Requests a meta server handles at once; more wait for a slot. Above the
+/// batcher's queue would only move the wait elsewhere.
+pub const SERVER_REQUESTS_IN_FLIGHT_MAX: usize = PROPOSALS_QUEUED_MAX;
+/// Raft RPCs a meta server handles at once (separate slots): openraft
+/// keeps about one in flight per peer and kind, so this only caps abuse.
+pub const SERVER_RAFT_REQUESTS_IN_FLIGHT_MAX: usize = 256;
+/// Attempts of one remote client call (redirects and retries together);
+/// the call's deadline usually ends it first.
+pub const REMOTE_ATTEMPTS_MAX: usize = 64;
+
+const _: () = assert!(APPEND_BODY_SIZE_TARGET < RPC_BODY_SIZE_MAX);
+const _: () =
+    assert!(INLINE_OBJECT_SIZE_MAX as usize * COMMANDS_PER_ENTRY_MAX < RPC_BODY_SIZE_MAX / 2);
