@@ -34,6 +34,9 @@ use crate::rpc::{
     ReadReply, ReadRequest, TransportError,
 };
 
+/// Redirects followed back to back before pausing like a retry.
+const REDIRECTS_WITHOUT_PAUSE_MAX: usize = 2;
+
 /// Timeouts of a remote [`MetaClient`].
 #[derive(Clone, Debug)]
 pub struct RemoteConfig {
@@ -358,6 +361,7 @@ impl Remote {
         let mut backoff = self.config.backoff_min;
         let mut last_error = MetaError::Unavailable("no metadata node address".into());
         let mut target = self.pick();
+        let mut redirects = 0usize;
         for _ in 0..REMOTE_ATTEMPTS_MAX {
             let Some(addr) = target.take() else {
                 return Err(last_error);
@@ -379,6 +383,14 @@ impl Remote {
                     return result;
                 }
                 Attempt::Redirect(leader) => {
+                    redirects += 1;
+                    if redirects > REDIRECTS_WITHOUT_PAUSE_MAX {
+                        // Nodes disagree on the leader (an election is
+                        // settling): do not spin between them.
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        tokio::time::sleep(backoff.min(left)).await;
+                        backoff = (backoff * 2).min(self.config.backoff_max);
+                    }
                     self.set_leader(Some(leader.clone()));
                     target = Some(leader);
                 }
@@ -426,5 +438,78 @@ impl Remote {
                 Attempt::Retry(MetaError::Unavailable(e.to_string()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> Remote {
+        Remote {
+            http: HttpClient::default(),
+            addrs: vec!["a:1".into(), "b:2".into()],
+            leader: Mutex::new(Some("a:1".into())),
+            next: AtomicUsize::new(0),
+            config: RemoteConfig::default(),
+        }
+    }
+
+    #[test]
+    fn answers_are_classified_for_retry() {
+        let r = remote();
+        let not_leader = |leader: Option<&str>| -> std::result::Result<Result<()>, _> {
+            Ok(Err(MetaError::NotLeader {
+                leader: leader.map(str::to_owned),
+            }))
+        };
+        assert!(matches!(
+            r.judge("a:1", not_leader(Some("b:2"))),
+            Attempt::Redirect(addr) if addr == "b:2"
+        ));
+        // A node naming itself, or nobody, is not a redirect.
+        assert!(matches!(
+            r.judge("a:1", not_leader(Some("a:1"))),
+            Attempt::Retry(_)
+        ));
+        assert!(matches!(
+            r.judge("a:1", not_leader(None)),
+            Attempt::Retry(_)
+        ));
+        assert_eq!(r.leader(), None, "a retry forgets the leader");
+        for e in [
+            MetaError::Unavailable("no quorum".into()),
+            MetaError::Timeout,
+            MetaError::ShuttingDown,
+        ] {
+            assert!(matches!(
+                r.judge::<()>("a:1", Ok(Err(e))),
+                Attempt::Retry(_)
+            ));
+        }
+        // Command outcomes settle the call.
+        assert!(matches!(
+            r.judge::<()>("a:1", Ok(Err(MetaError::NoSuchBucket("b".into())))),
+            Attempt::Done(Err(MetaError::NoSuchBucket(_)))
+        ));
+        assert!(matches!(r.judge("a:1", Ok(Ok(7))), Attempt::Done(Ok(7))));
+        // No answer at all: retry elsewhere.
+        let refused = TransportError::Connection {
+            addr: "a:1".into(),
+            reason: "refused".into(),
+        };
+        assert!(matches!(
+            r.judge::<()>("a:1", Err(refused)),
+            Attempt::Retry(MetaError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn addresses_are_tried_in_turn_without_a_leader() {
+        let r = remote();
+        assert_eq!(r.pick().as_deref(), Some("a:1"));
+        r.set_leader(None);
+        let picks: Vec<String> = (0..4).filter_map(|_| r.pick()).collect();
+        assert_eq!(picks, ["a:1", "b:2", "a:1", "b:2"]);
     }
 }

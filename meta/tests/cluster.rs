@@ -526,3 +526,54 @@ async fn remote_client_without_reachable_nodes_is_bounded() {
         Err(MetaError::Unavailable(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_refuses_what_it_cannot_handle() {
+    let dir = TempDir::new().expect("temp dir");
+    let node = MetaNode::open(config(&dir, 1, any_port(), true))
+        .await
+        .expect("open node");
+    let addr = node.local_addr().expect("listening").to_string();
+    let http = arbor_meta::rpc::HttpClient::default();
+    let timeout = Duration::from_secs(5);
+    let status = |r: Result<_, arbor_meta::rpc::TransportError>| match r {
+        Err(arbor_meta::rpc::TransportError::Status { status, .. }) => status.as_u16(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        status(http.post(&addr, "/nowhere", Vec::new(), timeout).await),
+        404
+    );
+    assert_eq!(
+        status(
+            http.post(&addr, arbor_meta::rpc::PATH_PROPOSE, vec![0xff; 3], timeout)
+                .await
+        ),
+        400
+    );
+    // Raft routes are refused while isolated; client routes still answer.
+    node.set_isolated(true);
+    assert_eq!(
+        status(
+            http.post(&addr, arbor_meta::rpc::PATH_RAFT_VOTE, Vec::new(), timeout)
+                .await
+        ),
+        503
+    );
+    node.set_isolated(false);
+    let client = MetaClient::remote_with(vec![addr.clone()], remote_config());
+    client
+        .create_bucket(BUCKET, 1)
+        .await
+        .expect("create bucket");
+    assert_eq!(client.list_buckets().await.expect("list").len(), 1);
+    let status = client.status().await.expect("status");
+    assert_eq!((status.id, status.addr.as_str()), (1, addr.as_str()));
+    node.shutdown().await.expect("shutdown");
+    // A stopped node answers nothing.
+    assert!(matches!(
+        http.post(&addr, arbor_meta::rpc::PATH_READ, Vec::new(), timeout)
+            .await,
+        Err(arbor_meta::rpc::TransportError::Connection { .. })
+    ));
+}
