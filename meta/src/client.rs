@@ -34,6 +34,15 @@ use crate::rpc::{
     ReadReply, ReadRequest, TransportError,
 };
 
+/// Bound on one admin attempt: above the node's own bounds on a learner
+/// catching up (30 s) and a membership change (10 s).
+const ADMIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(45);
+const _: () = assert!(
+    ADMIN_ATTEMPT_TIMEOUT.as_secs()
+        > crate::node::MEMBERSHIP_TIMEOUT.as_secs()
+            + crate::node::LEARNER_CATCH_UP_TIMEOUT.as_secs()
+);
+
 /// Redirects followed back to back before pausing like a retry.
 const REDIRECTS_WITHOUT_PAUSE_MAX: usize = 2;
 
@@ -160,7 +169,15 @@ impl MetaClient {
     async fn admin(&self, request: AdminRequest) -> Result<AdminReply> {
         match &self.transport {
             Transport::Local(node) => node.admin(request).await,
-            Transport::Remote(remote) => remote.call(PATH_ADMIN, &request).await,
+            Transport::Remote(remote) => {
+                // Membership changes wait for a learner to catch up or for
+                // joint consensus: give them the server's own bound.
+                let attempt = remote.config.attempt_timeout.max(ADMIN_ATTEMPT_TIMEOUT);
+                let call = remote.config.call_timeout.max(attempt);
+                remote
+                    .call_bounded(PATH_ADMIN, &request, attempt, call)
+                    .await
+            }
         }
     }
 
@@ -357,7 +374,28 @@ impl Remote {
         Q: Serialize,
         T: DeserializeOwned,
     {
-        let deadline = Instant::now() + self.config.call_timeout;
+        self.call_bounded(
+            path,
+            request,
+            self.config.attempt_timeout,
+            self.config.call_timeout,
+        )
+        .await
+    }
+
+    /// [`Remote::call`] with explicit bounds.
+    async fn call_bounded<Q, T>(
+        &self,
+        path: &str,
+        request: &Q,
+        attempt_timeout: Duration,
+        call_timeout: Duration,
+    ) -> Result<T>
+    where
+        Q: Serialize,
+        T: DeserializeOwned,
+    {
+        let deadline = Instant::now() + call_timeout;
         let mut backoff = self.config.backoff_min;
         let mut last_error = MetaError::Unavailable("no metadata node address".into());
         let mut target = self.pick();
@@ -373,7 +411,7 @@ impl Remote {
             else {
                 return Err(last_error);
             };
-            let timeout = left.min(self.config.attempt_timeout);
+            let timeout = left.min(attempt_timeout);
             let answer: std::result::Result<Result<T>, TransportError> =
                 self.http.call(&addr, path, request, timeout).await;
             match self.judge(&addr, answer) {

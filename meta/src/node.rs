@@ -39,9 +39,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// Bound on confirming leadership (and catching up) for a read.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on committing a membership change (add learner, joint consensus).
-const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on a new learner catching up (by log or snapshot).
-const LEARNER_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const LEARNER_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per snapshot chunk; openraft's 200 ms default is too short for a chunk
 /// of 3 MiB plus the install on the follower's side (notes §5).
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
