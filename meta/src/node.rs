@@ -1,5 +1,6 @@
-//! A process's metadata replica: redb files, the Raft instance, the
-//! group-commit batcher, and the `MetaClient`s it hands out.
+//! A process's metadata replica: redb files, the Raft instance, the HTTP
+//! server (cluster members), the group-commit batcher, and the
+//! `MetaClient`s it hands out; membership administration.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
