@@ -3,7 +3,8 @@
 //! openraft 0.9 flushes every `client_write` on its own, so batching at the
 //! log store never sees two appends (design/openraft-redb-notes.md §2).
 //! Instead one task drains the proposal queue and puts up to
-//! [`COMMANDS_PER_ENTRY_MAX`] proposals into one log entry, with up to
+//! [`COMMANDS_PER_ENTRY_MAX`] proposals (and about [`ENTRY_SIZE_TARGET`]
+//! bytes) into one log entry, with up to
 //! [`WRITES_IN_FLIGHT_MAX`] entries in flight (the second only for a deep
 //! queue): while they are being written, the next batch accumulates in the
 //! queue. Each entry's results
@@ -21,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::types::{NodeId, Proposal, Raft};
 use crate::command::CommandResult;
 use crate::error::MetaError;
-use crate::limits::{COMMANDS_PER_ENTRY_MAX, PROPOSALS_QUEUED_MAX};
+use crate::limits::{COMMANDS_PER_ENTRY_MAX, ENTRY_SIZE_TARGET, PROPOSALS_QUEUED_MAX};
 
 /// Log entries written concurrently. openraft's core appends them one at a
 /// time anyway; a second one in flight overlaps the log fsync of one entry
@@ -127,10 +128,14 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Submission>, mut stopped: onesho
             next = rx.recv(), if in_flight.is_empty()
                 || (in_flight.len() < WRITES_IN_FLIGHT_MAX && rx.len() >= EAGER_BATCH_MIN) => {
                 let Some(first) = next else { break };
+                let mut size = first.proposal.command.size_estimate();
                 let mut batch = vec![first];
-                while batch.len() < COMMANDS_PER_ENTRY_MAX {
+                while batch.len() < COMMANDS_PER_ENTRY_MAX && size < ENTRY_SIZE_TARGET {
                     match rx.try_recv() {
-                        Ok(submission) => batch.push(submission),
+                        Ok(submission) => {
+                            size = size.saturating_add(submission.proposal.command.size_estimate());
+                            batch.push(submission);
+                        }
                         Err(_) => break,
                     }
                 }
