@@ -41,9 +41,8 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     let endpoint = listener.local_addr()?;
 
     let meta = MetaNode::open_single(MetaConfig {
-        data_dir: config.data_dir.join(META_DIR),
-        node_id: SERVE_NODE_ID,
         durable: !config.no_fsync,
+        ..MetaConfig::new(config.data_dir.join(META_DIR), SERVE_NODE_ID)
     })
     .await
     .context("starting the metadata service")?;

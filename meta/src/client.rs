@@ -1,48 +1,132 @@
 //! `MetaClient`: the async API the gateway (and later chunk servers) use.
-//! It proposes commands through Raft and serves linearizable reads.
+//! It proposes commands through Raft and serves linearizable reads, either
+//! in-process on a [`crate::MetaNode`] ([`MetaClient`] from
+//! [`crate::MetaNode::client`]) or over HTTP to a cluster
+//! ([`MetaClient::remote`]).
+//!
+//! The remote transport finds the leader and follows `NotLeader` redirects
+//! (the leader's address comes from openraft's `ForwardToLeader`). When it
+//! gets no answer, or an answer that says "not now" (no leader known, no
+//! quorum, timeout, shutting down), it retries on the next node after a
+//! backoff, resending a proposal with the SAME request id, so a retried
+//! write applies at most once (dedup in the state machine). Every call is
+//! bounded by [`RemoteConfig::call_timeout`] and
+//! [`crate::limits::REMOTE_ATTEMPTS_MAX`] attempts.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use redb::{ReadTransaction, ReadableDatabase};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::command::{ChunkOwnership, Command, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
+use crate::keys;
+use crate::limits::REMOTE_ATTEMPTS_MAX;
 use crate::listing::{ListPage, ListRequest};
 use crate::multipart::{
-    self, CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadId, UploadRecord,
-    UploadsPage,
+    CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadId, UploadRecord, UploadsPage,
 };
 use crate::namespace::GcEntry;
 use crate::node::NodeInner;
-use crate::object::{BucketInfo, ObjectVersion, OverwritePolicy};
-use crate::object::{ChunkId, ObjectChecksum};
-use crate::raft::batcher;
+use crate::object::{BucketInfo, ChunkId, ObjectChecksum, ObjectVersion, OverwritePolicy};
 use crate::raft::types::{Proposal, RequestId};
-use crate::{keys, listing, namespace};
+use crate::rpc::{
+    AdminReply, AdminRequest, HttpClient, NodeStatus, PATH_ADMIN, PATH_PROPOSE, PATH_READ,
+    ReadReply, ReadRequest, TransportError,
+};
 
-/// Bound on confirming leadership for a read.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on one admin attempt: above the node's own bounds on a learner
+/// catching up (30 s) and a membership change (10 s).
+const ADMIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(45);
+const _: () = assert!(
+    ADMIN_ATTEMPT_TIMEOUT.as_secs()
+        > crate::node::MEMBERSHIP_TIMEOUT.as_secs()
+            + crate::node::LEARNER_CATCH_UP_TIMEOUT.as_secs()
+);
+
+/// Redirects followed back to back before pausing like a retry.
+const REDIRECTS_WITHOUT_PAUSE_MAX: usize = 2;
+
+/// Timeouts of a remote [`MetaClient`].
+#[derive(Clone, Debug)]
+pub struct RemoteConfig {
+    /// Bound on a whole call, redirects and retries included.
+    pub call_timeout: Duration,
+    /// Bound on one attempt at one node; then the next node is tried (with
+    /// the same request id). An isolated old leader still takes writes and
+    /// leaves them hanging (notes §7), so this is what bounds the client's
+    /// time stuck on it; a slow but healthy leader just sees the retry
+    /// deduplicated.
+    pub attempt_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// First pause between retries when no leader is known; doubles up to
+    /// `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            call_timeout: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(5),
+            connect_timeout: crate::rpc::CONNECT_TIMEOUT,
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(500),
+        }
+    }
+}
 
 /// Cheap to clone; every clone talks to the same metadata group.
 #[derive(Clone)]
 pub struct MetaClient {
-    node: Arc<NodeInner>,
+    transport: Transport,
     /// Random per client; with `seq`, makes every proposal's [`RequestId`].
     client_id: u64,
     /// Shared by clones, so their request ids never collide.
     seq: Arc<AtomicU64>,
 }
 
-fn unexpected(reply: Reply) -> MetaError {
+#[derive(Clone)]
+enum Transport {
+    /// Calls into a node of this process.
+    Local(Arc<NodeInner>),
+    /// HTTP to a cluster, following the leader.
+    Remote(Arc<Remote>),
+}
+
+fn unexpected<T: std::fmt::Debug>(reply: T) -> MetaError {
     MetaError::Corrupt(format!("unexpected reply {reply:?}"))
 }
 
 impl MetaClient {
     pub(crate) fn new(node: Arc<NodeInner>) -> MetaClient {
+        MetaClient::with_transport(Transport::Local(node))
+    }
+
+    /// A client of the cluster whose nodes listen at `addrs` (`host:port`,
+    /// any subset of the members), with default timeouts.
+    pub fn remote(addrs: Vec<String>) -> MetaClient {
+        MetaClient::remote_with(addrs, RemoteConfig::default())
+    }
+
+    /// [`MetaClient::remote`] with explicit timeouts.
+    pub fn remote_with(addrs: Vec<String>, config: RemoteConfig) -> MetaClient {
+        MetaClient::with_transport(Transport::Remote(Arc::new(Remote {
+            http: HttpClient::new(config.connect_timeout),
+            addrs,
+            leader: Mutex::new(None),
+            next: AtomicUsize::new(0),
+            config,
+        })))
+    }
+
+    fn with_transport(transport: Transport) -> MetaClient {
         MetaClient {
-            node,
+            transport,
             client_id: rand::random(),
             seq: Arc::new(AtomicU64::new(0)),
         }
@@ -60,9 +144,13 @@ impl MetaClient {
     /// returns its result. Resubmitting a proposal with the same request id
     /// (e.g. after `Timeout`) returns the first result without applying it
     /// twice, as long as it is among the most recent
-    /// [`crate::raft::state_store::REQUESTS_REMEMBERED_MAX`] results.
+    /// [`crate::raft::state_store::REQUESTS_REMEMBERED_MAX`] results. A
+    /// remote client does so itself across leader changes.
     pub async fn propose(&self, proposal: Proposal) -> CommandResult {
-        self.node.proposer.propose(proposal).await
+        match &self.transport {
+            Transport::Local(node) => node.proposer.propose(proposal).await,
+            Transport::Remote(remote) => remote.call(PATH_PROPOSE, &proposal).await,
+        }
     }
 
     async fn write(&self, command: Command) -> CommandResult {
@@ -74,26 +162,69 @@ impl MetaClient {
         .await
     }
 
-    /// Confirms leadership (ReadIndex) and that the state machine has
-    /// applied up to the read index, then runs `read` on a read transaction
-    /// of the state database, off the async threads.
-    async fn read<T, F>(&self, read: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
-    {
-        match tokio::time::timeout(READ_TIMEOUT, self.node.raft.ensure_linearizable()).await {
-            Ok(Ok(_read_log_id)) => {}
-            Ok(Err(e)) => return Err(batcher::read_error(e)),
-            Err(_) => return Err(MetaError::Timeout),
+    /// A linearizable read (see [`NodeInner::read`]).
+    async fn read(&self, request: ReadRequest) -> Result<ReadReply> {
+        match &self.transport {
+            Transport::Local(node) => node.read_request(request).await,
+            Transport::Remote(remote) => remote.call(PATH_READ, &request).await,
         }
-        let db = self.node.state_db()?;
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read()?;
-            read(&txn)
-        })
-        .await
-        .map_err(|e| MetaError::Storage(format!("read task failed: {e}")))?
+    }
+
+    async fn admin(&self, request: AdminRequest) -> Result<AdminReply> {
+        match &self.transport {
+            Transport::Local(node) => node.admin(request).await,
+            Transport::Remote(remote) => {
+                // Membership changes wait for a learner to catch up or for
+                // joint consensus: give them the server's own bound.
+                let attempt = remote.config.attempt_timeout.max(ADMIN_ATTEMPT_TIMEOUT);
+                let call = remote.config.call_timeout.max(attempt);
+                remote
+                    .call_bounded(PATH_ADMIN, &request, attempt, call)
+                    .await
+            }
+        }
+    }
+
+    /// Adds node `id`, reachable at `addr`, as a learner (on the leader)
+    /// and waits, bounded, until it has caught up.
+    pub async fn add_learner(&self, id: u64, addr: &str) -> Result<()> {
+        match self
+            .admin(AdminRequest::AddLearner {
+                id,
+                addr: addr.to_owned(),
+            })
+            .await?
+        {
+            AdminReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Makes `voters` the voter set (on the leader); members left out leave.
+    pub async fn change_membership(&self, voters: BTreeSet<u64>) -> Result<()> {
+        match self
+            .admin(AdminRequest::ChangeMembership { voters })
+            .await?
+        {
+            AdminReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes node `id` from the group (on the leader).
+    pub async fn remove_node(&self, id: u64) -> Result<()> {
+        match self.admin(AdminRequest::RemoveNode { id }).await? {
+            AdminReply::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The status of the node that answers (the leader when one is known).
+    pub async fn status(&self) -> Result<NodeStatus> {
+        match self.admin(AdminRequest::Status).await? {
+            AdminReply::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Creates bucket `name` (validated against S3 naming rules).
@@ -126,12 +257,17 @@ impl MetaClient {
     /// Linearizable: `NoSuchBucket` if it does not exist.
     pub async fn head_bucket(&self, name: &str) -> Result<BucketInfo> {
         let name = name.to_owned();
-        self.read(move |txn| namespace::get_bucket(txn, &name))
-            .await
+        match self.read(ReadRequest::GetBucket { name }).await? {
+            ReadReply::Bucket(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
     }
     /// Linearizable; sorted by name.
     pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        self.read(namespace::list_buckets).await
+        match self.read(ReadRequest::ListBuckets).await? {
+            ReadReply::Buckets(buckets) => Ok(buckets),
+            other => Err(unexpected(other)),
+        }
     }
     /// Commits `version`, whose chunks were just written for it, as the
     /// current version of `bucket/key`; returns it with its generation (the
@@ -183,8 +319,10 @@ impl MetaClient {
     /// Linearizable read of the current version.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectVersion> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        self.read(move |txn| namespace::get_object(txn, &bucket, &key))
-            .await
+        match self.read(ReadRequest::GetObject { bucket, key }).await? {
+            ReadReply::Object(version) => Ok(version),
+            other => Err(unexpected(other)),
+        }
     }
     /// Deletes the current version; Ok(false) if there was none.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool> {
@@ -203,10 +341,175 @@ impl MetaClient {
     /// Linearizable listing page.
     pub async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage> {
         let (bucket, request) = (bucket.to_owned(), request.clone());
-        self.read(move |txn| listing::list_objects(txn, &bucket, &request))
-            .await
+        match self
+            .read(ReadRequest::ListObjects { bucket, request })
+            .await?
+        {
+            ReadReply::Page(page) => Ok(page),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// The HTTP transport of a remote client.
+struct Remote {
+    http: HttpClient,
+    /// The nodes to try, in turn, when no leader is known.
+    addrs: Vec<String>,
+    /// The last leader seen (from a redirect or a successful answer).
+    leader: Mutex<Option<String>>,
+    /// Round-robin position in `addrs`.
+    next: AtomicUsize,
+    config: RemoteConfig,
+}
+
+/// What one attempt tells the retry loop.
+enum Attempt<T> {
+    Done(Result<T>),
+    /// Try `addr` at once (a redirect to a node not just tried).
+    Redirect(String),
+    /// Back off, then try another node; `error` is returned if time runs out.
+    Retry(MetaError),
+}
+
+impl Remote {
+    fn leader(&self) -> Option<String> {
+        self.leader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
+    fn set_leader(&self, leader: Option<String>) {
+        *self.leader.lock().unwrap_or_else(PoisonError::into_inner) = leader;
+    }
+
+    /// The known leader, else the next address in turn.
+    fn pick(&self) -> Option<String> {
+        if let Some(leader) = self.leader() {
+            return Some(leader);
+        }
+        if self.addrs.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
+        self.addrs.get(i).cloned()
+    }
+
+    /// Sends `request` to the leader, following redirects and retrying
+    /// (same request body, hence same request id) until an answer that
+    /// settles it, the deadline, or the attempt limit.
+    async fn call<Q, T>(&self, path: &str, request: &Q) -> Result<T>
+    where
+        Q: Serialize,
+        T: DeserializeOwned,
+    {
+        self.call_bounded(
+            path,
+            request,
+            self.config.attempt_timeout,
+            self.config.call_timeout,
+        )
+        .await
+    }
+
+    /// [`Remote::call`] with explicit bounds.
+    async fn call_bounded<Q, T>(
+        &self,
+        path: &str,
+        request: &Q,
+        attempt_timeout: Duration,
+        call_timeout: Duration,
+    ) -> Result<T>
+    where
+        Q: Serialize,
+        T: DeserializeOwned,
+    {
+        let deadline = Instant::now() + call_timeout;
+        let mut backoff = self.config.backoff_min;
+        let mut last_error = MetaError::Unavailable("no metadata node address".into());
+        let mut target = self.pick();
+        let mut redirects = 0usize;
+        for _ in 0..REMOTE_ATTEMPTS_MAX {
+            let Some(addr) = target.take() else {
+                return Err(last_error);
+            };
+            let now = Instant::now();
+            let Some(left) = deadline
+                .checked_duration_since(now)
+                .filter(|d| !d.is_zero())
+            else {
+                return Err(last_error);
+            };
+            let timeout = left.min(attempt_timeout);
+            let answer: std::result::Result<Result<T>, TransportError> =
+                self.http.call(&addr, path, request, timeout).await;
+            match self.judge(&addr, answer) {
+                Attempt::Done(result) => {
+                    // Only the leader settles a call.
+                    self.set_leader(Some(addr));
+                    return result;
+                }
+                Attempt::Redirect(leader) => {
+                    redirects += 1;
+                    if redirects > REDIRECTS_WITHOUT_PAUSE_MAX {
+                        // Nodes disagree on the leader (an election is
+                        // settling): do not spin between them.
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        tokio::time::sleep(backoff.min(left)).await;
+                        backoff = (backoff * 2).min(self.config.backoff_max);
+                    }
+                    self.set_leader(Some(leader.clone()));
+                    target = Some(leader);
+                }
+                Attempt::Retry(error) => {
+                    tracing::debug!(%addr, %error, "meta call failed; retrying");
+                    last_error = error;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(backoff.min(left)).await;
+                    backoff = (backoff * 2).min(self.config.backoff_max);
+                    target = self.pick();
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Classifies one attempt at `addr`.
+    fn judge<T>(
+        &self,
+        addr: &str,
+        answer: std::result::Result<Result<T>, TransportError>,
+    ) -> Attempt<T> {
+        match answer {
+            Ok(Err(MetaError::NotLeader {
+                leader: Some(leader),
+            })) if leader != addr => Attempt::Redirect(leader),
+            Ok(Err(e @ MetaError::NotLeader { .. })) => {
+                // No leader known yet (or a stale one pointing at itself).
+                self.set_leader(None);
+                Attempt::Retry(e)
+            }
+            Ok(Err(
+                e @ (MetaError::Unavailable(_) | MetaError::Timeout | MetaError::ShuttingDown),
+            )) => {
+                self.set_leader(None);
+                Attempt::Retry(e)
+            }
+            Ok(result) => Attempt::Done(result),
+            Err(TransportError::Timeout { .. }) => {
+                self.set_leader(None);
+                Attempt::Retry(MetaError::Timeout)
+            }
+            Err(e) => {
+                self.set_leader(None);
+                Attempt::Retry(MetaError::Unavailable(e.to_string()))
+            }
+        }
+    }
+}
+
+impl MetaClient {
     // ------------------------------------------------------- multipart
 
     pub async fn create_multipart_upload(&self, upload: UploadRecord) -> Result<()> {
@@ -221,8 +524,10 @@ impl MetaClient {
     }
     /// Linearizable: the upload, or `NoSuchUpload`.
     pub async fn get_upload(&self, upload_id: UploadId) -> Result<UploadRecord> {
-        self.read(move |txn| multipart::get_upload(txn, &upload_id))
-            .await
+        match self.read(ReadRequest::GetUpload { upload_id }).await? {
+            ReadReply::Upload(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
     }
     /// Records a part whose chunks were just written for it.
     pub async fn upload_part(&self, upload_id: UploadId, part: PartRecord) -> Result<()> {
@@ -299,8 +604,17 @@ impl MetaClient {
         after: u32,
         max: usize,
     ) -> Result<PartsPage> {
-        self.read(move |txn| multipart::list_parts(txn, &upload_id, after, max))
-            .await
+        match self
+            .read(ReadRequest::ListParts {
+                upload_id,
+                after,
+                max,
+            })
+            .await?
+        {
+            ReadReply::Parts(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
     }
     /// Linearizable page of in-progress uploads.
     pub async fn list_uploads(
@@ -309,21 +623,30 @@ impl MetaClient {
         request: &ListUploadsRequest,
     ) -> Result<UploadsPage> {
         let (bucket, request) = (bucket.to_owned(), request.clone());
-        self.read(move |txn| multipart::list_uploads(txn, &bucket, &request))
-            .await
+        match self
+            .read(ReadRequest::ListUploads { bucket, request })
+            .await?
+        {
+            ReadReply::Uploads(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
     }
 
     // -------------------------------------------------- garbage collection
 
     /// Up to `limit` GC-queue records after `after` (in queue order).
     pub async fn gc_queue(&self, after: Option<(u64, u32)>, limit: usize) -> Result<Vec<GcEntry>> {
-        self.read(move |txn| namespace::gc_queue(txn, after, limit))
-            .await
+        match self.read(ReadRequest::GcQueue { after, limit }).await? {
+            ReadReply::GcQueue(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
     }
     /// For each id, whether any version or part references it.
     pub async fn chunks_referenced(&self, ids: Vec<ChunkId>) -> Result<Vec<bool>> {
-        self.read(move |txn| namespace::chunks_referenced(txn, &ids))
-            .await
+        match self.read(ReadRequest::ChunksReferenced { ids }).await? {
+            ReadReply::Referenced(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
     }
     /// Removes GC-queue records whose chunks have been deleted.
     pub async fn gc_ack(&self, records: Vec<(u64, u32)>) -> Result<()> {
@@ -366,5 +689,78 @@ impl MetaClient {
             Reply::Bucket(info) => Ok(info),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remote() -> Remote {
+        Remote {
+            http: HttpClient::default(),
+            addrs: vec!["a:1".into(), "b:2".into()],
+            leader: Mutex::new(Some("a:1".into())),
+            next: AtomicUsize::new(0),
+            config: RemoteConfig::default(),
+        }
+    }
+
+    #[test]
+    fn answers_are_classified_for_retry() {
+        let r = remote();
+        let not_leader = |leader: Option<&str>| -> std::result::Result<Result<()>, _> {
+            Ok(Err(MetaError::NotLeader {
+                leader: leader.map(str::to_owned),
+            }))
+        };
+        assert!(matches!(
+            r.judge("a:1", not_leader(Some("b:2"))),
+            Attempt::Redirect(addr) if addr == "b:2"
+        ));
+        // A node naming itself, or nobody, is not a redirect.
+        assert!(matches!(
+            r.judge("a:1", not_leader(Some("a:1"))),
+            Attempt::Retry(_)
+        ));
+        assert!(matches!(
+            r.judge("a:1", not_leader(None)),
+            Attempt::Retry(_)
+        ));
+        assert_eq!(r.leader(), None, "a retry forgets the leader");
+        for e in [
+            MetaError::Unavailable("no quorum".into()),
+            MetaError::Timeout,
+            MetaError::ShuttingDown,
+        ] {
+            assert!(matches!(
+                r.judge::<()>("a:1", Ok(Err(e))),
+                Attempt::Retry(_)
+            ));
+        }
+        // Command outcomes settle the call.
+        assert!(matches!(
+            r.judge::<()>("a:1", Ok(Err(MetaError::NoSuchBucket("b".into())))),
+            Attempt::Done(Err(MetaError::NoSuchBucket(_)))
+        ));
+        assert!(matches!(r.judge("a:1", Ok(Ok(7))), Attempt::Done(Ok(7))));
+        // No answer at all: retry elsewhere.
+        let refused = TransportError::Connection {
+            addr: "a:1".into(),
+            reason: "refused".into(),
+        };
+        assert!(matches!(
+            r.judge::<()>("a:1", Err(refused)),
+            Attempt::Retry(MetaError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn addresses_are_tried_in_turn_without_a_leader() {
+        let r = remote();
+        assert_eq!(r.pick().as_deref(), Some("a:1"));
+        r.set_leader(None);
+        let picks: Vec<String> = (0..4).filter_map(|_| r.pick()).collect();
+        assert_eq!(picks, ["a:1", "b:2", "a:1", "b:2"]);
     }
 }

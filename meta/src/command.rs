@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::MetaError;
 use crate::multipart::{CompletedPart, PartRecord, UploadId, UploadRecord};
-use crate::object::{BucketInfo, ChunkId, ObjectChecksum, ObjectVersion, OverwritePolicy};
+use crate::object::{
+    BucketInfo, ChunkId, ObjectChecksum, ObjectData, ObjectVersion, OverwritePolicy,
+};
 
 /// An expectation on the current version of a key, checked inside apply
 /// (compare-and-swap; brief.md §3).
@@ -104,6 +106,60 @@ pub enum ChunkOwnership {
     Shared,
 }
 
+impl Command {
+    /// About how many bytes the command takes in a log entry (inline data
+    /// and chunk lists dominate), for sizing group-commit batches.
+    pub fn size_estimate(&self) -> usize {
+        /// Names, ids, timestamps, headers and encoding overhead.
+        const BASE: usize = 256;
+        /// An encoded `ChunkRef`: id, offset, size, SHA-256.
+        const CHUNK_REF: usize = 16 + 8 + 8 + 32;
+        match self {
+            Command::CreateBucket { .. }
+            | Command::DeleteBucket { .. }
+            | Command::AbortMultipartUpload { .. }
+            | Command::ExpireUploads { .. }
+            | Command::SetOverwritePolicy { .. } => BASE,
+            Command::DeleteObject { key, .. } => BASE + key.len(),
+            Command::CreateMultipartUpload { upload } => {
+                let metadata: usize = upload
+                    .user_metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum();
+                BASE.saturating_add(upload.key.len())
+                    .saturating_add(metadata)
+            }
+            Command::UploadPart { part, shared, .. } => BASE
+                .saturating_add(part.chunks.len().saturating_mul(CHUNK_REF))
+                .saturating_add(shared.len().saturating_mul(16)),
+            // Part number, ETag and checksum of each completed part.
+            Command::CompleteMultipartUpload { parts, .. } => {
+                BASE.saturating_add(parts.len().saturating_mul(96))
+            }
+            Command::PutObjectTags { key, tags, .. } => {
+                let tags: usize = tags.iter().map(|(k, v)| k.len() + v.len()).sum();
+                BASE.saturating_add(key.len()).saturating_add(tags)
+            }
+            Command::GcAck { records } => BASE.saturating_add(records.len().saturating_mul(12)),
+            Command::PutObject { key, version, .. } => {
+                let data = match &version.data {
+                    ObjectData::Inline(bytes) => bytes.len(),
+                    ObjectData::Chunks(chunks) => chunks.len().saturating_mul(CHUNK_REF),
+                };
+                let metadata: usize = version
+                    .user_metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum();
+                BASE.saturating_add(key.len())
+                    .saturating_add(metadata)
+                    .saturating_add(data)
+            }
+        }
+    }
+}
+
 /// The deterministic outcome of applying one command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {
@@ -122,3 +178,43 @@ pub enum Reply {
 }
 
 pub type CommandResult = Result<Reply, MetaError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::ObjectHeaders;
+
+    #[test]
+    fn size_estimate_follows_the_payload() {
+        let put = |data: ObjectData| Command::PutObject {
+            bucket: "b".into(),
+            key: "k".into(),
+            version: ObjectVersion {
+                generation: 0,
+                size: 0,
+                etag: String::new(),
+                last_modified_ms: 0,
+                headers: ObjectHeaders::default(),
+                user_metadata: vec![("a".into(), "bc".into())],
+                checksum: None,
+                storage_class: None,
+                parts: Vec::new(),
+                tags: Vec::new(),
+                data,
+            },
+            condition: WriteCondition::None,
+            ownership: ChunkOwnership::Fresh,
+        };
+        let small = put(ObjectData::Inline(Vec::new())).size_estimate();
+        let inline = put(ObjectData::Inline(vec![0; 65536])).size_estimate();
+        assert_eq!(inline - small, 65536);
+        let command = put(ObjectData::Inline(vec![7; 1000]));
+        let encoded = postcard::to_allocvec(&command).expect("encode").len();
+        assert!(
+            command.size_estimate() >= encoded,
+            "estimate covers the encoding"
+        );
+        let delete = Command::DeleteBucket { name: "b".into() };
+        assert!(delete.size_estimate() > 0);
+    }
+}

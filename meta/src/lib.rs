@@ -16,10 +16,13 @@ pub mod namespace;
 pub mod node;
 pub mod object;
 pub mod raft;
+pub mod rpc;
 pub mod schema;
+pub mod server;
 pub mod state_machine;
 
-pub use client::MetaClient;
+pub use client::{MetaClient, RemoteConfig};
 pub use error::{MetaError, Result};
 pub use node::{MetaConfig, MetaNode};
 pub use object::{BucketInfo, ChunkId, ChunkRef, ObjectData, ObjectVersion, OverwritePolicy};
+pub use rpc::NodeStatus;

@@ -16,6 +16,11 @@ pub const USER_METADATA_SIZE_MAX: usize = 2 * 1024;
 /// Most commands carried in one Raft log entry by group commit: bounds the
 /// entry size (inline objects are at most 64 KiB each, so ≤ 16 MiB).
 pub const COMMANDS_PER_ENTRY_MAX: usize = 256;
+/// The batcher closes a log entry once its commands reach about this many
+/// bytes: a follower must receive and fsync an append within the 100 ms
+/// heartbeat (openraft's append timeout, notes §5), and 256 inline objects
+/// of 64 KiB would make 16 MiB.
+pub const ENTRY_SIZE_TARGET: usize = 4 * 1024 * 1024;
 /// Proposals waiting for the group-commit batcher; callers wait beyond it.
 pub const PROPOSALS_QUEUED_MAX: usize = 4096;
 /// A key has at most this many `/`-separated segments (each a tree level);
@@ -46,3 +51,30 @@ const _: () = assert!(PART_SIZE_MIN <= PART_SIZE_MAX);
 pub const OBJECT_TAGS_MAX: usize = 10;
 pub const TAG_KEY_CHARS_MAX: usize = 128;
 pub const TAG_VALUE_CHARS_MAX: usize = 256;
+
+/// Largest body of one RPC or answer between meta nodes and clients: one
+/// log entry (≤ 16 MiB of inline data at worst, about `ENTRY_SIZE_TARGET`
+/// usually), a snapshot chunk (3 MiB by default) or a listing page, with
+/// room for encoding overhead.
+pub const RPC_BODY_SIZE_MAX: usize = 64 * 1024 * 1024;
+/// An append-entries request whose encoding exceeds this is split (openraft
+/// retries with fewer entries on `PayloadTooLarge`); a single entry may
+/// exceed it, up to `RPC_BODY_SIZE_MAX`.
+pub const APPEND_BODY_SIZE_TARGET: usize = 8 * 1024 * 1024;
+/// Open connections a meta server accepts; more are refused at once. Peers
+/// keep a few keep-alive connections each; gateways pool theirs.
+pub const SERVER_CONNECTIONS_MAX: usize = 1024;
+/// Requests a meta server handles at once; more wait for a slot. Above the
+/// batcher's queue would only move the wait elsewhere.
+pub const SERVER_REQUESTS_IN_FLIGHT_MAX: usize = PROPOSALS_QUEUED_MAX;
+/// Raft RPCs a meta server handles at once (separate slots): openraft
+/// keeps about one in flight per peer and kind, so this only caps abuse.
+pub const SERVER_RAFT_REQUESTS_IN_FLIGHT_MAX: usize = 256;
+/// Attempts of one remote client call (redirects and retries together);
+/// the call's deadline usually ends it first.
+pub const REMOTE_ATTEMPTS_MAX: usize = 64;
+
+const _: () = assert!(APPEND_BODY_SIZE_TARGET < RPC_BODY_SIZE_MAX);
+const _: () = assert!(ENTRY_SIZE_TARGET <= APPEND_BODY_SIZE_TARGET);
+const _: () =
+    assert!(INLINE_OBJECT_SIZE_MAX as usize * COMMANDS_PER_ENTRY_MAX < RPC_BODY_SIZE_MAX / 2);

@@ -106,14 +106,14 @@ pub struct CompletedPart {
 }
 
 /// A page of ListParts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartsPage {
     pub parts: Vec<PartRecord>,
     pub is_truncated: bool,
 }
 
 /// ListMultipartUploads parameters (raw strings).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListUploadsRequest {
     pub prefix: String,
     pub delimiter: Option<String>,
@@ -122,13 +122,13 @@ pub struct ListUploadsRequest {
     pub max_uploads: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UploadEntry {
     Upload(UploadRecord),
     CommonPrefix(String),
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadsPage {
     pub entries: Vec<UploadEntry>,
     pub is_truncated: bool,

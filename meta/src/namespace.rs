@@ -90,7 +90,7 @@ pub(crate) fn open_read(
 }
 
 /// One GC-queue record and its key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GcEntry {
     pub key: (u64, u32),
     pub record: GcRecord,

@@ -1,20 +1,31 @@
-//! A process's metadata replica: redb files, the Raft instance, the
-//! group-commit batcher, and the `MetaClient`s it hands out.
+//! A process's metadata replica: redb files, the Raft instance, the HTTP
+//! server (cluster members), the group-commit batcher, and the
+//! `MetaClient`s it hands out; membership administration.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
-use redb::Database;
+use openraft::metrics::WaitError;
+use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+use redb::{Database, ReadTransaction, ReadableDatabase};
+use tokio::net::TcpListener;
 
 use crate::client::MetaClient;
 use crate::error::{MetaError, Result};
+use crate::object::ObjectVersion;
 use crate::raft::batcher::{self, Batcher, Proposer};
+use crate::raft::network::HttpNetworkFactory;
 use crate::raft::types::{NodeId, Raft, RaftMetrics};
-use crate::raft::{LogStore, LogWriter, SingleNodeNetworkFactory, StateStore};
+use crate::raft::{LogStore, LogWriter, StateStore};
+use crate::rpc::{
+    AdminReply, AdminRequest, HttpClient, NodeStatus, ReadReply, ReadRequest, SharedFaults,
+};
+use crate::server::ServerHandle;
+use crate::{listing, multipart, namespace};
 
 /// The Raft log's redb file inside `data_dir`.
 pub const LOG_FILE_NAME: &str = "raft-log.redb";
@@ -26,6 +37,15 @@ const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Longest wait at shutdown for the last users of the redb files (Raft's
 /// state-machine worker, a snapshot being built) to let go of them.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// Bound on confirming leadership (and catching up) for a read.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on committing a membership change (add learner, joint consensus).
+pub(crate) const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on a new learner catching up (by log or snapshot).
+pub(crate) const LEARNER_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Per snapshot chunk; openraft's 200 ms default is too short for a chunk
+/// of 3 MiB plus the install on the follower's side (notes §5).
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
 /// Raft timing (ms): the heartbeat must cover a full append (up to
 /// `max_payload_entries`) plus the follower's fsync (notes §5).
 const HEARTBEAT_INTERVAL_MS: u64 = 100;
@@ -47,30 +67,67 @@ pub struct MetaConfig {
     pub node_id: u64,
     /// fsync every commit (default true). Tests and benchmarks may turn it off.
     pub durable: bool,
+    /// Where [`MetaNode::open`] serves Raft and client RPCs over HTTP
+    /// (`None`: in-process only, a one-node group). Port 0 picks a free one.
+    pub listen_addr: Option<SocketAddr>,
+    /// The `host:port` peers and remote clients use to reach this node; by
+    /// default the bound listen address. Stored in the group's membership.
+    pub advertise_addr: Option<String>,
+    /// What a node with an empty data directory does: `true` initializes a
+    /// one-member group led by itself (the first node of a cluster); `false`
+    /// waits to be added by the leader (`add_learner`, then
+    /// `change_membership`). Ignored once the node holds Raft state.
+    pub bootstrap: bool,
 }
 
 impl MetaConfig {
-    /// The defaults: fsync every commit.
+    /// The defaults: fsync every commit, in-process only, bootstrap a
+    /// one-node group on first start.
     pub fn new(data_dir: impl Into<PathBuf>, node_id: u64) -> MetaConfig {
         MetaConfig {
             data_dir: data_dir.into(),
             node_id,
             durable: true,
+            listen_addr: None,
+            advertise_addr: None,
+            bootstrap: true,
         }
+    }
+
+    /// Serves RPCs on `listen_addr` (see [`MetaConfig::listen_addr`]).
+    pub fn with_listen_addr(mut self, listen_addr: SocketAddr) -> MetaConfig {
+        self.listen_addr = Some(listen_addr);
+        self
+    }
+
+    /// Sets [`MetaConfig::bootstrap`].
+    pub fn with_bootstrap(mut self, bootstrap: bool) -> MetaConfig {
+        self.bootstrap = bootstrap;
+        self
+    }
+
+    /// Sets [`MetaConfig::durable`].
+    pub fn with_durable(mut self, durable: bool) -> MetaConfig {
+        self.durable = durable;
+        self
     }
 }
 
 /// One metadata replica. Call [`MetaNode::shutdown`] before dropping it:
-/// Raft's tasks and the redb files outlive a plain drop.
+/// Raft's tasks, the server and the redb files outlive a plain drop.
 pub struct MetaNode {
     inner: Arc<NodeInner>,
 }
 
-/// What clients of this node share.
+/// What clients of this node and its server share.
 pub(crate) struct NodeInner {
     pub(crate) id: NodeId,
     pub(crate) raft: Raft,
     pub(crate) proposer: Proposer,
+    /// The advertised address ("" for an in-process node).
+    pub(crate) addr: String,
+    pub(crate) faults: SharedFaults,
+    local_addr: Option<SocketAddr>,
     /// `None` once shut down.
     state_db: RwLock<Option<Arc<Database>>>,
     lifecycle: tokio::sync::Mutex<Lifecycle>,
@@ -78,6 +135,7 @@ pub(crate) struct NodeInner {
 
 /// What shutdown stops, in order.
 struct Lifecycle {
+    server: Option<ServerHandle>,
     batcher: Batcher,
     log_writer: LogWriter,
     log_db: Weak<Database>,
@@ -91,6 +149,197 @@ impl NodeInner {
         let guard = self.state_db.read().unwrap_or_else(PoisonError::into_inner);
         guard.clone().ok_or(MetaError::ShuttingDown)
     }
+
+    /// Confirms leadership (ReadIndex: a heartbeat round to a quorum) and
+    /// waits until the state machine has applied up to the read index, then
+    /// runs `read` on a read transaction of the state database, off the
+    /// async threads. A follower answers `NotLeader` (with the leader's
+    /// address, so remote clients redirect); an isolated leader answers
+    /// `Unavailable`.
+    pub(crate) async fn read<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
+    {
+        match tokio::time::timeout(READ_TIMEOUT, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_read_log_id)) => {}
+            Ok(Err(e)) => return Err(batcher::read_error(e)),
+            Err(_) => return Err(MetaError::Timeout),
+        }
+        let db = self.state_db()?;
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read()?;
+            read(&txn)
+        })
+        .await
+        .map_err(|e| MetaError::Storage(format!("read task failed: {e}")))?
+    }
+
+    /// Serves one remote read.
+    pub(crate) async fn read_request(&self, request: ReadRequest) -> Result<ReadReply> {
+        match request {
+            ReadRequest::GetBucket { name } => self
+                .read(move |txn| namespace::get_bucket(txn, &name))
+                .await
+                .map(ReadReply::Bucket),
+            ReadRequest::ListBuckets => self
+                .read(namespace::list_buckets)
+                .await
+                .map(ReadReply::Buckets),
+            ReadRequest::GetObject { bucket, key } => self
+                .read(move |txn| namespace::get_object(txn, &bucket, &key))
+                .await
+                .map(ReadReply::Object),
+            ReadRequest::ListObjects { bucket, request } => self
+                .read(move |txn| listing::list_objects(txn, &bucket, &request))
+                .await
+                .map(ReadReply::Page),
+            ReadRequest::GetUpload { upload_id } => self
+                .read(move |txn| multipart::get_upload(txn, &upload_id))
+                .await
+                .map(ReadReply::Upload),
+            ReadRequest::ListParts {
+                upload_id,
+                after,
+                max,
+            } => self
+                .read(move |txn| multipart::list_parts(txn, &upload_id, after, max))
+                .await
+                .map(ReadReply::Parts),
+            ReadRequest::ListUploads { bucket, request } => self
+                .read(move |txn| multipart::list_uploads(txn, &bucket, &request))
+                .await
+                .map(ReadReply::Uploads),
+            ReadRequest::GcQueue { after, limit } => self
+                .read(move |txn| namespace::gc_queue(txn, after, limit))
+                .await
+                .map(ReadReply::GcQueue),
+            ReadRequest::ChunksReferenced { ids } => self
+                .read(move |txn| namespace::chunks_referenced(txn, &ids))
+                .await
+                .map(ReadReply::Referenced),
+        }
+    }
+
+    /// Serves one admin request.
+    pub(crate) async fn admin(&self, request: AdminRequest) -> Result<AdminReply> {
+        match request {
+            AdminRequest::AddLearner { id, addr } => {
+                self.add_learner(id, addr).await.map(|()| AdminReply::Done)
+            }
+            AdminRequest::ChangeMembership { voters } => self
+                .change_membership(voters)
+                .await
+                .map(|()| AdminReply::Done),
+            AdminRequest::RemoveNode { id } => {
+                self.remove_node(id).await.map(|()| AdminReply::Done)
+            }
+            AdminRequest::Status => Ok(AdminReply::Status(self.status())),
+        }
+    }
+
+    /// Adds node `id` at `addr` as a learner, then waits until the leader
+    /// has replicated the membership entry to it (by log or snapshot): the
+    /// learner then holds everything committed before the call.
+    /// `add_learner` alone returns before the learner has anything
+    /// (notes §6).
+    pub(crate) async fn add_learner(&self, id: NodeId, addr: String) -> Result<()> {
+        let response = bounded(
+            MEMBERSHIP_TIMEOUT,
+            self.raft.add_learner(id, BasicNode::new(addr), false),
+        )
+        .await?
+        .map_err(batcher::write_error)?;
+        let target = response.log_id.index;
+        self.raft
+            .wait(Some(LEARNER_CATCH_UP_TIMEOUT))
+            .metrics(
+                |m| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).copied().flatten())
+                        .is_some_and(|matched| matched.index >= target)
+                },
+                "learner caught up",
+            )
+            .await
+            .map_err(wait_error)?;
+        Ok(())
+    }
+
+    /// Makes `voters` the voter set through joint consensus; voters left
+    /// out are removed from the group (not kept as learners).
+    pub(crate) async fn change_membership(&self, voters: BTreeSet<NodeId>) -> Result<()> {
+        bounded(
+            MEMBERSHIP_TIMEOUT,
+            self.raft.change_membership(voters, false),
+        )
+        .await?
+        .map_err(batcher::write_error)?;
+        Ok(())
+    }
+
+    /// Removes node `id`, voter or learner, from the group.
+    pub(crate) async fn remove_node(&self, id: NodeId) -> Result<()> {
+        let is_voter = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.membership_config.voter_ids().any(|v| v == id)
+        };
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        bounded(
+            MEMBERSHIP_TIMEOUT,
+            self.raft.change_membership(change, false),
+        )
+        .await?
+        .map_err(batcher::write_error)?;
+        Ok(())
+    }
+
+    pub(crate) fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut status = NodeStatus {
+            id: self.id,
+            addr: self.addr.clone(),
+            state: format!("{:?}", m.state),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            voters: Vec::new(),
+            learners: Vec::new(),
+        };
+        for (id, node) in membership.nodes() {
+            let row = (*id, node.addr.clone());
+            if voters.contains(id) {
+                status.voters.push(row);
+            } else {
+                status.learners.push(row);
+            }
+        }
+        status
+    }
+}
+
+/// Runs `f` for at most `timeout` (`Timeout` after it).
+async fn bounded<T>(timeout: Duration, f: impl Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(timeout, f)
+        .await
+        .map_err(|_| MetaError::Timeout)
+}
+
+fn wait_error(e: WaitError) -> MetaError {
+    match e {
+        WaitError::Timeout(..) => MetaError::Timeout,
+        WaitError::ShuttingDown => MetaError::ShuttingDown,
+    }
 }
 
 fn raft_config() -> Result<Config> {
@@ -99,6 +348,7 @@ fn raft_config() -> Result<Config> {
         heartbeat_interval: HEARTBEAT_INTERVAL_MS,
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOGS_SINCE_LAST),
         max_in_snapshot_log_to_keep: SNAPSHOT_LOGS_TO_KEEP,
         replication_lag_threshold: REPLICATION_LAG_THRESHOLD,
@@ -109,12 +359,65 @@ fn raft_config() -> Result<Config> {
         .map_err(|e| MetaError::Raft(format!("raft config: {e}")))
 }
 
+/// How a node starts its Raft group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// In-process one-node group: initialize if fresh, always wait to lead.
+    Single,
+    /// Cluster member: initialize if fresh and `bootstrap`; wait to lead
+    /// only when it is the group's only voter.
+    Member { bootstrap: bool },
+}
+
 impl MetaNode {
     /// Opens (or creates) the node's storage and starts Raft. On a fresh
     /// data directory it initializes a one-node group with itself as voter;
     /// on restart it recovers log, vote and state machine from redb.
+    /// In-process only: `listen_addr`, `advertise_addr` and `bootstrap` are
+    /// ignored.
     pub async fn open_single(config: MetaConfig) -> Result<Arc<MetaNode>> {
+        MetaNode::start(config, None, Start::Single).await
+    }
+
+    /// Opens a cluster member: like [`MetaNode::open_single`], and serves
+    /// Raft and client RPCs on `config.listen_addr` when set. On a fresh
+    /// data directory it initializes a one-member group if
+    /// `config.bootstrap`, else it waits (as a non-member) to be added by
+    /// the leader. On restart it rejoins its group; it waits to lead only
+    /// when it is the group's sole voter.
+    pub async fn open(config: MetaConfig) -> Result<Arc<MetaNode>> {
+        let listener = match config.listen_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| MetaError::Storage(format!("cannot listen on {addr}: {e}")))?,
+            ),
+            None => None,
+        };
+        let bootstrap = config.bootstrap;
+        MetaNode::start(config, listener, Start::Member { bootstrap }).await
+    }
+
+    async fn start(
+        config: MetaConfig,
+        listener: Option<TcpListener>,
+        start: Start,
+    ) -> Result<Arc<MetaNode>> {
         let id = config.node_id;
+        let local_addr = match &listener {
+            Some(listener) => Some(
+                listener
+                    .local_addr()
+                    .map_err(|e| MetaError::Storage(format!("listener address: {e}")))?,
+            ),
+            None => None,
+        };
+        let addr = match (&config.advertise_addr, local_addr, start) {
+            (_, _, Start::Single) => String::new(),
+            (Some(addr), _, _) => addr.clone(),
+            (None, Some(local), _) => local.to_string(),
+            (None, None, _) => String::new(),
+        };
         let raft_config = Arc::new(raft_config()?);
         let (log_store, mut log_writer, state_store) = {
             let config = config.clone();
@@ -134,22 +437,16 @@ impl MetaNode {
         let log_db = Arc::downgrade(log_store.database());
         let state_db = state_store.database().clone();
 
-        let raft = match Raft::new(
-            id,
-            raft_config,
-            SingleNodeNetworkFactory,
-            log_store,
-            state_store,
-        )
-        .await
-        {
+        let faults = SharedFaults::default();
+        let network = HttpNetworkFactory::new(HttpClient::default(), faults.clone());
+        let raft = match Raft::new(id, raft_config, network, log_store, state_store).await {
             Ok(raft) => raft,
             Err(e) => {
                 log_writer.stop().await;
                 return Err(batcher::fatal_error(e));
             }
         };
-        if let Err(e) = start_single(&raft, id).await {
+        if let Err(e) = start_group(&raft, id, &addr, start).await {
             tracing::error!(error = %e, node_id = id, "meta node failed to start");
             if let Err(e) = raft.shutdown().await {
                 tracing::error!(error = %e, "raft shutdown failed");
@@ -160,25 +457,40 @@ impl MetaNode {
 
         let (proposer, batcher) = Batcher::spawn(raft.clone());
         let lifecycle = Lifecycle {
+            server: None,
             batcher,
             log_writer,
             log_db,
             state_db: Arc::downgrade(&state_db),
             shut_down: false,
         };
-        let inner = NodeInner {
+        let inner = Arc::new(NodeInner {
             id,
             raft,
             proposer,
+            addr,
+            faults,
+            local_addr,
             state_db: RwLock::new(Some(state_db)),
             lifecycle: tokio::sync::Mutex::new(lifecycle),
-        };
-        tracing::info!(node_id = id, data_dir = %config.data_dir.display(), durable = config.durable, "meta node started");
-        Ok(Arc::new(MetaNode {
-            inner: Arc::new(inner),
-        }))
+        });
+        if let Some(listener) = listener {
+            let server = ServerHandle::spawn(listener, inner.clone());
+            inner.lifecycle.lock().await.server = Some(server);
+        }
+        tracing::info!(
+            node_id = id,
+            data_dir = %config.data_dir.display(),
+            durable = config.durable,
+            addr = %inner.addr,
+            "meta node started"
+        );
+        Ok(Arc::new(MetaNode { inner }))
     }
 
+    /// An in-process client of this node. In a cluster it answers
+    /// `NotLeader` unless this node leads; use [`MetaClient::remote`] to
+    /// follow the leader.
     pub fn client(&self) -> MetaClient {
         MetaClient::new(self.inner.clone())
     }
@@ -186,6 +498,16 @@ impl MetaNode {
     /// This node's Raft id.
     pub fn node_id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// The address the server is bound to (`None` without a listener).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.local_addr
+    }
+
+    /// The address peers and remote clients use ("" for in-process nodes).
+    pub fn advertise_addr(&self) -> &str {
+        &self.inner.addr
     }
 
     /// The latest Raft metrics (log index, applied index, leader, ...).
@@ -198,21 +520,71 @@ impl MetaNode {
         &self.inner.raft
     }
 
-    /// Stops Raft and closes redb; in-flight proposals fail with ShuttingDown.
+    /// A summary of this node's view of the group.
+    pub fn status(&self) -> NodeStatus {
+        self.inner.status()
+    }
+
+    /// Leader only: adds node `id` (reachable at `addr`) as a learner and
+    /// waits, bounded, until it has caught up (see [`NodeInner::add_learner`]).
+    pub async fn add_learner(&self, id: u64, addr: impl Into<String>) -> Result<()> {
+        self.inner.add_learner(id, addr.into()).await
+    }
+
+    /// Leader only: makes `voters` the voter set; each must be a member
+    /// (learner or voter) already. Voters left out leave the group.
+    pub async fn change_membership(&self, voters: BTreeSet<u64>) -> Result<()> {
+        self.inner.change_membership(voters).await
+    }
+
+    /// Leader only: removes node `id` (voter or learner) from the group.
+    pub async fn remove_node(&self, id: u64) -> Result<()> {
+        self.inner.remove_node(id).await
+    }
+
+    /// Reads `bucket/key` from this node's state machine WITHOUT confirming
+    /// leadership: possibly stale. For tests and diagnostics (checking what
+    /// a follower has applied); clients use [`MetaClient::get_object`].
+    #[doc(hidden)]
+    pub async fn read_local_object(&self, bucket: &str, key: &str) -> Result<ObjectVersion> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let db = self.inner.state_db()?;
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read()?;
+            namespace::get_object(&txn, &bucket, &key)
+        })
+        .await
+        .map_err(|e| MetaError::Storage(format!("read task failed: {e}")))?
+    }
+
+    /// Fault injection for tests: while set, this node sends no Raft RPC
+    /// and refuses every inbound one, as if partitioned from its peers.
+    #[doc(hidden)]
+    pub fn set_isolated(&self, isolated: bool) {
+        self.inner.faults.set_isolated(isolated);
+    }
+
+    /// Stops the server (no new connections; open ones drain briefly, then
+    /// are cut), then Raft, then closes redb; in-flight proposals fail with
+    /// ShuttingDown.
     pub async fn shutdown(&self) -> Result<()> {
         let mut lifecycle = self.inner.lifecycle.lock().await;
         if lifecycle.shut_down {
             return Ok(());
         }
         lifecycle.shut_down = true;
-        // 1. Refuse new and queued proposals.
+        // 1. Stop serving: a stopped node must not answer peers.
+        if let Some(server) = lifecycle.server.take() {
+            server.stop().await;
+        }
+        // 2. Refuse new and queued proposals.
         lifecycle.batcher.begin_stop();
-        // 2. Stop Raft; writes still in flight then fail fast.
+        // 3. Stop Raft; writes still in flight then fail fast.
         let raft_result = self.inner.raft.shutdown().await;
         lifecycle.batcher.join().await;
-        // 3. Stop the log writer after Raft's last write.
+        // 4. Stop the log writer after Raft's last write.
         lifecycle.log_writer.stop().await;
-        // 4. Close redb: drop our handle and wait for the last users.
+        // 5. Close redb: drop our handle and wait for the last users.
         self.inner
             .state_db
             .write()
@@ -231,24 +603,36 @@ impl MetaNode {
     }
 }
 
-/// Initializes a fresh one-node group (no log, no vote) and waits until
-/// this node leads.
-async fn start_single(raft: &Raft, id: NodeId) -> Result<()> {
+/// Initializes a fresh group when `start` says so, and waits until this
+/// node leads when it is (or will be) the only voter.
+async fn start_group(raft: &Raft, id: NodeId, addr: &str, start: Start) -> Result<()> {
     let initialized = raft.is_initialized().await.map_err(batcher::fatal_error)?;
-    if !initialized {
-        let members = BTreeMap::from([(id, BasicNode::new(""))]);
+    let initialize = match start {
+        Start::Single => !initialized,
+        Start::Member { bootstrap } => !initialized && bootstrap,
+    };
+    if initialize {
+        let members = BTreeMap::from([(id, BasicNode::new(addr))]);
         match raft.initialize(members).await {
             Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
             Err(RaftError::APIError(e)) => return Err(MetaError::Raft(format!("initialize: {e}"))),
             Err(RaftError::Fatal(e)) => return Err(batcher::fatal_error(e)),
         }
     }
-    raft.wait(Some(LEADER_WAIT))
-        .metrics(
-            |m| m.current_leader == Some(id) && m.state == ServerState::Leader,
-            "this node leads",
-        )
-        .await
-        .map_err(|e| MetaError::Unavailable(format!("no leader after {LEADER_WAIT:?}: {e}")))?;
+    let sole_voter = {
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        let voters: Vec<NodeId> = metrics.membership_config.voter_ids().collect();
+        voters == [id]
+    };
+    if start == Start::Single || sole_voter {
+        raft.wait(Some(LEADER_WAIT))
+            .metrics(
+                |m| m.current_leader == Some(id) && m.state == ServerState::Leader,
+                "this node leads",
+            )
+            .await
+            .map_err(|e| MetaError::Unavailable(format!("no leader after {LEADER_WAIT:?}: {e}")))?;
+    }
     Ok(())
 }

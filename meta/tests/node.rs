@@ -15,9 +15,8 @@ const BUCKET: &str = "photos";
 
 async fn open(dir: &TempDir, durable: bool) -> Arc<MetaNode> {
     let config = MetaConfig {
-        data_dir: dir.path().join("meta"),
-        node_id: 1,
         durable,
+        ..MetaConfig::new(dir.path().join("meta"), 1)
     };
     MetaNode::open_single(config).await.expect("open meta node")
 }

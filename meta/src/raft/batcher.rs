@@ -3,9 +3,11 @@
 //! openraft 0.9 flushes every `client_write` on its own, so batching at the
 //! log store never sees two appends (design/openraft-redb-notes.md §2).
 //! Instead one task drains the proposal queue and puts up to
-//! [`COMMANDS_PER_ENTRY_MAX`] proposals into one log entry, with up to
-//! [`WRITES_IN_FLIGHT_MAX`] entries in flight: while they are being
-//! written, the next batch accumulates in the queue. Each entry's results
+//! [`COMMANDS_PER_ENTRY_MAX`] proposals (and about [`ENTRY_SIZE_TARGET`]
+//! bytes) into one log entry, with up to
+//! [`WRITES_IN_FLIGHT_MAX`] entries in flight (the second only for a deep
+//! queue): while they are being written, the next batch accumulates in the
+//! queue. Each entry's results
 //! are fanned out to the proposers in order.
 
 use std::time::Duration;
@@ -20,12 +22,17 @@ use tokio::task::JoinHandle;
 use super::types::{NodeId, Proposal, Raft};
 use crate::command::CommandResult;
 use crate::error::MetaError;
-use crate::limits::{COMMANDS_PER_ENTRY_MAX, PROPOSALS_QUEUED_MAX};
+use crate::limits::{COMMANDS_PER_ENTRY_MAX, ENTRY_SIZE_TARGET, PROPOSALS_QUEUED_MAX};
 
 /// Log entries written concurrently. openraft's core appends them one at a
-/// time anyway; a few in flight keep it busy between round trips to this
-/// task, more would only shrink batches under moderate load.
-pub const WRITES_IN_FLIGHT_MAX: usize = 4;
+/// time anyway; a second one in flight overlaps the log fsync of one entry
+/// with the apply of the previous, but halves batches. So a write beyond
+/// the first starts only when [`EAGER_BATCH_MIN`] proposals are waiting.
+pub const WRITES_IN_FLIGHT_MAX: usize = 2;
+/// Queued proposals that justify starting another write while one is in
+/// flight (fsync-bound: bigger entries beat more of them; measured in
+/// docs/benchmarks.md).
+pub const EAGER_BATCH_MIN: usize = 32;
 /// Bound on one `client_write`. An isolated leader's `client_write` hangs
 /// (notes §7); past this the outcome is unknown.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +41,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 const _: () = assert!(COMMANDS_PER_ENTRY_MAX > 0 && WRITES_IN_FLIGHT_MAX > 0);
+const _: () = assert!(EAGER_BATCH_MIN <= COMMANDS_PER_ENTRY_MAX);
 const _: () = assert!(PROPOSAL_TIMEOUT.as_secs() > WRITE_TIMEOUT.as_secs());
 
 /// A proposal waiting for its batch, and where its result goes.
@@ -117,12 +125,17 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Submission>, mut stopped: onesho
             biased;
             _ = &mut stopped => break,
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            next = rx.recv(), if in_flight.len() < WRITES_IN_FLIGHT_MAX => {
+            next = rx.recv(), if in_flight.is_empty()
+                || (in_flight.len() < WRITES_IN_FLIGHT_MAX && rx.len() >= EAGER_BATCH_MIN) => {
                 let Some(first) = next else { break };
+                let mut size = first.proposal.command.size_estimate();
                 let mut batch = vec![first];
-                while batch.len() < COMMANDS_PER_ENTRY_MAX {
+                while batch.len() < COMMANDS_PER_ENTRY_MAX && size < ENTRY_SIZE_TARGET {
                     match rx.try_recv() {
-                        Ok(submission) => batch.push(submission),
+                        Ok(submission) => {
+                            size = size.saturating_add(submission.proposal.command.size_estimate());
+                            batch.push(submission);
+                        }
                         Err(_) => break,
                     }
                 }

@@ -1,5 +1,5 @@
 //! Raft plumbing for the metadata group: the openraft type configuration,
-//! the redb-backed log store and state-machine store, the network transport
+//! the redb-backed log store and state-machine store, the HTTP network transport
 //! and the group-commit batcher.
 //!
 //! Storage layout of a node's data directory:
@@ -23,6 +23,6 @@ pub mod state_store;
 pub mod types;
 
 pub use log_store::{LogReader, LogStore, LogWriter};
-pub use network::{SingleNodeNetwork, SingleNodeNetworkFactory};
+pub use network::{HttpNetwork, HttpNetworkFactory};
 pub use state_store::StateStore;
 pub use types::{Proposal, RequestId, TypeConfig};

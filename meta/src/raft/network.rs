@@ -1,82 +1,174 @@
-//! Raft transport.
+//! Raft transport over HTTP (see [`crate::rpc`] for the wire).
 //!
-//! This release runs a ONE-NODE group, so Raft never needs to reach a peer:
-//! [`SingleNodeNetworkFactory`] hands out clients that answer every RPC with
-//! [`RPCError::Unreachable`] (openraft then backs off). It is a placeholder,
-//! to be replaced by the hyper HTTP transport (postcard bodies, TCP_NODELAY,
-//! `Unreachable` on transport failure, `RemoteError` for remote Raft errors;
-//! design/openraft-redb-notes.md §5) when multi-node groups arrive.
+//! [`HttpNetworkFactory`] hands openraft one [`HttpNetwork`] per peer, all
+//! sharing one pooled hyper client (TCP_NODELAY, connect timeout). Error
+//! mapping (design/openraft-redb-notes.md §5):
+//! - no answer (connect, IO, timeout, non-200 status) → `Unreachable`, so
+//!   openraft backs off;
+//! - an answer that fails to decode → `Network`;
+//! - the peer's own `Err(RaftError)` → `RemoteError`.
+//!
+//! openraft bounds every RPC itself (`heartbeat_interval` for appends,
+//! `election_timeout_min` for votes, `install_snapshot_timeout` per
+//! snapshot chunk); the HTTP timeout here is a backstop just above that.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
 use openraft::network::RPCOption;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::types::{NodeId, TypeConfig};
+use crate::limits::APPEND_BODY_SIZE_TARGET;
+use crate::rpc::{
+    HttpClient, PATH_RAFT_APPEND, PATH_RAFT_SNAPSHOT, PATH_RAFT_VOTE, SharedFaults, TransportError,
+    decode_answer,
+};
 
-/// Why every RPC fails.
+/// Added to openraft's own RPC deadline for the HTTP backstop timeout.
+const TIMEOUT_MARGIN: Duration = Duration::from_millis(100);
+
+/// Why an RPC was not sent.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "node {target} is unreachable: this node runs a one-node group without a network transport"
-)]
-pub struct NoTransport {
-    pub target: NodeId,
+pub enum SendError {
+    #[error("node {target}: this node is isolated (fault injection)")]
+    Isolated { target: NodeId },
+    #[error("node {target} has no address")]
+    NoAddress { target: NodeId },
+    #[error("cannot encode the request to node {target}: {reason}")]
+    Encode { target: NodeId, reason: String },
 }
 
-/// Creates [`SingleNodeNetwork`] clients.
-#[derive(Clone, Debug, Default)]
-pub struct SingleNodeNetworkFactory;
+/// Creates [`HttpNetwork`] clients; cheap to clone.
+#[derive(Clone)]
+pub struct HttpNetworkFactory {
+    http: HttpClient,
+    faults: SharedFaults,
+}
 
-/// A client that cannot reach anyone.
-#[derive(Clone, Debug)]
-pub struct SingleNodeNetwork {
+impl HttpNetworkFactory {
+    pub fn new(http: HttpClient, faults: SharedFaults) -> HttpNetworkFactory {
+        HttpNetworkFactory { http, faults }
+    }
+}
+
+/// Sends Raft RPCs to one peer.
+#[derive(Clone)]
+pub struct HttpNetwork {
     target: NodeId,
+    node: BasicNode,
+    http: HttpClient,
+    faults: SharedFaults,
 }
 
-impl SingleNodeNetwork {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, E> {
-        RPCError::Unreachable(Unreachable::new(&NoTransport {
-            target: self.target,
-        }))
+impl RaftNetworkFactory<TypeConfig> for HttpNetworkFactory {
+    type Network = HttpNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        HttpNetwork {
+            target,
+            node: node.clone(),
+            http: self.http.clone(),
+            faults: self.faults.clone(),
+        }
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for SingleNodeNetworkFactory {
-    type Network = SingleNodeNetwork;
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
-        SingleNodeNetwork { target }
+impl HttpNetwork {
+    fn unreachable<E: std::error::Error>(&self, e: &SendError) -> RPCError<NodeId, BasicNode, E> {
+        RPCError::Unreachable(Unreachable::new(e))
+    }
+
+    /// Sends an encoded request and maps the outcome (module docs).
+    async fn send<T, E>(&self, path: &str, body: Vec<u8>, option: &RPCOption) -> RpcResult<T, E>
+    where
+        T: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        if self.faults.is_isolated() {
+            return Err(self.unreachable(&SendError::Isolated {
+                target: self.target,
+            }));
+        }
+        if self.node.addr.is_empty() {
+            return Err(self.unreachable(&SendError::NoAddress {
+                target: self.target,
+            }));
+        }
+        let timeout = option.hard_ttl() + TIMEOUT_MARGIN;
+        let answer = match self.http.post(&self.node.addr, path, body, timeout).await {
+            Ok(answer) => answer,
+            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+        };
+        let result: Result<T, RaftError<NodeId, E>> = decode_answer(&self.node.addr, &answer)
+            .map_err(|e: TransportError| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
+    }
+
+    fn encode<Q: Serialize, E: std::error::Error>(
+        &self,
+        request: &Q,
+    ) -> Result<Vec<u8>, RPCError<NodeId, BasicNode, E>> {
+        postcard::to_allocvec(request).map_err(|e| {
+            RPCError::Network(NetworkError::new(&SendError::Encode {
+                target: self.target,
+                reason: e.to_string(),
+            }))
+        })
     }
 }
 
-impl RaftNetwork<TypeConfig> for SingleNodeNetwork {
+impl RaftNetwork<TypeConfig> for HttpNetwork {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let entries = rpc.entries.len();
+        let body = self.encode(&rpc)?;
+        if body.len() > APPEND_BODY_SIZE_TARGET && entries > 1 {
+            // openraft retries at once with at most this many entries.
+            let hint = u64::try_from(entries / 2).unwrap_or(1).max(1);
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint),
+            ));
+        }
+        self.send(PATH_RAFT_APPEND, body, &option).await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
-        Err(self.unreachable())
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        let body = self.encode(&rpc)?;
+        self.send(PATH_RAFT_SNAPSHOT, body, &option).await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        Err(self.unreachable())
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        let body = self.encode(&rpc)?;
+        self.send(PATH_RAFT_VOTE, body, &option).await
     }
 }

@@ -59,10 +59,13 @@ const REQUESTS_TABLE: ReplicatedTable = TableDefinition::new("raft_requests");
 const REQUEST_ORDER_TABLE: ReplicatedTable = TableDefinition::new("raft_request_order");
 const DEDUP_TABLES: [ReplicatedTable; 2] = [REQUESTS_TABLE, REQUEST_ORDER_TABLE];
 
-/// How many proposal results are remembered for retries. Results are small
-/// (a put's object data is not stored twice, see [`Remembered`]), so this
-/// costs a few MiB at most.
-pub const REQUESTS_REMEMBERED_MAX: u64 = 10_000;
+/// How many proposal results are remembered for retries. A remote client
+/// retries a proposal for up to its call timeout (30 s by default), so the
+/// window must span that many proposals at the group's write rate: 100,000
+/// covers 30 s at ~3,000 puts/s (docs/benchmarks.md) and 4 s at the
+/// spike's peak. Results are small (a put's object data is not stored
+/// twice, see [`Remembered`]): about 150 bytes each, some 15 MiB in all.
+pub const REQUESTS_REMEMBERED_MAX: u64 = 100_000;
 
 /// Version of the snapshot blob layout.
 /// 2: version keys gained the position in the entry (inode ‖ generation ‖ position).
