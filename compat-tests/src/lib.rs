@@ -35,28 +35,20 @@ pub fn arbor_binary() -> anyhow::Result<PathBuf> {
     Ok(candidate)
 }
 
-/// A running `arbor serve`.
-pub struct ArborServer {
+/// A running `arbor` process of any subcommand, stopped (SIGKILL) on drop.
+pub struct ArborProcess {
     child: Option<Child>,
-    pub endpoint: String,
-    pub access_key: String,
-    pub secret_key: String,
-    /// Everything the server printed on stdout so far.
-    pub banner: Vec<String>,
+    /// What it printed on stdout up to the line it was waited for.
+    pub lines: Vec<String>,
 }
 
-impl ArborServer {
-    /// Starts `arbor serve` on an ephemeral loopback port with `data_dir`,
-    /// plus `extra_args`, and waits for its banner.
-    pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<ArborServer> {
+impl ArborProcess {
+    /// Starts `arbor ARGS` and waits until it prints a line starting with
+    /// `ready` on stdout.
+    pub fn start(args: &[&str], ready: &str) -> anyhow::Result<ArborProcess> {
         let mut command = Command::new(arbor_binary()?);
         command
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra_args)
+            .args(args)
             .env_remove("ARBOR_ACCESS_KEY")
             .env_remove("ARBOR_SECRET_KEY")
             .env(
@@ -77,46 +69,41 @@ impl ArborServer {
                 }
             }
         });
-        let mut server = ArborServer {
+        let mut process = ArborProcess {
             child: Some(child),
-            endpoint: String::new(),
-            access_key: String::new(),
-            secret_key: String::new(),
-            banner: Vec::new(),
+            lines: Vec::new(),
         };
         let deadline = Instant::now() + START_TIMEOUT;
-        while server.secret_key.is_empty() {
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match lines_rx.recv_timeout(left) {
                 Ok(line) => line,
                 Err(_) => bail!(
-                    "arbor did not print its banner within {START_TIMEOUT:?}: {:?}",
-                    server.banner
+                    "arbor {args:?} did not print {ready:?} within {START_TIMEOUT:?}: {:?}",
+                    process.lines
                 ),
             };
-            if let Some(v) = line.strip_prefix("endpoint:") {
-                server.endpoint = v.trim().to_owned();
-            } else if let Some(v) = line.strip_prefix("access key:") {
-                server.access_key = v.trim().to_owned();
-            } else if let Some(v) = line.strip_prefix("secret key:") {
-                server.secret_key = v.trim().to_owned();
+            let done = line.starts_with(ready);
+            process.lines.push(line);
+            if done {
+                return Ok(process);
             }
-            server.banner.push(line);
         }
-        anyhow::ensure!(
-            server.endpoint.starts_with("http://127.0.0.1:"),
-            "bad endpoint {:?}",
-            server.endpoint
-        );
-        Ok(server)
     }
 
-    /// The server's process id, while it runs.
+    /// The value after `prefix` on the first printed line starting with it.
+    pub fn value(&self, prefix: &str) -> Option<String> {
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.trim().to_owned())
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Sends SIGTERM and waits for a clean exit.
+    /// Sends SIGTERM and waits for the process to exit.
     pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
         let mut child = self.child.take().context("already stopped")?;
         let status = Command::new("kill")
@@ -139,13 +126,62 @@ impl ArborServer {
     }
 }
 
-impl Drop for ArborServer {
-    /// A test that fails midway must not leave a server behind.
+impl Drop for ArborProcess {
+    /// A test that fails midway must not leave a process behind.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A running `arbor serve` with what its banner said.
+pub struct ArborServer {
+    process: ArborProcess,
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Everything the server printed on stdout up to its secret key.
+    pub banner: Vec<String>,
+}
+
+impl ArborServer {
+    /// Starts `arbor serve` on an ephemeral loopback port with `data_dir`,
+    /// plus `extra_args`, and waits for its banner.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<ArborServer> {
+        let data_dir = data_dir.to_str().context("data dir is not UTF-8")?;
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+        args.extend_from_slice(extra_args);
+        let process = ArborProcess::start(&args, "secret key:")?;
+        let field = |prefix: &str| {
+            process
+                .value(prefix)
+                .with_context(|| format!("banner has no {prefix:?}"))
+        };
+        let server = ArborServer {
+            endpoint: field("endpoint:")?,
+            access_key: field("access key:")?,
+            secret_key: field("secret key:")?,
+            banner: process.lines.clone(),
+            process,
+        };
+        anyhow::ensure!(
+            server.endpoint.starts_with("http://127.0.0.1:"),
+            "bad endpoint {:?}",
+            server.endpoint
+        );
+        Ok(server)
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(self) -> anyhow::Result<ExitStatus> {
+        self.process.stop()
     }
 }
 

@@ -157,12 +157,22 @@ pub enum AdminCommand {
         bucket: String,
         policy: Option<String>,
     },
+    /// Membership and status of the metadata group (spoken to its nodes).
+    Meta {
+        /// Metadata nodes (host:port, comma-separated).
+        #[arg(long, env = "ARBOR_META", value_delimiter = ',', required = true)]
+        meta: Vec<String>,
+        #[command(subcommand)]
+        command: crate::cluster::MetaAdmin,
+    },
 }
 
 /// Runs one `arbor admin` command, printing the server's JSON answer.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let (credentials, _) = crate::auth::load_existing(&args.data_dir)?;
-    let (method, path, body) = match &args.command {
+    let (method, path, body) = match args.command {
+        AdminCommand::Meta { meta, command } => {
+            return crate::cluster::run_meta_admin(meta, command).await;
+        }
         AdminCommand::Status => (Method::GET, "status".to_owned(), Bytes::new()),
         AdminCommand::OverwritePolicy {
             bucket,
@@ -176,16 +186,17 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             bucket,
             policy: Some(policy),
         } => {
-            if OverwritePolicy::parse(policy).is_none() {
+            if OverwritePolicy::parse(&policy).is_none() {
                 bail!("policy must be allow, conditional or deny, not {policy:?}");
             }
             (
                 Method::PUT,
                 format!("buckets/{bucket}/overwrite-policy"),
-                Bytes::from(policy.clone()),
+                Bytes::from(policy),
             )
         }
     };
+    let (credentials, _) = crate::auth::load_existing(&args.data_dir)?;
     let url = format!("{}{PREFIX}{path}", args.endpoint.trim_end_matches('/'));
     let mut request = http::Request::builder()
         .method(method)

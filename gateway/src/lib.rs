@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod data_path;
 pub mod error;

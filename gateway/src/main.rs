@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use arbor_gateway::admin::AdminArgs;
+use arbor_gateway::cluster::{ChunkArgs, MetaArgs};
 use arbor_gateway::config::ServeConfig;
 
 #[derive(Parser)]
@@ -22,7 +23,12 @@ enum Command {
     /// Run everything in one process: S3 gateway, one-node metadata group,
     /// local chunk store.
     Serve(ServeConfig),
-    /// Administer a running Arbor (status, bucket overwrite policy).
+    /// Run one node of the metadata group (Raft over HTTP).
+    Meta(MetaArgs),
+    /// Run a chunk server.
+    Chunk(ChunkArgs),
+    /// Administer a running Arbor (status, bucket overwrite policy,
+    /// metadata group membership).
     Admin(AdminArgs),
 }
 
@@ -50,6 +56,8 @@ fn main() -> std::process::ExitCode {
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         match cli.command {
             Command::Serve(config) => arbor_gateway::serve::run(config, shutdown).await,
+            Command::Meta(args) => arbor_gateway::cluster::run_meta(args, shutdown).await,
+            Command::Chunk(args) => arbor_gateway::cluster::run_chunk(args, shutdown).await,
             Command::Admin(args) => arbor_gateway::admin::run(args).await,
         }
     });

@@ -1,0 +1,152 @@
+//! The cluster processes of the real binary: three `arbor meta` nodes form
+//! a group through `arbor admin meta`, survive the loss of their leader, and
+//! an `arbor chunk` server stores and serves a chunk.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use arbor_compat_tests::{ArborProcess, arbor_binary, raw_request};
+use sha2::Digest;
+
+fn meta_node(dir: &std::path::Path, id: u64, bootstrap: bool) -> ArborProcess {
+    let data = dir.join(format!("meta-{id}"));
+    let id = id.to_string();
+    let mut args = vec![
+        "meta",
+        "--node-id",
+        &id,
+        "--listen",
+        "127.0.0.1:0",
+        "--no-fsync",
+        "--data-dir",
+    ];
+    let data = data.to_str().expect("utf-8").to_owned();
+    args.push(&data);
+    if bootstrap {
+        args.push("--bootstrap");
+    }
+    ArborProcess::start(&args, "advertised:").expect("start meta node")
+}
+
+/// `arbor admin meta --meta ADDRS ARGS`: (success, stdout, stderr).
+fn meta_admin(addrs: &[String], args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(arbor_binary().expect("binary"))
+        .args(["admin", "meta", "--meta", &addrs.join(",")])
+        .args(args)
+        .output()
+        .expect("run arbor admin meta");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status(addr: &str) -> serde_json::Value {
+    let (ok, out, err) = meta_admin(&[addr.to_owned()], &["status"]);
+    assert!(ok, "status from {addr}: {err}");
+    serde_json::from_str(out.trim()).expect("status JSON")
+}
+
+#[test]
+fn three_meta_nodes_form_a_group_and_survive_the_leader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = meta_node(dir.path(), 1, true);
+    let second = meta_node(dir.path(), 2, false);
+    let third = meta_node(dir.path(), 3, false);
+    let addrs: Vec<String> = [&first, &second, &third]
+        .iter()
+        .map(|p| p.value("advertised:").expect("address"))
+        .collect();
+
+    for (id, addr) in [(2, &addrs[1]), (3, &addrs[2])] {
+        let (ok, _, err) = meta_admin(&addrs, &["add-learner", &id.to_string(), addr]);
+        assert!(ok, "add-learner {id}: {err}");
+    }
+    let (ok, _, err) = meta_admin(&addrs, &["change-membership", "1,2,3"]);
+    assert!(ok, "change-membership: {err}");
+    let view = status(&addrs[1]);
+    let voters: Vec<u64> = view["voters"]
+        .as_array()
+        .expect("voters")
+        .iter()
+        .filter_map(|v| v[0].as_u64())
+        .collect();
+    assert_eq!(voters, [1, 2, 3]);
+    assert_eq!(view["leader"].as_u64(), Some(1));
+
+    // The leader goes; the others elect a new one within a few seconds.
+    assert!(first.stop().expect("stop node 1").success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let leader = status(&addrs[1])["leader"].as_u64();
+        if matches!(leader, Some(2 | 3)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new leader: {leader:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Bad requests are refused with the reason.
+    let (ok, _, err) = meta_admin(&addrs[1..], &["change-membership", "2,9"]);
+    assert!(!ok, "a voter set naming an unknown node must be refused");
+    assert!(!err.is_empty());
+    assert!(second.stop().expect("stop node 2").success());
+    assert!(third.stop().expect("stop node 3").success());
+}
+
+#[test]
+fn a_chunk_server_stores_and_serves_checked_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8").to_owned();
+    let server = ArborProcess::start(
+        &[
+            "chunk",
+            "--listen",
+            "127.0.0.1:0",
+            "--zone",
+            "a",
+            "--data-dir",
+            &data,
+        ],
+        "chunk server listening:",
+    )
+    .expect("start chunk server");
+    let endpoint = format!(
+        "http://{}",
+        server.value("chunk server listening:").expect("address")
+    );
+    let body = b"chunk bytes".repeat(1000);
+    let sha = hex::encode(sha2::Sha256::digest(&body));
+    let id = "00112233445566778899aabbccddeeff";
+    let put = raw_request(
+        &endpoint,
+        "PUT",
+        &format!("/chunks/{id}"),
+        &[("x-arbor-sha256", &sha)],
+        &body,
+    )
+    .expect("put");
+    assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
+    let get = raw_request(&endpoint, "GET", &format!("/chunks/{id}"), &[], b"").expect("get");
+    assert_eq!((get.status, get.body.as_slice()), (200, body.as_slice()));
+    // A body that does not match its declared SHA-256 is refused, not stored.
+    let bad = raw_request(
+        &endpoint,
+        "PUT",
+        "/chunks/ffeeddccbbaa99887766554433221100",
+        &[("x-arbor-sha256", &sha)],
+        b"other",
+    )
+    .expect("bad put");
+    assert_eq!(bad.status, 400);
+    let missing = raw_request(
+        &endpoint,
+        "GET",
+        "/chunks/ffeeddccbbaa99887766554433221100",
+        &[],
+        b"",
+    )
+    .expect("get");
+    assert_eq!(missing.status, 404);
+    assert!(server.stop().expect("stop").success());
+}
