@@ -152,6 +152,8 @@ pub enum TransportError {
     Status { addr: String, status: StatusCode },
     #[error("answer from {addr}: {reason}")]
     Body { addr: String, reason: String },
+    #[error("cannot encode the request to {addr}: {reason}")]
+    Encode { addr: String, reason: String },
     #[error("cannot decode the answer from {addr}: {reason}")]
     Decode { addr: String, reason: String },
 }
@@ -265,9 +267,9 @@ impl HttpClient {
         request: &Q,
         timeout: Duration,
     ) -> Result<T, TransportError> {
-        let body = postcard::to_allocvec(request).map_err(|e| TransportError::Address {
+        let body = postcard::to_allocvec(request).map_err(|e| TransportError::Encode {
             addr: addr.to_owned(),
-            reason: format!("cannot encode the request: {e}"),
+            reason: e.to_string(),
         })?;
         let answer = self.post(addr, path, body, timeout).await?;
         decode_answer(addr, &answer)
