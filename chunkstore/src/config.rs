@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ChunkError, Result};
+use crate::heartbeat;
 use crate::limits;
 use crate::scrub::Scrubber;
 use crate::server::{self, ServerOptions};
@@ -29,10 +30,14 @@ pub const META_ADDRS_MAX: usize = 16;
 pub struct ChunkServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    /// Metadata nodes (`host:port`) to register with and heartbeat to.
-    /// Accepted and checked now; registration comes with the metadata
-    /// side of issue 4.
+    /// Metadata nodes (`host:port`) to register with and heartbeat to
+    /// (none: a stand-alone server).
     pub meta: Vec<String>,
+    /// host:port to announce (default: the bound listen address).
+    pub advertise: Option<String>,
+    /// Pause between heartbeats; keep it well under the group's OFFLINE
+    /// timeout.
+    pub heartbeat_interval: Duration,
     /// Failure-domain label (zone, rack) used by placement.
     pub zone: String,
     /// Bytes this server offers; reported as capacity and free space.
@@ -47,12 +52,18 @@ pub struct ChunkServerConfig {
     pub connections_max: usize,
 }
 
+/// A heartbeat every 3 s: the group's OFFLINE timeout (10 s by default)
+/// then tolerates two lost beats.
+pub const HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(3);
+
 impl Default for ChunkServerConfig {
     fn default() -> Self {
         ChunkServerConfig {
             data_dir: PathBuf::from("arbor-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 9100)),
             meta: Vec::new(),
+            advertise: None,
+            heartbeat_interval: HEARTBEAT_INTERVAL_DEFAULT,
             zone: "default".to_owned(),
             capacity: 1 << 40,
             scrub_rate: limits::SCRUB_RATE_DEFAULT,
@@ -130,10 +141,29 @@ pub async fn run_on(
 ) -> Result<()> {
     config.validate()?;
     tracing::info!(?config, "starting chunk server");
-    if !config.meta.is_empty() {
-        tracing::info!(meta = ?config.meta, "registration with the metadata service is not implemented yet");
-    }
     let store = ChunkStore::open(&config.data_dir.join(CHUNKS_DIR)).await?;
+    let stop_heartbeat = shutdown.child_token();
+    let heartbeat = if config.meta.is_empty() {
+        None
+    } else {
+        let me = heartbeat::Announcement {
+            id: heartbeat::server_id(&config.data_dir)?,
+            addr: match &config.advertise {
+                Some(addr) => addr.clone(),
+                None => listener.local_addr()?.to_string(),
+            },
+            zone: config.zone.clone(),
+            capacity: config.capacity,
+        };
+        let meta = arbor_meta::MetaClient::remote(config.meta.clone());
+        Some(tokio::spawn(heartbeat::run(
+            meta,
+            store.clone(),
+            me,
+            config.heartbeat_interval,
+            stop_heartbeat.clone(),
+        )))
+    };
     let scrubber = Scrubber::new(store.clone(), config.scrub_rate)?;
     let stop_scrub = shutdown.child_token();
     let scrub = tokio::spawn(scrubber.run(config.scrub_interval, stop_scrub.clone()));
@@ -145,6 +175,12 @@ pub async fn run_on(
     };
     let served = server::serve(listener, store, options, shutdown).await;
     stop_scrub.cancel();
+    stop_heartbeat.cancel();
+    if let Some(heartbeat) = heartbeat
+        && let Err(error) = heartbeat.await
+    {
+        tracing::warn!(%error, "heartbeat task failed");
+    }
     if let Err(error) = scrub.await {
         tracing::warn!(%error, "scrubber task failed");
     }

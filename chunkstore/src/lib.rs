@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 mod format;
+pub mod heartbeat;
 pub mod limits;
 pub mod repair;
 pub mod replication;

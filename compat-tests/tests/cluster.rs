@@ -150,3 +150,103 @@ fn a_chunk_server_stores_and_serves_checked_chunks() {
     assert_eq!(missing.status, 404);
     assert!(server.stop().expect("stop").success());
 }
+
+#[test]
+fn chunk_servers_register_go_offline_and_drain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta_dir = dir.path().join("meta").to_str().expect("utf-8").to_owned();
+    let meta = ArborProcess::start(
+        &[
+            "meta",
+            "--node-id",
+            "1",
+            "--bootstrap",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-fsync",
+            "--chunk-heartbeat-timeout-secs",
+            "2",
+            "--data-dir",
+            &meta_dir,
+        ],
+        "advertised:",
+    )
+    .expect("start meta");
+    let meta_addr = meta.value("advertised:").expect("address");
+    let chunk = |name: &str, zone: &str| {
+        let data = dir.path().join(name).to_str().expect("utf-8").to_owned();
+        ArborProcess::start(
+            &[
+                "chunk",
+                "--listen",
+                "127.0.0.1:0",
+                "--meta",
+                &meta_addr,
+                "--zone",
+                zone,
+                "--heartbeat-secs",
+                "1",
+                "--data-dir",
+                &data,
+            ],
+            "chunk server listening:",
+        )
+        .expect("start chunk server")
+    };
+    let servers =
+        |expect: &dyn Fn(&[serde_json::Value]) -> bool, what: &str| -> Vec<serde_json::Value> {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let (ok, out, err) = meta_admin(&[meta_addr.clone()], &["chunk-servers"]);
+                assert!(ok, "chunk-servers: {err}");
+                let list: Vec<serde_json::Value> = out
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                if expect(&list) {
+                    return list;
+                }
+                assert!(Instant::now() < deadline, "{what}: {list:?}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        };
+    let status_of = |list: &[serde_json::Value], zone: &str| {
+        list.iter()
+            .find(|s| s["zone"] == zone)
+            .and_then(|s| s["status"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let a = chunk("chunk-a", "a");
+    let b = chunk("chunk-b", "b");
+    let list = servers(
+        &|l| l.len() == 2 && l.iter().all(|s| s["status"] == "ONLINE"),
+        "both register",
+    );
+    let id_a = list
+        .iter()
+        .find(|s| s["zone"] == "a")
+        .and_then(|s| s["id"].as_u64())
+        .expect("id of a");
+
+    // b stops: marked OFFLINE after the timeout; restarted (same id), ONLINE again.
+    assert!(b.stop().expect("stop b").success());
+    servers(&|l| status_of(l, "b") == "OFFLINE", "b goes OFFLINE");
+    let b = chunk("chunk-b", "b");
+    let list = servers(&|l| status_of(l, "b") == "ONLINE", "b comes back");
+    assert_eq!(list.len(), 2, "a restarted server keeps its id");
+
+    // Drain and undrain a.
+    let (ok, _, err) = meta_admin(&[meta_addr.clone()], &["drain", &id_a.to_string()]);
+    assert!(ok, "drain: {err}");
+    servers(&|l| status_of(l, "a") == "DRAINING", "a drains");
+    let (ok, _, err) = meta_admin(&[meta_addr.clone()], &["undrain", &id_a.to_string()]);
+    assert!(ok, "undrain: {err}");
+    servers(&|l| status_of(l, "a") == "ONLINE", "a back in service");
+    let (ok, _, _) = meta_admin(&[meta_addr.clone()], &["drain", "12345"]);
+    assert!(!ok, "draining an unknown server is refused");
+
+    assert!(a.stop().expect("stop a").success());
+    assert!(b.stop().expect("stop b").success());
+    assert!(meta.stop().expect("stop meta").success());
+}

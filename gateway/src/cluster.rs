@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arbor_chunkstore::config::ChunkServerConfig;
+use arbor_meta::registry::{ChunkServerRecord, ServerStatus};
 use arbor_meta::{MetaClient, MetaConfig, MetaNode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,9 @@ pub struct MetaArgs {
     /// Skip fsync on commits (tests and benchmarks only).
     #[arg(long, env = "ARBOR_NO_FSYNC", default_value_t = false)]
     pub no_fsync: bool,
+    /// A chunk server silent for this many seconds is marked OFFLINE.
+    #[arg(long, env = "ARBOR_CHUNK_HEARTBEAT_TIMEOUT_SECS", default_value_t = 10)]
+    pub chunk_heartbeat_timeout_secs: u64,
 }
 
 pub async fn run_meta(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -60,7 +64,13 @@ pub async fn run_meta(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Re
     println!("meta node:   {}", node.node_id());
     println!("listening:   {bound}");
     println!("advertised:  {}", node.advertise_addr());
+    let detector = tokio::spawn(arbor_meta::registry::offline_detector(
+        node.client(),
+        Duration::from_secs(args.chunk_heartbeat_timeout_secs.max(1)),
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
+    detector.abort();
     node.shutdown()
         .await
         .context("stopping the metadata node")?;
@@ -86,6 +96,13 @@ pub struct ChunkArgs {
     /// Scrub rate in bytes per second.
     #[arg(long, env = "ARBOR_SCRUB_RATE")]
     pub scrub_rate: Option<u64>,
+    /// host:port to announce to the metadata group (default: the bound
+    /// listen address).
+    #[arg(long, env = "ARBOR_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Seconds between heartbeats to the metadata group.
+    #[arg(long, env = "ARBOR_HEARTBEAT_SECS")]
+    pub heartbeat_secs: Option<u64>,
 }
 
 pub async fn run_chunk(args: ChunkArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -97,6 +114,10 @@ pub async fn run_chunk(args: ChunkArgs, shutdown: CancellationToken) -> anyhow::
         zone: args.zone,
         capacity: args.capacity.unwrap_or(defaults.capacity),
         scrub_rate: args.scrub_rate.unwrap_or(defaults.scrub_rate),
+        advertise: args.advertise,
+        heartbeat_interval: args
+            .heartbeat_secs
+            .map_or(defaults.heartbeat_interval, Duration::from_secs),
         ..defaults
     };
     config.validate().context("chunk server configuration")?;
@@ -126,6 +147,25 @@ pub enum MetaAdmin {
     },
     /// Remove node ID from the group.
     RemoveNode { id: u64 },
+    /// Registered chunk servers with status, zone and usage (JSON lines).
+    ChunkServers,
+    /// Stop placing new chunks on chunk server ID and move its chunks off.
+    Drain { id: u64 },
+    /// Put a drained chunk server back in service.
+    Undrain { id: u64 },
+}
+
+fn server_json(server: &ChunkServerRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": server.id,
+        "addr": server.addr,
+        "zone": server.zone,
+        "status": server.status.as_str(),
+        "capacity": server.capacity,
+        "used": server.used,
+        "chunks": server.chunks,
+        "last_heartbeat_ms": server.last_heartbeat_ms,
+    })
 }
 
 pub async fn run_meta_admin(meta: Vec<String>, command: MetaAdmin) -> anyhow::Result<()> {
@@ -150,6 +190,23 @@ pub async fn run_meta_admin(meta: Vec<String>, command: MetaAdmin) -> anyhow::Re
             MetaAdmin::RemoveNode { id } => {
                 client.remove_node(id).await?;
                 println!("{{\"removed\":{id}}}");
+            }
+            MetaAdmin::ChunkServers => {
+                for server in client.chunk_servers().await? {
+                    println!("{}", server_json(&server));
+                }
+            }
+            MetaAdmin::Drain { id } => {
+                let server = client
+                    .set_chunk_server_status(id, ServerStatus::Draining)
+                    .await?;
+                println!("{}", server_json(&server));
+            }
+            MetaAdmin::Undrain { id } => {
+                let server = client
+                    .set_chunk_server_status(id, ServerStatus::Online)
+                    .await?;
+                println!("{}", server_json(&server));
             }
         }
         Ok::<(), arbor_meta::MetaError>(())

@@ -60,7 +60,11 @@ pub fn from_meta(e: MetaError) -> S3Error {
             tracing::warn!(error = %e, "metadata service unavailable");
             (C::ServiceUnavailable, "Please reduce your request rate.")
         }
-        MetaError::Storage(_) | MetaError::Raft(_) | MetaError::Corrupt(_) => {
+        // No S3 request touches the chunk-server registry.
+        MetaError::NoSuchChunkServer(_)
+        | MetaError::Storage(_)
+        | MetaError::Raft(_)
+        | MetaError::Corrupt(_) => {
             tracing::error!(error = %e, "metadata failure");
             (
                 C::InternalError,

@@ -33,6 +33,7 @@ use crate::namespace::GcEntry;
 use crate::node::NodeInner;
 use crate::object::{BucketInfo, ChunkId, ObjectChecksum, ObjectVersion, OverwritePolicy};
 use crate::raft::types::{Proposal, RequestId};
+use crate::registry::{ChunkServerRecord, ServerId, ServerStatus};
 use crate::rpc::{
     AdminReply, AdminRequest, HttpClient, NodeStatus, PATH_ADMIN, PATH_PROPOSE, PATH_READ,
     ReadReply, ReadRequest, TransportError,
@@ -687,6 +688,78 @@ impl MetaClient {
         };
         match self.write(command).await? {
             Reply::Bucket(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// The chunk-server registry.
+impl MetaClient {
+    pub async fn register_chunk_server(
+        &self,
+        id: ServerId,
+        addr: &str,
+        zone: &str,
+        capacity: u64,
+        now_ms: i64,
+    ) -> Result<ChunkServerRecord> {
+        let command = Command::RegisterChunkServer {
+            id,
+            addr: addr.to_owned(),
+            zone: zone.to_owned(),
+            capacity,
+            now_ms,
+        };
+        self.server_reply(command).await
+    }
+    pub async fn chunk_server_heartbeat(
+        &self,
+        id: ServerId,
+        used: u64,
+        chunks: u64,
+        now_ms: i64,
+    ) -> Result<ChunkServerRecord> {
+        self.server_reply(Command::ChunkServerHeartbeat {
+            id,
+            used,
+            chunks,
+            now_ms,
+        })
+        .await
+    }
+    /// DRAINING or ONLINE, by an operator.
+    pub async fn set_chunk_server_status(
+        &self,
+        id: ServerId,
+        status: ServerStatus,
+    ) -> Result<ChunkServerRecord> {
+        self.server_reply(Command::SetChunkServerStatus { id, status })
+            .await
+    }
+    /// Marks servers silent for `timeout_ms` OFFLINE; returns their ids.
+    pub async fn mark_offline_servers(
+        &self,
+        now_ms: i64,
+        timeout_ms: i64,
+    ) -> Result<Vec<ServerId>> {
+        match self
+            .write(Command::MarkOfflineServers { now_ms, timeout_ms })
+            .await?
+        {
+            Reply::MarkedOffline(ids) => Ok(ids),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Linearizable list of registered servers.
+    pub async fn chunk_servers(&self) -> Result<Vec<ChunkServerRecord>> {
+        match self.read(ReadRequest::ChunkServers).await? {
+            ReadReply::ChunkServers(servers) => Ok(servers),
+            other => Err(unexpected(other)),
+        }
+    }
+    async fn server_reply(&self, command: Command) -> Result<ChunkServerRecord> {
+        match self.write(command).await? {
+            Reply::ChunkServer(record) => Ok(record),
             other => Err(unexpected(other)),
         }
     }

@@ -8,6 +8,7 @@ use crate::multipart::{CompletedPart, PartRecord, UploadId, UploadRecord};
 use crate::object::{
     BucketInfo, ChunkId, ObjectChecksum, ObjectData, ObjectVersion, OverwritePolicy,
 };
+use crate::registry::{ChunkServerRecord, ServerId, ServerStatus};
 
 /// An expectation on the current version of a key, checked inside apply
 /// (compare-and-swap; brief.md §3).
@@ -89,6 +90,31 @@ pub enum Command {
         bucket: String,
         policy: OverwritePolicy,
     },
+    /// A chunk server (re-)registers; `now_ms` is the proposer's clock.
+    RegisterChunkServer {
+        id: ServerId,
+        addr: String,
+        zone: String,
+        capacity: u64,
+        now_ms: i64,
+    },
+    ChunkServerHeartbeat {
+        id: ServerId,
+        used: u64,
+        chunks: u64,
+        now_ms: i64,
+    },
+    /// An operator sets DRAINING or ONLINE.
+    SetChunkServerStatus {
+        id: ServerId,
+        status: ServerStatus,
+    },
+    /// Servers whose last heartbeat is older than `now_ms - timeout_ms`
+    /// become OFFLINE.
+    MarkOfflineServers {
+        now_ms: i64,
+        timeout_ms: i64,
+    },
     /// The collector deleted the chunks of these GC-queue records.
     GcAck {
         records: Vec<(u64, u32)>,
@@ -119,7 +145,11 @@ impl Command {
             | Command::DeleteBucket { .. }
             | Command::AbortMultipartUpload { .. }
             | Command::ExpireUploads { .. }
-            | Command::SetOverwritePolicy { .. } => BASE,
+            | Command::SetOverwritePolicy { .. }
+            | Command::ChunkServerHeartbeat { .. }
+            | Command::SetChunkServerStatus { .. }
+            | Command::MarkOfflineServers { .. } => BASE,
+            Command::RegisterChunkServer { addr, zone, .. } => BASE + addr.len() + zone.len(),
             Command::DeleteObject { key, .. } => BASE + key.len(),
             Command::CreateMultipartUpload { upload } => {
                 let metadata: usize = upload
@@ -171,6 +201,8 @@ pub enum Reply {
     Deleted {
         existed: bool,
     },
+    ChunkServer(ChunkServerRecord),
+    MarkedOffline(Vec<ServerId>),
     /// ExpireUploads: how many uploads were aborted.
     Expired {
         count: u32,

@@ -37,6 +37,8 @@ pub enum MetaError {
     /// A part other than the last is smaller than the minimum part size.
     #[error("part {part_number} is smaller than the minimum part size")]
     EntityTooSmall { part_number: u32 },
+    #[error("chunk server {0} is not registered")]
+    NoSuchChunkServer(u64),
     /// The state a command relied on changed while it was being prepared
     /// (e.g. a copy's source was deleted during the copy).
     #[error("conflict: {0}")]

@@ -25,7 +25,7 @@ use crate::rpc::{
     AdminReply, AdminRequest, HttpClient, NodeStatus, ReadReply, ReadRequest, SharedFaults,
 };
 use crate::server::ServerHandle;
-use crate::{listing, multipart, namespace};
+use crate::{listing, multipart, namespace, registry};
 
 /// The Raft log's redb file inside `data_dir`.
 pub const LOG_FILE_NAME: &str = "raft-log.redb";
@@ -214,6 +214,10 @@ impl NodeInner {
                 .read(move |txn| namespace::gc_queue(txn, after, limit))
                 .await
                 .map(ReadReply::GcQueue),
+            ReadRequest::ChunkServers => self
+                .read(registry::chunk_servers)
+                .await
+                .map(ReadReply::ChunkServers),
             ReadRequest::ChunksReferenced { ids } => self
                 .read(move |txn| namespace::chunks_referenced(txn, &ids))
                 .await

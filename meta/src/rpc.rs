@@ -27,6 +27,7 @@ use crate::listing::{ListPage, ListRequest};
 use crate::multipart::{ListUploadsRequest, PartsPage, UploadId, UploadRecord, UploadsPage};
 use crate::namespace::GcEntry;
 use crate::object::{BucketInfo, ChunkId, ObjectVersion};
+use crate::registry::ChunkServerRecord;
 
 /// Raft: `AppendEntriesRequest` → `Result<AppendEntriesResponse, RaftError>`.
 pub const PATH_RAFT_APPEND: &str = "/raft/append";
@@ -83,6 +84,7 @@ pub enum ReadRequest {
     ChunksReferenced {
         ids: Vec<ChunkId>,
     },
+    ChunkServers,
 }
 
 /// The answer to a [`ReadRequest`], same variant order.
@@ -97,6 +99,7 @@ pub enum ReadReply {
     Uploads(UploadsPage),
     GcQueue(Vec<GcEntry>),
     Referenced(Vec<bool>),
+    ChunkServers(Vec<ChunkServerRecord>),
 }
 
 /// Membership changes and status, answered by the leader (status by any node).

@@ -48,6 +48,8 @@ pub const PARTS: StateTable = StateTable::new("ns_parts");
 /// the chunk. No row means none: the chunk is garbage, and can never be
 /// referenced again (see `namespace::ChunkOwnership`).
 pub const CHUNK_REFS: StateTable = StateTable::new("ns_chunk_refs");
+/// server id BE → [`crate::registry::ChunkServerRecord`].
+pub const CHUNK_SERVERS: StateTable = StateTable::new("ns_chunk_servers");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -59,6 +61,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     UPLOAD_INDEX,
     PARTS,
     CHUNK_REFS,
+    CHUNK_SERVERS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

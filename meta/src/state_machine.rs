@@ -94,6 +94,23 @@ fn apply(
             limit,
         } => tables.expire_uploads(log_index, *initiated_before_ms, *limit),
         Command::GcAck { records } => tables.gc_ack(records),
+        Command::RegisterChunkServer {
+            id,
+            addr,
+            zone,
+            capacity,
+            now_ms,
+        } => tables.register_server(*id, addr, zone, *capacity, *now_ms),
+        Command::ChunkServerHeartbeat {
+            id,
+            used,
+            chunks,
+            now_ms,
+        } => tables.heartbeat(*id, *used, *chunks, *now_ms),
+        Command::SetChunkServerStatus { id, status } => tables.set_server_status(*id, *status),
+        Command::MarkOfflineServers { now_ms, timeout_ms } => {
+            tables.mark_offline(*now_ms, *timeout_ms)
+        }
         Command::SetOverwritePolicy { bucket, policy } => {
             tables.set_overwrite_policy(bucket, *policy)
         }

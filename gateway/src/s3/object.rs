@@ -219,7 +219,8 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::InvalidPart(_)
         | MetaError::InvalidPartOrder
         | MetaError::EntityTooSmall { .. }
-        | MetaError::Conflict(_) => true,
+        | MetaError::Conflict(_)
+        | MetaError::NoSuchChunkServer(_) => true,
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
         | MetaError::Timeout
