@@ -13,8 +13,8 @@ pub const CHUNK_SIZE_MAX: u64 = 256 * 1024 * 1024;
 pub const READ_PIECE_SIZE_MAX: u64 = 1024 * 1024;
 
 const _: () = assert!(CHUNK_SIZE_DEFAULT <= CHUNK_SIZE_MAX);
-const _: () = assert!(CHUNK_SIZE_DEFAULT % BLOCK_SIZE == 0);
-const _: () = assert!(READ_PIECE_SIZE_MAX % BLOCK_SIZE == 0);
+const _: () = assert!(CHUNK_SIZE_DEFAULT.is_multiple_of(BLOCK_SIZE));
+const _: () = assert!(READ_PIECE_SIZE_MAX.is_multiple_of(BLOCK_SIZE));
 const _: () = assert!(READ_PIECE_SIZE_MAX >= BLOCK_SIZE);
 
 // --- Chunk server (server.rs) -------------------------------------------

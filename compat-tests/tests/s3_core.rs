@@ -753,7 +753,7 @@ async fn acls_versioning_and_listing_parameters() {
         .put_object()
         .bucket("misc")
         .key("meta")
-        .metadata("big", &"v".repeat(2100))
+        .metadata("big", "v".repeat(2100))
         .body(ByteStream::from_static(b"x"))
         .send()
         .await;

@@ -57,7 +57,7 @@ impl ServeConfig {
     /// Fails fast on settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
         if self.chunk_size == 0
-            || self.chunk_size % BLOCK_SIZE != 0
+            || !self.chunk_size.is_multiple_of(BLOCK_SIZE)
             || self.chunk_size > CHUNK_SIZE_MAX
         {
             return Err(format!(

@@ -155,7 +155,7 @@ fn check_region<B>(pinned: Option<&str>, req: &http::Request<B>) -> Result<(), S
 fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body> {
     e.set_request_id(request_id);
     match e.to_http_response() {
-        Ok(response) => response.into(),
+        Ok(response) => response,
         Err(e) => {
             tracing::error!(error = ?e, "could not encode error response");
             let mut response = http::Response::new(s3s::Body::empty());

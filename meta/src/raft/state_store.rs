@@ -410,15 +410,14 @@ fn elide(result: &CommandResult, command: &Command) -> Remembered {
             version: proposed, ..
         },
     ) = (result, command)
+        && version.data == proposed.data
     {
-        if version.data == proposed.data {
-            let mut stored = version.clone();
-            stored.data = crate::object::ObjectData::Inline(Vec::new());
-            return Remembered {
-                result: Ok(Reply::Object(stored)),
-                data_elided: true,
-            };
-        }
+        let mut stored = version.clone();
+        stored.data = crate::object::ObjectData::Inline(Vec::new());
+        return Remembered {
+            result: Ok(Reply::Object(stored)),
+            data_elided: true,
+        };
     }
     Remembered {
         result: result.clone(),
