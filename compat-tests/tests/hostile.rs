@@ -613,7 +613,6 @@ async fn authentication_failures_are_refused_and_write_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "arbor defect: an unknown access key is answered 403 NotSignedUp (s3s SimpleAuth); S3 answers 403 InvalidAccessKeyId"]
 async fn unknown_access_key_is_invalid_access_key_id() {
     with_fixture(|f| async move {
         let body = b"an overwrite that must not happen";

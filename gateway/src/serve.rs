@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
 use arbor_meta::{MetaClient, MetaConfig, MetaNode};
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -54,10 +53,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         region: config.region.clone(),
     };
     let mut builder = S3ServiceBuilder::new(Arbor::new(meta.client(), chunks, settings));
-    builder.set_auth(SimpleAuth::from_single(
-        credentials.access_key.clone(),
-        credentials.secret_key.clone(),
-    ));
+    builder.set_auth(auth::KeyPair::new(&credentials));
     if let Some(domain) = &config.domain {
         builder.set_host(
             s3s::host::SingleDomain::new(domain).map_err(|e| anyhow::anyhow!("--domain: {e:?}"))?,
