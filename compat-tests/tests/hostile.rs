@@ -1038,7 +1038,6 @@ async fn garbage_request_lines_get_400() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "arbor defect: an unknown HTTP method (PATCH, PROPFIND) is answered 501 NotImplemented; S3 answers 405 MethodNotAllowed"]
 async fn unknown_methods_are_method_not_allowed() {
     with_fixture(|f| async move {
         for method in ["PATCH", "PROPFIND", "TRACE"] {

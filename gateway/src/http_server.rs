@@ -103,7 +103,9 @@ async fn handle(
         key = tracing::field::Empty,
     );
     async move {
-        let mut response = match check_region(frontend.region.as_deref(), &req) {
+        let checked = check_method(req.method())
+            .and_then(|()| check_region(frontend.region.as_deref(), &req));
+        let mut response = match checked {
             Err(e) => error_response(e, &request_id),
             Ok(()) => match frontend.s3.call(req.map(s3s::Body::from)).await {
                 Ok(response) => response,
@@ -137,6 +139,28 @@ async fn handle(
     .await
 }
 
+/// S3 answers a method it has no operation for with 405 MethodNotAllowed
+/// (s3s would say 501 NotImplemented, which clients may take for a
+/// missing feature). OPTIONS (CORS preflight) is left to s3s.
+fn check_method(method: &http::Method) -> Result<(), S3Error> {
+    use http::Method;
+    const WITH_OPERATIONS: [Method; 6] = [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+        Method::OPTIONS,
+    ];
+    if WITH_OPERATIONS.contains(method) {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        s3s::S3ErrorCode::MethodNotAllowed,
+        "The specified method is not allowed against this resource.",
+    ))
+}
+
 /// With `--region`, a request signed for another region is refused the way
 /// S3 refuses it.
 fn check_region<B>(pinned: Option<&str>, req: &http::Request<B>) -> Result<(), S3Error> {
@@ -167,4 +191,23 @@ fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body>
 
 fn new_request_id() -> String {
     hex::encode_upper(rand::random::<[u8; 8]>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_without_operations_are_not_allowed() {
+        for method in ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"] {
+            let method = http::Method::from_bytes(method.as_bytes()).expect("method");
+            assert!(check_method(&method).is_ok(), "{method}");
+        }
+        for method in ["PATCH", "PROPFIND", "TRACE", "CONNECT", "BREW"] {
+            let method = http::Method::from_bytes(method.as_bytes()).expect("method");
+            let e = check_method(&method).expect_err(method.as_str());
+            assert_eq!(e.code(), &s3s::S3ErrorCode::MethodNotAllowed);
+            assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(405));
+        }
+    }
 }
