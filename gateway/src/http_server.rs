@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth;
-use crate::limits::{CONNECTIONS_MAX, SHUTDOWN_DRAIN_SECS};
+use crate::limits::{CONNECTIONS_MAX, HEADER_SECTION_SIZE_MAX, SHUTDOWN_DRAIN_SECS};
 use crate::s3::RequestId;
 
 /// Per-server request handling, shared by every connection.
@@ -104,6 +104,7 @@ async fn handle(
     );
     async move {
         let checked = check_method(req.method())
+            .and_then(|()| check_header_section(req.headers()))
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
         let mut response = match checked {
             Err(e) => error_response(e, &request_id),
@@ -161,6 +162,23 @@ fn check_method(method: &http::Method) -> Result<(), S3Error> {
     ))
 }
 
+/// S3 refuses a request whose headers exceed `HEADER_SECTION_SIZE_MAX`.
+fn check_header_section(headers: &http::HeaderMap) -> Result<(), S3Error> {
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size <= HEADER_SECTION_SIZE_MAX {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        s3s::S3ErrorCode::RequestHeaderSectionTooLarge,
+        format!(
+            "Your request header section exceeds the maximum allowed size of {HEADER_SECTION_SIZE_MAX} bytes."
+        ),
+    ))
+}
+
 /// With `--region`, a request signed for another region is refused the way
 /// S3 refuses it.
 fn check_region<B>(pinned: Option<&str>, req: &http::Request<B>) -> Result<(), S3Error> {
@@ -196,6 +214,18 @@ fn new_request_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_section_is_limited() {
+        let mut headers = http::HeaderMap::new();
+        let value = "v".repeat(HEADER_SECTION_SIZE_MAX - "x-pad".len());
+        headers.insert("x-pad", http::HeaderValue::from_str(&value).expect("value"));
+        assert!(check_header_section(&headers).is_ok());
+        headers.insert("x", http::HeaderValue::from_static(""));
+        let e = check_header_section(&headers).expect_err("one byte over");
+        assert_eq!(e.code(), &s3s::S3ErrorCode::RequestHeaderSectionTooLarge);
+        assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+    }
 
     #[test]
     fn methods_without_operations_are_not_allowed() {

@@ -13,6 +13,11 @@ pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
 pub const DELETES_IN_FLIGHT_MAX: usize = 32;
 /// How long in-flight requests may run after shutdown starts.
 pub const SHUTDOWN_DRAIN_SECS: u64 = 20;
+/// Bytes of request headers (names and values) at most: S3 refuses a
+/// larger header section with RequestHeaderSectionTooLarge (its limit is
+/// 8 KiB), so no client relies on more, and a request cannot make every
+/// handler carry (and s3s log) tens of KiB of headers.
+pub const HEADER_SECTION_SIZE_MAX: usize = 8 * 1024;
 /// Concurrent connections the server accepts; more wait in the backlog.
 pub const CONNECTIONS_MAX: usize = 4096;
 
