@@ -810,6 +810,45 @@ async fn body_cut_off_mid_put_stores_nothing() {
     .await;
 }
 
+/// How long a stalled upload may hold its connection: S3 gives up after
+/// about 20 s of silence with 400 RequestTimeout.
+const STALL_ANSWER_MAX: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "arbor defect: a PUT whose body stalls holds its connection (and a connection permit) forever; S3 answers 400 RequestTimeout after ~20 s of silence"]
+async fn stalled_body_is_request_timeout() {
+    with_fixture(|f| async move {
+        let length = (1024 * 1024).to_string();
+        let target = object_target("stalled");
+        let headers = f.signer.sign_headers(
+            "PUT",
+            &target,
+            &[("content-length", &length)],
+            Payload::Unsigned,
+            SystemTime::now(),
+        );
+        let mut stream = TcpStream::connect(f.authority()).expect("connect");
+        stream
+            .set_read_timeout(Some(STALL_ANSWER_MAX))
+            .expect("timeout");
+        stream
+            .write_all(&request_head(f.authority(), "PUT", &target, &headers))
+            .expect("head");
+        stream.write_all(&[0u8; 4096]).expect("part of the body");
+        let mut raw = Vec::new();
+        let read = tokio::task::block_in_place(|| stream.read_to_end(&mut raw));
+        assert!(
+            read.is_ok(),
+            "no answer within {STALL_ANSWER_MAX:?}: {read:?}"
+        );
+        let response = parse_response(&raw).expect("an answer");
+        assert_error(&response, 400, "RequestTimeout", "stalled body");
+        assert_eq!(f.head_status("stalled"), 404);
+        f.assert_intact("stalled body").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "arbor defect: a syntactically invalid Range header (bytes=5-1, bytes=x) is refused with 400 InvalidArgument; S3 ignores it and answers 200 with the whole object"]
 async fn syntactically_invalid_ranges_are_ignored() {
