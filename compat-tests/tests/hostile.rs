@@ -766,12 +766,11 @@ async fn wrong_content_sha256_of_xml_body_is_x_amz_content_sha256_mismatch() {
     .await;
 }
 
-/// Sends a PUT announcing `Content-Length: 1 MiB`, writes `sent` bytes of
-/// it, then closes the connection.
-fn cut_off_put(f: &Fixture, key: &str, payload_signed: bool, sent: usize) {
+/// Sends a PUT to `target` announcing `Content-Length: 1 MiB`, writes
+/// `sent` bytes of it, then closes the connection.
+fn cut_off_put(f: &Fixture, target: &str, payload_signed: bool, sent: usize) {
     let full = bytes(1024 * 1024, 11);
     let length = full.len().to_string();
-    let target = object_target(key);
     let payload = if payload_signed {
         Payload::Sha256Of(&full)
     } else {
@@ -779,7 +778,7 @@ fn cut_off_put(f: &Fixture, key: &str, payload_signed: bool, sent: usize) {
     };
     let headers = f.signer.sign_headers(
         "PUT",
-        &target,
+        target,
         &[("content-length", &length)],
         payload,
         SystemTime::now(),
@@ -787,7 +786,7 @@ fn cut_off_put(f: &Fixture, key: &str, payload_signed: bool, sent: usize) {
     let mut stream = TcpStream::connect(f.authority()).expect("connect");
     stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
     stream
-        .write_all(&request_head(f.authority(), "PUT", &target, &headers))
+        .write_all(&request_head(f.authority(), "PUT", target, &headers))
         .expect("head");
     stream.write_all(&full[..sent]).expect("partial body");
     stream.flush().expect("flush");
@@ -797,14 +796,44 @@ fn cut_off_put(f: &Fixture, key: &str, payload_signed: bool, sent: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_cut_off_mid_put_stores_nothing() {
     with_fixture(|f| async move {
+        let upload =
+            f.s3.create_multipart_upload()
+                .bucket(BUCKET)
+                .key("mp")
+                .send()
+                .await
+                .expect("create upload");
+        let upload_id = upload.upload_id().expect("upload id");
+        let part = format!(
+            "{}?partNumber=1&uploadId={}",
+            object_target("mp"),
+            encode(upload_id)
+        );
         for payload_signed in [false, true] {
-            cut_off_put(&f, "cut", payload_signed, 100 * 1024);
-            cut_off_put(&f, KNOWN, payload_signed, 100 * 1024);
-            cut_off_put(&f, SMALL, payload_signed, 10);
+            cut_off_put(&f, &object_target("cut"), payload_signed, 100 * 1024);
+            cut_off_put(&f, &object_target(KNOWN), payload_signed, 100 * 1024);
+            cut_off_put(&f, &object_target(SMALL), payload_signed, 10);
+            cut_off_put(&f, &part, payload_signed, 100 * 1024);
         }
         // Let the server notice the closed connections before looking.
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(f.head_status("cut"), 404, "a cut-off PUT is not visible");
+        let parts =
+            f.s3.list_parts()
+                .bucket(BUCKET)
+                .key("mp")
+                .upload_id(upload_id)
+                .send()
+                .await
+                .expect("list parts");
+        assert!(parts.parts().is_empty(), "a cut-off part is not listed");
+        f.s3.abort_multipart_upload()
+            .bucket(BUCKET)
+            .key("mp")
+            .upload_id(upload_id)
+            .send()
+            .await
+            .expect("abort");
         f.assert_intact("cut-off PUTs").await;
     })
     .await;
