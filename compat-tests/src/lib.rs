@@ -247,7 +247,9 @@ pub fn raw_request(
     parse_response(&raw)
 }
 
-fn parse_response(raw: &[u8]) -> anyhow::Result<RawResponse> {
+/// Parses a raw HTTP/1.1 response (status line, headers, body; a chunked
+/// body is decoded).
+pub fn parse_response(raw: &[u8]) -> anyhow::Result<RawResponse> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

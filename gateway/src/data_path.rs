@@ -21,6 +21,7 @@ use s3s::dto::StreamingBlob;
 use tracing::Instrument;
 
 use crate::error;
+use crate::limits::BODY_IDLE_TIMEOUT_SECS;
 
 /// Pieces (up to 1 MiB each, the chunk store's read unit) read ahead of the
 /// client on GET: bounds memory per request while keeping the disk busy.
@@ -52,7 +53,7 @@ pub async fn write_body(
     let mut upload = Upload::new(store.clone(), chunk_size, inline_max);
     let mut md5 = Md5::new();
     let result = async {
-        while let Some(piece) = body.next().await {
+        while let Some(piece) = next_piece(&mut body).await? {
             let piece = piece.map_err(|e| error::from_body(e.as_ref()))?;
             if upload.size.saturating_add(piece.len() as u64) > size_max {
                 return Err(s3s::s3_error!(
@@ -81,6 +82,20 @@ pub async fn write_body(
             Err(e)
         }
     }
+}
+
+/// The next piece of a request body, or S3's RequestTimeout if the client
+/// sends nothing for `BODY_IDLE_TIMEOUT_SECS`.
+async fn next_piece(
+    body: &mut StreamingBlob,
+) -> Result<Option<Result<Bytes, s3s::StdError>>, S3Error> {
+    let idle = std::time::Duration::from_secs(BODY_IDLE_TIMEOUT_SECS);
+    tokio::time::timeout(idle, body.next()).await.map_err(|_| {
+        s3s::s3_error!(
+            RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period."
+        )
+    })
 }
 
 /// The state of one body being cut into chunks.

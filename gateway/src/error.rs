@@ -110,6 +110,10 @@ pub fn from_chunk(e: ChunkError) -> S3Error {
     S3Error::with_message(code, message)
 }
 
+/// How s3s's SHA-256-checking body stream reports a payload whose hash is
+/// not the signed `x-amz-content-sha256`.
+const S3S_SHA256_MISMATCH: &str = "UploadStreamError: Sha256Mismatch";
+
 /// An error of the request body stream (client went away, bad aws-chunked
 /// framing or signature): s3s reports these as opaque errors.
 pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error {
@@ -118,6 +122,21 @@ pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error
             s3.code().clone(),
             s3.message().unwrap_or_default().to_owned(),
         );
+    }
+    // s3s 0.14 (pinned) checks x-amz-content-sha256 in a stream whose error
+    // type it does not export; its message is the only way to tell.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if cause.to_string() == S3S_SHA256_MISMATCH {
+            // Not among s3s's codes.
+            let mut mismatch = S3Error::with_message(
+                S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            );
+            mismatch.set_status_code(http::StatusCode::BAD_REQUEST);
+            return mismatch;
+        }
+        source = cause.source();
     }
     tracing::info!(error = %e, "request body failed");
     S3Error::with_message(
@@ -241,6 +260,44 @@ mod tests {
             assert_eq!(mapped.code(), &code, "{error:?}");
             assert_eq!(status(&mapped).map(|s| s.as_u16()), Some(http), "{error:?}");
         }
+    }
+
+    #[test]
+    fn body_errors_map_to_s3_codes_and_statuses() {
+        #[derive(Debug)]
+        struct Message(&'static str);
+        impl std::fmt::Display for Message {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Message {}
+        let cases = [
+            (
+                Message(S3S_SHA256_MISMATCH),
+                S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                400,
+            ),
+            (
+                Message("UploadStreamError: Incomplete"),
+                S3ErrorCode::IncompleteBody,
+                400,
+            ),
+            (
+                Message("connection reset"),
+                S3ErrorCode::IncompleteBody,
+                400,
+            ),
+        ];
+        for (error, code, http) in cases {
+            let text = error.0;
+            let mapped = from_body(&error);
+            assert_eq!(mapped.code(), &code, "{text}");
+            let status = mapped.status_code().or_else(|| status(&mapped));
+            assert_eq!(status.map(|s| s.as_u16()), Some(http), "{text}");
+        }
+        let passed_on = from_body(&S3Error::with_message(S3ErrorCode::BadDigest, "m"));
+        assert_eq!(passed_on.code(), &S3ErrorCode::BadDigest);
     }
 
     #[test]

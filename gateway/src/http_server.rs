@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth;
-use crate::limits::{CONNECTIONS_MAX, SHUTDOWN_DRAIN_SECS};
+use crate::limits::{
+    CONNECTIONS_MAX, HEADER_READ_TIMEOUT_SECS, HEADER_SECTION_SIZE_MAX, SHUTDOWN_DRAIN_SECS,
+};
 use crate::s3::RequestId;
 
 /// Per-server request handling, shared by every connection.
@@ -32,7 +34,11 @@ pub struct Frontend {
 /// lets in-flight requests finish for up to `SHUTDOWN_DRAIN_SECS`, and
 /// aborts what remains. Returns when every connection is gone.
 pub async fn run(listener: TcpListener, frontend: Arc<Frontend>, shutdown: CancellationToken) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(HEADER_READ_TIMEOUT_SECS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections_allowed = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut connections = JoinSet::new();
@@ -103,7 +109,10 @@ async fn handle(
         key = tracing::field::Empty,
     );
     async move {
-        let mut response = match check_region(frontend.region.as_deref(), &req) {
+        let checked = check_method(req.method())
+            .and_then(|()| check_header_section(req.headers()))
+            .and_then(|()| check_region(frontend.region.as_deref(), &req));
+        let mut response = match checked {
             Err(e) => error_response(e, &request_id),
             Ok(()) => match frontend.s3.call(req.map(s3s::Body::from)).await {
                 Ok(response) => response,
@@ -126,7 +135,8 @@ async fn handle(
             response.headers_mut().insert("x-amz-id-2", value);
         }
         let status = response.status();
-        if status.is_server_error() {
+        // 501 answers a request for an operation Arbor does not offer.
+        if status.is_server_error() && status != http::StatusCode::NOT_IMPLEMENTED {
             tracing::warn!(%status, "request failed");
         } else {
             tracing::debug!(%status, "request done");
@@ -135,6 +145,45 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// S3 answers a method it has no operation for with 405 MethodNotAllowed
+/// (s3s would say 501 NotImplemented, which clients may take for a
+/// missing feature). OPTIONS (CORS preflight) is left to s3s.
+fn check_method(method: &http::Method) -> Result<(), S3Error> {
+    use http::Method;
+    const WITH_OPERATIONS: [Method; 6] = [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+        Method::OPTIONS,
+    ];
+    if WITH_OPERATIONS.contains(method) {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        s3s::S3ErrorCode::MethodNotAllowed,
+        "The specified method is not allowed against this resource.",
+    ))
+}
+
+/// S3 refuses a request whose headers exceed `HEADER_SECTION_SIZE_MAX`.
+fn check_header_section(headers: &http::HeaderMap) -> Result<(), S3Error> {
+    let size: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size <= HEADER_SECTION_SIZE_MAX {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        s3s::S3ErrorCode::RequestHeaderSectionTooLarge,
+        format!(
+            "Your request header section exceeds the maximum allowed size of {HEADER_SECTION_SIZE_MAX} bytes."
+        ),
+    ))
 }
 
 /// With `--region`, a request signed for another region is refused the way
@@ -203,6 +252,32 @@ impl s3s::host::S3Host for VirtualHosts {
 mod tests {
     use super::*;
     use s3s::host::S3Host;
+
+    #[test]
+    fn header_section_is_limited() {
+        let mut headers = http::HeaderMap::new();
+        let value = "v".repeat(HEADER_SECTION_SIZE_MAX - "x-pad".len());
+        headers.insert("x-pad", http::HeaderValue::from_str(&value).expect("value"));
+        assert!(check_header_section(&headers).is_ok());
+        headers.insert("x", http::HeaderValue::from_static(""));
+        let e = check_header_section(&headers).expect_err("one byte over");
+        assert_eq!(e.code(), &s3s::S3ErrorCode::RequestHeaderSectionTooLarge);
+        assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+    }
+
+    #[test]
+    fn methods_without_operations_are_not_allowed() {
+        for method in ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"] {
+            let method = http::Method::from_bytes(method.as_bytes()).expect("method");
+            assert!(check_method(&method).is_ok(), "{method}");
+        }
+        for method in ["PATCH", "PROPFIND", "TRACE", "CONNECT", "BREW"] {
+            let method = http::Method::from_bytes(method.as_bytes()).expect("method");
+            let e = check_method(&method).expect_err(method.as_str());
+            assert_eq!(e.code(), &s3s::S3ErrorCode::MethodNotAllowed);
+            assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(405));
+        }
+    }
 
     #[test]
     fn virtual_hosts_ignore_ports_and_other_names() {

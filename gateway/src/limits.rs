@@ -11,8 +11,19 @@ pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
 /// Deletes of one DeleteObjects request proposed concurrently (they are
 /// group-committed by the metadata service).
 pub const DELETES_IN_FLIGHT_MAX: usize = 32;
+/// A request body that sends nothing for this long is abandoned with
+/// S3's 400 RequestTimeout (S3 waits about 20 s), so a stalled client
+/// cannot hold a connection and its upload slot forever.
+pub const BODY_IDLE_TIMEOUT_SECS: u64 = 20;
+/// A client has this long to send a request's header section.
+pub const HEADER_READ_TIMEOUT_SECS: u64 = 30;
 /// How long in-flight requests may run after shutdown starts.
 pub const SHUTDOWN_DRAIN_SECS: u64 = 20;
+/// Bytes of request headers (names and values) at most: S3 refuses a
+/// larger header section with RequestHeaderSectionTooLarge (its limit is
+/// 8 KiB), so no client relies on more, and a request cannot make every
+/// handler carry (and s3s log) tens of KiB of headers.
+pub const HEADER_SECTION_SIZE_MAX: usize = 8 * 1024;
 /// Concurrent connections the server accepts; more wait in the backlog.
 pub const CONNECTIONS_MAX: usize = 4096;
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
 use arbor_meta::{MetaClient, MetaConfig, MetaNode};
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -60,10 +59,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         chunks: chunks.clone(),
     });
     builder.set_validation(NamesWithAdmin);
-    builder.set_auth(SimpleAuth::from_single(
-        credentials.access_key.clone(),
-        credentials.secret_key.clone(),
-    ));
+    builder.set_auth(auth::KeyPair::new(&credentials));
     if let Some(domain) = &config.domain {
         builder.set_host(VirtualHosts {
             domain: domain.clone(),

@@ -1,6 +1,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
-//! aws-sdk-s3 clients for the suites.
+//! aws-sdk-s3 clients for the suites, and SigV4 for raw requests.
+
+pub mod sign;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 
