@@ -8,10 +8,12 @@ mod common;
 use std::time::SystemTime;
 
 use arbor_compat_tests::{ArborServer, RawResponse, raw_request};
-use sha2::Digest;
+use common::sign::{Payload, Signer};
 
 const DOMAIN: &str = "s3.arbor.test";
 
+/// A request to `host` (a virtual host of the server), signed for it and
+/// sent to the server's address.
 fn signed(
     server: &ArborServer,
     method: &str,
@@ -19,56 +21,23 @@ fn signed(
     target: &str,
     body: &[u8],
 ) -> RawResponse {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    use aws_sigv4::sign::v4;
-    let identity = aws_credential_types::Credentials::new(
+    let signer = Signer::new(
+        &format!("http://{host}"),
         &server.access_key,
         &server.secret_key,
-        None,
-        None,
-        "test",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .expect("params")
-        .into();
-    let payload = hex::encode(sha2::Sha256::digest(body));
-    let headers = [("host", host), ("x-amz-content-sha256", payload.as_str())];
-    let url = format!("http://{host}{target}");
-    let signable = SignableRequest::new(
+    );
+    let headers = signer.sign_headers(
         method,
-        &url,
-        headers.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
-    let mut all: Vec<(String, String)> = vec![("x-amz-content-sha256".into(), payload.clone())];
-    for (name, value) in instructions.headers() {
-        all.push((name.to_owned(), value.to_owned()));
-    }
-    let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    raw_request_with_host(&server.endpoint, host, method, target, &refs, body)
-}
-
-/// `raw_request`, but with the Host header of a virtual host.
-fn raw_request_with_host(
-    endpoint: &str,
-    host: &str,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> RawResponse {
-    let mut with_host = vec![("Host", host)];
-    with_host.extend_from_slice(headers);
-    raw_request(endpoint, method, target, &with_host, body).expect("request")
+        target,
+        &[("host", host)],
+        Payload::Sha256Of(body),
+        SystemTime::now(),
+    );
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    raw_request(&server.endpoint, method, target, &headers, body).expect("request")
 }
 
 #[test]
