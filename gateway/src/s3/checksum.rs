@@ -220,6 +220,20 @@ fn invalid_value(algorithm: ChecksumAlgorithm) -> S3Error {
     )
 }
 
+/// Sets the five `checksum_*` fields of an s3s output, part or result
+/// from a stored checksum (every such s3s type has the same field names).
+macro_rules! set_checksum_fields {
+    ($target:expr, $stored:expr) => {{
+        let dto = $crate::s3::checksum::to_dto($stored);
+        $target.checksum_crc32 = dto.checksum_crc32;
+        $target.checksum_crc32c = dto.checksum_crc32c;
+        $target.checksum_crc64nvme = dto.checksum_crc64nvme;
+        $target.checksum_sha1 = dto.checksum_sha1;
+        $target.checksum_sha256 = dto.checksum_sha256;
+    }};
+}
+pub(crate) use set_checksum_fields;
+
 /// Fills the output fields for a stored checksum.
 pub fn to_dto(stored: &ObjectChecksum) -> Checksum {
     let mut out = Checksum::default();

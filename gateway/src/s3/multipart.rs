@@ -15,7 +15,7 @@ use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::conditions::{Conditions, Target};
+use super::conditions::Conditions;
 use super::{Arbor, acl, bucket, checksum, object, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
@@ -233,12 +233,7 @@ pub async fn upload_part(
         ..Default::default()
     };
     if let Some(stored) = &stored_checksum {
-        let dto = checksum::to_dto(stored);
-        output.checksum_crc32 = dto.checksum_crc32;
-        output.checksum_crc32c = dto.checksum_crc32c;
-        output.checksum_crc64nvme = dto.checksum_crc64nvme;
-        output.checksum_sha1 = dto.checksum_sha1;
-        output.checksum_sha256 = dto.checksum_sha256;
+        checksum::set_checksum_fields!(output, stored);
     }
     Ok(S3Response::new(output))
 }
@@ -274,19 +269,17 @@ pub async fn upload_part_copy(
     record_target("UploadPartCopy", &input.bucket, Some(&input.key));
     let number = part_number(input.part_number)?;
     let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
-    let (source_bucket, source_key) = object::copy_source(&input.copy_source)?;
-    let source = s3
-        .meta()
-        .get_object(&source_bucket, &source_key)
-        .await
-        .map_err(error::from_meta)?;
-    Conditions {
-        if_match: input.copy_source_if_match.as_ref(),
-        if_none_match: input.copy_source_if_none_match.as_ref(),
-        if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-    }
-    .check(Target::CopySource, &source.etag, source.last_modified_ms)?;
+    let (_, _, source) = object::copy_source_version(
+        s3,
+        &input.copy_source,
+        Conditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        },
+    )
+    .await?;
     let range = match input.copy_source_range.as_deref() {
         None => 0..source.size,
         Some(header) => copy_source_range(header, source.size)?,
@@ -343,12 +336,7 @@ pub async fn upload_part_copy(
     }
     let mut result = result;
     if let Some(stored) = &stored_checksum {
-        let dto = checksum::to_dto(stored);
-        result.checksum_crc32 = dto.checksum_crc32;
-        result.checksum_crc32c = dto.checksum_crc32c;
-        result.checksum_crc64nvme = dto.checksum_crc64nvme;
-        result.checksum_sha1 = dto.checksum_sha1;
-        result.checksum_sha256 = dto.checksum_sha256;
+        checksum::set_checksum_fields!(result, stored);
     }
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(result),
@@ -466,12 +454,7 @@ pub async fn complete(
         ..Default::default()
     };
     if let Some(stored) = &version.checksum {
-        let dto = checksum::to_dto(stored);
-        output.checksum_crc32 = dto.checksum_crc32;
-        output.checksum_crc32c = dto.checksum_crc32c;
-        output.checksum_crc64nvme = dto.checksum_crc64nvme;
-        output.checksum_sha1 = dto.checksum_sha1;
-        output.checksum_sha256 = dto.checksum_sha256;
+        checksum::set_checksum_fields!(output, stored);
         output.checksum_type = Some(dto_checksum_type(stored.full_object));
     }
     Ok(S3Response::new(output))
@@ -569,12 +552,7 @@ pub async fn list_parts(
                 ..Default::default()
             };
             if let Some(stored) = &p.checksum {
-                let dto = checksum::to_dto(stored);
-                part.checksum_crc32 = dto.checksum_crc32;
-                part.checksum_crc32c = dto.checksum_crc32c;
-                part.checksum_crc64nvme = dto.checksum_crc64nvme;
-                part.checksum_sha1 = dto.checksum_sha1;
-                part.checksum_sha256 = dto.checksum_sha256;
+                checksum::set_checksum_fields!(part, stored);
             }
             part
         })

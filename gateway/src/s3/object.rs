@@ -101,12 +101,7 @@ pub async fn put(
         ..Default::default()
     };
     if let Some(stored) = &committed.checksum {
-        let dto = checksum::to_dto(stored);
-        output.checksum_crc32 = dto.checksum_crc32;
-        output.checksum_crc32c = dto.checksum_crc32c;
-        output.checksum_crc64nvme = dto.checksum_crc64nvme;
-        output.checksum_sha1 = dto.checksum_sha1;
-        output.checksum_sha256 = dto.checksum_sha256;
+        checksum::set_checksum_fields!(output, stored);
         output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
     }
     Ok(S3Response::new(output))
@@ -252,12 +247,7 @@ macro_rules! describe_version {
         $output.storage_class = version.storage_class.clone().map(StorageClass::from);
         if $checksum_mode && $whole {
             if let Some(stored) = &version.checksum {
-                let dto = checksum::to_dto(stored);
-                $output.checksum_crc32 = dto.checksum_crc32;
-                $output.checksum_crc32c = dto.checksum_crc32c;
-                $output.checksum_crc64nvme = dto.checksum_crc64nvme;
-                $output.checksum_sha1 = dto.checksum_sha1;
-                $output.checksum_sha256 = dto.checksum_sha256;
+                checksum::set_checksum_fields!($output, stored);
                 $output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
             }
         }
@@ -442,19 +432,17 @@ pub async fn copy(
     let S3Request { input, headers, .. } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
-    let (source_bucket, source_key) = copy_source(&input.copy_source)?;
-    let source = s3
-        .meta()
-        .get_object(&source_bucket, &source_key)
-        .await
-        .map_err(error::from_meta)?;
-    Conditions {
-        if_match: input.copy_source_if_match.as_ref(),
-        if_none_match: input.copy_source_if_none_match.as_ref(),
-        if_modified_since: input.copy_source_if_modified_since.as_ref(),
-        if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-    }
-    .check(Target::CopySource, &source.etag, source.last_modified_ms)?;
+    let (source_bucket, source_key, source) = copy_source_version(
+        s3,
+        &input.copy_source,
+        Conditions {
+            if_match: input.copy_source_if_match.as_ref(),
+            if_none_match: input.copy_source_if_none_match.as_ref(),
+            if_modified_since: input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
+        },
+    )
+    .await?;
     if source.size > PUT_OBJECT_SIZE_MAX {
         return Err(s3_error!(
             InvalidRequest,
@@ -530,12 +518,7 @@ pub async fn copy(
         ..Default::default()
     };
     if let Some(stored) = &committed.checksum {
-        let dto = checksum::to_dto(stored);
-        result.checksum_crc32 = dto.checksum_crc32;
-        result.checksum_crc32c = dto.checksum_crc32c;
-        result.checksum_crc64nvme = dto.checksum_crc64nvme;
-        result.checksum_sha1 = dto.checksum_sha1;
-        result.checksum_sha256 = dto.checksum_sha256;
+        checksum::set_checksum_fields!(result, stored);
         result.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
     }
     Ok(S3Response::new(CopyObjectOutput {
@@ -621,8 +604,25 @@ pub async fn delete_many(
     }))
 }
 
+/// The version `x-amz-copy-source` names, with its bucket and key, once the
+/// copy-source conditions hold (CopyObject, UploadPartCopy).
+pub(super) async fn copy_source_version(
+    s3: &Arbor,
+    source: &CopySource,
+    conditions: Conditions<'_>,
+) -> S3Result<(String, String, ObjectVersion)> {
+    let (bucket, key) = copy_source(source)?;
+    let version = s3
+        .meta()
+        .get_object(&bucket, &key)
+        .await
+        .map_err(error::from_meta)?;
+    conditions.check(Target::CopySource, &version.etag, version.last_modified_ms)?;
+    Ok((bucket, key, version))
+}
+
 /// The bucket and key of `x-amz-copy-source` (only the null version exists).
-pub(super) fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
     match source {
         CopySource::Bucket {
             bucket,
