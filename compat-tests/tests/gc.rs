@@ -228,3 +228,54 @@ async fn unreferenced_chunks_are_collected_and_shared_ones_kept() {
     settle(data, 0, "after deleting everything").await;
     assert!(server.stop().expect("stop").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_upload_leaves_no_chunk_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let args = [
+        "--chunk-size",
+        "1048576",
+        "--no-fsync",
+        "--gc-grace-secs",
+        "1",
+        "--upload-expiry-secs",
+        "3",
+    ];
+    let server = ArborServer::start(data, &args).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket("expiry")
+        .send()
+        .await
+        .expect("bucket");
+    let id = s3
+        .create_multipart_upload()
+        .bucket("expiry")
+        .key("abandoned")
+        .send()
+        .await
+        .expect("create");
+    let id = id.upload_id().expect("id").to_owned();
+    s3.upload_part()
+        .bucket("expiry")
+        .key("abandoned")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from(bytes(5 * MIB, 9)))
+        .send()
+        .await
+        .expect("part");
+    settle(data, 5, "the abandoned part's chunks").await;
+    // Expired after 3 s, collected after the 1 s grace.
+    settle(data, 0, "after expiry and GC").await;
+    let e = s3
+        .list_parts()
+        .bucket("expiry")
+        .key("abandoned")
+        .upload_id(&id)
+        .send()
+        .await;
+    assert!(e.is_err(), "the upload is gone");
+    assert!(server.stop().expect("stop").success());
+}

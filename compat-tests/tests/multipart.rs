@@ -638,3 +638,131 @@ async fn upload_part_copy_shares_whole_chunks_and_copies_the_rest() {
     assert_eq!(read(&s3, "assembled").await, expected);
     assert!(server.stop().expect("stop").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_object_crc_is_combined_from_the_parts() {
+    use aws_sdk_s3::types::{ChecksumMode, ChecksumType};
+    use base64::Engine;
+    let (server, s3, _data) = start(&[]).await;
+    let body = bytes(11 * MIB + 17, 41);
+    let expected = {
+        let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, &body) as u32;
+        base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+    };
+    let upload = |key: &'static str| {
+        let s3 = s3.clone();
+        let body = body.clone();
+        async move {
+            let out = s3
+                .create_multipart_upload()
+                .bucket(BUCKET)
+                .key(key)
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .checksum_type(ChecksumType::FullObject)
+                .send()
+                .await
+                .expect("create");
+            assert_eq!(out.checksum_type(), Some(&ChecksumType::FullObject));
+            let id = out.upload_id().expect("id").to_owned();
+            let mut parts = Vec::new();
+            for (i, piece) in body.chunks(5 * MIB).enumerate() {
+                let n = i as i32 + 1;
+                let out = s3
+                    .upload_part()
+                    .bucket(BUCKET)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(n)
+                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                    .body(ByteStream::from(piece.to_vec()))
+                    .send()
+                    .await
+                    .expect("part");
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .e_tag(out.e_tag().expect("etag"))
+                        .checksum_crc32(out.checksum_crc32().expect("part crc"))
+                        .build(),
+                );
+            }
+            (
+                id,
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+        }
+    };
+    let (id, parts) = upload("full").await;
+    let out = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("full")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(
+        out.checksum_crc32(),
+        Some(expected.as_str()),
+        "the CRC32 of the whole object, no -N"
+    );
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("full")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.checksum_crc32(), Some(expected.as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("full")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.body
+            .collect()
+            .await
+            .expect("validated")
+            .into_bytes()
+            .to_vec(),
+        body
+    );
+
+    // A client-sent full-object checksum that the parts do not make is refused.
+    let (id, parts) = upload("wrong").await;
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("wrong")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .checksum_crc32("AAAAAA==")
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await
+        .expect_err("wrong full checksum");
+    assert_eq!(e.code(), Some("BadDigest"));
+    // FULL_OBJECT is for CRCs only.
+    let e = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("sha")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await;
+    assert_eq!(
+        e.expect_err("sha full object").code(),
+        Some("InvalidRequest")
+    );
+    assert!(server.stop().expect("stop").success());
+}

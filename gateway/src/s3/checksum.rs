@@ -234,6 +234,35 @@ macro_rules! set_checksum_fields {
 }
 pub(crate) use set_checksum_fields;
 
+/// The full-object checksum of a multipart object from its parts' CRCs and
+/// sizes: CRCs compose (crc(a ‖ b) from crc(a), crc(b) and |b|), so no byte
+/// is read. `None` for SHA algorithms, which S3 allows only as composite.
+pub fn combine_full_object(
+    algorithm: ChecksumAlgorithm,
+    parts: &[(String, u64)],
+) -> Result<Option<String>, S3Error> {
+    let (crc, width) = match algorithm {
+        ChecksumAlgorithm::Crc32 => (crc_fast::CrcAlgorithm::Crc32IsoHdlc, 4),
+        ChecksumAlgorithm::Crc32c => (crc_fast::CrcAlgorithm::Crc32Iscsi, 4),
+        ChecksumAlgorithm::Crc64Nvme => (crc_fast::CrcAlgorithm::Crc64Nvme, 8),
+        ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => return Ok(None),
+    };
+    let mut combined: Option<u64> = None;
+    for (value, size) in parts {
+        let bytes = decode(algorithm, value)?;
+        let part = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        combined = Some(match combined {
+            None => part,
+            Some(sum) => crc_fast::checksum_combine(crc, sum, part, *size),
+        });
+    }
+    let Some(sum) = combined else { return Ok(None) };
+    let bytes = sum.to_be_bytes();
+    Ok(Some(
+        base64::engine::general_purpose::STANDARD.encode(&bytes[8 - width..]),
+    ))
+}
+
 /// Fills the output fields for a stored checksum.
 pub fn to_dto(stored: &ObjectChecksum) -> Checksum {
     let mut out = Checksum::default();
@@ -300,6 +329,33 @@ mod tests {
         assert_eq!(
             verify(&e, &computed, None).expect_err("missing").code(),
             &S3ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn part_crcs_combine_into_the_full_object_crc() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for algorithm in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
+            let of = |bytes: &[u8]| {
+                let mut h = hasher(algorithm);
+                h.update(bytes);
+                value(&h.finalize(), algorithm).expect("value").to_owned()
+            };
+            let parts = [
+                (of(&data[..3000]), 3000),
+                (of(&data[3000..3001]), 1),
+                (of(&data[3001..]), 6999),
+            ];
+            let combined = combine_full_object(algorithm, &parts).expect("combine");
+            assert_eq!(combined, Some(of(&data)), "{algorithm:?}");
+        }
+        assert_eq!(
+            combine_full_object(ChecksumAlgorithm::Sha256, &[]).expect("sha"),
+            None
         );
     }
 

@@ -88,6 +88,17 @@ pub async fn create(
         Some(ChecksumType::COMPOSITE) => false,
         Some(_) => return Err(s3_error!(InvalidRequest, "Invalid checksum type")),
     };
+    if full_object
+        && matches!(
+            algorithm,
+            Some(ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256)
+        )
+    {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The FULL_OBJECT checksum type cannot be used with the SHA1 or SHA256 checksum algorithm."
+        ));
+    }
     if full_object && algorithm.is_none() {
         return Err(s3_error!(
             InvalidRequest,
@@ -359,7 +370,7 @@ fn completed_part_checksum(part: &CompletedPart, algorithm: ChecksumAlgorithm) -
 async fn stored_part_checksums(
     s3: &Arbor,
     upload_id: UploadId,
-) -> S3Result<BTreeMap<u32, Option<String>>> {
+) -> S3Result<BTreeMap<u32, (Option<String>, u64)>> {
     let mut sums = BTreeMap::new();
     let mut after = 0;
     loop {
@@ -371,7 +382,7 @@ async fn stored_part_checksums(
         for part in &page.parts {
             sums.insert(
                 part.part_number,
-                part.checksum.as_ref().map(|c| c.value.clone()),
+                (part.checksum.as_ref().map(|c| c.value.clone()), part.size),
             );
             after = part.part_number;
         }
@@ -387,6 +398,14 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     record_target("CompleteMultipartUpload", &input.bucket, Some(&input.key));
+    let input_checksums = Checksum {
+        checksum_crc32: input.checksum_crc32.clone(),
+        checksum_crc32c: input.checksum_crc32c.clone(),
+        checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+        checksum_sha1: input.checksum_sha1.clone(),
+        checksum_sha256: input.checksum_sha256.clone(),
+        ..Default::default()
+    };
     let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
     let listed = input
         .multipart_upload
@@ -417,7 +436,7 @@ pub async fn complete(
         let checksum = match upload.checksum {
             None => None,
             Some((algorithm, _)) => {
-                let stored = stored_sums.get(&number).cloned().flatten();
+                let stored = stored_sums.get(&number).and_then(|(sum, _)| sum.clone());
                 match (completed_part_checksum(part, algorithm), &stored) {
                     (Some(sent), Some(stored)) if sent != stored => {
                         return Err(error::from_meta(arbor_meta::MetaError::InvalidPart(
@@ -434,7 +453,24 @@ pub async fn complete(
             checksum,
         });
     }
-    let object_checksum = composite_checksum(&upload, &parts)?;
+    let sizes: BTreeMap<u32, u64> = stored_sums
+        .iter()
+        .map(|(n, (_, size))| (*n, *size))
+        .collect();
+    let object_checksum = object_checksum(&upload, &parts, &sizes)?;
+    // A full-object checksum the client sends must match what the parts make.
+    if let (Some(computed), Some((algorithm, true))) = (&object_checksum, upload.checksum)
+        && let Some(sent) = complete_input_checksum(&input_checksums, algorithm)
+        && sent != computed.value
+    {
+        return Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::BadDigest,
+            format!(
+                "The {} you specified did not match the calculated checksum.",
+                checksum::algorithm_name(algorithm)
+            ),
+        ));
+    }
     let version = s3
         .meta()
         .complete_multipart_upload(
@@ -460,24 +496,37 @@ pub async fn complete(
     Ok(S3Response::new(output))
 }
 
-/// S3's composite checksum: the algorithm over the concatenated binary part
-/// checksums, then `-N`. Full-object checksums of multipart uploads (CRC
-/// combination) are not computed yet: such objects carry none.
-fn composite_checksum(
+/// The multipart object's checksum as S3 defines it: COMPOSITE, the
+/// algorithm over the concatenated binary part checksums then `-N`; or
+/// FULL_OBJECT (CRC algorithms), the parts' CRCs combined into the CRC of
+/// the whole object. `None` if the upload declared no algorithm or a part
+/// has no checksum.
+fn object_checksum(
     upload: &UploadRecord,
     parts: &[MetaCompletedPart],
+    sizes: &BTreeMap<u32, u64>,
 ) -> S3Result<Option<ObjectChecksum>> {
     let Some((algorithm, full_object)) = upload.checksum else {
         return Ok(None);
     };
-    if full_object {
-        return Ok(None);
-    }
-    let mut concatenated = Vec::new();
+    let mut sums = Vec::with_capacity(parts.len());
     for part in parts {
         let Some(value) = &part.checksum else {
             return Ok(None);
         };
+        let size = sizes.get(&part.part_number).copied().unwrap_or_default();
+        sums.push((value.clone(), size));
+    }
+    if full_object {
+        let value = checksum::combine_full_object(algorithm, &sums)?;
+        return Ok(value.map(|value| ObjectChecksum {
+            algorithm,
+            value,
+            full_object: true,
+        }));
+    }
+    let mut concatenated = Vec::new();
+    for (value, _) in &sums {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value)
             .map_err(|e| error::internal("stored part checksum", e))?;
@@ -493,6 +542,11 @@ fn composite_checksum(
         value: format!("{value}-{}", parts.len()),
         full_object: false,
     }))
+}
+
+/// The full-object checksum a CompleteMultipartUpload request carries.
+fn complete_input_checksum(input: &Checksum, algorithm: ChecksumAlgorithm) -> Option<&str> {
+    checksum::value(input, algorithm)
 }
 
 pub async fn abort(
