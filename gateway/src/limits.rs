@@ -8,9 +8,6 @@ pub const LIST_KEYS_MAX: i32 = 1000;
 pub const LIST_BUCKETS_MAX: usize = 10_000;
 /// Keys one DeleteObjects request may name (S3: 1000).
 pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
-/// Deletes of one DeleteObjects request proposed concurrently (they are
-/// group-committed by the metadata service).
-pub const DELETES_IN_FLIGHT_MAX: usize = 32;
 /// A request body that sends nothing for this long is abandoned with
 /// S3's 400 RequestTimeout (S3 waits about 20 s), so a stalled client
 /// cannot hold a connection and its upload slot forever.

@@ -339,6 +339,25 @@ impl MetaClient {
             other => Err(unexpected(other)),
         }
     }
+    /// Deletes the current version of each key in one command; per key,
+    /// whether one existed or why it could not be deleted.
+    pub async fn delete_objects(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<Result<bool, MetaError>>> {
+        let count = keys.len();
+        match self
+            .write(Command::DeleteObjects {
+                bucket: bucket.to_owned(),
+                keys,
+            })
+            .await?
+        {
+            Reply::DeletedMany(outcomes) if outcomes.len() == count => Ok(outcomes),
+            other => Err(unexpected(other)),
+        }
+    }
     /// Linearizable listing page.
     pub async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage> {
         let (bucket, request) = (bucket.to_owned(), request.clone());

@@ -48,6 +48,12 @@ pub enum Command {
         bucket: String,
         key: String,
     },
+    /// DeleteObject for each key, in one command (S3's DeleteObjects):
+    /// each key's outcome is reported on its own.
+    DeleteObjects {
+        bucket: String,
+        keys: Vec<String>,
+    },
     CreateMultipartUpload {
         upload: UploadRecord,
     },
@@ -151,6 +157,9 @@ impl Command {
             | Command::MarkOfflineServers { .. } => BASE,
             Command::RegisterChunkServer { addr, zone, .. } => BASE + addr.len() + zone.len(),
             Command::DeleteObject { key, .. } => BASE + key.len(),
+            Command::DeleteObjects { keys, .. } => {
+                BASE.saturating_add(keys.iter().map(|k| k.len() + 8).sum::<usize>())
+            }
             Command::CreateMultipartUpload { upload } => {
                 let metadata: usize = upload
                     .user_metadata
@@ -203,6 +212,8 @@ pub enum Reply {
     },
     ChunkServer(ChunkServerRecord),
     MarkedOffline(Vec<ServerId>),
+    /// DeleteObjects: per key, whether a version existed, or why not.
+    DeletedMany(Vec<Result<bool, MetaError>>),
     /// ExpireUploads: how many uploads were aborted.
     Expired {
         count: u32,

@@ -495,6 +495,31 @@ impl<'txn> NamespaceTables<'txn> {
         Ok(Ok(Reply::Deleted { existed: true }))
     }
 
+    /// DeleteObject for each key; a missing bucket fails the whole command.
+    pub(crate) fn delete_objects(
+        &mut self,
+        log_index: u64,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<CommandResult> {
+        if read_bucket(&self.buckets, bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+        }
+        let mut outcomes = Vec::with_capacity(keys.len());
+        for key in keys {
+            outcomes.push(match self.delete_object(log_index, bucket, key)? {
+                Ok(Reply::Deleted { existed }) => Ok(existed),
+                Ok(other) => {
+                    return Err(MetaError::Corrupt(format!(
+                        "delete_object replied {other:?}"
+                    )));
+                }
+                Err(e) => Err(e),
+            });
+        }
+        Ok(Ok(Reply::DeletedMany(outcomes)))
+    }
+
     /// Creates directory `stored_name` (ending in `/`) in `parent`.
     fn create_directory(&mut self, parent: u64, stored_name: Vec<u8>) -> Result<u64> {
         let inode = self.create_inode(parent, stored_name.clone(), InodeKind::Directory)?;

@@ -67,6 +67,7 @@ fn apply(
             log_index, position, bucket, key, version, condition, *ownership,
         ),
         Command::DeleteObject { bucket, key } => tables.delete_object(log_index, bucket, key),
+        Command::DeleteObjects { bucket, keys } => tables.delete_objects(log_index, bucket, keys),
         Command::CreateMultipartUpload { upload } => tables.create_upload(upload),
         Command::UploadPart {
             upload_id,

@@ -356,3 +356,44 @@ async fn snapshot_and_purged_log_survive_restart() {
     assert!(v.generation > applied);
     node.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn delete_objects_reports_each_key_in_one_command() {
+    let dir = TempDir::new().expect("tempdir");
+    let node = open(&dir, false).await;
+    let meta = node.client();
+    meta.create_bucket("many", 1).await.expect("bucket");
+    for key in ["a", "b/c", "b/d"] {
+        meta.put_object("many", key, inline(key.as_bytes()), WriteCondition::None)
+            .await
+            .expect("put");
+    }
+    let before = node.raft_metrics().last_log_index;
+    let long = "k".repeat(1025);
+    let keys: Vec<String> = ["a", "b/c", "missing", "", long.as_str()]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    let outcomes = meta
+        .delete_objects("many", keys)
+        .await
+        .expect("delete objects");
+    assert_eq!(outcomes[..3], [Ok(true), Ok(true), Ok(false)]);
+    assert!(
+        matches!(outcomes[3], Err(MetaError::InvalidKey(_))),
+        "an empty key is refused on its own"
+    );
+    assert_eq!(outcomes[4], Err(MetaError::KeyTooLong));
+    assert_eq!(
+        node.raft_metrics().last_log_index,
+        before.map(|i| i + 1),
+        "one log entry"
+    );
+    let page = meta.list_objects("many", &list_all()).await.expect("list");
+    assert_eq!(keys_of(&page.entries), ["b/d"]);
+    assert_eq!(
+        meta.delete_objects("nobucket", vec!["a".into()]).await,
+        Err(MetaError::NoSuchBucket("nobucket".into()))
+    );
+    node.shutdown().await.expect("shutdown");
+}

@@ -7,7 +7,6 @@ use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
 use arbor_meta::object::ObjectHeaders;
 use arbor_meta::{MetaError, ObjectVersion};
 use base64::Engine;
-use futures::StreamExt;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -15,7 +14,7 @@ use super::conditions::{Conditions, Target};
 use super::{Arbor, acl, checksum, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
-use crate::limits::{DELETE_OBJECTS_KEYS_MAX, DELETES_IN_FLIGHT_MAX, PUT_OBJECT_SIZE_MAX};
+use crate::limits::{DELETE_OBJECTS_KEYS_MAX, PUT_OBJECT_SIZE_MAX};
 
 pub async fn put(
     s3: &Arbor,
@@ -541,9 +540,8 @@ pub async fn delete(
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
-/// DeleteObjects: up to 1000 keys, each deleted on its own (and group
-/// committed together by the metadata service); per-key failures are
-/// reported in the response, and Quiet mode reports only those.
+/// DeleteObjects: up to 1000 keys deleted by one metadata command; per-key
+/// failures are reported in the response, and Quiet mode reports only those.
 pub async fn delete_many(
     s3: &Arbor,
     req: S3Request<DeleteObjectsInput>,
@@ -558,27 +556,33 @@ pub async fn delete_many(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
-    s3.meta()
-        .head_bucket(&input.bucket)
-        .await
-        .map_err(error::from_meta)?;
-    let bucket = input.bucket.as_str();
-    let outcomes: Vec<(ObjectIdentifier, Result<(), S3Error>)> = futures::stream::iter(objects)
-        .map(|object| async move {
-            let result = match reject_version_id(object.version_id.as_deref()) {
-                Err(e) => Err(e),
-                Ok(()) => s3
-                    .meta()
-                    .delete_object(bucket, &object.key)
-                    .await
-                    .map(|_| ())
-                    .map_err(error::from_meta),
-            };
-            (object, result)
-        })
-        .buffered(DELETES_IN_FLIGHT_MAX)
-        .collect()
-        .await;
+    // A version other than null fails on its own; the rest are deleted by
+    // one metadata command, each key reported on its own.
+    let mut outcomes: Vec<(ObjectIdentifier, Result<(), S3Error>)> =
+        Vec::with_capacity(objects.len());
+    let mut pending = Vec::with_capacity(objects.len());
+    for object in objects {
+        match reject_version_id(object.version_id.as_deref()) {
+            Ok(()) => pending.push(object),
+            Err(e) => outcomes.push((object, Err(e))),
+        }
+    }
+    if pending.is_empty() {
+        s3.meta()
+            .head_bucket(&input.bucket)
+            .await
+            .map_err(error::from_meta)?;
+    } else {
+        let keys = pending.iter().map(|o| o.key.clone()).collect();
+        let results = s3
+            .meta()
+            .delete_objects(&input.bucket, keys)
+            .await
+            .map_err(error::from_meta)?;
+        for (object, result) in pending.into_iter().zip(results) {
+            outcomes.push((object, result.map(|_| ()).map_err(error::from_meta)));
+        }
+    }
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for (object, result) in outcomes {
