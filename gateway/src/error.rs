@@ -112,6 +112,9 @@ pub fn from_chunk(e: ChunkError) -> S3Error {
 
 /// How s3s's SHA-256-checking body stream reports a payload whose hash is
 /// not the signed `x-amz-content-sha256`.
+/// How s3s 0.14 (pinned) reports a signed aws-chunked body whose chunk or
+/// trailer signature is wrong; the error type is not exported.
+const S3S_CHUNK_SIGNATURE_MISMATCH: &str = "AwsChunkedStreamError: SignatureMismatch";
 const S3S_SHA256_MISMATCH: &str = "UploadStreamError: Sha256Mismatch";
 
 /// An error of the request body stream (client went away, bad aws-chunked
@@ -127,6 +130,12 @@ pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error
     // type it does not export; its message is the only way to tell.
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(cause) = source {
+        if cause.to_string() == S3S_CHUNK_SIGNATURE_MISMATCH {
+            return S3Error::with_message(
+                S3ErrorCode::SignatureDoesNotMatch,
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+            );
+        }
         if cause.to_string() == S3S_SHA256_MISMATCH {
             // Not among s3s's codes.
             let mut mismatch = S3Error::with_message(
@@ -277,6 +286,11 @@ mod tests {
                 Message(S3S_SHA256_MISMATCH),
                 S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
                 400,
+            ),
+            (
+                Message(S3S_CHUNK_SIGNATURE_MISMATCH),
+                S3ErrorCode::SignatureDoesNotMatch,
+                403,
             ),
             (
                 Message("UploadStreamError: Incomplete"),
