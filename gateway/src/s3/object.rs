@@ -305,6 +305,54 @@ fn requested_range(
     }
 }
 
+/// What a GET or HEAD reads: the current version, once its conditions
+/// hold, and the byte range asked for.
+struct ReadPlan {
+    version: ObjectVersion,
+    range: std::ops::Range<u64>,
+    partial: bool,
+    parts_count: Option<i32>,
+}
+
+async fn plan_read(
+    s3: &Arbor,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    conditions: Conditions<'_>,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> S3Result<ReadPlan> {
+    reject_version_id(version_id)?;
+    let version = s3
+        .meta()
+        .get_object(bucket, key)
+        .await
+        .map_err(error::from_meta)?;
+    conditions.check(Target::Read, &version.etag, version.last_modified_ms)?;
+    let (range, partial, parts_count) = requested_range(&version, range, part_number)?;
+    Ok(ReadPlan {
+        version,
+        range,
+        partial,
+        parts_count,
+    })
+}
+
+fn content_length(range: &std::ops::Range<u64>) -> S3Result<i64> {
+    i64::try_from(range.end - range.start).map_err(|e| error::internal("length", e))
+}
+
+fn content_range(range: &std::ops::Range<u64>, partial: bool, size: u64) -> Option<String> {
+    partial.then(|| {
+        format!(
+            "bytes {}-{}/{size}",
+            range.start,
+            range.end.saturating_sub(1)
+        )
+    })
+}
+
 fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
@@ -315,32 +363,30 @@ pub async fn get(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     record_target("GetObject", &input.bucket, Some(&input.key));
-    reject_version_id(input.version_id.as_deref())?;
-    let version = s3
-        .meta()
-        .get_object(&input.bucket, &input.key)
-        .await
-        .map_err(error::from_meta)?;
-    Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    }
-    .check(Target::Read, &version.etag, version.last_modified_ms)?;
-    let (range, partial, parts_count) =
-        requested_range(&version, input.range.as_ref(), input.part_number)?;
-    let length = range.end - range.start;
+    let plan = plan_read(
+        s3,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
+        input.range.as_ref(),
+        input.part_number,
+    )
+    .await?;
+    let ReadPlan {
+        version,
+        range,
+        partial,
+        parts_count,
+    } = plan;
     let mut output = GetObjectOutput {
-        content_length: Some(i64::try_from(length).map_err(|e| error::internal("length", e))?),
-        content_range: partial.then(|| {
-            format!(
-                "bytes {}-{}/{}",
-                range.start,
-                range.end.saturating_sub(1),
-                version.size
-            )
-        }),
+        content_length: Some(content_length(&range)?),
+        content_range: content_range(&range, partial, version.size),
         parts_count,
         ..Default::default()
     };
@@ -381,33 +427,30 @@ pub async fn head(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
-    reject_version_id(input.version_id.as_deref())?;
-    let version = s3
-        .meta()
-        .get_object(&input.bucket, &input.key)
-        .await
-        .map_err(error::from_meta)?;
-    Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    }
-    .check(Target::Read, &version.etag, version.last_modified_ms)?;
-    let (range, partial, parts_count) =
-        requested_range(&version, input.range.as_ref(), input.part_number)?;
+    let plan = plan_read(
+        s3,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
+        input.range.as_ref(),
+        input.part_number,
+    )
+    .await?;
+    let ReadPlan {
+        version,
+        range,
+        partial,
+        parts_count,
+    } = plan;
     let mut output = HeadObjectOutput {
-        content_length: Some(
-            i64::try_from(range.end - range.start).map_err(|e| error::internal("length", e))?,
-        ),
-        content_range: partial.then(|| {
-            format!(
-                "bytes {}-{}/{}",
-                range.start,
-                range.end.saturating_sub(1),
-                version.size
-            )
-        }),
+        content_length: Some(content_length(&range)?),
+        content_range: content_range(&range, partial, version.size),
         parts_count,
         ..Default::default()
     };
