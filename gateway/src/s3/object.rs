@@ -305,6 +305,41 @@ fn requested_range(
     }
 }
 
+/// GetObject and HeadObject read the same fields of their (distinct, alike)
+/// s3s input types: plans the read, then fills the output fields they share.
+macro_rules! read_object {
+    ($s3:expr, $input:expr, $output:ident) => {{
+        let plan = plan_read(
+            $s3,
+            &$input.bucket,
+            &$input.key,
+            $input.version_id.as_deref(),
+            Conditions {
+                if_match: $input.if_match.as_ref(),
+                if_none_match: $input.if_none_match.as_ref(),
+                if_modified_since: $input.if_modified_since.as_ref(),
+                if_unmodified_since: $input.if_unmodified_since.as_ref(),
+            },
+            $input.range.as_ref(),
+            $input.part_number,
+        )
+        .await?;
+        let mut output = $output {
+            content_length: Some(content_length(&plan.range)?),
+            content_range: content_range(&plan.range, plan.partial, plan.version.size),
+            parts_count: plan.parts_count,
+            ..Default::default()
+        };
+        describe_version!(
+            output,
+            &plan.version,
+            checksum_mode_enabled($input.checksum_mode.as_ref()),
+            !plan.partial
+        );
+        (plan, output)
+    }};
+}
+
 /// What a GET or HEAD reads: the current version, once its conditions
 /// hold, and the byte range asked for.
 struct ReadPlan {
@@ -363,39 +398,13 @@ pub async fn get(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     record_target("GetObject", &input.bucket, Some(&input.key));
-    let plan = plan_read(
-        s3,
-        &input.bucket,
-        &input.key,
-        input.version_id.as_deref(),
-        Conditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        },
-        input.range.as_ref(),
-        input.part_number,
-    )
-    .await?;
+    let (plan, mut output) = read_object!(s3, input, GetObjectOutput);
     let ReadPlan {
         version,
         range,
         partial,
-        parts_count,
+        ..
     } = plan;
-    let mut output = GetObjectOutput {
-        content_length: Some(content_length(&range)?),
-        content_range: content_range(&range, partial, version.size),
-        parts_count,
-        ..Default::default()
-    };
-    describe_version!(
-        output,
-        &version,
-        checksum_mode_enabled(input.checksum_mode.as_ref()),
-        !partial
-    );
     if !version.tags.is_empty() {
         output.tag_count = i32::try_from(version.tags.len()).ok();
     }
@@ -427,41 +436,9 @@ pub async fn head(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
-    let plan = plan_read(
-        s3,
-        &input.bucket,
-        &input.key,
-        input.version_id.as_deref(),
-        Conditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        },
-        input.range.as_ref(),
-        input.part_number,
-    )
-    .await?;
-    let ReadPlan {
-        version,
-        range,
-        partial,
-        parts_count,
-    } = plan;
-    let mut output = HeadObjectOutput {
-        content_length: Some(content_length(&range)?),
-        content_range: content_range(&range, partial, version.size),
-        parts_count,
-        ..Default::default()
-    };
-    describe_version!(
-        output,
-        &version,
-        checksum_mode_enabled(input.checksum_mode.as_ref()),
-        !partial
-    );
+    let (plan, output) = read_object!(s3, input, HeadObjectOutput);
     let mut response = S3Response::new(output);
-    if partial {
+    if plan.partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
     }
     Ok(response)
