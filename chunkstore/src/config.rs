@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::gc::OrphanSweeper;
 use crate::error::{ChunkError, Result};
 use crate::heartbeat;
 use crate::limits;
@@ -50,6 +51,9 @@ pub struct ChunkServerConfig {
     pub drain_timeout: Duration,
     /// Connections served at once.
     pub connections_max: usize,
+    /// How old a chunk file nothing references must be before it is
+    /// deleted (with `meta` only: the metadata group decides).
+    pub orphan_grace: Duration,
 }
 
 /// A heartbeat every 3 s: the group's OFFLINE timeout (10 s by default)
@@ -70,6 +74,7 @@ impl Default for ChunkServerConfig {
             scrub_interval: limits::SCRUB_INTERVAL_DEFAULT,
             drain_timeout: limits::DRAIN_TIMEOUT_DEFAULT,
             connections_max: limits::SERVER_CONNECTIONS_MAX,
+            orphan_grace: limits::ORPHAN_GRACE_DEFAULT,
         }
     }
 }
@@ -146,8 +151,17 @@ pub async fn run_on(
     let heartbeat = if config.meta.is_empty() {
         None
     } else {
+        let id = heartbeat::server_id(&config.data_dir)?;
+        let meta = arbor_meta::MetaClient::remote(config.meta.clone());
+        let sweeper = OrphanSweeper {
+            meta: meta.clone(),
+            store: store.clone(),
+            server: id,
+            grace: config.orphan_grace,
+        };
+        let sweep = tokio::spawn(sweeper.run(stop_heartbeat.clone()));
         let me = heartbeat::Announcement {
-            id: heartbeat::server_id(&config.data_dir)?,
+            id,
             addr: match &config.advertise {
                 Some(addr) => addr.clone(),
                 None => listener.local_addr()?.to_string(),
@@ -155,14 +169,14 @@ pub async fn run_on(
             zone: config.zone.clone(),
             capacity: config.capacity,
         };
-        let meta = arbor_meta::MetaClient::remote(config.meta.clone());
-        Some(tokio::spawn(heartbeat::run(
+        let beat = tokio::spawn(heartbeat::run(
             meta,
             store.clone(),
             me,
             config.heartbeat_interval,
             stop_heartbeat.clone(),
-        )))
+        ));
+        Some((beat, sweep))
     };
     let scrubber = Scrubber::new(store.clone(), config.scrub_rate)?;
     let stop_scrub = shutdown.child_token();
@@ -176,10 +190,13 @@ pub async fn run_on(
     let served = server::serve(listener, store, options, shutdown).await;
     stop_scrub.cancel();
     stop_heartbeat.cancel();
-    if let Some(heartbeat) = heartbeat
-        && let Err(error) = heartbeat.await
-    {
-        tracing::warn!(%error, "heartbeat task failed");
+    if let Some((beat, sweep)) = heartbeat {
+        if let Err(error) = beat.await {
+            tracing::warn!(%error, "heartbeat task failed");
+        }
+        if let Err(error) = sweep.await {
+            tracing::warn!(%error, "orphan sweep task failed");
+        }
     }
     if let Err(error) = scrub.await {
         tracing::warn!(%error, "scrubber task failed");

@@ -45,6 +45,9 @@ pub enum ChunkError {
     /// lists what each replica said.
     #[error("chunk {id}: not enough replicas: {detail}")]
     ReplicasUnavailable { id: ChunkId, detail: String },
+    /// The metadata group could not answer (the registry, chunk records).
+    #[error("metadata service: {0}")]
+    Meta(#[from] arbor_meta::MetaError),
     /// The chunk server configuration is invalid (checked at startup).
     #[error("invalid chunk server configuration: {0}")]
     InvalidConfig(String),

@@ -5,13 +5,20 @@
 //! `store` keeps chunks on local disk; `server` serves a store over HTTP
 //! and `client` talks to such servers; `replication` writes to and reads
 //! from several of them, `repair` mends bad replicas and `scrub` finds
-//! them. `config` runs a chunk server process (`arbor chunk`).
+//! them. `config` runs a chunk server process (`arbor chunk`). `cluster`
+//! and `backend` are a gateway's view of the chunks (replicated on the
+//! registered servers, or one local store); `healer` re-replicates and `gc`
+//! collects garbage, both on the metadata group's decisions.
 
 pub mod api;
+pub mod backend;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 mod format;
+pub mod gc;
+pub mod healer;
 pub mod heartbeat;
 pub mod limits;
 pub mod repair;
@@ -21,6 +28,10 @@ pub mod server;
 pub mod store;
 
 pub use api::{Inventory, ServerStatus};
+pub use backend::{BackendWriter, ChunkBackend, Locations, StoredChunk};
+pub use cluster::{ClusterChunks, ClusterWriter, Registry};
+pub use gc::{Collector, GcConfig, GcReport, OrphanSweeper};
+pub use healer::{HealReport, Healer, HealerConfig};
 pub use client::{ChunkClient, ChunkClients, ChunkRead, ClientOptions, ExpectedSha256};
 pub use config::{ChunkServerConfig, run, run_on};
 pub use error::{ChunkError, Result};

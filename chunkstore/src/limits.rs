@@ -85,3 +85,16 @@ pub const SCRUB_REPORT_IDS_MAX: usize = 10_000;
 
 const _: () = assert!(INVENTORY_PAGE_MAX * 40 < JSON_BODY_SIZE_MAX);
 const _: () = assert!(POOL_IDLE_TIMEOUT.as_millis() * 2 <= HEADER_READ_TIMEOUT.as_millis());
+
+/// How long a gateway uses its copy of the chunk-server registry.
+pub const REGISTRY_REFRESH: Duration = Duration::from_secs(1);
+/// How often the healer looks for chunks to re-replicate.
+pub const HEAL_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
+/// How long an OFFLINE server's replicas still count (it may be restarting)
+/// before its chunks are re-replicated elsewhere.
+pub const OFFLINE_GRACE_DEFAULT: Duration = Duration::from_secs(5 * 60);
+/// Chunks one healer pass looks at (copying is bounded by the network; a
+/// pass that stops here resumes at the next).
+pub const HEAL_CHUNKS_PER_PASS: usize = 10_000;
+/// How old an unreferenced chunk file must be before it is collected.
+pub const ORPHAN_GRACE_DEFAULT: Duration = Duration::from_secs(24 * 3600);

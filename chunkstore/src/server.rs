@@ -263,6 +263,7 @@ impl From<ChunkError> for ApiError {
             ChunkError::Network { .. }
             | ChunkError::Remote { .. }
             | ChunkError::ReplicasUnavailable { .. }
+            | ChunkError::Meta(_)
             | ChunkError::InvalidConfig(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL),
         };
         ApiError::new(status, code, message)

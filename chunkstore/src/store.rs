@@ -79,7 +79,7 @@ impl ChunkStore {
     /// Starts writing chunk `id`. Nothing is visible under `id` until
     /// [`ChunkWriter::finish`] returns.
     pub async fn writer(&self, id: ChunkId) -> Result<ChunkWriter> {
-        let tmp_name = format!("{}.{}{TMP_SUFFIX}", id.to_hex(), ChunkId::random().to_hex());
+        let tmp_name = format!("{}.{}{TMP_SUFFIX}", id.to_hex(), ChunkId::generate().to_hex());
         let tmp_path = self.root.join(TMP_DIR).join(tmp_name);
         let path = tmp_path.clone();
         let file =
@@ -219,7 +219,7 @@ impl ChunkStore {
         let dir = self.root.join(QUARANTINE_DIR);
         blocking(move || -> Result<bool> {
             create_dir_durably(&dir)?;
-            let aside = dir.join(format!("{}.{}", id.to_hex(), ChunkId::random().to_hex()));
+            let aside = dir.join(format!("{}.{}", id.to_hex(), ChunkId::generate().to_hex()));
             match fs::rename(&path, &aside) {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -615,9 +615,12 @@ fn walk_chunks(root: &Path, mut f: impl FnMut(ChunkId, &fs::DirEntry) -> Result<
     Ok(())
 }
 
+/// The subdirectory of a chunk: its id's last byte, which is random (the
+/// first bytes are the creation time, shared by every chunk of an hour),
+/// so chunks spread evenly over 256 directories.
 fn prefix_dir_name(id: ChunkId) -> String {
-    let [first, ..] = id.0;
-    hex::encode([first])
+    let [.., last] = id.0;
+    hex::encode([last])
 }
 
 fn open_chunk(path: &Path, id: ChunkId) -> Result<File> {

@@ -105,7 +105,7 @@ impl Node {
 
     fn chunk_path(&self, id: ChunkId) -> PathBuf {
         let hex = id.to_hex();
-        self.dir.path().join(&hex[..2]).join(hex)
+        self.dir.path().join(&hex[30..]).join(hex)
     }
 
     /// Flips one byte of the stored chunk file.
@@ -173,7 +173,7 @@ async fn server_put_get_ranges_and_errors() {
     let clients = clients();
     let client = clients.server(&node.addr).expect("client");
     let data = source(3 * MIB + 7, 1);
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
 
     let info = put_direct(&client, id, &data).await.expect("put");
     assert_eq!((info.size, info.sha256), (data.len() as u64, sha256(&data)));
@@ -201,7 +201,7 @@ async fn server_put_get_ranges_and_errors() {
         client.get(id, size..size + 1).await,
         Err(ChunkError::InvalidRange { size: s, .. }) if s == size
     ));
-    let missing = ChunkId::random();
+    let missing = ChunkId::generate();
     assert!(
         matches!(client.get(missing, 0..1).await, Err(ChunkError::NotFound(m)) if m == missing)
     );
@@ -211,7 +211,7 @@ async fn server_put_get_ranges_and_errors() {
     ));
 
     // Wrong expected hash: refused, nothing stored.
-    let other = ChunkId::random();
+    let other = ChunkId::generate();
     let refused = client
         .put(
             other,
@@ -236,7 +236,7 @@ async fn server_put_get_ranges_and_errors() {
         let _ = sender.send(hash);
         Ok(Bytes::new())
     }));
-    let trailed = ChunkId::random();
+    let trailed = ChunkId::generate();
     client
         .put(trailed, ExpectedSha256::Trailer(receiver), body)
         .await
@@ -249,7 +249,7 @@ async fn server_put_get_ranges_and_errors() {
     // Trailer never sent: the put aborts, nothing stored.
     let (sender, receiver) = tokio::sync::oneshot::channel::<[u8; 32]>();
     drop(sender);
-    let aborted = ChunkId::random();
+    let aborted = ChunkId::generate();
     let result = client
         .put(
             aborted,
@@ -299,7 +299,7 @@ async fn corruption_is_an_error_status_or_a_cut_off_body() {
     let clients = clients();
     let client = clients.server(&node.addr).expect("client");
     let data = source(3 * MIB, 3);
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     put_direct(&client, id, &data).await.expect("put");
 
     // In the first block: detected before the answer, a clean 500.
@@ -315,7 +315,7 @@ async fn corruption_is_an_error_status_or_a_cut_off_body() {
     assert!(tail == data[2 * MIB as usize..]);
 
     // Deep inside: the body starts and is cut off, never short and clean.
-    let id2 = ChunkId::random();
+    let id2 = ChunkId::generate();
     put_direct(&client, id2, &data).await.expect("put");
     node.corrupt(id2, 2 * MIB + 5);
     let error = get_direct(&client, id2, 0..data.len() as u64)
@@ -436,7 +436,7 @@ async fn replicated_round_trip_and_ranges() {
     let cluster = Cluster::start(3).await;
     for (seed, size) in [0, 1, 64 * KIB + 1, 3 * MIB + 7].into_iter().enumerate() {
         let data = source(size, seed as u64 + 10);
-        let id = ChunkId::random();
+        let id = ChunkId::generate();
         let written = cluster.write(id, &data).await;
         assert_eq!(
             (written.info.size, written.info.sha256),
@@ -461,7 +461,7 @@ async fn replicated_round_trip_and_ranges() {
             assert!(got == data[range.start as usize..range.end as usize]);
         }
     }
-    let missing = ChunkId::random();
+    let missing = ChunkId::generate();
     assert!(matches!(
         cluster.read(missing, 0..1, &[0, 1, 2]).await,
         Err(ChunkError::NotFound(_))
@@ -473,7 +473,7 @@ async fn replicated_round_trip_and_ranges() {
 async fn reads_continue_with_a_server_stopped() {
     let mut cluster = Cluster::start(3).await;
     let data = source(MIB + 3, 20);
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     cluster.write(id, &data).await;
     cluster.nodes[0].stop().await;
     let got = cluster
@@ -504,7 +504,7 @@ async fn corrupt_replicas_are_read_around_and_repaired() {
     let size = data.len() as u64;
 
     // Bad first block: the server refuses with `corrupt` before any byte.
-    let early = ChunkId::random();
+    let early = ChunkId::generate();
     cluster.write(early, &data).await;
     cluster.nodes[0].corrupt(early, 10);
     let got = cluster
@@ -520,7 +520,7 @@ async fn corrupt_replicas_are_read_around_and_repaired() {
 
     // Bad block deep inside: the read breaks off mid-stream, resumes on the
     // next replica, and a probe confirms the bad copy.
-    let late = ChunkId::random();
+    let late = ChunkId::generate();
     cluster.write(late, &data).await;
     cluster.nodes[1].corrupt(late, 2 * MIB + 5);
     let got = cluster.read(late, 0..size, &[1, 2, 0]).await.expect("read");
@@ -544,7 +544,7 @@ async fn corrupt_replicas_are_read_around_and_repaired() {
 async fn a_replica_failing_mid_write_is_replaced() {
     let cluster = Cluster::start(4).await;
     let data = source(3 * MIB + 7, 40);
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let all = pieces(&data);
     let half = all.len() / 2;
     let victim = cluster.nodes[1].shutdown.clone();
@@ -583,7 +583,7 @@ async fn a_replica_failing_mid_write_is_replaced() {
     );
 
     // Without a candidate left, the write fails.
-    let id2 = ChunkId::random();
+    let id2 = ChunkId::generate();
     let victim = cluster.nodes[2].shutdown.clone();
     let body = stream::iter(pieces(&data).into_iter().enumerate()).then(move |(i, piece)| {
         let victim = victim.clone();
@@ -602,7 +602,7 @@ async fn a_replica_failing_mid_write_is_replaced() {
     );
 
     // A target already down is replaced the same way.
-    let id3 = ChunkId::random();
+    let id3 = ChunkId::generate();
     let written = cluster
         .write_with(id3, &[0, 1], &[2, 3], None, stream::iter(pieces(&data)))
         .await
@@ -622,7 +622,7 @@ async fn a_replica_failing_mid_write_is_replaced() {
 async fn expected_hash_mismatch_stores_nothing_anywhere() {
     let cluster = Cluster::start(3).await;
     let data = source(MIB + 1, 50);
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let result = cluster
         .write_with(
             id,
@@ -663,7 +663,7 @@ async fn scrubber_quarantines_corrupt_chunks_and_reads_repair_them() {
     let cluster = Cluster::start(3).await;
     let data = source(2 * MIB + 9, 60);
     let size = data.len() as u64;
-    let ids: Vec<ChunkId> = (0..3).map(|_| ChunkId::random()).collect();
+    let ids: Vec<ChunkId> = (0..3).map(|_| ChunkId::generate()).collect();
     for id in &ids {
         cluster.write(*id, &data).await;
     }
@@ -744,7 +744,7 @@ async fn chunk_server_process_runs_and_stops() {
 
     let client = clients().server(&addr).expect("client");
     let data = source(100 * KIB, 70);
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     put_direct(&client, id, &data).await.expect("put");
     assert_eq!(
         get_direct(&client, id, 0..data.len() as u64)
@@ -757,7 +757,7 @@ async fn chunk_server_process_runs_and_stops() {
     assert!(
         dir.path()
             .join("chunks")
-            .join(&id.to_hex()[..2])
+            .join(&id.to_hex()[30..])
             .join(id.to_hex())
             .is_file()
     );
@@ -789,7 +789,7 @@ async fn chunk_server_process_runs_and_stops() {
 async fn default_size_chunk_round_trip() {
     let cluster = Cluster::start(3).await;
     let data = source(limits::CHUNK_SIZE_DEFAULT, 80);
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let body: Vec<_> = data
         .chunks(256 * 1024)
         .map(|piece| Ok(Bytes::copy_from_slice(piece)))
@@ -816,7 +816,7 @@ async fn default_size_chunk_round_trip() {
 async fn invalid_range_is_reported_even_past_a_down_replica() {
     let mut cluster = Cluster::start(3).await;
     let data = source(1000, 90);
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     cluster.write(id, &data).await;
     cluster.nodes[0].stop().await;
     let result = cluster.read(id, 500..1001, &[0, 1, 2]).await;

@@ -80,7 +80,7 @@ async fn read(
 
 fn chunk_path(store: &ChunkStore, id: ChunkId) -> PathBuf {
     let hex = id.to_hex();
-    store.root().join(&hex[..2]).join(hex)
+    store.root().join(&hex[30..]).join(hex)
 }
 
 fn tmp_files(store: &ChunkStore) -> Vec<PathBuf> {
@@ -119,7 +119,7 @@ async fn round_trip_sizes_and_ranges() {
         .enumerate()
     {
         let data = source(len, seed as u64);
-        let id = ChunkId::random();
+        let id = ChunkId::generate();
         let info = put(&store, id, &data).await.expect("put");
         let want = ChunkInfo {
             id,
@@ -174,7 +174,7 @@ async fn round_trip_sizes_and_ranges() {
 #[tokio::test]
 async fn sha_mismatch_stores_nothing() {
     let (_dir, store) = open().await;
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let mut writer = store.writer(id).await.expect("writer");
     writer
         .write(Bytes::from(source(BLOCK + 5, 1)))
@@ -192,7 +192,7 @@ async fn sha_mismatch_stores_nothing() {
 #[tokio::test]
 async fn re_put_is_idempotent_and_other_content_is_refused() {
     let (_dir, store) = open().await;
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let data = source(2 * BLOCK + 9, 2);
     let first = put(&store, id, &data).await.expect("first put");
     let second = put(&store, id, &data).await.expect("second put");
@@ -215,7 +215,7 @@ async fn re_put_is_idempotent_and_other_content_is_refused() {
 #[tokio::test]
 async fn re_put_replaces_a_corrupt_copy() {
     let (_dir, store) = open().await;
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let data = source(BLOCK + 9, 4);
     put(&store, id, &data).await.expect("put");
     let path = chunk_path(&store, id);
@@ -237,7 +237,7 @@ async fn re_put_replaces_a_corrupt_copy() {
 #[tokio::test]
 async fn abort_and_drop_leave_nothing() {
     let (_dir, store) = open().await;
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let mut writer = store.writer(id).await.expect("writer");
     writer
         .write(Bytes::from(source(1000, 5)))
@@ -270,7 +270,7 @@ async fn abort_and_drop_leave_nothing() {
 #[tokio::test]
 async fn too_large_is_refused_before_writing() {
     let (_dir, store) = open().await;
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let mut writer = store.writer(id).await.expect("writer");
     writer
         .write(Bytes::from(source(10, 6)))
@@ -294,7 +294,7 @@ async fn too_large_is_refused_before_writing() {
 async fn open_removes_leftover_tmp_files() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ChunkStore::open(dir.path()).await.expect("open");
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let mut writer = store.writer(id).await.expect("writer");
     writer
         .write(Bytes::from(source(BLOCK * 2, 8)))
@@ -312,7 +312,7 @@ async fn open_removes_leftover_tmp_files() {
 #[tokio::test]
 async fn flipped_data_byte_fails_only_reads_touching_its_block() {
     let (_dir, store) = open().await;
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let len = 3 * MIB + 7;
     let data = source(len, 9);
     put(&store, id, &data).await.expect("put");
@@ -359,7 +359,7 @@ async fn flipped_data_byte_fails_only_reads_touching_its_block() {
 #[tokio::test]
 async fn whole_read_checks_sha256() {
     let (_dir, store) = open().await;
-    let id = ChunkId::random();
+    let id = ChunkId::generate();
     let len = 2 * BLOCK + 100;
     let mut data = source(len, 10);
     put(&store, id, &data).await.expect("put");
@@ -392,7 +392,7 @@ async fn truncated_or_damaged_footer_is_corrupt() {
     let len = BLOCK + 10;
     let data = source(len, 11);
 
-    let truncated = ChunkId::random();
+    let truncated = ChunkId::generate();
     put(&store, truncated, &data).await.expect("put");
     let path = chunk_path(&store, truncated);
     OpenOptions::new()
@@ -404,7 +404,7 @@ async fn truncated_or_damaged_footer_is_corrupt() {
     assert_corrupt(store.stat(truncated).await);
     assert_corrupt(store.read(truncated, 0..1).await.map(|_| ()));
 
-    let tiny = ChunkId::random();
+    let tiny = ChunkId::generate();
     put(&store, tiny, &data).await.expect("put");
     OpenOptions::new()
         .write(true)
@@ -416,7 +416,7 @@ async fn truncated_or_damaged_footer_is_corrupt() {
 
     // The SHA-256 in the footer, then a block CRC: both caught by the footer CRC.
     for offset in [len + 8 + 3, len + 1] {
-        let id = ChunkId::random();
+        let id = ChunkId::generate();
         put(&store, id, &data).await.expect("put");
         flip_byte(&store, id, offset);
         assert_corrupt(store.stat(id).await);
@@ -427,7 +427,7 @@ async fn truncated_or_damaged_footer_is_corrupt() {
 #[tokio::test]
 async fn list_delete_and_usage() {
     let (_dir, store) = open().await;
-    let mut ids: Vec<ChunkId> = (0..5).map(|_| ChunkId::random()).collect();
+    let mut ids: Vec<ChunkId> = (0..5).map(|_| ChunkId::generate()).collect();
     for (i, id) in ids.iter().enumerate() {
         put(&store, *id, &source(100 * i as u64, i as u64))
             .await
@@ -438,10 +438,10 @@ async fn list_delete_and_usage() {
     std::fs::create_dir_all(root.join("zz")).expect("mkdir");
     std::fs::write(root.join("zz").join("0".repeat(32)), b"x").expect("write");
     std::fs::write(root.join("stray"), b"x").expect("write");
-    let prefix = root.join(&ids[0].to_hex()[..2]);
+    let prefix = root.join(&ids[0].to_hex()[30..]);
     std::fs::write(prefix.join("not-a-chunk"), b"x").expect("write");
     std::fs::write(prefix.join(ids[0].to_hex().to_uppercase()), b"x").expect("write");
-    let misplaced = if ids[0].to_hex().starts_with("ff") {
+    let misplaced = if ids[0].to_hex().ends_with("ff") {
         "00"
     } else {
         "ff"
@@ -458,7 +458,7 @@ async fn list_delete_and_usage() {
     store.delete(gone).await.expect("delete");
     store.delete(gone).await.expect("delete again");
     store
-        .delete(ChunkId::random())
+        .delete(ChunkId::generate())
         .await
         .expect("delete unknown");
     assert_eq!(store.list().await.expect("list"), ids);

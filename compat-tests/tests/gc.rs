@@ -207,9 +207,10 @@ async fn unreferenced_chunks_are_collected_and_shared_ones_kept() {
         .expect("complete");
     settle(data, 2 + 10, "after completing without part 2").await;
 
-    // An orphan (a chunk no version references) is collected too.
+    // An orphan (a chunk no version references, its id created in 2009) is
+    // collected too; chunk files live under their id's last byte.
     let existing = chunk_files(data).into_iter().next().expect("a chunk");
-    let fan_out = data.join("chunks").join("01");
+    let fan_out = data.join("chunks").join("ef");
     std::fs::create_dir_all(&fan_out).expect("fan-out dir");
     let orphan = fan_out.join("0123456789abcdef0123456789abcdef");
     std::fs::copy(&existing, &orphan).expect("plant orphan");

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use arbor_chunkstore::ChunkStore;
+use arbor_chunkstore::ChunkBackend;
 use arbor_meta::{BucketInfo, MetaClient, OverwritePolicy};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
@@ -42,7 +42,7 @@ const BODY_MAX: usize = 1024;
 
 pub struct AdminRoute {
     pub meta: MetaClient,
-    pub chunks: ChunkStore,
+    pub chunks: ChunkBackend,
 }
 
 fn json(value: serde_json::Value) -> S3Response<Body> {
@@ -86,14 +86,27 @@ impl S3Route for AdminRoute {
             .to_owned();
         let segments: Vec<&str> = path.split('/').collect();
         match (req.method.clone(), segments.as_slice()) {
-            (Method::GET, ["status"]) => {
-                let (chunks, bytes) = self.chunks.usage().await.map_err(error::from_chunk)?;
-                Ok(json(serde_json::json!({
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "chunks": chunks,
-                    "chunk_bytes": bytes,
-                })))
-            }
+            (Method::GET, ["status"]) => match &self.chunks {
+                ChunkBackend::Local(store) => {
+                    let (chunks, bytes) = store.usage().await.map_err(error::from_chunk)?;
+                    Ok(json(serde_json::json!({
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "chunks": chunks,
+                        "chunk_bytes": bytes,
+                    })))
+                }
+                ChunkBackend::Cluster(cluster) => {
+                    let (records, under) =
+                        self.meta.chunk_counts().await.map_err(error::from_meta)?;
+                    let registry = cluster.registry().await.map_err(error::from_chunk)?;
+                    Ok(json(serde_json::json!({
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "chunks": records,
+                        "under_replicated": under,
+                        "chunk_servers": registry.servers.len(),
+                    })))
+                }
+            },
             (Method::GET, ["buckets", bucket, "overwrite-policy"]) => {
                 let info = self
                     .meta

@@ -1,11 +1,13 @@
 //! The cluster processes of the `arbor` binary: `arbor meta` (one node of
-//! the metadata group) and `arbor chunk` (a chunk server), and the
+//! the metadata group, plus the background services that act on the
+//! group's decisions: offline detection, re-replication, garbage
+//! collection, upload expiry), `arbor chunk` (a chunk server) and `arbor
+//! gateway` (a stateless S3 front end writing replicated chunks), and the
 //! membership commands of `arbor admin meta`.
 //!
-//! Not yet here (see the issues): chunk servers registering with the
-//! metadata group, placement, and `arbor gateway` writing through
-//! replicated chunk servers; `arbor serve` runs the whole data path in one
-//! process meanwhile.
+//! The background services run beside every metadata node; only the
+//! leader's get answers (the others' calls find `NotLeader`), so exactly
+//! one of each acts at a time, and a new leader's take over.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -14,10 +16,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arbor_chunkstore::config::ChunkServerConfig;
+use arbor_chunkstore::limits::CHUNK_SIZE_DEFAULT;
+use arbor_chunkstore::{
+    ChunkBackend, ChunkClients, ClientOptions, ClusterChunks, Collector, GcConfig, Healer,
+    HealerConfig, Replicator, Repairer,
+};
 use arbor_meta::registry::{ChunkServerRecord, ServerStatus};
-use arbor_meta::{MetaClient, MetaConfig, MetaNode};
+use arbor_meta::{ChunkId, MetaClient, MetaConfig, MetaNode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::{GC_GRACE_SECS_DEFAULT, ORPHAN_GRACE_SECS_DEFAULT, UPLOAD_EXPIRY_SECS_DEFAULT};
+use crate::s3::GatewaySettings;
 
 /// `arbor meta`: one node of the metadata group.
 #[derive(Clone, Debug, clap::Args)]
@@ -46,6 +56,19 @@ pub struct MetaArgs {
     /// A chunk server silent for this many seconds is marked OFFLINE.
     #[arg(long, env = "ARBOR_CHUNK_HEARTBEAT_TIMEOUT_SECS", default_value_t = 10)]
     pub chunk_heartbeat_timeout_secs: u64,
+    /// Seconds a chunk server may stay OFFLINE before its chunks are
+    /// re-replicated elsewhere.
+    #[arg(long, env = "ARBOR_OFFLINE_GRACE_SECS", default_value_t = 300)]
+    pub offline_grace_secs: u64,
+    /// Seconds between two re-replication passes.
+    #[arg(long, env = "ARBOR_HEAL_INTERVAL_SECS", default_value_t = 10)]
+    pub heal_interval_secs: u64,
+    /// Seconds a chunk that lost its last reference is kept before deletion.
+    #[arg(long, env = "ARBOR_GC_GRACE_SECS", default_value_t = GC_GRACE_SECS_DEFAULT)]
+    pub gc_grace_secs: u64,
+    /// Multipart uploads older than this many seconds are aborted.
+    #[arg(long, env = "ARBOR_UPLOAD_EXPIRY_SECS", default_value_t = UPLOAD_EXPIRY_SECS_DEFAULT)]
+    pub upload_expiry_secs: u64,
 }
 
 pub async fn run_meta(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -69,8 +92,37 @@ pub async fn run_meta(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Re
         Duration::from_secs(args.chunk_heartbeat_timeout_secs.max(1)),
         shutdown.clone(),
     ));
+    let clients = ChunkClients::new(ClientOptions::default());
+    let healer = Healer::new(
+        node.client(),
+        Replicator::new(clients.clone(), None),
+        HealerConfig {
+            interval: Duration::from_secs(args.heal_interval_secs.max(1)),
+            offline_grace: Duration::from_secs(args.offline_grace_secs),
+        },
+    );
+    let heal = tokio::spawn(healer.run(shutdown.clone()));
+    // The collector only deletes: no replication factor applies.
+    let chunks = ClusterChunks::new(node.client(), Replicator::new(clients, None), 1)?;
+    let collector = Collector::new(
+        node.client(),
+        ChunkBackend::Cluster(chunks),
+        GcConfig {
+            grace: Duration::from_secs(args.gc_grace_secs),
+            // Orphans are swept by each chunk server.
+            orphan_grace: Duration::from_secs(args.gc_grace_secs),
+        },
+    );
+    let gc = tokio::spawn(collector.run(shutdown.clone()));
+    let expiry = tokio::spawn(crate::serve::expire_uploads(
+        node.client(),
+        Duration::from_secs(args.upload_expiry_secs.max(1)),
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
-    detector.abort();
+    for task in [detector, heal, gc, expiry] {
+        task.abort();
+    }
     node.shutdown()
         .await
         .context("stopping the metadata node")?;
@@ -103,6 +155,10 @@ pub struct ChunkArgs {
     /// Seconds between heartbeats to the metadata group.
     #[arg(long, env = "ARBOR_HEARTBEAT_SECS")]
     pub heartbeat_secs: Option<u64>,
+    /// Seconds after which a chunk file that the metadata group does not
+    /// know (an upload that never committed, a surplus replica) is deleted.
+    #[arg(long, env = "ARBOR_ORPHAN_GRACE_SECS", default_value_t = ORPHAN_GRACE_SECS_DEFAULT)]
+    pub orphan_grace_secs: u64,
 }
 
 pub async fn run_chunk(args: ChunkArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -118,6 +174,7 @@ pub async fn run_chunk(args: ChunkArgs, shutdown: CancellationToken) -> anyhow::
         heartbeat_interval: args
             .heartbeat_secs
             .map_or(defaults.heartbeat_interval, Duration::from_secs),
+        orphan_grace: Duration::from_secs(args.orphan_grace_secs.max(1)),
         ..defaults
     };
     config.validate().context("chunk server configuration")?;
@@ -128,6 +185,66 @@ pub async fn run_chunk(args: ChunkArgs, shutdown: CancellationToken) -> anyhow::
     arbor_chunkstore::config::run_on(config, listener, shutdown)
         .await
         .context("chunk server")?;
+    Ok(())
+}
+
+/// `arbor gateway`: a stateless S3 front end of a cluster.
+#[derive(Clone, Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// Address the S3 endpoint listens on.
+    #[arg(long, env = "ARBOR_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Metadata nodes (host:port, comma-separated).
+    #[arg(long, env = "ARBOR_META", value_delimiter = ',', required = true)]
+    pub meta: Vec<String>,
+    /// Directory holding `credentials.json` (ARBOR_ACCESS_KEY and
+    /// ARBOR_SECRET_KEY override it). Every gateway of a cluster must use
+    /// the same credentials.
+    #[arg(long, env = "ARBOR_DATA_DIR", default_value = "./arbor-data")]
+    pub data_dir: PathBuf,
+    /// Replicas written per chunk.
+    #[arg(long, env = "ARBOR_REPLICATION_FACTOR", default_value_t = 3)]
+    pub replication_factor: u8,
+    /// Chunk size in bytes (a multiple of 64 KiB, at most 256 MiB).
+    #[arg(long, env = "ARBOR_CHUNK_SIZE", default_value_t = CHUNK_SIZE_DEFAULT)]
+    pub chunk_size: u64,
+    /// Accept only requests signed for this region (any region if unset).
+    #[arg(long, env = "ARBOR_REGION")]
+    pub region: Option<String>,
+    /// Domain for virtual-host-style addressing.
+    #[arg(long, env = "ARBOR_DOMAIN")]
+    pub domain: Option<String>,
+}
+
+pub async fn run_gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    crate::config::check_chunk_size(args.chunk_size).map_err(anyhow::Error::msg)?;
+    let (credentials, _) = crate::auth::load_existing(&args.data_dir)?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let meta = MetaClient::remote(args.meta.clone());
+    let clients = ChunkClients::new(ClientOptions::default());
+    let (repairer, repairs) = Repairer::start(clients.clone(), shutdown.clone());
+    let chunks = ClusterChunks::new(
+        meta.clone(),
+        Replicator::new(clients, Some(repairer)),
+        args.replication_factor,
+    )?;
+    let settings = GatewaySettings {
+        chunk_size: args.chunk_size,
+        region: args.region.clone(),
+    };
+    let frontend = crate::serve::frontend(
+        meta,
+        ChunkBackend::Cluster(chunks),
+        settings,
+        &credentials,
+        args.domain.clone(),
+    );
+    // stdout, so scripts and tests can read it.
+    println!("gateway listening: http://{}", listener.local_addr()?);
+    crate::http_server::run(listener, frontend, shutdown).await;
+    repairs.abort();
     Ok(())
 }
 
@@ -153,6 +270,10 @@ pub enum MetaAdmin {
     Drain { id: u64 },
     /// Put a drained chunk server back in service.
     Undrain { id: u64 },
+    /// Where chunk ID (32 hex digits) is: references, factor, servers (JSON).
+    Chunk { id: String },
+    /// How many chunks the group knows, and how many lack replicas (JSON).
+    Chunks,
 }
 
 fn server_json(server: &ChunkServerRecord) -> serde_json::Value {
@@ -201,6 +322,32 @@ pub async fn run_meta_admin(meta: Vec<String>, command: MetaAdmin) -> anyhow::Re
                     .set_chunk_server_status(id, ServerStatus::Draining)
                     .await?;
                 println!("{}", server_json(&server));
+            }
+            MetaAdmin::Chunk { id } => {
+                let Some(chunk) = ChunkId::from_hex(&id) else {
+                    return Err(arbor_meta::MetaError::Conflict(format!(
+                        "{id:?} is not a chunk id (32 hex digits)"
+                    )));
+                };
+                let record = client.chunk_records(vec![chunk]).await?.pop().flatten();
+                let json = match record {
+                    Some(r) => serde_json::json!({
+                        "id": id,
+                        "refs": r.refs,
+                        "size": r.size,
+                        "factor": r.factor,
+                        "servers": r.servers,
+                    }),
+                    None => serde_json::json!({ "id": id, "known": false }),
+                };
+                println!("{json}");
+            }
+            MetaAdmin::Chunks => {
+                let (records, under) = client.chunk_counts().await?;
+                println!(
+                    "{}",
+                    serde_json::json!({ "chunks": records, "under_replicated": under })
+                );
             }
             MetaAdmin::Undrain { id } => {
                 let server = client

@@ -56,15 +56,7 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// Fails fast on settings that cannot work.
     pub fn validate(&self) -> Result<(), String> {
-        if self.chunk_size == 0
-            || !self.chunk_size.is_multiple_of(BLOCK_SIZE)
-            || self.chunk_size > CHUNK_SIZE_MAX
-        {
-            return Err(format!(
-                "--chunk-size {} must be a positive multiple of {BLOCK_SIZE} and at most {CHUNK_SIZE_MAX}",
-                self.chunk_size
-            ));
-        }
+        check_chunk_size(self.chunk_size)?;
         if self.orphan_grace_secs == 0 {
             return Err("--orphan-grace-secs must be at least 1".to_owned());
         }
@@ -78,4 +70,14 @@ impl ServeConfig {
         }
         Ok(())
     }
+}
+
+/// A chunk size must be a positive multiple of the CRC block, within bounds.
+pub fn check_chunk_size(chunk_size: u64) -> Result<(), String> {
+    if chunk_size == 0 || !chunk_size.is_multiple_of(BLOCK_SIZE) || chunk_size > CHUNK_SIZE_MAX {
+        return Err(format!(
+            "--chunk-size {chunk_size} must be a positive multiple of {BLOCK_SIZE} and at most {CHUNK_SIZE_MAX}"
+        ));
+    }
+    Ok(())
 }

@@ -7,11 +7,15 @@
 //!
 //! GET: the chunks covering the requested range are streamed in order, each
 //! verified by the chunk store before its bytes are sent.
+//!
+//! Chunks go through a [`ChunkBackend`]: the local store of `arbor serve`,
+//! or (`arbor gateway`) replicas on the chunk servers placement picks, whose
+//! locations travel with the commit as [`ChunkPlacement`]s.
 
 use std::ops::Range;
 
-use arbor_chunkstore::{ChunkError, ChunkStore, ChunkWriter};
-use arbor_meta::{ChunkId, ChunkRef, ObjectData, ObjectVersion};
+use arbor_chunkstore::{BackendWriter, ChunkBackend, ChunkError, Locations};
+use arbor_meta::{ChunkId, ChunkPlacement, ChunkRef, ObjectData, ObjectVersion};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
@@ -36,21 +40,23 @@ pub struct WrittenBody {
     /// The additional checksum computed on the way, if one was asked for.
     pub checksum: Option<s3s::dto::Checksum>,
     pub data: ObjectData,
+    /// Where the replicas of the chunks are (cluster only), for the commit.
+    pub placements: Vec<ChunkPlacement>,
 }
 
-/// Reads `body` to its end, writing it to `store` in chunks of `chunk_size`
+/// Reads `body` to its end, writing it to `chunks` in chunks of `chunk_size`
 /// (or keeping it inline if it is at most `inline_max` bytes)
 /// and feeding every byte once to MD5 and to `checksum` (if any).
 /// On any error every chunk written so far is deleted (none is referenced).
 pub async fn write_body(
-    store: &ChunkStore,
+    chunks: &ChunkBackend,
     chunk_size: u64,
     inline_max: u64,
     size_max: u64,
     mut body: StreamingBlob,
     mut checksum: Option<ChecksumHasher>,
 ) -> Result<WrittenBody, S3Error> {
-    let mut upload = Upload::new(store.clone(), chunk_size, inline_max);
+    let mut upload = Upload::new(chunks.clone(), chunk_size, inline_max);
     let mut md5 = Md5::new();
     let result = async {
         while let Some(piece) = next_piece(&mut body).await? {
@@ -76,6 +82,7 @@ pub async fn write_body(
             md5: md5.finalize().into(),
             checksum: checksum.map(ChecksumHasher::finalize),
             data,
+            placements: std::mem::take(&mut upload.placements),
         }),
         Err(e) => {
             upload.discard().await;
@@ -100,7 +107,7 @@ async fn next_piece(
 
 /// The state of one body being cut into chunks.
 struct Upload {
-    store: ChunkStore,
+    chunks: ChunkBackend,
     chunk_size: u64,
     /// Bodies up to this size are kept inline (0: only the empty body).
     inline_max: u64,
@@ -108,20 +115,22 @@ struct Upload {
     size: u64,
     /// The first bytes, held until we know whether the body fits inline.
     head: BytesMut,
-    current: Option<(ChunkWriter, ChunkId)>,
+    current: Option<BackendWriter>,
     done: Vec<ChunkRef>,
+    placements: Vec<ChunkPlacement>,
 }
 
 impl Upload {
-    fn new(store: ChunkStore, chunk_size: u64, inline_max: u64) -> Self {
+    fn new(chunks: ChunkBackend, chunk_size: u64, inline_max: u64) -> Self {
         Upload {
-            store,
+            chunks,
             chunk_size,
             inline_max,
             size: 0,
             head: BytesMut::new(),
             current: None,
             done: Vec::new(),
+            placements: Vec::new(),
         }
     }
 
@@ -146,12 +155,11 @@ impl Upload {
     /// Appends bytes to the chunk being written, sealing chunks as they fill.
     async fn write_chunked(&mut self, mut bytes: Bytes) -> Result<(), S3Error> {
         while !bytes.is_empty() {
-            let (writer, _) = match &mut self.current {
+            let writer = match &mut self.current {
                 Some(current) => current,
                 None => {
-                    let id = ChunkId::random();
-                    let writer = self.store.writer(id).await.map_err(error::from_chunk)?;
-                    self.current.insert((writer, id))
+                    let writer = self.chunks.writer().await.map_err(error::from_chunk)?;
+                    self.current.insert(writer)
                 }
             };
             let room = self.chunk_size.saturating_sub(writer.len());
@@ -168,19 +176,21 @@ impl Upload {
     }
 
     async fn seal(&mut self) -> Result<(), S3Error> {
-        if let Some((writer, id)) = self.current.take() {
+        if let Some(writer) = self.current.take() {
+            let id = writer.id();
             let offset = self.done.last().map_or(0, |c| c.offset + c.size);
-            let info = writer.finish(None).await.map_err(error::from_chunk)?;
+            let stored = writer.finish().await.map_err(error::from_chunk)?;
             assert_eq!(
-                info.id, id,
+                stored.info.id, id,
                 "chunk store sealed a different chunk than was written"
             );
             self.done.push(ChunkRef {
                 id,
                 offset,
-                size: info.size,
-                sha256: info.sha256,
+                size: stored.info.size,
+                sha256: stored.info.sha256,
             });
+            self.placements.extend(stored.placement);
         }
         Ok(())
     }
@@ -202,33 +212,39 @@ impl Upload {
     /// Best-effort removal of everything this upload wrote; GC collects
     /// whatever this misses.
     async fn discard(&mut self) {
-        if let Some((writer, id)) = self.current.take()
-            && let Err(e) = writer.abort().await
-        {
-            tracing::warn!(chunk = %id, error = %e, "could not abort partial chunk");
+        if let Some(writer) = self.current.take() {
+            writer.abort().await;
         }
-        for chunk in std::mem::take(&mut self.done) {
-            if let Err(e) = self.store.delete(chunk.id).await {
-                tracing::warn!(chunk = %chunk.id, error = %e, "could not delete unreferenced chunk");
-            }
-        }
+        let done = std::mem::take(&mut self.done);
+        let placements = std::mem::take(&mut self.placements);
+        discard_chunks(&self.chunks, &done, &placements).await;
+    }
+}
+
+/// Deletes chunks that were written but will not be committed.
+async fn discard_chunks(chunks: &ChunkBackend, refs: &[ChunkRef], placements: &[ChunkPlacement]) {
+    for chunk in refs {
+        let placement = placements.iter().find(|p| p.id == chunk.id);
+        chunks.discard(chunk.id, placement).await;
     }
 }
 
 /// Deletes the chunks of a body that was written but will not be committed.
-pub async fn discard_body(store: &ChunkStore, data: &ObjectData) {
-    if let ObjectData::Chunks(chunks) = data {
-        for chunk in chunks {
-            if let Err(e) = store.delete(chunk.id).await {
-                tracing::warn!(chunk = %chunk.id, error = %e, "could not delete unreferenced chunk");
-            }
-        }
+pub async fn discard_body(chunks: &ChunkBackend, data: &ObjectData, placements: &[ChunkPlacement]) {
+    if let ObjectData::Chunks(refs) = data {
+        discard_chunks(chunks, refs, placements).await;
     }
 }
 
 /// Streams bytes `range` of `version` (the range already checked against its
-/// size). Chunks are opened one after another, as the client consumes them.
-pub fn read_body(store: &ChunkStore, version: &ObjectVersion, range: Range<u64>) -> StreamingBlob {
+/// size). Where the chunks are is looked up first (so an unreachable
+/// metadata group is an error, not a cut-off body); the chunks are then
+/// opened one after another, as the client consumes them.
+pub async fn read_body(
+    chunks: &ChunkBackend,
+    version: &ObjectVersion,
+    range: Range<u64>,
+) -> Result<StreamingBlob, S3Error> {
     match &version.data {
         ObjectData::Inline(bytes) => {
             let start = usize::try_from(range.start)
@@ -239,25 +255,33 @@ pub fn read_body(store: &ChunkStore, version: &ObjectVersion, range: Range<u64>)
                 .min(bytes.len())
                 .max(start);
             let slice = Bytes::copy_from_slice(bytes.get(start..end).unwrap_or_default());
-            StreamingBlob::wrap(futures::stream::once(async move {
+            Ok(StreamingBlob::wrap(futures::stream::once(async move {
                 Ok::<_, std::io::Error>(slice)
-            }))
+            })))
         }
-        ObjectData::Chunks(chunks) => {
-            let pieces: Vec<(ChunkId, Range<u64>)> = chunks
+        ObjectData::Chunks(refs) => {
+            let pieces: Vec<(ChunkRef, Range<u64>)> = refs
                 .iter()
                 .filter(|c| c.offset < range.end && c.offset + c.size > range.start)
                 .map(|c| {
                     let start = range.start.max(c.offset) - c.offset;
                     let end = range.end.min(c.offset + c.size) - c.offset;
-                    (c.id, start..end)
+                    (c.clone(), start..end)
                 })
                 .collect();
+            let located: Vec<ChunkRef> = pieces.iter().map(|(c, _)| c.clone()).collect();
+            let locations = chunks
+                .locate(&located)
+                .await
+                .map_err(error::from_chunk)?;
             let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD_PIECES);
-            let store = store.clone();
-            tokio::spawn(stream_chunks(store, pieces, sender).instrument(tracing::Span::current()));
+            let chunks = chunks.clone();
+            tokio::spawn(
+                stream_chunks(chunks, locations, pieces, sender)
+                    .instrument(tracing::Span::current()),
+            );
             let stream = ChannelBody { receiver };
-            StreamingBlob::wrap(stream)
+            Ok(StreamingBlob::wrap(stream))
         }
     }
 }
@@ -265,15 +289,16 @@ pub fn read_body(store: &ChunkStore, version: &ObjectVersion, range: Range<u64>)
 /// Reads `pieces` in order into `sender`; stops at the first error (after
 /// passing it on) or when the client has gone away.
 async fn stream_chunks(
-    store: ChunkStore,
-    pieces: Vec<(ChunkId, Range<u64>)>,
+    chunks: ChunkBackend,
+    locations: Locations,
+    pieces: Vec<(ChunkRef, Range<u64>)>,
     sender: tokio::sync::mpsc::Sender<Result<Bytes, ChunkError>>,
 ) {
-    for (id, range) in pieces {
-        let mut stream = match store.read(id, range).await {
+    for (chunk, range) in pieces {
+        let mut stream = match chunks.read(&chunk, &locations, range).await {
             Ok(stream) => stream,
             Err(e) => {
-                tracing::error!(chunk = %id, error = %e, "cannot open chunk");
+                tracing::error!(chunk = %chunk.id, error = %e, "cannot open chunk");
                 let _ = sender.send(Err(e)).await;
                 return;
             }
@@ -281,7 +306,7 @@ async fn stream_chunks(
         while let Some(item) = stream.next().await {
             let failed = item.is_err();
             if let Err(e) = &item {
-                tracing::error!(chunk = %id, error = %e, "chunk read failed");
+                tracing::error!(chunk = %chunk.id, error = %e, "chunk read failed");
             }
             if sender.send(item).await.is_err() || failed {
                 return;
@@ -316,6 +341,8 @@ pub struct CopiedRange {
     /// Those of `chunks` shared with the source (whole chunks in the range);
     /// the rest were written for this part.
     pub shared: Vec<ChunkId>,
+    /// Where the replicas of the chunks written for this part are.
+    pub placements: Vec<ChunkPlacement>,
 }
 
 impl CopiedRange {
@@ -336,7 +363,7 @@ impl CopiedRange {
 /// inline bytes) are written anew. Every byte is read once to compute the
 /// part's MD5 (its ETag) and `checksum`.
 pub async fn copy_range(
-    store: &ChunkStore,
+    chunks: &ChunkBackend,
     chunk_size: u64,
     source: &ObjectVersion,
     range: Range<u64>,
@@ -349,6 +376,7 @@ pub async fn copy_range(
         checksum: None,
         chunks: Vec::new(),
         shared: Vec::new(),
+        placements: Vec::new(),
     };
     let result = async {
         let mut hash = |bytes: &[u8]| {
@@ -366,26 +394,30 @@ pub async fn copy_range(
                     .get(start..end)
                     .ok_or_else(|| error::internal("range", "outside inline data"))?;
                 hash(slice);
-                let mut upload = Upload::new(store.clone(), chunk_size, 0);
+                let mut upload = Upload::new(chunks.clone(), chunk_size, 0);
                 upload.push(Bytes::copy_from_slice(slice)).await?;
-                if let (_, ObjectData::Chunks(chunks)) = upload.finish().await? {
-                    copied.chunks.extend(chunks);
+                if let (_, ObjectData::Chunks(fresh)) = upload.finish().await? {
+                    copied.chunks.extend(fresh);
+                    copied.placements.append(&mut upload.placements);
                 }
             }
-            ObjectData::Chunks(chunks) => {
-                for chunk in chunks
+            ObjectData::Chunks(refs) => {
+                let covered: Vec<ChunkRef> = refs
                     .iter()
                     .filter(|c| c.offset < range.end && c.offset + c.size > range.start)
-                {
+                    .cloned()
+                    .collect();
+                let locations = chunks.locate(&covered).await.map_err(error::from_chunk)?;
+                for chunk in &covered {
                     let start = range.start.max(chunk.offset) - chunk.offset;
                     let end = range.end.min(chunk.offset + chunk.size) - chunk.offset;
                     let part_offset = chunk.offset + start - range.start;
                     let whole = start == 0 && end == chunk.size;
-                    let mut stream = store
-                        .read(chunk.id, start..end)
+                    let mut stream = chunks
+                        .read(chunk, &locations, start..end)
                         .await
                         .map_err(error::from_chunk)?;
-                    let mut upload = (!whole).then(|| Upload::new(store.clone(), chunk_size, 0));
+                    let mut upload = (!whole).then(|| Upload::new(chunks.clone(), chunk_size, 0));
                     while let Some(piece) = stream.next().await {
                         let piece = piece.map_err(error::from_chunk)?;
                         hash(&piece);
@@ -407,6 +439,7 @@ pub async fn copy_range(
                                     offset: c.offset + part_offset,
                                     ..c
                                 }));
+                                copied.placements.append(&mut upload.placements);
                             }
                         }
                     }
@@ -417,7 +450,7 @@ pub async fn copy_range(
     }
     .await;
     if let Err(e) = result {
-        discard_body(store, &copied.fresh()).await;
+        discard_body(chunks, &copied.fresh(), &copied.placements).await;
         return Err(e);
     }
     let total: u64 = copied.chunks.iter().map(|c| c.size).sum();

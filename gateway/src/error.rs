@@ -60,6 +60,14 @@ pub fn from_meta(e: MetaError) -> S3Error {
             tracing::warn!(error = %e, "metadata service unavailable");
             (C::ServiceUnavailable, "Please reduce your request rate.")
         }
+        MetaError::StaleChunk(_) => {
+            // Retryable: the client's SDK sends the body again.
+            tracing::warn!(error = %e, "upload outlived the orphan grace");
+            (
+                C::InternalError,
+                "We encountered an internal error. Please try again.",
+            )
+        }
         // No S3 request touches the chunk-server registry.
         MetaError::NoSuchChunkServer(_)
         | MetaError::Storage(_)
@@ -79,6 +87,7 @@ pub fn from_meta(e: MetaError) -> S3Error {
 pub fn from_chunk(e: ChunkError) -> S3Error {
     use S3ErrorCode as C;
     let (code, message) = match &e {
+        ChunkError::Meta(meta) => return from_meta(meta.clone()),
         ChunkError::InvalidRange { .. } => {
             (C::InvalidRange, "The requested range is not satisfiable.")
         }

@@ -8,7 +8,6 @@ pub mod cluster;
 pub mod config;
 pub mod data_path;
 pub mod error;
-pub mod gc;
 pub mod http_server;
 pub mod limits;
 pub mod s3;

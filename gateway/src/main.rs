@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use arbor_gateway::admin::AdminArgs;
-use arbor_gateway::cluster::{ChunkArgs, MetaArgs};
+use arbor_gateway::cluster::{ChunkArgs, GatewayArgs, MetaArgs};
 use arbor_gateway::config::ServeConfig;
 
 #[derive(Parser)]
@@ -27,6 +27,8 @@ enum Command {
     Meta(MetaArgs),
     /// Run a chunk server.
     Chunk(ChunkArgs),
+    /// Run an S3 gateway of a cluster (stateless: run as many as needed).
+    Gateway(GatewayArgs),
     /// Administer a running Arbor (status, bucket overwrite policy,
     /// metadata group membership).
     Admin(AdminArgs),
@@ -58,6 +60,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(config) => arbor_gateway::serve::run(config, shutdown).await,
             Command::Meta(args) => arbor_gateway::cluster::run_meta(args, shutdown).await,
             Command::Chunk(args) => arbor_gateway::cluster::run_chunk(args, shutdown).await,
+            Command::Gateway(args) => arbor_gateway::cluster::run_gateway(args, shutdown).await,
             Command::Admin(args) => arbor_gateway::admin::run(args).await,
         }
     });

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use arbor_chunkstore::ChunkStore;
+use arbor_chunkstore::{ChunkBackend, ChunkStore, Collector, GcConfig};
 use std::time::Duration;
 
 use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{AdminRoute, NamesWithAdmin};
 use crate::auth::{self, CredentialsSource};
 use crate::config::ServeConfig;
-use crate::gc::{Collector, GcConfig};
 use crate::http_server::{self, Frontend, VirtualHosts};
 use crate::s3::{Arbor, GatewaySettings};
 
@@ -53,22 +52,14 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         chunk_size: config.chunk_size,
         region: config.region.clone(),
     };
-    let mut builder = S3ServiceBuilder::new(Arbor::new(meta.client(), chunks.clone(), settings));
-    builder.set_route(AdminRoute {
-        meta: meta.client(),
-        chunks: chunks.clone(),
-    });
-    builder.set_validation(NamesWithAdmin);
-    builder.set_auth(auth::KeyPair::new(&credentials));
-    if let Some(domain) = &config.domain {
-        builder.set_host(VirtualHosts {
-            domain: domain.clone(),
-        });
-    }
-    let frontend = Arc::new(Frontend {
-        s3: builder.build(),
-        region: config.region.clone(),
-    });
+    let backend = ChunkBackend::Local(chunks);
+    let frontend = frontend(
+        meta.client(),
+        backend.clone(),
+        settings,
+        &credentials,
+        config.domain.clone(),
+    );
 
     print_banner(&config, endpoint, &credentials, source);
 
@@ -79,7 +70,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     ));
     let collector = Collector::new(
         meta.client(),
-        chunks.clone(),
+        backend,
         GcConfig {
             grace: Duration::from_secs(config.gc_grace_secs),
             orphan_grace: Duration::from_secs(config.orphan_grace_secs),
@@ -97,10 +88,35 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     Ok(())
 }
 
+/// The S3 service over `meta` and `backend`, as every gateway serves it.
+pub(crate) fn frontend(
+    meta: MetaClient,
+    backend: ChunkBackend,
+    settings: GatewaySettings,
+    credentials: &auth::Credentials,
+    domain: Option<String>,
+) -> Arc<Frontend> {
+    let region = settings.region.clone();
+    let mut builder = S3ServiceBuilder::new(Arbor::new(meta.clone(), backend.clone(), settings));
+    builder.set_route(AdminRoute {
+        meta,
+        chunks: backend,
+    });
+    builder.set_validation(NamesWithAdmin);
+    builder.set_auth(auth::KeyPair::new(credentials));
+    if let Some(domain) = domain {
+        builder.set_host(VirtualHosts { domain });
+    }
+    Arc::new(Frontend {
+        s3: builder.build(),
+        region,
+    })
+}
+
 /// Aborts multipart uploads older than `max_age`, checking a few times per
 /// `max_age` (at most hourly). Any node may run this: the age is decided
 /// here, the aborts are Raft commands, and a repeat finds nothing to do.
-async fn expire_uploads(meta: MetaClient, max_age: Duration, shutdown: CancellationToken) {
+pub(crate) async fn expire_uploads(meta: MetaClient, max_age: Duration, shutdown: CancellationToken) {
     let interval = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     loop {
         tokio::select! {
@@ -116,6 +132,7 @@ async fn expire_uploads(meta: MetaClient, max_age: Duration, shutdown: Cancellat
             {
                 Ok(count) if count < UPLOADS_EXPIRED_PER_COMMAND_MAX => break,
                 Ok(count) => tracing::info!(count, "expired multipart uploads"),
+                Err(arbor_meta::MetaError::NotLeader { .. }) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "expiring multipart uploads failed");
                     break;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::chunks::{ChunkPlacement, ChunkRecord};
 use crate::command::{ChunkOwnership, Command, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::keys;
@@ -273,15 +274,25 @@ impl MetaClient {
     /// Commits `version`, whose chunks were just written for it, as the
     /// current version of `bucket/key`; returns it with its generation (the
     /// Raft log index of the commit).
+    /// `placements` says where the replicas of its chunks are (empty for a
+    /// local store).
     pub async fn put_object(
         &self,
         bucket: &str,
         key: &str,
         version: ObjectVersion,
         condition: WriteCondition,
+        placements: Vec<ChunkPlacement>,
     ) -> Result<ObjectVersion> {
-        self.commit_version(bucket, key, version, condition, ChunkOwnership::Fresh)
-            .await
+        self.commit_version(
+            bucket,
+            key,
+            version,
+            condition,
+            ChunkOwnership::Fresh,
+            placements,
+        )
+        .await
     }
     /// Commits `version`, whose chunks it shares with a live version (the
     /// source of a copy), as the current version of `bucket/key`. Refused
@@ -293,8 +304,15 @@ impl MetaClient {
         version: ObjectVersion,
         condition: WriteCondition,
     ) -> Result<ObjectVersion> {
-        self.commit_version(bucket, key, version, condition, ChunkOwnership::Shared)
-            .await
+        self.commit_version(
+            bucket,
+            key,
+            version,
+            condition,
+            ChunkOwnership::Shared,
+            Vec::new(),
+        )
+        .await
     }
     async fn commit_version(
         &self,
@@ -303,6 +321,7 @@ impl MetaClient {
         version: ObjectVersion,
         condition: WriteCondition,
         ownership: ChunkOwnership,
+        placements: Vec<ChunkPlacement>,
     ) -> Result<ObjectVersion> {
         keys::validate_key(key)?;
         let command = Command::PutObject {
@@ -311,6 +330,7 @@ impl MetaClient {
             version,
             condition,
             ownership,
+            placements,
         };
         match self.write(command).await? {
             Reply::Object(version) => Ok(version),
@@ -550,8 +570,14 @@ impl MetaClient {
         }
     }
     /// Records a part whose chunks were just written for it.
-    pub async fn upload_part(&self, upload_id: UploadId, part: PartRecord) -> Result<()> {
-        self.upload_part_sharing(upload_id, part, Vec::new()).await
+    pub async fn upload_part(
+        &self,
+        upload_id: UploadId,
+        part: PartRecord,
+        placements: Vec<ChunkPlacement>,
+    ) -> Result<()> {
+        self.upload_part_sharing(upload_id, part, Vec::new(), placements)
+            .await
     }
     /// Records a part some of whose chunks (`shared`) belong to live
     /// versions (UploadPartCopy); `Conflict` if one lost its last reference.
@@ -560,12 +586,14 @@ impl MetaClient {
         upload_id: UploadId,
         part: PartRecord,
         shared: Vec<ChunkId>,
+        placements: Vec<ChunkPlacement>,
     ) -> Result<()> {
         match self
             .write(Command::UploadPart {
                 upload_id,
                 part,
                 shared,
+                placements,
             })
             .await?
         {
@@ -665,6 +693,89 @@ impl MetaClient {
     pub async fn chunks_referenced(&self, ids: Vec<ChunkId>) -> Result<Vec<bool>> {
         match self.read(ReadRequest::ChunksReferenced { ids }).await? {
             ReadReply::Referenced(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// The record of each chunk (`None`: not committed, or collected).
+    pub async fn chunk_records(&self, ids: Vec<ChunkId>) -> Result<Vec<Option<ChunkRecord>>> {
+        match self.read(ReadRequest::ChunkRecords { ids }).await? {
+            ReadReply::ChunkRecords(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Up to `limit` chunks whose records list `server`, after `after`.
+    pub async fn server_chunks(
+        &self,
+        server: ServerId,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkId>> {
+        let request = ReadRequest::ServerChunks {
+            server,
+            after,
+            limit,
+        };
+        match self.read(request).await? {
+            ReadReply::ChunkIds(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Up to `limit` live chunks with fewer replicas than their factor.
+    pub async fn under_replicated(
+        &self,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> Result<Vec<ChunkId>> {
+        match self
+            .read(ReadRequest::UnderReplicated { after, limit })
+            .await?
+        {
+            ReadReply::ChunkIds(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// How many chunk records there are, and how many are under-replicated.
+    pub async fn chunk_counts(&self) -> Result<(u64, u64)> {
+        match self.read(ReadRequest::ChunkCounts).await? {
+            ReadReply::ChunkCounts {
+                records,
+                under_replicated,
+            } => Ok((records, under_replicated)),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// Records that chunk `id` was copied to `add` and that `remove` no
+    /// longer hold it; returns the updated record.
+    pub async fn update_chunk_replicas(
+        &self,
+        id: ChunkId,
+        add: Vec<ServerId>,
+        remove: Vec<ServerId>,
+    ) -> Result<ChunkRecord> {
+        match self
+            .write(Command::UpdateChunkReplicas { id, add, remove })
+            .await?
+        {
+            Reply::Chunk(record) => Ok(record),
+            other => Err(unexpected(other)),
+        }
+    }
+    /// An orphan sweep (see `chunks`): which of `candidates` may be deleted.
+    pub async fn collect_orphans(
+        &self,
+        server: Option<ServerId>,
+        candidates: Vec<ChunkId>,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<Vec<ChunkId>> {
+        let command = Command::CollectOrphans {
+            server,
+            candidates,
+            now_ms,
+            grace_ms,
+        };
+        match self.write(command).await? {
+            Reply::Orphans(ids) => Ok(ids),
             other => Err(unexpected(other)),
         }
     }

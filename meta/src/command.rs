@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chunks::{ChunkPlacement, ChunkRecord};
 use crate::error::MetaError;
 use crate::multipart::{CompletedPart, PartRecord, UploadId, UploadRecord};
 use crate::object::{
@@ -41,6 +42,8 @@ pub enum Command {
         /// Whether the version's chunks were just written for it, or are
         /// shared with live versions (CopyObject).
         ownership: ChunkOwnership,
+        /// Where the fresh chunks' replicas are (empty for a local store).
+        placements: Vec<ChunkPlacement>,
     },
     /// Remove the current version of `bucket/key` and every directory left
     /// empty by it. Deleting a missing key succeeds (S3 semantics).
@@ -64,6 +67,8 @@ pub enum Command {
         /// Chunks of `part` shared with live versions (UploadPartCopy): each
         /// must still be referenced, else `Conflict`. The rest are fresh.
         shared: Vec<ChunkId>,
+        /// Where the fresh chunks' replicas are (empty for a local store).
+        placements: Vec<ChunkPlacement>,
     },
     /// Check `parts` against the stored parts and commit the object they
     /// form, all or nothing. `checksum` is the object's checksum as the
@@ -121,9 +126,28 @@ pub enum Command {
         now_ms: i64,
         timeout_ms: i64,
     },
-    /// The collector deleted the chunks of these GC-queue records.
+    /// The collector deleted the chunks of these GC-queue records: the
+    /// records go, with the chunks' own records.
     GcAck {
         records: Vec<(u64, u32)>,
+    },
+    /// The healer copied chunk `id` to the servers `add`; the servers
+    /// `remove` no longer count as replicas. `Conflict` if the chunk has
+    /// lost its last reference meanwhile.
+    UpdateChunkReplicas {
+        id: ChunkId,
+        add: Vec<ServerId>,
+        remove: Vec<ServerId>,
+    },
+    /// An orphan sweep: raise the orphan horizon to `now_ms - grace_ms` and
+    /// answer which of `candidates` (chunk files on `server`, or on the
+    /// local store for `None`, older than the grace) may be deleted (see
+    /// `chunks`).
+    CollectOrphans {
+        server: Option<ServerId>,
+        candidates: Vec<ChunkId>,
+        now_ms: i64,
+        grace_ms: i64,
     },
 }
 
@@ -169,9 +193,21 @@ impl Command {
                 BASE.saturating_add(upload.key.len())
                     .saturating_add(metadata)
             }
-            Command::UploadPart { part, shared, .. } => BASE
+            Command::UploadPart {
+                part,
+                shared,
+                placements,
+                ..
+            } => BASE
                 .saturating_add(part.chunks.len().saturating_mul(CHUNK_REF))
-                .saturating_add(shared.len().saturating_mul(16)),
+                .saturating_add(shared.len().saturating_mul(16))
+                .saturating_add(placements_size(placements)),
+            Command::UpdateChunkReplicas { add, remove, .. } => {
+                BASE.saturating_add((add.len() + remove.len()).saturating_mul(8))
+            }
+            Command::CollectOrphans { candidates, .. } => {
+                BASE.saturating_add(candidates.len().saturating_mul(16))
+            }
             // Part number, ETag and checksum of each completed part.
             Command::CompleteMultipartUpload { parts, .. } => {
                 BASE.saturating_add(parts.len().saturating_mul(96))
@@ -181,7 +217,12 @@ impl Command {
                 BASE.saturating_add(key.len()).saturating_add(tags)
             }
             Command::GcAck { records } => BASE.saturating_add(records.len().saturating_mul(12)),
-            Command::PutObject { key, version, .. } => {
+            Command::PutObject {
+                key,
+                version,
+                placements,
+                ..
+            } => {
                 let data = match &version.data {
                     ObjectData::Inline(bytes) => bytes.len(),
                     ObjectData::Chunks(chunks) => chunks.len().saturating_mul(CHUNK_REF),
@@ -194,9 +235,18 @@ impl Command {
                 BASE.saturating_add(key.len())
                     .saturating_add(metadata)
                     .saturating_add(data)
+                    .saturating_add(placements_size(placements))
             }
         }
     }
+}
+
+/// About how many bytes placements take encoded: id, factor, server ids.
+fn placements_size(placements: &[ChunkPlacement]) -> usize {
+    placements
+        .iter()
+        .map(|p| 18usize.saturating_add(p.servers.len().saturating_mul(9)))
+        .fold(0, usize::saturating_add)
 }
 
 /// The deterministic outcome of applying one command.
@@ -218,6 +268,10 @@ pub enum Reply {
     Expired {
         count: u32,
     },
+    /// UpdateChunkReplicas: the chunk's record as it now is.
+    Chunk(ChunkRecord),
+    /// CollectOrphans: the candidates that may be deleted.
+    Orphans(Vec<ChunkId>),
 }
 
 pub type CommandResult = Result<Reply, MetaError>;
@@ -247,6 +301,7 @@ mod tests {
             },
             condition: WriteCondition::None,
             ownership: ChunkOwnership::Fresh,
+            placements: Vec::new(),
         };
         let small = put(ObjectData::Inline(Vec::new())).size_estimate();
         let inline = put(ObjectData::Inline(vec![0; 65536])).size_estimate();

@@ -43,6 +43,10 @@ pub enum MetaError {
     /// (e.g. a copy's source was deleted during the copy).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A commit names a fresh chunk created before the orphan horizon: an
+    /// orphan sweep may have deleted it (the upload outlived the grace).
+    #[error("chunk {0} was written too long ago to be committed; retry the upload")]
+    StaleChunk(String),
     /// A write's If-Match / If-None-Match expectation did not hold.
     #[error("precondition failed")]
     PreconditionFailed,

@@ -5,6 +5,7 @@
 //! deterministic state machine in one redb write transaction. Callers use
 //! [`client::MetaClient`]; a process hosting a replica runs a [`node::MetaNode`].
 
+pub mod chunks;
 pub mod client;
 pub mod command;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod schema;
 pub mod server;
 pub mod state_machine;
 
+pub use chunks::{ChunkPlacement, ChunkRecord};
 pub use client::{MetaClient, RemoteConfig};
 pub use error::{MetaError, Result};
 pub use node::{MetaConfig, MetaNode};

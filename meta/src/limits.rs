@@ -78,3 +78,8 @@ const _: () = assert!(APPEND_BODY_SIZE_TARGET < RPC_BODY_SIZE_MAX);
 const _: () = assert!(ENTRY_SIZE_TARGET <= APPEND_BODY_SIZE_TARGET);
 const _: () =
     assert!(INLINE_OBJECT_SIZE_MAX as usize * COMMANDS_PER_ENTRY_MAX < RPC_BODY_SIZE_MAX / 2);
+
+/// Chunk ids one orphan sweep command may ask about.
+pub const ORPHAN_CANDIDATES_MAX: usize = 4096;
+/// Chunk ids one chunk-record read may ask about.
+pub const CHUNK_RECORDS_READ_MAX: usize = 4096;

@@ -14,6 +14,7 @@ use md5::{Digest, Md5};
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use crate::chunks::ChunkPlacement;
 use crate::command::{ChunkOwnership, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::keys::{prefix_successor, validate_key};
@@ -345,11 +346,20 @@ impl NamespaceTables<'_> {
         upload_id: &UploadId,
         part: &PartRecord,
         shared: &[ChunkId],
+        placements: &[ChunkPlacement],
     ) -> Result<CommandResult> {
         if let Some(gone) = self.first_unreferenced(shared)? {
             return Ok(Err(MetaError::Conflict(format!(
                 "chunk {gone} of the copy source is no longer referenced"
             ))));
+        }
+        let fresh = part
+            .chunks
+            .iter()
+            .map(|c| &c.id)
+            .filter(|id| !shared.contains(id));
+        if let Some(refused) = self.check_fresh(fresh)? {
+            return Ok(Err(refused));
         }
         if self.read_upload(upload_id)?.is_none() {
             return Ok(Err(MetaError::NoSuchUpload(upload_id.to_hex())));
@@ -361,7 +371,7 @@ impl NamespaceTables<'_> {
             ))));
         }
         let key = part_key(&upload_id.0, part.part_number);
-        self.reference(part.chunks.iter().map(|c| c.id))?;
+        self.reference(&part.chunks, placements)?;
         let previous: Option<PartRecord> = match self
             .parts
             .insert(key.as_slice(), encode_record(part)?.as_slice())?
@@ -467,6 +477,7 @@ impl NamespaceTables<'_> {
             &version,
             condition,
             ChunkOwnership::Shared,
+            &[],
         )?;
         if result.is_err() {
             // Refused (condition, bucket gone): the upload stays as it was.

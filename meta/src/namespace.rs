@@ -11,13 +11,14 @@ use std::ops::Bound;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableError, WriteTransaction};
 
+use crate::chunks::ChunkPlacement;
 use crate::command::{ChunkOwnership, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::keys::{
     SEPARATOR, directory_stored_name, is_directory_stored_name, split_key, validate_bucket_name,
     validate_key,
 };
-use crate::object::{BucketInfo, ChunkId, ChunkRef, ObjectVersion, OverwritePolicy};
+use crate::object::{BucketInfo, ChunkRef, ObjectVersion, OverwritePolicy};
 use crate::schema::{
     self, BucketRecord, ChildRecord, GcOrigin, GcRecord, InodeKind, InodeRecord, ObjectEntry,
     ROOT_INODE, StateTable, child_key, decode_record, encode_record, gc_key, inode_key,
@@ -126,16 +127,6 @@ pub fn gc_queue(
         });
     }
     Ok(entries)
-}
-
-/// For each id, whether any version or part references it.
-pub fn chunks_referenced(txn: &ReadTransaction, ids: &[ChunkId]) -> Result<Vec<bool>> {
-    let Some(refs) = open_read(txn, schema::CHUNK_REFS)? else {
-        return Ok(vec![false; ids.len()]);
-    };
-    ids.iter()
-        .map(|id| Ok(refs.get(id.0.as_slice())?.is_some()))
-        .collect()
 }
 
 // ------------------------------------------------- helpers on any table
@@ -299,9 +290,11 @@ pub(crate) struct NamespaceTables<'txn> {
     pub(crate) children: Table<'txn, &'static [u8], &'static [u8]>,
     inodes: Table<'txn, &'static [u8], &'static [u8]>,
     versions: Table<'txn, &'static [u8], &'static [u8]>,
-    gc_queue: Table<'txn, &'static [u8], &'static [u8]>,
-    counters: Table<'txn, &'static [u8], &'static [u8]>,
-    chunk_refs: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) gc_queue: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) counters: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) chunk_refs: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) server_chunks: Table<'txn, &'static [u8], &'static [u8]>,
+    pub(crate) under_replicated: Table<'txn, &'static [u8], &'static [u8]>,
     pub(crate) chunk_servers: Table<'txn, &'static [u8], &'static [u8]>,
     pub(crate) uploads: Table<'txn, &'static [u8], &'static [u8]>,
     pub(crate) upload_index: Table<'txn, &'static [u8], &'static [u8]>,
@@ -318,6 +311,8 @@ impl<'txn> NamespaceTables<'txn> {
             gc_queue: txn.open_table(schema::GC_QUEUE)?,
             counters: txn.open_table(schema::COUNTERS)?,
             chunk_refs: txn.open_table(schema::CHUNK_REFS)?,
+            server_chunks: txn.open_table(schema::SERVER_CHUNKS)?,
+            under_replicated: txn.open_table(schema::UNDER_REPLICATED)?,
             chunk_servers: txn.open_table(schema::CHUNK_SERVERS)?,
             uploads: txn.open_table(schema::UPLOADS)?,
             upload_index: txn.open_table(schema::UPLOAD_INDEX)?,
@@ -376,6 +371,7 @@ impl<'txn> NamespaceTables<'txn> {
         version: &ObjectVersion,
         condition: &WriteCondition,
         ownership: ChunkOwnership,
+        placements: &[ChunkPlacement],
     ) -> Result<CommandResult> {
         if let Err(e) = validate_key(key) {
             return Ok(Err(e));
@@ -383,12 +379,20 @@ impl<'txn> NamespaceTables<'txn> {
         let Some(bucket_record) = read_bucket(&self.buckets, bucket)? else {
             return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
         };
-        if ownership == ChunkOwnership::Shared
-            && let Some(gone) = self.first_unreferenced(version.chunks().iter().map(|c| &c.id))?
-        {
-            return Ok(Err(MetaError::Conflict(format!(
-                "chunk {gone} of the source is no longer referenced"
-            ))));
+        let chunk_ids = version.chunks().iter().map(|c| &c.id);
+        match ownership {
+            ChunkOwnership::Shared => {
+                if let Some(gone) = self.first_unreferenced(chunk_ids)? {
+                    return Ok(Err(MetaError::Conflict(format!(
+                        "chunk {gone} of the source is no longer referenced"
+                    ))));
+                }
+            }
+            ChunkOwnership::Fresh => {
+                if let Some(refused) = self.check_fresh(chunk_ids)? {
+                    return Ok(Err(refused));
+                }
+            }
         }
         let (directories, name) = split_key(key);
         let found = resolve_directories(&self.children, bucket_record.root, &directories)?;
@@ -420,7 +424,7 @@ impl<'txn> NamespaceTables<'txn> {
         committed.generation = log_index;
         // Reference the new chunks before releasing the old version's, so a
         // chunk both share never reaches zero.
-        self.reference(committed.chunks().iter().map(|c| c.id))?;
+        self.reference(committed.chunks(), placements)?;
         let inode = match &existing {
             Some(old) => {
                 self.retire_version(log_index, old)?;
@@ -624,73 +628,6 @@ impl<'txn> NamespaceTables<'txn> {
         )
     }
 
-    /// The first of `ids` that no version or part references, if any.
-    pub(crate) fn first_unreferenced<'a>(
-        &self,
-        ids: impl IntoIterator<Item = &'a ChunkId>,
-    ) -> Result<Option<ChunkId>> {
-        for id in ids {
-            if self.chunk_refs.get(id.0.as_slice())?.is_none() {
-                return Ok(Some(*id));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Adds one reference to each chunk.
-    pub(crate) fn reference(&mut self, ids: impl Iterator<Item = ChunkId>) -> Result<()> {
-        for id in ids {
-            let count = match self.chunk_refs.get(id.0.as_slice())? {
-                Some(value) => decode_record::<u64>(value.value())?,
-                None => 0,
-            };
-            let count = count.checked_add(1).ok_or_else(|| {
-                MetaError::Corrupt(format!("chunk {id} reference count overflows"))
-            })?;
-            self.chunk_refs
-                .insert(id.0.as_slice(), encode_record(&count)?.as_slice())?;
-        }
-        Ok(())
-    }
-
-    /// Drops one reference from each chunk; chunks left with none go to the
-    /// GC queue in one record naming `origin`.
-    pub(crate) fn release(
-        &mut self,
-        log_index: u64,
-        origin: GcOrigin,
-        ids: impl Iterator<Item = ChunkId>,
-    ) -> Result<()> {
-        let mut garbage = Vec::new();
-        for id in ids {
-            let count = match self.chunk_refs.get(id.0.as_slice())? {
-                Some(value) => decode_record::<u64>(value.value())?,
-                None => {
-                    return Err(MetaError::Corrupt(format!(
-                        "chunk {id} released but not referenced"
-                    )));
-                }
-            };
-            if count <= 1 {
-                self.chunk_refs.remove(id.0.as_slice())?;
-                garbage.push(id);
-            } else {
-                self.chunk_refs
-                    .insert(id.0.as_slice(), encode_record(&(count - 1))?.as_slice())?;
-            }
-        }
-        if garbage.is_empty() {
-            return Ok(());
-        }
-        self.queue_gc(
-            log_index,
-            &GcRecord {
-                origin,
-                chunks: garbage,
-            },
-        )
-    }
-
     /// Rewrites the current version of `bucket/key` with new tags.
     pub(crate) fn put_object_tags(
         &mut self,
@@ -740,15 +677,6 @@ impl<'txn> NamespaceTables<'txn> {
         self.buckets
             .insert(bucket.as_bytes(), encode_record(&record)?.as_slice())?;
         Ok(Ok(Reply::Bucket(record.info)))
-    }
-
-    /// Removes GC-queue records whose chunks the collector deleted.
-    pub(crate) fn gc_ack(&mut self, records: &[(u64, u32)]) -> Result<CommandResult> {
-        for (log_index, sequence) in records {
-            self.gc_queue
-                .remove(gc_key(*log_index, *sequence).as_slice())?;
-        }
-        Ok(Ok(Reply::Done))
     }
 
     /// Appends to the GC queue under `log_index` with the next free sequence

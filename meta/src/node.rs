@@ -25,7 +25,8 @@ use crate::rpc::{
     AdminReply, AdminRequest, HttpClient, NodeStatus, ReadReply, ReadRequest, SharedFaults,
 };
 use crate::server::ServerHandle;
-use crate::{listing, multipart, namespace, registry};
+use crate::limits::CHUNK_RECORDS_READ_MAX;
+use crate::{chunks, listing, multipart, namespace, registry};
 
 /// The Raft log's redb file inside `data_dir`.
 pub const LOG_FILE_NAME: &str = "raft-log.redb";
@@ -219,9 +220,43 @@ impl NodeInner {
                 .await
                 .map(ReadReply::ChunkServers),
             ReadRequest::ChunksReferenced { ids } => self
-                .read(move |txn| namespace::chunks_referenced(txn, &ids))
+                .read(move |txn| chunks::chunks_referenced(txn, &ids))
                 .await
                 .map(ReadReply::Referenced),
+            ReadRequest::ChunkRecords { ids } => {
+                if ids.len() > CHUNK_RECORDS_READ_MAX {
+                    return Err(MetaError::Conflict(format!(
+                        "{} chunk ids (at most {CHUNK_RECORDS_READ_MAX})",
+                        ids.len()
+                    )));
+                }
+                self.read(move |txn| chunks::chunk_records(txn, &ids))
+                    .await
+                    .map(ReadReply::ChunkRecords)
+            }
+            ReadRequest::ServerChunks {
+                server,
+                after,
+                limit,
+            } => {
+                let limit = limit.min(CHUNK_RECORDS_READ_MAX);
+                self.read(move |txn| chunks::server_chunks(txn, server, after, limit))
+                    .await
+                    .map(ReadReply::ChunkIds)
+            }
+            ReadRequest::UnderReplicated { after, limit } => {
+                let limit = limit.min(CHUNK_RECORDS_READ_MAX);
+                self.read(move |txn| chunks::under_replicated(txn, after, limit))
+                    .await
+                    .map(ReadReply::ChunkIds)
+            }
+            ReadRequest::ChunkCounts => self
+                .read(chunks::chunk_counts)
+                .await
+                .map(|(records, under_replicated)| ReadReply::ChunkCounts {
+                    records,
+                    under_replicated,
+                }),
         }
     }
 

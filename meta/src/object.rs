@@ -6,14 +6,34 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A chunk's 128-bit id, chosen at random by the writer before the chunk is
-/// written. Chunks are immutable: one id names one content forever.
+/// A chunk's 128-bit id, chosen by the writer before the chunk is written:
+/// 48 bits of creation time (milliseconds since the Unix epoch, big-endian,
+/// so ids sort by age) and 80 random bits. Chunks are immutable: one id
+/// names one content forever. The creation time is what orphan collection
+/// reasons about (see `chunks`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ChunkId(pub [u8; 16]);
 
 impl ChunkId {
-    pub fn random() -> Self {
-        ChunkId(rand::random())
+    /// A new id created now.
+    pub fn generate() -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        ChunkId::created_at(i64::try_from(now_ms).unwrap_or(i64::MAX))
+    }
+    /// A new id with creation time `ms` (clamped to 48 bits).
+    pub fn created_at(ms: i64) -> Self {
+        let ms = u64::try_from(ms).unwrap_or(0).min((1 << 48) - 1);
+        let mut id: [u8; 16] = rand::random();
+        id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        ChunkId(id)
+    }
+    /// When the id was generated, in milliseconds since the Unix epoch.
+    pub fn created_ms(&self) -> i64 {
+        let mut ms = [0u8; 8];
+        ms[2..].copy_from_slice(&self.0[..6]);
+        i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX)
     }
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -33,6 +53,23 @@ impl fmt::Display for ChunkId {
 impl fmt::Debug for ChunkId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ChunkId({})", self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod chunk_id_tests {
+    use super::ChunkId;
+
+    #[test]
+    fn ids_carry_their_creation_time_and_sort_by_it() {
+        let early = ChunkId::created_at(1_700_000_000_000);
+        let late = ChunkId::created_at(1_700_000_000_001);
+        assert_eq!(early.created_ms(), 1_700_000_000_000);
+        assert!(early < late);
+        assert_ne!(ChunkId::created_at(5), ChunkId::created_at(5), "random tail");
+        assert_eq!(ChunkId::created_at(-1).created_ms(), 0);
+        let now = ChunkId::generate().created_ms();
+        assert!(now > 1_700_000_000_000);
     }
 }
 

@@ -27,7 +27,8 @@ use crate::listing::{ListPage, ListRequest};
 use crate::multipart::{ListUploadsRequest, PartsPage, UploadId, UploadRecord, UploadsPage};
 use crate::namespace::GcEntry;
 use crate::object::{BucketInfo, ChunkId, ObjectVersion};
-use crate::registry::ChunkServerRecord;
+use crate::registry::{ChunkServerRecord, ServerId};
+use crate::chunks::ChunkRecord;
 
 /// Raft: `AppendEntriesRequest` → `Result<AppendEntriesResponse, RaftError>`.
 pub const PATH_RAFT_APPEND: &str = "/raft/append";
@@ -85,6 +86,19 @@ pub enum ReadRequest {
         ids: Vec<ChunkId>,
     },
     ChunkServers,
+    ChunkRecords {
+        ids: Vec<ChunkId>,
+    },
+    ServerChunks {
+        server: ServerId,
+        after: Option<ChunkId>,
+        limit: usize,
+    },
+    UnderReplicated {
+        after: Option<ChunkId>,
+        limit: usize,
+    },
+    ChunkCounts,
 }
 
 /// The answer to a [`ReadRequest`], same variant order.
@@ -100,6 +114,10 @@ pub enum ReadReply {
     GcQueue(Vec<GcEntry>),
     Referenced(Vec<bool>),
     ChunkServers(Vec<ChunkServerRecord>),
+    ChunkRecords(Vec<Option<ChunkRecord>>),
+    ChunkIds(Vec<ChunkId>),
+    /// Chunk records, and how many of them are under-replicated.
+    ChunkCounts { records: u64, under_replicated: u64 },
 }
 
 /// Membership changes and status, answered by the leader (status by any node).

@@ -12,7 +12,10 @@
 //! | `ns_inodes`    | inode BE                              | [`InodeRecord`]  |
 //! | `ns_versions`  | inode BE ++ generation BE ++ position (u32) BE | [`ObjectVersion`]|
 //! | `ns_gc_queue`  | log index BE ++ sequence (u32) BE     | [`GcRecord`]     |
-//! | `ns_counters`  | counter name (`next_inode`)           | `u64` record     |
+//! | `ns_counters`  | counter name (`next_inode`, `orphan_horizon_ms`) | `u64` / `i64` record |
+//! | `ns_chunk_refs` | chunk id (16 bytes)                  | [`crate::chunks::ChunkRecord`] |
+//! | `ns_server_chunks` | server id BE ++ chunk id          | empty            |
+//! | `ns_under_replicated` | chunk id                       | empty            |
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -44,10 +47,17 @@ pub const UPLOADS: StateTable = StateTable::new("ns_uploads");
 pub const UPLOAD_INDEX: StateTable = StateTable::new("ns_upload_index");
 /// upload id ‖ part number BE → [`crate::multipart::PartRecord`].
 pub const PARTS: StateTable = StateTable::new("ns_parts");
-/// chunk id (16 bytes) → u64 record: how many versions and parts reference
-/// the chunk. No row means none: the chunk is garbage, and can never be
-/// referenced again (see `namespace::ChunkOwnership`).
+/// chunk id (16 bytes) → [`crate::chunks::ChunkRecord`]: how many versions
+/// and parts reference the chunk and where its replicas are. A chunk whose
+/// count reached zero is never referenced again (see
+/// `command::ChunkOwnership`); its row goes when the collector is done.
 pub const CHUNK_REFS: StateTable = StateTable::new("ns_chunk_refs");
+/// server id BE ‖ chunk id → empty: the chunks each server should hold (an
+/// index of `ns_chunk_refs`).
+pub const SERVER_CHUNKS: StateTable = StateTable::new("ns_server_chunks");
+/// chunk id → empty: live chunks with fewer replicas than their factor (an
+/// index of `ns_chunk_refs`), the healer's work list.
+pub const UNDER_REPLICATED: StateTable = StateTable::new("ns_under_replicated");
 /// server id BE → [`crate::registry::ChunkServerRecord`].
 pub const CHUNK_SERVERS: StateTable = StateTable::new("ns_chunk_servers");
 pub const STATE_TABLES: &[StateTable] = &[
@@ -61,6 +71,8 @@ pub const STATE_TABLES: &[StateTable] = &[
     UPLOAD_INDEX,
     PARTS,
     CHUNK_REFS,
+    SERVER_CHUNKS,
+    UNDER_REPLICATED,
     CHUNK_SERVERS,
 ];
 
@@ -79,9 +91,12 @@ pub const ROOT_INODE: u64 = 1;
 pub const FIRST_ALLOCATED_INODE: u64 = 2;
 /// `ns_counters` key of the next free inode id.
 pub const COUNTER_NEXT_INODE: &[u8] = b"next_inode";
+/// `ns_counters` key of the orphan horizon (see `chunks`), an `i64` record.
+pub const COUNTER_ORPHAN_HORIZON: &[u8] = b"orphan_horizon_ms";
 
 /// Format version byte in front of every record.
-pub const RECORD_FORMAT_VERSION: u8 = 1;
+/// 2: chunk records with replicas (1 held a bare reference count).
+pub const RECORD_FORMAT_VERSION: u8 = 2;
 
 /// A bucket: what ListBuckets shows plus the inode of its directory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -63,8 +63,16 @@ fn apply(
             version,
             condition,
             ownership,
+            placements,
         } => tables.put_object(
-            log_index, position, bucket, key, version, condition, *ownership,
+            log_index,
+            position,
+            bucket,
+            key,
+            version,
+            condition,
+            *ownership,
+            placements,
         ),
         Command::DeleteObject { bucket, key } => tables.delete_object(log_index, bucket, key),
         Command::DeleteObjects { bucket, keys } => tables.delete_objects(log_index, bucket, keys),
@@ -73,7 +81,8 @@ fn apply(
             upload_id,
             part,
             shared,
-        } => tables.put_part(log_index, upload_id, part, shared),
+            placements,
+        } => tables.put_part(log_index, upload_id, part, shared, placements),
         Command::CompleteMultipartUpload {
             upload_id,
             parts,
@@ -95,6 +104,15 @@ fn apply(
             limit,
         } => tables.expire_uploads(log_index, *initiated_before_ms, *limit),
         Command::GcAck { records } => tables.gc_ack(records),
+        Command::UpdateChunkReplicas { id, add, remove } => {
+            tables.update_replicas(id, add, remove)
+        }
+        Command::CollectOrphans {
+            server,
+            candidates,
+            now_ms,
+            grace_ms,
+        } => tables.collect_orphans(*server, candidates, *now_ms, *grace_ms),
         Command::RegisterChunkServer {
             id,
             addr,

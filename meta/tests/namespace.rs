@@ -11,6 +11,7 @@ use arbor_meta::schema::{
     self, ChildRecord, GcOrigin, GcRecord, decode_record, split_child_key, split_gc_key,
 };
 use arbor_meta::state_machine::{apply_command, apply_commands};
+use arbor_meta::chunks::{self, ChunkPlacement, ChunkRecord};
 use arbor_meta::{BucketInfo, MetaError};
 use proptest::prelude::*;
 use redb::backends::InMemoryBackend;
@@ -73,6 +74,7 @@ impl Fixture {
             version,
             condition,
             ownership: ChunkOwnership::Fresh,
+            placements: Vec::new(),
         })
     }
 
@@ -352,6 +354,7 @@ fn bucket_lifecycle() {
         version: inline_version("e"),
         condition: WriteCondition::None,
         ownership: ChunkOwnership::Fresh,
+        placements: Vec::new(),
     };
     f.apply(put).expect("put");
     let delete = |name: &str| Command::DeleteBucket {
@@ -388,6 +391,7 @@ fn bucket_lifecycle() {
         version: inline_version("e"),
         condition: WriteCondition::None,
         ownership: ChunkOwnership::Fresh,
+        placements: Vec::new(),
     };
     assert_eq!(f.apply(put), Err(missing));
     // Only alpha's directory remains.
@@ -460,6 +464,7 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
         version,
         condition: WriteCondition::None,
         ownership: ChunkOwnership::Fresh,
+        placements: Vec::new(),
     };
     f.apply(put("big", chunked_version("v1", vec![chunk(1), chunk(2)])))
         .expect("put");
@@ -517,6 +522,7 @@ fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
         version,
         condition: WriteCondition::None,
         ownership: ChunkOwnership::Fresh,
+        placements: Vec::new(),
     };
     let results = f.apply_entry(&[
         put(chunked_version("first", vec![chunk(1), chunk(2)])),
@@ -917,4 +923,149 @@ proptest! {
             }
         }
     }
+}
+
+// ------------------------------------------------------- chunk records
+
+impl Fixture {
+    fn records(&self, ids: &[ChunkId]) -> Vec<Option<ChunkRecord>> {
+        chunks::chunk_records(&self.db.begin_read().expect("read"), ids).expect("records")
+    }
+    fn server_chunks(&self, server: u64) -> Vec<ChunkId> {
+        chunks::server_chunks(&self.db.begin_read().expect("read"), server, None, 100)
+            .expect("server chunks")
+    }
+    fn under_replicated(&self) -> Vec<ChunkId> {
+        chunks::under_replicated(&self.db.begin_read().expect("read"), None, 100)
+            .expect("under-replicated")
+    }
+    fn put_placed(&mut self, key: &str, chunks: Vec<ChunkRef>, placements: Vec<ChunkPlacement>) {
+        let result = self.apply(Command::PutObject {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version: chunked_version("e", chunks),
+            condition: WriteCondition::None,
+            ownership: ChunkOwnership::Fresh,
+            placements,
+        });
+        assert!(result.is_ok(), "put {key}: {result:?}");
+    }
+    fn sweep(&mut self, server: Option<u64>, candidates: &[ChunkId], now_ms: i64) -> Vec<ChunkId> {
+        match self.apply(Command::CollectOrphans {
+            server,
+            candidates: candidates.to_vec(),
+            now_ms,
+            grace_ms: 1000,
+        }) {
+            Ok(Reply::Orphans(ids)) => ids,
+            other => panic!("collect orphans: {other:?}"),
+        }
+    }
+}
+
+fn chunk_at(ms: i64) -> ChunkRef {
+    ChunkRef {
+        id: ChunkId::created_at(ms),
+        offset: 0,
+        size: 5,
+        sha256: [9; 32],
+    }
+}
+
+fn placed(chunk: &ChunkRef, servers: &[u64]) -> ChunkPlacement {
+    ChunkPlacement {
+        id: chunk.id,
+        factor: 3,
+        servers: servers.to_vec(),
+    }
+}
+
+#[test]
+fn chunk_records_follow_references_and_replicas() {
+    let mut f = Fixture::with_bucket();
+    let (a, b) = (chunk_at(10_000), chunk_at(10_001));
+    let b_second = ChunkRef {
+        offset: 5,
+        ..b.clone()
+    };
+    f.put_placed(
+        "k",
+        vec![a.clone(), b_second],
+        vec![placed(&a, &[1, 2, 3]), placed(&b, &[2, 3])],
+    );
+    let records = f.records(&[a.id, b.id]);
+    let record_a = records[0].clone().expect("a recorded");
+    assert_eq!((record_a.refs, record_a.size, record_a.factor), (1, 5, 3));
+    assert_eq!(record_a.servers, [1, 2, 3]);
+    assert_eq!(f.server_chunks(1), [a.id]);
+    assert_eq!(f.server_chunks(2), [a.id, b.id]);
+    assert_eq!(f.under_replicated(), [b.id], "b has 2 of 3 replicas");
+
+    // The healer adds a replica of b and moves one of a.
+    let update = |id: ChunkId, add: Vec<u64>, remove: Vec<u64>| Command::UpdateChunkReplicas {
+        id,
+        add,
+        remove,
+    };
+    assert!(f.apply(update(b.id, vec![4], Vec::new())).is_ok());
+    assert!(f.under_replicated().is_empty());
+    match f.apply(update(a.id, vec![4], vec![1])) {
+        Ok(Reply::Chunk(record)) => assert_eq!(record.servers, [2, 3, 4]),
+        other => panic!("update: {other:?}"),
+    }
+    assert!(f.server_chunks(1).is_empty());
+    assert_eq!(f.server_chunks(4), [a.id, b.id]);
+    assert!(
+        f.apply(update(a.id, Vec::new(), vec![2, 3, 4])).is_err(),
+        "a chunk keeps at least one replica"
+    );
+
+    // Deleting the object leaves the records (dying) until the collector
+    // acknowledges, then removes them with their index rows.
+    f.delete("k").expect("delete");
+    let dying = f.records(&[a.id, b.id]);
+    assert!(dying.iter().all(|r| r.as_ref().is_some_and(|r| r.refs == 0)));
+    assert!(
+        f.apply(update(a.id, vec![5], Vec::new())).is_err(),
+        "no healing of garbage"
+    );
+    let queued: Vec<_> = f.gc_queue().into_iter().map(|(key, _)| key).collect();
+    f.apply(Command::GcAck { records: queued }).expect("ack");
+    assert_eq!(f.records(&[a.id, b.id]), [None, None]);
+    assert!(f.server_chunks(2).is_empty() && f.server_chunks(4).is_empty());
+    assert_eq!(f.table_len(schema::CHUNK_REFS), 0);
+}
+
+#[test]
+fn orphan_sweeps_and_commits_never_both_win() {
+    let mut f = Fixture::with_bucket();
+    let old = chunk_at(1_000);
+    let young = chunk_at(50_000);
+    let committed = chunk_at(2_000);
+    f.put_placed("c", vec![committed.clone()], vec![placed(&committed, &[1])]);
+
+    // now 10 s, grace 1 s: the horizon moves to 9 s.
+    let deletable = f.sweep(Some(1), &[old.id, young.id, committed.id], 10_000);
+    assert_eq!(deletable, [old.id], "only the unrecorded chunk older than the horizon");
+    // A commit of the chunk just declared an orphan is refused, and a
+    // later sweep with an earlier clock does not lower the horizon.
+    let refused = f.put("late", chunked_version("l", vec![old.clone()]), WriteCondition::None);
+    assert!(matches!(refused, Err(MetaError::StaleChunk(_))), "{refused:?}");
+    assert_eq!(f.sweep(None, &[old.id], 0), [old.id]);
+    assert!(f.get("late").is_err(), "nothing was committed");
+
+    // A replica on a server its record does not list is a stray.
+    assert_eq!(f.sweep(Some(2), &[committed.id], 10_000), [committed.id]);
+    assert!(f.sweep(Some(1), &[committed.id], 10_000).is_empty());
+    // The local store's chunks (no servers recorded) are never strays.
+    f.put("local", chunked_version("x", vec![young.clone()]), WriteCondition::None)
+        .expect("young chunk commits");
+    assert!(f.sweep(None, &[young.id], 10_000).is_empty());
+
+    // A chunk whose last reference went away stays protected until the
+    // collector acknowledges it, and can never be committed again.
+    f.delete("c").expect("delete");
+    assert!(f.sweep(Some(1), &[committed.id], 10_000).is_empty());
+    let again = f.put("again", chunked_version("a", vec![committed.clone()]), WriteCondition::None);
+    assert!(matches!(again, Err(MetaError::Conflict(_))), "{again:?}");
 }

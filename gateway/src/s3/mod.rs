@@ -16,7 +16,7 @@ pub use time::now_ms;
 
 use std::sync::Arc;
 
-use arbor_chunkstore::ChunkStore;
+use arbor_chunkstore::ChunkBackend;
 use arbor_meta::MetaClient;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
@@ -38,12 +38,12 @@ pub struct Arbor {
 
 struct Inner {
     meta: MetaClient,
-    chunks: ChunkStore,
+    chunks: ChunkBackend,
     settings: GatewaySettings,
 }
 
 impl Arbor {
-    pub fn new(meta: MetaClient, chunks: ChunkStore, settings: GatewaySettings) -> Self {
+    pub fn new(meta: MetaClient, chunks: ChunkBackend, settings: GatewaySettings) -> Self {
         Arbor {
             inner: Arc::new(Inner {
                 meta,
@@ -55,7 +55,7 @@ impl Arbor {
     fn meta(&self) -> &MetaClient {
         &self.inner.meta
     }
-    fn chunks(&self) -> &ChunkStore {
+    fn chunks(&self) -> &ChunkBackend {
         &self.inner.chunks
     }
     fn settings(&self) -> &GatewaySettings {

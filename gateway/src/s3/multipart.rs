@@ -213,7 +213,7 @@ pub async fn upload_part(
             ..c
         }),
         Err(e) => {
-            data_path::discard_body(s3.chunks(), &written.data).await;
+            data_path::discard_body(s3.chunks(), &written.data, &written.placements).await;
             return Err(e);
         }
     };
@@ -233,9 +233,13 @@ pub async fn upload_part(
         chunks,
     };
     let etag = part.etag.clone();
-    if let Err(e) = s3.meta().upload_part(upload.upload_id, part).await {
+    if let Err(e) = s3
+        .meta()
+        .upload_part(upload.upload_id, part, written.placements.clone())
+        .await
+    {
         if object::outcome_is_known(&e) {
-            data_path::discard_body(s3.chunks(), &written.data).await;
+            data_path::discard_body(s3.chunks(), &written.data, &written.placements).await;
         }
         return Err(error::from_meta(e));
     }
@@ -337,11 +341,16 @@ pub async fn upload_part_copy(
     };
     if let Err(e) = s3
         .meta()
-        .upload_part_sharing(upload.upload_id, part, copied.shared.clone())
+        .upload_part_sharing(
+            upload.upload_id,
+            part,
+            copied.shared.clone(),
+            copied.placements.clone(),
+        )
         .await
     {
         if object::outcome_is_known(&e) {
-            data_path::discard_body(s3.chunks(), &copied.fresh()).await;
+            data_path::discard_body(s3.chunks(), &copied.fresh(), &copied.placements).await;
         }
         return Err(error::from_meta(e));
     }

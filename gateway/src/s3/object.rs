@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use arbor_meta::command::WriteCondition;
 use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
 use arbor_meta::object::ObjectHeaders;
-use arbor_meta::{MetaError, ObjectVersion};
+use arbor_meta::{ChunkPlacement, MetaError, ObjectVersion};
 use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -77,10 +77,11 @@ pub async fn put(
     let stored_checksum = match verified {
         Ok(stored) => stored,
         Err(e) => {
-            data_path::discard_body(s3.chunks(), &written.data).await;
+            data_path::discard_body(s3.chunks(), &written.data, &written.placements).await;
             return Err(e);
         }
     };
+    let placements = written.placements;
     let version = ObjectVersion {
         generation: 0,
         size: written.size,
@@ -94,7 +95,7 @@ pub async fn put(
         tags,
         data: written.data,
     };
-    let committed = commit(s3, &input.bucket, &input.key, version, condition).await?;
+    let committed = commit(s3, &input.bucket, &input.key, version, condition, placements).await?;
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
         ..Default::default()
@@ -141,17 +142,18 @@ async fn commit(
     key: &str,
     version: ObjectVersion,
     condition: WriteCondition,
+    placements: Vec<ChunkPlacement>,
 ) -> S3Result<ObjectVersion> {
     let data = version.data.clone();
     match s3
         .meta()
-        .put_object(bucket, key, version, condition.clone())
+        .put_object(bucket, key, version, condition.clone(), placements.clone())
         .await
     {
         Ok(committed) => Ok(committed),
         Err(e) => {
             if outcome_is_known(&e) {
-                data_path::discard_body(s3.chunks(), &data).await;
+                data_path::discard_body(s3.chunks(), &data, &placements).await;
             }
             Err(error::from_meta(changed_meanwhile(e, &condition)))
         }
@@ -214,6 +216,7 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::InvalidPartOrder
         | MetaError::EntityTooSmall { .. }
         | MetaError::Conflict(_)
+        | MetaError::StaleChunk(_)
         | MetaError::NoSuchChunkServer(_) => true,
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
@@ -422,7 +425,7 @@ pub async fn get(
     output.content_language = input.response_content_language.or(output.content_language);
     output.cache_control = input.response_cache_control.or(output.cache_control);
     output.expires = input.response_expires.or(output.expires);
-    output.body = Some(data_path::read_body(s3.chunks(), &version, range));
+    output.body = Some(data_path::read_body(s3.chunks(), &version, range).await?);
     let mut response = S3Response::new(output);
     if partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);

@@ -75,7 +75,7 @@ async fn measure(
                 }
                 let key = format!("r{run}/p{p:02}/k{n:08}");
                 client
-                    .put_object(BUCKET, &key, version(n), WriteCondition::None)
+                    .put_object(BUCKET, &key, version(n), WriteCondition::None, Vec::new())
                     .await
                     .expect("put");
                 if begun >= measure_from {

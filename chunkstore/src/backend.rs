@@ -1,0 +1,161 @@
+//! Where a gateway keeps chunks: `arbor serve`'s local store, or the chunk
+//! servers of a cluster. The data path writes, reads and discards chunks
+//! through [`ChunkBackend`] without knowing which.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use arbor_meta::{ChunkId, ChunkPlacement, ChunkRecord, ChunkRef};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::cluster::{ClusterChunks, ClusterWriter};
+use crate::error::{ChunkError, Result};
+use crate::store::{ChunkInfo, ChunkStore, ChunkWriter};
+
+#[derive(Clone, Debug)]
+pub enum ChunkBackend {
+    /// One local store, no replicas (`arbor serve`).
+    Local(ChunkStore),
+    /// Replicated chunks on the registered chunk servers (`arbor gateway`).
+    Cluster(ClusterChunks),
+}
+
+/// Where the chunks of one read are: empty for the local store.
+#[derive(Clone, Debug, Default)]
+pub struct Locations(HashMap<ChunkId, ChunkRecord>);
+
+/// A chunk sealed by a [`BackendWriter`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredChunk {
+    pub info: ChunkInfo,
+    /// Where its replicas are, for the commit (None for the local store).
+    pub placement: Option<ChunkPlacement>,
+}
+
+impl ChunkBackend {
+    /// Starts a new chunk under a fresh id.
+    pub async fn writer(&self) -> Result<BackendWriter> {
+        match self {
+            ChunkBackend::Local(store) => {
+                let id = ChunkId::generate();
+                Ok(BackendWriter::Local(store.writer(id).await?, id))
+            }
+            ChunkBackend::Cluster(cluster) => Ok(BackendWriter::Cluster(cluster.writer().await?)),
+        }
+    }
+
+    /// Looks up where `chunks` are, once per read.
+    pub async fn locate(&self, chunks: &[ChunkRef]) -> Result<Locations> {
+        match self {
+            ChunkBackend::Local(_) => Ok(Locations::default()),
+            ChunkBackend::Cluster(cluster) => {
+                let mut ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                Ok(Locations(cluster.locate(ids).await?))
+            }
+        }
+    }
+
+    /// Streams bytes `range` of `chunk`, verified.
+    pub async fn read(
+        &self,
+        chunk: &ChunkRef,
+        locations: &Locations,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        match self {
+            ChunkBackend::Local(store) => store.read(chunk.id, range).await,
+            ChunkBackend::Cluster(cluster) => {
+                let record = locations.0.get(&chunk.id).ok_or(ChunkError::NotFound(chunk.id))?;
+                let read = cluster
+                    .read(chunk.id, chunk.sha256, &record.servers, range)
+                    .await?;
+                Ok(read.body)
+            }
+        }
+    }
+
+    /// Best-effort removal of a chunk written for a commit that did not
+    /// happen; garbage collection finds what this misses.
+    pub async fn discard(&self, id: ChunkId, placement: Option<&ChunkPlacement>) {
+        match self {
+            ChunkBackend::Local(store) => {
+                if let Err(error) = store.delete(id).await {
+                    tracing::warn!(chunk = %id, %error, "could not delete unreferenced chunk");
+                }
+            }
+            ChunkBackend::Cluster(cluster) => {
+                if let Some(placement) = placement {
+                    cluster.delete(id, &placement.servers).await;
+                }
+            }
+        }
+    }
+}
+
+/// A chunk being written, locally or to its replicas.
+#[derive(Debug)]
+pub enum BackendWriter {
+    Local(ChunkWriter, ChunkId),
+    Cluster(ClusterWriter),
+}
+
+impl BackendWriter {
+    pub fn id(&self) -> ChunkId {
+        match self {
+            BackendWriter::Local(_, id) => *id,
+            BackendWriter::Cluster(writer) => writer.id(),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        match self {
+            BackendWriter::Local(writer, _) => writer.len(),
+            BackendWriter::Cluster(writer) => writer.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub async fn write(&mut self, data: Bytes) -> Result<()> {
+        match self {
+            BackendWriter::Local(writer, _) => writer.write(data).await,
+            BackendWriter::Cluster(writer) => writer.write(data).await,
+        }
+    }
+
+    /// Seals the chunk: durable on every replica when this returns.
+    pub async fn finish(self) -> Result<StoredChunk> {
+        match self {
+            BackendWriter::Local(writer, _) => Ok(StoredChunk {
+                info: writer.finish(None).await?,
+                placement: None,
+            }),
+            BackendWriter::Cluster(writer) => {
+                let (info, placement) = writer.finish().await?;
+                Ok(StoredChunk {
+                    info,
+                    placement: Some(placement),
+                })
+            }
+        }
+    }
+
+    /// Abandons the chunk; nothing is stored under its id.
+    pub async fn abort(self) {
+        let id = self.id();
+        match self {
+            BackendWriter::Local(writer, _) => {
+                if let Err(error) = writer.abort().await {
+                    tracing::warn!(chunk = %id, %error, "could not abort partial chunk");
+                }
+            }
+            BackendWriter::Cluster(writer) => writer.abort().await,
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Chunks on the chunk servers of a cluster, as a gateway sees them.
+//!
+//! The registry (the metadata group's list of chunk servers) is read at
+//! most once per [`limits::REGISTRY_REFRESH`] and shared by every request.
+//! A new chunk gets a fresh id and is placed by [`placement::place`]: the
+//! first `factor` servers of the ranking are the targets, the rest stand by
+//! as replacements ([`Replicator::write`]). Where it lands is returned as a
+//! [`ChunkPlacement`] for the commit to record; reads ask the metadata
+//! group where a chunk's replicas are and fail over between them, ONLINE
+//! servers first.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arbor_meta::registry::{ChunkServerRecord, ServerId, ServerStatus};
+use arbor_meta::{ChunkId, ChunkPlacement, ChunkRecord, MetaClient, placement};
+use bytes::Bytes;
+use futures::stream;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::error::{ChunkError, Result};
+use crate::limits;
+use crate::replication::{ReplicatedWrite, Replicator};
+use crate::store::ChunkInfo;
+use crate::{ChunkRead, ClientOptions};
+
+/// The registry as last read.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    pub servers: Arc<Vec<ChunkServerRecord>>,
+}
+
+impl Registry {
+    pub fn get(&self, id: ServerId) -> Option<&ChunkServerRecord> {
+        self.servers.iter().find(|s| s.id == id)
+    }
+
+    /// Addresses of `servers` in the order to read from them: ONLINE,
+    /// then DRAINING, then OFFLINE (it may be back); unknown ids skipped.
+    pub fn read_order(&self, servers: &[ServerId]) -> Vec<String> {
+        let rank = |status: ServerStatus| match status {
+            ServerStatus::Online => 0,
+            ServerStatus::Draining => 1,
+            ServerStatus::Offline => 2,
+        };
+        let mut known: Vec<&ChunkServerRecord> =
+            servers.iter().filter_map(|id| self.get(*id)).collect();
+        known.sort_by_key(|s| rank(s.status));
+        known.iter().map(|s| s.addr.clone()).collect()
+    }
+
+    fn id_of(&self, addr: &str) -> Option<ServerId> {
+        self.servers.iter().find(|s| s.addr == addr).map(|s| s.id)
+    }
+}
+
+/// A gateway's access to the cluster's chunks. Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterChunks {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ClusterChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterChunks")
+            .field("factor", &self.inner.factor)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    meta: MetaClient,
+    replicator: Replicator,
+    factor: u8,
+    registry: Mutex<Option<(Instant, Registry)>>,
+}
+
+impl ClusterChunks {
+    /// `factor`: replicas per chunk (1..=`limits::REPLICAS_MAX`).
+    pub fn new(meta: MetaClient, replicator: Replicator, factor: u8) -> Result<ClusterChunks> {
+        if factor == 0 || usize::from(factor) > limits::REPLICAS_MAX {
+            return Err(ChunkError::InvalidConfig(format!(
+                "replication factor {factor} (1..={})",
+                limits::REPLICAS_MAX
+            )));
+        }
+        Ok(ClusterChunks {
+            inner: Arc::new(Inner {
+                meta,
+                replicator,
+                factor,
+                registry: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// A cluster client with default timeouts and no repairer.
+    pub fn with_defaults(meta: MetaClient, factor: u8) -> Result<ClusterChunks> {
+        let clients = crate::ChunkClients::new(ClientOptions::default());
+        ClusterChunks::new(meta, Replicator::new(clients, None), factor)
+    }
+
+    pub fn meta(&self) -> &MetaClient {
+        &self.inner.meta
+    }
+
+    pub fn replicator(&self) -> &Replicator {
+        &self.inner.replicator
+    }
+
+    /// The registry, read again if the copy held is older than
+    /// [`limits::REGISTRY_REFRESH`]. When the metadata group cannot be
+    /// reached, a stale copy is better than none.
+    pub async fn registry(&self) -> Result<Registry> {
+        let mut held = self.inner.registry.lock().await;
+        if let Some((read_at, registry)) = held.as_ref()
+            && read_at.elapsed() < limits::REGISTRY_REFRESH
+        {
+            return Ok(registry.clone());
+        }
+        match self.inner.meta.chunk_servers().await {
+            Ok(servers) => {
+                let registry = Registry {
+                    servers: Arc::new(servers),
+                };
+                *held = Some((Instant::now(), registry.clone()));
+                Ok(registry)
+            }
+            Err(error) => match held.as_ref() {
+                Some((_, registry)) => {
+                    tracing::warn!(%error, "cannot refresh the chunk server registry; using the last one");
+                    Ok(registry.clone())
+                }
+                None => Err(ChunkError::Meta(error)),
+            },
+        }
+    }
+
+    /// Starts writing a new chunk to the servers placement picks.
+    pub async fn writer(&self) -> Result<ClusterWriter> {
+        let registry = self.registry().await?;
+        let id = ChunkId::generate();
+        let ranking = placement::place(&registry.servers, &id, registry.servers.len());
+        let factor = usize::from(self.inner.factor);
+        // Fewer servers than the factor: write to those there are (the
+        // healer tops the chunk up later), but never to fewer than a
+        // majority of the factor.
+        let quorum = factor / 2 + 1;
+        if ranking.len() < quorum {
+            return Err(ChunkError::ReplicasUnavailable {
+                id,
+                detail: format!(
+                    "{} ONLINE chunk servers, {quorum} needed for {factor} replicas",
+                    ranking.len()
+                ),
+            });
+        }
+        let addr = |sid: &ServerId| registry.get(*sid).map(|s| s.addr.clone());
+        let targets: Vec<String> = ranking.iter().take(factor).filter_map(addr).collect();
+        let candidates: Vec<String> = ranking
+            .iter()
+            .skip(factor)
+            .take(limits::REPLICAS_MAX.saturating_sub(targets.len()))
+            .filter_map(addr)
+            .collect();
+        let (sender, receiver) = mpsc::channel::<Result<Bytes>>(limits::REPLICA_QUEUE_PIECES);
+        let body = stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|piece| (piece, receiver))
+        });
+        let replicator = self.inner.replicator.clone();
+        let task = tokio::spawn(async move {
+            replicator
+                .write(id, &targets, &candidates, None, body)
+                .await
+        });
+        Ok(ClusterWriter {
+            id,
+            factor: self.inner.factor,
+            registry,
+            sender: Some(sender),
+            task: Some(task),
+            len: 0,
+        })
+    }
+
+    /// Where the replicas of `ids` are (`None`: the chunk has no record).
+    pub async fn locate(&self, ids: Vec<ChunkId>) -> Result<HashMap<ChunkId, ChunkRecord>> {
+        let mut located = HashMap::with_capacity(ids.len());
+        for batch in ids.chunks(arbor_meta::limits::CHUNK_RECORDS_READ_MAX) {
+            let records = self.inner.meta.chunk_records(batch.to_vec()).await?;
+            for (id, record) in batch.iter().zip(records) {
+                if let Some(record) = record {
+                    located.insert(*id, record);
+                }
+            }
+        }
+        Ok(located)
+    }
+
+    /// Streams bytes `range` of chunk `id` from its replicas `servers`,
+    /// failing over between them.
+    pub async fn read(
+        &self,
+        id: ChunkId,
+        sha256: [u8; 32],
+        servers: &[ServerId],
+        range: Range<u64>,
+    ) -> Result<ChunkRead> {
+        let registry = self.registry().await?;
+        let order = registry.read_order(servers);
+        self.inner
+            .replicator
+            .read(id, range, &order, Some(sha256))
+            .await
+    }
+
+    /// Best-effort removal of chunk `id` from `servers` (an upload that
+    /// will not commit); garbage collection finds whatever this misses.
+    pub async fn delete(&self, id: ChunkId, servers: &[ServerId]) {
+        let registry = match self.registry().await {
+            Ok(registry) => registry,
+            Err(error) => {
+                tracing::warn!(chunk = %id, %error, "cannot delete chunk: no registry");
+                return;
+            }
+        };
+        for server in servers {
+            let Some(record) = registry.get(*server) else {
+                continue;
+            };
+            let result = match self.inner.replicator.clients().server(&record.addr) {
+                Ok(client) => client.delete(id).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = result {
+                tracing::warn!(chunk = %id, server = %record.addr, %error, "could not delete chunk replica");
+            }
+        }
+    }
+}
+
+/// One chunk being streamed to its replicas.
+pub struct ClusterWriter {
+    id: ChunkId,
+    factor: u8,
+    registry: Registry,
+    sender: Option<mpsc::Sender<Result<Bytes>>>,
+    task: Option<JoinHandle<Result<ReplicatedWrite>>>,
+    len: u64,
+}
+
+impl std::fmt::Debug for ClusterWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterWriter")
+            .field("id", &self.id)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterWriter {
+    pub fn id(&self) -> ChunkId {
+        self.id
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub async fn write(&mut self, data: Bytes) -> Result<()> {
+        let size = data.len() as u64;
+        let sent = match &self.sender {
+            Some(sender) => sender.send(Ok(data)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The write ended early (every replica failed): say why.
+            self.sender = None;
+            return Err(match self.join().await {
+                Err(error) => error,
+                Ok(_) => ChunkError::ReplicasUnavailable {
+                    id: self.id,
+                    detail: "the replicated write ended before its body".to_owned(),
+                },
+            });
+        }
+        self.len += size;
+        Ok(())
+    }
+
+    /// Ends the body and waits for every replica; returns the chunk and
+    /// where it is.
+    pub async fn finish(mut self) -> Result<(ChunkInfo, ChunkPlacement)> {
+        self.sender = None;
+        let written = self.join().await?;
+        let servers = written
+            .replicas
+            .iter()
+            .map(|addr| {
+                self.registry.id_of(addr).ok_or_else(|| {
+                    ChunkError::InvalidConfig(format!("replica {addr} is not in the registry"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((
+            written.info,
+            ChunkPlacement {
+                id: self.id,
+                factor: self.factor,
+                servers,
+            },
+        ))
+    }
+
+    /// Abandons the chunk: every replica's put is aborted, nothing is
+    /// stored under its id (what slipped through is an orphan for GC).
+    pub async fn abort(mut self) {
+        if let Some(sender) = self.sender.take() {
+            let _ = sender
+                .send(Err(ChunkError::ReplicasUnavailable {
+                    id: self.id,
+                    detail: "write abandoned".to_owned(),
+                }))
+                .await;
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    async fn join(&mut self) -> Result<ReplicatedWrite> {
+        let Some(task) = self.task.take() else {
+            return Err(ChunkError::ReplicasUnavailable {
+                id: self.id,
+                detail: "write already finished".to_owned(),
+            });
+        };
+        task.await.map_err(|error| ChunkError::ReplicasUnavailable {
+            id: self.id,
+            detail: format!("write task failed: {error}"),
+        })?
+    }
+}
+
+impl Drop for ClusterWriter {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

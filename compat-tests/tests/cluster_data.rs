@@ -1,0 +1,536 @@
+//! The replicated data path with real processes: one `arbor meta`, four
+//! `arbor chunk` servers in four zones and an `arbor gateway` writing three
+//! replicas of every chunk, driven with aws-sdk-s3 and checked on disk.
+//!
+//! One scenario, in order (each step relies on the state the last left):
+//! round trip (single PUT and multipart, every chunk on exactly three
+//! servers); a corrupted replica read around and repaired; an orphan chunk
+//! collected after its grace; deleted objects collected everywhere; a
+//! server killed (reads and writes go on), marked OFFLINE, and after the
+//! grace its chunks re-replicated until every chunk is back at three; the
+//! server restarted and its now surplus copies removed; a server drained
+//! until it holds nothing. Timeouts are shortened by flags; every wait is
+//! bounded.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use arbor_compat_tests::{ArborProcess, arbor_binary, raw_request};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use sha2::Digest;
+
+use common::{bytes, client};
+
+const BUCKET: &str = "replicated";
+const ACCESS_KEY: &str = "CLUSTERTESTKEY000001";
+const SECRET_KEY: &str = "cluster-test-secret-key-0000000000000001";
+/// Small chunks, so objects span several.
+const CHUNK_SIZE: u64 = 256 * 1024;
+const FACTOR: usize = 3;
+/// Every wait for a background service ends within this.
+const WAIT: Duration = Duration::from_secs(60);
+
+struct ChunkServer {
+    zone: String,
+    data: PathBuf,
+    process: Option<ArborProcess>,
+    addr: String,
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    meta: ArborProcess,
+    meta_addr: String,
+    servers: Vec<ChunkServer>,
+    gateway: ArborProcess,
+    s3: aws_sdk_s3::Client,
+}
+
+fn start_chunk(data: &Path, zone: &str, meta: &str) -> ArborProcess {
+    let data = data.to_str().expect("utf-8");
+    ArborProcess::start(
+        &[
+            "chunk",
+            "--listen",
+            "127.0.0.1:0",
+            "--meta",
+            meta,
+            "--zone",
+            zone,
+            "--heartbeat-secs",
+            "1",
+            "--orphan-grace-secs",
+            "5",
+            "--data-dir",
+            data,
+        ],
+        "chunk server listening:",
+    )
+    .expect("start chunk server")
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta_dir = dir.path().join("meta");
+        let meta = ArborProcess::start(
+            &[
+                "meta",
+                "--node-id",
+                "1",
+                "--bootstrap",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-fsync",
+                "--chunk-heartbeat-timeout-secs",
+                "2",
+                "--offline-grace-secs",
+                "3",
+                "--heal-interval-secs",
+                "1",
+                "--gc-grace-secs",
+                "1",
+                "--data-dir",
+                meta_dir.to_str().expect("utf-8"),
+            ],
+            "advertised:",
+        )
+        .expect("start meta");
+        let meta_addr = meta.value("advertised:").expect("meta address");
+        let servers: Vec<ChunkServer> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|zone| {
+                let data = dir.path().join(format!("chunk-{zone}"));
+                let process = start_chunk(&data, zone, &meta_addr);
+                let addr = process
+                    .value("chunk server listening:")
+                    .expect("chunk address");
+                ChunkServer {
+                    zone: (*zone).to_owned(),
+                    data,
+                    process: Some(process),
+                    addr,
+                }
+            })
+            .collect();
+        let gateway_dir = dir.path().join("gateway");
+        std::fs::create_dir_all(&gateway_dir).expect("mkdir");
+        std::fs::write(
+            gateway_dir.join("credentials.json"),
+            serde_json::json!({ "access_key": ACCESS_KEY, "secret_key": SECRET_KEY }).to_string(),
+        )
+        .expect("write credentials");
+        let chunk_size = CHUNK_SIZE.to_string();
+        let gateway = ArborProcess::start(
+            &[
+                "gateway",
+                "--listen",
+                "127.0.0.1:0",
+                "--meta",
+                &meta_addr,
+                "--replication-factor",
+                "3",
+                "--chunk-size",
+                &chunk_size,
+                "--data-dir",
+                gateway_dir.to_str().expect("utf-8"),
+            ],
+            "gateway listening:",
+        )
+        .expect("start gateway");
+        let endpoint = gateway.value("gateway listening:").expect("endpoint");
+        let s3 = client(&endpoint, ACCESS_KEY, SECRET_KEY);
+        let cluster = Cluster {
+            dir,
+            meta,
+            meta_addr,
+            servers,
+            gateway,
+            s3,
+        };
+        cluster.wait_for("four servers ONLINE", || {
+            let list = cluster.registry();
+            (list.len() == 4 && list.values().all(|s| s["status"] == "ONLINE")).then_some(())
+        });
+        cluster
+    }
+
+    fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new(arbor_binary().expect("binary"))
+            .args(["admin", "meta", "--meta", &self.meta_addr])
+            .args(args)
+            .output()
+            .expect("run arbor admin meta");
+        assert!(
+            out.status.success(),
+            "arbor admin meta {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The registry, by zone.
+    fn registry(&self) -> BTreeMap<String, serde_json::Value> {
+        self.admin(&["chunk-servers"])
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|s| (s["zone"].as_str().unwrap_or("").to_owned(), s))
+            .collect()
+    }
+
+    fn server_id(&self, zone: &str) -> u64 {
+        self.registry()[zone]["id"].as_u64().expect("server id")
+    }
+
+    /// The servers (by zone) the metadata group says hold `chunk`.
+    fn recorded(&self, chunk: &str) -> Vec<String> {
+        let record: serde_json::Value =
+            serde_json::from_str(self.admin(&["chunk", chunk]).trim()).expect("chunk JSON");
+        let registry = self.registry();
+        record["servers"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| {
+                        registry
+                            .iter()
+                            .find(|(_, s)| s["id"] == *id)
+                            .map(|(zone, _)| zone.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Chunk ids on disk, per zone.
+    fn on_disk(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.servers
+            .iter()
+            .map(|s| (s.zone.clone(), chunk_files(&s.data.join("chunks"))))
+            .collect()
+    }
+
+    fn holders(&self, chunk: &str) -> Vec<String> {
+        self.on_disk()
+            .into_iter()
+            .filter(|(_, ids)| ids.contains(chunk))
+            .map(|(zone, _)| zone)
+            .collect()
+    }
+
+    fn all_chunks(&self) -> BTreeSet<String> {
+        self.on_disk().into_values().flatten().collect()
+    }
+
+    fn chunk_path(&self, zone: &str, chunk: &str) -> PathBuf {
+        let server = self.servers.iter().find(|s| s.zone == zone).expect("zone");
+        server.data.join("chunks").join(&chunk[30..]).join(chunk)
+    }
+
+    fn wait_for<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    async fn put(&self, key: &str, body: &[u8]) {
+        self.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    async fn get(&self, key: &str) -> Vec<u8> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+        out.body.collect().await.expect("body").into_bytes().to_vec()
+    }
+
+    async fn assert_objects(&self, objects: &BTreeMap<String, Vec<u8>>, when: &str) {
+        for (key, body) in objects {
+            let got = self.get(key).await;
+            assert!(got == *body, "{when}: {key} differs ({} bytes)", got.len());
+        }
+    }
+
+    fn stop_server(&mut self, zone: &str) {
+        let server = self
+            .servers
+            .iter_mut()
+            .find(|s| s.zone == zone)
+            .expect("zone");
+        let process = server.process.take().expect("running");
+        assert!(process.stop().expect("stop").success());
+    }
+
+    fn restart_server(&mut self, zone: &str) {
+        let meta = self.meta_addr.clone();
+        let server = self
+            .servers
+            .iter_mut()
+            .find(|s| s.zone == zone)
+            .expect("zone");
+        server.process = Some(start_chunk(&server.data, zone, &meta));
+    }
+}
+
+/// Names of the chunk files under a store root (`xx/<32 hex>`).
+fn chunk_files(root: &Path) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let Ok(prefixes) = std::fs::read_dir(root) else {
+        return ids;
+    };
+    for prefix in prefixes.flatten() {
+        let Ok(files) = std::fs::read_dir(prefix.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                ids.insert(name);
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_chunks_survive_corruption_loss_and_draining() {
+    let mut cluster = Cluster::start();
+    cluster
+        .s3
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket");
+
+    // --- Round trip: every chunk on exactly FACTOR servers, recorded.
+    let mut objects = BTreeMap::new();
+    let big = bytes(1024 * 1024 + 12_345, 1); // 5 chunks
+    cluster.put("big", &big).await;
+    objects.insert("big".to_owned(), big);
+    let small = bytes(100_000, 2); // 1 chunk (not inline)
+    cluster.put("dir/small", &small).await;
+    objects.insert("dir/small".to_owned(), small);
+    let part_size = 5 * 1024 * 1024;
+    let multipart = bytes(part_size + 300_000, 3);
+    let upload = cluster
+        .s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("multi")
+        .send()
+        .await
+        .expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let mut parts = Vec::new();
+    for (i, piece) in multipart.chunks(part_size).enumerate() {
+        let number = i32::try_from(i + 1).expect("part number");
+        let part = cluster
+            .s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("multi")
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(piece.to_vec()))
+            .send()
+            .await
+            .expect("upload part");
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(part.e_tag().expect("etag"))
+                .build(),
+        );
+    }
+    cluster
+        .s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("multi")
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    objects.insert("multi".to_owned(), multipart);
+    cluster.assert_objects(&objects, "round trip").await;
+    let chunks = cluster.all_chunks();
+    assert!(chunks.len() >= 5 + 1 + 21, "{} chunks", chunks.len());
+    for chunk in &chunks {
+        let mut held = cluster.holders(chunk);
+        let mut recorded = cluster.recorded(chunk);
+        held.sort();
+        recorded.sort();
+        assert_eq!(held.len(), FACTOR, "chunk {chunk} on {held:?}");
+        assert_eq!(held, recorded, "chunk {chunk}: disk and record agree");
+    }
+    let status = cluster.admin(&["chunks"]);
+    assert!(status.contains("\"under_replicated\":0"), "{status}");
+
+    // --- Corruption: the first replica a read tries holds a bad copy; the
+    // read succeeds from another, and the bad copy is repaired.
+    let small_chunk = {
+        let before: BTreeSet<String> = cluster.all_chunks();
+        cluster.put("one-chunk", &bytes(200_000, 4)).await;
+        objects.insert("one-chunk".to_owned(), bytes(200_000, 4));
+        let after = cluster.all_chunks();
+        let new: Vec<String> = after.difference(&before).cloned().collect();
+        assert_eq!(new.len(), 1, "one new chunk: {new:?}");
+        new[0].clone()
+    };
+    let first = cluster.recorded(&small_chunk)[0].clone();
+    let bad_path = cluster.chunk_path(&first, &small_chunk);
+    let good = std::fs::read(&bad_path).expect("read replica");
+    let mut corrupt = good.clone();
+    corrupt[1000] ^= 0xff;
+    std::fs::write(&bad_path, &corrupt).expect("corrupt replica");
+    assert!(
+        cluster.get("one-chunk").await == objects["one-chunk"],
+        "read around the corrupt replica"
+    );
+    cluster.wait_for("corrupt replica repaired", || {
+        (std::fs::read(&bad_path).ok()? == good).then_some(())
+    });
+
+    // --- Orphans: a chunk written straight to a server and never committed
+    // (its id's creation time is long past) is deleted after the grace.
+    let orphan_id = format!("000000000001{}", "ab".repeat(10));
+    let orphan_body = b"never committed".repeat(100);
+    let put = raw_request(
+        &format!("http://{}", cluster.servers[0].addr),
+        "PUT",
+        &format!("/chunks/{orphan_id}"),
+        &[(
+            "x-arbor-sha256",
+            &hex::encode(sha2::Sha256::digest(&orphan_body)),
+        )],
+        &orphan_body,
+    )
+    .expect("put orphan");
+    assert_eq!(put.status, 201);
+    assert!(cluster.holders(&orphan_id) == [cluster.servers[0].zone.clone()]);
+    cluster.wait_for("orphan collected", || {
+        cluster.holders(&orphan_id).is_empty().then_some(())
+    });
+
+    // --- Deleted objects: their chunks leave every server after the grace.
+    let dir_small = cluster.holders(&{
+        let before = cluster.all_chunks();
+        cluster.put("doomed", &bytes(300_000, 5)).await;
+        let after = cluster.all_chunks();
+        after.difference(&before).next().cloned().expect("doomed chunk")
+    });
+    assert_eq!(dir_small.len(), FACTOR);
+    let before_delete = cluster.all_chunks();
+    cluster
+        .s3
+        .delete_object()
+        .bucket(BUCKET)
+        .key("doomed")
+        .send()
+        .await
+        .expect("delete");
+    cluster.wait_for("deleted object's chunks collected", || {
+        (cluster.all_chunks().len() + 2 == before_delete.len()).then_some(())
+    });
+
+    // --- A server dies: reads and writes go on at once.
+    let victim = cluster.recorded(&small_chunk)[0].clone();
+    cluster.stop_server(&victim);
+    cluster.assert_objects(&objects, "one server down").await;
+    let during = bytes(400_000, 6);
+    cluster.put("written-while-down", &during).await;
+    objects.insert("written-while-down".to_owned(), during);
+    cluster.assert_objects(&objects, "write while down").await;
+
+    // OFFLINE after the heartbeat timeout; after the grace, every chunk is
+    // back at FACTOR replicas on the three live servers.
+    cluster.wait_for("victim OFFLINE", || {
+        (cluster.registry()[&victim]["status"] == "OFFLINE").then_some(())
+    });
+    cluster.wait_for("replication restored to 3", || {
+        let disk = cluster.on_disk();
+        let all: BTreeSet<String> = disk.values().flatten().cloned().collect();
+        all.iter()
+            .all(|chunk| {
+                disk.iter()
+                    .filter(|(zone, ids)| **zone != victim && ids.contains(chunk))
+                    .count()
+                    == FACTOR
+            })
+            .then_some(())
+    });
+    for chunk in cluster.all_chunks() {
+        if cluster.holders(&chunk).iter().any(|z| *z != victim) {
+            assert!(
+                !cluster.recorded(&chunk).contains(&victim),
+                "chunk {chunk}: the lost server is dropped from the record"
+            );
+        }
+    }
+    cluster.assert_objects(&objects, "after re-replication").await;
+
+    // --- The server comes back: its copies are surplus and go.
+    cluster.restart_server(&victim);
+    cluster.wait_for("surplus replicas removed", || {
+        let disk = cluster.on_disk();
+        disk[&victim].is_empty().then_some(())
+    });
+    for chunk in cluster.all_chunks() {
+        assert_eq!(cluster.holders(&chunk).len(), FACTOR, "chunk {chunk}");
+    }
+
+    // --- Drain a server: its chunks move to the others, it ends empty.
+    let drained = cluster
+        .servers
+        .iter()
+        .map(|s| s.zone.clone())
+        .find(|z| *z != victim)
+        .expect("another zone");
+    let id = cluster.server_id(&drained).to_string();
+    cluster.admin(&["drain", &id]);
+    cluster.wait_for("drained server emptied", || {
+        let disk = cluster.on_disk();
+        let all = cluster.all_chunks();
+        (disk[&drained].is_empty()
+            && all.iter().all(|c| cluster.holders(c).len() == FACTOR))
+        .then_some(())
+    });
+    cluster.assert_objects(&objects, "after draining").await;
+
+    assert!(cluster.gateway.stop().expect("stop gateway").success());
+    for server in &mut cluster.servers {
+        if let Some(process) = server.process.take() {
+            assert!(process.stop().expect("stop chunk").success());
+        }
+    }
+    assert!(cluster.meta.stop().expect("stop meta").success());
+    drop(cluster.dir);
+}
