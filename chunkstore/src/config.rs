@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::gc::OrphanSweeper;
+use crate::repair;
 use crate::error::{ChunkError, Result};
 use crate::heartbeat;
 use crate::limits;
@@ -52,7 +53,9 @@ pub struct ChunkServerConfig {
     /// Connections served at once.
     pub connections_max: usize,
     /// How old a chunk file nothing references must be before it is
-    /// deleted (with `meta` only: the metadata group decides).
+    /// deleted (with `meta` only: the metadata group decides). Chunks the
+    /// scrubber finds corrupt are repaired from other replicas (with
+    /// `meta` only: the metadata group knows where they are).
     pub orphan_grace: Duration,
 }
 
@@ -147,19 +150,14 @@ pub async fn run_on(
     config.validate()?;
     tracing::info!(?config, "starting chunk server");
     let store = ChunkStore::open(&config.data_dir.join(CHUNKS_DIR)).await?;
-    let stop_heartbeat = shutdown.child_token();
-    let heartbeat = if config.meta.is_empty() {
-        None
+    let stop_cluster = shutdown.child_token();
+    let scrubber = Scrubber::new(store.clone(), config.scrub_rate)?;
+    let mut cluster_tasks = Vec::new();
+    let scrubber = if config.meta.is_empty() {
+        scrubber
     } else {
         let id = heartbeat::server_id(&config.data_dir)?;
         let meta = arbor_meta::MetaClient::remote(config.meta.clone());
-        let sweeper = OrphanSweeper {
-            meta: meta.clone(),
-            store: store.clone(),
-            server: id,
-            grace: config.orphan_grace,
-        };
-        let sweep = tokio::spawn(sweeper.run(stop_heartbeat.clone()));
         let me = heartbeat::Announcement {
             id,
             addr: match &config.advertise {
@@ -169,16 +167,29 @@ pub async fn run_on(
             zone: config.zone.clone(),
             capacity: config.capacity,
         };
-        let beat = tokio::spawn(heartbeat::run(
+        let sweeper = OrphanSweeper {
+            meta: meta.clone(),
+            store: store.clone(),
+            server: id,
+            grace: config.orphan_grace,
+        };
+        cluster_tasks.push(tokio::spawn(sweeper.run(stop_cluster.clone())));
+        let (reports, found) = tokio::sync::mpsc::channel(limits::REPAIR_QUEUE_MAX);
+        cluster_tasks.push(tokio::spawn(repair::repair_scrubbed(
+            meta.clone(),
+            me.clone(),
+            found,
+            stop_cluster.clone(),
+        )));
+        cluster_tasks.push(tokio::spawn(heartbeat::run(
             meta,
             store.clone(),
             me,
             config.heartbeat_interval,
-            stop_heartbeat.clone(),
-        ));
-        Some((beat, sweep))
+            stop_cluster.clone(),
+        )));
+        scrubber.with_reports(reports)
     };
-    let scrubber = Scrubber::new(store.clone(), config.scrub_rate)?;
     let stop_scrub = shutdown.child_token();
     let scrub = tokio::spawn(scrubber.run(config.scrub_interval, stop_scrub.clone()));
     let options = ServerOptions {
@@ -189,13 +200,10 @@ pub async fn run_on(
     };
     let served = server::serve(listener, store, options, shutdown).await;
     stop_scrub.cancel();
-    stop_heartbeat.cancel();
-    if let Some((beat, sweep)) = heartbeat {
-        if let Err(error) = beat.await {
-            tracing::warn!(%error, "heartbeat task failed");
-        }
-        if let Err(error) = sweep.await {
-            tracing::warn!(%error, "orphan sweep task failed");
+    stop_cluster.cancel();
+    for task in cluster_tasks {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "chunk server task failed");
         }
     }
     if let Err(error) = scrub.await {

@@ -248,3 +248,69 @@ async fn probe(target: &crate::ChunkClient, id: ChunkId, offset: u64) -> Result<
 
 /// How much a probe reads: the server's read-ahead (see `server.rs`).
 const PROBE_LEN: u64 = 2 * limits::READ_PIECE_SIZE_MAX;
+
+/// A chunk server's answer to its scrubber: each chunk it quarantined is
+/// copied back from a good replica, found through the metadata group's
+/// record of the chunk (a chunk nobody references, or whose record does not
+/// list this server, is garbage and left alone).
+pub async fn repair_scrubbed(
+    meta: arbor_meta::MetaClient,
+    me: crate::heartbeat::Announcement,
+    mut found: mpsc::Receiver<ChunkId>,
+    shutdown: CancellationToken,
+) {
+    let clients = ChunkClients::new(crate::ClientOptions::default());
+    loop {
+        let id = tokio::select! {
+            () = shutdown.cancelled() => return,
+            id = found.recv() => match id {
+                Some(id) => id,
+                None => return,
+            },
+        };
+        let outcome = tokio::select! {
+            () = shutdown.cancelled() => return,
+            outcome = repair_from_replicas(&meta, &clients, &me, id) => outcome,
+        };
+        match outcome {
+            Ok(Some(RepairOutcome::Repaired { from })) => {
+                tracing::info!(%id, %from, "scrubbed chunk repaired")
+            }
+            Ok(_) => tracing::info!(%id, "scrubbed chunk is not this server's to keep"),
+            Err(error) => tracing::warn!(%id, %error, "cannot repair scrubbed chunk"),
+        }
+    }
+}
+
+/// Repairs this server's copy of `id` from the other replicas its record
+/// names; `None` if this server should not hold the chunk.
+async fn repair_from_replicas(
+    meta: &arbor_meta::MetaClient,
+    clients: &ChunkClients,
+    me: &crate::heartbeat::Announcement,
+    id: ChunkId,
+) -> Result<Option<RepairOutcome>> {
+    let Some(record) = meta.chunk_records(vec![id]).await?.pop().flatten() else {
+        return Ok(None);
+    };
+    if record.refs == 0 || !record.servers.contains(&me.id) {
+        return Ok(None);
+    }
+    let registry = crate::cluster::Registry {
+        servers: Arc::new(meta.chunk_servers().await?),
+    };
+    let others: Vec<_> = record
+        .servers
+        .iter()
+        .copied()
+        .filter(|s| *s != me.id)
+        .collect();
+    let job = RepairJob {
+        id,
+        target: me.addr.clone(),
+        sources: registry.read_order(&others),
+        sha256: Some(record.sha256),
+        probe: None,
+    };
+    repair(clients, &job).await.map(Some)
+}

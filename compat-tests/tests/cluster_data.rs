@@ -4,7 +4,8 @@
 //!
 //! One scenario, in order (each step relies on the state the last left):
 //! round trip (single PUT and multipart, every chunk on exactly three
-//! servers); a corrupted replica read around and repaired; an orphan chunk
+//! servers); a corrupted replica read around and repaired; another found
+//! by the scrubber and repaired without any read; an orphan chunk
 //! collected after its grace; deleted objects collected everywhere; a
 //! server killed (reads and writes go on), marked OFFLINE, and after the
 //! grace its chunks re-replicated until every chunk is back at three; the
@@ -66,6 +67,8 @@ fn start_chunk(data: &Path, zone: &str, meta: &str) -> ArborProcess {
             "1",
             "--orphan-grace-secs",
             "5",
+            "--scrub-interval-secs",
+            "2",
             "--data-dir",
             data,
         ],
@@ -417,6 +420,19 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
     );
     cluster.wait_for("corrupt replica repaired", || {
         (std::fs::read(&bad_path).ok()? == good).then_some(())
+    });
+
+    // --- Scrubbing: a corrupt replica nobody reads is found by its
+    // server's scrubber and copied back from a good replica.
+    let scrubbed = chunks.iter().next().expect("a chunk").clone();
+    let last = cluster.recorded(&scrubbed)[FACTOR - 1].clone();
+    let scrubbed_path = cluster.chunk_path(&last, &scrubbed);
+    let good = std::fs::read(&scrubbed_path).expect("read replica");
+    let mut corrupt = good.clone();
+    corrupt[good.len() / 2] ^= 0x01;
+    std::fs::write(&scrubbed_path, &corrupt).expect("corrupt replica");
+    cluster.wait_for("scrubbed replica repaired", || {
+        (std::fs::read(&scrubbed_path).ok()? == good).then_some(())
     });
 
     // --- Orphans: a chunk written straight to a server and never committed

@@ -155,6 +155,9 @@ pub struct ChunkArgs {
     /// Seconds between heartbeats to the metadata group.
     #[arg(long, env = "ARBOR_HEARTBEAT_SECS")]
     pub heartbeat_secs: Option<u64>,
+    /// Seconds between two scrub passes (each reads every chunk once).
+    #[arg(long, env = "ARBOR_SCRUB_INTERVAL_SECS")]
+    pub scrub_interval_secs: Option<u64>,
     /// Seconds after which a chunk file that the metadata group does not
     /// know (an upload that never committed, a surplus replica) is deleted.
     #[arg(long, env = "ARBOR_ORPHAN_GRACE_SECS", default_value_t = ORPHAN_GRACE_SECS_DEFAULT)]
@@ -175,6 +178,9 @@ pub async fn run_chunk(args: ChunkArgs, shutdown: CancellationToken) -> anyhow::
             .heartbeat_secs
             .map_or(defaults.heartbeat_interval, Duration::from_secs),
         orphan_grace: Duration::from_secs(args.orphan_grace_secs.max(1)),
+        scrub_interval: args
+            .scrub_interval_secs
+            .map_or(defaults.scrub_interval, |s| Duration::from_secs(s.max(1))),
         ..defaults
     };
     config.validate().context("chunk server configuration")?;
