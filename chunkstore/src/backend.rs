@@ -68,7 +68,10 @@ impl ChunkBackend {
         match self {
             ChunkBackend::Local(store) => store.read(chunk.id, range).await,
             ChunkBackend::Cluster(cluster) => {
-                let record = locations.0.get(&chunk.id).ok_or(ChunkError::NotFound(chunk.id))?;
+                let record = locations
+                    .0
+                    .get(&chunk.id)
+                    .ok_or(ChunkError::NotFound(chunk.id))?;
                 let read = cluster
                     .read(chunk.id, chunk.sha256, &record.servers, range)
                     .await?;

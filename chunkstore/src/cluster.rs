@@ -343,10 +343,11 @@ impl ClusterWriter {
                 detail: "write already finished".to_owned(),
             });
         };
-        task.await.map_err(|error| ChunkError::ReplicasUnavailable {
-            id: self.id,
-            detail: format!("write task failed: {error}"),
-        })?
+        task.await
+            .map_err(|error| ChunkError::ReplicasUnavailable {
+                id: self.id,
+                detail: format!("write task failed: {error}"),
+            })?
     }
 }
 

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::gc::OrphanSweeper;
-use crate::repair;
 use crate::error::{ChunkError, Result};
+use crate::gc::OrphanSweeper;
 use crate::heartbeat;
 use crate::limits;
+use crate::repair;
 use crate::scrub::Scrubber;
 use crate::server::{self, ServerOptions};
 use crate::store::ChunkStore;

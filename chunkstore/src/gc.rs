@@ -29,6 +29,7 @@ use arbor_meta::{ChunkId, MetaClient, MetaError};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::ChunkBackend;
+use crate::heartbeat::now_ms;
 use crate::store::ChunkStore;
 
 /// GC-queue records read per round trip.
@@ -48,13 +49,6 @@ pub struct GcConfig {
 /// How often a sweep runs: a few times per grace period, within bounds.
 fn interval_for(grace: Duration) -> Duration {
     (grace / 2).clamp(Duration::from_millis(250), Duration::from_secs(60))
-}
-
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn millis(duration: Duration) -> i64 {

@@ -25,6 +25,7 @@ use arbor_meta::{ChunkId, ChunkRecord, MetaClient, MetaError, placement};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Registry;
+use crate::heartbeat::now_ms;
 use crate::limits;
 use crate::replication::Replicator;
 use crate::store::ChunkInfo;
@@ -200,7 +201,9 @@ impl Healer {
                 if added.len() == need {
                     break;
                 }
-                let Some(to) = registry.get(target) else { continue };
+                let Some(to) = registry.get(target) else {
+                    continue;
+                };
                 for from in &sources {
                     match self.replicator.copy(&info, from, &to.addr).await {
                         Ok(()) => {
@@ -276,13 +279,6 @@ fn is_lost(server: &ChunkServerRecord, now_ms: i64, grace_ms: i64) -> bool {
     }
 }
 
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,8 +299,20 @@ mod tests {
     #[test]
     fn lost_means_draining_or_offline_past_the_grace() {
         assert!(!is_lost(&server(ServerStatus::Online, 0), 1_000_000, 10));
-        assert!(is_lost(&server(ServerStatus::Draining, 1_000_000), 1_000_000, 10));
-        assert!(!is_lost(&server(ServerStatus::Offline, 999_995), 1_000_000, 10));
-        assert!(is_lost(&server(ServerStatus::Offline, 999_980), 1_000_000, 10));
+        assert!(is_lost(
+            &server(ServerStatus::Draining, 1_000_000),
+            1_000_000,
+            10
+        ));
+        assert!(!is_lost(
+            &server(ServerStatus::Offline, 999_995),
+            1_000_000,
+            10
+        ));
+        assert!(is_lost(
+            &server(ServerStatus::Offline, 999_980),
+            1_000_000,
+            10
+        ));
     }
 }

@@ -48,7 +48,8 @@ pub struct Announcement {
     pub capacity: u64,
 }
 
-fn now_ms() -> i64 {
+/// The wall clock in milliseconds since the Unix epoch, as commands carry it.
+pub(crate) fn now_ms() -> i64 {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

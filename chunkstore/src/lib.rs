@@ -29,12 +29,12 @@ pub mod store;
 
 pub use api::{Inventory, ServerStatus};
 pub use backend::{BackendWriter, ChunkBackend, Locations, StoredChunk};
-pub use cluster::{ClusterChunks, ClusterWriter, Registry};
-pub use gc::{Collector, GcConfig, GcReport, OrphanSweeper};
-pub use healer::{HealReport, Healer, HealerConfig};
 pub use client::{ChunkClient, ChunkClients, ChunkRead, ClientOptions, ExpectedSha256};
+pub use cluster::{ClusterChunks, ClusterWriter, Registry};
 pub use config::{ChunkServerConfig, run, run_on};
 pub use error::{ChunkError, Result};
+pub use gc::{Collector, GcConfig, GcReport, OrphanSweeper};
+pub use healer::{HealReport, Healer, HealerConfig};
 pub use repair::{RepairCounts, RepairJob, RepairOutcome, Repairer, repair};
 pub use replication::{Replacement, ReplicatedWrite, Replicator};
 pub use scrub::{ScrubReport, Scrubber};

@@ -79,7 +79,11 @@ impl ChunkStore {
     /// Starts writing chunk `id`. Nothing is visible under `id` until
     /// [`ChunkWriter::finish`] returns.
     pub async fn writer(&self, id: ChunkId) -> Result<ChunkWriter> {
-        let tmp_name = format!("{}.{}{TMP_SUFFIX}", id.to_hex(), ChunkId::generate().to_hex());
+        let tmp_name = format!(
+            "{}.{}{TMP_SUFFIX}",
+            id.to_hex(),
+            ChunkId::generate().to_hex()
+        );
         let tmp_path = self.root.join(TMP_DIR).join(tmp_name);
         let path = tmp_path.clone();
         let file =

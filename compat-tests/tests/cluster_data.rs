@@ -266,7 +266,12 @@ impl Cluster {
             .send()
             .await
             .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
-        out.body.collect().await.expect("body").into_bytes().to_vec()
+        out.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec()
     }
 
     async fn assert_objects(&self, objects: &BTreeMap<String, Vec<u8>>, when: &str) {
@@ -461,7 +466,11 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
         let before = cluster.all_chunks();
         cluster.put("doomed", &bytes(300_000, 5)).await;
         let after = cluster.all_chunks();
-        after.difference(&before).next().cloned().expect("doomed chunk")
+        after
+            .difference(&before)
+            .next()
+            .cloned()
+            .expect("doomed chunk")
     });
     assert_eq!(dir_small.len(), FACTOR);
     let before_delete = cluster.all_chunks();
@@ -511,7 +520,9 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
             );
         }
     }
-    cluster.assert_objects(&objects, "after re-replication").await;
+    cluster
+        .assert_objects(&objects, "after re-replication")
+        .await;
 
     // --- The server comes back: its copies are surplus and go.
     cluster.restart_server(&victim);
@@ -535,9 +546,8 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
     cluster.wait_for("drained server emptied", || {
         let disk = cluster.on_disk();
         let all = cluster.all_chunks();
-        (disk[&drained].is_empty()
-            && all.iter().all(|c| cluster.holders(c).len() == FACTOR))
-        .then_some(())
+        (disk[&drained].is_empty() && all.iter().all(|c| cluster.holders(c).len() == FACTOR))
+            .then_some(())
     });
     cluster.assert_objects(&objects, "after draining").await;
 

@@ -19,7 +19,7 @@ use arbor_chunkstore::config::ChunkServerConfig;
 use arbor_chunkstore::limits::CHUNK_SIZE_DEFAULT;
 use arbor_chunkstore::{
     ChunkBackend, ChunkClients, ClientOptions, ClusterChunks, Collector, GcConfig, Healer,
-    HealerConfig, Replicator, Repairer,
+    HealerConfig, Repairer, Replicator,
 };
 use arbor_meta::registry::{ChunkServerRecord, ServerStatus};
 use arbor_meta::{ChunkId, MetaClient, MetaConfig, MetaNode};

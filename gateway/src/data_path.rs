@@ -270,10 +270,7 @@ pub async fn read_body(
                 })
                 .collect();
             let located: Vec<ChunkRef> = pieces.iter().map(|(c, _)| c.clone()).collect();
-            let locations = chunks
-                .locate(&located)
-                .await
-                .map_err(error::from_chunk)?;
+            let locations = chunks.locate(&located).await.map_err(error::from_chunk)?;
             let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD_PIECES);
             let chunks = chunks.clone();
             tokio::spawn(

@@ -116,7 +116,11 @@ pub(crate) fn frontend(
 /// Aborts multipart uploads older than `max_age`, checking a few times per
 /// `max_age` (at most hourly). Any node may run this: the age is decided
 /// here, the aborts are Raft commands, and a repeat finds nothing to do.
-pub(crate) async fn expire_uploads(meta: MetaClient, max_age: Duration, shutdown: CancellationToken) {
+pub(crate) async fn expire_uploads(
+    meta: MetaClient,
+    max_age: Duration,
+    shutdown: CancellationToken,
+) {
     let interval = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     loop {
         tokio::select! {

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::client::MetaClient;
 use crate::error::{MetaError, Result};
+use crate::limits::CHUNK_RECORDS_READ_MAX;
 use crate::object::ObjectVersion;
 use crate::raft::batcher::{self, Batcher, Proposer};
 use crate::raft::network::HttpNetworkFactory;
@@ -25,7 +26,6 @@ use crate::rpc::{
     AdminReply, AdminRequest, HttpClient, NodeStatus, ReadReply, ReadRequest, SharedFaults,
 };
 use crate::server::ServerHandle;
-use crate::limits::CHUNK_RECORDS_READ_MAX;
 use crate::{chunks, listing, multipart, namespace, registry};
 
 /// The Raft log's redb file inside `data_dir`.
@@ -250,13 +250,14 @@ impl NodeInner {
                     .await
                     .map(ReadReply::ChunkIds)
             }
-            ReadRequest::ChunkCounts => self
-                .read(chunks::chunk_counts)
-                .await
-                .map(|(records, under_replicated)| ReadReply::ChunkCounts {
-                    records,
-                    under_replicated,
-                }),
+            ReadRequest::ChunkCounts => {
+                self.read(chunks::chunk_counts)
+                    .await
+                    .map(|(records, under_replicated)| ReadReply::ChunkCounts {
+                        records,
+                        under_replicated,
+                    })
+            }
         }
     }
 

@@ -66,7 +66,11 @@ mod chunk_id_tests {
         let late = ChunkId::created_at(1_700_000_000_001);
         assert_eq!(early.created_ms(), 1_700_000_000_000);
         assert!(early < late);
-        assert_ne!(ChunkId::created_at(5), ChunkId::created_at(5), "random tail");
+        assert_ne!(
+            ChunkId::created_at(5),
+            ChunkId::created_at(5),
+            "random tail"
+        );
         assert_eq!(ChunkId::created_at(-1).created_ms(), 0);
         let now = ChunkId::generate().created_ms();
         assert!(now > 1_700_000_000_000);

@@ -22,13 +22,13 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::chunks::ChunkRecord;
 use crate::limits::RPC_BODY_SIZE_MAX;
 use crate::listing::{ListPage, ListRequest};
 use crate::multipart::{ListUploadsRequest, PartsPage, UploadId, UploadRecord, UploadsPage};
 use crate::namespace::GcEntry;
 use crate::object::{BucketInfo, ChunkId, ObjectVersion};
 use crate::registry::{ChunkServerRecord, ServerId};
-use crate::chunks::ChunkRecord;
 
 /// Raft: `AppendEntriesRequest` → `Result<AppendEntriesResponse, RaftError>`.
 pub const PATH_RAFT_APPEND: &str = "/raft/append";
@@ -117,7 +117,10 @@ pub enum ReadReply {
     ChunkRecords(Vec<Option<ChunkRecord>>),
     ChunkIds(Vec<ChunkId>),
     /// Chunk records, and how many of them are under-replicated.
-    ChunkCounts { records: u64, under_replicated: u64 },
+    ChunkCounts {
+        records: u64,
+        under_replicated: u64,
+    },
 }
 
 /// Membership changes and status, answered by the leader (status by any node).

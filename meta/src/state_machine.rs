@@ -65,14 +65,7 @@ fn apply(
             ownership,
             placements,
         } => tables.put_object(
-            log_index,
-            position,
-            bucket,
-            key,
-            version,
-            condition,
-            *ownership,
-            placements,
+            log_index, position, bucket, key, version, condition, *ownership, placements,
         ),
         Command::DeleteObject { bucket, key } => tables.delete_object(log_index, bucket, key),
         Command::DeleteObjects { bucket, keys } => tables.delete_objects(log_index, bucket, keys),
@@ -104,9 +97,7 @@ fn apply(
             limit,
         } => tables.expire_uploads(log_index, *initiated_before_ms, *limit),
         Command::GcAck { records } => tables.gc_ack(records),
-        Command::UpdateChunkReplicas { id, add, remove } => {
-            tables.update_replicas(id, add, remove)
-        }
+        Command::UpdateChunkReplicas { id, add, remove } => tables.update_replicas(id, add, remove),
         Command::CollectOrphans {
             server,
             candidates,

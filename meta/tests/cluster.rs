@@ -178,7 +178,13 @@ async fn writes_replicate_to_every_node() {
     for i in 0..20 {
         let key = format!("dir/k{i:02}");
         let v = client
-            .put_object(BUCKET, &key, inline(key.as_bytes()), WriteCondition::None, Vec::new())
+            .put_object(
+                BUCKET,
+                &key,
+                inline(key.as_bytes()),
+                WriteCondition::None,
+                Vec::new(),
+            )
             .await
             .expect("put");
         written.push((key, v));
@@ -239,7 +245,8 @@ async fn leader_kill_keeps_acknowledged_writes_and_remote_client_follows() {
                         BUCKET,
                         &key,
                         inline(key.as_bytes()),
-                        WriteCondition::IfNoneMatchAny, Vec::new(),
+                        WriteCondition::IfNoneMatchAny,
+                        Vec::new(),
                     )
                     .await
                     .unwrap_or_else(|e| panic!("put {key}: {e}"));
@@ -257,7 +264,13 @@ async fn leader_kill_keeps_acknowledged_writes_and_remote_client_follows() {
     eprintln!("new leader after {:?}", killed_at.elapsed());
     let direct = MetaClient::remote_with(vec![cluster.addrs[new].to_string()], remote_config());
     let v = direct
-        .put_object(BUCKET, "after-kill", inline(b"x"), WriteCondition::None, Vec::new())
+        .put_object(
+            BUCKET,
+            "after-kill",
+            inline(b"x"),
+            WriteCondition::None,
+            Vec::new(),
+        )
         .await
         .expect("write on the new leader");
     assert!(
@@ -307,7 +320,13 @@ async fn restarted_follower_catches_up_and_late_node_gets_a_snapshot() {
         .await
         .expect("create bucket");
     client
-        .put_object(BUCKET, "before", inline(b"b"), WriteCondition::None, Vec::new())
+        .put_object(
+            BUCKET,
+            "before",
+            inline(b"b"),
+            WriteCondition::None,
+            Vec::new(),
+        )
         .await
         .expect("put");
 
@@ -318,7 +337,13 @@ async fn restarted_follower_catches_up_and_late_node_gets_a_snapshot() {
         let key = format!("while-down/{i:02}");
         last = Some(
             client
-                .put_object(BUCKET, &key, inline(key.as_bytes()), WriteCondition::None, Vec::new())
+                .put_object(
+                    BUCKET,
+                    &key,
+                    inline(key.as_bytes()),
+                    WriteCondition::None,
+                    Vec::new(),
+                )
                 .await
                 .expect("put while a follower is down"),
         );
@@ -401,7 +426,13 @@ async fn restarted_follower_catches_up_and_late_node_gets_a_snapshot() {
     );
     // Writes after the snapshot reach it by log.
     let after = client
-        .put_object(BUCKET, "after-snapshot", inline(b"a"), WriteCondition::None, Vec::new())
+        .put_object(
+            BUCKET,
+            "after-snapshot",
+            inline(b"a"),
+            WriteCondition::None,
+            Vec::new(),
+        )
         .await
         .expect("put");
     late.raft()
@@ -443,7 +474,13 @@ async fn isolated_leader_serves_nothing_then_rejoins() {
     // Writes cannot commit: no success within the bound.
     let write = tokio::time::timeout(
         Duration::from_millis(1500),
-        local.put_object(BUCKET, "lost", inline(b"l"), WriteCondition::None, Vec::new()),
+        local.put_object(
+            BUCKET,
+            "lost",
+            inline(b"l"),
+            WriteCondition::None,
+            Vec::new(),
+        ),
     )
     .await;
     assert!(
@@ -456,7 +493,13 @@ async fn isolated_leader_serves_nothing_then_rejoins() {
     let rest: Vec<usize> = (0..3).filter(|i| *i != old).collect();
     let new = cluster.leader(&rest).await;
     let v = client
-        .put_object(BUCKET, "majority", inline(b"m"), WriteCondition::None, Vec::new())
+        .put_object(
+            BUCKET,
+            "majority",
+            inline(b"m"),
+            WriteCondition::None,
+            Vec::new(),
+        )
         .await
         .expect("write on the majority side");
 

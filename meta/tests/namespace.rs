@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use arbor_meta::chunks::{self, ChunkPlacement, ChunkRecord};
 use arbor_meta::command::{ChunkOwnership, Command, CommandResult, Reply, WriteCondition};
 use arbor_meta::listing::{ListEntry, ListPage, ListRequest, list_objects};
 use arbor_meta::namespace::{get_bucket, get_object, list_buckets};
@@ -11,7 +12,6 @@ use arbor_meta::schema::{
     self, ChildRecord, GcOrigin, GcRecord, decode_record, split_child_key, split_gc_key,
 };
 use arbor_meta::state_machine::{apply_command, apply_commands};
-use arbor_meta::chunks::{self, ChunkPlacement, ChunkRecord};
 use arbor_meta::{BucketInfo, MetaError};
 use proptest::prelude::*;
 use redb::backends::InMemoryBackend;
@@ -1024,7 +1024,11 @@ fn chunk_records_follow_references_and_replicas() {
     // acknowledges, then removes them with their index rows.
     f.delete("k").expect("delete");
     let dying = f.records(&[a.id, b.id]);
-    assert!(dying.iter().all(|r| r.as_ref().is_some_and(|r| r.refs == 0)));
+    assert!(
+        dying
+            .iter()
+            .all(|r| r.as_ref().is_some_and(|r| r.refs == 0))
+    );
     assert!(
         f.apply(update(a.id, vec![5], Vec::new())).is_err(),
         "no healing of garbage"
@@ -1046,11 +1050,22 @@ fn orphan_sweeps_and_commits_never_both_win() {
 
     // now 10 s, grace 1 s: the horizon moves to 9 s.
     let deletable = f.sweep(Some(1), &[old.id, young.id, committed.id], 10_000);
-    assert_eq!(deletable, [old.id], "only the unrecorded chunk older than the horizon");
+    assert_eq!(
+        deletable,
+        [old.id],
+        "only the unrecorded chunk older than the horizon"
+    );
     // A commit of the chunk just declared an orphan is refused, and a
     // later sweep with an earlier clock does not lower the horizon.
-    let refused = f.put("late", chunked_version("l", vec![old.clone()]), WriteCondition::None);
-    assert!(matches!(refused, Err(MetaError::StaleChunk(_))), "{refused:?}");
+    let refused = f.put(
+        "late",
+        chunked_version("l", vec![old.clone()]),
+        WriteCondition::None,
+    );
+    assert!(
+        matches!(refused, Err(MetaError::StaleChunk(_))),
+        "{refused:?}"
+    );
     assert_eq!(f.sweep(None, &[old.id], 0), [old.id]);
     assert!(f.get("late").is_err(), "nothing was committed");
 
@@ -1058,14 +1073,22 @@ fn orphan_sweeps_and_commits_never_both_win() {
     assert_eq!(f.sweep(Some(2), &[committed.id], 10_000), [committed.id]);
     assert!(f.sweep(Some(1), &[committed.id], 10_000).is_empty());
     // The local store's chunks (no servers recorded) are never strays.
-    f.put("local", chunked_version("x", vec![young.clone()]), WriteCondition::None)
-        .expect("young chunk commits");
+    f.put(
+        "local",
+        chunked_version("x", vec![young.clone()]),
+        WriteCondition::None,
+    )
+    .expect("young chunk commits");
     assert!(f.sweep(None, &[young.id], 10_000).is_empty());
 
     // A chunk whose last reference went away stays protected until the
     // collector acknowledges it, and can never be committed again.
     f.delete("c").expect("delete");
     assert!(f.sweep(Some(1), &[committed.id], 10_000).is_empty());
-    let again = f.put("again", chunked_version("a", vec![committed.clone()]), WriteCondition::None);
+    let again = f.put(
+        "again",
+        chunked_version("a", vec![committed.clone()]),
+        WriteCondition::None,
+    );
     assert!(matches!(again, Err(MetaError::Conflict(_))), "{again:?}");
 }

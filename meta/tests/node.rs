@@ -84,7 +84,13 @@ async fn crud_survives_restart() {
     let mut versions = Vec::new();
     for key in keys {
         let v = client
-            .put_object(BUCKET, key, inline(key.as_bytes()), WriteCondition::None, Vec::new())
+            .put_object(
+                BUCKET,
+                key,
+                inline(key.as_bytes()),
+                WriteCondition::None,
+                Vec::new(),
+            )
             .await
             .expect("put");
         assert!(v.generation > 0);
@@ -177,7 +183,13 @@ async fn crud_survives_restart() {
         .max()
         .expect("some versions");
     let v = client
-        .put_object(BUCKET, "a", inline(b"new"), WriteCondition::None, Vec::new())
+        .put_object(
+            BUCKET,
+            "a",
+            inline(b"new"),
+            WriteCondition::None,
+            Vec::new(),
+        )
         .await
         .expect("put after restart");
     assert!(v.generation > last);
@@ -215,7 +227,13 @@ async fn concurrent_puts_are_group_committed() {
             for i in 0..PUTS_PER_TASK {
                 let key = format!("t{t:02}/k{i}");
                 let v = client
-                    .put_object(BUCKET, &key, inline(key.as_bytes()), WriteCondition::None, Vec::new())
+                    .put_object(
+                        BUCKET,
+                        &key,
+                        inline(key.as_bytes()),
+                        WriteCondition::None,
+                        Vec::new(),
+                    )
                     .await;
                 generations.push(v.expect("concurrent put").generation);
             }
@@ -311,7 +329,13 @@ async fn snapshot_and_purged_log_survive_restart() {
         let key = format!("k{i:02}");
         versions.push(
             client
-                .put_object(BUCKET, &key, inline(key.as_bytes()), WriteCondition::None, Vec::new())
+                .put_object(
+                    BUCKET,
+                    &key,
+                    inline(key.as_bytes()),
+                    WriteCondition::None,
+                    Vec::new(),
+                )
                 .await
                 .expect("put"),
         );
@@ -351,7 +375,13 @@ async fn snapshot_and_purged_log_survive_restart() {
         );
     }
     let v = client
-        .put_object(BUCKET, "after", inline(b"x"), WriteCondition::None, Vec::new())
+        .put_object(
+            BUCKET,
+            "after",
+            inline(b"x"),
+            WriteCondition::None,
+            Vec::new(),
+        )
         .await
         .expect("put after purge");
     assert!(v.generation > applied);
@@ -365,9 +395,15 @@ async fn delete_objects_reports_each_key_in_one_command() {
     let meta = node.client();
     meta.create_bucket("many", 1).await.expect("bucket");
     for key in ["a", "b/c", "b/d"] {
-        meta.put_object("many", key, inline(key.as_bytes()), WriteCondition::None, Vec::new())
-            .await
-            .expect("put");
+        meta.put_object(
+            "many",
+            key,
+            inline(key.as_bytes()),
+            WriteCondition::None,
+            Vec::new(),
+        )
+        .await
+        .expect("put");
     }
     let before = node.raft_metrics().last_log_index;
     let long = "k".repeat(1025);

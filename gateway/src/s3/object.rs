@@ -95,7 +95,15 @@ pub async fn put(
         tags,
         data: written.data,
     };
-    let committed = commit(s3, &input.bucket, &input.key, version, condition, placements).await?;
+    let committed = commit(
+        s3,
+        &input.bucket,
+        &input.key,
+        version,
+        condition,
+        placements,
+    )
+    .await?;
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
         ..Default::default()
