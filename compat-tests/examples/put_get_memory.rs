@@ -1,10 +1,13 @@
-//! Benchmark: one large PutObject and GetObject through a real `arbor serve`,
-//! reporting throughput and the server's peak resident memory (VmHWM), to
-//! show that memory stays bounded whatever the object size.
+//! Benchmark: one large PutObject and GetObject through a real `arbor serve`
+//! (or, with `--cluster`, through an `arbor gateway` writing three replicas
+//! to three local chunk servers), reporting throughput and the serving
+//! process's peak resident memory (VmHWM), to show that memory stays
+//! bounded whatever the object size.
 //!
 //! ```sh
-//! cargo build --release --bin arbor
-//! cargo run --release -p arbor-compat-tests --example put_get_memory -- 2048
+//! cargo build --release --workspace --bins --examples
+//! ./target/release/examples/put_get_memory 2048
+//! ./target/release/examples/put_get_memory 1024 --cluster
 //! ```
 //! The argument is the object size in MiB (default 2048). Results go in
 //! docs/benchmarks.md.
@@ -15,7 +18,15 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use md5::Digest;
 
-use arbor_compat_tests::ArborServer;
+use arbor_compat_tests::{
+    ArborCluster, ArborServer, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY, ClusterOptions,
+};
+
+/// What the benchmark runs against.
+enum Target {
+    Serve(ArborServer),
+    Cluster(ArborCluster),
+}
 
 const PIECE: usize = 1 << 20;
 
@@ -31,8 +42,11 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let size_mib: usize = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cluster = args.iter().any(|a| a == "--cluster");
+    let size_mib: usize = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(2048);
@@ -60,17 +74,47 @@ async fn main() -> anyhow::Result<()> {
     }
     let expected_md5 = hex::encode(md5.finalize());
 
-    let server = ArborServer::start(&work.path().join("data"), &[])?;
-    let pid = server.pid().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    let (target, pid, endpoint, access_key, secret_key) = if cluster {
+        let zones = ["a", "b", "c"].map(str::to_owned).to_vec();
+        let options = ClusterOptions {
+            zones,
+            chunk_args: vec!["--heartbeat-secs".to_owned(), "1".to_owned()],
+            ..ClusterOptions::default()
+        };
+        let cluster = ArborCluster::start(&work.path().join("cluster"), &options)?;
+        // Let every chunk server register (heartbeats every second).
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let pid = cluster
+            .gateway
+            .pid()
+            .ok_or_else(|| anyhow::anyhow!("no pid"))?;
+        let endpoint = cluster.endpoint.clone();
+        (
+            Target::Cluster(cluster),
+            pid,
+            endpoint,
+            CLUSTER_ACCESS_KEY.to_owned(),
+            CLUSTER_SECRET_KEY.to_owned(),
+        )
+    } else {
+        let server = ArborServer::start(&work.path().join("data"), &[])?;
+        let pid = server.pid().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+        let (endpoint, access, secret) = (
+            server.endpoint.clone(),
+            server.access_key.clone(),
+            server.secret_key.clone(),
+        );
+        (Target::Serve(server), pid, endpoint, access, secret)
+    };
     let idle_kib = status_kib(pid, "VmRSS:");
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .endpoint_url(&server.endpoint)
+        .endpoint_url(&endpoint)
         .force_path_style(true)
         .credentials_provider(Credentials::new(
-            &server.access_key,
-            &server.secret_key,
+            &access_key,
+            &secret_key,
             None,
             None,
             "bench",
@@ -113,9 +157,20 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(received == size, "received {received} of {size} bytes");
     anyhow::ensure!(hex::encode(md5.finalize()) == expected_md5, "body mismatch");
     let after_get_kib = status_kib(pid, "VmHWM:");
-    server.stop()?;
+    match target {
+        Target::Serve(server) => {
+            server.stop()?;
+        }
+        Target::Cluster(cluster) => cluster.stop()?,
+    }
 
     let mib = size_mib as f64;
+    let what = if cluster {
+        "arbor gateway, 3 replicas on 3 local chunk servers"
+    } else {
+        "arbor serve"
+    };
+    println!("target:                 {what}");
     println!("object size:            {size_mib} MiB");
     println!(
         "PUT:                    {:.1} s, {:.0} MiB/s",

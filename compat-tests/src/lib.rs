@@ -185,6 +185,170 @@ impl ArborServer {
     }
 }
 
+/// Credentials every gateway of an [`ArborCluster`] uses.
+pub const CLUSTER_ACCESS_KEY: &str = "CLUSTERTESTKEY000001";
+pub const CLUSTER_SECRET_KEY: &str = "cluster-test-secret-key-0000000000000001";
+
+/// What an [`ArborCluster`] runs: one chunk server per zone, and extra
+/// flags for each role (timeouts shortened for tests, for instance).
+#[derive(Clone, Debug, Default)]
+pub struct ClusterOptions {
+    pub zones: Vec<String>,
+    pub meta_args: Vec<String>,
+    pub chunk_args: Vec<String>,
+    pub gateway_args: Vec<String>,
+}
+
+/// One chunk server of an [`ArborCluster`].
+pub struct ChunkProcess {
+    pub zone: String,
+    pub data: PathBuf,
+    pub addr: String,
+    pub process: Option<ArborProcess>,
+}
+
+/// A cluster of real processes on loopback: one `arbor meta` (bootstrapped,
+/// no fsync), a chunk server per zone registered with it, one
+/// `arbor gateway`; all stopped (SIGKILL) on drop.
+pub struct ArborCluster {
+    pub meta: ArborProcess,
+    pub meta_addr: String,
+    pub chunks: Vec<ChunkProcess>,
+    pub gateway: ArborProcess,
+    pub endpoint: String,
+    chunk_args: Vec<String>,
+}
+
+impl ArborCluster {
+    /// Starts everything under `dir` and waits until each process is ready
+    /// (the chunk servers may take a heartbeat longer to be ONLINE).
+    pub fn start(dir: &Path, options: &ClusterOptions) -> anyhow::Result<ArborCluster> {
+        let meta_dir = path_str(&dir.join("meta"))?;
+        let mut args = vec![
+            "meta",
+            "--node-id",
+            "1",
+            "--bootstrap",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-fsync",
+            "--data-dir",
+            &meta_dir,
+        ];
+        args.extend(options.meta_args.iter().map(String::as_str));
+        let meta = ArborProcess::start(&args, "advertised:")?;
+        let meta_addr = meta.value("advertised:").context("meta address")?;
+        let mut chunks = Vec::new();
+        for zone in &options.zones {
+            let data = dir.join(format!("chunk-{zone}"));
+            let process = start_chunk(&data, zone, &meta_addr, &options.chunk_args)?;
+            chunks.push(ChunkProcess {
+                zone: zone.clone(),
+                addr: process
+                    .value("chunk server listening:")
+                    .context("chunk address")?,
+                data,
+                process: Some(process),
+            });
+        }
+        let gateway_dir = dir.join("gateway");
+        std::fs::create_dir_all(&gateway_dir)?;
+        std::fs::write(
+            gateway_dir.join("credentials.json"),
+            format!(
+                "{{\"access_key\":\"{CLUSTER_ACCESS_KEY}\",\"secret_key\":\"{CLUSTER_SECRET_KEY}\"}}"
+            ),
+        )?;
+        let gateway_data = path_str(&gateway_dir)?;
+        let mut args = vec![
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--meta",
+            &meta_addr,
+            "--data-dir",
+            &gateway_data,
+        ];
+        args.extend(options.gateway_args.iter().map(String::as_str));
+        let gateway = ArborProcess::start(&args, "gateway listening:")?;
+        let endpoint = gateway
+            .value("gateway listening:")
+            .context("gateway endpoint")?;
+        Ok(ArborCluster {
+            meta,
+            meta_addr,
+            chunks,
+            gateway,
+            endpoint,
+            chunk_args: options.chunk_args.clone(),
+        })
+    }
+
+    /// Stops the chunk server of `zone` (SIGTERM), keeping its data.
+    pub fn stop_chunk(&mut self, zone: &str) -> anyhow::Result<()> {
+        let chunk = self.chunk_mut(zone)?;
+        let process = chunk.process.take().context("not running")?;
+        anyhow::ensure!(process.stop()?.success(), "chunk server {zone} failed");
+        Ok(())
+    }
+
+    /// Starts the chunk server of `zone` again on its data directory.
+    pub fn restart_chunk(&mut self, zone: &str) -> anyhow::Result<()> {
+        let (meta, args) = (self.meta_addr.clone(), self.chunk_args.clone());
+        let chunk = self.chunk_mut(zone)?;
+        anyhow::ensure!(chunk.process.is_none(), "already running");
+        chunk.process = Some(start_chunk(&chunk.data, zone, &meta, &args)?);
+        Ok(())
+    }
+
+    /// Stops every process gracefully, gateway first.
+    pub fn stop(self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.gateway.stop()?.success(), "gateway failed");
+        for chunk in self.chunks {
+            if let Some(process) = chunk.process {
+                anyhow::ensure!(process.stop()?.success(), "chunk server failed");
+            }
+        }
+        anyhow::ensure!(self.meta.stop()?.success(), "meta failed");
+        Ok(())
+    }
+
+    fn chunk_mut(&mut self, zone: &str) -> anyhow::Result<&mut ChunkProcess> {
+        self.chunks
+            .iter_mut()
+            .find(|c| c.zone == zone)
+            .with_context(|| format!("no chunk server in zone {zone}"))
+    }
+}
+
+fn path_str(path: &Path) -> anyhow::Result<String> {
+    path.to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+fn start_chunk(
+    data: &Path,
+    zone: &str,
+    meta: &str,
+    extra: &[String],
+) -> anyhow::Result<ArborProcess> {
+    let data = path_str(data)?;
+    let mut args = vec![
+        "chunk",
+        "--listen",
+        "127.0.0.1:0",
+        "--meta",
+        meta,
+        "--zone",
+        zone,
+        "--data-dir",
+        &data,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    ArborProcess::start(&args, "chunk server listening:")
+}
+
 /// A response read by [`raw_request`].
 #[derive(Debug)]
 pub struct RawResponse {

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use arbor_compat_tests::{ArborProcess, arbor_binary, raw_request};
+use arbor_compat_tests::{
+    ArborCluster, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY, ClusterOptions, arbor_binary, raw_request,
+};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use sha2::Digest;
@@ -28,68 +30,28 @@ use sha2::Digest;
 use common::{bytes, client};
 
 const BUCKET: &str = "replicated";
-const ACCESS_KEY: &str = "CLUSTERTESTKEY000001";
-const SECRET_KEY: &str = "cluster-test-secret-key-0000000000000001";
 /// Small chunks, so objects span several.
-const CHUNK_SIZE: u64 = 256 * 1024;
+const CHUNK_SIZE: &str = "262144";
 const FACTOR: usize = 3;
 /// Every wait for a background service ends within this.
 const WAIT: Duration = Duration::from_secs(60);
 
-struct ChunkServer {
-    zone: String,
-    data: PathBuf,
-    process: Option<ArborProcess>,
-    addr: String,
-}
-
 struct Cluster {
-    dir: tempfile::TempDir,
-    meta: ArborProcess,
-    meta_addr: String,
-    servers: Vec<ChunkServer>,
-    gateway: ArborProcess,
+    _dir: tempfile::TempDir,
+    processes: ArborCluster,
     s3: aws_sdk_s3::Client,
 }
 
-fn start_chunk(data: &Path, zone: &str, meta: &str) -> ArborProcess {
-    let data = data.to_str().expect("utf-8");
-    ArborProcess::start(
-        &[
-            "chunk",
-            "--listen",
-            "127.0.0.1:0",
-            "--meta",
-            meta,
-            "--zone",
-            zone,
-            "--heartbeat-secs",
-            "1",
-            "--orphan-grace-secs",
-            "5",
-            "--scrub-interval-secs",
-            "2",
-            "--data-dir",
-            data,
-        ],
-        "chunk server listening:",
-    )
-    .expect("start chunk server")
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| (*a).to_owned()).collect()
 }
 
 impl Cluster {
     fn start() -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let meta_dir = dir.path().join("meta");
-        let meta = ArborProcess::start(
-            &[
-                "meta",
-                "--node-id",
-                "1",
-                "--bootstrap",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-fsync",
+        let options = ClusterOptions {
+            zones: args(&["a", "b", "c", "d"]),
+            meta_args: args(&[
                 "--chunk-heartbeat-timeout-secs",
                 "2",
                 "--offline-grace-secs",
@@ -98,62 +60,22 @@ impl Cluster {
                 "1",
                 "--gc-grace-secs",
                 "1",
-                "--data-dir",
-                meta_dir.to_str().expect("utf-8"),
-            ],
-            "advertised:",
-        )
-        .expect("start meta");
-        let meta_addr = meta.value("advertised:").expect("meta address");
-        let servers: Vec<ChunkServer> = ["a", "b", "c", "d"]
-            .iter()
-            .map(|zone| {
-                let data = dir.path().join(format!("chunk-{zone}"));
-                let process = start_chunk(&data, zone, &meta_addr);
-                let addr = process
-                    .value("chunk server listening:")
-                    .expect("chunk address");
-                ChunkServer {
-                    zone: (*zone).to_owned(),
-                    data,
-                    process: Some(process),
-                    addr,
-                }
-            })
-            .collect();
-        let gateway_dir = dir.path().join("gateway");
-        std::fs::create_dir_all(&gateway_dir).expect("mkdir");
-        std::fs::write(
-            gateway_dir.join("credentials.json"),
-            serde_json::json!({ "access_key": ACCESS_KEY, "secret_key": SECRET_KEY }).to_string(),
-        )
-        .expect("write credentials");
-        let chunk_size = CHUNK_SIZE.to_string();
-        let gateway = ArborProcess::start(
-            &[
-                "gateway",
-                "--listen",
-                "127.0.0.1:0",
-                "--meta",
-                &meta_addr,
-                "--replication-factor",
-                "3",
-                "--chunk-size",
-                &chunk_size,
-                "--data-dir",
-                gateway_dir.to_str().expect("utf-8"),
-            ],
-            "gateway listening:",
-        )
-        .expect("start gateway");
-        let endpoint = gateway.value("gateway listening:").expect("endpoint");
-        let s3 = client(&endpoint, ACCESS_KEY, SECRET_KEY);
+            ]),
+            chunk_args: args(&[
+                "--heartbeat-secs",
+                "1",
+                "--orphan-grace-secs",
+                "5",
+                "--scrub-interval-secs",
+                "2",
+            ]),
+            gateway_args: args(&["--replication-factor", "3", "--chunk-size", CHUNK_SIZE]),
+        };
+        let processes = ArborCluster::start(dir.path(), &options).expect("start cluster");
+        let s3 = client(&processes.endpoint, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY);
         let cluster = Cluster {
-            dir,
-            meta,
-            meta_addr,
-            servers,
-            gateway,
+            _dir: dir,
+            processes,
             s3,
         };
         cluster.wait_for("four servers ONLINE", || {
@@ -165,7 +87,7 @@ impl Cluster {
 
     fn admin(&self, args: &[&str]) -> String {
         let out = Command::new(arbor_binary().expect("binary"))
-            .args(["admin", "meta", "--meta", &self.meta_addr])
+            .args(["admin", "meta", "--meta", &self.processes.meta_addr])
             .args(args)
             .output()
             .expect("run arbor admin meta");
@@ -212,7 +134,8 @@ impl Cluster {
 
     /// Chunk ids on disk, per zone.
     fn on_disk(&self) -> BTreeMap<String, BTreeSet<String>> {
-        self.servers
+        self.processes
+            .chunks
             .iter()
             .map(|s| (s.zone.clone(), chunk_files(&s.data.join("chunks"))))
             .collect()
@@ -231,7 +154,12 @@ impl Cluster {
     }
 
     fn chunk_path(&self, zone: &str, chunk: &str) -> PathBuf {
-        let server = self.servers.iter().find(|s| s.zone == zone).expect("zone");
+        let server = self
+            .processes
+            .chunks
+            .iter()
+            .find(|s| s.zone == zone)
+            .expect("zone");
         server.data.join("chunks").join(&chunk[30..]).join(chunk)
     }
 
@@ -282,23 +210,13 @@ impl Cluster {
     }
 
     fn stop_server(&mut self, zone: &str) {
-        let server = self
-            .servers
-            .iter_mut()
-            .find(|s| s.zone == zone)
-            .expect("zone");
-        let process = server.process.take().expect("running");
-        assert!(process.stop().expect("stop").success());
+        self.processes.stop_chunk(zone).expect("stop chunk server");
     }
 
     fn restart_server(&mut self, zone: &str) {
-        let meta = self.meta_addr.clone();
-        let server = self
-            .servers
-            .iter_mut()
-            .find(|s| s.zone == zone)
-            .expect("zone");
-        server.process = Some(start_chunk(&server.data, zone, &meta));
+        self.processes
+            .restart_chunk(zone)
+            .expect("restart chunk server");
     }
 }
 
@@ -445,7 +363,7 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
     let orphan_id = format!("000000000001{}", "ab".repeat(10));
     let orphan_body = b"never committed".repeat(100);
     let put = raw_request(
-        &format!("http://{}", cluster.servers[0].addr),
+        &format!("http://{}", cluster.processes.chunks[0].addr),
         "PUT",
         &format!("/chunks/{orphan_id}"),
         &[(
@@ -456,7 +374,7 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
     )
     .expect("put orphan");
     assert_eq!(put.status, 201);
-    assert!(cluster.holders(&orphan_id) == [cluster.servers[0].zone.clone()]);
+    assert!(cluster.holders(&orphan_id) == [cluster.processes.chunks[0].zone.clone()]);
     cluster.wait_for("orphan collected", || {
         cluster.holders(&orphan_id).is_empty().then_some(())
     });
@@ -536,7 +454,8 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
 
     // --- Drain a server: its chunks move to the others, it ends empty.
     let drained = cluster
-        .servers
+        .processes
+        .chunks
         .iter()
         .map(|s| s.zone.clone())
         .find(|z| *z != victim)
@@ -551,12 +470,5 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
     });
     cluster.assert_objects(&objects, "after draining").await;
 
-    assert!(cluster.gateway.stop().expect("stop gateway").success());
-    for server in &mut cluster.servers {
-        if let Some(process) = server.process.take() {
-            assert!(process.stop().expect("stop chunk").success());
-        }
-    }
-    assert!(cluster.meta.stop().expect("stop meta").success());
-    drop(cluster.dir);
+    cluster.processes.stop().expect("stop cluster");
 }
