@@ -175,8 +175,27 @@ pub async fn sweep_orphans(
         .map_err(|e| MetaError::Storage(format!("cannot list chunks: {e}")))?;
     let mut deleted = 0;
     for batch in candidates.chunks(ORPHAN_BATCH) {
+        // Most old files are live chunks: a read filters them out, so the
+        // Raft command (which decides, and checks again) carries only the
+        // likely garbage and is skipped when there is none.
+        let records = meta.chunk_records(batch.to_vec()).await?;
+        let likely: Vec<ChunkId> = batch
+            .iter()
+            .zip(records)
+            .filter(|(_, record)| match (record, server) {
+                (None, _) => true,
+                (Some(record), Some(server)) => {
+                    record.factor > 0 && !record.servers.contains(&server)
+                }
+                (Some(_), None) => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if likely.is_empty() {
+            continue;
+        }
         let deletable: Vec<ChunkId> = meta
-            .collect_orphans(server, batch.to_vec(), now_ms(), millis(grace))
+            .collect_orphans(server, likely, now_ms(), millis(grace))
             .await?;
         for id in deletable {
             match store.delete(id).await {
