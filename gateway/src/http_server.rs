@@ -1,6 +1,7 @@
 //! The HTTP/1.1 and HTTP/2 server in front of s3s: accepts connections,
 //! gives every request an id and a tracing span, enforces a pinned region,
-//! and drains in-flight requests on shutdown.
+//! answers the client mistakes s3s takes for internal errors, and drains
+//! in-flight requests on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::limits::{
     CONNECTIONS_MAX, HEADER_READ_TIMEOUT_SECS, HEADER_SECTION_SIZE_MAX, SHUTDOWN_DRAIN_SECS,
 };
 use crate::s3::RequestId;
+use crate::xml_body::{BodyWatch, WatchedBody};
 
 /// Per-server request handling, shared by every connection.
 pub struct Frontend {
@@ -114,19 +116,7 @@ async fn handle(
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
         let mut response = match checked {
             Err(e) => error_response(e, &request_id),
-            Ok(()) => match frontend.s3.call(req.map(s3s::Body::from)).await {
-                Ok(response) => response,
-                Err(e) => {
-                    tracing::error!(error = ?e, "s3 service failed");
-                    error_response(
-                        s3_error!(
-                            InternalError,
-                            "We encountered an internal error. Please try again."
-                        ),
-                        &request_id,
-                    )
-                }
-            },
+            Ok(()) => call_s3s(&frontend.s3, req, &request_id).await,
         };
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
             response
@@ -145,6 +135,41 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// Hands the request to s3s, its body watched: s3s answers some client
+/// mistakes in a body it reads whole with 500, and the watch knows which.
+async fn call_s3s(
+    s3: &S3Service,
+    mut req: http::Request<Incoming>,
+    request_id: &str,
+) -> http::Response<s3s::Body> {
+    let watch = Arc::new(BodyWatch::default());
+    req.extensions_mut().insert(watch.clone());
+    let body_watch = watch.clone();
+    let req = req.map(|body| s3s::Body::http_body(WatchedBody::new(body, body_watch)));
+    match s3.call(req).await {
+        Ok(response) if response.status() == http::StatusCode::INTERNAL_SERVER_ERROR => {
+            match watch.verdict() {
+                Some(e) => {
+                    tracing::debug!(code = %e.code().as_str(), "s3s failed reading the body");
+                    error_response(e, request_id)
+                }
+                None => response,
+            }
+        }
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = ?e, "s3 service failed");
+            error_response(
+                s3_error!(
+                    InternalError,
+                    "We encountered an internal error. Please try again."
+                ),
+                request_id,
+            )
+        }
+    }
 }
 
 /// S3 answers a method it has no operation for with 405 MethodNotAllowed

@@ -13,3 +13,4 @@ pub mod http_server;
 pub mod limits;
 pub mod s3;
 pub mod serve;
+pub mod xml_body;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
 use arbor_meta::{MetaClient, MetaConfig, MetaNode};
+use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,9 @@ use crate::auth::{self, CredentialsSource};
 use crate::config::ServeConfig;
 use crate::gc::{Collector, GcConfig};
 use crate::http_server::{self, Frontend, VirtualHosts};
+use crate::limits::XML_BODY_SIZE_MAX;
 use crate::s3::{Arbor, GatewaySettings};
+use crate::xml_body::XmlBodies;
 
 /// Subdirectories of the data directory.
 pub const META_DIR: &str = "meta";
@@ -60,6 +63,10 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     });
     builder.set_validation(NamesWithAdmin);
     builder.set_auth(auth::KeyPair::new(&credentials));
+    builder.set_access(XmlBodies);
+    let mut s3s_config = S3Config::default();
+    s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
+    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
     if let Some(domain) = &config.domain {
         builder.set_host(VirtualHosts {
             domain: domain.clone(),
