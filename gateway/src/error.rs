@@ -110,12 +110,23 @@ pub fn from_chunk(e: ChunkError) -> S3Error {
     S3Error::with_message(code, message)
 }
 
-/// How s3s's SHA-256-checking body stream reports a payload whose hash is
-/// not the signed `x-amz-content-sha256`.
 /// How s3s 0.14 (pinned) reports a signed aws-chunked body whose chunk or
 /// trailer signature is wrong; the error type is not exported.
 const S3S_CHUNK_SIGNATURE_MISMATCH: &str = "AwsChunkedStreamError: SignatureMismatch";
+/// How s3s's SHA-256-checking body stream reports a payload whose hash is
+/// not the signed `x-amz-content-sha256`.
 const S3S_SHA256_MISMATCH: &str = "UploadStreamError: Sha256Mismatch";
+
+/// S3's answer to a body whose SHA-256 is not its `x-amz-content-sha256`.
+pub fn content_sha256_mismatch() -> S3Error {
+    // Not among s3s's codes.
+    let mut mismatch = S3Error::with_message(
+        S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+    mismatch.set_status_code(http::StatusCode::BAD_REQUEST);
+    mismatch
+}
 
 /// An error of the request body stream (client went away, bad aws-chunked
 /// framing or signature): s3s reports these as opaque errors.
@@ -137,13 +148,7 @@ pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error
             );
         }
         if cause.to_string() == S3S_SHA256_MISMATCH {
-            // Not among s3s's codes.
-            let mut mismatch = S3Error::with_message(
-                S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            );
-            mismatch.set_status_code(http::StatusCode::BAD_REQUEST);
-            return mismatch;
+            return content_sha256_mismatch();
         }
         source = cause.source();
     }

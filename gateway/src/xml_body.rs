@@ -2,13 +2,14 @@
 //! DeleteObjects, CompleteMultipartUpload, tagging, ACLs, CreateBucket and
 //! the bucket configurations (and the JSON of a bucket policy).
 //!
-//! s3s 0.14 (pinned) reads them through `http_body_util::Limited` and
-//! answers every failure of that read but one of its own with 500
-//! InternalError. So the front end watches each request body
-//! ([`WatchedBody`]), [`XmlBodies`] (s3s's access check, which runs once
-//! the request is authenticated and its operation known, before the body is
-//! read) arms the watch for these operations, and when s3s answers 500,
-//! [`BodyWatch::verdict`] says which client mistake caused it.
+//! s3s 0.14 (pinned) reads them through `http_body_util::Limited` and its
+//! check of `x-amz-content-sha256`, and answers every failure of that read
+//! but one of its own with 500 InternalError: a body over the limit, or
+//! whose SHA-256 is not the signed one. So the front end watches each
+//! request body ([`WatchedBody`]); [`XmlBodies`], s3s's access check (run
+//! once the request is authenticated and its operation known, before the
+//! body is read), arms the watch for these operations; and when s3s
+//! answers 500, [`BodyWatch::verdict`] says which client mistake caused it.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,9 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::{S3Error, S3ErrorCode, S3Result};
+use sha2::{Digest, Sha256};
 
+use crate::error;
 use crate::limits::XML_BODY_SIZE_MAX;
 use crate::s3::RequestId;
 
@@ -68,6 +71,10 @@ pub fn too_large() -> S3Error {
     )
 }
 
+fn limit() -> u64 {
+    u64::try_from(XML_BODY_SIZE_MAX).unwrap_or(u64::MAX)
+}
+
 /// What the front end learns about one request body while s3s reads it.
 #[derive(Debug, Default)]
 pub struct BodyWatch {
@@ -84,12 +91,19 @@ struct WholeRead {
     /// length s3s checks against the declared one).
     counting: bool,
     seen: u64,
+    /// The length the request declares (for aws-chunked, decoded).
+    declared: Option<u64>,
+    /// The SHA-256 `x-amz-content-sha256` names, and the hash of what
+    /// has been read so far.
+    sha256: Option<([u8; 32], Sha256)>,
 }
 
 impl BodyWatch {
-    fn arm(&self, counting: bool) {
+    fn arm(&self, counting: bool, declared: Option<u64>, sha256: Option<[u8; 32]>) {
         let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
         read.counting = counting;
+        read.declared = declared;
+        read.sha256 = sha256.map(|expected| (expected, Sha256::new()));
         self.armed.store(true, Ordering::Release);
     }
 
@@ -101,6 +115,12 @@ impl BodyWatch {
         read.seen = read
             .seen
             .saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
+        let within = read.seen <= limit();
+        if let Some((_, hasher)) = &mut read.sha256
+            && within
+        {
+            hasher.update(data);
+        }
     }
 
     /// The client's mistake that made s3s fail reading the body whole, if
@@ -110,9 +130,16 @@ impl BodyWatch {
             return None;
         }
         let read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
-        let limit = u64::try_from(XML_BODY_SIZE_MAX).unwrap_or(u64::MAX);
-        if read.counting && read.seen > limit {
+        if read.counting && read.seen > limit() {
             return Some(too_large());
+        }
+        // s3s checks the hash once it has read the declared length.
+        if let Some((expected, hasher)) = &read.sha256
+            && read.counting
+            && Some(read.seen) == read.declared
+            && hasher.clone().finalize().as_slice() != expected.as_slice()
+        {
+            return Some(error::content_sha256_mismatch());
         }
         None
     }
@@ -185,16 +212,20 @@ fn check_signed_and_size(cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let limit = u64::try_from(XML_BODY_SIZE_MAX).unwrap_or(u64::MAX);
-    if declared.is_some_and(|length| length > limit) {
+    if declared.is_some_and(|length| length > limit()) {
         return Err(too_large());
     }
-    let aws_chunked = cx
-        .headers()
-        .get("x-amz-content-sha256")
-        .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+    let payload = cx.headers().get("x-amz-content-sha256");
+    let aws_chunked = payload.is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+    // Otherwise a SHA-256 in hex, or UNSIGNED-PAYLOAD.
+    let sha256 = payload.and_then(|v| {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(v.as_bytes(), &mut digest)
+            .ok()
+            .map(|()| digest)
+    });
     if let Some(watch) = cx.extensions_mut().get::<Arc<BodyWatch>>() {
-        watch.arm(!aws_chunked);
+        watch.arm(!aws_chunked, declared, sha256);
     }
     Ok(())
 }
@@ -211,7 +242,7 @@ mod tests {
         assert!(watch.verdict().is_none(), "not armed: a streamed body");
 
         let watch = BodyWatch::default();
-        watch.arm(true);
+        watch.arm(true, None, None);
         watch.saw(&Bytes::from(vec![0u8; XML_BODY_SIZE_MAX]));
         assert!(watch.verdict().is_none(), "at the limit");
         watch.saw(&Bytes::from_static(b"x"));
@@ -220,12 +251,39 @@ mod tests {
         assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
 
         let watch = BodyWatch::default();
-        watch.arm(false);
+        watch.arm(false, None, None);
         watch.saw(&over);
         assert!(
             watch.verdict().is_none(),
             "aws-chunked framing is not counted"
         );
+    }
+
+    #[test]
+    fn a_body_read_to_its_length_is_checked_against_its_sha256() {
+        let body = Bytes::from_static(b"<Delete><Object><Key>k</Key></Object></Delete>");
+        let length = u64::try_from(body.len()).ok();
+        let digest: [u8; 32] = Sha256::digest(&body).into();
+
+        let watch = BodyWatch::default();
+        watch.arm(true, length, Some(digest));
+        watch.saw(&body.slice(..10));
+        watch.saw(&body.slice(10..));
+        assert!(watch.verdict().is_none(), "the right hash");
+
+        let watch = BodyWatch::default();
+        watch.arm(true, length, Some([0xab; 32]));
+        watch.saw(&body.slice(..10));
+        assert!(watch.verdict().is_none(), "not read to its length");
+        watch.saw(&body.slice(10..));
+        let e = watch.verdict().expect("another hash");
+        assert_eq!(e.code().as_str(), "XAmzContentSHA256Mismatch");
+        assert_eq!(e.status_code().map(|s| s.as_u16()), Some(400));
+
+        let watch = BodyWatch::default();
+        watch.arm(false, length, Some([0xab; 32]));
+        watch.saw(&body);
+        assert!(watch.verdict().is_none(), "aws-chunked: s3s checks");
     }
 
     #[test]
