@@ -11,6 +11,7 @@ pub mod error;
 pub mod gc;
 pub mod http_server;
 pub mod limits;
+pub mod routes;
 pub mod s3;
 pub mod serve;
 pub mod xml_body;

@@ -20,6 +20,7 @@ use crate::config::ServeConfig;
 use crate::gc::{Collector, GcConfig};
 use crate::http_server::{self, Frontend, VirtualHosts};
 use crate::limits::XML_BODY_SIZE_MAX;
+use crate::routes::{IgnoredRange, Routes};
 use crate::s3::{Arbor, GatewaySettings};
 use crate::xml_body::XmlBodies;
 
@@ -56,22 +57,20 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         chunk_size: config.chunk_size,
         region: config.region.clone(),
     };
-    let mut builder = S3ServiceBuilder::new(Arbor::new(meta.client(), chunks.clone(), settings));
-    builder.set_route(AdminRoute {
-        meta: meta.client(),
-        chunks: chunks.clone(),
+    let arbor = Arbor::new(meta.client(), chunks.clone(), settings);
+    let mut builder = s3_service(arbor.clone(), config.domain.as_deref());
+    builder.set_route(Routes {
+        admin: AdminRoute {
+            meta: meta.client(),
+            chunks: chunks.clone(),
+        },
+        ignored_range: IgnoredRange {
+            // Checks no signature: only `Routes` reaches it, after s3s has.
+            unauthenticated: s3_service(arbor, config.domain.as_deref()).build(),
+        },
     });
-    builder.set_validation(NamesWithAdmin);
     builder.set_auth(auth::KeyPair::new(&credentials));
     builder.set_access(XmlBodies);
-    let mut s3s_config = S3Config::default();
-    s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
-    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
-    if let Some(domain) = &config.domain {
-        builder.set_host(VirtualHosts {
-            domain: domain.clone(),
-        });
-    }
     let frontend = Arc::new(Frontend {
         s3: builder.build(),
         region: config.region.clone(),
@@ -102,6 +101,22 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         .context("stopping the metadata service")?;
     tracing::info!("arbor serve stopped");
     Ok(())
+}
+
+/// An S3 service over `arbor` with Arbor's names, addressing and limits,
+/// and as yet no authentication.
+fn s3_service(arbor: Arbor, domain: Option<&str>) -> S3ServiceBuilder {
+    let mut builder = S3ServiceBuilder::new(arbor);
+    builder.set_validation(NamesWithAdmin);
+    if let Some(domain) = domain {
+        builder.set_host(VirtualHosts {
+            domain: domain.to_owned(),
+        });
+    }
+    let mut s3s_config = S3Config::default();
+    s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
+    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
+    builder
 }
 
 /// Aborts multipart uploads older than `max_age`, checking a few times per

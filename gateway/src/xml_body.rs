@@ -22,9 +22,9 @@ use s3s::access::{S3Access, S3AccessContext};
 use s3s::{S3Error, S3ErrorCode, S3Result};
 use sha2::{Digest, Sha256};
 
-use crate::error;
 use crate::limits::XML_BODY_SIZE_MAX;
 use crate::s3::RequestId;
+use crate::{auth, error};
 
 /// The operations s3s reads the body of whole (as s3s 0.14.1's
 /// `resolve_route` marks them); every other body streams to the operation.
@@ -197,12 +197,7 @@ impl S3Access for XmlBodies {
 }
 
 fn check_signed_and_size(cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-    if cx.credentials().is_none() {
-        return Err(S3Error::with_message(
-            S3ErrorCode::AccessDenied,
-            "Access Denied",
-        ));
-    }
+    auth::require_signature(cx.credentials())?;
     if !READ_WHOLE.contains(&cx.s3_op().name()) {
         return Ok(());
     }
