@@ -1271,6 +1271,117 @@ async fn unknown_methods_are_method_not_allowed() {
     .await;
 }
 
+/// The text of element `name` in an XML body, if there is one.
+fn xml_element(body: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find(&format!("</{name}>"))? + start;
+    Some(text[start..end].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_body_names_its_request_id_and_a_message() {
+    with_fixture(|f| async move {
+        let target = object_target(KNOWN);
+        let now = SystemTime::now();
+        let wrong_secret = Signer::new(&f.server.endpoint, &f.server.access_key, "not-the-secret");
+        let unknown = Signer::new(
+            &f.server.endpoint,
+            "AKIDUNKNOWNUNKNOWN00",
+            &f.server.secret_key,
+        );
+        let skewed = now - Duration::from_secs(3600);
+        let md5 = content_md5(b"<Delete>");
+        let cases = [
+            (
+                "SignatureDoesNotMatch",
+                f.send_as(
+                    &wrong_secret,
+                    "GET",
+                    &target,
+                    &[],
+                    b"",
+                    Payload::Sha256Of(b""),
+                    now,
+                ),
+            ),
+            (
+                "InvalidAccessKeyId",
+                f.send_as(
+                    &unknown,
+                    "GET",
+                    &target,
+                    &[],
+                    b"",
+                    Payload::Sha256Of(b""),
+                    now,
+                ),
+            ),
+            (
+                "RequestTimeTooSkewed",
+                f.send_as(
+                    &f.signer,
+                    "GET",
+                    &target,
+                    &[],
+                    b"",
+                    Payload::Sha256Of(b""),
+                    skewed,
+                ),
+            ),
+            ("AccessDenied", f.unsigned("GET", &target, &[])),
+            (
+                "InvalidBucketName",
+                f.send("GET", "/Not_A_Bucket", &[], b""),
+            ),
+            (
+                "MalformedXML",
+                f.send(
+                    "POST",
+                    &format!("/{BUCKET}?delete"),
+                    &[("content-md5", &md5)],
+                    b"<Delete>",
+                ),
+            ),
+            (
+                "NoSuchKey",
+                f.send("GET", &object_target("missing"), &[], b""),
+            ),
+            ("MethodNotAllowed", f.send("PATCH", &target, &[], b"")),
+            (
+                "InvalidRange",
+                f.send("GET", &target, &[("range", "bytes=1000000-")], b""),
+            ),
+        ];
+        for (code, response) in cases {
+            assert_eq!(response.error_code().as_deref(), Some(code), "{response:?}");
+            let id = response
+                .header("x-amz-request-id")
+                .expect("x-amz-request-id");
+            assert_eq!(
+                xml_element(&response.body, "RequestId").as_deref(),
+                Some(id),
+                "{code}: {}",
+                String::from_utf8_lossy(&response.body)
+            );
+            let message = xml_element(&response.body, "Message").unwrap_or_default();
+            assert!(
+                !message.is_empty(),
+                "{code}: {}",
+                String::from_utf8_lossy(&response.body)
+            );
+            assert_eq!(
+                response.header("content-length"),
+                Some(response.body.len().to_string().as_str()),
+                "{code}"
+            );
+        }
+        f.assert_intact("errors").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_connections_do_not_stop_the_server() {
     with_fixture(|f| async move {

@@ -159,6 +159,51 @@ pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error
     )
 }
 
+/// S3's message for an error code, for the errors s3s raises without one.
+pub fn default_message(code: &str) -> &'static str {
+    match code {
+        "AccessDenied" => "Access Denied",
+        "AuthorizationHeaderMalformed" => "The authorization header you provided is invalid.",
+        "BadDigest" => "The Content-MD5 or checksum you specified did not match what we received.",
+        "IncompleteBody" => {
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        }
+        "InternalError" => "We encountered an internal error. Please try again.",
+        "InvalidAccessKeyId" => "The AWS access key ID you provided does not exist in our records.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidDigest" => "The Content-MD5 or checksum value you specified is not valid.",
+        "InvalidPolicyDocument" => {
+            "The content of the form does not meet the conditions specified in the policy document."
+        }
+        "InvalidRange" => "The requested range is not satisfiable.",
+        "InvalidRequest" => "Invalid Request",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long.",
+        "MalformedPOSTRequest" => {
+            "The body of your POST request is not well-formed multipart/form-data."
+        }
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        }
+        "MaxMessageLengthExceeded" => "Your request was too big.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "MissingRequestBodyError" => "Request body is empty.",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchKey" => "The specified key does not exist.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "RequestTimeTooSkewed" => {
+            "The difference between the request time and the current time is too large."
+        }
+        "ServiceUnavailable" | "SlowDown" => "Please reduce your request rate.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        _ => "The request was refused.",
+    }
+}
+
 pub fn internal(context: &str, e: impl std::fmt::Display) -> S3Error {
     tracing::error!(error = %e, "{context}");
     S3Error::with_message(
@@ -317,6 +362,31 @@ mod tests {
         }
         let passed_on = from_body(&S3Error::with_message(S3ErrorCode::BadDigest, "m"));
         assert_eq!(passed_on.code(), &S3ErrorCode::BadDigest);
+    }
+
+    #[test]
+    fn codes_s3s_raises_without_a_message_have_one() {
+        // From `s3_error!(Code)` and `S3ErrorCode::Code.into()` in s3s 0.14.1.
+        for code in [
+            "AccessDenied",
+            "IncompleteBody",
+            "InternalError",
+            "InvalidAccessKeyId",
+            "InvalidBucketName",
+            "InvalidRange",
+            "InvalidURI",
+            "KeyTooLongError",
+            "MalformedPOSTRequest",
+            "MalformedXML",
+            "MaxMessageLengthExceeded",
+            "MethodNotAllowed",
+            "MissingContentLength",
+            "MissingRequestBodyError",
+            "NotImplemented",
+            "SignatureDoesNotMatch",
+        ] {
+            assert_ne!(default_message(code), default_message("Unknown"), "{code}");
+        }
     }
 
     #[test]
