@@ -158,6 +158,15 @@ impl S3Auth for KeyPair {
     }
 }
 
+/// s3s's default access rule, which Arbor's access check and routes keep:
+/// every request must be signed (s3s has checked the signature by then).
+pub fn require_signature(credentials: Option<&s3s::auth::Credentials>) -> S3Result<()> {
+    match credentials {
+        Some(_) => Ok(()),
+        None => Err(s3_error!(AccessDenied, "Access Denied")),
+    }
+}
+
 /// The region named in a SigV4 credential scope, from the Authorization
 /// header or a presigned URL's `X-Amz-Credential`.
 pub fn signed_region(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {

@@ -119,12 +119,23 @@ pub fn from_chunk(e: ChunkError) -> S3Error {
     S3Error::with_message(code, message)
 }
 
-/// How s3s's SHA-256-checking body stream reports a payload whose hash is
-/// not the signed `x-amz-content-sha256`.
 /// How s3s 0.14 (pinned) reports a signed aws-chunked body whose chunk or
 /// trailer signature is wrong; the error type is not exported.
 const S3S_CHUNK_SIGNATURE_MISMATCH: &str = "AwsChunkedStreamError: SignatureMismatch";
+/// How s3s's SHA-256-checking body stream reports a payload whose hash is
+/// not the signed `x-amz-content-sha256`.
 const S3S_SHA256_MISMATCH: &str = "UploadStreamError: Sha256Mismatch";
+
+/// S3's answer to a body whose SHA-256 is not its `x-amz-content-sha256`.
+pub fn content_sha256_mismatch() -> S3Error {
+    // Not among s3s's codes.
+    let mut mismatch = S3Error::with_message(
+        S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    );
+    mismatch.set_status_code(http::StatusCode::BAD_REQUEST);
+    mismatch
+}
 
 /// An error of the request body stream (client went away, bad aws-chunked
 /// framing or signature): s3s reports these as opaque errors.
@@ -146,13 +157,7 @@ pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error
             );
         }
         if cause.to_string() == S3S_SHA256_MISMATCH {
-            // Not among s3s's codes.
-            let mut mismatch = S3Error::with_message(
-                S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            );
-            mismatch.set_status_code(http::StatusCode::BAD_REQUEST);
-            return mismatch;
+            return content_sha256_mismatch();
         }
         source = cause.source();
     }
@@ -161,6 +166,51 @@ pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error
         S3ErrorCode::IncompleteBody,
         "You did not provide the number of bytes specified by the Content-Length HTTP header.",
     )
+}
+
+/// S3's message for an error code, for the errors s3s raises without one.
+pub fn default_message(code: &str) -> &'static str {
+    match code {
+        "AccessDenied" => "Access Denied",
+        "AuthorizationHeaderMalformed" => "The authorization header you provided is invalid.",
+        "BadDigest" => "The Content-MD5 or checksum you specified did not match what we received.",
+        "IncompleteBody" => {
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        }
+        "InternalError" => "We encountered an internal error. Please try again.",
+        "InvalidAccessKeyId" => "The AWS access key ID you provided does not exist in our records.",
+        "InvalidArgument" => "Invalid Argument",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidDigest" => "The Content-MD5 or checksum value you specified is not valid.",
+        "InvalidPolicyDocument" => {
+            "The content of the form does not meet the conditions specified in the policy document."
+        }
+        "InvalidRange" => "The requested range is not satisfiable.",
+        "InvalidRequest" => "Invalid Request",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long.",
+        "MalformedPOSTRequest" => {
+            "The body of your POST request is not well-formed multipart/form-data."
+        }
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        }
+        "MaxMessageLengthExceeded" => "Your request was too big.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "MissingRequestBodyError" => "Request body is empty.",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchKey" => "The specified key does not exist.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "RequestTimeTooSkewed" => {
+            "The difference between the request time and the current time is too large."
+        }
+        "ServiceUnavailable" | "SlowDown" => "Please reduce your request rate.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        _ => "The request was refused.",
+    }
 }
 
 pub fn internal(context: &str, e: impl std::fmt::Display) -> S3Error {
@@ -321,6 +371,31 @@ mod tests {
         }
         let passed_on = from_body(&S3Error::with_message(S3ErrorCode::BadDigest, "m"));
         assert_eq!(passed_on.code(), &S3ErrorCode::BadDigest);
+    }
+
+    #[test]
+    fn codes_s3s_raises_without_a_message_have_one() {
+        // From `s3_error!(Code)` and `S3ErrorCode::Code.into()` in s3s 0.14.1.
+        for code in [
+            "AccessDenied",
+            "IncompleteBody",
+            "InternalError",
+            "InvalidAccessKeyId",
+            "InvalidBucketName",
+            "InvalidRange",
+            "InvalidURI",
+            "KeyTooLongError",
+            "MalformedPOSTRequest",
+            "MalformedXML",
+            "MaxMessageLengthExceeded",
+            "MethodNotAllowed",
+            "MissingContentLength",
+            "MissingRequestBodyError",
+            "NotImplemented",
+            "SignatureDoesNotMatch",
+        ] {
+            assert_ne!(default_message(code), default_message("Unknown"), "{code}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP/1.1 and HTTP/2 server in front of s3s: accepts connections,
 //! gives every request an id and a tracing span, enforces a pinned region,
-//! and drains in-flight requests on shutdown.
+//! answers the client mistakes s3s takes for internal errors, and drains
+//! in-flight requests on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,11 +18,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::auth;
 use crate::limits::{
     CONNECTIONS_MAX, HEADER_READ_TIMEOUT_SECS, HEADER_SECTION_SIZE_MAX, SHUTDOWN_DRAIN_SECS,
 };
 use crate::s3::RequestId;
+use crate::xml_body::{BodyWatch, WatchedBody};
+use crate::{auth, error};
 
 /// Per-server request handling, shared by every connection.
 pub struct Frontend {
@@ -114,20 +116,9 @@ async fn handle(
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
         let mut response = match checked {
             Err(e) => error_response(e, &request_id),
-            Ok(()) => match frontend.s3.call(req.map(s3s::Body::from)).await {
-                Ok(response) => response,
-                Err(e) => {
-                    tracing::error!(error = ?e, "s3 service failed");
-                    error_response(
-                        s3_error!(
-                            InternalError,
-                            "We encountered an internal error. Please try again."
-                        ),
-                        &request_id,
-                    )
-                }
-            },
+            Ok(()) => call_s3s(&frontend.s3, req, &request_id).await,
         };
+        complete_error_body(&mut response, &request_id);
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
             response
                 .headers_mut()
@@ -145,6 +136,41 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// Hands the request to s3s, its body watched: s3s answers some client
+/// mistakes in a body it reads whole with 500, and the watch knows which.
+async fn call_s3s(
+    s3: &S3Service,
+    mut req: http::Request<Incoming>,
+    request_id: &str,
+) -> http::Response<s3s::Body> {
+    let watch = Arc::new(BodyWatch::default());
+    req.extensions_mut().insert(watch.clone());
+    let body_watch = watch.clone();
+    let req = req.map(|body| s3s::Body::http_body(WatchedBody::new(body, body_watch)));
+    match s3.call(req).await {
+        Ok(response) if response.status() == http::StatusCode::INTERNAL_SERVER_ERROR => {
+            match watch.verdict() {
+                Some(e) => {
+                    tracing::debug!(code = %e.code().as_str(), "s3s failed reading the body");
+                    error_response(e, request_id)
+                }
+                None => response,
+            }
+        }
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = ?e, "s3 service failed");
+            error_response(
+                s3_error!(
+                    InternalError,
+                    "We encountered an internal error. Please try again."
+                ),
+                request_id,
+            )
+        }
+    }
 }
 
 /// S3 answers a method it has no operation for with 405 MethodNotAllowed
@@ -214,6 +240,63 @@ fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body>
     }
 }
 
+/// Errors raised inside s3s (signature, names, malformed XML) leave the
+/// request id out of the body, and some the message: S3 error bodies carry
+/// both, so they are added to an error body that lacks them.
+fn complete_error_body(response: &mut http::Response<s3s::Body>, request_id: &str) {
+    let status = response.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return;
+    }
+    // Error bodies are serialised whole; anything streamed is left alone.
+    let Some(body) = response.body().bytes() else {
+        return;
+    };
+    let Some(completed) = with_message_and_request_id(&body, request_id) else {
+        return;
+    };
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, completed.len().into());
+    *response.body_mut() = s3s::Body::from(completed);
+}
+
+/// `xml`, an S3 error body, with a `<Message>` and a `<RequestId>` where it
+/// has none; `None` if it has both, or is no error body.
+fn with_message_and_request_id(xml: &[u8], request_id: &str) -> Option<String> {
+    let text = std::str::from_utf8(xml).ok()?;
+    let has_message = text.contains("<Message>");
+    let has_request_id = text.contains("<RequestId>");
+    if has_message && has_request_id {
+        return None;
+    }
+    let code_start = text.find("<Error><Code>")? + "<Error><Code>".len();
+    let code_end = code_start + text.get(code_start..)?.find("</Code>")?;
+    let after_code = code_end + "</Code>".len();
+    let end = text.rfind("</Error>")?;
+    if end < after_code {
+        return None;
+    }
+    let code = text.get(code_start..code_end)?;
+    let mut completed = String::with_capacity(text.len() + 160);
+    completed.push_str(text.get(..after_code)?);
+    if !has_message {
+        // The messages hold no markup characters.
+        completed.push_str("<Message>");
+        completed.push_str(error::default_message(code));
+        completed.push_str("</Message>");
+    }
+    completed.push_str(text.get(after_code..end)?);
+    if !has_request_id {
+        // Request ids are hex.
+        completed.push_str("<RequestId>");
+        completed.push_str(request_id);
+        completed.push_str("</RequestId>");
+    }
+    completed.push_str(text.get(end..)?);
+    Some(completed)
+}
+
 fn new_request_id() -> String {
     hex::encode_upper(rand::random::<[u8; 8]>())
 }
@@ -277,6 +360,44 @@ mod tests {
             assert_eq!(e.code(), &s3s::S3ErrorCode::MethodNotAllowed);
             assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(405));
         }
+    }
+
+    #[test]
+    fn error_bodies_get_a_message_and_the_request_id() {
+        let declaration = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+        let bare = format!("{declaration}<Error><Code>SignatureDoesNotMatch</Code></Error>");
+        assert_eq!(
+            with_message_and_request_id(bare.as_bytes(), "ABC").as_deref(),
+            Some(
+                format!(
+                    "{declaration}<Error><Code>SignatureDoesNotMatch</Code><Message>{}</Message><RequestId>ABC</RequestId></Error>",
+                    error::default_message("SignatureDoesNotMatch")
+                )
+                .as_str()
+            )
+        );
+        let with_message = format!(
+            "{declaration}<Error><Code>NoSuchKey</Code><Message>m &amp; n</Message></Error>"
+        );
+        assert_eq!(
+            with_message_and_request_id(with_message.as_bytes(), "ABC").as_deref(),
+            Some(
+                format!(
+                    "{declaration}<Error><Code>NoSuchKey</Code><Message>m &amp; n</Message><RequestId>ABC</RequestId></Error>"
+                )
+                .as_str()
+            )
+        );
+        let complete = format!(
+            "{declaration}<Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>X</RequestId></Error>"
+        );
+        assert_eq!(
+            with_message_and_request_id(complete.as_bytes(), "ABC"),
+            None
+        );
+        assert_eq!(with_message_and_request_id(b"not xml", "ABC"), None);
+        assert_eq!(with_message_and_request_id(b"{\"json\": 1}", "ABC"), None);
+        assert_eq!(with_message_and_request_id(&[0xff, 0xfe], "ABC"), None);
     }
 
     #[test]

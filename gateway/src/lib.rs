@@ -10,5 +10,7 @@ pub mod data_path;
 pub mod error;
 pub mod http_server;
 pub mod limits;
+pub mod routes;
 pub mod s3;
 pub mod serve;
+pub mod xml_body;

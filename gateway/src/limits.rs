@@ -8,6 +8,11 @@ pub const LIST_KEYS_MAX: i32 = 1000;
 pub const LIST_BUCKETS_MAX: usize = 10_000;
 /// Keys one DeleteObjects request may name (S3: 1000).
 pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
+/// Bytes of an XML request body (DeleteObjects, CompleteMultipartUpload,
+/// tagging, ...) at most: s3s reads these whole into memory. A thousand
+/// 1 KiB keys, or ten thousand parts, take about 1-2 MiB; larger bodies get
+/// S3's 400 MaxMessageLengthExceeded. (s3s's default, set explicitly.)
+pub const XML_BODY_SIZE_MAX: usize = 20 * 1024 * 1024;
 /// A request body that sends nothing for this long is abandoned with
 /// S3's 400 RequestTimeout (S3 waits about 20 s), so a stalled client
 /// cannot hold a connection and its upload slot forever.
@@ -25,3 +30,9 @@ pub const HEADER_SECTION_SIZE_MAX: usize = 8 * 1024;
 pub const CONNECTIONS_MAX: usize = 4096;
 
 const _: () = assert!(LIST_KEYS_MAX as usize == arbor_meta::limits::LIST_PAGE_MAX);
+// The largest DeleteObjects body S3 accepts fits: 1000 keys of 1024 bytes,
+// each byte escaped as an XML character reference (at most 6 bytes), plus
+// markup.
+const _: () = assert!(
+    DELETE_OBJECTS_KEYS_MAX * (arbor_meta::limits::KEY_LEN_MAX * 6 + 100) < XML_BODY_SIZE_MAX
+);

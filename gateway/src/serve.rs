@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
 use arbor_meta::{MetaClient, MetaConfig, MetaNode};
+use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,10 @@ use crate::admin::{AdminRoute, NamesWithAdmin};
 use crate::auth::{self, CredentialsSource};
 use crate::config::ServeConfig;
 use crate::http_server::{self, Frontend, VirtualHosts};
+use crate::limits::XML_BODY_SIZE_MAX;
+use crate::routes::{IgnoredRange, Routes};
 use crate::s3::{Arbor, GatewaySettings};
+use crate::xml_body::XmlBodies;
 
 /// Subdirectories of the data directory.
 pub const META_DIR: &str = "meta";
@@ -97,20 +101,40 @@ pub(crate) fn frontend(
     domain: Option<String>,
 ) -> Arc<Frontend> {
     let region = settings.region.clone();
-    let mut builder = S3ServiceBuilder::new(Arbor::new(meta.clone(), backend.clone(), settings));
-    builder.set_route(AdminRoute {
-        meta,
-        chunks: backend,
+    let arbor = Arbor::new(meta.clone(), backend.clone(), settings);
+    let mut builder = s3_service(arbor.clone(), domain.as_deref());
+    builder.set_route(Routes {
+        admin: AdminRoute {
+            meta,
+            chunks: backend,
+        },
+        ignored_range: IgnoredRange {
+            // Checks no signature: only `Routes` reaches it, after s3s has.
+            unauthenticated: s3_service(arbor, domain.as_deref()).build(),
+        },
     });
-    builder.set_validation(NamesWithAdmin);
     builder.set_auth(auth::KeyPair::new(credentials));
-    if let Some(domain) = domain {
-        builder.set_host(VirtualHosts { domain });
-    }
+    builder.set_access(XmlBodies);
     Arc::new(Frontend {
         s3: builder.build(),
         region,
     })
+}
+
+/// An S3 service over `arbor` with Arbor's names, addressing and limits,
+/// and as yet no authentication.
+fn s3_service(arbor: Arbor, domain: Option<&str>) -> S3ServiceBuilder {
+    let mut builder = S3ServiceBuilder::new(arbor);
+    builder.set_validation(NamesWithAdmin);
+    if let Some(domain) = domain {
+        builder.set_host(VirtualHosts {
+            domain: domain.to_owned(),
+        });
+    }
+    let mut s3s_config = S3Config::default();
+    s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
+    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
+    builder
 }
 
 /// Aborts multipart uploads older than `max_age`, checking a few times per

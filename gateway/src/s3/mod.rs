@@ -69,10 +69,10 @@ impl Arbor {
 pub struct RequestId(pub String);
 
 impl RequestId {
-    fn of(extensions: &http::Extensions) -> RequestId {
+    pub(crate) fn of(extensions: &http::Extensions) -> RequestId {
         extensions.get::<RequestId>().cloned().unwrap_or_default()
     }
-    fn stamp(&self, mut e: s3s::S3Error) -> s3s::S3Error {
+    pub(crate) fn stamp(&self, mut e: s3s::S3Error) -> s3s::S3Error {
         if !self.0.is_empty() {
             e.set_request_id(self.0.clone());
         }

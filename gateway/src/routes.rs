@@ -1,0 +1,222 @@
+//! s3s's one custom route (`S3Route`), which sees a request after s3s has
+//! checked its signature and before s3s parses an operation's input: the
+//! admin API (`admin::AdminRoute`), and GET and HEAD requests whose Range
+//! header S3 ignores ([`IgnoredRange`]).
+
+use std::borrow::Cow;
+
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Uri};
+use s3s::route::S3Route;
+use s3s::service::S3Service;
+use s3s::{Body, S3Request, S3Response, S3Result};
+
+use crate::admin::AdminRoute;
+use crate::{auth, error};
+
+pub struct Routes {
+    pub admin: AdminRoute,
+    pub ignored_range: IgnoredRange,
+}
+
+#[async_trait::async_trait]
+impl S3Route for Routes {
+    fn is_match(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        extensions: &mut http::Extensions,
+    ) -> bool {
+        self.admin.is_match(method, uri, headers, extensions) || ignorable_range(method, headers)
+    }
+
+    // Spelled out: `IgnoredRange` relies on it.
+    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        auth::require_signature(req.credentials.as_ref())
+    }
+
+    async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        if self
+            .admin
+            .is_match(&req.method, &req.uri, &req.headers, &mut req.extensions)
+        {
+            return self.admin.call(req).await;
+        }
+        self.ignored_range.call(req).await
+    }
+}
+
+/// A GET or HEAD with one Range header that s3s cannot parse as a single
+/// byte range (`bytes=5-1`, `bytes=x`, `items=0-1`, `bytes=0-1,3-4`): S3
+/// ignores such a header and answers with the whole object, where s3s
+/// refuses it with 400 InvalidArgument. (An empty Range s3s ignores
+/// itself; two Range headers it refuses.) Numbers over 2^63 - 1 s3s does
+/// not parse either, so they are ignored too, where S3 would find them
+/// unsatisfiable.
+fn ignorable_range(method: &Method, headers: &HeaderMap) -> bool {
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    let mut values = headers.get_all(http::header::RANGE).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => {
+            !value.is_empty()
+                && value
+                    .to_str()
+                    .map_or(true, |v| s3s::dto::Range::parse(v).is_err())
+        }
+        _ => false,
+    }
+}
+
+/// Serves the requests [`ignorable_range`] picks out as if they had no
+/// Range header. The header is signed, so it cannot be dropped before s3s
+/// checks the signature; once s3s has checked it, this route hands the
+/// request, without the Range header and without its signature, to
+/// `unauthenticated`: an S3 service over the same `Arbor` that checks no
+/// signature, and that nothing but this route can reach.
+pub struct IgnoredRange {
+    pub unauthenticated: S3Service,
+}
+
+impl IgnoredRange {
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let S3Request {
+            input,
+            method,
+            uri,
+            mut headers,
+            extensions,
+            ..
+        } = req;
+        headers.remove(http::header::RANGE);
+        headers.remove(http::header::AUTHORIZATION);
+        let mut request = http::Request::new(input);
+        *request.method_mut() = method;
+        *request.uri_mut() = without_signature(uri)?;
+        *request.headers_mut() = headers;
+        *request.extensions_mut() = extensions;
+        let response =
+            self.unauthenticated.call(request).await.map_err(|e| {
+                error::internal("serving without the Range header", format!("{e:?}"))
+            })?;
+        let (parts, body) = response.into_parts();
+        let mut answer = S3Response::new(body);
+        answer.status = Some(parts.status);
+        answer.headers = parts.headers;
+        answer.extensions = parts.extensions;
+        Ok(answer)
+    }
+}
+
+/// The query parameters of SigV4 and SigV2 presigned URLs.
+const SIGNATURE_PARAMETERS: [&str; 10] = [
+    "AWSAccessKeyId",
+    "Expires",
+    "Signature",
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-Security-Token",
+    "X-Amz-Signature",
+    "X-Amz-SignedHeaders",
+];
+
+/// `uri` without the parameters of a presigned URL; the others are kept
+/// as sent.
+fn without_signature(uri: Uri) -> S3Result<Uri> {
+    let Some(query) = uri.query() else {
+        return Ok(uri);
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+            let name = urlencoding::decode(name).unwrap_or(Cow::Borrowed(name));
+            !SIGNATURE_PARAMETERS.contains(&name.as_ref())
+        })
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let path_and_query = PathAndQuery::try_from(path_and_query)
+        .map_err(|e| error::internal("rebuilding the request target", e))?;
+    let mut parts = uri.into_parts();
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).map_err(|e| error::internal("rebuilding the request target", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(method: Method, values: &[&str]) -> bool {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                http::header::RANGE,
+                http::HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        ignorable_range(&method, &headers)
+    }
+
+    #[test]
+    fn only_a_single_unparsable_range_of_a_read_is_ignored() {
+        for value in [
+            "bytes=5-1",
+            "bytes=x",
+            "bytes=",
+            "items=0-1",
+            "bytes=--1",
+            "bytes=0-1,3-4",
+            "bytes= 0-1",
+            "bytes=0-1 ",
+        ] {
+            assert!(range(Method::GET, &[value]), "{value}");
+            assert!(range(Method::HEAD, &[value]), "{value}");
+        }
+        // Valid, if perhaps unsatisfiable: s3s serves or refuses them.
+        for value in [
+            "bytes=0-1",
+            "bytes=5-",
+            "bytes=-5",
+            "bytes=1000000-",
+            "bytes=-0",
+        ] {
+            assert!(!range(Method::GET, &[value]), "{value}");
+        }
+        assert!(!range(Method::GET, &[]), "no Range");
+        assert!(!range(Method::GET, &[""]), "empty: s3s ignores it");
+        assert!(!range(Method::GET, &["bytes=x", "bytes=y"]), "repeated");
+        assert!(!range(Method::PUT, &["bytes=x"]), "not a read");
+    }
+
+    #[test]
+    fn presigned_parameters_are_dropped_and_the_rest_kept_as_sent() {
+        let uri: Uri = "/b/k?response-content-type=text%2Fplain&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20250101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20250101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=ab&x-id=GetObject"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            without_signature(uri).expect("uri").to_string(),
+            "/b/k?response-content-type=text%2Fplain&x-id=GetObject"
+        );
+        let uri: Uri = "/b/k?AWSAccessKeyId=AKID&Expires=1&Signature=x%2By"
+            .parse()
+            .expect("uri");
+        assert_eq!(without_signature(uri).expect("uri").to_string(), "/b/k");
+        let uri: Uri = "/b/k?X%2DAmz%2DSignature=ab&partNumber=1"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            without_signature(uri).expect("uri").to_string(),
+            "/b/k?partNumber=1"
+        );
+        let uri: Uri = "/b/k".parse().expect("uri");
+        assert_eq!(without_signature(uri).expect("uri").to_string(), "/b/k");
+    }
+}

@@ -1,0 +1,291 @@
+//! Request bodies s3s reads whole before an operation runs: the XML of
+//! DeleteObjects, CompleteMultipartUpload, tagging, ACLs, CreateBucket and
+//! the bucket configurations (and the JSON of a bucket policy).
+//!
+//! s3s 0.14 (pinned) reads them through `http_body_util::Limited` and its
+//! check of `x-amz-content-sha256`, and answers every failure of that read
+//! but one of its own with 500 InternalError: a body over the limit, or
+//! whose SHA-256 is not the signed one. So the front end watches each
+//! request body ([`WatchedBody`]); [`XmlBodies`], s3s's access check (run
+//! once the request is authenticated and its operation known, before the
+//! body is read), arms the watch for these operations; and when s3s
+//! answers 500, [`BodyWatch::verdict`] says which client mistake caused it.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::{S3Error, S3ErrorCode, S3Result};
+use sha2::{Digest, Sha256};
+
+use crate::limits::XML_BODY_SIZE_MAX;
+use crate::s3::RequestId;
+use crate::{auth, error};
+
+/// The operations s3s reads the body of whole (as s3s 0.14.1's
+/// `resolve_route` marks them); every other body streams to the operation.
+const READ_WHOLE: [&str; 30] = [
+    "CompleteMultipartUpload",
+    "CreateBucket",
+    "CreateBucketMetadataTableConfiguration",
+    "DeleteObjects",
+    "PutBucketAccelerateConfiguration",
+    "PutBucketAcl",
+    "PutBucketAnalyticsConfiguration",
+    "PutBucketCors",
+    "PutBucketEncryption",
+    "PutBucketIntelligentTieringConfiguration",
+    "PutBucketInventoryConfiguration",
+    "PutBucketLifecycleConfiguration",
+    "PutBucketLogging",
+    "PutBucketMetricsConfiguration",
+    "PutBucketNotificationConfiguration",
+    "PutBucketOwnershipControls",
+    "PutBucketPolicy",
+    "PutBucketReplication",
+    "PutBucketRequestPayment",
+    "PutBucketTagging",
+    "PutBucketVersioning",
+    "PutBucketWebsite",
+    "PutObjectAcl",
+    "PutObjectLegalHold",
+    "PutObjectLockConfiguration",
+    "PutObjectRetention",
+    "PutObjectTagging",
+    "PutPublicAccessBlock",
+    "RestoreObject",
+    "SelectObjectContent",
+];
+
+/// S3's answer to a body over `XML_BODY_SIZE_MAX`.
+pub fn too_large() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::MaxMessageLengthExceeded,
+        format!(
+            "Your request was too big: the request body may be at most {XML_BODY_SIZE_MAX} bytes."
+        ),
+    )
+}
+
+fn limit() -> u64 {
+    u64::try_from(XML_BODY_SIZE_MAX).unwrap_or(u64::MAX)
+}
+
+/// What the front end learns about one request body while s3s reads it.
+#[derive(Debug, Default)]
+pub struct BodyWatch {
+    /// Set once s3s is about to read the body whole; until then nothing is
+    /// recorded, so streamed bodies (PutObject, UploadPart) cost one load.
+    armed: AtomicBool,
+    read: Mutex<WholeRead>,
+}
+
+#[derive(Debug, Default)]
+struct WholeRead {
+    /// Whether the bytes on the wire are the payload itself, so counting
+    /// them measures it (not so for aws-chunked framing, whose decoded
+    /// length s3s checks against the declared one).
+    counting: bool,
+    seen: u64,
+    /// The length the request declares (for aws-chunked, decoded).
+    declared: Option<u64>,
+    /// The SHA-256 `x-amz-content-sha256` names, and the hash of what
+    /// has been read so far.
+    sha256: Option<([u8; 32], Sha256)>,
+}
+
+impl BodyWatch {
+    fn arm(&self, counting: bool, declared: Option<u64>, sha256: Option<[u8; 32]>) {
+        let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        read.counting = counting;
+        read.declared = declared;
+        read.sha256 = sha256.map(|expected| (expected, Sha256::new()));
+        self.armed.store(true, Ordering::Release);
+    }
+
+    fn saw(&self, data: &Bytes) {
+        if !self.armed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        read.seen = read
+            .seen
+            .saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
+        let within = read.seen <= limit();
+        if let Some((_, hasher)) = &mut read.sha256
+            && within
+        {
+            hasher.update(data);
+        }
+    }
+
+    /// The client's mistake that made s3s fail reading the body whole, if
+    /// that is what happened.
+    pub fn verdict(&self) -> Option<S3Error> {
+        if !self.armed.load(Ordering::Acquire) {
+            return None;
+        }
+        let read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        if read.counting && read.seen > limit() {
+            return Some(too_large());
+        }
+        // s3s checks the hash once it has read the declared length.
+        if let Some((expected, hasher)) = &read.sha256
+            && read.counting
+            && Some(read.seen) == read.declared
+            && hasher.clone().finalize().as_slice() != expected.as_slice()
+        {
+            return Some(error::content_sha256_mismatch());
+        }
+        None
+    }
+}
+
+/// A request body that reports what passes through it to its [`BodyWatch`].
+pub struct WatchedBody {
+    inner: Incoming,
+    watch: Arc<BodyWatch>,
+}
+
+impl WatchedBody {
+    pub fn new(inner: Incoming, watch: Arc<BodyWatch>) -> WatchedBody {
+        WatchedBody { inner, watch }
+    }
+}
+
+impl Body for WatchedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.watch.saw(data);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// s3s's access check: a request must be signed (s3s's default), and a
+/// body s3s is about to read whole is refused if it declares a length over
+/// `XML_BODY_SIZE_MAX`, else watched.
+pub struct XmlBodies;
+
+#[async_trait::async_trait]
+impl S3Access for XmlBodies {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let request_id = RequestId::of(cx.extensions_mut());
+        check_signed_and_size(cx).map_err(|e| request_id.stamp(e))
+    }
+}
+
+fn check_signed_and_size(cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+    auth::require_signature(cx.credentials())?;
+    if !READ_WHOLE.contains(&cx.s3_op().name()) {
+        return Ok(());
+    }
+    // For aws-chunked bodies s3s has put the decoded length here.
+    let declared = cx
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit()) {
+        return Err(too_large());
+    }
+    let payload = cx.headers().get("x-amz-content-sha256");
+    let aws_chunked = payload.is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+    // Otherwise a SHA-256 in hex, or UNSIGNED-PAYLOAD.
+    let sha256 = payload.and_then(|v| {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(v.as_bytes(), &mut digest)
+            .ok()
+            .map(|()| digest)
+    });
+    if let Some(watch) = cx.extensions_mut().get::<Arc<BodyWatch>>() {
+        watch.arm(!aws_chunked, declared, sha256);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_armed_watch_over_the_limit_has_a_verdict() {
+        let over = Bytes::from(vec![0u8; XML_BODY_SIZE_MAX + 1]);
+        let watch = BodyWatch::default();
+        watch.saw(&over);
+        assert!(watch.verdict().is_none(), "not armed: a streamed body");
+
+        let watch = BodyWatch::default();
+        watch.arm(true, None, None);
+        watch.saw(&Bytes::from(vec![0u8; XML_BODY_SIZE_MAX]));
+        assert!(watch.verdict().is_none(), "at the limit");
+        watch.saw(&Bytes::from_static(b"x"));
+        let e = watch.verdict().expect("over the limit");
+        assert_eq!(e.code(), &S3ErrorCode::MaxMessageLengthExceeded);
+        assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+
+        let watch = BodyWatch::default();
+        watch.arm(false, None, None);
+        watch.saw(&over);
+        assert!(
+            watch.verdict().is_none(),
+            "aws-chunked framing is not counted"
+        );
+    }
+
+    #[test]
+    fn a_body_read_to_its_length_is_checked_against_its_sha256() {
+        let body = Bytes::from_static(b"<Delete><Object><Key>k</Key></Object></Delete>");
+        let length = u64::try_from(body.len()).ok();
+        let digest: [u8; 32] = Sha256::digest(&body).into();
+
+        let watch = BodyWatch::default();
+        watch.arm(true, length, Some(digest));
+        watch.saw(&body.slice(..10));
+        watch.saw(&body.slice(10..));
+        assert!(watch.verdict().is_none(), "the right hash");
+
+        let watch = BodyWatch::default();
+        watch.arm(true, length, Some([0xab; 32]));
+        watch.saw(&body.slice(..10));
+        assert!(watch.verdict().is_none(), "not read to its length");
+        watch.saw(&body.slice(10..));
+        let e = watch.verdict().expect("another hash");
+        assert_eq!(e.code().as_str(), "XAmzContentSHA256Mismatch");
+        assert_eq!(e.status_code().map(|s| s.as_u16()), Some(400));
+
+        let watch = BodyWatch::default();
+        watch.arm(false, length, Some([0xab; 32]));
+        watch.saw(&body);
+        assert!(watch.verdict().is_none(), "aws-chunked: s3s checks");
+    }
+
+    #[test]
+    fn read_whole_is_sorted_and_leaves_streamed_bodies_alone() {
+        assert!(READ_WHOLE.windows(2).all(|w| w[0] < w[1]));
+        for streamed in ["PutObject", "UploadPart", "PostObject"] {
+            assert!(!READ_WHOLE.contains(&streamed), "{streamed}");
+        }
+    }
+}
