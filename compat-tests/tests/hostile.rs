@@ -39,7 +39,7 @@ struct Fixture {
     known: Vec<u8>,
     /// The keys the bucket should list, in S3 (byte) order.
     keys: Vec<String>,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 async fn fixture() -> Fixture {
@@ -69,7 +69,7 @@ async fn fixture() -> Fixture {
         signer,
         known,
         keys: vec![KNOWN.to_owned(), SMALL.to_owned()],
-        _data: data,
+        data,
     }
 }
 
@@ -892,6 +892,21 @@ async fn body_cut_off_mid_put_stores_nothing() {
             .await
             .expect("abort");
         f.assert_intact("cut-off PUTs").await;
+        // No orphan either: what the cut-off bodies wrote is deleted at once
+        // (GC would find it only after the day-long orphan grace). One
+        // chunk file remains: KNOWN's.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let files = chunk_files(&f.data.path().join("chunks"));
+            if files == 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{files} chunk files after the cut-off PUTs, expected 1"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     })
     .await;
 }
@@ -1430,4 +1445,21 @@ async fn abandoned_connections_do_not_stop_the_server() {
         f.assert_intact("abandoned connections").await;
     })
     .await;
+}
+
+/// How many chunk files a store root holds (`xx/<32 hex>`).
+fn chunk_files(root: &std::path::Path) -> usize {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|prefix| std::fs::read_dir(prefix.path()).ok())
+        .flatten()
+        .flatten()
+        .filter(|file| {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .count()
 }
