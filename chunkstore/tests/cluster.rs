@@ -1,5 +1,6 @@
 //! Chunk servers on loopback in one process: the HTTP API, replicated
-//! writes, failover reads, repair and scrubbing. Every wait is bounded.
+//! writes, failover reads, repair, scrubbing, and re-replication against an
+//! in-process metadata node. Every wait is bounded.
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
@@ -826,4 +827,139 @@ async fn invalid_range_is_reported_even_past_a_down_replica() {
     );
     assert_eq!(cluster.repairer.counts().submitted, 0);
     cluster.stop().await;
+}
+
+// ------------------------------------ re-replication with a metadata node
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healer_restores_the_factor_and_empties_draining_servers() {
+    use arbor_chunkstore::{Healer, HealerConfig};
+    use arbor_meta::command::WriteCondition;
+    use arbor_meta::object::{ObjectData, ObjectHeaders, ObjectVersion};
+    use arbor_meta::registry::ServerStatus;
+    use arbor_meta::{ChunkPlacement, ChunkRef, MetaConfig, MetaNode};
+
+    let meta_dir = tempfile::tempdir().expect("temp dir");
+    let node = MetaNode::open_single(MetaConfig::new(meta_dir.path(), 1).with_durable(false))
+        .await
+        .expect("meta node");
+    let meta = node.client();
+    let mut nodes = vec![
+        Node::start().await,
+        Node::start().await,
+        Node::start().await,
+    ];
+    for (i, n) in nodes.iter().enumerate() {
+        meta.register_chunk_server(i as u64 + 1, &n.addr, &format!("z{i}"), 1 << 30, now_ms())
+            .await
+            .expect("register");
+    }
+
+    // A chunk on servers 1 and 2 only, committed with factor 3 (as a
+    // gateway does when only two servers are ONLINE).
+    let data = source(300 * KIB, 21);
+    let id = ChunkId::generate();
+    let replicator = Replicator::new(clients(), None);
+    let targets = [nodes[0].addr.clone(), nodes[1].addr.clone()];
+    let written = replicator
+        .write(id, &targets, &[], None, stream::iter(pieces(&data)))
+        .await
+        .expect("write");
+    meta.create_bucket("healing", 1).await.expect("bucket");
+    let version = ObjectVersion {
+        generation: 0,
+        size: written.info.size,
+        etag: "e".to_owned(),
+        last_modified_ms: 1,
+        headers: ObjectHeaders::default(),
+        user_metadata: Vec::new(),
+        checksum: None,
+        storage_class: None,
+        parts: Vec::new(),
+        tags: Vec::new(),
+        data: ObjectData::Chunks(vec![ChunkRef {
+            id,
+            offset: 0,
+            size: written.info.size,
+            sha256: written.info.sha256,
+        }]),
+    };
+    let placement = ChunkPlacement {
+        id,
+        factor: 3,
+        servers: vec![1, 2],
+    };
+    meta.put_object(
+        "healing",
+        "k",
+        version,
+        WriteCondition::None,
+        vec![placement],
+    )
+    .await
+    .expect("commit");
+    assert_eq!(meta.chunk_counts().await.expect("counts"), (1, 1));
+    let servers = |meta: arbor_meta::MetaClient| async move {
+        let records = meta.chunk_records(vec![id]).await.expect("record");
+        let mut servers = records[0].clone().expect("recorded").servers;
+        servers.sort_unstable();
+        servers
+    };
+
+    let healer = Healer::new(
+        meta.clone(),
+        replicator.clone(),
+        HealerConfig {
+            interval: Duration::from_secs(1),
+            offline_grace: Duration::from_secs(300),
+        },
+    );
+    let report = healer.pass().await.expect("pass");
+    assert_eq!((report.copied, report.dropped, report.short), (1, 0, 0));
+    assert_eq!(servers(meta.clone()).await, [1, 2, 3]);
+    assert_eq!(
+        nodes[2].store.stat(id).await.expect("copied").sha256,
+        sha256(&data)
+    );
+    assert_eq!(meta.chunk_counts().await.expect("counts"), (1, 0));
+    assert_eq!(healer.pass().await.expect("pass").copied, 0, "nothing left");
+
+    // Draining server 1 with no other server to take its copy: the chunk
+    // stays where it is (three replicas beat two).
+    meta.set_chunk_server_status(1, ServerStatus::Draining)
+        .await
+        .expect("drain");
+    let report = healer.pass().await.expect("pass");
+    assert_eq!((report.copied, report.dropped, report.short), (0, 0, 1));
+    assert_eq!(servers(meta.clone()).await, [1, 2, 3]);
+    assert!(nodes[0].store.stat(id).await.is_ok());
+
+    // A fourth server arrives: the chunk moves there and leaves server 1.
+    nodes.push(Node::start().await);
+    meta.register_chunk_server(4, &nodes[3].addr, "z3", 1 << 30, now_ms())
+        .await
+        .expect("register");
+    let report = healer.pass().await.expect("pass");
+    assert_eq!((report.copied, report.dropped, report.short), (1, 1, 0));
+    assert_eq!(servers(meta.clone()).await, [2, 3, 4]);
+    assert_eq!(
+        nodes[3].store.stat(id).await.expect("moved").sha256,
+        sha256(&data)
+    );
+    assert!(
+        matches!(nodes[0].store.stat(id).await, Err(ChunkError::NotFound(_))),
+        "the draining server's copy is deleted"
+    );
+
+    for n in &mut nodes {
+        n.stop().await;
+    }
+    node.shutdown().await.expect("meta shutdown");
 }
