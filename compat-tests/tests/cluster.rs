@@ -193,23 +193,24 @@ fn chunk_servers_register_go_offline_and_drain() {
         )
         .expect("start chunk server")
     };
-    let servers =
-        |expect: &dyn Fn(&[serde_json::Value]) -> bool, what: &str| -> Vec<serde_json::Value> {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let (ok, out, err) = meta_admin(&[meta_addr.clone()], &["chunk-servers"]);
-                assert!(ok, "chunk-servers: {err}");
-                let list: Vec<serde_json::Value> = out
-                    .lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect();
-                if expect(&list) {
-                    return list;
-                }
-                assert!(Instant::now() < deadline, "{what}: {list:?}");
-                std::thread::sleep(Duration::from_millis(200));
+    let servers = |expect: &dyn Fn(&[serde_json::Value]) -> bool,
+                   what: &str|
+     -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (ok, out, err) = meta_admin(std::slice::from_ref(&meta_addr), &["chunk-servers"]);
+            assert!(ok, "chunk-servers: {err}");
+            let list: Vec<serde_json::Value> = out
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if expect(&list) {
+                return list;
             }
-        };
+            assert!(Instant::now() < deadline, "{what}: {list:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
     let status_of = |list: &[serde_json::Value], zone: &str| {
         list.iter()
             .find(|s| s["zone"] == zone)
@@ -237,13 +238,19 @@ fn chunk_servers_register_go_offline_and_drain() {
     assert_eq!(list.len(), 2, "a restarted server keeps its id");
 
     // Drain and undrain a.
-    let (ok, _, err) = meta_admin(&[meta_addr.clone()], &["drain", &id_a.to_string()]);
+    let (ok, _, err) = meta_admin(
+        std::slice::from_ref(&meta_addr),
+        &["drain", &id_a.to_string()],
+    );
     assert!(ok, "drain: {err}");
     servers(&|l| status_of(l, "a") == "DRAINING", "a drains");
-    let (ok, _, err) = meta_admin(&[meta_addr.clone()], &["undrain", &id_a.to_string()]);
+    let (ok, _, err) = meta_admin(
+        std::slice::from_ref(&meta_addr),
+        &["undrain", &id_a.to_string()],
+    );
     assert!(ok, "undrain: {err}");
     servers(&|l| status_of(l, "a") == "ONLINE", "a back in service");
-    let (ok, _, _) = meta_admin(&[meta_addr.clone()], &["drain", "12345"]);
+    let (ok, _, _) = meta_admin(std::slice::from_ref(&meta_addr), &["drain", "12345"]);
     assert!(!ok, "draining an unknown server is refused");
 
     assert!(a.stop().expect("stop a").success());

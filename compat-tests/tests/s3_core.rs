@@ -71,9 +71,9 @@ async fn read(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
         .to_vec()
 }
 
-fn status<E, R: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
+fn status<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
 where
-    R: HasStatus,
+    R: HasStatus + std::fmt::Debug,
 {
     e.raw_response().map(HasStatus::status_code)
 }

@@ -124,6 +124,10 @@ pub struct ListUploadsRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a listing page holds at most 1000; most entries are uploads"
+)]
 pub enum UploadEntry {
     Upload(UploadRecord),
     CommonPrefix(String),
@@ -385,6 +389,10 @@ impl NamespaceTables<'_> {
         Ok(Ok(Reply::Done))
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of Command::CompleteMultipartUpload, plus where it applies"
+    )]
     pub(crate) fn complete_upload(
         &mut self,
         log_index: u64,

@@ -362,6 +362,10 @@ impl<'txn> NamespaceTables<'txn> {
 
     /// `position` is the command's index within its log entry: with
     /// `log_index` it names the new version uniquely.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of Command::PutObject, plus where it applies"
+    )]
     pub(crate) fn put_object(
         &mut self,
         log_index: u64,

@@ -254,6 +254,10 @@ async fn handle(state: &ServerState, request: Request<Incoming>) -> Response<Ful
     }
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "the error is the response to send, built once per bad request"
+)]
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response<Full<Bytes>>> {
     postcard::from_bytes(body).map_err(|e| {
         tracing::debug!(error = %e, "undecodable meta request");

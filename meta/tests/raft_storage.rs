@@ -27,6 +27,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateStore, TempDir> for RedbBuilder {
 }
 
 #[test]
+#[expect(
+    clippy::result_large_err,
+    reason = "openraft's suite returns its own error type"
+)]
 fn openraft_storage_suite() -> Result<(), StorageError> {
     Suite::test_all(RedbBuilder)
 }

@@ -21,7 +21,6 @@ pub async fn create(
         .map_err(error::from_meta)?;
     let output = CreateBucketOutput {
         location: Some(format!("/{name}")),
-        ..Default::default()
     };
     Ok(S3Response::new(output))
 }

@@ -123,6 +123,10 @@ impl HttpNetwork {
         })
     }
 
+    #[expect(
+        clippy::result_large_err,
+        reason = "openraft's error type, as its traits return it"
+    )]
     fn encode<Q: Serialize, E: std::error::Error>(
         &self,
         request: &Q,

@@ -41,6 +41,9 @@ use crate::command::{Command, CommandResult, Reply};
 use crate::error::{MetaError, Result};
 use crate::{schema, state_machine};
 
+/// A key and value of a replicated table, as snapshots carry them.
+type Row = (Vec<u8>, Vec<u8>);
+
 /// A replicated bytes -> bytes table (same shape as `schema::StateTable`).
 type ReplicatedTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -301,7 +304,7 @@ impl StateStore {
         let known: HashMap<String, ReplicatedTable> = replicated_tables()
             .map(|t| (t.name().to_owned(), t))
             .collect();
-        let mut rows_by_table: HashMap<String, Vec<(Vec<u8>, Vec<u8>)>> = HashMap::new();
+        let mut rows_by_table: HashMap<String, Vec<Row>> = HashMap::new();
         for table in blob.tables {
             if !known.contains_key(&table.name) {
                 return Err(MetaError::Corrupt(format!(
