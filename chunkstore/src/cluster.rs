@@ -46,14 +46,22 @@ impl Registry {
             ServerStatus::Draining => 1,
             ServerStatus::Offline => 2,
         };
-        let mut known: Vec<&ChunkServerRecord> =
-            servers.iter().filter_map(|id| self.get(*id)).collect();
+        let mut known: Vec<&ChunkServerRecord> = servers
+            .iter()
+            .filter_map(|id| self.get(*id))
+            .filter(|s| !s.addr.is_empty())
+            .collect();
         known.sort_by_key(|s| rank(s.status));
         known.iter().map(|s| s.addr.clone()).collect()
     }
 
     fn id_of(&self, addr: &str) -> Option<ServerId> {
-        self.servers.iter().find(|s| s.addr == addr).map(|s| s.id)
+        // Addresses are unique among registered servers (registration
+        // retires an older holder of the same address).
+        self.servers
+            .iter()
+            .find(|s| s.addr == addr && !addr.is_empty())
+            .map(|s| s.id)
     }
 }
 
@@ -323,13 +331,13 @@ impl ClusterWriter {
     /// Abandons the chunk: every replica's put is aborted, nothing is
     /// stored under its id (what slipped through is an orphan for GC).
     pub async fn abort(mut self) {
+        // The error (if it fits the queue) makes the replicator abort the
+        // puts; aborting the task drops them in any case, at once.
         if let Some(sender) = self.sender.take() {
-            let _ = sender
-                .send(Err(ChunkError::ReplicasUnavailable {
-                    id: self.id,
-                    detail: "write abandoned".to_owned(),
-                }))
-                .await;
+            let _ = sender.try_send(Err(ChunkError::ReplicasUnavailable {
+                id: self.id,
+                detail: "write abandoned".to_owned(),
+            }));
         }
         if let Some(task) = self.task.take() {
             task.abort();

@@ -24,6 +24,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use arbor_meta::limits::CHUNK_RECORDS_READ_MAX;
 use arbor_meta::registry::ServerId;
 use arbor_meta::{ChunkId, MetaClient, MetaError};
 use tokio_util::sync::CancellationToken;
@@ -121,7 +122,10 @@ impl Collector {
                 if now.duration_since(first) < self.config.grace {
                     continue;
                 }
-                let records = self.meta.chunk_records(entry.record.chunks.clone()).await?;
+                let mut records = Vec::with_capacity(entry.record.chunks.len());
+                for batch in entry.record.chunks.chunks(CHUNK_RECORDS_READ_MAX) {
+                    records.extend(self.meta.chunk_records(batch.to_vec()).await?);
+                }
                 for (id, record) in entry.record.chunks.iter().zip(records) {
                     // Invariant: a queued chunk has no references.
                     if let Some(record) = &record
@@ -198,8 +202,10 @@ pub async fn sweep_orphans(
             .collect_orphans(server, likely, now_ms(), millis(grace))
             .await?;
         for id in deletable {
-            match store.delete(id).await {
-                Ok(()) => deleted += 1,
+            // Re-checked: a copy of the same chunk may have landed since.
+            match store.delete_if_older_than(id, grace).await {
+                Ok(true) => deleted += 1,
+                Ok(false) => {}
                 Err(e) => tracing::warn!(chunk = %id, error = %e, "could not delete orphan chunk"),
             }
         }

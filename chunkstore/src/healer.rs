@@ -67,6 +67,10 @@ pub struct Healer {
     meta: MetaClient,
     replicator: Replicator,
     config: HealerConfig,
+    /// Where each work list's scan stopped (the under-replicated set under
+    /// `None`, each lost server under its id): a pass resumes there, so
+    /// chunks that cannot be healed now do not starve the others.
+    cursors: std::sync::Mutex<std::collections::HashMap<Option<ServerId>, ChunkId>>,
 }
 
 impl Healer {
@@ -75,6 +79,7 @@ impl Healer {
             meta,
             replicator,
             config,
+            cursors: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -113,31 +118,54 @@ impl Healer {
             .map(|s| s.id)
             .collect();
         let mut report = HealReport::default();
-        let budget = limits::HEAL_CHUNKS_PER_PASS as u64;
+        self.scan(None, &registry, &lost, &mut report).await?;
+        for server in &lost {
+            self.scan(Some(*server), &registry, &lost, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
 
-        let mut after = None;
-        while report.examined < budget {
-            let ids = self.meta.under_replicated(after, PAGE).await?;
-            let Some(last) = ids.last() else { break };
-            after = Some(*last);
-            self.heal_batch(&ids, &registry, &lost, &mut report).await?;
+    /// Heals up to [`limits::HEAL_CHUNKS_PER_PASS`] chunks of one work list
+    /// (`None`: the under-replicated set; a server: its chunks), from where
+    /// the last pass stopped, wrapping around at the end.
+    async fn scan(
+        &self,
+        list: Option<ServerId>,
+        registry: &Registry,
+        lost: &[ServerId],
+        report: &mut HealReport,
+    ) -> Result<(), MetaError> {
+        let mut after = self.cursor(list);
+        let mut examined = 0;
+        while examined < limits::HEAL_CHUNKS_PER_PASS {
+            let ids = match list {
+                None => self.meta.under_replicated(after, PAGE).await?,
+                Some(server) => self.meta.server_chunks(server, after, PAGE).await?,
+            };
+            examined += ids.len();
+            after = ids.last().copied();
+            self.heal_batch(&ids, registry, lost, report).await?;
             if ids.len() < PAGE {
+                after = None;
                 break;
             }
         }
-        for server in &lost {
-            let mut after = None;
-            while report.examined < budget {
-                let ids = self.meta.server_chunks(*server, after, PAGE).await?;
-                let Some(last) = ids.last() else { break };
-                after = Some(*last);
-                self.heal_batch(&ids, &registry, &lost, &mut report).await?;
-                if ids.len() < PAGE {
-                    break;
-                }
-            }
-        }
-        Ok(report)
+        self.set_cursor(list, after);
+        Ok(())
+    }
+
+    fn cursor(&self, list: Option<ServerId>) -> Option<ChunkId> {
+        let cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        cursors.get(&list).copied()
+    }
+
+    fn set_cursor(&self, list: Option<ServerId>, after: Option<ChunkId>) {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        match after {
+            Some(id) => cursors.insert(list, id),
+            None => cursors.remove(&list),
+        };
     }
 
     async fn heal_batch(
@@ -170,6 +198,17 @@ impl Healer {
     ) -> Result<(), MetaError> {
         let gone = |s: &ServerId| lost.contains(s) || registry.get(*s).is_none();
         let counted = record.servers.iter().filter(|s| !gone(s)).count();
+        // Lost replicas are dropped only when ONLINE ones (not servers that
+        // may come back) make up the factor.
+        let online = record
+            .servers
+            .iter()
+            .filter(|s| {
+                registry
+                    .get(**s)
+                    .is_some_and(|r| r.status == ServerStatus::Online)
+            })
+            .count();
         let dropped: Vec<ServerId> = record.servers.iter().copied().filter(gone).collect();
         let factor = usize::from(record.factor);
         let need = factor.saturating_sub(counted);
@@ -217,11 +256,14 @@ impl Healer {
                 }
             }
         }
-        let complete = counted + added.len() >= factor;
-        let remove = if complete { dropped } else { Vec::new() };
-        if !complete {
+        if counted + added.len() < factor {
             report.short += 1;
         }
+        let remove = if online + added.len() >= factor {
+            dropped
+        } else {
+            Vec::new()
+        };
         if added.is_empty() && remove.is_empty() {
             return Ok(());
         }
@@ -234,12 +276,22 @@ impl Healer {
                 report.copied += added.len() as u64;
                 report.dropped += remove.len() as u64;
                 tracing::info!(chunk = %id, ?added, ?remove, "chunk re-replicated");
-                // A DRAINING server is reachable: take its copy away now.
+                // A DRAINING server is reachable: take its copy away now
+                // (never at an address a remaining replica answers at).
+                let kept: Vec<&str> = record
+                    .servers
+                    .iter()
+                    .chain(&added)
+                    .filter(|s| !remove.contains(s))
+                    .filter_map(|s| registry.get(*s).map(|r| r.addr.as_str()))
+                    .collect();
                 for server in &remove {
-                    if let Some(record) = registry.get(*server)
-                        && record.status == ServerStatus::Draining
+                    if let Some(drained) = registry.get(*server)
+                        && drained.status == ServerStatus::Draining
+                        && !drained.addr.is_empty()
+                        && !kept.contains(&drained.addr.as_str())
                     {
-                        self.delete_copy(id, &record.addr).await;
+                        self.delete_copy(id, &drained.addr).await;
                     }
                 }
                 Ok(())

@@ -277,7 +277,17 @@ pub async fn repair_scrubbed(
                 tracing::info!(%id, %from, "scrubbed chunk repaired")
             }
             Ok(_) => tracing::info!(%id, "scrubbed chunk is not this server's to keep"),
-            Err(error) => tracing::warn!(%id, %error, "cannot repair scrubbed chunk"),
+            Err(error) => {
+                // This server no longer holds the chunk: say so, so the
+                // chunk is under-replicated and the healer restores it.
+                tracing::warn!(%id, %error, "cannot repair scrubbed chunk; giving up its replica");
+                if let Err(error) = meta
+                    .update_chunk_replicas(id, Vec::new(), vec![me.id])
+                    .await
+                {
+                    tracing::warn!(%id, %error, "cannot give up the scrubbed replica");
+                }
+            }
         }
     }
 }

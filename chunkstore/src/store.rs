@@ -164,6 +164,33 @@ impl ChunkStore {
         Ok(())
     }
 
+    /// Removes chunk `id` only if its file is still at least `age` old (an
+    /// orphan sweep's decision, re-checked just before acting: a put of the
+    /// same id meanwhile makes a fresh file). Returns whether it went.
+    pub async fn delete_if_older_than(
+        &self,
+        id: ChunkId,
+        age: std::time::Duration,
+    ) -> Result<bool> {
+        let path = self.chunk_path(id);
+        blocking(move || -> Result<bool> {
+            let modified = match fs::metadata(&path) {
+                Ok(metadata) => metadata.modified()?,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(error) => return Err(error.into()),
+            };
+            let elapsed = std::time::SystemTime::now()
+                .duration_since(modified)
+                .unwrap_or_default();
+            if elapsed < age {
+                return Ok(false);
+            }
+            remove_if_exists(&path)?;
+            Ok(true)
+        })
+        .await?
+    }
+
     /// Every chunk id stored (the inventory), in increasing order.
     pub async fn list(&self) -> Result<Vec<ChunkId>> {
         let root = self.root.clone();
@@ -429,11 +456,10 @@ fn seal(
     match File::open(dst) {
         Ok(mut existing) => match Footer::read_from(&mut existing, id) {
             Ok(old) if old.sha256 == sha256 && old.data_len == len => {
-                // Already stored (a retried put): keep the existing file, but
-                // make sure its directory entry is durable before acking.
-                remove_if_exists(tmp)?;
-                sync_dir(dir)?;
-                return Ok(info);
+                // Already stored (a retried put, or a copy onto a server
+                // holding an old stray): the new file replaces it, same
+                // bytes, so its age restarts; orphan sweeps judge by age
+                // and must not take a copy just made (see `gc`).
             }
             Ok(_) => {
                 remove_if_exists(tmp)?;

@@ -469,3 +469,28 @@ async fn list_delete_and_usage() {
     ));
     assert_eq!(store.usage().await.expect("usage").0, 4);
 }
+
+#[tokio::test]
+async fn an_orphan_deletion_spares_a_chunk_put_again_since() {
+    let (_dir, store) = open().await;
+    let id = ChunkId::generate();
+    let data = source(200_000, 5);
+    put(&store, id, &data).await.expect("put");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let age = std::time::Duration::from_millis(200);
+    assert_eq!(store.list_older_than(age).await.expect("list"), [id]);
+    // The same chunk put again (a copy onto a server holding an old stray)
+    // is a fresh file: a sweep that decided on the old one leaves it alone.
+    put(&store, id, &data).await.expect("put again");
+    assert!(!store.delete_if_older_than(id, age).await.expect("delete"));
+    assert_eq!(store.stat(id).await.expect("still there").size, 200_000);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(store.delete_if_older_than(id, age).await.expect("delete"));
+    assert!(
+        !store
+            .delete_if_older_than(id, age)
+            .await
+            .expect("gone already")
+    );
+    assert!(store.stat(id).await.is_err());
+}

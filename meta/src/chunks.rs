@@ -69,6 +69,45 @@ impl ChunkRecord {
     }
 }
 
+/// Why `placements` cannot describe the fresh chunks `fresh` of a command:
+/// with placements at all (a cluster), each fresh chunk needs exactly one,
+/// naming a factor and distinct servers; none may name another chunk.
+/// Without placements the chunks are a local store's.
+pub(crate) fn check_placements<'a>(
+    fresh: impl IntoIterator<Item = &'a ChunkId>,
+    placements: &[ChunkPlacement],
+) -> Option<MetaError> {
+    if placements.is_empty() {
+        return None;
+    }
+    let invalid = |why: String| Some(MetaError::Conflict(format!("invalid placement: {why}")));
+    let fresh: Vec<&ChunkId> = fresh.into_iter().collect();
+    for placement in placements {
+        if !fresh.contains(&&placement.id) {
+            return invalid(format!("chunk {} is not a fresh chunk here", placement.id));
+        }
+        let mut servers = placement.servers.clone();
+        servers.sort_unstable();
+        servers.dedup();
+        if placement.factor == 0
+            || placement.servers.is_empty()
+            || servers.len() != placement.servers.len()
+        {
+            return invalid(format!(
+                "chunk {}: factor {} on servers {:?}",
+                placement.id, placement.factor, placement.servers
+            ));
+        }
+    }
+    for id in fresh {
+        let count = placements.iter().filter(|p| p.id == *id).count();
+        if count != 1 {
+            return invalid(format!("chunk {id} has {count} placements"));
+        }
+    }
+    None
+}
+
 /// Where a writer put a fresh chunk's replicas, carried by the command that
 /// commits the chunk.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use md5::{Digest, Md5};
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use crate::chunks::ChunkPlacement;
+use crate::chunks::{ChunkPlacement, check_placements};
 use crate::command::{ChunkOwnership, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::keys::{prefix_successor, validate_key};
@@ -362,7 +362,10 @@ impl NamespaceTables<'_> {
             .iter()
             .map(|c| &c.id)
             .filter(|id| !shared.contains(id));
-        if let Some(refused) = self.check_fresh(fresh)? {
+        if let Some(refused) = self.check_fresh(fresh.clone())? {
+            return Ok(Err(refused));
+        }
+        if let Some(refused) = check_placements(fresh, placements) {
             return Ok(Err(refused));
         }
         if self.read_upload(upload_id)?.is_none() {

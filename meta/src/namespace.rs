@@ -11,7 +11,7 @@ use std::ops::Bound;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableError, WriteTransaction};
 
-use crate::chunks::ChunkPlacement;
+use crate::chunks::{ChunkPlacement, check_placements};
 use crate::command::{ChunkOwnership, CommandResult, Reply, WriteCondition};
 use crate::error::{MetaError, Result};
 use crate::keys::{
@@ -393,7 +393,10 @@ impl<'txn> NamespaceTables<'txn> {
                 }
             }
             ChunkOwnership::Fresh => {
-                if let Some(refused) = self.check_fresh(chunk_ids)? {
+                if let Some(refused) = self.check_fresh(chunk_ids.clone())? {
+                    return Ok(Err(refused));
+                }
+                if let Some(refused) = check_placements(chunk_ids, placements) {
                     return Ok(Err(refused));
                 }
             }

@@ -102,6 +102,22 @@ impl NamespaceTables<'_> {
         now_ms: i64,
     ) -> Result<CommandResult> {
         let previous = self.read_server(id)?;
+        // One address, one server: another record at this address is a
+        // server that was replaced (its data directory wiped or moved), so
+        // it is retired: OFFLINE, with no address anything could reach.
+        let mut replaced = Vec::new();
+        for row in self.chunk_servers.iter()? {
+            let (_, value) = row?;
+            let record: ChunkServerRecord = decode_record(value.value())?;
+            if record.id != id && record.addr == addr {
+                replaced.push(record);
+            }
+        }
+        for mut record in replaced {
+            record.status = ServerStatus::Offline;
+            record.addr = String::new();
+            self.write_server(&record)?;
+        }
         let status = match previous.as_ref().map(|p| p.status) {
             Some(ServerStatus::Draining) => ServerStatus::Draining,
             _ => ServerStatus::Online,
@@ -131,6 +147,11 @@ impl NamespaceTables<'_> {
         let Some(mut record) = self.read_server(id)? else {
             return Ok(Err(MetaError::NoSuchChunkServer(id)));
         };
+        if record.addr.is_empty() {
+            // Retired (another server took its address): it must register
+            // again, saying where it is now.
+            return Ok(Err(MetaError::NoSuchChunkServer(id)));
+        }
         record.used = used;
         record.chunks = chunks;
         record.last_heartbeat_ms = record.last_heartbeat_ms.max(now_ms);

@@ -1092,3 +1092,49 @@ fn orphan_sweeps_and_commits_never_both_win() {
     );
     assert!(matches!(again, Err(MetaError::Conflict(_))), "{again:?}");
 }
+
+#[test]
+fn placements_must_describe_every_fresh_chunk_once() {
+    let mut f = Fixture::with_bucket();
+    let (a, b) = (chunk_at(10_000), chunk_at(10_001));
+    let b_second = ChunkRef {
+        offset: 5,
+        ..b.clone()
+    };
+    let put = |placements: Vec<ChunkPlacement>| Command::PutObject {
+        bucket: BUCKET.to_owned(),
+        key: "k".to_owned(),
+        version: chunked_version("e", vec![a.clone(), b_second.clone()]),
+        condition: WriteCondition::None,
+        ownership: ChunkOwnership::Fresh,
+        placements,
+    };
+    let other = chunk_at(10_002);
+    let bad = [
+        vec![placed(&a, &[1, 2, 3])],
+        vec![placed(&a, &[1, 2, 2]), placed(&b, &[1, 2, 3])],
+        vec![placed(&a, &[]), placed(&b, &[1, 2, 3])],
+        vec![
+            ChunkPlacement {
+                factor: 0,
+                ..placed(&a, &[1])
+            },
+            placed(&b, &[1, 2, 3]),
+        ],
+        vec![placed(&a, &[1]), placed(&a, &[2]), placed(&b, &[3])],
+        vec![placed(&a, &[1]), placed(&b, &[2]), placed(&other, &[3])],
+    ];
+    for placements in bad {
+        let result = f.apply(put(placements.clone()));
+        assert!(
+            matches!(result, Err(MetaError::Conflict(_))),
+            "{placements:?}: {result:?}"
+        );
+        assert!(f.get("k").is_err(), "nothing committed");
+        assert_eq!(f.table_len(schema::CHUNK_REFS), 0, "no record left behind");
+    }
+    assert!(
+        f.apply(put(vec![placed(&a, &[1, 2, 3]), placed(&b, &[2, 3])]))
+            .is_ok()
+    );
+}

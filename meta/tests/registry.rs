@@ -89,3 +89,38 @@ async fn servers_register_heartbeat_go_offline_and_drain() {
     assert_eq!(node.client().chunk_servers().await.expect("list"), servers);
     node.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_new_server_at_an_old_address_retires_the_old_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = MetaNode::open_single(MetaConfig::new(dir.path(), 1).with_durable(false))
+        .await
+        .expect("open");
+    let meta = node.client();
+    meta.register_chunk_server(1, "10.0.0.1:9100", "a", 1000, 1_000)
+        .await
+        .expect("register 1");
+    // The machine's data directory was wiped: a new id at the same address.
+    meta.register_chunk_server(2, "10.0.0.1:9100", "a", 1000, 2_000)
+        .await
+        .expect("register 2");
+    let servers = meta.chunk_servers().await.expect("list");
+    let old = servers.iter().find(|s| s.id == 1).expect("old record");
+    assert_eq!((old.status, old.addr.as_str()), (ServerStatus::Offline, ""));
+    let new = servers.iter().find(|s| s.id == 2).expect("new record");
+    assert_eq!(
+        (new.status, new.addr.as_str()),
+        (ServerStatus::Online, "10.0.0.1:9100")
+    );
+    // The old id, heartbeating from somewhere, must register again first.
+    assert_eq!(
+        meta.chunk_server_heartbeat(1, 0, 0, 3_000).await,
+        Err(MetaError::NoSuchChunkServer(1))
+    );
+    let back = meta
+        .register_chunk_server(1, "10.0.0.9:9100", "a", 1000, 3_000)
+        .await
+        .expect("re-register elsewhere");
+    assert_eq!(back.status, ServerStatus::Online);
+    node.shutdown().await.expect("shutdown");
+}
