@@ -121,7 +121,10 @@ impl ClusterChunks {
 
     /// The registry, read again if the copy held is older than
     /// [`limits::REGISTRY_REFRESH`]. When the metadata group cannot be
-    /// reached, a stale copy is better than none.
+    /// reached, a stale copy is better than none, and is used for another
+    /// refresh period before the group is asked again. One caller refreshes
+    /// at a time (the lock is held across the call); the others wait for
+    /// its answer rather than asking too.
     pub async fn registry(&self) -> Result<Registry> {
         let mut held = self.inner.registry.lock().await;
         if let Some((read_at, registry)) = held.as_ref()
@@ -137,9 +140,10 @@ impl ClusterChunks {
                 *held = Some((Instant::now(), registry.clone()));
                 Ok(registry)
             }
-            Err(error) => match held.as_ref() {
-                Some((_, registry)) => {
+            Err(error) => match held.as_mut() {
+                Some((read_at, registry)) => {
                     tracing::warn!(%error, "cannot refresh the chunk server registry; using the last one");
+                    *read_at = Instant::now();
                     Ok(registry.clone())
                 }
                 None => Err(ChunkError::Meta(error)),
