@@ -24,13 +24,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use arbor_meta::clock::now_ms;
 use arbor_meta::limits::CHUNK_RECORDS_READ_MAX;
 use arbor_meta::registry::ServerId;
 use arbor_meta::{ChunkId, MetaClient, MetaError};
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::ChunkBackend;
-use crate::heartbeat::now_ms;
+
 use crate::store::ChunkStore;
 
 /// GC-queue records read per round trip.

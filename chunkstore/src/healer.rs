@@ -20,12 +20,13 @@
 
 use std::time::Duration;
 
+use arbor_meta::clock::now_ms;
 use arbor_meta::registry::{ChunkServerRecord, ServerId, ServerStatus};
 use arbor_meta::{ChunkId, ChunkRecord, MetaClient, MetaError, placement};
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Registry;
-use crate::heartbeat::now_ms;
+
 use crate::limits;
 use crate::replication::Replicator;
 use crate::store::ChunkInfo;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use arbor_meta::MetaClient;
+use arbor_meta::clock::now_ms;
 use arbor_meta::registry::ServerId;
 use tokio_util::sync::CancellationToken;
 
@@ -46,14 +47,6 @@ pub struct Announcement {
     pub addr: String,
     pub zone: String,
     pub capacity: u64,
-}
-
-/// The wall clock in milliseconds since the Unix epoch, as commands carry it.
-pub(crate) fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Registers, then heartbeats every `interval` until `shutdown`; re-registers

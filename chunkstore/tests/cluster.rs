@@ -13,6 +13,7 @@ use arbor_chunkstore::{
     Replicator, Scrubber, ServerOptions, limits,
 };
 use arbor_meta::ChunkId;
+use arbor_meta::clock::now_ms;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream;
@@ -830,13 +831,6 @@ async fn invalid_range_is_reported_even_past_a_down_replica() {
 }
 
 // ------------------------------------ re-replication with a metadata node
-
-fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_healer_restores_the_factor_and_empties_draining_servers() {

@@ -7,6 +7,7 @@
 
 pub mod chunks;
 pub mod client;
+pub mod clock;
 pub mod command;
 pub mod error;
 pub mod keys;

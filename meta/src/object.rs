@@ -17,10 +17,7 @@ pub struct ChunkId(pub [u8; 16]);
 impl ChunkId {
     /// A new id created now.
     pub fn generate() -> Self {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        ChunkId::created_at(i64::try_from(now_ms).unwrap_or(i64::MAX))
+        ChunkId::created_at(crate::clock::now_ms())
     }
     /// A new id with creation time `ms` (clamped to 48 bits).
     pub fn created_at(ms: i64) -> Self {

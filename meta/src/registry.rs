@@ -218,13 +218,7 @@ pub async fn offline_detector(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        let now_ms = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis(),
-        )
-        .unwrap_or(i64::MAX);
+        let now_ms = crate::clock::now_ms();
         match client.mark_offline_servers(now_ms, timeout_ms).await {
             Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "chunk servers marked OFFLINE"),
             Ok(_) | Err(MetaError::NotLeader { .. }) => {}
