@@ -185,6 +185,33 @@ impl ArborServer {
     }
 }
 
+/// The chunk files under a chunk store's root (`<root>/xx/<32 hex digits>`),
+/// sorted; temporaries and quarantined chunks are not counted.
+pub fn chunk_files(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(root) else {
+        return files;
+    };
+    for dir in dirs.flatten() {
+        if dir.file_name().len() != 2 {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                files.push(file.path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 /// Credentials every gateway of an [`ArborCluster`] uses.
 pub const CLUSTER_ACCESS_KEY: &str = "CLUSTERTESTKEY000001";
 pub const CLUSTER_SECRET_KEY: &str = "cluster-test-secret-key-0000000000000001";

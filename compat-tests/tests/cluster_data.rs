@@ -16,12 +16,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arbor_compat_tests::{
-    ArborCluster, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY, ClusterOptions, arbor_binary, raw_request,
+    ArborCluster, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY, ClusterOptions, arbor_binary,
+    chunk_files, raw_request,
 };
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -137,7 +138,13 @@ impl Cluster {
         self.processes
             .chunks
             .iter()
-            .map(|s| (s.zone.clone(), chunk_files(&s.data.join("chunks"))))
+            .map(|s| {
+                let names = chunk_files(&s.data.join("chunks"))
+                    .iter()
+                    .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+                    .collect();
+                (s.zone.clone(), names)
+            })
             .collect()
     }
 
@@ -218,26 +225,6 @@ impl Cluster {
             .restart_chunk(zone)
             .expect("restart chunk server");
     }
-}
-
-/// Names of the chunk files under a store root (`xx/<32 hex>`).
-fn chunk_files(root: &Path) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let Ok(prefixes) = std::fs::read_dir(root) else {
-        return ids;
-    };
-    for prefix in prefixes.flatten() {
-        let Ok(files) = std::fs::read_dir(prefix.path()) else {
-            continue;
-        };
-        for file in files.flatten() {
-            let name = file.file_name().to_string_lossy().into_owned();
-            if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                ids.insert(name);
-            }
-        }
-    }
-    ids
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

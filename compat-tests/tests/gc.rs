@@ -10,41 +10,16 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use arbor_compat_tests::ArborServer;
+use arbor_compat_tests::{ArborServer, chunk_files};
 use common::{bytes, client};
 
 const MIB: usize = 1024 * 1024;
-
-/// Chunk files on disk (`chunks/xx/<32 hex>`), not counting temporaries.
-fn chunk_files(data: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(data.join("chunks")) else {
-        return files;
-    };
-    for dir in dirs.flatten() {
-        if dir.file_name().len() != 2 {
-            continue;
-        }
-        for file in std::fs::read_dir(dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = file.file_name();
-            let name = name.to_string_lossy();
-            if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                files.push(file.path());
-            }
-        }
-    }
-    files
-}
 
 /// Waits (bounded) until exactly `expected` chunk files remain.
 async fn settle(data: &Path, expected: usize, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let count = chunk_files(data).len();
+        let count = chunk_files(&data.join("chunks")).len();
         if count == expected {
             return;
         }
@@ -209,7 +184,10 @@ async fn unreferenced_chunks_are_collected_and_shared_ones_kept() {
 
     // An orphan (a chunk no version references, its id created in 2009) is
     // collected too; chunk files live under their id's last byte.
-    let existing = chunk_files(data).into_iter().next().expect("a chunk");
+    let existing = chunk_files(&data.join("chunks"))
+        .into_iter()
+        .next()
+        .expect("a chunk");
     let fan_out = data.join("chunks").join("ef");
     std::fs::create_dir_all(&fan_out).expect("fan-out dir");
     let orphan = fan_out.join("0123456789abcdef0123456789abcdef");

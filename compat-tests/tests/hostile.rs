@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine;
 
-use arbor_compat_tests::{ArborServer, RawResponse, parse_response, raw_request};
+use arbor_compat_tests::{ArborServer, RawResponse, chunk_files, parse_response, raw_request};
 use common::sign::{Payload, Signer, encode};
 use common::{bytes, client};
 
@@ -897,7 +897,7 @@ async fn body_cut_off_mid_put_stores_nothing() {
         // chunk file remains: KNOWN's.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let files = chunk_files(&f.data.path().join("chunks"));
+            let files = chunk_files(&f.data.path().join("chunks")).len();
             if files == 1 {
                 break;
             }
@@ -1445,21 +1445,4 @@ async fn abandoned_connections_do_not_stop_the_server() {
         f.assert_intact("abandoned connections").await;
     })
     .await;
-}
-
-/// How many chunk files a store root holds (`xx/<32 hex>`).
-fn chunk_files(root: &std::path::Path) -> usize {
-    std::fs::read_dir(root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|prefix| std::fs::read_dir(prefix.path()).ok())
-        .flatten()
-        .flatten()
-        .filter(|file| {
-            let name = file.file_name();
-            let name = name.to_string_lossy();
-            name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit())
-        })
-        .count()
 }
