@@ -55,6 +55,20 @@ impl Registry {
         known.iter().map(|s| s.addr.clone()).collect()
     }
 
+    /// As [`Registry::read_order`], without OFFLINE servers: where a copy
+    /// can be taken from now.
+    pub fn sources(&self, servers: &[ServerId]) -> Vec<String> {
+        let reachable: Vec<ServerId> = servers
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.get(*id)
+                    .is_some_and(|s| s.status != ServerStatus::Offline)
+            })
+            .collect();
+        self.read_order(&reachable)
+    }
+
     fn id_of(&self, addr: &str) -> Option<ServerId> {
         // Addresses are unique among registered servers (registration
         // retires an older holder of the same address).

@@ -213,17 +213,7 @@ impl Healer {
         let dropped: Vec<ServerId> = record.servers.iter().copied().filter(gone).collect();
         let factor = usize::from(record.factor);
         let need = factor.saturating_sub(counted);
-        // Sources: readable replicas, ONLINE first.
-        let sources: Vec<String> = registry
-            .read_order(&record.servers)
-            .into_iter()
-            .filter(|addr| {
-                registry
-                    .servers
-                    .iter()
-                    .any(|s| s.addr == *addr && s.status != ServerStatus::Offline)
-            })
-            .collect();
+        let sources = registry.sources(&record.servers);
         let info = ChunkInfo {
             id,
             size: record.size,
