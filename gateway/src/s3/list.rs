@@ -10,6 +10,30 @@ use super::{Arbor, bucket, record_target, time};
 use crate::error;
 use crate::limits::LIST_KEYS_MAX;
 
+/// One page of `bucket` as the three listing operations ask for it (an
+/// empty delimiter is none), with the request that produced it.
+async fn list_page(
+    s3: &Arbor,
+    bucket: &str,
+    prefix: Option<&str>,
+    delimiter: Option<&str>,
+    start_after: Option<String>,
+    max_keys: usize,
+) -> S3Result<(ListRequest, ListPage)> {
+    let request = ListRequest {
+        prefix: prefix.unwrap_or_default().to_owned(),
+        delimiter: delimiter.filter(|d| !d.is_empty()).map(str::to_owned),
+        start_after,
+        max_keys,
+    };
+    let page = s3
+        .meta()
+        .list_objects(bucket, &request)
+        .await
+        .map_err(error::from_meta)?;
+    Ok((request, page))
+}
+
 pub async fn list_v2(
     s3: &Arbor,
     req: S3Request<ListObjectsV2Input>,
@@ -23,17 +47,15 @@ pub async fn list_v2(
         Some(token) => Some(decode_token(token)?),
         None => input.start_after.clone().filter(|s| !s.is_empty()),
     };
-    let request = ListRequest {
-        prefix: input.prefix.clone().unwrap_or_default(),
-        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+    let (request, page) = list_page(
+        s3,
+        &input.bucket,
+        input.prefix.as_deref(),
+        input.delimiter.as_deref(),
         start_after,
         max_keys,
-    };
-    let page = s3
-        .meta()
-        .list_objects(&input.bucket, &request)
-        .await
-        .map_err(error::from_meta)?;
+    )
+    .await?;
     let next_continuation_token = if page.is_truncated {
         page.entries.last().map(|e| encode_token(e.name()))
     } else {
@@ -68,17 +90,15 @@ pub async fn list_v1(
     let input = req.input;
     record_target("ListObjects", &input.bucket, None);
     let url = url_encoding(input.encoding_type.as_ref())?;
-    let request = ListRequest {
-        prefix: input.prefix.clone().unwrap_or_default(),
-        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
-        start_after: input.marker.clone().filter(|m| !m.is_empty()),
-        max_keys: max_keys(input.max_keys)?,
-    };
-    let page = s3
-        .meta()
-        .list_objects(&input.bucket, &request)
-        .await
-        .map_err(error::from_meta)?;
+    let (request, page) = list_page(
+        s3,
+        &input.bucket,
+        input.prefix.as_deref(),
+        input.delimiter.as_deref(),
+        input.marker.clone().filter(|m| !m.is_empty()),
+        max_keys(input.max_keys)?,
+    )
+    .await?;
     // S3 returns NextMarker only with a delimiter; without one, clients use
     // the last key. Returning it always is what they need either way.
     let next_marker = if page.is_truncated {
@@ -113,17 +133,15 @@ pub async fn list_versions(
     let input = req.input;
     record_target("ListObjectVersions", &input.bucket, None);
     let url = url_encoding(input.encoding_type.as_ref())?;
-    let request = ListRequest {
-        prefix: input.prefix.clone().unwrap_or_default(),
-        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
-        start_after: input.key_marker.clone().filter(|m| !m.is_empty()),
-        max_keys: max_keys(input.max_keys)?,
-    };
-    let page = s3
-        .meta()
-        .list_objects(&input.bucket, &request)
-        .await
-        .map_err(error::from_meta)?;
+    let (request, page) = list_page(
+        s3,
+        &input.bucket,
+        input.prefix.as_deref(),
+        input.delimiter.as_deref(),
+        input.key_marker.clone().filter(|m| !m.is_empty()),
+        max_keys(input.max_keys)?,
+    )
+    .await?;
     let (contents, common_prefixes) = split(&page, url, true);
     let versions = contents
         .into_iter()
