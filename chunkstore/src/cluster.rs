@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arbor_meta::registry::{ChunkServerRecord, ServerId, ServerStatus};
+use arbor_meta::records::{ChunkServerRecord, ServerId, ServerStatus};
 use arbor_meta::{ChunkId, ChunkPlacement, ChunkRecord, MetaClient, placement};
 use bytes::Bytes;
 use futures::stream;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use arbor_meta::clock::now_ms;
 use arbor_meta::limits::CHUNK_RECORDS_READ_MAX;
-use arbor_meta::registry::ServerId;
+use arbor_meta::records::ServerId;
 use arbor_meta::{ChunkId, MetaClient, MetaError};
 use tokio_util::sync::CancellationToken;
 

@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use arbor_meta::clock::now_ms;
-use arbor_meta::registry::{ChunkServerRecord, ServerId, ServerStatus};
+use arbor_meta::records::{ChunkServerRecord, ServerId, ServerStatus};
 use arbor_meta::{ChunkId, ChunkRecord, MetaClient, MetaError, placement};
 use tokio_util::sync::CancellationToken;
 

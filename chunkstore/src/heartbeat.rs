@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arbor_meta::MetaClient;
 use arbor_meta::clock::now_ms;
-use arbor_meta::registry::ServerId;
+use arbor_meta::records::ServerId;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ChunkError, Result};

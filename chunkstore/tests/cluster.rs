@@ -835,9 +835,9 @@ async fn invalid_range_is_reported_even_past_a_down_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_healer_restores_the_factor_and_empties_draining_servers() {
     use arbor_chunkstore::{Healer, HealerConfig};
-    use arbor_meta::command::WriteCondition;
-    use arbor_meta::object::{ObjectData, ObjectHeaders, ObjectVersion};
-    use arbor_meta::registry::ServerStatus;
+    use arbor_meta::records::ServerStatus;
+    use arbor_meta::records::WriteCondition;
+    use arbor_meta::records::{ObjectData, ObjectHeaders, ObjectVersion};
     use arbor_meta::{ChunkPlacement, ChunkRef, MetaConfig, MetaNode};
 
     let meta_dir = tempfile::tempdir().expect("temp dir");

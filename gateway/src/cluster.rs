@@ -21,7 +21,7 @@ use arbor_chunkstore::{
     ChunkBackend, ChunkClients, ClientOptions, ClusterChunks, Collector, GcConfig, Healer,
     HealerConfig, Repairer, Replicator,
 };
-use arbor_meta::registry::{ChunkServerRecord, ServerStatus};
+use arbor_meta::records::{ChunkServerRecord, ServerStatus};
 use arbor_meta::{ChunkId, MetaClient, MetaConfig, MetaNode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -87,8 +87,9 @@ pub async fn run_meta(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Re
     println!("meta node:   {}", node.node_id());
     println!("listening:   {bound}");
     println!("advertised:  {}", node.advertise_addr());
-    let detector = tokio::spawn(arbor_meta::registry::offline_detector(
+    let detector = tokio::spawn(arbor_meta::offline::offline_detector(
         node.client(),
+        arbor_meta::clock::SystemClock::shared(),
         Duration::from_secs(args.chunk_heartbeat_timeout_secs.max(1)),
         shutdown.clone(),
     ));

@@ -29,15 +29,15 @@ pub fn from_meta(e: MetaError) -> S3Error {
             C::NoSuchUpload,
             "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.",
         ),
-        MetaError::InvalidPart(_) => (
+        MetaError::PartMismatch(_) => (
             C::InvalidPart,
             "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.",
         ),
-        MetaError::InvalidPartOrder => (
+        MetaError::PartsOutOfOrder => (
             C::InvalidPartOrder,
             "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
         ),
-        MetaError::EntityTooSmall { .. } => (
+        MetaError::PartTooSmall { .. } => (
             C::EntityTooSmall,
             "Your proposed upload is smaller than the minimum allowed object size.",
         ),
@@ -45,6 +45,12 @@ pub fn from_meta(e: MetaError) -> S3Error {
             C::ConditionalRequestConflict,
             "The conditional request cannot succeed due to a conflicting operation against this resource.",
         ),
+        MetaError::InvalidRequest(_) => {
+            // The gateway checks what clients send before it reaches the
+            // metadata service, so this is logged as the gateway's fault.
+            tracing::warn!(error = %e, "metadata service refused a request");
+            (C::InvalidArgument, "The request is not valid.")
+        }
         MetaError::PreconditionFailed => (
             C::PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold.",
@@ -231,98 +237,74 @@ mod tests {
         e.code().status_code()
     }
 
+    /// What each metadata error must become. The match is exhaustive, so
+    /// a new variant does not compile until it has a row here too.
+    fn expected_for_meta(e: &MetaError) -> (S3ErrorCode, u16) {
+        use S3ErrorCode as C;
+        match e {
+            MetaError::NoSuchBucket(_) => (C::NoSuchBucket, 404),
+            MetaError::BucketAlreadyExists(_) => (C::BucketAlreadyOwnedByYou, 409),
+            MetaError::BucketNotEmpty(_) => (C::BucketNotEmpty, 409),
+            MetaError::InvalidBucketName(_) => (C::InvalidBucketName, 400),
+            MetaError::NoSuchKey(_) => (C::NoSuchKey, 404),
+            MetaError::InvalidKey(_) => (C::InvalidArgument, 400),
+            MetaError::KeyTooLong => (C::KeyTooLongError, 400),
+            MetaError::NoSuchUpload(_) => (C::NoSuchUpload, 404),
+            MetaError::PartMismatch(_) => (C::InvalidPart, 400),
+            MetaError::PartsOutOfOrder => (C::InvalidPartOrder, 400),
+            MetaError::PartTooSmall { .. } => (C::EntityTooSmall, 400),
+            MetaError::NoSuchChunkServer(_) => (C::InternalError, 500),
+            MetaError::Conflict(_) => (C::ConditionalRequestConflict, 409),
+            MetaError::InvalidRequest(_) => (C::InvalidArgument, 400),
+            MetaError::StaleChunk(_) => (C::InternalError, 500),
+            MetaError::PreconditionFailed => (C::PreconditionFailed, 412),
+            MetaError::OverwriteRefused => (C::PreconditionFailed, 412),
+            MetaError::NotLeader { .. } => (C::ServiceUnavailable, 503),
+            MetaError::Unavailable(_) => (C::ServiceUnavailable, 503),
+            MetaError::Timeout => (C::ServiceUnavailable, 503),
+            MetaError::Storage(_) => (C::InternalError, 500),
+            MetaError::Raft(_) => (C::InternalError, 500),
+            MetaError::Corrupt(_) => (C::InternalError, 500),
+            MetaError::ShuttingDown => (C::ServiceUnavailable, 503),
+        }
+    }
+
     #[test]
     fn meta_errors_map_to_s3_codes_and_statuses() {
-        let cases = [
-            (
-                MetaError::NoSuchUpload("u".into()),
-                S3ErrorCode::NoSuchUpload,
-                404,
-            ),
-            (
-                MetaError::InvalidPart("p".into()),
-                S3ErrorCode::InvalidPart,
-                400,
-            ),
-            (
-                MetaError::InvalidPartOrder,
-                S3ErrorCode::InvalidPartOrder,
-                400,
-            ),
-            (
-                MetaError::EntityTooSmall { part_number: 1 },
-                S3ErrorCode::EntityTooSmall,
-                400,
-            ),
-            (
-                MetaError::NoSuchBucket("b".into()),
-                S3ErrorCode::NoSuchBucket,
-                404,
-            ),
-            (
-                MetaError::BucketAlreadyExists("b".into()),
-                S3ErrorCode::BucketAlreadyOwnedByYou,
-                409,
-            ),
-            (
-                MetaError::BucketNotEmpty("b".into()),
-                S3ErrorCode::BucketNotEmpty,
-                409,
-            ),
-            (
-                MetaError::InvalidBucketName("B".into()),
-                S3ErrorCode::InvalidBucketName,
-                400,
-            ),
-            (
-                MetaError::NoSuchKey("k".into()),
-                S3ErrorCode::NoSuchKey,
-                404,
-            ),
-            (
-                MetaError::InvalidKey("".into()),
-                S3ErrorCode::InvalidArgument,
-                400,
-            ),
-            (MetaError::KeyTooLong, S3ErrorCode::KeyTooLongError, 400),
-            (
-                MetaError::PreconditionFailed,
-                S3ErrorCode::PreconditionFailed,
-                412,
-            ),
-            (
-                MetaError::OverwriteRefused,
-                S3ErrorCode::PreconditionFailed,
-                412,
-            ),
-            (
-                MetaError::NotLeader { leader: None },
-                S3ErrorCode::ServiceUnavailable,
-                503,
-            ),
-            (
-                MetaError::Unavailable("x".into()),
-                S3ErrorCode::ServiceUnavailable,
-                503,
-            ),
-            (MetaError::Timeout, S3ErrorCode::ServiceUnavailable, 503),
-            (
-                MetaError::ShuttingDown,
-                S3ErrorCode::ServiceUnavailable,
-                503,
-            ),
-            (
-                MetaError::Storage("x".into()),
-                S3ErrorCode::InternalError,
-                500,
-            ),
-            (MetaError::Raft("x".into()), S3ErrorCode::InternalError, 500),
-            (
-                MetaError::Corrupt("x".into()),
-                S3ErrorCode::InternalError,
-                500,
-            ),
+        // One of each variant.
+        let samples = [
+            MetaError::NoSuchBucket("b".into()),
+            MetaError::BucketAlreadyExists("b".into()),
+            MetaError::BucketNotEmpty("b".into()),
+            MetaError::InvalidBucketName("B".into()),
+            MetaError::NoSuchKey("k".into()),
+            MetaError::InvalidKey("".into()),
+            MetaError::KeyTooLong,
+            MetaError::NoSuchUpload("u".into()),
+            MetaError::PartMismatch("p".into()),
+            MetaError::PartsOutOfOrder,
+            MetaError::PartTooSmall { part_number: 1 },
+            MetaError::NoSuchChunkServer(7),
+            MetaError::Conflict("c".into()),
+            MetaError::InvalidRequest("r".into()),
+            MetaError::StaleChunk("s".into()),
+            MetaError::PreconditionFailed,
+            MetaError::OverwriteRefused,
+            MetaError::NotLeader { leader: None },
+            MetaError::Unavailable("x".into()),
+            MetaError::Timeout,
+            MetaError::Storage("x".into()),
+            MetaError::Raft("x".into()),
+            MetaError::Corrupt("x".into()),
+            MetaError::ShuttingDown,
         ];
+        let variants: std::collections::HashSet<_> =
+            samples.iter().map(std::mem::discriminant).collect();
+        assert_eq!(variants.len(), samples.len(), "one sample per variant");
+        let cases = samples.map(|e| {
+            let (code, http) = expected_for_meta(&e);
+            (e, code, http)
+        });
         for (error, code, http) in cases {
             let mapped = from_meta(error.clone());
             assert_eq!(mapped.code(), &code, "{error:?}");

@@ -8,7 +8,7 @@
 //! - **live** (`refs > 0`): versions and parts reference it; `servers` are
 //!   the chunk servers holding its replicas (empty for `arbor serve`'s local
 //!   store, `factor` 0). The healer copies and moves replicas
-//!   ([`Command::UpdateChunkReplicas`]).
+//!   ([`UpdateChunkReplicas`]).
 //! - **dying** (`refs == 0`): the last reference went away and the chunk
 //!   sits in the GC queue. It can never be referenced again; its record
 //!   stays so the collector knows where the replicas are and so no orphan
@@ -19,7 +19,7 @@
 //! **Orphans** are chunk files no record names: written by an upload that
 //! never committed, or a replica the collector could not reach. A chunk id
 //! starts with its creation time ([`ChunkId::created_ms`]). A sweep
-//! ([`Command::CollectOrphans`]) first raises the *orphan horizon* to
+//! ([`CollectOrphans`]) first raises the *orphan horizon* to
 //! `now - grace`, then declares deletable the candidates without a record
 //! created before the horizon; a commit whose fresh chunks were created
 //! before the horizon is refused ([`MetaError::StaleChunk`]). Both steps are
@@ -29,45 +29,24 @@
 //! redundant, a write target that was replaced) is a **stray**, deletable
 //! once the server reports it as older than the grace.
 //!
-//! [`Command::UpdateChunkReplicas`]: crate::command::Command::UpdateChunkReplicas
-//! [`Command::CollectOrphans`]: crate::command::Command::CollectOrphans
 
 use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
-use crate::command::{CommandResult, Reply};
+use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
-use crate::limits::ORPHAN_CANDIDATES_MAX;
-use crate::namespace::{NamespaceTables, open_read};
-use crate::object::{ChunkId, ChunkRef};
-use crate::registry::ServerId;
+use crate::limits::{CHUNK_RECORDS_READ_MAX, ORPHAN_CANDIDATES_MAX};
+use crate::op::{Apply, Outcome, Query, SIZE_BASE};
+use crate::records::chunk::{ChunkPlacement, ChunkRecord};
+use crate::records::object::{ChunkId, ChunkRef};
+use crate::records::server::ServerId;
+use crate::records::tree::{GcEntry, GcOrigin, GcRecord};
 use crate::schema::{
-    self, COUNTER_ORPHAN_HORIZON, GcOrigin, GcRecord, decode_record, encode_record, gc_key,
+    self, COUNTER_ORPHAN_HORIZON, decode_record, encode_record, gc_key, split_gc_key,
 };
-
-/// What the metadata knows of one chunk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkRecord {
-    /// Versions and parts referencing the chunk; 0 while it waits in the GC
-    /// queue.
-    pub refs: u64,
-    pub size: u64,
-    pub sha256: [u8; 32],
-    /// Replicas the chunk should have; 0 for a chunk of `arbor serve`'s
-    /// local store, which no healer manages.
-    pub factor: u8,
-    /// The chunk servers holding a replica, no duplicates.
-    pub servers: Vec<ServerId>,
-}
-
-impl ChunkRecord {
-    /// Fewer replicas than the chunk should have (and still worth healing).
-    pub fn under_replicated(&self) -> bool {
-        self.refs > 0 && self.servers.len() < usize::from(self.factor)
-    }
-}
+use crate::tree::open_read;
 
 /// Why `placements` cannot describe the fresh chunks `fresh` of a command:
 /// with placements at all (a cluster), each fresh chunk needs exactly one,
@@ -80,7 +59,11 @@ pub(crate) fn check_placements<'a>(
     if placements.is_empty() {
         return None;
     }
-    let invalid = |why: String| Some(MetaError::Conflict(format!("invalid placement: {why}")));
+    let invalid = |why: String| {
+        Some(MetaError::InvalidRequest(format!(
+            "invalid placement: {why}"
+        )))
+    };
     let fresh: Vec<&ChunkId> = fresh.into_iter().collect();
     for placement in placements {
         if !fresh.contains(&&placement.id) {
@@ -108,13 +91,12 @@ pub(crate) fn check_placements<'a>(
     None
 }
 
-/// Where a writer put a fresh chunk's replicas, carried by the command that
-/// commits the chunk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkPlacement {
-    pub id: ChunkId,
-    pub factor: u8,
-    pub servers: Vec<ServerId>,
+/// About how many bytes placements take encoded: id, factor, server ids.
+pub(crate) fn placements_size(placements: &[ChunkPlacement]) -> usize {
+    placements
+        .iter()
+        .map(|p| 18usize.saturating_add(p.servers.len().saturating_mul(9)))
+        .fold(0, usize::saturating_add)
 }
 
 // ---------------------------------------------------------------- keys
@@ -221,185 +203,369 @@ pub fn chunk_counts(txn: &ReadTransaction) -> Result<(u64, u64)> {
     Ok((records, under))
 }
 
-// ------------------------------------------------------------ mutations
-
-impl NamespaceTables<'_> {
-    pub(crate) fn read_chunk(&self, id: &ChunkId) -> Result<Option<ChunkRecord>> {
-        match self.chunk_refs.get(id.0.as_slice())? {
-            Some(value) => Ok(Some(decode_record(value.value())?)),
-            None => Ok(None),
+/// Up to `limit` GC-queue records after `after`, in queue order.
+pub fn gc_queue(
+    txn: &ReadTransaction,
+    after: Option<(u64, u32)>,
+    limit: usize,
+) -> Result<Vec<GcEntry>> {
+    let Some(queue) = open_read(txn, schema::GC_QUEUE)? else {
+        return Ok(Vec::new());
+    };
+    let start = match after {
+        Some((index, sequence)) => Bound::Excluded(gc_key(index, sequence)),
+        None => Bound::Unbounded,
+    };
+    let start_ref = match &start {
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let mut entries = Vec::new();
+    for row in queue.range::<&[u8]>((start_ref, Bound::Unbounded))? {
+        if entries.len() == limit {
+            break;
         }
+        let (key, value) = row?;
+        entries.push(GcEntry {
+            key: split_gc_key(key.value())?,
+            record: decode_record(value.value())?,
+        });
     }
+    Ok(entries)
+}
 
-    /// Replaces the record of `id` (`old` as read, `new` None to remove it),
-    /// keeping the server index and the under-replicated set in step.
-    fn write_chunk(
-        &mut self,
-        id: &ChunkId,
-        old: Option<&ChunkRecord>,
-        new: Option<&ChunkRecord>,
-    ) -> Result<()> {
-        let old_servers = old.map_or(&[][..], |r| r.servers.as_slice());
-        let new_servers = new.map_or(&[][..], |r| r.servers.as_slice());
-        for server in old_servers.iter().filter(|s| !new_servers.contains(s)) {
-            self.server_chunks
-                .remove(server_chunk_key(*server, id).as_slice())?;
-        }
-        for server in new_servers.iter().filter(|s| !old_servers.contains(s)) {
-            self.server_chunks
-                .insert(server_chunk_key(*server, id).as_slice(), [].as_slice())?;
-        }
-        let was_under = old.is_some_and(ChunkRecord::under_replicated);
-        let is_under = new.is_some_and(ChunkRecord::under_replicated);
-        if is_under && !was_under {
-            self.under_replicated
-                .insert(id.0.as_slice(), [].as_slice())?;
-        } else if was_under && !is_under {
-            self.under_replicated.remove(id.0.as_slice())?;
-        }
-        match new {
-            Some(record) => {
-                debug_assert!(
-                    {
-                        let mut s = record.servers.clone();
-                        s.sort_unstable();
-                        s.dedup();
-                        s.len() == record.servers.len()
-                    },
-                    "a chunk record names a server twice"
-                );
-                self.chunk_refs
-                    .insert(id.0.as_slice(), encode_record(record)?.as_slice())?;
-            }
-            None => {
-                self.chunk_refs.remove(id.0.as_slice())?;
-            }
+// ------------------------------------------------------------ queries
+
+/// Up to `limit` GC-queue records after `after` (in queue order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcQueue {
+    pub after: Option<(u64, u32)>,
+    pub limit: usize,
+}
+
+impl Query for GcQueue {
+    type Reply = Vec<GcEntry>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<GcEntry>> {
+        gc_queue(txn, self.after, self.limit)
+    }
+}
+
+/// For each id, whether any version or part references it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunksReferenced {
+    pub ids: Vec<ChunkId>,
+}
+
+impl Query for ChunksReferenced {
+    type Reply = Vec<bool>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<bool>> {
+        chunks_referenced(txn, &self.ids)
+    }
+}
+
+/// The record of each chunk (`None`: not committed, or collected); at most
+/// [`CHUNK_RECORDS_READ_MAX`] ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecords {
+    pub ids: Vec<ChunkId>,
+}
+
+impl Query for ChunkRecords {
+    type Reply = Vec<Option<ChunkRecord>>;
+    fn validate(&self) -> Result<()> {
+        if self.ids.len() > CHUNK_RECORDS_READ_MAX {
+            return Err(MetaError::InvalidRequest(format!(
+                "{} chunk ids (at most {CHUNK_RECORDS_READ_MAX})",
+                self.ids.len()
+            )));
         }
         Ok(())
     }
-
-    /// The first of `ids` that no version or part references, if any.
-    pub(crate) fn first_unreferenced<'a>(
-        &self,
-        ids: impl IntoIterator<Item = &'a ChunkId>,
-    ) -> Result<Option<ChunkId>> {
-        for id in ids {
-            if self.read_chunk(id)?.is_none_or(|r| r.refs == 0) {
-                return Ok(Some(*id));
-            }
-        }
-        Ok(None)
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<Option<ChunkRecord>>> {
+        chunk_records(txn, &self.ids)
     }
+}
 
-    /// Why fresh chunks (just written for the command at hand) cannot be
-    /// committed: one was created before the orphan horizon (an orphan
-    /// sweep may have deleted it), or has lost its last reference already
-    /// (the collector may have deleted it).
-    pub(crate) fn check_fresh<'a>(
-        &self,
-        ids: impl IntoIterator<Item = &'a ChunkId>,
-    ) -> Result<Option<MetaError>> {
-        let horizon = self.orphan_horizon()?;
-        for id in ids {
-            match self.read_chunk(id)? {
-                Some(record) if record.refs == 0 => {
-                    return Ok(Some(MetaError::Conflict(format!(
-                        "chunk {id} is being collected"
-                    ))));
-                }
-                // Referenced already: one more reference is harmless.
-                Some(_) => {}
-                None if id.created_ms() < horizon => {
-                    return Ok(Some(MetaError::StaleChunk(id.to_hex())));
-                }
-                None => {}
-            }
-        }
-        Ok(None)
+/// Up to `limit` (at most [`CHUNK_RECORDS_READ_MAX`]) chunks whose records
+/// list `server`, after `after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerChunks {
+    pub server: ServerId,
+    pub after: Option<ChunkId>,
+    pub limit: usize,
+}
+
+impl Query for ServerChunks {
+    type Reply = Vec<ChunkId>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<ChunkId>> {
+        let limit = self.limit.min(CHUNK_RECORDS_READ_MAX);
+        server_chunks(txn, self.server, self.after, limit)
     }
+}
 
-    /// Adds one reference to each chunk, creating the records of fresh
-    /// chunks (their replicas named in `placements`).
-    pub(crate) fn reference<'a>(
-        &mut self,
-        chunks: impl IntoIterator<Item = &'a ChunkRef>,
-        placements: &[ChunkPlacement],
-    ) -> Result<()> {
-        for chunk in chunks {
-            let old = self.read_chunk(&chunk.id)?;
-            let new = match &old {
-                Some(record) if record.refs == 0 => {
-                    return Err(MetaError::Corrupt(format!(
-                        "chunk {} referenced after its last reference went away",
-                        chunk.id
-                    )));
-                }
-                Some(record) => ChunkRecord {
-                    refs: record.refs.checked_add(1).ok_or_else(|| {
-                        MetaError::Corrupt(format!("chunk {} reference count overflows", chunk.id))
-                    })?,
-                    ..record.clone()
+/// Up to `limit` (at most [`CHUNK_RECORDS_READ_MAX`]) live chunks with
+/// fewer replicas than their factor, after `after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnderReplicated {
+    pub after: Option<ChunkId>,
+    pub limit: usize,
+}
+
+impl Query for UnderReplicated {
+    type Reply = Vec<ChunkId>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<ChunkId>> {
+        let limit = self.limit.min(CHUNK_RECORDS_READ_MAX);
+        under_replicated(txn, self.after, limit)
+    }
+}
+
+/// How many chunk records there are, and how many are under-replicated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkCounts;
+
+/// The answer to [`ChunkCounts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkTally {
+    pub records: u64,
+    pub under_replicated: u64,
+}
+
+impl Query for ChunkCounts {
+    type Reply = ChunkTally;
+    fn read(&self, txn: &ReadTransaction) -> Result<ChunkTally> {
+        let (records, under_replicated) = chunk_counts(txn)?;
+        Ok(ChunkTally {
+            records,
+            under_replicated,
+        })
+    }
+}
+
+// ------------------------------------------------ reference counting
+
+pub(crate) fn read_chunk(ctx: &ApplyContext<'_>, id: &ChunkId) -> Result<Option<ChunkRecord>> {
+    match ctx.chunk_refs.get(id.0.as_slice())? {
+        Some(value) => Ok(Some(decode_record(value.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Replaces the record of `id` (`old` as read, `new` None to remove it),
+/// keeping the server index and the under-replicated set in step.
+fn write_chunk(
+    ctx: &mut ApplyContext<'_>,
+    id: &ChunkId,
+    old: Option<&ChunkRecord>,
+    new: Option<&ChunkRecord>,
+) -> Result<()> {
+    let old_servers = old.map_or(&[][..], |r| r.servers.as_slice());
+    let new_servers = new.map_or(&[][..], |r| r.servers.as_slice());
+    for server in old_servers.iter().filter(|s| !new_servers.contains(s)) {
+        ctx.server_chunks
+            .remove(server_chunk_key(*server, id).as_slice())?;
+    }
+    for server in new_servers.iter().filter(|s| !old_servers.contains(s)) {
+        ctx.server_chunks
+            .insert(server_chunk_key(*server, id).as_slice(), [].as_slice())?;
+    }
+    let was_under = old.is_some_and(ChunkRecord::under_replicated);
+    let is_under = new.is_some_and(ChunkRecord::under_replicated);
+    if is_under && !was_under {
+        ctx.under_replicated
+            .insert(id.0.as_slice(), [].as_slice())?;
+    } else if was_under && !is_under {
+        ctx.under_replicated.remove(id.0.as_slice())?;
+    }
+    match new {
+        Some(record) => {
+            debug_assert!(
+                {
+                    let mut s = record.servers.clone();
+                    s.sort_unstable();
+                    s.dedup();
+                    s.len() == record.servers.len()
                 },
-                None => {
-                    let placement = placements.iter().find(|p| p.id == chunk.id);
-                    ChunkRecord {
-                        refs: 1,
-                        size: chunk.size,
-                        sha256: chunk.sha256,
-                        factor: placement.map_or(0, |p| p.factor),
-                        servers: placement.map(|p| p.servers.clone()).unwrap_or_default(),
-                    }
-                }
-            };
-            self.write_chunk(&chunk.id, old.as_ref(), Some(&new))?;
+                "a chunk record names a server twice"
+            );
+            ctx.chunk_refs
+                .insert(id.0.as_slice(), encode_record(record)?.as_slice())?;
         }
-        Ok(())
+        None => {
+            ctx.chunk_refs.remove(id.0.as_slice())?;
+        }
     }
+    Ok(())
+}
 
-    /// Drops one reference from each chunk; chunks left with none go to the
-    /// GC queue in one record naming `origin`.
-    pub(crate) fn release(
-        &mut self,
-        log_index: u64,
-        origin: GcOrigin,
-        ids: impl Iterator<Item = ChunkId>,
-    ) -> Result<()> {
-        let mut garbage = Vec::new();
-        for id in ids {
-            let old = match self.read_chunk(&id)? {
-                Some(record) if record.refs > 0 => record,
-                _ => {
-                    return Err(MetaError::Corrupt(format!(
-                        "chunk {id} released but not referenced"
-                    )));
-                }
-            };
-            let new = ChunkRecord {
-                refs: old.refs - 1,
-                ..old.clone()
-            };
-            if new.refs == 0 {
-                garbage.push(id);
+/// The first of `ids` that no version or part references, if any.
+pub(crate) fn first_unreferenced<'a>(
+    ctx: &ApplyContext<'_>,
+    ids: impl IntoIterator<Item = &'a ChunkId>,
+) -> Result<Option<ChunkId>> {
+    for id in ids {
+        if read_chunk(ctx, id)?.is_none_or(|r| r.refs == 0) {
+            return Ok(Some(*id));
+        }
+    }
+    Ok(None)
+}
+
+/// Why fresh chunks (just written for the command at hand) cannot be
+/// committed: one was created before the orphan horizon (an orphan
+/// sweep may have deleted it), or has lost its last reference already
+/// (the collector may have deleted it).
+pub(crate) fn check_fresh<'a>(
+    ctx: &ApplyContext<'_>,
+    ids: impl IntoIterator<Item = &'a ChunkId>,
+) -> Result<Option<MetaError>> {
+    let horizon = orphan_horizon(ctx)?;
+    for id in ids {
+        match read_chunk(ctx, id)? {
+            Some(record) if record.refs == 0 => {
+                return Ok(Some(MetaError::Conflict(format!(
+                    "chunk {id} is being collected"
+                ))));
             }
-            self.write_chunk(&id, Some(&old), Some(&new))?;
+            // Referenced already: one more reference is harmless.
+            Some(_) => {}
+            None if id.created_ms() < horizon => {
+                return Ok(Some(MetaError::StaleChunk(id.to_hex())));
+            }
+            None => {}
         }
-        if garbage.is_empty() {
-            return Ok(());
-        }
-        self.queue_gc(
-            log_index,
-            &GcRecord {
-                origin,
-                chunks: garbage,
-            },
-        )
     }
+    Ok(None)
+}
 
-    /// Removes GC-queue records whose chunks the collector deleted, with
-    /// the records of those chunks.
-    pub(crate) fn gc_ack(&mut self, records: &[(u64, u32)]) -> Result<CommandResult> {
+/// Adds one reference to each chunk, creating the records of fresh
+/// chunks (their replicas named in `placements`).
+pub(crate) fn reference<'a>(
+    ctx: &mut ApplyContext<'_>,
+    chunks: impl IntoIterator<Item = &'a ChunkRef>,
+    placements: &[ChunkPlacement],
+) -> Result<()> {
+    for chunk in chunks {
+        let old = read_chunk(ctx, &chunk.id)?;
+        let new = match &old {
+            Some(record) if record.refs == 0 => {
+                return Err(MetaError::Corrupt(format!(
+                    "chunk {} referenced after its last reference went away",
+                    chunk.id
+                )));
+            }
+            Some(record) => ChunkRecord {
+                refs: record.refs.checked_add(1).ok_or_else(|| {
+                    MetaError::Corrupt(format!("chunk {} reference count overflows", chunk.id))
+                })?,
+                ..record.clone()
+            },
+            None => {
+                let placement = placements.iter().find(|p| p.id == chunk.id);
+                ChunkRecord {
+                    refs: 1,
+                    size: chunk.size,
+                    sha256: chunk.sha256,
+                    factor: placement.map_or(0, |p| p.factor),
+                    servers: placement.map(|p| p.servers.clone()).unwrap_or_default(),
+                }
+            }
+        };
+        write_chunk(ctx, &chunk.id, old.as_ref(), Some(&new))?;
+    }
+    Ok(())
+}
+
+/// Drops one reference from each chunk; chunks left with none go to the
+/// GC queue in one record naming `origin`.
+pub(crate) fn release(
+    ctx: &mut ApplyContext<'_>,
+    origin: GcOrigin,
+    ids: impl Iterator<Item = ChunkId>,
+) -> Result<()> {
+    let mut garbage = Vec::new();
+    for id in ids {
+        let old = match read_chunk(ctx, &id)? {
+            Some(record) if record.refs > 0 => record,
+            _ => {
+                return Err(MetaError::Corrupt(format!(
+                    "chunk {id} released but not referenced"
+                )));
+            }
+        };
+        let new = ChunkRecord {
+            refs: old.refs - 1,
+            ..old.clone()
+        };
+        if new.refs == 0 {
+            garbage.push(id);
+        }
+        write_chunk(ctx, &id, Some(&old), Some(&new))?;
+    }
+    if garbage.is_empty() {
+        return Ok(());
+    }
+    queue_gc(
+        ctx,
+        &GcRecord {
+            origin,
+            chunks: garbage,
+        },
+    )
+}
+
+fn orphan_horizon(ctx: &ApplyContext<'_>) -> Result<i64> {
+    match ctx.counters.get(COUNTER_ORPHAN_HORIZON)? {
+        Some(value) => decode_record(value.value()),
+        None => Ok(i64::MIN),
+    }
+}
+
+/// Appends to the GC queue under `ctx.log_index` with the next free sequence
+/// number (one log entry may carry several commands).
+pub(crate) fn queue_gc(ctx: &mut ApplyContext<'_>, record: &GcRecord) -> Result<()> {
+    let start = gc_key(ctx.log_index, 0);
+    let sequence = {
+        let mut range = match ctx.log_index.checked_add(1) {
+            Some(next) => ctx
+                .gc_queue
+                .range::<&[u8]>(start.as_slice()..gc_key(next, 0).as_slice())?,
+            None => ctx.gc_queue.range::<&[u8]>(start.as_slice()..)?,
+        };
+        match range.next_back() {
+            Some(row) => {
+                let (key, _) = row?;
+                let (_, sequence) = split_gc_key(key.value())?;
+                sequence
+                    .checked_add(1)
+                    .ok_or_else(|| MetaError::Corrupt("gc queue sequence exhausted".to_owned()))?
+            }
+            None => 0,
+        }
+    };
+    ctx.gc_queue.insert(
+        gc_key(ctx.log_index, sequence).as_slice(),
+        encode_record(record)?.as_slice(),
+    )?;
+    Ok(())
+}
+
+// ------------------------------------------------------------ commands
+
+/// The collector deleted the chunks of these GC-queue records: the records
+/// go, with the chunks' own records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcAck {
+    pub records: Vec<(u64, u32)>,
+}
+
+impl Apply for GcAck {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let records = &self.records;
+
         for (log_index, sequence) in records {
-            let Some(value) = self
+            let Some(value) = ctx
                 .gc_queue
                 .remove(gc_key(*log_index, *sequence).as_slice())?
             else {
@@ -408,9 +574,9 @@ impl NamespaceTables<'_> {
             let record: GcRecord = decode_record(value.value())?;
             drop(value);
             for id in &record.chunks {
-                let old = self.read_chunk(id)?;
+                let old = read_chunk(ctx, id)?;
                 match &old {
-                    Some(chunk) if chunk.refs == 0 => self.write_chunk(id, old.as_ref(), None)?,
+                    Some(chunk) if chunk.refs == 0 => write_chunk(ctx, id, old.as_ref(), None)?,
                     Some(_) => {
                         return Err(MetaError::Corrupt(format!(
                             "queued chunk {id} is referenced"
@@ -420,19 +586,31 @@ impl NamespaceTables<'_> {
                 }
             }
         }
-        Ok(Ok(Reply::Done))
+        Ok(Ok(()))
     }
 
-    /// The healer copied chunk `id` to `add` and wants `remove` dropped.
-    /// Refused (`Conflict`) once the chunk has no reference: its copies are
-    /// garbage then.
-    pub(crate) fn update_replicas(
-        &mut self,
-        id: &ChunkId,
-        add: &[ServerId],
-        remove: &[ServerId],
-    ) -> Result<CommandResult> {
-        let old = match self.read_chunk(id)? {
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add(self.records.len().saturating_mul(12))
+    }
+}
+
+/// The healer copied chunk `id` to the servers `add`; the servers `remove`
+/// no longer count as replicas. Replies with the chunk's record as it now
+/// is; `Conflict` once the chunk has lost its last reference (its copies
+/// are garbage then).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateChunkReplicas {
+    pub id: ChunkId,
+    pub add: Vec<ServerId>,
+    pub remove: Vec<ServerId>,
+}
+
+impl Apply for UpdateChunkReplicas {
+    type Reply = ChunkRecord;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<ChunkRecord>> {
+        let UpdateChunkReplicas { id, add, remove } = self;
+
+        let old = match read_chunk(ctx, id)? {
             Some(record) if record.refs > 0 => record,
             _ => {
                 return Ok(Err(MetaError::Conflict(format!(
@@ -460,42 +638,50 @@ impl NamespaceTables<'_> {
             servers,
             ..old.clone()
         };
-        self.write_chunk(id, Some(&old), Some(&new))?;
-        Ok(Ok(Reply::Chunk(new)))
+        write_chunk(ctx, id, Some(&old), Some(&new))?;
+        Ok(Ok(new))
     }
 
-    fn orphan_horizon(&self) -> Result<i64> {
-        match self.counters.get(COUNTER_ORPHAN_HORIZON)? {
-            Some(value) => decode_record(value.value()),
-            None => Ok(i64::MIN),
-        }
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add((self.add.len() + self.remove.len()).saturating_mul(8))
     }
+}
 
-    /// Raises the orphan horizon to `now_ms - grace_ms` and answers which
-    /// `candidates` (chunk files `server` holds, older than the grace; `None`
-    /// for `arbor serve`'s local store) may be deleted: orphans created
-    /// before the horizon, and strays.
-    pub(crate) fn collect_orphans(
-        &mut self,
-        server: Option<ServerId>,
-        candidates: &[ChunkId],
-        now_ms: i64,
-        grace_ms: i64,
-    ) -> Result<CommandResult> {
+/// An orphan sweep: raises the orphan horizon to `now_ms - grace_ms` and
+/// answers which of `candidates` (chunk files on `server`, or on the local
+/// store for `None`, older than the grace) may be deleted: orphans created
+/// before the horizon, and strays.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectOrphans {
+    pub server: Option<ServerId>,
+    pub candidates: Vec<ChunkId>,
+    pub now_ms: i64,
+    pub grace_ms: i64,
+}
+
+impl Apply for CollectOrphans {
+    type Reply = Vec<ChunkId>;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<Vec<ChunkId>>> {
+        let CollectOrphans {
+            server,
+            candidates,
+            now_ms,
+            grace_ms,
+        } = self;
+        let (server, now_ms, grace_ms) = (*server, *now_ms, *grace_ms);
+
         if candidates.len() > ORPHAN_CANDIDATES_MAX {
-            return Ok(Err(MetaError::Conflict(format!(
+            return Ok(Err(MetaError::InvalidRequest(format!(
                 "{} orphan candidates (at most {ORPHAN_CANDIDATES_MAX})",
                 candidates.len()
             ))));
         }
-        let horizon = self
-            .orphan_horizon()?
-            .max(now_ms.saturating_sub(grace_ms.max(0)));
-        self.counters
+        let horizon = orphan_horizon(ctx)?.max(now_ms.saturating_sub(grace_ms.max(0)));
+        ctx.counters
             .insert(COUNTER_ORPHAN_HORIZON, encode_record(&horizon)?.as_slice())?;
         let mut deletable = Vec::new();
         for id in candidates {
-            let delete = match self.read_chunk(id)? {
+            let delete = match read_chunk(ctx, id)? {
                 None => id.created_ms() < horizon,
                 Some(record) => match server {
                     Some(server) => record.factor > 0 && !record.servers.contains(&server),
@@ -506,7 +692,11 @@ impl NamespaceTables<'_> {
                 deletable.push(*id);
             }
         }
-        Ok(Ok(Reply::Orphans(deletable)))
+        Ok(Ok(deletable))
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add(self.candidates.len().saturating_mul(16))
     }
 }
 

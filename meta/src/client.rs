@@ -16,28 +16,44 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 
-use crate::chunks::{ChunkPlacement, ChunkRecord};
-use crate::command::{ChunkOwnership, Command, CommandResult, Reply, WriteCondition};
+use crate::chunks::{
+    ChunkCounts, ChunkRecords, ChunksReferenced, CollectOrphans, GcAck, GcQueue, ServerChunks,
+    UnderReplicated, UpdateChunkReplicas,
+};
+use crate::clock::{Entropy, OsEntropy};
+use crate::command::{CommandResult, ReadOp, WriteOp, mismatched};
 use crate::error::{MetaError, Result};
 use crate::keys;
 use crate::limits::REMOTE_ATTEMPTS_MAX;
-use crate::listing::{ListPage, ListRequest};
+use crate::listing::ListObjects;
 use crate::multipart::{
-    CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadId, UploadRecord, UploadsPage,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads, GetUpload,
+    ListParts, ListUploads, UploadPart,
 };
-use crate::namespace::GcEntry;
-use crate::node::NodeInner;
-use crate::object::{BucketInfo, ChunkId, ObjectChecksum, ObjectVersion, OverwritePolicy};
+use crate::namespace::{
+    CreateBucket, DeleteBucket, DeleteObject, DeleteObjects, GetBucket, GetObject, ListBuckets,
+    PutObject, PutObjectTags, SetOverwritePolicy,
+};
 use crate::raft::types::{Proposal, RequestId};
-use crate::registry::{ChunkServerRecord, ServerId, ServerStatus};
+use crate::records::{
+    BucketInfo, ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkServerRecord,
+    CompletedPart, GcEntry, ListPage, ListRequest, ListUploadsRequest, ObjectChecksum,
+    ObjectVersion, OverwritePolicy, PartRecord, PartsPage, ServerId, ServerStatus, UploadId,
+    UploadRecord, UploadsPage, WriteCondition,
+};
+use crate::registry::{
+    ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
+    SetChunkServerStatus,
+};
+use crate::replica::Replica;
 use crate::rpc::{
-    AdminReply, AdminRequest, HttpClient, NodeStatus, PATH_ADMIN, PATH_PROPOSE, PATH_READ,
-    ReadReply, ReadRequest, TransportError,
+    AdminRequest, HttpClient, NodeStatus, PATH_ADMIN, PATH_PROPOSE, PATH_READ, TransportError,
 };
 
 /// Bound on one admin attempt: above the node's own bounds on a learner
@@ -45,8 +61,8 @@ use crate::rpc::{
 const ADMIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(45);
 const _: () = assert!(
     ADMIN_ATTEMPT_TIMEOUT.as_secs()
-        > crate::node::MEMBERSHIP_TIMEOUT.as_secs()
-            + crate::node::LEARNER_CATCH_UP_TIMEOUT.as_secs()
+        > crate::replica::MEMBERSHIP_TIMEOUT.as_secs()
+            + crate::replica::LEARNER_CATCH_UP_TIMEOUT.as_secs()
 );
 
 /// Redirects followed back to back before pausing like a retry.
@@ -59,7 +75,7 @@ pub struct RemoteConfig {
     pub call_timeout: Duration,
     /// Bound on one attempt at one node; then the next node is tried (with
     /// the same request id). An isolated old leader still takes writes and
-    /// leaves them hanging (notes §7), so this is what bounds the client's
+    /// leaves them hanging (openraft 0.9 has no step-down), so this is what bounds the client's
     /// time stuck on it; a slow but healthy leader just sees the retry
     /// deduplicated.
     pub attempt_timeout: Duration,
@@ -94,19 +110,16 @@ pub struct MetaClient {
 
 #[derive(Clone)]
 enum Transport {
-    /// Calls into a node of this process.
-    Local(Arc<NodeInner>),
+    /// Calls into a replica of this process.
+    Local(Arc<Replica>),
     /// HTTP to a cluster, following the leader.
     Remote(Arc<Remote>),
 }
 
-fn unexpected<T: std::fmt::Debug>(reply: T) -> MetaError {
-    MetaError::Corrupt(format!("unexpected reply {reply:?}"))
-}
-
 impl MetaClient {
-    pub(crate) fn new(node: Arc<NodeInner>) -> MetaClient {
-        MetaClient::with_transport(Transport::Local(node))
+    /// A client of a replica in this process.
+    pub(crate) fn local(replica: Arc<Replica>) -> MetaClient {
+        MetaClient::with_transport(Transport::Local(replica), &OsEntropy)
     }
 
     /// A client of the cluster whose nodes listen at `addrs` (`host:port`,
@@ -117,19 +130,29 @@ impl MetaClient {
 
     /// [`MetaClient::remote`] with explicit timeouts.
     pub fn remote_with(addrs: Vec<String>, config: RemoteConfig) -> MetaClient {
-        MetaClient::with_transport(Transport::Remote(Arc::new(Remote {
+        MetaClient::remote_seeded(addrs, config, &OsEntropy)
+    }
+
+    /// [`MetaClient::remote_with`], drawing the client id from `entropy`.
+    pub fn remote_seeded(
+        addrs: Vec<String>,
+        config: RemoteConfig,
+        entropy: &dyn Entropy,
+    ) -> MetaClient {
+        let transport = Transport::Remote(Arc::new(Remote {
             http: HttpClient::new(config.connect_timeout),
             addrs,
             leader: Mutex::new(None),
             next: AtomicUsize::new(0),
             config,
-        })))
+        }));
+        MetaClient::with_transport(transport, entropy)
     }
 
-    fn with_transport(transport: Transport) -> MetaClient {
+    fn with_transport(transport: Transport, entropy: &dyn Entropy) -> MetaClient {
         MetaClient {
             transport,
-            client_id: rand::random(),
+            client_id: entropy.next_u64(),
             seq: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -150,31 +173,39 @@ impl MetaClient {
     /// remote client does so itself across leader changes.
     pub async fn propose(&self, proposal: Proposal) -> CommandResult {
         match &self.transport {
-            Transport::Local(node) => node.proposer.propose(proposal).await,
+            Transport::Local(replica) => replica.proposer.propose(proposal).await,
             Transport::Remote(remote) => remote.call(PATH_PROPOSE, &proposal).await,
         }
     }
 
-    async fn write(&self, command: Command) -> CommandResult {
+    /// Proposes the write `op` and returns its own reply.
+    pub async fn write<W: WriteOp>(&self, op: W) -> Result<W::Reply> {
         let request_id = self.next_request_id();
-        self.propose(Proposal {
-            request_id,
-            command,
-        })
-        .await
+        let reply = self
+            .propose(Proposal {
+                request_id,
+                command: op.into(),
+            })
+            .await?;
+        W::from_reply(reply).ok_or_else(|| mismatched("write"))
     }
 
-    /// A linearizable read (see [`NodeInner::read`]).
-    async fn read(&self, request: ReadRequest) -> Result<ReadReply> {
+    /// Runs the read `op` linearizably (see `Replica::read`).
+    pub async fn read<R: ReadOp>(&self, op: R) -> Result<R::Reply> {
         match &self.transport {
-            Transport::Local(node) => node.read_request(request).await,
-            Transport::Remote(remote) => remote.call(PATH_READ, &request).await,
+            Transport::Local(replica) => replica.query(op).await,
+            Transport::Remote(remote) => {
+                op.validate()?;
+                let reply = remote.call(PATH_READ, &op.into()).await?;
+                R::from_reply(reply).ok_or_else(|| mismatched("read"))
+            }
         }
     }
 
-    async fn admin(&self, request: AdminRequest) -> Result<AdminReply> {
+    /// A membership change (on the leader).
+    async fn change(&self, request: AdminRequest) -> Result<()> {
         match &self.transport {
-            Transport::Local(node) => node.admin(request).await,
+            Transport::Local(replica) => replica.change(request).await,
             Transport::Remote(remote) => {
                 // Membership changes wait for a learner to catch up or for
                 // joint consensus: give them the server's own bound.
@@ -190,42 +221,28 @@ impl MetaClient {
     /// Adds node `id`, reachable at `addr`, as a learner (on the leader)
     /// and waits, bounded, until it has caught up.
     pub async fn add_learner(&self, id: u64, addr: &str) -> Result<()> {
-        match self
-            .admin(AdminRequest::AddLearner {
-                id,
-                addr: addr.to_owned(),
-            })
-            .await?
-        {
-            AdminReply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        self.change(AdminRequest::AddLearner {
+            id,
+            addr: addr.to_owned(),
+        })
+        .await
     }
 
     /// Makes `voters` the voter set (on the leader); members left out leave.
     pub async fn change_membership(&self, voters: BTreeSet<u64>) -> Result<()> {
-        match self
-            .admin(AdminRequest::ChangeMembership { voters })
-            .await?
-        {
-            AdminReply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        self.change(AdminRequest::ChangeMembership { voters }).await
     }
 
     /// Removes node `id` from the group (on the leader).
     pub async fn remove_node(&self, id: u64) -> Result<()> {
-        match self.admin(AdminRequest::RemoveNode { id }).await? {
-            AdminReply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        self.change(AdminRequest::RemoveNode { id }).await
     }
 
     /// The status of the node that answers (the leader when one is known).
     pub async fn status(&self) -> Result<NodeStatus> {
-        match self.admin(AdminRequest::Status).await? {
-            AdminReply::Status(status) => Ok(status),
-            other => Err(unexpected(other)),
+        match &self.transport {
+            Transport::Local(replica) => Ok(replica.status()),
+            Transport::Remote(remote) => remote.call(PATH_ADMIN, &AdminRequest::Status).await,
         }
     }
 
@@ -233,43 +250,22 @@ impl MetaClient {
     /// `created_ms` is the creation time chosen by the caller.
     pub async fn create_bucket(&self, name: &str, created_ms: i64) -> Result<BucketInfo> {
         keys::validate_bucket_name(name)?;
-        match self
-            .write(Command::CreateBucket {
-                name: name.to_owned(),
-                created_ms,
-            })
-            .await?
-        {
-            Reply::Bucket(info) => Ok(info),
-            other => Err(unexpected(other)),
-        }
+        let name = name.to_owned();
+        self.write(CreateBucket { name, created_ms }).await
     }
     /// Deletes an empty bucket (`BucketNotEmpty` otherwise).
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {
-        match self
-            .write(Command::DeleteBucket {
-                name: name.to_owned(),
-            })
-            .await?
-        {
-            Reply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        let name = name.to_owned();
+        self.write(DeleteBucket { name }).await
     }
     /// Linearizable: `NoSuchBucket` if it does not exist.
     pub async fn head_bucket(&self, name: &str) -> Result<BucketInfo> {
         let name = name.to_owned();
-        match self.read(ReadRequest::GetBucket { name }).await? {
-            ReadReply::Bucket(info) => Ok(info),
-            other => Err(unexpected(other)),
-        }
+        self.read(GetBucket { name }).await
     }
     /// Linearizable; sorted by name.
     pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        match self.read(ReadRequest::ListBuckets).await? {
-            ReadReply::Buckets(buckets) => Ok(buckets),
-            other => Err(unexpected(other)),
-        }
+        self.read(ListBuckets).await
     }
     /// Commits `version`, whose chunks were just written for it, as the
     /// current version of `bucket/key`; returns it with its generation (the
@@ -284,14 +280,15 @@ impl MetaClient {
         condition: WriteCondition,
         placements: Vec<ChunkPlacement>,
     ) -> Result<ObjectVersion> {
-        self.commit_version(
-            bucket,
-            key,
+        keys::validate_key(key)?;
+        self.write(PutObject {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
             version,
             condition,
-            ChunkOwnership::Fresh,
+            ownership: ChunkOwnership::Fresh,
             placements,
-        )
+        })
         .await
     }
     /// Commits `version`, whose chunks it shares with a live version (the
@@ -304,60 +301,27 @@ impl MetaClient {
         version: ObjectVersion,
         condition: WriteCondition,
     ) -> Result<ObjectVersion> {
-        self.commit_version(
-            bucket,
-            key,
-            version,
-            condition,
-            ChunkOwnership::Shared,
-            Vec::new(),
-        )
-        .await
-    }
-    async fn commit_version(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: ObjectVersion,
-        condition: WriteCondition,
-        ownership: ChunkOwnership,
-        placements: Vec<ChunkPlacement>,
-    ) -> Result<ObjectVersion> {
         keys::validate_key(key)?;
-        let command = Command::PutObject {
+        self.write(PutObject {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version,
             condition,
-            ownership,
-            placements,
-        };
-        match self.write(command).await? {
-            Reply::Object(version) => Ok(version),
-            other => Err(unexpected(other)),
-        }
+            ownership: ChunkOwnership::Shared,
+            placements: Vec::new(),
+        })
+        .await
     }
     /// Linearizable read of the current version.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<ObjectVersion> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        match self.read(ReadRequest::GetObject { bucket, key }).await? {
-            ReadReply::Object(version) => Ok(version),
-            other => Err(unexpected(other)),
-        }
+        self.read(GetObject { bucket, key }).await
     }
     /// Deletes the current version; Ok(false) if there was none.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<bool> {
         keys::validate_key(key)?;
-        match self
-            .write(Command::DeleteObject {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            })
-            .await?
-        {
-            Reply::Deleted { existed } => Ok(existed),
-            other => Err(unexpected(other)),
-        }
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.write(DeleteObject { bucket, key }).await
     }
     /// Deletes the current version of each key in one command; per key,
     /// whether one existed or why it could not be deleted.
@@ -367,27 +331,20 @@ impl MetaClient {
         keys: Vec<String>,
     ) -> Result<Vec<Result<bool, MetaError>>> {
         let count = keys.len();
-        match self
-            .write(Command::DeleteObjects {
-                bucket: bucket.to_owned(),
-                keys,
-            })
-            .await?
-        {
-            Reply::DeletedMany(outcomes) if outcomes.len() == count => Ok(outcomes),
-            other => Err(unexpected(other)),
+        let bucket = bucket.to_owned();
+        let outcomes = self.write(DeleteObjects { bucket, keys }).await?;
+        if outcomes.len() != count {
+            return Err(MetaError::Corrupt(format!(
+                "{} outcomes for {count} keys",
+                outcomes.len()
+            )));
         }
+        Ok(outcomes)
     }
     /// Linearizable listing page.
     pub async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage> {
         let (bucket, request) = (bucket.to_owned(), request.clone());
-        match self
-            .read(ReadRequest::ListObjects { bucket, request })
-            .await?
-        {
-            ReadReply::Page(page) => Ok(page),
-            other => Err(unexpected(other)),
-        }
+        self.read(ListObjects { bucket, request }).await
     }
 }
 
@@ -554,20 +511,11 @@ impl MetaClient {
 
     pub async fn create_multipart_upload(&self, upload: UploadRecord) -> Result<()> {
         keys::validate_key(&upload.key)?;
-        match self
-            .write(Command::CreateMultipartUpload { upload })
-            .await?
-        {
-            Reply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        self.write(CreateMultipartUpload { upload }).await
     }
     /// Linearizable: the upload, or `NoSuchUpload`.
     pub async fn get_upload(&self, upload_id: UploadId) -> Result<UploadRecord> {
-        match self.read(ReadRequest::GetUpload { upload_id }).await? {
-            ReadReply::Upload(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        self.read(GetUpload { upload_id }).await
     }
     /// Records a part whose chunks were just written for it.
     pub async fn upload_part(
@@ -588,18 +536,13 @@ impl MetaClient {
         shared: Vec<ChunkId>,
         placements: Vec<ChunkPlacement>,
     ) -> Result<()> {
-        match self
-            .write(Command::UploadPart {
-                upload_id,
-                part,
-                shared,
-                placements,
-            })
-            .await?
-        {
-            Reply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        self.write(UploadPart {
+            upload_id,
+            part,
+            shared,
+            placements,
+        })
+        .await
     }
     /// Commits the object formed by `parts`; returns its version.
     pub async fn complete_multipart_upload(
@@ -610,40 +553,26 @@ impl MetaClient {
         last_modified_ms: i64,
         condition: WriteCondition,
     ) -> Result<ObjectVersion> {
-        let command = Command::CompleteMultipartUpload {
+        self.write(CompleteMultipartUpload {
             upload_id,
             parts,
             checksum,
             last_modified_ms,
             condition,
-        };
-        match self.write(command).await? {
-            Reply::Object(version) => Ok(version),
-            other => Err(unexpected(other)),
-        }
+        })
+        .await
     }
     pub async fn abort_multipart_upload(&self, upload_id: UploadId) -> Result<()> {
-        match self
-            .write(Command::AbortMultipartUpload { upload_id })
-            .await?
-        {
-            Reply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        self.write(AbortMultipartUpload { upload_id }).await
     }
     /// Aborts uploads initiated before `initiated_before_ms`, at most
     /// `limit`; returns how many.
     pub async fn expire_uploads(&self, initiated_before_ms: i64, limit: u32) -> Result<u32> {
-        match self
-            .write(Command::ExpireUploads {
-                initiated_before_ms,
-                limit,
-            })
-            .await?
-        {
-            Reply::Expired { count } => Ok(count),
-            other => Err(unexpected(other)),
-        }
+        self.write(ExpireUploads {
+            initiated_before_ms,
+            limit,
+        })
+        .await
     }
     /// Linearizable page of parts numbered above `after`.
     pub async fn list_parts(
@@ -652,17 +581,12 @@ impl MetaClient {
         after: u32,
         max: usize,
     ) -> Result<PartsPage> {
-        match self
-            .read(ReadRequest::ListParts {
-                upload_id,
-                after,
-                max,
-            })
-            .await?
-        {
-            ReadReply::Parts(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        self.read(ListParts {
+            upload_id,
+            after,
+            max,
+        })
+        .await
     }
     /// Linearizable page of in-progress uploads.
     pub async fn list_uploads(
@@ -671,37 +595,22 @@ impl MetaClient {
         request: &ListUploadsRequest,
     ) -> Result<UploadsPage> {
         let (bucket, request) = (bucket.to_owned(), request.clone());
-        match self
-            .read(ReadRequest::ListUploads { bucket, request })
-            .await?
-        {
-            ReadReply::Uploads(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        self.read(ListUploads { bucket, request }).await
     }
 
     // -------------------------------------------------- garbage collection
 
     /// Up to `limit` GC-queue records after `after` (in queue order).
     pub async fn gc_queue(&self, after: Option<(u64, u32)>, limit: usize) -> Result<Vec<GcEntry>> {
-        match self.read(ReadRequest::GcQueue { after, limit }).await? {
-            ReadReply::GcQueue(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        self.read(GcQueue { after, limit }).await
     }
     /// For each id, whether any version or part references it.
     pub async fn chunks_referenced(&self, ids: Vec<ChunkId>) -> Result<Vec<bool>> {
-        match self.read(ReadRequest::ChunksReferenced { ids }).await? {
-            ReadReply::Referenced(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        self.read(ChunksReferenced { ids }).await
     }
     /// The record of each chunk (`None`: not committed, or collected).
     pub async fn chunk_records(&self, ids: Vec<ChunkId>) -> Result<Vec<Option<ChunkRecord>>> {
-        match self.read(ReadRequest::ChunkRecords { ids }).await? {
-            ReadReply::ChunkRecords(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        self.read(ChunkRecords { ids }).await
     }
     /// Up to `limit` chunks whose records list `server`, after `after`.
     pub async fn server_chunks(
@@ -710,15 +619,12 @@ impl MetaClient {
         after: Option<ChunkId>,
         limit: usize,
     ) -> Result<Vec<ChunkId>> {
-        let request = ReadRequest::ServerChunks {
+        self.read(ServerChunks {
             server,
             after,
             limit,
-        };
-        match self.read(request).await? {
-            ReadReply::ChunkIds(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        })
+        .await
     }
     /// Up to `limit` live chunks with fewer replicas than their factor.
     pub async fn under_replicated(
@@ -726,23 +632,12 @@ impl MetaClient {
         after: Option<ChunkId>,
         limit: usize,
     ) -> Result<Vec<ChunkId>> {
-        match self
-            .read(ReadRequest::UnderReplicated { after, limit })
-            .await?
-        {
-            ReadReply::ChunkIds(reply) => Ok(reply),
-            other => Err(unexpected(other)),
-        }
+        self.read(UnderReplicated { after, limit }).await
     }
     /// How many chunk records there are, and how many are under-replicated.
     pub async fn chunk_counts(&self) -> Result<(u64, u64)> {
-        match self.read(ReadRequest::ChunkCounts).await? {
-            ReadReply::ChunkCounts {
-                records,
-                under_replicated,
-            } => Ok((records, under_replicated)),
-            other => Err(unexpected(other)),
-        }
+        let tally = self.read(ChunkCounts).await?;
+        Ok((tally.records, tally.under_replicated))
     }
     /// Records that chunk `id` was copied to `add` and that `remove` no
     /// longer hold it; returns the updated record.
@@ -752,13 +647,7 @@ impl MetaClient {
         add: Vec<ServerId>,
         remove: Vec<ServerId>,
     ) -> Result<ChunkRecord> {
-        match self
-            .write(Command::UpdateChunkReplicas { id, add, remove })
-            .await?
-        {
-            Reply::Chunk(record) => Ok(record),
-            other => Err(unexpected(other)),
-        }
+        self.write(UpdateChunkReplicas { id, add, remove }).await
     }
     /// An orphan sweep (see `chunks`): which of `candidates` may be deleted.
     pub async fn collect_orphans(
@@ -768,23 +657,17 @@ impl MetaClient {
         now_ms: i64,
         grace_ms: i64,
     ) -> Result<Vec<ChunkId>> {
-        let command = Command::CollectOrphans {
+        self.write(CollectOrphans {
             server,
             candidates,
             now_ms,
             grace_ms,
-        };
-        match self.write(command).await? {
-            Reply::Orphans(ids) => Ok(ids),
-            other => Err(unexpected(other)),
-        }
+        })
+        .await
     }
     /// Removes GC-queue records whose chunks have been deleted.
     pub async fn gc_ack(&self, records: Vec<(u64, u32)>) -> Result<()> {
-        match self.write(Command::GcAck { records }).await? {
-            Reply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        self.write(GcAck { records }).await
     }
 
     /// Replaces the tags of the current version of `bucket/key`.
@@ -795,15 +678,12 @@ impl MetaClient {
         tags: Vec<(String, String)>,
     ) -> Result<()> {
         keys::validate_key(key)?;
-        let command = Command::PutObjectTags {
+        self.write(PutObjectTags {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             tags,
-        };
-        match self.write(command).await? {
-            Reply::Done => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        })
+        .await
     }
 
     /// Sets the bucket's overwrite policy; returns the updated bucket.
@@ -812,14 +692,8 @@ impl MetaClient {
         bucket: &str,
         policy: OverwritePolicy,
     ) -> Result<BucketInfo> {
-        let command = Command::SetOverwritePolicy {
-            bucket: bucket.to_owned(),
-            policy,
-        };
-        match self.write(command).await? {
-            Reply::Bucket(info) => Ok(info),
-            other => Err(unexpected(other)),
-        }
+        let bucket = bucket.to_owned();
+        self.write(SetOverwritePolicy { bucket, policy }).await
     }
 }
 
@@ -833,14 +707,14 @@ impl MetaClient {
         capacity: u64,
         now_ms: i64,
     ) -> Result<ChunkServerRecord> {
-        let command = Command::RegisterChunkServer {
+        self.write(RegisterChunkServer {
             id,
             addr: addr.to_owned(),
             zone: zone.to_owned(),
             capacity,
             now_ms,
-        };
-        self.server_reply(command).await
+        })
+        .await
     }
     pub async fn chunk_server_heartbeat(
         &self,
@@ -849,7 +723,7 @@ impl MetaClient {
         chunks: u64,
         now_ms: i64,
     ) -> Result<ChunkServerRecord> {
-        self.server_reply(Command::ChunkServerHeartbeat {
+        self.write(ChunkServerHeartbeat {
             id,
             used,
             chunks,
@@ -863,8 +737,7 @@ impl MetaClient {
         id: ServerId,
         status: ServerStatus,
     ) -> Result<ChunkServerRecord> {
-        self.server_reply(Command::SetChunkServerStatus { id, status })
-            .await
+        self.write(SetChunkServerStatus { id, status }).await
     }
     /// Marks servers silent for `timeout_ms` OFFLINE; returns their ids.
     pub async fn mark_offline_servers(
@@ -872,26 +745,11 @@ impl MetaClient {
         now_ms: i64,
         timeout_ms: i64,
     ) -> Result<Vec<ServerId>> {
-        match self
-            .write(Command::MarkOfflineServers { now_ms, timeout_ms })
-            .await?
-        {
-            Reply::MarkedOffline(ids) => Ok(ids),
-            other => Err(unexpected(other)),
-        }
+        self.write(MarkOfflineServers { now_ms, timeout_ms }).await
     }
     /// Linearizable list of registered servers.
     pub async fn chunk_servers(&self) -> Result<Vec<ChunkServerRecord>> {
-        match self.read(ReadRequest::ChunkServers).await? {
-            ReadReply::ChunkServers(servers) => Ok(servers),
-            other => Err(unexpected(other)),
-        }
-    }
-    async fn server_reply(&self, command: Command) -> Result<ChunkServerRecord> {
-        match self.write(command).await? {
-            Reply::ChunkServer(record) => Ok(record),
-            other => Err(unexpected(other)),
-        }
+        self.read(ChunkServers).await
     }
 }
 

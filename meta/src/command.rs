@@ -1,311 +1,264 @@
-//! Raft commands and their replies. A command is everything `apply` needs:
-//! timestamps and ids are chosen by the proposer, so apply is deterministic.
+//! Every metadata operation, listed once. The Raft log carries [`Command`]s
+//! and remembers [`Reply`]s; remote clients send [`ReadRequest`]s and get
+//! [`ReadReply`]s. Both pairs of enums are generated from the lists below,
+//! one variant per operation with the operation's own reply type, so a
+//! caller that sends operation `O` gets `O::Reply` back: [`WriteOp`] and
+//! [`ReadOp`] convert, and a mismatch does not compile.
+//!
+//! Adding an operation: define its struct and its `Apply` (or `Query`)
+//! impl in the domain module it belongs to, then add one line to the list
+//! here. The position in the list is the variant's tag in the log's
+//! encoding: append, never reorder.
 
+use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use crate::chunks::{ChunkPlacement, ChunkRecord};
-use crate::error::MetaError;
-use crate::multipart::{CompletedPart, PartRecord, UploadId, UploadRecord};
-use crate::object::{
-    BucketInfo, ChunkId, ObjectChecksum, ObjectData, ObjectVersion, OverwritePolicy,
+use crate::chunks::{
+    ChunkCounts, ChunkRecords, ChunksReferenced, CollectOrphans, GcAck, GcQueue, ServerChunks,
+    UnderReplicated, UpdateChunkReplicas,
 };
-use crate::registry::{ChunkServerRecord, ServerId, ServerStatus};
+use crate::context::ApplyContext;
+use crate::error::{MetaError, Result};
+use crate::listing::ListObjects;
+use crate::multipart::{
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads, GetUpload,
+    ListParts, ListUploads, UploadPart,
+};
+use crate::namespace::{
+    CreateBucket, DeleteBucket, DeleteObject, DeleteObjects, GetBucket, GetObject, ListBuckets,
+    PutObject, PutObjectTags, SetOverwritePolicy,
+};
+use crate::op::{Apply, Outcome, Query};
+use crate::registry::{
+    ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
+    SetChunkServerStatus,
+};
 
-/// An expectation on the current version of a key, checked inside apply
-/// (compare-and-swap; brief.md §3).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WriteCondition {
-    #[default]
-    None,
-    /// `If-None-Match: *`: the key must not exist.
-    IfNoneMatchAny,
-    /// `If-Match: <etag>` (hex, no quotes): the key must exist with this ETag.
-    IfMatch(String),
+/// A write operation as the log carries it: its [`Command`] variant and
+/// its [`Reply`] variant.
+pub trait WriteOp: Apply + Into<Command> {
+    /// The reply of this operation, if `reply` is one.
+    fn from_reply(reply: Reply) -> Option<Self::Reply>;
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
-    CreateBucket {
-        name: String,
-        created_ms: i64,
-    },
-    DeleteBucket {
-        name: String,
-    },
-    /// Make `version` the current version of `bucket/key`, creating the
-    /// directories on its path in the same transaction.
-    PutObject {
-        bucket: String,
-        key: String,
-        version: ObjectVersion,
-        condition: WriteCondition,
-        /// Whether the version's chunks were just written for it, or are
-        /// shared with live versions (CopyObject).
-        ownership: ChunkOwnership,
-        /// Where the fresh chunks' replicas are (empty for a local store).
-        placements: Vec<ChunkPlacement>,
-    },
-    /// Remove the current version of `bucket/key` and every directory left
-    /// empty by it. Deleting a missing key succeeds (S3 semantics).
-    DeleteObject {
-        bucket: String,
-        key: String,
-    },
-    /// DeleteObject for each key, in one command (S3's DeleteObjects):
-    /// each key's outcome is reported on its own.
-    DeleteObjects {
-        bucket: String,
-        keys: Vec<String>,
-    },
-    CreateMultipartUpload {
-        upload: UploadRecord,
-    },
-    /// Record (or replace) one part of an upload.
-    UploadPart {
-        upload_id: UploadId,
-        part: PartRecord,
-        /// Chunks of `part` shared with live versions (UploadPartCopy): each
-        /// must still be referenced, else `Conflict`. The rest are fresh.
-        shared: Vec<ChunkId>,
-        /// Where the fresh chunks' replicas are (empty for a local store).
-        placements: Vec<ChunkPlacement>,
-    },
-    /// Check `parts` against the stored parts and commit the object they
-    /// form, all or nothing. `checksum` is the object's checksum as the
-    /// proposer computed it from the parts' checksums in `parts`.
-    CompleteMultipartUpload {
-        upload_id: UploadId,
-        parts: Vec<CompletedPart>,
-        checksum: Option<ObjectChecksum>,
-        last_modified_ms: i64,
-        condition: WriteCondition,
-    },
-    AbortMultipartUpload {
-        upload_id: UploadId,
-    },
-    /// Abort uploads initiated before the given time (chosen by the
-    /// proposer), at most `limit` of them.
-    ExpireUploads {
-        initiated_before_ms: i64,
-        limit: u32,
-    },
-    /// Replace the tags of the current version of `bucket/key` (its ETag and
-    /// last-modified time stay).
-    PutObjectTags {
-        bucket: String,
-        key: String,
-        tags: Vec<(String, String)>,
-    },
-    /// Set what writes to existing keys of `bucket` need.
-    SetOverwritePolicy {
-        bucket: String,
-        policy: OverwritePolicy,
-    },
-    /// A chunk server (re-)registers; `now_ms` is the proposer's clock.
-    RegisterChunkServer {
-        id: ServerId,
-        addr: String,
-        zone: String,
-        capacity: u64,
-        now_ms: i64,
-    },
-    ChunkServerHeartbeat {
-        id: ServerId,
-        used: u64,
-        chunks: u64,
-        now_ms: i64,
-    },
-    /// An operator sets DRAINING or ONLINE.
-    SetChunkServerStatus {
-        id: ServerId,
-        status: ServerStatus,
-    },
-    /// Servers whose last heartbeat is older than `now_ms - timeout_ms`
-    /// become OFFLINE.
-    MarkOfflineServers {
-        now_ms: i64,
-        timeout_ms: i64,
-    },
-    /// The collector deleted the chunks of these GC-queue records: the
-    /// records go, with the chunks' own records.
-    GcAck {
-        records: Vec<(u64, u32)>,
-    },
-    /// The healer copied chunk `id` to the servers `add`; the servers
-    /// `remove` no longer count as replicas. `Conflict` if the chunk has
-    /// lost its last reference meanwhile.
-    UpdateChunkReplicas {
-        id: ChunkId,
-        add: Vec<ServerId>,
-        remove: Vec<ServerId>,
-    },
-    /// An orphan sweep: raise the orphan horizon to `now_ms - grace_ms` and
-    /// answer which of `candidates` (chunk files on `server`, or on the
-    /// local store for `None`, older than the grace) may be deleted (see
-    /// `chunks`).
-    CollectOrphans {
-        server: Option<ServerId>,
-        candidates: Vec<ChunkId>,
-        now_ms: i64,
-        grace_ms: i64,
-    },
+/// A read operation as the wire carries it.
+pub trait ReadOp: Query + Into<ReadRequest> {
+    fn from_reply(reply: ReadReply) -> Option<Self::Reply>;
 }
 
-/// Who owns the chunks a new version references.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ChunkOwnership {
-    /// Written for this command: none may be referenced yet.
-    Fresh,
-    /// Shared with existing versions or parts: every one must still be
-    /// referenced, else the command is refused (a chunk whose count reached
-    /// zero may already be deleted, and is never referenced again).
-    Shared,
-}
+macro_rules! writes {
+    ($($op:ident),* $(,)?) => {
+        /// One metadata mutation: everything its apply needs (timestamps
+        /// and ids are chosen by the proposer, so apply is deterministic).
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum Command {
+            $($op($op),)*
+        }
 
-impl Command {
-    /// About how many bytes the command takes in a log entry (inline data
-    /// and chunk lists dominate), for sizing group-commit batches.
-    pub fn size_estimate(&self) -> usize {
-        /// Names, ids, timestamps, headers and encoding overhead.
-        const BASE: usize = 256;
-        /// An encoded `ChunkRef`: id, offset, size, SHA-256.
-        const CHUNK_REF: usize = 16 + 8 + 8 + 32;
-        match self {
-            Command::CreateBucket { .. }
-            | Command::DeleteBucket { .. }
-            | Command::AbortMultipartUpload { .. }
-            | Command::ExpireUploads { .. }
-            | Command::SetOverwritePolicy { .. }
-            | Command::ChunkServerHeartbeat { .. }
-            | Command::SetChunkServerStatus { .. }
-            | Command::MarkOfflineServers { .. } => BASE,
-            Command::RegisterChunkServer { addr, zone, .. } => BASE + addr.len() + zone.len(),
-            Command::DeleteObject { key, .. } => BASE + key.len(),
-            Command::DeleteObjects { keys, .. } => {
-                BASE.saturating_add(keys.iter().map(|k| k.len() + 8).sum::<usize>())
+        /// The deterministic outcome of one command, one variant per
+        /// operation.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub enum Reply {
+            $($op(<$op as Apply>::Reply),)*
+        }
+
+        $(
+            impl From<$op> for Command {
+                fn from(op: $op) -> Command {
+                    Command::$op(op)
+                }
             }
-            Command::CreateMultipartUpload { upload } => {
-                let metadata: usize = upload
-                    .user_metadata
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len())
-                    .sum();
-                BASE.saturating_add(upload.key.len())
-                    .saturating_add(metadata)
+            impl WriteOp for $op {
+                fn from_reply(reply: Reply) -> Option<<$op as Apply>::Reply> {
+                    match reply {
+                        Reply::$op(reply) => Some(reply),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
             }
-            Command::UploadPart {
-                part,
-                shared,
-                placements,
-                ..
-            } => BASE
-                .saturating_add(part.chunks.len().saturating_mul(CHUNK_REF))
-                .saturating_add(shared.len().saturating_mul(16))
-                .saturating_add(placements_size(placements)),
-            Command::UpdateChunkReplicas { add, remove, .. } => {
-                BASE.saturating_add((add.len() + remove.len()).saturating_mul(8))
+        )*
+
+        impl Command {
+            /// Applies the command at the context's position.
+            fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<CommandResult> {
+                match self {
+                    $(Command::$op(op) => Ok(op.apply(ctx)?.map(Reply::$op)),)*
+                }
             }
-            Command::CollectOrphans { candidates, .. } => {
-                BASE.saturating_add(candidates.len().saturating_mul(16))
-            }
-            // Part number, ETag and checksum of each completed part.
-            Command::CompleteMultipartUpload { parts, .. } => {
-                BASE.saturating_add(parts.len().saturating_mul(96))
-            }
-            Command::PutObjectTags { key, tags, .. } => {
-                let tags: usize = tags.iter().map(|(k, v)| k.len() + v.len()).sum();
-                BASE.saturating_add(key.len()).saturating_add(tags)
-            }
-            Command::GcAck { records } => BASE.saturating_add(records.len().saturating_mul(12)),
-            Command::PutObject {
-                key,
-                version,
-                placements,
-                ..
-            } => {
-                let data = match &version.data {
-                    ObjectData::Inline(bytes) => bytes.len(),
-                    ObjectData::Chunks(chunks) => chunks.len().saturating_mul(CHUNK_REF),
-                };
-                let metadata: usize = version
-                    .user_metadata
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len())
-                    .sum();
-                BASE.saturating_add(key.len())
-                    .saturating_add(metadata)
-                    .saturating_add(data)
-                    .saturating_add(placements_size(placements))
+
+            /// About how many bytes the command takes in a log entry, for
+            /// sizing group-commit batches.
+            pub fn size_estimate(&self) -> usize {
+                match self {
+                    $(Command::$op(op) => op.size_estimate(),)*
+                }
             }
         }
-    }
+    };
 }
 
-/// About how many bytes placements take encoded: id, factor, server ids.
-fn placements_size(placements: &[ChunkPlacement]) -> usize {
-    placements
+macro_rules! reads {
+    ($($op:ident),* $(,)?) => {
+        /// A linearizable read, as a remote client sends it.
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum ReadRequest {
+            $($op($op),)*
+        }
+
+        /// The answer to a [`ReadRequest`], same variant.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub enum ReadReply {
+            $($op(<$op as Query>::Reply),)*
+        }
+
+        $(
+            impl From<$op> for ReadRequest {
+                fn from(op: $op) -> ReadRequest {
+                    ReadRequest::$op(op)
+                }
+            }
+            impl ReadOp for $op {
+                fn from_reply(reply: ReadReply) -> Option<<$op as Query>::Reply> {
+                    match reply {
+                        ReadReply::$op(reply) => Some(reply),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+        )*
+
+        impl ReadRequest {
+            /// See [`Query::validate`].
+            pub fn validate(&self) -> Result<()> {
+                match self {
+                    $(ReadRequest::$op(op) => op.validate(),)*
+                }
+            }
+
+            /// Answers the request from `txn`.
+            pub fn read(&self, txn: &ReadTransaction) -> Result<ReadReply> {
+                match self {
+                    $(ReadRequest::$op(op) => op.read(txn).map(ReadReply::$op),)*
+                }
+            }
+        }
+    };
+}
+
+// The order is the log's encoding: append only.
+writes!(
+    CreateBucket,
+    DeleteBucket,
+    PutObject,
+    DeleteObject,
+    DeleteObjects,
+    CreateMultipartUpload,
+    UploadPart,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ExpireUploads,
+    PutObjectTags,
+    SetOverwritePolicy,
+    RegisterChunkServer,
+    ChunkServerHeartbeat,
+    SetChunkServerStatus,
+    MarkOfflineServers,
+    GcAck,
+    UpdateChunkReplicas,
+    CollectOrphans,
+);
+
+reads!(
+    GetBucket,
+    ListBuckets,
+    GetObject,
+    ListObjects,
+    GetUpload,
+    ListParts,
+    ListUploads,
+    GcQueue,
+    ChunksReferenced,
+    ChunkServers,
+    ChunkRecords,
+    ServerChunks,
+    UnderReplicated,
+    ChunkCounts,
+);
+
+/// A command's outcome as the log remembers it.
+pub type CommandResult = Outcome<Reply>;
+
+/// Applies one command inside the caller's write txn, as the `position`-th
+/// command of the log entry at `log_index`. Outer Err = storage failure or
+/// corruption (fatal for the node); the inner result is the deterministic
+/// outcome. A command whose outcome is an error leaves no change behind.
+pub fn apply_command(
+    txn: &WriteTransaction,
+    log_index: u64,
+    position: u32,
+    command: &Command,
+) -> Result<CommandResult> {
+    let mut ctx = ApplyContext::open(txn, log_index)?;
+    ctx.position = position;
+    command.apply(&mut ctx)
+}
+
+/// Applies the commands of one log entry in order, as `apply_command` on
+/// each (with positions 0, 1, ...) would, opening the tables once. Stops at
+/// the first outer `Err`.
+pub fn apply_commands(
+    txn: &WriteTransaction,
+    log_index: u64,
+    commands: &[Command],
+) -> Result<Vec<CommandResult>> {
+    let mut ctx = ApplyContext::open(txn, log_index)?;
+    commands
         .iter()
-        .map(|p| 18usize.saturating_add(p.servers.len().saturating_mul(9)))
-        .fold(0, usize::saturating_add)
+        .enumerate()
+        .map(|(position, command)| {
+            ctx.at_position(position)?;
+            command.apply(&mut ctx)
+        })
+        .collect()
 }
 
-/// The deterministic outcome of applying one command.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "replies are short-lived and mostly objects; boxing buys nothing"
-)]
-pub enum Reply {
-    Done,
-    Bucket(BucketInfo),
-    /// The committed version, with its generation filled in.
-    Object(ObjectVersion),
-    /// DeleteObject: whether a version existed and was removed.
-    Deleted {
-        existed: bool,
-    },
-    ChunkServer(ChunkServerRecord),
-    MarkedOffline(Vec<ServerId>),
-    /// DeleteObjects: per key, whether a version existed, or why not.
-    DeletedMany(Vec<Result<bool, MetaError>>),
-    /// ExpireUploads: how many uploads were aborted.
-    Expired {
-        count: u32,
-    },
-    /// UpdateChunkReplicas: the chunk's record as it now is.
-    Chunk(ChunkRecord),
-    /// CollectOrphans: the candidates that may be deleted.
-    Orphans(Vec<ChunkId>),
+/// A reply of the wrong kind: only a corrupted log or wire gets here.
+pub(crate) fn mismatched<T: std::fmt::Debug>(reply: T) -> MetaError {
+    MetaError::Corrupt(format!("a reply of another operation: {reply:?}"))
 }
-
-pub type CommandResult = Result<Reply, MetaError>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::ObjectHeaders;
+    use crate::records::object::{
+        ChunkOwnership, ObjectData, ObjectHeaders, ObjectVersion, WriteCondition,
+    };
 
     #[test]
     fn size_estimate_follows_the_payload() {
-        let put = |data: ObjectData| Command::PutObject {
-            bucket: "b".into(),
-            key: "k".into(),
-            version: ObjectVersion {
-                generation: 0,
-                size: 0,
-                etag: String::new(),
-                last_modified_ms: 0,
-                headers: ObjectHeaders::default(),
-                user_metadata: vec![("a".into(), "bc".into())],
-                checksum: None,
-                storage_class: None,
-                parts: Vec::new(),
-                tags: Vec::new(),
-                data,
-            },
-            condition: WriteCondition::None,
-            ownership: ChunkOwnership::Fresh,
-            placements: Vec::new(),
+        let put = |data: ObjectData| {
+            Command::from(PutObject {
+                bucket: "b".into(),
+                key: "k".into(),
+                version: ObjectVersion {
+                    generation: 0,
+                    size: 0,
+                    etag: String::new(),
+                    last_modified_ms: 0,
+                    headers: ObjectHeaders::default(),
+                    user_metadata: vec![("a".into(), "bc".into())],
+                    checksum: None,
+                    storage_class: None,
+                    parts: Vec::new(),
+                    tags: Vec::new(),
+                    data,
+                },
+                condition: WriteCondition::None,
+                ownership: ChunkOwnership::Fresh,
+                placements: Vec::new(),
+            })
         };
         let small = put(ObjectData::Inline(Vec::new())).size_estimate();
         let inline = put(ObjectData::Inline(vec![0; 65536])).size_estimate();
@@ -316,7 +269,17 @@ mod tests {
             command.size_estimate() >= encoded,
             "estimate covers the encoding"
         );
-        let delete = Command::DeleteBucket { name: "b".into() };
+        let delete = Command::from(DeleteBucket { name: "b".into() });
         assert!(delete.size_estimate() > 0);
+    }
+
+    #[test]
+    fn a_reply_converts_only_to_its_own_operation() {
+        let reply = Reply::DeleteObject(true);
+        assert_eq!(
+            <DeleteObject as WriteOp>::from_reply(reply.clone()),
+            Some(true)
+        );
+        assert_eq!(<DeleteBucket as WriteOp>::from_reply(reply), None);
     }
 }

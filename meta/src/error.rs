@@ -28,21 +28,27 @@ pub enum MetaError {
     KeyTooLong,
     #[error("multipart upload {0} does not exist")]
     NoSuchUpload(String),
-    /// CompleteMultipartUpload names a part that was not uploaded or whose
-    /// ETag (or checksum) differs.
-    #[error("invalid part: {0}")]
-    InvalidPart(String),
+    /// A completed upload names a part that was not uploaded, or whose
+    /// ETag (or checksum) differs from the stored part's.
+    #[error("part mismatch: {0}")]
+    PartMismatch(String),
+    /// A completed upload lists its parts out of ascending order.
     #[error("parts are not in ascending order")]
-    InvalidPartOrder,
+    PartsOutOfOrder,
     /// A part other than the last is smaller than the minimum part size.
     #[error("part {part_number} is smaller than the minimum part size")]
-    EntityTooSmall { part_number: u32 },
+    PartTooSmall { part_number: u32 },
     #[error("chunk server {0} is not registered")]
     NoSuchChunkServer(u64),
     /// The state a command relied on changed while it was being prepared
     /// (e.g. a copy's source was deleted during the copy).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The request itself is malformed (too many ids, a placement that does
+    /// not fit the command, a part number out of range): retrying it
+    /// unchanged fails the same way.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// A commit names a fresh chunk created before the orphan horizon: an
     /// orphan sweep may have deleted it (the upload outlived the grace).
     #[error("chunk {0} was written too long ago to be committed; retry the upload")]

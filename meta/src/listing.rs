@@ -1,60 +1,5 @@
-//! Listing a bucket in S3 key order by walking the directory tree
-//! (brief.md §2).
-
-use serde::{Deserialize, Serialize};
-
-/// One listing page request. `prefix`, `delimiter` and `start_after` are
-/// raw (already URL-decoded) strings.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListRequest {
-    pub prefix: String,
-    /// Any non-empty string; `None` lists every key under the prefix.
-    pub delimiter: Option<String>,
-    /// Return only entries strictly greater than this. An entry is a key or
-    /// a common prefix; a common prefix `cp` is skipped when `cp <= start_after`,
-    /// so a page that ended on a common prefix resumes after everything under
-    /// it (S3 v1 `marker`, v2 `start-after` and continuation token all map here).
-    pub start_after: Option<String>,
-    /// 0..=`limits::LIST_PAGE_MAX`; 0 returns an empty, untruncated page.
-    pub max_keys: usize,
-}
-
-/// A listed object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListedObject {
-    pub key: String,
-    pub size: u64,
-    pub etag: String,
-    pub last_modified_ms: i64,
-    pub storage_class: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ListEntry {
-    Object(ListedObject),
-    /// A common prefix: the request prefix plus everything up to and
-    /// including the first delimiter after it.
-    CommonPrefix(String),
-}
-
-impl ListEntry {
-    /// The key or common prefix this entry stands for.
-    pub fn name(&self) -> &str {
-        match self {
-            ListEntry::Object(o) => &o.key,
-            ListEntry::CommonPrefix(p) => p,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListPage {
-    /// Keys and common prefixes interleaved in strictly increasing byte order;
-    /// at most `max_keys` of them together.
-    pub entries: Vec<ListEntry>,
-    /// More entries exist after the last one returned.
-    pub is_truncated: bool,
-}
+//! Listing a bucket in S3 key order by walking the directory tree (see
+//! docs/design.md, "Listing").
 
 // ------------------------------------------------------------ the walk
 //
@@ -68,25 +13,43 @@ pub struct ListPage {
 use std::ops::Bound;
 
 use redb::ReadTransaction;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
 use crate::keys::{SEPARATOR, prefix_successor};
 use crate::limits::{LIST_PAGE_MAX, TREE_DEPTH_MAX};
-use crate::namespace::{self, BytesTable, first_child, lookup_child};
-use crate::schema::{self, ChildRecord, ObjectEntry};
+use crate::op::Query;
+use crate::records::listing::{ListEntry, ListPage, ListRequest, ListedObject};
+use crate::records::tree::{ChildRecord, ObjectEntry};
+use crate::schema;
+use crate::tree::{self, BytesTable, first_child, lookup_child};
 
 /// One page of `bucket`'s keys and common prefixes, as [`ListRequest`] and
 /// [`ListPage`] describe. `NoSuchBucket` if the bucket does not exist.
 /// `max_keys` above [`LIST_PAGE_MAX`] is treated as `LIST_PAGE_MAX`; an
 /// empty delimiter is no delimiter.
 pub fn list_objects(txn: &ReadTransaction, bucket: &str, req: &ListRequest) -> Result<ListPage> {
-    let record = namespace::bucket_record(txn, bucket)?;
+    let record = tree::bucket_record(txn, bucket)?;
     let max_keys = req.max_keys.min(LIST_PAGE_MAX);
     if max_keys == 0 {
         return Ok(ListPage::default());
     }
     let children = txn.open_table(schema::CHILDREN)?;
     list_tree(&children, record.root, req, max_keys)
+}
+
+/// Linearizable listing page of `bucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListObjects {
+    pub bucket: String,
+    pub request: ListRequest,
+}
+
+impl Query for ListObjects {
+    type Reply = ListPage;
+    fn read(&self, txn: &ReadTransaction) -> Result<ListPage> {
+        list_objects(txn, &self.bucket, &self.request)
+    }
 }
 
 /// The listing of the bucket whose directory is `root`; `max_keys` > 0.

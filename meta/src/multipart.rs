@@ -8,136 +8,30 @@
 //! expired uploads go to the GC queue. In-progress uploads live in their own
 //! tables and create no directories, so listings never see them.
 
-use std::fmt;
-
 use md5::{Digest, Md5};
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use crate::chunks::{ChunkPlacement, check_placements};
-use crate::command::{ChunkOwnership, CommandResult, Reply, WriteCondition};
+use crate::chunks::{self, check_placements};
+use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{prefix_successor, validate_key};
 use crate::limits::{PART_NUMBER_MAX, PART_SIZE_MIN};
-use crate::namespace::{NamespaceTables, open_read, read_bucket};
-use crate::object::{ChunkId, ChunkRef, ObjectChecksum, ObjectData, ObjectHeaders, ObjectVersion};
-use crate::schema::{
-    self, GcOrigin, decode_record, encode_record, part_key, upload_index_key, upload_index_prefix,
+use crate::namespace::commit_version;
+use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
+use crate::records::chunk::ChunkPlacement;
+use crate::records::object::{
+    ChunkId, ChunkOwnership, ChunkRef, ObjectChecksum, ObjectData, ObjectVersion, WriteCondition,
 };
-
-/// An upload id: 48 bits of milliseconds since the epoch, then 80 random
-/// bits, chosen by the proposer. Ids sort by initiation time (ULID-like).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct UploadId(pub [u8; 16]);
-
-impl UploadId {
-    pub fn new(now_ms: i64) -> UploadId {
-        let mut id: [u8; 16] = rand::random();
-        let ms = u64::try_from(now_ms).unwrap_or(0).to_be_bytes();
-        id[..6].copy_from_slice(&ms[2..]);
-        UploadId(id)
-    }
-    /// The milliseconds the id was made at.
-    pub fn millis(&self) -> i64 {
-        let mut ms = [0u8; 8];
-        ms[2..].copy_from_slice(&self.0[..6]);
-        i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX)
-    }
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-    pub fn parse(s: &str) -> Option<UploadId> {
-        let mut id = [0u8; 16];
-        hex::decode_to_slice(s, &mut id).ok()?;
-        Some(UploadId(id))
-    }
-}
-
-impl fmt::Display for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-impl fmt::Debug for UploadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UploadId({})", self.to_hex())
-    }
-}
-
-/// An in-progress upload: what CreateMultipartUpload recorded for the object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadRecord {
-    pub upload_id: UploadId,
-    pub bucket: String,
-    pub key: String,
-    pub initiated_ms: i64,
-    pub headers: ObjectHeaders,
-    pub user_metadata: Vec<(String, String)>,
-    pub storage_class: Option<String>,
-    /// The checksum algorithm the client declared, and whether it asked for
-    /// a full-object (true) or composite (false) checksum.
-    pub checksum: Option<(crate::object::ChecksumAlgorithm, bool)>,
-    /// Tags the completed object gets (`x-amz-tagging` on Create).
-    pub tags: Vec<(String, String)>,
-}
-
-/// One uploaded part.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartRecord {
-    pub part_number: u32,
-    pub size: u64,
-    /// Hex MD5 of the part's bytes.
-    pub etag: String,
-    pub last_modified_ms: i64,
-    pub checksum: Option<ObjectChecksum>,
-    /// Offsets relative to the part's first byte.
-    pub chunks: Vec<ChunkRef>,
-}
-
-/// One entry of CompleteMultipartUpload's part list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompletedPart {
-    pub part_number: u32,
-    /// Hex, no quotes.
-    pub etag: String,
-    /// The part's checksum value, when the proposer knows it: checked
-    /// against the stored part so the composite checksum it computed from
-    /// these values is the object's.
-    pub checksum: Option<String>,
-}
-
-/// A page of ListParts.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartsPage {
-    pub parts: Vec<PartRecord>,
-    pub is_truncated: bool,
-}
-
-/// ListMultipartUploads parameters (raw strings).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListUploadsRequest {
-    pub prefix: String,
-    pub delimiter: Option<String>,
-    pub key_marker: Option<String>,
-    pub upload_id_marker: Option<UploadId>,
-    pub max_uploads: usize,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a listing page holds at most 1000; most entries are uploads"
-)]
-pub enum UploadEntry {
-    Upload(UploadRecord),
-    CommonPrefix(String),
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadsPage {
-    pub entries: Vec<UploadEntry>,
-    pub is_truncated: bool,
-}
+use crate::records::tree::GcOrigin;
+use crate::records::upload::{
+    CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadEntry, UploadId, UploadRecord,
+    UploadsPage,
+};
+use crate::schema::{
+    self, decode_record, encode_record, part_key, upload_index_key, upload_index_prefix,
+};
+use crate::tree::{open_read, read_bucket};
 
 /// The multipart ETag: hex(MD5(concatenated binary part MD5s)) + `-N`.
 pub fn multipart_etag(part_etags: &[&str]) -> Result<String> {
@@ -309,50 +203,122 @@ fn common_prefix_of(key: &str, prefix: &str, delimiter: Option<&str>) -> Option<
         .map(|at| key[..prefix.len() + at + d.len()].to_owned())
 }
 
-// ------------------------------------------------------------ mutations
+// ------------------------------------------------------------ queries
 
-impl NamespaceTables<'_> {
-    fn read_upload(&self, upload_id: &UploadId) -> Result<Option<UploadRecord>> {
-        match self.uploads.get(upload_id.0.as_slice())? {
-            Some(value) => Ok(Some(decode_record(value.value())?)),
-            None => Ok(None),
-        }
+/// Linearizable: the upload, or `NoSuchUpload`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetUpload {
+    pub upload_id: UploadId,
+}
+
+impl Query for GetUpload {
+    type Reply = UploadRecord;
+    fn read(&self, txn: &ReadTransaction) -> Result<UploadRecord> {
+        get_upload(txn, &self.upload_id)
     }
+}
 
-    pub(crate) fn create_upload(&mut self, upload: &UploadRecord) -> Result<CommandResult> {
+/// Linearizable page of the parts numbered above `after`, at most `max`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListParts {
+    pub upload_id: UploadId,
+    pub after: u32,
+    pub max: usize,
+}
+
+impl Query for ListParts {
+    type Reply = PartsPage;
+    fn read(&self, txn: &ReadTransaction) -> Result<PartsPage> {
+        list_parts(txn, &self.upload_id, self.after, self.max)
+    }
+}
+
+/// Linearizable page of a bucket's in-progress uploads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListUploads {
+    pub bucket: String,
+    pub request: ListUploadsRequest,
+}
+
+impl Query for ListUploads {
+    type Reply = UploadsPage;
+    fn read(&self, txn: &ReadTransaction) -> Result<UploadsPage> {
+        list_uploads(txn, &self.bucket, &self.request)
+    }
+}
+
+// ------------------------------------------------------------ commands
+
+/// Starts an upload (its id and initiation time chosen by the proposer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateMultipartUpload {
+    pub upload: UploadRecord,
+}
+
+impl Apply for CreateMultipartUpload {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let upload = &self.upload;
+
         if let Err(e) = validate_key(&upload.key) {
             return Ok(Err(e));
         }
-        if read_bucket(&self.buckets, &upload.bucket)?.is_none() {
+        if read_bucket(&ctx.buckets, &upload.bucket)?.is_none() {
             return Ok(Err(MetaError::NoSuchBucket(upload.bucket.clone())));
         }
-        if self.read_upload(&upload.upload_id)?.is_some() {
+        if read_upload(ctx, &upload.upload_id)?.is_some() {
             return Err(MetaError::Corrupt(format!(
                 "upload id {} reused",
                 upload.upload_id
             )));
         }
-        self.uploads.insert(
+        ctx.uploads.insert(
             upload.upload_id.0.as_slice(),
             encode_record(upload)?.as_slice(),
         )?;
         let index_key = upload_index_key(&upload.bucket, &upload.key, &upload.upload_id.0);
-        self.upload_index
+        ctx.upload_index
             .insert(index_key.as_slice(), [].as_slice())?;
-        Ok(Ok(Reply::Done))
+        Ok(Ok(()))
     }
 
-    /// Records a part, replacing (and queueing for GC) an earlier upload of
-    /// the same part number.
-    pub(crate) fn put_part(
-        &mut self,
-        log_index: u64,
-        upload_id: &UploadId,
-        part: &PartRecord,
-        shared: &[ChunkId],
-        placements: &[ChunkPlacement],
-    ) -> Result<CommandResult> {
-        if let Some(gone) = self.first_unreferenced(shared)? {
+    fn size_estimate(&self) -> usize {
+        let upload = &self.upload;
+        let metadata: usize = upload
+            .user_metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        SIZE_BASE
+            .saturating_add(upload.key.len())
+            .saturating_add(metadata)
+    }
+}
+
+/// Records (or replaces, queueing the old chunks for GC) one part of an
+/// upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadPart {
+    pub upload_id: UploadId,
+    pub part: PartRecord,
+    /// Chunks of `part` shared with live versions (UploadPartCopy): each
+    /// must still be referenced, else `Conflict`. The rest are fresh.
+    pub shared: Vec<ChunkId>,
+    /// Where the fresh chunks' replicas are (empty for a local store).
+    pub placements: Vec<ChunkPlacement>,
+}
+
+impl Apply for UploadPart {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let UploadPart {
+            upload_id,
+            part,
+            shared,
+            placements,
+        } = self;
+
+        if let Some(gone) = chunks::first_unreferenced(ctx, shared)? {
             return Ok(Err(MetaError::Conflict(format!(
                 "chunk {gone} of the copy source is no longer referenced"
             ))));
@@ -362,24 +328,24 @@ impl NamespaceTables<'_> {
             .iter()
             .map(|c| &c.id)
             .filter(|id| !shared.contains(id));
-        if let Some(refused) = self.check_fresh(fresh.clone())? {
+        if let Some(refused) = chunks::check_fresh(ctx, fresh.clone())? {
             return Ok(Err(refused));
         }
         if let Some(refused) = check_placements(fresh, placements) {
             return Ok(Err(refused));
         }
-        if self.read_upload(upload_id)?.is_none() {
+        if read_upload(ctx, upload_id)?.is_none() {
             return Ok(Err(MetaError::NoSuchUpload(upload_id.to_hex())));
         }
         if part.part_number == 0 || part.part_number > PART_NUMBER_MAX {
-            return Ok(Err(MetaError::InvalidPart(format!(
+            return Ok(Err(MetaError::InvalidRequest(format!(
                 "part number {}",
                 part.part_number
             ))));
         }
         let key = part_key(&upload_id.0, part.part_number);
-        self.reference(&part.chunks, placements)?;
-        let previous: Option<PartRecord> = match self
+        chunks::reference(ctx, &part.chunks, placements)?;
+        let previous: Option<PartRecord> = match ctx
             .parts
             .insert(key.as_slice(), encode_record(part)?.as_slice())?
         {
@@ -387,30 +353,49 @@ impl NamespaceTables<'_> {
             None => None,
         };
         if let Some(previous) = previous {
-            self.release_part(log_index, upload_id, &previous)?;
+            release_part(ctx, upload_id, &previous)?;
         }
-        Ok(Ok(Reply::Done))
+        Ok(Ok(()))
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the fields of Command::CompleteMultipartUpload, plus where it applies"
-    )]
-    pub(crate) fn complete_upload(
-        &mut self,
-        log_index: u64,
-        position: u32,
-        upload_id: &UploadId,
-        completed: &[CompletedPart],
-        checksum: Option<&ObjectChecksum>,
-        last_modified_ms: i64,
-        condition: &WriteCondition,
-    ) -> Result<CommandResult> {
-        let Some(upload) = self.read_upload(upload_id)? else {
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE
+            .saturating_add(self.part.chunks.len().saturating_mul(SIZE_CHUNK_REF))
+            .saturating_add(self.shared.len().saturating_mul(16))
+            .saturating_add(chunks::placements_size(&self.placements))
+    }
+}
+
+/// Checks `parts` against the stored parts and commits the object they
+/// form, all or nothing, replying with its version. `checksum` is the
+/// object's checksum as the proposer computed it from the parts'
+/// checksums.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteMultipartUpload {
+    pub upload_id: UploadId,
+    pub parts: Vec<CompletedPart>,
+    pub checksum: Option<ObjectChecksum>,
+    pub last_modified_ms: i64,
+    pub condition: WriteCondition,
+}
+
+impl Apply for CompleteMultipartUpload {
+    type Reply = ObjectVersion;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<ObjectVersion>> {
+        let CompleteMultipartUpload {
+            upload_id,
+            parts: completed,
+            checksum,
+            last_modified_ms,
+            condition,
+        } = self;
+        let (checksum, last_modified_ms) = (checksum.as_ref(), *last_modified_ms);
+
+        let Some(upload) = read_upload(ctx, upload_id)? else {
             return Ok(Err(MetaError::NoSuchUpload(upload_id.to_hex())));
         };
         if completed.is_empty() {
-            return Ok(Err(MetaError::InvalidPart(
+            return Ok(Err(MetaError::PartMismatch(
                 "the part list is empty".to_owned(),
             )));
         }
@@ -418,24 +403,24 @@ impl NamespaceTables<'_> {
             .windows(2)
             .any(|w| matches!(w, [a, b] if a.part_number >= b.part_number))
         {
-            return Ok(Err(MetaError::InvalidPartOrder));
+            return Ok(Err(MetaError::PartsOutOfOrder));
         }
         let mut parts = Vec::with_capacity(completed.len());
         for wanted in completed {
-            let stored = match self
+            let stored = match ctx
                 .parts
                 .get(part_key(&upload_id.0, wanted.part_number).as_slice())?
             {
                 Some(value) => decode_record::<PartRecord>(value.value())?,
                 None => {
-                    return Ok(Err(MetaError::InvalidPart(format!(
+                    return Ok(Err(MetaError::PartMismatch(format!(
                         "part {} was not uploaded",
                         wanted.part_number
                     ))));
                 }
             };
             if stored.etag != wanted.etag {
-                return Ok(Err(MetaError::InvalidPart(format!(
+                return Ok(Err(MetaError::PartMismatch(format!(
                     "part {} has another ETag",
                     wanted.part_number
                 ))));
@@ -443,7 +428,7 @@ impl NamespaceTables<'_> {
             if let Some(sum) = &wanted.checksum
                 && stored.checksum.as_ref().map(|c| &c.value) != Some(sum)
             {
-                return Ok(Err(MetaError::InvalidPart(format!(
+                return Ok(Err(MetaError::PartMismatch(format!(
                     "part {} has another checksum",
                     wanted.part_number
                 ))));
@@ -451,7 +436,7 @@ impl NamespaceTables<'_> {
             parts.push(stored);
         }
         if let Some(small) = parts.iter().rev().skip(1).find(|p| p.size < PART_SIZE_MIN) {
-            return Ok(Err(MetaError::EntityTooSmall {
+            return Ok(Err(MetaError::PartTooSmall {
                 part_number: small.part_number,
             }));
         }
@@ -480,9 +465,8 @@ impl NamespaceTables<'_> {
             tags: upload.tags.clone(),
             data: ObjectData::Chunks(chunks),
         };
-        let result = self.put_object(
-            log_index,
-            position,
+        let result = commit_version(
+            ctx,
             &upload.bucket,
             &upload.key,
             &version,
@@ -494,32 +478,50 @@ impl NamespaceTables<'_> {
             // Refused (condition, bucket gone): the upload stays as it was.
             return Ok(result);
         }
-        self.remove_upload(log_index, &upload)?;
+        remove_upload(ctx, &upload)?;
         Ok(result)
     }
 
-    pub(crate) fn abort_upload(
-        &mut self,
-        log_index: u64,
-        upload_id: &UploadId,
-    ) -> Result<CommandResult> {
-        let Some(upload) = self.read_upload(upload_id)? else {
+    /// Part number, ETag and checksum of each completed part.
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add(self.parts.len().saturating_mul(96))
+    }
+}
+
+/// Aborts an upload: its parts' chunks go to the GC queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortMultipartUpload {
+    pub upload_id: UploadId,
+}
+
+impl Apply for AbortMultipartUpload {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let upload_id = &self.upload_id;
+
+        let Some(upload) = read_upload(ctx, upload_id)? else {
             return Ok(Err(MetaError::NoSuchUpload(upload_id.to_hex())));
         };
-        self.remove_upload(log_index, &upload)?;
-        Ok(Ok(Reply::Done))
+        remove_upload(ctx, &upload)?;
+        Ok(Ok(()))
     }
+}
 
-    /// Aborts uploads initiated before `initiated_before_ms`, oldest first,
-    /// at most `limit` of them.
-    pub(crate) fn expire_uploads(
-        &mut self,
-        log_index: u64,
-        initiated_before_ms: i64,
-        limit: u32,
-    ) -> Result<CommandResult> {
+/// Aborts uploads initiated before `initiated_before_ms` (the proposer's
+/// clock), oldest first, at most `limit` of them; replies how many.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireUploads {
+    pub initiated_before_ms: i64,
+    pub limit: u32,
+}
+
+impl Apply for ExpireUploads {
+    type Reply = u32;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<u32>> {
+        let (initiated_before_ms, limit) = (self.initiated_before_ms, self.limit);
+
         let mut expired = Vec::new();
-        for row in self.uploads.iter()? {
+        for row in ctx.uploads.iter()? {
             let (_, value) = row?;
             let upload: UploadRecord = decode_record(value.value())?;
             if upload.upload_id.millis() >= initiated_before_ms {
@@ -532,47 +534,54 @@ impl NamespaceTables<'_> {
             expired.push(upload);
         }
         for upload in &expired {
-            self.remove_upload(log_index, upload)?;
+            remove_upload(ctx, upload)?;
         }
-        Ok(Ok(Reply::Expired {
-            count: u32::try_from(expired.len()).unwrap_or(u32::MAX),
-        }))
+        Ok(Ok(u32::try_from(expired.len()).unwrap_or(u32::MAX)))
     }
+}
 
-    /// Deletes the upload and its parts; the chunks of every part not in
-    /// `used` go to the GC queue.
-    fn remove_upload(&mut self, log_index: u64, upload: &UploadRecord) -> Result<()> {
-        let id = upload.upload_id;
-        let first = part_key(&id.0, 0);
-        let last = part_key(&id.0, u32::MAX);
-        let mut removed = Vec::new();
-        for row in self
-            .parts
-            .extract_from_if::<&[u8], _>(first.as_slice()..=last.as_slice(), |_, _| true)?
-        {
-            let (_, value) = row?;
-            removed.push(decode_record::<PartRecord>(value.value())?);
-        }
-        // Every part lets go of its chunks; those the completed object uses
-        // keep the reference it took.
-        for part in removed {
-            self.release_part(log_index, &id, &part)?;
-        }
-        self.uploads.remove(id.0.as_slice())?;
-        let index_key = upload_index_key(&upload.bucket, &upload.key, &id.0);
-        if self.upload_index.remove(index_key.as_slice())?.is_none() {
-            return Err(MetaError::Corrupt(format!(
-                "upload {id} missing from the index"
-            )));
-        }
-        Ok(())
-    }
+// ------------------------------------------------------------ helpers
 
-    fn release_part(&mut self, log_index: u64, id: &UploadId, part: &PartRecord) -> Result<()> {
-        let origin = GcOrigin::Part {
-            upload_id: id.0,
-            part_number: part.part_number,
-        };
-        self.release(log_index, origin, part.chunks.iter().map(|c| c.id))
+fn read_upload(ctx: &ApplyContext<'_>, upload_id: &UploadId) -> Result<Option<UploadRecord>> {
+    match ctx.uploads.get(upload_id.0.as_slice())? {
+        Some(value) => Ok(Some(decode_record(value.value())?)),
+        None => Ok(None),
     }
+}
+
+/// Deletes the upload and its parts; the chunks of every part not in
+/// `used` go to the GC queue.
+fn remove_upload(ctx: &mut ApplyContext<'_>, upload: &UploadRecord) -> Result<()> {
+    let id = upload.upload_id;
+    let first = part_key(&id.0, 0);
+    let last = part_key(&id.0, u32::MAX);
+    let mut removed = Vec::new();
+    for row in ctx
+        .parts
+        .extract_from_if::<&[u8], _>(first.as_slice()..=last.as_slice(), |_, _| true)?
+    {
+        let (_, value) = row?;
+        removed.push(decode_record::<PartRecord>(value.value())?);
+    }
+    // Every part lets go of its chunks; those the completed object uses
+    // keep the reference it took.
+    for part in removed {
+        release_part(ctx, &id, &part)?;
+    }
+    ctx.uploads.remove(id.0.as_slice())?;
+    let index_key = upload_index_key(&upload.bucket, &upload.key, &id.0);
+    if ctx.upload_index.remove(index_key.as_slice())?.is_none() {
+        return Err(MetaError::Corrupt(format!(
+            "upload {id} missing from the index"
+        )));
+    }
+    Ok(())
+}
+
+fn release_part(ctx: &mut ApplyContext<'_>, id: &UploadId, part: &PartRecord) -> Result<()> {
+    let origin = GcOrigin::Part {
+        upload_id: id.0,
+        part_number: part.part_number,
+    };
+    chunks::release(ctx, origin, part.chunks.iter().map(|c| c.id))
 }

@@ -6,27 +6,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
-use openraft::metrics::WaitError;
-use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use redb::{Database, ReadableDatabase};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use crate::client::MetaClient;
 use crate::error::{MetaError, Result};
-use crate::limits::CHUNK_RECORDS_READ_MAX;
-use crate::object::ObjectVersion;
-use crate::raft::batcher::{self, Batcher, Proposer};
+use crate::namespace;
+use crate::raft::batcher::{self, Batcher};
 use crate::raft::network::HttpNetworkFactory;
 use crate::raft::types::{NodeId, Raft, RaftMetrics};
 use crate::raft::{LogStore, LogWriter, StateStore};
-use crate::rpc::{
-    AdminReply, AdminRequest, HttpClient, NodeStatus, ReadReply, ReadRequest, SharedFaults,
-};
+use crate::records::object::ObjectVersion;
+use crate::replica::Replica;
+use crate::rpc::{HttpClient, NodeStatus, SharedFaults};
 use crate::server::ServerHandle;
-use crate::{chunks, listing, multipart, namespace, registry};
 
 /// The Raft log's redb file inside `data_dir`.
 pub const LOG_FILE_NAME: &str = "raft-log.redb";
@@ -38,17 +36,11 @@ const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Longest wait at shutdown for the last users of the redb files (Raft's
 /// state-machine worker, a snapshot being built) to let go of them.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
-/// Bound on confirming leadership (and catching up) for a read.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on committing a membership change (add learner, joint consensus).
-pub(crate) const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on a new learner catching up (by log or snapshot).
-pub(crate) const LEARNER_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per snapshot chunk; openraft's 200 ms default is too short for a chunk
-/// of 3 MiB plus the install on the follower's side (notes §5).
+/// of 3 MiB plus the install on the follower's side.
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
 /// Raft timing (ms): the heartbeat must cover a full append (up to
-/// `max_payload_entries`) plus the follower's fsync (notes §5).
+/// `max_payload_entries`) plus the follower's fsync.
 const HEARTBEAT_INTERVAL_MS: u64 = 100;
 const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
 const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
@@ -117,20 +109,8 @@ impl MetaConfig {
 /// One metadata replica. Call [`MetaNode::shutdown`] before dropping it:
 /// Raft's tasks, the server and the redb files outlive a plain drop.
 pub struct MetaNode {
-    inner: Arc<NodeInner>,
-}
-
-/// What clients of this node and its server share.
-pub(crate) struct NodeInner {
-    pub(crate) id: NodeId,
-    pub(crate) raft: Raft,
-    pub(crate) proposer: Proposer,
-    /// The advertised address ("" for an in-process node).
-    pub(crate) addr: String,
-    pub(crate) faults: SharedFaults,
+    inner: Arc<Replica>,
     local_addr: Option<SocketAddr>,
-    /// `None` once shut down.
-    state_db: RwLock<Option<Arc<Database>>>,
     lifecycle: tokio::sync::Mutex<Lifecycle>,
 }
 
@@ -142,244 +122,6 @@ struct Lifecycle {
     log_db: Weak<Database>,
     state_db: Weak<Database>,
     shut_down: bool,
-}
-
-impl NodeInner {
-    /// The state database for a read transaction.
-    pub(crate) fn state_db(&self) -> Result<Arc<Database>> {
-        let guard = self.state_db.read().unwrap_or_else(PoisonError::into_inner);
-        guard.clone().ok_or(MetaError::ShuttingDown)
-    }
-
-    /// Confirms leadership (ReadIndex: a heartbeat round to a quorum) and
-    /// waits until the state machine has applied up to the read index, then
-    /// runs `read` on a read transaction of the state database, off the
-    /// async threads. A follower answers `NotLeader` (with the leader's
-    /// address, so remote clients redirect); an isolated leader answers
-    /// `Unavailable`.
-    pub(crate) async fn read<T, F>(&self, read: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
-    {
-        match tokio::time::timeout(READ_TIMEOUT, self.raft.ensure_linearizable()).await {
-            Ok(Ok(_read_log_id)) => {}
-            Ok(Err(e)) => return Err(batcher::read_error(e)),
-            Err(_) => return Err(MetaError::Timeout),
-        }
-        let db = self.state_db()?;
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read()?;
-            read(&txn)
-        })
-        .await
-        .map_err(|e| MetaError::Storage(format!("read task failed: {e}")))?
-    }
-
-    /// Serves one remote read.
-    pub(crate) async fn read_request(&self, request: ReadRequest) -> Result<ReadReply> {
-        match request {
-            ReadRequest::GetBucket { name } => self
-                .read(move |txn| namespace::get_bucket(txn, &name))
-                .await
-                .map(ReadReply::Bucket),
-            ReadRequest::ListBuckets => self
-                .read(namespace::list_buckets)
-                .await
-                .map(ReadReply::Buckets),
-            ReadRequest::GetObject { bucket, key } => self
-                .read(move |txn| namespace::get_object(txn, &bucket, &key))
-                .await
-                .map(ReadReply::Object),
-            ReadRequest::ListObjects { bucket, request } => self
-                .read(move |txn| listing::list_objects(txn, &bucket, &request))
-                .await
-                .map(ReadReply::Page),
-            ReadRequest::GetUpload { upload_id } => self
-                .read(move |txn| multipart::get_upload(txn, &upload_id))
-                .await
-                .map(ReadReply::Upload),
-            ReadRequest::ListParts {
-                upload_id,
-                after,
-                max,
-            } => self
-                .read(move |txn| multipart::list_parts(txn, &upload_id, after, max))
-                .await
-                .map(ReadReply::Parts),
-            ReadRequest::ListUploads { bucket, request } => self
-                .read(move |txn| multipart::list_uploads(txn, &bucket, &request))
-                .await
-                .map(ReadReply::Uploads),
-            ReadRequest::GcQueue { after, limit } => self
-                .read(move |txn| namespace::gc_queue(txn, after, limit))
-                .await
-                .map(ReadReply::GcQueue),
-            ReadRequest::ChunkServers => self
-                .read(registry::chunk_servers)
-                .await
-                .map(ReadReply::ChunkServers),
-            ReadRequest::ChunksReferenced { ids } => self
-                .read(move |txn| chunks::chunks_referenced(txn, &ids))
-                .await
-                .map(ReadReply::Referenced),
-            ReadRequest::ChunkRecords { ids } => {
-                if ids.len() > CHUNK_RECORDS_READ_MAX {
-                    return Err(MetaError::Conflict(format!(
-                        "{} chunk ids (at most {CHUNK_RECORDS_READ_MAX})",
-                        ids.len()
-                    )));
-                }
-                self.read(move |txn| chunks::chunk_records(txn, &ids))
-                    .await
-                    .map(ReadReply::ChunkRecords)
-            }
-            ReadRequest::ServerChunks {
-                server,
-                after,
-                limit,
-            } => {
-                let limit = limit.min(CHUNK_RECORDS_READ_MAX);
-                self.read(move |txn| chunks::server_chunks(txn, server, after, limit))
-                    .await
-                    .map(ReadReply::ChunkIds)
-            }
-            ReadRequest::UnderReplicated { after, limit } => {
-                let limit = limit.min(CHUNK_RECORDS_READ_MAX);
-                self.read(move |txn| chunks::under_replicated(txn, after, limit))
-                    .await
-                    .map(ReadReply::ChunkIds)
-            }
-            ReadRequest::ChunkCounts => {
-                self.read(chunks::chunk_counts)
-                    .await
-                    .map(|(records, under_replicated)| ReadReply::ChunkCounts {
-                        records,
-                        under_replicated,
-                    })
-            }
-        }
-    }
-
-    /// Serves one admin request.
-    pub(crate) async fn admin(&self, request: AdminRequest) -> Result<AdminReply> {
-        match request {
-            AdminRequest::AddLearner { id, addr } => {
-                self.add_learner(id, addr).await.map(|()| AdminReply::Done)
-            }
-            AdminRequest::ChangeMembership { voters } => self
-                .change_membership(voters)
-                .await
-                .map(|()| AdminReply::Done),
-            AdminRequest::RemoveNode { id } => {
-                self.remove_node(id).await.map(|()| AdminReply::Done)
-            }
-            AdminRequest::Status => Ok(AdminReply::Status(self.status())),
-        }
-    }
-
-    /// Adds node `id` at `addr` as a learner, then waits until the leader
-    /// has replicated the membership entry to it (by log or snapshot): the
-    /// learner then holds everything committed before the call.
-    /// `add_learner` alone returns before the learner has anything
-    /// (notes §6).
-    pub(crate) async fn add_learner(&self, id: NodeId, addr: String) -> Result<()> {
-        let response = bounded(
-            MEMBERSHIP_TIMEOUT,
-            self.raft.add_learner(id, BasicNode::new(addr), false),
-        )
-        .await?
-        .map_err(batcher::write_error)?;
-        let target = response.log_id.index;
-        self.raft
-            .wait(Some(LEARNER_CATCH_UP_TIMEOUT))
-            .metrics(
-                |m| {
-                    m.replication
-                        .as_ref()
-                        .and_then(|r| r.get(&id).copied().flatten())
-                        .is_some_and(|matched| matched.index >= target)
-                },
-                "learner caught up",
-            )
-            .await
-            .map_err(wait_error)?;
-        Ok(())
-    }
-
-    /// Makes `voters` the voter set through joint consensus; voters left
-    /// out are removed from the group (not kept as learners).
-    pub(crate) async fn change_membership(&self, voters: BTreeSet<NodeId>) -> Result<()> {
-        bounded(
-            MEMBERSHIP_TIMEOUT,
-            self.raft.change_membership(voters, false),
-        )
-        .await?
-        .map_err(batcher::write_error)?;
-        Ok(())
-    }
-
-    /// Removes node `id`, voter or learner, from the group.
-    pub(crate) async fn remove_node(&self, id: NodeId) -> Result<()> {
-        let is_voter = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            metrics.membership_config.voter_ids().any(|v| v == id)
-        };
-        let change = if is_voter {
-            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
-        } else {
-            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
-        };
-        bounded(
-            MEMBERSHIP_TIMEOUT,
-            self.raft.change_membership(change, false),
-        )
-        .await?
-        .map_err(batcher::write_error)?;
-        Ok(())
-    }
-
-    pub(crate) fn status(&self) -> NodeStatus {
-        let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        let mut status = NodeStatus {
-            id: self.id,
-            addr: self.addr.clone(),
-            state: format!("{:?}", m.state),
-            term: m.current_term,
-            leader: m.current_leader,
-            last_log_index: m.last_log_index,
-            last_applied_index: m.last_applied.map(|l| l.index),
-            snapshot_index: m.snapshot.map(|l| l.index),
-            voters: Vec::new(),
-            learners: Vec::new(),
-        };
-        for (id, node) in membership.nodes() {
-            let row = (*id, node.addr.clone());
-            if voters.contains(id) {
-                status.voters.push(row);
-            } else {
-                status.learners.push(row);
-            }
-        }
-        status
-    }
-}
-
-/// Runs `f` for at most `timeout` (`Timeout` after it).
-async fn bounded<T>(timeout: Duration, f: impl Future<Output = T>) -> Result<T> {
-    tokio::time::timeout(timeout, f)
-        .await
-        .map_err(|_| MetaError::Timeout)
-}
-
-fn wait_error(e: WaitError) -> MetaError {
-    match e {
-        WaitError::Timeout(..) => MetaError::Timeout,
-        WaitError::ShuttingDown => MetaError::ShuttingDown,
-    }
 }
 
 fn raft_config() -> Result<Config> {
@@ -504,19 +246,17 @@ impl MetaNode {
             state_db: Arc::downgrade(&state_db),
             shut_down: false,
         };
-        let inner = Arc::new(NodeInner {
+        let inner = Arc::new(Replica {
             id,
             raft,
             proposer,
             addr,
             faults,
-            local_addr,
             state_db: RwLock::new(Some(state_db)),
-            lifecycle: tokio::sync::Mutex::new(lifecycle),
         });
+        let mut lifecycle = lifecycle;
         if let Some(listener) = listener {
-            let server = ServerHandle::spawn(listener, inner.clone());
-            inner.lifecycle.lock().await.server = Some(server);
+            lifecycle.server = Some(ServerHandle::spawn(listener, inner.clone()));
         }
         tracing::info!(
             node_id = id,
@@ -525,14 +265,18 @@ impl MetaNode {
             addr = %inner.addr,
             "meta node started"
         );
-        Ok(Arc::new(MetaNode { inner }))
+        Ok(Arc::new(MetaNode {
+            inner,
+            local_addr,
+            lifecycle: tokio::sync::Mutex::new(lifecycle),
+        }))
     }
 
     /// An in-process client of this node. In a cluster it answers
     /// `NotLeader` unless this node leads; use [`MetaClient::remote`] to
     /// follow the leader.
     pub fn client(&self) -> MetaClient {
-        MetaClient::new(self.inner.clone())
+        MetaClient::local(self.inner.clone())
     }
 
     /// This node's Raft id.
@@ -542,7 +286,7 @@ impl MetaNode {
 
     /// The address the server is bound to (`None` without a listener).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.inner.local_addr
+        self.local_addr
     }
 
     /// The address peers and remote clients use ("" for in-process nodes).
@@ -566,7 +310,7 @@ impl MetaNode {
     }
 
     /// Leader only: adds node `id` (reachable at `addr`) as a learner and
-    /// waits, bounded, until it has caught up (see [`NodeInner::add_learner`]).
+    /// waits, bounded, until it has caught up (see `Replica::add_learner`).
     pub async fn add_learner(&self, id: u64, addr: impl Into<String>) -> Result<()> {
         self.inner.add_learner(id, addr.into()).await
     }
@@ -608,7 +352,7 @@ impl MetaNode {
     /// are cut), then Raft, then closes redb; in-flight proposals fail with
     /// ShuttingDown.
     pub async fn shutdown(&self) -> Result<()> {
-        let mut lifecycle = self.inner.lifecycle.lock().await;
+        let mut lifecycle = self.lifecycle.lock().await;
         if lifecycle.shut_down {
             return Ok(());
         }

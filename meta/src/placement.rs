@@ -9,8 +9,8 @@
 //! server moves only the chunks it now wins (its share), as with a
 //! consistent-hash ring with virtual nodes but with exact weights.
 
-use crate::object::ChunkId;
-use crate::registry::{ChunkServerRecord, ServerId, ServerStatus};
+use crate::records::object::ChunkId;
+use crate::records::server::{ChunkServerRecord, ServerId, ServerStatus};
 
 /// The servers (in preference order) to hold `replicas` copies of `chunk`:
 /// fewer if fewer servers are ONLINE.

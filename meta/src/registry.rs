@@ -1,66 +1,22 @@
 //! The chunk-server registry: who holds chunks, where, how full, and
-//! whether they are alive (brief.md §4, issue 4).
+//! whether they are alive.
 //!
 //! Servers register (and re-register after a restart), send heartbeats with
-//! their usage, and are marked OFFLINE by `MarkOfflineServers` when their
+//! their usage, and are marked OFFLINE by [`MarkOfflineServers`] when their
 //! last heartbeat is older than the timeout; the time is the proposer's (the
 //! apply step reads no clock). An operator can set DRAINING (no new chunks;
-//! its chunks are moved off) and back to ONLINE.
-
-use std::time::Duration;
+//! its chunks are moved off) and back to ONLINE. The task that proposes
+//! `MarkOfflineServers` is `offline`.
 
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
-use crate::command::{CommandResult, Reply};
+use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
-use crate::namespace::{NamespaceTables, open_read};
+use crate::op::{Apply, Outcome, Query, SIZE_BASE};
+use crate::records::server::{ChunkServerRecord, ServerId, ServerStatus};
 use crate::schema::{self, decode_record, encode_record};
-
-/// A chunk server's id: random, chosen by the server on first start and
-/// kept in its data directory.
-pub type ServerId = u64;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ServerStatus {
-    Online,
-    /// Missed heartbeats for longer than the timeout.
-    Offline,
-    /// Set by an operator: receives no new chunks; its chunks are moved off.
-    Draining,
-}
-
-impl ServerStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ServerStatus::Online => "ONLINE",
-            ServerStatus::Offline => "OFFLINE",
-            ServerStatus::Draining => "DRAINING",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkServerRecord {
-    pub id: ServerId,
-    /// host:port of its chunk API.
-    pub addr: String,
-    /// Failure domain (zone or rack label).
-    pub zone: String,
-    pub capacity: u64,
-    pub used: u64,
-    pub chunks: u64,
-    pub status: ServerStatus,
-    pub last_heartbeat_ms: i64,
-}
-
-impl ChunkServerRecord {
-    /// Bytes it can still take.
-    pub fn free(&self) -> u64 {
-        self.capacity.saturating_sub(self.used)
-    }
-}
+use crate::tree::open_read;
 
 /// Every registered server, by id.
 pub fn chunk_servers(txn: &ReadTransaction) -> Result<Vec<ChunkServerRecord>> {
@@ -75,38 +31,45 @@ pub fn chunk_servers(txn: &ReadTransaction) -> Result<Vec<ChunkServerRecord>> {
     Ok(servers)
 }
 
-impl NamespaceTables<'_> {
-    fn read_server(&self, id: ServerId) -> Result<Option<ChunkServerRecord>> {
-        match self.chunk_servers.get(id.to_be_bytes().as_slice())? {
-            Some(value) => Ok(Some(decode_record(value.value())?)),
-            None => Ok(None),
-        }
-    }
+/// Linearizable list of registered servers, by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkServers;
 
-    fn write_server(&mut self, record: &ChunkServerRecord) -> Result<()> {
-        self.chunk_servers.insert(
-            record.id.to_be_bytes().as_slice(),
-            encode_record(record)?.as_slice(),
-        )?;
-        Ok(())
+impl Query for ChunkServers {
+    type Reply = Vec<ChunkServerRecord>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<ChunkServerRecord>> {
+        chunk_servers(txn)
     }
+}
 
-    /// Registers (or re-registers after a restart) a server; a DRAINING
-    /// server stays DRAINING.
-    pub(crate) fn register_server(
-        &mut self,
-        id: ServerId,
-        addr: &str,
-        zone: &str,
-        capacity: u64,
-        now_ms: i64,
-    ) -> Result<CommandResult> {
-        let previous = self.read_server(id)?;
+/// A chunk server registers (or re-registers after a restart); a DRAINING
+/// server stays DRAINING. `now_ms` is the proposer's clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterChunkServer {
+    pub id: ServerId,
+    pub addr: String,
+    pub zone: String,
+    pub capacity: u64,
+    pub now_ms: i64,
+}
+
+impl Apply for RegisterChunkServer {
+    type Reply = ChunkServerRecord;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<ChunkServerRecord>> {
+        let (id, addr, zone, capacity, now_ms) = (
+            self.id,
+            self.addr.as_str(),
+            self.zone.as_str(),
+            self.capacity,
+            self.now_ms,
+        );
+
+        let previous = read_server(ctx, id)?;
         // One address, one server: another record at this address is a
         // server that was replaced (its data directory wiped or moved), so
         // it is retired: OFFLINE, with no address anything could reach.
         let mut replaced = Vec::new();
-        for row in self.chunk_servers.iter()? {
+        for row in ctx.chunk_servers.iter()? {
             let (_, value) = row?;
             let record: ChunkServerRecord = decode_record(value.value())?;
             if record.id != id && record.addr == addr {
@@ -116,7 +79,7 @@ impl NamespaceTables<'_> {
         for mut record in replaced {
             record.status = ServerStatus::Offline;
             record.addr = String::new();
-            self.write_server(&record)?;
+            write_server(ctx, &record)?;
         }
         let status = match previous.as_ref().map(|p| p.status) {
             Some(ServerStatus::Draining) => ServerStatus::Draining,
@@ -132,19 +95,30 @@ impl NamespaceTables<'_> {
             status,
             last_heartbeat_ms: now_ms,
         };
-        self.write_server(&record)?;
-        Ok(Ok(Reply::ChunkServer(record)))
+        write_server(ctx, &record)?;
+        Ok(Ok(record))
     }
 
-    /// A heartbeat: usage now, and an OFFLINE server is back ONLINE.
-    pub(crate) fn heartbeat(
-        &mut self,
-        id: ServerId,
-        used: u64,
-        chunks: u64,
-        now_ms: i64,
-    ) -> Result<CommandResult> {
-        let Some(mut record) = self.read_server(id)? else {
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE + self.addr.len() + self.zone.len()
+    }
+}
+
+/// A heartbeat: usage now, and an OFFLINE server is back ONLINE.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkServerHeartbeat {
+    pub id: ServerId,
+    pub used: u64,
+    pub chunks: u64,
+    pub now_ms: i64,
+}
+
+impl Apply for ChunkServerHeartbeat {
+    type Reply = ChunkServerRecord;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<ChunkServerRecord>> {
+        let (id, used, chunks, now_ms) = (self.id, self.used, self.chunks, self.now_ms);
+
+        let Some(mut record) = read_server(ctx, id)? else {
             return Ok(Err(MetaError::NoSuchChunkServer(id)));
         };
         if record.addr.is_empty() {
@@ -158,35 +132,53 @@ impl NamespaceTables<'_> {
         if record.status == ServerStatus::Offline {
             record.status = ServerStatus::Online;
         }
-        self.write_server(&record)?;
-        Ok(Ok(Reply::ChunkServer(record)))
+        write_server(ctx, &record)?;
+        Ok(Ok(record))
     }
+}
 
-    /// An operator's DRAINING or ONLINE (OFFLINE is the detector's alone).
-    pub(crate) fn set_server_status(
-        &mut self,
-        id: ServerId,
-        status: ServerStatus,
-    ) -> Result<CommandResult> {
-        let Some(mut record) = self.read_server(id)? else {
+/// An operator sets DRAINING or ONLINE (OFFLINE is the detector's alone).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetChunkServerStatus {
+    pub id: ServerId,
+    pub status: ServerStatus,
+}
+
+impl Apply for SetChunkServerStatus {
+    type Reply = ChunkServerRecord;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<ChunkServerRecord>> {
+        let (id, status) = (self.id, self.status);
+
+        let Some(mut record) = read_server(ctx, id)? else {
             return Ok(Err(MetaError::NoSuchChunkServer(id)));
         };
         if status == ServerStatus::Offline {
-            return Ok(Err(MetaError::Conflict(
+            return Ok(Err(MetaError::InvalidRequest(
                 "OFFLINE is set by missed heartbeats, not by hand".to_owned(),
             )));
         }
         record.status = status;
-        self.write_server(&record)?;
-        Ok(Ok(Reply::ChunkServer(record)))
+        write_server(ctx, &record)?;
+        Ok(Ok(record))
     }
+}
 
-    /// Marks ONLINE servers whose last heartbeat is older than
-    /// `now_ms - timeout_ms` OFFLINE; returns their ids.
-    pub(crate) fn mark_offline(&mut self, now_ms: i64, timeout_ms: i64) -> Result<CommandResult> {
+/// Servers whose last heartbeat is older than `now_ms - timeout_ms` become
+/// OFFLINE; replies with their ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkOfflineServers {
+    pub now_ms: i64,
+    pub timeout_ms: i64,
+}
+
+impl Apply for MarkOfflineServers {
+    type Reply = Vec<ServerId>;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<Vec<ServerId>>> {
+        let (now_ms, timeout_ms) = (self.now_ms, self.timeout_ms);
+
         let cutoff = now_ms.saturating_sub(timeout_ms);
         let mut late = Vec::new();
-        for row in self.chunk_servers.iter()? {
+        for row in ctx.chunk_servers.iter()? {
             let (_, value) = row?;
             let record: ChunkServerRecord = decode_record(value.value())?;
             if record.status == ServerStatus::Online && record.last_heartbeat_ms < cutoff {
@@ -196,33 +188,24 @@ impl NamespaceTables<'_> {
         let mut ids = Vec::with_capacity(late.len());
         for mut record in late {
             record.status = ServerStatus::Offline;
-            self.write_server(&record)?;
+            write_server(ctx, &record)?;
             ids.push(record.id);
         }
-        Ok(Ok(Reply::MarkedOffline(ids)))
+        Ok(Ok(ids))
     }
 }
 
-/// Marks servers OFFLINE whose heartbeats stopped for `timeout`, checking a
-/// few times per timeout. Run it beside every node: on a follower the
-/// proposal is refused (NotLeader) and nothing happens.
-pub async fn offline_detector(
-    client: crate::MetaClient,
-    timeout: Duration,
-    shutdown: CancellationToken,
-) {
-    let interval = (timeout / 3).max(Duration::from_millis(100));
-    let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        let now_ms = crate::clock::now_ms();
-        match client.mark_offline_servers(now_ms, timeout_ms).await {
-            Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "chunk servers marked OFFLINE"),
-            Ok(_) | Err(MetaError::NotLeader { .. }) => {}
-            Err(e) => tracing::debug!(error = %e, "offline detection skipped"),
-        }
+fn read_server(ctx: &ApplyContext<'_>, id: ServerId) -> Result<Option<ChunkServerRecord>> {
+    match ctx.chunk_servers.get(id.to_be_bytes().as_slice())? {
+        Some(value) => Ok(Some(decode_record(value.value())?)),
+        None => Ok(None),
     }
+}
+
+fn write_server(ctx: &mut ApplyContext<'_>, record: &ChunkServerRecord) -> Result<()> {
+    ctx.chunk_servers.insert(
+        record.id.to_be_bytes().as_slice(),
+        encode_record(record)?.as_slice(),
+    )?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! request and reply types, and the shared hyper client.
 //!
 //! Every route is a `POST` whose body and answer are postcard (JSON would be
-//! 4x bigger for snapshot chunks, notes §6). A decoded answer always comes
+//! 4x bigger for snapshot chunks: it encodes bytes as number arrays). A decoded answer always comes
 //! with `200 OK`: Raft routes answer `Result<_, RaftError>`, client routes
 //! `Result<_, MetaError>`. Any other status means the request was not
 //! handled (`503` busy or isolated, `400` undecodable, `413` too large) and
@@ -22,13 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::chunks::ChunkRecord;
 use crate::limits::RPC_BODY_SIZE_MAX;
-use crate::listing::{ListPage, ListRequest};
-use crate::multipart::{ListUploadsRequest, PartsPage, UploadId, UploadRecord, UploadsPage};
-use crate::namespace::GcEntry;
-use crate::object::{BucketInfo, ChunkId, ObjectVersion};
-use crate::registry::{ChunkServerRecord, ServerId};
 
 /// Raft: `AppendEntriesRequest` → `Result<AppendEntriesResponse, RaftError>`.
 pub const PATH_RAFT_APPEND: &str = "/raft/append";
@@ -39,9 +33,11 @@ pub const PATH_RAFT_VOTE: &str = "/raft/vote";
 pub const PATH_RAFT_SNAPSHOT: &str = "/raft/snapshot";
 /// Client: a [`crate::raft::Proposal`] → `CommandResult`.
 pub const PATH_PROPOSE: &str = "/meta/propose";
-/// Client: a [`ReadRequest`] → `Result<ReadReply, MetaError>` (linearizable).
+/// Client: a [`crate::command::ReadRequest`] → `Result<ReadReply, MetaError>`
+/// (linearizable).
 pub const PATH_READ: &str = "/meta/read";
-/// Admin: an [`AdminRequest`] → `Result<AdminReply, MetaError>`.
+/// Admin: an [`AdminRequest`] → `Result<NodeStatus, MetaError>` for
+/// `Status`, `Result<(), MetaError>` for a membership change.
 pub const PATH_ADMIN: &str = "/meta/admin";
 
 /// Connecting to a peer longer than this counts as unreachable.
@@ -50,78 +46,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle keep-alive connections kept per peer.
 const POOL_IDLE_PER_HOST_MAX: usize = 32;
-
-/// A linearizable read, as a remote client sends it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReadRequest {
-    GetBucket {
-        name: String,
-    },
-    ListBuckets,
-    GetObject {
-        bucket: String,
-        key: String,
-    },
-    ListObjects {
-        bucket: String,
-        request: ListRequest,
-    },
-    GetUpload {
-        upload_id: UploadId,
-    },
-    ListParts {
-        upload_id: UploadId,
-        after: u32,
-        max: usize,
-    },
-    ListUploads {
-        bucket: String,
-        request: ListUploadsRequest,
-    },
-    GcQueue {
-        after: Option<(u64, u32)>,
-        limit: usize,
-    },
-    ChunksReferenced {
-        ids: Vec<ChunkId>,
-    },
-    ChunkServers,
-    ChunkRecords {
-        ids: Vec<ChunkId>,
-    },
-    ServerChunks {
-        server: ServerId,
-        after: Option<ChunkId>,
-        limit: usize,
-    },
-    UnderReplicated {
-        after: Option<ChunkId>,
-        limit: usize,
-    },
-    ChunkCounts,
-}
-
-/// The answer to a [`ReadRequest`], same variant order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReadReply {
-    Bucket(BucketInfo),
-    Buckets(Vec<BucketInfo>),
-    Object(ObjectVersion),
-    Page(ListPage),
-    Upload(UploadRecord),
-    Parts(PartsPage),
-    Uploads(UploadsPage),
-    GcQueue(Vec<GcEntry>),
-    Referenced(Vec<bool>),
-    ChunkServers(Vec<ChunkServerRecord>),
-    ChunkRecords(Vec<Option<ChunkRecord>>),
-    ChunkIds(Vec<ChunkId>),
-    /// Chunk records, and how many of them are under-replicated.
-    ChunkCounts {
-        records: u64,
-        under_replicated: u64,
-    },
-}
 
 /// Membership changes and status, answered by the leader (status by any node).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,12 +59,6 @@ pub enum AdminRequest {
     RemoveNode { id: u64 },
     /// The answering node's view of the group.
     Status,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AdminReply {
-    Done,
-    Status(NodeStatus),
 }
 
 /// One node's view of the group (a summary of openraft's metrics).

@@ -13,15 +13,17 @@
 //! | `ns_versions`  | inode BE ++ generation BE ++ position (u32) BE | [`ObjectVersion`]|
 //! | `ns_gc_queue`  | log index BE ++ sequence (u32) BE     | [`GcRecord`]     |
 //! | `ns_counters`  | counter name (`next_inode`, `orphan_horizon_ms`) | `u64` / `i64` record |
-//! | `ns_chunk_refs` | chunk id (16 bytes)                  | [`crate::chunks::ChunkRecord`] |
+//! | `ns_chunk_refs` | chunk id (16 bytes)                  | [`crate::records::ChunkRecord`] |
 //! | `ns_server_chunks` | server id BE ++ chunk id          | empty            |
 //! | `ns_under_replicated` | chunk id                       | empty            |
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{MetaError, Result};
-use crate::object::{BucketInfo, ChunkId};
+pub use crate::records::tree::{
+    BucketRecord, ChildRecord, GcOrigin, GcRecord, InodeKind, InodeRecord, ObjectEntry,
+};
 
 /// Every state table is bytes->bytes so snapshots can dump/restore them generically.
 pub type StateTable = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -40,14 +42,14 @@ pub const GC_QUEUE: StateTable = StateTable::new("ns_gc_queue");
 pub const COUNTERS: StateTable = StateTable::new("ns_counters");
 
 /// Every namespace table, for snapshot dump/restore.
-/// upload id (16 bytes) → [`crate::multipart::UploadRecord`].
+/// upload id (16 bytes) → [`crate::records::UploadRecord`].
 pub const UPLOADS: StateTable = StateTable::new("ns_uploads");
 /// `upload_index_key(bucket, key, upload id)` → empty: in-progress uploads in
 /// ListMultipartUploads order (bucket, key, initiation).
 pub const UPLOAD_INDEX: StateTable = StateTable::new("ns_upload_index");
-/// upload id ‖ part number BE → [`crate::multipart::PartRecord`].
+/// upload id ‖ part number BE → [`crate::records::PartRecord`].
 pub const PARTS: StateTable = StateTable::new("ns_parts");
-/// chunk id (16 bytes) → [`crate::chunks::ChunkRecord`]: how many versions
+/// chunk id (16 bytes) → [`crate::records::ChunkRecord`]: how many versions
 /// and parts reference the chunk and where its replicas are. A chunk whose
 /// count reached zero is never referenced again (see
 /// `command::ChunkOwnership`); its row goes when the collector is done.
@@ -58,7 +60,7 @@ pub const SERVER_CHUNKS: StateTable = StateTable::new("ns_server_chunks");
 /// chunk id → empty: live chunks with fewer replicas than their factor (an
 /// index of `ns_chunk_refs`), the healer's work list.
 pub const UNDER_REPLICATED: StateTable = StateTable::new("ns_under_replicated");
-/// server id BE → [`crate::registry::ChunkServerRecord`].
+/// server id BE → [`crate::records::ChunkServerRecord`].
 pub const CHUNK_SERVERS: StateTable = StateTable::new("ns_chunk_servers");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
@@ -86,7 +88,7 @@ pub fn create_state_tables(txn: &redb::WriteTransaction) -> Result<()> {
 
 /// The fixed inode of the root directory; buckets are its children. It has
 /// no row in `ns_inodes`.
-pub const ROOT_INODE: u64 = 1;
+pub use crate::records::tree::ROOT_INODE;
 /// The first inode the allocator hands out.
 pub const FIRST_ALLOCATED_INODE: u64 = 2;
 /// `ns_counters` key of the next free inode id.
@@ -97,80 +99,6 @@ pub const COUNTER_ORPHAN_HORIZON: &[u8] = b"orphan_horizon_ms";
 /// Format version byte in front of every record.
 /// 2: chunk records with replicas (1 held a bare reference count).
 pub const RECORD_FORMAT_VERSION: u8 = 2;
-
-/// A bucket: what ListBuckets shows plus the inode of its directory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketRecord {
-    pub info: BucketInfo,
-    /// The bucket's directory, a child of [`ROOT_INODE`] named `<bucket>/`.
-    pub root: u64,
-}
-
-/// An entry of the children index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ChildRecord {
-    /// Stored name ends in `/`.
-    Directory { inode: u64 },
-    /// Stored name has no `/`: the object's current version, with what a
-    /// listing shows so a listing never reads version records.
-    Object(ObjectEntry),
-}
-
-/// The current version of an object, as the children index points at it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectEntry {
-    pub inode: u64,
-    /// With `inode` and `position`, the key of the current version in
-    /// `ns_versions`: the log index of the entry that committed it.
-    pub generation: u64,
-    /// Index of the committing command within its log entry (group commit
-    /// puts many commands in one entry, so one generation may hold several
-    /// versions of one key; the position tells them apart).
-    pub position: u32,
-    pub size: u64,
-    pub etag: String,
-    pub last_modified_ms: i64,
-    pub storage_class: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum InodeKind {
-    Directory,
-    Object,
-}
-
-/// Where an inode sits in the tree (its parent and its stored name there).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InodeRecord {
-    pub parent: u64,
-    pub stored_name: Vec<u8>,
-    pub kind: InodeKind,
-}
-
-/// Chunks whose last reference went away, and what held it: the collector
-/// deletes them after a grace period, then acknowledges the record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GcRecord {
-    pub origin: GcOrigin,
-    pub chunks: Vec<ChunkId>,
-}
-
-/// What referenced the chunks of a [`GcRecord`] before it was retired.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum GcOrigin {
-    /// An object version, replaced or deleted.
-    Version {
-        inode: u64,
-        generation: u64,
-        /// Position of the retired version within its log entry.
-        position: u32,
-    },
-    /// A multipart part: replaced, aborted, expired, or left out of Complete.
-    Part {
-        upload_id: [u8; 16],
-        part_number: u32,
-    },
-}
 
 /// Key of the upload index: bucket length (1 byte) ‖ bucket ‖ key ‖ 0 ‖ id.
 /// Bucket names are at most 63 bytes and keys hold no NUL in practice (XML

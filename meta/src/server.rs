@@ -4,7 +4,9 @@
 //!
 //! The accept task owns every connection task (a `JoinSet`): when the
 //! server stops, open keep-alive connections get a short graceful drain and
-//! are then cut, so a stopped node stops answering (notes §5). Connections
+//! are then cut, so a stopped node stops answering: a
+//! "killed" node whose keep-alive connections kept serving would still
+//! vote and append. Connections
 //! and requests in flight are capped by semaphores; bodies by
 //! [`RPC_BODY_SIZE_MAX`].
 
@@ -26,15 +28,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::command::ReadRequest;
+use crate::error::MetaError;
 use crate::limits::{
     RPC_BODY_SIZE_MAX, SERVER_CONNECTIONS_MAX, SERVER_RAFT_REQUESTS_IN_FLIGHT_MAX,
     SERVER_REQUESTS_IN_FLIGHT_MAX,
 };
-use crate::node::NodeInner;
 use crate::raft::types::Proposal;
+use crate::replica::Replica;
 use crate::rpc::{
     AdminRequest, PATH_ADMIN, PATH_PROPOSE, PATH_RAFT_APPEND, PATH_RAFT_SNAPSHOT, PATH_RAFT_VOTE,
-    PATH_READ, ReadRequest,
+    PATH_READ,
 };
 
 /// How long open connections may finish their requests once the server
@@ -45,7 +49,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What request handlers share.
 struct ServerState {
-    node: Arc<NodeInner>,
+    node: Arc<Replica>,
     /// Client and admin requests in flight.
     requests: Semaphore,
     /// Raft RPCs in flight: their own slots, so clients stuck on an
@@ -60,7 +64,7 @@ pub(crate) struct ServerHandle {
 }
 
 impl ServerHandle {
-    pub(crate) fn spawn(listener: TcpListener, node: Arc<NodeInner>) -> ServerHandle {
+    pub(crate) fn spawn(listener: TcpListener, node: Arc<Replica>) -> ServerHandle {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, node, async move {
             // A dropped sender stops the server too.
@@ -87,7 +91,7 @@ impl ServerHandle {
 /// Serves `node` on `listener` until `shutdown` completes, then drains.
 pub(crate) async fn serve(
     listener: TcpListener,
-    node: Arc<NodeInner>,
+    node: Arc<Replica>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let state = Arc::new(ServerState {
@@ -247,7 +251,8 @@ async fn handle(state: &ServerState, request: Request<Incoming>) -> Response<Ful
             Err(response) => response,
         },
         PATH_ADMIN => match decode::<AdminRequest>(&body) {
-            Ok(request) => answer(&node.admin(request).await),
+            Ok(AdminRequest::Status) => answer(&Ok::<_, MetaError>(node.status())),
+            Ok(request) => answer(&node.change(request).await),
             Err(response) => response,
         },
         _ => refuse(StatusCode::NOT_FOUND, "no such route"),

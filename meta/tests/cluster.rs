@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arbor_meta::command::WriteCondition;
-use arbor_meta::object::{ObjectData, ObjectHeaders, ObjectVersion};
+use arbor_meta::records::WriteCondition;
+use arbor_meta::records::{ObjectData, ObjectHeaders, ObjectVersion};
 use arbor_meta::{MetaClient, MetaConfig, MetaError, MetaNode, RemoteConfig};
 use openraft::ServerState;
 use tempfile::TempDir;
@@ -298,7 +298,7 @@ async fn leader_kill_keeps_acknowledged_writes_and_remote_client_follows() {
     let page = client
         .list_objects(
             BUCKET,
-            &arbor_meta::listing::ListRequest {
+            &arbor_meta::records::ListRequest {
                 max_keys: 1000,
                 ..Default::default()
             },

@@ -3,15 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use arbor_meta::chunks::{self, ChunkPlacement, ChunkRecord};
-use arbor_meta::command::{ChunkOwnership, Command, CommandResult, Reply, WriteCondition};
-use arbor_meta::listing::{ListEntry, ListPage, ListRequest, list_objects};
-use arbor_meta::namespace::{get_bucket, get_object, list_buckets};
-use arbor_meta::object::{ChunkId, ChunkRef, ObjectData, ObjectHeaders, ObjectVersion};
+use arbor_meta::chunks::{self, CollectOrphans, GcAck, UpdateChunkReplicas};
+use arbor_meta::command::{Command, CommandResult, Reply, apply_command, apply_commands};
+use arbor_meta::listing::list_objects;
+use arbor_meta::namespace::{
+    CreateBucket, DeleteBucket, DeleteObject, PutObject, get_bucket, get_object, list_buckets,
+};
+use arbor_meta::records::{
+    ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkRef, ListEntry, ListPage,
+    ListRequest, ObjectData, ObjectHeaders, ObjectVersion, WriteCondition,
+};
 use arbor_meta::schema::{
     self, ChildRecord, GcOrigin, GcRecord, decode_record, split_child_key, split_gc_key,
 };
-use arbor_meta::state_machine::{apply_command, apply_commands};
 use arbor_meta::{BucketInfo, MetaError};
 use proptest::prelude::*;
 use redb::backends::InMemoryBackend;
@@ -38,10 +42,10 @@ impl Fixture {
     fn with_bucket() -> Self {
         let mut fixture = Fixture::new();
         fixture
-            .apply(Command::CreateBucket {
+            .apply(Command::CreateBucket(CreateBucket {
                 name: BUCKET.to_owned(),
                 created_ms: 1,
-            })
+            }))
             .expect("create bucket");
         fixture
     }
@@ -68,14 +72,14 @@ impl Fixture {
         version: ObjectVersion,
         condition: WriteCondition,
     ) -> CommandResult {
-        self.apply(Command::PutObject {
+        self.apply(Command::PutObject(PutObject {
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
             version,
             condition,
             ownership: ChunkOwnership::Fresh,
             placements: Vec::new(),
-        })
+        }))
     }
 
     fn put_inline(&mut self, key: &str) -> ObjectVersion {
@@ -84,16 +88,16 @@ impl Fixture {
             inline_version(&format!("etag-{key}")),
             WriteCondition::None,
         ) {
-            Ok(Reply::Object(version)) => version,
+            Ok(Reply::PutObject(version)) => version,
             other => panic!("put {key:?}: {other:?}"),
         }
     }
 
     fn delete(&mut self, key: &str) -> CommandResult {
-        self.apply(Command::DeleteObject {
+        self.apply(Command::DeleteObject(DeleteObject {
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
-        })
+        }))
     }
 
     fn list(
@@ -267,21 +271,18 @@ fn directories_come_and_go_with_their_keys() {
     f.put_inline("a/b/c");
     f.put_inline("a/x");
     assert_eq!(f.table_len(schema::CHILDREN), base_children + 4); // a/, b/, c, x
-    assert_eq!(f.delete("a/b/c"), Ok(Reply::Deleted { existed: true }));
+    assert_eq!(f.delete("a/b/c"), Ok(Reply::DeleteObject(true)));
     // b/ is gone, a/ still holds x.
     assert_eq!(f.table_len(schema::CHILDREN), base_children + 2);
     assert_eq!(
         f.list("", Some("/"), None, 10).entries,
         vec![ListEntry::CommonPrefix("a/".to_owned())]
     );
-    assert_eq!(f.delete("a/x"), Ok(Reply::Deleted { existed: true }));
+    assert_eq!(f.delete("a/x"), Ok(Reply::DeleteObject(true)));
     assert_eq!(f.table_len(schema::CHILDREN), base_children);
     assert_eq!(f.table_len(schema::INODES), base_children);
-    assert_eq!(f.delete("a/x"), Ok(Reply::Deleted { existed: false }));
-    assert_eq!(
-        f.delete("nothing/here"),
-        Ok(Reply::Deleted { existed: false })
-    );
+    assert_eq!(f.delete("a/x"), Ok(Reply::DeleteObject(false)));
+    assert_eq!(f.delete("nothing/here"), Ok(Reply::DeleteObject(false)));
     assert!(f.keys().is_empty());
     f.check_tree();
 }
@@ -312,19 +313,24 @@ fn markers_keep_their_directory() {
 #[test]
 fn bucket_lifecycle() {
     let mut f = Fixture::new();
-    let create = |name: &str| Command::CreateBucket {
-        name: name.to_owned(),
-        created_ms: 5,
+    let create = |name: &str| {
+        Command::CreateBucket(CreateBucket {
+            name: name.to_owned(),
+            created_ms: 5,
+        })
     };
     let info = BucketInfo {
         overwrite: arbor_meta::OverwritePolicy::Allow,
         name: "zeta".to_owned(),
         created_ms: 5,
     };
-    assert_eq!(f.apply(create("zeta")), Ok(Reply::Bucket(info.clone())));
+    assert_eq!(
+        f.apply(create("zeta")),
+        Ok(Reply::CreateBucket(info.clone()))
+    );
     assert_eq!(
         f.apply(create("alpha")),
-        Ok(Reply::Bucket(BucketInfo {
+        Ok(Reply::CreateBucket(BucketInfo {
             overwrite: arbor_meta::OverwritePolicy::Allow,
             name: "alpha".to_owned(),
             created_ms: 5
@@ -348,28 +354,30 @@ fn bucket_lifecycle() {
             .collect();
         assert_eq!(listed, ["alpha", "zeta"]);
     }
-    let put = Command::PutObject {
+    let put = Command::PutObject(PutObject {
         bucket: "zeta".to_owned(),
         key: "k".to_owned(),
         version: inline_version("e"),
         condition: WriteCondition::None,
         ownership: ChunkOwnership::Fresh,
         placements: Vec::new(),
-    };
+    });
     f.apply(put).expect("put");
-    let delete = |name: &str| Command::DeleteBucket {
-        name: name.to_owned(),
+    let delete = |name: &str| {
+        Command::DeleteBucket(DeleteBucket {
+            name: name.to_owned(),
+        })
     };
     assert_eq!(
         f.apply(delete("zeta")),
         Err(MetaError::BucketNotEmpty("zeta".to_owned()))
     );
-    f.apply(Command::DeleteObject {
+    f.apply(Command::DeleteObject(DeleteObject {
         bucket: "zeta".to_owned(),
         key: "k".to_owned(),
-    })
+    }))
     .expect("delete");
-    assert_eq!(f.apply(delete("zeta")), Ok(Reply::Done));
+    assert_eq!(f.apply(delete("zeta")), Ok(Reply::DeleteBucket(())));
     assert_eq!(
         f.apply(delete("zeta")),
         Err(MetaError::NoSuchBucket("zeta".to_owned()))
@@ -385,14 +393,14 @@ fn bucket_lifecycle() {
         get_object(&f.db.begin_read().expect("read"), "zeta", "k"),
         Err(missing.clone())
     );
-    let put = Command::PutObject {
+    let put = Command::PutObject(PutObject {
         bucket: "zeta".to_owned(),
         key: "k".to_owned(),
         version: inline_version("e"),
         condition: WriteCondition::None,
         ownership: ChunkOwnership::Fresh,
         placements: Vec::new(),
-    };
+    });
     assert_eq!(f.apply(put), Err(missing));
     // Only alpha's directory remains.
     assert_eq!(f.table_len(schema::CHILDREN), 1);
@@ -432,14 +440,14 @@ fn conditions_are_checked_in_apply() {
     assert_eq!(
         f.get("d/k"),
         Ok(match created {
-            Reply::Object(v) => v,
+            Reply::PutObject(v) => v,
             other => panic!("{other:?}"),
         })
     );
     let replaced = f
         .put("d/k", inline_version("e2"), if_match("e1"))
         .expect("replace");
-    let Reply::Object(replaced) = replaced else {
+    let Reply::PutObject(replaced) = replaced else {
         panic!("{replaced:?}")
     };
     assert_eq!(replaced.generation, f.log_index);
@@ -458,13 +466,15 @@ fn conditions_are_checked_in_apply() {
 #[test]
 fn replaced_and_deleted_chunks_are_queued_for_gc() {
     let mut f = Fixture::with_bucket();
-    let put = |key: &str, version: ObjectVersion| Command::PutObject {
-        bucket: BUCKET.to_owned(),
-        key: key.to_owned(),
-        version,
-        condition: WriteCondition::None,
-        ownership: ChunkOwnership::Fresh,
-        placements: Vec::new(),
+    let put = |key: &str, version: ObjectVersion| {
+        Command::PutObject(PutObject {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version,
+            condition: WriteCondition::None,
+            ownership: ChunkOwnership::Fresh,
+            placements: Vec::new(),
+        })
     };
     f.apply(put("big", chunked_version("v1", vec![chunk(1), chunk(2)])))
         .expect("put");
@@ -491,10 +501,10 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
     // Two retirements in one log entry get consecutive sequence numbers.
     let results = f.apply_entry(&[
         put("big", chunked_version("v3", vec![chunk(4)])),
-        Command::DeleteObject {
+        Command::DeleteObject(DeleteObject {
             bucket: BUCKET.to_owned(),
             key: "big".to_owned(),
-        },
+        }),
     ]);
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     let queue = f.gc_queue();
@@ -516,13 +526,15 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
 #[test]
 fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
     let mut f = Fixture::with_bucket();
-    let put = |version: ObjectVersion| Command::PutObject {
-        bucket: BUCKET.to_owned(),
-        key: "k".to_owned(),
-        version,
-        condition: WriteCondition::None,
-        ownership: ChunkOwnership::Fresh,
-        placements: Vec::new(),
+    let put = |version: ObjectVersion| {
+        Command::PutObject(PutObject {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            version,
+            condition: WriteCondition::None,
+            ownership: ChunkOwnership::Fresh,
+            placements: Vec::new(),
+        })
     };
     let results = f.apply_entry(&[
         put(chunked_version("first", vec![chunk(1), chunk(2)])),
@@ -531,7 +543,7 @@ fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
     let versions: Vec<ObjectVersion> = results
         .into_iter()
         .map(|r| match r {
-            Ok(Reply::Object(v)) => v,
+            Ok(Reply::PutObject(v)) => v,
             other => panic!("put: {other:?}"),
         })
         .collect();
@@ -561,10 +573,10 @@ fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
         )]
     );
     // Deleting retires the second version under its position.
-    f.apply(Command::DeleteObject {
+    f.apply(Command::DeleteObject(DeleteObject {
         bucket: BUCKET.to_owned(),
         key: "k".to_owned(),
-    })
+    }))
     .expect("delete");
     let queue = f.gc_queue();
     assert_eq!(queue.len(), 2);
@@ -720,7 +732,7 @@ fn deletes_leave_no_empty_directory() {
     }
     f.check_tree();
     for key in keys.iter().rev() {
-        assert_eq!(f.delete(key), Ok(Reply::Deleted { existed: true }), "{key}");
+        assert_eq!(f.delete(key), Ok(Reply::DeleteObject(true)), "{key}");
         f.check_tree();
     }
     // Only the bucket's own directory is left.
@@ -882,7 +894,7 @@ proptest! {
                 }
                 Op::Delete(key) => {
                     let existed = model.remove(key).is_some();
-                    prop_assert_eq!(f.delete(key), Ok(Reply::Deleted { existed }));
+                    prop_assert_eq!(f.delete(key), Ok(Reply::DeleteObject(existed)));
                 }
             }
             // After every step: the same keys, and no empty directory.
@@ -940,24 +952,24 @@ impl Fixture {
             .expect("under-replicated")
     }
     fn put_placed(&mut self, key: &str, chunks: Vec<ChunkRef>, placements: Vec<ChunkPlacement>) {
-        let result = self.apply(Command::PutObject {
+        let result = self.apply(Command::PutObject(PutObject {
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
             version: chunked_version("e", chunks),
             condition: WriteCondition::None,
             ownership: ChunkOwnership::Fresh,
             placements,
-        });
+        }));
         assert!(result.is_ok(), "put {key}: {result:?}");
     }
     fn sweep(&mut self, server: Option<u64>, candidates: &[ChunkId], now_ms: i64) -> Vec<ChunkId> {
-        match self.apply(Command::CollectOrphans {
+        match self.apply(Command::CollectOrphans(CollectOrphans {
             server,
             candidates: candidates.to_vec(),
             now_ms,
             grace_ms: 1000,
-        }) {
-            Ok(Reply::Orphans(ids)) => ids,
+        })) {
+            Ok(Reply::CollectOrphans(ids)) => ids,
             other => panic!("collect orphans: {other:?}"),
         }
     }
@@ -1002,15 +1014,13 @@ fn chunk_records_follow_references_and_replicas() {
     assert_eq!(f.under_replicated(), [b.id], "b has 2 of 3 replicas");
 
     // The healer adds a replica of b and moves one of a.
-    let update = |id: ChunkId, add: Vec<u64>, remove: Vec<u64>| Command::UpdateChunkReplicas {
-        id,
-        add,
-        remove,
+    let update = |id: ChunkId, add: Vec<u64>, remove: Vec<u64>| {
+        Command::UpdateChunkReplicas(UpdateChunkReplicas { id, add, remove })
     };
     assert!(f.apply(update(b.id, vec![4], Vec::new())).is_ok());
     assert!(f.under_replicated().is_empty());
     match f.apply(update(a.id, vec![4], vec![1])) {
-        Ok(Reply::Chunk(record)) => assert_eq!(record.servers, [2, 3, 4]),
+        Ok(Reply::UpdateChunkReplicas(record)) => assert_eq!(record.servers, [2, 3, 4]),
         other => panic!("update: {other:?}"),
     }
     assert!(f.server_chunks(1).is_empty());
@@ -1034,7 +1044,8 @@ fn chunk_records_follow_references_and_replicas() {
         "no healing of garbage"
     );
     let queued: Vec<_> = f.gc_queue().into_iter().map(|(key, _)| key).collect();
-    f.apply(Command::GcAck { records: queued }).expect("ack");
+    f.apply(Command::GcAck(GcAck { records: queued }))
+        .expect("ack");
     assert_eq!(f.records(&[a.id, b.id]), [None, None]);
     assert!(f.server_chunks(2).is_empty() && f.server_chunks(4).is_empty());
     assert_eq!(f.table_len(schema::CHUNK_REFS), 0);
@@ -1101,13 +1112,15 @@ fn placements_must_describe_every_fresh_chunk_once() {
         offset: 5,
         ..b.clone()
     };
-    let put = |placements: Vec<ChunkPlacement>| Command::PutObject {
-        bucket: BUCKET.to_owned(),
-        key: "k".to_owned(),
-        version: chunked_version("e", vec![a.clone(), b_second.clone()]),
-        condition: WriteCondition::None,
-        ownership: ChunkOwnership::Fresh,
-        placements,
+    let put = |placements: Vec<ChunkPlacement>| {
+        Command::PutObject(PutObject {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            version: chunked_version("e", vec![a.clone(), b_second.clone()]),
+            condition: WriteCondition::None,
+            ownership: ChunkOwnership::Fresh,
+            placements,
+        })
     };
     let other = chunk_at(10_002);
     let bad = [
@@ -1127,7 +1140,7 @@ fn placements_must_describe_every_fresh_chunk_once() {
     for placements in bad {
         let result = f.apply(put(placements.clone()));
         assert!(
-            matches!(result, Err(MetaError::Conflict(_))),
+            matches!(result, Err(MetaError::InvalidRequest(_))),
             "{placements:?}: {result:?}"
         );
         assert!(f.get("k").is_err(), "nothing committed");

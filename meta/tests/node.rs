@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arbor_meta::command::{ChunkOwnership, Command, Reply, WriteCondition};
-use arbor_meta::listing::{ListEntry, ListRequest};
-use arbor_meta::object::{ObjectData, ObjectHeaders, ObjectVersion};
+use arbor_meta::command::{Command, Reply};
+use arbor_meta::namespace::PutObject;
 use arbor_meta::raft::Proposal;
+use arbor_meta::records::{
+    ChunkOwnership, ListEntry, ListRequest, ObjectData, ObjectHeaders, ObjectVersion,
+    WriteCondition,
+};
 use arbor_meta::{MetaConfig, MetaError, MetaNode};
 use tempfile::TempDir;
 
@@ -271,27 +274,27 @@ async fn retried_proposal_applies_once() {
         .await
         .expect("create bucket");
 
-    let command = Command::PutObject {
+    let command = Command::PutObject(PutObject {
         bucket: BUCKET.into(),
         key: "k".into(),
         version: inline(b"once"),
         condition: WriteCondition::IfNoneMatchAny,
         ownership: ChunkOwnership::Fresh,
         placements: Vec::new(),
-    };
+    });
     let proposal = Proposal {
         request_id: client.next_request_id(),
         command: command.clone(),
     };
     let first = match client.propose(proposal.clone()).await {
-        Ok(Reply::Object(v)) => v,
+        Ok(Reply::PutObject(v)) => v,
         other => panic!("first put: {other:?}"),
     };
     // A retry with the same request id: the same version, not
     // PreconditionFailed (If-None-Match) and not a new generation.
     assert_eq!(
         client.propose(proposal.clone()).await,
-        Ok(Reply::Object(first.clone()))
+        Ok(Reply::PutObject(first.clone()))
     );
     // The same command under a new id is a new proposal.
     let fresh = Proposal {
@@ -310,7 +313,7 @@ async fn retried_proposal_applies_once() {
     let retry_client = node.client();
     assert_eq!(
         retry_client.propose(proposal).await,
-        Ok(Reply::Object(first))
+        Ok(Reply::PutObject(first))
     );
     node.shutdown().await.expect("shutdown");
 }

@@ -6,6 +6,7 @@ use std::io::Cursor;
 
 use arbor_meta::command::{Command, Reply};
 use arbor_meta::error::MetaError;
+use arbor_meta::namespace::CreateBucket;
 use arbor_meta::raft::types::{Entry, LogId, StorageError, TypeConfig};
 use arbor_meta::raft::{LogStore, Proposal, RequestId, StateStore};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
@@ -52,10 +53,10 @@ fn normal(index: u64, proposals: Vec<Proposal>) -> Entry {
 fn create_bucket(client: u64, seq: u64, name: &str) -> Proposal {
     Proposal {
         request_id: RequestId { client, seq },
-        command: Command::CreateBucket {
+        command: Command::CreateBucket(CreateBucket {
             name: name.to_owned(),
             created_ms: 1_700_000_000_000,
-        },
+        }),
     }
 }
 
@@ -78,7 +79,7 @@ async fn apply_batches_and_retries_apply_once() {
         .await
         .expect("apply");
     assert_eq!(replies.len(), 1);
-    assert!(matches!(replies[0][0], Ok(Reply::Bucket(ref b)) if b.name == "bucket-a"));
+    assert!(matches!(replies[0][0], Ok(Reply::CreateBucket(ref b)) if b.name == "bucket-a"));
     assert_eq!(
         replies[0][1],
         Err(MetaError::BucketAlreadyExists("bucket-a".into()))
@@ -106,11 +107,13 @@ async fn apply_batches_and_retries_apply_once() {
 
 fn replies_first_ok(p: &Proposal) -> arbor_meta::command::CommandResult {
     match &p.command {
-        Command::CreateBucket { name, created_ms } => Ok(Reply::Bucket(arbor_meta::BucketInfo {
-            overwrite: arbor_meta::OverwritePolicy::Allow,
-            name: name.clone(),
-            created_ms: *created_ms,
-        })),
+        Command::CreateBucket(CreateBucket { name, created_ms }) => {
+            Ok(Reply::CreateBucket(arbor_meta::BucketInfo {
+                overwrite: arbor_meta::OverwritePolicy::Allow,
+                name: name.clone(),
+                created_ms: *created_ms,
+            }))
+        }
         _ => unreachable!("test builds CreateBucket only"),
     }
 }

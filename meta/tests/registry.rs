@@ -1,6 +1,6 @@
 //! The chunk-server registry through a one-node group.
 
-use arbor_meta::registry::ServerStatus;
+use arbor_meta::records::ServerStatus;
 use arbor_meta::{MetaConfig, MetaError, MetaNode};
 
 #[tokio::test]
@@ -72,7 +72,7 @@ async fn servers_register_heartbeat_go_offline_and_drain() {
     assert!(matches!(
         meta.set_chunk_server_status(11, ServerStatus::Offline)
             .await,
-        Err(MetaError::Conflict(_))
+        Err(MetaError::InvalidRequest(_))
     ));
     let servers = meta.chunk_servers().await.expect("list");
     let states: Vec<(u64, ServerStatus)> = servers.iter().map(|s| (s.id, s.status)).collect();

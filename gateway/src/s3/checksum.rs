@@ -2,7 +2,7 @@
 //! computing it over the body as it streams, and checking it at the end,
 //! whether the value came as a header or as an aws-chunked trailer.
 
-use arbor_meta::object::{ChecksumAlgorithm, ObjectChecksum};
+use arbor_meta::records::{ChecksumAlgorithm, ObjectChecksum};
 use base64::Engine;
 use http::HeaderMap;
 use s3s::checksum::ChecksumHasher;

@@ -1,7 +1,7 @@
 //! ListObjects (v1) and ListObjectsV2 over the metadata service's ordered
 //! tree walk (brief.md §2).
 
-use arbor_meta::listing::{ListEntry, ListPage, ListRequest};
+use arbor_meta::records::{ListEntry, ListPage, ListRequest};
 use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};

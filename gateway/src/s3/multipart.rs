@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use arbor_meta::ObjectData;
 use arbor_meta::limits::{LIST_PARTS_MAX, LIST_UPLOADS_MAX, PART_NUMBER_MAX, PART_SIZE_MAX};
-use arbor_meta::multipart::{
+use arbor_meta::records::{ChecksumAlgorithm, ObjectChecksum, ObjectHeaders};
+use arbor_meta::records::{
     CompletedPart as MetaCompletedPart, ListUploadsRequest, PartRecord, UploadEntry, UploadId,
     UploadRecord,
 };
-use arbor_meta::object::{ChecksumAlgorithm, ObjectChecksum, ObjectHeaders};
 use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -448,7 +448,7 @@ pub async fn complete(
                 let stored = stored_sums.get(&number).and_then(|(sum, _)| sum.clone());
                 match (completed_part_checksum(part, algorithm), &stored) {
                     (Some(sent), Some(stored)) if sent != stored => {
-                        return Err(error::from_meta(arbor_meta::MetaError::InvalidPart(
+                        return Err(error::from_meta(arbor_meta::MetaError::PartMismatch(
                             format!("part {number} checksum"),
                         )));
                     }

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use arbor_meta::command::WriteCondition;
 use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
-use arbor_meta::object::ObjectHeaders;
+use arbor_meta::records::ObjectHeaders;
+use arbor_meta::records::WriteCondition;
 use arbor_meta::{ChunkPlacement, MetaError, ObjectVersion};
 use base64::Engine;
 use s3s::dto::*;
@@ -121,7 +121,7 @@ pub(super) fn verify_body(
     expected_md5: Option<[u8; 16]>,
     expected_checksum: Option<&checksum::Expectation>,
     trailers: Option<&s3s::TrailingHeaders>,
-) -> S3Result<Option<arbor_meta::object::ObjectChecksum>> {
+) -> S3Result<Option<arbor_meta::records::ObjectChecksum>> {
     if let Some(expected) = expected_md5
         && expected != written.md5
     {
@@ -220,10 +220,11 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::PreconditionFailed
         | MetaError::OverwriteRefused
         | MetaError::NoSuchUpload(_)
-        | MetaError::InvalidPart(_)
-        | MetaError::InvalidPartOrder
-        | MetaError::EntityTooSmall { .. }
+        | MetaError::PartMismatch(_)
+        | MetaError::PartsOutOfOrder
+        | MetaError::PartTooSmall { .. }
         | MetaError::Conflict(_)
+        | MetaError::InvalidRequest(_)
         | MetaError::StaleChunk(_)
         | MetaError::NoSuchChunkServer(_) => true,
         MetaError::NotLeader { .. }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arbor_meta::command::WriteCondition;
-use arbor_meta::object::{ObjectData, ObjectHeaders, ObjectVersion};
+use arbor_meta::records::WriteCondition;
+use arbor_meta::records::{ObjectData, ObjectHeaders, ObjectVersion};
 use arbor_meta::{MetaClient, MetaConfig, MetaNode};
 
 const BUCKET: &str = "bench";

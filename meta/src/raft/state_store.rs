@@ -39,7 +39,7 @@ use super::types::{
 };
 use crate::command::{Command, CommandResult, Reply};
 use crate::error::{MetaError, Result};
-use crate::{schema, state_machine};
+use crate::{command, schema};
 
 /// A key and value of a replicated table, as snapshots carry them.
 type Row = (Vec<u8>, Vec<u8>);
@@ -206,7 +206,9 @@ impl StateStore {
                     EntryPayload::Normal(batch) => {
                         let mut results = Vec::with_capacity(batch.len());
                         for (position, proposal) in batch.iter().enumerate() {
-                            let position = state_machine::entry_position(position)?;
+                            let position = u32::try_from(position).map_err(|_| {
+                                MetaError::Corrupt("a log entry of over 2^32 commands".into())
+                            })?;
                             results.push(apply_proposal(
                                 &txn,
                                 &mut requests,
@@ -397,7 +399,7 @@ fn apply_proposal(
         let remembered: Remembered = decode(bytes.value(), "remembered result")?;
         return Ok(restore(remembered, &proposal.command));
     }
-    let result = state_machine::apply_command(txn, log_index, position, &proposal.command)?;
+    let result = command::apply_command(txn, log_index, position, &proposal.command)?;
     let remembered = elide(&result, &proposal.command);
     requests.insert(key.as_slice(), encode(&remembered)?.as_slice())?;
     order.insert(at.as_slice(), key.as_slice())?;
@@ -407,18 +409,13 @@ fn apply_proposal(
 /// What to remember of `result`: without the object data when it is the
 /// proposal's own (a put returns the proposed version plus its generation).
 fn elide(result: &CommandResult, command: &Command) -> Remembered {
-    if let (
-        Ok(Reply::Object(version)),
-        Command::PutObject {
-            version: proposed, ..
-        },
-    ) = (result, command)
-        && version.data == proposed.data
+    if let (Ok(Reply::PutObject(version)), Command::PutObject(put)) = (result, command)
+        && version.data == put.version.data
     {
         let mut stored = version.clone();
-        stored.data = crate::object::ObjectData::Inline(Vec::new());
+        stored.data = crate::records::ObjectData::Inline(Vec::new());
         return Remembered {
-            result: Ok(Reply::Object(stored)),
+            result: Ok(Reply::PutObject(stored)),
             data_elided: true,
         };
     }
@@ -433,14 +430,9 @@ fn restore(remembered: Remembered, command: &Command) -> CommandResult {
         return remembered.result;
     }
     match (remembered.result, command) {
-        (
-            Ok(Reply::Object(mut version)),
-            Command::PutObject {
-                version: proposed, ..
-            },
-        ) => {
-            version.data = proposed.data.clone();
-            Ok(Reply::Object(version))
+        (Ok(Reply::PutObject(mut version)), Command::PutObject(put)) => {
+            version.data = put.version.data.clone();
+            Ok(Reply::PutObject(version))
         }
         _ => Err(MetaError::Corrupt(
             "request id reused for a different command".into(),

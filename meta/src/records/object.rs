@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Entropy;
+
 /// A chunk's 128-bit id, chosen by the writer before the chunk is written:
 /// 48 bits of creation time (milliseconds since the Unix epoch, big-endian,
 /// so ids sort by age) and 80 random bits. Chunks are immutable: one id
@@ -15,14 +17,22 @@ use serde::{Deserialize, Serialize};
 pub struct ChunkId(pub [u8; 16]);
 
 impl ChunkId {
-    /// A new id created now.
+    /// A new id created now, on the system clock and the OS's generator
+    /// (tools and tests; servers use [`ChunkId::new`] with their seams).
     pub fn generate() -> Self {
-        ChunkId::created_at(crate::clock::now_ms())
+        ChunkId::new(crate::clock::now_ms(), &crate::clock::OsEntropy)
     }
-    /// A new id with creation time `ms` (clamped to 48 bits).
+    /// A new id with creation time `ms` (clamped to 48 bits), drawing its
+    /// random bits from the OS's generator.
     pub fn created_at(ms: i64) -> Self {
+        ChunkId::new(ms, &crate::clock::OsEntropy)
+    }
+    /// A new id with creation time `ms` (clamped to 48 bits) and random
+    /// bits from `entropy`.
+    pub fn new(ms: i64, entropy: &dyn Entropy) -> Self {
         let ms = u64::try_from(ms).unwrap_or(0).min((1 << 48) - 1);
-        let mut id: [u8; 16] = rand::random();
+        let mut id = [0u8; 16];
+        entropy.fill(&mut id);
         id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
         ChunkId(id)
     }
@@ -51,6 +61,29 @@ impl fmt::Debug for ChunkId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ChunkId({})", self.to_hex())
     }
+}
+
+/// An expectation on the current version of a key, checked inside apply
+/// (compare-and-swap; see docs/design.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WriteCondition {
+    #[default]
+    None,
+    /// `If-None-Match: *`: the key must not exist.
+    IfNoneMatchAny,
+    /// `If-Match: <etag>` (hex, no quotes): the key must exist with this ETag.
+    IfMatch(String),
+}
+
+/// Who owns the chunks a new version references.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkOwnership {
+    /// Written for this command: none may be referenced yet.
+    Fresh,
+    /// Shared with existing versions or parts: every one must still be
+    /// referenced, else the command is refused (a chunk whose count reached
+    /// zero may already be deleted, and is never referenced again).
+    Shared,
 }
 
 #[cfg(test)]

@@ -1,0 +1,67 @@
+//! The apply context: the state tables of one redb write transaction,
+//! opened once per log entry, and where in the log the command being
+//! applied sits. Every write operation's `apply` works through it.
+
+use redb::{Table, WriteTransaction};
+
+use crate::error::{MetaError, Result};
+use crate::schema;
+
+/// A state table opened for writing.
+pub(crate) type WriteTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
+
+/// The state tables opened for writing by one log entry's apply, and the
+/// position of the command at hand.
+pub struct ApplyContext<'txn> {
+    /// The Raft log index of the entry: it becomes the generation of the
+    /// versions the command commits.
+    pub(crate) log_index: u64,
+    /// The command's index within its entry (group commit puts many
+    /// commands in one entry): with the generation it names a version row,
+    /// so two puts of one key in one entry make two distinct versions.
+    pub(crate) position: u32,
+    pub(crate) buckets: WriteTable<'txn>,
+    pub(crate) children: WriteTable<'txn>,
+    pub(crate) inodes: WriteTable<'txn>,
+    pub(crate) versions: WriteTable<'txn>,
+    pub(crate) gc_queue: WriteTable<'txn>,
+    pub(crate) counters: WriteTable<'txn>,
+    pub(crate) chunk_refs: WriteTable<'txn>,
+    pub(crate) server_chunks: WriteTable<'txn>,
+    pub(crate) under_replicated: WriteTable<'txn>,
+    pub(crate) chunk_servers: WriteTable<'txn>,
+    pub(crate) uploads: WriteTable<'txn>,
+    pub(crate) upload_index: WriteTable<'txn>,
+    pub(crate) parts: WriteTable<'txn>,
+}
+
+impl<'txn> ApplyContext<'txn> {
+    /// Opens every state table of `txn` for the entry at `log_index`.
+    pub fn open(txn: &'txn WriteTransaction, log_index: u64) -> Result<Self> {
+        Ok(ApplyContext {
+            log_index,
+            position: 0,
+            buckets: txn.open_table(schema::BUCKETS)?,
+            children: txn.open_table(schema::CHILDREN)?,
+            inodes: txn.open_table(schema::INODES)?,
+            versions: txn.open_table(schema::VERSIONS)?,
+            gc_queue: txn.open_table(schema::GC_QUEUE)?,
+            counters: txn.open_table(schema::COUNTERS)?,
+            chunk_refs: txn.open_table(schema::CHUNK_REFS)?,
+            server_chunks: txn.open_table(schema::SERVER_CHUNKS)?,
+            under_replicated: txn.open_table(schema::UNDER_REPLICATED)?,
+            chunk_servers: txn.open_table(schema::CHUNK_SERVERS)?,
+            uploads: txn.open_table(schema::UPLOADS)?,
+            upload_index: txn.open_table(schema::UPLOAD_INDEX)?,
+            parts: txn.open_table(schema::PARTS)?,
+        })
+    }
+
+    /// Moves to the command at `position` of the entry.
+    pub(crate) fn at_position(&mut self, position: usize) -> Result<()> {
+        self.position = u32::try_from(position).map_err(|_| {
+            MetaError::Corrupt(format!("log entry holds over {} commands", u32::MAX))
+        })?;
+        Ok(())
+    }
+}

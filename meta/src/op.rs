@@ -1,0 +1,56 @@
+//! What every metadata operation is: a write ([`Apply`]), applied by the
+//! state machine from the Raft log, or a linearizable read ([`Query`]),
+//! answered from a read transaction. Each names its reply type, so a
+//! caller's reply is checked at compile time. The domain modules
+//! (`namespace`, `listing`, `multipart`, `chunks`, `registry`) implement
+//! them; `command` lists them all for the log and the wire.
+
+use std::fmt::Debug;
+
+use redb::ReadTransaction;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::ApplyContext;
+use crate::error::{MetaError, Result};
+
+/// The deterministic outcome of one command: a reply, or the reason it was
+/// refused (a refused command leaves no change behind).
+pub type Outcome<T> = std::result::Result<T, MetaError>;
+
+/// A metadata mutation: one command in the Raft log.
+pub trait Apply: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+    type Reply: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + 'static;
+
+    /// Applies the command inside `ctx`'s write transaction. No clocks, no
+    /// randomness: timestamps and ids come in the command. The outer `Err`
+    /// is a storage failure or corruption (fatal for the node); the
+    /// [`Outcome`] is what the caller sees. A refused command must return
+    /// before its first write.
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<Self::Reply>>;
+
+    /// About how many bytes the command takes in a log entry (inline data
+    /// and chunk lists dominate), for sizing group-commit batches.
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE
+    }
+}
+
+/// A linearizable read, served by the leader after it confirmed its
+/// leadership and applied up to the read index.
+pub trait Query: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+    type Reply: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + 'static;
+
+    /// Checks the request before any Raft round trip (bounds on its size).
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn read(&self, txn: &ReadTransaction) -> Result<Self::Reply>;
+}
+
+/// A command's size without payload: names, ids, timestamps, headers and
+/// encoding overhead.
+pub const SIZE_BASE: usize = 256;
+/// An encoded `ChunkRef`: id, offset, size, SHA-256.
+pub const SIZE_CHUNK_REF: usize = 16 + 8 + 8 + 32;

@@ -1,0 +1,56 @@
+//! A listing page: what ListObjects asks and what it answers.
+
+use serde::{Deserialize, Serialize};
+
+/// One listing page request. `prefix`, `delimiter` and `start_after` are
+/// raw (already URL-decoded) strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRequest {
+    pub prefix: String,
+    /// Any non-empty string; `None` lists every key under the prefix.
+    pub delimiter: Option<String>,
+    /// Return only entries strictly greater than this. An entry is a key or
+    /// a common prefix; a common prefix `cp` is skipped when `cp <= start_after`,
+    /// so a page that ended on a common prefix resumes after everything under
+    /// it (S3 v1 `marker`, v2 `start-after` and continuation token all map here).
+    pub start_after: Option<String>,
+    /// 0..=`limits::LIST_PAGE_MAX`; 0 returns an empty, untruncated page.
+    pub max_keys: usize,
+}
+
+/// A listed object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified_ms: i64,
+    pub storage_class: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListEntry {
+    Object(ListedObject),
+    /// A common prefix: the request prefix plus everything up to and
+    /// including the first delimiter after it.
+    CommonPrefix(String),
+}
+
+impl ListEntry {
+    /// The key or common prefix this entry stands for.
+    pub fn name(&self) -> &str {
+        match self {
+            ListEntry::Object(o) => &o.key,
+            ListEntry::CommonPrefix(p) => p,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPage {
+    /// Keys and common prefixes interleaved in strictly increasing byte order;
+    /// at most `max_keys` of them together.
+    pub entries: Vec<ListEntry>,
+    /// More entries exist after the last one returned.
+    pub is_truncated: bool,
+}

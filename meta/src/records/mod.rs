@@ -1,0 +1,24 @@
+//! The records the metadata service stores and answers with: plain serde
+//! data that crosses crate boundaries and travels in Raft commands. Leaf
+//! modules: they import nothing of this crate but `clock` (for the
+//! id seams), `error` and `limits`.
+
+pub mod chunk;
+pub mod listing;
+pub mod object;
+pub mod server;
+pub mod tree;
+pub mod upload;
+
+pub use chunk::{ChunkPlacement, ChunkRecord};
+pub use listing::{ListEntry, ListPage, ListRequest, ListedObject};
+pub use object::{
+    BucketInfo, ChecksumAlgorithm, ChunkId, ChunkOwnership, ChunkRef, ObjectChecksum, ObjectData,
+    ObjectHeaders, ObjectVersion, OverwritePolicy, WriteCondition,
+};
+pub use server::{ChunkServerRecord, ServerId, ServerStatus};
+pub use tree::GcEntry;
+pub use upload::{
+    CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadEntry, UploadId, UploadRecord,
+    UploadsPage,
+};
