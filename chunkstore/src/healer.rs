@@ -25,9 +25,8 @@ use arbor_meta::registry::{ChunkServerRecord, ServerId, ServerStatus};
 use arbor_meta::{ChunkId, ChunkRecord, MetaClient, MetaError, placement};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::Registry;
-
 use crate::limits;
+use crate::registry::Registry;
 use crate::replication::Replicator;
 use crate::store::ChunkInfo;
 

@@ -5,10 +5,11 @@
 //! `store` keeps chunks on local disk; `server` serves a store over HTTP
 //! and `client` talks to such servers; `replication` writes to and reads
 //! from several of them, `repair` mends bad replicas and `scrub` finds
-//! them. `config` runs a chunk server process (`arbor chunk`). `cluster`
-//! and `backend` are a gateway's view of the chunks (replicated on the
-//! registered servers, or one local store); `healer` re-replicates and `gc`
-//! collects garbage, both on the metadata group's decisions.
+//! them. `config` runs a chunk server process (`arbor chunk`). `registry`
+//! is a gateway's copy of the registered chunk servers; `cluster` and
+//! `backend` are its view of the chunks (replicated on those servers, or
+//! one local store); `healer` re-replicates and `gc` collects garbage, both
+//! on the metadata group's decisions.
 
 pub mod api;
 pub mod backend;
@@ -21,6 +22,7 @@ pub mod gc;
 pub mod healer;
 pub mod heartbeat;
 pub mod limits;
+pub mod registry;
 pub mod repair;
 pub mod replication;
 pub mod scrub;
@@ -30,11 +32,12 @@ pub mod store;
 pub use api::{Inventory, ServerStatus};
 pub use backend::{BackendWriter, ChunkBackend, Locations, StoredChunk};
 pub use client::{ChunkClient, ChunkClients, ChunkRead, ClientOptions, ExpectedSha256};
-pub use cluster::{ClusterChunks, ClusterWriter, Registry};
+pub use cluster::{ClusterChunks, ClusterWriter};
 pub use config::{ChunkServerConfig, run, run_on};
 pub use error::{ChunkError, Result};
 pub use gc::{Collector, GcConfig, GcReport, OrphanSweeper};
 pub use healer::{HealReport, Healer, HealerConfig};
+pub use registry::Registry;
 pub use repair::{RepairCounts, RepairJob, RepairOutcome, Repairer, repair};
 pub use replication::{Replacement, ReplicatedWrite, Replicator};
 pub use scrub::{ScrubReport, Scrubber};

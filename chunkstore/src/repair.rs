@@ -25,6 +25,7 @@ use arbor_meta::ChunkId;
 use crate::client::ChunkClients;
 use crate::error::{ChunkError, Result};
 use crate::limits;
+use crate::registry::Registry;
 use crate::replication::copy_chunk;
 
 /// A replica to repair.
@@ -306,7 +307,7 @@ async fn repair_from_replicas(
     if record.refs == 0 || !record.servers.contains(&me.id) {
         return Ok(None);
     }
-    let registry = crate::cluster::Registry {
+    let registry = Registry {
         servers: Arc::new(meta.chunk_servers().await?),
     };
     let others: Vec<_> = record
