@@ -22,12 +22,13 @@
 //! answers: on a follower, a pass finds `NotLeader` and does nothing.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbor_meta::clock::now_ms;
 use arbor_meta::limits::CHUNK_RECORDS_READ_MAX;
 use arbor_meta::registry::ServerId;
 use arbor_meta::{ChunkId, MetaClient, MetaError};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::ChunkBackend;

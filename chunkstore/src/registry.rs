@@ -3,11 +3,11 @@
 //! [`limits::REGISTRY_REFRESH`] and shared by every request.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use arbor_meta::MetaClient;
 use arbor_meta::registry::{ChunkServerRecord, ServerId, ServerStatus};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use crate::error::{ChunkError, Result};
 use crate::limits;
