@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use arbor_meta::clock::{SharedClock, SharedEntropy};
 use arbor_meta::registry::ServerId;
 use arbor_meta::{ChunkId, ChunkPlacement, ChunkRecord, MetaClient, placement};
 use bytes::Bytes;
@@ -24,7 +25,7 @@ use crate::error::{ChunkError, Result};
 use crate::limits;
 use crate::registry::{CachedRegistry, Registry};
 use crate::replication::{ReplicatedWrite, Replicator};
-use crate::store::ChunkInfo;
+use crate::store::{ChunkInfo, fresh_chunk_id};
 
 /// A gateway's access to the cluster's chunks. Cheap to clone.
 #[derive(Clone)]
@@ -45,11 +46,21 @@ struct Inner {
     replicator: Replicator,
     factor: u8,
     registry: CachedRegistry,
+    /// Stamp and draw the ids of new chunks.
+    clock: SharedClock,
+    entropy: SharedEntropy,
 }
 
 impl ClusterChunks {
-    /// `factor`: replicas per chunk (1..=`limits::REPLICAS_MAX`).
-    pub fn new(meta: MetaClient, replicator: Replicator, factor: u8) -> Result<ClusterChunks> {
+    /// `factor`: replicas per chunk (1..=`limits::REPLICAS_MAX`); new
+    /// chunk ids are created by `clock` with random bits from `entropy`.
+    pub fn new(
+        meta: MetaClient,
+        replicator: Replicator,
+        factor: u8,
+        clock: SharedClock,
+        entropy: SharedEntropy,
+    ) -> Result<ClusterChunks> {
         if factor == 0 || usize::from(factor) > limits::REPLICAS_MAX {
             return Err(ChunkError::InvalidConfig(format!(
                 "replication factor {factor} (1..={})",
@@ -62,14 +73,21 @@ impl ClusterChunks {
                 replicator,
                 factor,
                 registry: CachedRegistry::default(),
+                clock,
+                entropy,
             }),
         })
     }
 
     /// A cluster client with default timeouts and no repairer.
-    pub fn with_defaults(meta: MetaClient, factor: u8) -> Result<ClusterChunks> {
+    pub fn with_defaults(
+        meta: MetaClient,
+        factor: u8,
+        clock: SharedClock,
+        entropy: SharedEntropy,
+    ) -> Result<ClusterChunks> {
         let clients = ChunkClients::new(ClientOptions::default());
-        ClusterChunks::new(meta, Replicator::new(clients, None), factor)
+        ClusterChunks::new(meta, Replicator::new(clients, None), factor, clock, entropy)
     }
 
     pub fn meta(&self) -> &MetaClient {
@@ -91,7 +109,7 @@ impl ClusterChunks {
     /// Starts writing a new chunk to the servers placement picks.
     pub async fn writer(&self) -> Result<ClusterWriter> {
         let registry = self.registry().await?;
-        let id = ChunkId::generate();
+        let id = fresh_chunk_id(&*self.inner.clock, &*self.inner.entropy);
         let ranking = placement::place(&registry.servers, &id, registry.servers.len());
         let factor = usize::from(self.inner.factor);
         // Fewer servers than the factor: write to those there are (the
