@@ -38,7 +38,7 @@ impl ChunkBackend {
     pub async fn writer(&self) -> Result<BackendWriter> {
         match self {
             ChunkBackend::Local(store) => {
-                let id = ChunkId::generate();
+                let id = store.fresh_id();
                 Ok(BackendWriter::Local(store.writer(id).await?, id))
             }
             ChunkBackend::Cluster(cluster) => Ok(BackendWriter::Cluster(cluster.writer().await?)),

@@ -1,8 +1,7 @@
 //! Chunks on the chunk servers of a cluster, as a gateway sees them.
 //!
-//! The registry (the metadata group's list of chunk servers) is read at
-//! most once per [`limits::REGISTRY_REFRESH`] and shared by every request.
-//! A new chunk gets a fresh id and is placed by [`placement::place`]: the
+//! Servers are looked up in the [`Registry`], read at most once per
+//! [`limits::REGISTRY_REFRESH`] and shared by every request. A new chunk gets a fresh id and is placed by [`placement::place`]: the
 //! first `factor` servers of the ranking are the targets, the rest stand by
 //! as replacements ([`Replicator::write`]). Where it lands is returned as a
 //! [`ChunkPlacement`] for the commit to record; reads ask the metadata
@@ -12,72 +11,21 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
 
-use arbor_meta::records::{ChunkServerRecord, ServerId, ServerStatus};
+use arbor_meta::clock::{SharedClock, SharedEntropy};
+use arbor_meta::records::ServerId;
 use arbor_meta::{ChunkId, ChunkPlacement, ChunkRecord, MetaClient, placement};
 use bytes::Bytes;
 use futures::stream;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::client::{ChunkClients, ChunkRead, ClientOptions};
 use crate::error::{ChunkError, Result};
 use crate::limits;
+use crate::registry::{CachedRegistry, Registry};
 use crate::replication::{ReplicatedWrite, Replicator};
-use crate::store::ChunkInfo;
-use crate::{ChunkRead, ClientOptions};
-
-/// The registry as last read.
-#[derive(Clone, Debug)]
-pub struct Registry {
-    pub servers: Arc<Vec<ChunkServerRecord>>,
-}
-
-impl Registry {
-    pub fn get(&self, id: ServerId) -> Option<&ChunkServerRecord> {
-        self.servers.iter().find(|s| s.id == id)
-    }
-
-    /// Addresses of `servers` in the order to read from them: ONLINE,
-    /// then DRAINING, then OFFLINE (it may be back); unknown ids skipped.
-    pub fn read_order(&self, servers: &[ServerId]) -> Vec<String> {
-        let rank = |status: ServerStatus| match status {
-            ServerStatus::Online => 0,
-            ServerStatus::Draining => 1,
-            ServerStatus::Offline => 2,
-        };
-        let mut known: Vec<&ChunkServerRecord> = servers
-            .iter()
-            .filter_map(|id| self.get(*id))
-            .filter(|s| !s.addr.is_empty())
-            .collect();
-        known.sort_by_key(|s| rank(s.status));
-        known.iter().map(|s| s.addr.clone()).collect()
-    }
-
-    /// As [`Registry::read_order`], without OFFLINE servers: where a copy
-    /// can be taken from now.
-    pub fn sources(&self, servers: &[ServerId]) -> Vec<String> {
-        let reachable: Vec<ServerId> = servers
-            .iter()
-            .copied()
-            .filter(|id| {
-                self.get(*id)
-                    .is_some_and(|s| s.status != ServerStatus::Offline)
-            })
-            .collect();
-        self.read_order(&reachable)
-    }
-
-    fn id_of(&self, addr: &str) -> Option<ServerId> {
-        // Addresses are unique among registered servers (registration
-        // retires an older holder of the same address).
-        self.servers
-            .iter()
-            .find(|s| s.addr == addr && !addr.is_empty())
-            .map(|s| s.id)
-    }
-}
+use crate::store::{ChunkInfo, fresh_chunk_id};
 
 /// A gateway's access to the cluster's chunks. Cheap to clone.
 #[derive(Clone)]
@@ -97,12 +45,22 @@ struct Inner {
     meta: MetaClient,
     replicator: Replicator,
     factor: u8,
-    registry: Mutex<Option<(Instant, Registry)>>,
+    registry: CachedRegistry,
+    /// Stamp and draw the ids of new chunks.
+    clock: SharedClock,
+    entropy: SharedEntropy,
 }
 
 impl ClusterChunks {
-    /// `factor`: replicas per chunk (1..=`limits::REPLICAS_MAX`).
-    pub fn new(meta: MetaClient, replicator: Replicator, factor: u8) -> Result<ClusterChunks> {
+    /// `factor`: replicas per chunk (1..=`limits::REPLICAS_MAX`); new
+    /// chunk ids are created by `clock` with random bits from `entropy`.
+    pub fn new(
+        meta: MetaClient,
+        replicator: Replicator,
+        factor: u8,
+        clock: SharedClock,
+        entropy: SharedEntropy,
+    ) -> Result<ClusterChunks> {
         if factor == 0 || usize::from(factor) > limits::REPLICAS_MAX {
             return Err(ChunkError::InvalidConfig(format!(
                 "replication factor {factor} (1..={})",
@@ -114,15 +72,22 @@ impl ClusterChunks {
                 meta,
                 replicator,
                 factor,
-                registry: Mutex::new(None),
+                registry: CachedRegistry::default(),
+                clock,
+                entropy,
             }),
         })
     }
 
     /// A cluster client with default timeouts and no repairer.
-    pub fn with_defaults(meta: MetaClient, factor: u8) -> Result<ClusterChunks> {
-        let clients = crate::ChunkClients::new(ClientOptions::default());
-        ClusterChunks::new(meta, Replicator::new(clients, None), factor)
+    pub fn with_defaults(
+        meta: MetaClient,
+        factor: u8,
+        clock: SharedClock,
+        entropy: SharedEntropy,
+    ) -> Result<ClusterChunks> {
+        let clients = ChunkClients::new(ClientOptions::default());
+        ClusterChunks::new(meta, Replicator::new(clients, None), factor, clock, entropy)
     }
 
     pub fn meta(&self) -> &MetaClient {
@@ -135,40 +100,16 @@ impl ClusterChunks {
 
     /// The registry, read again if the copy held is older than
     /// [`limits::REGISTRY_REFRESH`]. When the metadata group cannot be
-    /// reached, a stale copy is better than none, and is used for another
-    /// refresh period before the group is asked again. One caller refreshes
-    /// at a time (the lock is held across the call); the others wait for
-    /// its answer rather than asking too.
+    /// reached, the last copy is used for another refresh period. One
+    /// caller refreshes at a time; the others wait for its answer.
     pub async fn registry(&self) -> Result<Registry> {
-        let mut held = self.inner.registry.lock().await;
-        if let Some((read_at, registry)) = held.as_ref()
-            && read_at.elapsed() < limits::REGISTRY_REFRESH
-        {
-            return Ok(registry.clone());
-        }
-        match self.inner.meta.chunk_servers().await {
-            Ok(servers) => {
-                let registry = Registry {
-                    servers: Arc::new(servers),
-                };
-                *held = Some((Instant::now(), registry.clone()));
-                Ok(registry)
-            }
-            Err(error) => match held.as_mut() {
-                Some((read_at, registry)) => {
-                    tracing::warn!(%error, "cannot refresh the chunk server registry; using the last one");
-                    *read_at = Instant::now();
-                    Ok(registry.clone())
-                }
-                None => Err(ChunkError::Meta(error)),
-            },
-        }
+        self.inner.registry.get(&self.inner.meta).await
     }
 
     /// Starts writing a new chunk to the servers placement picks.
     pub async fn writer(&self) -> Result<ClusterWriter> {
         let registry = self.registry().await?;
-        let id = ChunkId::generate();
+        let id = fresh_chunk_id(&*self.inner.clock, &*self.inner.entropy);
         let ranking = placement::place(&registry.servers, &id, registry.servers.len());
         let factor = usize::from(self.inner.factor);
         // Fewer servers than the factor: write to those there are (the

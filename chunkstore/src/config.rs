@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use arbor_meta::clock::{SharedClock, SharedEntropy};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -133,30 +134,44 @@ impl ChunkServerConfig {
 
 /// Runs a chunk server until `shutdown` is cancelled: binds `listen`, then
 /// as [`run_on`].
-pub async fn run(config: ChunkServerConfig, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    config: ChunkServerConfig,
+    clock: SharedClock,
+    entropy: SharedEntropy,
+    shutdown: CancellationToken,
+) -> Result<()> {
     config.validate()?;
     let listener = TcpListener::bind(config.listen).await?;
-    run_on(config, listener, shutdown).await
+    run_on(config, listener, clock, entropy, shutdown).await
 }
 
 /// Runs a chunk server on `listener`: opens the store, starts the
 /// scrubber, serves. On shutdown: stop accepting and drain (with the
-/// deadline), stop the scrubber, return.
+/// deadline), stop the scrubber, return. `clock` and `entropy` are the
+/// process's ([`arbor_meta::clock::SystemClock`] and
+/// [`arbor_meta::clock::OsEntropy`] outside tests).
 pub async fn run_on(
     config: ChunkServerConfig,
     listener: TcpListener,
+    clock: SharedClock,
+    entropy: SharedEntropy,
     shutdown: CancellationToken,
 ) -> Result<()> {
     config.validate()?;
     tracing::info!(?config, "starting chunk server");
-    let store = ChunkStore::open(&config.data_dir.join(CHUNKS_DIR)).await?;
+    let store = ChunkStore::open(
+        &config.data_dir.join(CHUNKS_DIR),
+        clock.clone(),
+        entropy.clone(),
+    )
+    .await?;
     let stop_cluster = shutdown.child_token();
     let scrubber = Scrubber::new(store.clone(), config.scrub_rate)?;
     let mut cluster_tasks = Vec::new();
     let scrubber = if config.meta.is_empty() {
         scrubber
     } else {
-        let id = heartbeat::server_id(&config.data_dir)?;
+        let id = heartbeat::server_id(&config.data_dir, &*entropy)?;
         let meta = arbor_meta::MetaClient::remote(config.meta.clone());
         let me = heartbeat::Announcement {
             id,
@@ -186,6 +201,7 @@ pub async fn run_on(
             store.clone(),
             me,
             config.heartbeat_interval,
+            clock,
             stop_cluster.clone(),
         )));
         scrubber.with_reports(reports)

@@ -22,16 +22,15 @@
 //! answers: on a follower, a pass finds `NotLeader` and does nothing.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arbor_meta::clock::now_ms;
 use arbor_meta::limits::CHUNK_RECORDS_READ_MAX;
 use arbor_meta::records::ServerId;
 use arbor_meta::{ChunkId, MetaClient, MetaError};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::ChunkBackend;
-
 use crate::store::ChunkStore;
 
 /// GC-queue records read per round trip.
@@ -167,7 +166,8 @@ impl Collector {
 
 /// Offers the chunk files of `store` older than `grace` to the metadata
 /// group as orphan candidates and deletes those it declares deletable.
-/// Returns how many were deleted.
+/// Returns how many were deleted. Ages and the horizon proposed are both
+/// by the store's clock.
 pub async fn sweep_orphans(
     meta: &MetaClient,
     store: &ChunkStore,
@@ -200,7 +200,7 @@ pub async fn sweep_orphans(
             continue;
         }
         let deletable: Vec<ChunkId> = meta
-            .collect_orphans(server, likely, now_ms(), millis(grace))
+            .collect_orphans(server, likely, store.clock().now_ms(), millis(grace))
             .await?;
         for id in deletable {
             // Re-checked: a copy of the same chunk may have landed since.

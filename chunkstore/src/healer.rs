@@ -20,14 +20,13 @@
 
 use std::time::Duration;
 
-use arbor_meta::clock::now_ms;
+use arbor_meta::clock::SharedClock;
 use arbor_meta::records::{ChunkServerRecord, ServerId, ServerStatus};
 use arbor_meta::{ChunkId, ChunkRecord, MetaClient, MetaError, placement};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::Registry;
-
 use crate::limits;
+use crate::registry::Registry;
 use crate::replication::Replicator;
 use crate::store::ChunkInfo;
 
@@ -68,6 +67,9 @@ pub struct Healer {
     meta: MetaClient,
     replicator: Replicator,
     config: HealerConfig,
+    /// Now, to tell how long an OFFLINE server has been silent (against
+    /// the heartbeat times the servers stamped).
+    clock: SharedClock,
     /// Where each work list's scan stopped (the under-replicated set under
     /// `None`, each lost server under its id): a pass resumes there, so
     /// chunks that cannot be healed now do not starve the others.
@@ -75,11 +77,17 @@ pub struct Healer {
 }
 
 impl Healer {
-    pub fn new(meta: MetaClient, replicator: Replicator, config: HealerConfig) -> Healer {
+    pub fn new(
+        meta: MetaClient,
+        replicator: Replicator,
+        config: HealerConfig,
+        clock: SharedClock,
+    ) -> Healer {
         Healer {
             meta,
             replicator,
             config,
+            clock,
             cursors: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -110,7 +118,7 @@ impl Healer {
         let registry = Registry {
             servers: std::sync::Arc::new(self.meta.chunk_servers().await?),
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let grace = i64::try_from(self.config.offline_grace.as_millis()).unwrap_or(i64::MAX);
         let lost: Vec<ServerId> = registry
             .servers

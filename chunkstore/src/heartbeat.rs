@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use arbor_meta::MetaClient;
-use arbor_meta::clock::now_ms;
+use arbor_meta::clock::{Clock, Entropy, SharedClock};
 use arbor_meta::records::ServerId;
 use tokio_util::sync::CancellationToken;
 
@@ -17,9 +17,10 @@ use crate::store::ChunkStore;
 /// The file in the data directory holding the server's id.
 pub const SERVER_ID_FILE: &str = "server-id";
 
-/// The server's id: read from `data_dir`, or chosen at random and stored
-/// (fsync'd) on first start, so a restarted server is the same server.
-pub fn server_id(data_dir: &Path) -> Result<ServerId> {
+/// The server's id: read from `data_dir`, or drawn from `entropy` and
+/// stored (fsync'd) on first start, so a restarted server is the same
+/// server.
+pub fn server_id(data_dir: &Path, entropy: &dyn Entropy) -> Result<ServerId> {
     let path = data_dir.join(SERVER_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().parse().map_err(|_| {
@@ -27,7 +28,7 @@ pub fn server_id(data_dir: &Path) -> Result<ServerId> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
-            let id: ServerId = rand::random::<u64>().max(1);
+            let id: ServerId = entropy.next_u64().max(1);
             let tmp = data_dir.join(format!("{SERVER_ID_FILE}.tmp"));
             std::fs::write(&tmp, id.to_string())?;
             std::fs::File::open(&tmp)?.sync_all()?;
@@ -52,11 +53,13 @@ pub struct Announcement {
 /// Registers, then heartbeats every `interval` until `shutdown`; re-registers
 /// if the group forgot the server. Failures are logged and retried at the
 /// next beat: a chunk server keeps serving while the group is unavailable.
+/// Each registration and heartbeat is stamped with `clock`'s now.
 pub async fn run(
     meta: MetaClient,
     store: ChunkStore,
     me: Announcement,
     interval: Duration,
+    clock: SharedClock,
     shutdown: CancellationToken,
 ) {
     let mut registered = false;
@@ -64,7 +67,7 @@ pub async fn run(
         // A call to an unreachable group retries for a while: shutdown wins.
         let result = tokio::select! {
             () = shutdown.cancelled() => return,
-            result = beat(&meta, &store, &me, registered) => result,
+            result = beat(&meta, &store, &me, registered, &*clock) => result,
         };
         match result {
             Ok(()) => registered = true,
@@ -84,10 +87,11 @@ async fn beat(
     store: &ChunkStore,
     me: &Announcement,
     registered: bool,
+    clock: &dyn Clock,
 ) -> arbor_meta::Result<()> {
     if !registered {
         let record = meta
-            .register_chunk_server(me.id, &me.addr, &me.zone, me.capacity, now_ms())
+            .register_chunk_server(me.id, &me.addr, &me.zone, me.capacity, clock.now_ms())
             .await?;
         tracing::info!(
             id = me.id,
@@ -98,7 +102,7 @@ async fn beat(
     }
     match store.usage().await {
         Ok((chunks, used)) => meta
-            .chunk_server_heartbeat(me.id, used, chunks, now_ms())
+            .chunk_server_heartbeat(me.id, used, chunks, clock.now_ms())
             .await
             .map(|_| ()),
         Err(e) => {

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 /// Each block of this many bytes carries its own CRC32C.
 pub const BLOCK_SIZE: u64 = 64 * 1024;
-/// Default chunk size (brief.md §4, design document: 64 MiB).
+/// Default chunk size: large enough that a chunk's fixed costs (a file and
+/// its fsync, a chunk record, a placement, a request per replica) are small
+/// next to its bytes, small enough that a repair or re-replication copies
+/// little at a time. Gateways may choose another (`--chunk-size`).
 pub const CHUNK_SIZE_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Largest chunk a store accepts.
 pub const CHUNK_SIZE_MAX: u64 = 256 * 1024 * 1024;

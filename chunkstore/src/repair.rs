@@ -22,10 +22,12 @@ use tokio_util::sync::CancellationToken;
 
 use arbor_meta::ChunkId;
 
-use crate::client::ChunkClients;
+use crate::client::{ChunkClient, ChunkClients, ClientOptions};
 use crate::error::{ChunkError, Result};
+use crate::heartbeat::Announcement;
 use crate::limits;
-use crate::replication::copy_chunk;
+use crate::registry::Registry;
+use crate::transfer::copy_chunk;
 
 /// A replica to repair.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -235,7 +237,7 @@ pub async fn repair(clients: &ChunkClients, job: &RepairJob) -> Result<RepairOut
 /// Reads what a broken-off read of `target` at `offset` had in flight:
 /// the server reads ahead up to two pieces, all verified (by block CRC)
 /// before it answers, so a bad block there gives a clean `corrupt`.
-async fn probe(target: &crate::ChunkClient, id: ChunkId, offset: u64) -> Result<()> {
+async fn probe(target: &ChunkClient, id: ChunkId, offset: u64) -> Result<()> {
     let size = target.stat(id).await?.size;
     let start = offset.min(size);
     let end = offset.saturating_add(PROBE_LEN).min(size);
@@ -255,11 +257,11 @@ const PROBE_LEN: u64 = 2 * limits::READ_PIECE_SIZE_MAX;
 /// list this server, is garbage and left alone).
 pub async fn repair_scrubbed(
     meta: arbor_meta::MetaClient,
-    me: crate::heartbeat::Announcement,
+    me: Announcement,
     mut found: mpsc::Receiver<ChunkId>,
     shutdown: CancellationToken,
 ) {
-    let clients = ChunkClients::new(crate::ClientOptions::default());
+    let clients = ChunkClients::new(ClientOptions::default());
     loop {
         let id = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -297,7 +299,7 @@ pub async fn repair_scrubbed(
 async fn repair_from_replicas(
     meta: &arbor_meta::MetaClient,
     clients: &ChunkClients,
-    me: &crate::heartbeat::Announcement,
+    me: &Announcement,
     id: ChunkId,
 ) -> Result<Option<RepairOutcome>> {
     let Some(record) = meta.chunk_records(vec![id]).await?.pop().flatten() else {
@@ -306,7 +308,7 @@ async fn repair_from_replicas(
     if record.refs == 0 || !record.servers.contains(&me.id) {
         return Ok(None);
     }
-    let registry = crate::cluster::Registry {
+    let registry = Registry {
         servers: Arc::new(meta.chunk_servers().await?),
     };
     let others: Vec<_> = record

@@ -44,6 +44,7 @@ use crate::error::{ChunkError, Result};
 use crate::limits;
 use crate::repair::{RepairJob, Repairer};
 use crate::store::ChunkInfo;
+use crate::transfer::copy_chunk;
 
 /// The outcome of a replicated write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -294,31 +295,6 @@ impl Replicator {
         };
         Ok(ChunkRead { info, body })
     }
-}
-
-/// See [`Replicator::copy`].
-pub(crate) async fn copy_chunk(
-    clients: &ChunkClients,
-    info: &ChunkInfo,
-    from: &str,
-    to: &str,
-) -> Result<()> {
-    let source = clients.server(from)?;
-    let target = clients.server(to)?;
-    let read = source.get(info.id, 0..info.size).await?;
-    if read.info.sha256 != info.sha256 || read.info.size != info.size {
-        return Err(ChunkError::Corrupt {
-            id: info.id,
-            detail: format!("{from} holds other content than expected"),
-        });
-    }
-    let stored = target
-        .put(info.id, ExpectedSha256::Known(info.sha256), read.body)
-        .await?;
-    if stored != *info {
-        return Err(target.network(format!("stored {stored:?} instead of {info:?}")));
-    }
-    Ok(())
 }
 
 /// One target's end of the fan-out.

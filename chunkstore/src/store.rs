@@ -17,6 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -24,6 +25,7 @@ use futures::stream::{self, BoxStream};
 use sha2::{Digest, Sha256};
 
 use arbor_meta::ChunkId;
+use arbor_meta::clock::{Clock, Entropy, SharedClock, SharedEntropy};
 
 use crate::error::{ChunkError, Result};
 use crate::format::{self, BLOCK_LEN, ChunkHasher, Footer};
@@ -41,16 +43,44 @@ pub struct ChunkInfo {
     pub sha256: [u8; 32],
 }
 
+/// A new chunk id: created now by `clock`, its random tail drawn from
+/// `entropy` (the layout is [`ChunkId`]'s: 48 bits of milliseconds, then
+/// 80 random bits).
+pub(crate) fn fresh_chunk_id(clock: &dyn Clock, entropy: &dyn Entropy) -> ChunkId {
+    ChunkId::new(clock.now_ms(), entropy)
+}
+
 /// A directory of chunk files. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ChunkStore {
     root: PathBuf,
+    /// Now, for the age of chunk files (orphan sweeps) and new ids. File
+    /// modification times come from the operating system, so outside tests
+    /// this is the system clock.
+    clock: SharedClock,
+    /// The random bits of new ids, and of the names of temporary and
+    /// quarantined files (unique per write and per quarantine).
+    entropy: SharedEntropy,
+}
+
+impl fmt::Debug for ChunkStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChunkStore {
     /// Opens (creating if needed) a store rooted at `root`; removes temporary
-    /// files left by writes that never finished.
-    pub async fn open(root: &Path) -> Result<ChunkStore> {
+    /// files left by writes that never finished. `clock` and `entropy` are
+    /// the process's ([`arbor_meta::clock::SystemClock`] and
+    /// [`arbor_meta::clock::OsEntropy`] outside tests).
+    pub async fn open(
+        root: &Path,
+        clock: SharedClock,
+        entropy: SharedEntropy,
+    ) -> Result<ChunkStore> {
         let root = root.to_path_buf();
         let tmp = root.join(TMP_DIR);
         blocking(move || -> Result<()> {
@@ -69,21 +99,31 @@ impl ChunkStore {
             Ok(())
         })
         .await??;
-        Ok(ChunkStore { root })
+        Ok(ChunkStore {
+            root,
+            clock,
+            entropy,
+        })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The clock file ages are judged by.
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// A new chunk id from the store's clock and entropy.
+    pub(crate) fn fresh_id(&self) -> ChunkId {
+        fresh_chunk_id(&*self.clock, &*self.entropy)
+    }
+
     /// Starts writing chunk `id`. Nothing is visible under `id` until
     /// [`ChunkWriter::finish`] returns.
     pub async fn writer(&self, id: ChunkId) -> Result<ChunkWriter> {
-        let tmp_name = format!(
-            "{}.{}{TMP_SUFFIX}",
-            id.to_hex(),
-            ChunkId::generate().to_hex()
-        );
+        let tmp_name = format!("{}.{}{TMP_SUFFIX}", id.to_hex(), self.fresh_id().to_hex());
         let tmp_path = self.root.join(TMP_DIR).join(tmp_name);
         let path = tmp_path.clone();
         let file =
@@ -167,22 +207,16 @@ impl ChunkStore {
     /// Removes chunk `id` only if its file is still at least `age` old (an
     /// orphan sweep's decision, re-checked just before acting: a put of the
     /// same id meanwhile makes a fresh file). Returns whether it went.
-    pub async fn delete_if_older_than(
-        &self,
-        id: ChunkId,
-        age: std::time::Duration,
-    ) -> Result<bool> {
+    pub async fn delete_if_older_than(&self, id: ChunkId, age: Duration) -> Result<bool> {
         let path = self.chunk_path(id);
+        let now_ms = self.clock.now_ms();
         blocking(move || -> Result<bool> {
-            let modified = match fs::metadata(&path) {
-                Ok(metadata) => metadata.modified()?,
+            let metadata = match fs::metadata(&path) {
+                Ok(metadata) => metadata,
                 Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
                 Err(error) => return Err(error.into()),
             };
-            let elapsed = std::time::SystemTime::now()
-                .duration_since(modified)
-                .unwrap_or_default();
-            if elapsed < age {
+            if !is_older_than(&metadata, now_ms, age)? {
                 return Ok(false);
             }
             remove_if_exists(&path)?;
@@ -208,14 +242,13 @@ impl ChunkStore {
 
     /// Ids of the chunks sealed at least `age` ago (by file modification
     /// time), in increasing order: candidates for orphan collection.
-    pub async fn list_older_than(&self, age: std::time::Duration) -> Result<Vec<ChunkId>> {
+    pub async fn list_older_than(&self, age: Duration) -> Result<Vec<ChunkId>> {
         let root = self.root.clone();
+        let now_ms = self.clock.now_ms();
         blocking(move || -> Result<Vec<ChunkId>> {
-            let now = std::time::SystemTime::now();
             let mut ids = Vec::new();
             walk_chunks(&root, |id, entry| {
-                let modified = entry.metadata()?.modified()?;
-                if now.duration_since(modified).unwrap_or_default() >= age {
+                if is_older_than(&entry.metadata()?, now_ms, age)? {
                     ids.push(id);
                 }
                 Ok(())
@@ -248,9 +281,9 @@ impl ChunkStore {
     pub async fn quarantine(&self, id: ChunkId) -> Result<bool> {
         let path = self.chunk_path(id);
         let dir = self.root.join(QUARANTINE_DIR);
+        let aside = dir.join(format!("{}.{}", id.to_hex(), self.fresh_id().to_hex()));
         blocking(move || -> Result<bool> {
             create_dir_durably(&dir)?;
-            let aside = dir.join(format!("{}.{}", id.to_hex(), ChunkId::generate().to_hex()));
             match fs::rename(&path, &aside) {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -653,6 +686,20 @@ fn prefix_dir_name(id: ChunkId) -> String {
     hex::encode([last])
 }
 
+/// Whether a file last modified as `metadata` says is at least `age` old
+/// at `now_ms`. A modification time after `now_ms` makes it new; one
+/// before the Unix epoch, old.
+fn is_older_than(metadata: &fs::Metadata, now_ms: i64, age: Duration) -> io::Result<bool> {
+    let modified_ms = metadata
+        .modified()?
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        });
+    let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+    Ok(now_ms.saturating_sub(modified_ms).max(0) >= age_ms)
+}
+
 fn open_chunk(path: &Path, id: ChunkId) -> Result<File> {
     File::open(path).map_err(|error| match error.kind() {
         io::ErrorKind::NotFound => ChunkError::NotFound(id),
@@ -705,4 +752,48 @@ where
     tokio::task::spawn_blocking(f).await.map_err(|error| {
         io::Error::other(format!("chunk store blocking task failed: {error}")).into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use arbor_meta::clock::{ManualClock, SeededEntropy, SystemClock};
+
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn file_ages_are_judged_by_the_stores_clock() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Files are stamped by the operating system: start the manual
+        // clock at the system's now, then move it by hand.
+        let clock = ManualClock::new(SystemClock.now_ms());
+        let store = ChunkStore::open(dir.path(), clock.clone(), SeededEntropy::new(7))
+            .await
+            .expect("open");
+        let id = store.fresh_id();
+        let mut writer = store.writer(id).await.expect("writer");
+        writer
+            .write(Bytes::from_static(b"old"))
+            .await
+            .expect("write");
+        writer.finish(None).await.expect("finish");
+
+        assert_eq!(store.list_older_than(HOUR).await.expect("list"), []);
+        assert!(!store.delete_if_older_than(id, HOUR).await.expect("delete"));
+
+        clock.advance_ms(2 * 3600 * 1000);
+        assert_eq!(store.list_older_than(HOUR).await.expect("list"), [id]);
+        assert!(store.delete_if_older_than(id, HOUR).await.expect("delete"));
+        assert!(matches!(store.stat(id).await, Err(ChunkError::NotFound(_))));
+    }
+
+    #[test]
+    fn fresh_ids_carry_the_clocks_time_and_the_entropys_bits() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let id = fresh_chunk_id(&*clock, &*SeededEntropy::new(1));
+        assert_eq!(id.created_ms(), 1_700_000_000_000);
+        assert_eq!(id, fresh_chunk_id(&*clock, &*SeededEntropy::new(1)));
+        assert_ne!(id, fresh_chunk_id(&*clock, &*SeededEntropy::new(2)));
+    }
 }

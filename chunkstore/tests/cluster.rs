@@ -13,7 +13,7 @@ use arbor_chunkstore::{
     Replicator, Scrubber, ServerOptions, limits,
 };
 use arbor_meta::ChunkId;
-use arbor_meta::clock::now_ms;
+use arbor_meta::clock::{OsEntropy, SystemClock, now_ms};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream;
@@ -65,7 +65,9 @@ struct Node {
 impl Node {
     async fn start() -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = ChunkStore::open(dir.path()).await.expect("open store");
+        let store = ChunkStore::open(dir.path(), SystemClock::shared(), OsEntropy::shared())
+            .await
+            .expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -742,7 +744,13 @@ async fn chunk_server_process_runs_and_stops() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(arbor_chunkstore::run_on(config, listener, shutdown.clone()));
+    let task = tokio::spawn(arbor_chunkstore::run_on(
+        config,
+        listener,
+        SystemClock::shared(),
+        OsEntropy::shared(),
+        shutdown.clone(),
+    ));
 
     let client = clients().server(&addr).expect("client");
     let data = source(100 * KIB, 70);
@@ -780,7 +788,13 @@ async fn chunk_server_process_runs_and_stops() {
         ..Default::default()
     };
     assert!(matches!(
-        arbor_chunkstore::run(bad, CancellationToken::new()).await,
+        arbor_chunkstore::run(
+            bad,
+            SystemClock::shared(),
+            OsEntropy::shared(),
+            CancellationToken::new()
+        )
+        .await,
         Err(ChunkError::InvalidConfig(_))
     ));
 }
@@ -914,6 +928,7 @@ async fn the_healer_restores_the_factor_and_empties_draining_servers() {
             interval: Duration::from_secs(1),
             offline_grace: Duration::from_secs(300),
         },
+        SystemClock::shared(),
     );
     let report = healer.pass().await.expect("pass");
     assert_eq!((report.copied, report.dropped, report.short), (1, 0, 0));

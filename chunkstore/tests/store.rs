@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use arbor_chunkstore::{ChunkError, ChunkInfo, ChunkStore, limits};
 use arbor_meta::ChunkId;
+use arbor_meta::clock::{OsEntropy, SystemClock};
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -31,7 +32,9 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 
 async fn open() -> (tempfile::TempDir, ChunkStore) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ChunkStore::open(dir.path()).await.expect("open");
+    let store = ChunkStore::open(dir.path(), SystemClock::shared(), OsEntropy::shared())
+        .await
+        .expect("open");
     (dir, store)
 }
 
@@ -293,7 +296,9 @@ async fn too_large_is_refused_before_writing() {
 #[tokio::test]
 async fn open_removes_leftover_tmp_files() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = ChunkStore::open(dir.path()).await.expect("open");
+    let store = ChunkStore::open(dir.path(), SystemClock::shared(), OsEntropy::shared())
+        .await
+        .expect("open");
     let id = ChunkId::generate();
     let mut writer = store.writer(id).await.expect("writer");
     writer
@@ -304,7 +309,9 @@ async fn open_removes_leftover_tmp_files() {
     std::mem::forget(writer);
     assert_eq!(tmp_files(&store).len(), 1);
 
-    let store = ChunkStore::open(dir.path()).await.expect("reopen");
+    let store = ChunkStore::open(dir.path(), SystemClock::shared(), OsEntropy::shared())
+        .await
+        .expect("reopen");
     assert!(tmp_files(&store).is_empty());
     assert!(store.list().await.expect("list").is_empty());
 }

@@ -21,6 +21,7 @@ use arbor_chunkstore::{
     ChunkBackend, ChunkClients, ClientOptions, ClusterChunks, Collector, GcConfig, Healer,
     HealerConfig, Repairer, Replicator,
 };
+use arbor_meta::clock::{OsEntropy, SystemClock};
 use arbor_meta::records::{ChunkServerRecord, ServerStatus};
 use arbor_meta::{ChunkId, MetaClient, MetaConfig, MetaNode};
 use tokio::net::TcpListener;
@@ -101,10 +102,17 @@ pub async fn run_meta(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Re
             interval: Duration::from_secs(args.heal_interval_secs.max(1)),
             offline_grace: Duration::from_secs(args.offline_grace_secs),
         },
+        SystemClock::shared(),
     );
     let heal = tokio::spawn(healer.run(shutdown.clone()));
     // The collector only deletes: no replication factor applies.
-    let chunks = ClusterChunks::new(node.client(), Replicator::new(clients, None), 1)?;
+    let chunks = ClusterChunks::new(
+        node.client(),
+        Replicator::new(clients, None),
+        1,
+        SystemClock::shared(),
+        OsEntropy::shared(),
+    )?;
     let collector = Collector::new(
         node.client(),
         ChunkBackend::Cluster(chunks),
@@ -189,9 +197,15 @@ pub async fn run_chunk(args: ChunkArgs, shutdown: CancellationToken) -> anyhow::
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     println!("chunk server listening: {}", listener.local_addr()?);
-    arbor_chunkstore::config::run_on(config, listener, shutdown)
-        .await
-        .context("chunk server")?;
+    arbor_chunkstore::config::run_on(
+        config,
+        listener,
+        SystemClock::shared(),
+        OsEntropy::shared(),
+        shutdown,
+    )
+    .await
+    .context("chunk server")?;
     Ok(())
 }
 
@@ -236,6 +250,8 @@ pub async fn run_gateway(args: GatewayArgs, shutdown: CancellationToken) -> anyh
         meta.clone(),
         Replicator::new(clients, Some(repairer)),
         args.replication_factor,
+        SystemClock::shared(),
+        OsEntropy::shared(),
     )?;
     let settings = GatewaySettings {
         chunk_size: args.chunk_size,

@@ -7,6 +7,7 @@ use anyhow::Context;
 use arbor_chunkstore::{ChunkBackend, ChunkStore, Collector, GcConfig};
 use std::time::Duration;
 
+use arbor_meta::clock::{OsEntropy, SystemClock};
 use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
 use arbor_meta::{MetaClient, MetaConfig, MetaNode};
 use s3s::config::{S3Config, StaticConfigProvider};
@@ -48,9 +49,13 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     })
     .await
     .context("starting the metadata service")?;
-    let chunks = ChunkStore::open(&config.data_dir.join(CHUNKS_DIR))
-        .await
-        .context("opening the chunk store")?;
+    let chunks = ChunkStore::open(
+        &config.data_dir.join(CHUNKS_DIR),
+        SystemClock::shared(),
+        OsEntropy::shared(),
+    )
+    .await
+    .context("opening the chunk store")?;
 
     let settings = GatewaySettings {
         chunk_size: config.chunk_size,
