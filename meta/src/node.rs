@@ -9,17 +9,18 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, Config, RaftNetworkFactory, ServerState, SnapshotPolicy};
 use redb::{Database, ReadableDatabase};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::client::MetaClient;
+use crate::clock::{OsEntropy, SharedEntropy};
 use crate::error::{MetaError, Result};
 use crate::namespace;
 use crate::raft::batcher::{self, Batcher};
 use crate::raft::network::HttpNetworkFactory;
-use crate::raft::types::{NodeId, Raft, RaftMetrics};
+use crate::raft::types::{NodeId, Raft, RaftMetrics, TypeConfig};
 use crate::raft::{LogStore, LogWriter, StateStore};
 use crate::records::object::ObjectVersion;
 use crate::replica::Replica;
@@ -141,6 +142,26 @@ fn raft_config() -> Result<Config> {
         .map_err(|e| MetaError::Raft(format!("raft config: {e}")))
 }
 
+/// What a node takes from outside: how Raft messages travel, where ids
+/// come from, and the fault switch its HTTP network and server share.
+struct Seams<N> {
+    network: N,
+    entropy: SharedEntropy,
+    faults: SharedFaults,
+}
+
+impl Seams<HttpNetworkFactory> {
+    /// Raft over HTTP with the OS's generator: every process-level node.
+    fn http() -> Self {
+        let faults = SharedFaults::default();
+        Seams {
+            network: HttpNetworkFactory::new(HttpClient::default(), faults.clone()),
+            entropy: OsEntropy::shared(),
+            faults,
+        }
+    }
+}
+
 /// How a node starts its Raft group.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Start {
@@ -158,7 +179,31 @@ impl MetaNode {
     /// In-process only: `listen_addr`, `advertise_addr` and `bootstrap` are
     /// ignored.
     pub async fn open_single(config: MetaConfig) -> Result<Arc<MetaNode>> {
-        MetaNode::start(config, None, Start::Single).await
+        MetaNode::start(config, None, Start::Single, Seams::http()).await
+    }
+
+    /// Opens a member of an in-process group whose Raft messages travel
+    /// over `network` (a test's router, or a simulated network that drops,
+    /// delays and partitions), drawing snapshot and client ids from
+    /// `entropy`. Serves no HTTP: `listen_addr` is ignored; members reach
+    /// each other through `network`, and `advertise_addr` (default "") is
+    /// the address stored in the membership. Bootstraps like
+    /// [`MetaNode::open`].
+    pub async fn open_with<N>(
+        config: MetaConfig,
+        network: N,
+        entropy: SharedEntropy,
+    ) -> Result<Arc<MetaNode>>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+    {
+        let bootstrap = config.bootstrap;
+        let seams = Seams {
+            network,
+            entropy,
+            faults: SharedFaults::default(),
+        };
+        MetaNode::start(config, None, Start::Member { bootstrap }, seams).await
     }
 
     /// Opens a cluster member: like [`MetaNode::open_single`], and serves
@@ -177,14 +222,20 @@ impl MetaNode {
             None => None,
         };
         let bootstrap = config.bootstrap;
-        MetaNode::start(config, listener, Start::Member { bootstrap }).await
+        MetaNode::start(config, listener, Start::Member { bootstrap }, Seams::http()).await
     }
 
-    async fn start(
+    async fn start<N: RaftNetworkFactory<TypeConfig>>(
         config: MetaConfig,
         listener: Option<TcpListener>,
         start: Start,
+        seams: Seams<N>,
     ) -> Result<Arc<MetaNode>> {
+        let Seams {
+            network,
+            entropy,
+            faults,
+        } = seams;
         let id = config.node_id;
         let local_addr = match &listener {
             Some(listener) => Some(
@@ -203,6 +254,7 @@ impl MetaNode {
         let raft_config = Arc::new(raft_config()?);
         let (log_store, mut log_writer, state_store) = {
             let config = config.clone();
+            let entropy = entropy.clone();
             tokio::task::spawn_blocking(move || -> Result<(LogStore, LogWriter, StateStore)> {
                 std::fs::create_dir_all(&config.data_dir).map_err(|e| {
                     MetaError::Storage(format!("create {}: {e}", config.data_dir.display()))
@@ -210,7 +262,8 @@ impl MetaNode {
                 let (log_store, log_writer) =
                     LogStore::open(&config.data_dir.join(LOG_FILE_NAME), config.durable)?;
                 let state_store =
-                    StateStore::open(&config.data_dir.join(STATE_FILE_NAME), config.durable)?;
+                    StateStore::open(&config.data_dir.join(STATE_FILE_NAME), config.durable)?
+                        .with_entropy(entropy);
                 Ok((log_store, log_writer, state_store))
             })
             .await
@@ -219,8 +272,6 @@ impl MetaNode {
         let log_db = Arc::downgrade(log_store.database());
         let state_db = state_store.database().clone();
 
-        let faults = SharedFaults::default();
-        let network = HttpNetworkFactory::new(HttpClient::default(), faults.clone());
         let raft = match Raft::new(id, raft_config, network, log_store, state_store).await {
             Ok(raft) => raft,
             Err(e) => {

@@ -37,6 +37,7 @@ use super::types::{
     BatchResult, Entry, LogId, Proposal, RequestId, Snapshot, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig, decode, encode, storage_error,
 };
+use crate::clock::{OsEntropy, SharedEntropy};
 use crate::command::{Command, CommandResult, Reply};
 use crate::error::{MetaError, Result};
 use crate::{command, schema};
@@ -122,6 +123,8 @@ pub struct StateStore {
     db: Arc<Database>,
     durable: bool,
     non_durable_commits: Arc<AtomicU64>,
+    /// Draws the random part of snapshot ids.
+    entropy: SharedEntropy,
 }
 
 impl StateStore {
@@ -142,7 +145,14 @@ impl StateStore {
             db,
             durable,
             non_durable_commits: Arc::new(AtomicU64::new(0)),
+            entropy: OsEntropy::shared(),
         })
+    }
+
+    /// Draws snapshot ids from `entropy` (a seeded one replays exactly).
+    pub fn with_entropy(mut self, entropy: SharedEntropy) -> StateStore {
+        self.entropy = entropy;
+        self
     }
 
     /// The state database, for read transactions (linearizable reads are
@@ -266,9 +276,9 @@ impl StateStore {
                     "{}-{}-{:016x}",
                     id.leader_id.term,
                     id.index,
-                    rand::random::<u64>()
+                    self.entropy.next_u64()
                 ),
-                None => format!("none-{:016x}", rand::random::<u64>()),
+                None => format!("none-{:016x}", self.entropy.next_u64()),
             };
             (
                 SnapshotMeta {
