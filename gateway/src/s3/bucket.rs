@@ -16,7 +16,7 @@ pub async fn create(
     let name = req.input.bucket;
     record_target("CreateBucket", &name, None);
     s3.meta()
-        .create_bucket(&name, time::now_ms())
+        .create_bucket(&name, s3.now_ms())
         .await
         .map_err(error::from_meta)?;
     let output = CreateBucketOutput {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use arbor_chunkstore::ChunkBackend;
 use arbor_meta::MetaClient;
+use arbor_meta::clock::{Entropy, OsEntropy, SharedClock, SharedEntropy, SystemClock};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
@@ -40,17 +41,48 @@ struct Inner {
     meta: MetaClient,
     chunks: ChunkBackend,
     settings: GatewaySettings,
+    /// The proposer's clock: last-modified times, bucket creation, upload
+    /// initiation.
+    clock: SharedClock,
+    /// Upload ids.
+    entropy: SharedEntropy,
 }
 
 impl Arbor {
+    /// The service on the system clock and the OS's generator.
     pub fn new(meta: MetaClient, chunks: ChunkBackend, settings: GatewaySettings) -> Self {
+        Arbor::with_seams(
+            meta,
+            chunks,
+            settings,
+            SystemClock::shared(),
+            OsEntropy::shared(),
+        )
+    }
+    /// The service with time and chance handed in.
+    pub fn with_seams(
+        meta: MetaClient,
+        chunks: ChunkBackend,
+        settings: GatewaySettings,
+        clock: SharedClock,
+        entropy: SharedEntropy,
+    ) -> Self {
         Arbor {
             inner: Arc::new(Inner {
                 meta,
                 chunks,
                 settings,
+                clock,
+                entropy,
             }),
         }
+    }
+    /// Now, on the service's clock.
+    fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+    fn entropy(&self) -> &dyn Entropy {
+        self.inner.entropy.as_ref()
     }
     fn meta(&self) -> &MetaClient {
         &self.inner.meta

@@ -105,9 +105,9 @@ pub async fn create(
             "The x-amz-checksum-type header requires x-amz-checksum-algorithm"
         ));
     }
-    let now = time::now_ms();
+    let now = s3.now_ms();
     let upload = UploadRecord {
-        upload_id: UploadId::new(now),
+        upload_id: UploadId::with_entropy(now, s3.entropy()),
         bucket: input.bucket.clone(),
         key: input.key.clone(),
         initiated_ms: now,
@@ -228,7 +228,7 @@ pub async fn upload_part(
         part_number: number,
         size: written.size,
         etag: hex::encode(written.md5),
-        last_modified_ms: time::now_ms(),
+        last_modified_ms: s3.now_ms(),
         checksum: stored_checksum.clone(),
         chunks,
     };
@@ -330,7 +330,7 @@ pub async fn upload_part_copy(
         part_number: number,
         size: copied.size,
         etag: hex::encode(copied.md5),
-        last_modified_ms: time::now_ms(),
+        last_modified_ms: s3.now_ms(),
         checksum: stored_checksum.clone(),
         chunks: copied.chunks.clone(),
     };
@@ -486,7 +486,7 @@ pub async fn complete(
             upload.upload_id,
             parts,
             object_checksum,
-            time::now_ms(),
+            s3.now_ms(),
             condition.clone(),
         )
         .await
