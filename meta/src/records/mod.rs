@@ -7,6 +7,7 @@ pub mod chunk;
 pub mod listing;
 pub mod object;
 pub mod server;
+mod timed_id;
 pub mod tree;
 pub mod upload;
 

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Entropy;
+use crate::records::timed_id;
 
 /// A chunk's 128-bit id, chosen by the writer before the chunk is written:
 /// 48 bits of creation time (milliseconds since the Unix epoch, big-endian,
@@ -30,25 +31,17 @@ impl ChunkId {
     /// A new id with creation time `ms` (clamped to 48 bits) and random
     /// bits from `entropy`.
     pub fn new(ms: i64, entropy: &dyn Entropy) -> Self {
-        let ms = u64::try_from(ms).unwrap_or(0).min((1 << 48) - 1);
-        let mut id = [0u8; 16];
-        entropy.fill(&mut id);
-        id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-        ChunkId(id)
+        ChunkId(timed_id::make(ms, entropy))
     }
     /// When the id was generated, in milliseconds since the Unix epoch.
     pub fn created_ms(&self) -> i64 {
-        let mut ms = [0u8; 8];
-        ms[2..].copy_from_slice(&self.0[..6]);
-        i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX)
+        timed_id::millis(&self.0)
     }
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
     pub fn from_hex(s: &str) -> Option<Self> {
-        let mut id = [0u8; 16];
-        hex::decode_to_slice(s, &mut id).ok()?;
-        Some(ChunkId(id))
+        timed_id::from_hex(s).map(ChunkId)
     }
 }
 

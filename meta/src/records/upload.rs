@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Entropy;
 use crate::records::object::{ChecksumAlgorithm, ChunkRef, ObjectChecksum, ObjectHeaders};
+use crate::records::timed_id;
 
 /// An upload id: 48 bits of milliseconds since the epoch, then 80 random
 /// bits, chosen by the proposer. Ids sort by initiation time (ULID-like).
@@ -20,25 +21,17 @@ impl UploadId {
     }
     /// A new id initiated at `now_ms`, with random bits from `entropy`.
     pub fn with_entropy(now_ms: i64, entropy: &dyn Entropy) -> UploadId {
-        let mut id = [0u8; 16];
-        entropy.fill(&mut id);
-        let ms = u64::try_from(now_ms).unwrap_or(0).to_be_bytes();
-        id[..6].copy_from_slice(&ms[2..]);
-        UploadId(id)
+        UploadId(timed_id::make(now_ms, entropy))
     }
     /// The milliseconds the id was made at.
     pub fn millis(&self) -> i64 {
-        let mut ms = [0u8; 8];
-        ms[2..].copy_from_slice(&self.0[..6]);
-        i64::try_from(u64::from_be_bytes(ms)).unwrap_or(i64::MAX)
+        timed_id::millis(&self.0)
     }
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
     pub fn parse(s: &str) -> Option<UploadId> {
-        let mut id = [0u8; 16];
-        hex::decode_to_slice(s, &mut id).ok()?;
-        Some(UploadId(id))
+        timed_id::from_hex(s).map(UploadId)
     }
 }
 
