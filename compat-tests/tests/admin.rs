@@ -1,5 +1,6 @@
 //! `arbor admin` against a running server: the per-bucket overwrite policy
-//! (brief.md §3) and status, over the SigV4-authenticated admin API.
+//! (docs/design.md, Conditional writes and the overwrite policy) and
+//! status, over the SigV4-authenticated admin API.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Hostile input over raw HTTP (issue 7): requests no SDK would send, each
+//! Hostile input over raw HTTP: requests no SDK would send, each
 //! SigV4-signed unless the point is the signature. Every case asserts S3's
 //! error code and HTTP status, then that the server still serves and that
 //! what was stored before is unchanged (byte for byte, and in listings).

@@ -1,4 +1,5 @@
-//! Multipart uploads (issue 6) through aws-sdk-s3 against the real binary.
+//! Multipart uploads (docs/design.md, Multipart uploads) through
+//! aws-sdk-s3 against the real binary.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The S3 API core (issue 5) through aws-sdk-s3 against the real binary:
+//! The S3 API core through aws-sdk-s3 against the real binary:
 //! conditions, ranges, checksums, copy, multi-delete, ACLs, versioning
 //! answers, listing parameters — and the error codes of each.
 

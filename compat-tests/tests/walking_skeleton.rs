@@ -1,6 +1,7 @@
 //! The walking skeleton end to end: a real `arbor serve` process, driven by
-//! aws-sdk-s3 through every call of issue 2, then restarted and read back
-//! byte for byte.
+//! aws-sdk-s3 through every call of the first slice (create, list and
+//! delete buckets; put, get, head and delete objects; ListObjectsV2), then
+//! restarted and read back byte for byte.
 
 mod common;
 
@@ -15,7 +16,8 @@ const BUCKET: &str = "skeleton";
 /// Small chunks so a few MiB span several of them.
 const CHUNK_SIZE: &str = "1048576";
 
-/// Keys that exercise S3 order on the tree (brief.md §1) and their bodies.
+/// Keys that exercise S3 order on the tree (docs/design.md, Keys onto the
+/// tree) and their bodies.
 fn objects() -> Vec<(String, Vec<u8>)> {
     let sizes: [(&str, usize); 11] = [
         ("a", 0),

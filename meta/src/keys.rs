@@ -1,4 +1,5 @@
-//! S3 keys and bucket names onto the directory tree (brief.md §1).
+//! S3 keys and bucket names onto the directory tree (docs/design.md, Keys
+//! onto the tree).
 //!
 //! A key is split at every `/`: each segment but the last is a directory,
 //! the last is the object's name. Nothing is normalised. In the children

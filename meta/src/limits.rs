@@ -9,7 +9,8 @@ pub const BUCKET_NAME_LEN_MAX: usize = 63;
 /// S3 returns at most 1000 keys per listing page.
 pub const LIST_PAGE_MAX: usize = 1000;
 /// Objects up to this size are stored inline in their metadata record and
-/// touch no chunk server (brief.md §4).
+/// touch no chunk server: a chunk's file, fsync, record and requests would
+/// cost more than the bytes (docs/design.md, Data path).
 pub const INLINE_OBJECT_SIZE_MAX: u64 = 64 * 1024;
 /// S3's limit on user metadata (`x-amz-meta-*` names and values), in bytes.
 pub const USER_METADATA_SIZE_MAX: usize = 2 * 1024;
@@ -18,8 +19,8 @@ pub const USER_METADATA_SIZE_MAX: usize = 2 * 1024;
 pub const COMMANDS_PER_ENTRY_MAX: usize = 256;
 /// The batcher closes a log entry once its commands reach about this many
 /// bytes: a follower must receive and fsync an append within the 100 ms
-/// heartbeat (openraft's append timeout, notes §5), and 256 inline objects
-/// of 64 KiB would make 16 MiB.
+/// heartbeat (openraft's timeout for an append; docs/design.md, openraft
+/// on redb), and 256 inline objects of 64 KiB would make 16 MiB.
 pub const ENTRY_SIZE_TARGET: usize = 4 * 1024 * 1024;
 /// Proposals waiting for the group-commit batcher; callers wait beyond it.
 pub const PROPOSALS_QUEUED_MAX: usize = 4096;
@@ -39,7 +40,8 @@ pub const PART_SIZE_MAX: u64 = 5 * 1024 * 1024 * 1024;
 /// ListParts and ListMultipartUploads return at most this many per page.
 pub const LIST_PARTS_MAX: usize = 1000;
 pub const LIST_UPLOADS_MAX: usize = 1000;
-/// Abandoned multipart uploads expire after this long by default (brief.md §5).
+/// Abandoned multipart uploads expire after this long by default
+/// (docs/design.md, Multipart uploads).
 pub const UPLOAD_EXPIRY_DEFAULT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Uploads one ExpireUploads command aborts at most: bounds the entry's work.
 pub const UPLOADS_EXPIRED_PER_COMMAND_MAX: u32 = 256;

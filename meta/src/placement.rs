@@ -1,6 +1,6 @@
-//! Where a chunk's replicas go (brief.md §4): on distinct ONLINE servers,
-//! in distinct failure domains where there are enough of them, weighted by
-//! free space.
+//! Where a chunk's replicas go (docs/design.md, Data path): on distinct
+//! ONLINE servers, in distinct failure domains where there are enough of
+//! them, weighted by free space.
 //!
 //! Weighted rendezvous hashing: every (chunk, server) pair gets a score
 //! `free / -ln(u)`, `u` a uniform hash of the pair in (0, 1); a chunk's

@@ -98,8 +98,8 @@ impl Replica {
     /// Adds node `id` at `addr` as a learner, then waits until the leader
     /// has replicated the membership entry to it (by log or snapshot): the
     /// learner then holds everything committed before the call.
-    /// `add_learner` alone returns before the learner has anything
-    ///.
+    /// openraft's `add_learner` alone returns before the learner has
+    /// anything (docs/design.md, openraft on redb).
     pub(crate) async fn add_learner(&self, id: NodeId, addr: String) -> Result<()> {
         let response = bounded(
             MEMBERSHIP_TIMEOUT,

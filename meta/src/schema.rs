@@ -16,6 +16,14 @@
 //! | `ns_chunk_refs` | chunk id (16 bytes)                  | [`crate::records::ChunkRecord`] |
 //! | `ns_server_chunks` | server id BE ++ chunk id          | empty            |
 //! | `ns_under_replicated` | chunk id                       | empty            |
+//! | `ns_uploads`   | upload id (16 bytes)                  | [`crate::records::UploadRecord`] |
+//! | `ns_upload_index` | bucket length (1 byte) ++ bucket ++ key ++ 0 ++ upload id | empty |
+//! | `ns_parts`     | upload id ++ part number BE           | [`crate::records::PartRecord`] |
+//! | `ns_chunk_servers` | server id BE                      | [`crate::records::ChunkServerRecord`] |
+//!
+//! The Raft state machine keeps its own tables beside these in the same
+//! file (`raft::state_store`: last applied, membership, snapshot,
+//! remembered request results).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

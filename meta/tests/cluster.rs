@@ -14,7 +14,8 @@ use openraft::ServerState;
 use tempfile::TempDir;
 
 const BUCKET: &str = "cluster";
-/// Bound on electing a leader (notes §7 measured 1.3–1.6 s after a kill).
+/// Bound on electing a leader (a new one took 1.3–1.6 s after a kill;
+/// docs/design.md, openraft on redb).
 const ELECTION_WAIT: Duration = Duration::from_secs(10);
 /// Bound on a node catching up or rejoining.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(15);

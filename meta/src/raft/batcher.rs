@@ -1,7 +1,7 @@
 //! Group commit above Raft.
 //!
 //! openraft 0.9 flushes every `client_write` on its own, so batching at the
-//! log store never sees two appends (design/openraft-redb-notes.md §2).
+//! log store never sees two appends (docs/design.md, openraft on redb).
 //! Instead one task drains the proposal queue and puts up to
 //! [`COMMANDS_PER_ENTRY_MAX`] proposals (and about [`ENTRY_SIZE_TARGET`]
 //! bytes) into one log entry, with up to
@@ -34,7 +34,8 @@ pub const WRITES_IN_FLIGHT_MAX: usize = 2;
 /// docs/benchmarks.md).
 pub const EAGER_BATCH_MIN: usize = 32;
 /// Bound on one `client_write`. An isolated leader's `client_write` hangs
-/// (notes §7); past this the outcome is unknown.
+/// (openraft 0.9 has no step-down; docs/design.md, openraft on redb); past
+/// this the outcome is unknown.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on a whole proposal: queueing, waiting for a free write slot and
 /// the write itself.

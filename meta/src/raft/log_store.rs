@@ -10,7 +10,7 @@
 //! An appended entry is readable as soon as `append` returns: it sits in an
 //! in-memory map of pending entries until its transaction commits. Readers
 //! snapshot that map *before* opening their read transaction, so an entry is
-//! always in one or the other (design/openraft-redb-notes.md §2).
+//! always in one or the other (docs/design.md, openraft on redb).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -58,7 +58,8 @@ enum WriteOp {
         reply: oneshot::Sender<Result<()>>,
     },
     /// Fire and forget: written in whatever transaction comes next, with no
-    /// fsync of its own (it is optional state; notes §2).
+    /// fsync of its own: openraft does not need it durable, and it runs
+    /// just before every apply (docs/design.md, openraft on redb).
     SaveCommitted { bytes: Vec<u8> },
     /// Delete entries with index >= `since`.
     Truncate {

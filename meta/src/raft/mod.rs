@@ -10,7 +10,7 @@
 //!   ([`crate::schema::STATE_TABLES`]) plus the store's own tables (last
 //!   applied / membership, the current snapshot, remembered request results).
 //!   Separate files, so `apply` and `append` never wait for each other's
-//!   writer lock (see design/openraft-redb-notes.md §2).
+//!   writer lock (see docs/design.md, openraft on redb).
 //!
 //! Group commit happens above Raft ([`batcher`]): one log entry carries a
 //! batch of [`types::Proposal`]s, because openraft 0.9 flushes every append

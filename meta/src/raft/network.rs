@@ -2,7 +2,7 @@
 //!
 //! [`HttpNetworkFactory`] hands openraft one [`HttpNetwork`] per peer, all
 //! sharing one pooled hyper client (TCP_NODELAY, connect timeout). Error
-//! mapping (design/openraft-redb-notes.md §5):
+//! mapping (docs/design.md, openraft on redb):
 //! - no answer (connect, IO, timeout, non-200 status) → `Unreachable`, so
 //!   openraft backs off;
 //! - an answer that fails to decode → `Network`;

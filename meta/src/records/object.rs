@@ -57,7 +57,8 @@ impl fmt::Debug for ChunkId {
 }
 
 /// An expectation on the current version of a key, checked inside apply
-/// (compare-and-swap; see docs/design.md).
+/// (compare-and-swap; docs/design.md, Conditional writes and the overwrite
+/// policy).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WriteCondition {
     #[default]
@@ -194,8 +195,9 @@ pub struct BucketInfo {
     pub overwrite: OverwritePolicy,
 }
 
-/// What a write to an existing key needs, per bucket (brief.md §3: the
-/// design document's "no last-writer-wins", as the bucket owner's choice).
+/// What a write to an existing key needs, per bucket: last writer wins,
+/// or the bucket owner refuses to lose a write (docs/design.md, Conditional
+/// writes and the overwrite policy).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OverwritePolicy {
     /// Any write replaces the current version (S3's behaviour).
