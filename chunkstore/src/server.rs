@@ -41,16 +41,15 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use arbor_meta::ChunkId;
+use arbor_net::{ServerLimits, serve_http1_connection};
 
 use crate::api::{self, ErrorBody, InventoryWire, PutReply, ServerStatus, code};
 use crate::error::{ChunkError, Result};
@@ -103,92 +102,37 @@ pub async fn serve(
             limits::SERVER_CONNECTIONS_MAX
         )));
     }
-    let drain_timeout = options.drain_timeout;
-    let permits = Arc::new(Semaphore::new(options.connections_max));
+    let limits = ServerLimits {
+        name: "chunk",
+        connections_max: options.connections_max,
+        drain_timeout: options.drain_timeout,
+    };
     let state = Arc::new(State { store, options });
-    let mut connections = JoinSet::new();
-    tracing::info!(addr = ?listener.local_addr().ok(), "chunk server listening");
-    loop {
-        // Reap finished connections, so the set holds at most the live
-        // ones plus those that ended since the last accept.
-        while connections.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(_) = connections.join_next() => continue,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off, go on.
-                    tracing::warn!(%error, "chunk server accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, %peer, "could not set TCP_NODELAY");
+    let builder = Arc::new({
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits::HEADER_READ_TIMEOUT)
+            .max_header_size(limits::REQUEST_HEAD_SIZE_MAX)
+            .max_headers(limits::REQUEST_HEADERS_MAX)
+            .keep_alive(true);
+        builder
+    });
+    arbor_net::serve(listener, limits, shutdown, move |stream, peer, draining| {
+        let (state, builder) = (state.clone(), builder.clone());
+        async move {
+            let io = StallGuard::new(stream, limits::BODY_STALL_TIMEOUT);
+            let service = service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, request).await) }
+            });
+            if let Err(error) = serve_http1_connection(io, &builder, service, draining).await {
+                tracing::debug!(%error, %peer, "chunk server connection ended with an error");
+            }
         }
-        connections.spawn(serve_connection(
-            stream,
-            state.clone(),
-            shutdown.clone(),
-            permit,
-        ));
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(drain_timeout, async {
-        while connections.join_next().await.is_some() {}
     })
     .await;
-    if drained.is_err() {
-        tracing::warn!(
-            left = connections.len(),
-            "chunk server drain deadline passed; cutting off connections"
-        );
-        connections.abort_all();
-        while connections.join_next().await.is_some() {}
-    }
-    tracing::info!("chunk server stopped");
     Ok(())
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    state: Arc<State>,
-    shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
-) {
-    let io = TokioIo::new(StallGuard::new(stream, limits::BODY_STALL_TIMEOUT));
-    let service = service_fn(move |request| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, request).await) }
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits::HEADER_READ_TIMEOUT)
-        .max_header_size(limits::REQUEST_HEAD_SIZE_MAX)
-        .max_headers(limits::REQUEST_HEADERS_MAX)
-        .keep_alive(true);
-    let connection = builder.serve_connection(io, service);
-    tokio::pin!(connection);
-    let served = tokio::select! {
-        served = connection.as_mut() => served,
-        _ = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(error) = served {
-        tracing::debug!(%error, "chunk server connection ended with an error");
-    }
 }
 
 /// An error response: status, code, message.

@@ -7,14 +7,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arbor_net::{ServerLimits, serve_http_connection};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use s3s::service::S3Service;
 use s3s::{S3Error, s3_error};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -32,67 +31,34 @@ pub struct Frontend {
     pub region: Option<String>,
 }
 
-/// Serves `listener` until `shutdown` is cancelled, then stops accepting,
-/// lets in-flight requests finish for up to `SHUTDOWN_DRAIN_SECS`, and
-/// aborts what remains. Returns when every connection is gone.
+/// Serves `listener` (on the server skeleton of `arbor-net`) until
+/// `shutdown` is cancelled, then stops accepting, lets in-flight requests
+/// finish for up to `SHUTDOWN_DRAIN_SECS`, and cuts what remains. Returns
+/// when every connection is gone.
 pub async fn run(listener: TcpListener, frontend: Arc<Frontend>, shutdown: CancellationToken) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(HEADER_READ_TIMEOUT_SECS));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let connections_allowed = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-    let mut connections = JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => break,
-            permit = connections_allowed.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "set_nodelay failed");
-        }
-        let frontend = frontend.clone();
-        let service = hyper::service::service_fn(move |req| handle(frontend.clone(), req));
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        connections.spawn(async move {
-            if let Err(e) = connection.await {
+    let builder = Arc::new({
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(HEADER_READ_TIMEOUT_SECS));
+        builder
+    });
+    let limits = ServerLimits {
+        name: "s3",
+        connections_max: CONNECTIONS_MAX,
+        drain_timeout: Duration::from_secs(SHUTDOWN_DRAIN_SECS),
+    };
+    arbor_net::serve(listener, limits, shutdown, move |stream, peer, draining| {
+        let (frontend, builder) = (frontend.clone(), builder.clone());
+        async move {
+            let service = hyper::service::service_fn(move |req| handle(frontend.clone(), req));
+            if let Err(e) = serve_http_connection(stream, &builder, service, draining).await {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
-            drop(permit);
-        });
-        // Reap finished connections so the set stays small.
-        while connections.try_join_next().is_some() {}
-    }
-    drop(listener);
-    tracing::info!(connections = connections.len(), "draining connections");
-    let drained = tokio::time::timeout(
-        Duration::from_secs(SHUTDOWN_DRAIN_SECS),
-        graceful.shutdown(),
-    )
+        }
+    })
     .await;
-    if drained.is_err() {
-        tracing::warn!("drain deadline passed; aborting remaining connections");
-    }
-    connections.shutdown().await;
 }
 
 async fn handle(

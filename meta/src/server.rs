@@ -2,31 +2,30 @@
 //! (proposals, linearizable reads, admin) from remote [`crate::MetaClient`]s.
 //! Routes and encodings are in [`crate::rpc`].
 //!
-//! The accept task owns every connection task (a `JoinSet`): when the
-//! server stops, open keep-alive connections get a short graceful drain and
-//! are then cut, so a stopped node stops answering: a
-//! "killed" node whose keep-alive connections kept serving would still
-//! vote and append. Connections
-//! and requests in flight are capped by semaphores; bodies by
-//! [`RPC_BODY_SIZE_MAX`].
+//! It runs on the server skeleton (`arbor-net`), which owns every
+//! connection task: when the server stops, open keep-alive connections get
+//! a short graceful drain and are then cut, so a stopped node stops
+//! answering (a "killed" node whose keep-alive connections kept serving
+//! would still vote and append). Connections are capped by the skeleton,
+//! requests in flight by semaphores, bodies by [`RPC_BODY_SIZE_MAX`].
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arbor_net::{ServerLimits, serve_http1_connection};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::command::ReadRequest;
 use crate::error::MetaError;
@@ -59,112 +58,58 @@ struct ServerState {
 
 /// A server running on its own task.
 pub(crate) struct ServerHandle {
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl ServerHandle {
     pub(crate) fn spawn(listener: TcpListener, node: Arc<Replica>) -> ServerHandle {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, node, async move {
-            // A dropped sender stops the server too.
-            let _ = stopped.await;
-        }));
-        ServerHandle {
-            stop: Some(stop),
-            task,
-        }
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, node, stop.clone()));
+        ServerHandle { stop, task }
     }
 
     /// Stops accepting, drains connections (bounded by [`DRAIN_TIMEOUT`])
     /// and waits for the accept task to end.
-    pub(crate) async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Err(e) = (&mut self.task).await {
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        if let Err(e) = self.task.await {
             tracing::error!(error = %e, "meta server task failed");
         }
     }
 }
 
-/// Serves `node` on `listener` until `shutdown` completes, then drains.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    node: Arc<Replica>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+/// Serves `node` on `listener` (on the server skeleton of `arbor-net`)
+/// until `shutdown` is cancelled, then drains.
+pub(crate) async fn serve(listener: TcpListener, node: Arc<Replica>, shutdown: CancellationToken) {
     let state = Arc::new(ServerState {
         node,
         requests: Semaphore::new(SERVER_REQUESTS_IN_FLIGHT_MAX),
         raft_requests: Semaphore::new(SERVER_RAFT_REQUESTS_IN_FLIGHT_MAX),
     });
-    let connection_slots = Arc::new(Semaphore::new(SERVER_CONNECTIONS_MAX));
-    let (drain, draining) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: pause, go on.
-                        tracing::warn!(error = %e, "meta server accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(slot) = connection_slots.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, "meta server at its connection limit: refused");
-                    continue;
-                };
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "set TCP_NODELAY");
-                }
+    let builder = Arc::new({
+        let mut builder = http1::Builder::new();
+        builder.keep_alive(true);
+        builder
+    });
+    let limits = ServerLimits {
+        name: "meta",
+        connections_max: SERVER_CONNECTIONS_MAX,
+        drain_timeout: DRAIN_TIMEOUT,
+    };
+    arbor_net::serve(listener, limits, shutdown, move |stream, peer, draining| {
+        let (state, builder) = (state.clone(), builder.clone());
+        async move {
+            let service = service_fn(move |request| {
                 let state = state.clone();
-                let mut draining = draining.clone();
-                connections.spawn(async move {
-                    let _slot = slot;
-                    let service = service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
-                    });
-                    let connection = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service);
-                    let mut connection = std::pin::pin!(connection);
-                    tokio::select! {
-                        result = connection.as_mut() => {
-                            if let Err(e) = result {
-                                tracing::debug!(error = %e, %peer, "meta connection ended");
-                            }
-                        }
-                        _ = draining.changed() => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
-                        }
-                    }
-                });
+                async move { Ok::<_, Infallible>(handle(&state, request).await) }
+            });
+            if let Err(e) = serve_http1_connection(stream, &builder, service, draining).await {
+                tracing::debug!(error = %e, %peer, "meta connection ended");
             }
         }
-    }
-    drop(listener);
-    let _ = drain.send(true);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        while connections.join_next().await.is_some() {}
     })
     .await;
-    if drained.is_err() {
-        tracing::warn!(
-            left = connections.len(),
-            "meta connections cut after {DRAIN_TIMEOUT:?}"
-        );
-    }
-    connections.shutdown().await;
 }
 
 fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
