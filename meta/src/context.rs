@@ -33,6 +33,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) uploads: WriteTable<'txn>,
     pub(crate) upload_index: WriteTable<'txn>,
     pub(crate) parts: WriteTable<'txn>,
+    pub(crate) dir_key_len: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -54,6 +55,7 @@ impl<'txn> ApplyContext<'txn> {
             uploads: txn.open_table(schema::UPLOADS)?,
             upload_index: txn.open_table(schema::UPLOAD_INDEX)?,
             parts: txn.open_table(schema::PARTS)?,
+            dir_key_len: txn.open_table(schema::DIR_KEY_LEN)?,
         })
     }
 

@@ -20,7 +20,8 @@ use crate::records::tree::{
 use crate::schema::{self, child_key, decode_record, encode_record, version_key};
 use crate::tree::{
     bucket_record, create_directory, create_inode, find_object, has_children, lookup_child,
-    lookup_object, open_read, read_bucket, read_version, remove_child, resolve_directories,
+    lookup_object, open_read, prune_empty_directories, raise_key_len_bounds, read_bucket,
+    read_version, remove_child, resolve_directories,
 };
 
 // ---------------------------------------------------------------- reads
@@ -275,9 +276,12 @@ pub(crate) fn commit_version(
     }
 
     // Validated: from here on every step writes.
-    for segment in directories.iter().skip(found.len()) {
+    let mut path = found;
+    for segment in directories.iter().skip(path.len()) {
         parent = create_directory(ctx, parent, directory_stored_name(segment))?;
+        path.push(parent);
     }
+    raise_key_len_bounds(ctx, &path, &directories, name.len())?;
     let mut committed = version.clone();
     committed.generation = ctx.log_index;
     // Reference the new chunks before releasing the old version's, so a
@@ -357,19 +361,7 @@ fn delete_object(ctx: &mut ApplyContext<'_>, bucket: &str, key: &str) -> Result<
 
     retire_version(ctx, &entry)?;
     remove_child(ctx, parent, name.as_bytes(), entry.inode)?;
-    // Remove the directories left empty, deepest first.
-    let parents = std::iter::once(root).chain(found.iter().copied());
-    let mut path: Vec<(u64, &str, u64)> = parents
-        .zip(directories.iter().copied())
-        .zip(found.iter().copied())
-        .map(|((p, s), d)| (p, s, d))
-        .collect();
-    while let Some((dir_parent, segment, directory)) = path.pop() {
-        if has_children(&ctx.children, directory)? {
-            break;
-        }
-        remove_child(ctx, dir_parent, &directory_stored_name(segment), directory)?;
-    }
+    prune_empty_directories(ctx, root, &directories, &found)?;
     Ok(Ok(true))
 }
 

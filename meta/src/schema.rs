@@ -20,6 +20,7 @@
 //! | `ns_upload_index` | bucket length (1 byte) ++ bucket ++ key ++ 0 ++ upload id | empty |
 //! | `ns_parts`     | upload id ++ part number BE           | [`crate::records::PartRecord`] |
 //! | `ns_chunk_servers` | server id BE                      | [`crate::records::ChunkServerRecord`] |
+//! | `ns_dir_key_len` | directory inode BE                  | `u32`: longest key suffix below it (bound) |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -70,6 +71,12 @@ pub const SERVER_CHUNKS: StateTable = StateTable::new("ns_server_chunks");
 pub const UNDER_REPLICATED: StateTable = StateTable::new("ns_under_replicated");
 /// server id BE → [`crate::records::ChunkServerRecord`].
 pub const CHUNK_SERVERS: StateTable = StateTable::new("ns_chunk_servers");
+/// directory inode BE → `u32`: an upper bound on the bytes a key below the
+/// directory has after the directory's own prefix. Raised by every commit
+/// under it, never lowered by deletes; a directory rename checks it so no
+/// renamed key grows past the key-length limit. A directory without a row
+/// (written before the table existed) counts as unbounded.
+pub const DIR_KEY_LEN: StateTable = StateTable::new("ns_dir_key_len");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -84,6 +91,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     SERVER_CHUNKS,
     UNDER_REPLICATED,
     CHUNK_SERVERS,
+    DIR_KEY_LEN,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

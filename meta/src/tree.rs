@@ -285,10 +285,72 @@ pub(crate) fn remove_child(
         .remove(child_key(parent, stored_name).as_slice())?
         .is_some();
     let removed_inode = ctx.inodes.remove(inode_key(inode).as_slice())?.is_some();
+    ctx.dir_key_len.remove(inode_key(inode).as_slice())?;
     if !removed_child || !removed_inode {
         return Err(MetaError::Corrupt(format!(
             "removing inode {inode}: child or inode row missing"
         )));
+    }
+    Ok(())
+}
+
+/// Removes the directories on `directories` (whose inodes are `found`,
+/// under `root`) that are left empty, deepest first, stopping at the first
+/// one that still holds something.
+pub(crate) fn prune_empty_directories(
+    ctx: &mut ApplyContext<'_>,
+    root: u64,
+    directories: &[&str],
+    found: &[u64],
+) -> Result<()> {
+    let parents = std::iter::once(root).chain(found.iter().copied());
+    let mut path: Vec<(u64, &str, u64)> = parents
+        .zip(directories.iter().copied())
+        .zip(found.iter().copied())
+        .map(|((p, s), d)| (p, s, d))
+        .collect();
+    while let Some((dir_parent, segment, directory)) = path.pop() {
+        if has_children(&ctx.children, directory)? {
+            break;
+        }
+        remove_child(ctx, dir_parent, &directory_stored_name(segment), directory)?;
+    }
+    Ok(())
+}
+
+/// The bound of `directory` (see `schema::DIR_KEY_LEN`); `None` when it
+/// has none (unbounded).
+pub(crate) fn key_len_bound(ctx: &ApplyContext<'_>, directory: u64) -> Result<Option<u32>> {
+    match ctx.dir_key_len.get(inode_key(directory).as_slice())? {
+        Some(value) => Ok(Some(decode_record(value.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Raises the bounds of the directories `path` (inodes from the bucket's
+/// first level down, under segments `segments`) for a key suffix of
+/// `suffix_len` bytes below the deepest of them.
+pub(crate) fn raise_key_len_bounds(
+    ctx: &mut ApplyContext<'_>,
+    path: &[u64],
+    segments: &[&str],
+    suffix_len: usize,
+) -> Result<()> {
+    // Below directory i lie segments i+1.. of the path, each with its `/`.
+    let mut below = suffix_len;
+    for (directory, segment) in path.iter().zip(segments).rev() {
+        let bound = u32::try_from(below).unwrap_or(u32::MAX);
+        let raise = match key_len_bound(ctx, *directory)? {
+            Some(current) => bound > current,
+            None => true,
+        };
+        if raise {
+            ctx.dir_key_len.insert(
+                inode_key(*directory).as_slice(),
+                encode_record(&bound)?.as_slice(),
+            )?;
+        }
+        below = below.saturating_add(segment.len() + 1);
     }
     Ok(())
 }
