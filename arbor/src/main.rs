@@ -3,9 +3,11 @@
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use arbor_gateway::admin::AdminArgs;
-use arbor_gateway::cluster::{ChunkArgs, GatewayArgs, MetaArgs};
-use arbor_gateway::config::ServeConfig;
+use arbor::admin::AdminArgs;
+use arbor::chunk::ChunkArgs;
+use arbor::config::ServeConfig;
+use arbor::gateway::GatewayArgs;
+use arbor::meta::MetaArgs;
 
 #[derive(Parser)]
 #[command(
@@ -57,11 +59,11 @@ fn main() -> std::process::ExitCode {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         match cli.command {
-            Command::Serve(config) => arbor_gateway::serve::run(config, shutdown).await,
-            Command::Meta(args) => arbor_gateway::cluster::run_meta(args, shutdown).await,
-            Command::Chunk(args) => arbor_gateway::cluster::run_chunk(args, shutdown).await,
-            Command::Gateway(args) => arbor_gateway::cluster::run_gateway(args, shutdown).await,
-            Command::Admin(args) => arbor_gateway::admin::run(args).await,
+            Command::Serve(config) => arbor::serve::run(config, shutdown).await,
+            Command::Meta(args) => arbor::meta::run(args, shutdown).await,
+            Command::Chunk(args) => arbor::chunk::run(args, shutdown).await,
+            Command::Gateway(args) => arbor::gateway::run(args, shutdown).await,
+            Command::Admin(args) => arbor::admin::run(args).await,
         }
     });
     match result {

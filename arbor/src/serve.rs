@@ -1,27 +1,19 @@
 //! `arbor serve`: gateway, one-node metadata group and local chunk store in
 //! one process, with the one shutdown sequence they all follow.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use arbor_chunkstore::{ChunkBackend, ChunkStore, Collector, GcConfig};
-use std::time::Duration;
-
-use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
-use arbor_meta::{MetaClient, MetaConfig, MetaNode};
-use s3s::config::{S3Config, StaticConfigProvider};
-use s3s::service::S3ServiceBuilder;
+use arbor_gateway::auth::{self, CredentialsSource};
+use arbor_gateway::s3::GatewaySettings;
+use arbor_gateway::{http_server, service};
+use arbor_meta::{MetaConfig, MetaNode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{AdminRoute, NamesWithAdmin};
-use crate::auth::{self, CredentialsSource};
 use crate::config::ServeConfig;
-use crate::http_server::{self, Frontend, VirtualHosts};
-use crate::limits::XML_BODY_SIZE_MAX;
-use crate::routes::{IgnoredRange, Routes};
-use crate::s3::{Arbor, GatewaySettings};
-use crate::xml_body::XmlBodies;
+use crate::tasks;
 
 /// Subdirectories of the data directory.
 pub const META_DIR: &str = "meta";
@@ -57,7 +49,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         region: config.region.clone(),
     };
     let backend = ChunkBackend::Local(chunks);
-    let frontend = frontend(
+    let frontend = service::frontend(
         meta.client(),
         backend.clone(),
         settings,
@@ -67,7 +59,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
 
     print_banner(&config, endpoint, &credentials, source);
 
-    let expiry = tokio::spawn(expire_uploads(
+    let expiry = tokio::spawn(tasks::expire_uploads(
         meta.client(),
         Duration::from_secs(config.upload_expiry_secs),
         shutdown.clone(),
@@ -90,84 +82,6 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         .context("stopping the metadata service")?;
     tracing::info!("arbor serve stopped");
     Ok(())
-}
-
-/// The S3 service over `meta` and `backend`, as every gateway serves it.
-pub(crate) fn frontend(
-    meta: MetaClient,
-    backend: ChunkBackend,
-    settings: GatewaySettings,
-    credentials: &auth::Credentials,
-    domain: Option<String>,
-) -> Arc<Frontend> {
-    let region = settings.region.clone();
-    let arbor = Arbor::new(meta.clone(), backend.clone(), settings);
-    let mut builder = s3_service(arbor.clone(), domain.as_deref());
-    builder.set_route(Routes {
-        admin: AdminRoute {
-            meta,
-            chunks: backend,
-        },
-        ignored_range: IgnoredRange {
-            // Checks no signature: only `Routes` reaches it, after s3s has.
-            unauthenticated: s3_service(arbor, domain.as_deref()).build(),
-        },
-    });
-    builder.set_auth(auth::KeyPair::new(credentials));
-    builder.set_access(XmlBodies);
-    Arc::new(Frontend {
-        s3: builder.build(),
-        region,
-    })
-}
-
-/// An S3 service over `arbor` with Arbor's names, addressing and limits,
-/// and as yet no authentication.
-fn s3_service(arbor: Arbor, domain: Option<&str>) -> S3ServiceBuilder {
-    let mut builder = S3ServiceBuilder::new(arbor);
-    builder.set_validation(NamesWithAdmin);
-    if let Some(domain) = domain {
-        builder.set_host(VirtualHosts {
-            domain: domain.to_owned(),
-        });
-    }
-    let mut s3s_config = S3Config::default();
-    s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
-    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
-    builder
-}
-
-/// Aborts multipart uploads older than `max_age`, checking a few times per
-/// `max_age` (at most hourly). Any node may run this: the age is decided
-/// here, the aborts are Raft commands, and a repeat finds nothing to do.
-pub(crate) async fn expire_uploads(
-    meta: MetaClient,
-    max_age: Duration,
-    shutdown: CancellationToken,
-) {
-    let interval = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(interval) => {}
-        }
-        let max_age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = crate::s3::now_ms().saturating_sub(max_age_ms);
-        loop {
-            match meta
-                .expire_uploads(cutoff, UPLOADS_EXPIRED_PER_COMMAND_MAX)
-                .await
-            {
-                Ok(count) if count < UPLOADS_EXPIRED_PER_COMMAND_MAX => break,
-                Ok(count) => tracing::info!(count, "expired multipart uploads"),
-                Err(arbor_meta::MetaError::NotLeader { .. }) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "expiring multipart uploads failed");
-                    break;
-                }
-            }
-        }
-    }
 }
 
 fn print_banner(

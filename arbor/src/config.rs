@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use arbor_chunkstore::limits::{BLOCK_SIZE, CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX};
 
-/// Abandoned multipart uploads expire after 7 days (brief.md §5).
+/// Abandoned multipart uploads expire after 7 days: a client resuming an
+/// upload has a week, and abandoned parts do not hold space for ever.
 pub const UPLOAD_EXPIRY_SECS_DEFAULT: u64 = 7 * 24 * 60 * 60;
 
 /// Readers of a replaced version get 15 minutes to finish.
