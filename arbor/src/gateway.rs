@@ -15,6 +15,8 @@ use arbor_meta::MetaClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::tasks::{self, Tasks};
+
 /// `arbor gateway`: a stateless S3 front end of a cluster.
 #[derive(Clone, Debug, clap::Args)]
 pub struct GatewayArgs {
@@ -71,6 +73,10 @@ pub async fn run(args: GatewayArgs, shutdown: CancellationToken) -> anyhow::Resu
     // stdout, so scripts and tests can read it.
     println!("gateway listening: http://{}", listener.local_addr()?);
     http_server::run(listener, frontend, shutdown).await;
-    repairs.abort();
+    // The repairer stops on the same token (abandoning queued repairs,
+    // which reads and the scrubber find again).
+    let mut background = Tasks::default();
+    background.adopt("repairs", repairs);
+    background.drain(tasks::DRAIN_TIMEOUT).await;
     Ok(())
 }

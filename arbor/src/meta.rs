@@ -19,6 +19,7 @@ use arbor_meta::{MetaConfig, MetaNode};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{GC_GRACE_SECS_DEFAULT, UPLOAD_EXPIRY_SECS_DEFAULT};
+use crate::tasks::{self, Tasks};
 
 /// `arbor meta`: one node of the metadata group.
 #[derive(Clone, Debug, clap::Args)]
@@ -78,42 +79,58 @@ pub async fn run(args: MetaArgs, shutdown: CancellationToken) -> anyhow::Result<
     println!("meta node:   {}", node.node_id());
     println!("listening:   {bound}");
     println!("advertised:  {}", node.advertise_addr());
-    let detector = tokio::spawn(arbor_meta::registry::offline_detector(
-        node.client(),
-        Duration::from_secs(args.chunk_heartbeat_timeout_secs.max(1)),
-        shutdown.clone(),
-    ));
+    let mut background = Tasks::default();
+    background.spawn(
+        "offline marking",
+        tasks::mark_offline(
+            node.client(),
+            Duration::from_secs(args.chunk_heartbeat_timeout_secs.max(1)),
+            shutdown.clone(),
+        ),
+    );
     let clients = ChunkClients::new(ClientOptions::default());
+    let heal_config = HealerConfig {
+        interval: Duration::from_secs(args.heal_interval_secs.max(1)),
+        offline_grace: Duration::from_secs(args.offline_grace_secs),
+    };
+    let heal_interval = heal_config.interval;
     let healer = Healer::new(
         node.client(),
         Replicator::new(clients.clone(), None),
-        HealerConfig {
-            interval: Duration::from_secs(args.heal_interval_secs.max(1)),
-            offline_grace: Duration::from_secs(args.offline_grace_secs),
-        },
+        heal_config,
     );
-    let heal = tokio::spawn(healer.run(shutdown.clone()));
+    background.spawn(
+        "re-replication",
+        tasks::heal(healer, heal_interval, shutdown.clone()),
+    );
     // The collector only deletes: no replication factor applies.
     let chunks = ClusterChunks::new(node.client(), Replicator::new(clients, None), 1)?;
-    let collector = Collector::new(
-        node.client(),
-        ChunkBackend::Cluster(chunks),
-        GcConfig {
-            grace: Duration::from_secs(args.gc_grace_secs),
-            // Orphans are swept by each chunk server.
-            orphan_grace: Duration::from_secs(args.gc_grace_secs),
-        },
+    let gc_config = GcConfig {
+        grace: Duration::from_secs(args.gc_grace_secs),
+        // Orphans are swept by each chunk server.
+        orphan_grace: Duration::from_secs(args.gc_grace_secs),
+    };
+    let gc_interval = tasks::collect_interval(gc_config.grace);
+    background.spawn(
+        "garbage collection",
+        tasks::collect(
+            Collector::new(node.client(), ChunkBackend::Cluster(chunks), gc_config),
+            gc_interval,
+            shutdown.clone(),
+        ),
     );
-    let gc = tokio::spawn(collector.run(shutdown.clone()));
-    let expiry = tokio::spawn(crate::tasks::expire_uploads(
-        node.client(),
-        Duration::from_secs(args.upload_expiry_secs.max(1)),
-        shutdown.clone(),
-    ));
+    background.spawn(
+        "upload expiry",
+        tasks::expire_uploads(
+            node.client(),
+            Duration::from_secs(args.upload_expiry_secs.max(1)),
+            shutdown.clone(),
+        ),
+    );
     shutdown.cancelled().await;
-    for task in [detector, heal, gc, expiry] {
-        task.abort();
-    }
+    // Each task finishes the batch in hand (its Raft commands need the
+    // node), then Raft stops.
+    background.drain(tasks::DRAIN_TIMEOUT).await;
     node.shutdown()
         .await
         .context("stopping the metadata node")?;

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
-use crate::tasks;
+use crate::tasks::{self, Tasks};
 
 /// Subdirectories of the data directory.
 pub const META_DIR: &str = "meta";
@@ -59,23 +59,37 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
 
     print_banner(&config, endpoint, &credentials, source);
 
-    let expiry = tokio::spawn(tasks::expire_uploads(
-        meta.client(),
-        Duration::from_secs(config.upload_expiry_secs),
-        shutdown.clone(),
-    ));
-    let collector = Collector::new(
-        meta.client(),
-        backend,
-        GcConfig {
-            grace: Duration::from_secs(config.gc_grace_secs),
-            orphan_grace: Duration::from_secs(config.orphan_grace_secs),
-        },
+    let gc_config = GcConfig {
+        grace: Duration::from_secs(config.gc_grace_secs),
+        orphan_grace: Duration::from_secs(config.orphan_grace_secs),
+    };
+    let gc_interval = tasks::collect_interval(gc_config.grace.min(gc_config.orphan_grace));
+    let mut background = Tasks::default();
+    background.spawn(
+        "upload expiry",
+        tasks::expire_uploads(
+            meta.client(),
+            Duration::from_secs(config.upload_expiry_secs),
+            shutdown.clone(),
+        ),
     );
-    let gc = tokio::spawn(collector.run(shutdown.clone()));
-    http_server::run(listener, frontend, shutdown).await;
-    expiry.abort();
-    gc.abort();
+    background.spawn(
+        "garbage collection",
+        tasks::collect(
+            Collector::new(meta.client(), backend, gc_config),
+            gc_interval,
+            shutdown.clone(),
+        ),
+    );
+    // Requests and background batches drain side by side.
+    let drain_background = async {
+        shutdown.cancelled().await;
+        background.drain(tasks::DRAIN_TIMEOUT).await;
+    };
+    tokio::join!(
+        http_server::run(listener, frontend, shutdown.clone()),
+        drain_background
+    );
     // Requests are drained: stop Raft and close redb.
     meta.shutdown()
         .await
