@@ -4,7 +4,6 @@
 //! endpoint (`arbor admin meta ...`: membership, chunk servers, chunks).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -16,16 +15,13 @@ use bytes::Bytes;
 use http::Method;
 use http_body_util::BodyExt;
 
-/// `arbor admin`'s arguments.
+use crate::config::AdminConfig;
+
+/// `arbor admin`'s arguments: its settings and one command.
 #[derive(Clone, Debug, clap::Args)]
 pub struct AdminArgs {
-    /// The S3 endpoint of a running Arbor.
-    #[arg(long, env = "ARBOR_ENDPOINT", default_value = "http://127.0.0.1:9000")]
-    pub endpoint: String,
-    /// Where to read credentials.json when ARBOR_ACCESS_KEY/ARBOR_SECRET_KEY
-    /// are not set.
-    #[arg(long, env = "ARBOR_DATA_DIR", default_value = "./arbor-data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub config: AdminConfig,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -42,20 +38,19 @@ pub enum AdminCommand {
         policy: Option<String>,
     },
     /// Membership and status of the metadata group (spoken to its nodes).
+    /// Needs the metadata nodes: --meta, ARBOR_META or `meta` in the file.
     Meta {
-        /// Metadata nodes (host:port, comma-separated).
-        #[arg(long, env = "ARBOR_META", value_delimiter = ',', required = true)]
-        meta: Vec<String>,
         #[command(subcommand)]
         command: MetaAdmin,
     },
 }
 
-/// Runs one `arbor admin` command, printing the server's JSON answer.
-pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let (method, path, body) = match args.command {
-        AdminCommand::Meta { meta, command } => {
-            return run_meta_admin(meta, command).await;
+/// Runs one `arbor admin` command with settings `main` has validated,
+/// printing the server's JSON answer.
+pub async fn run(config: AdminConfig, command: AdminCommand) -> anyhow::Result<()> {
+    let (method, path, body) = match command {
+        AdminCommand::Meta { command } => {
+            return run_meta_admin(config.meta, command).await;
         }
         AdminCommand::Status => (Method::GET, "status".to_owned(), Bytes::new()),
         AdminCommand::OverwritePolicy {
@@ -80,8 +75,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let (credentials, _) = auth::load_existing(&args.data_dir)?;
-    let url = format!("{}{PREFIX}{path}", args.endpoint.trim_end_matches('/'));
+    let (credentials, _) = auth::load_existing(&config.data_dir, config.credentials())?;
+    let url = format!("{}{PREFIX}{path}", config.endpoint.trim_end_matches('/'));
     let mut request = http::Request::builder()
         .method(method)
         .uri(&url)
@@ -196,7 +191,11 @@ fn server_json(server: &ChunkServerRecord) -> serde_json::Value {
 }
 
 pub async fn run_meta_admin(meta: Vec<String>, command: MetaAdmin) -> anyhow::Result<()> {
-    anyhow::ensure!(!meta.is_empty(), "--meta names no metadata node");
+    anyhow::ensure!(
+        !meta.is_empty(),
+        "{} names no metadata node",
+        crate::config::describe("meta")
+    );
     let client = MetaClient::remote(meta);
     let bound = Duration::from_secs(120);
     let result = tokio::time::timeout(bound, async {

@@ -1,12 +1,9 @@
 //! `arbor serve`: gateway, one-node metadata group and local chunk store in
 //! one process, with the one shutdown sequence they all follow.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use arbor_chunkstore::{ChunkBackend, ChunkStore, Collector, GcConfig};
 use arbor_gateway::auth::{self, CredentialsSource};
-use arbor_gateway::s3::GatewaySettings;
 use arbor_gateway::{http_server, service};
 use arbor_meta::{MetaConfig, MetaNode};
 use tokio::net::TcpListener;
@@ -21,13 +18,12 @@ pub const CHUNKS_DIR: &str = "chunks";
 /// The node id of the single metadata replica of `arbor serve`.
 const SERVE_NODE_ID: u64 = 1;
 
-/// Runs until `shutdown` is cancelled (SIGINT/SIGTERM in `main`).
+/// Runs until `shutdown` is cancelled (SIGINT/SIGTERM in `main`), with
+/// settings `main` has validated and logged.
 pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    config.validate().map_err(anyhow::Error::msg)?;
-    tracing::info!(?config, "starting arbor serve");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    let (credentials, source) = auth::load_or_create(&config.data_dir)?;
+    let (credentials, source) = auth::load_or_create(&config.data_dir, config.credentials())?;
     // Bind first: a busy port fails before anything else starts.
     let listener = TcpListener::bind(config.listen)
         .await
@@ -44,10 +40,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         .await
         .context("opening the chunk store")?;
 
-    let settings = GatewaySettings {
-        chunk_size: config.chunk_size,
-        region: config.region.clone(),
-    };
+    let settings = config.gateway_settings();
     let backend = ChunkBackend::Local(chunks);
     let frontend = service::frontend(
         meta.client(),
@@ -60,18 +53,14 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     print_banner(&config, endpoint, &credentials, source);
 
     let gc_config = GcConfig {
-        grace: Duration::from_secs(config.gc_grace_secs),
-        orphan_grace: Duration::from_secs(config.orphan_grace_secs),
+        grace: config.gc_grace(),
+        orphan_grace: config.orphan_grace(),
     };
     let gc_interval = tasks::collect_interval(gc_config.grace.min(gc_config.orphan_grace));
     let mut background = Tasks::default();
     background.spawn(
         "upload expiry",
-        tasks::expire_uploads(
-            meta.client(),
-            Duration::from_secs(config.upload_expiry_secs),
-            shutdown.clone(),
-        ),
+        tasks::expire_uploads(meta.client(), config.upload_expiry(), shutdown.clone()),
     );
     background.spawn(
         "garbage collection",
@@ -105,7 +94,9 @@ fn print_banner(
     source: CredentialsSource,
 ) {
     let origin = match source {
-        CredentialsSource::Environment => "from ARBOR_ACCESS_KEY / ARBOR_SECRET_KEY".to_owned(),
+        CredentialsSource::Configured => {
+            "configured (ARBOR_ACCESS_KEY / ARBOR_SECRET_KEY or the configuration file)".to_owned()
+        }
         CredentialsSource::Stored | CredentialsSource::Generated => {
             format!(
                 "stored in {}",
