@@ -1,4 +1,5 @@
-//! Arbor's own administration API and the `arbor admin` command.
+//! The server side of Arbor's own administration API (its client is
+//! `arbor admin`, in the `arbor` crate).
 //!
 //! The API lives under `/_arbor/` on the S3 endpoint (no bucket name starts
 //! with `_`), routed by s3s's `S3Route` hook after SigV4 authentication, so
@@ -8,15 +9,9 @@
 //! - `PUT /_arbor/buckets/{bucket}/overwrite-policy` with body `allow`,
 //!   `conditional` or `deny`.
 
-use std::path::PathBuf;
-use std::time::SystemTime;
-
-use anyhow::{Context, bail};
 use arbor_chunkstore::ChunkBackend;
 use arbor_meta::{BucketInfo, MetaClient, OverwritePolicy};
-use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
-use http_body_util::BodyExt;
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result, s3_error};
 
@@ -143,143 +138,4 @@ impl S3Route for AdminRoute {
             )),
         }
     }
-}
-
-/// `arbor admin`'s arguments.
-#[derive(Clone, Debug, clap::Args)]
-pub struct AdminArgs {
-    /// The S3 endpoint of a running Arbor.
-    #[arg(long, env = "ARBOR_ENDPOINT", default_value = "http://127.0.0.1:9000")]
-    pub endpoint: String,
-    /// Where to read credentials.json when ARBOR_ACCESS_KEY/ARBOR_SECRET_KEY
-    /// are not set.
-    #[arg(long, env = "ARBOR_DATA_DIR", default_value = "./arbor-data")]
-    pub data_dir: PathBuf,
-    #[command(subcommand)]
-    pub command: AdminCommand,
-}
-
-#[derive(Clone, Debug, clap::Subcommand)]
-pub enum AdminCommand {
-    /// Show the server's status.
-    Status,
-    /// Show or set what writes to existing keys of a bucket need:
-    /// allow (any write replaces), conditional (If-Match required),
-    /// deny (write-once).
-    OverwritePolicy {
-        bucket: String,
-        policy: Option<String>,
-    },
-    /// Membership and status of the metadata group (spoken to its nodes).
-    Meta {
-        /// Metadata nodes (host:port, comma-separated).
-        #[arg(long, env = "ARBOR_META", value_delimiter = ',', required = true)]
-        meta: Vec<String>,
-        #[command(subcommand)]
-        command: crate::cluster::MetaAdmin,
-    },
-}
-
-/// Runs one `arbor admin` command, printing the server's JSON answer.
-pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let (method, path, body) = match args.command {
-        AdminCommand::Meta { meta, command } => {
-            return crate::cluster::run_meta_admin(meta, command).await;
-        }
-        AdminCommand::Status => (Method::GET, "status".to_owned(), Bytes::new()),
-        AdminCommand::OverwritePolicy {
-            bucket,
-            policy: None,
-        } => (
-            Method::GET,
-            format!("buckets/{bucket}/overwrite-policy"),
-            Bytes::new(),
-        ),
-        AdminCommand::OverwritePolicy {
-            bucket,
-            policy: Some(policy),
-        } => {
-            if OverwritePolicy::parse(&policy).is_none() {
-                bail!("policy must be allow, conditional or deny, not {policy:?}");
-            }
-            (
-                Method::PUT,
-                format!("buckets/{bucket}/overwrite-policy"),
-                Bytes::from(policy),
-            )
-        }
-    };
-    let (credentials, _) = crate::auth::load_existing(&args.data_dir)?;
-    let url = format!("{}{PREFIX}{path}", args.endpoint.trim_end_matches('/'));
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(&url)
-        .header(
-            "x-amz-content-sha256",
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
-        )
-        .body(http_body_util::Full::new(body.clone()))
-        .context("building the request")?;
-    sign(&mut request, &credentials, &body)?;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<Bytes>>();
-    let response =
-        tokio::time::timeout(std::time::Duration::from_secs(30), client.request(request))
-            .await
-            .context("the server did not answer within 30 s")?
-            .with_context(|| format!("requesting {url}"))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .context("reading the answer")?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&body);
-    if !status.is_success() {
-        bail!("{status}: {text}");
-    }
-    println!("{text}");
-    Ok(())
-}
-
-fn sign(
-    request: &mut http::Request<http_body_util::Full<Bytes>>,
-    credentials: &crate::auth::Credentials,
-    body: &[u8],
-) -> anyhow::Result<()> {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    use aws_sigv4::sign::v4;
-    let identity = aws_credential_types::Credentials::new(
-        &credentials.access_key,
-        &credentials.secret_key,
-        None,
-        None,
-        "arbor-admin",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .context("signing parameters")?
-        .into();
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        request.uri().to_string(),
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(body),
-    )
-    .context("signable request")?;
-    let (instructions, _) = sign(signable, &params).context("signing")?.into_parts();
-    instructions.apply_to_request_http1x(request);
-    Ok(())
 }

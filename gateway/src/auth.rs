@@ -1,5 +1,6 @@
 //! Credentials: generated on first start and kept (mode 0600) in the data
-//! directory, or taken from `ARBOR_ACCESS_KEY` / `ARBOR_SECRET_KEY`.
+//! directory, or given by the configuration (the `arbor` crate reads them
+//! from a file or `ARBOR_ACCESS_KEY` / `ARBOR_SECRET_KEY`).
 //! Signature checking itself is s3s's SigV4 implementation, against
 //! [`KeyPair`].
 
@@ -33,30 +34,24 @@ impl std::fmt::Debug for Credentials {
 /// Where the credentials in use came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CredentialsSource {
-    Environment,
+    /// Given by the configuration.
+    Configured,
     Stored,
     Generated,
 }
 
-/// Environment first; else the stored file; else new keys, stored with mode
-/// 0600 before they are used.
-pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(Credentials, CredentialsSource)> {
-    let from_env = (
-        std::env::var("ARBOR_ACCESS_KEY"),
-        std::env::var("ARBOR_SECRET_KEY"),
-    );
-    if let (Ok(access_key), Ok(secret_key)) = from_env {
+/// `configured` if given; else the stored file; else new keys, stored with
+/// mode 0600 before they are used.
+pub fn load_or_create(
+    data_dir: &Path,
+    configured: Option<Credentials>,
+) -> anyhow::Result<(Credentials, CredentialsSource)> {
+    if let Some(credentials) = configured {
         anyhow::ensure!(
-            !access_key.is_empty() && !secret_key.is_empty(),
-            "ARBOR_ACCESS_KEY and ARBOR_SECRET_KEY must not be empty"
+            !credentials.access_key.is_empty() && !credentials.secret_key.is_empty(),
+            "the access key and the secret key must not be empty"
         );
-        return Ok((
-            Credentials {
-                access_key,
-                secret_key,
-            },
-            CredentialsSource::Environment,
-        ));
+        return Ok((credentials, CredentialsSource::Configured));
     }
     let path = data_dir.join(CREDENTIALS_FILE);
     match std::fs::read(&path) {
@@ -89,21 +84,15 @@ pub fn load_or_create(data_dir: &Path) -> anyhow::Result<(Credentials, Credentia
     Ok((credentials, CredentialsSource::Generated))
 }
 
-/// Credentials for a client of a running server (`arbor admin`): the
-/// environment, else the data directory's stored file; never generates.
-pub fn load_existing(data_dir: &Path) -> anyhow::Result<(Credentials, CredentialsSource)> {
-    let from_env = (
-        std::env::var("ARBOR_ACCESS_KEY"),
-        std::env::var("ARBOR_SECRET_KEY"),
-    );
-    if let (Ok(access_key), Ok(secret_key)) = from_env {
-        return Ok((
-            Credentials {
-                access_key,
-                secret_key,
-            },
-            CredentialsSource::Environment,
-        ));
+/// Credentials for a client of a running server (`arbor admin`) or a
+/// gateway of a cluster: `configured` if given, else the data directory's
+/// stored file; never generates.
+pub fn load_existing(
+    data_dir: &Path,
+    configured: Option<Credentials>,
+) -> anyhow::Result<(Credentials, CredentialsSource)> {
+    if let Some(credentials) = configured {
+        return Ok((credentials, CredentialsSource::Configured));
     }
     let path = data_dir.join(CREDENTIALS_FILE);
     let bytes = std::fs::read(&path).map_err(|e| {
@@ -236,20 +225,33 @@ mod tests {
     fn generated_credentials_are_private_and_stable() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        // Guard against the developer's environment overriding the store.
-        if std::env::var("ARBOR_ACCESS_KEY").is_ok() {
-            return;
-        }
-        let (first, source) = load_or_create(dir.path()).expect("create");
+        let (first, source) = load_or_create(dir.path(), None).expect("create");
         assert_eq!(source, CredentialsSource::Generated);
         let mode = std::fs::metadata(dir.path().join(CREDENTIALS_FILE))
             .expect("stat")
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (second, source) = load_or_create(dir.path()).expect("load");
+        let (second, source) = load_or_create(dir.path(), None).expect("load");
         assert_eq!(source, CredentialsSource::Stored);
         assert_eq!(first.access_key, second.access_key);
         assert_eq!(first.secret_key, second.secret_key);
+    }
+
+    #[test]
+    fn configured_credentials_win_over_the_stored_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        load_or_create(dir.path(), None).expect("create");
+        let configured = Credentials {
+            access_key: "AKID".into(),
+            secret_key: "secret".into(),
+        };
+        for load in [load_or_create, load_existing] {
+            let (credentials, source) =
+                load(dir.path(), Some(configured.clone())).expect("configured");
+            assert_eq!(source, CredentialsSource::Configured);
+            assert_eq!(credentials.access_key, "AKID");
+            assert_eq!(credentials.secret_key, "secret");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! S3's limits as the gateway enforces them (brief.md §7).
+//! S3's limits as the gateway enforces them, so clients get S3's own error
+//! codes when they exceed one.
 
 /// Largest object a single PutObject may upload: S3's 5 GiB.
 pub const PUT_OBJECT_SIZE_MAX: u64 = 5 * 1024 * 1024 * 1024;

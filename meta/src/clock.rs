@@ -127,6 +127,24 @@ impl Entropy for SeededEntropy {
     }
 }
 
+/// A process's clock and generator, handed to every component that needs
+/// either: one of each per process, so a test swaps both in one place.
+#[derive(Clone)]
+pub struct Seams {
+    pub clock: SharedClock,
+    pub entropy: SharedEntropy,
+}
+
+impl Seams {
+    /// The operating system's clock and generator.
+    pub fn system() -> Seams {
+        Seams {
+            clock: SystemClock::shared(),
+            entropy: OsEntropy::shared(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

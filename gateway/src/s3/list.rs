@@ -1,5 +1,6 @@
 //! ListObjects (v1) and ListObjectsV2 over the metadata service's ordered
-//! tree walk (brief.md §2).
+//! tree walk (docs/ARCHITECTURE.md, "A LIST"): a page costs what it
+//! returns, not what the bucket holds.
 
 use arbor_meta::records::{ListEntry, ListPage, ListRequest};
 use base64::Engine;

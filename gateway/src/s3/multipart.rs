@@ -1,6 +1,6 @@
 //! Multipart uploads: parts stream into chunks like any body; Complete is
 //! one metadata command that stitches the parts' chunk lists together, so
-//! no byte is copied (brief.md §5).
+//! no byte is copied.
 
 use std::collections::BTreeMap;
 

@@ -169,7 +169,8 @@ async fn commit(
 }
 
 /// Checks a write's If-Match / If-None-Match against the current version
-/// before any work is done (brief.md §3: fail fast).
+/// before any work is done, so a write that is bound to fail does not
+/// stream its body first. The state machine checks again at commit.
 pub(super) async fn check_condition_early(
     s3: &Arbor,
     bucket: &str,

@@ -1,0 +1,271 @@
+//! `arbor admin`: the command-line client of Arbor's admin API (served
+//! under `/_arbor/` on the S3 endpoint, see `arbor_gateway::admin`, and
+//! SigV4-signed like any S3 request) and of the metadata group's own RPC
+//! endpoint (`arbor admin meta ...`: membership, chunk servers, chunks).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use arbor_gateway::admin::PREFIX;
+use arbor_gateway::auth;
+use arbor_meta::records::{ChunkServerRecord, ServerStatus};
+use arbor_meta::{ChunkId, MetaClient, OverwritePolicy};
+use bytes::Bytes;
+use http::Method;
+use http_body_util::BodyExt;
+
+use crate::config::AdminConfig;
+
+/// `arbor admin`'s arguments: its settings and one command.
+#[derive(Clone, Debug, clap::Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub config: AdminConfig,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Show the server's status.
+    Status,
+    /// Show or set what writes to existing keys of a bucket need:
+    /// allow (any write replaces), conditional (If-Match required),
+    /// deny (write-once).
+    OverwritePolicy {
+        bucket: String,
+        policy: Option<String>,
+    },
+    /// Membership and status of the metadata group (spoken to its nodes).
+    /// Needs the metadata nodes: --meta, ARBOR_META or `meta` in the file.
+    Meta {
+        #[command(subcommand)]
+        command: MetaAdmin,
+    },
+}
+
+/// Runs one `arbor admin` command with settings `main` has validated,
+/// printing the server's JSON answer.
+pub async fn run(config: AdminConfig, command: AdminCommand) -> anyhow::Result<()> {
+    let (method, path, body) = match command {
+        AdminCommand::Meta { command } => {
+            return run_meta_admin(config.meta, command).await;
+        }
+        AdminCommand::Status => (Method::GET, "status".to_owned(), Bytes::new()),
+        AdminCommand::OverwritePolicy {
+            bucket,
+            policy: None,
+        } => (
+            Method::GET,
+            format!("buckets/{bucket}/overwrite-policy"),
+            Bytes::new(),
+        ),
+        AdminCommand::OverwritePolicy {
+            bucket,
+            policy: Some(policy),
+        } => {
+            if OverwritePolicy::parse(&policy).is_none() {
+                bail!("policy must be allow, conditional or deny, not {policy:?}");
+            }
+            (
+                Method::PUT,
+                format!("buckets/{bucket}/overwrite-policy"),
+                Bytes::from(policy),
+            )
+        }
+    };
+    let (credentials, _) = auth::load_existing(&config.data_dir, config.credentials())?;
+    let url = format!("{}{PREFIX}{path}", config.endpoint.trim_end_matches('/'));
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(
+            "x-amz-content-sha256",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
+        )
+        .body(http_body_util::Full::new(body.clone()))
+        .context("building the request")?;
+    sign(&mut request, &credentials, &body)?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<Bytes>>();
+    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+        .await
+        .context("the server did not answer within 30 s")?
+        .with_context(|| format!("requesting {url}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the answer")?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    if !status.is_success() {
+        bail!("{status}: {text}");
+    }
+    println!("{text}");
+    Ok(())
+}
+
+fn sign(
+    request: &mut http::Request<http_body_util::Full<Bytes>>,
+    credentials: &auth::Credentials,
+    body: &[u8],
+) -> anyhow::Result<()> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity = aws_credential_types::Credentials::new(
+        &credentials.access_key,
+        &credentials.secret_key,
+        None,
+        None,
+        "arbor-admin",
+    )
+    .into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .context("signing parameters")?
+        .into();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        request.uri().to_string(),
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .context("signable request")?;
+    let (instructions, _) = sign(signable, &params).context("signing")?.into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+/// `arbor admin meta ...`: membership of the metadata group, spoken to the
+/// group's own RPC endpoint.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum MetaAdmin {
+    /// The answering node's view of the group (JSON).
+    Status,
+    /// Add node ID at ADDR as a learner; returns once it has caught up.
+    AddLearner { id: u64, addr: String },
+    /// Make exactly these node ids the voters (learners are promoted,
+    /// voters left out leave the group).
+    ChangeMembership {
+        #[arg(value_delimiter = ',', required = true)]
+        voters: Vec<u64>,
+    },
+    /// Remove node ID from the group.
+    RemoveNode { id: u64 },
+    /// Registered chunk servers with status, zone and usage (JSON lines).
+    ChunkServers,
+    /// Stop placing new chunks on chunk server ID and move its chunks off.
+    Drain { id: u64 },
+    /// Put a drained chunk server back in service.
+    Undrain { id: u64 },
+    /// Where chunk ID (32 hex digits) is: references, factor, servers (JSON).
+    Chunk { id: String },
+    /// How many chunks the group knows, and how many lack replicas (JSON).
+    Chunks,
+}
+
+fn server_json(server: &ChunkServerRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": server.id,
+        "addr": server.addr,
+        "zone": server.zone,
+        "status": server.status.as_str(),
+        "capacity": server.capacity,
+        "used": server.used,
+        "chunks": server.chunks,
+        "last_heartbeat_ms": server.last_heartbeat_ms,
+    })
+}
+
+pub async fn run_meta_admin(meta: Vec<String>, command: MetaAdmin) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !meta.is_empty(),
+        "{} names no metadata node",
+        crate::config::describe("meta")
+    );
+    let client = MetaClient::remote(meta);
+    let bound = Duration::from_secs(120);
+    let result = tokio::time::timeout(bound, async {
+        match command {
+            MetaAdmin::Status => {
+                let status = client.status().await?;
+                println!("{}", serde_json::to_string(&status).unwrap_or_default());
+            }
+            MetaAdmin::AddLearner { id, addr } => {
+                client.add_learner(id, &addr).await?;
+                println!("{{\"added_learner\":{id}}}");
+            }
+            MetaAdmin::ChangeMembership { voters } => {
+                let voters: BTreeSet<u64> = voters.into_iter().collect();
+                client.change_membership(voters.clone()).await?;
+                println!("{{\"voters\":{:?}}}", voters.iter().collect::<Vec<_>>());
+            }
+            MetaAdmin::RemoveNode { id } => {
+                client.remove_node(id).await?;
+                println!("{{\"removed\":{id}}}");
+            }
+            MetaAdmin::ChunkServers => {
+                for server in client.chunk_servers().await? {
+                    println!("{}", server_json(&server));
+                }
+            }
+            MetaAdmin::Drain { id } => {
+                let server = client
+                    .set_chunk_server_status(id, ServerStatus::Draining)
+                    .await?;
+                println!("{}", server_json(&server));
+            }
+            MetaAdmin::Chunk { id } => {
+                let Some(chunk) = ChunkId::from_hex(&id) else {
+                    return Err(arbor_meta::MetaError::Conflict(format!(
+                        "{id:?} is not a chunk id (32 hex digits)"
+                    )));
+                };
+                let record = client.chunk_records(vec![chunk]).await?.pop().flatten();
+                let json = match record {
+                    Some(r) => serde_json::json!({
+                        "id": id,
+                        "refs": r.refs,
+                        "size": r.size,
+                        "factor": r.factor,
+                        "servers": r.servers,
+                    }),
+                    None => serde_json::json!({ "id": id, "known": false }),
+                };
+                println!("{json}");
+            }
+            MetaAdmin::Chunks => {
+                let (records, under) = client.chunk_counts().await?;
+                println!(
+                    "{}",
+                    serde_json::json!({ "chunks": records, "under_replicated": under })
+                );
+            }
+            MetaAdmin::Undrain { id } => {
+                let server = client
+                    .set_chunk_server_status(id, ServerStatus::Online)
+                    .await?;
+                println!("{}", server_json(&server));
+            }
+        }
+        Ok::<(), arbor_meta::MetaError>(())
+    })
+    .await;
+    match result {
+        Ok(inner) => inner.map_err(|e| anyhow::anyhow!("{e}")),
+        Err(_) => anyhow::bail!("no answer within {bound:?}"),
+    }
+}

@@ -1,0 +1,53 @@
+//! `arbor gateway`: a stateless S3 front end of a cluster, writing each
+//! chunk to several chunk servers.
+
+use anyhow::Context;
+use arbor_chunkstore::{
+    ChunkBackend, ChunkClients, ClientOptions, ClusterChunks, Repairer, Replicator,
+};
+use arbor_gateway::{auth, http_server, service};
+use arbor_meta::MetaClient;
+use arbor_meta::clock::Seams;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::GatewayConfig;
+use crate::tasks::{self, Tasks};
+
+/// Runs until `shutdown` is cancelled, with settings `main` has validated
+/// and logged.
+pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let (credentials, _) = auth::load_existing(&config.data_dir, config.credentials())?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let meta = MetaClient::remote(config.meta.clone());
+    let clients = ChunkClients::new(ClientOptions::default());
+    let (repairer, repairs) = Repairer::start(clients.clone(), shutdown.clone());
+    let seams = Seams::system();
+    let chunks = ClusterChunks::new(
+        meta.clone(),
+        Replicator::new(clients, Some(repairer)),
+        config.replication_factor,
+        seams.clock.clone(),
+        seams.entropy.clone(),
+    )?;
+    let settings = config.gateway_settings();
+    let frontend = service::frontend(
+        meta,
+        ChunkBackend::Cluster(chunks),
+        settings,
+        &credentials,
+        config.domain.clone(),
+        seams,
+    );
+    // stdout, so scripts and tests can read it.
+    println!("gateway listening: http://{}", listener.local_addr()?);
+    http_server::run(listener, frontend, shutdown).await;
+    // The repairer stops on the same token (abandoning queued repairs,
+    // which reads and the scrubber find again).
+    let mut background = Tasks::default();
+    background.adopt("repairs", repairs);
+    background.drain(tasks::DRAIN_TIMEOUT).await;
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The `arbor` binary: parses the command line, puts each role's settings
+//! together (`arbor::config`), then runs the role until a signal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use arbor::admin::{AdminArgs, AdminCommand};
+use arbor::config::{self, AdminConfig, ChunkConfig, GatewayConfig, MetaNodeConfig, ServeConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "arbor",
+    version,
+    about = "Arbor: an S3-compatible object store on a Raft-replicated directory tree"
+)]
+struct Cli {
+    /// TOML file with the role's settings; ARBOR_* variables and flags
+    /// override it.
+    #[arg(long, global = true, env = "ARBOR_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the settings, print them as the role would run with them
+    /// (secrets redacted, as a configuration file) and exit.
+    #[arg(long, global = true)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process: S3 gateway, one-node metadata group,
+    /// local chunk store.
+    Serve(ServeConfig),
+    /// Run one node of the metadata group (Raft over HTTP).
+    Meta(MetaNodeConfig),
+    /// Run a chunk server.
+    Chunk(ChunkConfig),
+    /// Run an S3 gateway of a cluster (stateless: run as many as needed).
+    Gateway(GatewayConfig),
+    /// Administer a running Arbor (status, bucket overwrite policy,
+    /// metadata group membership).
+    Admin(AdminArgs),
+}
+
+/// A role with the settings it runs with.
+enum Role {
+    Serve(ServeConfig),
+    Meta(MetaNodeConfig),
+    Chunk(ChunkConfig),
+    Gateway(GatewayConfig),
+    Admin(AdminConfig, AdminCommand),
+}
+
+impl Role {
+    /// The role's settings: `parsed` over the configuration file.
+    fn load(cli: Cli, matches: &ArgMatches) -> anyhow::Result<Role> {
+        let role = matches
+            .subcommand()
+            .map(|(_, role)| role)
+            .ok_or_else(|| anyhow::anyhow!("no role given"))?;
+        let file = cli.config.as_deref();
+        Ok(match cli.command {
+            Command::Serve(parsed) => Role::Serve(config::load(&parsed, role, file)?),
+            Command::Meta(parsed) => Role::Meta(config::load(&parsed, role, file)?),
+            Command::Chunk(parsed) => Role::Chunk(config::load(&parsed, role, file)?),
+            Command::Gateway(parsed) => Role::Gateway(config::load(&parsed, role, file)?),
+            Command::Admin(args) => {
+                Role::Admin(config::load(&args.config, role, file)?, args.command)
+            }
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Role::Serve(_) => "serve",
+            Role::Meta(_) => "meta",
+            Role::Chunk(_) => "chunk",
+            Role::Gateway(_) => "gateway",
+            Role::Admin(..) => "admin",
+        }
+    }
+
+    /// The settings as `--check-config` prints them.
+    fn to_toml(&self) -> anyhow::Result<String> {
+        match self {
+            Role::Serve(c) => config::to_toml(c),
+            Role::Meta(c) => config::to_toml(c),
+            Role::Chunk(c) => config::to_toml(c),
+            Role::Gateway(c) => config::to_toml(c),
+            Role::Admin(c, _) => config::to_toml(c),
+        }
+    }
+
+    /// Logs the settings once, secrets redacted (a client's at debug level
+    /// only: it runs one command).
+    fn log(&self) {
+        use config::to_line as line;
+        let role = self.name();
+        match self {
+            Role::Serve(c) => tracing::info!(role, settings = %line(c), "starting"),
+            Role::Meta(c) => tracing::info!(role, settings = %line(c), "starting"),
+            Role::Chunk(c) => tracing::info!(role, settings = %line(c), "starting"),
+            Role::Gateway(c) => tracing::info!(role, settings = %line(c), "starting"),
+            Role::Admin(c, _) => tracing::debug!(role, settings = %line(c), "starting"),
+        }
+    }
+
+    async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        match self {
+            Role::Serve(c) => arbor::serve::run(c, shutdown).await,
+            Role::Meta(c) => arbor::meta::run(c, shutdown).await,
+            Role::Chunk(c) => arbor::chunk::run(c, shutdown).await,
+            Role::Gateway(c) => arbor::gateway::run(c, shutdown).await,
+            Role::Admin(c, command) => arbor::admin::run(c, command).await,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ARBOR_LOG")
+                .unwrap_or_else(|_| "info,openraft=warn,s3s=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let check_only = cli.check_config;
+    let role = match Role::load(cli, &matches) {
+        Ok(role) => role,
+        Err(e) => {
+            eprintln!("arbor: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if check_only {
+        return match role.to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("arbor: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    role.log();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("arbor: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        role.run(shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("arbor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT or SIGTERM starts the graceful shutdown.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}

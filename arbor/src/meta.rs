@@ -1,0 +1,99 @@
+//! `arbor meta`: one node of the metadata group, plus the background
+//! tasks that act on the group's decisions (offline marking,
+//! re-replication, garbage collection, upload expiry; see `tasks`).
+//!
+//! The background tasks run beside every metadata node; only the
+//! leader's get answers (the others' calls find `NotLeader`), so exactly
+//! one of each acts at a time, and a new leader's take over.
+
+use anyhow::Context;
+use arbor_chunkstore::{
+    ChunkBackend, ChunkClients, ClientOptions, ClusterChunks, Collector, GcConfig, Healer,
+    HealerConfig, Replicator,
+};
+use arbor_meta::MetaNode;
+use arbor_meta::clock::Seams;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MetaNodeConfig;
+use crate::tasks::{self, Tasks};
+
+/// Runs until `shutdown` is cancelled, with settings `main` has validated
+/// and logged.
+pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = settings.node_config()?;
+    let node = MetaNode::open(config)
+        .await
+        .context("starting the metadata node")?;
+    let bound = node.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    // stdout, so scripts and tests can read it.
+    println!("meta node:   {}", node.node_id());
+    println!("listening:   {bound}");
+    println!("advertised:  {}", node.advertise_addr());
+    let seams = Seams::system();
+    let mut background = Tasks::default();
+    background.spawn(
+        "offline marking",
+        tasks::mark_offline(
+            node.client(),
+            seams.clock.clone(),
+            settings.chunk_heartbeat_timeout(),
+            shutdown.clone(),
+        ),
+    );
+    let clients = ChunkClients::new(ClientOptions::default());
+    let heal_config = HealerConfig {
+        interval: settings.heal_interval(),
+        offline_grace: settings.offline_grace(),
+    };
+    let heal_interval = heal_config.interval;
+    let healer = Healer::new(
+        node.client(),
+        Replicator::new(clients.clone(), None),
+        heal_config,
+        seams.clock.clone(),
+    );
+    background.spawn(
+        "re-replication",
+        tasks::heal(healer, heal_interval, shutdown.clone()),
+    );
+    // The collector only deletes: no replication factor applies.
+    let chunks = ClusterChunks::new(
+        node.client(),
+        Replicator::new(clients, None),
+        1,
+        seams.clock.clone(),
+        seams.entropy.clone(),
+    )?;
+    let gc_config = GcConfig {
+        grace: settings.gc_grace(),
+        // Orphans are swept by each chunk server.
+        orphan_grace: settings.gc_grace(),
+    };
+    let gc_interval = tasks::collect_interval(gc_config.grace);
+    background.spawn(
+        "garbage collection",
+        tasks::collect(
+            Collector::new(node.client(), ChunkBackend::Cluster(chunks), gc_config),
+            gc_interval,
+            shutdown.clone(),
+        ),
+    );
+    background.spawn(
+        "upload expiry",
+        tasks::expire_uploads(
+            node.client(),
+            seams.clock.clone(),
+            settings.upload_expiry(),
+            shutdown.clone(),
+        ),
+    );
+    shutdown.cancelled().await;
+    // Each task finishes the batch in hand (its Raft commands need the
+    // node), then Raft stops.
+    background.drain(tasks::DRAIN_TIMEOUT).await;
+    node.shutdown()
+        .await
+        .context("stopping the metadata node")?;
+    Ok(())
+}

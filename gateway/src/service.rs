@@ -1,0 +1,73 @@
+//! The S3 service as every gateway serves it: s3s over [`Arbor`], with
+//! Arbor's bucket names, admin and Range routes, key pair, XML body limits
+//! and, given a domain, virtual-host-style addressing.
+
+use std::sync::Arc;
+
+use arbor_chunkstore::ChunkBackend;
+use arbor_meta::MetaClient;
+use s3s::config::{S3Config, StaticConfigProvider};
+use s3s::service::S3ServiceBuilder;
+
+use crate::admin::{AdminRoute, NamesWithAdmin};
+use crate::auth;
+use crate::http_server::{Frontend, VirtualHosts};
+use arbor_meta::clock::Seams;
+
+use crate::limits::XML_BODY_SIZE_MAX;
+use crate::routes::{IgnoredRange, Routes};
+use crate::s3::{Arbor, GatewaySettings};
+use crate::xml_body::XmlBodies;
+
+/// The S3 service over `meta` and `backend`, ready for
+/// [`crate::http_server::run`].
+pub fn frontend(
+    meta: MetaClient,
+    backend: ChunkBackend,
+    settings: GatewaySettings,
+    credentials: &auth::Credentials,
+    domain: Option<String>,
+    seams: Seams,
+) -> Arc<Frontend> {
+    let region = settings.region.clone();
+    let arbor = Arbor::with_seams(
+        meta.clone(),
+        backend.clone(),
+        settings,
+        seams.clock,
+        seams.entropy,
+    );
+    let mut builder = s3_service(arbor.clone(), domain.as_deref());
+    builder.set_route(Routes {
+        admin: AdminRoute {
+            meta,
+            chunks: backend,
+        },
+        ignored_range: IgnoredRange {
+            // Checks no signature: only `Routes` reaches it, after s3s has.
+            unauthenticated: s3_service(arbor, domain.as_deref()).build(),
+        },
+    });
+    builder.set_auth(auth::KeyPair::new(credentials));
+    builder.set_access(XmlBodies);
+    Arc::new(Frontend {
+        s3: builder.build(),
+        region,
+    })
+}
+
+/// An S3 service over `arbor` with Arbor's names, addressing and limits,
+/// and as yet no authentication.
+fn s3_service(arbor: Arbor, domain: Option<&str>) -> S3ServiceBuilder {
+    let mut builder = S3ServiceBuilder::new(arbor);
+    builder.set_validation(NamesWithAdmin);
+    if let Some(domain) = domain {
+        builder.set_host(VirtualHosts {
+            domain: domain.to_owned(),
+        });
+    }
+    let mut s3s_config = S3Config::default();
+    s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
+    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
+    builder
+}
