@@ -23,6 +23,16 @@ pub fn from_meta(e: MetaError) -> S3Error {
             (C::InvalidBucketName, "The specified bucket is not valid.")
         }
         MetaError::NoSuchKey(_) => (C::NoSuchKey, "The specified key does not exist."),
+        MetaError::DirectoryNotEmpty(_) => {
+            // No S3 operation renames a directory; Arbor's extension
+            // answers 409 with a code of its own.
+            let mut error = S3Error::with_message(
+                C::Custom("DirectoryNotEmpty".into()),
+                "The destination directory already holds keys.",
+            );
+            error.set_status_code(http::StatusCode::CONFLICT);
+            return error;
+        }
         MetaError::InvalidKey(_) => (C::InvalidArgument, "The specified key is not valid."),
         MetaError::KeyTooLong => (C::KeyTooLongError, "Your key is too long."),
         MetaError::NoSuchUpload(_) => (
@@ -233,8 +243,9 @@ mod tests {
     use arbor_meta::ChunkId;
     use http::StatusCode;
 
+    /// The status the response carries: set on the error, else the code's.
     fn status(e: &S3Error) -> Option<StatusCode> {
-        e.code().status_code()
+        e.status_code().or_else(|| e.code().status_code())
     }
 
     /// What each metadata error must become. The match is exhaustive, so
@@ -247,6 +258,7 @@ mod tests {
             MetaError::BucketNotEmpty(_) => (C::BucketNotEmpty, 409),
             MetaError::InvalidBucketName(_) => (C::InvalidBucketName, 400),
             MetaError::NoSuchKey(_) => (C::NoSuchKey, 404),
+            MetaError::DirectoryNotEmpty(_) => (C::Custom("DirectoryNotEmpty".into()), 409),
             MetaError::InvalidKey(_) => (C::InvalidArgument, 400),
             MetaError::KeyTooLong => (C::KeyTooLongError, 400),
             MetaError::NoSuchUpload(_) => (C::NoSuchUpload, 404),
@@ -278,6 +290,7 @@ mod tests {
             MetaError::BucketNotEmpty("b".into()),
             MetaError::InvalidBucketName("B".into()),
             MetaError::NoSuchKey("k".into()),
+            MetaError::DirectoryNotEmpty("d/".into()),
             MetaError::InvalidKey("".into()),
             MetaError::KeyTooLong,
             MetaError::NoSuchUpload("u".into()),

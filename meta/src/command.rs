@@ -33,6 +33,7 @@ use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
     SetChunkServerStatus,
 };
+use crate::rename::{RenameDirectory, RenameObject};
 
 /// A write operation as the log carries it: its [`Command`] variant and
 /// its [`Reply`] variant.
@@ -168,6 +169,8 @@ writes!(
     GcAck,
     UpdateChunkReplicas,
     CollectOrphans,
+    RenameObject,
+    RenameDirectory,
 );
 
 reads!(

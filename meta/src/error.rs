@@ -22,6 +22,9 @@ pub enum MetaError {
     InvalidBucketName(String),
     #[error("key {0:?} does not exist")]
     NoSuchKey(String),
+    /// A directory rename's destination already holds keys.
+    #[error("directory {0:?} is not empty")]
+    DirectoryNotEmpty(String),
     #[error("invalid key: {0}")]
     InvalidKey(String),
     #[error("key is longer than {max} bytes", max = crate::limits::KEY_LEN_MAX)]

@@ -13,7 +13,7 @@
 //! 2. `schema` (tables, key encodings), `context` (the apply context),
 //!    `op` (the operation traits), `tree` (inode-tree steps), `placement`;
 //! 3. the domain modules, each owning its operations: `chunks`, then
-//!    `namespace`, then `listing` and `multipart`; `registry`;
+//!    `namespace`, then `listing`, `multipart` and `rename`; `registry`;
 //! 4. `command` (every operation, listed once), `raft` (log, state
 //!    machine store, network, group commit);
 //! 5. `rpc` (the wire), `replica`, then `server` and `client`, then `node`;
@@ -37,6 +37,7 @@ pub mod placement;
 pub mod raft;
 pub mod records;
 pub mod registry;
+pub mod rename;
 mod replica;
 pub mod rpc;
 pub mod schema;

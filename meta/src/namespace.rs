@@ -264,15 +264,10 @@ pub(crate) fn commit_version(
     if let Err(e) = check_condition(condition, existing.as_ref(), key) {
         return Ok(Err(e));
     }
-    if existing.is_some() {
-        let allowed = match bucket_record.info.overwrite {
-            OverwritePolicy::Allow => true,
-            OverwritePolicy::Conditional => matches!(condition, WriteCondition::IfMatch(_)),
-            OverwritePolicy::Deny => false,
-        };
-        if !allowed {
-            return Ok(Err(MetaError::OverwriteRefused));
-        }
+    if existing.is_some()
+        && let Err(e) = check_overwrite(&bucket_record.info.overwrite, condition)
+    {
+        return Ok(Err(e));
     }
 
     // Validated: from here on every step writes.
@@ -469,7 +464,7 @@ impl Apply for SetOverwritePolicy {
 }
 
 /// Deletes the version `entry` points at and releases its chunks.
-fn retire_version(ctx: &mut ApplyContext<'_>, entry: &ObjectEntry) -> Result<()> {
+pub(crate) fn retire_version(ctx: &mut ApplyContext<'_>, entry: &ObjectEntry) -> Result<()> {
     let old: ObjectVersion = match ctx
         .versions
         .remove(version_key(entry.inode, entry.generation, entry.position).as_slice())?
@@ -488,6 +483,21 @@ fn retire_version(ctx: &mut ApplyContext<'_>, entry: &ObjectEntry) -> Result<()>
         position: entry.position,
     };
     chunks::release(ctx, origin, old.chunks().iter().map(|c: &ChunkRef| c.id))
+}
+
+/// Whether the bucket's overwrite policy lets a write with `condition`
+/// replace an existing object.
+pub(crate) fn check_overwrite(policy: &OverwritePolicy, condition: &WriteCondition) -> Outcome<()> {
+    let allowed = match policy {
+        OverwritePolicy::Allow => true,
+        OverwritePolicy::Conditional => matches!(condition, WriteCondition::IfMatch(_)),
+        OverwritePolicy::Deny => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(MetaError::OverwriteRefused)
+    }
 }
 
 /// Compare-and-swap on the current version.

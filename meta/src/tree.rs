@@ -294,6 +294,54 @@ pub(crate) fn remove_child(
     Ok(())
 }
 
+/// Moves the child `old_parent/old_name` (an object or a directory, with
+/// everything below it) to `new_parent/new_name`: two children rows and
+/// the inode's record change; nothing below it is touched.
+pub(crate) fn move_child(
+    ctx: &mut ApplyContext<'_>,
+    (old_parent, old_name): (u64, &[u8]),
+    (new_parent, new_name): (u64, &[u8]),
+) -> Result<()> {
+    let Some(value) = ctx
+        .children
+        .remove(child_key(old_parent, old_name).as_slice())?
+    else {
+        return Err(MetaError::Corrupt(format!(
+            "moving {old_name:?} of {old_parent}: no such child"
+        )));
+    };
+    let child = value.value().to_vec();
+    drop(value);
+    let record: ChildRecord = decode_record(&child)?;
+    let inode = match record {
+        ChildRecord::Directory { inode } => inode,
+        ChildRecord::Object(ref entry) => entry.inode,
+    };
+    if new_parent != ROOT_INODE {
+        require_directory(ctx, new_parent)?;
+    }
+    let previous = ctx
+        .children
+        .insert(child_key(new_parent, new_name).as_slice(), child.as_slice())?;
+    if previous.is_some() {
+        return Err(MetaError::Corrupt(format!(
+            "moving inode {inode} onto the taken name {new_name:?} of {new_parent}"
+        )));
+    }
+    let Some(value) = ctx.inodes.get(inode_key(inode).as_slice())? else {
+        return Err(MetaError::Corrupt(format!("inode {inode} has no record")));
+    };
+    let mut inode_record: InodeRecord = decode_record(value.value())?;
+    drop(value);
+    inode_record.parent = new_parent;
+    inode_record.stored_name = new_name.to_vec();
+    ctx.inodes.insert(
+        inode_key(inode).as_slice(),
+        encode_record(&inode_record)?.as_slice(),
+    )?;
+    Ok(())
+}
+
 /// Removes the directories on `directories` (whose inodes are `found`,
 /// under `root`) that are left empty, deepest first, stopping at the first
 /// one that still holds something.

@@ -7,12 +7,14 @@ use arbor_meta::chunks::{self, CollectOrphans, GcAck, UpdateChunkReplicas};
 use arbor_meta::command::{Command, CommandResult, Reply, apply_command, apply_commands};
 use arbor_meta::listing::list_objects;
 use arbor_meta::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, PutObject, get_bucket, get_object, list_buckets,
+    CreateBucket, DeleteBucket, DeleteObject, PutObject, SetOverwritePolicy, get_bucket,
+    get_object, list_buckets,
 };
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkRef, ListEntry, ListPage,
-    ListRequest, ObjectData, ObjectHeaders, ObjectVersion, WriteCondition,
+    ListRequest, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy, WriteCondition,
 };
+use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema::{
     self, ChildRecord, GcOrigin, GcRecord, decode_record, split_child_key, split_gc_key,
 };
@@ -64,6 +66,24 @@ impl Fixture {
 
     fn apply(&mut self, command: Command) -> CommandResult {
         self.apply_entry(&[command]).pop().expect("one result")
+    }
+
+    fn rename(&mut self, source: &str, destination: &str) -> CommandResult {
+        self.apply(Command::RenameObject(RenameObject {
+            bucket: BUCKET.to_owned(),
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+            source_condition: ObjectCondition::default(),
+            destination_condition: ObjectCondition::default(),
+        }))
+    }
+
+    fn rename_directory(&mut self, source: &str, destination: &str) -> CommandResult {
+        self.apply(Command::RenameDirectory(RenameDirectory {
+            bucket: BUCKET.to_owned(),
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+        }))
     }
 
     fn put(
@@ -774,10 +794,49 @@ fn key_strategy() -> impl Strategy<Value = String> {
 enum Op {
     Put(String),
     Delete(String),
+    Rename(String, String),
+    RenameDirectory(String, String),
+}
+
+/// Directory prefixes over a small alphabet, so renames often hit.
+fn prefix_strategy() -> impl Strategy<Value = String> {
+    "([ab.]{0,2}/){1,2}"
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
-    prop_oneof![3 => key_strategy().prop_map(Op::Put), 2 => key_strategy().prop_map(Op::Delete)]
+    prop_oneof![
+        6 => key_strategy().prop_map(Op::Put),
+        3 => key_strategy().prop_map(Op::Delete),
+        2 => (key_strategy(), key_strategy()).prop_map(|(a, b)| Op::Rename(a, b)),
+        2 => (prefix_strategy(), prefix_strategy()).prop_map(|(a, b)| Op::RenameDirectory(a, b)),
+    ]
+}
+
+/// What the model says a directory rename does.
+fn model_rename_directory(
+    model: &mut BTreeMap<String, String>,
+    source: &str,
+    destination: &str,
+) -> Result<(), MetaError> {
+    if destination.starts_with(source) {
+        return Err(MetaError::InvalidRequest(String::new()));
+    }
+    let moved: Vec<String> = model
+        .keys()
+        .filter(|k| k.starts_with(source))
+        .cloned()
+        .collect();
+    if moved.is_empty() {
+        return Err(MetaError::NoSuchKey(source.to_owned()));
+    }
+    if model.keys().any(|k| k.starts_with(destination)) {
+        return Err(MetaError::DirectoryNotEmpty(destination.to_owned()));
+    }
+    for key in moved {
+        let etag = model.remove(&key).expect("listed");
+        model.insert(format!("{destination}{}", &key[source.len()..]), etag);
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -895,6 +954,27 @@ proptest! {
                 Op::Delete(key) => {
                     let existed = model.remove(key).is_some();
                     prop_assert_eq!(f.delete(key), Ok(Reply::DeleteObject(existed)));
+                }
+                Op::Rename(source, destination) => {
+                    let result = f.rename(source, destination);
+                    match model.remove(source) {
+                        Some(etag) => {
+                            prop_assert_eq!(result, Ok(Reply::RenameObject(())));
+                            model.insert(destination.clone(), etag);
+                        }
+                        None => prop_assert_eq!(result, Err(MetaError::NoSuchKey(source.clone()))),
+                    }
+                }
+                Op::RenameDirectory(source, destination) => {
+                    let result = f.rename_directory(source, destination);
+                    match model_rename_directory(&mut model, source, destination) {
+                        Ok(()) => prop_assert_eq!(result, Ok(Reply::RenameDirectory(()))),
+                        Err(MetaError::InvalidRequest(_)) => prop_assert!(
+                            matches!(result, Err(MetaError::InvalidRequest(_))),
+                            "{:?}", result
+                        ),
+                        Err(expected) => prop_assert_eq!(result, Err(expected)),
+                    }
                 }
             }
             // After every step: the same keys, and no empty directory.
@@ -1150,4 +1230,175 @@ fn placements_must_describe_every_fresh_chunk_once() {
         f.apply(put(vec![placed(&a, &[1, 2, 3]), placed(&b, &[2, 3])]))
             .is_ok()
     );
+}
+
+// ------------------------------------------------------------- renames
+
+#[test]
+fn renaming_an_object_moves_its_version_and_touches_no_chunk() {
+    let mut f = Fixture::with_bucket();
+    let chunk = chunk_at(10_000);
+    f.put_placed("a/b/big", vec![chunk.clone()], Vec::new());
+    f.put_inline("a/keep");
+    let before = f.get("a/b/big").expect("get");
+    let records = f.records(&[chunk.id]);
+    let gc_before = f.table_len(schema::GC_QUEUE);
+
+    assert_eq!(f.rename("a/b/big", "x/y/z"), Ok(Reply::RenameObject(())));
+    assert_eq!(f.get("x/y/z"), Ok(before), "same version, same generation");
+    assert_eq!(
+        f.get("a/b/big"),
+        Err(MetaError::NoSuchKey("a/b/big".into()))
+    );
+    assert_eq!(f.keys(), ["a/keep", "x/y/z"]);
+    assert_eq!(f.records(&[chunk.id]), records, "no reference changed");
+    assert_eq!(
+        f.table_len(schema::GC_QUEUE),
+        gc_before,
+        "nothing collected"
+    );
+    f.check_tree();
+
+    // Onto an existing key: the old destination's version is released.
+    assert_eq!(f.rename("a/keep", "x/y/z"), Ok(Reply::RenameObject(())));
+    assert_eq!(f.keys(), ["x/y/z"]);
+    assert_eq!(f.get("x/y/z").expect("get").etag, "etag-a/keep");
+    assert_eq!(f.records(&[chunk.id])[0].as_ref().map(|r| r.refs), Some(0));
+    f.check_tree();
+    assert_eq!(
+        f.rename("gone", "x"),
+        Err(MetaError::NoSuchKey("gone".into()))
+    );
+}
+
+#[test]
+fn rename_conditions_hold_on_source_and_destination() {
+    let mut f = Fixture::with_bucket();
+    f.put_inline("src");
+    f.put_inline("dst");
+    let rename = |source_condition, destination_condition| {
+        Command::RenameObject(RenameObject {
+            bucket: BUCKET.to_owned(),
+            source: "src".into(),
+            destination: "dst".into(),
+            source_condition,
+            destination_condition,
+        })
+    };
+    let if_match = |etag: &str| ObjectCondition {
+        if_match: Some(etag.into()),
+        ..ObjectCondition::default()
+    };
+    let if_none_match = |etag: &str| ObjectCondition {
+        if_none_match: Some(etag.into()),
+        ..ObjectCondition::default()
+    };
+    for (source, destination) in [
+        (if_match("other"), ObjectCondition::default()),
+        (if_none_match("etag-src"), ObjectCondition::default()),
+        (ObjectCondition::default(), if_none_match("*")),
+        (ObjectCondition::default(), if_match("other")),
+        (
+            ObjectCondition {
+                if_modified_since_ms: Some(5_000),
+                ..ObjectCondition::default()
+            },
+            ObjectCondition::default(),
+        ),
+    ] {
+        assert_eq!(
+            f.apply(rename(source.clone(), destination.clone())),
+            Err(MetaError::PreconditionFailed),
+            "{source:?} {destination:?}"
+        );
+        assert_eq!(f.keys(), ["dst", "src"], "nothing moved");
+    }
+    assert_eq!(
+        f.apply(rename(if_match("etag-src"), if_match("etag-dst"))),
+        Ok(Reply::RenameObject(()))
+    );
+    assert_eq!(f.keys(), ["dst"]);
+
+    // The bucket's overwrite policy applies to the destination.
+    f.put_inline("src");
+    f.apply(Command::SetOverwritePolicy(SetOverwritePolicy {
+        bucket: BUCKET.to_owned(),
+        policy: OverwritePolicy::Deny,
+    }))
+    .expect("policy");
+    assert_eq!(f.rename("src", "dst"), Err(MetaError::OverwriteRefused));
+    assert_eq!(f.rename("src", "new"), Ok(Reply::RenameObject(())));
+}
+
+#[test]
+fn renaming_a_directory_moves_every_key_below_it_at_once() {
+    let mut f = Fixture::with_bucket();
+    for key in ["p/", "p/a", "p/q/b", "p/q/r/c", "pz", "p0"] {
+        f.put_inline(key);
+    }
+    let inodes = f.table_len(schema::INODES);
+    assert_eq!(
+        f.rename_directory("p/", "n/m/"),
+        Ok(Reply::RenameDirectory(()))
+    );
+    assert_eq!(
+        f.keys(),
+        ["n/m/", "n/m/a", "n/m/q/b", "n/m/q/r/c", "p0", "pz"]
+    );
+    assert_eq!(f.get("n/m/q/r/c").expect("get").etag, "etag-p/q/r/c");
+    assert_eq!(
+        f.table_len(schema::INODES),
+        inodes + 1,
+        "one new directory (n/), nothing copied"
+    );
+    f.check_tree();
+
+    assert!(matches!(
+        f.rename_directory("n/", "n/m/x/"),
+        Err(MetaError::InvalidRequest(_))
+    ));
+    f.put_inline("t/1");
+    assert_eq!(
+        f.rename_directory("n/", "t/"),
+        Err(MetaError::DirectoryNotEmpty("t/".into()))
+    );
+    assert_eq!(
+        f.rename_directory("none/", "u/"),
+        Err(MetaError::NoSuchKey("none/".into()))
+    );
+    assert!(matches!(
+        f.rename_directory("n", "u/"),
+        Err(MetaError::InvalidKey(_))
+    ));
+    // Renaming back and forth returns to where it started.
+    assert_eq!(
+        f.rename_directory("n/m/", "p/"),
+        Ok(Reply::RenameDirectory(()))
+    );
+    assert_eq!(
+        f.keys(),
+        ["p/", "p/a", "p/q/b", "p/q/r/c", "p0", "pz", "t/1"]
+    );
+    f.check_tree();
+}
+
+#[test]
+fn a_directory_rename_never_makes_a_key_too_long() {
+    let mut f = Fixture::with_bucket();
+    let long = format!("d/{}", "k".repeat(arbor_meta::limits::KEY_LEN_MAX - 2));
+    f.put_inline(&long);
+    assert_eq!(f.rename_directory("d/", "dd/"), Err(MetaError::KeyTooLong));
+    assert_eq!(f.keys(), std::slice::from_ref(&long));
+    // Shorter is always fine, and the bound moves with the directory.
+    f.put_inline("ee/x");
+    assert_eq!(
+        f.rename_directory("ee/", "e/"),
+        Ok(Reply::RenameDirectory(()))
+    );
+    assert_eq!(
+        f.rename_directory("d/", "f/"),
+        Ok(Reply::RenameDirectory(()))
+    );
+    assert_eq!(f.rename_directory("f/", "gg/"), Err(MetaError::KeyTooLong));
+    f.check_tree();
 }

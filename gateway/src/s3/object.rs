@@ -216,6 +216,7 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::BucketNotEmpty(_)
         | MetaError::InvalidBucketName(_)
         | MetaError::NoSuchKey(_)
+        | MetaError::DirectoryNotEmpty(_)
         | MetaError::InvalidKey(_)
         | MetaError::KeyTooLong
         | MetaError::PreconditionFailed

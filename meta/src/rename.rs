@@ -1,0 +1,310 @@
+//! Renames on the tree: an object, or a whole directory, moves to another
+//! name in one command. Only children rows and inode records change: the
+//! versions (keyed by inode) and their chunks stay where they are, so the
+//! time does not depend on the object's size or on how many keys a
+//! directory holds (see docs/design.md, "Renames").
+
+use serde::{Deserialize, Serialize};
+
+use crate::context::ApplyContext;
+use crate::error::{MetaError, Result};
+use crate::keys::{SEPARATOR, directory_stored_name, split_key, validate_key};
+use crate::limits::KEY_LEN_MAX;
+use crate::namespace::{check_overwrite, retire_version};
+use crate::op::{Apply, Outcome, SIZE_BASE};
+use crate::records::object::WriteCondition;
+use crate::records::tree::ObjectEntry;
+use crate::tree::{
+    create_directory, key_len_bound, lookup_object, move_child, prune_empty_directories,
+    raise_key_len_bounds, read_bucket, remove_child, resolve_directories,
+};
+
+/// What a rename expects of an object's current version (AWS's
+/// `x-amz-rename-source-if-*` for the source, `If-*` for the
+/// destination). Times are milliseconds since the epoch; an object's
+/// last-modified time counts in whole seconds, as HTTP dates do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCondition {
+    /// The ETag (hex, no quotes) it must have; `*`: it must exist.
+    pub if_match: Option<String>,
+    /// The ETag it must not have; `*`: it must not exist.
+    pub if_none_match: Option<String>,
+    pub if_modified_since_ms: Option<i64>,
+    pub if_unmodified_since_ms: Option<i64>,
+}
+
+impl ObjectCondition {
+    /// Whether `entry` (the current version, if any) passes. `missing` is
+    /// the error for an If-Match on an absent object.
+    fn check(&self, entry: Option<&ObjectEntry>, missing: impl Fn() -> MetaError) -> Outcome<()> {
+        let seconds = |ms: i64| ms.div_euclid(1000);
+        match (&self.if_match, entry) {
+            (Some(_), None) => return Err(missing()),
+            (Some(etag), Some(e)) if etag != "*" && *etag != e.etag => {
+                return Err(MetaError::PreconditionFailed);
+            }
+            _ => {}
+        }
+        match (&self.if_none_match, entry) {
+            (Some(etag), Some(e)) if etag == "*" || *etag == e.etag => {
+                return Err(MetaError::PreconditionFailed);
+            }
+            _ => {}
+        }
+        if let Some(entry) = entry {
+            let modified = seconds(entry.last_modified_ms);
+            // RFC 7232: If-Unmodified-Since is ignored when If-Match is
+            // present, If-Modified-Since when If-None-Match is.
+            if self.if_match.is_none()
+                && let Some(since) = self.if_unmodified_since_ms
+                && modified > seconds(since)
+            {
+                return Err(MetaError::PreconditionFailed);
+            }
+            if self.if_none_match.is_none()
+                && let Some(since) = self.if_modified_since_ms
+                && modified <= seconds(since)
+            {
+                return Err(MetaError::PreconditionFailed);
+            }
+        }
+        Ok(())
+    }
+
+    fn as_write_condition(&self) -> WriteCondition {
+        match (&self.if_match, &self.if_none_match) {
+            (Some(etag), _) if etag != "*" => WriteCondition::IfMatch(etag.clone()),
+            _ => WriteCondition::None,
+        }
+    }
+}
+
+/// Renames the object `source` to `destination` in `bucket`: its current
+/// version, with its ETag, metadata and chunks, answers under the new key
+/// and the old key is gone, in one command. An object at `destination` is
+/// replaced (and its chunks released) where the bucket's overwrite policy
+/// and `destination_condition` allow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameObject {
+    pub bucket: String,
+    pub source: String,
+    pub destination: String,
+    pub source_condition: ObjectCondition,
+    pub destination_condition: ObjectCondition,
+}
+
+impl Apply for RenameObject {
+    type Reply = ();
+
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let RenameObject {
+            bucket,
+            source,
+            destination,
+            source_condition,
+            destination_condition,
+        } = self;
+        for key in [source, destination] {
+            if let Err(e) = validate_key(key) {
+                return Ok(Err(e));
+            }
+        }
+        let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.clone())));
+        };
+        let root = bucket_record.root;
+        let (source_dirs, source_name) = split_key(source);
+        let source_found = resolve_directories(&ctx.children, root, &source_dirs)?;
+        let source_parent = source_found.last().copied().unwrap_or(root);
+        let entry = if source_found.len() == source_dirs.len() {
+            lookup_object(&ctx.children, source_parent, source_name)?
+        } else {
+            None
+        };
+        let Some(entry) = entry else {
+            return Ok(Err(MetaError::NoSuchKey(source.clone())));
+        };
+        if let Err(e) =
+            source_condition.check(Some(&entry), || MetaError::NoSuchKey(source.clone()))
+        {
+            return Ok(Err(e));
+        }
+        let (dest_dirs, dest_name) = split_key(destination);
+        let dest_found = resolve_directories(&ctx.children, root, &dest_dirs)?;
+        let existing = if dest_found.len() == dest_dirs.len() {
+            let parent = dest_found.last().copied().unwrap_or(root);
+            lookup_object(&ctx.children, parent, dest_name)?
+        } else {
+            None
+        };
+        if source == destination {
+            // Renaming onto itself: the conditions decide, nothing moves.
+            return Ok(destination_condition.check(existing.as_ref(), || {
+                MetaError::NoSuchKey(destination.clone())
+            }));
+        }
+        if let Err(e) = destination_condition.check(existing.as_ref(), || {
+            MetaError::NoSuchKey(destination.clone())
+        }) {
+            return Ok(Err(e));
+        }
+        if existing.is_some()
+            && let Err(e) = check_overwrite(
+                &bucket_record.info.overwrite,
+                &destination_condition.as_write_condition(),
+            )
+        {
+            return Ok(Err(e));
+        }
+
+        // Validated: from here on every step writes.
+        if let Some(old) = &existing {
+            let parent = dest_found.last().copied().unwrap_or(root);
+            retire_version(ctx, old)?;
+            remove_child(ctx, parent, dest_name.as_bytes(), old.inode)?;
+        }
+        let mut path = dest_found;
+        let mut parent = path.last().copied().unwrap_or(root);
+        for segment in dest_dirs.iter().skip(path.len()) {
+            parent = create_directory(ctx, parent, directory_stored_name(segment))?;
+            path.push(parent);
+        }
+        raise_key_len_bounds(ctx, &path, &dest_dirs, dest_name.len())?;
+        move_child(
+            ctx,
+            (source_parent, source_name.as_bytes()),
+            (parent, dest_name.as_bytes()),
+        )?;
+        // The source's directories may now be empty (the destination's
+        // path cannot be: it holds the moved object).
+        let source_found = resolve_directories(&ctx.children, root, &source_dirs)?;
+        prune_empty_directories(ctx, root, &source_dirs, &source_found)?;
+        Ok(Ok(()))
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE
+            .saturating_add(self.source.len())
+            .saturating_add(self.destination.len())
+    }
+}
+
+/// Renames the directory `source` (a prefix ending in `/`) to
+/// `destination` (likewise) in `bucket`: every key under the old prefix
+/// answers under the new one, in one command whose cost does not depend on
+/// how many keys it holds. Refused if the source holds nothing, if the
+/// destination holds anything, if the destination lies inside the source,
+/// or if a renamed key would grow past the key-length limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameDirectory {
+    pub bucket: String,
+    pub source: String,
+    pub destination: String,
+}
+
+/// A directory prefix's segments: `a/b/` → `["a", "b"]`; `None` unless it
+/// is a non-empty valid key prefix ending in `/`.
+fn directory_segments(prefix: &str) -> Option<Vec<&str>> {
+    if prefix.as_bytes().last() != Some(&SEPARATOR) || validate_key(prefix).is_err() {
+        return None;
+    }
+    let (segments, name) = split_key(prefix);
+    debug_assert!(name.is_empty());
+    Some(segments)
+}
+
+impl Apply for RenameDirectory {
+    type Reply = ();
+
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let RenameDirectory {
+            bucket,
+            source,
+            destination,
+        } = self;
+        let (Some(source_dirs), Some(dest_dirs)) =
+            (directory_segments(source), directory_segments(destination))
+        else {
+            return Ok(Err(MetaError::InvalidKey(
+                "a directory rename names two prefixes ending in '/'".to_owned(),
+            )));
+        };
+        let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.clone())));
+        };
+        let root = bucket_record.root;
+        if destination.starts_with(source.as_str()) {
+            return Ok(Err(MetaError::InvalidRequest(format!(
+                "cannot rename directory {source:?} into itself ({destination:?})"
+            ))));
+        }
+        let source_found = resolve_directories(&ctx.children, root, &source_dirs)?;
+        if source_found.len() < source_dirs.len() {
+            return Ok(Err(MetaError::NoSuchKey(source.clone())));
+        }
+        let (Some(&moved), Some(source_segment)) = (source_found.last(), source_dirs.last()) else {
+            return Err(MetaError::Corrupt(
+                "a directory prefix without segments".into(),
+            ));
+        };
+        let source_parent = source_found
+            .len()
+            .checked_sub(2)
+            .and_then(|i| source_found.get(i).copied())
+            .unwrap_or(root);
+        let dest_found = resolve_directories(&ctx.children, root, &dest_dirs)?;
+        if dest_found.len() == dest_dirs.len() {
+            // Directories exist only while they hold something.
+            return Ok(Err(MetaError::DirectoryNotEmpty(destination.clone())));
+        }
+        // The keys below grow (or shrink) by the difference in prefix
+        // length; refuse if the longest could pass the limit.
+        if destination.len() > source.len() {
+            let longest = key_len_bound(ctx, moved)?
+                .map_or(KEY_LEN_MAX, |b| usize::try_from(b).unwrap_or(KEY_LEN_MAX));
+            if destination.len().saturating_add(longest) > KEY_LEN_MAX {
+                return Ok(Err(MetaError::KeyTooLong));
+            }
+        }
+        let Some((dest_segment, dest_parents)) = dest_dirs.split_last() else {
+            return Err(MetaError::Corrupt(
+                "a directory prefix without segments".into(),
+            ));
+        };
+        // Validated: from here on every step writes.
+        let mut path: Vec<u64> = dest_found;
+        let mut parent = path.last().copied().unwrap_or(root);
+        for segment in dest_parents.iter().skip(path.len()) {
+            parent = create_directory(ctx, parent, directory_stored_name(segment))?;
+            path.push(parent);
+        }
+        let bound = key_len_bound(ctx, moved)?
+            .map_or(KEY_LEN_MAX, |b| usize::try_from(b).unwrap_or(KEY_LEN_MAX));
+        raise_key_len_bounds(
+            ctx,
+            &path,
+            dest_parents,
+            bound.saturating_add(dest_segment.len() + 1),
+        )?;
+        move_child(
+            ctx,
+            (source_parent, &directory_stored_name(source_segment)),
+            (parent, &directory_stored_name(dest_segment)),
+        )?;
+        let source_found =
+            resolve_directories(&ctx.children, root, &source_dirs[..source_dirs.len() - 1])?;
+        prune_empty_directories(
+            ctx,
+            root,
+            &source_dirs[..source_dirs.len() - 1],
+            &source_found,
+        )?;
+        Ok(Ok(()))
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE
+            .saturating_add(self.source.len())
+            .saturating_add(self.destination.len())
+    }
+}
