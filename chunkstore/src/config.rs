@@ -83,6 +83,15 @@ impl Default for ChunkServerConfig {
     }
 }
 
+/// A zone label: 1 to [`ZONE_LEN_MAX`] bytes of `[A-Za-z0-9-_./]`.
+pub fn zone_is_valid(zone: &str) -> bool {
+    !zone.is_empty()
+        && zone.len() <= ZONE_LEN_MAX
+        && zone
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+}
+
 impl ChunkServerConfig {
     /// Checks the configuration; config may tighten limits, never loosen.
     pub fn validate(&self) -> Result<()> {
@@ -90,13 +99,7 @@ impl ChunkServerConfig {
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir is empty".to_owned());
         }
-        if self.zone.is_empty()
-            || self.zone.len() > ZONE_LEN_MAX
-            || !self
-                .zone
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
-        {
+        if !zone_is_valid(&self.zone) {
             return invalid(format!(
                 "zone {:?} must be 1..={ZONE_LEN_MAX} of [A-Za-z0-9-_./]",
                 self.zone

@@ -22,6 +22,7 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -138,14 +139,11 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
-    tokio::select! {
-        served = connection.as_mut() => served,
-        () = draining.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    }
+    until_drained(
+        builder.serve_connection(TokioIo::new(io), service),
+        draining,
+    )
+    .await
 }
 
 /// [`serve_http_connection`] for servers that speak HTTP/1.1 only (the
@@ -166,7 +164,20 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
+    until_drained(
+        builder.serve_connection(TokioIo::new(io), service),
+        draining,
+    )
+    .await
+}
+
+/// Drives `connection` to its end, shutting it down gracefully (the
+/// request in flight is answered) once `draining` is cancelled.
+async fn until_drained<C: GracefulConnection>(
+    connection: C,
+    draining: CancellationToken,
+) -> Result<(), C::Error> {
+    let mut connection = pin!(connection);
     tokio::select! {
         served = connection.as_mut() => served,
         () = draining.cancelled() => {

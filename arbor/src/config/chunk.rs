@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use arbor_chunkstore::config::{ChunkServerConfig, ZONE_LEN_MAX};
+use arbor_chunkstore::config::{ChunkServerConfig, ZONE_LEN_MAX, zone_is_valid};
 use arbor_chunkstore::limits::{SCRUB_RATE_DEFAULT, SCRUB_RATE_MIN, SERVER_CONNECTIONS_MAX};
 use serde::{Deserialize, Serialize};
 
@@ -64,13 +64,7 @@ impl Settings for ChunkConfig {
     fn validate(&self) -> anyhow::Result<()> {
         check_path("data_dir", &self.data_dir)?;
         check_meta_addrs(&self.meta)?;
-        if self.zone.is_empty()
-            || self.zone.len() > ZONE_LEN_MAX
-            || !self
-                .zone
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
-        {
+        if !zone_is_valid(&self.zone) {
             return Err(refuse(
                 "zone",
                 format_args!("{:?}", self.zone),

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CHUNK_SIZE_DEFAULT, DATA_DIR_DEFAULT, REPLICATION_FACTOR_DEFAULT, S3_LISTEN_DEFAULT, Secret,
-    Settings, check_chunk_size, check_domain, check_key_pair, check_meta_addrs, check_path,
-    check_range, check_region, describe, key_pair,
+    Settings, check_front_end, check_key_pair, check_meta_addrs, check_path, check_range, describe,
+    front_end_settings, key_pair,
 };
 
 #[derive(Clone, Debug, clap::Args, Serialize, Deserialize)]
@@ -61,9 +61,11 @@ impl Settings for GatewayConfig {
             1,
             u64::try_from(REPLICAS_MAX).unwrap_or(u64::MAX),
         )?;
-        check_chunk_size(self.chunk_size)?;
-        check_region(self.region.as_deref())?;
-        check_domain(self.domain.as_deref())?;
+        check_front_end(
+            self.chunk_size,
+            self.region.as_deref(),
+            self.domain.as_deref(),
+        )?;
         check_key_pair(self.access_key.as_ref(), self.secret_key.as_ref())
     }
 }
@@ -75,9 +77,6 @@ impl GatewayConfig {
     }
 
     pub fn gateway_settings(&self) -> GatewaySettings {
-        GatewaySettings {
-            chunk_size: self.chunk_size,
-            region: self.region.clone(),
-        }
+        front_end_settings(self.chunk_size, self.region.as_ref())
     }
 }

@@ -398,3 +398,25 @@ fn secs(value: u64) -> Duration {
 
 #[cfg(test)]
 mod tests;
+
+/// Checks the S3 front end's settings, which `serve` and `gateway` share.
+pub(crate) fn check_front_end(
+    chunk_size: u64,
+    region: Option<&str>,
+    domain: Option<&str>,
+) -> anyhow::Result<()> {
+    check_chunk_size(chunk_size)?;
+    check_region(region)?;
+    check_domain(domain)
+}
+
+/// What the S3 front end of `serve` and `gateway` runs with.
+pub(crate) fn front_end_settings(
+    chunk_size: u64,
+    region: Option<&String>,
+) -> arbor_gateway::s3::GatewaySettings {
+    arbor_gateway::s3::GatewaySettings {
+        chunk_size,
+        region: region.cloned(),
+    }
+}

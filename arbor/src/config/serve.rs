@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CHUNK_SIZE_DEFAULT, DATA_DIR_DEFAULT, GC_GRACE_SECS_DEFAULT, ORPHAN_GRACE_SECS_DEFAULT,
-    S3_LISTEN_DEFAULT, Secret, Settings, UPLOAD_EXPIRY_SECS_DEFAULT, check_chunk_size,
-    check_domain, check_key_pair, check_path, check_region, check_secs, key_pair, secs,
+    S3_LISTEN_DEFAULT, Secret, Settings, UPLOAD_EXPIRY_SECS_DEFAULT, check_front_end,
+    check_key_pair, check_path, check_secs, front_end_settings, key_pair, secs,
 };
 
 #[derive(Clone, Debug, clap::Args, Serialize, Deserialize)]
@@ -63,9 +63,11 @@ pub struct ServeConfig {
 impl Settings for ServeConfig {
     fn validate(&self) -> anyhow::Result<()> {
         check_path("data_dir", &self.data_dir)?;
-        check_region(self.region.as_deref())?;
-        check_domain(self.domain.as_deref())?;
-        check_chunk_size(self.chunk_size)?;
+        check_front_end(
+            self.chunk_size,
+            self.region.as_deref(),
+            self.domain.as_deref(),
+        )?;
         check_secs("upload_expiry_secs", self.upload_expiry_secs, 1)?;
         check_secs("gc_grace_secs", self.gc_grace_secs, 0)?;
         check_secs("orphan_grace_secs", self.orphan_grace_secs, 1)?;
@@ -80,10 +82,7 @@ impl ServeConfig {
     }
 
     pub fn gateway_settings(&self) -> GatewaySettings {
-        GatewaySettings {
-            chunk_size: self.chunk_size,
-            region: self.region.clone(),
-        }
+        front_end_settings(self.chunk_size, self.region.as_ref())
     }
 
     pub fn upload_expiry(&self) -> Duration {
