@@ -121,6 +121,34 @@ pub async fn serve<F, Fut>(
     tracing::info!(server = name, "stopped");
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A hyper service the skeleton serves: any `service_fn` over requests.
+pub trait Handler<B>:
+    Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Send
+{
+}
+
+impl<S, B> Handler<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Future: Send + 'static,
+            Error: Into<BoxError>,
+        > + Send
+{
+}
+
+/// A response body the skeleton can send.
+pub trait ResponseBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> ResponseBody for B where B: Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
 /// Serves HTTP on one connection with `builder`'s settings until the
 /// client closes it or `draining` is cancelled; then the request in
 /// flight is answered and the connection closed.
@@ -129,15 +157,11 @@ pub async fn serve_http_connection<I, S, B>(
     builder: &auto::Builder<TokioExecutor>,
     service: S,
     draining: CancellationToken,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+) -> Result<(), BoxError>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Send,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: Handler<B>,
+    B: ResponseBody,
 {
     until_drained(
         builder.serve_connection(TokioIo::new(io), service),
@@ -157,12 +181,8 @@ pub async fn serve_http1_connection<I, S, B>(
 ) -> Result<(), hyper::Error>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Send,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: Handler<B>,
+    B: ResponseBody,
 {
     until_drained(
         builder.serve_connection(TokioIo::new(io), service),
