@@ -80,6 +80,10 @@ pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyho
         ),
     );
     background.spawn(
+        "reclamation",
+        tasks::reclaim(node.client(), tasks::RECLAIM_INTERVAL, shutdown.clone()),
+    );
+    background.spawn(
         "upload expiry",
         tasks::expire_uploads(
             node.client(),

@@ -66,6 +66,10 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     let gc_interval = tasks::collect_interval(gc_config.grace.min(gc_config.orphan_grace));
     let mut background = Tasks::default();
     background.spawn(
+        "reclamation",
+        tasks::reclaim(meta.client(), tasks::RECLAIM_INTERVAL, shutdown.clone()),
+    );
+    background.spawn(
         "upload expiry",
         tasks::expire_uploads(
             meta.client(),

@@ -29,6 +29,11 @@ const EXPIRY_CHECK_INTERVAL_MAX: Duration = Duration::from_secs(3600);
 /// (the pace `arbor_chunkstore::Collector::run` keeps).
 const COLLECT_INTERVAL_MIN: Duration = Duration::from_millis(250);
 const COLLECT_INTERVAL_MAX: Duration = Duration::from_secs(60);
+/// How often the reclaimer looks for deleted directories when none wait.
+pub const RECLAIM_INTERVAL: Duration = Duration::from_millis(500);
+/// Rows per reclaim command: a tenth of the maximum, so a batch stays a
+/// small log entry and a short apply beside client writes.
+const RECLAIM_BATCH: u32 = arbor_meta::limits::RECLAIM_BATCH_MAX / 10;
 
 /// The background tasks of one role, stopped together.
 #[derive(Default)]
@@ -99,6 +104,33 @@ pub async fn expire_uploads(
                 Err(MetaError::NotLeader { .. }) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "expiring multipart uploads failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Reclamation of recursively deleted subtrees: batches back to back
+/// while tombstones wait, a check every `interval` while none do. One
+/// bounded command at a time; on a follower the proposal is refused
+/// (NotLeader) and the leader's task does the work.
+pub async fn reclaim(meta: MetaClient, interval: Duration, shutdown: CancellationToken) {
+    while pause(interval, &shutdown).await {
+        while !shutdown.is_cancelled() {
+            match meta.reclaim_batch(RECLAIM_BATCH).await {
+                Ok(progress) if progress.pending == 0 => {
+                    if progress.objects > 0 {
+                        tracing::info!(objects = progress.objects, "reclaimed deleted directories");
+                    }
+                    break;
+                }
+                Ok(progress) => {
+                    tracing::debug!(?progress, "reclaiming deleted directories");
+                }
+                Err(MetaError::NotLeader { .. }) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reclaiming deleted directories failed");
                     break;
                 }
             }

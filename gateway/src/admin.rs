@@ -4,7 +4,8 @@
 //! The API lives under `/_arbor/` on the S3 endpoint (no bucket name starts
 //! with `_`), routed by s3s's `S3Route` hook after SigV4 authentication, so
 //! `arbor admin` signs its requests like any S3 client:
-//! - `GET /_arbor/status`: JSON with the chunk store's usage.
+//! - `GET /_arbor/status`: JSON with the chunk store's usage and the
+//!   reclaimer's progress (deleted directories still to release).
 //! - `GET /_arbor/buckets/{bucket}/overwrite-policy`: `{"bucket", "overwrite"}`.
 //! - `PUT /_arbor/buckets/{bucket}/overwrite-policy` with body `allow`,
 //!   `conditional` or `deny`.
@@ -81,27 +82,40 @@ impl S3Route for AdminRoute {
             .to_owned();
         let segments: Vec<&str> = path.split('/').collect();
         match (req.method.clone(), segments.as_slice()) {
-            (Method::GET, ["status"]) => match &self.chunks {
-                ChunkBackend::Local(store) => {
-                    let (chunks, bytes) = store.usage().await.map_err(error::from_chunk)?;
-                    Ok(json(serde_json::json!({
-                        "version": env!("CARGO_PKG_VERSION"),
-                        "chunks": chunks,
-                        "chunk_bytes": bytes,
-                    })))
-                }
-                ChunkBackend::Cluster(cluster) => {
-                    let (records, under) =
-                        self.meta.chunk_counts().await.map_err(error::from_meta)?;
-                    let registry = cluster.registry().await.map_err(error::from_chunk)?;
-                    Ok(json(serde_json::json!({
-                        "version": env!("CARGO_PKG_VERSION"),
-                        "chunks": records,
-                        "under_replicated": under,
-                        "chunk_servers": registry.servers.len(),
-                    })))
-                }
-            },
+            (Method::GET, ["status"]) => {
+                let mut status = match &self.chunks {
+                    ChunkBackend::Local(store) => {
+                        let (chunks, bytes) = store.usage().await.map_err(error::from_chunk)?;
+                        serde_json::json!({
+                            "version": env!("CARGO_PKG_VERSION"),
+                            "chunks": chunks,
+                            "chunk_bytes": bytes,
+                        })
+                    }
+                    ChunkBackend::Cluster(cluster) => {
+                        let (records, under) =
+                            self.meta.chunk_counts().await.map_err(error::from_meta)?;
+                        let registry = cluster.registry().await.map_err(error::from_chunk)?;
+                        serde_json::json!({
+                            "version": env!("CARGO_PKG_VERSION"),
+                            "chunks": records,
+                            "under_replicated": under,
+                            "chunk_servers": registry.servers.len(),
+                        })
+                    }
+                };
+                let reclaim = self.meta.reclaim_status().await.map_err(error::from_meta)?;
+                status["reclaim"] = serde_json::json!({
+                    "pending_directories": reclaim.pending_count,
+                    "reclaimed_objects": reclaim.reclaimed_objects,
+                    "pending": reclaim.pending.iter().map(|t| serde_json::json!({
+                        "bucket": t.bucket,
+                        "prefix": t.prefix,
+                        "deleted_ms": t.deleted_ms,
+                    })).collect::<Vec<_>>(),
+                });
+                Ok(json(status))
+            }
             (Method::GET, ["buckets", bucket, "overwrite-policy"]) => {
                 let info = self
                     .meta

@@ -41,6 +41,9 @@ use crate::namespace::{
     PutObject, PutObjectTags, SetOverwritePolicy,
 };
 use crate::raft::types::{Proposal, RequestId};
+use crate::reclaim::{
+    DeleteDirectory, ReclaimBatch, ReclaimProgress, ReclaimReport, ReclaimStatus,
+};
 use crate::records::{
     BucketInfo, ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkServerRecord,
     CompletedPart, GcEntry, ListPage, ListRequest, ListUploadsRequest, ObjectChecksum,
@@ -51,6 +54,7 @@ use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
     SetChunkServerStatus,
 };
+use crate::rename::{RenameDirectory, RenameObject};
 use crate::replica::Replica;
 use crate::rpc::{
     AdminRequest, HttpClient, NodeStatus, PATH_ADMIN, PATH_PROPOSE, PATH_READ, TransportError,
@@ -694,6 +698,52 @@ impl MetaClient {
     ) -> Result<BucketInfo> {
         let bucket = bucket.to_owned();
         self.write(SetOverwritePolicy { bucket, policy }).await
+    }
+}
+
+/// Renames and recursive deletes on the tree.
+impl MetaClient {
+    /// Renames an object (see [`RenameObject`]).
+    pub async fn rename_object(&self, op: RenameObject) -> Result<()> {
+        self.write(op).await
+    }
+    /// Renames a directory with everything below it (see
+    /// [`RenameDirectory`]).
+    pub async fn rename_directory(
+        &self,
+        bucket: &str,
+        source: &str,
+        destination: &str,
+    ) -> Result<()> {
+        self.write(RenameDirectory {
+            bucket: bucket.to_owned(),
+            source: source.to_owned(),
+            destination: destination.to_owned(),
+        })
+        .await
+    }
+    /// Deletes the directory `prefix` with every key below it; whether it
+    /// existed. Its metadata and chunks are released in the background.
+    pub async fn delete_directory(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        deleted_ms: i64,
+    ) -> Result<bool> {
+        self.write(DeleteDirectory {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+            deleted_ms,
+        })
+        .await
+    }
+    /// One batch of the reclaimer (see [`ReclaimBatch`]).
+    pub async fn reclaim_batch(&self, limit: u32) -> Result<ReclaimProgress> {
+        self.write(ReclaimBatch { limit }).await
+    }
+    /// How far the reclaimer is.
+    pub async fn reclaim_status(&self) -> Result<ReclaimReport> {
+        self.read(ReclaimStatus).await
     }
 }
 

@@ -29,6 +29,7 @@ use crate::namespace::{
     PutObject, PutObjectTags, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
+use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
 use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
     SetChunkServerStatus,
@@ -171,6 +172,8 @@ writes!(
     CollectOrphans,
     RenameObject,
     RenameDirectory,
+    DeleteDirectory,
+    ReclaimBatch,
 );
 
 reads!(
@@ -188,6 +191,7 @@ reads!(
     ServerChunks,
     UnderReplicated,
     ChunkCounts,
+    ReclaimStatus,
 );
 
 /// A command's outcome as the log remembers it.

@@ -34,6 +34,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) upload_index: WriteTable<'txn>,
     pub(crate) parts: WriteTable<'txn>,
     pub(crate) dir_key_len: WriteTable<'txn>,
+    pub(crate) reclaim: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -56,6 +57,7 @@ impl<'txn> ApplyContext<'txn> {
             upload_index: txn.open_table(schema::UPLOAD_INDEX)?,
             parts: txn.open_table(schema::PARTS)?,
             dir_key_len: txn.open_table(schema::DIR_KEY_LEN)?,
+            reclaim: txn.open_table(schema::RECLAIM)?,
         })
     }
 

@@ -13,7 +13,8 @@
 //! 2. `schema` (tables, key encodings), `context` (the apply context),
 //!    `op` (the operation traits), `tree` (inode-tree steps), `placement`;
 //! 3. the domain modules, each owning its operations: `chunks`, then
-//!    `namespace`, then `listing`, `multipart` and `rename`; `registry`;
+//!    `namespace`, then `listing`, `multipart`, `rename` and `reclaim`;
+//!    `registry`;
 //! 4. `command` (every operation, listed once), `raft` (log, state
 //!    machine store, network, group commit);
 //! 5. `rpc` (the wire), `replica`, then `server` and `client`, then `node`;
@@ -35,6 +36,7 @@ pub mod offline;
 pub mod op;
 pub mod placement;
 pub mod raft;
+pub mod reclaim;
 pub mod records;
 pub mod registry;
 pub mod rename;

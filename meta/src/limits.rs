@@ -85,3 +85,8 @@ const _: () =
 pub const ORPHAN_CANDIDATES_MAX: usize = 4096;
 /// Chunk ids one chunk-record read may ask about.
 pub const CHUNK_RECORDS_READ_MAX: usize = 4096;
+
+/// Rows (objects and emptied directories) one reclaim command releases:
+/// bounds the command's size in the log and its apply time, like a
+/// DeleteObjects of 1000 keys.
+pub const RECLAIM_BATCH_MAX: u32 = 1000;

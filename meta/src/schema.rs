@@ -21,6 +21,7 @@
 //! | `ns_parts`     | upload id ++ part number BE           | [`crate::records::PartRecord`] |
 //! | `ns_chunk_servers` | server id BE                      | [`crate::records::ChunkServerRecord`] |
 //! | `ns_dir_key_len` | directory inode BE                  | `u32`: longest key suffix below it (bound) |
+//! | `ns_reclaim`   | tombstone sequence BE                 | [`crate::records::tree::Tombstone`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -77,6 +78,10 @@ pub const CHUNK_SERVERS: StateTable = StateTable::new("ns_chunk_servers");
 /// renamed key grows past the key-length limit. A directory without a row
 /// (written before the table existed) counts as unbounded.
 pub const DIR_KEY_LEN: StateTable = StateTable::new("ns_dir_key_len");
+/// tombstone sequence BE → [`crate::records::tree::Tombstone`]: detached
+/// subtrees of recursive deletes whose metadata and chunks the reclaimer
+/// has still to release, oldest first.
+pub const RECLAIM: StateTable = StateTable::new("ns_reclaim");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -92,6 +97,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     UNDER_REPLICATED,
     CHUNK_SERVERS,
     DIR_KEY_LEN,
+    RECLAIM,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).
@@ -111,6 +117,10 @@ pub const FIRST_ALLOCATED_INODE: u64 = 2;
 pub const COUNTER_NEXT_INODE: &[u8] = b"next_inode";
 /// `ns_counters` key of the orphan horizon (see `chunks`), an `i64` record.
 pub const COUNTER_ORPHAN_HORIZON: &[u8] = b"orphan_horizon_ms";
+/// The next tombstone sequence number.
+pub const COUNTER_NEXT_TOMBSTONE: &[u8] = b"next_tombstone";
+/// How many objects the reclaimer has released, ever.
+pub const COUNTER_RECLAIMED_OBJECTS: &[u8] = b"reclaimed_objects";
 
 /// Format version byte in front of every record.
 /// 2: chunk records with replicas (1 held a bare reference count).

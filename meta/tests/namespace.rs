@@ -10,6 +10,7 @@ use arbor_meta::namespace::{
     CreateBucket, DeleteBucket, DeleteObject, PutObject, SetOverwritePolicy, get_bucket,
     get_object, list_buckets,
 };
+use arbor_meta::reclaim::{DeleteDirectory, ReclaimBatch};
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkRef, ListEntry, ListPage,
     ListRequest, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy, WriteCondition,
@@ -76,6 +77,30 @@ impl Fixture {
             source_condition: ObjectCondition::default(),
             destination_condition: ObjectCondition::default(),
         }))
+    }
+
+    fn delete_directory(&mut self, prefix: &str) -> CommandResult {
+        self.apply(Command::DeleteDirectory(DeleteDirectory {
+            bucket: BUCKET.to_owned(),
+            prefix: prefix.to_owned(),
+            deleted_ms: 1,
+        }))
+    }
+
+    fn reclaim(&mut self, limit: u32) -> CommandResult {
+        self.apply(Command::ReclaimBatch(ReclaimBatch { limit }))
+    }
+
+    /// Runs the reclaimer until nothing is left; how many batches it took.
+    fn reclaim_all(&mut self, limit: u32) -> usize {
+        for batches in 1..10_000 {
+            match self.reclaim(limit) {
+                Ok(Reply::ReclaimBatch(progress)) if progress.pending == 0 => return batches,
+                Ok(Reply::ReclaimBatch(_)) => {}
+                other => panic!("reclaim: {other:?}"),
+            }
+        }
+        panic!("the reclaimer did not finish");
     }
 
     fn rename_directory(&mut self, source: &str, destination: &str) -> CommandResult {
@@ -204,16 +229,38 @@ impl Fixture {
                 }
             }
         }
-        for (parent, inode) in directories {
+        // Directories reachable from the root hold something; those of
+        // subtrees a recursive delete detached may be emptied in steps.
+        let mut reachable = std::collections::BTreeSet::from([schema::ROOT_INODE]);
+        let mut frontier = vec![schema::ROOT_INODE];
+        while let Some(at) = frontier.pop() {
+            for (parent, inode) in &directories {
+                if *parent == at && reachable.insert(*inode) {
+                    frontier.push(*inode);
+                }
+            }
+        }
+        for (parent, inode) in &directories {
             // Bucket directories (children of the root) may be empty.
             assert!(
-                parent == schema::ROOT_INODE || parents.contains(&inode),
+                *parent == schema::ROOT_INODE
+                    || !reachable.contains(inode)
+                    || parents.contains(inode),
                 "empty directory inode {inode}"
             );
         }
         let inodes = txn.open_table(schema::INODES).expect("table");
         let versions = txn.open_table(schema::VERSIONS).expect("table");
-        assert_eq!(inodes.len().expect("len"), children.len().expect("len"));
+        let detached = txn
+            .open_table(schema::RECLAIM)
+            .expect("table")
+            .len()
+            .expect("len");
+        assert_eq!(
+            inodes.len().expect("len"),
+            children.len().expect("len") + detached,
+            "every inode has a row, but the detached roots"
+        );
         assert_eq!(versions.len().expect("len"), objects);
     }
 }
@@ -796,6 +843,8 @@ enum Op {
     Delete(String),
     Rename(String, String),
     RenameDirectory(String, String),
+    DeleteDirectory(String),
+    Reclaim(u32),
 }
 
 /// Directory prefixes over a small alphabet, so renames often hit.
@@ -809,6 +858,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => key_strategy().prop_map(Op::Delete),
         2 => (key_strategy(), key_strategy()).prop_map(|(a, b)| Op::Rename(a, b)),
         2 => (prefix_strategy(), prefix_strategy()).prop_map(|(a, b)| Op::RenameDirectory(a, b)),
+        1 => prefix_strategy().prop_map(Op::DeleteDirectory),
+        1 => (1..4u32).prop_map(Op::Reclaim),
     ]
 }
 
@@ -965,6 +1016,15 @@ proptest! {
                         None => prop_assert_eq!(result, Err(MetaError::NoSuchKey(source.clone()))),
                     }
                 }
+                Op::DeleteDirectory(prefix) => {
+                    let before = model.len();
+                    model.retain(|k, _| !k.starts_with(prefix.as_str()));
+                    let existed = model.len() < before;
+                    prop_assert_eq!(f.delete_directory(prefix), Ok(Reply::DeleteDirectory(existed)));
+                }
+                Op::Reclaim(limit) => {
+                    prop_assert!(matches!(f.reclaim(*limit), Ok(Reply::ReclaimBatch(_))));
+                }
                 Op::RenameDirectory(source, destination) => {
                     let result = f.rename_directory(source, destination);
                     match model_rename_directory(&mut model, source, destination) {
@@ -984,7 +1044,12 @@ proptest! {
         }
 
         let all: Vec<String> = model.keys().cloned().collect();
+        prop_assert_eq!(f.keys(), all.clone());
+        // Once the reclaimer is done, only the model's keys hold metadata.
+        f.reclaim_all(5);
+        f.check_tree();
         prop_assert_eq!(f.keys(), all);
+        prop_assert_eq!(f.table_len(schema::VERSIONS), u64::try_from(model.len()).expect("small"));
         for key in model.keys().chain(probes.iter()) {
             match model.get(key) {
                 Some(etag) => prop_assert_eq!(&f.get(key).expect("get").etag, etag),
@@ -1401,4 +1466,45 @@ fn a_directory_rename_never_makes_a_key_too_long() {
     );
     assert_eq!(f.rename_directory("f/", "gg/"), Err(MetaError::KeyTooLong));
     f.check_tree();
+}
+
+// ------------------------------------------------------- recursive delete
+
+#[test]
+fn a_recursive_delete_unlinks_at_once_and_reclaims_in_batches() {
+    let mut f = Fixture::with_bucket();
+    let chunk = chunk_at(10_000);
+    f.put_placed("d/big", vec![chunk.clone()], Vec::new());
+    for key in ["d/", "d/a", "d/e/f/g", "d/e/h", "dz", "keep/x"] {
+        f.put_inline(key);
+    }
+    assert_eq!(f.delete_directory("d/"), Ok(Reply::DeleteDirectory(true)));
+    assert_eq!(f.keys(), ["dz", "keep/x"], "gone from listings at once");
+    assert_eq!(f.get("d/e/h"), Err(MetaError::NoSuchKey("d/e/h".into())));
+    assert_eq!(f.delete_directory("d/"), Ok(Reply::DeleteDirectory(false)));
+    f.check_tree();
+
+    // A new directory of the same name is a new directory.
+    f.put_inline("d/new");
+    let batches = f.reclaim_all(2);
+    assert!(batches >= 4, "bounded batches: {batches}");
+    assert_eq!(f.keys(), ["d/new", "dz", "keep/x"]);
+    assert_eq!(f.table_len(schema::RECLAIM), 0);
+    assert_eq!(f.table_len(schema::VERSIONS), 3);
+    assert_eq!(
+        f.records(&[chunk.id])[0].as_ref().map(|r| r.refs),
+        Some(0),
+        "the chunk waits in the GC queue"
+    );
+    f.check_tree();
+    // Nothing left: a batch is a no-op.
+    assert!(matches!(
+        f.reclaim(10),
+        Ok(Reply::ReclaimBatch(p)) if p.pending == 0 && p.objects == 0
+    ));
+    assert!(matches!(f.reclaim(0), Err(MetaError::InvalidRequest(_))));
+    assert!(matches!(
+        f.delete_directory("nodir"),
+        Err(MetaError::InvalidKey(_))
+    ));
 }

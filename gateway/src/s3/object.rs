@@ -565,10 +565,50 @@ pub async fn delete(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = req.input;
+    if has_query_flag(&req.uri, RECURSIVE_DELETE_PARAM) {
+        return delete_directory(s3, &input).await;
+    }
     record_target("DeleteObject", &input.bucket, Some(&input.key));
     reject_version_id(input.version_id.as_deref())?;
     s3.meta()
         .delete_object(&input.bucket, &input.key)
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// The query parameter that makes a DELETE of a key ending in `/` delete
+/// the directory with every key below it (Arbor's extension; query
+/// parameters are always covered by the SigV4 signature).
+pub const RECURSIVE_DELETE_PARAM: &str = "arbor-recursive";
+
+/// Whether `uri`'s query names `flag` (with or without a value).
+fn has_query_flag(uri: &http::Uri, flag: &str) -> bool {
+    uri.query().is_some_and(|query| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(flag))
+    })
+}
+
+/// `DELETE /bucket/prefix/?arbor-recursive`: the directory `prefix/` and
+/// everything below it leave the namespace in one metadata command; their
+/// metadata and chunks are released in the background. 204 whether or not
+/// the directory existed, as DeleteObject answers.
+async fn delete_directory(
+    s3: &Arbor,
+    input: &DeleteObjectInput,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    record_target("DeleteDirectory", &input.bucket, Some(&input.key));
+    reject_version_id(input.version_id.as_deref())?;
+    if !input.key.ends_with('/') {
+        return Err(s3_error!(
+            InvalidArgument,
+            "A recursive delete names a key ending in '/'"
+        ));
+    }
+    s3.meta()
+        .delete_directory(&input.bucket, &input.key, s3.now_ms())
         .await
         .map_err(error::from_meta)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))

@@ -87,3 +87,16 @@ pub struct GcEntry {
     pub key: (u64, u32),
     pub record: GcRecord,
 }
+
+/// A subtree a recursive delete detached from the tree: nothing reaches it
+/// any more, and the reclaimer releases it in bounded batches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// The detached directory's inode.
+    pub root: u64,
+    /// Where it was, for status and logs.
+    pub bucket: String,
+    pub prefix: String,
+    /// When the delete was proposed (the proposer's clock).
+    pub deleted_ms: i64,
+}

@@ -1,0 +1,163 @@
+//! True directories through S3: a recursive delete (Arbor's extension,
+//! `DELETE /bucket/prefix/?arbor-recursive`) removes a directory with
+//! every key below it at once, and the background reclaimer and garbage
+//! collector then release its metadata and every chunk file.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use arbor_compat_tests::{ArborServer, RawResponse, chunk_files, raw_request};
+use common::sign::{Payload, Signer};
+use common::{bytes, client};
+
+const BUCKET: &str = "tree";
+/// The smallest chunk size Arbor accepts: many chunk files per object.
+const CHUNK: usize = 65536;
+
+fn signed(server: &ArborServer, method: &str, target: &str) -> RawResponse {
+    let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
+    let headers = signer.sign_headers(
+        method,
+        target,
+        &[],
+        Payload::Sha256Of(b""),
+        SystemTime::now(),
+    );
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    raw_request(&server.endpoint, method, target, &refs, b"")
+        .unwrap_or_else(|e| panic!("{method} {target}: {e:#}"))
+}
+
+/// Waits (bounded) until exactly `expected` chunk files remain.
+async fn settle(data: &Path, expected: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let count = chunk_files(&data.join("chunks")).len();
+        if count == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {count} chunk files, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recursive_delete_removes_a_directory_at_once_and_its_chunks_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let chunk_size = CHUNK.to_string();
+    let args = [
+        "--chunk-size",
+        &chunk_size,
+        "--no-fsync",
+        "--gc-grace-secs",
+        "1",
+    ];
+    let server = ArborServer::start(data, &args).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+
+    // Under dir/: 60 small keys (inline) and 4 objects of 3 chunks each,
+    // at several depths; beside it, one object that must stay.
+    for i in 0..60 {
+        let key = format!("dir/{}/k{i}", i % 5);
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(bytes(100, i)))
+            .send()
+            .await
+            .expect("small put");
+    }
+    for (i, key) in ["dir/a", "dir/x/y/b", "dir/x/c", "dir/"].iter().enumerate() {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(*key)
+            .body(ByteStream::from(bytes(3 * CHUNK, 100 + i as u64)))
+            .send()
+            .await
+            .expect("chunked put");
+    }
+    let kept = bytes(2 * CHUNK + 1, 7);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("dir0/kept")
+        .body(ByteStream::from(kept.clone()))
+        .send()
+        .await
+        .expect("kept put");
+    settle(data, 4 * 3 + 3, "before the delete").await;
+
+    // Not a prefix: refused, nothing deleted.
+    let refused = signed(&server, "DELETE", &format!("/{BUCKET}/dir?arbor-recursive"));
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert_eq!(refused.error_code().as_deref(), Some("InvalidArgument"));
+
+    let started = Instant::now();
+    let deleted = signed(
+        &server,
+        "DELETE",
+        &format!("/{BUCKET}/dir/?arbor-recursive"),
+    );
+    eprintln!(
+        "recursive delete of 64 keys answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+
+    // Gone from listings and reads at once; the neighbour stays.
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["dir0/kept"]);
+    let gone = s3.get_object().bucket(BUCKET).key("dir/x/y/b").send().await;
+    assert!(gone.is_err(), "a deleted key is not readable");
+
+    // The reclaimer releases the subtree, the collector its chunks.
+    settle(data, 3, "after the reclaimer and the collector").await;
+    let status = signed(&server, "GET", "/_arbor/status");
+    assert_eq!(status.status, 200);
+    let status: serde_json::Value = serde_json::from_slice(&status.body).expect("json");
+    assert_eq!(status["reclaim"]["pending_directories"], 0, "{status}");
+    assert_eq!(status["reclaim"]["reclaimed_objects"], 64, "{status}");
+
+    let body = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("dir0/kept")
+        .send()
+        .await
+        .expect("get kept")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert_eq!(body.as_ref(), kept.as_slice());
+    // Deleting it again is a no-op, as for any missing key.
+    let again = signed(
+        &server,
+        "DELETE",
+        &format!("/{BUCKET}/dir/?arbor-recursive"),
+    );
+    assert_eq!(again.status, 204);
+    server.stop().expect("stop");
+}
