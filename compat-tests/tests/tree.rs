@@ -161,3 +161,240 @@ async fn a_recursive_delete_removes_a_directory_at_once_and_its_chunks_later() {
     assert_eq!(again.status, 204);
     server.stop().expect("stop");
 }
+
+async fn put(s3: &aws_sdk_s3::Client, key: &str, body: Vec<u8>) -> String {
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+        .e_tag()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn read(s3: &aws_sdk_s3::Client, key: &str) -> Option<Vec<u8>> {
+    let object = s3.get_object().bucket(BUCKET).key(key).send().await.ok()?;
+    Some(
+        object
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec(),
+    )
+}
+
+async fn keys(s3: &aws_sdk_s3::Client) -> Vec<String> {
+    s3.list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list")
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(error: &E) -> Option<&str> {
+    error.code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_object_moves_names_not_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let chunk_size = CHUNK.to_string();
+    let server =
+        ArborServer::start(data, &["--chunk-size", &chunk_size, "--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+
+    let body = bytes(5 * CHUNK + 3, 1);
+    let etag = put(&s3, "src/deep/a", body.clone()).await;
+    settle(data, 6, "after the put").await;
+
+    let started = Instant::now();
+    s3.rename_object()
+        .bucket(BUCKET)
+        .key("dst/b")
+        .rename_source(format!("{BUCKET}/src/deep/a"))
+        .client_token("token-1")
+        .send()
+        .await
+        .expect("rename");
+    eprintln!(
+        "RenameObject of a 6-chunk object took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(read(&s3, "dst/b").await, Some(body.clone()));
+    assert_eq!(read(&s3, "src/deep/a").await, None);
+    assert_eq!(
+        keys(&s3).await,
+        ["dst/b"],
+        "the emptied directories are gone"
+    );
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("dst/b")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.e_tag(), Some(etag.as_str()), "same ETag");
+    settle(data, 6, "no chunk copied or deleted").await;
+
+    // A retry with the same token succeeds again; other parameters fail.
+    s3.rename_object()
+        .bucket(BUCKET)
+        .key("dst/b")
+        .rename_source(format!("{BUCKET}/src/deep/a"))
+        .client_token("token-1")
+        .send()
+        .await
+        .expect("retried rename");
+    let reused = s3
+        .rename_object()
+        .bucket(BUCKET)
+        .key("elsewhere")
+        .rename_source(format!("{BUCKET}/dst/b"))
+        .client_token("token-1")
+        .send()
+        .await
+        .expect_err("token reused");
+    assert_eq!(
+        code(&reused),
+        Some("IdempotencyParameterMismatch"),
+        "{reused:?}"
+    );
+
+    // Conditions on the destination and on the source.
+    put(&s3, "taken", bytes(10, 2)).await;
+    let taken = s3
+        .rename_object()
+        .bucket(BUCKET)
+        .key("taken")
+        .rename_source(format!("{BUCKET}/dst/b"))
+        .destination_if_none_match("*")
+        .send()
+        .await
+        .expect_err("destination exists");
+    assert_eq!(code(&taken), Some("PreconditionFailed"), "{taken:?}");
+    let stale = s3
+        .rename_object()
+        .bucket(BUCKET)
+        .key("other")
+        .rename_source(format!("{BUCKET}/dst/b"))
+        .source_if_match("\"0123456789abcdef0123456789abcdef\"")
+        .send()
+        .await
+        .expect_err("source changed");
+    assert_eq!(code(&stale), Some("PreconditionFailed"), "{stale:?}");
+    let missing = s3
+        .rename_object()
+        .bucket(BUCKET)
+        .key("other")
+        .rename_source(format!("{BUCKET}/nothing"))
+        .send()
+        .await
+        .expect_err("no source");
+    assert_eq!(code(&missing), Some("NoSuchKey"), "{missing:?}");
+    let across = s3
+        .rename_object()
+        .bucket(BUCKET)
+        .key("other")
+        .rename_source("another-bucket/dst/b")
+        .send()
+        .await
+        .expect_err("across buckets");
+    assert_eq!(code(&across), Some("InvalidRequest"), "{across:?}");
+    assert_eq!(keys(&s3).await, ["dst/b", "taken"], "nothing moved");
+
+    // A whole directory, Arbor's extension: both names end in '/'.
+    for key in ["tree/1", "tree/x/2", "tree/x/y/3", "tree/"] {
+        put(&s3, key, bytes(20, 3)).await;
+    }
+    s3.rename_object()
+        .bucket(BUCKET)
+        .key("moved/")
+        .rename_source(format!("{BUCKET}/tree/"))
+        .send()
+        .await
+        .expect("directory rename");
+    assert_eq!(
+        keys(&s3).await,
+        [
+            "dst/b",
+            "moved/",
+            "moved/1",
+            "moved/x/2",
+            "moved/x/y/3",
+            "taken"
+        ]
+    );
+    let into_itself = s3
+        .rename_object()
+        .bucket(BUCKET)
+        .key("moved/inner/")
+        .rename_source(format!("{BUCKET}/moved/"))
+        .send()
+        .await
+        .expect_err("into itself");
+    assert_eq!(
+        code(&into_itself),
+        Some("InvalidArgument"),
+        "{into_itself:?}"
+    );
+    server.stop().expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_racing_a_conditional_put_lets_exactly_one_win() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    for round in 0..20 {
+        let source = format!("src{round}");
+        let destination = format!("dst{round}");
+        put(&s3, &source, bytes(10, round)).await;
+        let rename = s3
+            .rename_object()
+            .bucket(BUCKET)
+            .key(&destination)
+            .rename_source(format!("{BUCKET}/{source}"))
+            .destination_if_none_match("*")
+            .send();
+        let write = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(&destination)
+            .if_none_match("*")
+            .body(ByteStream::from(bytes(11, 1000 + round)))
+            .send();
+        let (renamed, written) = tokio::join!(rename, write);
+        assert!(
+            renamed.is_ok() != written.is_ok(),
+            "round {round}: exactly one wins: {renamed:?} {written:?}"
+        );
+        let expected = if renamed.is_ok() {
+            bytes(10, round)
+        } else {
+            bytes(11, 1000 + round)
+        };
+        assert_eq!(read(&s3, &destination).await, Some(expected));
+    }
+    server.stop().expect("stop");
+}

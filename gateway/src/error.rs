@@ -23,15 +23,22 @@ pub fn from_meta(e: MetaError) -> S3Error {
             (C::InvalidBucketName, "The specified bucket is not valid.")
         }
         MetaError::NoSuchKey(_) => (C::NoSuchKey, "The specified key does not exist."),
+        MetaError::IdempotencyMismatch(_) => {
+            // s3s 0.14.1 has no such code; AWS answers it with 400.
+            return custom(
+                "IdempotencyParameterMismatch",
+                "The client token was already used for a request with other parameters.",
+                http::StatusCode::BAD_REQUEST,
+            );
+        }
         MetaError::DirectoryNotEmpty(_) => {
             // No S3 operation renames a directory; Arbor's extension
             // answers 409 with a code of its own.
-            let mut error = S3Error::with_message(
-                C::Custom("DirectoryNotEmpty".into()),
+            return custom(
+                "DirectoryNotEmpty",
                 "The destination directory already holds keys.",
+                http::StatusCode::CONFLICT,
             );
-            error.set_status_code(http::StatusCode::CONFLICT);
-            return error;
         }
         MetaError::InvalidKey(_) => (C::InvalidArgument, "The specified key is not valid."),
         MetaError::KeyTooLong => (C::KeyTooLongError, "Your key is too long."),
@@ -97,6 +104,13 @@ pub fn from_meta(e: MetaError) -> S3Error {
         }
     };
     S3Error::with_message(code, message)
+}
+
+/// An error with a code s3s does not know, and its status.
+fn custom(code: &'static str, message: &'static str, status: http::StatusCode) -> S3Error {
+    let mut error = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
+    error.set_status_code(status);
+    error
 }
 
 /// Maps a chunk-store error to the S3 error the client sees.
@@ -259,6 +273,9 @@ mod tests {
             MetaError::InvalidBucketName(_) => (C::InvalidBucketName, 400),
             MetaError::NoSuchKey(_) => (C::NoSuchKey, 404),
             MetaError::DirectoryNotEmpty(_) => (C::Custom("DirectoryNotEmpty".into()), 409),
+            MetaError::IdempotencyMismatch(_) => {
+                (C::Custom("IdempotencyParameterMismatch".into()), 400)
+            }
             MetaError::InvalidKey(_) => (C::InvalidArgument, 400),
             MetaError::KeyTooLong => (C::KeyTooLongError, 400),
             MetaError::NoSuchUpload(_) => (C::NoSuchUpload, 404),
@@ -291,6 +308,7 @@ mod tests {
             MetaError::InvalidBucketName("B".into()),
             MetaError::NoSuchKey("k".into()),
             MetaError::DirectoryNotEmpty("d/".into()),
+            MetaError::IdempotencyMismatch("t".into()),
             MetaError::InvalidKey("".into()),
             MetaError::KeyTooLong,
             MetaError::NoSuchUpload("u".into()),

@@ -12,11 +12,13 @@ use s3s::service::S3Service;
 use s3s::{Body, S3Request, S3Response, S3Result};
 
 use crate::admin::AdminRoute;
-use crate::{auth, error};
+use crate::http_server::VirtualHosts;
+use crate::{auth, error, s3};
 
 pub struct Routes {
     pub admin: AdminRoute,
     pub ignored_range: IgnoredRange,
+    pub rename: RenameRoute,
 }
 
 #[async_trait::async_trait]
@@ -28,7 +30,9 @@ impl S3Route for Routes {
         headers: &HeaderMap,
         extensions: &mut http::Extensions,
     ) -> bool {
-        self.admin.is_match(method, uri, headers, extensions) || ignorable_range(method, headers)
+        self.admin.is_match(method, uri, headers, extensions)
+            || is_rename(method, uri)
+            || ignorable_range(method, headers)
     }
 
     // Spelled out: `IgnoredRange` relies on it.
@@ -43,8 +47,55 @@ impl S3Route for Routes {
         {
             return self.admin.call(req).await;
         }
+        if is_rename(&req.method, &req.uri) {
+            return self.rename.call(req).await;
+        }
         self.ignored_range.call(req).await
     }
+}
+
+/// A PUT naming `?renameObject`: RenameObject, which s3s does not route.
+fn is_rename(method: &Method, uri: &Uri) -> bool {
+    method == Method::PUT && s3::has_query_flag(uri, s3::rename::RENAME_PARAM)
+}
+
+/// Serves RenameObject (`s3::rename`): finds the bucket and key as s3s
+/// would, path-style or, with `--domain`, virtual-host-style.
+pub struct RenameRoute {
+    pub s3: s3::Arbor,
+    pub hosts: Option<VirtualHosts>,
+}
+
+impl RenameRoute {
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let path = urlencoding::decode(req.uri.path())
+            .map_err(|_| s3s::s3_error!(InvalidURI, "The path is not valid UTF-8"))?;
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let virtual_host = match (&self.hosts, host) {
+            (Some(hosts), Some(host)) if !is_ip_address(host) => {
+                Some(s3s::host::S3Host::parse_host_header(hosts, host)?)
+            }
+            _ => None,
+        };
+        let bucket = virtual_host.as_ref().and_then(|vh| vh.bucket());
+        match s3s::path::parse_virtual_hosted_style(bucket, &path) {
+            Ok(s3s::path::S3Path::Object { bucket, key }) => {
+                s3::rename::rename(&self.s3, &bucket, &key, &req.headers).await
+            }
+            _ => Err(s3s::s3_error!(
+                InvalidRequest,
+                "RenameObject names a bucket and a destination key"
+            )),
+        }
+    }
+}
+
+/// `host[:port]` that is an IP address: addressing is then path-style.
+fn is_ip_address(host: &str) -> bool {
+    host.parse::<std::net::SocketAddr>().is_ok() || host.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// A GET or HEAD with one Range header that s3s cannot parse as a single

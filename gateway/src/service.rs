@@ -15,7 +15,7 @@ use crate::http_server::{Frontend, VirtualHosts};
 use arbor_meta::clock::Seams;
 
 use crate::limits::XML_BODY_SIZE_MAX;
-use crate::routes::{IgnoredRange, Routes};
+use crate::routes::{IgnoredRange, RenameRoute, Routes};
 use crate::s3::{Arbor, GatewaySettings};
 use crate::xml_body::XmlBodies;
 
@@ -45,7 +45,11 @@ pub fn frontend(
         },
         ignored_range: IgnoredRange {
             // Checks no signature: only `Routes` reaches it, after s3s has.
-            unauthenticated: s3_service(arbor, domain.as_deref()).build(),
+            unauthenticated: s3_service(arbor.clone(), domain.as_deref()).build(),
+        },
+        rename: RenameRoute {
+            s3: arbor,
+            hosts: domain.clone().map(|domain| VirtualHosts { domain }),
         },
     });
     builder.set_auth(auth::KeyPair::new(credentials));

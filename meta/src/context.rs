@@ -35,6 +35,8 @@ pub struct ApplyContext<'txn> {
     pub(crate) parts: WriteTable<'txn>,
     pub(crate) dir_key_len: WriteTable<'txn>,
     pub(crate) reclaim: WriteTable<'txn>,
+    pub(crate) client_tokens: WriteTable<'txn>,
+    pub(crate) client_token_order: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -58,6 +60,8 @@ impl<'txn> ApplyContext<'txn> {
             parts: txn.open_table(schema::PARTS)?,
             dir_key_len: txn.open_table(schema::DIR_KEY_LEN)?,
             reclaim: txn.open_table(schema::RECLAIM)?,
+            client_tokens: txn.open_table(schema::CLIENT_TOKENS)?,
+            client_token_order: txn.open_table(schema::CLIENT_TOKEN_ORDER)?,
         })
     }
 

@@ -22,6 +22,9 @@ pub enum MetaError {
     InvalidBucketName(String),
     #[error("key {0:?} does not exist")]
     NoSuchKey(String),
+    /// A client token already applied a request with other parameters.
+    #[error("client token {0:?} was used with other parameters")]
+    IdempotencyMismatch(String),
     /// A directory rename's destination already holds keys.
     #[error("directory {0:?} is not empty")]
     DirectoryNotEmpty(String),

@@ -90,3 +90,10 @@ pub const CHUNK_RECORDS_READ_MAX: usize = 4096;
 /// bounds the command's size in the log and its apply time, like a
 /// DeleteObjects of 1000 keys.
 pub const RECLAIM_BATCH_MAX: u32 = 1000;
+
+/// Client tokens remembered for idempotent renames; the oldest is
+/// forgotten first. AWS keeps a token for a limited time too; a retry
+/// comes within seconds.
+pub const CLIENT_TOKENS_MAX: u64 = 100_000;
+/// A client token's length (AWS: at most 64 ASCII characters, 33..=126).
+pub const CLIENT_TOKEN_LEN_MAX: usize = 64;

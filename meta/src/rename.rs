@@ -4,16 +4,18 @@
 //! time does not depend on the object's size or on how many keys a
 //! directory holds (see docs/design.md, "Renames").
 
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{SEPARATOR, directory_stored_name, split_key, validate_key};
-use crate::limits::KEY_LEN_MAX;
+use crate::limits::{CLIENT_TOKEN_LEN_MAX, CLIENT_TOKENS_MAX, KEY_LEN_MAX};
 use crate::namespace::{check_overwrite, retire_version};
 use crate::op::{Apply, Outcome, SIZE_BASE};
 use crate::records::object::WriteCondition;
-use crate::records::tree::ObjectEntry;
+use crate::records::tree::{ObjectEntry, TokenRecord};
+use crate::schema::{decode_record, encode_record};
 use crate::tree::{
     create_directory, key_len_bound, lookup_object, move_child, prune_empty_directories,
     raise_key_len_bounds, read_bucket, remove_child, resolve_directories,
@@ -91,6 +93,9 @@ pub struct RenameObject {
     pub destination: String,
     pub source_condition: ObjectCondition,
     pub destination_condition: ObjectCondition,
+    /// `x-amz-client-token`: a retry with the same token and parameters
+    /// answers as the first rename did; other parameters are refused.
+    pub client_token: Option<String>,
 }
 
 impl Apply for RenameObject {
@@ -103,10 +108,34 @@ impl Apply for RenameObject {
             destination,
             source_condition,
             destination_condition,
+            client_token,
         } = self;
         for key in [source, destination] {
             if let Err(e) = validate_key(key) {
                 return Ok(Err(e));
+            }
+        }
+        let used_for = TokenRecord {
+            bucket: bucket.clone(),
+            source: source.clone(),
+            destination: destination.clone(),
+        };
+        if let Some(token) = client_token {
+            if token.is_empty()
+                || token.len() > CLIENT_TOKEN_LEN_MAX
+                || !token.bytes().all(|b| (33..=126).contains(&b))
+            {
+                return Ok(Err(MetaError::InvalidRequest(format!(
+                    "a client token is 1 to {CLIENT_TOKEN_LEN_MAX} printable ASCII characters"
+                ))));
+            }
+            if let Some(value) = ctx.client_tokens.get(token.as_bytes())? {
+                let first: TokenRecord = decode_record(value.value())?;
+                return Ok(if first == used_for {
+                    Ok(())
+                } else {
+                    Err(MetaError::IdempotencyMismatch(token.clone()))
+                });
             }
         }
         let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
@@ -179,6 +208,9 @@ impl Apply for RenameObject {
         // path cannot be: it holds the moved object).
         let source_found = resolve_directories(&ctx.children, root, &source_dirs)?;
         prune_empty_directories(ctx, root, &source_dirs, &source_found)?;
+        if let Some(token) = client_token {
+            remember_token(ctx, token, &used_for)?;
+        }
         Ok(Ok(()))
     }
 
@@ -187,6 +219,26 @@ impl Apply for RenameObject {
             .saturating_add(self.source.len())
             .saturating_add(self.destination.len())
     }
+}
+
+/// Records that `token` applied `used_for`, forgetting the oldest token
+/// once [`CLIENT_TOKENS_MAX`] are kept.
+fn remember_token(ctx: &mut ApplyContext<'_>, token: &str, used_for: &TokenRecord) -> Result<()> {
+    ctx.client_tokens
+        .insert(token.as_bytes(), encode_record(used_for)?.as_slice())?;
+    let mut at = [0u8; 12];
+    at[..8].copy_from_slice(&ctx.log_index.to_be_bytes());
+    at[8..].copy_from_slice(&ctx.position.to_be_bytes());
+    ctx.client_token_order
+        .insert(at.as_slice(), token.as_bytes())?;
+    while ctx.client_token_order.len()? > CLIENT_TOKENS_MAX {
+        let Some((_, oldest)) = ctx.client_token_order.pop_first()? else {
+            break;
+        };
+        let oldest = oldest.value().to_vec();
+        ctx.client_tokens.remove(oldest.as_slice())?;
+    }
+    Ok(())
 }
 
 /// Renames the directory `source` (a prefix ending in `/`) to

@@ -22,6 +22,8 @@
 //! | `ns_chunk_servers` | server id BE                      | [`crate::records::ChunkServerRecord`] |
 //! | `ns_dir_key_len` | directory inode BE                  | `u32`: longest key suffix below it (bound) |
 //! | `ns_reclaim`   | tombstone sequence BE                 | [`crate::records::tree::Tombstone`] |
+//! | `ns_client_tokens` | client token bytes                | [`crate::records::tree::TokenRecord`] |
+//! | `ns_client_token_order` | log index BE ‖ position BE   | client token bytes |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -82,6 +84,14 @@ pub const DIR_KEY_LEN: StateTable = StateTable::new("ns_dir_key_len");
 /// subtrees of recursive deletes whose metadata and chunks the reclaimer
 /// has still to release, oldest first.
 pub const RECLAIM: StateTable = StateTable::new("ns_reclaim");
+/// client token → [`crate::records::tree::TokenRecord`]: the renames a
+/// client token (`x-amz-client-token`) already applied, so a retry with
+/// the same token answers as the first did and a reuse with other
+/// parameters is refused. At most [`crate::limits::CLIENT_TOKENS_MAX`].
+pub const CLIENT_TOKENS: StateTable = StateTable::new("ns_client_tokens");
+/// log index BE ‖ position BE → client token: the tokens oldest first, so
+/// the oldest goes when the table is full.
+pub const CLIENT_TOKEN_ORDER: StateTable = StateTable::new("ns_client_token_order");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -98,6 +108,8 @@ pub const STATE_TABLES: &[StateTable] = &[
     CHUNK_SERVERS,
     DIR_KEY_LEN,
     RECLAIM,
+    CLIENT_TOKENS,
+    CLIENT_TOKEN_ORDER,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

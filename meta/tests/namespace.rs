@@ -76,6 +76,7 @@ impl Fixture {
             destination: destination.to_owned(),
             source_condition: ObjectCondition::default(),
             destination_condition: ObjectCondition::default(),
+            client_token: None,
         }))
     }
 
@@ -1348,6 +1349,7 @@ fn rename_conditions_hold_on_source_and_destination() {
             destination: "dst".into(),
             source_condition,
             destination_condition,
+            client_token: None,
         })
     };
     let if_match = |etag: &str| ObjectCondition {
@@ -1506,5 +1508,44 @@ fn a_recursive_delete_unlinks_at_once_and_reclaims_in_batches() {
     assert!(matches!(
         f.delete_directory("nodir"),
         Err(MetaError::InvalidKey(_))
+    ));
+}
+
+#[test]
+fn a_client_token_makes_a_rename_idempotent() {
+    let mut f = Fixture::with_bucket();
+    f.put_inline("a");
+    f.put_inline("c");
+    let rename = |source: &str, destination: &str, token: &str| {
+        Command::RenameObject(RenameObject {
+            bucket: BUCKET.to_owned(),
+            source: source.into(),
+            destination: destination.into(),
+            source_condition: ObjectCondition::default(),
+            destination_condition: ObjectCondition::default(),
+            client_token: Some(token.into()),
+        })
+    };
+    assert_eq!(f.apply(rename("a", "b", "t1")), Ok(Reply::RenameObject(())));
+    // The retry answers as the first did, though "a" is gone now.
+    assert_eq!(f.apply(rename("a", "b", "t1")), Ok(Reply::RenameObject(())));
+    assert_eq!(
+        f.apply(rename("c", "d", "t1")),
+        Err(MetaError::IdempotencyMismatch("t1".into()))
+    );
+    assert_eq!(f.keys(), ["b", "c"]);
+    // A failed rename does not use up its token.
+    assert_eq!(
+        f.apply(rename("gone", "e", "t2")),
+        Err(MetaError::NoSuchKey("gone".into()))
+    );
+    assert_eq!(f.apply(rename("c", "e", "t2")), Ok(Reply::RenameObject(())));
+    assert!(matches!(
+        f.apply(rename("b", "f", "")),
+        Err(MetaError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        f.apply(rename("b", "f", "with space")),
+        Err(MetaError::InvalidRequest(_))
     ));
 }

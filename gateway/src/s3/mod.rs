@@ -9,6 +9,7 @@ mod conditions;
 mod list;
 mod multipart;
 mod object;
+pub mod rename;
 mod tagging;
 mod time;
 
@@ -113,6 +114,15 @@ impl RequestId {
 }
 
 /// Records the bucket and key of the request on its span.
+/// Whether `uri`'s query names `flag` (with or without a value).
+pub(crate) fn has_query_flag(uri: &http::Uri, flag: &str) -> bool {
+    uri.query().is_some_and(|query| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some(flag))
+    })
+}
+
 fn record_target(op: &str, bucket: &str, key: Option<&str>) {
     let span = tracing::Span::current();
     span.record("op", op);

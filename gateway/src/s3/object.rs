@@ -217,6 +217,7 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::InvalidBucketName(_)
         | MetaError::NoSuchKey(_)
         | MetaError::DirectoryNotEmpty(_)
+        | MetaError::IdempotencyMismatch(_)
         | MetaError::InvalidKey(_)
         | MetaError::KeyTooLong
         | MetaError::PreconditionFailed
@@ -565,7 +566,7 @@ pub async fn delete(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = req.input;
-    if has_query_flag(&req.uri, RECURSIVE_DELETE_PARAM) {
+    if super::has_query_flag(&req.uri, RECURSIVE_DELETE_PARAM) {
         return delete_directory(s3, &input).await;
     }
     record_target("DeleteObject", &input.bucket, Some(&input.key));
@@ -581,15 +582,6 @@ pub async fn delete(
 /// the directory with every key below it (Arbor's extension; query
 /// parameters are always covered by the SigV4 signature).
 pub const RECURSIVE_DELETE_PARAM: &str = "arbor-recursive";
-
-/// Whether `uri`'s query names `flag` (with or without a value).
-fn has_query_flag(uri: &http::Uri, flag: &str) -> bool {
-    uri.query().is_some_and(|query| {
-        query
-            .split('&')
-            .any(|pair| pair.split('=').next() == Some(flag))
-    })
-}
 
 /// `DELETE /bucket/prefix/?arbor-recursive`: the directory `prefix/` and
 /// everything below it leave the namespace in one metadata command; their

@@ -100,3 +100,12 @@ pub struct Tombstone {
     /// When the delete was proposed (the proposer's clock).
     pub deleted_ms: i64,
 }
+
+/// What a client token (`x-amz-client-token`) was used for: the parameters
+/// of the rename it applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub bucket: String,
+    pub source: String,
+    pub destination: String,
+}
