@@ -398,3 +398,115 @@ async fn a_rename_racing_a_conditional_put_lets_exactly_one_win() {
     }
     server.stop().expect("stop");
 }
+
+/// What a lister saw of the `N` keys that move between `a/` and `b/`:
+/// how many under each prefix.
+fn census(listed: &[String]) -> (usize, usize) {
+    let under = |prefix: &str| listed.iter().filter(|k| k.starts_with(prefix)).count();
+    (under("a/"), under("b/"))
+}
+
+/// Renames `from` to `to` the way a flat store must: copy every key, then
+/// delete the originals. Only here to show the checker catches a mix.
+async fn copy_and_delete(s3: &aws_sdk_s3::Client, from: &str, to: &str) {
+    let moving: Vec<String> = keys(s3)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with(from))
+        .collect();
+    for key in &moving {
+        s3.copy_object()
+            .bucket(BUCKET)
+            .key(format!("{to}{}", &key[from.len()..]))
+            .copy_source(format!("{BUCKET}/{key}"))
+            .send()
+            .await
+            .expect("copy");
+    }
+    for key in &moving {
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("delete");
+    }
+}
+
+/// Moves the directory back and forth `rounds` times (atomically, or by
+/// copy and delete) while two listers check every listing; returns the
+/// mixed listings they saw.
+async fn listings_during_moves(
+    s3: &aws_sdk_s3::Client,
+    keys_total: usize,
+    rounds: usize,
+    atomic: bool,
+) -> Vec<(usize, usize)> {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut listers = Vec::new();
+    for _ in 0..2 {
+        let (s3, done) = (s3.clone(), done.clone());
+        listers.push(tokio::spawn(async move {
+            let mut mixed = Vec::new();
+            let mut listings = 0;
+            // Bounded: the movers finish within `rounds` renames.
+            while !done.load(std::sync::atomic::Ordering::SeqCst) && listings < 10_000 {
+                let seen = census(&keys(&s3).await);
+                if seen != (keys_total, 0) && seen != (0, keys_total) {
+                    mixed.push(seen);
+                }
+                listings += 1;
+            }
+            mixed
+        }));
+    }
+    for round in 0..rounds {
+        let (from, to) = if round % 2 == 0 {
+            ("a/", "b/")
+        } else {
+            ("b/", "a/")
+        };
+        if atomic {
+            s3.rename_object()
+                .bucket(BUCKET)
+                .key(to)
+                .rename_source(format!("{BUCKET}/{from}"))
+                .send()
+                .await
+                .expect("directory rename");
+        } else {
+            copy_and_delete(s3, from, to).await;
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut mixed = Vec::new();
+    for lister in listers {
+        mixed.extend(lister.await.expect("lister"));
+    }
+    mixed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listers_never_see_a_directory_half_renamed() {
+    const KEYS: usize = 40;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    for i in 0..KEYS {
+        put(&s3, &format!("a/{}/k{i}", i % 4), bytes(8, i as u64)).await;
+    }
+    let mixed = listings_during_moves(&s3, KEYS, 40, true).await;
+    assert!(mixed.is_empty(), "atomic renames showed mixes: {mixed:?}");
+    // The same checker against a copy-and-delete rename sees the mix.
+    let mixed = listings_during_moves(&s3, KEYS, 2, false).await;
+    assert!(
+        !mixed.is_empty(),
+        "the checker must catch a copy-and-delete rename"
+    );
+    server.stop().expect("stop");
+}
