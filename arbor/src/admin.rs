@@ -75,15 +75,36 @@ pub async fn run(config: AdminConfig, command: AdminCommand) -> anyhow::Result<(
             )
         }
     };
+    let (status, body) =
+        signed_request(&config, method, &format!("{PREFIX}{path}"), &[], body).await?;
+    let text = String::from_utf8_lossy(&body);
+    if !status.is_success() {
+        bail!("{status}: {text}");
+    }
+    println!("{text}");
+    Ok(())
+}
+
+/// Sends one request to `config`'s endpoint (`target`: path and query,
+/// already percent-encoded), signed with SigV4 by its credentials, and
+/// returns the answer, all within 30 s.
+pub(crate) async fn signed_request(
+    config: &AdminConfig,
+    method: Method,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> anyhow::Result<(http::StatusCode, Bytes)> {
     let (credentials, _) = auth::load_existing(&config.data_dir, config.credentials())?;
-    let url = format!("{}{PREFIX}{path}", config.endpoint.trim_end_matches('/'));
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(&url)
-        .header(
-            "x-amz-content-sha256",
-            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
-        )
+    let url = format!("{}{target}", config.endpoint.trim_end_matches('/'));
+    let mut builder = http::Request::builder().method(method).uri(&url).header(
+        "x-amz-content-sha256",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)),
+    );
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut request = builder
         .body(http_body_util::Full::new(body.clone()))
         .context("building the request")?;
     sign(&mut request, &credentials, &body)?;
@@ -100,12 +121,7 @@ pub async fn run(config: AdminConfig, command: AdminCommand) -> anyhow::Result<(
         .await
         .context("reading the answer")?
         .to_bytes();
-    let text = String::from_utf8_lossy(&body);
-    if !status.is_success() {
-        bail!("{status}: {text}");
-    }
-    println!("{text}");
-    Ok(())
+    Ok((status, body))
 }
 
 fn sign(

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod chunk;
 pub mod config;
+pub mod fs;
 pub mod gateway;
 pub mod meta;
 pub mod serve;

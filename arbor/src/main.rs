@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use arbor::admin::{AdminArgs, AdminCommand};
 use arbor::config::{self, AdminConfig, ChunkConfig, GatewayConfig, MetaNodeConfig, ServeConfig};
+use arbor::fs::{FsArgs, FsCommand};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,9 @@ enum Command {
     /// Administer a running Arbor (status, bucket overwrite policy,
     /// metadata group membership).
     Admin(AdminArgs),
+    /// Tree operations on any Arbor endpoint: mv (rename an object or a
+    /// whole directory), rm -r (delete a directory).
+    Fs(FsArgs),
 }
 
 /// A role with the settings it runs with.
@@ -52,6 +56,7 @@ enum Role {
     Chunk(ChunkConfig),
     Gateway(GatewayConfig),
     Admin(AdminConfig, AdminCommand),
+    Fs(AdminConfig, FsCommand),
 }
 
 impl Role {
@@ -70,6 +75,7 @@ impl Role {
             Command::Admin(args) => {
                 Role::Admin(config::load(&args.config, role, file)?, args.command)
             }
+            Command::Fs(args) => Role::Fs(config::load(&args.config, role, file)?, args.command),
         })
     }
 
@@ -80,6 +86,7 @@ impl Role {
             Role::Chunk(_) => "chunk",
             Role::Gateway(_) => "gateway",
             Role::Admin(..) => "admin",
+            Role::Fs(..) => "fs",
         }
     }
 
@@ -90,7 +97,7 @@ impl Role {
             Role::Meta(c) => config::to_toml(c),
             Role::Chunk(c) => config::to_toml(c),
             Role::Gateway(c) => config::to_toml(c),
-            Role::Admin(c, _) => config::to_toml(c),
+            Role::Admin(c, _) | Role::Fs(c, _) => config::to_toml(c),
         }
     }
 
@@ -104,7 +111,9 @@ impl Role {
             Role::Meta(c) => tracing::info!(role, settings = %line(c), "starting"),
             Role::Chunk(c) => tracing::info!(role, settings = %line(c), "starting"),
             Role::Gateway(c) => tracing::info!(role, settings = %line(c), "starting"),
-            Role::Admin(c, _) => tracing::debug!(role, settings = %line(c), "starting"),
+            Role::Admin(c, _) | Role::Fs(c, _) => {
+                tracing::debug!(role, settings = %line(c), "starting");
+            }
         }
     }
 
@@ -115,6 +124,7 @@ impl Role {
             Role::Chunk(c) => arbor::chunk::run(c, shutdown).await,
             Role::Gateway(c) => arbor::gateway::run(c, shutdown).await,
             Role::Admin(c, command) => arbor::admin::run(c, command).await,
+            Role::Fs(c, command) => arbor::fs::run(c, command).await,
         }
     }
 }

@@ -510,3 +510,72 @@ async fn listers_never_see_a_directory_half_renamed() {
     );
     server.stop().expect("stop");
 }
+
+/// Runs `arbor fs ARGS` against `server`; (exit code, stdout, stderr).
+fn arbor_fs(server: &ArborServer, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(arbor_compat_tests::arbor_binary().expect("binary"))
+        .arg("fs")
+        .arg("--endpoint")
+        .arg(&server.endpoint)
+        .args(args)
+        .env("ARBOR_ACCESS_KEY", &server.access_key)
+        .env("ARBOR_SECRET_KEY", &server.secret_key)
+        .output()
+        .expect("run arbor fs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arbor_fs_moves_and_deletes_directories() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    for key in ["logs/2024/a b", "logs/2024/c+d", "logs/x", "keep"] {
+        put(&s3, key, bytes(5, 1)).await;
+    }
+    let (code, out, err) = arbor_fs(
+        &server,
+        &["mv", "s3://tree/logs/", "s3://tree/archive/logs/"],
+    );
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(out.contains("renamed"), "{out}");
+    assert_eq!(
+        keys(&s3).await,
+        [
+            "archive/logs/2024/a b",
+            "archive/logs/2024/c+d",
+            "archive/logs/x",
+            "keep"
+        ]
+    );
+    let (code, out, err) = arbor_fs(
+        &server,
+        &["mv", "s3://tree/archive/logs/2024/a b", "s3://tree/ab"],
+    );
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert_eq!(read(&s3, "ab").await, Some(bytes(5, 1)));
+
+    // Refusals exit 1 with the server's code; usage errors exit 2.
+    let (code, _, err) = arbor_fs(&server, &["mv", "s3://tree/none", "s3://tree/x"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("NoSuchKey"), "{err}");
+    let (code, _, _) = arbor_fs(&server, &["mv", "s3://tree/keep"]);
+    assert_eq!(code, Some(2));
+
+    let (code, out, err) = arbor_fs(&server, &["rm", "-r", "--wait", "s3://tree/archive/"]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(out.contains("0 directories pending"), "{out}");
+    assert_eq!(keys(&s3).await, ["ab", "keep"]);
+    let (code, _, err) = arbor_fs(&server, &["rm", "-r", "s3://tree/keep"]);
+    assert_eq!(code, Some(1), "{err}");
+    server.stop().expect("stop");
+}

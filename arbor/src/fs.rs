@@ -1,0 +1,226 @@
+//! `arbor fs`: tree operations against any Arbor S3 endpoint, with the
+//! usual credentials (`ARBOR_ACCESS_KEY`/`ARBOR_SECRET_KEY`, a config
+//! file, or the data directory's `credentials.json`):
+//!
+//! - `arbor fs mv s3://bucket/src s3://bucket/dst`: RenameObject; a source
+//!   and destination ending in `/` move a whole directory, atomically.
+//! - `arbor fs rm -r s3://bucket/prefix/`: a recursive delete; with
+//!   `--wait`, it then follows the reclaimer until the deleted directories'
+//!   metadata is released, printing the progress.
+//!
+//! Exit status: 0 when done, 1 when the server refused (its S3 error code
+//! and message are printed on stderr) or could not be reached, 2 for a
+//! malformed command line (clap's).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::Method;
+
+use crate::admin::signed_request;
+use crate::config::AdminConfig;
+
+/// How often `rm -r --wait` asks how far the reclaimer is.
+const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long `rm -r --wait` follows the reclaimer at most.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum FsCommand {
+    /// Rename an object, or a directory with everything below it (both
+    /// names ending in '/'), in one atomic step; no byte is copied.
+    Mv {
+        /// s3://bucket/key (or bucket/key)
+        source: String,
+        /// s3://bucket/key in the same bucket
+        destination: String,
+    },
+    /// Delete a directory with everything below it (the key must end in
+    /// '/'); it disappears at once, its space is released in the
+    /// background.
+    Rm {
+        /// Required: deletes the whole directory.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// Follow the background release until it is done.
+        #[arg(long)]
+        wait: bool,
+        /// s3://bucket/prefix/
+        target: String,
+    },
+}
+
+/// `arbor fs`'s arguments: the admin client's settings and one command.
+#[derive(Clone, Debug, clap::Args)]
+pub struct FsArgs {
+    #[command(flatten)]
+    pub config: AdminConfig,
+    #[command(subcommand)]
+    pub command: FsCommand,
+}
+
+/// A refusal by the server, as the exit status tells it apart.
+#[derive(Debug, thiserror::Error)]
+#[error("{status}: {code}: {message}")]
+pub struct Refused {
+    pub status: http::StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+/// Runs one `arbor fs` command.
+pub async fn run(config: AdminConfig, command: FsCommand) -> anyhow::Result<()> {
+    match command {
+        FsCommand::Mv {
+            source,
+            destination,
+        } => {
+            let (bucket, from) = parse_target(&source)?;
+            let (dest_bucket, to) = parse_target(&destination)?;
+            if bucket != dest_bucket {
+                bail!("a rename stays in its bucket: {bucket:?} is not {dest_bucket:?}");
+            }
+            let rename_source = format!("{bucket}/{}", encode_key(&from));
+            let target = format!("/{bucket}/{}?renameObject", encode_key(&to));
+            let answer = signed_request(
+                &config,
+                Method::PUT,
+                &target,
+                &[("x-amz-rename-source", &rename_source)],
+                Bytes::new(),
+            )
+            .await?;
+            check(answer)?;
+            println!("renamed s3://{bucket}/{from} -> s3://{bucket}/{to}");
+            Ok(())
+        }
+        FsCommand::Rm {
+            recursive,
+            wait,
+            target,
+        } => {
+            if !recursive {
+                bail!("arbor fs rm deletes directories only: give -r");
+            }
+            let (bucket, prefix) = parse_target(&target)?;
+            if !prefix.ends_with('/') {
+                bail!("a recursive delete names a directory ending in '/', not {prefix:?}");
+            }
+            let path = format!("/{bucket}/{}?arbor-recursive", encode_key(&prefix));
+            check(signed_request(&config, Method::DELETE, &path, &[], Bytes::new()).await?)?;
+            println!("deleted s3://{bucket}/{prefix}");
+            if wait {
+                follow_reclaimer(&config).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints the reclaimer's progress until no deleted directory waits.
+async fn follow_reclaimer(config: &AdminConfig) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT_TIMEOUT;
+    loop {
+        let (status, body) = signed_request(
+            config,
+            Method::GET,
+            &format!("{}status", arbor_gateway::admin::PREFIX),
+            &[],
+            Bytes::new(),
+        )
+        .await?;
+        if !status.is_success() {
+            bail!("status: {status}: {}", String::from_utf8_lossy(&body));
+        }
+        let status: serde_json::Value =
+            serde_json::from_slice(&body).context("the status is not JSON")?;
+        let pending = status["reclaim"]["pending_directories"]
+            .as_u64()
+            .unwrap_or(0);
+        let released = status["reclaim"]["reclaimed_objects"].as_u64().unwrap_or(0);
+        println!("reclaiming: {pending} directories pending, {released} objects released so far");
+        if pending == 0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("still {pending} directories to release after {WAIT_TIMEOUT:?}");
+        }
+        tokio::time::sleep(WAIT_POLL_INTERVAL).await;
+    }
+}
+
+/// `s3://bucket/key` or `bucket/key` → (bucket, key).
+fn parse_target(target: &str) -> anyhow::Result<(String, String)> {
+    let rest = target.strip_prefix("s3://").unwrap_or(target);
+    match rest.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+            Ok((bucket.to_owned(), key.to_owned()))
+        }
+        _ => bail!("{target:?} is not s3://bucket/key"),
+    }
+}
+
+/// A key percent-encoded for a request path (`/` kept).
+fn encode_key(key: &str) -> String {
+    key.split('/')
+        .map(|segment| urlencoding::encode(segment).into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The server's answer, or its S3 error as [`Refused`].
+fn check((status, body): (http::StatusCode, Bytes)) -> anyhow::Result<()> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&body);
+    let field = |name: &str| {
+        text.split(&format!("<{name}>"))
+            .nth(1)
+            .and_then(|rest| rest.split(&format!("</{name}>")).next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Err(Refused {
+        status,
+        code: field("Code"),
+        message: field("Message"),
+    }
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_name_a_bucket_and_a_key() {
+        assert_eq!(
+            parse_target("s3://b/a/b/").expect("target"),
+            ("b".to_owned(), "a/b/".to_owned())
+        );
+        assert_eq!(
+            parse_target("b/k").expect("target"),
+            ("b".to_owned(), "k".to_owned())
+        );
+        assert!(parse_target("s3://b").is_err());
+        assert!(parse_target("s3://b/").is_err());
+        assert!(parse_target("/k").is_err());
+    }
+
+    #[test]
+    fn keys_are_encoded_segment_by_segment() {
+        assert_eq!(encode_key("a b/c+d/"), "a%20b/c%2Bd/");
+    }
+
+    #[test]
+    fn a_refusal_carries_the_s3_code() {
+        let body =
+            Bytes::from_static(b"<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>");
+        let error = check((http::StatusCode::NOT_FOUND, body)).expect_err("refused");
+        let refused = error.downcast_ref::<Refused>().expect("a refusal");
+        assert_eq!(refused.code, "NoSuchKey");
+        assert_eq!(refused.message, "gone");
+    }
+}
