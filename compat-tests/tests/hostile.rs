@@ -1155,6 +1155,149 @@ async fn unsupported_operations_are_not_implemented() {
     .await;
 }
 
+/// The subresources of the S3 API reference: each picks an operation. The
+/// query each is sent with (a value where the operation needs one).
+const SUBRESOURCE_QUERIES: [&str; 40] = [
+    "abac",
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "events",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "logging",
+    "metadataConfiguration",
+    "metadataInventoryTable",
+    "metadataJournalTable",
+    "metadataTable",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "renameObject",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select&select-type=2",
+    "session",
+    "tagging",
+    "torrent",
+    "uploadId=no-such-upload",
+    "uploads",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// Whether Arbor serves `method` on a bucket's path (or an object's) with
+/// the subresource `query` starts with.
+fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
+    let name = query.split(['=', '&']).next().unwrap_or(query);
+    matches!(
+        (method, on_object, name),
+        ("GET" | "PUT", _, "acl")
+            | (
+                "GET",
+                false,
+                "location" | "versioning" | "versions" | "uploads"
+            )
+            | ("POST", false, "delete")
+            | ("POST", true, "uploads")
+            | ("GET" | "PUT" | "DELETE", true, "tagging")
+            | ("GET" | "POST" | "DELETE", true, "uploadId")
+    )
+}
+
+/// Every subresource on every method, on a bucket's path and an object's:
+/// what Arbor serves is served, everything else is 501 NotImplemented, and
+/// no request falls through to the plain operation (PutObject replacing
+/// the object with the body, DeleteObject, DeleteBucket, CreateBucket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subresource_is_served_or_not_implemented() {
+    with_fixture(|f| async move {
+        const EMPTY: &str = "hostile-empty";
+        const ABSENT: &str = "absent";
+        f.s3.create_bucket()
+            .bucket(EMPTY)
+            .send()
+            .await
+            .expect("create empty bucket");
+        let body: &[u8] = b"<overwritten/>";
+        let md5 = content_md5(body);
+        let targets = [
+            (false, format!("/{BUCKET}")),
+            (false, format!("/{EMPTY}")),
+            (true, object_target(SMALL)),
+            (true, object_target(ABSENT)),
+        ];
+        for query in SUBRESOURCE_QUERIES {
+            for method in ["GET", "HEAD", "PUT", "POST", "DELETE"] {
+                for (on_object, path) in &targets {
+                    let target = format!("{path}?{query}");
+                    let what = format!("{method} {target}");
+                    let sends_body = matches!(method, "PUT" | "POST");
+                    let response = if sends_body {
+                        f.send(method, &target, &[("content-md5", &md5)], body)
+                    } else {
+                        f.send(method, &target, &[], b"")
+                    };
+                    if subresource_served(method, *on_object, query) {
+                        assert!(
+                            response.status < 500,
+                            "{what}: served, yet {}: {}",
+                            response.status,
+                            String::from_utf8_lossy(&response.body)
+                        );
+                    } else if method == "HEAD" {
+                        assert_eq!(response.status, 501, "{what}");
+                    } else {
+                        assert_error(&response, 501, "NotImplemented", &what);
+                    }
+                    assert_eq!(f.get(SMALL).await, SMALL_BODY, "after {what}: {SMALL}");
+                    assert_eq!(f.head_status(ABSENT), 404, "after {what}: {ABSENT}");
+                    let mut expected = f.keys.clone();
+                    expected.sort();
+                    assert_eq!(f.list_keys().await, expected, "after {what}: listing");
+                    let empty = f.send("HEAD", &format!("/{EMPTY}"), &[], b"");
+                    assert_eq!(empty.status, 200, "after {what}: {EMPTY}");
+                }
+            }
+        }
+        // Served subresources still serve: tags set and read back.
+        let tagging =
+            b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>";
+        let target = format!("{}?tagging", object_target(SMALL));
+        let put = f.send(
+            "PUT",
+            &target,
+            &[("content-md5", &content_md5(tagging))],
+            tagging,
+        );
+        assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+        let got = f.send("GET", &target, &[], b"");
+        assert_eq!(xml_element(&got.body, "Value").as_deref(), Some("v"));
+        assert_eq!(f.get(SMALL).await, SMALL_BODY, "after tagging");
+        f.s3.delete_bucket()
+            .bucket(EMPTY)
+            .send()
+            .await
+            .expect("delete empty bucket");
+        f.assert_intact("subresources").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_traversal_keys_are_stored_verbatim() {
     with_fixture(|mut f| async move {

@@ -12,7 +12,7 @@ use s3s::service::S3Service;
 use s3s::{Body, S3Request, S3Response, S3Result};
 
 use crate::admin::AdminRoute;
-use crate::{auth, error};
+use crate::{auth, error, subresource};
 
 pub struct Routes {
     pub admin: AdminRoute,
@@ -28,7 +28,11 @@ impl S3Route for Routes {
         headers: &HeaderMap,
         extensions: &mut http::Extensions,
     ) -> bool {
-        self.admin.is_match(method, uri, headers, extensions) || ignorable_range(method, headers)
+        // A request naming a subresource keeps to s3s's way, whose access
+        // check refuses the subresources its operation does not take; the
+        // service behind `IgnoredRange` runs no access check.
+        self.admin.is_match(method, uri, headers, extensions)
+            || (ignorable_range(method, headers) && subresource::first_in(uri.query()).is_none())
     }
 
     // Spelled out: `IgnoredRange` relies on it.
