@@ -113,7 +113,7 @@ pub async fn create(
         initiated_ms: now,
         headers: ObjectHeaders {
             content_type: input.content_type.map(|m| m.to_string()),
-            content_encoding: input.content_encoding,
+            content_encoding: object::stored_content_encoding(input.content_encoding),
             content_disposition: input.content_disposition,
             content_language: input.content_language,
             cache_control: input.cache_control,

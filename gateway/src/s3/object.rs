@@ -47,7 +47,7 @@ pub async fn put(
     }
     let headers = ObjectHeaders {
         content_type: input.content_type.map(|m| m.to_string()),
-        content_encoding: input.content_encoding,
+        content_encoding: stored_content_encoding(input.content_encoding),
         content_disposition: input.content_disposition,
         content_language: input.content_language,
         cache_control: input.cache_control,
@@ -500,7 +500,7 @@ pub async fn copy(
     let (object_headers, user_metadata) = if replace {
         let object_headers = ObjectHeaders {
             content_type: input.content_type.map(|m| m.to_string()),
-            content_encoding: input.content_encoding,
+            content_encoding: stored_content_encoding(input.content_encoding),
             content_disposition: input.content_disposition,
             content_language: input.content_language,
             cache_control: input.cache_control,
@@ -794,6 +794,29 @@ fn write_condition_from_headers(headers: &http::HeaderMap) -> S3Result<WriteCond
     write_condition(if_match.as_ref(), if_none_match.as_ref())
 }
 
+/// The Content-Encoding to store from a request's: `aws-chunked` is the
+/// framing of a streaming upload (SigV4 streaming, `aws-chunked,gzip` or
+/// `gzip, aws-chunked`), a transfer detail and never the object's, so it
+/// is dropped, and an encoding of nothing else is no encoding.
+pub(super) fn stored_content_encoding(value: Option<String>) -> Option<String> {
+    let value = value?;
+    let is_aws_chunked = |token: &str| token.trim().eq_ignore_ascii_case("aws-chunked");
+    if !value.split(',').any(is_aws_chunked) {
+        return Some(value);
+    }
+    let kept: Vec<&str> = value
+        .split(',')
+        .filter(|token| !is_aws_chunked(token))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        Some(kept.join(", "))
+    }
+}
+
 pub(super) fn http_date(ts: &Timestamp) -> Option<String> {
     let mut out = Vec::new();
     ts.format(TimestampFormat::HttpDate, &mut out).ok()?;
@@ -802,4 +825,23 @@ pub(super) fn http_date(ts: &Timestamp) -> Option<String> {
 
 fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_never_stored_as_a_content_encoding() {
+        let stored = |value: &str| stored_content_encoding(Some(value.to_owned()));
+        assert_eq!(stored("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(stored("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(stored("AWS-Chunked , gzip,br").as_deref(), Some("gzip, br"));
+        assert_eq!(stored("aws-chunked"), None);
+        assert_eq!(stored(" aws-chunked ,"), None);
+        assert_eq!(stored("gzip").as_deref(), Some("gzip"));
+        // Without aws-chunked the value is kept as sent.
+        assert_eq!(stored("gzip,br").as_deref(), Some("gzip,br"));
+        assert_eq!(stored_content_encoding(None), None);
+    }
 }
