@@ -915,6 +915,85 @@ async fn body_cut_off_mid_put_stores_nothing() {
 /// about 20 s of silence with 400 RequestTimeout.
 const STALL_ANSWER_MAX: Duration = Duration::from_secs(60);
 
+/// `body` in HTTP/1.1 chunked transfer coding, in pieces of `piece` bytes.
+fn transfer_chunked(body: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / piece * 16 + 16);
+    for part in body.chunks(piece) {
+        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// A PUT of `body` in chunked transfer coding, without Content-Length.
+fn put_transfer_chunked(f: &Fixture, key: &str, body: &[u8], payload: Payload<'_>) -> RawResponse {
+    let target = object_target(key);
+    let mut headers = f
+        .signer
+        .sign_headers("PUT", &target, &[], payload, SystemTime::now());
+    headers.push(("transfer-encoding".into(), "chunked".into()));
+    headers.push(("connection".into(), "close".into()));
+    let head = request_head(f.authority(), "PUT", &target, &headers);
+    exchange_streaming(
+        &f.server.endpoint,
+        &head,
+        &transfer_chunked(body, 64 * 1024),
+    )
+}
+
+/// A PUT in chunked transfer coding (no Content-Length, as `curl -T -`
+/// sends) is stored whole, its payload signed or not; one over the limit
+/// for bodies without a length is EntityTooLarge and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_in_chunked_transfer_coding_is_stored_whole() {
+    with_fixture(|mut f| async move {
+        let signed = bytes(3 * 1024 * 1024 + 17, 31);
+        let unsigned = bytes(200_000, 32);
+        let cases: [(&str, &[u8], Payload<'_>); 4] = [
+            ("chunked-signed", &signed, Payload::Sha256Of(&signed)),
+            ("chunked-unsigned", &unsigned, Payload::Unsigned),
+            ("chunked-inline", SMALL_BODY, Payload::Sha256Of(SMALL_BODY)),
+            ("chunked-empty", b"", Payload::Sha256Of(b"")),
+        ];
+        for (key, body, payload) in cases {
+            let response = put_transfer_chunked(&f, key, body, payload);
+            assert_eq!(
+                response.status,
+                200,
+                "{key}: {}",
+                String::from_utf8_lossy(&response.body)
+            );
+            assert_eq!(
+                response.header("etag"),
+                Some(format!("\"{}\"", common::md5_hex(body)).as_str()),
+                "{key}"
+            );
+            assert!(f.get(key).await == body, "{key}: stored whole");
+            f.keys.push(key.to_owned());
+        }
+
+        // A signed hash of other bytes is still caught.
+        let response = put_transfer_chunked(
+            &f,
+            "chunked-wrong-hash",
+            &unsigned,
+            Payload::Sha256Of(b"other bytes"),
+        );
+        assert_error(&response, 400, "XAmzContentSHA256Mismatch", "wrong hash");
+        assert_eq!(f.head_status("chunked-wrong-hash"), 404);
+
+        // One byte over the limit for bodies without a length.
+        let over = vec![b'x'; 32 * 1024 * 1024 + 1];
+        let response = put_transfer_chunked(&f, "chunked-over", &over, Payload::Unsigned);
+        assert_error(&response, 400, "EntityTooLarge", "over the limit");
+        assert_eq!(f.head_status("chunked-over"), 404);
+        f.assert_intact("chunked transfer coding").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_body_is_request_timeout() {
     with_fixture(|f| async move {
