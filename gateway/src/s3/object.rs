@@ -317,6 +317,34 @@ fn requested_range(
     }
 }
 
+/// A 304 Not Modified carries what a 200 would have of ETag, Last-Modified,
+/// Cache-Control and Expires (RFC 9110 §15.4.5), so a cache can refresh
+/// its copy; other errors pass as they are.
+fn with_validators(mut e: S3Error, version: &ObjectVersion) -> S3Error {
+    if e.code() != &S3ErrorCode::NotModified {
+        return e;
+    }
+    let mut headers = http::HeaderMap::new();
+    let last_modified = http_date(&time::timestamp(version.last_modified_ms));
+    let fields = [
+        (http::header::ETAG, Some(format!("\"{}\"", version.etag))),
+        (http::header::LAST_MODIFIED, last_modified),
+        (
+            http::header::CACHE_CONTROL,
+            version.headers.cache_control.clone(),
+        ),
+        (http::header::EXPIRES, version.headers.expires.clone()),
+    ];
+    for (name, value) in fields {
+        // Stored values were header values once; one that is not is left out.
+        if let Some(value) = value.and_then(|v| http::HeaderValue::try_from(v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    e.set_headers(headers);
+    e
+}
+
 /// GetObject and HeadObject read the same fields of their (distinct, alike)
 /// s3s input types: plans the read, then fills the output fields they share.
 macro_rules! read_object {
@@ -376,7 +404,9 @@ async fn plan_read(
         .get_object(bucket, key)
         .await
         .map_err(error::from_meta)?;
-    conditions.check(Target::Read, &version.etag, version.last_modified_ms)?;
+    conditions
+        .check(Target::Read, &version.etag, version.last_modified_ms)
+        .map_err(|e| with_validators(e, &version))?;
     let (range, partial, parts_count) = requested_range(&version, range, part_number)?;
     Ok(ReadPlan {
         version,
