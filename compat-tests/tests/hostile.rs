@@ -1491,6 +1491,145 @@ async fn listings_round_trip_control_characters_and_ignore_an_empty_delimiter() 
     .await;
 }
 
+/// Out-of-range part numbers, keys that are not UTF-8, and checksums that
+/// do not match: each refused with S3's code and status, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_parts_bad_keys_and_wrong_checksums_are_refused() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+    with_fixture(|mut f| async move {
+        // A two-part object.
+        let first = bytes(5 * 1024 * 1024, 41);
+        let second = bytes(1000, 42);
+        let created =
+            f.s3.create_multipart_upload()
+                .bucket(BUCKET)
+                .key("two-parts")
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .send()
+                .await
+                .expect("create upload");
+        let id = created.upload_id().expect("upload id").to_owned();
+        let mut parts = Vec::new();
+        for (number, body) in [(1, &first), (2, &second)] {
+            let out =
+                f.s3.upload_part()
+                    .bucket(BUCKET)
+                    .key("two-parts")
+                    .upload_id(&id)
+                    .part_number(number)
+                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await
+                    .expect("upload part");
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(out.e_tag().expect("etag"))
+                    .checksum_crc32(out.checksum_crc32().expect("part crc32"))
+                    .build(),
+            );
+        }
+
+        // An UploadPart whose x-amz-checksum-crc32 is not its body's.
+        let target = format!("{}?partNumber=3&uploadId={id}", object_target("two-parts"));
+        let response = f.send(
+            "PUT",
+            &target,
+            &[("x-amz-checksum-crc32", "AAAAAA==")],
+            &second,
+        );
+        assert_error(&response, 400, "BadDigest", "UploadPart, wrong CRC32");
+        let listed =
+            f.s3.list_parts()
+                .bucket(BUCKET)
+                .key("two-parts")
+                .upload_id(&id)
+                .send()
+                .await
+                .expect("list parts");
+        assert_eq!(listed.parts().len(), 2, "the refused part is not kept");
+
+        // A CompleteMultipartUpload naming a part with another checksum.
+        let mut wrong = parts.clone();
+        wrong[1] = CompletedPart::builder()
+            .part_number(2)
+            .e_tag(parts[1].e_tag().expect("etag"))
+            .checksum_crc32("AAAAAA==")
+            .build();
+        let e =
+            f.s3.complete_multipart_upload()
+                .bucket(BUCKET)
+                .key("two-parts")
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(wrong))
+                        .build(),
+                )
+                .send()
+                .await
+                .expect_err("wrong part checksum");
+        assert_eq!(
+            aws_sdk_s3::error::ProvideErrorMetadata::code(&e),
+            Some("InvalidPart")
+        );
+        assert_eq!(f.head_status("two-parts"), 404, "not completed");
+        f.s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("two-parts")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("complete");
+        f.keys.push("two-parts".to_owned());
+
+        // partNumber beyond the parts: 416 InvalidPartNumber (what S3
+        // answers; over 10000 is InvalidArgument).
+        for (key, part) in [("two-parts", 3), (SMALL, 2), (KNOWN, 2)] {
+            let target = format!("{}?partNumber={part}", object_target(key));
+            let response = f.send("GET", &target, &[], b"");
+            assert_error(
+                &response,
+                416,
+                "InvalidPartNumber",
+                &format!("GET {target}"),
+            );
+            let response = f.send("HEAD", &target, &[], b"");
+            assert_eq!(response.status, 416, "HEAD {target}");
+        }
+        let target = format!("{}?partNumber=2", object_target("two-parts"));
+        let response = f.send("GET", &target, &[], b"");
+        assert_eq!(response.status, 206);
+        assert!(response.body == second, "part 2");
+        assert_eq!(response.header("x-amz-mp-parts-count"), Some("2"));
+        let target = format!("{}?partNumber=10001", object_target("two-parts"));
+        let response = f.send("GET", &target, &[], b"");
+        assert_error(&response, 400, "InvalidArgument", "partNumber=10001");
+
+        // Keys whose percent-encoding is not UTF-8.
+        for path in ["%FF", "a%C3%28b", "%ED%A0%80", "%C0%AF"] {
+            let target = format!("/{BUCKET}/{path}");
+            for method in ["PUT", "GET", "HEAD", "DELETE"] {
+                let body: &[u8] = if method == "PUT" { b"not utf-8" } else { b"" };
+                let response = f.send(method, &target, &[], body);
+                if method == "HEAD" {
+                    assert_eq!(response.status, 400, "{method} {target}");
+                } else {
+                    assert_error(&response, 400, "InvalidURI", &format!("{method} {target}"));
+                }
+            }
+        }
+        f.assert_intact("out of range parts and bad keys").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_traversal_keys_are_stored_verbatim() {
     with_fixture(|mut f| async move {

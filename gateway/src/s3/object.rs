@@ -301,6 +301,10 @@ fn requested_range(
             } else {
                 &version.parts
             };
+            // Beyond the object's parts: S3 answers 416 with its own code
+            // InvalidPartNumber (not 400: the part, like a range, is not
+            // satisfiable), as its observed answers and the clients and
+            // servers that mirror them agree.
             let Some(size) = sizes.get(index) else {
                 let mut e = S3Error::with_message(
                     S3ErrorCode::Custom("InvalidPartNumber".into()),
