@@ -915,6 +915,85 @@ async fn body_cut_off_mid_put_stores_nothing() {
 /// about 20 s of silence with 400 RequestTimeout.
 const STALL_ANSWER_MAX: Duration = Duration::from_secs(60);
 
+/// `body` in HTTP/1.1 chunked transfer coding, in pieces of `piece` bytes.
+fn transfer_chunked(body: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / piece * 16 + 16);
+    for part in body.chunks(piece) {
+        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// A PUT of `body` in chunked transfer coding, without Content-Length.
+fn put_transfer_chunked(f: &Fixture, key: &str, body: &[u8], payload: Payload<'_>) -> RawResponse {
+    let target = object_target(key);
+    let mut headers = f
+        .signer
+        .sign_headers("PUT", &target, &[], payload, SystemTime::now());
+    headers.push(("transfer-encoding".into(), "chunked".into()));
+    headers.push(("connection".into(), "close".into()));
+    let head = request_head(f.authority(), "PUT", &target, &headers);
+    exchange_streaming(
+        &f.server.endpoint,
+        &head,
+        &transfer_chunked(body, 64 * 1024),
+    )
+}
+
+/// A PUT in chunked transfer coding (no Content-Length, as `curl -T -`
+/// sends) is stored whole, its payload signed or not; one over the limit
+/// for bodies without a length is EntityTooLarge and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_in_chunked_transfer_coding_is_stored_whole() {
+    with_fixture(|mut f| async move {
+        let signed = bytes(3 * 1024 * 1024 + 17, 31);
+        let unsigned = bytes(200_000, 32);
+        let cases: [(&str, &[u8], Payload<'_>); 4] = [
+            ("chunked-signed", &signed, Payload::Sha256Of(&signed)),
+            ("chunked-unsigned", &unsigned, Payload::Unsigned),
+            ("chunked-inline", SMALL_BODY, Payload::Sha256Of(SMALL_BODY)),
+            ("chunked-empty", b"", Payload::Sha256Of(b"")),
+        ];
+        for (key, body, payload) in cases {
+            let response = put_transfer_chunked(&f, key, body, payload);
+            assert_eq!(
+                response.status,
+                200,
+                "{key}: {}",
+                String::from_utf8_lossy(&response.body)
+            );
+            assert_eq!(
+                response.header("etag"),
+                Some(format!("\"{}\"", common::md5_hex(body)).as_str()),
+                "{key}"
+            );
+            assert!(f.get(key).await == body, "{key}: stored whole");
+            f.keys.push(key.to_owned());
+        }
+
+        // A signed hash of other bytes is still caught.
+        let response = put_transfer_chunked(
+            &f,
+            "chunked-wrong-hash",
+            &unsigned,
+            Payload::Sha256Of(b"other bytes"),
+        );
+        assert_error(&response, 400, "XAmzContentSHA256Mismatch", "wrong hash");
+        assert_eq!(f.head_status("chunked-wrong-hash"), 404);
+
+        // One byte over the limit for bodies without a length.
+        let over = vec![b'x'; 32 * 1024 * 1024 + 1];
+        let response = put_transfer_chunked(&f, "chunked-over", &over, Payload::Unsigned);
+        assert_error(&response, 400, "EntityTooLarge", "over the limit");
+        assert_eq!(f.head_status("chunked-over"), 404);
+        f.assert_intact("chunked transfer coding").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_body_is_request_timeout() {
     with_fixture(|f| async move {
@@ -1151,6 +1230,402 @@ async fn unsupported_operations_are_not_implemented() {
             assert_error(&response, 501, "NotImplemented", &format!("{method} {target}"));
         }
         f.assert_intact("unsupported operations").await;
+    })
+    .await;
+}
+
+/// The subresources of the S3 API reference: each picks an operation. The
+/// query each is sent with (a value where the operation needs one).
+const SUBRESOURCE_QUERIES: [&str; 40] = [
+    "abac",
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "events",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "logging",
+    "metadataConfiguration",
+    "metadataInventoryTable",
+    "metadataJournalTable",
+    "metadataTable",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "renameObject",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select&select-type=2",
+    "session",
+    "tagging",
+    "torrent",
+    "uploadId=no-such-upload",
+    "uploads",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// Whether Arbor serves `method` on a bucket's path (or an object's) with
+/// the subresource `query` starts with.
+fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
+    let name = query.split(['=', '&']).next().unwrap_or(query);
+    matches!(
+        (method, on_object, name),
+        ("GET" | "PUT", _, "acl")
+            | (
+                "GET",
+                false,
+                "location" | "versioning" | "versions" | "uploads"
+            )
+            | ("POST", false, "delete")
+            | ("POST", true, "uploads")
+            | ("GET" | "PUT" | "DELETE", true, "tagging")
+            | ("GET" | "POST" | "DELETE", true, "uploadId")
+    )
+}
+
+/// Every subresource on every method, on a bucket's path and an object's:
+/// what Arbor serves is served, everything else is 501 NotImplemented, and
+/// no request falls through to the plain operation (PutObject replacing
+/// the object with the body, DeleteObject, DeleteBucket, CreateBucket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subresource_is_served_or_not_implemented() {
+    with_fixture(|f| async move {
+        const EMPTY: &str = "hostile-empty";
+        const ABSENT: &str = "absent";
+        f.s3.create_bucket()
+            .bucket(EMPTY)
+            .send()
+            .await
+            .expect("create empty bucket");
+        let body: &[u8] = b"<overwritten/>";
+        let md5 = content_md5(body);
+        let targets = [
+            (false, format!("/{BUCKET}")),
+            (false, format!("/{EMPTY}")),
+            (true, object_target(SMALL)),
+            (true, object_target(ABSENT)),
+        ];
+        for query in SUBRESOURCE_QUERIES {
+            for method in ["GET", "HEAD", "PUT", "POST", "DELETE"] {
+                for (on_object, path) in &targets {
+                    let target = format!("{path}?{query}");
+                    let what = format!("{method} {target}");
+                    let sends_body = matches!(method, "PUT" | "POST");
+                    let response = if sends_body {
+                        f.send(method, &target, &[("content-md5", &md5)], body)
+                    } else {
+                        f.send(method, &target, &[], b"")
+                    };
+                    if subresource_served(method, *on_object, query) {
+                        assert!(
+                            response.status < 500,
+                            "{what}: served, yet {}: {}",
+                            response.status,
+                            String::from_utf8_lossy(&response.body)
+                        );
+                    } else if method == "HEAD" {
+                        assert_eq!(response.status, 501, "{what}");
+                    } else {
+                        assert_error(&response, 501, "NotImplemented", &what);
+                    }
+                    assert_eq!(f.get(SMALL).await, SMALL_BODY, "after {what}: {SMALL}");
+                    assert_eq!(f.head_status(ABSENT), 404, "after {what}: {ABSENT}");
+                    let mut expected = f.keys.clone();
+                    expected.sort();
+                    assert_eq!(f.list_keys().await, expected, "after {what}: listing");
+                    let empty = f.send("HEAD", &format!("/{EMPTY}"), &[], b"");
+                    assert_eq!(empty.status, 200, "after {what}: {EMPTY}");
+                }
+            }
+        }
+        // Served subresources still serve: tags set and read back.
+        let tagging =
+            b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>";
+        let target = format!("{}?tagging", object_target(SMALL));
+        let put = f.send(
+            "PUT",
+            &target,
+            &[("content-md5", &content_md5(tagging))],
+            tagging,
+        );
+        assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+        let got = f.send("GET", &target, &[], b"");
+        assert_eq!(xml_element(&got.body, "Value").as_deref(), Some("v"));
+        assert_eq!(f.get(SMALL).await, SMALL_BODY, "after tagging");
+        f.s3.delete_bucket()
+            .bucket(EMPTY)
+            .send()
+            .await
+            .expect("delete empty bucket");
+        f.assert_intact("subresources").await;
+    })
+    .await;
+}
+
+/// Every `<name>` element's text in `body`, in order.
+fn xml_elements(body: &[u8], name: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut found = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        found.push(after[..end].to_owned());
+        rest = &after[end + close.len()..];
+    }
+    found
+}
+
+/// ListObjects and ListObjectsV2 with `encoding-type=url`: a prefix,
+/// delimiter, marker or start-after holding control characters comes back
+/// percent-encoded, exactly, and a NextMarker sent back continues the
+/// listing. An empty delimiter is no delimiter, and is not echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_round_trip_control_characters_and_ignore_an_empty_delimiter() {
+    with_fixture(|mut f| async move {
+        let keys = ["c\u{1}a\u{2}x", "c\u{1}b", "c\u{2}", "c\u{1}\u{7f}"];
+        for key in keys {
+            f.s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .body(ByteStream::from_static(b"control"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("put {key:?}: {e:?}"));
+            f.keys.push(key.to_owned());
+        }
+        let list = |query: &str| {
+            let response = f.send("GET", &format!("/{BUCKET}?{query}"), &[], b"");
+            assert_eq!(
+                response.status,
+                200,
+                "{query}: {}",
+                String::from_utf8_lossy(&response.body)
+            );
+            response
+        };
+
+        let v2 = list("list-type=2&encoding-type=url&prefix=c%01&delimiter=%02&start-after=c%01");
+        assert_eq!(xml_elements(&v2.body, "Prefix")[0], "c%01");
+        assert_eq!(xml_elements(&v2.body, "Delimiter"), ["%02"]);
+        assert_eq!(xml_elements(&v2.body, "StartAfter"), ["c%01"]);
+        assert_eq!(xml_elements(&v2.body, "EncodingType"), ["url"]);
+        assert_eq!(xml_elements(&v2.body, "Key"), ["c%01b", "c%01%7F"]);
+        assert_eq!(
+            xml_elements(&v2.body, "CommonPrefixes"),
+            ["<Prefix>c%01a%02</Prefix>"]
+        );
+
+        // v1, one entry a page, each NextMarker sent back decoded.
+        let mut marker = "c%01".to_owned();
+        let mut seen = Vec::new();
+        loop {
+            let v1 = list(&format!(
+                "encoding-type=url&prefix=c%01&delimiter=%02&max-keys=1&marker={marker}"
+            ));
+            assert_eq!(xml_elements(&v1.body, "Prefix")[0], "c%01");
+            assert_eq!(xml_elements(&v1.body, "Delimiter"), ["%02"]);
+            assert_eq!(xml_elements(&v1.body, "Marker"), [marker.as_str()]);
+            seen.extend(xml_elements(&v1.body, "Key"));
+            seen.extend(
+                xml_elements(&v1.body, "CommonPrefixes")
+                    .iter()
+                    .flat_map(|p| xml_elements(p.as_bytes(), "Prefix")),
+            );
+            if xml_elements(&v1.body, "IsTruncated") != ["true"] {
+                break;
+            }
+            let next = xml_elements(&v1.body, "NextMarker");
+            assert_eq!(next.len(), 1, "a truncated page names its NextMarker");
+            // Decoded, then encoded again for the query: the same bytes.
+            marker = next[0].clone();
+            assert!(seen.len() < 10, "the listing does not end");
+        }
+        assert_eq!(seen, ["c%01a%02", "c%01b", "c%01%7F"]);
+
+        // An empty delimiter is none: nothing grouped, nothing echoed.
+        for query in [
+            "list-type=2&prefix=c&delimiter=",
+            "list-type=2&prefix=c&delimiter=&encoding-type=url",
+            "prefix=c&delimiter=",
+            "prefix=c&delimiter=&encoding-type=url",
+        ] {
+            let response = list(query);
+            let text = String::from_utf8_lossy(&response.body);
+            assert!(!text.contains("Delimiter"), "{query}: {text}");
+            assert!(!text.contains("CommonPrefixes"), "{query}: {text}");
+            assert_eq!(xml_elements(&response.body, "Key").len(), 4, "{query}");
+        }
+        let versions = list("versions&prefix=c&delimiter=");
+        let text = String::from_utf8_lossy(&versions.body);
+        assert!(!text.contains("Delimiter"), "versions: {text}");
+        // Unencoded, such keys are no XML 1.0 (the SDK's parser refuses
+        // them): gone before the listing is checked.
+        for key in keys {
+            f.s3.delete_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("delete {key:?}: {e:?}"));
+        }
+        f.keys.retain(|k| !keys.contains(&k.as_str()));
+        f.assert_intact("control characters").await;
+    })
+    .await;
+}
+
+/// Out-of-range part numbers, keys that are not UTF-8, and checksums that
+/// do not match: each refused with S3's code and status, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_parts_bad_keys_and_wrong_checksums_are_refused() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+    with_fixture(|mut f| async move {
+        // A two-part object.
+        let first = bytes(5 * 1024 * 1024, 41);
+        let second = bytes(1000, 42);
+        let created =
+            f.s3.create_multipart_upload()
+                .bucket(BUCKET)
+                .key("two-parts")
+                .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                .send()
+                .await
+                .expect("create upload");
+        let id = created.upload_id().expect("upload id").to_owned();
+        let mut parts = Vec::new();
+        for (number, body) in [(1, &first), (2, &second)] {
+            let out =
+                f.s3.upload_part()
+                    .bucket(BUCKET)
+                    .key("two-parts")
+                    .upload_id(&id)
+                    .part_number(number)
+                    .checksum_algorithm(ChecksumAlgorithm::Crc32)
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await
+                    .expect("upload part");
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(out.e_tag().expect("etag"))
+                    .checksum_crc32(out.checksum_crc32().expect("part crc32"))
+                    .build(),
+            );
+        }
+
+        // An UploadPart whose x-amz-checksum-crc32 is not its body's.
+        let target = format!("{}?partNumber=3&uploadId={id}", object_target("two-parts"));
+        let response = f.send(
+            "PUT",
+            &target,
+            &[("x-amz-checksum-crc32", "AAAAAA==")],
+            &second,
+        );
+        assert_error(&response, 400, "BadDigest", "UploadPart, wrong CRC32");
+        let listed =
+            f.s3.list_parts()
+                .bucket(BUCKET)
+                .key("two-parts")
+                .upload_id(&id)
+                .send()
+                .await
+                .expect("list parts");
+        assert_eq!(listed.parts().len(), 2, "the refused part is not kept");
+
+        // A CompleteMultipartUpload naming a part with another checksum.
+        let mut wrong = parts.clone();
+        wrong[1] = CompletedPart::builder()
+            .part_number(2)
+            .e_tag(parts[1].e_tag().expect("etag"))
+            .checksum_crc32("AAAAAA==")
+            .build();
+        let e =
+            f.s3.complete_multipart_upload()
+                .bucket(BUCKET)
+                .key("two-parts")
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(wrong))
+                        .build(),
+                )
+                .send()
+                .await
+                .expect_err("wrong part checksum");
+        assert_eq!(
+            aws_sdk_s3::error::ProvideErrorMetadata::code(&e),
+            Some("InvalidPart")
+        );
+        assert_eq!(f.head_status("two-parts"), 404, "not completed");
+        f.s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("two-parts")
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("complete");
+        f.keys.push("two-parts".to_owned());
+
+        // partNumber beyond the parts: 416 InvalidPartNumber (what S3
+        // answers; over 10000 is InvalidArgument).
+        for (key, part) in [("two-parts", 3), (SMALL, 2), (KNOWN, 2)] {
+            let target = format!("{}?partNumber={part}", object_target(key));
+            let response = f.send("GET", &target, &[], b"");
+            assert_error(
+                &response,
+                416,
+                "InvalidPartNumber",
+                &format!("GET {target}"),
+            );
+            let response = f.send("HEAD", &target, &[], b"");
+            assert_eq!(response.status, 416, "HEAD {target}");
+        }
+        let target = format!("{}?partNumber=2", object_target("two-parts"));
+        let response = f.send("GET", &target, &[], b"");
+        assert_eq!(response.status, 206);
+        assert!(response.body == second, "part 2");
+        assert_eq!(response.header("x-amz-mp-parts-count"), Some("2"));
+        let target = format!("{}?partNumber=10001", object_target("two-parts"));
+        let response = f.send("GET", &target, &[], b"");
+        assert_error(&response, 400, "InvalidArgument", "partNumber=10001");
+
+        // Keys whose percent-encoding is not UTF-8.
+        for path in ["%FF", "a%C3%28b", "%ED%A0%80", "%C0%AF"] {
+            let target = format!("/{BUCKET}/{path}");
+            for method in ["PUT", "GET", "HEAD", "DELETE"] {
+                let body: &[u8] = if method == "PUT" { b"not utf-8" } else { b"" };
+                let response = f.send(method, &target, &[], body);
+                if method == "HEAD" {
+                    assert_eq!(response.status, 400, "{method} {target}");
+                } else {
+                    assert_error(&response, 400, "InvalidURI", &format!("{method} {target}"));
+                }
+            }
+        }
+        f.assert_intact("out of range parts and bad keys").await;
     })
     .await;
 }

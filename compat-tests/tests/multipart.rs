@@ -592,8 +592,28 @@ async fn upload_part_copy_shares_whole_chunks_and_copies_the_rest() {
         .and_then(|r| r.e_tag())
         .expect("etag")
         .to_owned();
-    // Bad ranges.
-    for range in ["bytes=5-1", "bytes=0-99999999", "1-2", "bytes=-5"] {
+    // Ranges outside the source are InvalidRange; malformed ones
+    // InvalidArgument.
+    for range in ["bytes=0-99999999", "bytes=99999998-99999999"] {
+        let e = s3
+            .upload_part_copy()
+            .bucket(BUCKET)
+            .key("assembled")
+            .upload_id(&id)
+            .part_number(3)
+            .copy_source(format!("{BUCKET}/src"))
+            .copy_source_range(range)
+            .send()
+            .await
+            .expect_err(range);
+        assert_eq!(e.code(), Some("InvalidRange"), "{range}");
+        assert_eq!(
+            e.raw_response().map(|r| r.status().as_u16()),
+            Some(416),
+            "{range}"
+        );
+    }
+    for range in ["bytes=5-1", "1-2", "bytes=-5", "bytes=5-"] {
         let e = s3
             .upload_part_copy()
             .bucket(BUCKET)

@@ -231,6 +231,137 @@ async fn conditional_reads_ranges_and_overrides() {
     assert!(f.server.stop().expect("stop").success());
 }
 
+/// A 304 Not Modified carries the object's ETag and Last-Modified, and its
+/// Cache-Control and Expires where set, as RFC 9110 requires, on GET and
+/// HEAD, whichever condition made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_modified_carries_the_validators() {
+    let f = fixture("validators").await;
+    let s3 = &f.s3;
+    let expires = DateTime::from_secs(4_102_444_800); // 2100-01-01
+    let put = s3
+        .put_object()
+        .bucket("validators")
+        .key("cached")
+        .cache_control("max-age=60")
+        .expires(expires)
+        .body(ByteStream::from_static(b"cached"))
+        .send()
+        .await
+        .expect("put");
+    let etag = put.e_tag().expect("etag").to_owned();
+    put_plain(s3, "plain").await;
+    let head = s3
+        .head_object()
+        .bucket("validators")
+        .key("cached")
+        .send()
+        .await
+        .expect("head");
+    let last_modified = head
+        .last_modified()
+        .expect("last-modified")
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate)
+        .expect("http date");
+    let future = DateTime::from_secs(4_000_000_000);
+    let header = |e: &aws_sdk_s3::error::SdkError<_, aws_sdk_s3::config::http::HttpResponse>,
+                  name: &str| {
+        e.raw_response()
+            .and_then(|r| r.headers().get(name))
+            .map(str::to_owned)
+    };
+    for (what, get) in [
+        (
+            "GET If-None-Match",
+            s3.get_object()
+                .bucket("validators")
+                .key("cached")
+                .if_none_match(&etag)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.map_service_error(|_| ())),
+        ),
+        (
+            "GET If-Modified-Since",
+            s3.get_object()
+                .bucket("validators")
+                .key("cached")
+                .if_modified_since(future)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.map_service_error(|_| ())),
+        ),
+        (
+            "HEAD If-None-Match",
+            s3.head_object()
+                .bucket("validators")
+                .key("cached")
+                .if_none_match(&etag)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.map_service_error(|_| ())),
+        ),
+    ] {
+        let e = get.expect_err(what);
+        assert_eq!(status(&e), Some(304), "{what}");
+        assert_eq!(header(&e, "etag").as_deref(), Some(etag.as_str()), "{what}");
+        assert_eq!(
+            header(&e, "last-modified").as_deref(),
+            Some(last_modified.as_str()),
+            "{what}"
+        );
+        assert_eq!(
+            header(&e, "cache-control").as_deref(),
+            Some("max-age=60"),
+            "{what}"
+        );
+        assert_eq!(
+            header(&e, "expires").as_deref(),
+            Some("Fri, 01 Jan 2100 00:00:00 GMT"),
+            "{what}"
+        );
+    }
+    // Without Cache-Control and Expires, none are made up.
+    let plain_etag = s3
+        .head_object()
+        .bucket("validators")
+        .key("plain")
+        .send()
+        .await
+        .expect("head")
+        .e_tag()
+        .expect("etag")
+        .to_owned();
+    let e = s3
+        .get_object()
+        .bucket("validators")
+        .key("plain")
+        .if_none_match(&plain_etag)
+        .send()
+        .await
+        .expect_err("304");
+    assert_eq!(status(&e), Some(304));
+    let headers = e.raw_response().expect("response").headers();
+    assert_eq!(headers.get("etag"), Some(plain_etag.as_str()));
+    assert!(headers.get("last-modified").is_some());
+    assert!(headers.get("cache-control").is_none());
+    assert!(headers.get("expires").is_none());
+    assert!(f.server.stop().expect("stop").success());
+}
+
+async fn put_plain(s3: &aws_sdk_s3::Client, key: &str) {
+    s3.put_object()
+        .bucket("validators")
+        .key(key)
+        .body(ByteStream::from_static(b"plain"))
+        .send()
+        .await
+        .expect("put plain");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checksums_and_digests_are_verified_and_returned() {
     let f = fixture("sums").await;

@@ -71,6 +71,19 @@ fn put_streamed(
     trailer: Option<(&str, &str)>,
     tamper: bool,
 ) -> RawResponse {
+    put_streamed_encoded(server, key, data, piece, trailer, tamper, "aws-chunked")
+}
+
+/// [`put_streamed`] with this Content-Encoding (which names aws-chunked).
+fn put_streamed_encoded(
+    server: &ArborServer,
+    key: &str,
+    data: &[u8],
+    piece: usize,
+    trailer: Option<(&str, &str)>,
+    tamper: bool,
+    content_encoding: &str,
+) -> RawResponse {
     let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
     let target = format!("/{BUCKET}/{key}");
     let payload = if trailer.is_some() {
@@ -80,7 +93,7 @@ fn put_streamed(
     };
     let decoded = data.len().to_string();
     let mut signed_headers = vec![
-        ("content-encoding", "aws-chunked"),
+        ("content-encoding", content_encoding),
         ("x-amz-decoded-content-length", decoded.as_str()),
     ];
     if let Some((name, _)) = trailer {
@@ -226,5 +239,54 @@ async fn signed_chunks_and_signed_trailers_are_verified() {
             .await
             .is_err()
     );
+    assert!(server.stop().expect("stop").success());
+}
+
+/// `aws-chunked` is how a streaming upload is framed, never part of the
+/// object: `gzip, aws-chunked` stores `gzip`, and `aws-chunked` alone
+/// stores no Content-Encoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_chunked_is_not_stored_as_the_content_encoding() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data_dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let data = bytes(100_000, 9);
+    for (key, sent, stored) in [
+        ("gzip-last", "gzip, aws-chunked", Some("gzip")),
+        ("gzip-first", "aws-chunked,gzip", Some("gzip")),
+        ("two", "aws-chunked,gzip,br", Some("gzip, br")),
+        ("chunked-only", "aws-chunked", None),
+    ] {
+        let r = put_streamed_encoded(&server, key, &data, 30_000, None, false, sent);
+        assert_eq!(
+            r.status,
+            200,
+            "{sent}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(head.content_encoding(), stored, "{sent}: HEAD");
+        let got = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(got.content_encoding(), stored, "{sent}: GET");
+        let body = got.body.collect().await.expect("body").into_bytes();
+        assert!(body.as_ref() == data.as_slice(), "{sent}: body");
+    }
     assert!(server.stop().expect("stop").success());
 }

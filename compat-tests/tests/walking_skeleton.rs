@@ -107,13 +107,12 @@ async fn every_skeleton_call_survives_a_restart() {
         .send()
         .await
         .expect("create bucket");
-    let again = s3
-        .create_bucket()
+    // Already ours: us-east-1 (no region pinned) answers 200, as S3 does.
+    s3.create_bucket()
         .bucket(BUCKET)
         .send()
         .await
-        .expect_err("bucket exists");
-    assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
+        .expect("create a bucket we own again");
     let bad = s3
         .create_bucket()
         .bucket("Not_A_Bucket")
@@ -379,5 +378,52 @@ async fn a_pinned_region_refuses_requests_signed_for_another() {
         location.location_constraint().map(|c| c.as_str()),
         Some("eu-west-3")
     );
+    // Outside us-east-1 a bucket we own already is BucketAlreadyOwnedByYou.
+    let again = right
+        .create_bucket()
+        .bucket("pinned")
+        .send()
+        .await
+        .expect_err("bucket exists");
+    assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
+    assert_eq!(again.raw_response().map(|r| r.status().as_u16()), Some(409));
+    assert!(server.stop().expect("stop").success());
+}
+
+/// Pinned to us-east-1, a CreateBucket of a bucket we own answers 200 and
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreating_an_owned_bucket_in_us_east_1_succeeds() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--region", "us-east-1", "--no-fsync"])
+        .expect("start arbor");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create");
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("kept")
+        .body(ByteStream::from_static(b"kept"))
+        .send()
+        .await
+        .expect("put");
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create a bucket we own again");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["kept"]);
+    let buckets = s3.list_buckets().send().await.expect("list buckets");
+    assert_eq!(buckets.buckets().len(), 1);
     assert!(server.stop().expect("stop").success());
 }

@@ -1,24 +1,29 @@
 //! The HTTP/1.1 and HTTP/2 server in front of s3s: accepts connections,
 //! gives every request an id and a tracing span, enforces a pinned region,
-//! answers the client mistakes s3s takes for internal errors, and drains
-//! in-flight requests on shutdown.
+//! gives a body sent without a length its length, answers the client
+//! mistakes s3s takes for internal errors, and drains in-flight requests
+//! on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arbor_net::{ServerLimits, serve_http_connection};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use s3s::service::S3Service;
 use s3s::{S3Error, s3_error};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::limits::{
-    CONNECTIONS_MAX, HEADER_READ_TIMEOUT_SECS, HEADER_SECTION_SIZE_MAX, SHUTDOWN_DRAIN_SECS,
+    BODY_IDLE_TIMEOUT_SECS, CONNECTIONS_MAX, HEADER_READ_TIMEOUT_SECS, HEADER_SECTION_SIZE_MAX,
+    SHUTDOWN_DRAIN_SECS, UNSIZED_BODIES_MAX, UNSIZED_BODY_SIZE_MAX,
 };
 use crate::s3::RequestId;
 use crate::xml_body::{BodyWatch, WatchedBody};
@@ -49,10 +54,14 @@ pub async fn run(listener: TcpListener, frontend: Arc<Frontend>, shutdown: Cance
         connections_max: CONNECTIONS_MAX,
         drain_timeout: Duration::from_secs(SHUTDOWN_DRAIN_SECS),
     };
+    let unsized_bodies = Arc::new(Semaphore::new(UNSIZED_BODIES_MAX));
     arbor_net::serve(listener, limits, shutdown, move |stream, peer, draining| {
         let (frontend, builder) = (frontend.clone(), builder.clone());
+        let unsized_bodies = unsized_bodies.clone();
         async move {
-            let service = hyper::service::service_fn(move |req| handle(frontend.clone(), req));
+            let service = hyper::service::service_fn(move |req| {
+                handle(frontend.clone(), unsized_bodies.clone(), req)
+            });
             if let Err(e) = serve_http_connection(stream, &builder, service, draining).await {
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
@@ -63,6 +72,7 @@ pub async fn run(listener: TcpListener, frontend: Arc<Frontend>, shutdown: Cance
 
 async fn handle(
     frontend: Arc<Frontend>,
+    unsized_bodies: Arc<Semaphore>,
     mut req: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, Infallible> {
     let request_id = new_request_id();
@@ -82,7 +92,7 @@ async fn handle(
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
         let mut response = match checked {
             Err(e) => error_response(e, &request_id),
-            Ok(()) => call_s3s(&frontend.s3, req, &request_id).await,
+            Ok(()) => call_s3s(&frontend.s3, req, &unsized_bodies, &request_id).await,
         };
         complete_error_body(&mut response, &request_id);
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
@@ -106,15 +116,32 @@ async fn handle(
 
 /// Hands the request to s3s, its body watched: s3s answers some client
 /// mistakes in a body it reads whole with 500, and the watch knows which.
+/// A body s3s needs the length of and that came without one is read first
+/// ([`needs_length`]).
 async fn call_s3s(
     s3: &S3Service,
     mut req: http::Request<Incoming>,
+    unsized_bodies: &Semaphore,
     request_id: &str,
 ) -> http::Response<s3s::Body> {
     let watch = Arc::new(BodyWatch::default());
     req.extensions_mut().insert(watch.clone());
     let body_watch = watch.clone();
-    let req = req.map(|body| s3s::Body::http_body(WatchedBody::new(body, body_watch)));
+    let (mut parts, body) = req.into_parts();
+    let body = if needs_length(&parts.method, &parts.headers, &body) {
+        match read_unsized(body, unsized_bodies).await {
+            Ok(bytes) => {
+                parts
+                    .headers
+                    .insert(http::header::CONTENT_LENGTH, bytes.len().into());
+                s3s::Body::from(bytes)
+            }
+            Err(e) => return error_response(e, request_id),
+        }
+    } else {
+        s3s::Body::http_body(WatchedBody::new(body, body_watch))
+    };
+    let req = http::Request::from_parts(parts, body);
     match s3.call(req).await {
         Ok(response) if response.status() == http::StatusCode::INTERNAL_SERVER_ERROR => {
             match watch.verdict() {
@@ -136,6 +163,74 @@ async fn call_s3s(
                 request_id,
             )
         }
+    }
+}
+
+/// Whether the request is a PUT or POST whose body came without a length
+/// (HTTP/1.1 chunked transfer coding, or an HTTP/2 stream without
+/// Content-Length) and is signed in a way s3s checks against the length:
+/// a SHA-256 or `UNSIGNED-PAYLOAD` in `x-amz-content-sha256`, which s3s
+/// refuses with 411 MissingContentLength when it cannot know the length.
+/// aws-chunked bodies (`STREAMING-*`) carry their decoded length in
+/// `x-amz-decoded-content-length`, and presigned URLs without the header
+/// s3s does not check: both stream as they are.
+///
+/// AWS itself refuses a PutObject in chunked transfer coding without a
+/// Content-Length; Arbor accepts it, up to `UNSIZED_BODY_SIZE_MAX`, for
+/// clients that stream bodies of unknown length (`curl -T -`). The body
+/// is read before s3s checks the signature, so an unsigned one over the
+/// limit is EntityTooLarge rather than AccessDenied.
+fn needs_length(method: &http::Method, headers: &http::HeaderMap, body: &Incoming) -> bool {
+    use hyper::body::Body as _;
+    if method != http::Method::PUT && method != http::Method::POST {
+        return false;
+    }
+    if headers.contains_key(http::header::CONTENT_LENGTH)
+        || body.is_end_stream()
+        || body.size_hint().exact().is_some()
+    {
+        return false;
+    }
+    headers
+        .get("x-amz-content-sha256")
+        .is_some_and(|v| !v.as_bytes().starts_with(b"STREAMING-"))
+}
+
+/// Reads a body that came without a length, up to `UNSIZED_BODY_SIZE_MAX`
+/// bytes, holding one of `unsized_bodies`' permits while it does.
+async fn read_unsized(mut body: Incoming, unsized_bodies: &Semaphore) -> Result<Bytes, S3Error> {
+    let _permit = unsized_bodies
+        .acquire()
+        .await
+        .map_err(|e| error::internal("waiting to read a body without a length", e))?;
+    let idle = Duration::from_secs(BODY_IDLE_TIMEOUT_SECS);
+    let mut read = BytesMut::new();
+    loop {
+        let frame = tokio::time::timeout(idle, body.frame())
+            .await
+            .map_err(|_| {
+                S3Error::with_message(
+                    s3s::S3ErrorCode::RequestTimeout,
+                    "Your socket connection to the server was not read from or written to within the timeout period.",
+                )
+            })?;
+        let Some(frame) = frame else {
+            return Ok(read.freeze());
+        };
+        let frame = frame.map_err(|e| error::from_body(&e))?;
+        // Trailers of the chunked coding are not part of the body.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if read.len().saturating_add(data.len()) > UNSIZED_BODY_SIZE_MAX {
+            return Err(S3Error::with_message(
+                s3s::S3ErrorCode::EntityTooLarge,
+                format!(
+                    "Your proposed upload exceeds the maximum allowed size: a body sent without a Content-Length may be at most {UNSIZED_BODY_SIZE_MAX} bytes."
+                ),
+            ));
+        }
+        read.extend_from_slice(&data);
     }
 }
 

@@ -13,4 +13,5 @@ pub mod limits;
 pub mod routes;
 pub mod s3;
 pub mod service;
+pub mod subresource;
 pub mod xml_body;

@@ -27,6 +27,16 @@ pub const SHUTDOWN_DRAIN_SECS: u64 = 20;
 /// 8 KiB), so no client relies on more, and a request cannot make every
 /// handler carry (and s3s log) tens of KiB of headers.
 pub const HEADER_SECTION_SIZE_MAX: usize = 8 * 1024;
+/// Bytes of a PUT or POST body sent without a Content-Length (HTTP/1.1
+/// chunked transfer coding, or an HTTP/2 stream) at most. s3s checks a
+/// body's signed SHA-256 against its declared length, so such a body is
+/// read into memory and given its length before s3s sees the request.
+/// Larger uploads declare their length, or go multipart; over this is
+/// S3's EntityTooLarge.
+pub const UNSIZED_BODY_SIZE_MAX: usize = 32 * 1024 * 1024;
+/// Bodies without a Content-Length read into memory at once; more wait.
+/// With `UNSIZED_BODY_SIZE_MAX` this bounds their memory to 256 MiB.
+pub const UNSIZED_BODIES_MAX: usize = 8;
 /// Concurrent connections the server accepts; more wait in the backlog.
 pub const CONNECTIONS_MAX: usize = 4096;
 

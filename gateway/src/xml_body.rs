@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::limits::XML_BODY_SIZE_MAX;
 use crate::s3::RequestId;
-use crate::{auth, error};
+use crate::{auth, error, subresource};
 
 /// The operations s3s reads the body of whole (as s3s 0.14.1's
 /// `resolve_route` marks them); every other body streams to the operation.
@@ -183,9 +183,10 @@ impl Body for WatchedBody {
     }
 }
 
-/// s3s's access check: a request must be signed (s3s's default), and a
-/// body s3s is about to read whole is refused if it declares a length over
-/// `XML_BODY_SIZE_MAX`, else watched.
+/// s3s's access check: a request must be signed (s3s's default), its
+/// query may name no subresource its operation does not take
+/// ([`subresource::check`]), and a body s3s is about to read whole is
+/// refused if it declares a length over `XML_BODY_SIZE_MAX`, else watched.
 pub struct XmlBodies;
 
 #[async_trait::async_trait]
@@ -198,6 +199,7 @@ impl S3Access for XmlBodies {
 
 fn check_signed_and_size(cx: &mut S3AccessContext<'_>) -> S3Result<()> {
     auth::require_signature(cx.credentials())?;
+    subresource::check(cx.s3_op().name(), cx.uri().query())?;
     if !READ_WHOLE.contains(&cx.s3_op().name()) {
         return Ok(());
     }

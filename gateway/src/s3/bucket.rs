@@ -1,6 +1,6 @@
 //! Bucket operations: create, delete, head, list, location.
 
-use arbor_meta::BucketInfo;
+use arbor_meta::{BucketInfo, MetaError};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -15,10 +15,16 @@ pub async fn create(
     acl::check_canned_bucket_acl(req.input.acl.as_ref(), &req.headers)?;
     let name = req.input.bucket;
     record_target("CreateBucket", &name, None);
-    s3.meta()
-        .create_bucket(&name, s3.now_ms())
-        .await
-        .map_err(error::from_meta)?;
+    match s3.meta().create_bucket(&name, s3.now_ms()).await {
+        Ok(_) => {}
+        // Every bucket of a deployment is its one owner's. In us-east-1
+        // S3 answers a CreateBucket of a bucket the caller already owns
+        // with 200, as if it had created it (its legacy behaviour, which
+        // the CreateBucket reference notes); in every other region with
+        // 409 BucketAlreadyOwnedByYou.
+        Err(MetaError::BucketAlreadyExists(_)) if region_name(s3) == US_EAST_1 => {}
+        Err(e) => return Err(error::from_meta(e)),
+    }
     let output = CreateBucketOutput {
         location: Some(format!("/{name}")),
     };
@@ -116,7 +122,7 @@ pub async fn location(
         .settings()
         .region
         .as_deref()
-        .filter(|r| *r != "us-east-1")
+        .filter(|r| *r != US_EAST_1)
         .map(|r| BucketLocationConstraint::from(r.to_owned()));
     Ok(S3Response::new(GetBucketLocationOutput {
         location_constraint,
@@ -136,11 +142,14 @@ pub async fn get_versioning(
     Ok(S3Response::new(GetBucketVersioningOutput::default()))
 }
 
+/// The region with S3's legacy behaviours, and Arbor's when none is pinned.
+const US_EAST_1: &str = "us-east-1";
+
 fn region_name(s3: &Arbor) -> String {
     s3.settings()
         .region
         .clone()
-        .unwrap_or_else(|| "us-east-1".to_owned())
+        .unwrap_or_else(|| US_EAST_1.to_owned())
 }
 
 /// The single owner of everything in this deployment.

@@ -69,7 +69,7 @@ pub async fn list_v2(
     let output = ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(encode_if(url, &request.prefix)),
-        delimiter: input.delimiter.map(|d| encode_if(url, &d)),
+        delimiter: echoed_delimiter(input.delimiter, url),
         max_keys: Some(input.max_keys.unwrap_or(LIST_KEYS_MAX)),
         key_count: Some(key_count),
         is_truncated: Some(page.is_truncated),
@@ -111,7 +111,7 @@ pub async fn list_v1(
     let output = ListObjectsOutput {
         name: Some(input.bucket),
         prefix: Some(encode_if(url, &request.prefix)),
-        delimiter: input.delimiter.map(|d| encode_if(url, &d)),
+        delimiter: echoed_delimiter(input.delimiter, url),
         marker: Some(input.marker.map(|m| encode_if(url, &m)).unwrap_or_default()),
         max_keys: Some(input.max_keys.unwrap_or(LIST_KEYS_MAX)),
         is_truncated: Some(page.is_truncated),
@@ -168,7 +168,7 @@ pub async fn list_versions(
     let output = ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(encode_if(url, &request.prefix)),
-        delimiter: input.delimiter.map(|d| encode_if(url, &d)),
+        delimiter: echoed_delimiter(input.delimiter, url),
         key_marker: Some(
             input
                 .key_marker
@@ -187,6 +187,14 @@ pub async fn list_versions(
         ..Default::default()
     };
     Ok(S3Response::new(output))
+}
+
+/// The delimiter a listing answers with: an empty one is no delimiter,
+/// and S3 leaves it out of the answer.
+fn echoed_delimiter(delimiter: Option<String>, url: bool) -> Option<String> {
+    delimiter
+        .filter(|d| !d.is_empty())
+        .map(|d| encode_if(url, &d))
 }
 
 fn split(page: &ListPage, url: bool, fetch_owner: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
@@ -285,6 +293,24 @@ mod tests {
     fn url_encoding_keeps_slash_and_unreserved() {
         assert_eq!(encode_if(true, "a b/c+d~é"), "a%20b/c%2Bd~%C3%A9");
         assert_eq!(encode_if(false, "a b"), "a b");
+    }
+
+    #[test]
+    fn an_empty_delimiter_is_not_echoed() {
+        assert_eq!(echoed_delimiter(None, false), None);
+        assert_eq!(echoed_delimiter(Some(String::new()), true), None);
+        assert_eq!(
+            echoed_delimiter(Some("/".into()), true).as_deref(),
+            Some("/")
+        );
+        assert_eq!(
+            echoed_delimiter(Some("\u{1}".into()), true).as_deref(),
+            Some("%01")
+        );
+        assert_eq!(
+            echoed_delimiter(Some("\u{1}".into()), false).as_deref(),
+            Some("\u{1}")
+        );
     }
 
     #[test]

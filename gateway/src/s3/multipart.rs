@@ -113,7 +113,7 @@ pub async fn create(
         initiated_ms: now,
         headers: ObjectHeaders {
             content_type: input.content_type.map(|m| m.to_string()),
-            content_encoding: input.content_encoding,
+            content_encoding: object::stored_content_encoding(input.content_encoding),
             content_disposition: input.content_disposition,
             content_language: input.content_language,
             cache_control: input.cache_control,
@@ -267,10 +267,17 @@ fn copy_source_range(header: &str, size: u64) -> S3Result<std::ops::Range<u64>> 
         .ok_or_else(malformed)?;
     let first: u64 = first.trim().parse().map_err(|_| malformed())?;
     let last: u64 = last.trim().parse().map_err(|_| malformed())?;
-    if first > last || last >= size {
+    if first > last {
         return Err(s3_error!(
             InvalidArgument,
             "Range specified is not valid for source object of size: {size}"
+        ));
+    }
+    // Well formed but beyond the source: S3 says InvalidRange (416).
+    if last >= size {
+        return Err(s3_error!(
+            InvalidRange,
+            "The requested range is not satisfiable"
         ));
     }
     Ok(first..last + 1)

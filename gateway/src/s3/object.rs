@@ -47,7 +47,7 @@ pub async fn put(
     }
     let headers = ObjectHeaders {
         content_type: input.content_type.map(|m| m.to_string()),
-        content_encoding: input.content_encoding,
+        content_encoding: stored_content_encoding(input.content_encoding),
         content_disposition: input.content_disposition,
         content_language: input.content_language,
         cache_control: input.cache_control,
@@ -304,6 +304,10 @@ fn requested_range(
             } else {
                 &version.parts
             };
+            // Beyond the object's parts: S3 answers 416 with its own code
+            // InvalidPartNumber (not 400: the part, like a range, is not
+            // satisfiable), as its observed answers and the clients and
+            // servers that mirror them agree.
             let Some(size) = sizes.get(index) else {
                 let mut e = S3Error::with_message(
                     S3ErrorCode::Custom("InvalidPartNumber".into()),
@@ -318,6 +322,34 @@ fn requested_range(
             Ok((start..start + size, !version.parts.is_empty(), Some(count)))
         }
     }
+}
+
+/// A 304 Not Modified carries what a 200 would have of ETag, Last-Modified,
+/// Cache-Control and Expires (RFC 9110 §15.4.5), so a cache can refresh
+/// its copy; other errors pass as they are.
+fn with_validators(mut e: S3Error, version: &ObjectVersion) -> S3Error {
+    if e.code() != &S3ErrorCode::NotModified {
+        return e;
+    }
+    let mut headers = http::HeaderMap::new();
+    let last_modified = http_date(&time::timestamp(version.last_modified_ms));
+    let fields = [
+        (http::header::ETAG, Some(format!("\"{}\"", version.etag))),
+        (http::header::LAST_MODIFIED, last_modified),
+        (
+            http::header::CACHE_CONTROL,
+            version.headers.cache_control.clone(),
+        ),
+        (http::header::EXPIRES, version.headers.expires.clone()),
+    ];
+    for (name, value) in fields {
+        // Stored values were header values once; one that is not is left out.
+        if let Some(value) = value.and_then(|v| http::HeaderValue::try_from(v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    e.set_headers(headers);
+    e
 }
 
 /// GetObject and HeadObject read the same fields of their (distinct, alike)
@@ -379,7 +411,9 @@ async fn plan_read(
         .get_object(bucket, key)
         .await
         .map_err(error::from_meta)?;
-    conditions.check(Target::Read, &version.etag, version.last_modified_ms)?;
+    conditions
+        .check(Target::Read, &version.etag, version.last_modified_ms)
+        .map_err(|e| with_validators(e, &version))?;
     let (range, partial, parts_count) = requested_range(&version, range, part_number)?;
     Ok(ReadPlan {
         version,
@@ -503,7 +537,7 @@ pub async fn copy(
     let (object_headers, user_metadata) = if replace {
         let object_headers = ObjectHeaders {
             content_type: input.content_type.map(|m| m.to_string()),
-            content_encoding: input.content_encoding,
+            content_encoding: stored_content_encoding(input.content_encoding),
             content_disposition: input.content_disposition,
             content_language: input.content_language,
             cache_control: input.cache_control,
@@ -828,6 +862,29 @@ fn write_condition_from_headers(headers: &http::HeaderMap) -> S3Result<WriteCond
     write_condition(if_match.as_ref(), if_none_match.as_ref())
 }
 
+/// The Content-Encoding to store from a request's: `aws-chunked` is the
+/// framing of a streaming upload (SigV4 streaming, `aws-chunked,gzip` or
+/// `gzip, aws-chunked`), a transfer detail and never the object's, so it
+/// is dropped, and an encoding of nothing else is no encoding.
+pub(super) fn stored_content_encoding(value: Option<String>) -> Option<String> {
+    let value = value?;
+    let is_aws_chunked = |token: &str| token.trim().eq_ignore_ascii_case("aws-chunked");
+    if !value.split(',').any(is_aws_chunked) {
+        return Some(value);
+    }
+    let kept: Vec<&str> = value
+        .split(',')
+        .filter(|token| !is_aws_chunked(token))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        Some(kept.join(", "))
+    }
+}
+
 pub(super) fn http_date(ts: &Timestamp) -> Option<String> {
     let mut out = Vec::new();
     ts.format(TimestampFormat::HttpDate, &mut out).ok()?;
@@ -836,4 +893,23 @@ pub(super) fn http_date(ts: &Timestamp) -> Option<String> {
 
 fn parse_http_date(s: &str) -> Option<Timestamp> {
     Timestamp::parse(TimestampFormat::HttpDate, s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_never_stored_as_a_content_encoding() {
+        let stored = |value: &str| stored_content_encoding(Some(value.to_owned()));
+        assert_eq!(stored("gzip, aws-chunked").as_deref(), Some("gzip"));
+        assert_eq!(stored("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(stored("AWS-Chunked , gzip,br").as_deref(), Some("gzip, br"));
+        assert_eq!(stored("aws-chunked"), None);
+        assert_eq!(stored(" aws-chunked ,"), None);
+        assert_eq!(stored("gzip").as_deref(), Some("gzip"));
+        // Without aws-chunked the value is kept as sent.
+        assert_eq!(stored("gzip,br").as_deref(), Some("gzip,br"));
+        assert_eq!(stored_content_encoding(None), None);
+    }
 }
