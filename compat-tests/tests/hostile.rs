@@ -1295,6 +1295,9 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             | ("POST", true, "uploads")
             | ("GET" | "PUT" | "DELETE", true, "tagging")
             | ("GET" | "POST" | "DELETE", true, "uploadId")
+            // RenameObject; without x-amz-rename-source it is refused
+            // with 400 and changes nothing.
+            | ("PUT", true, "renameObject")
     )
 }
 

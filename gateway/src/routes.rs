@@ -88,8 +88,10 @@ impl RenameRoute {
             Ok(s3s::path::S3Path::Object { bucket, key }) => {
                 s3::rename::rename(&self.s3, &bucket, &key, &req.headers).await
             }
+            // RenameObject on a bucket (or the root): a subresource no
+            // operation there takes.
             _ => Err(s3s::s3_error!(
-                InvalidRequest,
+                NotImplemented,
                 "RenameObject names a bucket and a destination key"
             )),
         }
