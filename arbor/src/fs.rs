@@ -31,6 +31,10 @@ pub enum FsCommand {
     /// Rename an object, or a directory with everything below it (both
     /// names ending in '/'), in one atomic step; no byte is copied.
     Mv {
+        /// A directory rename replaces a destination that holds keys (it
+        /// is deleted recursively).
+        #[arg(long)]
+        replace: bool,
         /// s3://bucket/key (or bucket/key)
         source: String,
         /// s3://bucket/key in the same bucket
@@ -73,6 +77,7 @@ pub struct Refused {
 pub async fn run(config: AdminConfig, command: FsCommand) -> anyhow::Result<()> {
     match command {
         FsCommand::Mv {
+            replace,
             source,
             destination,
         } => {
@@ -82,7 +87,10 @@ pub async fn run(config: AdminConfig, command: FsCommand) -> anyhow::Result<()> 
                 bail!("a rename stays in its bucket: {bucket:?} is not {dest_bucket:?}");
             }
             let rename_source = format!("{bucket}/{}", encode_key(&from));
-            let target = format!("/{bucket}/{}?renameObject", encode_key(&to));
+            let mut target = format!("/{bucket}/{}?renameObject", encode_key(&to));
+            if replace {
+                target.push_str("&arbor-replace");
+            }
             let answer = signed_request(
                 &config,
                 Method::PUT,

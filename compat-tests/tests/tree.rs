@@ -571,6 +571,18 @@ async fn arbor_fs_moves_and_deletes_directories() {
     let (code, _, _) = arbor_fs(&server, &["mv", "s3://tree/keep"]);
     assert_eq!(code, Some(2));
 
+    // Onto a directory that holds keys: refused, unless --replace.
+    put(&s3, "other/z", bytes(5, 2)).await;
+    let (code, _, err) = arbor_fs(&server, &["mv", "s3://tree/other/", "s3://tree/archive/"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("DirectoryNotEmpty"), "{err}");
+    let (code, out, err) = arbor_fs(
+        &server,
+        &["mv", "--replace", "s3://tree/other/", "s3://tree/archive/"],
+    );
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert_eq!(keys(&s3).await, ["ab", "archive/z", "keep"]);
+
     let (code, out, err) = arbor_fs(&server, &["rm", "-r", "--wait", "s3://tree/archive/"]);
     assert_eq!(code, Some(0), "{out} {err}");
     assert!(out.contains("0 directories pending"), "{out}");

@@ -34,6 +34,8 @@ pub struct Frontend {
     pub s3: S3Service,
     /// When set, requests signed for another region are refused.
     pub region: Option<String>,
+    /// Draws request ids.
+    pub entropy: arbor_meta::clock::SharedEntropy,
 }
 
 /// Serves `listener` (on the server skeleton of `arbor-net`) until
@@ -75,7 +77,7 @@ async fn handle(
     unsized_bodies: Arc<Semaphore>,
     mut req: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, Infallible> {
-    let request_id = new_request_id();
+    let request_id = new_request_id(frontend.entropy.as_ref());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let span = tracing::info_span!(
         "request",
@@ -358,8 +360,8 @@ fn with_message_and_request_id(xml: &[u8], request_id: &str) -> Option<String> {
     Some(completed)
 }
 
-fn new_request_id() -> String {
-    hex::encode_upper(rand::random::<[u8; 8]>())
+fn new_request_id(entropy: &dyn arbor_meta::clock::Entropy) -> String {
+    hex::encode_upper(entropy.next_u64().to_be_bytes())
 }
 
 /// Virtual-host-style addressing for `--domain`: `bucket.DOMAIN[:port]`

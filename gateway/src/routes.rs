@@ -86,7 +86,8 @@ impl RenameRoute {
         let bucket = virtual_host.as_ref().and_then(|vh| vh.bucket());
         match s3s::path::parse_virtual_hosted_style(bucket, &path) {
             Ok(s3s::path::S3Path::Object { bucket, key }) => {
-                s3::rename::rename(&self.s3, &bucket, &key, &req.headers).await
+                let replace = s3::has_query_flag(&req.uri, s3::rename::REPLACE_PARAM);
+                s3::rename::rename(&self.s3, &bucket, &key, &req.headers, replace).await
             }
             // RenameObject on a bucket (or the root): a subresource no
             // operation there takes.

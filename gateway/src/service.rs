@@ -30,6 +30,7 @@ pub fn frontend(
     seams: Seams,
 ) -> Arc<Frontend> {
     let region = settings.region.clone();
+    let entropy = seams.entropy.clone();
     let arbor = Arbor::with_seams(
         meta.clone(),
         backend.clone(),
@@ -57,6 +58,7 @@ pub fn frontend(
     Arc::new(Frontend {
         s3: builder.build(),
         region,
+        entropy,
     })
 }
 

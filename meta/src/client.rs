@@ -709,18 +709,8 @@ impl MetaClient {
     }
     /// Renames a directory with everything below it (see
     /// [`RenameDirectory`]).
-    pub async fn rename_directory(
-        &self,
-        bucket: &str,
-        source: &str,
-        destination: &str,
-    ) -> Result<()> {
-        self.write(RenameDirectory {
-            bucket: bucket.to_owned(),
-            source: source.to_owned(),
-            destination: destination.to_owned(),
-        })
-        .await
+    pub async fn rename_directory(&self, op: RenameDirectory) -> Result<()> {
+        self.write(op).await
     }
     /// Deletes the directory `prefix` with every key below it; whether it
     /// existed. Its metadata and chunks are released in the background.

@@ -78,27 +78,15 @@ impl Apply for DeleteDirectory {
             .and_then(|i| found.get(i).copied())
             .unwrap_or(root);
 
-        // Detach: the child row goes, the inode stays until reclaimed.
-        let stored_name = directory_stored_name(segment);
-        if ctx
-            .children
-            .remove(schema::child_key(parent, &stored_name).as_slice())?
-            .is_none()
-        {
-            return Err(MetaError::Corrupt(format!(
-                "directory {prefix:?} resolved but has no row"
-            )));
-        }
-        let sequence = next_counter(ctx, schema::COUNTER_NEXT_TOMBSTONE)?;
-        let tombstone = Tombstone {
-            root: detached,
-            bucket: bucket.clone(),
-            prefix: prefix.clone(),
-            deleted_ms: *deleted_ms,
-        };
-        ctx.reclaim.insert(
-            sequence.to_be_bytes().as_slice(),
-            encode_record(&tombstone)?.as_slice(),
+        detach(
+            ctx,
+            (parent, &directory_stored_name(segment)),
+            Tombstone {
+                root: detached,
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                deleted_ms: *deleted_ms,
+            },
         )?;
         let parents = &directories[..directories.len() - 1];
         prune_empty_directories(ctx, root, parents, &found[..parents.len()])?;
@@ -108,6 +96,32 @@ impl Apply for DeleteDirectory {
     fn size_estimate(&self) -> usize {
         SIZE_BASE.saturating_add(self.prefix.len())
     }
+}
+
+/// Detaches the directory `tombstone.root`, the child `name` of `parent`:
+/// its row goes (nothing reaches it any more), the inode stays, and the
+/// tombstone queues it for the reclaimer.
+pub(crate) fn detach(
+    ctx: &mut ApplyContext<'_>,
+    (parent, name): (u64, &[u8]),
+    tombstone: Tombstone,
+) -> Result<()> {
+    if ctx
+        .children
+        .remove(schema::child_key(parent, name).as_slice())?
+        .is_none()
+    {
+        return Err(MetaError::Corrupt(format!(
+            "detaching {:?}: no row for it",
+            tombstone.prefix
+        )));
+    }
+    let sequence = next_counter(ctx, schema::COUNTER_NEXT_TOMBSTONE)?;
+    ctx.reclaim.insert(
+        sequence.to_be_bytes().as_slice(),
+        encode_record(&tombstone)?.as_slice(),
+    )?;
+    Ok(())
 }
 
 /// Releases at most `limit` rows (objects and emptied directories) of the

@@ -13,8 +13,9 @@ use crate::keys::{SEPARATOR, directory_stored_name, split_key, validate_key};
 use crate::limits::{CLIENT_TOKEN_LEN_MAX, CLIENT_TOKENS_MAX, KEY_LEN_MAX};
 use crate::namespace::{check_overwrite, retire_version};
 use crate::op::{Apply, Outcome, SIZE_BASE};
+use crate::reclaim::detach;
 use crate::records::object::WriteCondition;
-use crate::records::tree::{ObjectEntry, TokenRecord};
+use crate::records::tree::{ObjectEntry, TokenRecord, Tombstone};
 use crate::schema::{decode_record, encode_record};
 use crate::tree::{
     create_directory, key_len_bound, lookup_object, move_child, prune_empty_directories,
@@ -245,13 +246,20 @@ fn remember_token(ctx: &mut ApplyContext<'_>, token: &str, used_for: &TokenRecor
 /// `destination` (likewise) in `bucket`: every key under the old prefix
 /// answers under the new one, in one command whose cost does not depend on
 /// how many keys it holds. Refused if the source holds nothing, if the
-/// destination holds anything, if the destination lies inside the source,
-/// or if a renamed key would grow past the key-length limit.
+/// destination holds anything (unless `replace`), if the destination lies
+/// inside the source (or, replacing, holds it), or if a renamed key would
+/// grow past the key-length limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenameDirectory {
     pub bucket: String,
     pub source: String,
     pub destination: String,
+    /// Replace a destination that holds keys: it is deleted recursively
+    /// (detached in this command, reclaimed later) and the source takes
+    /// its place.
+    pub replace: bool,
+    /// The proposer's clock, for the replaced directory's tombstone.
+    pub now_ms: i64,
 }
 
 /// A directory prefix's segments: `a/b/` → `["a", "b"]`; `None` unless it
@@ -273,6 +281,8 @@ impl Apply for RenameDirectory {
             bucket,
             source,
             destination,
+            replace,
+            now_ms,
         } = self;
         let (Some(source_dirs), Some(dest_dirs)) =
             (directory_segments(source), directory_segments(destination))
@@ -304,10 +314,16 @@ impl Apply for RenameDirectory {
             .checked_sub(2)
             .and_then(|i| source_found.get(i).copied())
             .unwrap_or(root);
-        let dest_found = resolve_directories(&ctx.children, root, &dest_dirs)?;
-        if dest_found.len() == dest_dirs.len() {
-            // Directories exist only while they hold something.
+        let mut dest_found = resolve_directories(&ctx.children, root, &dest_dirs)?;
+        // Directories exist only while they hold something.
+        let replaced = dest_found.len() == dest_dirs.len();
+        if replaced && !replace {
             return Ok(Err(MetaError::DirectoryNotEmpty(destination.clone())));
+        }
+        if replaced && source.starts_with(destination.as_str()) {
+            return Ok(Err(MetaError::InvalidRequest(format!(
+                "cannot replace {destination:?}: it holds the source {source:?}"
+            ))));
         }
         // The keys below grow (or shrink) by the difference in prefix
         // length; refuse if the longest could pass the limit.
@@ -324,6 +340,24 @@ impl Apply for RenameDirectory {
             ));
         };
         // Validated: from here on every step writes.
+        if replaced {
+            let (Some(old), Some(segment)) = (dest_found.pop(), dest_dirs.last()) else {
+                return Err(MetaError::Corrupt(
+                    "a directory prefix without segments".into(),
+                ));
+            };
+            let parent = dest_found.last().copied().unwrap_or(root);
+            detach(
+                ctx,
+                (parent, &directory_stored_name(segment)),
+                Tombstone {
+                    root: old,
+                    bucket: bucket.clone(),
+                    prefix: destination.clone(),
+                    deleted_ms: *now_ms,
+                },
+            )?;
+        }
         let mut path: Vec<u64> = dest_found;
         let mut parent = path.last().copied().unwrap_or(root);
         for segment in dest_parents.iter().skip(path.len()) {

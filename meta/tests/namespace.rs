@@ -109,6 +109,8 @@ impl Fixture {
             bucket: BUCKET.to_owned(),
             source: source.to_owned(),
             destination: destination.to_owned(),
+            replace: false,
+            now_ms: 1,
         }))
     }
 
@@ -1608,4 +1610,84 @@ fn renames_do_not_depend_on_what_they_move() {
     );
     assert_eq!(f.get("elsewhere/big/7/0/k7").expect("moved key").etag, "e");
     assert!(f.get("big/7/0/k7").is_err());
+}
+
+/// A recursive delete of 100,000 keys is one small command; the
+/// reclaimer then releases them all in bounded batches.
+#[test]
+fn a_recursive_delete_of_100000_keys_returns_at_once() {
+    const KEYS: usize = 100_000;
+    let mut f = Fixture::with_bucket();
+    let commands: Vec<Command> = (0..KEYS)
+        .map(|i| {
+            Command::PutObject(PutObject {
+                bucket: BUCKET.to_owned(),
+                key: format!("big/{}/{}/k{i}", i % 100, (i / 100) % 10),
+                version: inline_version("e"),
+                condition: WriteCondition::None,
+                ownership: ChunkOwnership::Fresh,
+                placements: Vec::new(),
+            })
+        })
+        .collect();
+    for batch in commands.chunks(1000) {
+        assert!(f.apply_entry(batch).iter().all(Result::is_ok));
+    }
+    f.put_inline("kept");
+    let started = std::time::Instant::now();
+    assert_eq!(f.delete_directory("big/"), Ok(Reply::DeleteDirectory(true)));
+    let delete_time = started.elapsed();
+    assert_eq!(f.keys(), ["kept"]);
+    let started = std::time::Instant::now();
+    let batches = f.reclaim_all(1000);
+    eprintln!(
+        "recursive delete of {KEYS} keys: {delete_time:?}; reclaimed in {batches} batches, {:?}",
+        started.elapsed()
+    );
+    assert!(batches >= KEYS / 1000, "bounded batches: {batches}");
+    assert_eq!(f.table_len(schema::VERSIONS), 1);
+    assert_eq!(f.table_len(schema::INODES), 2, "the bucket and kept");
+    f.check_tree();
+}
+
+#[test]
+fn a_directory_rename_may_replace_a_full_destination() {
+    let mut f = Fixture::with_bucket();
+    for key in ["new/1", "new/2", "old/a", "old/b/c"] {
+        f.put_inline(key);
+    }
+    let rename = |source: &str, destination: &str| {
+        Command::RenameDirectory(RenameDirectory {
+            bucket: BUCKET.to_owned(),
+            source: source.into(),
+            destination: destination.into(),
+            replace: true,
+            now_ms: 5,
+        })
+    };
+    assert_eq!(
+        f.apply(rename("new/", "old/")),
+        Ok(Reply::RenameDirectory(()))
+    );
+    assert_eq!(
+        f.keys(),
+        ["old/1", "old/2"],
+        "the old directory was replaced"
+    );
+    assert_eq!(
+        f.table_len(schema::RECLAIM),
+        1,
+        "and waits for the reclaimer"
+    );
+    f.check_tree();
+    f.reclaim_all(10);
+    assert_eq!(f.table_len(schema::VERSIONS), 2);
+    f.check_tree();
+    // Replacing a directory that holds the source would delete it.
+    f.put_inline("old/in/x");
+    assert!(matches!(
+        f.apply(rename("old/in/", "old/")),
+        Err(MetaError::InvalidRequest(_))
+    ));
+    assert_eq!(f.keys(), ["old/1", "old/2", "old/in/x"]);
 }

@@ -11,22 +11,28 @@ use http::{HeaderMap, StatusCode};
 use s3s::dto::{Timestamp, TimestampFormat};
 use s3s::{Body, S3Error, S3Response, S3Result, s3_error};
 
-use arbor_meta::rename::{ObjectCondition, RenameObject};
+use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 
 use super::Arbor;
 use crate::error;
 
 /// The query parameter that makes a PUT a RenameObject.
 pub const RENAME_PARAM: &str = "renameObject";
+/// The query parameter that lets a directory rename replace a destination
+/// that holds keys (Arbor's extension; signed like the rest of the query).
+pub const REPLACE_PARAM: &str = "arbor-replace";
 /// The header naming the source: `bucket/key`, URL-encoded.
 const SOURCE_HEADER: &str = "x-amz-rename-source";
 
 /// Renames `source` (from the header) to `bucket/destination`.
+/// With `replace` (the query parameter [`REPLACE_PARAM`]), a directory
+/// rename replaces a destination that holds keys.
 pub async fn rename(
     s3: &Arbor,
     bucket: &str,
     destination: &str,
     headers: &HeaderMap,
+    replace: bool,
 ) -> S3Result<S3Response<Body>> {
     super::record_target("RenameObject", bucket, Some(destination));
     let source = source_key(bucket, headers)?;
@@ -43,9 +49,15 @@ pub async fn rename(
                 "Conditions do not apply to a directory rename"
             ));
         }
-        meta.rename_directory(bucket, &source, destination)
-            .await
-            .map_err(error::from_meta)?;
+        meta.rename_directory(RenameDirectory {
+            bucket: bucket.to_owned(),
+            source,
+            destination: destination.to_owned(),
+            replace,
+            now_ms: s3.now_ms(),
+        })
+        .await
+        .map_err(error::from_meta)?;
     } else {
         meta.rename_object(RenameObject {
             bucket: bucket.to_owned(),
