@@ -13,8 +13,6 @@ pub mod rename;
 mod tagging;
 mod time;
 
-pub use time::now_ms;
-
 use std::sync::Arc;
 
 use arbor_chunkstore::ChunkBackend;

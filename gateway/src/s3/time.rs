@@ -4,8 +4,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use s3s::dto::Timestamp;
 
-pub use arbor_meta::clock::now_ms;
-
 pub fn timestamp(ms: i64) -> Timestamp {
     let ms = u64::try_from(ms).unwrap_or(0);
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
