@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod config;
 pub mod fs;
 pub mod gateway;
+pub mod logging;
 pub mod meta;
 pub mod serve;
 pub mod tasks;

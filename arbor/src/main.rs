@@ -132,13 +132,7 @@ impl Role {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ARBOR_LOG")
-                .unwrap_or_else(|_| "info,openraft=warn,s3s=off".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    arbor::logging::init();
     let check_only = cli.check_config;
     let role = match Role::load(cli, &matches) {
         Ok(role) => role,
