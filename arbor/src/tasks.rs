@@ -117,6 +117,16 @@ pub async fn expire_uploads(
 /// (NotLeader) and the leader's task does the work.
 pub async fn reclaim(meta: MetaClient, interval: Duration, shutdown: CancellationToken) {
     while pause(interval, &shutdown).await {
+        // A read first: no log entry while nothing waits.
+        match meta.reclaim_status().await {
+            Ok(report) if report.pending_count == 0 => continue,
+            Ok(_) => {}
+            Err(MetaError::NotLeader { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the reclaimer's status failed");
+                continue;
+            }
+        }
         while !shutdown.is_cancelled() {
             match meta.reclaim_batch(RECLAIM_BATCH).await {
                 Ok(progress) if progress.pending == 0 => {

@@ -106,6 +106,23 @@ async fn a_recursive_delete_removes_a_directory_at_once_and_its_chunks_later() {
     let refused = signed(&server, "DELETE", &format!("/{BUCKET}/dir?arbor-recursive"));
     assert_eq!(refused.status, 400, "{refused:?}");
     assert_eq!(refused.error_code().as_deref(), Some("InvalidArgument"));
+    // On the bucket itself: never a DeleteBucket, whatever the bucket holds.
+    let empty = "tree-empty";
+    s3.create_bucket()
+        .bucket(empty)
+        .send()
+        .await
+        .expect("empty bucket");
+    for bucket in [BUCKET, empty] {
+        let refused = signed(&server, "DELETE", &format!("/{bucket}/?arbor-recursive"));
+        assert_eq!(refused.status, 501, "{refused:?}");
+        assert_eq!(refused.error_code().as_deref(), Some("NotImplemented"));
+    }
+    s3.head_bucket()
+        .bucket(empty)
+        .send()
+        .await
+        .expect("the empty bucket stays");
 
     let started = Instant::now();
     let deleted = signed(
@@ -340,6 +357,15 @@ async fn rename_object_moves_names_not_bytes() {
             "taken"
         ]
     );
+    let one_sided = s3
+        .rename_object()
+        .bucket(BUCKET)
+        .key("flat")
+        .rename_source(format!("{BUCKET}/moved/"))
+        .send()
+        .await
+        .expect_err("a directory onto a key");
+    assert_eq!(code(&one_sided), Some("InvalidArgument"), "{one_sided:?}");
     let into_itself = s3
         .rename_object()
         .bucket(BUCKET)

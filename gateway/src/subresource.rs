@@ -20,12 +20,16 @@ use s3s::{S3Error, S3ErrorCode};
 /// The subresources of the S3 API reference (and MinIO's `events`, which
 /// s3s refuses on its own): a query parameter of one of these names picks
 /// an operation. `uploadId` is here too: it turns an object request into
-/// a multipart one, so a PutObject carrying it is no PutObject. Sorted.
-pub const SUBRESOURCES: [&str; 40] = [
+/// a multipart one, so a PutObject carrying it is no PutObject. So are
+/// Arbor's own `arbor-recursive` and `arbor-replace`: a DELETE of a
+/// bucket with `arbor-recursive` is no DeleteBucket. Sorted.
+pub const SUBRESOURCES: [&str; 42] = [
     "abac",
     "accelerate",
     "acl",
     "analytics",
+    "arbor-recursive",
+    "arbor-replace",
     "attributes",
     "cors",
     "delete",
@@ -75,6 +79,9 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         "ListObjectVersions" => &["versions"],
         "ListMultipartUploads" | "CreateMultipartUpload" => &["uploads"],
         "DeleteObjects" => &["delete"],
+        // Arbor's recursive delete (`s3::object`); `arbor-replace` only
+        // goes with `renameObject`, which `routes` serves before s3s.
+        "DeleteObject" => &["arbor-recursive"],
         "GetObjectTagging" | "PutObjectTagging" | "DeleteObjectTagging" => &["tagging"],
         "UploadPart"
         | "UploadPartCopy"
@@ -142,6 +149,8 @@ mod tests {
             ("ListObjects", "%74orrent"),
             ("GetObjectAcl", "acl&tagging"),
             ("PutBucketCors", "cors"),
+            ("DeleteBucket", "arbor-recursive"),
+            ("PutObject", "arbor-replace"),
         ] {
             let e = check(op, Some(query)).expect_err(&format!("{op} ?{query}"));
             assert_eq!(e.code(), &S3ErrorCode::NotImplemented);

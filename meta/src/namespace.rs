@@ -464,7 +464,8 @@ impl Apply for SetOverwritePolicy {
 }
 
 /// Deletes the version `entry` points at and releases its chunks.
-pub(crate) fn retire_version(ctx: &mut ApplyContext<'_>, entry: &ObjectEntry) -> Result<()> {
+/// Returns how many chunk references it released.
+pub(crate) fn retire_version(ctx: &mut ApplyContext<'_>, entry: &ObjectEntry) -> Result<usize> {
     let old: ObjectVersion = match ctx
         .versions
         .remove(version_key(entry.inode, entry.generation, entry.position).as_slice())?
@@ -482,7 +483,9 @@ pub(crate) fn retire_version(ctx: &mut ApplyContext<'_>, entry: &ObjectEntry) ->
         generation: entry.generation,
         position: entry.position,
     };
-    chunks::release(ctx, origin, old.chunks().iter().map(|c: &ChunkRef| c.id))
+    let released = old.chunks().len();
+    chunks::release(ctx, origin, old.chunks().iter().map(|c: &ChunkRef| c.id))?;
+    Ok(released)
 }
 
 /// Whether the bucket's overwrite policy lets a write with `condition`

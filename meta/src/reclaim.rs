@@ -124,8 +124,10 @@ pub(crate) fn detach(
     Ok(())
 }
 
-/// Releases at most `limit` rows (objects and emptied directories) of the
-/// oldest tombstones' subtrees; replies with what is left.
+/// Releases at most `limit` units of work of the oldest tombstones'
+/// subtrees: an emptied directory costs one, an object one per chunk
+/// reference it releases (at least one), so a batch stays bounded however
+/// large the objects are; replies with what is left.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReclaimBatch {
     pub limit: u32,
@@ -211,10 +213,13 @@ fn reclaim_from(
                     break;
                 }
                 Some((stored_name, ChildRecord::Object(entry))) => {
-                    retire_version(ctx, &entry)?;
+                    // A huge object releases many chunk references: the
+                    // budget counts them, so a batch's work stays bounded.
+                    let released = retire_version(ctx, &entry)?;
                     remove_row(ctx, parent, &stored_name, entry.inode)?;
                     progress.objects = progress.objects.saturating_add(1);
-                    *budget -= 1;
+                    let cost = u32::try_from(released.max(1)).unwrap_or(u32::MAX);
+                    *budget = budget.saturating_sub(cost);
                     break;
                 }
                 Some((_, ChildRecord::Directory { inode })) => {

@@ -14,7 +14,7 @@ use crate::limits::{CLIENT_TOKEN_LEN_MAX, CLIENT_TOKENS_MAX, KEY_LEN_MAX};
 use crate::namespace::{check_overwrite, retire_version};
 use crate::op::{Apply, Outcome, SIZE_BASE};
 use crate::reclaim::detach;
-use crate::records::object::WriteCondition;
+use crate::records::object::{OverwritePolicy, WriteCondition};
 use crate::records::tree::{ObjectEntry, TokenRecord, Tombstone};
 use crate::schema::{decode_record, encode_record};
 use crate::tree::{
@@ -22,21 +22,15 @@ use crate::tree::{
     raise_key_len_bounds, read_bucket, remove_child, resolve_directories,
 };
 
-/// What a rename expects of an object's current version (AWS's
-/// `x-amz-rename-source-if-*` for the source, `If-*` for the
-/// destination). Times are milliseconds since the epoch; an object's
-/// last-modified time counts in whole seconds, as HTTP dates do.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectCondition {
-    /// The ETag (hex, no quotes) it must have; `*`: it must exist.
-    pub if_match: Option<String>,
-    /// The ETag it must not have; `*`: it must not exist.
-    pub if_none_match: Option<String>,
-    pub if_modified_since_ms: Option<i64>,
-    pub if_unmodified_since_ms: Option<i64>,
+pub use crate::records::object::ObjectCondition;
+
+/// Evaluating a condition against the current version.
+trait Holds {
+    fn check(&self, entry: Option<&ObjectEntry>, missing: impl Fn() -> MetaError) -> Outcome<()>;
+    fn as_write_condition(&self) -> WriteCondition;
 }
 
-impl ObjectCondition {
+impl Holds for ObjectCondition {
     /// Whether `entry` (the current version, if any) passes. `missing` is
     /// the error for an If-Match on an absent object.
     fn check(&self, entry: Option<&ObjectEntry>, missing: impl Fn() -> MetaError) -> Outcome<()> {
@@ -120,24 +114,14 @@ impl Apply for RenameObject {
             bucket: bucket.clone(),
             source: source.clone(),
             destination: destination.clone(),
+            source_condition: source_condition.clone(),
+            destination_condition: destination_condition.clone(),
+            replace: false,
         };
-        if let Some(token) = client_token {
-            if token.is_empty()
-                || token.len() > CLIENT_TOKEN_LEN_MAX
-                || !token.bytes().all(|b| (33..=126).contains(&b))
-            {
-                return Ok(Err(MetaError::InvalidRequest(format!(
-                    "a client token is 1 to {CLIENT_TOKEN_LEN_MAX} printable ASCII characters"
-                ))));
-            }
-            if let Some(value) = ctx.client_tokens.get(token.as_bytes())? {
-                let first: TokenRecord = decode_record(value.value())?;
-                return Ok(if first == used_for {
-                    Ok(())
-                } else {
-                    Err(MetaError::IdempotencyMismatch(token.clone()))
-                });
-            }
+        if let Some(token) = client_token
+            && let Some(replayed) = replay_token(ctx, token, &used_for)?
+        {
+            return Ok(replayed);
         }
         let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
             return Ok(Err(MetaError::NoSuchBucket(bucket.clone())));
@@ -222,6 +206,34 @@ impl Apply for RenameObject {
     }
 }
 
+/// What a request with client `token` answers without applying anything:
+/// the first outcome (success: only successes are remembered) when the
+/// token applied the same request, a mismatch when it applied another, a
+/// refusal for a malformed token; `None` for a token not seen before.
+fn replay_token(
+    ctx: &ApplyContext<'_>,
+    token: &str,
+    used_for: &TokenRecord,
+) -> Result<Option<Outcome<()>>> {
+    if token.is_empty()
+        || token.len() > CLIENT_TOKEN_LEN_MAX
+        || !token.bytes().all(|b| (33..=126).contains(&b))
+    {
+        return Ok(Some(Err(MetaError::InvalidRequest(format!(
+            "a client token is 1 to {CLIENT_TOKEN_LEN_MAX} printable ASCII characters"
+        )))));
+    }
+    let Some(value) = ctx.client_tokens.get(token.as_bytes())? else {
+        return Ok(None);
+    };
+    let first: TokenRecord = decode_record(value.value())?;
+    Ok(Some(if first == *used_for {
+        Ok(())
+    } else {
+        Err(MetaError::IdempotencyMismatch(token.to_owned()))
+    }))
+}
+
 /// Records that `token` applied `used_for`, forgetting the oldest token
 /// once [`CLIENT_TOKENS_MAX`] are kept.
 fn remember_token(ctx: &mut ApplyContext<'_>, token: &str, used_for: &TokenRecord) -> Result<()> {
@@ -260,6 +272,8 @@ pub struct RenameDirectory {
     pub replace: bool,
     /// The proposer's clock, for the replaced directory's tombstone.
     pub now_ms: i64,
+    /// `x-amz-client-token`, as for [`RenameObject`].
+    pub client_token: Option<String>,
 }
 
 /// A directory prefix's segments: `a/b/` → `["a", "b"]`; `None` unless it
@@ -283,6 +297,7 @@ impl Apply for RenameDirectory {
             destination,
             replace,
             now_ms,
+            client_token,
         } = self;
         let (Some(source_dirs), Some(dest_dirs)) =
             (directory_segments(source), directory_segments(destination))
@@ -291,6 +306,19 @@ impl Apply for RenameDirectory {
                 "a directory rename names two prefixes ending in '/'".to_owned(),
             )));
         };
+        let used_for = TokenRecord {
+            bucket: bucket.clone(),
+            source: source.clone(),
+            destination: destination.clone(),
+            source_condition: ObjectCondition::default(),
+            destination_condition: ObjectCondition::default(),
+            replace: *replace,
+        };
+        if let Some(token) = client_token
+            && let Some(replayed) = replay_token(ctx, token, &used_for)?
+        {
+            return Ok(replayed);
+        }
         let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
             return Ok(Err(MetaError::NoSuchBucket(bucket.clone())));
         };
@@ -324,6 +352,11 @@ impl Apply for RenameDirectory {
             return Ok(Err(MetaError::InvalidRequest(format!(
                 "cannot replace {destination:?}: it holds the source {source:?}"
             ))));
+        }
+        // Replacing deletes every key of the destination: only a bucket
+        // whose policy lets any write replace an object allows it.
+        if replaced && bucket_record.info.overwrite != OverwritePolicy::Allow {
+            return Ok(Err(MetaError::OverwriteRefused));
         }
         // The keys below grow (or shrink) by the difference in prefix
         // length; refuse if the longest could pass the limit.
@@ -385,6 +418,9 @@ impl Apply for RenameDirectory {
             &source_dirs[..source_dirs.len() - 1],
             &source_found,
         )?;
+        if let Some(token) = client_token {
+            remember_token(ctx, token, &used_for)?;
+        }
         Ok(Ok(()))
     }
 

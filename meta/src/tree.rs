@@ -211,6 +211,12 @@ pub(crate) fn create_directory(
     let child = encode_record(&ChildRecord::Directory { inode })?;
     ctx.children
         .insert(child_key(parent, &stored_name).as_slice(), child.as_slice())?;
+    // A new directory holds nothing yet: its bound starts at 0 (a missing
+    // bound means a directory older than the bounds, unbounded).
+    ctx.dir_key_len.insert(
+        inode_key(inode).as_slice(),
+        encode_record(&0u32)?.as_slice(),
+    )?;
     Ok(inode)
 }
 
@@ -388,9 +394,11 @@ pub(crate) fn raise_key_len_bounds(
     let mut below = suffix_len;
     for (directory, segment) in path.iter().zip(segments).rev() {
         let bound = u32::try_from(below).unwrap_or(u32::MAX);
+        // No bound: a directory older than the bounds, which stays
+        // unbounded (a bound written now would cover only this key).
         let raise = match key_len_bound(ctx, *directory)? {
             Some(current) => bound > current,
-            None => true,
+            None => false,
         };
         if raise {
             ctx.dir_key_len.insert(

@@ -111,6 +111,7 @@ impl Fixture {
             destination: destination.to_owned(),
             replace: false,
             now_ms: 1,
+            client_token: None,
         }))
     }
 
@@ -1663,6 +1664,7 @@ fn a_directory_rename_may_replace_a_full_destination() {
             destination: destination.into(),
             replace: true,
             now_ms: 5,
+            client_token: None,
         })
     };
     assert_eq!(
@@ -1690,4 +1692,93 @@ fn a_directory_rename_may_replace_a_full_destination() {
         Err(MetaError::InvalidRequest(_))
     ));
     assert_eq!(f.keys(), ["old/1", "old/2", "old/in/x"]);
+}
+
+#[test]
+fn replacing_a_directory_obeys_the_overwrite_policy() {
+    let mut f = Fixture::with_bucket();
+    for key in ["new/1", "old/a"] {
+        f.put_inline(key);
+    }
+    f.apply(Command::SetOverwritePolicy(SetOverwritePolicy {
+        bucket: BUCKET.to_owned(),
+        policy: OverwritePolicy::Conditional,
+    }))
+    .expect("policy");
+    let replace = Command::RenameDirectory(RenameDirectory {
+        bucket: BUCKET.to_owned(),
+        source: "new/".into(),
+        destination: "old/".into(),
+        replace: true,
+        now_ms: 5,
+        client_token: None,
+    });
+    assert_eq!(f.apply(replace), Err(MetaError::OverwriteRefused));
+    assert_eq!(f.keys(), ["new/1", "old/a"]);
+}
+
+#[test]
+fn a_token_remembers_the_conditions_and_directory_renames_too() {
+    let mut f = Fixture::with_bucket();
+    f.put_inline("a");
+    f.put_inline("d/x");
+    let object = |condition: Option<&str>| {
+        Command::RenameObject(RenameObject {
+            bucket: BUCKET.to_owned(),
+            source: "a".into(),
+            destination: "b".into(),
+            source_condition: ObjectCondition {
+                if_match: condition.map(str::to_owned),
+                ..ObjectCondition::default()
+            },
+            destination_condition: ObjectCondition::default(),
+            client_token: Some("t".into()),
+        })
+    };
+    assert_eq!(f.apply(object(Some("etag-a"))), Ok(Reply::RenameObject(())));
+    assert_eq!(
+        f.apply(object(None)),
+        Err(MetaError::IdempotencyMismatch("t".into())),
+        "the same names with other conditions"
+    );
+    let directory = || {
+        Command::RenameDirectory(RenameDirectory {
+            bucket: BUCKET.to_owned(),
+            source: "d/".into(),
+            destination: "e/".into(),
+            replace: false,
+            now_ms: 1,
+            client_token: Some("u".into()),
+        })
+    };
+    assert_eq!(f.apply(directory()), Ok(Reply::RenameDirectory(())));
+    assert_eq!(
+        f.apply(directory()),
+        Ok(Reply::RenameDirectory(())),
+        "a retry"
+    );
+    assert_eq!(f.keys(), ["b", "e/x"]);
+}
+
+#[test]
+fn a_directory_older_than_the_bounds_stays_unbounded() {
+    let mut f = Fixture::with_bucket();
+    let long = format!("d/{}", "k".repeat(arbor_meta::limits::KEY_LEN_MAX - 2));
+    f.put_inline(&long);
+    // As a store written before the bounds existed: no bound rows.
+    {
+        let txn = f.db.begin_write().expect("begin");
+        {
+            let mut bounds = txn.open_table(schema::DIR_KEY_LEN).expect("table");
+            bounds.retain(|_, _| false).expect("clear");
+        }
+        txn.commit().expect("commit");
+    }
+    // A short key below it must not give it a small bound.
+    f.put_inline("d/x");
+    assert_eq!(f.rename_directory("d/", "dd/"), Err(MetaError::KeyTooLong));
+    assert_eq!(
+        f.rename_directory("d/", "e/"),
+        Ok(Reply::RenameDirectory(()))
+    );
 }

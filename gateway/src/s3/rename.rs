@@ -40,7 +40,15 @@ pub async fn rename(
     let destination_condition = condition(headers, "")?;
     let client_token = header(headers, "x-amz-client-token")?.map(str::to_owned);
     let meta = s3.meta();
-    if source.ends_with('/') && destination.ends_with('/') {
+    if source.ends_with('/') != destination.ends_with('/') {
+        // A directory moves onto a directory; AWS renames no key ending
+        // in '/' (directory buckets hold no such objects).
+        return Err(s3_error!(
+            InvalidArgument,
+            "A directory rename names two keys ending in '/'; an object rename none"
+        ));
+    }
+    if source.ends_with('/') {
         if source_condition != ObjectCondition::default()
             || destination_condition != ObjectCondition::default()
         {
@@ -55,6 +63,7 @@ pub async fn rename(
             destination: destination.to_owned(),
             replace,
             now_ms: s3.now_ms(),
+            client_token,
         })
         .await
         .map_err(error::from_meta)?;
@@ -111,16 +120,25 @@ fn source_key(bucket: &str, headers: &HeaderMap) -> S3Result<String> {
 /// The conditions of headers `{prefix}if-match` and so on.
 fn condition(headers: &HeaderMap, prefix: &str) -> S3Result<ObjectCondition> {
     let etag = |name: &str| -> S3Result<Option<String>> {
-        Ok(header(headers, &format!("{prefix}{name}"))?
-            .map(|v| v.trim().trim_matches('"').to_owned()))
+        Ok(header(headers, &format!("{prefix}{name}"))?.map(|v| {
+            let v = v.trim();
+            // If-None-Match compares weakly (RFC 7232 3.2): W/"x" is "x".
+            let v = match name {
+                "if-none-match" => v.strip_prefix("W/").unwrap_or(v),
+                _ => v,
+            };
+            v.trim_matches('"').to_owned()
+        }))
     };
     let date = |name: &str| -> S3Result<Option<i64>> {
         let name = format!("{prefix}{name}");
         let Some(value) = header(headers, &name)? else {
             return Ok(None);
         };
-        let time = Timestamp::parse(TimestampFormat::HttpDate, value.trim())
-            .map_err(|_| s3_error!(InvalidArgument, "{name} is not an HTTP date"))?;
+        // An invalid date is ignored (RFC 7232 3.3, 3.4).
+        let Ok(time) = Timestamp::parse(TimestampFormat::HttpDate, value.trim()) else {
+            return Ok(None);
+        };
         let time = time::OffsetDateTime::from(time);
         Ok(Some(
             i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),

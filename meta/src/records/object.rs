@@ -80,6 +80,20 @@ pub enum ChunkOwnership {
     Shared,
 }
 
+/// What a rename expects of an object's current version (AWS's
+/// `x-amz-rename-source-if-*` for the source, `If-*` for the
+/// destination). Times are milliseconds since the epoch; an object's
+/// last-modified time counts in whole seconds, as HTTP dates do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectCondition {
+    /// The ETag (hex, no quotes) it must have; `*`: it must exist.
+    pub if_match: Option<String>,
+    /// The ETag it must not have; `*`: it must not exist.
+    pub if_none_match: Option<String>,
+    pub if_modified_since_ms: Option<i64>,
+    pub if_unmodified_since_ms: Option<i64>,
+}
+
 #[cfg(test)]
 mod chunk_id_tests {
     use super::ChunkId;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::records::object::{BucketInfo, ChunkId};
+use crate::records::object::{BucketInfo, ChunkId, ObjectCondition};
 
 /// The root directory: the parent of every bucket's directory.
 pub const ROOT_INODE: u64 = 1;
@@ -108,4 +108,8 @@ pub struct TokenRecord {
     pub bucket: String,
     pub source: String,
     pub destination: String,
+    pub source_condition: ObjectCondition,
+    pub destination_condition: ObjectCondition,
+    /// A directory rename that replaces its destination.
+    pub replace: bool,
 }
