@@ -8,7 +8,9 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use arbor::admin::{AdminArgs, AdminCommand};
-use arbor::config::{self, AdminConfig, ChunkConfig, GatewayConfig, MetaNodeConfig, ServeConfig};
+use arbor::config::{
+    self, AdminConfig, ChunkConfig, DevClusterConfig, GatewayConfig, MetaNodeConfig, ServeConfig,
+};
 use arbor::fs::{FsArgs, FsCommand};
 
 #[derive(Parser)]
@@ -26,6 +28,10 @@ struct Cli {
     /// (secrets redacted, as a configuration file) and exit.
     #[arg(long, global = true)]
     check_config: bool,
+    /// Shut down, as on SIGTERM, when standard input closes (`arbor
+    /// dev-cluster` starts its processes so, that none outlives it).
+    #[arg(long, global = true)]
+    stop_on_stdin_close: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +53,10 @@ enum Command {
     /// Tree operations on any Arbor endpoint: mv (rename an object or a
     /// whole directory), rm -r (delete a directory).
     Fs(FsArgs),
+    /// Run a whole cluster on loopback, one process per node (meta nodes,
+    /// chunk servers, gateways), for development and tests; print it as
+    /// JSON once it is up.
+    DevCluster(DevClusterConfig),
 }
 
 /// A role with the settings it runs with.
@@ -57,6 +67,7 @@ enum Role {
     Gateway(GatewayConfig),
     Admin(AdminConfig, AdminCommand),
     Fs(AdminConfig, FsCommand),
+    DevCluster(DevClusterConfig),
 }
 
 impl Role {
@@ -76,6 +87,7 @@ impl Role {
                 Role::Admin(config::load(&args.config, role, file)?, args.command)
             }
             Command::Fs(args) => Role::Fs(config::load(&args.config, role, file)?, args.command),
+            Command::DevCluster(parsed) => Role::DevCluster(config::load(&parsed, role, file)?),
         })
     }
 
@@ -87,6 +99,7 @@ impl Role {
             Role::Gateway(_) => "gateway",
             Role::Admin(..) => "admin",
             Role::Fs(..) => "fs",
+            Role::DevCluster(_) => "dev-cluster",
         }
     }
 
@@ -97,6 +110,7 @@ impl Role {
             Role::Meta(c) => config::to_toml(c),
             Role::Chunk(c) => config::to_toml(c),
             Role::Gateway(c) => config::to_toml(c),
+            Role::DevCluster(c) => config::to_toml(c),
             Role::Admin(c, _) | Role::Fs(c, _) => config::to_toml(c),
         }
     }
@@ -111,6 +125,7 @@ impl Role {
             Role::Meta(c) => tracing::info!(role, settings = %line(c), "starting"),
             Role::Chunk(c) => tracing::info!(role, settings = %line(c), "starting"),
             Role::Gateway(c) => tracing::info!(role, settings = %line(c), "starting"),
+            Role::DevCluster(c) => tracing::info!(role, settings = %line(c), "starting"),
             Role::Admin(c, _) | Role::Fs(c, _) => {
                 tracing::debug!(role, settings = %line(c), "starting");
             }
@@ -125,6 +140,7 @@ impl Role {
             Role::Gateway(c) => arbor::gateway::run(c, shutdown).await,
             Role::Admin(c, command) => arbor::admin::run(c, command).await,
             Role::Fs(c, command) => arbor::fs::run(c, command).await,
+            Role::DevCluster(c) => arbor::dev_cluster::run(c, shutdown).await,
         }
     }
 }
@@ -134,6 +150,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     arbor::logging::init();
     let check_only = cli.check_config;
+    let stop_on_stdin_close = cli.stop_on_stdin_close;
     let role = match Role::load(cli, &matches) {
         Ok(role) => role,
         Err(e) => {
@@ -164,8 +181,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let shutdown = CancellationToken::new();
+    if stop_on_stdin_close {
+        arbor::dev_cluster::stop_when_stdin_closes(shutdown.clone());
+    }
     let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         role.run(shutdown).await
     });

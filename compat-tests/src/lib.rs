@@ -1,5 +1,8 @@
 //! Harness for end-to-end tests: runs the real `arbor` binary on loopback
 //! with a temporary data directory and talks to it only over the network.
+//! `linearizability` checks histories of operations the tests recorded.
+
+pub mod linearizability;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! The settings of each role and how they are put together.
 //!
 //! Each role has one struct ([`ServeConfig`], [`MetaNodeConfig`],
-//! [`ChunkConfig`], [`GatewayConfig`], [`AdminConfig`]) that is at once its
+//! [`ChunkConfig`], [`GatewayConfig`], [`AdminConfig`],
+//! [`DevClusterConfig`]) that is at once its
 //! flags (clap), the keys of its configuration file (serde, unknown keys
 //! refused) and the settings it runs with. A setting `some_name` is the
 //! flag `--some-name`, the environment variable `ARBOR_SOME_NAME` and the
@@ -18,6 +19,7 @@
 
 mod admin;
 mod chunk;
+mod dev_cluster;
 mod gateway;
 mod meta;
 mod serve;
@@ -41,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 pub use admin::AdminConfig;
 pub use chunk::ChunkConfig;
+pub use dev_cluster::DevClusterConfig;
 pub use gateway::GatewayConfig;
 pub use meta::MetaNodeConfig;
 pub use serve::ServeConfig;
@@ -86,6 +89,16 @@ pub const DRAIN_TIMEOUT_SECS_DEFAULT: u64 = DRAIN_TIMEOUT_DEFAULT.as_secs();
 /// two servers.
 pub const REPLICATION_FACTOR_DEFAULT: u8 = 3;
 
+/// `arbor dev-cluster`: free ports, picked on the first start and kept.
+pub const DEV_CLUSTER_BASE_PORT_DEFAULT: u16 = 0;
+/// `arbor dev-cluster`: three meta nodes, a group that survives one loss.
+pub const DEV_CLUSTER_META_DEFAULT: u64 = 3;
+/// `arbor dev-cluster`: three chunk servers, one per replica of a chunk.
+pub const DEV_CLUSTER_CHUNK_DEFAULT: u64 = 3;
+/// `arbor dev-cluster`: two gateways, to show any gateway serves any
+/// request.
+pub const DEV_CLUSTER_GATEWAYS_DEFAULT: u64 = 2;
+
 /// The chunk store's defaults for what it names no constant for (zone,
 /// capacity, listen address); `arbor chunk` keeps them.
 pub fn chunk_server_default() -> ChunkServerConfig {
@@ -108,6 +121,14 @@ const _: () = assert!(arbor_meta::limits::UPLOAD_EXPIRY_DEFAULT_MS >= 1000);
 pub const DURATION_SECS_MAX: u64 = 10 * 365 * 24 * 60 * 60;
 /// Largest integer a setting may hold: TOML integers are signed 64-bit.
 pub const INTEGER_MAX: u64 = i64::MAX.unsigned_abs();
+
+/// Most meta nodes `arbor dev-cluster` runs: Raft groups beyond seven
+/// only slow commits down.
+pub const DEV_CLUSTER_META_MAX: u64 = 7;
+/// Most chunk servers `arbor dev-cluster` runs: processes on one machine.
+pub const DEV_CLUSTER_CHUNK_MAX: u64 = 16;
+/// Most gateways `arbor dev-cluster` runs.
+pub const DEV_CLUSTER_GATEWAYS_MAX: u64 = 8;
 
 // --- Secrets -------------------------------------------------------------
 

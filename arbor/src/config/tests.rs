@@ -42,6 +42,7 @@ fn flags_and_variables_are_named_after_the_key() {
     check::<ChunkConfig>();
     check::<GatewayConfig>();
     check::<AdminConfig>();
+    check::<DevClusterConfig>();
 }
 
 #[test]
@@ -229,4 +230,29 @@ fn defaults_pass_validation() {
     load_from::<ChunkConfig>(&[], None).expect("chunk");
     load_from::<GatewayConfig>(&["--meta", "127.0.0.1:9200"], None).expect("gateway");
     load_from::<AdminConfig>(&[], None).expect("admin");
+    load_from::<DevClusterConfig>(&["--dir", "d"], None).expect("dev-cluster");
+}
+
+#[test]
+fn dev_cluster_sizes_and_ports_are_refused_not_clamped() {
+    let cases: [(&[&str], &str, &str); 5] = [
+        (&[], "dir", "required"),
+        (&["--dir", "d", "--meta", "0"], "--meta", "1..=7"),
+        (&["--dir", "d", "--chunk", "17"], "--chunk", "1..=16"),
+        (&["--dir", "d", "--gateways", "0"], "--gateways", "1..=8"),
+        (
+            &["--dir", "d", "--base-port", "65530"],
+            "--base-port",
+            "65537",
+        ),
+    ];
+    for (args, name, allowed) in cases {
+        let e = load_from::<DevClusterConfig>(args, None).expect_err(name);
+        let message = format!("{e:#}");
+        assert!(message.contains(name), "{message}");
+        assert!(message.contains(allowed), "{message}");
+    }
+    let edge: DevClusterConfig =
+        load_from(&["--dir", "d", "--base-port", "65528"], None).expect("8 ports up to 65535");
+    assert_eq!(edge.processes(), 8);
 }
