@@ -706,6 +706,110 @@ async fn conditional_writes_copy_and_delete_many() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_deletes() {
+    let f = fixture("cdel").await;
+    let s3 = &f.s3;
+    let etag = put(s3, "cdel", "k", b"one").await;
+
+    // A stale ETag: 412, and the object stays.
+    let e = s3
+        .delete_object()
+        .bucket("cdel")
+        .key("k")
+        .if_match("\"0123456789abcdef0123456789abcdef\"")
+        .send()
+        .await
+        .expect_err("etag differs");
+    assert_eq!(e.code(), Some("PreconditionFailed"));
+    assert_eq!(status(&e), Some(412));
+    assert_eq!(read(s3, "cdel", "k").await, b"one");
+    // A missing key with If-Match: 404 NoSuchKey, as AWS answers.
+    for condition in ["*", etag.as_str()] {
+        let e = s3
+            .delete_object()
+            .bucket("cdel")
+            .key("absent")
+            .if_match(condition)
+            .send()
+            .await
+            .expect_err("missing");
+        assert_eq!(e.code(), Some("NoSuchKey"), "If-Match: {condition}");
+        assert_eq!(status(&e), Some(404));
+    }
+    // The current ETag, then `*`: deleted.
+    s3.delete_object()
+        .bucket("cdel")
+        .key("k")
+        .if_match(&etag)
+        .send()
+        .await
+        .expect("etag matches");
+    assert!(
+        s3.head_object()
+            .bucket("cdel")
+            .key("k")
+            .send()
+            .await
+            .is_err()
+    );
+    put(s3, "cdel", "k", b"two").await;
+    s3.delete_object()
+        .bucket("cdel")
+        .key("k")
+        .if_match("*")
+        .send()
+        .await
+        .expect("exists");
+    assert!(
+        s3.head_object()
+            .bucket("cdel")
+            .key("k")
+            .send()
+            .await
+            .is_err()
+    );
+
+    // DeleteObjects: each entry's <ETag> on its own.
+    let a = put(s3, "cdel", "a", b"a").await;
+    put(s3, "cdel", "b", b"b").await;
+    put(s3, "cdel", "c", b"c").await;
+    let id = |key: &str, etag: Option<&str>| {
+        ObjectIdentifier::builder()
+            .key(key)
+            .set_e_tag(etag.map(str::to_owned))
+            .build()
+            .expect("id")
+    };
+    let out = s3
+        .delete_objects()
+        .bucket("cdel")
+        .delete(
+            Delete::builder()
+                .objects(id("a", Some(&a)))
+                .objects(id("b", Some("\"0123456789abcdef0123456789abcdef\"")))
+                .objects(id("c", None))
+                .objects(id("gone", Some(&a)))
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("delete objects");
+    let mut deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    deleted.sort();
+    assert_eq!(deleted, ["a", "c"]);
+    let mut errors: Vec<_> = out
+        .errors()
+        .iter()
+        .map(|e| (e.key().unwrap_or_default(), e.code().unwrap_or_default()))
+        .collect();
+    errors.sort();
+    assert_eq!(errors, [("b", "PreconditionFailed"), ("gone", "NoSuchKey")]);
+    assert_eq!(read(s3, "cdel", "b").await, b"b");
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_versioning_and_listing_parameters() {
     let f = fixture("misc").await;
     let s3 = &f.s3;

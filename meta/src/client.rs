@@ -37,8 +37,8 @@ use crate::multipart::{
     ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjects, GetBucket, GetObject, ListBuckets,
-    PutObject, PutObjectTags, SetOverwritePolicy,
+    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
+    GetBucket, GetObject, ListBuckets, PutObject, PutObjectTags, SetOverwritePolicy,
 };
 use crate::raft::types::{Proposal, RequestId};
 use crate::reclaim::{
@@ -46,9 +46,9 @@ use crate::reclaim::{
 };
 use crate::records::{
     BucketInfo, ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkServerRecord,
-    CompletedPart, GcEntry, ListPage, ListRequest, ListUploadsRequest, ObjectChecksum,
-    ObjectVersion, OverwritePolicy, PartRecord, PartsPage, ServerId, ServerStatus, UploadId,
-    UploadRecord, UploadsPage, WriteCondition,
+    CompletedPart, DeleteCondition, GcEntry, ListPage, ListRequest, ListUploadsRequest,
+    ObjectChecksum, ObjectVersion, OverwritePolicy, PartRecord, PartsPage, ServerId, ServerStatus,
+    UploadId, UploadRecord, UploadsPage, WriteCondition,
 };
 use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
@@ -337,6 +337,40 @@ impl MetaClient {
         let count = keys.len();
         let bucket = bucket.to_owned();
         let outcomes = self.write(DeleteObjects { bucket, keys }).await?;
+        if outcomes.len() != count {
+            return Err(MetaError::Corrupt(format!(
+                "{} outcomes for {count} keys",
+                outcomes.len()
+            )));
+        }
+        Ok(outcomes)
+    }
+    /// Deletes the current version if `condition` holds of it, checked in
+    /// the same apply: `PreconditionFailed` or `NoSuchKey` otherwise.
+    pub async fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: DeleteCondition,
+    ) -> Result<bool> {
+        keys::validate_key(key)?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.write(DeleteObjectIf {
+            bucket,
+            key,
+            condition,
+        })
+        .await
+    }
+    /// [`delete_objects`](Self::delete_objects) with a condition per key.
+    pub async fn delete_objects_if(
+        &self,
+        bucket: &str,
+        objects: Vec<(String, Option<DeleteCondition>)>,
+    ) -> Result<Vec<Result<bool, MetaError>>> {
+        let count = objects.len();
+        let bucket = bucket.to_owned();
+        let outcomes = self.write(DeleteObjectsIf { bucket, objects }).await?;
         if outcomes.len() != count {
             return Err(MetaError::Corrupt(format!(
                 "{} outcomes for {count} keys",

@@ -25,8 +25,8 @@ use crate::multipart::{
     ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjects, GetBucket, GetObject, ListBuckets,
-    PutObject, PutObjectTags, SetOverwritePolicy,
+    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
+    GetBucket, GetObject, ListBuckets, PutObject, PutObjectTags, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -174,6 +174,8 @@ writes!(
     RenameDirectory,
     DeleteDirectory,
     ReclaimBatch,
+    DeleteObjectIf,
+    DeleteObjectsIf,
 );
 
 reads!(
