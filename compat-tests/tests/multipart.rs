@@ -787,3 +787,80 @@ async fn full_object_crc_is_combined_from_the_parts() {
     );
     assert!(server.stop().expect("stop").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_complete_answers_as_the_first() {
+    let (server, s3, _data) = start(&[]).await;
+    let id = create(&s3, "retried").await;
+    let first = bytes(5 * MIB, 1);
+    let last = bytes(1000, 2);
+    let e1 = upload(&s3, "retried", &id, 1, &first).await;
+    let e2 = upload(&s3, "retried", &id, 2, &last).await;
+    let complete = |parts: CompletedMultipartUpload| {
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("retried")
+            .upload_id(&id)
+            .multipart_upload(parts)
+            .send()
+    };
+    let done = complete(completed(&[(1, &e1), (2, &e2)]))
+        .await
+        .expect("complete");
+    let etag = multipart_etag(&[&first, &last]);
+    assert_eq!(done.e_tag(), Some(etag.as_str()));
+    // The first answer was lost: the client sends the same request again,
+    // even after the object was overwritten.
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("retried")
+        .body(ByteStream::from_static(b"newer"))
+        .send()
+        .await
+        .expect("overwrite");
+    let again = complete(completed(&[(1, &e1), (2, &e2)]))
+        .await
+        .expect("retried complete");
+    assert_eq!(again.e_tag(), done.e_tag());
+    assert_eq!(again.location(), done.location());
+    assert_eq!(again.bucket(), Some(BUCKET));
+    assert_eq!(again.key(), Some("retried"));
+    assert_eq!(read(&s3, "retried").await, b"newer", "nothing re-applied");
+    // Another part list for the completed upload: NoSuchUpload.
+    let e = complete(completed(&[(1, &e1)]))
+        .await
+        .expect_err("other parts");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    // The same upload id under another key: NoSuchUpload.
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("other")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .expect_err("other key");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    // An aborted upload is not a completed one.
+    let aborted = create(&s3, "aborted").await;
+    let a1 = upload(&s3, "aborted", &aborted, 1, &last).await;
+    s3.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("aborted")
+        .upload_id(&aborted)
+        .send()
+        .await
+        .expect("abort");
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("aborted")
+        .upload_id(&aborted)
+        .multipart_upload(completed(&[(1, &a1)]))
+        .send()
+        .await
+        .expect_err("aborted");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    assert!(server.stop().expect("stop").success());
+}

@@ -33,8 +33,8 @@ use crate::keys;
 use crate::limits::REMOTE_ATTEMPTS_MAX;
 use crate::listing::ListObjects;
 use crate::multipart::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads, GetUpload,
-    ListParts, ListUploads, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads,
+    GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
     CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
@@ -46,9 +46,9 @@ use crate::reclaim::{
 };
 use crate::records::{
     BucketInfo, ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkServerRecord,
-    CompletedPart, DeleteCondition, GcEntry, ListPage, ListRequest, ListUploadsRequest,
-    ObjectChecksum, ObjectVersion, OverwritePolicy, PartRecord, PartsPage, ServerId, ServerStatus,
-    UploadId, UploadRecord, UploadsPage, WriteCondition,
+    CompletedPart, CompletedUpload, DeleteCondition, GcEntry, ListPage, ListRequest,
+    ListUploadsRequest, ObjectChecksum, ObjectVersion, OverwritePolicy, PartRecord, PartsPage,
+    ServerId, ServerStatus, UploadId, UploadRecord, UploadsPage, WriteCondition,
 };
 use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
@@ -554,6 +554,13 @@ impl MetaClient {
     /// Linearizable: the upload, or `NoSuchUpload`.
     pub async fn get_upload(&self, upload_id: UploadId) -> Result<UploadRecord> {
         self.read(GetUpload { upload_id }).await
+    }
+    /// The completed upload, if still remembered.
+    pub async fn get_completed_upload(
+        &self,
+        upload_id: UploadId,
+    ) -> Result<Option<CompletedUpload>> {
+        self.read(GetCompletedUpload { upload_id }).await
     }
     /// Records a part whose chunks were just written for it.
     pub async fn upload_part(

@@ -21,8 +21,8 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::listing::ListObjects;
 use crate::multipart::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads, GetUpload,
-    ListParts, ListUploads, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads,
+    GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
     CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
@@ -194,6 +194,7 @@ reads!(
     UnderReplicated,
     ChunkCounts,
     ReclaimStatus,
+    GetCompletedUpload,
 );
 
 /// A command's outcome as the log remembers it.

@@ -95,5 +95,11 @@ pub const RECLAIM_BATCH_MAX: u32 = 1000;
 /// forgotten first. AWS keeps a token for a limited time too; a retry
 /// comes within seconds.
 pub const CLIENT_TOKENS_MAX: u64 = 100_000;
+/// Completed multipart uploads remembered so a retried
+/// CompleteMultipartUpload (its first answer lost) answers as the first
+/// did; beyond this, the upload initiated first is forgotten first. A retry
+/// comes within seconds of the completion; AWS too answers NoSuchUpload
+/// once it has forgotten a completed upload.
+pub const COMPLETED_UPLOADS_MAX: u64 = 100_000;
 /// A client token's length (AWS: at most 64 ASCII characters, 33..=126).
 pub const CLIENT_TOKEN_LEN_MAX: usize = 64;

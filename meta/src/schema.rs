@@ -24,6 +24,7 @@
 //! | `ns_reclaim`   | tombstone sequence BE                 | [`crate::records::tree::Tombstone`] |
 //! | `ns_client_tokens` | client token bytes                | [`crate::records::tree::TokenRecord`] |
 //! | `ns_client_token_order` | log index BE ‖ position BE   | client token bytes |
+//! | `ns_completed_uploads` | upload id (16 bytes)         | [`crate::records::upload::CompletedUpload`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -92,6 +93,10 @@ pub const CLIENT_TOKENS: StateTable = StateTable::new("ns_client_tokens");
 /// log index BE ‖ position BE → client token: the tokens oldest first, so
 /// the oldest goes when the table is full.
 pub const CLIENT_TOKEN_ORDER: StateTable = StateTable::new("ns_client_token_order");
+/// upload id → [`crate::records::upload::CompletedUpload`]: the last
+/// [`crate::limits::COMPLETED_UPLOADS_MAX`] completed uploads (by upload
+/// id, i.e. initiation order), for retried completions.
+pub const COMPLETED_UPLOADS: StateTable = StateTable::new("ns_completed_uploads");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -110,6 +115,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     RECLAIM,
     CLIENT_TOKENS,
     CLIENT_TOKEN_ORDER,
+    COMPLETED_UPLOADS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

@@ -20,6 +20,6 @@ pub use object::{
 pub use server::{ChunkServerRecord, ServerId, ServerStatus};
 pub use tree::GcEntry;
 pub use upload::{
-    CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadEntry, UploadId, UploadRecord,
-    UploadsPage,
+    CompletedPart, CompletedUpload, ListUploadsRequest, PartRecord, PartsPage, UploadEntry,
+    UploadId, UploadRecord, UploadsPage,
 };
