@@ -1293,7 +1293,8 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             )
             | ("POST", false, "delete")
             | ("POST", true, "uploads")
-            | ("GET" | "PUT" | "DELETE", true, "tagging")
+            | ("GET" | "PUT" | "DELETE", _, "tagging")
+            | ("GET" | "PUT", false, "ownershipControls")
             | ("GET" | "POST" | "DELETE", true, "uploadId")
     )
 }

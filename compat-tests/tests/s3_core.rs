@@ -10,7 +10,8 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, Delete, EncodingType, MetadataDirective, ObjectCannedAcl,
-    ObjectIdentifier, Permission,
+    ObjectIdentifier, ObjectOwnership, OwnershipControls, OwnershipControlsRule, Permission, Tag,
+    Tagging,
 };
 
 use arbor_compat_tests::{ArborServer, raw_request};
@@ -1374,5 +1375,151 @@ async fn a_condition_broken_during_the_upload_is_a_conflict() {
     assert_eq!(e.code(), Some("ConditionalRequestConflict"));
     assert_eq!(status(&e), Some(409));
     assert_eq!(read(&s3, "race", "k").await, b"replaced meanwhile");
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_tagging_and_ownership_controls() {
+    let f = fixture("btags").await;
+    let s3 = &f.s3;
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("tag");
+    let tagging = |tags: Vec<Tag>| {
+        Tagging::builder()
+            .set_tag_set(Some(tags))
+            .build()
+            .expect("tagging")
+    };
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect_err("no tags yet");
+    assert_eq!(e.code(), Some("NoSuchTagSet"));
+    assert_eq!(status(&e), Some(404));
+    s3.put_bucket_tagging()
+        .bucket("btags")
+        .tagging(tagging(vec![tag("team", "storage"), tag("env", "test")]))
+        .send()
+        .await
+        .expect("put tags");
+    let got = s3
+        .get_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("get tags");
+    let mut pairs: Vec<_> = got.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    pairs.sort();
+    assert_eq!(pairs, [("env", "test"), ("team", "storage")]);
+    // AWS's limits: 50 tags, unique keys, key 128 and value 256
+    // characters, no aws: keys.
+    let too_many = (0..51).map(|i| tag(&format!("k{i}"), "v")).collect();
+    for (what, tags) in [
+        ("51 tags", too_many),
+        ("duplicate", vec![tag("a", "1"), tag("a", "2")]),
+        ("long key", vec![tag(&"k".repeat(129), "v")]),
+        ("long value", vec![tag("k", &"v".repeat(257))]),
+        ("aws: key", vec![tag("aws:cloudformation:stack", "v")]),
+    ] {
+        let e = s3
+            .put_bucket_tagging()
+            .bucket("btags")
+            .tagging(tagging(tags))
+            .send()
+            .await
+            .expect_err(what);
+        assert_eq!(e.code(), Some("InvalidTag"), "{what}");
+    }
+    let fifty = (0..50).map(|i| tag(&format!("k{i}"), "v")).collect();
+    s3.put_bucket_tagging()
+        .bucket("btags")
+        .tagging(tagging(fifty))
+        .send()
+        .await
+        .expect("50 tags");
+    s3.delete_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("delete tags");
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect_err("deleted");
+    assert_eq!(e.code(), Some("NoSuchTagSet"));
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("absent-bucket")
+        .send()
+        .await
+        .expect_err("no bucket");
+    assert_eq!(e.code(), Some("NoSuchBucket"));
+
+    // Tags go with their bucket.
+    s3.put_bucket_tagging()
+        .bucket("btags")
+        .tagging(tagging(vec![tag("a", "1")]))
+        .send()
+        .await
+        .expect("put tags");
+    s3.delete_bucket()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("delete bucket");
+    s3.create_bucket()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("recreate");
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect_err("new bucket, no tags");
+    assert_eq!(e.code(), Some("NoSuchTagSet"));
+
+    // Ownership controls: BucketOwnerEnforced, always.
+    let controls = s3
+        .get_bucket_ownership_controls()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("get ownership controls");
+    let rules = controls.ownership_controls().expect("controls").rules();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].object_ownership(),
+        &ObjectOwnership::BucketOwnerEnforced
+    );
+    let controls_of = |ownership: ObjectOwnership| {
+        OwnershipControls::builder()
+            .rules(
+                OwnershipControlsRule::builder()
+                    .object_ownership(ownership)
+                    .build()
+                    .expect("rule"),
+            )
+            .build()
+            .expect("controls")
+    };
+    s3.put_bucket_ownership_controls()
+        .bucket("btags")
+        .ownership_controls(controls_of(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .expect("put BucketOwnerEnforced");
+    let e = s3
+        .put_bucket_ownership_controls()
+        .bucket("btags")
+        .ownership_controls(controls_of(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .expect_err("ObjectWriter");
+    assert_eq!(e.code(), Some("NotImplemented"));
     assert!(f.server.stop().expect("stop").success());
 }

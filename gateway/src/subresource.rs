@@ -75,7 +75,13 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         "ListObjectVersions" => &["versions"],
         "ListMultipartUploads" | "CreateMultipartUpload" => &["uploads"],
         "DeleteObjects" => &["delete"],
-        "GetObjectTagging" | "PutObjectTagging" | "DeleteObjectTagging" => &["tagging"],
+        "GetObjectTagging"
+        | "PutObjectTagging"
+        | "DeleteObjectTagging"
+        | "GetBucketTagging"
+        | "PutBucketTagging"
+        | "DeleteBucketTagging" => &["tagging"],
+        "GetBucketOwnershipControls" | "PutBucketOwnershipControls" => &["ownershipControls"],
         "UploadPart"
         | "UploadPartCopy"
         | "ListParts"

@@ -38,7 +38,8 @@ use crate::multipart::{
 };
 use crate::namespace::{
     CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
-    GetBucket, GetObject, ListBuckets, PutObject, PutObjectTags, SetOverwritePolicy,
+    GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
+    SetOverwritePolicy,
 };
 use crate::raft::types::{Proposal, RequestId};
 use crate::reclaim::{
@@ -554,6 +555,16 @@ impl MetaClient {
     /// Linearizable: the upload, or `NoSuchUpload`.
     pub async fn get_upload(&self, upload_id: UploadId) -> Result<UploadRecord> {
         self.read(GetUpload { upload_id }).await
+    }
+    /// Replaces a bucket's tags (empty: removes them).
+    pub async fn put_bucket_tags(&self, bucket: &str, tags: Vec<(String, String)>) -> Result<()> {
+        let bucket = bucket.to_owned();
+        self.write(PutBucketTags { bucket, tags }).await
+    }
+    /// A bucket's tags, empty if it has none.
+    pub async fn get_bucket_tags(&self, bucket: &str) -> Result<Vec<(String, String)>> {
+        let bucket = bucket.to_owned();
+        self.read(GetBucketTags { bucket }).await
     }
     /// The completed upload, if still remembered.
     pub async fn get_completed_upload(

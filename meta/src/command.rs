@@ -26,7 +26,8 @@ use crate::multipart::{
 };
 use crate::namespace::{
     CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
-    GetBucket, GetObject, ListBuckets, PutObject, PutObjectTags, SetOverwritePolicy,
+    GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
+    SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -176,6 +177,7 @@ writes!(
     ReclaimBatch,
     DeleteObjectIf,
     DeleteObjectsIf,
+    PutBucketTags,
 );
 
 reads!(
@@ -195,6 +197,7 @@ reads!(
     ChunkCounts,
     ReclaimStatus,
     GetCompletedUpload,
+    GetBucketTags,
 );
 
 /// A command's outcome as the log remembers it.

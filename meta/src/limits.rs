@@ -53,6 +53,8 @@ const _: () = assert!(PART_SIZE_MIN <= PART_SIZE_MAX);
 pub const OBJECT_TAGS_MAX: usize = 10;
 pub const TAG_KEY_CHARS_MAX: usize = 128;
 pub const TAG_VALUE_CHARS_MAX: usize = 256;
+/// S3 allows at most 50 tags per bucket (same key and value lengths).
+pub const BUCKET_TAGS_MAX: usize = 50;
 
 /// Largest body of one RPC or answer between meta nodes and clients: one
 /// log entry (≤ 16 MiB of inline data at worst, about `ENTRY_SIZE_TARGET`

@@ -164,6 +164,7 @@ impl Apply for DeleteBucket {
             return Ok(Err(MetaError::BucketNotEmpty(name.to_owned())));
         }
         ctx.buckets.remove(name.as_bytes())?;
+        ctx.bucket_tags.remove(name.as_bytes())?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
     }
@@ -514,6 +515,57 @@ impl Apply for PutObjectTags {
         SIZE_BASE
             .saturating_add(self.key.len())
             .saturating_add(tags)
+    }
+}
+
+/// Replaces the tags of `bucket` (empty: it has none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutBucketTags {
+    pub bucket: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl Apply for PutBucketTags {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let PutBucketTags { bucket, tags } = self;
+        if read_bucket(&ctx.buckets, bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+        }
+        if tags.is_empty() {
+            ctx.bucket_tags.remove(bucket.as_bytes())?;
+        } else {
+            ctx.bucket_tags
+                .insert(bucket.as_bytes(), encode_record(tags)?.as_slice())?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn size_estimate(&self) -> usize {
+        let tags: usize = self.tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        SIZE_BASE
+            .saturating_add(self.bucket.len())
+            .saturating_add(tags)
+    }
+}
+
+/// Linearizable: the bucket's tags (empty if none); `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBucketTags {
+    pub bucket: String,
+}
+
+impl Query for GetBucketTags {
+    type Reply = Vec<(String, String)>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<(String, String)>> {
+        bucket_record(txn, &self.bucket)?;
+        let Some(table) = open_read(txn, schema::BUCKET_TAGS)? else {
+            return Ok(Vec::new());
+        };
+        match table.get(self.bucket.as_bytes())? {
+            Some(value) => decode_record(value.value()),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

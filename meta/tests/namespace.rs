@@ -7,8 +7,8 @@ use arbor_meta::chunks::{self, CollectOrphans, GcAck, UpdateChunkReplicas};
 use arbor_meta::command::{Command, CommandResult, Reply, apply_command, apply_commands};
 use arbor_meta::listing::list_objects;
 use arbor_meta::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjectsIf, PutObject,
-    SetOverwritePolicy, get_bucket, get_object, list_buckets,
+    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjectsIf, GetBucketTags,
+    PutBucketTags, PutObject, SetOverwritePolicy, get_bucket, get_object, list_buckets,
 };
 use arbor_meta::reclaim::{DeleteDirectory, ReclaimBatch};
 use arbor_meta::records::{
@@ -596,6 +596,51 @@ fn delete_conditions_are_checked_in_apply() {
     );
     assert_eq!(f.keys(), vec!["b".to_owned()]);
     f.check_tree();
+}
+
+#[test]
+fn bucket_tags_are_stored_replaced_and_go_with_the_bucket() {
+    use arbor_meta::op::Query;
+    let mut f = Fixture::with_bucket();
+    let read = |f: &Fixture, bucket: &str| {
+        let txn = f.db.begin_read().expect("read");
+        GetBucketTags {
+            bucket: bucket.to_owned(),
+        }
+        .read(&txn)
+    };
+    let put = |f: &mut Fixture, bucket: &str, tags: &[(&str, &str)]| {
+        f.apply(Command::PutBucketTags(PutBucketTags {
+            bucket: bucket.to_owned(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }))
+    };
+    assert_eq!(read(&f, BUCKET), Ok(Vec::new()));
+    assert_eq!(
+        read(&f, "absent"),
+        Err(MetaError::NoSuchBucket("absent".to_owned()))
+    );
+    assert_eq!(
+        put(&mut f, "absent", &[("a", "1")]),
+        Err(MetaError::NoSuchBucket("absent".to_owned()))
+    );
+    put(&mut f, BUCKET, &[("a", "1"), ("b", "2")]).expect("put");
+    assert_eq!(
+        read(&f, BUCKET),
+        Ok(vec![("a".into(), "1".into()), ("b".into(), "2".into())])
+    );
+    put(&mut f, BUCKET, &[]).expect("clear");
+    assert_eq!(read(&f, BUCKET), Ok(Vec::new()));
+    assert_eq!(f.table_len(schema::BUCKET_TAGS), 0);
+    put(&mut f, BUCKET, &[("a", "1")]).expect("put");
+    f.apply(Command::DeleteBucket(DeleteBucket {
+        name: BUCKET.to_owned(),
+    }))
+    .expect("delete bucket");
+    assert_eq!(f.table_len(schema::BUCKET_TAGS), 0);
 }
 
 #[test]
