@@ -1295,6 +1295,7 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             | ("POST", true, "uploads")
             | ("GET" | "PUT" | "DELETE", _, "tagging")
             | ("GET" | "PUT", false, "ownershipControls")
+            | ("GET", true, "attributes")
             | ("GET" | "POST" | "DELETE", true, "uploadId")
     )
 }

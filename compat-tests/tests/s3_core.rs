@@ -1163,6 +1163,18 @@ async fn object_tags_are_stored_copied_and_replaced() {
         .await
         .expect("get");
     assert_eq!(get.tag_count(), Some(2));
+    let head = s3
+        .head_object()
+        .bucket("tags")
+        .key("t")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.tag_count(),
+        Some(2),
+        "HEAD carries x-amz-tagging-count"
+    );
 
     // Replacing tags keeps ETag and content.
     let tagging = Tagging::builder()

@@ -82,6 +82,7 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         | "PutBucketTagging"
         | "DeleteBucketTagging" => &["tagging"],
         "GetBucketOwnershipControls" | "PutBucketOwnershipControls" => &["ownershipControls"],
+        "GetObjectAttributes" => &["attributes"],
         "UploadPart"
         | "UploadPartCopy"
         | "ListParts"

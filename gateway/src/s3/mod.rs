@@ -440,4 +440,13 @@ impl S3 for Arbor {
             .await
             .map_err(|e| request_id.stamp(e))
     }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        object::attributes(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
 }
