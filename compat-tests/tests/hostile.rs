@@ -1923,3 +1923,33 @@ async fn abandoned_connections_do_not_stop_the_server() {
     })
     .await;
 }
+
+/// Signature Version 2 is refused, in the header and in a presigned URL,
+/// with S3's answer for an unsupported authorization mechanism (README,
+/// "Authentication"): never checked, never served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_version_2_is_refused() {
+    with_fixture(|f| async move {
+        let date = "Fri, 04 Dec 2026 18:00:00 GMT";
+        let header = format!("AWS {}:bm90LWEtc2lnbmF0dXJl", f.server.access_key);
+        let target = object_target(SMALL);
+        let response = f.unsigned(
+            "GET",
+            &target,
+            &[("date", date), ("authorization", &header)],
+        );
+        assert_error(&response, 400, "InvalidRequest", "SigV2 header");
+        let message = String::from_utf8_lossy(&response.body);
+        assert!(message.contains("AWS4-HMAC-SHA256"), "{message}");
+        let presigned = format!(
+            "{target}?AWSAccessKeyId={}&Expires=4102444800&Signature=bm90LWEtc2lnbmF0dXJl",
+            f.server.access_key
+        );
+        let response = f.unsigned("GET", &presigned, &[]);
+        assert_error(&response, 400, "InvalidRequest", "SigV2 presigned URL");
+        let response = f.unsigned("DELETE", &presigned, &[]);
+        assert_error(&response, 400, "InvalidRequest", "SigV2 presigned DELETE");
+        assert_eq!(f.get(SMALL).await, SMALL_BODY);
+    })
+    .await;
+}
