@@ -1293,7 +1293,9 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             )
             | ("POST", false, "delete")
             | ("POST", true, "uploads")
-            | ("GET" | "PUT" | "DELETE", true, "tagging")
+            | ("GET" | "PUT" | "DELETE", _, "tagging")
+            | ("GET" | "PUT", false, "ownershipControls")
+            | ("GET", true, "attributes")
             | ("GET" | "POST" | "DELETE", true, "uploadId")
             // RenameObject; without x-amz-rename-source it is refused
             // with 400 and changes nothing.
@@ -1921,6 +1923,423 @@ async fn abandoned_connections_do_not_stop_the_server() {
             assert_eq!(f.head_status(&format!("abandoned-{i}")), 404);
         }
         f.assert_intact("abandoned connections").await;
+    })
+    .await;
+}
+
+/// Signature Version 2 is refused, in the header and in a presigned URL,
+/// with S3's answer for an unsupported authorization mechanism (README,
+/// "Authentication"): never checked, never served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_version_2_is_refused() {
+    with_fixture(|f| async move {
+        let date = "Fri, 04 Dec 2026 18:00:00 GMT";
+        let header = format!("AWS {}:bm90LWEtc2lnbmF0dXJl", f.server.access_key);
+        let target = object_target(SMALL);
+        let response = f.unsigned(
+            "GET",
+            &target,
+            &[("date", date), ("authorization", &header)],
+        );
+        assert_error(&response, 400, "InvalidRequest", "SigV2 header");
+        let message = String::from_utf8_lossy(&response.body);
+        assert!(message.contains("AWS4-HMAC-SHA256"), "{message}");
+        let presigned = format!(
+            "{target}?AWSAccessKeyId={}&Expires=4102444800&Signature=bm90LWEtc2lnbmF0dXJl",
+            f.server.access_key
+        );
+        let response = f.unsigned("GET", &presigned, &[]);
+        assert_error(&response, 400, "InvalidRequest", "SigV2 presigned URL");
+        let response = f.unsigned("DELETE", &presigned, &[]);
+        assert_error(&response, 400, "InvalidRequest", "SigV2 presigned DELETE");
+        assert_eq!(f.get(SMALL).await, SMALL_BODY);
+    })
+    .await;
+}
+
+/// Every "not supported" row of docs/conformance.md: the operation, the
+/// request that asks for it, and the error code the table names. Keep the
+/// two in step: a row that moves to "supported" leaves this list.
+const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
+    // (operation, method, target after /BUCKET, error code)
+    (
+        "CreateBucketMetadataConfiguration",
+        "POST",
+        "?metadataConfiguration",
+        "NotImplemented",
+    ),
+    (
+        "CreateBucketMetadataTableConfiguration",
+        "POST",
+        "?metadataTable",
+        "NotImplemented",
+    ),
+    ("CreateSession", "GET", "?session", "NotImplemented"),
+    (
+        "DeleteBucketAnalyticsConfiguration",
+        "DELETE",
+        "?analytics&id=a",
+        "NotImplemented",
+    ),
+    ("DeleteBucketCors", "DELETE", "?cors", "NotImplemented"),
+    (
+        "DeleteBucketEncryption",
+        "DELETE",
+        "?encryption",
+        "NotImplemented",
+    ),
+    (
+        "DeleteBucketIntelligentTieringConfiguration",
+        "DELETE",
+        "?intelligent-tiering&id=a",
+        "NotImplemented",
+    ),
+    (
+        "DeleteBucketInventoryConfiguration",
+        "DELETE",
+        "?inventory&id=a",
+        "NotImplemented",
+    ),
+    (
+        "DeleteBucketLifecycle",
+        "DELETE",
+        "?lifecycle",
+        "NotImplemented",
+    ),
+    (
+        "DeleteBucketMetadataConfiguration",
+        "DELETE",
+        "?metadataConfiguration",
+        "NotImplemented",
+    ),
+    (
+        "DeleteBucketMetadataTableConfiguration",
+        "DELETE",
+        "?metadataTable",
+        "NotImplemented",
+    ),
+    (
+        "DeleteBucketMetricsConfiguration",
+        "DELETE",
+        "?metrics&id=a",
+        "NotImplemented",
+    ),
+    (
+        "DeleteBucketOwnershipControls",
+        "DELETE",
+        "?ownershipControls",
+        "NotImplemented",
+    ),
+    ("DeleteBucketPolicy", "DELETE", "?policy", "NotImplemented"),
+    (
+        "DeleteBucketReplication",
+        "DELETE",
+        "?replication",
+        "NotImplemented",
+    ),
+    (
+        "DeleteBucketWebsite",
+        "DELETE",
+        "?website",
+        "NotImplemented",
+    ),
+    (
+        "DeletePublicAccessBlock",
+        "DELETE",
+        "?publicAccessBlock",
+        "NotImplemented",
+    ),
+    ("GetBucketAbac", "GET", "?abac", "NotImplemented"),
+    (
+        "GetBucketAccelerateConfiguration",
+        "GET",
+        "?accelerate",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketAnalyticsConfiguration",
+        "GET",
+        "?analytics&id=a",
+        "NotImplemented",
+    ),
+    ("GetBucketCors", "GET", "?cors", "NotImplemented"),
+    (
+        "GetBucketEncryption",
+        "GET",
+        "?encryption",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketIntelligentTieringConfiguration",
+        "GET",
+        "?intelligent-tiering&id=a",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketInventoryConfiguration",
+        "GET",
+        "?inventory&id=a",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketLifecycleConfiguration",
+        "GET",
+        "?lifecycle",
+        "NotImplemented",
+    ),
+    ("GetBucketLogging", "GET", "?logging", "NotImplemented"),
+    (
+        "GetBucketMetadataConfiguration",
+        "GET",
+        "?metadataConfiguration",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketMetadataTableConfiguration",
+        "GET",
+        "?metadataTable",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketMetricsConfiguration",
+        "GET",
+        "?metrics&id=a",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketNotificationConfiguration",
+        "GET",
+        "?notification",
+        "NotImplemented",
+    ),
+    ("GetBucketPolicy", "GET", "?policy", "NotImplemented"),
+    (
+        "GetBucketPolicyStatus",
+        "GET",
+        "?policyStatus",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketReplication",
+        "GET",
+        "?replication",
+        "NotImplemented",
+    ),
+    (
+        "GetBucketRequestPayment",
+        "GET",
+        "?requestPayment",
+        "NotImplemented",
+    ),
+    ("GetBucketWebsite", "GET", "?website", "NotImplemented"),
+    (
+        "GetObjectLegalHold",
+        "GET",
+        "/small?legal-hold",
+        "NotImplemented",
+    ),
+    (
+        "GetObjectLockConfiguration",
+        "GET",
+        "?object-lock",
+        "NotImplemented",
+    ),
+    (
+        "GetObjectRetention",
+        "GET",
+        "/small?retention",
+        "NotImplemented",
+    ),
+    (
+        "GetObjectTorrent",
+        "GET",
+        "/small?torrent",
+        "NotImplemented",
+    ),
+    (
+        "GetPublicAccessBlock",
+        "GET",
+        "?publicAccessBlock",
+        "NotImplemented",
+    ),
+    (
+        "ListBucketAnalyticsConfigurations",
+        "GET",
+        "?analytics",
+        "NotImplemented",
+    ),
+    (
+        "ListBucketIntelligentTieringConfigurations",
+        "GET",
+        "?intelligent-tiering",
+        "NotImplemented",
+    ),
+    (
+        "ListBucketInventoryConfigurations",
+        "GET",
+        "?inventory",
+        "NotImplemented",
+    ),
+    (
+        "ListBucketMetricsConfigurations",
+        "GET",
+        "?metrics",
+        "NotImplemented",
+    ),
+    ("PutBucketAbac", "PUT", "?abac", "NotImplemented"),
+    (
+        "PutBucketAccelerateConfiguration",
+        "PUT",
+        "?accelerate",
+        "NotImplemented",
+    ),
+    (
+        "PutBucketAnalyticsConfiguration",
+        "PUT",
+        "?analytics&id=a",
+        "NotImplemented",
+    ),
+    ("PutBucketCors", "PUT", "?cors", "NotImplemented"),
+    (
+        "PutBucketEncryption",
+        "PUT",
+        "?encryption",
+        "NotImplemented",
+    ),
+    (
+        "PutBucketIntelligentTieringConfiguration",
+        "PUT",
+        "?intelligent-tiering&id=a",
+        "NotImplemented",
+    ),
+    (
+        "PutBucketInventoryConfiguration",
+        "PUT",
+        "?inventory&id=a",
+        "NotImplemented",
+    ),
+    (
+        "PutBucketLifecycleConfiguration",
+        "PUT",
+        "?lifecycle",
+        "NotImplemented",
+    ),
+    ("PutBucketLogging", "PUT", "?logging", "NotImplemented"),
+    (
+        "PutBucketMetricsConfiguration",
+        "PUT",
+        "?metrics&id=a",
+        "NotImplemented",
+    ),
+    (
+        "PutBucketNotificationConfiguration",
+        "PUT",
+        "?notification",
+        "NotImplemented",
+    ),
+    ("PutBucketPolicy", "PUT", "?policy", "NotImplemented"),
+    (
+        "PutBucketReplication",
+        "PUT",
+        "?replication",
+        "NotImplemented",
+    ),
+    (
+        "PutBucketRequestPayment",
+        "PUT",
+        "?requestPayment",
+        "NotImplemented",
+    ),
+    (
+        "PutBucketVersioning",
+        "PUT",
+        "?versioning",
+        "NotImplemented",
+    ),
+    ("PutBucketWebsite", "PUT", "?website", "NotImplemented"),
+    (
+        "PutObjectLegalHold",
+        "PUT",
+        "/small?legal-hold",
+        "NotImplemented",
+    ),
+    (
+        "PutObjectLockConfiguration",
+        "PUT",
+        "?object-lock",
+        "NotImplemented",
+    ),
+    (
+        "PutObjectRetention",
+        "PUT",
+        "/small?retention",
+        "NotImplemented",
+    ),
+    (
+        "PutPublicAccessBlock",
+        "PUT",
+        "?publicAccessBlock",
+        "NotImplemented",
+    ),
+    ("RestoreObject", "POST", "/small?restore", "NotImplemented"),
+    (
+        "SelectObjectContent",
+        "POST",
+        "/small?select&select-type=2",
+        "NotImplemented",
+    ),
+    (
+        "UpdateBucketMetadataInventoryTableConfiguration",
+        "PUT",
+        "?metadataInventoryTable",
+        "NotImplemented",
+    ),
+    (
+        "UpdateBucketMetadataJournalTableConfiguration",
+        "PUT",
+        "?metadataJournalTable",
+        "NotImplemented",
+    ),
+];
+
+/// docs/conformance.md stays true: each operation it calls not supported
+/// answers with the error it names, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_supported_operations_answer_as_the_conformance_table_says() {
+    with_fixture(|f| async move {
+        let table = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/conformance.md"),
+        )
+        .expect("docs/conformance.md");
+        let body: &[u8] = b"<Configuration/>";
+        let md5 = content_md5(body);
+        for (operation, method, suffix, code) in NOT_SUPPORTED {
+            let row = format!("| {operation} | not supported | {code} |");
+            assert!(table.contains(&row), "conformance.md lacks `{row}`");
+            let target = format!("/{BUCKET}{suffix}");
+            let response = if matches!(*method, "PUT" | "POST") {
+                f.send(method, &target, &[("content-md5", &md5)], body)
+            } else {
+                f.send(method, &target, &[], b"")
+            };
+            let status = if *code == "NotImplemented" { 501 } else { 400 };
+            assert_error(
+                &response,
+                status,
+                code,
+                &format!("{operation}: {method} {target}"),
+            );
+        }
+        let rows = table.matches("| not supported |").count();
+        assert_eq!(
+            rows,
+            NOT_SUPPORTED.len(),
+            "every not-supported row is tested"
+        );
+        assert_eq!(f.get(SMALL).await, SMALL_BODY);
+        let mut expected = f.keys.clone();
+        expected.sort();
+        assert_eq!(f.list_keys().await, expected);
     })
     .await;
 }

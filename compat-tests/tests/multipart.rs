@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectAttributes,
+};
 use md5::Digest;
 
 use arbor_compat_tests::ArborServer;
@@ -785,5 +787,191 @@ async fn full_object_crc_is_combined_from_the_parts() {
         e.expect_err("sha full object").code(),
         Some("InvalidRequest")
     );
+    assert!(server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_complete_answers_as_the_first() {
+    let (server, s3, _data) = start(&[]).await;
+    let id = create(&s3, "retried").await;
+    let first = bytes(5 * MIB, 1);
+    let last = bytes(1000, 2);
+    let e1 = upload(&s3, "retried", &id, 1, &first).await;
+    let e2 = upload(&s3, "retried", &id, 2, &last).await;
+    let complete = |parts: CompletedMultipartUpload| {
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("retried")
+            .upload_id(&id)
+            .multipart_upload(parts)
+            .send()
+    };
+    let done = complete(completed(&[(1, &e1), (2, &e2)]))
+        .await
+        .expect("complete");
+    let etag = multipart_etag(&[&first, &last]);
+    assert_eq!(done.e_tag(), Some(etag.as_str()));
+    // The first answer was lost: the client sends the same request again,
+    // even after the object was overwritten.
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("retried")
+        .body(ByteStream::from_static(b"newer"))
+        .send()
+        .await
+        .expect("overwrite");
+    let again = complete(completed(&[(1, &e1), (2, &e2)]))
+        .await
+        .expect("retried complete");
+    assert_eq!(again.e_tag(), done.e_tag());
+    assert_eq!(again.location(), done.location());
+    assert_eq!(again.bucket(), Some(BUCKET));
+    assert_eq!(again.key(), Some("retried"));
+    assert_eq!(read(&s3, "retried").await, b"newer", "nothing re-applied");
+    // Another part list for the completed upload: NoSuchUpload.
+    let e = complete(completed(&[(1, &e1)]))
+        .await
+        .expect_err("other parts");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    // The same upload id under another key: NoSuchUpload.
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("other")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &e1), (2, &e2)]))
+        .send()
+        .await
+        .expect_err("other key");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    // An aborted upload is not a completed one.
+    let aborted = create(&s3, "aborted").await;
+    let a1 = upload(&s3, "aborted", &aborted, 1, &last).await;
+    s3.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("aborted")
+        .upload_id(&aborted)
+        .send()
+        .await
+        .expect("abort");
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("aborted")
+        .upload_id(&aborted)
+        .multipart_upload(completed(&[(1, &a1)]))
+        .send()
+        .await
+        .expect_err("aborted");
+    assert_eq!(e.code(), Some("NoSuchUpload"));
+    assert!(server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_attributes_page_through_the_parts() {
+    let (server, s3, _data) = start(&[]).await;
+    let id = create(&s3, "attrs").await;
+    let sizes = [5 * MIB, 5 * MIB, 1000];
+    let mut parts = Vec::new();
+    let mut bodies = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let n = i32::try_from(i + 1).expect("part number");
+        let body = bytes(*size, 10 + n as u64);
+        parts.push((n, upload(&s3, "attrs", &id, n, &body).await));
+        bodies.push(body);
+    }
+    let list: Vec<(i32, &str)> = parts.iter().map(|(n, e)| (*n, e.as_str())).collect();
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("attrs")
+        .upload_id(&id)
+        .multipart_upload(completed(&list))
+        .send()
+        .await
+        .expect("complete");
+    let all = [
+        ObjectAttributes::Etag,
+        ObjectAttributes::ObjectSize,
+        ObjectAttributes::StorageClass,
+        ObjectAttributes::ObjectParts,
+        ObjectAttributes::Checksum,
+    ];
+    let out = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs")
+        .set_object_attributes(Some(all.to_vec()))
+        .max_parts(2)
+        .send()
+        .await
+        .expect("attributes");
+    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    let etag = multipart_etag(&refs);
+    assert_eq!(
+        out.e_tag().map(|e| e.trim_matches('"')),
+        Some(etag.trim_matches('"'))
+    );
+    let total: usize = sizes.iter().sum();
+    assert_eq!(out.object_size(), Some(i64::try_from(total).expect("size")));
+    assert_eq!(out.storage_class().map(|c| c.as_str()), Some("STANDARD"));
+    assert!(out.last_modified().is_some());
+    let page = out.object_parts().expect("parts");
+    assert_eq!(page.total_parts_count(), Some(3));
+    assert_eq!(page.is_truncated(), Some(true));
+    assert_eq!(page.max_parts(), Some(2));
+    assert_eq!(page.next_part_number_marker(), Some("2"));
+    let numbers: Vec<_> = page
+        .parts()
+        .iter()
+        .map(|p| (p.part_number(), p.size()))
+        .collect();
+    let mib5 = Some(i64::try_from(5 * MIB).expect("size"));
+    assert_eq!(numbers, [(Some(1), mib5), (Some(2), mib5)]);
+    let out = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attrs")
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .part_number_marker("2")
+        .send()
+        .await
+        .expect("second page");
+    assert!(out.e_tag().is_none(), "only what was asked for");
+    let page = out.object_parts().expect("parts");
+    assert_eq!(page.is_truncated(), Some(false));
+    let numbers: Vec<_> = page
+        .parts()
+        .iter()
+        .map(|p| (p.part_number(), p.size()))
+        .collect();
+    assert_eq!(numbers, [(Some(3), Some(1000))]);
+
+    // A single-part object has no ObjectParts.
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("plain")
+        .body(ByteStream::from_static(b"plain"))
+        .send()
+        .await
+        .expect("put");
+    let out = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("plain")
+        .set_object_attributes(Some(all.to_vec()))
+        .send()
+        .await
+        .expect("attributes");
+    assert!(out.object_parts().is_none());
+    assert_eq!(out.object_size(), Some(5));
+    let e = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("absent")
+        .object_attributes(ObjectAttributes::Etag)
+        .send()
+        .await
+        .expect_err("absent");
+    assert_eq!(e.code(), Some("NoSuchKey"));
     assert!(server.stop().expect("stop").success());
 }

@@ -10,7 +10,8 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, Delete, EncodingType, MetadataDirective, ObjectCannedAcl,
-    ObjectIdentifier, Permission,
+    ObjectIdentifier, ObjectOwnership, OwnershipControls, OwnershipControlsRule, Permission, Tag,
+    Tagging,
 };
 
 use arbor_compat_tests::{ArborServer, raw_request};
@@ -706,6 +707,110 @@ async fn conditional_writes_copy_and_delete_many() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_deletes() {
+    let f = fixture("cdel").await;
+    let s3 = &f.s3;
+    let etag = put(s3, "cdel", "k", b"one").await;
+
+    // A stale ETag: 412, and the object stays.
+    let e = s3
+        .delete_object()
+        .bucket("cdel")
+        .key("k")
+        .if_match("\"0123456789abcdef0123456789abcdef\"")
+        .send()
+        .await
+        .expect_err("etag differs");
+    assert_eq!(e.code(), Some("PreconditionFailed"));
+    assert_eq!(status(&e), Some(412));
+    assert_eq!(read(s3, "cdel", "k").await, b"one");
+    // A missing key with If-Match: 404 NoSuchKey, as AWS answers.
+    for condition in ["*", etag.as_str()] {
+        let e = s3
+            .delete_object()
+            .bucket("cdel")
+            .key("absent")
+            .if_match(condition)
+            .send()
+            .await
+            .expect_err("missing");
+        assert_eq!(e.code(), Some("NoSuchKey"), "If-Match: {condition}");
+        assert_eq!(status(&e), Some(404));
+    }
+    // The current ETag, then `*`: deleted.
+    s3.delete_object()
+        .bucket("cdel")
+        .key("k")
+        .if_match(&etag)
+        .send()
+        .await
+        .expect("etag matches");
+    assert!(
+        s3.head_object()
+            .bucket("cdel")
+            .key("k")
+            .send()
+            .await
+            .is_err()
+    );
+    put(s3, "cdel", "k", b"two").await;
+    s3.delete_object()
+        .bucket("cdel")
+        .key("k")
+        .if_match("*")
+        .send()
+        .await
+        .expect("exists");
+    assert!(
+        s3.head_object()
+            .bucket("cdel")
+            .key("k")
+            .send()
+            .await
+            .is_err()
+    );
+
+    // DeleteObjects: each entry's <ETag> on its own.
+    let a = put(s3, "cdel", "a", b"a").await;
+    put(s3, "cdel", "b", b"b").await;
+    put(s3, "cdel", "c", b"c").await;
+    let id = |key: &str, etag: Option<&str>| {
+        ObjectIdentifier::builder()
+            .key(key)
+            .set_e_tag(etag.map(str::to_owned))
+            .build()
+            .expect("id")
+    };
+    let out = s3
+        .delete_objects()
+        .bucket("cdel")
+        .delete(
+            Delete::builder()
+                .objects(id("a", Some(&a)))
+                .objects(id("b", Some("\"0123456789abcdef0123456789abcdef\"")))
+                .objects(id("c", None))
+                .objects(id("gone", Some(&a)))
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("delete objects");
+    let mut deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    deleted.sort();
+    assert_eq!(deleted, ["a", "c"]);
+    let mut errors: Vec<_> = out
+        .errors()
+        .iter()
+        .map(|e| (e.key().unwrap_or_default(), e.code().unwrap_or_default()))
+        .collect();
+    errors.sort();
+    assert_eq!(errors, [("b", "PreconditionFailed"), ("gone", "NoSuchKey")]);
+    assert_eq!(read(s3, "cdel", "b").await, b"b");
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_versioning_and_listing_parameters() {
     let f = fixture("misc").await;
     let s3 = &f.s3;
@@ -1058,6 +1163,18 @@ async fn object_tags_are_stored_copied_and_replaced() {
         .await
         .expect("get");
     assert_eq!(get.tag_count(), Some(2));
+    let head = s3
+        .head_object()
+        .bucket("tags")
+        .key("t")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.tag_count(),
+        Some(2),
+        "HEAD carries x-amz-tagging-count"
+    );
 
     // Replacing tags keeps ETag and content.
     let tagging = Tagging::builder()
@@ -1270,5 +1387,151 @@ async fn a_condition_broken_during_the_upload_is_a_conflict() {
     assert_eq!(e.code(), Some("ConditionalRequestConflict"));
     assert_eq!(status(&e), Some(409));
     assert_eq!(read(&s3, "race", "k").await, b"replaced meanwhile");
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_tagging_and_ownership_controls() {
+    let f = fixture("btags").await;
+    let s3 = &f.s3;
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("tag");
+    let tagging = |tags: Vec<Tag>| {
+        Tagging::builder()
+            .set_tag_set(Some(tags))
+            .build()
+            .expect("tagging")
+    };
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect_err("no tags yet");
+    assert_eq!(e.code(), Some("NoSuchTagSet"));
+    assert_eq!(status(&e), Some(404));
+    s3.put_bucket_tagging()
+        .bucket("btags")
+        .tagging(tagging(vec![tag("team", "storage"), tag("env", "test")]))
+        .send()
+        .await
+        .expect("put tags");
+    let got = s3
+        .get_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("get tags");
+    let mut pairs: Vec<_> = got.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    pairs.sort();
+    assert_eq!(pairs, [("env", "test"), ("team", "storage")]);
+    // AWS's limits: 50 tags, unique keys, key 128 and value 256
+    // characters, no aws: keys.
+    let too_many = (0..51).map(|i| tag(&format!("k{i}"), "v")).collect();
+    for (what, tags) in [
+        ("51 tags", too_many),
+        ("duplicate", vec![tag("a", "1"), tag("a", "2")]),
+        ("long key", vec![tag(&"k".repeat(129), "v")]),
+        ("long value", vec![tag("k", &"v".repeat(257))]),
+        ("aws: key", vec![tag("aws:cloudformation:stack", "v")]),
+    ] {
+        let e = s3
+            .put_bucket_tagging()
+            .bucket("btags")
+            .tagging(tagging(tags))
+            .send()
+            .await
+            .expect_err(what);
+        assert_eq!(e.code(), Some("InvalidTag"), "{what}");
+    }
+    let fifty = (0..50).map(|i| tag(&format!("k{i}"), "v")).collect();
+    s3.put_bucket_tagging()
+        .bucket("btags")
+        .tagging(tagging(fifty))
+        .send()
+        .await
+        .expect("50 tags");
+    s3.delete_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("delete tags");
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect_err("deleted");
+    assert_eq!(e.code(), Some("NoSuchTagSet"));
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("absent-bucket")
+        .send()
+        .await
+        .expect_err("no bucket");
+    assert_eq!(e.code(), Some("NoSuchBucket"));
+
+    // Tags go with their bucket.
+    s3.put_bucket_tagging()
+        .bucket("btags")
+        .tagging(tagging(vec![tag("a", "1")]))
+        .send()
+        .await
+        .expect("put tags");
+    s3.delete_bucket()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("delete bucket");
+    s3.create_bucket()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("recreate");
+    let e = s3
+        .get_bucket_tagging()
+        .bucket("btags")
+        .send()
+        .await
+        .expect_err("new bucket, no tags");
+    assert_eq!(e.code(), Some("NoSuchTagSet"));
+
+    // Ownership controls: BucketOwnerEnforced, always.
+    let controls = s3
+        .get_bucket_ownership_controls()
+        .bucket("btags")
+        .send()
+        .await
+        .expect("get ownership controls");
+    let rules = controls.ownership_controls().expect("controls").rules();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        rules[0].object_ownership(),
+        &ObjectOwnership::BucketOwnerEnforced
+    );
+    let controls_of = |ownership: ObjectOwnership| {
+        OwnershipControls::builder()
+            .rules(
+                OwnershipControlsRule::builder()
+                    .object_ownership(ownership)
+                    .build()
+                    .expect("rule"),
+            )
+            .build()
+            .expect("controls")
+    };
+    s3.put_bucket_ownership_controls()
+        .bucket("btags")
+        .ownership_controls(controls_of(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .expect("put BucketOwnerEnforced");
+    let e = s3
+        .put_bucket_ownership_controls()
+        .bucket("btags")
+        .ownership_controls(controls_of(ObjectOwnership::ObjectWriter))
+        .send()
+        .await
+        .expect_err("ObjectWriter");
+    assert_eq!(e.code(), Some("NotImplemented"));
     assert!(f.server.stop().expect("stop").success());
 }

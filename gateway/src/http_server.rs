@@ -91,6 +91,7 @@ async fn handle(
     async move {
         let checked = check_method(req.method())
             .and_then(|()| check_header_section(req.headers()))
+            .and_then(|()| check_signature_version(&req))
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
         let mut response = match checked {
             Err(e) => error_response(e, &request_id),
@@ -272,6 +273,27 @@ fn check_header_section(headers: &http::HeaderMap) -> Result<(), S3Error> {
         format!(
             "Your request header section exceeds the maximum allowed size of {HEADER_SECTION_SIZE_MAX} bytes."
         ),
+    ))
+}
+
+/// Signature Version 2 (`Authorization: AWS key:signature`, or a presigned
+/// URL with `AWSAccessKeyId` and `Signature`) is refused before s3s, which
+/// would check it: Arbor requires SigV4 (README, "Authentication"). The
+/// answer is S3's own in the regions that never took SigV2: 400
+/// InvalidRequest naming AWS4-HMAC-SHA256.
+fn check_signature_version<B>(req: &http::Request<B>) -> Result<(), S3Error> {
+    let in_header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS "));
+    let in_query = crate::s3::has_query_flag(req.uri(), "AWSAccessKeyId");
+    if !in_header && !in_query {
+        return Ok(());
+    }
+    Err(S3Error::with_message(
+        s3s::S3ErrorCode::InvalidRequest,
+        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
     ))
 }
 

@@ -82,7 +82,14 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         // Arbor's recursive delete (`s3::object`); `arbor-replace` only
         // goes with `renameObject`, which `routes` serves before s3s.
         "DeleteObject" => &["arbor-recursive"],
-        "GetObjectTagging" | "PutObjectTagging" | "DeleteObjectTagging" => &["tagging"],
+        "GetObjectTagging"
+        | "PutObjectTagging"
+        | "DeleteObjectTagging"
+        | "GetBucketTagging"
+        | "PutBucketTagging"
+        | "DeleteBucketTagging" => &["tagging"],
+        "GetBucketOwnershipControls" | "PutBucketOwnershipControls" => &["ownershipControls"],
+        "GetObjectAttributes" => &["attributes"],
         "UploadPart"
         | "UploadPartCopy"
         | "ListParts"

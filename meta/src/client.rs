@@ -33,12 +33,13 @@ use crate::keys;
 use crate::limits::REMOTE_ATTEMPTS_MAX;
 use crate::listing::ListObjects;
 use crate::multipart::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads, GetUpload,
-    ListParts, ListUploads, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads,
+    GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjects, GetBucket, GetObject, ListBuckets,
-    PutObject, PutObjectTags, SetOverwritePolicy,
+    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
+    GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
+    SetOverwritePolicy,
 };
 use crate::raft::types::{Proposal, RequestId};
 use crate::reclaim::{
@@ -46,9 +47,9 @@ use crate::reclaim::{
 };
 use crate::records::{
     BucketInfo, ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkServerRecord,
-    CompletedPart, GcEntry, ListPage, ListRequest, ListUploadsRequest, ObjectChecksum,
-    ObjectVersion, OverwritePolicy, PartRecord, PartsPage, ServerId, ServerStatus, UploadId,
-    UploadRecord, UploadsPage, WriteCondition,
+    CompletedPart, CompletedUpload, DeleteCondition, GcEntry, ListPage, ListRequest,
+    ListUploadsRequest, ObjectChecksum, ObjectVersion, OverwritePolicy, PartRecord, PartsPage,
+    ServerId, ServerStatus, UploadId, UploadRecord, UploadsPage, WriteCondition,
 };
 use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
@@ -345,6 +346,40 @@ impl MetaClient {
         }
         Ok(outcomes)
     }
+    /// Deletes the current version if `condition` holds of it, checked in
+    /// the same apply: `PreconditionFailed` or `NoSuchKey` otherwise.
+    pub async fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: DeleteCondition,
+    ) -> Result<bool> {
+        keys::validate_key(key)?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.write(DeleteObjectIf {
+            bucket,
+            key,
+            condition,
+        })
+        .await
+    }
+    /// [`delete_objects`](Self::delete_objects) with a condition per key.
+    pub async fn delete_objects_if(
+        &self,
+        bucket: &str,
+        objects: Vec<(String, Option<DeleteCondition>)>,
+    ) -> Result<Vec<Result<bool, MetaError>>> {
+        let count = objects.len();
+        let bucket = bucket.to_owned();
+        let outcomes = self.write(DeleteObjectsIf { bucket, objects }).await?;
+        if outcomes.len() != count {
+            return Err(MetaError::Corrupt(format!(
+                "{} outcomes for {count} keys",
+                outcomes.len()
+            )));
+        }
+        Ok(outcomes)
+    }
     /// Linearizable listing page.
     pub async fn list_objects(&self, bucket: &str, request: &ListRequest) -> Result<ListPage> {
         let (bucket, request) = (bucket.to_owned(), request.clone());
@@ -520,6 +555,23 @@ impl MetaClient {
     /// Linearizable: the upload, or `NoSuchUpload`.
     pub async fn get_upload(&self, upload_id: UploadId) -> Result<UploadRecord> {
         self.read(GetUpload { upload_id }).await
+    }
+    /// Replaces a bucket's tags (empty: removes them).
+    pub async fn put_bucket_tags(&self, bucket: &str, tags: Vec<(String, String)>) -> Result<()> {
+        let bucket = bucket.to_owned();
+        self.write(PutBucketTags { bucket, tags }).await
+    }
+    /// A bucket's tags, empty if it has none.
+    pub async fn get_bucket_tags(&self, bucket: &str) -> Result<Vec<(String, String)>> {
+        let bucket = bucket.to_owned();
+        self.read(GetBucketTags { bucket }).await
+    }
+    /// The completed upload, if still remembered.
+    pub async fn get_completed_upload(
+        &self,
+        upload_id: UploadId,
+    ) -> Result<Option<CompletedUpload>> {
+        self.read(GetCompletedUpload { upload_id }).await
     }
     /// Records a part whose chunks were just written for it.
     pub async fn upload_part(

@@ -21,12 +21,13 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::listing::ListObjects;
 use crate::multipart::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads, GetUpload,
-    ListParts, ListUploads, UploadPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads,
+    GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjects, GetBucket, GetObject, ListBuckets,
-    PutObject, PutObjectTags, SetOverwritePolicy,
+    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
+    GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
+    SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -174,6 +175,9 @@ writes!(
     RenameDirectory,
     DeleteDirectory,
     ReclaimBatch,
+    DeleteObjectIf,
+    DeleteObjectsIf,
+    PutBucketTags,
 );
 
 reads!(
@@ -192,6 +196,8 @@ reads!(
     UnderReplicated,
     ChunkCounts,
     ReclaimStatus,
+    GetCompletedUpload,
+    GetBucketTags,
 );
 
 /// A command's outcome as the log remembers it.

@@ -37,6 +37,8 @@ pub struct ApplyContext<'txn> {
     pub(crate) reclaim: WriteTable<'txn>,
     pub(crate) client_tokens: WriteTable<'txn>,
     pub(crate) client_token_order: WriteTable<'txn>,
+    pub(crate) completed_uploads: WriteTable<'txn>,
+    pub(crate) bucket_tags: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -62,6 +64,8 @@ impl<'txn> ApplyContext<'txn> {
             reclaim: txn.open_table(schema::RECLAIM)?,
             client_tokens: txn.open_table(schema::CLIENT_TOKENS)?,
             client_token_order: txn.open_table(schema::CLIENT_TOKEN_ORDER)?,
+            completed_uploads: txn.open_table(schema::COMPLETED_UPLOADS)?,
+            bucket_tags: txn.open_table(schema::BUCKET_TAGS)?,
         })
     }
 

@@ -53,6 +53,8 @@ const _: () = assert!(PART_SIZE_MIN <= PART_SIZE_MAX);
 pub const OBJECT_TAGS_MAX: usize = 10;
 pub const TAG_KEY_CHARS_MAX: usize = 128;
 pub const TAG_VALUE_CHARS_MAX: usize = 256;
+/// S3 allows at most 50 tags per bucket (same key and value lengths).
+pub const BUCKET_TAGS_MAX: usize = 50;
 
 /// Largest body of one RPC or answer between meta nodes and clients: one
 /// log entry (≤ 16 MiB of inline data at worst, about `ENTRY_SIZE_TARGET`
@@ -95,5 +97,11 @@ pub const RECLAIM_BATCH_MAX: u32 = 1000;
 /// forgotten first. AWS keeps a token for a limited time too; a retry
 /// comes within seconds.
 pub const CLIENT_TOKENS_MAX: u64 = 100_000;
+/// Completed multipart uploads remembered so a retried
+/// CompleteMultipartUpload (its first answer lost) answers as the first
+/// did; beyond this, the upload initiated first is forgotten first. A retry
+/// comes within seconds of the completion; AWS too answers NoSuchUpload
+/// once it has forgotten a completed upload.
+pub const COMPLETED_UPLOADS_MAX: u64 = 100_000;
 /// A client token's length (AWS: at most 64 ASCII characters, 33..=126).
 pub const CLIENT_TOKEN_LEN_MAX: usize = 64;

@@ -9,14 +9,14 @@
 //! tables and create no directories, so listings never see them.
 
 use md5::{Digest, Md5};
-use redb::{ReadTransaction, ReadableTable};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::{self, check_placements};
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{prefix_successor, validate_key};
-use crate::limits::{PART_NUMBER_MAX, PART_SIZE_MIN};
+use crate::limits::{COMPLETED_UPLOADS_MAX, PART_NUMBER_MAX, PART_SIZE_MIN};
 use crate::namespace::commit_version;
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::ChunkPlacement;
@@ -25,8 +25,8 @@ use crate::records::object::{
 };
 use crate::records::tree::GcOrigin;
 use crate::records::upload::{
-    CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadEntry, UploadId, UploadRecord,
-    UploadsPage,
+    CompletedPart, CompletedUpload, ListUploadsRequest, PartRecord, PartsPage, UploadEntry,
+    UploadId, UploadRecord, UploadsPage,
 };
 use crate::schema::{
     self, decode_record, encode_record, part_key, upload_index_key, upload_index_prefix,
@@ -47,6 +47,24 @@ pub fn multipart_etag(part_etags: &[&str]) -> Result<String> {
         hex::encode(md5.finalize()),
         part_etags.len()
     ))
+}
+
+/// What identifies a CompleteMultipartUpload's part list: an MD5 over each
+/// part's number and ETag, in order. A retried completion matches the first
+/// if its digest does (part checksums are left out: a retry may send them
+/// or not, and the parts they would be checked against are gone).
+pub fn parts_digest(parts: &[CompletedPart]) -> [u8; 16] {
+    let mut md5 = Md5::new();
+    for part in parts {
+        md5.update(part.part_number.to_be_bytes());
+        md5.update(
+            u64::try_from(part.etag.len())
+                .unwrap_or(u64::MAX)
+                .to_be_bytes(),
+        );
+        md5.update(part.etag.as_bytes());
+    }
+    md5.finalize().into()
 }
 
 // ---------------------------------------------------------------- reads
@@ -215,6 +233,33 @@ impl Query for GetUpload {
     type Reply = UploadRecord;
     fn read(&self, txn: &ReadTransaction) -> Result<UploadRecord> {
         get_upload(txn, &self.upload_id)
+    }
+}
+
+/// Linearizable: the completed upload, if it is still remembered
+/// (`None` if it never completed, or was forgotten).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetCompletedUpload {
+    pub upload_id: UploadId,
+}
+
+impl Query for GetCompletedUpload {
+    type Reply = Option<CompletedUpload>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Option<CompletedUpload>> {
+        let Some(table) = open_read(txn, schema::COMPLETED_UPLOADS)? else {
+            return Ok(None);
+        };
+        let Some(value) = table.get(self.upload_id.0.as_slice())? else {
+            return Ok(None);
+        };
+        let record: CompletedUpload = decode_record(value.value())?;
+        if record.upload_id != self.upload_id {
+            return Err(MetaError::Corrupt(format!(
+                "completed upload row {} holds {}",
+                self.upload_id, record.upload_id
+            )));
+        }
+        Ok(Some(record))
     }
 }
 
@@ -479,6 +524,19 @@ impl Apply for CompleteMultipartUpload {
             return Ok(result);
         }
         remove_upload(ctx, &upload)?;
+        if let Ok(version) = &result {
+            remember_completed(
+                ctx,
+                &CompletedUpload {
+                    upload_id: *upload_id,
+                    bucket: upload.bucket.clone(),
+                    key: upload.key.clone(),
+                    parts_digest: parts_digest(completed),
+                    etag: version.etag.clone(),
+                    checksum: version.checksum.clone(),
+                },
+            )?;
+        }
         Ok(result)
     }
 
@@ -578,10 +636,56 @@ fn remove_upload(ctx: &mut ApplyContext<'_>, upload: &UploadRecord) -> Result<()
     Ok(())
 }
 
+/// Records a completed upload, forgetting the first-initiated ones beyond
+/// [`COMPLETED_UPLOADS_MAX`].
+fn remember_completed(ctx: &mut ApplyContext<'_>, completed: &CompletedUpload) -> Result<()> {
+    ctx.completed_uploads.insert(
+        completed.upload_id.0.as_slice(),
+        encode_record(completed)?.as_slice(),
+    )?;
+    while ctx.completed_uploads.len()? > COMPLETED_UPLOADS_MAX {
+        if ctx.completed_uploads.pop_first()?.is_none() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 fn release_part(ctx: &mut ApplyContext<'_>, id: &UploadId, part: &PartRecord) -> Result<()> {
     let origin = GcOrigin::Part {
         upload_id: id.0,
         part_number: part.part_number,
     };
     chunks::release(ctx, origin, part.chunks.iter().map(|c| c.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(part_number: u32, etag: &str, checksum: Option<&str>) -> CompletedPart {
+        CompletedPart {
+            part_number,
+            etag: etag.to_owned(),
+            checksum: checksum.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_parts_digest_names_numbers_and_etags_in_order() {
+        let list = [part(1, "aa", None), part(2, "bb", None)];
+        assert_eq!(
+            parts_digest(&list),
+            parts_digest(&[part(1, "aa", Some("x")), part(2, "bb", None)]),
+            "checksums are left out"
+        );
+        for other in [
+            vec![part(1, "aa", None)],
+            vec![part(2, "bb", None), part(1, "aa", None)],
+            vec![part(1, "aa", None), part(3, "bb", None)],
+            vec![part(1, "aab", None), part(2, "b", None)],
+        ] {
+            assert_ne!(parts_digest(&list), parts_digest(&other), "{other:?}");
+        }
+    }
 }

@@ -11,8 +11,8 @@ use crate::keys::{directory_stored_name, split_key, validate_bucket_name, valida
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::ChunkPlacement;
 use crate::records::object::{
-    BucketInfo, ChunkOwnership, ChunkRef, ObjectData, ObjectVersion, OverwritePolicy,
-    WriteCondition,
+    BucketInfo, ChunkOwnership, ChunkRef, DeleteCondition, ObjectData, ObjectVersion,
+    OverwritePolicy, WriteCondition,
 };
 use crate::records::tree::{
     BucketRecord, ChildRecord, GcOrigin, InodeKind, ObjectEntry, ROOT_INODE,
@@ -164,6 +164,7 @@ impl Apply for DeleteBucket {
             return Ok(Err(MetaError::BucketNotEmpty(name.to_owned())));
         }
         ctx.buckets.remove(name.as_bytes())?;
+        ctx.bucket_tags.remove(name.as_bytes())?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
     }
@@ -328,7 +329,7 @@ pub struct DeleteObject {
 impl Apply for DeleteObject {
     type Reply = bool;
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<bool>> {
-        delete_object(ctx, &self.bucket, &self.key)
+        delete_object(ctx, &self.bucket, &self.key, None)
     }
 
     fn size_estimate(&self) -> usize {
@@ -336,7 +337,15 @@ impl Apply for DeleteObject {
     }
 }
 
-fn delete_object(ctx: &mut ApplyContext<'_>, bucket: &str, key: &str) -> Result<Outcome<bool>> {
+/// Deletes `bucket/key` if `condition` (if any) holds of its current
+/// version: the check and the delete happen in one apply, so nothing can
+/// change the key between them.
+fn delete_object(
+    ctx: &mut ApplyContext<'_>,
+    bucket: &str,
+    key: &str,
+    condition: Option<&DeleteCondition>,
+) -> Result<Outcome<bool>> {
     if let Err(e) = validate_key(key) {
         return Ok(Err(e));
     }
@@ -346,13 +355,23 @@ fn delete_object(ctx: &mut ApplyContext<'_>, bucket: &str, key: &str) -> Result<
     let root = bucket_record.root;
     let (directories, name) = split_key(key);
     let found = resolve_directories(&ctx.children, root, &directories)?;
-    if found.len() < directories.len() {
-        return Ok(Ok(false));
-    }
     let parent = found.last().copied().unwrap_or(root);
-    let Some(entry) = lookup_object(&ctx.children, parent, name)? else {
-        return Ok(Ok(false));
+    let existing = if found.len() == directories.len() {
+        lookup_object(&ctx.children, parent, name)?
+    } else {
+        None
     };
+    let Some(entry) = existing else {
+        return Ok(match condition {
+            None => Ok(false),
+            Some(_) => Err(MetaError::NoSuchKey(key.to_owned())),
+        });
+    };
+    if let Some(DeleteCondition::ETag(etag)) = condition
+        && entry.etag != *etag
+    {
+        return Ok(Err(MetaError::PreconditionFailed));
+    }
 
     retire_version(ctx, &entry)?;
     remove_child(ctx, parent, name.as_bytes(), entry.inode)?;
@@ -378,13 +397,72 @@ impl Apply for DeleteObjects {
         }
         let mut outcomes = Vec::with_capacity(keys.len());
         for key in keys {
-            outcomes.push(delete_object(ctx, bucket, key)?);
+            outcomes.push(delete_object(ctx, bucket, key, None)?);
         }
         Ok(Ok(outcomes))
     }
 
     fn size_estimate(&self) -> usize {
         SIZE_BASE.saturating_add(self.keys.iter().map(|k| k.len() + 8).sum::<usize>())
+    }
+}
+
+/// DeleteObject with a condition on the current version (`If-Match`):
+/// `PreconditionFailed` if its ETag differs, `NoSuchKey` if there is none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteObjectIf {
+    pub bucket: String,
+    pub key: String,
+    pub condition: DeleteCondition,
+}
+
+impl Apply for DeleteObjectIf {
+    type Reply = bool;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<bool>> {
+        delete_object(ctx, &self.bucket, &self.key, Some(&self.condition))
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add(self.key.len().saturating_mul(2))
+    }
+}
+
+/// DeleteObjects where each key may carry its own condition (`<ETag>` in
+/// the request body); each key's outcome is reported on its own, as in
+/// [`DeleteObjects`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteObjectsIf {
+    pub bucket: String,
+    pub objects: Vec<(String, Option<DeleteCondition>)>,
+}
+
+impl Apply for DeleteObjectsIf {
+    type Reply = Vec<Outcome<bool>>;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<Vec<Outcome<bool>>>> {
+        let bucket = &self.bucket;
+        if read_bucket(&ctx.buckets, bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+        }
+        let mut outcomes = Vec::with_capacity(self.objects.len());
+        for (key, condition) in &self.objects {
+            outcomes.push(delete_object(ctx, bucket, key, condition.as_ref())?);
+        }
+        Ok(Ok(outcomes))
+    }
+
+    fn size_estimate(&self) -> usize {
+        let objects: usize = self
+            .objects
+            .iter()
+            .map(|(key, condition)| {
+                let etag = match condition {
+                    Some(DeleteCondition::ETag(etag)) => etag.len(),
+                    _ => 0,
+                };
+                key.len() + etag + 16
+            })
+            .sum();
+        SIZE_BASE.saturating_add(objects)
     }
 }
 
@@ -437,6 +515,57 @@ impl Apply for PutObjectTags {
         SIZE_BASE
             .saturating_add(self.key.len())
             .saturating_add(tags)
+    }
+}
+
+/// Replaces the tags of `bucket` (empty: it has none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutBucketTags {
+    pub bucket: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl Apply for PutBucketTags {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let PutBucketTags { bucket, tags } = self;
+        if read_bucket(&ctx.buckets, bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+        }
+        if tags.is_empty() {
+            ctx.bucket_tags.remove(bucket.as_bytes())?;
+        } else {
+            ctx.bucket_tags
+                .insert(bucket.as_bytes(), encode_record(tags)?.as_slice())?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn size_estimate(&self) -> usize {
+        let tags: usize = self.tags.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        SIZE_BASE
+            .saturating_add(self.bucket.len())
+            .saturating_add(tags)
+    }
+}
+
+/// Linearizable: the bucket's tags (empty if none); `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBucketTags {
+    pub bucket: String,
+}
+
+impl Query for GetBucketTags {
+    type Reply = Vec<(String, String)>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<(String, String)>> {
+        bucket_record(txn, &self.bucket)?;
+        let Some(table) = open_read(txn, schema::BUCKET_TAGS)? else {
+            return Ok(Vec::new());
+        };
+        match table.get(self.bucket.as_bytes())? {
+            Some(value) => decode_record(value.value()),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

@@ -24,6 +24,8 @@
 //! | `ns_reclaim`   | tombstone sequence BE                 | [`crate::records::tree::Tombstone`] |
 //! | `ns_client_tokens` | client token bytes                | [`crate::records::tree::TokenRecord`] |
 //! | `ns_client_token_order` | log index BE ‖ position BE   | client token bytes |
+//! | `ns_bucket_tags` | bucket name bytes                   | tags (`Vec<(String, String)>`) |
+//! | `ns_completed_uploads` | upload id (16 bytes)         | [`crate::records::upload::CompletedUpload`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -92,6 +94,14 @@ pub const CLIENT_TOKENS: StateTable = StateTable::new("ns_client_tokens");
 /// log index BE ‖ position BE → client token: the tokens oldest first, so
 /// the oldest goes when the table is full.
 pub const CLIENT_TOKEN_ORDER: StateTable = StateTable::new("ns_client_token_order");
+/// upload id → [`crate::records::upload::CompletedUpload`]: the last
+/// [`crate::limits::COMPLETED_UPLOADS_MAX`] completed uploads (by upload
+/// id, i.e. initiation order), for retried completions.
+pub const COMPLETED_UPLOADS: StateTable = StateTable::new("ns_completed_uploads");
+/// bucket name → the bucket's tags, sorted by key (PutBucketTagging); no
+/// row when it has none. Kept beside `ns_buckets` so bucket records keep
+/// their format.
+pub const BUCKET_TAGS: StateTable = StateTable::new("ns_bucket_tags");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -110,6 +120,8 @@ pub const STATE_TABLES: &[StateTable] = &[
     RECLAIM,
     CLIENT_TOKENS,
     CLIENT_TOKEN_ORDER,
+    COMPLETED_UPLOADS,
+    BUCKET_TAGS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

@@ -7,13 +7,14 @@ use arbor_meta::chunks::{self, CollectOrphans, GcAck, UpdateChunkReplicas};
 use arbor_meta::command::{Command, CommandResult, Reply, apply_command, apply_commands};
 use arbor_meta::listing::list_objects;
 use arbor_meta::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, PutObject, SetOverwritePolicy, get_bucket,
-    get_object, list_buckets,
+    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjectsIf, GetBucketTags,
+    PutBucketTags, PutObject, SetOverwritePolicy, get_bucket, get_object, list_buckets,
 };
 use arbor_meta::reclaim::{DeleteDirectory, ReclaimBatch};
 use arbor_meta::records::{
-    ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkRef, ListEntry, ListPage,
-    ListRequest, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy, WriteCondition,
+    ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkRef, DeleteCondition, ListEntry,
+    ListPage, ListRequest, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy,
+    WriteCondition,
 };
 use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema::{
@@ -532,6 +533,117 @@ fn conditions_are_checked_in_apply() {
         Err(MetaError::KeyTooLong)
     );
     f.check_tree();
+}
+
+#[test]
+fn delete_conditions_are_checked_in_apply() {
+    let mut f = Fixture::with_bucket();
+    let delete_if = |f: &mut Fixture, key: &str, condition: DeleteCondition| {
+        f.apply(Command::DeleteObjectIf(DeleteObjectIf {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            condition,
+        }))
+    };
+    let etag = |e: &str| DeleteCondition::ETag(e.to_owned());
+    // A missing key fails either condition (AWS: 404 NoSuchKey).
+    assert_eq!(
+        delete_if(&mut f, "d/k", DeleteCondition::Exists),
+        Err(MetaError::NoSuchKey("d/k".to_owned()))
+    );
+    assert_eq!(
+        delete_if(&mut f, "d/k", etag("x")),
+        Err(MetaError::NoSuchKey("d/k".to_owned()))
+    );
+    let version = f.put_inline("d/k");
+    assert_eq!(
+        delete_if(&mut f, "d/k", etag("other")),
+        Err(MetaError::PreconditionFailed)
+    );
+    assert_eq!(f.get("d/k"), Ok(version.clone()));
+    assert_eq!(
+        delete_if(&mut f, "d/k", etag(&version.etag)),
+        Ok(Reply::DeleteObjectIf(true))
+    );
+    assert!(f.get("d/k").is_err());
+    f.put_inline("d/k");
+    assert_eq!(
+        delete_if(&mut f, "d/k", DeleteCondition::Exists),
+        Ok(Reply::DeleteObjectIf(true))
+    );
+    f.check_tree();
+
+    // DeleteObjectsIf: each key's condition on its own.
+    let a = f.put_inline("a");
+    f.put_inline("b");
+    f.put_inline("c");
+    let outcome = f.apply(Command::DeleteObjectsIf(DeleteObjectsIf {
+        bucket: BUCKET.to_owned(),
+        objects: vec![
+            ("a".to_owned(), Some(etag(&a.etag))),
+            ("b".to_owned(), Some(etag("stale"))),
+            ("c".to_owned(), None),
+            ("gone".to_owned(), Some(DeleteCondition::Exists)),
+            ("gone2".to_owned(), None),
+        ],
+    }));
+    assert_eq!(
+        outcome,
+        Ok(Reply::DeleteObjectsIf(vec![
+            Ok(true),
+            Err(MetaError::PreconditionFailed),
+            Ok(true),
+            Err(MetaError::NoSuchKey("gone".to_owned())),
+            Ok(false),
+        ]))
+    );
+    assert_eq!(f.keys(), vec!["b".to_owned()]);
+    f.check_tree();
+}
+
+#[test]
+fn bucket_tags_are_stored_replaced_and_go_with_the_bucket() {
+    use arbor_meta::op::Query;
+    let mut f = Fixture::with_bucket();
+    let read = |f: &Fixture, bucket: &str| {
+        let txn = f.db.begin_read().expect("read");
+        GetBucketTags {
+            bucket: bucket.to_owned(),
+        }
+        .read(&txn)
+    };
+    let put = |f: &mut Fixture, bucket: &str, tags: &[(&str, &str)]| {
+        f.apply(Command::PutBucketTags(PutBucketTags {
+            bucket: bucket.to_owned(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }))
+    };
+    assert_eq!(read(&f, BUCKET), Ok(Vec::new()));
+    assert_eq!(
+        read(&f, "absent"),
+        Err(MetaError::NoSuchBucket("absent".to_owned()))
+    );
+    assert_eq!(
+        put(&mut f, "absent", &[("a", "1")]),
+        Err(MetaError::NoSuchBucket("absent".to_owned()))
+    );
+    put(&mut f, BUCKET, &[("a", "1"), ("b", "2")]).expect("put");
+    assert_eq!(
+        read(&f, BUCKET),
+        Ok(vec![("a".into(), "1".into()), ("b".into(), "2".into())])
+    );
+    put(&mut f, BUCKET, &[]).expect("clear");
+    assert_eq!(read(&f, BUCKET), Ok(Vec::new()));
+    assert_eq!(f.table_len(schema::BUCKET_TAGS), 0);
+    put(&mut f, BUCKET, &[("a", "1")]).expect("put");
+    f.apply(Command::DeleteBucket(DeleteBucket {
+        name: BUCKET.to_owned(),
+    }))
+    .expect("delete bucket");
+    assert_eq!(f.table_len(schema::BUCKET_TAGS), 0);
 }
 
 #[test]

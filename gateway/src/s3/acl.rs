@@ -156,3 +156,49 @@ pub async fn put_object(
     check_policy(req.input.access_control_policy.as_ref())?;
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
+
+/// The one Object Ownership setting Arbor has: `BucketOwnerEnforced`.
+fn ownership_controls() -> OwnershipControls {
+    OwnershipControls {
+        rules: vec![OwnershipControlsRule {
+            object_ownership: ObjectOwnership::from_static(ObjectOwnership::BUCKET_OWNER_ENFORCED),
+        }],
+    }
+}
+
+/// GetBucketOwnershipControls: always `BucketOwnerEnforced` (ACLs
+/// disabled), which infrastructure tools read before anything else.
+pub async fn get_ownership_controls(
+    s3: &Arbor,
+    req: S3Request<GetBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+    record_target("GetBucketOwnershipControls", &req.input.bucket, None);
+    s3.meta()
+        .head_bucket(&req.input.bucket)
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(GetBucketOwnershipControlsOutput {
+        ownership_controls: Some(ownership_controls()),
+    }))
+}
+
+/// PutBucketOwnershipControls: `BucketOwnerEnforced` is accepted (it is
+/// what the bucket has); the settings that enable ACLs are not implemented.
+pub async fn put_ownership_controls(
+    s3: &Arbor,
+    req: S3Request<PutBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+    let input = req.input;
+    record_target("PutBucketOwnershipControls", &input.bucket, None);
+    s3.meta()
+        .head_bucket(&input.bucket)
+        .await
+        .map_err(error::from_meta)?;
+    if input.ownership_controls != ownership_controls() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "Arbor supports only the BucketOwnerEnforced object ownership (ACLs disabled).",
+        ));
+    }
+    Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
+}

@@ -393,4 +393,58 @@ impl S3 for Arbor {
             .await
             .map_err(|e| request_id.stamp(e))
     }
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        tagging::get_bucket(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        tagging::put_bucket(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        tagging::delete_bucket(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        acl::get_ownership_controls(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        acl::put_ownership_controls(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        object::attributes(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use arbor_meta::ObjectData;
 use arbor_meta::limits::{LIST_PARTS_MAX, LIST_UPLOADS_MAX, PART_NUMBER_MAX, PART_SIZE_MAX};
+use arbor_meta::multipart::parts_digest;
 use arbor_meta::records::{ChecksumAlgorithm, ObjectChecksum, ObjectHeaders};
 use arbor_meta::records::{
     CompletedPart as MetaCompletedPart, ListUploadsRequest, PartRecord, UploadEntry, UploadId,
@@ -13,7 +14,7 @@ use arbor_meta::records::{
 };
 use base64::Engine;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
 use super::{Arbor, acl, bucket, checksum, object, record_target, tagging, time};
@@ -422,7 +423,16 @@ pub async fn complete(
         checksum_sha256: input.checksum_sha256.clone(),
         ..Default::default()
     };
-    let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    let upload = match upload_of(s3, &input.bucket, &input.key, &input.upload_id).await {
+        Ok(upload) => upload,
+        Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => {
+            return match completed_before(s3, &input).await? {
+                Some(output) => Ok(S3Response::new(output)),
+                None => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let listed = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -498,18 +508,86 @@ pub async fn complete(
         )
         .await
         .map_err(|e| error::from_meta(object::changed_meanwhile(e, &condition)))?;
+    Ok(S3Response::new(completed_output(
+        &input.bucket,
+        &input.key,
+        &version.etag,
+        version.checksum.as_ref(),
+    )))
+}
+
+fn completed_output(
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    checksum: Option<&ObjectChecksum>,
+) -> CompleteMultipartUploadOutput {
     let mut output = CompleteMultipartUploadOutput {
-        bucket: Some(input.bucket.clone()),
-        key: Some(input.key.clone()),
-        location: Some(format!("/{}/{}", input.bucket, input.key)),
-        e_tag: Some(ETag::Strong(version.etag.clone())),
+        bucket: Some(bucket.to_owned()),
+        key: Some(key.to_owned()),
+        location: Some(format!("/{bucket}/{key}")),
+        e_tag: Some(ETag::Strong(etag.to_owned())),
         ..Default::default()
     };
-    if let Some(stored) = &version.checksum {
+    if let Some(stored) = checksum {
         checksum::set_checksum_fields!(output, stored);
         output.checksum_type = Some(dto_checksum_type(stored.full_object));
     }
-    Ok(S3Response::new(output))
+    output
+}
+
+/// A completion sent again for an upload that has completed (a client
+/// whose first answer was lost retries): the same part list answers as the
+/// first completion did, changing nothing. Another part list, another key,
+/// or an upload completed too long ago to be remembered
+/// (`arbor_meta::limits::COMPLETED_UPLOADS_MAX`) is `None`: NoSuchUpload,
+/// which AWS documents for an upload "aborted or completed".
+async fn completed_before(
+    s3: &Arbor,
+    input: &CompleteMultipartUploadInput,
+) -> S3Result<Option<CompleteMultipartUploadOutput>> {
+    let Ok(id) = parse_upload_id(&input.upload_id) else {
+        return Ok(None);
+    };
+    let Some(done) = s3
+        .meta()
+        .get_completed_upload(id)
+        .await
+        .map_err(error::from_meta)?
+    else {
+        return Ok(None);
+    };
+    if done.bucket != input.bucket || done.key != input.key {
+        return Ok(None);
+    }
+    let listed = input
+        .multipart_upload
+        .as_ref()
+        .and_then(|m| m.parts.as_deref())
+        .unwrap_or_default();
+    let mut parts = Vec::with_capacity(listed.len());
+    for part in listed {
+        let (Some(number), Some(etag)) = (part.part_number, part.e_tag.as_ref()) else {
+            return Ok(None);
+        };
+        let Ok(number) = part_number(number) else {
+            return Ok(None);
+        };
+        parts.push(MetaCompletedPart {
+            part_number: number,
+            etag: etag.value().to_owned(),
+            checksum: None,
+        });
+    }
+    if parts_digest(&parts) != done.parts_digest {
+        return Ok(None);
+    }
+    Ok(Some(completed_output(
+        &done.bucket,
+        &done.key,
+        &done.etag,
+        done.checksum.as_ref(),
+    )))
 }
 
 /// The multipart object's checksum as S3 defines it: COMPOSITE, the

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
 use arbor_meta::records::ObjectHeaders;
-use arbor_meta::records::WriteCondition;
+use arbor_meta::records::{DeleteCondition, WriteCondition};
 use arbor_meta::{ChunkPlacement, MetaError, ObjectVersion};
 use base64::Engine;
 use s3s::dto::*;
@@ -15,6 +15,7 @@ use super::{Arbor, acl, checksum, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 use crate::limits::{DELETE_OBJECTS_KEYS_MAX, PUT_OBJECT_SIZE_MAX};
+use arbor_meta::limits::LIST_PARTS_MAX;
 
 pub async fn put(
     s3: &Arbor,
@@ -490,7 +491,125 @@ pub async fn head(
     if plan.partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
     }
+    // AWS's HeadObject sends x-amz-tagging-count for a tagged object, as
+    // GetObject does, though its API model (and s3s's HeadObjectOutput)
+    // leaves the header out: follow what S3 sends.
+    if !plan.version.tags.is_empty() {
+        response.headers.insert(
+            "x-amz-tagging-count",
+            http::HeaderValue::from(plan.version.tags.len()),
+        );
+    }
     Ok(response)
+}
+
+/// GetObjectAttributes: the attributes `x-amz-object-attributes` names,
+/// with Last-Modified. ObjectParts only for a multipart object, paged by
+/// `max-parts` (default and at most 1000) after `part-number-marker`.
+pub async fn attributes(
+    s3: &Arbor,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let input = req.input;
+    record_target("GetObjectAttributes", &input.bucket, Some(&input.key));
+    reject_version_id(input.version_id.as_deref())?;
+    let version = s3
+        .meta()
+        .get_object(&input.bucket, &input.key)
+        .await
+        .map_err(error::from_meta)?;
+    let wants = |name: &str| {
+        input
+            .object_attributes
+            .iter()
+            .any(|a| a.as_str().eq_ignore_ascii_case(name))
+    };
+    let mut output = GetObjectAttributesOutput {
+        last_modified: Some(time::timestamp(version.last_modified_ms)),
+        ..Default::default()
+    };
+    if wants(ObjectAttributes::ETAG) {
+        output.e_tag = Some(ETag::Strong(version.etag.clone()));
+    }
+    if wants(ObjectAttributes::CHECKSUM)
+        && let Some(stored) = &version.checksum
+    {
+        let mut sum = checksum::to_dto(stored);
+        sum.checksum_type = Some(ChecksumType::from_static(if stored.full_object {
+            ChecksumType::FULL_OBJECT
+        } else {
+            ChecksumType::COMPOSITE
+        }));
+        output.checksum = Some(sum);
+    }
+    if wants(ObjectAttributes::OBJECT_SIZE) {
+        output.object_size = Some(
+            i64::try_from(version.size)
+                .map_err(|_| s3_error!(InternalError, "object size out of range"))?,
+        );
+    }
+    if wants(ObjectAttributes::STORAGE_CLASS) {
+        output.storage_class = Some(StorageClass::from(
+            version
+                .storage_class
+                .clone()
+                .unwrap_or_else(|| StorageClass::STANDARD.to_owned()),
+        ));
+    }
+    if wants(ObjectAttributes::OBJECT_PARTS) && !version.parts.is_empty() {
+        output.object_parts = Some(object_parts(
+            &version.parts,
+            input.max_parts,
+            input.part_number_marker,
+        )?);
+    }
+    Ok(S3Response::new(output))
+}
+
+/// One page of a multipart object's parts for GetObjectAttributes.
+fn object_parts(
+    sizes: &[u64],
+    max_parts: Option<i32>,
+    marker: Option<i32>,
+) -> S3Result<GetObjectAttributesParts> {
+    let max = match max_parts {
+        None => LIST_PARTS_MAX,
+        Some(n) => usize::try_from(n)
+            .map_err(|_| s3_error!(InvalidArgument, "max-parts must be a non-negative integer"))?
+            .min(LIST_PARTS_MAX),
+    };
+    let after = match marker {
+        None => 0,
+        Some(n) => usize::try_from(n).map_err(|_| {
+            s3_error!(
+                InvalidArgument,
+                "part-number-marker must be a non-negative integer"
+            )
+        })?,
+    };
+    let total = sizes.len();
+    let mut parts = Vec::new();
+    for (index, size) in sizes.iter().enumerate().skip(after).take(max) {
+        parts.push(ObjectPart {
+            part_number: i32::try_from(index + 1).ok(),
+            size: i64::try_from(*size).ok(),
+            ..Default::default()
+        });
+    }
+    let last = after.saturating_add(parts.len());
+    let truncated = last < total;
+    Ok(GetObjectAttributesParts {
+        is_truncated: Some(truncated),
+        max_parts: i32::try_from(max).ok(),
+        next_part_number_marker: if truncated {
+            i32::try_from(last).ok()
+        } else {
+            None
+        },
+        part_number_marker: Some(i32::try_from(after).unwrap_or(i32::MAX)),
+        parts: Some(parts),
+        total_parts_count: i32::try_from(total).ok(),
+    })
 }
 
 pub async fn copy(
@@ -605,11 +724,29 @@ pub async fn delete(
     }
     record_target("DeleteObject", &input.bucket, Some(&input.key));
     reject_version_id(input.version_id.as_deref())?;
-    s3.meta()
-        .delete_object(&input.bucket, &input.key)
-        .await
-        .map_err(error::from_meta)?;
+    match input.if_match.as_ref().map(delete_condition) {
+        None => s3.meta().delete_object(&input.bucket, &input.key).await,
+        // Checked and applied in one metadata command (compare-and-swap).
+        // A key with no current version answers 404 NoSuchKey: that is
+        // what AWS general purpose buckets observably do; the API reference
+        // (written for directory buckets) says 204.
+        Some(condition) => {
+            s3.meta()
+                .delete_object_if(&input.bucket, &input.key, condition)
+                .await
+        }
+    }
+    .map_err(error::from_meta)?;
     Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+/// `If-Match` on a delete (`*`: the key must exist), or an `<ETag>` of a
+/// DeleteObjects entry (where `*` means the same).
+fn delete_condition(condition: &ETagCondition) -> DeleteCondition {
+    match condition.as_etag() {
+        Some(etag) if etag.value() != "*" => DeleteCondition::ETag(etag.value().to_owned()),
+        _ => DeleteCondition::Exists,
+    }
 }
 
 /// The query parameter that makes a DELETE of a key ending in `/` delete
@@ -642,6 +779,8 @@ async fn delete_directory(
 
 /// DeleteObjects: up to 1000 keys deleted by one metadata command; per-key
 /// failures are reported in the response, and Quiet mode reports only those.
+/// An entry's `<ETag>` makes its delete conditional, as `If-Match` does
+/// DeleteObject's: a mismatch fails that key alone with PreconditionFailed.
 pub async fn delete_many(
     s3: &Arbor,
     req: S3Request<DeleteObjectsInput>,
@@ -673,12 +812,23 @@ pub async fn delete_many(
             .await
             .map_err(error::from_meta)?;
     } else {
-        let keys = pending.iter().map(|o| o.key.clone()).collect();
-        let results = s3
-            .meta()
-            .delete_objects(&input.bucket, keys)
-            .await
-            .map_err(error::from_meta)?;
+        let results = if pending.iter().any(|o| o.e_tag.is_some()) {
+            let objects = pending
+                .iter()
+                .map(|o| {
+                    let condition = o
+                        .e_tag
+                        .clone()
+                        .map(|etag| delete_condition(&ETagCondition::ETag(etag)));
+                    (o.key.clone(), condition)
+                })
+                .collect();
+            s3.meta().delete_objects_if(&input.bucket, objects).await
+        } else {
+            let keys = pending.iter().map(|o| o.key.clone()).collect();
+            s3.meta().delete_objects(&input.bucket, keys).await
+        }
+        .map_err(error::from_meta)?;
         for (object, result) in pending.into_iter().zip(results) {
             outcomes.push((object, result.map(|_| ()).map_err(error::from_meta)));
         }

@@ -1,8 +1,12 @@
 //! Object tagging: Get/Put/DeleteObjectTagging, and the `x-amz-tagging`
 //! header of PutObject, CreateMultipartUpload and CopyObject. Tags live in
 //! the version record; changing them leaves ETag and Last-Modified alone.
+//! Bucket tagging: Get/Put/DeleteBucketTagging, stored beside the bucket
+//! in the metadata (`ns_bucket_tags`).
 
-use arbor_meta::limits::{OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
+use arbor_meta::limits::{
+    BUCKET_TAGS_MAX, OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX,
+};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -14,10 +18,31 @@ fn invalid_tag(message: &str) -> S3Error {
 }
 
 /// Checks S3's tag rules and returns the tags sorted by key.
-pub fn validate(mut tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
+pub fn validate(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
     if tags.len() > OBJECT_TAGS_MAX {
         return Err(invalid_tag("Object tags cannot be greater than 10"));
     }
+    validate_each(tags)
+}
+
+/// S3's rules for a bucket's tag set: at most 50, and none in the `aws:`
+/// namespace, which AWS reserves for its own tags.
+fn validate_bucket(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
+    if tags.len() > BUCKET_TAGS_MAX {
+        return Err(invalid_tag("Bucket tag count cannot be greater than 50"));
+    }
+    if tags
+        .iter()
+        .any(|(key, _)| key.to_ascii_lowercase().starts_with("aws:"))
+    {
+        return Err(invalid_tag(
+            "System tags cannot be added/updated by requester",
+        ));
+    }
+    validate_each(tags)
+}
+
+fn validate_each(mut tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
     for (key, value) in &tags {
         let key_chars = key.chars().count();
         if key_chars == 0 || key_chars > TAG_KEY_CHARS_MAX {
@@ -55,11 +80,77 @@ pub fn from_header(header: Option<&str>) -> S3Result<Vec<(String, String)>> {
 }
 
 fn from_tag_set(tag_set: TagSet) -> S3Result<Vec<(String, String)>> {
-    let tags = tag_set
+    validate(pairs(tag_set))
+}
+
+fn pairs(tag_set: TagSet) -> Vec<(String, String)> {
+    tag_set
         .into_iter()
         .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
-        .collect();
-    validate(tags)
+        .collect()
+}
+
+fn to_tag_set(tags: Vec<(String, String)>) -> TagSet {
+    tags.into_iter()
+        .map(|(k, v)| Tag {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect()
+}
+
+/// GetBucketTagging: NoSuchTagSet (404) when the bucket has no tags.
+pub async fn get_bucket(
+    s3: &Arbor,
+    req: S3Request<GetBucketTaggingInput>,
+) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+    let input = req.input;
+    record_target("GetBucketTagging", &input.bucket, None);
+    let tags = s3
+        .meta()
+        .get_bucket_tags(&input.bucket)
+        .await
+        .map_err(error::from_meta)?;
+    if tags.is_empty() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NoSuchTagSet,
+            "The TagSet does not exist".to_owned(),
+        ));
+    }
+    Ok(S3Response::new(GetBucketTaggingOutput {
+        tag_set: to_tag_set(tags),
+    }))
+}
+
+/// PutBucketTagging: replaces the whole set (an empty set removes it).
+pub async fn put_bucket(
+    s3: &Arbor,
+    req: S3Request<PutBucketTaggingInput>,
+) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+    let input = req.input;
+    record_target("PutBucketTagging", &input.bucket, None);
+    let tags = validate_bucket(pairs(input.tagging.tag_set))?;
+    s3.meta()
+        .put_bucket_tags(&input.bucket, tags)
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(PutBucketTaggingOutput::default()))
+}
+
+/// DeleteBucketTagging: 204 whether or not the bucket had tags.
+pub async fn delete_bucket(
+    s3: &Arbor,
+    req: S3Request<DeleteBucketTaggingInput>,
+) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+    let input = req.input;
+    record_target("DeleteBucketTagging", &input.bucket, None);
+    s3.meta()
+        .put_bucket_tags(&input.bucket, Vec::new())
+        .await
+        .map_err(error::from_meta)?;
+    let mut response = S3Response::new(DeleteBucketTaggingOutput::default());
+    response.status = Some(http::StatusCode::NO_CONTENT);
+    Ok(response)
 }
 
 pub async fn get(
@@ -74,16 +165,8 @@ pub async fn get(
         .get_object(&input.bucket, &input.key)
         .await
         .map_err(error::from_meta)?;
-    let tag_set = version
-        .tags
-        .into_iter()
-        .map(|(k, v)| Tag {
-            key: Some(k),
-            value: Some(v),
-        })
-        .collect();
     Ok(S3Response::new(GetObjectTaggingOutput {
-        tag_set,
+        tag_set: to_tag_set(version.tags),
         version_id: None,
     }))
 }

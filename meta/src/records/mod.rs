@@ -14,12 +14,12 @@ pub mod upload;
 pub use chunk::{ChunkPlacement, ChunkRecord};
 pub use listing::{ListEntry, ListPage, ListRequest, ListedObject};
 pub use object::{
-    BucketInfo, ChecksumAlgorithm, ChunkId, ChunkOwnership, ChunkRef, ObjectChecksum, ObjectData,
-    ObjectHeaders, ObjectVersion, OverwritePolicy, WriteCondition,
+    BucketInfo, ChecksumAlgorithm, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition,
+    ObjectChecksum, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy, WriteCondition,
 };
 pub use server::{ChunkServerRecord, ServerId, ServerStatus};
 pub use tree::GcEntry;
 pub use upload::{
-    CompletedPart, ListUploadsRequest, PartRecord, PartsPage, UploadEntry, UploadId, UploadRecord,
-    UploadsPage,
+    CompletedPart, CompletedUpload, ListUploadsRequest, PartRecord, PartsPage, UploadEntry,
+    UploadId, UploadRecord, UploadsPage,
 };

@@ -69,6 +69,18 @@ pub enum WriteCondition {
     IfMatch(String),
 }
 
+/// An expectation a conditional delete has of the current version of a
+/// key (`If-Match` on DeleteObject, `<ETag>` in DeleteObjects), checked
+/// inside apply. A key without a current version fails either one with
+/// `NoSuchKey`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeleteCondition {
+    /// `If-Match: *`: the key must exist.
+    Exists,
+    /// `If-Match: <etag>` (no quotes): the key must exist with this ETag.
+    ETag(String),
+}
+
 /// Who owns the chunks a new version references.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkOwnership {

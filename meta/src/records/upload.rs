@@ -76,6 +76,21 @@ pub struct PartRecord {
     pub chunks: Vec<ChunkRef>,
 }
 
+/// A completed upload, remembered (`ns_completed_uploads`) so a retried
+/// CompleteMultipartUpload with the same part list answers as the first
+/// one did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUpload {
+    pub upload_id: UploadId,
+    pub bucket: String,
+    pub key: String,
+    /// [`crate::multipart::parts_digest`] of the part list that completed it.
+    pub parts_digest: [u8; 16],
+    /// The object's ETag and checksum as the completion made them.
+    pub etag: String,
+    pub checksum: Option<ObjectChecksum>,
+}
+
 /// One entry of CompleteMultipartUpload's part list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompletedPart {
