@@ -193,17 +193,31 @@ impl Apply for RenameObject {
         // path cannot be: it holds the moved object).
         let source_found = resolve_directories(&ctx.children, root, &source_dirs)?;
         prune_empty_directories(ctx, root, &source_dirs, &source_found)?;
-        if let Some(token) = client_token {
-            remember_token(ctx, token, &used_for)?;
-        }
-        Ok(Ok(()))
+        done(ctx, client_token.as_deref(), &used_for)
     }
 
     fn size_estimate(&self) -> usize {
-        SIZE_BASE
-            .saturating_add(self.source.len())
-            .saturating_add(self.destination.len())
+        names_size(&self.source, &self.destination)
     }
+}
+
+/// A rename's success: its client token, if any, is remembered.
+fn done(
+    ctx: &mut ApplyContext<'_>,
+    token: Option<&str>,
+    used_for: &TokenRecord,
+) -> Result<Outcome<()>> {
+    if let Some(token) = token {
+        remember_token(ctx, token, used_for)?;
+    }
+    Ok(Ok(()))
+}
+
+/// A rename's size in a log entry: its two names and the rest.
+fn names_size(source: &str, destination: &str) -> usize {
+    SIZE_BASE
+        .saturating_add(source.len())
+        .saturating_add(destination.len())
 }
 
 /// What a request with client `token` answers without applying anything:
@@ -418,15 +432,10 @@ impl Apply for RenameDirectory {
             &source_dirs[..source_dirs.len() - 1],
             &source_found,
         )?;
-        if let Some(token) = client_token {
-            remember_token(ctx, token, &used_for)?;
-        }
-        Ok(Ok(()))
+        done(ctx, client_token.as_deref(), &used_for)
     }
 
     fn size_estimate(&self) -> usize {
-        SIZE_BASE
-            .saturating_add(self.source.len())
-            .saturating_add(self.destination.len())
+        names_size(&self.source, &self.destination)
     }
 }
