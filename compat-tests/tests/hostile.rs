@@ -1927,31 +1927,108 @@ async fn abandoned_connections_do_not_stop_the_server() {
     .await;
 }
 
-/// Signature Version 2 is refused, in the header and in a presigned URL,
-/// with S3's answer for an unsupported authorization mechanism (README,
-/// "Authentication"): never checked, never served.
+/// An HTTP date (`Fri, 04 Dec 2026 18:00:00 GMT`) for `at`.
+fn http_date(at: SystemTime) -> String {
+    let format = time::format_description::parse_borrowed::<2>(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
+    )
+    .expect("date format");
+    time::OffsetDateTime::from(at)
+        .format(&format)
+        .expect("format date")
+}
+
+/// A Signature Version 2 signature: base64 of HMAC-SHA1 over the string
+/// to sign (method, Content-MD5, Content-Type, date or expiry, resource).
+fn sign_v2(secret: &str, method: &str, date_or_expires: &str, resource: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let string_to_sign = format!("{method}\n\n\n{date_or_expires}\n{resource}");
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(string_to_sign.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Signature Version 2 is served (botocore still presigns with it) and
+/// checked as S3 checks it (README, "Authentication"): the signature, the
+/// date of a header-signed request within 15 minutes, the expiry of a
+/// presigned URL, the method a URL was signed for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signature_version_2_is_refused() {
+async fn signature_version_2_is_checked() {
     with_fixture(|f| async move {
-        let date = "Fri, 04 Dec 2026 18:00:00 GMT";
-        let header = format!("AWS {}:bm90LWEtc2lnbmF0dXJl", f.server.access_key);
         let target = object_target(SMALL);
-        let response = f.unsigned(
-            "GET",
-            &target,
-            &[("date", date), ("authorization", &header)],
+        let (key, secret) = (f.server.access_key.clone(), f.server.secret_key.clone());
+        let header_request = |date: &str, signature: &str| {
+            let authorization = format!("AWS {key}:{signature}");
+            f.unsigned(
+                "GET",
+                &target,
+                &[("date", date), ("authorization", &authorization)],
+            )
+        };
+
+        let now = http_date(SystemTime::now());
+        let response = header_request(&now, &sign_v2(&secret, "GET", &now, &target));
+        assert_eq!(
+            response.status,
+            200,
+            "SigV2 header: {}",
+            String::from_utf8_lossy(&response.body)
         );
-        assert_error(&response, 400, "InvalidRequest", "SigV2 header");
-        let message = String::from_utf8_lossy(&response.body);
-        assert!(message.contains("AWS4-HMAC-SHA256"), "{message}");
-        let presigned = format!(
-            "{target}?AWSAccessKeyId={}&Expires=4102444800&Signature=bm90LWEtc2lnbmF0dXJl",
-            f.server.access_key
+        assert_eq!(response.body, SMALL_BODY);
+
+        let response = header_request(&now, &sign_v2("not-the-secret", "GET", &now, &target));
+        assert_error(
+            &response,
+            403,
+            "SignatureDoesNotMatch",
+            "SigV2 wrong secret",
         );
-        let response = f.unsigned("GET", &presigned, &[]);
-        assert_error(&response, 400, "InvalidRequest", "SigV2 presigned URL");
-        let response = f.unsigned("DELETE", &presigned, &[]);
-        assert_error(&response, 400, "InvalidRequest", "SigV2 presigned DELETE");
+
+        // Correctly signed, but 20 minutes old: a replay.
+        let old = http_date(SystemTime::now() - Duration::from_secs(20 * 60));
+        let response = header_request(&old, &sign_v2(&secret, "GET", &old, &target));
+        assert_error(&response, 403, "RequestTimeTooSkewed", "SigV2 stale date");
+
+        let response = header_request("yesterday", &sign_v2(&secret, "GET", "yesterday", &target));
+        assert_error(&response, 403, "AccessDenied", "SigV2 unreadable date");
+        let authorization = format!("AWS {key}:{}", sign_v2(&secret, "GET", "", &target));
+        let response = f.unsigned("GET", &target, &[("authorization", &authorization)]);
+        assert_error(&response, 403, "AccessDenied", "SigV2 without a date");
+
+        let presigned = |method: &str, expires: u64| {
+            let signature = sign_v2(&secret, method, &expires.to_string(), &target);
+            format!(
+                "{target}?AWSAccessKeyId={key}&Expires={expires}&Signature={}",
+                encode(&signature)
+            )
+        };
+        let now_s = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let response = f.unsigned("GET", &presigned("GET", now_s + 300), &[]);
+        assert_eq!(
+            response.status,
+            200,
+            "SigV2 presigned: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+        assert_eq!(response.body, SMALL_BODY);
+        let response = f.unsigned("GET", &presigned("GET", now_s - 10), &[]);
+        assert_error(
+            &response,
+            403,
+            "AccessDenied",
+            "SigV2 presigned URL expired",
+        );
+        // A URL signed for GET does not delete.
+        let response = f.unsigned("DELETE", &presigned("GET", now_s + 300), &[]);
+        assert_error(
+            &response,
+            403,
+            "SignatureDoesNotMatch",
+            "SigV2 presigned GET used to DELETE",
+        );
         assert_eq!(f.get(SMALL).await, SMALL_BODY);
     })
     .await;

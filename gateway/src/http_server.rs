@@ -36,6 +36,8 @@ pub struct Frontend {
     pub region: Option<String>,
     /// Draws request ids.
     pub entropy: arbor_meta::clock::SharedEntropy,
+    /// Judges the age of Signature Version 2 dates.
+    pub clock: arbor_meta::clock::SharedClock,
 }
 
 /// Serves `listener` (on the server skeleton of `arbor-net`) until
@@ -91,7 +93,7 @@ async fn handle(
     async move {
         let checked = check_method(req.method())
             .and_then(|()| check_header_section(req.headers()))
-            .and_then(|()| check_signature_version(&req))
+            .and_then(|()| check_signature_v2_date(&req, frontend.clock.now_ms()))
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
         let mut response = match checked {
             Err(e) => error_response(e, &request_id),
@@ -276,25 +278,50 @@ fn check_header_section(headers: &http::HeaderMap) -> Result<(), S3Error> {
     ))
 }
 
-/// Signature Version 2 (`Authorization: AWS key:signature`, or a presigned
-/// URL with `AWSAccessKeyId` and `Signature`) is refused before s3s, which
-/// would check it: Arbor requires SigV4 (README, "Authentication"). The
-/// answer is S3's own in the regions that never took SigV2: 400
-/// InvalidRequest naming AWS4-HMAC-SHA256.
-fn check_signature_version<B>(req: &http::Request<B>) -> Result<(), S3Error> {
-    let in_header = req
+/// How far the `Date` of a Signature Version 2 request may be from the
+/// gateway's clock, as S3 allows: 15 minutes either way.
+const SIGV2_SKEW_MAX_MS: i64 = 15 * 60 * 1000;
+
+/// Signature Version 2 (`Authorization: AWS key:signature`) is accepted
+/// (botocore still presigns with it by default, and s3s checks its
+/// signature against the same keys as SigV4), but s3s checks only that a
+/// date header is present. As S3 does, the date (`x-amz-date` before
+/// `Date`) must parse and lie within 15 minutes of now, so a captured
+/// request cannot be replayed later: 403 AccessDenied for a missing or
+/// unreadable date, 403 RequestTimeTooSkewed for one too far off.
+/// Presigned SigV2 URLs carry `Expires` instead, which s3s checks.
+fn check_signature_v2_date<B>(req: &http::Request<B>, now_ms: i64) -> Result<(), S3Error> {
+    let is_v2 = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("AWS "));
-    let in_query = crate::s3::has_query_flag(req.uri(), "AWSAccessKeyId");
-    if !in_header && !in_query {
+    if !is_v2 {
         return Ok(());
     }
-    Err(S3Error::with_message(
-        s3s::S3ErrorCode::InvalidRequest,
-        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
-    ))
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let signed_ms = header("x-amz-date")
+        .or_else(|| header("date"))
+        .and_then(|value| {
+            s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, value.trim()).ok()
+        })
+        .map(|ts| {
+            let at = time::OffsetDateTime::from(ts);
+            i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        });
+    let Some(signed_ms) = signed_ms else {
+        return Err(S3Error::with_message(
+            s3s::S3ErrorCode::AccessDenied,
+            "AWS authentication requires a valid Date or x-amz-date header",
+        ));
+    };
+    if signed_ms.abs_diff(now_ms) > SIGV2_SKEW_MAX_MS.unsigned_abs() {
+        return Err(S3Error::with_message(
+            s3s::S3ErrorCode::RequestTimeTooSkewed,
+            "The difference between the request time and the current time is too large.",
+        ));
+    }
+    Ok(())
 }
 
 /// With `--region`, a request signed for another region is refused the way

@@ -31,6 +31,7 @@ pub fn frontend(
 ) -> Arc<Frontend> {
     let region = settings.region.clone();
     let entropy = seams.entropy.clone();
+    let clock = seams.clock.clone();
     let arbor = Arbor::with_seams(
         meta.clone(),
         backend.clone(),
@@ -59,6 +60,7 @@ pub fn frontend(
         s3: builder.build(),
         region,
         entropy,
+        clock,
     })
 }
 
