@@ -95,6 +95,18 @@ pub(crate) async fn signed_request(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> anyhow::Result<(http::StatusCode, Bytes)> {
+    let (status, _, body) = signed_exchange(config, method, target, headers, body).await?;
+    Ok((status, body))
+}
+
+/// [`signed_request`], answering the response headers too.
+pub(crate) async fn signed_exchange(
+    config: &AdminConfig,
+    method: Method,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> anyhow::Result<(http::StatusCode, http::HeaderMap, Bytes)> {
     let (credentials, _) = auth::load_existing(&config.data_dir, config.credentials())?;
     let url = format!("{}{target}", config.endpoint.trim_end_matches('/'));
     let mut builder = http::Request::builder().method(method).uri(&url).header(
@@ -115,13 +127,13 @@ pub(crate) async fn signed_request(
         .context("the server did not answer within 30 s")?
         .with_context(|| format!("requesting {url}"))?;
     let status = response.status();
-    let body = response
-        .into_body()
+    let (parts, body) = response.into_parts();
+    let body = body
         .collect()
         .await
         .context("reading the answer")?
         .to_bytes();
-    Ok((status, body))
+    Ok((status, parts.headers, body))
 }
 
 fn sign(

@@ -7,6 +7,12 @@
 //! - `arbor fs rm -r s3://bucket/prefix/`: a recursive delete; with
 //!   `--wait`, it then follows the reclaimer until the deleted directories'
 //!   metadata is released, printing the progress.
+//! - `arbor fs append FILE s3://bucket/key`: appends FILE (or `-`, stdin)
+//!   to the object, in pieces of `--piece-size` bytes, each one PutObject
+//!   with `x-amz-write-offset-bytes` (a new part of the object); a missing
+//!   object is created. `--offset N` refuses to append unless the object
+//!   is exactly N bytes long, so a script that retries cannot append
+//!   twice.
 //!
 //! Exit status: 0 when done, 1 when the server refused (its S3 error code
 //! and message are printed on stderr) or could not be reached, 2 for a
@@ -18,13 +24,20 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::Method;
 
-use crate::admin::signed_request;
+use tokio::io::AsyncReadExt;
+
+use crate::admin::{signed_exchange, signed_request};
 use crate::config::AdminConfig;
 
 /// How often `rm -r --wait` asks how far the reclaimer is.
 const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// How long `rm -r --wait` follows the reclaimer at most.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// `append`'s default piece: each piece is one part of the object (at most
+/// 10,000), held in memory while it is sent.
+const APPEND_PIECE_SIZE_DEFAULT: u64 = 16 * 1024 * 1024;
+/// The largest piece `append` sends (held in memory, sent in one request).
+const APPEND_PIECE_SIZE_MAX: u64 = 256 * 1024 * 1024;
 
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum FsCommand {
@@ -51,6 +64,22 @@ pub enum FsCommand {
         #[arg(long)]
         wait: bool,
         /// s3://bucket/prefix/
+        target: String,
+    },
+    /// Append a file (or '-' for stdin) to an object, creating it if it
+    /// does not exist; no existing byte is rewritten.
+    Append {
+        /// Append only if the object is exactly this many bytes long
+        /// (default: its current size, read first).
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Bytes per request; each request adds one part to the object.
+        #[arg(long, default_value_t = APPEND_PIECE_SIZE_DEFAULT,
+              value_parser = clap::value_parser!(u64).range(1..=APPEND_PIECE_SIZE_MAX))]
+        piece_size: u64,
+        /// The local file, or '-' for stdin
+        file: String,
+        /// s3://bucket/key
         target: String,
     },
 }
@@ -123,7 +152,92 @@ pub async fn run(config: AdminConfig, command: FsCommand) -> anyhow::Result<()> 
             }
             Ok(())
         }
+        FsCommand::Append {
+            offset,
+            piece_size,
+            file,
+            target,
+        } => {
+            let (bucket, key) = parse_target(&target)?;
+            let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if file == "-" {
+                Box::new(tokio::io::stdin())
+            } else {
+                Box::new(
+                    tokio::fs::File::open(&file)
+                        .await
+                        .with_context(|| format!("opening {file}"))?,
+                )
+            };
+            append(&config, &bucket, &key, offset, piece_size, input).await
+        }
     }
+}
+
+/// Sends `input` to the end of `bucket/key`, piece by piece.
+async fn append(
+    config: &AdminConfig,
+    bucket: &str,
+    key: &str,
+    offset: Option<u64>,
+    piece_size: u64,
+    mut input: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+) -> anyhow::Result<()> {
+    let path = format!("/{bucket}/{}", encode_key(key));
+    let mut offset = match offset {
+        Some(offset) => offset,
+        None => current_size(config, &path).await?,
+    };
+    let capacity = usize::try_from(piece_size).context("piece size")?;
+    let mut appended = 0u64;
+    let mut pieces = 0u64;
+    loop {
+        let mut piece = Vec::with_capacity(capacity);
+        (&mut input)
+            .take(piece_size)
+            .read_to_end(&mut piece)
+            .await
+            .context("reading the input")?;
+        // An empty input still creates a missing object (at offset 0).
+        if piece.is_empty() && (pieces > 0 || offset > 0) {
+            break;
+        }
+        let length = piece.len() as u64;
+        let offset_header = offset.to_string();
+        let (status, _, body) = signed_exchange(
+            config,
+            Method::PUT,
+            &path,
+            &[("x-amz-write-offset-bytes", &offset_header)],
+            Bytes::from(piece),
+        )
+        .await?;
+        check((status, body))?;
+        offset += length;
+        appended += length;
+        pieces += 1;
+        println!(
+            "appended {appended} bytes in {pieces} pieces; s3://{bucket}/{key} is {offset} bytes"
+        );
+        if length < piece_size {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The object's size (0 if it does not exist).
+async fn current_size(config: &AdminConfig, path: &str) -> anyhow::Result<u64> {
+    let (status, headers, body) =
+        signed_exchange(config, Method::HEAD, path, &[], Bytes::new()).await?;
+    if status == http::StatusCode::NOT_FOUND {
+        return Ok(0);
+    }
+    check((status, body))?;
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .context("HEAD answered no Content-Length")
 }
 
 /// Prints the reclaimer's progress until no deleted directory waits.

@@ -31,6 +31,21 @@ pub fn from_meta(e: MetaError) -> S3Error {
                 http::StatusCode::BAD_REQUEST,
             );
         }
+        MetaError::WriteOffsetMismatch { .. } => {
+            // s3s 0.14.1 has neither append code; AWS answers both with 400.
+            return custom(
+                "InvalidWriteOffset",
+                "The write offset value that you specified does not match the current object size.",
+                http::StatusCode::BAD_REQUEST,
+            );
+        }
+        MetaError::TooManyParts => {
+            return custom(
+                "TooManyParts",
+                "You have attempted to add more parts than the maximum of 10000 that are allowed for this object.",
+                http::StatusCode::BAD_REQUEST,
+            );
+        }
         MetaError::DirectoryNotEmpty(_) => {
             // No S3 operation renames a directory; Arbor's extension
             // answers 409 with a code of its own.
@@ -273,6 +288,8 @@ mod tests {
             MetaError::InvalidBucketName(_) => (C::InvalidBucketName, 400),
             MetaError::NoSuchKey(_) => (C::NoSuchKey, 404),
             MetaError::DirectoryNotEmpty(_) => (C::Custom("DirectoryNotEmpty".into()), 409),
+            MetaError::WriteOffsetMismatch { .. } => (C::Custom("InvalidWriteOffset".into()), 400),
+            MetaError::TooManyParts => (C::Custom("TooManyParts".into()), 400),
             MetaError::IdempotencyMismatch(_) => {
                 (C::Custom("IdempotencyParameterMismatch".into()), 400)
             }
@@ -321,6 +338,8 @@ mod tests {
             MetaError::StaleChunk("s".into()),
             MetaError::PreconditionFailed,
             MetaError::OverwriteRefused,
+            MetaError::WriteOffsetMismatch { size: 3 },
+            MetaError::TooManyParts,
             MetaError::NotLeader { leader: None },
             MetaError::Unavailable("x".into()),
             MetaError::Timeout,

@@ -13,6 +13,7 @@
 use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use crate::append::AppendObject;
 use crate::chunks::{
     ChunkCounts, ChunkRecords, ChunksReferenced, CollectOrphans, GcAck, GcQueue, ServerChunks,
     UnderReplicated, UpdateChunkReplicas,
@@ -178,6 +179,7 @@ writes!(
     DeleteObjectIf,
     DeleteObjectsIf,
     PutBucketTags,
+    AppendObject,
 );
 
 reads!(

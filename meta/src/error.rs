@@ -65,6 +65,12 @@ pub enum MetaError {
     /// The bucket's overwrite policy refuses this write.
     #[error("overwrite refused by bucket policy")]
     OverwriteRefused,
+    /// An append's offset is not the object's current size.
+    #[error("write offset does not match the object's size {size}")]
+    WriteOffsetMismatch { size: u64 },
+    /// An append would give the object more parts than an object may have.
+    #[error("the object has the maximum number of parts")]
+    TooManyParts,
     /// This node is not the leader; `leader` is the address of the one it
     /// knows, if any.
     #[error("not the leader (leader: {leader:?})")]

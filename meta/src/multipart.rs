@@ -17,7 +17,7 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{prefix_successor, validate_key};
 use crate::limits::{COMPLETED_UPLOADS_MAX, PART_NUMBER_MAX, PART_SIZE_MIN};
-use crate::namespace::commit_version;
+use crate::namespace::{NewChunks, commit_version};
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::ChunkPlacement;
 use crate::records::object::{
@@ -516,7 +516,7 @@ impl Apply for CompleteMultipartUpload {
             &upload.key,
             &version,
             condition,
-            ChunkOwnership::Shared,
+            NewChunks::Owned(ChunkOwnership::Shared),
             &[],
         )?;
         if result.is_err() {

@@ -195,7 +195,7 @@ impl Apply for PutObject {
             &self.key,
             &self.version,
             &self.condition,
-            self.ownership,
+            NewChunks::Owned(self.ownership),
             &self.placements,
         )
     }
@@ -219,15 +219,27 @@ impl Apply for PutObject {
     }
 }
 
+/// How the chunks of a version being committed are checked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NewChunks {
+    /// As the proposer declared them.
+    Owned(ChunkOwnership),
+    /// The first `shared` are the replaced version's (the caller has
+    /// checked that they are), the rest were written for this command: an
+    /// append.
+    Appended { shared: usize },
+}
+
 /// Commits `version` as the current version of `bucket/key` at the
-/// context's position: PutObject, CopyObject and CompleteMultipartUpload.
+/// context's position: PutObject, CopyObject, CompleteMultipartUpload and
+/// AppendObject.
 pub(crate) fn commit_version(
     ctx: &mut ApplyContext<'_>,
     bucket: &str,
     key: &str,
     version: &ObjectVersion,
     condition: &WriteCondition,
-    ownership: ChunkOwnership,
+    new_chunks: NewChunks,
     placements: &[ChunkPlacement],
 ) -> Result<Outcome<ObjectVersion>> {
     if let Err(e) = validate_key(key) {
@@ -236,23 +248,23 @@ pub(crate) fn commit_version(
     let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
         return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
     };
-    let chunk_ids = version.chunks().iter().map(|c| &c.id);
-    match ownership {
-        ChunkOwnership::Shared => {
-            if let Some(gone) = chunks::first_unreferenced(ctx, chunk_ids)? {
-                return Ok(Err(MetaError::Conflict(format!(
-                    "chunk {gone} of the source is no longer referenced"
-                ))));
-            }
-        }
-        ChunkOwnership::Fresh => {
-            if let Some(refused) = chunks::check_fresh(ctx, chunk_ids.clone())? {
-                return Ok(Err(refused));
-            }
-            if let Some(refused) = check_placements(chunk_ids, placements) {
-                return Ok(Err(refused));
-            }
-        }
+    let all = version.chunks();
+    let (shared, fresh) = match new_chunks {
+        NewChunks::Owned(ChunkOwnership::Shared) => (all, &all[all.len()..]),
+        NewChunks::Owned(ChunkOwnership::Fresh) => (&all[..0], all),
+        NewChunks::Appended { shared } => all.split_at(shared.min(all.len())),
+    };
+    if let Some(gone) = chunks::first_unreferenced(ctx, shared.iter().map(|c| &c.id))? {
+        return Ok(Err(MetaError::Conflict(format!(
+            "chunk {gone} of the source is no longer referenced"
+        ))));
+    }
+    let fresh_ids = fresh.iter().map(|c| &c.id);
+    if let Some(refused) = chunks::check_fresh(ctx, fresh_ids.clone())? {
+        return Ok(Err(refused));
+    }
+    if let Some(refused) = check_placements(fresh_ids, placements) {
+        return Ok(Err(refused));
     }
     let (directories, name) = split_key(key);
     let found = resolve_directories(&ctx.children, bucket_record.root, &directories)?;

@@ -3,6 +3,7 @@
 //! chunk-store APIs; they keep no state between requests.
 
 mod acl;
+mod append;
 mod bucket;
 mod checksum;
 mod conditions;

@@ -11,11 +11,65 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::{Conditions, Target};
-use super::{Arbor, acl, checksum, record_target, tagging, time};
+use super::{Arbor, acl, append, checksum, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 use crate::limits::{DELETE_OBJECTS_KEYS_MAX, PUT_OBJECT_SIZE_MAX};
 use arbor_meta::limits::LIST_PARTS_MAX;
+
+/// What a PutObject request asks for besides its body, checked before the
+/// body streams: PutObject and append share it.
+pub(super) struct PutRequest {
+    pub bucket: String,
+    pub key: String,
+    pub user_metadata: Vec<(String, String)>,
+    pub expected_md5: Option<[u8; 16]>,
+    pub expected_checksum: Option<checksum::Expectation>,
+    pub condition: WriteCondition,
+    pub tags: Vec<(String, String)>,
+    pub headers: ObjectHeaders,
+    pub storage_class: Option<String>,
+    pub write_offset: Option<i64>,
+    pub body: StreamingBlob,
+}
+
+impl PutRequest {
+    pub(super) fn parse(input: PutObjectInput, headers: &http::HeaderMap) -> S3Result<PutRequest> {
+        acl::check_canned_object_acl(input.acl.as_ref(), headers)?;
+        if let Some(length) = input.content_length
+            && u64::try_from(length).is_ok_and(|l| l > PUT_OBJECT_SIZE_MAX)
+        {
+            return Err(s3_error!(
+                EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed size."
+            ));
+        }
+        Ok(PutRequest {
+            user_metadata: user_metadata(input.metadata)?,
+            expected_md5: input
+                .content_md5
+                .as_deref()
+                .map(decode_content_md5)
+                .transpose()?,
+            expected_checksum: checksum::expectation(headers)?,
+            condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
+            tags: tagging::from_header(input.tagging.as_deref())?,
+            headers: ObjectHeaders {
+                content_type: input.content_type.map(|m| m.to_string()),
+                content_encoding: stored_content_encoding(input.content_encoding),
+                content_disposition: input.content_disposition,
+                content_language: input.content_language,
+                cache_control: input.cache_control,
+                expires: input.expires.as_ref().and_then(http_date),
+            },
+            storage_class: storage_class(input.storage_class)?,
+            write_offset: input.write_offset_bytes,
+            body: input.body.unwrap_or_else(empty_body),
+            bucket: input.bucket,
+            key: input.key,
+        })
+    }
+}
 
 pub async fn put(
     s3: &Arbor,
@@ -28,35 +82,25 @@ pub async fn put(
         ..
     } = req;
     record_target("PutObject", &input.bucket, Some(&input.key));
-    acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
-    let user_metadata = user_metadata(input.metadata)?;
-    let expected_md5 = input
-        .content_md5
-        .as_deref()
-        .map(decode_content_md5)
-        .transpose()?;
-    let expected_checksum = checksum::expectation(&headers)?;
-    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
-    let tags = tagging::from_header(input.tagging.as_deref())?;
-    if let Some(length) = input.content_length
-        && u64::try_from(length).is_ok_and(|l| l > PUT_OBJECT_SIZE_MAX)
-    {
-        return Err(s3_error!(
-            EntityTooLarge,
-            "Your proposed upload exceeds the maximum allowed size."
-        ));
+    let request = PutRequest::parse(input, &headers)?;
+    if let Some(offset) = request.write_offset {
+        return append::put(s3, request, offset, trailing_headers).await;
     }
-    let headers = ObjectHeaders {
-        content_type: input.content_type.map(|m| m.to_string()),
-        content_encoding: stored_content_encoding(input.content_encoding),
-        content_disposition: input.content_disposition,
-        content_language: input.content_language,
-        cache_control: input.cache_control,
-        expires: input.expires.as_ref().and_then(http_date),
-    };
+    let PutRequest {
+        bucket,
+        key,
+        user_metadata,
+        expected_md5,
+        expected_checksum,
+        condition,
+        tags,
+        headers,
+        storage_class,
+        body,
+        ..
+    } = request;
     // Fail fast, before the body streams; the apply step checks again.
-    check_condition_early(s3, &input.bucket, &input.key, &condition).await?;
-    let body = input.body.unwrap_or_else(empty_body);
+    check_condition_early(s3, &bucket, &key, &condition).await?;
     let hasher = expected_checksum
         .as_ref()
         .map(|e| checksum::hasher(e.algorithm));
@@ -91,20 +135,12 @@ pub async fn put(
         headers,
         user_metadata,
         checksum: stored_checksum,
-        storage_class: storage_class(input.storage_class)?,
+        storage_class,
         parts: Vec::new(),
         tags,
         data: written.data,
     };
-    let committed = commit(
-        s3,
-        &input.bucket,
-        &input.key,
-        version,
-        condition,
-        placements,
-    )
-    .await?;
+    let committed = commit(s3, &bucket, &key, version, condition, placements).await?;
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
         ..Default::default()
@@ -223,6 +259,8 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::KeyTooLong
         | MetaError::PreconditionFailed
         | MetaError::OverwriteRefused
+        | MetaError::WriteOffsetMismatch { .. }
+        | MetaError::TooManyParts
         | MetaError::NoSuchUpload(_)
         | MetaError::PartMismatch(_)
         | MetaError::PartsOutOfOrder
