@@ -112,7 +112,8 @@ impl ClusterChunks {
         let id = fresh_chunk_id(&*self.inner.clock, &*self.inner.entropy);
         let ranking = placement::place(&registry.servers, &id, registry.servers.len());
         let factor = usize::from(self.inner.factor);
-        // Fewer servers than the factor: write to those there are (the
+        // Fewer servers than the factor, or a target lost during the write
+        // with no server left to replace it: write to those there are (the
         // healer tops the chunk up later), but never to fewer than a
         // majority of the factor.
         let quorum = factor / 2 + 1;
@@ -140,7 +141,7 @@ impl ClusterChunks {
         let replicator = self.inner.replicator.clone();
         let task = tokio::spawn(async move {
             replicator
-                .write(id, &targets, &candidates, None, body)
+                .write(id, &targets, &candidates, quorum, None, body)
                 .await
         });
         Ok(ClusterWriter {

@@ -14,9 +14,11 @@
 //! from the fan-out; when the body is done, each one is replaced by the
 //! next unused candidate, copied from a target that succeeded by streaming
 //! server → here → server. Nothing holds a whole chunk in memory. The
-//! write succeeds only when as many servers as targets hold the chunk;
-//! on failure, copies already made are left for garbage collection (their
-//! ids are never committed).
+//! write succeeds when as many servers as targets hold the chunk, or,
+//! with no candidate left to replace a failed target, when at least the
+//! caller's quorum do (the chunk is then recorded under-replicated and
+//! the healer tops it up); on failure, copies already made are left for
+//! garbage collection (their ids are never committed).
 //!
 //! **Read** ([`Replicator::read`]): tries the replicas in the given order;
 //! a connection error, an error status or corruption moves on to the next,
@@ -51,7 +53,7 @@ use crate::transfer::copy_chunk;
 pub struct ReplicatedWrite {
     pub info: ChunkInfo,
     /// The servers holding the chunk: the targets in their order, each
-    /// failed one in place of its replacement.
+    /// failed one in place of its replacement, or left out if it had none.
     pub replicas: Vec<String>,
     pub replaced: Vec<Replacement>,
 }
@@ -84,14 +86,17 @@ impl Replicator {
     }
 
     /// Streams `body` as chunk `id` to every server in `targets` at once;
-    /// a target that fails is replaced by the next of `candidates`. If the
-    /// caller knows the chunk's SHA-256 (`expected_sha256`), servers check
-    /// the bytes against it and a mismatch stores nothing anywhere.
+    /// a target that fails is replaced by the next of `candidates`, or,
+    /// when none is left, dropped as long as `quorum` servers still hold
+    /// the chunk. If the caller knows the chunk's SHA-256
+    /// (`expected_sha256`), servers check the bytes against it and a
+    /// mismatch stores nothing anywhere.
     pub async fn write<S>(
         &self,
         id: ChunkId,
         targets: &[String],
         candidates: &[String],
+        quorum: usize,
         expected_sha256: Option<[u8; 32]>,
         body: S,
     ) -> Result<ReplicatedWrite>
@@ -193,7 +198,16 @@ impl Replicator {
         let mut replaced = Vec::new();
         let mut unused = candidates.iter();
         for (failed_addr, error) in failed {
-            let replacement = self.replace(&info, &held, &mut unused).await?;
+            let replacement = match self.replace(&info, &held, &mut unused).await {
+                Ok(replacement) => replacement,
+                Err(e) if held.len() >= quorum.max(1) => {
+                    tracing::warn!(%id, server = %failed_addr, held = held.len(), error = %e,
+                        "replica lost and not replaced; the chunk is under-replicated");
+                    replicas.retain(|addr| *addr != failed_addr);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(slot) = replicas.iter_mut().find(|addr| **addr == failed_addr) {
                 slot.clone_from(&replacement);
             }

@@ -377,10 +377,27 @@ impl Cluster {
     where
         S: futures::Stream<Item = arbor_chunkstore::Result<Bytes>> + Send,
     {
+        let quorum = targets.len();
+        self.write_quorum(id, targets, candidates, quorum, expected, body)
+            .await
+    }
+
+    async fn write_quorum<S>(
+        &self,
+        id: ChunkId,
+        targets: &[usize],
+        candidates: &[usize],
+        quorum: usize,
+        expected: Option<[u8; 32]>,
+        body: S,
+    ) -> arbor_chunkstore::Result<arbor_chunkstore::ReplicatedWrite>
+    where
+        S: futures::Stream<Item = arbor_chunkstore::Result<Bytes>> + Send,
+    {
         let (targets, candidates) = (self.addrs(targets), self.addrs(candidates));
         let write = self
             .replicator
-            .write(id, &targets, &candidates, expected, body);
+            .write(id, &targets, &candidates, quorum, expected, body);
         tokio::time::timeout(WAIT, write)
             .await
             .expect("write in time")
@@ -603,6 +620,30 @@ async fn a_replica_failing_mid_write_is_replaced() {
     assert!(
         matches!(failed, Err(ChunkError::ReplicasUnavailable { .. })),
         "{failed:?}"
+    );
+
+    // Unless the servers still holding it make the quorum: then the chunk
+    // is written, one replica short (nodes 1 and 2 are down).
+    let id4 = ChunkId::generate();
+    let written = cluster
+        .write_quorum(id4, &[0, 3, 2], &[], 2, None, stream::iter(pieces(&data)))
+        .await
+        .expect("write with a quorum");
+    assert_eq!(written.replicas, cluster.addrs(&[0, 3]));
+    assert!(written.replaced.is_empty());
+    let short = cluster
+        .write_quorum(
+            ChunkId::generate(),
+            &[0, 1, 2],
+            &[],
+            2,
+            None,
+            stream::iter(pieces(&data)),
+        )
+        .await;
+    assert!(
+        matches!(short, Err(ChunkError::ReplicasUnavailable { .. })),
+        "one of three is no quorum of two: {short:?}"
     );
 
     // A target already down is replaced the same way.
@@ -877,7 +918,7 @@ async fn the_healer_restores_the_factor_and_empties_draining_servers() {
     let replicator = Replicator::new(clients(), None);
     let targets = [nodes[0].addr.clone(), nodes[1].addr.clone()];
     let written = replicator
-        .write(id, &targets, &[], None, stream::iter(pieces(&data)))
+        .write(id, &targets, &[], 2, None, stream::iter(pieces(&data)))
         .await
         .expect("write");
     meta.create_bucket("healing", 1).await.expect("bucket");

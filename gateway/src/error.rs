@@ -95,8 +95,9 @@ pub fn from_meta(e: MetaError) -> S3Error {
         | MetaError::Unavailable(_)
         | MetaError::Timeout
         | MetaError::ShuttingDown => {
+            // S3's retryable 503: SDKs back off and send it again.
             tracing::warn!(error = %e, "metadata service unavailable");
-            (C::ServiceUnavailable, "Please reduce your request rate.")
+            (C::SlowDown, "Please reduce your request rate.")
         }
         MetaError::StaleChunk(_) => {
             // Retryable: the client's SDK sends the body again.
@@ -148,7 +149,7 @@ pub fn from_chunk(e: ChunkError) -> S3Error {
         | ChunkError::Remote { .. }
         | ChunkError::ReplicasUnavailable { .. } => {
             tracing::warn!(error = %e, "chunk servers unavailable");
-            (C::ServiceUnavailable, "Please reduce your request rate.")
+            (C::SlowDown, "Please reduce your request rate.")
         }
         ChunkError::NotFound(_)
         | ChunkError::Corrupt { .. }
@@ -305,13 +306,13 @@ mod tests {
             MetaError::StaleChunk(_) => (C::InternalError, 500),
             MetaError::PreconditionFailed => (C::PreconditionFailed, 412),
             MetaError::OverwriteRefused => (C::PreconditionFailed, 412),
-            MetaError::NotLeader { .. } => (C::ServiceUnavailable, 503),
-            MetaError::Unavailable(_) => (C::ServiceUnavailable, 503),
-            MetaError::Timeout => (C::ServiceUnavailable, 503),
+            MetaError::NotLeader { .. } => (C::SlowDown, 503),
+            MetaError::Unavailable(_) => (C::SlowDown, 503),
+            MetaError::Timeout => (C::SlowDown, 503),
             MetaError::Storage(_) => (C::InternalError, 500),
             MetaError::Raft(_) => (C::InternalError, 500),
             MetaError::Corrupt(_) => (C::InternalError, 500),
-            MetaError::ShuttingDown => (C::ServiceUnavailable, 503),
+            MetaError::ShuttingDown => (C::SlowDown, 503),
         }
     }
 
@@ -473,7 +474,7 @@ mod tests {
                     server: "s".into(),
                     detail: "refused".into(),
                 },
-                S3ErrorCode::ServiceUnavailable,
+                S3ErrorCode::SlowDown,
                 503,
             ),
             (
@@ -483,7 +484,7 @@ mod tests {
                     code: "io".into(),
                     message: "m".into(),
                 },
-                S3ErrorCode::ServiceUnavailable,
+                S3ErrorCode::SlowDown,
                 503,
             ),
             (
@@ -491,7 +492,7 @@ mod tests {
                     id,
                     detail: "none left".into(),
                 },
-                S3ErrorCode::ServiceUnavailable,
+                S3ErrorCode::SlowDown,
                 503,
             ),
             (

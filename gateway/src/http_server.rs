@@ -23,7 +23,8 @@ use tracing::Instrument;
 
 use crate::limits::{
     BODY_IDLE_TIMEOUT_SECS, CONNECTIONS_MAX, HEADER_READ_TIMEOUT_SECS, HEADER_SECTION_SIZE_MAX,
-    SHUTDOWN_DRAIN_SECS, UNSIZED_BODIES_MAX, UNSIZED_BODY_SIZE_MAX,
+    RETRY_AFTER_SECS, SHUTDOWN_DRAIN_SECS, UNREAD_BODY_DRAIN_MAX, UNSIZED_BODIES_MAX,
+    UNSIZED_BODY_SIZE_MAX,
 };
 use crate::s3::RequestId;
 use crate::xml_body::{BodyWatch, WatchedBody};
@@ -100,6 +101,7 @@ async fn handle(
             Ok(()) => call_s3s(&frontend.s3, req, &unsized_bodies, &request_id).await,
         };
         complete_error_body(&mut response, &request_id);
+        add_retry_after(&mut response);
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
             response
                 .headers_mut()
@@ -117,6 +119,20 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// A 500 or 503 is worth retrying: says when, unless it already does.
+fn add_retry_after<B>(response: &mut http::Response<B>) {
+    let status = response.status();
+    if status != http::StatusCode::INTERNAL_SERVER_ERROR
+        && status != http::StatusCode::SERVICE_UNAVAILABLE
+    {
+        return;
+    }
+    response
+        .headers_mut()
+        .entry(http::header::RETRY_AFTER)
+        .or_insert_with(|| http::HeaderValue::from(RETRY_AFTER_SECS));
 }
 
 /// Hands the request to s3s, its body watched: s3s answers some client
@@ -146,7 +162,53 @@ async fn call_s3s(
     } else {
         s3s::Body::http_body(WatchedBody::new(body, body_watch))
     };
+    // A client that asked to hear "100 Continue" first sends no body
+    // until then: closing on it loses nothing, and waiting for it would
+    // only hold the connection.
+    let waits_to_send = parts
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let req = http::Request::from_parts(parts, body);
+    let response = answer_s3s(s3, req, &watch, request_id).await;
+    if let Some(unread) = watch.take_unread()
+        && !waits_to_send
+    {
+        tokio::spawn(drain(unread).in_current_span());
+    }
+    response
+}
+
+/// Reads the rest of a body the operation did not read (it answered
+/// first), up to `UNREAD_BODY_DRAIN_MAX` bytes and with the idle bound of
+/// any body, so the connection is not closed while the client still
+/// sends: its answer would be lost to the reset. A larger body, or one
+/// that stalls, is dropped, and the connection with it.
+async fn drain(mut body: Incoming) {
+    let idle = Duration::from_secs(BODY_IDLE_TIMEOUT_SECS);
+    let mut drained = 0usize;
+    while drained <= UNREAD_BODY_DRAIN_MAX {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                drained = drained.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+            }
+            Ok(None) => return,
+            Ok(Some(Err(_))) | Err(_) => break,
+        }
+    }
+    tracing::debug!(
+        drained,
+        "unread request body dropped; the connection closes"
+    );
+}
+
+/// s3s's answer, with the client mistakes it took for internal errors named.
+async fn answer_s3s(
+    s3: &S3Service,
+    req: http::Request<s3s::Body>,
+    watch: &BodyWatch,
+    request_id: &str,
+) -> http::Response<s3s::Body> {
     match s3.call(req).await {
         Ok(response) if response.status() == http::StatusCode::INTERNAL_SERVER_ERROR => {
             match watch.verdict() {
@@ -458,6 +520,30 @@ mod tests {
         let e = check_header_section(&headers).expect_err("one byte over");
         assert_eq!(e.code(), &s3s::S3ErrorCode::RequestHeaderSectionTooLarge);
         assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+    }
+
+    #[test]
+    fn server_errors_say_when_to_retry() {
+        let with = |status: u16, retry_after: Option<&'static str>| {
+            let mut response = http::Response::new(());
+            *response.status_mut() = http::StatusCode::from_u16(status).expect("status");
+            if let Some(value) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, value.parse().expect("value"));
+            }
+            add_retry_after(&mut response);
+            response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .map(|v| v.to_str().expect("ascii").to_owned())
+        };
+        assert_eq!(with(503, None).as_deref(), Some("1"));
+        assert_eq!(with(500, None).as_deref(), Some("1"));
+        assert_eq!(with(503, Some("7")).as_deref(), Some("7"));
+        for status in [200, 400, 404, 409, 412, 501] {
+            assert_eq!(with(status, None), None, "{status}");
+        }
     }
 
     #[test]

@@ -20,6 +20,14 @@ pub const XML_BODY_SIZE_MAX: usize = 20 * 1024 * 1024;
 pub const BODY_IDLE_TIMEOUT_SECS: u64 = 20;
 /// A client has this long to send a request's header section.
 pub const HEADER_READ_TIMEOUT_SECS: u64 = 30;
+/// `Retry-After` (seconds) on every 500 and 503: the faults behind them
+/// (no metadata leader, chunk servers unreachable) last about a second.
+pub const RETRY_AFTER_SECS: u64 = 1;
+/// Bytes of a request body the gateway reads and discards after answering
+/// without it (a PUT refused before its body streamed), so that the
+/// connection stays open and the answer reaches the client. Beyond this
+/// the connection is closed instead (one chunk's worth).
+pub const UNREAD_BODY_DRAIN_MAX: usize = 64 * 1024 * 1024;
 /// How long in-flight requests may run after shutdown starts.
 pub const SHUTDOWN_DRAIN_SECS: u64 = 20;
 /// Bytes of request headers (names and values) at most: S3 refuses a

@@ -10,6 +10,12 @@
 //! once the request is authenticated and its operation known, before the
 //! body is read), arms the watch for these operations; and when s3s
 //! answers 500, [`BodyWatch::verdict`] says which client mistake caused it.
+//!
+//! The watch also takes back a body an operation dropped without reading
+//! it (a PUT refused before it streams: a failed condition, no metadata
+//! leader), so the front end can read it to its end after answering
+//! ([`BodyWatch::take_unread`]): a connection closed on a body the client
+//! is still sending loses the answer to a reset.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,6 +88,8 @@ pub struct BodyWatch {
     /// recorded, so streamed bodies (PutObject, UploadPart) cost one load.
     armed: AtomicBool,
     read: Mutex<WholeRead>,
+    /// The rest of a body dropped before its end.
+    unread: Mutex<Option<Incoming>>,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +131,14 @@ impl BodyWatch {
         }
     }
 
+    /// The rest of the body, if it was dropped before its end.
+    pub fn take_unread(&self) -> Option<Incoming> {
+        self.unread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
     /// The client's mistake that made s3s fail reading the body whole, if
     /// that is what happened.
     pub fn verdict(&self) -> Option<S3Error> {
@@ -146,14 +162,38 @@ impl BodyWatch {
 }
 
 /// A request body that reports what passes through it to its [`BodyWatch`].
+/// Dropped unread, it hands itself to the watch (one read from and then
+/// dropped failed or stalled: it is not read any further).
 pub struct WatchedBody {
-    inner: Incoming,
+    /// `None` only once dropped.
+    inner: Option<Incoming>,
     watch: Arc<BodyWatch>,
+    /// Whether anything polled it.
+    polled: bool,
 }
 
 impl WatchedBody {
     pub fn new(inner: Incoming, watch: Arc<BodyWatch>) -> WatchedBody {
-        WatchedBody { inner, watch }
+        WatchedBody {
+            inner: Some(inner),
+            watch,
+            polled: false,
+        }
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take()
+            && !self.polled
+            && !inner.is_end_stream()
+        {
+            *self
+                .watch
+                .unread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(inner);
+        }
     }
 }
 
@@ -165,7 +205,11 @@ impl Body for WatchedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.polled = true;
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
@@ -175,11 +219,13 @@ impl Body for WatchedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }
 

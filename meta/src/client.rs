@@ -9,9 +9,19 @@
 //! gets no answer, or an answer that says "not now" (no leader known, no
 //! quorum, timeout, shutting down), it retries on the next node after a
 //! backoff, resending a proposal with the SAME request id, so a retried
-//! write applies at most once (dedup in the state machine). Every call is
-//! bounded by [`RemoteConfig::call_timeout`] and
-//! [`crate::limits::REMOTE_ATTEMPTS_MAX`] attempts.
+//! write applies at most once (dedup in the state machine). A redirect to
+//! the node that just failed is not followed: the others are asked until
+//! one names a new leader. Every call is bounded by
+//! [`RemoteConfig::call_timeout`] and [`crate::limits::REMOTE_ATTEMPTS_MAX`]
+//! attempts.
+//!
+//! A leader that is paused (SIGSTOP, a VM frozen) keeps its connections
+//! open and answers nothing. So an attempt that has no answer after
+//! [`RemoteConfig::suspect_after`] asks the other nodes, every
+//! [`RemoteConfig::probe_interval`], which leader they follow; as soon as
+//! one names another, the attempt is abandoned and resent there (same
+//! request id again). A slow but healthy leader is waited for: the others
+//! still name it.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -89,16 +99,29 @@ pub struct RemoteConfig {
     /// `backoff_max`.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// How long an attempt waits for an answer before the client asks the
+    /// other nodes whether the group has moved to another leader.
+    pub suspect_after: Duration,
+    /// Then how often it asks them again.
+    pub probe_interval: Duration,
 }
 
+/// Bound on one question "which leader do you follow?" to another node.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
 impl Default for RemoteConfig {
+    /// A gateway's: a request waits at most 10 s for the group to have a
+    /// leader (elections take well under a second), below the timeouts of
+    /// S3 clients, then fails with a retryable error.
     fn default() -> Self {
         RemoteConfig {
-            call_timeout: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(10),
             attempt_timeout: Duration::from_secs(5),
             connect_timeout: crate::rpc::CONNECT_TIMEOUT,
             backoff_min: Duration::from_millis(20),
-            backoff_max: Duration::from_millis(500),
+            backoff_max: Duration::from_millis(100),
+            suspect_after: Duration::from_millis(200),
+            probe_interval: Duration::from_millis(50),
         }
     }
 }
@@ -466,6 +489,8 @@ impl Remote {
         let mut last_error = MetaError::Unavailable("no metadata node address".into());
         let mut target = self.pick();
         let mut redirects = 0usize;
+        // The node the last attempt failed at (no answer, or "not now").
+        let mut failed: Option<String> = None;
         for _ in 0..REMOTE_ATTEMPTS_MAX {
             let Some(addr) = target.take() else {
                 return Err(last_error);
@@ -478,9 +503,35 @@ impl Remote {
                 return Err(last_error);
             };
             let timeout = left.min(attempt_timeout);
-            let answer: std::result::Result<Result<T>, TransportError> =
-                self.http.call(&addr, path, request, timeout).await;
-            match self.judge(&addr, answer) {
+            let answer: std::result::Result<Result<T>, TransportError> = tokio::select! {
+                answer = self.http.call(&addr, path, request, timeout) => answer,
+                moved = self.leader_moved(&addr) => {
+                    // `addr` is silent and the group follows another
+                    // leader: resend there (same request id).
+                    tracing::debug!(%addr, leader = %moved, "leader moved while waiting");
+                    self.set_leader(Some(moved.clone()));
+                    target = Some(moved);
+                    continue;
+                }
+            };
+            let judged = match self.judge(&addr, answer) {
+                // A follower still names the node that just failed: ask
+                // the others (after a pause) until one names its successor.
+                Attempt::Redirect(leader) if failed.as_deref() == Some(leader.as_str()) => {
+                    self.set_leader(None);
+                    Attempt::Retry(MetaError::NotLeader {
+                        leader: Some(leader),
+                    })
+                }
+                Attempt::Retry(error) => {
+                    if !matches!(error, MetaError::NotLeader { .. }) {
+                        failed = Some(addr.clone());
+                    }
+                    Attempt::Retry(error)
+                }
+                other => other,
+            };
+            match judged {
                 Attempt::Done(result) => {
                     // Only the leader settles a call.
                     self.set_leader(Some(addr));
@@ -509,6 +560,29 @@ impl Remote {
             }
         }
         Err(last_error)
+    }
+
+    /// Resolves, once `addr` has been silent for
+    /// [`RemoteConfig::suspect_after`], with the address of the leader
+    /// another node follows if it is not `addr`; stays pending while the
+    /// others still follow `addr` (or do not answer either).
+    async fn leader_moved(&self, addr: &str) -> String {
+        tokio::time::sleep(self.config.suspect_after).await;
+        loop {
+            for other in self.addrs.iter().filter(|a| a.as_str() != addr) {
+                let status: std::result::Result<Result<NodeStatus>, TransportError> = self
+                    .http
+                    .call(other, PATH_ADMIN, &AdminRequest::Status, PROBE_TIMEOUT)
+                    .await;
+                if let Ok(Ok(status)) = status
+                    && let Some(leader) = followed_leader(&status)
+                    && leader != addr
+                {
+                    return leader;
+                }
+            }
+            tokio::time::sleep(self.config.probe_interval).await;
+        }
     }
 
     /// Classifies one attempt at `addr`.
@@ -543,6 +617,19 @@ impl Remote {
             }
         }
     }
+}
+
+/// The address of the leader `status`'s node follows (itself, if it
+/// leads), when it knows one.
+fn followed_leader(status: &NodeStatus) -> Option<String> {
+    let leader = status.leader?;
+    status
+        .voters
+        .iter()
+        .chain(&status.learners)
+        .find(|(id, _)| *id == leader)
+        .map(|(_, addr)| addr.clone())
+        .filter(|addr| !addr.is_empty())
 }
 
 impl MetaClient {

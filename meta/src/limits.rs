@@ -75,8 +75,9 @@ pub const SERVER_REQUESTS_IN_FLIGHT_MAX: usize = PROPOSALS_QUEUED_MAX;
 /// keeps about one in flight per peer and kind, so this only caps abuse.
 pub const SERVER_RAFT_REQUESTS_IN_FLIGHT_MAX: usize = 256;
 /// Attempts of one remote client call (redirects and retries together);
-/// the call's deadline usually ends it first.
-pub const REMOTE_ATTEMPTS_MAX: usize = 64;
+/// the call's deadline usually ends it first (10 s of retries paced at
+/// most 100 ms apart, plus the redirects between them).
+pub const REMOTE_ATTEMPTS_MAX: usize = 256;
 
 const _: () = assert!(APPEND_BODY_SIZE_TARGET < RPC_BODY_SIZE_MAX);
 const _: () = assert!(ENTRY_SIZE_TARGET <= APPEND_BODY_SIZE_TARGET);

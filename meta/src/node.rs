@@ -41,17 +41,25 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// of 3 MiB plus the install on the follower's side.
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
 /// Raft timing (ms): the heartbeat must cover a full append (up to
-/// `max_payload_entries`) plus the follower's fsync.
+/// `max_payload_entries`) plus the follower's fsync; openraft bounds each
+/// append by it.
 const HEARTBEAT_INTERVAL_MS: u64 = 100;
-const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
-const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
+/// A follower that has heard nothing from the leader for a random time in
+/// this range stands for election. A voter also refuses to vote until the
+/// maximum has passed since it last heard the leader (openraft's leader
+/// lease), so the first candidate is usually refused and the next round
+/// wins: a new leader about two timeouts (600 ms) after the old one died
+/// or froze, which bounds failover. Two heartbeats may be lost before the
+/// minimum.
+const ELECTION_TIMEOUT_MIN_MS: u64 = 200;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 400;
 /// Build a snapshot (and purge the log) every this many entries.
 const SNAPSHOT_LOGS_SINCE_LAST: u64 = 5000;
 const SNAPSHOT_LOGS_TO_KEEP: u64 = 1000;
 /// Above the snapshot interval, so a lagging learner catches up by log.
 const REPLICATION_LAG_THRESHOLD: u64 = 5000;
 
-const _: () = assert!(ELECTION_TIMEOUT_MIN_MS > HEARTBEAT_INTERVAL_MS);
+const _: () = assert!(ELECTION_TIMEOUT_MIN_MS >= 2 * HEARTBEAT_INTERVAL_MS);
 const _: () = assert!(REPLICATION_LAG_THRESHOLD >= SNAPSHOT_LOGS_SINCE_LAST);
 
 #[derive(Clone, Debug)]

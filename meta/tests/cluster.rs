@@ -542,6 +542,51 @@ async fn isolated_leader_serves_nothing_then_rejoins() {
     eprintln!("shut down: {:?}", started.elapsed());
 }
 
+/// A leader that stops answering (paused, or cut off while its clients'
+/// connections stay open) keeps a write waiting only until another node
+/// names its successor, not for the attempt timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_client_leaves_a_silent_leader_for_its_successor() {
+    let cluster = Cluster::start(3).await;
+    let old = cluster.leader(&[0, 1, 2]).await;
+    let attempt_timeout = Duration::from_secs(8);
+    let client = MetaClient::remote_with(
+        cluster.addr_strings(None),
+        RemoteConfig {
+            call_timeout: Duration::from_secs(20),
+            attempt_timeout,
+            ..RemoteConfig::default()
+        },
+    );
+    // The client learns the leader.
+    client
+        .create_bucket(BUCKET, 1)
+        .await
+        .expect("create bucket");
+    let started = Instant::now();
+    cluster.node(old).set_isolated(true);
+    // Sent to the old leader, which takes it and never commits it.
+    let v = client
+        .put_object(
+            BUCKET,
+            "moved",
+            inline(b"m"),
+            WriteCondition::None,
+            Vec::new(),
+        )
+        .await
+        .expect("write through the new leader");
+    let took = started.elapsed();
+    eprintln!("write moved to the new leader after {took:?}");
+    assert!(
+        took < attempt_timeout / 2,
+        "waited {took:?} on the old leader"
+    );
+    assert_eq!(client.get_object(BUCKET, "moved").await, Ok(v));
+    cluster.node(old).set_isolated(false);
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_client_without_reachable_nodes_is_bounded() {
     // Nothing listens on these ports (bound, then released).

@@ -64,7 +64,7 @@ const REQUEST_ORDER_TABLE: ReplicatedTable = TableDefinition::new("raft_request_
 const DEDUP_TABLES: [ReplicatedTable; 2] = [REQUESTS_TABLE, REQUEST_ORDER_TABLE];
 
 /// How many proposal results are remembered for retries. A remote client
-/// retries a proposal for up to its call timeout (30 s by default), so the
+/// retries a proposal for up to its call timeout (10 s by default), so the
 /// window must span that many proposals at the group's write rate: 100,000
 /// covers 30 s at ~3,000 puts/s (docs/benchmarks.md) and 4 s at the
 /// 24,000 puts/s an idle one-node group commit reached without a namespace
