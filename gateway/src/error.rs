@@ -76,6 +76,13 @@ pub fn from_meta(e: MetaError) -> S3Error {
             C::PreconditionFailed,
             "The bucket's overwrite policy refuses to replace an existing object.",
         ),
+        MetaError::VersionedBucket(reason) => {
+            // The reason names what was refused and what to do instead.
+            return S3Error::with_message(C::InvalidRequest, reason.clone());
+        }
+        MetaError::NoSuchVersion { .. } => {
+            (C::NoSuchVersion, "The specified version does not exist.")
+        }
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
         | MetaError::Timeout
@@ -288,6 +295,8 @@ mod tests {
             MetaError::StaleChunk(_) => (C::InternalError, 500),
             MetaError::PreconditionFailed => (C::PreconditionFailed, 412),
             MetaError::OverwriteRefused => (C::PreconditionFailed, 412),
+            MetaError::VersionedBucket(_) => (C::InvalidRequest, 400),
+            MetaError::NoSuchVersion { .. } => (C::NoSuchVersion, 404),
             MetaError::NotLeader { .. } => (C::ServiceUnavailable, 503),
             MetaError::Unavailable(_) => (C::ServiceUnavailable, 503),
             MetaError::Timeout => (C::ServiceUnavailable, 503),
@@ -321,6 +330,11 @@ mod tests {
             MetaError::StaleChunk("s".into()),
             MetaError::PreconditionFailed,
             MetaError::OverwriteRefused,
+            MetaError::VersionedBucket("v".into()),
+            MetaError::NoSuchVersion {
+                key: "k".into(),
+                version_id: "null".into(),
+            },
             MetaError::NotLeader { leader: None },
             MetaError::Unavailable("x".into()),
             MetaError::Timeout,

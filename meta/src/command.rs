@@ -19,15 +19,15 @@ use crate::chunks::{
 };
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
-use crate::listing::ListObjects;
+use crate::listing::{ListObjectVersions, ListObjects};
 use crate::multipart::{
     AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads,
     GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
-    GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
-    SetOverwritePolicy,
+    CreateBucket, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject, DeleteObjectIf, DeleteObjects,
+    DeleteObjectsIf, GetBucket, GetBucketTags, GetBucketVersioning, GetObject, GetObjectVersion,
+    ListBuckets, PutBucketTags, PutObject, PutObjectTags, SetBucketVersioning, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -178,6 +178,9 @@ writes!(
     DeleteObjectIf,
     DeleteObjectsIf,
     PutBucketTags,
+    SetBucketVersioning,
+    DeleteKey,
+    DeleteKeys,
 );
 
 reads!(
@@ -198,6 +201,9 @@ reads!(
     ReclaimStatus,
     GetCompletedUpload,
     GetBucketTags,
+    GetBucketVersioning,
+    GetObjectVersion,
+    ListObjectVersions,
 );
 
 /// A command's outcome as the log remembers it.
@@ -267,6 +273,7 @@ mod tests {
                     parts: Vec::new(),
                     tags: Vec::new(),
                     data,
+                    stamp: Default::default(),
                 },
                 condition: WriteCondition::None,
                 ownership: ChunkOwnership::Fresh,

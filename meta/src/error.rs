@@ -65,6 +65,14 @@ pub enum MetaError {
     /// The bucket's overwrite policy refuses this write.
     #[error("overwrite refused by bucket policy")]
     OverwriteRefused,
+    /// The operation would drop or merge versions that a versioned bucket
+    /// keeps (a recursive delete, a rename onto a key with versions); the
+    /// text says which and what to do instead.
+    #[error("{0}")]
+    VersionedBucket(String),
+    /// A request names a version the key does not have.
+    #[error("version {version_id} of key {key:?} does not exist")]
+    NoSuchVersion { key: String, version_id: String },
     /// This node is not the leader; `leader` is the address of the one it
     /// knows, if any.
     #[error("not the leader (leader: {leader:?})")]

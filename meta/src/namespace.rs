@@ -1,6 +1,8 @@
 //! Buckets and objects: the namespace's reads and writes on the inode
 //! tree (see `tree` for how directories come and go).
 
+use std::ops::Bound;
+
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
@@ -11,17 +13,20 @@ use crate::keys::{directory_stored_name, split_key, validate_bucket_name, valida
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::ChunkPlacement;
 use crate::records::object::{
-    BucketInfo, ChunkOwnership, ChunkRef, DeleteCondition, ObjectData, ObjectVersion,
-    OverwritePolicy, WriteCondition,
+    BucketInfo, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, ObjectData,
+    ObjectHeaders, ObjectVersion, OverwritePolicy, VersionId, VersionStamp, Versioning,
+    WriteCondition,
 };
 use crate::records::tree::{
     BucketRecord, ChildRecord, GcOrigin, InodeKind, ObjectEntry, ROOT_INODE,
 };
-use crate::schema::{self, child_key, decode_record, encode_record, version_key};
+use crate::schema::{
+    self, child_key, decode_record, encode_record, split_version_key, version_key, version_range,
+};
 use crate::tree::{
-    bucket_record, create_directory, create_inode, find_object, has_children, lookup_child,
-    lookup_object, open_read, prune_empty_directories, raise_key_len_bounds, read_bucket,
-    read_version, remove_child, resolve_directories,
+    BytesTable, bucket_record, create_directory, create_inode, find_object, has_children,
+    lookup_child, lookup_object, open_read, prune_empty_directories, raise_key_len_bounds,
+    read_bucket, read_version, remove_child, resolve_directories,
 };
 
 // ---------------------------------------------------------------- reads
@@ -57,11 +62,78 @@ pub fn get_object(txn: &ReadTransaction, bucket: &str, key: &str) -> Result<Obje
     let record = bucket_record(txn, bucket)?;
     validate_key(key)?;
     let children = txn.open_table(schema::CHILDREN)?;
-    let Some(entry) = find_object(&children, record.root, key)? else {
+    let Some(entry) = find_object(&children, record.root, key)?.filter(|e| !e.delete_marker) else {
         return Err(MetaError::NoSuchKey(key.to_owned()));
     };
     let versions = txn.open_table(schema::VERSIONS)?;
     read_version(&versions, &entry)
+}
+
+/// The version of `bucket/key` that `version_id` names, or the current one
+/// (which may be a delete marker): `NoSuchKey` without any version,
+/// `NoSuchVersion` for an id the key does not have.
+pub fn get_object_version(
+    txn: &ReadTransaction,
+    bucket: &str,
+    key: &str,
+    version_id: Option<VersionId>,
+) -> Result<ObjectVersion> {
+    let record = bucket_record(txn, bucket)?;
+    validate_key(key)?;
+    let children = txn.open_table(schema::CHILDREN)?;
+    let entry = find_object(&children, record.root, key)?;
+    let versions = txn.open_table(schema::VERSIONS)?;
+    match (entry, version_id) {
+        (None, None) => Err(MetaError::NoSuchKey(key.to_owned())),
+        (Some(entry), None) => read_version(&versions, &entry),
+        (entry, Some(id)) => {
+            let all = match entry {
+                Some(entry) => versions_of(&versions, entry.inode)?,
+                None => Vec::new(),
+            };
+            all.into_iter()
+                .find(|v| v.version_id() == id)
+                .ok_or_else(|| MetaError::NoSuchVersion {
+                    key: key.to_owned(),
+                    version_id: id.to_string(),
+                })
+        }
+    }
+}
+
+/// The versioning state of `bucket` (unversioned without a row).
+pub(crate) fn versioning_of<T: BytesTable>(table: &T, bucket: &str) -> Result<Versioning> {
+    match table.get(bucket.as_bytes())? {
+        Some(value) => decode_record(value.value()),
+        None => Ok(Versioning::Unversioned),
+    }
+}
+
+/// Every version of the object `inode`, newest first.
+pub(crate) fn versions_of<T: BytesTable>(versions: &T, inode: u64) -> Result<Vec<ObjectVersion>> {
+    let (start, end) = version_range(inode);
+    let upper = match &end {
+        Some(end) => Bound::Excluded(end.as_slice()),
+        None => Bound::Unbounded,
+    };
+    let mut out = Vec::new();
+    for row in versions.range::<&[u8]>((Bound::Included(start.as_slice()), upper))? {
+        let (row_key, value) = row?;
+        let (row_inode, generation, position) = split_version_key(row_key.value())?;
+        let version: ObjectVersion = decode_record(value.value())?;
+        if row_inode != inode
+            || version.generation != generation
+            || version.stamp.position != position
+        {
+            return Err(MetaError::Corrupt(format!(
+                "version row {row_inode}/{generation}/{position} holds {}/{}",
+                version.generation, version.stamp.position
+            )));
+        }
+        out.push(version);
+    }
+    out.reverse();
+    Ok(out)
 }
 
 /// Linearizable: the bucket, or `NoSuchBucket`.
@@ -165,6 +237,7 @@ impl Apply for DeleteBucket {
         }
         ctx.buckets.remove(name.as_bytes())?;
         ctx.bucket_tags.remove(name.as_bytes())?;
+        ctx.bucket_versioning.remove(name.as_bytes())?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
     }
@@ -255,44 +328,99 @@ pub(crate) fn commit_version(
         }
     }
     let (directories, name) = split_key(key);
-    let found = resolve_directories(&ctx.children, bucket_record.root, &directories)?;
-    let mut parent = found.last().copied().unwrap_or(bucket_record.root);
-    let existing = if found.len() == directories.len() {
-        lookup_object(&ctx.children, parent, name)?
-    } else {
-        None
-    };
-    if let Err(e) = check_condition(condition, existing.as_ref(), key) {
+    let root = bucket_record.root;
+    let found = resolve_directories(&ctx.children, root, &directories)?;
+    let existing = entry_in(&ctx.children, root, &directories, &found, name)?;
+    let current = existing.as_ref().filter(|e| !e.delete_marker);
+    if let Err(e) = check_condition(condition, current, key) {
         return Ok(Err(e));
     }
-    if existing.is_some()
+    if current.is_some()
         && let Err(e) = check_overwrite(&bucket_record.info.overwrite, condition)
     {
         return Ok(Err(e));
     }
+    let versioning = versioning_of(&ctx.bucket_versioning, bucket)?;
 
     // Validated: from here on every step writes.
+    let mut committed = version.clone();
+    committed.stamp = VersionStamp::default();
+    let target = Target {
+        root,
+        directories: &directories,
+        found,
+        name,
+    };
+    install_version(ctx, target, existing, committed, versioning, placements).map(Ok)
+}
+
+/// Where a key sits: its bucket's directory, its path and the
+/// directories of it that exist.
+pub(crate) struct Target<'k> {
+    pub(crate) root: u64,
+    pub(crate) directories: &'k [&'k str],
+    pub(crate) found: Vec<u64>,
+    pub(crate) name: &'k str,
+}
+
+/// The entry of `name` when every directory on its path exists.
+fn entry_in<T: BytesTable>(
+    children: &T,
+    root: u64,
+    directories: &[&str],
+    found: &[u64],
+    name: &str,
+) -> Result<Option<ObjectEntry>> {
+    if found.len() != directories.len() {
+        return Ok(None);
+    }
+    lookup_object(children, found.last().copied().unwrap_or(root), name)
+}
+
+/// Writes `version` as the newest version of the key at `target`, creating
+/// the directories on its path: in a bucket with versioning enabled it
+/// joins the key's versions; otherwise it is the `null` version and
+/// replaces the key's previous `null` version, if any (docs/design.md,
+/// "Versioning"). The caller has checked everything that may refuse.
+fn install_version(
+    ctx: &mut ApplyContext<'_>,
+    target: Target<'_>,
+    existing: Option<ObjectEntry>,
+    mut version: ObjectVersion,
+    versioning: Versioning,
+    placements: &[ChunkPlacement],
+) -> Result<ObjectVersion> {
+    let Target {
+        root,
+        directories,
+        found,
+        name,
+    } = target;
     let mut path = found;
+    let mut parent = path.last().copied().unwrap_or(root);
     for segment in directories.iter().skip(path.len()) {
         parent = create_directory(ctx, parent, directory_stored_name(segment))?;
         path.push(parent);
     }
-    raise_key_len_bounds(ctx, &path, &directories, name.len())?;
-    let mut committed = version.clone();
-    committed.generation = ctx.log_index;
+    raise_key_len_bounds(ctx, &path, directories, name.len())?;
+    version.generation = ctx.log_index;
+    version.stamp.position = ctx.position;
+    version.stamp.null = versioning != Versioning::Enabled;
     // Reference the new chunks before releasing the old version's, so a
     // chunk both share never reaches zero.
-    chunks::reference(ctx, committed.chunks(), placements)?;
+    chunks::reference(ctx, version.chunks(), placements)?;
     let inode = match &existing {
         Some(old) => {
-            retire_version(ctx, old)?;
+            if version.stamp.null {
+                retire_null_version(ctx, old.inode)?;
+            }
             old.inode
         }
         None => create_inode(ctx, parent, name.as_bytes().to_vec(), InodeKind::Object)?,
     };
     let previous = ctx.versions.insert(
         version_key(inode, ctx.log_index, ctx.position).as_slice(),
-        encode_record(&committed)?.as_slice(),
+        encode_record(&version)?.as_slice(),
     )?;
     if previous.is_some() {
         return Err(MetaError::Corrupt(format!(
@@ -300,21 +428,37 @@ pub(crate) fn commit_version(
             ctx.log_index, ctx.position
         )));
     }
-    let entry = ObjectEntry {
-        inode,
-        generation: ctx.log_index,
-        position: ctx.position,
-        size: committed.size,
-        etag: committed.etag.clone(),
-        last_modified_ms: committed.last_modified_ms,
-        storage_class: committed.storage_class.clone(),
-    };
-    let child = encode_record(&ChildRecord::Object(entry))?;
+    let child = encode_record(&ChildRecord::Object(entry_of(inode, &version)))?;
     ctx.children.insert(
         child_key(parent, name.as_bytes()).as_slice(),
         child.as_slice(),
     )?;
-    Ok(Ok(committed))
+    Ok(version)
+}
+
+/// The children-index entry of `version` of object `inode`.
+fn entry_of(inode: u64, version: &ObjectVersion) -> ObjectEntry {
+    ObjectEntry {
+        inode,
+        generation: version.generation,
+        position: version.stamp.position,
+        size: version.size,
+        etag: version.etag.clone(),
+        last_modified_ms: version.last_modified_ms,
+        storage_class: version.storage_class.clone(),
+        delete_marker: version.stamp.delete_marker,
+    }
+}
+
+/// Removes the `null` version of object `inode`, if it has one.
+fn retire_null_version(ctx: &mut ApplyContext<'_>, inode: u64) -> Result<()> {
+    let null = versions_of(&ctx.versions, inode)?
+        .into_iter()
+        .find(|v| v.stamp.null);
+    if let Some(null) = null {
+        remove_version(ctx, inode, null.generation, null.stamp.position)?;
+    }
+    Ok(())
 }
 
 /// Removes the current version of `bucket/key` and every directory left
@@ -352,15 +496,17 @@ fn delete_object(
     let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
         return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
     };
+    if versioning_of(&ctx.bucket_versioning, bucket)? != Versioning::Unversioned {
+        // These commands carry no time for a delete marker.
+        return Ok(Err(MetaError::InvalidRequest(
+            "a versioned bucket's keys are deleted with DeleteKey".to_owned(),
+        )));
+    }
     let root = bucket_record.root;
     let (directories, name) = split_key(key);
     let found = resolve_directories(&ctx.children, root, &directories)?;
     let parent = found.last().copied().unwrap_or(root);
-    let existing = if found.len() == directories.len() {
-        lookup_object(&ctx.children, parent, name)?
-    } else {
-        None
-    };
+    let existing = entry_in(&ctx.children, root, &directories, &found, name)?;
     let Some(entry) = existing else {
         return Ok(match condition {
             None => Ok(false),
@@ -466,6 +612,205 @@ impl Apply for DeleteObjectsIf {
     }
 }
 
+/// DeleteObject as S3 defines it in every versioning state: without a
+/// version id, an unversioned bucket loses the key, a versioned one gets a
+/// delete marker (the `null` one when versioning is suspended, replacing
+/// the key's `null` version); with one, that version goes for good and the
+/// next newest becomes current. `condition` is checked against the
+/// current version, or the named one; `now_ms` (the proposer's clock) is a
+/// delete marker's last-modified time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteKey {
+    pub bucket: String,
+    pub target: DeleteTarget,
+    pub now_ms: i64,
+}
+
+/// One key of a [`DeleteKey`] or [`DeleteKeys`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteTarget {
+    pub key: String,
+    pub version_id: Option<VersionId>,
+    pub condition: Option<DeleteCondition>,
+}
+
+impl DeleteTarget {
+    fn size(&self) -> usize {
+        let etag = match &self.condition {
+            Some(DeleteCondition::ETag(etag)) => etag.len(),
+            _ => 0,
+        };
+        self.key.len().saturating_add(etag).saturating_add(32)
+    }
+}
+
+impl Apply for DeleteKey {
+    type Reply = DeleteOutcome;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<DeleteOutcome>> {
+        delete_key(ctx, &self.bucket, &self.target, self.now_ms)
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add(self.target.size())
+    }
+}
+
+/// [`DeleteKey`] for each target, in one command (S3's DeleteObjects, with
+/// version ids and `<ETag>` conditions); each outcome is reported on its
+/// own, and a missing bucket fails the whole command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteKeys {
+    pub bucket: String,
+    pub targets: Vec<DeleteTarget>,
+    pub now_ms: i64,
+}
+
+impl Apply for DeleteKeys {
+    type Reply = Vec<Outcome<DeleteOutcome>>;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<Vec<Outcome<DeleteOutcome>>>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        let mut outcomes = Vec::with_capacity(self.targets.len());
+        for target in &self.targets {
+            outcomes.push(delete_key(ctx, &self.bucket, target, self.now_ms)?);
+        }
+        Ok(Ok(outcomes))
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add(self.targets.iter().map(DeleteTarget::size).sum::<usize>())
+    }
+}
+
+fn delete_key(
+    ctx: &mut ApplyContext<'_>,
+    bucket: &str,
+    target: &DeleteTarget,
+    now_ms: i64,
+) -> Result<Outcome<DeleteOutcome>> {
+    let DeleteTarget {
+        key,
+        version_id,
+        condition,
+    } = target;
+    if let Err(e) = validate_key(key) {
+        return Ok(Err(e));
+    }
+    let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
+        return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+    };
+    let versioning = versioning_of(&ctx.bucket_versioning, bucket)?;
+    let root = bucket_record.root;
+    let (directories, name) = split_key(key);
+    let found = resolve_directories(&ctx.children, root, &directories)?;
+    let existing = entry_in(&ctx.children, root, &directories, &found, name)?;
+    let place = Target {
+        root,
+        directories: &directories,
+        found,
+        name,
+    };
+    if let Some(id) = version_id {
+        return delete_version(ctx, place, existing, *id, condition.as_ref());
+    }
+    let current = existing.as_ref().filter(|e| !e.delete_marker);
+    match (condition, current) {
+        (None, _) => {}
+        (Some(_), None) => return Ok(Err(MetaError::NoSuchKey(key.to_owned()))),
+        (Some(DeleteCondition::ETag(etag)), Some(entry)) if entry.etag != *etag => {
+            return Ok(Err(MetaError::PreconditionFailed));
+        }
+        (Some(_), Some(_)) => {}
+    }
+    if versioning == Versioning::Unversioned {
+        if let Some(entry) = current {
+            retire_version(ctx, entry)?;
+            let parent = place.found.last().copied().unwrap_or(root);
+            remove_child(ctx, parent, name.as_bytes(), entry.inode)?;
+            prune_empty_directories(ctx, root, &directories, &place.found)?;
+        }
+        return Ok(Ok(DeleteOutcome {
+            version_id: None,
+            delete_marker: false,
+        }));
+    }
+    let marker = ObjectVersion {
+        generation: 0,
+        size: 0,
+        etag: String::new(),
+        last_modified_ms: now_ms,
+        headers: ObjectHeaders::default(),
+        user_metadata: Vec::new(),
+        checksum: None,
+        storage_class: None,
+        parts: Vec::new(),
+        tags: Vec::new(),
+        data: ObjectData::Inline(Vec::new()),
+        stamp: VersionStamp {
+            delete_marker: true,
+            ..VersionStamp::default()
+        },
+    };
+    let marker = install_version(ctx, place, existing, marker, versioning, &[])?;
+    Ok(Ok(DeleteOutcome {
+        version_id: Some(marker.version_id()),
+        delete_marker: true,
+    }))
+}
+
+/// Removes version `id` of the key at `place` for good; when it was the
+/// current one, the next newest becomes current, and a key left without
+/// versions leaves the tree. A version the key does not have is no error
+/// (S3 answers 204 and names it).
+fn delete_version(
+    ctx: &mut ApplyContext<'_>,
+    place: Target<'_>,
+    existing: Option<ObjectEntry>,
+    id: VersionId,
+    condition: Option<&DeleteCondition>,
+) -> Result<Outcome<DeleteOutcome>> {
+    let absent = DeleteOutcome {
+        version_id: Some(id),
+        delete_marker: false,
+    };
+    let Some(entry) = existing else {
+        return Ok(Ok(absent));
+    };
+    let all = versions_of(&ctx.versions, entry.inode)?;
+    let Some(doomed) = all.iter().find(|v| v.version_id() == id) else {
+        return Ok(Ok(absent));
+    };
+    if let Some(DeleteCondition::ETag(etag)) = condition
+        && doomed.etag != *etag
+    {
+        return Ok(Err(MetaError::PreconditionFailed));
+    }
+    let removed = remove_version(ctx, entry.inode, doomed.generation, doomed.stamp.position)?;
+    let parent = place.found.last().copied().unwrap_or(place.root);
+    let was_current =
+        entry.generation == removed.generation && entry.position == removed.stamp.position;
+    if was_current {
+        match all.iter().find(|v| v.version_id() != id) {
+            Some(next) => {
+                let child = encode_record(&ChildRecord::Object(entry_of(entry.inode, next)))?;
+                ctx.children.insert(
+                    child_key(parent, place.name.as_bytes()).as_slice(),
+                    child.as_slice(),
+                )?;
+            }
+            None => {
+                remove_child(ctx, parent, place.name.as_bytes(), entry.inode)?;
+                prune_empty_directories(ctx, place.root, place.directories, &place.found)?;
+            }
+        }
+    }
+    Ok(Ok(DeleteOutcome {
+        version_id: Some(id),
+        delete_marker: removed.stamp.delete_marker,
+    }))
+}
+
 /// Replaces the tags of the current version of `bucket/key` (its ETag and
 /// last-modified time stay).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -491,7 +836,7 @@ impl Apply for PutObjectTags {
         } else {
             None
         };
-        let Some(entry) = entry else {
+        let Some(entry) = entry.filter(|e| !e.delete_marker) else {
             return Ok(Err(MetaError::NoSuchKey(key.to_owned())));
         };
         let row = version_key(entry.inode, entry.generation, entry.position);
@@ -592,29 +937,110 @@ impl Apply for SetOverwritePolicy {
     }
 }
 
+/// PutBucketVersioning: enables or suspends versioning of `bucket`. A
+/// bucket never goes back to unversioned (S3's rule), so that state is
+/// refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetBucketVersioning {
+    pub bucket: String,
+    pub versioning: Versioning,
+}
+
+impl Apply for SetBucketVersioning {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        if self.versioning == Versioning::Unversioned {
+            return Ok(Err(MetaError::InvalidRequest(
+                "versioning can be enabled or suspended, never turned off".to_owned(),
+            )));
+        }
+        ctx.bucket_versioning.insert(
+            self.bucket.as_bytes(),
+            encode_record(&self.versioning)?.as_slice(),
+        )?;
+        Ok(Ok(()))
+    }
+}
+
+/// Linearizable: the versioning state of `bucket`; `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBucketVersioning {
+    pub bucket: String,
+}
+
+impl Query for GetBucketVersioning {
+    type Reply = Versioning;
+    fn read(&self, txn: &ReadTransaction) -> Result<Versioning> {
+        bucket_record(txn, &self.bucket)?;
+        match open_read(txn, schema::BUCKET_VERSIONING)? {
+            Some(table) => versioning_of(&table, &self.bucket),
+            None => Ok(Versioning::Unversioned),
+        }
+    }
+}
+
+/// Linearizable: a version of `bucket/key` (see [`get_object_version`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetObjectVersion {
+    pub bucket: String,
+    pub key: String,
+    /// `None`: the current version, which may be a delete marker.
+    pub version_id: Option<VersionId>,
+}
+
+impl Query for GetObjectVersion {
+    type Reply = ObjectVersion;
+    fn read(&self, txn: &ReadTransaction) -> Result<ObjectVersion> {
+        get_object_version(txn, &self.bucket, &self.key, self.version_id)
+    }
+}
+
 /// Deletes the version `entry` points at and releases its chunks.
 /// Returns how many chunk references it released.
 pub(crate) fn retire_version(ctx: &mut ApplyContext<'_>, entry: &ObjectEntry) -> Result<usize> {
+    let old = remove_version(ctx, entry.inode, entry.generation, entry.position)?;
+    Ok(old.chunks().len())
+}
+
+/// Deletes every version of object `inode` and releases their chunks.
+/// Returns how many chunk references it released.
+pub(crate) fn retire_object(ctx: &mut ApplyContext<'_>, inode: u64) -> Result<usize> {
+    let mut released = 0usize;
+    for version in versions_of(&ctx.versions, inode)? {
+        let old = remove_version(ctx, inode, version.generation, version.stamp.position)?;
+        released = released.saturating_add(old.chunks().len());
+    }
+    Ok(released)
+}
+
+/// Deletes one version row of `inode` and releases its chunks.
+fn remove_version(
+    ctx: &mut ApplyContext<'_>,
+    inode: u64,
+    generation: u64,
+    position: u32,
+) -> Result<ObjectVersion> {
     let old: ObjectVersion = match ctx
         .versions
-        .remove(version_key(entry.inode, entry.generation, entry.position).as_slice())?
+        .remove(version_key(inode, generation, position).as_slice())?
     {
         Some(value) => decode_record(value.value())?,
         None => {
             return Err(MetaError::Corrupt(format!(
-                "inode {} has no version {}/{} for its current entry",
-                entry.inode, entry.generation, entry.position
+                "inode {inode} has no version {generation}/{position}"
             )));
         }
     };
     let origin = GcOrigin::Version {
-        inode: entry.inode,
-        generation: entry.generation,
-        position: entry.position,
+        inode,
+        generation,
+        position,
     };
-    let released = old.chunks().len();
     chunks::release(ctx, origin, old.chunks().iter().map(|c: &ChunkRef| c.id))?;
-    Ok(released)
+    Ok(old)
 }
 
 /// Whether the bucket's overwrite policy lets a write with `condition`

@@ -95,6 +95,7 @@ pub async fn put(
         parts: Vec::new(),
         tags,
         data: written.data,
+        stamp: Default::default(),
     };
     let committed = commit(
         s3,
@@ -223,6 +224,8 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::KeyTooLong
         | MetaError::PreconditionFailed
         | MetaError::OverwriteRefused
+        | MetaError::VersionedBucket(_)
+        | MetaError::NoSuchVersion { .. }
         | MetaError::NoSuchUpload(_)
         | MetaError::PartMismatch(_)
         | MetaError::PartsOutOfOrder
@@ -690,6 +693,7 @@ pub async fn copy(
         parts: source.parts.clone(),
         tags,
         data: source.data.clone(),
+        stamp: Default::default(),
     };
     let committed = match s3
         .meta()

@@ -107,6 +107,39 @@ pub struct ObjectCondition {
 }
 
 #[cfg(test)]
+mod version_id_tests {
+    use super::{VersionId, VersionStamp};
+
+    #[test]
+    fn version_ids_round_trip_and_refuse_what_arbor_never_issues() {
+        let id = VersionId::of(
+            0x1234,
+            &VersionStamp {
+                position: 7,
+                ..Default::default()
+            },
+        );
+        assert_eq!(id.to_string(), "000000000000123400000007");
+        assert_eq!(VersionId::parse(&id.to_string()), Some(id));
+        assert_eq!(VersionId::parse("null"), Some(VersionId::Null));
+        let null = VersionStamp {
+            null: true,
+            ..Default::default()
+        };
+        assert_eq!(VersionId::of(5, &null).to_string(), "null");
+        for bad in [
+            "",
+            "NULL",
+            "abc",
+            "00000000000012340000000g",
+            "+00000000001234000000007",
+        ] {
+            assert_eq!(VersionId::parse(bad), None, "{bad:?}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod chunk_id_tests {
     use super::ChunkId;
 
@@ -201,9 +234,104 @@ pub struct ObjectVersion {
     /// Object tags (key, value), sorted by key; at most 10.
     pub tags: Vec<(String, String)>,
     pub data: ObjectData,
+    /// What names the version beside its generation, and whether it is a
+    /// delete marker. Assigned by the state machine; send
+    /// `VersionStamp::default()` in a proposal.
+    pub stamp: VersionStamp,
+}
+
+/// A version's identity beside its generation (docs/design.md,
+/// "Versioning").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionStamp {
+    /// The committing command's position within its log entry.
+    pub position: u32,
+    /// The version's id is `null`: it was written while the bucket's
+    /// versioning was off or suspended, and the next such write replaces it.
+    pub null: bool,
+    /// A delete marker: no data, and a key whose current version is one
+    /// does not exist for reads and listings.
+    pub delete_marker: bool,
+}
+
+/// A version id as S3 clients see it: `null`, or the generation and
+/// position of the version in 24 hex digits (so ids of one key sort by
+/// age, and stay the same across renames).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VersionId {
+    Null,
+    At { generation: u64, position: u32 },
+}
+
+impl VersionId {
+    /// The id of the version written at `generation`/`position`.
+    pub fn of(generation: u64, stamp: &VersionStamp) -> VersionId {
+        if stamp.null {
+            VersionId::Null
+        } else {
+            VersionId::At {
+                generation,
+                position: stamp.position,
+            }
+        }
+    }
+
+    /// Parses an id a client sent; `None` if it cannot be one Arbor issued.
+    pub fn parse(s: &str) -> Option<VersionId> {
+        if s == "null" {
+            return Some(VersionId::Null);
+        }
+        if s.len() != 24 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let generation = u64::from_str_radix(s.get(..16)?, 16).ok()?;
+        let position = u32::from_str_radix(s.get(16..)?, 16).ok()?;
+        Some(VersionId::At {
+            generation,
+            position,
+        })
+    }
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionId::Null => f.write_str("null"),
+            VersionId::At {
+                generation,
+                position,
+            } => write!(f, "{generation:016x}{position:08x}"),
+        }
+    }
+}
+
+/// What a DeleteObject did: removed the key (unversioned bucket), added a
+/// delete marker, or removed the version it named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteOutcome {
+    /// The marker added or the version named (`None` in an unversioned
+    /// bucket, where nothing is named).
+    pub version_id: Option<VersionId>,
+    /// A delete marker was added, or the version removed was one.
+    pub delete_marker: bool,
+}
+
+/// A bucket's versioning state (PutBucketVersioning). A bucket starts
+/// unversioned; once enabled it can be suspended, never unversioned again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
 }
 
 impl ObjectVersion {
+    /// The id clients name this version by.
+    pub fn version_id(&self) -> VersionId {
+        VersionId::of(self.generation, &self.stamp)
+    }
+
     /// Chunks this version references (empty for inline objects).
     pub fn chunks(&self) -> &[ChunkRef] {
         match &self.data {
