@@ -1291,6 +1291,7 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
                 false,
                 "location" | "versioning" | "versions" | "uploads"
             )
+            | ("PUT", false, "versioning")
             | ("POST", false, "delete")
             | ("POST", true, "uploads")
             | ("GET" | "PUT" | "DELETE", _, "tagging")
@@ -2325,12 +2326,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "PutBucketRequestPayment",
         "PUT",
         "?requestPayment",
-        "NotImplemented",
-    ),
-    (
-        "PutBucketVersioning",
-        "PUT",
-        "?versioning",
         "NotImplemented",
     ),
     ("PutBucketWebsite", "PUT", "?website", "NotImplemented"),

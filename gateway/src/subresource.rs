@@ -75,7 +75,7 @@ fn taken_by(op: &str) -> &'static [&'static str] {
     match op {
         "GetBucketAcl" | "PutBucketAcl" | "GetObjectAcl" | "PutObjectAcl" => &["acl"],
         "GetBucketLocation" => &["location"],
-        "GetBucketVersioning" => &["versioning"],
+        "GetBucketVersioning" | "PutBucketVersioning" => &["versioning"],
         "ListObjectVersions" => &["versions"],
         "ListMultipartUploads" | "CreateMultipartUpload" => &["uploads"],
         "DeleteObjects" => &["delete"],

@@ -267,6 +267,15 @@ impl S3 for Arbor {
             .await
             .map_err(|e| request_id.stamp(e))
     }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        bucket::put_versioning(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
     async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
