@@ -331,6 +331,33 @@ rclone_purge() {
     ! grep -q ' rclone-bucket$' buckets || fail "rclone-bucket still listed after purge"
 }
 
+# rclone against a bucket with versioning enabled: an overwrite keeps the
+# old version, a delete leaves a delete marker, and rclone sees only the
+# current versions.
+rclone_versioned() {
+    aws s3 mb s3://rclone-versioned
+    aws s3api put-bucket-versioning --bucket rclone-versioned \
+        --versioning-configuration Status=Enabled
+    make_tree vtree
+    rclone copy vtree arbor:rclone-versioned/tree
+    make_file vtree/top.txt 2000
+    rm vtree/z/five.bin
+    rclone sync vtree arbor:rclone-versioned/tree
+    rclone check vtree arbor:rclone-versioned/tree
+    aws s3api list-object-versions --bucket rclone-versioned --prefix tree/top.txt \
+        --query 'length(Versions)' --output text >versions
+    expect_eq "versions of top.txt" 2 "$(cat versions)"
+    aws s3api list-object-versions --bucket rclone-versioned \
+        --query 'DeleteMarkers[].Key' --output text >markers
+    expect_eq "delete markers" "tree/z/five.bin" "$(cat markers)"
+    # The deleted file's bytes are still there under its version id.
+    aws s3api list-object-versions --bucket rclone-versioned --prefix tree/z/five.bin \
+        --query 'Versions[0].VersionId' --output text >id
+    aws s3api get-object --bucket rclone-versioned --key tree/z/five.bin \
+        --version-id "$(cat id)" five.back >/dev/null
+    expect_eq "size of the deleted version" 1234567 "$(stat -c %s five.back)"
+}
+
 # ---- restic -------------------------------------------------------------------------
 
 snapshot_count() { restic snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
@@ -360,6 +387,28 @@ restic_forget_prune() {
     rm -rf restored
     restic restore latest --target restored
     diff -r src restored/src || fail "restored tree differs from the source"
+}
+
+# A restic repository in a bucket with versioning enabled: prune's
+# deletes leave delete markers, and the repository stays whole.
+restic_versioned() {
+    aws s3 mb s3://restic-versioned
+    aws s3api put-bucket-versioning --bucket restic-versioned \
+        --versioning-configuration Status=Enabled
+    export RESTIC_REPOSITORY=s3:$ENDPOINT/restic-versioned/repo
+    restic init
+    restic backup src
+    make_file src/a/nine.bin 70000
+    restic backup src
+    restic forget --keep-last 1 --prune
+    expect_eq "snapshots after forget" 1 "$(snapshot_count)"
+    restic check --read-data
+    rm -rf restored
+    restic restore latest --target restored
+    diff -r src restored/src || fail "restored tree differs from the source"
+    aws s3api list-object-versions --bucket restic-versioned \
+        --query 'length(DeleteMarkers)' --output text >markers
+    (($(cat markers) > 0)) || fail "prune left no delete marker"
 }
 
 # ---- s3cmd -----------------------------------------------------------------------------
@@ -414,8 +463,9 @@ s3cmd_del() {
         awscli_rm_recursive awscli_if_none_match)
     STEPS_boto3=(boto3_transfer boto3_paginate boto3_delete_objects boto3_presign)
     STEPS_rclone=(rclone_copy rclone_multipart rclone_sync rclone_fast_list rclone_directory_markers
-        rclone_purge)
-    STEPS_restic=(restic_init restic_backup restic_check restic_restore restic_forget_prune)
+        rclone_purge rclone_versioned)
+    STEPS_restic=(restic_init restic_backup restic_check restic_restore restic_forget_prune
+        restic_versioned)
     STEPS_s3cmd=(s3cmd_put_get s3cmd_ls s3cmd_sync s3cmd_del)
 }
 
