@@ -83,6 +83,14 @@ pub fn from_meta(e: MetaError) -> S3Error {
         MetaError::NoSuchVersion { .. } => {
             (C::NoSuchVersion, "The specified version does not exist.")
         }
+        MetaError::ObjectLocked(reason) => {
+            // The reason names the version and what holds it.
+            return S3Error::with_message(C::AccessDenied, reason.clone());
+        }
+        MetaError::NoObjectLockConfig(_) => (
+            C::ObjectLockConfigurationNotFoundError,
+            "Object Lock configuration does not exist for this bucket",
+        ),
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
         | MetaError::Timeout
@@ -297,6 +305,8 @@ mod tests {
             MetaError::OverwriteRefused => (C::PreconditionFailed, 412),
             MetaError::VersionedBucket(_) => (C::InvalidRequest, 400),
             MetaError::NoSuchVersion { .. } => (C::NoSuchVersion, 404),
+            MetaError::ObjectLocked(_) => (C::AccessDenied, 403),
+            MetaError::NoObjectLockConfig(_) => (C::ObjectLockConfigurationNotFoundError, 404),
             MetaError::NotLeader { .. } => (C::ServiceUnavailable, 503),
             MetaError::Unavailable(_) => (C::ServiceUnavailable, 503),
             MetaError::Timeout => (C::ServiceUnavailable, 503),
@@ -335,6 +345,8 @@ mod tests {
                 key: "k".into(),
                 version_id: "null".into(),
             },
+            MetaError::ObjectLocked("l".into()),
+            MetaError::NoObjectLockConfig("b".into()),
             MetaError::NotLeader { leader: None },
             MetaError::Unavailable("x".into()),
             MetaError::Timeout,

@@ -25,9 +25,11 @@ use crate::multipart::{
     GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject, DeleteObjectIf, DeleteObjects,
-    DeleteObjectsIf, GetBucket, GetBucketTags, GetBucketVersioning, GetObject, GetObjectVersion,
-    ListBuckets, PutBucketTags, PutObject, PutObjectTags, SetBucketVersioning, SetOverwritePolicy,
+    CreateBucket, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
+    DeleteObjectIf, DeleteObjects, DeleteObjectsIf, GetBucket, GetBucketTags, GetBucketVersioning,
+    GetObject, GetObjectLock, GetObjectLockConfig, GetObjectVersion, ListBuckets, PutBucketTags,
+    PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
+    SetObjectRetention, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -181,6 +183,10 @@ writes!(
     SetBucketVersioning,
     DeleteKey,
     DeleteKeys,
+    CreateLockedBucket,
+    SetObjectLockConfig,
+    SetObjectRetention,
+    SetObjectLegalHold,
 );
 
 reads!(
@@ -204,6 +210,8 @@ reads!(
     GetBucketVersioning,
     GetObjectVersion,
     ListObjectVersions,
+    GetObjectLockConfig,
+    GetObjectLock,
 );
 
 /// A command's outcome as the log remembers it.

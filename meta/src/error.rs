@@ -70,6 +70,13 @@ pub enum MetaError {
     /// text says which and what to do instead.
     #[error("{0}")]
     VersionedBucket(String),
+    /// Object Lock refuses the change: a locked version cannot be deleted
+    /// or replaced, a retention only lengthened; the text says which.
+    #[error("{0}")]
+    ObjectLocked(String),
+    /// Object Lock is not enabled on the bucket.
+    #[error("bucket {0:?} has no Object Lock configuration")]
+    NoObjectLockConfig(String),
     /// A request names a version the key does not have.
     #[error("version {version_id} of key {key:?} does not exist")]
     NoSuchVersion { key: String, version_id: String },

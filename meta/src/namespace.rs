@@ -13,9 +13,9 @@ use crate::keys::{directory_stored_name, split_key, validate_bucket_name, valida
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::ChunkPlacement;
 use crate::records::object::{
-    BucketInfo, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, ObjectData,
-    ObjectHeaders, ObjectVersion, OverwritePolicy, VersionId, VersionStamp, Versioning,
-    WriteCondition,
+    BucketInfo, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, LockMode, ObjectData,
+    ObjectHeaders, ObjectLockConfig, ObjectVersion, OverwritePolicy, Retention, VersionId,
+    VersionLock, VersionStamp, Versioning, WriteCondition,
 };
 use crate::records::tree::{
     BucketRecord, ChildRecord, GcOrigin, InodeKind, ObjectEntry, ROOT_INODE,
@@ -238,6 +238,7 @@ impl Apply for DeleteBucket {
         ctx.buckets.remove(name.as_bytes())?;
         ctx.bucket_tags.remove(name.as_bytes())?;
         ctx.bucket_versioning.remove(name.as_bytes())?;
+        ctx.bucket_lock.remove(name.as_bytes())?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
     }
@@ -346,6 +347,7 @@ pub(crate) fn commit_version(
     let mut committed = version.clone();
     committed.stamp = VersionStamp::default();
     let target = Target {
+        bucket,
         root,
         directories: &directories,
         found,
@@ -357,6 +359,7 @@ pub(crate) fn commit_version(
 /// Where a key sits: its bucket's directory, its path and the
 /// directories of it that exist.
 pub(crate) struct Target<'k> {
+    pub(crate) bucket: &'k str,
     pub(crate) root: u64,
     pub(crate) directories: &'k [&'k str],
     pub(crate) found: Vec<u64>,
@@ -395,7 +398,9 @@ fn install_version(
         directories,
         found,
         name,
+        bucket,
     } = target;
+    let lock_default = lock_config_of(&ctx.bucket_lock, bucket)?.and_then(|c| c.default);
     let mut path = found;
     let mut parent = path.last().copied().unwrap_or(root);
     for segment in directories.iter().skip(path.len()) {
@@ -427,6 +432,23 @@ fn install_version(
             "version {inode}/{}/{} written twice",
             ctx.log_index, ctx.position
         )));
+    }
+    if let Some((mode, days)) = lock_default
+        && !version.stamp.delete_marker
+    {
+        let lock = VersionLock {
+            retention: Some(Retention {
+                mode,
+                until_ms: version
+                    .last_modified_ms
+                    .saturating_add(i64::from(days).saturating_mul(DAY_MS)),
+            }),
+            legal_hold: false,
+        };
+        ctx.version_locks.insert(
+            version_key(inode, ctx.log_index, ctx.position).as_slice(),
+            encode_record(&lock)?.as_slice(),
+        )?;
     }
     let child = encode_record(&ChildRecord::Object(entry_of(inode, &version)))?;
     ctx.children.insert(
@@ -632,6 +654,9 @@ pub struct DeleteTarget {
     pub key: String,
     pub version_id: Option<VersionId>,
     pub condition: Option<DeleteCondition>,
+    /// `x-amz-bypass-governance-retention`: a GOVERNANCE retention does
+    /// not hold this delete (COMPLIANCE and legal holds still do).
+    pub bypass_governance: bool,
 }
 
 impl DeleteTarget {
@@ -693,6 +718,7 @@ fn delete_key(
         key,
         version_id,
         condition,
+        bypass_governance,
     } = target;
     if let Err(e) = validate_key(key) {
         return Ok(Err(e));
@@ -706,13 +732,19 @@ fn delete_key(
     let found = resolve_directories(&ctx.children, root, &directories)?;
     let existing = entry_in(&ctx.children, root, &directories, &found, name)?;
     let place = Target {
+        bucket,
         root,
         directories: &directories,
         found,
         name,
     };
     if let Some(id) = version_id {
-        return delete_version(ctx, place, existing, *id, condition.as_ref());
+        let lock_check = LockCheck {
+            key,
+            now_ms,
+            bypass_governance: *bypass_governance,
+        };
+        return delete_version(ctx, place, existing, *id, condition.as_ref(), lock_check);
     }
     let current = existing.as_ref().filter(|e| !e.delete_marker);
     match (condition, current) {
@@ -763,12 +795,20 @@ fn delete_key(
 /// current one, the next newest becomes current, and a key left without
 /// versions leaves the tree. A version the key does not have is no error
 /// (S3 answers 204 and names it).
+/// What Object Lock weighs when a version is to go.
+struct LockCheck<'k> {
+    key: &'k str,
+    now_ms: i64,
+    bypass_governance: bool,
+}
+
 fn delete_version(
     ctx: &mut ApplyContext<'_>,
     place: Target<'_>,
     existing: Option<ObjectEntry>,
     id: VersionId,
     condition: Option<&DeleteCondition>,
+    lock_check: LockCheck<'_>,
 ) -> Result<Outcome<DeleteOutcome>> {
     let absent = DeleteOutcome {
         version_id: Some(id),
@@ -785,6 +825,13 @@ fn delete_version(
         && doomed.etag != *etag
     {
         return Ok(Err(MetaError::PreconditionFailed));
+    }
+    let lock = version_lock(&ctx.version_locks, entry.inode, doomed)?;
+    if let Some(why) = lock.refusal(lock_check.now_ms, lock_check.bypass_governance) {
+        return Ok(Err(MetaError::ObjectLocked(format!(
+            "version {id} of {:?} cannot be deleted: {why}",
+            lock_check.key
+        ))));
     }
     let removed = remove_version(ctx, entry.inode, doomed.generation, doomed.stamp.position)?;
     let parent = place.found.last().copied().unwrap_or(place.root);
@@ -957,6 +1004,14 @@ impl Apply for SetBucketVersioning {
                 "versioning can be enabled or suspended, never turned off".to_owned(),
             )));
         }
+        if self.versioning != Versioning::Enabled
+            && lock_config_of(&ctx.bucket_lock, &self.bucket)?.is_some()
+        {
+            return Ok(Err(MetaError::ObjectLocked(format!(
+                "bucket {:?} has Object Lock enabled: its versioning stays enabled",
+                self.bucket
+            ))));
+        }
         ctx.bucket_versioning.insert(
             self.bucket.as_bytes(),
             encode_record(&self.versioning)?.as_slice(),
@@ -1034,6 +1089,11 @@ fn remove_version(
             )));
         }
     };
+    // A lock row left here held nothing any more: every path that removes
+    // versions of an Object Lock bucket checks it first (`delete_version`;
+    // the others never run there, as its versioning stays enabled).
+    ctx.version_locks
+        .remove(version_key(inode, generation, position).as_slice())?;
     let origin = GcOrigin::Version {
         inode,
         generation,
@@ -1071,5 +1131,288 @@ fn check_condition(
         (WriteCondition::IfMatch(_), None) => Err(MetaError::NoSuchKey(key.to_owned())),
         (WriteCondition::IfMatch(etag), Some(entry)) if entry.etag == *etag => Ok(()),
         (WriteCondition::IfMatch(_), Some(_)) => Err(MetaError::PreconditionFailed),
+    }
+}
+
+// ------------------------------------------------------------ Object Lock
+
+/// One day in milliseconds: default retentions count in days.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The Object Lock configuration of `bucket`, if it has Object Lock.
+pub(crate) fn lock_config_of<T: BytesTable>(
+    table: &T,
+    bucket: &str,
+) -> Result<Option<ObjectLockConfig>> {
+    match table.get(bucket.as_bytes())? {
+        Some(value) => Ok(Some(decode_record(value.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// The lock of `version` of object `inode` (none: an empty lock).
+fn version_lock<T: BytesTable>(
+    table: &T,
+    inode: u64,
+    version: &ObjectVersion,
+) -> Result<VersionLock> {
+    match table.get(version_key(inode, version.generation, version.stamp.position).as_slice())? {
+        Some(value) => decode_record(value.value()),
+        None => Ok(VersionLock::default()),
+    }
+}
+
+/// CreateBucket with `x-amz-bucket-object-lock-enabled: true`: the bucket,
+/// its versioning enabled and Object Lock enabled, in one command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateLockedBucket {
+    pub name: String,
+    pub created_ms: i64,
+}
+
+impl Apply for CreateLockedBucket {
+    type Reply = BucketInfo;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<BucketInfo>> {
+        let created = CreateBucket {
+            name: self.name.clone(),
+            created_ms: self.created_ms,
+        }
+        .apply(ctx)?;
+        let info = match created {
+            Ok(info) => info,
+            Err(e) => return Ok(Err(e)),
+        };
+        let name = self.name.as_bytes();
+        ctx.bucket_versioning
+            .insert(name, encode_record(&Versioning::Enabled)?.as_slice())?;
+        ctx.bucket_lock.insert(
+            name,
+            encode_record(&ObjectLockConfig::default())?.as_slice(),
+        )?;
+        Ok(Ok(info))
+    }
+}
+
+/// PutObjectLockConfiguration: enables Object Lock (the bucket's
+/// versioning must be enabled) and sets the default retention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectLockConfig {
+    pub bucket: String,
+    pub config: ObjectLockConfig,
+}
+
+impl Apply for SetObjectLockConfig {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let bucket = &self.bucket;
+        if read_bucket(&ctx.buckets, bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.clone())));
+        }
+        if versioning_of(&ctx.bucket_versioning, bucket)? != Versioning::Enabled {
+            return Ok(Err(MetaError::VersionedBucket(format!(
+                "Object Lock needs versioning enabled on bucket {bucket:?}"
+            ))));
+        }
+        if self.config.default.is_some_and(|(_, days)| days == 0) {
+            return Ok(Err(MetaError::InvalidRequest(
+                "a default retention lasts at least one day".to_owned(),
+            )));
+        }
+        ctx.bucket_lock
+            .insert(bucket.as_bytes(), encode_record(&self.config)?.as_slice())?;
+        Ok(Ok(()))
+    }
+}
+
+/// Linearizable: the Object Lock configuration of `bucket`;
+/// `NoObjectLockConfig` when Object Lock is not enabled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetObjectLockConfig {
+    pub bucket: String,
+}
+
+impl Query for GetObjectLockConfig {
+    type Reply = ObjectLockConfig;
+    fn read(&self, txn: &ReadTransaction) -> Result<ObjectLockConfig> {
+        bucket_record(txn, &self.bucket)?;
+        let config = match open_read(txn, schema::BUCKET_LOCK)? {
+            Some(table) => lock_config_of(&table, &self.bucket)?,
+            None => None,
+        };
+        config.ok_or_else(|| MetaError::NoObjectLockConfig(self.bucket.clone()))
+    }
+}
+
+/// The version of `bucket/key` a lock operation names (the current one
+/// when `version_id` is `None`, which must not be a delete marker), in a
+/// bucket with Object Lock.
+fn lockable_version(
+    ctx: &ApplyContext<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<VersionId>,
+) -> Result<Outcome<(u64, ObjectVersion)>> {
+    if let Err(e) = validate_key(key) {
+        return Ok(Err(e));
+    }
+    let Some(record) = read_bucket(&ctx.buckets, bucket)? else {
+        return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+    };
+    if lock_config_of(&ctx.bucket_lock, bucket)?.is_none() {
+        return Ok(Err(MetaError::NoObjectLockConfig(bucket.to_owned())));
+    }
+    let missing = || match version_id {
+        None => MetaError::NoSuchKey(key.to_owned()),
+        Some(id) => MetaError::NoSuchVersion {
+            key: key.to_owned(),
+            version_id: id.to_string(),
+        },
+    };
+    let Some(entry) = find_object(&ctx.children, record.root, key)? else {
+        return Ok(Err(missing()));
+    };
+    let all = versions_of(&ctx.versions, entry.inode)?;
+    let found = match version_id {
+        None => all.into_iter().next(),
+        Some(id) => all.into_iter().find(|v| v.version_id() == id),
+    };
+    match found {
+        Some(version) if !version.stamp.delete_marker => Ok(Ok((entry.inode, version))),
+        _ => Ok(Err(missing())),
+    }
+}
+
+/// Writes `lock` for `version` of `inode` (no row for an empty lock).
+fn store_lock(
+    ctx: &mut ApplyContext<'_>,
+    inode: u64,
+    version: &ObjectVersion,
+    lock: &VersionLock,
+) -> Result<()> {
+    let row = version_key(inode, version.generation, version.stamp.position);
+    if *lock == VersionLock::default() {
+        ctx.version_locks.remove(row.as_slice())?;
+    } else {
+        ctx.version_locks
+            .insert(row.as_slice(), encode_record(lock)?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// PutObjectRetention. A COMPLIANCE retention in force is only ever
+/// lengthened (and stays COMPLIANCE); a GOVERNANCE one is shortened,
+/// removed or made GOVERNANCE again from COMPLIANCE only with
+/// `bypass_governance`. `now_ms` is the proposer's clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectRetention {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+    pub retention: Option<Retention>,
+    pub bypass_governance: bool,
+    pub now_ms: i64,
+}
+
+impl Apply for SetObjectRetention {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let (inode, version) =
+            match lockable_version(ctx, &self.bucket, &self.key, self.version_id)? {
+                Ok(found) => found,
+                Err(e) => return Ok(Err(e)),
+            };
+        let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
+        if let Some(old) = lock.retention.filter(|r| r.until_ms > self.now_ms) {
+            let lengthens = self
+                .retention
+                .is_some_and(|new| new.until_ms >= old.until_ms);
+            let keeps_compliance = self
+                .retention
+                .is_some_and(|new| new.mode == LockMode::Compliance);
+            let allowed = match old.mode {
+                LockMode::Compliance => lengthens && keeps_compliance,
+                LockMode::Governance => lengthens || self.bypass_governance,
+            };
+            if !allowed {
+                return Ok(Err(MetaError::ObjectLocked(format!(
+                    "version {} of {:?} is under {} retention until {} ms: \
+                     it can only be lengthened{}",
+                    version.version_id(),
+                    self.key,
+                    match old.mode {
+                        LockMode::Compliance => "COMPLIANCE",
+                        LockMode::Governance => "GOVERNANCE",
+                    },
+                    old.until_ms,
+                    match old.mode {
+                        LockMode::Compliance => "",
+                        LockMode::Governance => " without x-amz-bypass-governance-retention",
+                    }
+                ))));
+            }
+        }
+        lock.retention = self.retention;
+        store_lock(ctx, inode, &version, &lock)?;
+        Ok(Ok(()))
+    }
+}
+
+/// PutObjectLegalHold: a legal hold keeps a version, whatever its
+/// retention, until it is lifted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectLegalHold {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+    pub on: bool,
+}
+
+impl Apply for SetObjectLegalHold {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let (inode, version) =
+            match lockable_version(ctx, &self.bucket, &self.key, self.version_id)? {
+                Ok(found) => found,
+                Err(e) => return Ok(Err(e)),
+            };
+        let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
+        lock.legal_hold = self.on;
+        store_lock(ctx, inode, &version, &lock)?;
+        Ok(Ok(()))
+    }
+}
+
+/// Linearizable: the retention and legal hold of a version of
+/// `bucket/key` (the current one without `version_id`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetObjectLock {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+}
+
+impl Query for GetObjectLock {
+    type Reply = VersionLock;
+    fn read(&self, txn: &ReadTransaction) -> Result<VersionLock> {
+        let record = bucket_record(txn, &self.bucket)?;
+        let configured = match open_read(txn, schema::BUCKET_LOCK)? {
+            Some(table) => lock_config_of(&table, &self.bucket)?.is_some(),
+            None => false,
+        };
+        if !configured {
+            return Err(MetaError::NoObjectLockConfig(self.bucket.clone()));
+        }
+        let version = get_object_version(txn, &self.bucket, &self.key, self.version_id)?;
+        if version.stamp.delete_marker {
+            return Err(MetaError::NoSuchKey(self.key.clone()));
+        }
+        let children = txn.open_table(schema::CHILDREN)?;
+        let Some(entry) = find_object(&children, record.root, &self.key)? else {
+            return Err(MetaError::NoSuchKey(self.key.clone()));
+        };
+        match open_read(txn, schema::VERSION_LOCKS)? {
+            Some(table) => version_lock(&table, entry.inode, &version),
+            None => Ok(VersionLock::default()),
+        }
     }
 }

@@ -27,6 +27,8 @@
 //! | `ns_bucket_tags` | bucket name bytes                   | tags (`Vec<(String, String)>`) |
 //! | `ns_completed_uploads` | upload id (16 bytes)         | [`crate::records::upload::CompletedUpload`] |
 //! | `ns_bucket_versioning` | bucket name bytes            | [`crate::records::object::Versioning`] |
+//! | `ns_bucket_lock` | bucket name bytes                  | [`crate::records::object::ObjectLockConfig`] |
+//! | `ns_version_locks` | version key (as `ns_versions`)   | [`crate::records::object::VersionLock`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -107,6 +109,12 @@ pub const BUCKET_TAGS: StateTable = StateTable::new("ns_bucket_tags");
 /// bucket is unversioned. Kept beside `ns_buckets` so bucket records keep
 /// their format.
 pub const BUCKET_VERSIONING: StateTable = StateTable::new("ns_bucket_versioning");
+/// bucket name → [`crate::records::object::ObjectLockConfig`]: the buckets
+/// with Object Lock enabled.
+pub const BUCKET_LOCK: StateTable = StateTable::new("ns_bucket_lock");
+/// version key → [`crate::records::object::VersionLock`]: the retention
+/// and legal hold of a version; no row when it has neither.
+pub const VERSION_LOCKS: StateTable = StateTable::new("ns_version_locks");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -128,6 +136,8 @@ pub const STATE_TABLES: &[StateTable] = &[
     COMPLETED_UPLOADS,
     BUCKET_TAGS,
     BUCKET_VERSIONING,
+    BUCKET_LOCK,
+    VERSION_LOCKS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

@@ -11,15 +11,17 @@ use arbor_meta::chunks;
 use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
 use arbor_meta::listing::{list_object_versions, list_objects};
 use arbor_meta::namespace::{
-    CreateBucket, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject, DeleteTarget,
-    GetBucketVersioning, GetObjectVersion, PutObject, SetBucketVersioning, get_object,
+    CreateBucket, CreateLockedBucket, DAY_MS, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
+    DeleteTarget, GetBucketVersioning, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
+    PutObject, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
+    get_object,
 };
 use arbor_meta::op::Query;
 use arbor_meta::reclaim::DeleteDirectory;
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkRecord, ChunkRef, DeleteCondition, DeleteOutcome, ListEntry,
-    ListRequest, ObjectData, ObjectHeaders, ObjectVersion, VersionId, VersionListEntry,
-    VersionListRequest, Versioning, WriteCondition,
+    ListRequest, LockMode, ObjectData, ObjectHeaders, ObjectLockConfig, ObjectVersion, Retention,
+    VersionId, VersionListEntry, VersionListRequest, VersionLock, Versioning, WriteCondition,
 };
 use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema;
@@ -115,6 +117,7 @@ impl Fixture {
                 key: key.to_owned(),
                 version_id,
                 condition,
+                bypass_governance: false,
             },
             now_ms: 99,
         })) {
@@ -565,16 +568,19 @@ fn delete_keys_reports_each_target() {
                 key: "a".to_owned(),
                 version_id: Some(v.version_id()),
                 condition: None,
+                bypass_governance: false,
             },
             DeleteTarget {
                 key: "b".to_owned(),
                 version_id: None,
                 condition: Some(DeleteCondition::ETag("wrong".to_owned())),
+                bypass_governance: false,
             },
             DeleteTarget {
                 key: "b".to_owned(),
                 version_id: None,
                 condition: None,
+                bypass_governance: false,
             },
         ],
         now_ms: 5,
@@ -636,6 +642,247 @@ fn version_listing_pages_resume_inside_a_key() {
         })
         .collect();
     assert_eq!(names, ["a:a2", "a:a1", "a:a0", "b/*", "d:d"]);
+}
+
+// ------------------------------------------------------------- Object Lock
+
+impl Fixture {
+    fn delete_at(
+        &mut self,
+        key: &str,
+        id: VersionId,
+        now_ms: i64,
+        bypass_governance: bool,
+    ) -> Result<DeleteOutcome, MetaError> {
+        match self.apply(Command::DeleteKey(DeleteKey {
+            bucket: BUCKET.to_owned(),
+            target: DeleteTarget {
+                key: key.to_owned(),
+                version_id: Some(id),
+                condition: None,
+                bypass_governance,
+            },
+            now_ms,
+        })) {
+            Ok(Reply::DeleteKey(outcome)) => Ok(outcome),
+            Ok(other) => panic!("delete {key}: {other:?}"),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn retain(
+        &mut self,
+        key: &str,
+        id: VersionId,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+        now_ms: i64,
+    ) -> CommandResult {
+        self.apply(Command::SetObjectRetention(SetObjectRetention {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version_id: Some(id),
+            retention,
+            bypass_governance,
+            now_ms,
+        }))
+    }
+
+    fn lock_of(&self, key: &str, id: Option<VersionId>) -> Result<VersionLock, MetaError> {
+        GetObjectLock {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version_id: id,
+        }
+        .read(&self.db.begin_read().expect("read"))
+    }
+}
+
+/// A fixture whose bucket was created with Object Lock.
+fn locked_bucket() -> Fixture {
+    let mut f = Fixture::with_bucket();
+    f.apply(Command::DeleteBucket(DeleteBucket {
+        name: BUCKET.to_owned(),
+    }))
+    .expect("delete the plain bucket");
+    f.apply(Command::CreateLockedBucket(CreateLockedBucket {
+        name: BUCKET.to_owned(),
+        created_ms: 1,
+    }))
+    .expect("create a locked bucket");
+    f
+}
+
+fn retention(mode: LockMode, until_ms: i64) -> Option<Retention> {
+    Some(Retention { mode, until_ms })
+}
+
+#[test]
+fn compliance_retention_refuses_every_delete_before_its_date() {
+    let mut f = locked_bucket();
+    assert_eq!(f.versioning(), Ok(Versioning::Enabled));
+    // Versioning stays enabled under Object Lock.
+    assert!(matches!(
+        f.set_versioning(Versioning::Suspended),
+        Err(MetaError::ObjectLocked(_))
+    ));
+    let v = f.put("k", "locked").version_id();
+    f.retain("k", v, retention(LockMode::Compliance, 1_000), false, 10)
+        .expect("retain");
+    for bypass in [false, true] {
+        match f.delete_at("k", v, 999, bypass) {
+            Err(MetaError::ObjectLocked(message)) => {
+                assert!(
+                    message.contains("COMPLIANCE") && message.contains("\"k\""),
+                    "{message}"
+                );
+            }
+            other => panic!("delete before the date: {other:?}"),
+        }
+    }
+    // Shortening, removing or weakening it is refused, even bypassing.
+    for (new, bypass) in [
+        (retention(LockMode::Compliance, 500), true),
+        (None, true),
+        (retention(LockMode::Governance, 2_000), true),
+    ] {
+        assert!(
+            matches!(
+                f.retain("k", v, new, bypass, 20),
+                Err(MetaError::ObjectLocked(_))
+            ),
+            "{new:?}"
+        );
+    }
+    f.retain("k", v, retention(LockMode::Compliance, 2_000), false, 20)
+        .expect("lengthen");
+    // A delete without a version id only adds a marker: allowed.
+    assert!(f.delete("k", None).delete_marker);
+    assert_eq!(f.get_version("k", Some(v)).expect("kept").etag, "locked");
+    assert!(matches!(
+        f.delete_at("k", v, 1_999, false),
+        Err(MetaError::ObjectLocked(_))
+    ));
+    // From its date on, the version goes like any other.
+    f.delete_at("k", v, 2_000, false)
+        .expect("delete after the date");
+    assert_eq!(
+        f.get_version("k", Some(v)),
+        Err(MetaError::NoSuchVersion {
+            key: "k".to_owned(),
+            version_id: v.to_string()
+        })
+    );
+    assert_eq!(f.table_len(schema::VERSION_LOCKS), 0);
+}
+
+#[test]
+fn governance_yields_to_a_bypass_and_legal_holds_to_nothing() {
+    let mut f = locked_bucket();
+    let v = f.put("g", "gov").version_id();
+    f.retain("g", v, retention(LockMode::Governance, 1_000), false, 10)
+        .expect("retain");
+    assert!(matches!(
+        f.delete_at("g", v, 500, false),
+        Err(MetaError::ObjectLocked(_))
+    ));
+    assert!(matches!(
+        f.retain("g", v, retention(LockMode::Governance, 100), false, 10),
+        Err(MetaError::ObjectLocked(_))
+    ));
+    f.retain("g", v, retention(LockMode::Governance, 100), true, 10)
+        .expect("shorten, bypassing");
+    // A legal hold keeps it whatever the retention and the bypass.
+    f.apply(Command::SetObjectLegalHold(SetObjectLegalHold {
+        bucket: BUCKET.to_owned(),
+        key: "g".to_owned(),
+        version_id: None,
+        on: true,
+    }))
+    .expect("hold");
+    assert_eq!(
+        f.lock_of("g", None),
+        Ok(VersionLock {
+            retention: retention(LockMode::Governance, 100),
+            legal_hold: true
+        })
+    );
+    match f.delete_at("g", v, 5_000, true) {
+        Err(MetaError::ObjectLocked(message)) => assert!(message.contains("legal hold")),
+        other => panic!("delete under a legal hold: {other:?}"),
+    }
+    f.apply(Command::SetObjectLegalHold(SetObjectLegalHold {
+        bucket: BUCKET.to_owned(),
+        key: "g".to_owned(),
+        version_id: Some(v),
+        on: false,
+    }))
+    .expect("lift");
+    assert!(matches!(
+        f.delete_at("g", v, 50, false),
+        Err(MetaError::ObjectLocked(_))
+    ));
+    f.delete_at("g", v, 50, true).expect("bypassed");
+}
+
+#[test]
+fn a_default_retention_locks_every_new_version() {
+    let mut f = Fixture::with_bucket();
+    let config = ObjectLockConfig {
+        default: Some((LockMode::Compliance, 2)),
+    };
+    let set = |config| {
+        Command::SetObjectLockConfig(SetObjectLockConfig {
+            bucket: BUCKET.to_owned(),
+            config,
+        })
+    };
+    // Object Lock needs versioning enabled.
+    assert!(matches!(
+        f.apply(set(config)),
+        Err(MetaError::VersionedBucket(_))
+    ));
+    let no_config = GetObjectLockConfig {
+        bucket: BUCKET.to_owned(),
+    }
+    .read(&f.db.begin_read().expect("read"));
+    assert_eq!(
+        no_config,
+        Err(MetaError::NoObjectLockConfig(BUCKET.to_owned()))
+    );
+    f.set_versioning(Versioning::Enabled).expect("enable");
+    assert!(matches!(
+        f.apply(set(ObjectLockConfig {
+            default: Some((LockMode::Compliance, 0))
+        })),
+        Err(MetaError::InvalidRequest(_))
+    ));
+    f.apply(set(config)).expect("lock");
+    let v = f.put("d", "dflt");
+    let until = v.last_modified_ms + 2 * DAY_MS;
+    assert_eq!(
+        f.lock_of("d", None),
+        Ok(VersionLock {
+            retention: retention(LockMode::Compliance, until),
+            legal_hold: false
+        })
+    );
+    assert!(matches!(
+        f.delete_at("d", v.version_id(), until - 1, true),
+        Err(MetaError::ObjectLocked(_))
+    ));
+    // Delete markers hold nothing and get no retention.
+    let marker = f.delete("d", None).version_id.expect("marker");
+    f.delete_at("d", marker, 0, false).expect("a marker goes");
+    f.delete_at("d", v.version_id(), until, false)
+        .expect("after the date");
+    // Without Object Lock, retention and holds are refused.
+    let mut plain = Fixture::with_bucket();
+    let w = plain.put("p", "p").version_id();
+    assert_eq!(
+        plain.retain("p", w, retention(LockMode::Governance, 5), false, 1),
+        Err(MetaError::NoObjectLockConfig(BUCKET.to_owned()))
+    );
 }
 
 // ------------------------------------------------------------- the model

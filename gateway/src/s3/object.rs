@@ -228,6 +228,8 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::OverwriteRefused
         | MetaError::VersionedBucket(_)
         | MetaError::NoSuchVersion { .. }
+        | MetaError::ObjectLocked(_)
+        | MetaError::NoObjectLockConfig(_)
         | MetaError::NoSuchUpload(_)
         | MetaError::PartMismatch(_)
         | MetaError::PartsOutOfOrder
@@ -732,6 +734,7 @@ pub async fn delete(
         key: input.key.clone(),
         version_id: parse_version_id(input.version_id.as_deref())?,
         condition: input.if_match.as_ref().map(delete_condition),
+        bypass_governance: false,
     };
     let outcome = s3
         .meta()
@@ -820,6 +823,7 @@ pub async fn delete_many(
                         .e_tag
                         .clone()
                         .map(|etag| delete_condition(&ETagCondition::ETag(etag))),
+                    bypass_governance: false,
                 });
                 pending.push(object);
             }

@@ -18,8 +18,9 @@ pub use listing::{
 };
 pub use object::{
     BucketInfo, ChecksumAlgorithm, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition,
-    DeleteOutcome, ObjectChecksum, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy,
-    VersionId, VersionStamp, Versioning, WriteCondition,
+    DeleteOutcome, LockMode, ObjectChecksum, ObjectData, ObjectHeaders, ObjectLockConfig,
+    ObjectVersion, OverwritePolicy, Retention, VersionId, VersionLock, VersionStamp, Versioning,
+    WriteCondition,
 };
 pub use server::{ChunkServerRecord, ServerId, ServerStatus};
 pub use tree::GcEntry;

@@ -316,6 +316,57 @@ pub struct DeleteOutcome {
     pub delete_marker: bool,
 }
 
+/// Object Lock retention modes: GOVERNANCE yields to a request that
+/// bypasses it; COMPLIANCE to nothing until its date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+/// A version's retention: it cannot be deleted before `until_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub mode: LockMode,
+    /// Milliseconds since the Unix epoch.
+    pub until_ms: i64,
+}
+
+/// What holds a version in an Object Lock bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionLock {
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+}
+
+impl VersionLock {
+    /// Why the version cannot be deleted at `now_ms`, if it cannot: a
+    /// legal hold, a COMPLIANCE retention, or a GOVERNANCE one not
+    /// bypassed.
+    pub fn refusal(&self, now_ms: i64, bypass_governance: bool) -> Option<&'static str> {
+        if self.legal_hold {
+            return Some("it is under a legal hold");
+        }
+        match self.retention {
+            Some(r) if r.until_ms > now_ms && r.mode == LockMode::Compliance => {
+                Some("it is under COMPLIANCE retention")
+            }
+            Some(r) if r.until_ms > now_ms && !bypass_governance => {
+                Some("it is under GOVERNANCE retention")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A bucket's Object Lock configuration; a bucket without one has Object
+/// Lock disabled. Once enabled it stays, and versioning stays enabled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockConfig {
+    /// The retention every new version gets: its mode and length in days.
+    pub default: Option<(LockMode, u32)>,
+}
+
 /// A bucket's versioning state (PutBucketVersioning). A bucket starts
 /// unversioned; once enabled it can be suspended, never unversioned again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
