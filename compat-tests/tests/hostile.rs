@@ -1292,6 +1292,8 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
                 "location" | "versioning" | "versions" | "uploads"
             )
             | ("PUT", false, "versioning")
+            | ("GET" | "PUT", false, "object-lock")
+            | ("GET" | "PUT", true, "retention" | "legal-hold")
             | ("POST", false, "delete")
             | ("POST", true, "uploads")
             | ("GET" | "PUT" | "DELETE", _, "tagging")
@@ -2211,24 +2213,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
     ),
     ("GetBucketWebsite", "GET", "?website", "NotImplemented"),
     (
-        "GetObjectLegalHold",
-        "GET",
-        "/small?legal-hold",
-        "NotImplemented",
-    ),
-    (
-        "GetObjectLockConfiguration",
-        "GET",
-        "?object-lock",
-        "NotImplemented",
-    ),
-    (
-        "GetObjectRetention",
-        "GET",
-        "/small?retention",
-        "NotImplemented",
-    ),
-    (
         "GetObjectTorrent",
         "GET",
         "/small?torrent",
@@ -2329,24 +2313,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "NotImplemented",
     ),
     ("PutBucketWebsite", "PUT", "?website", "NotImplemented"),
-    (
-        "PutObjectLegalHold",
-        "PUT",
-        "/small?legal-hold",
-        "NotImplemented",
-    ),
-    (
-        "PutObjectLockConfiguration",
-        "PUT",
-        "?object-lock",
-        "NotImplemented",
-    ),
-    (
-        "PutObjectRetention",
-        "PUT",
-        "/small?retention",
-        "NotImplemented",
-    ),
     (
         "PutPublicAccessBlock",
         "PUT",

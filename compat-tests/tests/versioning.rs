@@ -654,3 +654,305 @@ async fn renames_move_every_version_and_recursive_deletes_are_refused() {
     assert_eq!(failure(&e).0.as_deref(), Some("InvalidRequest"));
     server.stop().expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_lock_holds_versions_until_their_date() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold,
+        ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    let b = "locked";
+    s3.create_bucket()
+        .bucket(b)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("locked bucket");
+    let state = s3
+        .get_bucket_versioning()
+        .bucket(b)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(state.status(), Some(&BucketVersioningStatus::Enabled));
+    let config = s3
+        .get_object_lock_configuration()
+        .bucket(b)
+        .send()
+        .await
+        .expect("lock configuration");
+    let config = config.object_lock_configuration().expect("configuration");
+    assert_eq!(
+        config.object_lock_enabled(),
+        Some(&ObjectLockEnabled::Enabled)
+    );
+    assert!(config.rule().is_none());
+    let e = s3
+        .put_bucket_versioning()
+        .bucket(b)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("versioning stays enabled");
+    assert_eq!(failure(&e).1, 403);
+
+    let in_a_day = DateTime::from_secs(
+        i64::try_from(
+            SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_secs(),
+        )
+        .expect("fits")
+            + 86_400,
+    );
+    let retain = |key: &str, version: &str, mode: ObjectLockRetentionMode, until: DateTime| {
+        s3.put_object_retention()
+            .bucket(b)
+            .key(key)
+            .version_id(version)
+            .retention(
+                ObjectLockRetention::builder()
+                    .mode(mode)
+                    .retain_until_date(until)
+                    .build(),
+            )
+    };
+
+    // COMPLIANCE: no delete of the version, bypass or not; only longer.
+    let v = put(&s3, b, "c", b"compliance").await.expect("id");
+    retain("c", &v, ObjectLockRetentionMode::Compliance, in_a_day)
+        .send()
+        .await
+        .expect("retain");
+    let got = s3
+        .get_object_retention()
+        .bucket(b)
+        .key("c")
+        .send()
+        .await
+        .expect("get retention");
+    let got = got.retention().expect("retention");
+    assert_eq!(got.mode(), Some(&ObjectLockRetentionMode::Compliance));
+    assert_eq!(
+        got.retain_until_date().map(DateTime::secs),
+        Some(in_a_day.secs())
+    );
+    for bypass in [false, true] {
+        let e = s3
+            .delete_object()
+            .bucket(b)
+            .key("c")
+            .version_id(&v)
+            .bypass_governance_retention(bypass)
+            .send()
+            .await
+            .expect_err("locked");
+        assert_eq!(
+            failure(&e).0.as_deref(),
+            Some("AccessDenied"),
+            "bypass {bypass}"
+        );
+    }
+    let sooner = DateTime::from_secs(in_a_day.secs() - 3600);
+    let e = retain("c", &v, ObjectLockRetentionMode::Compliance, sooner)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect_err("shorter");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    let many = s3
+        .delete_objects()
+        .bucket(b)
+        .delete(
+            Delete::builder()
+                .objects(
+                    ObjectIdentifier::builder()
+                        .key("c")
+                        .version_id(&v)
+                        .build()
+                        .expect("id"),
+                )
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("delete objects");
+    assert_eq!(many.errors().len(), 1);
+    assert_eq!(many.errors()[0].code(), Some("AccessDenied"));
+    // A delete without a version id only adds a marker; the version stays.
+    s3.delete_object()
+        .bucket(b)
+        .key("c")
+        .send()
+        .await
+        .expect("marker");
+    assert_eq!(get(&s3, b, "c", Some(&v)).await, b"compliance");
+
+    // GOVERNANCE yields to the bypass header.
+    let g = put(&s3, b, "g", b"governance").await.expect("id");
+    retain("g", &g, ObjectLockRetentionMode::Governance, in_a_day)
+        .send()
+        .await
+        .expect("retain");
+    let e = s3
+        .delete_object()
+        .bucket(b)
+        .key("g")
+        .version_id(&g)
+        .send()
+        .await
+        .expect_err("governed");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    s3.delete_object()
+        .bucket(b)
+        .key("g")
+        .version_id(&g)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect("bypassed");
+
+    // A legal hold, until lifted.
+    let h = put(&s3, b, "h", b"hold").await.expect("id");
+    let hold = |status: ObjectLockLegalHoldStatus| {
+        s3.put_object_legal_hold()
+            .bucket(b)
+            .key("h")
+            .legal_hold(ObjectLockLegalHold::builder().status(status).build())
+            .send()
+    };
+    hold(ObjectLockLegalHoldStatus::On).await.expect("hold");
+    let status = s3
+        .get_object_legal_hold()
+        .bucket(b)
+        .key("h")
+        .send()
+        .await
+        .expect("get hold");
+    assert_eq!(
+        status.legal_hold().and_then(|h| h.status()),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
+    let e = s3
+        .delete_object()
+        .bucket(b)
+        .key("h")
+        .version_id(&h)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect_err("held");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    hold(ObjectLockLegalHoldStatus::Off).await.expect("lift");
+    s3.delete_object()
+        .bucket(b)
+        .key("h")
+        .version_id(&h)
+        .send()
+        .await
+        .expect("no longer held");
+
+    // A default retention locks every new version.
+    s3.put_object_lock_configuration()
+        .bucket(b)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Governance)
+                                .days(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("default retention");
+    let d = put(&s3, b, "d", b"default").await.expect("id");
+    let got = s3
+        .get_object_retention()
+        .bucket(b)
+        .key("d")
+        .version_id(&d)
+        .send()
+        .await
+        .expect("default applied");
+    let got = got.retention().expect("retention");
+    assert_eq!(got.mode(), Some(&ObjectLockRetentionMode::Governance));
+    let until = got.retain_until_date().expect("date").secs();
+    assert!(
+        (until - in_a_day.secs()).abs() < 120,
+        "{until} vs {}",
+        in_a_day.secs()
+    );
+
+    // Lock headers on a write are refused, never ignored.
+    let e = s3
+        .put_object()
+        .bucket(b)
+        .key("x")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_a_day)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("lock headers");
+    assert_eq!(failure(&e).0.as_deref(), Some("NotImplemented"));
+
+    // Without Object Lock there is nothing to configure or retain.
+    s3.create_bucket()
+        .bucket("unlocked")
+        .send()
+        .await
+        .expect("bucket");
+    let e = s3
+        .get_object_lock_configuration()
+        .bucket("unlocked")
+        .send()
+        .await
+        .expect_err("none");
+    assert_eq!(
+        failure(&e),
+        (
+            Some("ObjectLockConfigurationNotFoundError".into()),
+            404,
+            None
+        )
+    );
+    put(&s3, "unlocked", "k", b"k").await;
+    let e = s3
+        .put_object_retention()
+        .bucket("unlocked")
+        .key("k")
+        .retention(
+            ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::Governance)
+                .retain_until_date(in_a_day)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("no lock");
+    assert_eq!(
+        failure(&e).0.as_deref(),
+        Some("ObjectLockConfigurationNotFoundError")
+    );
+    server.stop().expect("stop");
+}

@@ -1,6 +1,6 @@
 //! Bucket operations: create, delete, head, list, location.
 
-use arbor_meta::namespace::{GetBucketVersioning, SetBucketVersioning};
+use arbor_meta::namespace::{CreateLockedBucket, GetBucketVersioning, SetBucketVersioning};
 use arbor_meta::records::Versioning;
 use arbor_meta::{BucketInfo, MetaError};
 use s3s::dto::*;
@@ -17,7 +17,18 @@ pub async fn create(
     acl::check_canned_bucket_acl(req.input.acl.as_ref(), &req.headers)?;
     let name = req.input.bucket;
     record_target("CreateBucket", &name, None);
-    match s3.meta().create_bucket(&name, s3.now_ms()).await {
+    let created = if req.input.object_lock_enabled_for_bucket == Some(true) {
+        // Versioning enabled and Object Lock on, in the same command.
+        s3.meta()
+            .write(CreateLockedBucket {
+                name: name.clone(),
+                created_ms: s3.now_ms(),
+            })
+            .await
+    } else {
+        s3.meta().create_bucket(&name, s3.now_ms()).await
+    };
+    match created {
         Ok(_) => {}
         // Every bucket of a deployment is its one owner's. In us-east-1
         // S3 answers a CreateBucket of a bucket the caller already owns

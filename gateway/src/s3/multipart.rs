@@ -74,6 +74,11 @@ pub async fn create(
     let S3Request { input, headers, .. } = req;
     record_target("CreateMultipartUpload", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
+    super::lock::refuse_lock_headers(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let algorithm = match &input.checksum_algorithm {
         None => None,
         Some(a) => Some(checksum::parse_algorithm(a.as_str()).ok_or_else(|| {

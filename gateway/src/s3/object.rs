@@ -12,7 +12,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::{Conditions, Target};
-use super::{Arbor, acl, checksum, record_target, tagging, time};
+use super::{Arbor, acl, checksum, lock, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 use crate::limits::{DELETE_OBJECTS_KEYS_MAX, PUT_OBJECT_SIZE_MAX};
@@ -30,6 +30,11 @@ pub async fn put(
     } = req;
     record_target("PutObject", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
+    lock::refuse_lock_headers(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let user_metadata = user_metadata(input.metadata)?;
     let expected_md5 = input
         .content_md5
@@ -619,6 +624,11 @@ pub async fn copy(
     let S3Request { input, headers, .. } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
+    lock::refuse_lock_headers(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let (source_bucket, source_key, source, source_version_id) = copy_source_version(
         s3,
         &input.copy_source,
@@ -734,7 +744,7 @@ pub async fn delete(
         key: input.key.clone(),
         version_id: parse_version_id(input.version_id.as_deref())?,
         condition: input.if_match.as_ref().map(delete_condition),
-        bypass_governance: false,
+        bypass_governance: input.bypass_governance_retention.unwrap_or(false),
     };
     let outcome = s3
         .meta()
@@ -807,6 +817,7 @@ pub async fn delete_many(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass_governance = input.bypass_governance_retention.unwrap_or(false);
     // A malformed version id fails on its own; the rest are deleted by one
     // metadata command, each key reported on its own.
     let mut outcomes: Vec<(ObjectIdentifier, Result<DeleteOutcome, S3Error>)> =
@@ -823,7 +834,7 @@ pub async fn delete_many(
                         .e_tag
                         .clone()
                         .map(|etag| delete_condition(&ETagCondition::ETag(etag))),
-                    bypass_governance: false,
+                    bypass_governance,
                 });
                 pending.push(object);
             }
