@@ -256,6 +256,39 @@ boto3_paginate() { boto3_step paginate; }
 boto3_delete_objects() { boto3_step delete_objects; }
 boto3_presign() { boto3_step presign; }
 
+# aws s3api's Object Lock commands: a bucket created locked, its default
+# retention, a version's retention and legal hold, and a delete refused.
+awscli_object_lock() {
+    aws s3api create-bucket --bucket cli-locked --object-lock-enabled-for-bucket >/dev/null
+    aws s3api get-bucket-versioning --bucket cli-locked --query Status --output text >status
+    expect_eq "versioning of a locked bucket" Enabled "$(cat status)"
+    aws s3api put-object-lock-configuration --bucket cli-locked --object-lock-configuration \
+        'ObjectLockEnabled=Enabled,Rule={DefaultRetention={Mode=GOVERNANCE,Days=1}}'
+    aws s3api get-object-lock-configuration --bucket cli-locked \
+        --query 'ObjectLockConfiguration.Rule.DefaultRetention.[Mode,Days]' --output text >rule
+    expect_eq "default retention" "GOVERNANCE	1" "$(cat rule)"
+    make_file locked.bin 3000
+    aws s3api put-object --bucket cli-locked --key k --body locked.bin \
+        --query VersionId --output text >id
+    aws s3api get-object-retention --bucket cli-locked --key k --version-id "$(cat id)" \
+        --query Retention.Mode --output text >mode
+    expect_eq "retention from the default" GOVERNANCE "$(cat mode)"
+    aws s3api put-object-retention --bucket cli-locked --key k --version-id "$(cat id)" \
+        --retention "Mode=COMPLIANCE,RetainUntilDate=$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%SZ)"
+    if aws s3api delete-object --bucket cli-locked --key k --version-id "$(cat id)" \
+        --bypass-governance-retention 2>err; then
+        fail "a COMPLIANCE version was deleted"
+    fi
+    grep -q AccessDenied err || fail "delete of a COMPLIANCE version: $(cat err)"
+    aws s3api put-object-legal-hold --bucket cli-locked --key k --version-id "$(cat id)" \
+        --legal-hold Status=ON
+    aws s3api get-object-legal-hold --bucket cli-locked --key k --version-id "$(cat id)" \
+        --query LegalHold.Status --output text >hold
+    expect_eq "legal hold" ON "$(cat hold)"
+    aws s3 cp s3://cli-locked/k back.bin
+    same_file locked.bin back.bin
+}
+
 # ---- rclone -----------------------------------------------------------------------
 
 rclone_copy() {
@@ -331,13 +364,19 @@ rclone_purge() {
     ! grep -q ' rclone-bucket$' buckets || fail "rclone-bucket still listed after purge"
 }
 
-# rclone against a bucket with versioning enabled: an overwrite keeps the
+# A bucket with Object Lock (so versioning) and a default GOVERNANCE
+# retention of a day: what immutable backups use.
+locked_bucket() { # locked_bucket NAME
+    aws s3api create-bucket --bucket "$1" --object-lock-enabled-for-bucket >/dev/null
+    aws s3api put-object-lock-configuration --bucket "$1" --object-lock-configuration \
+        'ObjectLockEnabled=Enabled,Rule={DefaultRetention={Mode=GOVERNANCE,Days=1}}'
+}
+
+# rclone against a versioned, object-locked bucket: an overwrite keeps the
 # old version, a delete leaves a delete marker, and rclone sees only the
 # current versions.
 rclone_versioned() {
-    aws s3 mb s3://rclone-versioned
-    aws s3api put-bucket-versioning --bucket rclone-versioned \
-        --versioning-configuration Status=Enabled
+    locked_bucket rclone-versioned
     make_tree vtree
     rclone copy vtree arbor:rclone-versioned/tree
     make_file vtree/top.txt 2000
@@ -389,12 +428,10 @@ restic_forget_prune() {
     diff -r src restored/src || fail "restored tree differs from the source"
 }
 
-# A restic repository in a bucket with versioning enabled: prune's
+# A restic repository in a versioned, object-locked bucket: prune's
 # deletes leave delete markers, and the repository stays whole.
 restic_versioned() {
-    aws s3 mb s3://restic-versioned
-    aws s3api put-bucket-versioning --bucket restic-versioned \
-        --versioning-configuration Status=Enabled
+    locked_bucket restic-versioned
     export RESTIC_REPOSITORY=s3:$ENDPOINT/restic-versioned/repo
     restic init
     restic backup src
@@ -409,6 +446,16 @@ restic_versioned() {
     aws s3api list-object-versions --bucket restic-versioned \
         --query 'length(DeleteMarkers)' --output text >markers
     (($(cat markers) > 0)) || fail "prune left no delete marker"
+    # The data prune deleted is still there, and no delete by version id
+    # gets past the retention without the bypass.
+    aws s3api list-object-versions --bucket restic-versioned --prefix repo/data/ \
+        --query 'Versions[?IsLatest==`false`] | [0].[Key,VersionId]' --output text >old
+    read -r key id <old
+    [[ $key == repo/data/* ]] || fail "no noncurrent data version: $(cat old)"
+    if aws s3api delete-object --bucket restic-versioned --key "$key" --version-id "$id" 2>err; then
+        fail "a retained version was deleted"
+    fi
+    grep -q AccessDenied err || fail "delete of a retained version: $(cat err)"
 }
 
 # ---- s3cmd -----------------------------------------------------------------------------
@@ -460,7 +507,7 @@ s3cmd_del() {
 # shellcheck disable=SC2034
 {
     STEPS_awscli=(awscli_mb awscli_cp_small awscli_cp_multipart awscli_ls awscli_sync awscli_mv
-        awscli_rm_recursive awscli_if_none_match)
+        awscli_rm_recursive awscli_if_none_match awscli_object_lock)
     STEPS_boto3=(boto3_transfer boto3_paginate boto3_delete_objects boto3_presign)
     STEPS_rclone=(rclone_copy rclone_multipart rclone_sync rclone_fast_list rclone_directory_markers
         rclone_purge rclone_versioned)
