@@ -939,6 +939,7 @@ async fn the_healer_restores_the_factor_and_empties_draining_servers() {
             size: written.info.size,
             sha256: written.info.sha256,
         }]),
+        stamp: Default::default(),
     };
     let placement = ChunkPlacement {
         id,

@@ -256,6 +256,39 @@ boto3_paginate() { boto3_step paginate; }
 boto3_delete_objects() { boto3_step delete_objects; }
 boto3_presign() { boto3_step presign; }
 
+# aws s3api's Object Lock commands: a bucket created locked, its default
+# retention, a version's retention and legal hold, and a delete refused.
+awscli_object_lock() {
+    aws s3api create-bucket --bucket cli-locked --object-lock-enabled-for-bucket >/dev/null
+    aws s3api get-bucket-versioning --bucket cli-locked --query Status --output text >status
+    expect_eq "versioning of a locked bucket" Enabled "$(cat status)"
+    aws s3api put-object-lock-configuration --bucket cli-locked --object-lock-configuration \
+        'ObjectLockEnabled=Enabled,Rule={DefaultRetention={Mode=GOVERNANCE,Days=1}}'
+    aws s3api get-object-lock-configuration --bucket cli-locked \
+        --query 'ObjectLockConfiguration.Rule.DefaultRetention.[Mode,Days]' --output text >rule
+    expect_eq "default retention" "GOVERNANCE	1" "$(cat rule)"
+    make_file locked.bin 3000
+    aws s3api put-object --bucket cli-locked --key k --body locked.bin \
+        --query VersionId --output text >id
+    aws s3api get-object-retention --bucket cli-locked --key k --version-id "$(cat id)" \
+        --query Retention.Mode --output text >mode
+    expect_eq "retention from the default" GOVERNANCE "$(cat mode)"
+    aws s3api put-object-retention --bucket cli-locked --key k --version-id "$(cat id)" \
+        --retention "Mode=COMPLIANCE,RetainUntilDate=$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%SZ)"
+    if aws s3api delete-object --bucket cli-locked --key k --version-id "$(cat id)" \
+        --bypass-governance-retention 2>err; then
+        fail "a COMPLIANCE version was deleted"
+    fi
+    grep -q AccessDenied err || fail "delete of a COMPLIANCE version: $(cat err)"
+    aws s3api put-object-legal-hold --bucket cli-locked --key k --version-id "$(cat id)" \
+        --legal-hold Status=ON
+    aws s3api get-object-legal-hold --bucket cli-locked --key k --version-id "$(cat id)" \
+        --query LegalHold.Status --output text >hold
+    expect_eq "legal hold" ON "$(cat hold)"
+    aws s3 cp s3://cli-locked/k back.bin
+    same_file locked.bin back.bin
+}
+
 # ---- rclone -----------------------------------------------------------------------
 
 rclone_copy() {
@@ -331,6 +364,39 @@ rclone_purge() {
     ! grep -q ' rclone-bucket$' buckets || fail "rclone-bucket still listed after purge"
 }
 
+# A bucket with Object Lock (so versioning) and a default GOVERNANCE
+# retention of a day: what immutable backups use.
+locked_bucket() { # locked_bucket NAME
+    aws s3api create-bucket --bucket "$1" --object-lock-enabled-for-bucket >/dev/null
+    aws s3api put-object-lock-configuration --bucket "$1" --object-lock-configuration \
+        'ObjectLockEnabled=Enabled,Rule={DefaultRetention={Mode=GOVERNANCE,Days=1}}'
+}
+
+# rclone against a versioned, object-locked bucket: an overwrite keeps the
+# old version, a delete leaves a delete marker, and rclone sees only the
+# current versions.
+rclone_versioned() {
+    locked_bucket rclone-versioned
+    make_tree vtree
+    rclone copy vtree arbor:rclone-versioned/tree
+    make_file vtree/top.txt 2000
+    rm vtree/z/five.bin
+    rclone sync vtree arbor:rclone-versioned/tree
+    rclone check vtree arbor:rclone-versioned/tree
+    aws s3api list-object-versions --bucket rclone-versioned --prefix tree/top.txt \
+        --query 'length(Versions)' --output text >versions
+    expect_eq "versions of top.txt" 2 "$(cat versions)"
+    aws s3api list-object-versions --bucket rclone-versioned \
+        --query 'DeleteMarkers[].Key' --output text >markers
+    expect_eq "delete markers" "tree/z/five.bin" "$(cat markers)"
+    # The deleted file's bytes are still there under its version id.
+    aws s3api list-object-versions --bucket rclone-versioned --prefix tree/z/five.bin \
+        --query 'Versions[0].VersionId' --output text >id
+    aws s3api get-object --bucket rclone-versioned --key tree/z/five.bin \
+        --version-id "$(cat id)" five.back >/dev/null
+    expect_eq "size of the deleted version" 1234567 "$(stat -c %s five.back)"
+}
+
 # ---- restic -------------------------------------------------------------------------
 
 snapshot_count() { restic snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
@@ -360,6 +426,36 @@ restic_forget_prune() {
     rm -rf restored
     restic restore latest --target restored
     diff -r src restored/src || fail "restored tree differs from the source"
+}
+
+# A restic repository in a versioned, object-locked bucket: prune's
+# deletes leave delete markers, and the repository stays whole.
+restic_versioned() {
+    locked_bucket restic-versioned
+    export RESTIC_REPOSITORY=s3:$ENDPOINT/restic-versioned/repo
+    restic init
+    restic backup src
+    make_file src/a/nine.bin 70000
+    restic backup src
+    restic forget --keep-last 1 --prune
+    expect_eq "snapshots after forget" 1 "$(snapshot_count)"
+    restic check --read-data
+    rm -rf restored
+    restic restore latest --target restored
+    diff -r src restored/src || fail "restored tree differs from the source"
+    aws s3api list-object-versions --bucket restic-versioned \
+        --query 'length(DeleteMarkers)' --output text >markers
+    (($(cat markers) > 0)) || fail "prune left no delete marker"
+    # The data prune deleted is still there, and no delete by version id
+    # gets past the retention without the bypass.
+    aws s3api list-object-versions --bucket restic-versioned --prefix repo/data/ \
+        --query 'Versions[?IsLatest==`false`] | [0].[Key,VersionId]' --output text >old
+    read -r key id <old
+    [[ $key == repo/data/* ]] || fail "no noncurrent data version: $(cat old)"
+    if aws s3api delete-object --bucket restic-versioned --key "$key" --version-id "$id" 2>err; then
+        fail "a retained version was deleted"
+    fi
+    grep -q AccessDenied err || fail "delete of a retained version: $(cat err)"
 }
 
 # ---- s3cmd -----------------------------------------------------------------------------
@@ -411,11 +507,12 @@ s3cmd_del() {
 # shellcheck disable=SC2034
 {
     STEPS_awscli=(awscli_mb awscli_cp_small awscli_cp_multipart awscli_ls awscli_sync awscli_mv
-        awscli_rm_recursive awscli_if_none_match)
+        awscli_rm_recursive awscli_if_none_match awscli_object_lock)
     STEPS_boto3=(boto3_transfer boto3_paginate boto3_delete_objects boto3_presign)
     STEPS_rclone=(rclone_copy rclone_multipart rclone_sync rclone_fast_list rclone_directory_markers
-        rclone_purge)
-    STEPS_restic=(restic_init restic_backup restic_check restic_restore restic_forget_prune)
+        rclone_purge rclone_versioned)
+    STEPS_restic=(restic_init restic_backup restic_check restic_restore restic_forget_prune
+        restic_versioned)
     STEPS_s3cmd=(s3cmd_put_get s3cmd_ls s3cmd_sync s3cmd_del)
 }
 

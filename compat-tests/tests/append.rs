@@ -419,3 +419,78 @@ async fn arbor_fs_append_sends_a_file_in_pieces() {
     assert_eq!(get(&s3, "fs/log").await, expected);
     server.stop().expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_in_a_versioned_bucket_keeps_the_old_version() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, s3) = start(dir.path());
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    s3.put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    let first = bytes(3 * CHUNK, 8);
+    let created = append(&s3, "v", 0, &first).await.expect("create");
+    let old_id = created.version_id().expect("version id").to_owned();
+    let second = bytes(CHUNK + 7, 9);
+    let appended = append(&s3, "v", first.len(), &second)
+        .await
+        .expect("append");
+    let new_id = appended.version_id().expect("version id").to_owned();
+    assert_ne!(old_id, new_id);
+    let mut whole = first.clone();
+    whole.extend_from_slice(&second);
+    assert_eq!(get(&s3, "v").await, whole);
+    let old = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("v")
+        .version_id(&old_id)
+        .send()
+        .await
+        .expect("old version")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert_eq!(old.as_ref(), &first[..], "the old version is intact");
+
+    // After a delete marker the key has no object: offset 0 starts afresh.
+    s3.delete_object()
+        .bucket(BUCKET)
+        .key("v")
+        .send()
+        .await
+        .expect("delete marker");
+    let refused = append(&s3, "v", whole.len(), b"x")
+        .await
+        .expect_err("deleted");
+    assert!(refused.starts_with("InvalidWriteOffset:"), "{refused}");
+    append(&s3, "v", 0, b"fresh").await.expect("afresh");
+    assert_eq!(get(&s3, "v").await, b"fresh");
+
+    // The chunks shared by both versions stay until the last one goes.
+    for id in [&new_id, &old_id] {
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key("v")
+            .version_id(id)
+            .send()
+            .await
+            .expect("delete version");
+    }
+    settle(dir.path(), 0, "after deleting both versions").await;
+    server.stop().expect("stop");
+}

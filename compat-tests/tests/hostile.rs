@@ -1291,6 +1291,9 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
                 false,
                 "location" | "versioning" | "versions" | "uploads"
             )
+            | ("PUT", false, "versioning")
+            | ("GET" | "PUT", false, "object-lock")
+            | ("GET" | "PUT", true, "retention" | "legal-hold")
             | ("POST", false, "delete")
             | ("POST", true, "uploads")
             | ("GET" | "PUT" | "DELETE", _, "tagging")
@@ -2210,24 +2213,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
     ),
     ("GetBucketWebsite", "GET", "?website", "NotImplemented"),
     (
-        "GetObjectLegalHold",
-        "GET",
-        "/small?legal-hold",
-        "NotImplemented",
-    ),
-    (
-        "GetObjectLockConfiguration",
-        "GET",
-        "?object-lock",
-        "NotImplemented",
-    ),
-    (
-        "GetObjectRetention",
-        "GET",
-        "/small?retention",
-        "NotImplemented",
-    ),
-    (
         "GetObjectTorrent",
         "GET",
         "/small?torrent",
@@ -2327,31 +2312,7 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?requestPayment",
         "NotImplemented",
     ),
-    (
-        "PutBucketVersioning",
-        "PUT",
-        "?versioning",
-        "NotImplemented",
-    ),
     ("PutBucketWebsite", "PUT", "?website", "NotImplemented"),
-    (
-        "PutObjectLegalHold",
-        "PUT",
-        "/small?legal-hold",
-        "NotImplemented",
-    ),
-    (
-        "PutObjectLockConfiguration",
-        "PUT",
-        "?object-lock",
-        "NotImplemented",
-    ),
-    (
-        "PutObjectRetention",
-        "PUT",
-        "/small?retention",
-        "NotImplemented",
-    ),
     (
         "PutPublicAccessBlock",
         "PUT",

@@ -91,6 +91,21 @@ pub fn from_meta(e: MetaError) -> S3Error {
             C::PreconditionFailed,
             "The bucket's overwrite policy refuses to replace an existing object.",
         ),
+        MetaError::VersionedBucket(reason) => {
+            // The reason names what was refused and what to do instead.
+            return S3Error::with_message(C::InvalidRequest, reason.clone());
+        }
+        MetaError::NoSuchVersion { .. } => {
+            (C::NoSuchVersion, "The specified version does not exist.")
+        }
+        MetaError::ObjectLocked(reason) => {
+            // The reason names the version and what holds it.
+            return S3Error::with_message(C::AccessDenied, reason.clone());
+        }
+        MetaError::NoObjectLockConfig(_) => (
+            C::ObjectLockConfigurationNotFoundError,
+            "Object Lock configuration does not exist for this bucket",
+        ),
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
         | MetaError::Timeout
@@ -306,6 +321,10 @@ mod tests {
             MetaError::StaleChunk(_) => (C::InternalError, 500),
             MetaError::PreconditionFailed => (C::PreconditionFailed, 412),
             MetaError::OverwriteRefused => (C::PreconditionFailed, 412),
+            MetaError::VersionedBucket(_) => (C::InvalidRequest, 400),
+            MetaError::NoSuchVersion { .. } => (C::NoSuchVersion, 404),
+            MetaError::ObjectLocked(_) => (C::AccessDenied, 403),
+            MetaError::NoObjectLockConfig(_) => (C::ObjectLockConfigurationNotFoundError, 404),
             MetaError::NotLeader { .. } => (C::SlowDown, 503),
             MetaError::Unavailable(_) => (C::SlowDown, 503),
             MetaError::Timeout => (C::SlowDown, 503),
@@ -341,6 +360,13 @@ mod tests {
             MetaError::OverwriteRefused,
             MetaError::WriteOffsetMismatch { size: 3 },
             MetaError::TooManyParts,
+            MetaError::VersionedBucket("v".into()),
+            MetaError::NoSuchVersion {
+                key: "k".into(),
+                version_id: "null".into(),
+            },
+            MetaError::ObjectLocked("l".into()),
+            MetaError::NoObjectLockConfig("b".into()),
             MetaError::NotLeader { leader: None },
             MetaError::Unavailable("x".into()),
             MetaError::Timeout,

@@ -75,7 +75,10 @@ fn taken_by(op: &str) -> &'static [&'static str] {
     match op {
         "GetBucketAcl" | "PutBucketAcl" | "GetObjectAcl" | "PutObjectAcl" => &["acl"],
         "GetBucketLocation" => &["location"],
-        "GetBucketVersioning" => &["versioning"],
+        "GetBucketVersioning" | "PutBucketVersioning" => &["versioning"],
+        "GetObjectLockConfiguration" | "PutObjectLockConfiguration" => &["object-lock"],
+        "GetObjectRetention" | "PutObjectRetention" => &["retention"],
+        "GetObjectLegalHold" | "PutObjectLegalHold" => &["legal-hold"],
         "ListObjectVersions" => &["versions"],
         "ListMultipartUploads" | "CreateMultipartUpload" => &["uploads"],
         "DeleteObjects" => &["delete"],

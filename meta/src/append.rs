@@ -32,9 +32,9 @@ pub struct AppendObject {
     pub key: String,
     /// `x-amz-write-offset-bytes`: the size the object must have now.
     pub offset: u64,
-    /// The generation of the version the proposer built on; `None`: the
-    /// key had no object (and `offset` is 0).
-    pub base: Option<u64>,
+    /// The version the proposer built on, as (generation, position);
+    /// `None`: the key had no object (and `offset` is 0).
+    pub base: Option<(u64, u32)>,
     pub version: ObjectVersion,
     /// The client's If-Match / If-None-Match. The bucket's overwrite
     /// policy applies as to any write that changes an existing object.
@@ -59,7 +59,8 @@ impl Apply for AppendObject {
         let found = resolve_directories(&ctx.children, bucket_record.root, &directories)?;
         let current = if found.len() == directories.len() {
             let parent = found.last().copied().unwrap_or(bucket_record.root);
-            lookup_object(&ctx.children, parent, name)?
+            // A delete marker is no object: the append starts afresh.
+            lookup_object(&ctx.children, parent, name)?.filter(|entry| !entry.delete_marker)
         } else {
             None
         };
@@ -69,7 +70,7 @@ impl Apply for AppendObject {
         }
         let base = match (&current, self.base) {
             (None, None) => None,
-            (Some(entry), Some(generation)) if entry.generation == generation => {
+            (Some(entry), Some(base)) if (entry.generation, entry.position) == base => {
                 Some(read_version(&ctx.versions, entry)?)
             }
             _ => {
@@ -210,6 +211,7 @@ mod tests {
             parts,
             tags: Vec::new(),
             data,
+            stamp: Default::default(),
         }
     }
 
@@ -218,7 +220,7 @@ mod tests {
             bucket: "b".to_owned(),
             key: "k".to_owned(),
             offset: 0,
-            base: Some(1),
+            base: Some((1, 0)),
             version,
             condition: WriteCondition::default(),
             shared_chunks,

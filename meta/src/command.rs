@@ -20,15 +20,17 @@ use crate::chunks::{
 };
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
-use crate::listing::ListObjects;
+use crate::listing::{ListObjectVersions, ListObjects};
 use crate::multipart::{
     AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads,
     GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
-    GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
-    SetOverwritePolicy,
+    CreateBucket, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
+    DeleteObjectIf, DeleteObjects, DeleteObjectsIf, GetBucket, GetBucketTags, GetBucketVersioning,
+    GetObject, GetObjectLock, GetObjectLockConfig, GetObjectVersion, ListBuckets, PutBucketTags,
+    PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
+    SetObjectRetention, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -180,6 +182,13 @@ writes!(
     DeleteObjectsIf,
     PutBucketTags,
     AppendObject,
+    SetBucketVersioning,
+    DeleteKey,
+    DeleteKeys,
+    CreateLockedBucket,
+    SetObjectLockConfig,
+    SetObjectRetention,
+    SetObjectLegalHold,
 );
 
 reads!(
@@ -200,6 +209,11 @@ reads!(
     ReclaimStatus,
     GetCompletedUpload,
     GetBucketTags,
+    GetBucketVersioning,
+    GetObjectVersion,
+    ListObjectVersions,
+    GetObjectLockConfig,
+    GetObjectLock,
 );
 
 /// A command's outcome as the log remembers it.
@@ -269,6 +283,7 @@ mod tests {
                     parts: Vec::new(),
                     tags: Vec::new(),
                     data,
+                    stamp: Default::default(),
                 },
                 condition: WriteCondition::None,
                 ownership: ChunkOwnership::Fresh,

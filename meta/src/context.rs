@@ -39,6 +39,9 @@ pub struct ApplyContext<'txn> {
     pub(crate) client_token_order: WriteTable<'txn>,
     pub(crate) completed_uploads: WriteTable<'txn>,
     pub(crate) bucket_tags: WriteTable<'txn>,
+    pub(crate) bucket_versioning: WriteTable<'txn>,
+    pub(crate) bucket_lock: WriteTable<'txn>,
+    pub(crate) version_locks: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -66,6 +69,9 @@ impl<'txn> ApplyContext<'txn> {
             client_token_order: txn.open_table(schema::CLIENT_TOKEN_ORDER)?,
             completed_uploads: txn.open_table(schema::COMPLETED_UPLOADS)?,
             bucket_tags: txn.open_table(schema::BUCKET_TAGS)?,
+            bucket_versioning: txn.open_table(schema::BUCKET_VERSIONING)?,
+            bucket_lock: txn.open_table(schema::BUCKET_LOCK)?,
+            version_locks: txn.open_table(schema::VERSION_LOCKS)?,
         })
     }
 

@@ -71,6 +71,21 @@ pub enum MetaError {
     /// An append would give the object more parts than an object may have.
     #[error("the object has the maximum number of parts")]
     TooManyParts,
+    /// The operation would drop or merge versions that a versioned bucket
+    /// keeps (a recursive delete, a rename onto a key with versions); the
+    /// text says which and what to do instead.
+    #[error("{0}")]
+    VersionedBucket(String),
+    /// Object Lock refuses the change: a locked version cannot be deleted
+    /// or replaced, a retention only lengthened; the text says which.
+    #[error("{0}")]
+    ObjectLocked(String),
+    /// Object Lock is not enabled on the bucket.
+    #[error("bucket {0:?} has no Object Lock configuration")]
+    NoObjectLockConfig(String),
+    /// A request names a version the key does not have.
+    #[error("version {version_id} of key {key:?} does not exist")]
+    NoSuchVersion { key: String, version_id: String },
     /// This node is not the leader; `leader` is the address of the one it
     /// knows, if any.
     #[error("not the leader (leader: {leader:?})")]

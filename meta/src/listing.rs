@@ -18,11 +18,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::{MetaError, Result};
 use crate::keys::{SEPARATOR, prefix_successor};
 use crate::limits::{LIST_PAGE_MAX, TREE_DEPTH_MAX};
+use crate::namespace::versions_of;
 use crate::op::Query;
-use crate::records::listing::{ListEntry, ListPage, ListRequest, ListedObject};
+use crate::records::listing::{
+    ListEntry, ListPage, ListRequest, ListedObject, ListedVersion, VersionListEntry,
+    VersionListRequest, VersionPage,
+};
+use crate::records::object::{VersionId, Versioning};
 use crate::records::tree::{ChildRecord, ObjectEntry};
 use crate::schema;
-use crate::tree::{self, BytesTable, first_child, lookup_child};
+use crate::tree::{self, BytesTable, first_child, lookup_child, open_read};
 
 /// One page of `bucket`'s keys and common prefixes, as [`ListRequest`] and
 /// [`ListPage`] describe. `NoSuchBucket` if the bucket does not exist.
@@ -35,7 +40,13 @@ pub fn list_objects(txn: &ReadTransaction, bucket: &str, req: &ListRequest) -> R
         return Ok(ListPage::default());
     }
     let children = txn.open_table(schema::CHILDREN)?;
-    list_tree(&children, record.root, req, max_keys)
+    // Only a bucket that ever had versioning holds keys whose current
+    // version is a delete marker.
+    let hidden_keys = match open_read(txn, schema::BUCKET_VERSIONING)? {
+        Some(table) => crate::namespace::versioning_of(&table, bucket)? != Versioning::Unversioned,
+        None => false,
+    };
+    list_tree(&children, record.root, req, max_keys, hidden_keys)
 }
 
 /// Linearizable listing page of `bucket`.
@@ -53,11 +64,14 @@ impl Query for ListObjects {
 }
 
 /// The listing of the bucket whose directory is `root`; `max_keys` > 0.
+/// With `hidden_keys`, keys whose current version is a delete marker may
+/// exist: they are skipped, and so is a directory holding nothing else.
 pub(crate) fn list_tree<T: BytesTable>(
     children: &T,
     root: u64,
     req: &ListRequest,
     max_keys: usize,
+    hidden_keys: bool,
 ) -> Result<ListPage> {
     let prefix = req.prefix.as_bytes();
     let delimiter = req
@@ -84,6 +98,7 @@ pub(crate) fn list_tree<T: BytesTable>(
 
     while let Some(step) = walker.next()? {
         match step {
+            Step::Object { entry, .. } if entry.delete_marker => continue,
             Step::Object { key, entry } => {
                 if !key.starts_with(prefix) {
                     if key.as_slice() > prefix {
@@ -111,8 +126,10 @@ pub(crate) fn list_tree<T: BytesTable>(
                 }
                 // A directory always holds an object, so if the delimiter
                 // occurs within its path every key below shares one common
-                // prefix, known without visiting them.
+                // prefix, known without visiting them (in a versioned
+                // bucket, once one of them is found not to be deleted).
                 match common_prefix(&path, prefix, delimiter) {
+                    Some(_) if hidden_keys && !holds_live_key(children, inode)? => {}
                     Some(common) => {
                         if !page.push_common_prefix(common)? {
                             break;
@@ -130,6 +147,201 @@ pub(crate) fn list_tree<T: BytesTable>(
         entries: page.entries,
         is_truncated: page.is_truncated,
     })
+}
+
+/// Whether directory `inode` holds, at any depth, a key whose current
+/// version is not a delete marker: a walk that stops at the first one.
+fn holds_live_key<T: BytesTable>(children: &T, inode: u64) -> Result<bool> {
+    let mut stack: Vec<(u64, Bound<Vec<u8>>)> = vec![(inode, Bound::Unbounded)];
+    while let Some((directory, lower)) = stack.pop() {
+        let Some((stored_name, record)) =
+            first_child(children, directory, lower.as_ref().map(Vec::as_slice))?
+        else {
+            continue;
+        };
+        stack.push((directory, Bound::Excluded(stored_name)));
+        match record {
+            ChildRecord::Object(entry) if !entry.delete_marker => return Ok(true),
+            ChildRecord::Object(_) => {}
+            ChildRecord::Directory { inode } => {
+                if stack.len() >= TREE_DEPTH_MAX {
+                    return Err(MetaError::Corrupt(format!(
+                        "directory tree deeper than {TREE_DEPTH_MAX}"
+                    )));
+                }
+                stack.push((inode, Bound::Unbounded));
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// One ListObjectVersions page of `bucket`: every key's versions and delete
+/// markers, newest first, keys in byte order, with common prefixes as
+/// ListObjects has them. `NoSuchBucket` if the bucket does not exist.
+pub fn list_object_versions(
+    txn: &ReadTransaction,
+    bucket: &str,
+    req: &VersionListRequest,
+) -> Result<VersionPage> {
+    let record = tree::bucket_record(txn, bucket)?;
+    let max_keys = req.max_keys.min(LIST_PAGE_MAX);
+    if max_keys == 0 {
+        return Ok(VersionPage::default());
+    }
+    let children = txn.open_table(schema::CHILDREN)?;
+    let versions = txn.open_table(schema::VERSIONS)?;
+    list_versions_tree(&children, &versions, record.root, req, max_keys)
+}
+
+/// Linearizable ListObjectVersions page of `bucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListObjectVersions {
+    pub bucket: String,
+    pub request: VersionListRequest,
+}
+
+impl Query for ListObjectVersions {
+    type Reply = VersionPage;
+    fn read(&self, txn: &ReadTransaction) -> Result<VersionPage> {
+        list_object_versions(txn, &self.bucket, &self.request)
+    }
+}
+
+fn list_versions_tree<T: BytesTable, V: BytesTable>(
+    children: &T,
+    versions: &V,
+    root: u64,
+    req: &VersionListRequest,
+    max_keys: usize,
+) -> Result<VersionPage> {
+    let prefix = req.prefix.as_bytes();
+    let delimiter = req
+        .delimiter
+        .as_deref()
+        .map(str::as_bytes)
+        .filter(|d| !d.is_empty());
+    let marker = req.key_marker.as_deref().map(str::as_bytes);
+    // Within the marker key, the versions after this one are still due.
+    let resume = marker.zip(req.version_id_marker);
+    let mut page = VersionPage::default();
+    let mut walker = Walker {
+        children,
+        root,
+        stack: Vec::new(),
+    };
+    match (marker, resume) {
+        (Some(after), None) if after >= prefix => walker.seek(Seek::Excluded(after))?,
+        (Some(at), Some(_)) if at >= prefix => walker.seek(Seek::Included(at))?,
+        _ => walker.seek(Seek::Included(prefix))?,
+    }
+    let full = |page: &mut VersionPage| {
+        if page.entries.len() >= max_keys {
+            page.is_truncated = true;
+            true
+        } else {
+            false
+        }
+    };
+    // A common prefix at or before the key marker was listed already.
+    let push_common = |page: &mut VersionPage, common: &[u8]| -> Result<bool> {
+        if marker.is_some_and(|m| common <= m) {
+            return Ok(true);
+        }
+        if full(page) {
+            return Ok(false);
+        }
+        page.entries
+            .push(VersionListEntry::CommonPrefix(utf8(common.to_vec())?));
+        Ok(true)
+    };
+
+    while let Some(step) = walker.next()? {
+        match step {
+            Step::Object { key, entry } => {
+                if !key.starts_with(prefix) {
+                    if key.as_slice() > prefix {
+                        break;
+                    }
+                    continue;
+                }
+                let resuming = match (marker, resume) {
+                    (Some(m), Some((_, id))) if key.as_slice() == m => Some(id),
+                    (Some(m), _) if key.as_slice() <= m => continue,
+                    _ => None,
+                };
+                if let Some(common) = common_prefix(&key, prefix, delimiter) {
+                    if !push_common(&mut page, common)? {
+                        break;
+                    }
+                    walker.seek(Seek::PastPrefix(common))?;
+                    continue;
+                }
+                let all = versions_of(versions, entry.inode)?;
+                let skip = match resuming {
+                    None => 0,
+                    Some(id) => match all.iter().position(|v| v.version_id() == id) {
+                        Some(at) => at + 1,
+                        // The marker version is gone: resume after where
+                        // it sat, or, for a null one, after the whole key.
+                        None => match id {
+                            VersionId::At {
+                                generation,
+                                position,
+                            } => all
+                                .iter()
+                                .take_while(|v| {
+                                    (v.generation, v.stamp.position) >= (generation, position)
+                                })
+                                .count(),
+                            VersionId::Null => all.len(),
+                        },
+                    },
+                };
+                let key = utf8(key)?;
+                for (index, version) in all.iter().enumerate().skip(skip) {
+                    if full(&mut page) {
+                        break;
+                    }
+                    page.entries.push(VersionListEntry::Version(ListedVersion {
+                        key: key.clone(),
+                        version_id: version.version_id(),
+                        is_latest: index == 0,
+                        delete_marker: version.stamp.delete_marker,
+                        size: version.size,
+                        etag: version.etag.clone(),
+                        last_modified_ms: version.last_modified_ms,
+                        storage_class: version.storage_class.clone(),
+                    }));
+                }
+                if page.is_truncated {
+                    break;
+                }
+            }
+            Step::Directory { path, inode } => {
+                if !path.starts_with(prefix) {
+                    if prefix.starts_with(&path) {
+                        walker.descend(inode, path)?;
+                    } else if path.as_slice() > prefix {
+                        break;
+                    }
+                    continue;
+                }
+                match common_prefix(&path, prefix, delimiter) {
+                    Some(common) => {
+                        if !push_common(&mut page, common)? {
+                            break;
+                        }
+                        if common.len() < path.len() {
+                            walker.seek(Seek::PastPrefix(common))?;
+                        }
+                    }
+                    None => walker.descend(inode, path)?,
+                }
+            }
+        }
+    }
+    Ok(page)
 }
 
 /// `name` up to and including the first `delimiter` after `prefix`.

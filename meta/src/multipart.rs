@@ -509,6 +509,7 @@ impl Apply for CompleteMultipartUpload {
             parts: parts.iter().map(|p| p.size).collect(),
             tags: upload.tags.clone(),
             data: ObjectData::Chunks(chunks),
+            stamp: Default::default(),
         };
         let result = commit_version(
             ctx,

@@ -1,6 +1,8 @@
 //! Buckets and objects: the namespace's reads and writes on the inode
 //! tree (see `tree` for how directories come and go).
 
+use std::ops::Bound;
+
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
@@ -11,17 +13,20 @@ use crate::keys::{directory_stored_name, split_key, validate_bucket_name, valida
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::ChunkPlacement;
 use crate::records::object::{
-    BucketInfo, ChunkOwnership, ChunkRef, DeleteCondition, ObjectData, ObjectVersion,
-    OverwritePolicy, WriteCondition,
+    BucketInfo, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, LockMode, ObjectData,
+    ObjectHeaders, ObjectLockConfig, ObjectVersion, OverwritePolicy, Retention, VersionId,
+    VersionLock, VersionStamp, Versioning, WriteCondition,
 };
 use crate::records::tree::{
     BucketRecord, ChildRecord, GcOrigin, InodeKind, ObjectEntry, ROOT_INODE,
 };
-use crate::schema::{self, child_key, decode_record, encode_record, version_key};
+use crate::schema::{
+    self, child_key, decode_record, encode_record, split_version_key, version_key, version_range,
+};
 use crate::tree::{
-    bucket_record, create_directory, create_inode, find_object, has_children, lookup_child,
-    lookup_object, open_read, prune_empty_directories, raise_key_len_bounds, read_bucket,
-    read_version, remove_child, resolve_directories,
+    BytesTable, bucket_record, create_directory, create_inode, find_object, has_children,
+    lookup_child, lookup_object, open_read, prune_empty_directories, raise_key_len_bounds,
+    read_bucket, read_version, remove_child, resolve_directories,
 };
 
 // ---------------------------------------------------------------- reads
@@ -57,11 +62,78 @@ pub fn get_object(txn: &ReadTransaction, bucket: &str, key: &str) -> Result<Obje
     let record = bucket_record(txn, bucket)?;
     validate_key(key)?;
     let children = txn.open_table(schema::CHILDREN)?;
-    let Some(entry) = find_object(&children, record.root, key)? else {
+    let Some(entry) = find_object(&children, record.root, key)?.filter(|e| !e.delete_marker) else {
         return Err(MetaError::NoSuchKey(key.to_owned()));
     };
     let versions = txn.open_table(schema::VERSIONS)?;
     read_version(&versions, &entry)
+}
+
+/// The version of `bucket/key` that `version_id` names, or the current one
+/// (which may be a delete marker): `NoSuchKey` without any version,
+/// `NoSuchVersion` for an id the key does not have.
+pub fn get_object_version(
+    txn: &ReadTransaction,
+    bucket: &str,
+    key: &str,
+    version_id: Option<VersionId>,
+) -> Result<ObjectVersion> {
+    let record = bucket_record(txn, bucket)?;
+    validate_key(key)?;
+    let children = txn.open_table(schema::CHILDREN)?;
+    let entry = find_object(&children, record.root, key)?;
+    let versions = txn.open_table(schema::VERSIONS)?;
+    match (entry, version_id) {
+        (None, None) => Err(MetaError::NoSuchKey(key.to_owned())),
+        (Some(entry), None) => read_version(&versions, &entry),
+        (entry, Some(id)) => {
+            let all = match entry {
+                Some(entry) => versions_of(&versions, entry.inode)?,
+                None => Vec::new(),
+            };
+            all.into_iter()
+                .find(|v| v.version_id() == id)
+                .ok_or_else(|| MetaError::NoSuchVersion {
+                    key: key.to_owned(),
+                    version_id: id.to_string(),
+                })
+        }
+    }
+}
+
+/// The versioning state of `bucket` (unversioned without a row).
+pub(crate) fn versioning_of<T: BytesTable>(table: &T, bucket: &str) -> Result<Versioning> {
+    match table.get(bucket.as_bytes())? {
+        Some(value) => decode_record(value.value()),
+        None => Ok(Versioning::Unversioned),
+    }
+}
+
+/// Every version of the object `inode`, newest first.
+pub(crate) fn versions_of<T: BytesTable>(versions: &T, inode: u64) -> Result<Vec<ObjectVersion>> {
+    let (start, end) = version_range(inode);
+    let upper = match &end {
+        Some(end) => Bound::Excluded(end.as_slice()),
+        None => Bound::Unbounded,
+    };
+    let mut out = Vec::new();
+    for row in versions.range::<&[u8]>((Bound::Included(start.as_slice()), upper))? {
+        let (row_key, value) = row?;
+        let (row_inode, generation, position) = split_version_key(row_key.value())?;
+        let version: ObjectVersion = decode_record(value.value())?;
+        if row_inode != inode
+            || version.generation != generation
+            || version.stamp.position != position
+        {
+            return Err(MetaError::Corrupt(format!(
+                "version row {row_inode}/{generation}/{position} holds {}/{}",
+                version.generation, version.stamp.position
+            )));
+        }
+        out.push(version);
+    }
+    out.reverse();
+    Ok(out)
 }
 
 /// Linearizable: the bucket, or `NoSuchBucket`.
@@ -165,6 +237,8 @@ impl Apply for DeleteBucket {
         }
         ctx.buckets.remove(name.as_bytes())?;
         ctx.bucket_tags.remove(name.as_bytes())?;
+        ctx.bucket_versioning.remove(name.as_bytes())?;
+        ctx.bucket_lock.remove(name.as_bytes())?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
     }
@@ -267,44 +341,103 @@ pub(crate) fn commit_version(
         return Ok(Err(refused));
     }
     let (directories, name) = split_key(key);
-    let found = resolve_directories(&ctx.children, bucket_record.root, &directories)?;
-    let mut parent = found.last().copied().unwrap_or(bucket_record.root);
-    let existing = if found.len() == directories.len() {
-        lookup_object(&ctx.children, parent, name)?
-    } else {
-        None
-    };
-    if let Err(e) = check_condition(condition, existing.as_ref(), key) {
+    let root = bucket_record.root;
+    let found = resolve_directories(&ctx.children, root, &directories)?;
+    let existing = entry_in(&ctx.children, root, &directories, &found, name)?;
+    let current = existing.as_ref().filter(|e| !e.delete_marker);
+    if let Err(e) = check_condition(condition, current, key) {
         return Ok(Err(e));
     }
-    if existing.is_some()
+    if current.is_some()
         && let Err(e) = check_overwrite(&bucket_record.info.overwrite, condition)
     {
         return Ok(Err(e));
     }
+    let versioning = versioning_of(&ctx.bucket_versioning, bucket)?;
 
     // Validated: from here on every step writes.
+    let mut committed = version.clone();
+    committed.stamp = VersionStamp::default();
+    let target = Target {
+        bucket,
+        root,
+        directories: &directories,
+        found,
+        name,
+    };
+    install_version(ctx, target, existing, committed, versioning, placements).map(Ok)
+}
+
+/// Where a key sits: its bucket's directory, its path and the
+/// directories of it that exist.
+pub(crate) struct Target<'k> {
+    pub(crate) bucket: &'k str,
+    pub(crate) root: u64,
+    pub(crate) directories: &'k [&'k str],
+    pub(crate) found: Vec<u64>,
+    pub(crate) name: &'k str,
+}
+
+/// The entry of `name` when every directory on its path exists.
+fn entry_in<T: BytesTable>(
+    children: &T,
+    root: u64,
+    directories: &[&str],
+    found: &[u64],
+    name: &str,
+) -> Result<Option<ObjectEntry>> {
+    if found.len() != directories.len() {
+        return Ok(None);
+    }
+    lookup_object(children, found.last().copied().unwrap_or(root), name)
+}
+
+/// Writes `version` as the newest version of the key at `target`, creating
+/// the directories on its path: in a bucket with versioning enabled it
+/// joins the key's versions; otherwise it is the `null` version and
+/// replaces the key's previous `null` version, if any (docs/design.md,
+/// "Versioning"). The caller has checked everything that may refuse.
+fn install_version(
+    ctx: &mut ApplyContext<'_>,
+    target: Target<'_>,
+    existing: Option<ObjectEntry>,
+    mut version: ObjectVersion,
+    versioning: Versioning,
+    placements: &[ChunkPlacement],
+) -> Result<ObjectVersion> {
+    let Target {
+        root,
+        directories,
+        found,
+        name,
+        bucket,
+    } = target;
+    let lock_default = lock_config_of(&ctx.bucket_lock, bucket)?.and_then(|c| c.default);
     let mut path = found;
+    let mut parent = path.last().copied().unwrap_or(root);
     for segment in directories.iter().skip(path.len()) {
         parent = create_directory(ctx, parent, directory_stored_name(segment))?;
         path.push(parent);
     }
-    raise_key_len_bounds(ctx, &path, &directories, name.len())?;
-    let mut committed = version.clone();
-    committed.generation = ctx.log_index;
+    raise_key_len_bounds(ctx, &path, directories, name.len())?;
+    version.generation = ctx.log_index;
+    version.stamp.position = ctx.position;
+    version.stamp.null = versioning != Versioning::Enabled;
     // Reference the new chunks before releasing the old version's, so a
     // chunk both share never reaches zero.
-    chunks::reference(ctx, committed.chunks(), placements)?;
+    chunks::reference(ctx, version.chunks(), placements)?;
     let inode = match &existing {
         Some(old) => {
-            retire_version(ctx, old)?;
+            if version.stamp.null {
+                retire_null_version(ctx, old.inode)?;
+            }
             old.inode
         }
         None => create_inode(ctx, parent, name.as_bytes().to_vec(), InodeKind::Object)?,
     };
     let previous = ctx.versions.insert(
         version_key(inode, ctx.log_index, ctx.position).as_slice(),
-        encode_record(&committed)?.as_slice(),
+        encode_record(&version)?.as_slice(),
     )?;
     if previous.is_some() {
         return Err(MetaError::Corrupt(format!(
@@ -312,21 +445,54 @@ pub(crate) fn commit_version(
             ctx.log_index, ctx.position
         )));
     }
-    let entry = ObjectEntry {
-        inode,
-        generation: ctx.log_index,
-        position: ctx.position,
-        size: committed.size,
-        etag: committed.etag.clone(),
-        last_modified_ms: committed.last_modified_ms,
-        storage_class: committed.storage_class.clone(),
-    };
-    let child = encode_record(&ChildRecord::Object(entry))?;
+    if let Some((mode, days)) = lock_default
+        && !version.stamp.delete_marker
+    {
+        let lock = VersionLock {
+            retention: Some(Retention {
+                mode,
+                until_ms: version
+                    .last_modified_ms
+                    .saturating_add(i64::from(days).saturating_mul(DAY_MS)),
+            }),
+            legal_hold: false,
+        };
+        ctx.version_locks.insert(
+            version_key(inode, ctx.log_index, ctx.position).as_slice(),
+            encode_record(&lock)?.as_slice(),
+        )?;
+    }
+    let child = encode_record(&ChildRecord::Object(entry_of(inode, &version)))?;
     ctx.children.insert(
         child_key(parent, name.as_bytes()).as_slice(),
         child.as_slice(),
     )?;
-    Ok(Ok(committed))
+    Ok(version)
+}
+
+/// The children-index entry of `version` of object `inode`.
+fn entry_of(inode: u64, version: &ObjectVersion) -> ObjectEntry {
+    ObjectEntry {
+        inode,
+        generation: version.generation,
+        position: version.stamp.position,
+        size: version.size,
+        etag: version.etag.clone(),
+        last_modified_ms: version.last_modified_ms,
+        storage_class: version.storage_class.clone(),
+        delete_marker: version.stamp.delete_marker,
+    }
+}
+
+/// Removes the `null` version of object `inode`, if it has one.
+fn retire_null_version(ctx: &mut ApplyContext<'_>, inode: u64) -> Result<()> {
+    let null = versions_of(&ctx.versions, inode)?
+        .into_iter()
+        .find(|v| v.stamp.null);
+    if let Some(null) = null {
+        remove_version(ctx, inode, null.generation, null.stamp.position)?;
+    }
+    Ok(())
 }
 
 /// Removes the current version of `bucket/key` and every directory left
@@ -364,15 +530,17 @@ fn delete_object(
     let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
         return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
     };
+    if versioning_of(&ctx.bucket_versioning, bucket)? != Versioning::Unversioned {
+        // These commands carry no time for a delete marker.
+        return Ok(Err(MetaError::InvalidRequest(
+            "a versioned bucket's keys are deleted with DeleteKey".to_owned(),
+        )));
+    }
     let root = bucket_record.root;
     let (directories, name) = split_key(key);
     let found = resolve_directories(&ctx.children, root, &directories)?;
     let parent = found.last().copied().unwrap_or(root);
-    let existing = if found.len() == directories.len() {
-        lookup_object(&ctx.children, parent, name)?
-    } else {
-        None
-    };
+    let existing = entry_in(&ctx.children, root, &directories, &found, name)?;
     let Some(entry) = existing else {
         return Ok(match condition {
             None => Ok(false),
@@ -478,6 +646,230 @@ impl Apply for DeleteObjectsIf {
     }
 }
 
+/// DeleteObject as S3 defines it in every versioning state: without a
+/// version id, an unversioned bucket loses the key, a versioned one gets a
+/// delete marker (the `null` one when versioning is suspended, replacing
+/// the key's `null` version); with one, that version goes for good and the
+/// next newest becomes current. `condition` is checked against the
+/// current version, or the named one; `now_ms` (the proposer's clock) is a
+/// delete marker's last-modified time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteKey {
+    pub bucket: String,
+    pub target: DeleteTarget,
+    pub now_ms: i64,
+}
+
+/// One key of a [`DeleteKey`] or [`DeleteKeys`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteTarget {
+    pub key: String,
+    pub version_id: Option<VersionId>,
+    pub condition: Option<DeleteCondition>,
+    /// `x-amz-bypass-governance-retention`: a GOVERNANCE retention does
+    /// not hold this delete (COMPLIANCE and legal holds still do).
+    pub bypass_governance: bool,
+}
+
+impl DeleteTarget {
+    fn size(&self) -> usize {
+        let etag = match &self.condition {
+            Some(DeleteCondition::ETag(etag)) => etag.len(),
+            _ => 0,
+        };
+        self.key.len().saturating_add(etag).saturating_add(32)
+    }
+}
+
+impl Apply for DeleteKey {
+    type Reply = DeleteOutcome;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<DeleteOutcome>> {
+        delete_key(ctx, &self.bucket, &self.target, self.now_ms)
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add(self.target.size())
+    }
+}
+
+/// [`DeleteKey`] for each target, in one command (S3's DeleteObjects, with
+/// version ids and `<ETag>` conditions); each outcome is reported on its
+/// own, and a missing bucket fails the whole command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteKeys {
+    pub bucket: String,
+    pub targets: Vec<DeleteTarget>,
+    pub now_ms: i64,
+}
+
+impl Apply for DeleteKeys {
+    type Reply = Vec<Outcome<DeleteOutcome>>;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<Vec<Outcome<DeleteOutcome>>>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        let mut outcomes = Vec::with_capacity(self.targets.len());
+        for target in &self.targets {
+            outcomes.push(delete_key(ctx, &self.bucket, target, self.now_ms)?);
+        }
+        Ok(Ok(outcomes))
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE.saturating_add(self.targets.iter().map(DeleteTarget::size).sum::<usize>())
+    }
+}
+
+fn delete_key(
+    ctx: &mut ApplyContext<'_>,
+    bucket: &str,
+    target: &DeleteTarget,
+    now_ms: i64,
+) -> Result<Outcome<DeleteOutcome>> {
+    let DeleteTarget {
+        key,
+        version_id,
+        condition,
+        bypass_governance,
+    } = target;
+    if let Err(e) = validate_key(key) {
+        return Ok(Err(e));
+    }
+    let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
+        return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+    };
+    let versioning = versioning_of(&ctx.bucket_versioning, bucket)?;
+    let root = bucket_record.root;
+    let (directories, name) = split_key(key);
+    let found = resolve_directories(&ctx.children, root, &directories)?;
+    let existing = entry_in(&ctx.children, root, &directories, &found, name)?;
+    let place = Target {
+        bucket,
+        root,
+        directories: &directories,
+        found,
+        name,
+    };
+    if let Some(id) = version_id {
+        let lock_check = LockCheck {
+            key,
+            now_ms,
+            bypass_governance: *bypass_governance,
+        };
+        return delete_version(ctx, place, existing, *id, condition.as_ref(), lock_check);
+    }
+    let current = existing.as_ref().filter(|e| !e.delete_marker);
+    match (condition, current) {
+        (None, _) => {}
+        (Some(_), None) => return Ok(Err(MetaError::NoSuchKey(key.to_owned()))),
+        (Some(DeleteCondition::ETag(etag)), Some(entry)) if entry.etag != *etag => {
+            return Ok(Err(MetaError::PreconditionFailed));
+        }
+        (Some(_), Some(_)) => {}
+    }
+    if versioning == Versioning::Unversioned {
+        if let Some(entry) = current {
+            retire_version(ctx, entry)?;
+            let parent = place.found.last().copied().unwrap_or(root);
+            remove_child(ctx, parent, name.as_bytes(), entry.inode)?;
+            prune_empty_directories(ctx, root, &directories, &place.found)?;
+        }
+        return Ok(Ok(DeleteOutcome {
+            version_id: None,
+            delete_marker: false,
+        }));
+    }
+    let marker = ObjectVersion {
+        generation: 0,
+        size: 0,
+        etag: String::new(),
+        last_modified_ms: now_ms,
+        headers: ObjectHeaders::default(),
+        user_metadata: Vec::new(),
+        checksum: None,
+        storage_class: None,
+        parts: Vec::new(),
+        tags: Vec::new(),
+        data: ObjectData::Inline(Vec::new()),
+        stamp: VersionStamp {
+            delete_marker: true,
+            ..VersionStamp::default()
+        },
+    };
+    let marker = install_version(ctx, place, existing, marker, versioning, &[])?;
+    Ok(Ok(DeleteOutcome {
+        version_id: Some(marker.version_id()),
+        delete_marker: true,
+    }))
+}
+
+/// Removes version `id` of the key at `place` for good; when it was the
+/// current one, the next newest becomes current, and a key left without
+/// versions leaves the tree. A version the key does not have is no error
+/// (S3 answers 204 and names it).
+/// What Object Lock weighs when a version is to go.
+struct LockCheck<'k> {
+    key: &'k str,
+    now_ms: i64,
+    bypass_governance: bool,
+}
+
+fn delete_version(
+    ctx: &mut ApplyContext<'_>,
+    place: Target<'_>,
+    existing: Option<ObjectEntry>,
+    id: VersionId,
+    condition: Option<&DeleteCondition>,
+    lock_check: LockCheck<'_>,
+) -> Result<Outcome<DeleteOutcome>> {
+    let absent = DeleteOutcome {
+        version_id: Some(id),
+        delete_marker: false,
+    };
+    let Some(entry) = existing else {
+        return Ok(Ok(absent));
+    };
+    let all = versions_of(&ctx.versions, entry.inode)?;
+    let Some(doomed) = all.iter().find(|v| v.version_id() == id) else {
+        return Ok(Ok(absent));
+    };
+    if let Some(DeleteCondition::ETag(etag)) = condition
+        && doomed.etag != *etag
+    {
+        return Ok(Err(MetaError::PreconditionFailed));
+    }
+    let lock = version_lock(&ctx.version_locks, entry.inode, doomed)?;
+    if let Some(why) = lock.refusal(lock_check.now_ms, lock_check.bypass_governance) {
+        return Ok(Err(MetaError::ObjectLocked(format!(
+            "version {id} of {:?} cannot be deleted: {why}",
+            lock_check.key
+        ))));
+    }
+    let removed = remove_version(ctx, entry.inode, doomed.generation, doomed.stamp.position)?;
+    let parent = place.found.last().copied().unwrap_or(place.root);
+    let was_current =
+        entry.generation == removed.generation && entry.position == removed.stamp.position;
+    if was_current {
+        match all.iter().find(|v| v.version_id() != id) {
+            Some(next) => {
+                let child = encode_record(&ChildRecord::Object(entry_of(entry.inode, next)))?;
+                ctx.children.insert(
+                    child_key(parent, place.name.as_bytes()).as_slice(),
+                    child.as_slice(),
+                )?;
+            }
+            None => {
+                remove_child(ctx, parent, place.name.as_bytes(), entry.inode)?;
+                prune_empty_directories(ctx, place.root, place.directories, &place.found)?;
+            }
+        }
+    }
+    Ok(Ok(DeleteOutcome {
+        version_id: Some(id),
+        delete_marker: removed.stamp.delete_marker,
+    }))
+}
+
 /// Replaces the tags of the current version of `bucket/key` (its ETag and
 /// last-modified time stay).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -503,7 +895,7 @@ impl Apply for PutObjectTags {
         } else {
             None
         };
-        let Some(entry) = entry else {
+        let Some(entry) = entry.filter(|e| !e.delete_marker) else {
             return Ok(Err(MetaError::NoSuchKey(key.to_owned())));
         };
         let row = version_key(entry.inode, entry.generation, entry.position);
@@ -604,29 +996,123 @@ impl Apply for SetOverwritePolicy {
     }
 }
 
+/// PutBucketVersioning: enables or suspends versioning of `bucket`. A
+/// bucket never goes back to unversioned (S3's rule), so that state is
+/// refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetBucketVersioning {
+    pub bucket: String,
+    pub versioning: Versioning,
+}
+
+impl Apply for SetBucketVersioning {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        if self.versioning == Versioning::Unversioned {
+            return Ok(Err(MetaError::InvalidRequest(
+                "versioning can be enabled or suspended, never turned off".to_owned(),
+            )));
+        }
+        if self.versioning != Versioning::Enabled
+            && lock_config_of(&ctx.bucket_lock, &self.bucket)?.is_some()
+        {
+            return Ok(Err(MetaError::ObjectLocked(format!(
+                "bucket {:?} has Object Lock enabled: its versioning stays enabled",
+                self.bucket
+            ))));
+        }
+        ctx.bucket_versioning.insert(
+            self.bucket.as_bytes(),
+            encode_record(&self.versioning)?.as_slice(),
+        )?;
+        Ok(Ok(()))
+    }
+}
+
+/// Linearizable: the versioning state of `bucket`; `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBucketVersioning {
+    pub bucket: String,
+}
+
+impl Query for GetBucketVersioning {
+    type Reply = Versioning;
+    fn read(&self, txn: &ReadTransaction) -> Result<Versioning> {
+        bucket_record(txn, &self.bucket)?;
+        match open_read(txn, schema::BUCKET_VERSIONING)? {
+            Some(table) => versioning_of(&table, &self.bucket),
+            None => Ok(Versioning::Unversioned),
+        }
+    }
+}
+
+/// Linearizable: a version of `bucket/key` (see [`get_object_version`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetObjectVersion {
+    pub bucket: String,
+    pub key: String,
+    /// `None`: the current version, which may be a delete marker.
+    pub version_id: Option<VersionId>,
+}
+
+impl Query for GetObjectVersion {
+    type Reply = ObjectVersion;
+    fn read(&self, txn: &ReadTransaction) -> Result<ObjectVersion> {
+        get_object_version(txn, &self.bucket, &self.key, self.version_id)
+    }
+}
+
 /// Deletes the version `entry` points at and releases its chunks.
 /// Returns how many chunk references it released.
 pub(crate) fn retire_version(ctx: &mut ApplyContext<'_>, entry: &ObjectEntry) -> Result<usize> {
+    let old = remove_version(ctx, entry.inode, entry.generation, entry.position)?;
+    Ok(old.chunks().len())
+}
+
+/// Deletes every version of object `inode` and releases their chunks.
+/// Returns how many chunk references it released.
+pub(crate) fn retire_object(ctx: &mut ApplyContext<'_>, inode: u64) -> Result<usize> {
+    let mut released = 0usize;
+    for version in versions_of(&ctx.versions, inode)? {
+        let old = remove_version(ctx, inode, version.generation, version.stamp.position)?;
+        released = released.saturating_add(old.chunks().len());
+    }
+    Ok(released)
+}
+
+/// Deletes one version row of `inode` and releases its chunks.
+fn remove_version(
+    ctx: &mut ApplyContext<'_>,
+    inode: u64,
+    generation: u64,
+    position: u32,
+) -> Result<ObjectVersion> {
     let old: ObjectVersion = match ctx
         .versions
-        .remove(version_key(entry.inode, entry.generation, entry.position).as_slice())?
+        .remove(version_key(inode, generation, position).as_slice())?
     {
         Some(value) => decode_record(value.value())?,
         None => {
             return Err(MetaError::Corrupt(format!(
-                "inode {} has no version {}/{} for its current entry",
-                entry.inode, entry.generation, entry.position
+                "inode {inode} has no version {generation}/{position}"
             )));
         }
     };
+    // A lock row left here held nothing any more: every path that removes
+    // versions of an Object Lock bucket checks it first (`delete_version`;
+    // the others never run there, as its versioning stays enabled).
+    ctx.version_locks
+        .remove(version_key(inode, generation, position).as_slice())?;
     let origin = GcOrigin::Version {
-        inode: entry.inode,
-        generation: entry.generation,
-        position: entry.position,
+        inode,
+        generation,
+        position,
     };
-    let released = old.chunks().len();
     chunks::release(ctx, origin, old.chunks().iter().map(|c: &ChunkRef| c.id))?;
-    Ok(released)
+    Ok(old)
 }
 
 /// Whether the bucket's overwrite policy lets a write with `condition`
@@ -657,5 +1143,288 @@ fn check_condition(
         (WriteCondition::IfMatch(_), None) => Err(MetaError::NoSuchKey(key.to_owned())),
         (WriteCondition::IfMatch(etag), Some(entry)) if entry.etag == *etag => Ok(()),
         (WriteCondition::IfMatch(_), Some(_)) => Err(MetaError::PreconditionFailed),
+    }
+}
+
+// ------------------------------------------------------------ Object Lock
+
+/// One day in milliseconds: default retentions count in days.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The Object Lock configuration of `bucket`, if it has Object Lock.
+pub(crate) fn lock_config_of<T: BytesTable>(
+    table: &T,
+    bucket: &str,
+) -> Result<Option<ObjectLockConfig>> {
+    match table.get(bucket.as_bytes())? {
+        Some(value) => Ok(Some(decode_record(value.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// The lock of `version` of object `inode` (none: an empty lock).
+fn version_lock<T: BytesTable>(
+    table: &T,
+    inode: u64,
+    version: &ObjectVersion,
+) -> Result<VersionLock> {
+    match table.get(version_key(inode, version.generation, version.stamp.position).as_slice())? {
+        Some(value) => decode_record(value.value()),
+        None => Ok(VersionLock::default()),
+    }
+}
+
+/// CreateBucket with `x-amz-bucket-object-lock-enabled: true`: the bucket,
+/// its versioning enabled and Object Lock enabled, in one command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateLockedBucket {
+    pub name: String,
+    pub created_ms: i64,
+}
+
+impl Apply for CreateLockedBucket {
+    type Reply = BucketInfo;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<BucketInfo>> {
+        let created = CreateBucket {
+            name: self.name.clone(),
+            created_ms: self.created_ms,
+        }
+        .apply(ctx)?;
+        let info = match created {
+            Ok(info) => info,
+            Err(e) => return Ok(Err(e)),
+        };
+        let name = self.name.as_bytes();
+        ctx.bucket_versioning
+            .insert(name, encode_record(&Versioning::Enabled)?.as_slice())?;
+        ctx.bucket_lock.insert(
+            name,
+            encode_record(&ObjectLockConfig::default())?.as_slice(),
+        )?;
+        Ok(Ok(info))
+    }
+}
+
+/// PutObjectLockConfiguration: enables Object Lock (the bucket's
+/// versioning must be enabled) and sets the default retention.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectLockConfig {
+    pub bucket: String,
+    pub config: ObjectLockConfig,
+}
+
+impl Apply for SetObjectLockConfig {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let bucket = &self.bucket;
+        if read_bucket(&ctx.buckets, bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(bucket.clone())));
+        }
+        if versioning_of(&ctx.bucket_versioning, bucket)? != Versioning::Enabled {
+            return Ok(Err(MetaError::VersionedBucket(format!(
+                "Object Lock needs versioning enabled on bucket {bucket:?}"
+            ))));
+        }
+        if self.config.default.is_some_and(|(_, days)| days == 0) {
+            return Ok(Err(MetaError::InvalidRequest(
+                "a default retention lasts at least one day".to_owned(),
+            )));
+        }
+        ctx.bucket_lock
+            .insert(bucket.as_bytes(), encode_record(&self.config)?.as_slice())?;
+        Ok(Ok(()))
+    }
+}
+
+/// Linearizable: the Object Lock configuration of `bucket`;
+/// `NoObjectLockConfig` when Object Lock is not enabled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetObjectLockConfig {
+    pub bucket: String,
+}
+
+impl Query for GetObjectLockConfig {
+    type Reply = ObjectLockConfig;
+    fn read(&self, txn: &ReadTransaction) -> Result<ObjectLockConfig> {
+        bucket_record(txn, &self.bucket)?;
+        let config = match open_read(txn, schema::BUCKET_LOCK)? {
+            Some(table) => lock_config_of(&table, &self.bucket)?,
+            None => None,
+        };
+        config.ok_or_else(|| MetaError::NoObjectLockConfig(self.bucket.clone()))
+    }
+}
+
+/// The version of `bucket/key` a lock operation names (the current one
+/// when `version_id` is `None`, which must not be a delete marker), in a
+/// bucket with Object Lock.
+fn lockable_version(
+    ctx: &ApplyContext<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<VersionId>,
+) -> Result<Outcome<(u64, ObjectVersion)>> {
+    if let Err(e) = validate_key(key) {
+        return Ok(Err(e));
+    }
+    let Some(record) = read_bucket(&ctx.buckets, bucket)? else {
+        return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+    };
+    if lock_config_of(&ctx.bucket_lock, bucket)?.is_none() {
+        return Ok(Err(MetaError::NoObjectLockConfig(bucket.to_owned())));
+    }
+    let missing = || match version_id {
+        None => MetaError::NoSuchKey(key.to_owned()),
+        Some(id) => MetaError::NoSuchVersion {
+            key: key.to_owned(),
+            version_id: id.to_string(),
+        },
+    };
+    let Some(entry) = find_object(&ctx.children, record.root, key)? else {
+        return Ok(Err(missing()));
+    };
+    let all = versions_of(&ctx.versions, entry.inode)?;
+    let found = match version_id {
+        None => all.into_iter().next(),
+        Some(id) => all.into_iter().find(|v| v.version_id() == id),
+    };
+    match found {
+        Some(version) if !version.stamp.delete_marker => Ok(Ok((entry.inode, version))),
+        _ => Ok(Err(missing())),
+    }
+}
+
+/// Writes `lock` for `version` of `inode` (no row for an empty lock).
+fn store_lock(
+    ctx: &mut ApplyContext<'_>,
+    inode: u64,
+    version: &ObjectVersion,
+    lock: &VersionLock,
+) -> Result<()> {
+    let row = version_key(inode, version.generation, version.stamp.position);
+    if *lock == VersionLock::default() {
+        ctx.version_locks.remove(row.as_slice())?;
+    } else {
+        ctx.version_locks
+            .insert(row.as_slice(), encode_record(lock)?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// PutObjectRetention. A COMPLIANCE retention in force is only ever
+/// lengthened (and stays COMPLIANCE); a GOVERNANCE one is shortened,
+/// removed or made GOVERNANCE again from COMPLIANCE only with
+/// `bypass_governance`. `now_ms` is the proposer's clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectRetention {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+    pub retention: Option<Retention>,
+    pub bypass_governance: bool,
+    pub now_ms: i64,
+}
+
+impl Apply for SetObjectRetention {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let (inode, version) =
+            match lockable_version(ctx, &self.bucket, &self.key, self.version_id)? {
+                Ok(found) => found,
+                Err(e) => return Ok(Err(e)),
+            };
+        let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
+        if let Some(old) = lock.retention.filter(|r| r.until_ms > self.now_ms) {
+            let lengthens = self
+                .retention
+                .is_some_and(|new| new.until_ms >= old.until_ms);
+            let keeps_compliance = self
+                .retention
+                .is_some_and(|new| new.mode == LockMode::Compliance);
+            let allowed = match old.mode {
+                LockMode::Compliance => lengthens && keeps_compliance,
+                LockMode::Governance => lengthens || self.bypass_governance,
+            };
+            if !allowed {
+                return Ok(Err(MetaError::ObjectLocked(format!(
+                    "version {} of {:?} is under {} retention until {} ms: \
+                     it can only be lengthened{}",
+                    version.version_id(),
+                    self.key,
+                    match old.mode {
+                        LockMode::Compliance => "COMPLIANCE",
+                        LockMode::Governance => "GOVERNANCE",
+                    },
+                    old.until_ms,
+                    match old.mode {
+                        LockMode::Compliance => "",
+                        LockMode::Governance => " without x-amz-bypass-governance-retention",
+                    }
+                ))));
+            }
+        }
+        lock.retention = self.retention;
+        store_lock(ctx, inode, &version, &lock)?;
+        Ok(Ok(()))
+    }
+}
+
+/// PutObjectLegalHold: a legal hold keeps a version, whatever its
+/// retention, until it is lifted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectLegalHold {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+    pub on: bool,
+}
+
+impl Apply for SetObjectLegalHold {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let (inode, version) =
+            match lockable_version(ctx, &self.bucket, &self.key, self.version_id)? {
+                Ok(found) => found,
+                Err(e) => return Ok(Err(e)),
+            };
+        let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
+        lock.legal_hold = self.on;
+        store_lock(ctx, inode, &version, &lock)?;
+        Ok(Ok(()))
+    }
+}
+
+/// Linearizable: the retention and legal hold of a version of
+/// `bucket/key` (the current one without `version_id`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetObjectLock {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+}
+
+impl Query for GetObjectLock {
+    type Reply = VersionLock;
+    fn read(&self, txn: &ReadTransaction) -> Result<VersionLock> {
+        let record = bucket_record(txn, &self.bucket)?;
+        let configured = match open_read(txn, schema::BUCKET_LOCK)? {
+            Some(table) => lock_config_of(&table, &self.bucket)?.is_some(),
+            None => false,
+        };
+        if !configured {
+            return Err(MetaError::NoObjectLockConfig(self.bucket.clone()));
+        }
+        let version = get_object_version(txn, &self.bucket, &self.key, self.version_id)?;
+        if version.stamp.delete_marker {
+            return Err(MetaError::NoSuchKey(self.key.clone()));
+        }
+        let children = txn.open_table(schema::CHILDREN)?;
+        let Some(entry) = find_object(&children, record.root, &self.key)? else {
+            return Err(MetaError::NoSuchKey(self.key.clone()));
+        };
+        match open_read(txn, schema::VERSION_LOCKS)? {
+            Some(table) => version_lock(&table, entry.inode, &version),
+            None => Ok(VersionLock::default()),
+        }
     }
 }

@@ -21,8 +21,9 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{SEPARATOR, directory_stored_name, split_key, validate_key};
 use crate::limits::{RECLAIM_BATCH_MAX, TREE_DEPTH_MAX};
-use crate::namespace::retire_version;
+use crate::namespace::{retire_object, versioning_of};
 use crate::op::{Apply, Outcome, Query, SIZE_BASE};
+use crate::records::object::Versioning;
 use crate::records::tree::{ChildRecord, Tombstone};
 use crate::schema::{self, decode_record, encode_record, inode_key};
 use crate::tree::{
@@ -61,6 +62,14 @@ impl Apply for DeleteDirectory {
         let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
             return Ok(Err(MetaError::NoSuchBucket(bucket.clone())));
         };
+        if versioning_of(&ctx.bucket_versioning, bucket)? != Versioning::Unversioned {
+            // docs/design.md, "Versioning": a versioned bucket keeps what
+            // was deleted, which one unlink cannot do for a whole subtree.
+            return Ok(Err(MetaError::VersionedBucket(format!(
+                "a recursive delete is refused in versioned bucket {bucket:?}: \
+                 delete its keys one by one (each gets a delete marker)"
+            ))));
+        }
         let root = bucket_record.root;
         let (directories, _) = split_key(prefix);
         let found = resolve_directories(&ctx.children, root, &directories)?;
@@ -215,7 +224,7 @@ fn reclaim_from(
                 Some((stored_name, ChildRecord::Object(entry))) => {
                     // A huge object releases many chunk references: the
                     // budget counts them, so a batch's work stays bounded.
-                    let released = retire_version(ctx, &entry)?;
+                    let released = retire_object(ctx, entry.inode)?;
                     remove_row(ctx, parent, &stored_name, entry.inode)?;
                     progress.objects = progress.objects.saturating_add(1);
                     let cost = u32::try_from(released.max(1)).unwrap_or(u32::MAX);

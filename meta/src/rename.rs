@@ -11,10 +11,10 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{SEPARATOR, directory_stored_name, split_key, validate_key};
 use crate::limits::{CLIENT_TOKEN_LEN_MAX, CLIENT_TOKENS_MAX, KEY_LEN_MAX};
-use crate::namespace::{check_overwrite, retire_version};
+use crate::namespace::{check_overwrite, retire_object, versioning_of};
 use crate::op::{Apply, Outcome, SIZE_BASE};
 use crate::reclaim::detach;
-use crate::records::object::{OverwritePolicy, WriteCondition};
+use crate::records::object::{OverwritePolicy, Versioning, WriteCondition};
 use crate::records::tree::{ObjectEntry, TokenRecord, Tombstone};
 use crate::schema::{decode_record, encode_record};
 use crate::tree::{
@@ -135,7 +135,7 @@ impl Apply for RenameObject {
         } else {
             None
         };
-        let Some(entry) = entry else {
+        let Some(entry) = entry.filter(|e| !e.delete_marker) else {
             return Ok(Err(MetaError::NoSuchKey(source.clone())));
         };
         if let Err(e) =
@@ -151,6 +151,15 @@ impl Apply for RenameObject {
         } else {
             None
         };
+        let versioned = versioning_of(&ctx.bucket_versioning, bucket)? != Versioning::Unversioned;
+        if versioned && source != destination && existing.is_some() {
+            // Two keys' histories cannot become one: the destination's
+            // versions would have to go or be merged.
+            return Ok(Err(MetaError::VersionedBucket(format!(
+                "{destination:?} has versions: a rename in a versioned bucket cannot replace it"
+            ))));
+        }
+        let existing = existing.filter(|e| !e.delete_marker);
         if source == destination {
             // Renaming onto itself: the conditions decide, nothing moves.
             return Ok(destination_condition.check(existing.as_ref(), || {
@@ -174,7 +183,7 @@ impl Apply for RenameObject {
         // Validated: from here on every step writes.
         if let Some(old) = &existing {
             let parent = dest_found.last().copied().unwrap_or(root);
-            retire_version(ctx, old)?;
+            retire_object(ctx, old.inode)?;
             remove_child(ctx, parent, dest_name.as_bytes(), old.inode)?;
         }
         let mut path = dest_found;
@@ -361,6 +370,12 @@ impl Apply for RenameDirectory {
         let replaced = dest_found.len() == dest_dirs.len();
         if replaced && !replace {
             return Ok(Err(MetaError::DirectoryNotEmpty(destination.clone())));
+        }
+        if replaced && versioning_of(&ctx.bucket_versioning, bucket)? != Versioning::Unversioned {
+            return Ok(Err(MetaError::VersionedBucket(format!(
+                "cannot replace {destination:?}: a versioned bucket keeps every version, \
+                 so its keys are deleted one by one"
+            ))));
         }
         if replaced && source.starts_with(destination.as_str()) {
             return Ok(Err(MetaError::InvalidRequest(format!(

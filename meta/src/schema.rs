@@ -26,6 +26,9 @@
 //! | `ns_client_token_order` | log index BE ‖ position BE   | client token bytes |
 //! | `ns_bucket_tags` | bucket name bytes                   | tags (`Vec<(String, String)>`) |
 //! | `ns_completed_uploads` | upload id (16 bytes)         | [`crate::records::upload::CompletedUpload`] |
+//! | `ns_bucket_versioning` | bucket name bytes            | [`crate::records::object::Versioning`] |
+//! | `ns_bucket_lock` | bucket name bytes                  | [`crate::records::object::ObjectLockConfig`] |
+//! | `ns_version_locks` | version key (as `ns_versions`)   | [`crate::records::object::VersionLock`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -102,6 +105,16 @@ pub const COMPLETED_UPLOADS: StateTable = StateTable::new("ns_completed_uploads"
 /// row when it has none. Kept beside `ns_buckets` so bucket records keep
 /// their format.
 pub const BUCKET_TAGS: StateTable = StateTable::new("ns_bucket_tags");
+/// bucket name → [`crate::records::object::Versioning`]; no row while the
+/// bucket is unversioned. Kept beside `ns_buckets` so bucket records keep
+/// their format.
+pub const BUCKET_VERSIONING: StateTable = StateTable::new("ns_bucket_versioning");
+/// bucket name → [`crate::records::object::ObjectLockConfig`]: the buckets
+/// with Object Lock enabled.
+pub const BUCKET_LOCK: StateTable = StateTable::new("ns_bucket_lock");
+/// version key → [`crate::records::object::VersionLock`]: the retention
+/// and legal hold of a version; no row when it has neither.
+pub const VERSION_LOCKS: StateTable = StateTable::new("ns_version_locks");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -122,6 +135,9 @@ pub const STATE_TABLES: &[StateTable] = &[
     CLIENT_TOKEN_ORDER,
     COMPLETED_UPLOADS,
     BUCKET_TAGS,
+    BUCKET_VERSIONING,
+    BUCKET_LOCK,
+    VERSION_LOCKS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).
@@ -241,6 +257,21 @@ pub fn gc_key(log_index: u64, sequence: u32) -> [u8; 12] {
     key
 }
 
+/// The first row key of `inode`'s versions and the first key past them.
+pub fn version_range(inode: u64) -> ([u8; 20], Option<[u8; 20]>) {
+    let end = inode.checked_add(1).map(|next| version_key(next, 0, 0));
+    (version_key(inode, 0, 0), end)
+}
+
+/// Inverse of [`version_key`].
+pub fn split_version_key(key: &[u8]) -> Result<(u64, u64, u32)> {
+    let (inode, rest) = split_u64(key)?;
+    let (generation, rest) = split_u64(rest)?;
+    let position = <[u8; 4]>::try_from(rest)
+        .map_err(|_| MetaError::Corrupt(format!("bad version key length {}", key.len())))?;
+    Ok((inode, generation, u32::from_be_bytes(position)))
+}
+
 /// Inverse of [`gc_key`].
 pub fn split_gc_key(key: &[u8]) -> Result<(u64, u32)> {
     let (log_index, rest) = split_u64(key)?;
@@ -306,6 +337,16 @@ mod tests {
         assert!(version_key(1, u64::MAX, u32::MAX) < version_key(2, 0, 0));
         assert!(version_key(1, 5, u32::MAX) < version_key(1, 6, 0));
         assert!(version_key(1, 5, 0) < version_key(1, 5, 1));
+        assert_eq!(
+            split_version_key(&version_key(3, 9, 2)).expect("split"),
+            (3, 9, 2)
+        );
+        assert!(split_version_key(b"short").is_err());
+        let (start, end) = version_range(4);
+        assert!(
+            start <= version_key(4, 0, 0) && version_key(4, u64::MAX, u32::MAX) < end.expect("end")
+        );
+        assert_eq!(version_range(u64::MAX).1, None);
         assert_eq!(split_gc_key(&gc_key(5, 3)).expect("split"), (5, 3));
         assert!(gc_key(5, u32::MAX) < gc_key(6, 0));
         assert!(split_gc_key(b"short").is_err());

@@ -33,6 +33,7 @@ fn inline(body: &[u8]) -> ObjectVersion {
         parts: Vec::new(),
         tags: Vec::new(),
         data: ObjectData::Inline(body.to_vec()),
+        stamp: Default::default(),
     }
 }
 

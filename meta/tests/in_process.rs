@@ -147,6 +147,7 @@ fn version(etag: &str) -> ObjectVersion {
         parts: Vec::new(),
         tags: Vec::new(),
         data: ObjectData::Inline(vec![1]),
+        stamp: Default::default(),
     }
 }
 

@@ -283,6 +283,7 @@ fn inline_version(etag: &str) -> ObjectVersion {
         parts: Vec::new(),
         tags: Vec::new(),
         data: ObjectData::Inline(b"abc".to_vec()),
+        stamp: Default::default(),
     }
 }
 

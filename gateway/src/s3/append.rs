@@ -121,6 +121,7 @@ pub(super) async fn put(
             parts: Vec::new(),
             tags,
             data: written.data,
+            stamp: Default::default(),
         };
         let fresh = version.chunks().to_vec();
         return commit(
@@ -248,7 +249,7 @@ async fn commit(
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         offset: base.map_or(0, |b| b.size),
-        base: base.map(|b| b.generation),
+        base: base.map(|b| (b.generation, b.stamp.position)),
         version,
         condition,
         shared_chunks,
@@ -269,6 +270,7 @@ fn output(version: &ObjectVersion) -> PutObjectOutput {
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(version.etag.clone())),
         size: i64::try_from(version.size).ok(),
+        version_id: super::object::version_header(version, false),
         ..Default::default()
     };
     if let Some(stored) = &version.checksum {

@@ -1,5 +1,7 @@
 //! Bucket operations: create, delete, head, list, location.
 
+use arbor_meta::namespace::{CreateLockedBucket, GetBucketVersioning, SetBucketVersioning};
+use arbor_meta::records::Versioning;
 use arbor_meta::{BucketInfo, MetaError};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -15,7 +17,18 @@ pub async fn create(
     acl::check_canned_bucket_acl(req.input.acl.as_ref(), &req.headers)?;
     let name = req.input.bucket;
     record_target("CreateBucket", &name, None);
-    match s3.meta().create_bucket(&name, s3.now_ms()).await {
+    let created = if req.input.object_lock_enabled_for_bucket == Some(true) {
+        // Versioning enabled and Object Lock on, in the same command.
+        s3.meta()
+            .write(CreateLockedBucket {
+                name: name.clone(),
+                created_ms: s3.now_ms(),
+            })
+            .await
+    } else {
+        s3.meta().create_bucket(&name, s3.now_ms()).await
+    };
+    match created {
         Ok(_) => {}
         // Every bucket of a deployment is its one owner's. In us-east-1
         // S3 answers a CreateBucket of a bucket the caller already owns
@@ -129,17 +142,66 @@ pub async fn location(
     }))
 }
 
-/// Versioning is never enabled yet: S3 answers an empty configuration.
+/// The bucket's versioning state: no Status until versioning was first
+/// enabled, as S3 answers.
 pub async fn get_versioning(
     s3: &Arbor,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
     record_target("GetBucketVersioning", &req.input.bucket, None);
-    s3.meta()
-        .head_bucket(&req.input.bucket)
+    let versioning = s3
+        .meta()
+        .read(GetBucketVersioning {
+            bucket: req.input.bucket.clone(),
+        })
         .await
         .map_err(error::from_meta)?;
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    let status = match versioning {
+        Versioning::Unversioned => None,
+        Versioning::Enabled => Some(BucketVersioningStatus::ENABLED),
+        Versioning::Suspended => Some(BucketVersioningStatus::SUSPENDED),
+    };
+    Ok(S3Response::new(GetBucketVersioningOutput {
+        status: status.map(BucketVersioningStatus::from_static),
+        ..Default::default()
+    }))
+}
+
+/// PutBucketVersioning: Enabled or Suspended. MFA delete is not
+/// supported (NotImplemented when asked to enable it); a configuration
+/// without a valid Status is S3's IllegalVersioningConfigurationException.
+pub async fn put_versioning(
+    s3: &Arbor,
+    req: S3Request<PutBucketVersioningInput>,
+) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let input = req.input;
+    record_target("PutBucketVersioning", &input.bucket, None);
+    let config = input.versioning_configuration;
+    if config
+        .mfa_delete
+        .as_ref()
+        .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
+    {
+        return Err(s3_error!(NotImplemented, "MFA delete is not supported."));
+    }
+    let versioning = match config.status.as_ref().map(BucketVersioningStatus::as_str) {
+        Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+        _ => {
+            return Err(s3_error!(
+                IllegalVersioningConfigurationException,
+                "The Versioning element must be specified"
+            ));
+        }
+    };
+    s3.meta()
+        .write(SetBucketVersioning {
+            bucket: input.bucket,
+            versioning,
+        })
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(PutBucketVersioningOutput::default()))
 }
 
 /// The region with S3's legacy behaviours, and Arbor's when none is pinned.

@@ -1,8 +1,11 @@
-//! ListObjects (v1) and ListObjectsV2 over the metadata service's ordered
+//! ListObjects (v1), ListObjectsV2 and ListObjectVersions over the metadata service's ordered
 //! tree walk (docs/ARCHITECTURE.md, "A LIST"): a page costs what it
 //! returns, not what the bucket holds.
 
-use arbor_meta::records::{ListEntry, ListPage, ListRequest};
+use arbor_meta::listing::ListObjectVersions;
+use arbor_meta::records::{
+    ListEntry, ListPage, ListRequest, VersionId, VersionListEntry, VersionListRequest,
+};
 use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -124,9 +127,9 @@ pub async fn list_v1(
     Ok(S3Response::new(output))
 }
 
-/// ListObjectVersions while versioning is not enabled: every object has
-/// exactly one version, `null`, which is the latest. Tools that empty a
-/// bucket call this even on unversioned buckets.
+/// ListObjectVersions: every version and delete marker, keys in byte
+/// order and each key's versions newest first, paged by `key-marker` and
+/// `version-id-marker` (docs/design.md, "Versioning").
 pub async fn list_versions(
     s3: &Arbor,
     req: S3Request<ListObjectVersionsInput>,
@@ -134,36 +137,79 @@ pub async fn list_versions(
     let input = req.input;
     record_target("ListObjectVersions", &input.bucket, None);
     let url = url_encoding(input.encoding_type.as_ref())?;
-    let (request, page) = list_page(
-        s3,
-        &input.bucket,
-        input.prefix.as_deref(),
-        input.delimiter.as_deref(),
-        input.key_marker.clone().filter(|m| !m.is_empty()),
-        max_keys(input.max_keys)?,
-    )
-    .await?;
-    let (contents, common_prefixes) = split(&page, url, true);
-    let versions = contents
-        .into_iter()
-        .map(|o| ObjectVersion {
-            key: o.key,
-            size: o.size,
-            e_tag: o.e_tag,
-            last_modified: o.last_modified,
-            owner: o.owner,
-            storage_class: o
-                .storage_class
-                .map(|c| ObjectVersionStorageClass::from(c.as_str().to_owned())),
-            version_id: Some("null".to_owned()),
-            is_latest: Some(true),
-            ..Default::default()
+    let key_marker = input.key_marker.clone().filter(|m| !m.is_empty());
+    let version_id_marker = match input.version_id_marker.as_deref().filter(|m| !m.is_empty()) {
+        None => None,
+        Some(_) if key_marker.is_none() => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
+        Some(marker) => Some(
+            VersionId::parse(marker)
+                .ok_or_else(|| s3_error!(InvalidArgument, "Invalid version id specified"))?,
+        ),
+    };
+    let request = VersionListRequest {
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+        key_marker,
+        version_id_marker,
+        max_keys: max_keys(input.max_keys)?,
+    };
+    let page = s3
+        .meta()
+        .read(ListObjectVersions {
+            bucket: input.bucket.clone(),
+            request: request.clone(),
         })
-        .collect();
-    let next_key_marker = if page.is_truncated {
-        page.entries.last().map(|e| encode_if(url, e.name()))
-    } else {
-        None
+        .await
+        .map_err(error::from_meta)?;
+    let mut versions = Vec::new();
+    let mut delete_markers = Vec::new();
+    let mut common_prefixes = Vec::new();
+    for entry in &page.entries {
+        match entry {
+            VersionListEntry::Version(v) if v.delete_marker => {
+                delete_markers.push(DeleteMarkerEntry {
+                    key: Some(encode_if(url, &v.key)),
+                    version_id: Some(v.version_id.to_string()),
+                    is_latest: Some(v.is_latest),
+                    last_modified: Some(time::timestamp(v.last_modified_ms)),
+                    owner: Some(bucket::owner()),
+                })
+            }
+            VersionListEntry::Version(v) => versions.push(ObjectVersion {
+                key: Some(encode_if(url, &v.key)),
+                size: Some(i64::try_from(v.size).unwrap_or(i64::MAX)),
+                e_tag: Some(ETag::Strong(v.etag.clone())),
+                last_modified: Some(time::timestamp(v.last_modified_ms)),
+                owner: Some(bucket::owner()),
+                storage_class: Some(ObjectVersionStorageClass::from(
+                    v.storage_class
+                        .clone()
+                        .unwrap_or_else(|| ObjectVersionStorageClass::STANDARD.to_owned()),
+                )),
+                version_id: Some(v.version_id.to_string()),
+                is_latest: Some(v.is_latest),
+                ..Default::default()
+            }),
+            VersionListEntry::CommonPrefix(p) => common_prefixes.push(CommonPrefix {
+                prefix: Some(encode_if(url, p)),
+            }),
+        }
+    }
+    // The next page starts after the last entry: a version (its key and
+    // id) or a common prefix (the prefix alone).
+    let (next_key_marker, next_version_id_marker) = match page.entries.last() {
+        Some(VersionListEntry::Version(v)) if page.is_truncated => {
+            (Some(encode_if(url, &v.key)), Some(v.version_id.to_string()))
+        }
+        Some(VersionListEntry::CommonPrefix(p)) if page.is_truncated => {
+            (Some(encode_if(url, p)), None)
+        }
+        _ => (None, None),
     };
     let output = ListObjectVersionsOutput {
         name: Some(input.bucket),
@@ -178,12 +224,12 @@ pub async fn list_versions(
         version_id_marker: input.version_id_marker,
         max_keys: Some(input.max_keys.unwrap_or(LIST_KEYS_MAX)),
         is_truncated: Some(page.is_truncated),
-        next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_owned()),
+        next_version_id_marker,
         next_key_marker,
         encoding_type: input.encoding_type,
         versions: Some(versions),
         common_prefixes: Some(common_prefixes),
-        delete_markers: Some(Vec::new()),
+        delete_markers: Some(delete_markers),
         ..Default::default()
     };
     Ok(S3Response::new(output))

@@ -8,6 +8,7 @@ mod bucket;
 mod checksum;
 mod conditions;
 mod list;
+mod lock;
 mod multipart;
 mod object;
 pub mod rename;
@@ -265,6 +266,69 @@ impl S3 for Arbor {
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
         let request_id = RequestId::of(&req.extensions);
         bucket::get_versioning(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lock::put_config(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lock::get_config(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_object_retention(
+        &self,
+        req: S3Request<PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lock::put_retention(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_object_retention(
+        &self,
+        req: S3Request<GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lock::get_retention(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lock::put_legal_hold(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lock::get_legal_hold(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        bucket::put_versioning(self, req)
             .await
             .map_err(|e| request_id.stamp(e))
     }

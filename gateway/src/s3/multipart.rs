@@ -74,6 +74,11 @@ pub async fn create(
     let S3Request { input, headers, .. } = req;
     record_target("CreateMultipartUpload", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
+    super::lock::refuse_lock_headers(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
     let algorithm = match &input.checksum_algorithm {
         None => None,
         Some(a) => Some(checksum::parse_algorithm(a.as_str()).ok_or_else(|| {
@@ -292,7 +297,7 @@ pub async fn upload_part_copy(
     record_target("UploadPartCopy", &input.bucket, Some(&input.key));
     let number = part_number(input.part_number)?;
     let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
-    let (_, _, source) = object::copy_source_version(
+    let (_, _, source, source_version_id) = object::copy_source_version(
         s3,
         &input.copy_source,
         Conditions {
@@ -368,6 +373,7 @@ pub async fn upload_part_copy(
     }
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(result),
+        copy_source_version_id: source_version_id,
         ..Default::default()
     }))
 }
@@ -508,12 +514,14 @@ pub async fn complete(
         )
         .await
         .map_err(|e| error::from_meta(object::changed_meanwhile(e, &condition)))?;
-    Ok(S3Response::new(completed_output(
+    let mut output = completed_output(
         &input.bucket,
         &input.key,
         &version.etag,
         version.checksum.as_ref(),
-    )))
+    );
+    output.version_id = object::version_header(&version, false);
+    Ok(S3Response::new(output))
 }
 
 fn completed_output(

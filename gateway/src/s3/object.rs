@@ -3,15 +3,16 @@
 use std::collections::HashMap;
 
 use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
+use arbor_meta::namespace::{DeleteKey, DeleteKeys, DeleteTarget, GetObjectVersion};
 use arbor_meta::records::ObjectHeaders;
-use arbor_meta::records::{DeleteCondition, WriteCondition};
+use arbor_meta::records::{DeleteCondition, DeleteOutcome, VersionId, WriteCondition};
 use arbor_meta::{ChunkPlacement, MetaError, ObjectVersion};
 use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::{Conditions, Target};
-use super::{Arbor, acl, append, checksum, record_target, tagging, time};
+use super::{Arbor, acl, append, checksum, lock, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 use crate::limits::{DELETE_OBJECTS_KEYS_MAX, PUT_OBJECT_SIZE_MAX};
@@ -36,6 +37,11 @@ pub(super) struct PutRequest {
 impl PutRequest {
     pub(super) fn parse(input: PutObjectInput, headers: &http::HeaderMap) -> S3Result<PutRequest> {
         acl::check_canned_object_acl(input.acl.as_ref(), headers)?;
+        lock::refuse_lock_headers(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
         if let Some(length) = input.content_length
             && u64::try_from(length).is_ok_and(|l| l > PUT_OBJECT_SIZE_MAX)
         {
@@ -139,10 +145,12 @@ pub async fn put(
         parts: Vec::new(),
         tags,
         data: written.data,
+        stamp: Default::default(),
     };
     let committed = commit(s3, &bucket, &key, version, condition, placements).await?;
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
+        version_id: version_header(&committed, false),
         ..Default::default()
     };
     if let Some(stored) = &committed.checksum {
@@ -261,6 +269,10 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::OverwriteRefused
         | MetaError::WriteOffsetMismatch { .. }
         | MetaError::TooManyParts
+        | MetaError::VersionedBucket(_)
+        | MetaError::NoSuchVersion { .. }
+        | MetaError::ObjectLocked(_)
+        | MetaError::NoObjectLockConfig(_)
         | MetaError::NoSuchUpload(_)
         | MetaError::PartMismatch(_)
         | MetaError::PartsOutOfOrder
@@ -414,6 +426,7 @@ macro_rules! read_object {
             content_length: Some(content_length(&plan.range)?),
             content_range: content_range(&plan.range, plan.partial, plan.version.size),
             parts_count: plan.parts_count,
+            version_id: version_header(&plan.version, $input.version_id.is_some()),
             ..Default::default()
         };
         describe_version!(
@@ -426,8 +439,8 @@ macro_rules! read_object {
     }};
 }
 
-/// What a GET or HEAD reads: the current version, once its conditions
-/// hold, and the byte range asked for.
+/// What a GET or HEAD reads: the version asked for (or the current one),
+/// once its conditions hold, and the byte range asked for.
 struct ReadPlan {
     version: ObjectVersion,
     range: std::ops::Range<u64>,
@@ -444,12 +457,7 @@ async fn plan_read(
     range: Option<&Range>,
     part_number: Option<i32>,
 ) -> S3Result<ReadPlan> {
-    reject_version_id(version_id)?;
-    let version = s3
-        .meta()
-        .get_object(bucket, key)
-        .await
-        .map_err(error::from_meta)?;
+    let version = readable_version(s3, bucket, key, version_id).await?;
     conditions
         .check(Target::Read, &version.etag, version.last_modified_ms)
         .map_err(|e| with_validators(e, &version))?;
@@ -550,12 +558,8 @@ pub async fn attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
     record_target("GetObjectAttributes", &input.bucket, Some(&input.key));
-    reject_version_id(input.version_id.as_deref())?;
-    let version = s3
-        .meta()
-        .get_object(&input.bucket, &input.key)
-        .await
-        .map_err(error::from_meta)?;
+    let version =
+        readable_version(s3, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     let wants = |name: &str| {
         input
             .object_attributes
@@ -564,6 +568,7 @@ pub async fn attributes(
     };
     let mut output = GetObjectAttributesOutput {
         last_modified: Some(time::timestamp(version.last_modified_ms)),
+        version_id: version_header(&version, input.version_id.is_some()),
         ..Default::default()
     };
     if wants(ObjectAttributes::ETAG) {
@@ -657,7 +662,12 @@ pub async fn copy(
     let S3Request { input, headers, .. } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
-    let (source_bucket, source_key, source) = copy_source_version(
+    lock::refuse_lock_headers(
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+    )?;
+    let (source_bucket, source_key, source, source_version_id) = copy_source_version(
         s3,
         &input.copy_source,
         Conditions {
@@ -728,6 +738,7 @@ pub async fn copy(
         parts: source.parts.clone(),
         tags,
         data: source.data.clone(),
+        stamp: Default::default(),
     };
     let committed = match s3
         .meta()
@@ -748,6 +759,8 @@ pub async fn copy(
     }
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
+        copy_source_version_id: source_version_id,
+        version_id: version_header(&committed, false),
         ..Default::default()
     }))
 }
@@ -761,21 +774,30 @@ pub async fn delete(
         return delete_directory(s3, &input).await;
     }
     record_target("DeleteObject", &input.bucket, Some(&input.key));
-    reject_version_id(input.version_id.as_deref())?;
-    match input.if_match.as_ref().map(delete_condition) {
-        None => s3.meta().delete_object(&input.bucket, &input.key).await,
-        // Checked and applied in one metadata command (compare-and-swap).
-        // A key with no current version answers 404 NoSuchKey: that is
-        // what AWS general purpose buckets observably do; the API reference
-        // (written for directory buckets) says 204.
-        Some(condition) => {
-            s3.meta()
-                .delete_object_if(&input.bucket, &input.key, condition)
-                .await
-        }
-    }
-    .map_err(error::from_meta)?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    // A condition is checked and applied in one metadata command
+    // (compare-and-swap). A key with no current version answers 404
+    // NoSuchKey: that is what AWS general purpose buckets observably do;
+    // the API reference (written for directory buckets) says 204.
+    let target = DeleteTarget {
+        key: input.key.clone(),
+        version_id: parse_version_id(input.version_id.as_deref())?,
+        condition: input.if_match.as_ref().map(delete_condition),
+        bypass_governance: input.bypass_governance_retention.unwrap_or(false),
+    };
+    let outcome = s3
+        .meta()
+        .write(DeleteKey {
+            bucket: input.bucket.clone(),
+            target,
+            now_ms: s3.now_ms(),
+        })
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: outcome.delete_marker.then_some(true),
+        version_id: outcome.version_id.map(|id| id.to_string()),
+        ..Default::default()
+    }))
 }
 
 /// `If-Match` on a delete (`*`: the key must exist), or an `<ETag>` of a
@@ -833,14 +855,27 @@ pub async fn delete_many(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
-    // A version other than null fails on its own; the rest are deleted by
-    // one metadata command, each key reported on its own.
-    let mut outcomes: Vec<(ObjectIdentifier, Result<(), S3Error>)> =
+    let bypass_governance = input.bypass_governance_retention.unwrap_or(false);
+    // A malformed version id fails on its own; the rest are deleted by one
+    // metadata command, each key reported on its own.
+    let mut outcomes: Vec<(ObjectIdentifier, Result<DeleteOutcome, S3Error>)> =
         Vec::with_capacity(objects.len());
     let mut pending = Vec::with_capacity(objects.len());
+    let mut targets = Vec::with_capacity(objects.len());
     for object in objects {
-        match reject_version_id(object.version_id.as_deref()) {
-            Ok(()) => pending.push(object),
+        match parse_version_id(object.version_id.as_deref()) {
+            Ok(version_id) => {
+                targets.push(DeleteTarget {
+                    key: object.key.clone(),
+                    version_id,
+                    condition: object
+                        .e_tag
+                        .clone()
+                        .map(|etag| delete_condition(&ETagCondition::ETag(etag))),
+                    bypass_governance,
+                });
+                pending.push(object);
+            }
             Err(e) => outcomes.push((object, Err(e))),
         }
     }
@@ -850,37 +885,48 @@ pub async fn delete_many(
             .await
             .map_err(error::from_meta)?;
     } else {
-        let results = if pending.iter().any(|o| o.e_tag.is_some()) {
-            let objects = pending
-                .iter()
-                .map(|o| {
-                    let condition = o
-                        .e_tag
-                        .clone()
-                        .map(|etag| delete_condition(&ETagCondition::ETag(etag)));
-                    (o.key.clone(), condition)
-                })
-                .collect();
-            s3.meta().delete_objects_if(&input.bucket, objects).await
-        } else {
-            let keys = pending.iter().map(|o| o.key.clone()).collect();
-            s3.meta().delete_objects(&input.bucket, keys).await
+        let count = targets.len();
+        let results = s3
+            .meta()
+            .write(DeleteKeys {
+                bucket: input.bucket.clone(),
+                targets,
+                now_ms: s3.now_ms(),
+            })
+            .await
+            .map_err(error::from_meta)?;
+        if results.len() != count {
+            return Err(error::internal(
+                "DeleteKeys",
+                format!("{} outcomes for {count} keys", results.len()),
+            ));
         }
-        .map_err(error::from_meta)?;
         for (object, result) in pending.into_iter().zip(results) {
-            outcomes.push((object, result.map(|_| ()).map_err(error::from_meta)));
+            outcomes.push((object, result.map_err(error::from_meta)));
         }
     }
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for (object, result) in outcomes {
         match result {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject {
-                key: Some(object.key),
-                version_id: object.version_id,
-                ..Default::default()
-            }),
+            Ok(_) if quiet => {}
+            Ok(outcome) => {
+                let id = outcome.version_id.map(|id| id.to_string());
+                // Without a version id, a delete marker was added: S3 names
+                // it as DeleteMarkerVersionId; with one, the version named
+                // goes, and a marker among them says so.
+                let (version_id, marker_id) = match (&object.version_id, outcome.delete_marker) {
+                    (None, _) => (None, id.filter(|_| outcome.delete_marker)),
+                    (Some(_), true) => (id.clone(), id),
+                    (Some(_), false) => (id, None),
+                };
+                deleted.push(DeletedObject {
+                    key: Some(object.key),
+                    version_id,
+                    delete_marker: outcome.delete_marker.then_some(true),
+                    delete_marker_version_id: marker_id,
+                });
+            }
             Err(e) => errors.push(Error {
                 code: Some(e.code().as_str().to_owned()),
                 message: e.message().map(str::to_owned),
@@ -897,33 +943,42 @@ pub async fn delete_many(
 }
 
 /// The version `x-amz-copy-source` names, with its bucket and key, once the
-/// copy-source conditions hold (CopyObject, UploadPartCopy).
+/// copy-source conditions hold (CopyObject, UploadPartCopy), and the source
+/// version id to answer with (`x-amz-copy-source-version-id`).
 pub(super) async fn copy_source_version(
     s3: &Arbor,
     source: &CopySource,
     conditions: Conditions<'_>,
-) -> S3Result<(String, String, ObjectVersion)> {
-    let (bucket, key) = copy_source(source)?;
-    let version = s3
-        .meta()
-        .get_object(&bucket, &key)
-        .await
-        .map_err(error::from_meta)?;
+) -> S3Result<(String, String, ObjectVersion, Option<String>)> {
+    let (bucket, key, version_id) = copy_source(source)?;
+    let version = match readable_version(s3, &bucket, &key, version_id.as_deref()).await {
+        Ok(version) => version,
+        // S3 refuses a copy of a delete marker named by its id with 400.
+        Err(e) if *e.code() == S3ErrorCode::MethodNotAllowed => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The source of a copy request may not specifically refer to a delete marker by version id."
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     conditions.check(Target::CopySource, &version.etag, version.last_modified_ms)?;
-    Ok((bucket, key, version))
+    let answered = version_header(&version, version_id.is_some());
+    Ok((bucket, key, version, answered))
 }
 
-/// The bucket and key of `x-amz-copy-source` (only the null version exists).
-fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+/// The bucket, key and version id of `x-amz-copy-source`.
+fn copy_source(source: &CopySource) -> S3Result<(String, String, Option<String>)> {
     match source {
         CopySource::Bucket {
             bucket,
             key,
             version_id,
-        } => {
-            reject_version_id(version_id.as_deref())?;
-            Ok((bucket.to_string(), key.to_string()))
-        }
+        } => Ok((
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_deref().map(str::to_owned),
+        )),
         CopySource::AccessPoint { .. } | CopySource::Outpost { .. } => Err(s3_error!(
             NotImplemented,
             "Copying from access points and outposts is not supported"
@@ -931,15 +986,82 @@ fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
     }
 }
 
-/// Versioning is not enabled on any bucket yet: only the `null` version exists.
+/// Operations that read or change only the current version (tagging,
+/// recursive delete) accept no version id but `null`.
 pub(super) fn reject_version_id(version_id: Option<&str>) -> S3Result<()> {
     match version_id {
         None | Some("null") => Ok(()),
         Some(_) => Err(s3_error!(
-            NoSuchVersion,
-            "The specified version does not exist."
+            NotImplemented,
+            "This operation acts on the current version only."
         )),
     }
+}
+
+/// A `versionId` a client sent; one Arbor never issues is 400
+/// InvalidArgument, as S3 answers a malformed id.
+pub(super) fn parse_version_id(id: Option<&str>) -> S3Result<Option<VersionId>> {
+    id.map(|id| {
+        VersionId::parse(id)
+            .ok_or_else(|| s3_error!(InvalidArgument, "Invalid version id specified"))
+    })
+    .transpose()
+}
+
+/// `x-amz-version-id` for a version: its id when it has one of its own,
+/// and `null` too when the request named a version.
+pub(super) fn version_header(version: &ObjectVersion, asked: bool) -> Option<String> {
+    (!version.stamp.null || asked).then(|| version.version_id().to_string())
+}
+
+/// The version a read names, or the current one, as S3 serves it: a
+/// delete marker is 404 NoSuchKey when current, 405 MethodNotAllowed when
+/// named by its id, each with `x-amz-delete-marker: true` and its id.
+pub(super) async fn readable_version(
+    s3: &Arbor,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<ObjectVersion> {
+    let id = parse_version_id(version_id)?;
+    let version = s3
+        .meta()
+        .read(GetObjectVersion {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: id,
+        })
+        .await
+        .map_err(error::from_meta)?;
+    if !version.stamp.delete_marker {
+        return Ok(version);
+    }
+    let mut e = match id {
+        None => s3_error!(NoSuchKey, "The specified key does not exist."),
+        Some(_) => s3_error!(
+            MethodNotAllowed,
+            "The specified method is not allowed against this resource."
+        ),
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    let fields = [
+        ("x-amz-version-id", Some(version.version_id().to_string())),
+        (
+            "last-modified",
+            http_date(&time::timestamp(version.last_modified_ms)),
+        ),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value.and_then(|v| http::HeaderValue::try_from(v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    e.set_headers(headers);
+    Err(e)
 }
 
 /// S3's storage classes are accepted and recorded; Arbor stores every class

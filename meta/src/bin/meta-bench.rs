@@ -38,6 +38,7 @@ fn version(i: u64) -> ObjectVersion {
         parts: Vec::new(),
         tags: Vec::new(),
         data: ObjectData::Inline(body),
+        stamp: Default::default(),
     }
 }
 

@@ -12,10 +12,15 @@ pub mod tree;
 pub mod upload;
 
 pub use chunk::{ChunkPlacement, ChunkRecord};
-pub use listing::{ListEntry, ListPage, ListRequest, ListedObject};
+pub use listing::{
+    ListEntry, ListPage, ListRequest, ListedObject, ListedVersion, VersionListEntry,
+    VersionListRequest, VersionPage,
+};
 pub use object::{
     BucketInfo, ChecksumAlgorithm, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition,
-    ObjectChecksum, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy, WriteCondition,
+    DeleteOutcome, LockMode, ObjectChecksum, ObjectData, ObjectHeaders, ObjectLockConfig,
+    ObjectVersion, OverwritePolicy, Retention, VersionId, VersionLock, VersionStamp, Versioning,
+    WriteCondition,
 };
 pub use server::{ChunkServerRecord, ServerId, ServerStatus};
 pub use tree::GcEntry;

@@ -107,6 +107,39 @@ pub struct ObjectCondition {
 }
 
 #[cfg(test)]
+mod version_id_tests {
+    use super::{VersionId, VersionStamp};
+
+    #[test]
+    fn version_ids_round_trip_and_refuse_what_arbor_never_issues() {
+        let id = VersionId::of(
+            0x1234,
+            &VersionStamp {
+                position: 7,
+                ..Default::default()
+            },
+        );
+        assert_eq!(id.to_string(), "000000000000123400000007");
+        assert_eq!(VersionId::parse(&id.to_string()), Some(id));
+        assert_eq!(VersionId::parse("null"), Some(VersionId::Null));
+        let null = VersionStamp {
+            null: true,
+            ..Default::default()
+        };
+        assert_eq!(VersionId::of(5, &null).to_string(), "null");
+        for bad in [
+            "",
+            "NULL",
+            "abc",
+            "00000000000012340000000g",
+            "+00000000001234000000007",
+        ] {
+            assert_eq!(VersionId::parse(bad), None, "{bad:?}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod chunk_id_tests {
     use super::ChunkId;
 
@@ -201,9 +234,155 @@ pub struct ObjectVersion {
     /// Object tags (key, value), sorted by key; at most 10.
     pub tags: Vec<(String, String)>,
     pub data: ObjectData,
+    /// What names the version beside its generation, and whether it is a
+    /// delete marker. Assigned by the state machine; send
+    /// `VersionStamp::default()` in a proposal.
+    pub stamp: VersionStamp,
+}
+
+/// A version's identity beside its generation (docs/design.md,
+/// "Versioning").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionStamp {
+    /// The committing command's position within its log entry.
+    pub position: u32,
+    /// The version's id is `null`: it was written while the bucket's
+    /// versioning was off or suspended, and the next such write replaces it.
+    pub null: bool,
+    /// A delete marker: no data, and a key whose current version is one
+    /// does not exist for reads and listings.
+    pub delete_marker: bool,
+}
+
+/// A version id as S3 clients see it: `null`, or the generation and
+/// position of the version in 24 hex digits (so ids of one key sort by
+/// age, and stay the same across renames).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VersionId {
+    Null,
+    At { generation: u64, position: u32 },
+}
+
+impl VersionId {
+    /// The id of the version written at `generation`/`position`.
+    pub fn of(generation: u64, stamp: &VersionStamp) -> VersionId {
+        if stamp.null {
+            VersionId::Null
+        } else {
+            VersionId::At {
+                generation,
+                position: stamp.position,
+            }
+        }
+    }
+
+    /// Parses an id a client sent; `None` if it cannot be one Arbor issued.
+    pub fn parse(s: &str) -> Option<VersionId> {
+        if s == "null" {
+            return Some(VersionId::Null);
+        }
+        if s.len() != 24 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let generation = u64::from_str_radix(s.get(..16)?, 16).ok()?;
+        let position = u32::from_str_radix(s.get(16..)?, 16).ok()?;
+        Some(VersionId::At {
+            generation,
+            position,
+        })
+    }
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionId::Null => f.write_str("null"),
+            VersionId::At {
+                generation,
+                position,
+            } => write!(f, "{generation:016x}{position:08x}"),
+        }
+    }
+}
+
+/// What a DeleteObject did: removed the key (unversioned bucket), added a
+/// delete marker, or removed the version it named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteOutcome {
+    /// The marker added or the version named (`None` in an unversioned
+    /// bucket, where nothing is named).
+    pub version_id: Option<VersionId>,
+    /// A delete marker was added, or the version removed was one.
+    pub delete_marker: bool,
+}
+
+/// Object Lock retention modes: GOVERNANCE yields to a request that
+/// bypasses it; COMPLIANCE to nothing until its date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+/// A version's retention: it cannot be deleted before `until_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub mode: LockMode,
+    /// Milliseconds since the Unix epoch.
+    pub until_ms: i64,
+}
+
+/// What holds a version in an Object Lock bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionLock {
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+}
+
+impl VersionLock {
+    /// Why the version cannot be deleted at `now_ms`, if it cannot: a
+    /// legal hold, a COMPLIANCE retention, or a GOVERNANCE one not
+    /// bypassed.
+    pub fn refusal(&self, now_ms: i64, bypass_governance: bool) -> Option<&'static str> {
+        if self.legal_hold {
+            return Some("it is under a legal hold");
+        }
+        match self.retention {
+            Some(r) if r.until_ms > now_ms && r.mode == LockMode::Compliance => {
+                Some("it is under COMPLIANCE retention")
+            }
+            Some(r) if r.until_ms > now_ms && !bypass_governance => {
+                Some("it is under GOVERNANCE retention")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A bucket's Object Lock configuration; a bucket without one has Object
+/// Lock disabled. Once enabled it stays, and versioning stays enabled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockConfig {
+    /// The retention every new version gets: its mode and length in days.
+    pub default: Option<(LockMode, u32)>,
+}
+
+/// A bucket's versioning state (PutBucketVersioning). A bucket starts
+/// unversioned; once enabled it can be suspended, never unversioned again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
 }
 
 impl ObjectVersion {
+    /// The id clients name this version by.
+    pub fn version_id(&self) -> VersionId {
+        VersionId::of(self.generation, &self.stamp)
+    }
+
     /// Chunks this version references (empty for inline objects).
     pub fn chunks(&self) -> &[ChunkRef] {
         match &self.data {

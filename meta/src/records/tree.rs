@@ -40,6 +40,9 @@ pub struct ObjectEntry {
     pub etag: String,
     pub last_modified_ms: i64,
     pub storage_class: Option<String>,
+    /// The current version is a delete marker: the key exists only for
+    /// ListObjectVersions and reads naming a version.
+    pub delete_marker: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

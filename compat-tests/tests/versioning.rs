@@ -1,0 +1,958 @@
+//! Versioning through aws-sdk-s3: PutBucketVersioning, versions and delete
+//! markers, reads, copies and deletes naming a version, DeleteObjects with
+//! version ids, ListObjectVersions paging, `null` versions in suspended
+//! buckets, a GET that keeps its version while newer ones commit, chunk
+//! files shared across versions and copies, and what the tree extensions
+//! do in a versioned bucket.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
+};
+
+use arbor_compat_tests::{ArborServer, RawResponse, chunk_files, raw_request};
+use common::sign::{Payload, Signer};
+use common::{bytes, client};
+
+const MIB: usize = 1024 * 1024;
+
+async fn set_versioning(s3: &Client, bucket: &str, status: BucketVersioningStatus) {
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+        .send()
+        .await
+        .expect("put versioning");
+}
+
+/// Puts `body`; the version id S3 answered with, if any.
+async fn put(s3: &Client, bucket: &str, key: &str, body: &[u8]) -> Option<String> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {key}: {e:?}"))
+        .version_id
+}
+
+async fn get(s3: &Client, bucket: &str, key: &str, version: Option<&str>) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key} {version:?}: {e:?}"));
+    out.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// An SDK error's code, status and `x-amz-delete-marker` header.
+fn failure<E>(e: &SdkError<E, HttpResponse>) -> (Option<String>, u16, Option<String>)
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    let (status, marker) = match e {
+        SdkError::ServiceError(service) => {
+            let raw = service.raw();
+            (
+                raw.status().as_u16(),
+                raw.headers().get("x-amz-delete-marker").map(str::to_owned),
+            )
+        }
+        other => panic!("not a service error: {other:?}"),
+    };
+    (e.code().map(str::to_owned), status, marker)
+}
+
+/// (key, version id, is latest, is a delete marker) of every entry of
+/// every page, `max_keys` at a time, following both markers.
+async fn all_versions(
+    s3: &Client,
+    bucket: &str,
+    max_keys: i32,
+) -> Vec<(String, String, bool, bool)> {
+    let mut out = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    for _ in 0..1000 {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .max_keys(max_keys)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .send()
+            .await
+            .expect("list versions");
+        let mut entries: Vec<(String, String, bool, bool)> = page
+            .versions()
+            .iter()
+            .map(|v| {
+                (
+                    v.key().unwrap_or_default().to_owned(),
+                    v.version_id().unwrap_or_default().to_owned(),
+                    v.is_latest().unwrap_or(false),
+                    false,
+                )
+            })
+            .chain(page.delete_markers().iter().map(|m| {
+                (
+                    m.key().unwrap_or_default().to_owned(),
+                    m.version_id().unwrap_or_default().to_owned(),
+                    m.is_latest().unwrap_or(false),
+                    true,
+                )
+            }))
+            .collect();
+        assert!(entries.len() <= usize::try_from(max_keys).expect("positive"));
+        // The SDK returns versions and markers in two lists: put each
+        // key's entries back in S3's order (keys ascending, newest first;
+        // ids of one key sort by age, `null` among them by the listing).
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(entries);
+        if !page.is_truncated().unwrap_or(false) {
+            return out;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+        assert!(
+            key_marker.is_some(),
+            "a truncated page names where to resume"
+        );
+    }
+    panic!("listing did not end");
+}
+
+fn signed(server: &ArborServer, method: &str, target: &str) -> RawResponse {
+    let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
+    let headers = signer.sign_headers(
+        method,
+        target,
+        &[],
+        Payload::Sha256Of(b""),
+        SystemTime::now(),
+    );
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    raw_request(&server.endpoint, method, target, &refs, b"")
+        .unwrap_or_else(|e| panic!("{method} {target}: {e:#}"))
+}
+
+/// Waits (bounded) until exactly `expected` chunk files remain.
+async fn settle(data: &Path, expected: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let count = chunk_files(&data.join("chunks")).len();
+        if count == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {count} chunk files, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_delete_markers_and_null_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    let b = "versioned";
+    s3.create_bucket().bucket(b).send().await.expect("bucket");
+    let state = s3
+        .get_bucket_versioning()
+        .bucket(b)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(state.status(), None, "never enabled: no Status");
+
+    // Written before versioning: the null version.
+    assert_eq!(put(&s3, b, "k", b"v0").await, None);
+    set_versioning(&s3, b, BucketVersioningStatus::Enabled).await;
+    let state = s3
+        .get_bucket_versioning()
+        .bucket(b)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(state.status(), Some(&BucketVersioningStatus::Enabled));
+    let v1 = put(&s3, b, "k", b"v1").await.expect("v1 has an id");
+    let v2 = put(&s3, b, "k", b"v2").await.expect("v2 has an id");
+    assert_ne!(v1, v2);
+
+    let current = s3
+        .get_object()
+        .bucket(b)
+        .key("k")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(current.version_id(), Some(v2.as_str()));
+    assert_eq!(get(&s3, b, "k", Some(&v1)).await, b"v1");
+    assert_eq!(get(&s3, b, "k", Some("null")).await, b"v0");
+    let head = s3
+        .head_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .expect("head v1");
+    assert_eq!(head.content_length(), Some(2));
+    assert_eq!(head.version_id(), Some(v1.as_str()));
+
+    // A malformed id is 400; one the key does not have, 404.
+    let e = s3
+        .get_object()
+        .bucket(b)
+        .key("k")
+        .version_id("not-an-id")
+        .send()
+        .await
+        .expect_err("malformed");
+    assert_eq!(failure(&e).0.as_deref(), Some("InvalidArgument"));
+    let e = s3
+        .get_object()
+        .bucket(b)
+        .key("k")
+        .version_id("00000000000fffff00000000")
+        .send()
+        .await
+        .expect_err("unknown");
+    assert_eq!(failure(&e), (Some("NoSuchVersion".into()), 404, None));
+
+    // DELETE without an id adds a marker.
+    let deleted = s3
+        .delete_object()
+        .bucket(b)
+        .key("k")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.delete_marker(), Some(true));
+    let marker = deleted.version_id().expect("marker id").to_owned();
+    let e = s3
+        .get_object()
+        .bucket(b)
+        .key("k")
+        .send()
+        .await
+        .expect_err("gone");
+    assert_eq!(
+        failure(&e),
+        (Some("NoSuchKey".into()), 404, Some("true".into()))
+    );
+    let e = s3
+        .head_object()
+        .bucket(b)
+        .key("k")
+        .send()
+        .await
+        .expect_err("gone");
+    let (_, status, header) = failure(&e);
+    assert_eq!((status, header.as_deref()), (404, Some("true")));
+    let e = s3
+        .get_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&marker)
+        .send()
+        .await
+        .expect_err("a marker has no body");
+    assert_eq!(
+        failure(&e),
+        (Some("MethodNotAllowed".into()), 405, Some("true".into()))
+    );
+    let listed = s3.list_objects_v2().bucket(b).send().await.expect("list");
+    assert!(listed.contents().is_empty(), "{listed:?}");
+    assert_eq!(
+        all_versions(&s3, b, 1000).await,
+        [
+            ("k".to_owned(), v2.clone(), false, false),
+            ("k".to_owned(), v1.clone(), false, false),
+            ("k".to_owned(), "null".to_owned(), false, false),
+            ("k".to_owned(), marker.clone(), true, true),
+        ]
+    );
+
+    // Copies name a source version; a marker is no source.
+    let copied = s3
+        .copy_object()
+        .bucket(b)
+        .key("copy")
+        .copy_source(format!("{b}/k?versionId={v1}"))
+        .send()
+        .await
+        .expect("copy v1");
+    assert_eq!(copied.copy_source_version_id(), Some(v1.as_str()));
+    assert!(copied.version_id().is_some());
+    assert_eq!(get(&s3, b, "copy", None).await, b"v1");
+    let e = s3
+        .copy_object()
+        .bucket(b)
+        .key("copy2")
+        .copy_source(format!("{b}/k?versionId={marker}"))
+        .send()
+        .await
+        .expect_err("marker source");
+    assert_eq!(failure(&e).0.as_deref(), Some("InvalidRequest"));
+    let e = s3
+        .copy_object()
+        .bucket(b)
+        .key("copy2")
+        .copy_source(format!("{b}/k"))
+        .send()
+        .await
+        .expect_err("deleted source");
+    assert_eq!(failure(&e).0.as_deref(), Some("NoSuchKey"));
+
+    // Removing the marker brings v2 back.
+    let removed = s3
+        .delete_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&marker)
+        .send()
+        .await
+        .expect("remove marker");
+    assert_eq!(removed.delete_marker(), Some(true));
+    assert_eq!(removed.version_id(), Some(marker.as_str()));
+    assert_eq!(get(&s3, b, "k", None).await, b"v2");
+
+    // DeleteObjects with version ids, one the key never had among them.
+    let id = |key: &str, version: &str| {
+        ObjectIdentifier::builder()
+            .key(key)
+            .version_id(version)
+            .build()
+            .expect("identifier")
+    };
+    let many = s3
+        .delete_objects()
+        .bucket(b)
+        .delete(
+            Delete::builder()
+                .objects(id("k", &v2))
+                .objects(id("k", "null"))
+                .objects(id("k", "00000000000fffff00000000"))
+                .objects(id("k", "bad id"))
+                .objects(ObjectIdentifier::builder().key("copy").build().expect("id"))
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("delete objects");
+    let deleted: Vec<(&str, Option<&str>, Option<bool>)> = many
+        .deleted()
+        .iter()
+        .map(|d| (d.key().unwrap_or(""), d.version_id(), d.delete_marker()))
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            ("k", Some(v2.as_str()), None),
+            ("k", Some("null"), None),
+            ("k", Some("00000000000fffff00000000"), None),
+            ("copy", None, Some(true)),
+        ]
+    );
+    let copy_marker = many.deleted()[3].delete_marker_version_id();
+    assert!(copy_marker.is_some());
+    assert_eq!(many.errors().len(), 1);
+    assert_eq!(many.errors()[0].code(), Some("InvalidArgument"));
+    assert_eq!(get(&s3, b, "k", None).await, b"v1");
+
+    // Suspended: writes and deletes replace the null version.
+    set_versioning(&s3, b, BucketVersioningStatus::Suspended).await;
+    assert_eq!(put(&s3, b, "k", b"n1").await, None);
+    assert_eq!(put(&s3, b, "k", b"n2").await, None);
+    assert_eq!(get(&s3, b, "k", Some("null")).await, b"n2");
+    let versions = all_versions(&s3, b, 1000).await;
+    let of_k: Vec<(String, bool)> = versions
+        .iter()
+        .filter(|v| v.0 == "k")
+        .map(|v| (v.1.clone(), v.2))
+        .collect();
+    assert_eq!(of_k, [("null".to_owned(), true), (v1.clone(), false)]);
+    let deleted = s3
+        .delete_object()
+        .bucket(b)
+        .key("k")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.delete_marker(), Some(true));
+    assert_eq!(deleted.version_id(), Some("null"));
+
+    // Paging one entry at a time gives what one page gives.
+    set_versioning(&s3, b, BucketVersioningStatus::Enabled).await;
+    for i in 0..3 {
+        put(&s3, b, &format!("p/{i}"), b"x").await;
+        put(&s3, b, &format!("p/{i}"), b"y").await;
+    }
+    // (Compared as sets: the SDK hands versions and markers apart.)
+    let sorted = |mut v: Vec<(String, String, bool, bool)>| {
+        v.sort();
+        v
+    };
+    let whole = sorted(all_versions(&s3, b, 1000).await);
+    assert_eq!(whole.len(), 10);
+    assert_eq!(sorted(all_versions(&s3, b, 1).await), whole);
+    assert_eq!(sorted(all_versions(&s3, b, 2).await), whole);
+    let with_delimiter = s3
+        .list_object_versions()
+        .bucket(b)
+        .delimiter("/")
+        .send()
+        .await
+        .expect("delimiter");
+    let prefixes: Vec<&str> = with_delimiter
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(prefixes, ["p/"]);
+    let e = s3
+        .list_object_versions()
+        .bucket(b)
+        .version_id_marker("null")
+        .send()
+        .await
+        .expect_err("a version marker needs a key marker");
+    assert_eq!(failure(&e).0.as_deref(), Some("InvalidArgument"));
+
+    // Turning versioning off is not a state S3 knows.
+    let e = s3
+        .put_bucket_versioning()
+        .bucket(b)
+        .versioning_configuration(VersioningConfiguration::builder().build())
+        .send()
+        .await
+        .expect_err("no status");
+    assert_eq!(
+        failure(&e).0.as_deref(),
+        Some("IllegalVersioningConfigurationException")
+    );
+    // A bucket with versions is not empty.
+    let e = s3
+        .delete_bucket()
+        .bucket(b)
+        .send()
+        .await
+        .expect_err("not empty");
+    assert_eq!(failure(&e).0.as_deref(), Some("BucketNotEmpty"));
+    server.stop().expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_keeps_its_version_while_newer_ones_commit_and_the_key_goes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(
+        dir.path(),
+        &[
+            "--no-fsync",
+            "--chunk-size",
+            "1048576",
+            "--gc-grace-secs",
+            "1",
+        ],
+    )
+    .expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    for (b, versioned) in [("reader-versioned", true), ("reader-plain", false)] {
+        s3.create_bucket().bucket(b).send().await.expect("bucket");
+        if versioned {
+            set_versioning(&s3, b, BucketVersioningStatus::Enabled).await;
+        }
+        let first = bytes(4 * MIB + 7, 1);
+        put(&s3, b, "k", &first).await;
+        let out = s3
+            .get_object()
+            .bucket(b)
+            .key("k")
+            .send()
+            .await
+            .expect("get");
+        let mut body = out.body;
+        let mut read = Vec::new();
+        // The first bytes are in; then three versions commit and the key
+        // is deleted.
+        while read.len() < 1024 {
+            let piece = body.try_next().await.expect("read").expect("more");
+            read.extend_from_slice(&piece);
+        }
+        for seed in 2..5 {
+            put(&s3, b, "k", &bytes(3 * MIB, seed)).await;
+        }
+        s3.delete_object()
+            .bucket(b)
+            .key("k")
+            .send()
+            .await
+            .expect("delete");
+        while let Some(piece) = body.try_next().await.expect("read") {
+            read.extend_from_slice(&piece);
+        }
+        assert!(
+            read == first,
+            "{b}: the reader got the version it started with"
+        );
+    }
+    server.stop().expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_are_shared_across_versions_and_copies_and_reclaimed_with_the_last() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let server = ArborServer::start(
+        data,
+        &[
+            "--no-fsync",
+            "--chunk-size",
+            "1048576",
+            "--gc-grace-secs",
+            "1",
+        ],
+    )
+    .expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    let b = "shared";
+    s3.create_bucket().bucket(b).send().await.expect("bucket");
+    set_versioning(&s3, b, BucketVersioningStatus::Enabled).await;
+
+    let v1 = put(&s3, b, "obj", &bytes(2 * MIB + 1, 1))
+        .await
+        .expect("v1");
+    settle(data, 3, "one version of three chunks").await;
+    let v2 = put(&s3, b, "obj", &bytes(MIB, 2)).await.expect("v2");
+    settle(data, 4, "the old version keeps its chunks").await;
+    let copy = s3
+        .copy_object()
+        .bucket(b)
+        .key("copy")
+        .copy_source(format!("{b}/obj?versionId={v1}"))
+        .send()
+        .await
+        .expect("copy")
+        .version_id
+        .expect("copy id");
+    // A delete marker holds nothing and frees nothing.
+    s3.delete_object()
+        .bucket(b)
+        .key("obj")
+        .send()
+        .await
+        .expect("marker");
+    settle(data, 4, "a copy shares chunks, a marker frees none").await;
+    s3.delete_object()
+        .bucket(b)
+        .key("obj")
+        .version_id(&v1)
+        .send()
+        .await
+        .expect("delete v1");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(data, 4, "the copy still holds v1's chunks").await;
+    s3.delete_object()
+        .bucket(b)
+        .key("copy")
+        .version_id(&copy)
+        .send()
+        .await
+        .expect("delete the copy");
+    settle(data, 1, "the last holder of v1's chunks went").await;
+    s3.delete_object()
+        .bucket(b)
+        .key("obj")
+        .version_id(&v2)
+        .send()
+        .await
+        .expect("delete v2");
+    settle(data, 0, "every version gone").await;
+    server.stop().expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_move_every_version_and_recursive_deletes_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    let b = "tree-versions";
+    s3.create_bucket().bucket(b).send().await.expect("bucket");
+    set_versioning(&s3, b, BucketVersioningStatus::Enabled).await;
+    let old = put(&s3, b, "src/a", b"old").await.expect("old");
+    put(&s3, b, "src/a", b"new").await;
+    s3.delete_object()
+        .bucket(b)
+        .key("src/gone")
+        .send()
+        .await
+        .expect("marker");
+
+    s3.rename_object()
+        .bucket(b)
+        .key("dst/")
+        .rename_source(format!("{b}/src/"))
+        .send()
+        .await
+        .expect("rename directory");
+    assert_eq!(get(&s3, b, "dst/a", None).await, b"new");
+    assert_eq!(get(&s3, b, "dst/a", Some(&old)).await, b"old");
+    let keys: Vec<(String, bool)> = all_versions(&s3, b, 1000)
+        .await
+        .into_iter()
+        .map(|v| (v.0, v.3))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("dst/a".to_owned(), false),
+            ("dst/a".to_owned(), false),
+            ("dst/gone".to_owned(), true),
+        ]
+    );
+
+    let refused = signed(&server, "DELETE", &format!("/{b}/dst/?arbor-recursive"));
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert_eq!(refused.error_code().as_deref(), Some("InvalidRequest"));
+    let body = String::from_utf8_lossy(&refused.body);
+    assert!(body.contains("recursive delete is refused"), "{body}");
+    assert_eq!(get(&s3, b, "dst/a", None).await, b"new");
+
+    // A rename onto a key with versions would merge two histories.
+    put(&s3, b, "other", b"o").await;
+    let e = s3
+        .rename_object()
+        .bucket(b)
+        .key("dst/gone")
+        .rename_source(format!("{b}/other"))
+        .send()
+        .await
+        .expect_err("destination has versions");
+    assert_eq!(failure(&e).0.as_deref(), Some("InvalidRequest"));
+    server.stop().expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_lock_holds_versions_until_their_date() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold,
+        ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    let b = "locked";
+    s3.create_bucket()
+        .bucket(b)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("locked bucket");
+    let state = s3
+        .get_bucket_versioning()
+        .bucket(b)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(state.status(), Some(&BucketVersioningStatus::Enabled));
+    let config = s3
+        .get_object_lock_configuration()
+        .bucket(b)
+        .send()
+        .await
+        .expect("lock configuration");
+    let config = config.object_lock_configuration().expect("configuration");
+    assert_eq!(
+        config.object_lock_enabled(),
+        Some(&ObjectLockEnabled::Enabled)
+    );
+    assert!(config.rule().is_none());
+    let e = s3
+        .put_bucket_versioning()
+        .bucket(b)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("versioning stays enabled");
+    assert_eq!(failure(&e).1, 403);
+
+    let in_a_day = DateTime::from_secs(
+        i64::try_from(
+            SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_secs(),
+        )
+        .expect("fits")
+            + 86_400,
+    );
+    let retain = |key: &str, version: &str, mode: ObjectLockRetentionMode, until: DateTime| {
+        s3.put_object_retention()
+            .bucket(b)
+            .key(key)
+            .version_id(version)
+            .retention(
+                ObjectLockRetention::builder()
+                    .mode(mode)
+                    .retain_until_date(until)
+                    .build(),
+            )
+    };
+
+    // COMPLIANCE: no delete of the version, bypass or not; only longer.
+    let v = put(&s3, b, "c", b"compliance").await.expect("id");
+    retain("c", &v, ObjectLockRetentionMode::Compliance, in_a_day)
+        .send()
+        .await
+        .expect("retain");
+    let got = s3
+        .get_object_retention()
+        .bucket(b)
+        .key("c")
+        .send()
+        .await
+        .expect("get retention");
+    let got = got.retention().expect("retention");
+    assert_eq!(got.mode(), Some(&ObjectLockRetentionMode::Compliance));
+    assert_eq!(
+        got.retain_until_date().map(DateTime::secs),
+        Some(in_a_day.secs())
+    );
+    for bypass in [false, true] {
+        let e = s3
+            .delete_object()
+            .bucket(b)
+            .key("c")
+            .version_id(&v)
+            .bypass_governance_retention(bypass)
+            .send()
+            .await
+            .expect_err("locked");
+        assert_eq!(
+            failure(&e).0.as_deref(),
+            Some("AccessDenied"),
+            "bypass {bypass}"
+        );
+    }
+    let sooner = DateTime::from_secs(in_a_day.secs() - 3600);
+    let e = retain("c", &v, ObjectLockRetentionMode::Compliance, sooner)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect_err("shorter");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    let many = s3
+        .delete_objects()
+        .bucket(b)
+        .delete(
+            Delete::builder()
+                .objects(
+                    ObjectIdentifier::builder()
+                        .key("c")
+                        .version_id(&v)
+                        .build()
+                        .expect("id"),
+                )
+                .build()
+                .expect("delete"),
+        )
+        .send()
+        .await
+        .expect("delete objects");
+    assert_eq!(many.errors().len(), 1);
+    assert_eq!(many.errors()[0].code(), Some("AccessDenied"));
+    // A delete without a version id only adds a marker; the version stays.
+    s3.delete_object()
+        .bucket(b)
+        .key("c")
+        .send()
+        .await
+        .expect("marker");
+    assert_eq!(get(&s3, b, "c", Some(&v)).await, b"compliance");
+
+    // GOVERNANCE yields to the bypass header.
+    let g = put(&s3, b, "g", b"governance").await.expect("id");
+    retain("g", &g, ObjectLockRetentionMode::Governance, in_a_day)
+        .send()
+        .await
+        .expect("retain");
+    let e = s3
+        .delete_object()
+        .bucket(b)
+        .key("g")
+        .version_id(&g)
+        .send()
+        .await
+        .expect_err("governed");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    s3.delete_object()
+        .bucket(b)
+        .key("g")
+        .version_id(&g)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect("bypassed");
+
+    // A legal hold, until lifted.
+    let h = put(&s3, b, "h", b"hold").await.expect("id");
+    let hold = |status: ObjectLockLegalHoldStatus| {
+        s3.put_object_legal_hold()
+            .bucket(b)
+            .key("h")
+            .legal_hold(ObjectLockLegalHold::builder().status(status).build())
+            .send()
+    };
+    hold(ObjectLockLegalHoldStatus::On).await.expect("hold");
+    let status = s3
+        .get_object_legal_hold()
+        .bucket(b)
+        .key("h")
+        .send()
+        .await
+        .expect("get hold");
+    assert_eq!(
+        status.legal_hold().and_then(|h| h.status()),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
+    let e = s3
+        .delete_object()
+        .bucket(b)
+        .key("h")
+        .version_id(&h)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect_err("held");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    hold(ObjectLockLegalHoldStatus::Off).await.expect("lift");
+    s3.delete_object()
+        .bucket(b)
+        .key("h")
+        .version_id(&h)
+        .send()
+        .await
+        .expect("no longer held");
+
+    // A default retention locks every new version.
+    s3.put_object_lock_configuration()
+        .bucket(b)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Governance)
+                                .days(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("default retention");
+    let d = put(&s3, b, "d", b"default").await.expect("id");
+    let got = s3
+        .get_object_retention()
+        .bucket(b)
+        .key("d")
+        .version_id(&d)
+        .send()
+        .await
+        .expect("default applied");
+    let got = got.retention().expect("retention");
+    assert_eq!(got.mode(), Some(&ObjectLockRetentionMode::Governance));
+    let until = got.retain_until_date().expect("date").secs();
+    assert!(
+        (until - in_a_day.secs()).abs() < 120,
+        "{until} vs {}",
+        in_a_day.secs()
+    );
+
+    // Lock headers on a write are refused, never ignored.
+    let e = s3
+        .put_object()
+        .bucket(b)
+        .key("x")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_a_day)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("lock headers");
+    assert_eq!(failure(&e).0.as_deref(), Some("NotImplemented"));
+
+    // Without Object Lock there is nothing to configure or retain.
+    s3.create_bucket()
+        .bucket("unlocked")
+        .send()
+        .await
+        .expect("bucket");
+    let e = s3
+        .get_object_lock_configuration()
+        .bucket("unlocked")
+        .send()
+        .await
+        .expect_err("none");
+    assert_eq!(
+        failure(&e),
+        (
+            Some("ObjectLockConfigurationNotFoundError".into()),
+            404,
+            None
+        )
+    );
+    put(&s3, "unlocked", "k", b"k").await;
+    let e = s3
+        .put_object_retention()
+        .bucket("unlocked")
+        .key("k")
+        .retention(
+            ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::Governance)
+                .retain_until_date(in_a_day)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("no lock");
+    assert_eq!(
+        failure(&e).0.as_deref(),
+        Some("ObjectLockConfigurationNotFoundError")
+    );
+    server.stop().expect("stop");
+}

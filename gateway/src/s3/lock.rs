@@ -1,0 +1,253 @@
+//! Object Lock: a bucket's configuration (enabled at creation or on a
+//! versioned bucket, with a default retention), and each version's
+//! retention and legal hold. The metadata service enforces them when a
+//! version is to go (docs/design.md, "Object Lock"); this module only
+//! translates.
+
+use arbor_meta::namespace::{
+    GetObjectLock, GetObjectLockConfig, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
+};
+use arbor_meta::records::{LockMode, ObjectLockConfig, Retention};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::object::parse_version_id;
+use super::{Arbor, record_target, time};
+use crate::error;
+
+/// A year of default retention counts 365 days.
+const DAYS_PER_YEAR: i32 = 365;
+
+fn malformed() -> S3Error {
+    s3_error!(
+        MalformedXML,
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    )
+}
+
+fn mode_of(mode: Option<&ObjectLockRetentionMode>) -> S3Result<LockMode> {
+    match mode.map(ObjectLockRetentionMode::as_str) {
+        Some(ObjectLockRetentionMode::GOVERNANCE) => Ok(LockMode::Governance),
+        Some(ObjectLockRetentionMode::COMPLIANCE) => Ok(LockMode::Compliance),
+        _ => Err(malformed()),
+    }
+}
+
+fn mode_dto(mode: LockMode) -> ObjectLockRetentionMode {
+    ObjectLockRetentionMode::from_static(match mode {
+        LockMode::Governance => ObjectLockRetentionMode::GOVERNANCE,
+        LockMode::Compliance => ObjectLockRetentionMode::COMPLIANCE,
+    })
+}
+
+/// Lock headers on a write (PUT, CopyObject, CreateMultipartUpload) are
+/// refused rather than ignored: a client asking for a lock must not
+/// believe it holds one. A bucket's default retention locks such writes.
+pub(super) fn refuse_lock_headers(
+    mode: Option<&ObjectLockMode>,
+    until: Option<&ObjectLockRetainUntilDate>,
+    hold: Option<&ObjectLockLegalHoldStatus>,
+) -> S3Result<()> {
+    if mode.is_none() && until.is_none() && hold.is_none() {
+        return Ok(());
+    }
+    Err(s3_error!(
+        NotImplemented,
+        "Object Lock headers on writes are not supported: set a default retention (PutObjectLockConfiguration) or call PutObjectRetention"
+    ))
+}
+
+pub async fn put_config(
+    s3: &Arbor,
+    req: S3Request<PutObjectLockConfigurationInput>,
+) -> S3Result<S3Response<PutObjectLockConfigurationOutput>> {
+    let input = req.input;
+    record_target("PutObjectLockConfiguration", &input.bucket, None);
+    let config = input.object_lock_configuration.ok_or_else(malformed)?;
+    if config
+        .object_lock_enabled
+        .as_ref()
+        .map(ObjectLockEnabled::as_str)
+        != Some(ObjectLockEnabled::ENABLED)
+    {
+        return Err(malformed());
+    }
+    let default = match config.rule.and_then(|rule| rule.default_retention) {
+        None => None,
+        Some(retention) => {
+            let mode = mode_of(retention.mode.as_ref())?;
+            let days = match (retention.days, retention.years) {
+                (Some(days), None) if days > 0 => Some(days),
+                (None, Some(years)) if years > 0 => years.checked_mul(DAYS_PER_YEAR),
+                _ => None,
+            }
+            .and_then(|days| u32::try_from(days).ok())
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidArgument,
+                    "Default retention period must be a positive integer value for either Days or Years, not both"
+                )
+            })?;
+            Some((mode, days))
+        }
+    };
+    s3.meta()
+        .write(SetObjectLockConfig {
+            bucket: input.bucket,
+            config: ObjectLockConfig { default },
+        })
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
+}
+
+pub async fn get_config(
+    s3: &Arbor,
+    req: S3Request<GetObjectLockConfigurationInput>,
+) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
+    let input = req.input;
+    record_target("GetObjectLockConfiguration", &input.bucket, None);
+    let config = s3
+        .meta()
+        .read(GetObjectLockConfig {
+            bucket: input.bucket,
+        })
+        .await
+        .map_err(error::from_meta)?;
+    let rule = config.default.map(|(mode, days)| ObjectLockRule {
+        default_retention: Some(DefaultRetention {
+            days: i32::try_from(days).ok(),
+            mode: Some(mode_dto(mode)),
+            years: None,
+        }),
+    });
+    Ok(S3Response::new(GetObjectLockConfigurationOutput {
+        object_lock_configuration: Some(ObjectLockConfiguration {
+            object_lock_enabled: Some(ObjectLockEnabled::from_static(ObjectLockEnabled::ENABLED)),
+            rule,
+        }),
+    }))
+}
+
+pub async fn put_retention(
+    s3: &Arbor,
+    req: S3Request<PutObjectRetentionInput>,
+) -> S3Result<S3Response<PutObjectRetentionOutput>> {
+    let input = req.input;
+    record_target("PutObjectRetention", &input.bucket, Some(&input.key));
+    let now_ms = s3.now_ms();
+    // An empty Retention removes it (GOVERNANCE only, with the bypass).
+    let retention = match input.retention {
+        Some(ObjectLockRetention {
+            mode: None,
+            retain_until_date: None,
+        })
+        | None => None,
+        Some(r) => {
+            let mode = mode_of(r.mode.as_ref())?;
+            let until_ms = time::millis(r.retain_until_date.as_ref().ok_or_else(malformed)?);
+            if until_ms <= now_ms {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "The retain until date must be in the future!"
+                ));
+            }
+            Some(Retention { mode, until_ms })
+        }
+    };
+    s3.meta()
+        .write(SetObjectRetention {
+            bucket: input.bucket,
+            version_id: parse_version_id(input.version_id.as_deref())?,
+            key: input.key,
+            retention,
+            bypass_governance: input.bypass_governance_retention.unwrap_or(false),
+            now_ms,
+        })
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(PutObjectRetentionOutput::default()))
+}
+
+pub async fn get_retention(
+    s3: &Arbor,
+    req: S3Request<GetObjectRetentionInput>,
+) -> S3Result<S3Response<GetObjectRetentionOutput>> {
+    let input = req.input;
+    record_target("GetObjectRetention", &input.bucket, Some(&input.key));
+    let lock = s3
+        .meta()
+        .read(GetObjectLock {
+            bucket: input.bucket,
+            version_id: parse_version_id(input.version_id.as_deref())?,
+            key: input.key,
+        })
+        .await
+        .map_err(error::from_meta)?;
+    let Some(retention) = lock.retention else {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NoSuchObjectLockConfiguration,
+            "The specified object does not have a ObjectLock configuration",
+        ));
+    };
+    Ok(S3Response::new(GetObjectRetentionOutput {
+        retention: Some(ObjectLockRetention {
+            mode: Some(mode_dto(retention.mode)),
+            retain_until_date: Some(time::timestamp(retention.until_ms)),
+        }),
+    }))
+}
+
+pub async fn put_legal_hold(
+    s3: &Arbor,
+    req: S3Request<PutObjectLegalHoldInput>,
+) -> S3Result<S3Response<PutObjectLegalHoldOutput>> {
+    let input = req.input;
+    record_target("PutObjectLegalHold", &input.bucket, Some(&input.key));
+    let status = input
+        .legal_hold
+        .and_then(|hold| hold.status)
+        .ok_or_else(malformed)?;
+    let on = match status.as_str() {
+        ObjectLockLegalHoldStatus::ON => true,
+        ObjectLockLegalHoldStatus::OFF => false,
+        _ => return Err(malformed()),
+    };
+    s3.meta()
+        .write(SetObjectLegalHold {
+            bucket: input.bucket,
+            version_id: parse_version_id(input.version_id.as_deref())?,
+            key: input.key,
+            on,
+        })
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
+}
+
+pub async fn get_legal_hold(
+    s3: &Arbor,
+    req: S3Request<GetObjectLegalHoldInput>,
+) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
+    let input = req.input;
+    record_target("GetObjectLegalHold", &input.bucket, Some(&input.key));
+    let lock = s3
+        .meta()
+        .read(GetObjectLock {
+            bucket: input.bucket,
+            version_id: parse_version_id(input.version_id.as_deref())?,
+            key: input.key,
+        })
+        .await
+        .map_err(error::from_meta)?;
+    let status = if lock.legal_hold {
+        ObjectLockLegalHoldStatus::ON
+    } else {
+        ObjectLockLegalHoldStatus::OFF
+    };
+    Ok(S3Response::new(GetObjectLegalHoldOutput {
+        legal_hold: Some(ObjectLockLegalHold {
+            status: Some(ObjectLockLegalHoldStatus::from_static(status)),
+        }),
+    }))
+}
