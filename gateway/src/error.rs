@@ -72,6 +72,18 @@ pub fn from_meta(e: MetaError) -> S3Error {
             C::PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold.",
         ),
+        MetaError::NoSuchAccessKey(_) => (
+            C::InvalidAccessKeyId,
+            "The AWS access key ID you provided does not exist in our records.",
+        ),
+        MetaError::AccessKeyExists(_) => {
+            return custom(
+                "EntityAlreadyExists",
+                "An access key with this id already exists.",
+                http::StatusCode::CONFLICT,
+            );
+        }
+        MetaError::AccessDenied(_) => (C::AccessDenied, "Access Denied"),
         MetaError::OverwriteRefused => (
             C::PreconditionFailed,
             "The bucket's overwrite policy refuses to replace an existing object.",
@@ -288,6 +300,9 @@ mod tests {
             MetaError::StaleChunk(_) => (C::InternalError, 500),
             MetaError::PreconditionFailed => (C::PreconditionFailed, 412),
             MetaError::OverwriteRefused => (C::PreconditionFailed, 412),
+            MetaError::NoSuchAccessKey(_) => (C::InvalidAccessKeyId, 403),
+            MetaError::AccessKeyExists(_) => (C::Custom("EntityAlreadyExists".into()), 409),
+            MetaError::AccessDenied(_) => (C::AccessDenied, 403),
             MetaError::NotLeader { .. } => (C::ServiceUnavailable, 503),
             MetaError::Unavailable(_) => (C::ServiceUnavailable, 503),
             MetaError::Timeout => (C::ServiceUnavailable, 503),
@@ -321,6 +336,9 @@ mod tests {
             MetaError::StaleChunk("s".into()),
             MetaError::PreconditionFailed,
             MetaError::OverwriteRefused,
+            MetaError::NoSuchAccessKey("k".into()),
+            MetaError::AccessKeyExists("k".into()),
+            MetaError::AccessDenied("k".into()),
             MetaError::NotLeader { leader: None },
             MetaError::Unavailable("x".into()),
             MetaError::Timeout,

@@ -13,6 +13,9 @@
 use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{
+    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DenyAccessKey, GetAccessKey, ListAccessKeys,
+};
 use crate::chunks::{
     ChunkCounts, ChunkRecords, ChunksReferenced, CollectOrphans, GcAck, GcQueue, ServerChunks,
     UnderReplicated, UpdateChunkReplicas,
@@ -25,9 +28,9 @@ use crate::multipart::{
     GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
-    GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
-    SetOverwritePolicy,
+    CreateBucket, CreateBucketAs, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects,
+    DeleteObjectsIf, GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject,
+    PutObjectTags, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -178,6 +181,11 @@ writes!(
     DeleteObjectIf,
     DeleteObjectsIf,
     PutBucketTags,
+    CreateAccessKey,
+    DeleteAccessKey,
+    AllowAccessKey,
+    DenyAccessKey,
+    CreateBucketAs,
 );
 
 reads!(
@@ -198,6 +206,8 @@ reads!(
     ReclaimStatus,
     GetCompletedUpload,
     GetBucketTags,
+    GetAccessKey,
+    ListAccessKeys,
 );
 
 /// A command's outcome as the log remembers it.

@@ -39,6 +39,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) client_token_order: WriteTable<'txn>,
     pub(crate) completed_uploads: WriteTable<'txn>,
     pub(crate) bucket_tags: WriteTable<'txn>,
+    pub(crate) access_keys: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -66,6 +67,7 @@ impl<'txn> ApplyContext<'txn> {
             client_token_order: txn.open_table(schema::CLIENT_TOKEN_ORDER)?,
             completed_uploads: txn.open_table(schema::COMPLETED_UPLOADS)?,
             bucket_tags: txn.open_table(schema::BUCKET_TAGS)?,
+            access_keys: txn.open_table(schema::ACCESS_KEYS)?,
         })
     }
 

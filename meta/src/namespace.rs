@@ -4,6 +4,7 @@
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use crate::access;
 use crate::chunks::{self, check_placements};
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
@@ -165,6 +166,7 @@ impl Apply for DeleteBucket {
         }
         ctx.buckets.remove(name.as_bytes())?;
         ctx.bucket_tags.remove(name.as_bytes())?;
+        access::forget_bucket(ctx, name)?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
     }
@@ -645,5 +647,30 @@ fn check_condition(
         (WriteCondition::IfMatch(_), None) => Err(MetaError::NoSuchKey(key.to_owned())),
         (WriteCondition::IfMatch(etag), Some(entry)) if entry.etag == *etag => Ok(()),
         (WriteCondition::IfMatch(_), Some(_)) => Err(MetaError::PreconditionFailed),
+    }
+}
+
+/// Creates a bucket for a key that may create buckets, and makes the key
+/// its owner (read, write, owner), in one command. `AccessDenied` if the
+/// key may not (any more) create buckets, `NoSuchAccessKey` if it is gone;
+/// otherwise as [`CreateBucket`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateBucketAs {
+    pub bucket: CreateBucket,
+    pub access_key: String,
+}
+
+impl Apply for CreateBucketAs {
+    type Reply = BucketInfo;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<BucketInfo>> {
+        if let Err(e) = access::may_create_bucket(ctx, &self.access_key)? {
+            return Ok(Err(e));
+        }
+        let info = match self.bucket.apply(ctx)? {
+            Ok(info) => info,
+            Err(e) => return Ok(Err(e)),
+        };
+        access::grant_owner(ctx, &self.access_key, &info.name)?;
+        Ok(Ok(info))
     }
 }

@@ -26,6 +26,7 @@
 //! | `ns_client_token_order` | log index BE ‖ position BE   | client token bytes |
 //! | `ns_bucket_tags` | bucket name bytes                   | tags (`Vec<(String, String)>`) |
 //! | `ns_completed_uploads` | upload id (16 bytes)         | [`crate::records::upload::CompletedUpload`] |
+//! | `ns_access_keys` | access key id bytes                 | [`crate::records::access::AccessKeyRecord`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -102,6 +103,9 @@ pub const COMPLETED_UPLOADS: StateTable = StateTable::new("ns_completed_uploads"
 /// row when it has none. Kept beside `ns_buckets` so bucket records keep
 /// their format.
 pub const BUCKET_TAGS: StateTable = StateTable::new("ns_bucket_tags");
+/// access key id → [`crate::records::access::AccessKeyRecord`]: the keys
+/// beside the administrator's, with sealed secrets and grants.
+pub const ACCESS_KEYS: StateTable = StateTable::new("ns_access_keys");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -122,6 +126,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     CLIENT_TOKEN_ORDER,
     COMPLETED_UPLOADS,
     BUCKET_TAGS,
+    ACCESS_KEYS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

@@ -223,6 +223,9 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::KeyTooLong
         | MetaError::PreconditionFailed
         | MetaError::OverwriteRefused
+        | MetaError::NoSuchAccessKey(_)
+        | MetaError::AccessKeyExists(_)
+        | MetaError::AccessDenied(_)
         | MetaError::NoSuchUpload(_)
         | MetaError::PartMismatch(_)
         | MetaError::PartsOutOfOrder
