@@ -1,0 +1,269 @@
+//! Who signed a request: the administrator's key (the deployment's
+//! configured or generated credentials, allowed everything), or one of the
+//! access keys kept in the metadata service (`arbor_meta::access`), each
+//! with its permissions per bucket.
+//!
+//! [`Keyring`] is s3s's key store: it finds a key's secret (opening it with
+//! the [`NodeKey`]) and remembers what it found, the key or its absence,
+//! for [`CACHE_TTL_MS`]. A change made through this gateway is seen at once
+//! (the entry is dropped); one made through another gateway within
+//! [`CACHE_TTL_MS`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arbor_meta::MetaClient;
+use arbor_meta::access::GetAccessKey;
+use arbor_meta::clock::{SharedClock, SharedEntropy};
+use arbor_meta::records::{AccessKeyRecord, Permissions};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::{S3Result, s3_error};
+
+use crate::auth::Credentials;
+use crate::error;
+use crate::limits::{KEY_CACHE_ENTRIES_MAX, KEY_CACHE_TTL_MS};
+use crate::sealing::NodeKey;
+
+pub const CACHE_TTL_MS: i64 = KEY_CACHE_TTL_MS;
+
+/// What a request needs on a bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Write,
+    Owner,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Read => "read",
+            Permission::Write => "write",
+            Permission::Owner => "owner",
+        }
+    }
+
+    fn granted_by(self, permissions: Permissions) -> bool {
+        match self {
+            Permission::Read => permissions.read,
+            Permission::Write => permissions.write,
+            Permission::Owner => permissions.owner,
+        }
+    }
+}
+
+/// The signer of a request, as the access check found it; handlers find it
+/// in the request's extensions.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    Administrator { access_key: String },
+    Key(Arc<AccessKeyRecord>),
+}
+
+impl Principal {
+    pub fn access_key(&self) -> &str {
+        match self {
+            Principal::Administrator { access_key } => access_key,
+            Principal::Key(record) => &record.access_key,
+        }
+    }
+
+    pub fn is_administrator(&self) -> bool {
+        matches!(self, Principal::Administrator { .. })
+    }
+
+    /// Whether the signer may do what `permission` names in `bucket`.
+    pub fn may(&self, bucket: &str, permission: Permission) -> bool {
+        match self {
+            Principal::Administrator { .. } => true,
+            Principal::Key(record) => permission.granted_by(record.permissions(bucket)),
+        }
+    }
+
+    /// Whether the signer holds any permission in `bucket` (ListBuckets
+    /// shows it then).
+    pub fn sees(&self, bucket: &str) -> bool {
+        match self {
+            Principal::Administrator { .. } => true,
+            Principal::Key(record) => !record.permissions(bucket).is_empty(),
+        }
+    }
+
+    pub fn may_create_bucket(&self) -> bool {
+        match self {
+            Principal::Administrator { .. } => true,
+            Principal::Key(record) => record.create_bucket,
+        }
+    }
+}
+
+/// The principal a handler runs for: the one the access check put in the
+/// request's extensions; `AccessDenied` if there is none (no handler runs
+/// without the check).
+pub fn principal_of(extensions: &http::Extensions) -> S3Result<Principal> {
+    extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| s3_error!(AccessDenied, "Access Denied"))
+}
+
+#[derive(Clone)]
+struct Found {
+    secret: SecretKey,
+    record: Arc<AccessKeyRecord>,
+}
+
+struct Cached {
+    fetched_ms: i64,
+    found: Option<Found>,
+}
+
+/// The keys a gateway accepts; cheap to clone.
+#[derive(Clone)]
+pub struct Keyring {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    administrator: Credentials,
+    meta: MetaClient,
+    node_key: NodeKey,
+    clock: SharedClock,
+    entropy: SharedEntropy,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl Keyring {
+    pub fn new(
+        administrator: Credentials,
+        meta: MetaClient,
+        node_key: NodeKey,
+        clock: SharedClock,
+        entropy: SharedEntropy,
+    ) -> Keyring {
+        Keyring {
+            inner: Arc::new(Inner {
+                administrator,
+                meta,
+                node_key,
+                clock,
+                entropy,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn administrator_key(&self) -> &str {
+        &self.inner.administrator.access_key
+    }
+
+    pub fn node_key(&self) -> &NodeKey {
+        &self.inner.node_key
+    }
+
+    pub fn entropy(&self) -> &SharedEntropy {
+        &self.inner.entropy
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// The secret and the principal of `access_key`; `InvalidAccessKeyId`
+    /// if no such key exists.
+    pub async fn find(&self, access_key: &str) -> S3Result<(SecretKey, Principal)> {
+        let administrator = &self.inner.administrator;
+        if access_key == administrator.access_key {
+            return Ok((
+                SecretKey::from(administrator.secret_key.clone()),
+                Principal::Administrator {
+                    access_key: access_key.to_owned(),
+                },
+            ));
+        }
+        let found = match self.cached(access_key) {
+            Some(found) => found,
+            None => self.fetch(access_key).await?,
+        };
+        match found {
+            Some(Found { secret, record }) => Ok((secret, Principal::Key(record))),
+            None => Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS access key ID you provided does not exist in our records."
+            )),
+        }
+    }
+
+    /// Forgets what is cached of `access_key` (after a change to it).
+    pub fn forget(&self, access_key: &str) {
+        if let Ok(mut cache) = self.inner.cache.lock() {
+            cache.remove(access_key);
+        }
+    }
+
+    /// Forgets every cached key (after a change to a bucket's grants).
+    pub fn forget_all(&self) {
+        if let Ok(mut cache) = self.inner.cache.lock() {
+            cache.clear();
+        }
+    }
+
+    fn cached(&self, access_key: &str) -> Option<Option<Found>> {
+        let now = self.now_ms();
+        let cache = self.inner.cache.lock().ok()?;
+        let cached = cache.get(access_key)?;
+        let age = now.saturating_sub(cached.fetched_ms);
+        (0..CACHE_TTL_MS)
+            .contains(&age)
+            .then(|| cached.found.clone())
+    }
+
+    async fn fetch(&self, access_key: &str) -> S3Result<Option<Found>> {
+        let fetched_ms = self.now_ms();
+        let record = self
+            .inner
+            .meta
+            .read(GetAccessKey {
+                access_key: access_key.to_owned(),
+            })
+            .await
+            .map_err(error::from_meta)?;
+        let found = match record {
+            None => None,
+            Some(record) => match self.inner.node_key.open(access_key, &record.sealed_secret) {
+                Some(secret) => Some(Found {
+                    secret: SecretKey::from(secret),
+                    record: Arc::new(record),
+                }),
+                None => {
+                    // Logged without the sealed bytes.
+                    tracing::error!(
+                        access_key,
+                        "the access key's secret does not open with this gateway's node key"
+                    );
+                    None
+                }
+            },
+        };
+        if let Ok(mut cache) = self.inner.cache.lock() {
+            if cache.len() >= KEY_CACHE_ENTRIES_MAX {
+                cache.clear();
+            }
+            cache.insert(
+                access_key.to_owned(),
+                Cached {
+                    fetched_ms,
+                    found: found.clone(),
+                },
+            );
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Auth for Keyring {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        Ok(self.find(access_key).await?.0)
+    }
+}
