@@ -267,3 +267,118 @@ impl S3Auth for Keyring {
         Ok(self.find(access_key).await?.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbor_meta::access::{CreateAccessKey, DeleteAccessKey};
+    use arbor_meta::clock::{ManualClock, SeededEntropy};
+    use arbor_meta::{MetaConfig, MetaNode};
+
+    const ID: &str = "AKIAEXAMPLEKEY000001";
+
+    async fn fixture() -> (tempfile::TempDir, Arc<MetaNode>, Keyring, Arc<ManualClock>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = MetaNode::open_single(MetaConfig {
+            durable: false,
+            ..MetaConfig::new(dir.path(), 1)
+        })
+        .await
+        .expect("meta node");
+        let clock = ManualClock::new(1_000_000);
+        let keyring = Keyring::new(
+            Credentials {
+                access_key: "ADMINISTRATOR".into(),
+                secret_key: "admin-secret".into(),
+            },
+            node.client(),
+            NodeKey::from_bytes(&[9; 32]),
+            clock.clone(),
+            SeededEntropy::new(3),
+        );
+        (dir, node, keyring, clock)
+    }
+
+    async fn create(node: &MetaNode, keyring: &Keyring, secret: &str) {
+        let sealed_secret = keyring
+            .node_key()
+            .seal(ID, secret, keyring.entropy().as_ref());
+        let record = AccessKeyRecord {
+            access_key: ID.into(),
+            name: "k".into(),
+            sealed_secret,
+            created_ms: 0,
+            create_bucket: false,
+            buckets: Default::default(),
+        };
+        node.client()
+            .write(CreateAccessKey { record })
+            .await
+            .expect("create key");
+    }
+
+    fn code(e: s3s::S3Error) -> s3s::S3ErrorCode {
+        e.code().clone()
+    }
+
+    #[tokio::test]
+    async fn a_change_elsewhere_is_seen_within_the_cache_ttl() {
+        let (_dir, node, keyring, clock) = fixture().await;
+        let (secret, principal) = keyring.find("ADMINISTRATOR").await.expect("administrator");
+        assert_eq!(secret.expose(), "admin-secret");
+        assert!(principal.is_administrator());
+
+        // Unknown, and remembered as unknown for the TTL.
+        let e = keyring.find(ID).await.expect_err("unknown");
+        assert_eq!(code(e), s3s::S3ErrorCode::InvalidAccessKeyId);
+        create(&node, &keyring, "the secret").await;
+        assert!(keyring.find(ID).await.is_err(), "cached absence");
+        clock.advance_ms(CACHE_TTL_MS);
+        let (secret, principal) = keyring.find(ID).await.expect("seen after the TTL");
+        assert_eq!(secret.expose(), "the secret");
+        assert_eq!(principal.access_key(), ID);
+        assert!(!principal.is_administrator());
+
+        // Deleted through another gateway: still served until the TTL ends.
+        node.client()
+            .write(DeleteAccessKey {
+                access_key: ID.into(),
+            })
+            .await
+            .expect("delete");
+        clock.advance_ms(CACHE_TTL_MS - 1);
+        assert!(keyring.find(ID).await.is_ok(), "within the TTL");
+        clock.advance_ms(1);
+        assert!(keyring.find(ID).await.is_err(), "gone after the TTL");
+
+        // A change through this gateway is seen at once.
+        create(&node, &keyring, "again").await;
+        keyring.forget(ID);
+        assert_eq!(
+            keyring.find(ID).await.expect("forgotten").0.expose(),
+            "again"
+        );
+        node.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_secret_sealed_under_another_node_key_is_refused() {
+        let (_dir, node, keyring, _clock) = fixture().await;
+        let other = NodeKey::from_bytes(&[1; 32]);
+        let record = AccessKeyRecord {
+            access_key: ID.into(),
+            name: "k".into(),
+            sealed_secret: other.seal(ID, "s", keyring.entropy().as_ref()),
+            created_ms: 0,
+            create_bucket: false,
+            buckets: Default::default(),
+        };
+        node.client()
+            .write(CreateAccessKey { record })
+            .await
+            .expect("create key");
+        let e = keyring.find(ID).await.expect_err("cannot open");
+        assert_eq!(code(e), s3s::S3ErrorCode::InvalidAccessKeyId);
+        node.shutdown().await.expect("shutdown");
+    }
+}
