@@ -1,5 +1,7 @@
 //! Access keys: one row per key in `ns_access_keys`, holding its sealed
-//! secret and its permissions per bucket. Each change is one command, so
+//! secret and its permissions per bucket; and bucket policies, one JSON
+//! document per bucket in `ns_bucket_policies` (the gateway parses and
+//! enforces them). Each change is one command, so
 //! every gateway reads the same keys. The administrator's key is not among
 //! them: it is the deployment's configured credentials, and the gateway
 //! grants it everything.
@@ -11,6 +13,7 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::limits::{
     ACCESS_KEY_LEN_MAX, ACCESS_KEY_LEN_MIN, ACCESS_KEY_NAME_LEN_MAX, ACCESS_KEYS_MAX,
+    BUCKET_POLICY_SIZE_MAX,
 };
 use crate::op::{Apply, Outcome, Query, SIZE_BASE};
 use crate::records::access::{AccessKeyRecord, Permissions};
@@ -85,6 +88,7 @@ pub(crate) fn forget_bucket(ctx: &mut ApplyContext<'_>, bucket: &str) -> Result<
     for record in &changed {
         write_key(&mut ctx.access_keys, record)?;
     }
+    ctx.bucket_policies.remove(bucket.as_bytes())?;
     Ok(())
 }
 
@@ -277,5 +281,79 @@ impl Query for ListAccessKeys {
             keys.push(decode_record(value.value())?);
         }
         Ok(keys)
+    }
+}
+
+/// Sets a bucket's policy (JSON the gateway has checked). `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutBucketPolicy {
+    pub bucket: String,
+    pub policy: String,
+}
+
+impl Apply for PutBucketPolicy {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        if self.policy.is_empty() || self.policy.len() > BUCKET_POLICY_SIZE_MAX {
+            return Ok(Err(MetaError::InvalidRequest(format!(
+                "a bucket policy is 1 to {BUCKET_POLICY_SIZE_MAX} bytes"
+            ))));
+        }
+        ctx.bucket_policies.insert(
+            self.bucket.as_bytes(),
+            encode_record(&self.policy)?.as_slice(),
+        )?;
+        Ok(Ok(()))
+    }
+
+    fn size_estimate(&self) -> usize {
+        SIZE_BASE
+            .saturating_add(self.bucket.len())
+            .saturating_add(self.policy.len())
+    }
+}
+
+/// Removes a bucket's policy, if any. `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteBucketPolicy {
+    pub bucket: String,
+}
+
+impl Apply for DeleteBucketPolicy {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        ctx.bucket_policies.remove(self.bucket.as_bytes())?;
+        Ok(Ok(()))
+    }
+}
+
+/// Linearizable: the bucket's policy, if it has one. `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBucketPolicy {
+    pub bucket: String,
+}
+
+impl Query for GetBucketPolicy {
+    type Reply = Option<String>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Option<String>> {
+        let Some(buckets) = open_read(txn, schema::BUCKETS)? else {
+            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
+        };
+        if read_bucket(&buckets, &self.bucket)?.is_none() {
+            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
+        }
+        let Some(table) = open_read(txn, schema::BUCKET_POLICIES)? else {
+            return Ok(None);
+        };
+        match table.get(self.bucket.as_bytes())? {
+            Some(value) => Ok(Some(decode_record(value.value())?)),
+            None => Ok(None),
+        }
     }
 }

@@ -14,7 +14,8 @@ use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{
-    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DenyAccessKey, GetAccessKey, ListAccessKeys,
+    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DenyAccessKey,
+    GetAccessKey, GetBucketPolicy, ListAccessKeys, PutBucketPolicy,
 };
 use crate::chunks::{
     ChunkCounts, ChunkRecords, ChunksReferenced, CollectOrphans, GcAck, GcQueue, ServerChunks,
@@ -186,6 +187,8 @@ writes!(
     AllowAccessKey,
     DenyAccessKey,
     CreateBucketAs,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
 );
 
 reads!(
@@ -208,6 +211,7 @@ reads!(
     GetBucketTags,
     GetAccessKey,
     ListAccessKeys,
+    GetBucketPolicy,
 );
 
 /// A command's outcome as the log remembers it.

@@ -40,6 +40,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) completed_uploads: WriteTable<'txn>,
     pub(crate) bucket_tags: WriteTable<'txn>,
     pub(crate) access_keys: WriteTable<'txn>,
+    pub(crate) bucket_policies: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -68,6 +69,7 @@ impl<'txn> ApplyContext<'txn> {
             completed_uploads: txn.open_table(schema::COMPLETED_UPLOADS)?,
             bucket_tags: txn.open_table(schema::BUCKET_TAGS)?,
             access_keys: txn.open_table(schema::ACCESS_KEYS)?,
+            bucket_policies: txn.open_table(schema::BUCKET_POLICIES)?,
         })
     }
 

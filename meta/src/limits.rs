@@ -114,3 +114,5 @@ pub const ACCESS_KEY_LEN_MIN: usize = 16;
 pub const ACCESS_KEY_LEN_MAX: usize = 128;
 /// A key's name, for people: a word or a short phrase.
 pub const ACCESS_KEY_NAME_LEN_MAX: usize = 128;
+/// A bucket policy's size: AWS's limit (20 KB).
+pub const BUCKET_POLICY_SIZE_MAX: usize = 20 * 1024;

@@ -27,6 +27,7 @@
 //! | `ns_bucket_tags` | bucket name bytes                   | tags (`Vec<(String, String)>`) |
 //! | `ns_completed_uploads` | upload id (16 bytes)         | [`crate::records::upload::CompletedUpload`] |
 //! | `ns_access_keys` | access key id bytes                 | [`crate::records::access::AccessKeyRecord`] |
+//! | `ns_bucket_policies` | bucket name bytes               | the policy's JSON (`String`) |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -106,6 +107,8 @@ pub const BUCKET_TAGS: StateTable = StateTable::new("ns_bucket_tags");
 /// access key id → [`crate::records::access::AccessKeyRecord`]: the keys
 /// beside the administrator's, with sealed secrets and grants.
 pub const ACCESS_KEYS: StateTable = StateTable::new("ns_access_keys");
+/// bucket name → the bucket's policy, JSON as PutBucketPolicy gave it.
+pub const BUCKET_POLICIES: StateTable = StateTable::new("ns_bucket_policies");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -127,6 +130,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     COMPLETED_UPLOADS,
     BUCKET_TAGS,
     ACCESS_KEYS,
+    BUCKET_POLICIES,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use arbor_meta::access::{
-    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DenyAccessKey, GetAccessKey, Grant,
-    ListAccessKeys,
+    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DenyAccessKey,
+    GetAccessKey, GetBucketPolicy, Grant, ListAccessKeys, PutBucketPolicy,
 };
 use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
 use arbor_meta::namespace::{CreateBucket, CreateBucketAs, DeleteBucket};
@@ -289,4 +289,57 @@ fn a_deleted_bucket_takes_its_grants_with_it() {
     let key = f.key(KEY).expect("key");
     assert_eq!(key.permissions("photos"), Permissions::NONE);
     assert_eq!(key.permissions("logs"), WRITE);
+}
+
+#[test]
+fn a_bucket_policy_is_set_removed_and_goes_with_its_bucket() {
+    let mut f = Fixture::new();
+    let policy = |f: &Fixture| {
+        let txn = f.db.begin_read().expect("read");
+        GetBucketPolicy {
+            bucket: "photos".to_owned(),
+        }
+        .read(&txn)
+    };
+    let put = PutBucketPolicy {
+        bucket: "photos".to_owned(),
+        policy: "{}".to_owned(),
+    };
+    assert_eq!(
+        f.apply(put.clone()),
+        Err(MetaError::NoSuchBucket("photos".to_owned()))
+    );
+    assert_eq!(
+        policy(&f),
+        Err(MetaError::NoSuchBucket("photos".to_owned()))
+    );
+    f.bucket("photos");
+    assert_eq!(policy(&f), Ok(None));
+    f.apply(put.clone()).expect("put");
+    assert_eq!(policy(&f), Ok(Some("{}".to_owned())));
+    for bad in [
+        String::new(),
+        "x".repeat(arbor_meta::limits::BUCKET_POLICY_SIZE_MAX + 1),
+    ] {
+        let outcome = f.apply(PutBucketPolicy {
+            bucket: "photos".to_owned(),
+            policy: bad,
+        });
+        assert!(
+            matches!(outcome, Err(MetaError::InvalidRequest(_))),
+            "{outcome:?}"
+        );
+    }
+    f.apply(DeleteBucketPolicy {
+        bucket: "photos".to_owned(),
+    })
+    .expect("delete");
+    assert_eq!(policy(&f), Ok(None));
+    f.apply(put).expect("put again");
+    f.apply(DeleteBucket {
+        name: "photos".to_owned(),
+    })
+    .expect("delete bucket");
+    f.bucket("photos");
+    assert_eq!(policy(&f), Ok(None), "a new bucket of the name has none");
 }
