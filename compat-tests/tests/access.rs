@@ -392,7 +392,11 @@ fn needs(op: &str) -> Option<Needs> {
         | "PutBucketAcl"
         | "PutBucketTagging"
         | "DeleteBucketTagging"
-        | "PutBucketOwnershipControls" => Needs::Owner,
+        | "PutBucketOwnershipControls"
+        | "PutBucketPolicy"
+        | "GetBucketPolicy"
+        | "DeleteBucketPolicy"
+        | "GetBucketPolicyStatus" => Needs::Owner,
         _ => return None,
     })
 }
@@ -616,6 +620,21 @@ async fn call(op: &str, s3: &aws_sdk_s3::Client, signer: &Signer, bucket: &str) 
                 .send()
                 .await,
         ),
+        // A policy that applies to no key of the test.
+        "PutBucketPolicy" => answer(
+            s3.put_bucket_policy()
+                .bucket(bucket)
+                .policy(format!(
+                    r#"{{"Statement":[{{"Effect":"Deny","Principal":{{"AWS":"NOBODY00000000000000"}},"Action":"s3:*","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+                ))
+                .send()
+                .await,
+        ),
+        "GetBucketPolicy" => answer(s3.get_bucket_policy().bucket(bucket).send().await),
+        "GetBucketPolicyStatus" => {
+            answer(s3.get_bucket_policy_status().bucket(bucket).send().await)
+        }
+        "DeleteBucketPolicy" => answer(s3.delete_bucket_policy().bucket(bucket).send().await),
         "RenameObject" => {
             let target = format!("/{bucket}/scratch-renamed?renameObject");
             let source = format!("/{bucket}/scratch-missing");
@@ -959,5 +978,259 @@ fn a_refusal_is_access_denied_with_the_request_id() {
         );
         assert!(body.contains("<Message>Access Denied</Message>"), "{body}");
     }
+    server.stop().expect("stop");
+}
+
+fn policy_text(statements: &[String]) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{}]}}"#,
+        statements.join(",")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_policy_allows_more_and_its_deny_wins() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");
+    let root = client(&server.endpoint, &server.access_key, &server.secret_key);
+    root.create_bucket()
+        .bucket("site")
+        .send()
+        .await
+        .expect("bucket");
+    for key in ["public/a.txt", "private/b.txt"] {
+        root.put_object()
+            .bucket("site")
+            .key(key)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("put");
+    }
+    let (reader_id, reader_secret) = create_key(&server, "reader", &[]);
+    let (writer_id, writer_secret) = create_key(&server, "writer", &[]);
+    admin_ok(
+        &server,
+        &[
+            "key", "allow", &writer_id, "--bucket", "site", "--read", "--write",
+        ],
+    );
+    let reader = client(&server.endpoint, &reader_id, &reader_secret);
+    let writer = client(&server.endpoint, &writer_id, &writer_secret);
+
+    // Without a policy the reader, holding no grant, is refused.
+    let e = reader
+        .get_object()
+        .bucket("site")
+        .key("public/a.txt")
+        .send()
+        .await
+        .expect_err("no grant");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    let e = root
+        .get_bucket_policy()
+        .bucket("site")
+        .send()
+        .await
+        .expect_err("none yet");
+    assert_eq!(e.code(), Some("NoSuchBucketPolicy"));
+
+    let policy = policy_text(&[
+        // Everyone may read public/ and list it.
+        r#"{"Sid":"read","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/public/*"}"#.to_owned(),
+        r#"{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::site","Condition":{"StringLike":{"s3:prefix":"public/*"}}}"#.to_owned(),
+        // No key may touch private/ from loopback, grants or not.
+        format!(r#"{{"Effect":"Deny","Principal":{{"AWS":"{writer_id}"}},"Action":["s3:Get*","s3:PutObject"],"Resource":"arn:aws:s3:::site/private/*","Condition":{{"IpAddress":{{"aws:SourceIp":"127.0.0.0/8"}}}}}}"#),
+        // Writes under once/ only as create-only.
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::site/once/*","Condition":{"Null":{"s3:if-none-match":"true"}}}"#.to_owned(),
+    ]);
+    root.put_bucket_policy()
+        .bucket("site")
+        .policy(&policy)
+        .send()
+        .await
+        .expect("put policy");
+    let stored = root
+        .get_bucket_policy()
+        .bucket("site")
+        .send()
+        .await
+        .expect("get policy");
+    assert_eq!(stored.policy(), Some(policy.as_str()));
+    let status = root
+        .get_bucket_policy_status()
+        .bucket("site")
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(
+        status.policy_status().and_then(|s| s.is_public()),
+        Some(true)
+    );
+
+    reader
+        .get_object()
+        .bucket("site")
+        .key("public/a.txt")
+        .send()
+        .await
+        .expect("allowed by policy");
+    let e = reader
+        .get_object()
+        .bucket("site")
+        .key("private/b.txt")
+        .send()
+        .await
+        .expect_err("not allowed");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    reader
+        .list_objects_v2()
+        .bucket("site")
+        .prefix("public/")
+        .send()
+        .await
+        .expect("listing public/");
+    let e = reader
+        .list_objects_v2()
+        .bucket("site")
+        .send()
+        .await
+        .expect_err("listing all");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    let e = reader
+        .put_object()
+        .bucket("site")
+        .key("public/c.txt")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("no write");
+    assert_eq!(e.code(), Some("AccessDenied"));
+
+    // The writer's grants do not beat the Deny.
+    let e = writer
+        .get_object()
+        .bucket("site")
+        .key("private/b.txt")
+        .send()
+        .await
+        .expect_err("denied");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    let e = writer
+        .copy_object()
+        .bucket("site")
+        .key("public/copy.txt")
+        .copy_source("site/private/b.txt")
+        .send()
+        .await
+        .expect_err("a denied source");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    writer
+        .get_object()
+        .bucket("site")
+        .key("public/a.txt")
+        .send()
+        .await
+        .expect("granted");
+    let e = writer
+        .put_object()
+        .bucket("site")
+        .key("once/k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("without If-None-Match");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    writer
+        .put_object()
+        .bucket("site")
+        .key("once/k")
+        .if_none_match("*")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("with If-None-Match");
+    // The administrator is not bound by policies.
+    root.get_object()
+        .bucket("site")
+        .key("private/b.txt")
+        .send()
+        .await
+        .expect("administrator");
+
+    // Deleted: back to grants alone, at once.
+    root.delete_bucket_policy()
+        .bucket("site")
+        .send()
+        .await
+        .expect("delete policy");
+    let e = reader
+        .get_object()
+        .bucket("site")
+        .key("public/a.txt")
+        .send()
+        .await
+        .expect_err("no policy");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    writer
+        .get_object()
+        .bucket("site")
+        .key("private/b.txt")
+        .send()
+        .await
+        .expect("no deny");
+    server.stop().expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_policy_is_refused_saying_where() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");
+    let root = client(&server.endpoint, &server.access_key, &server.secret_key);
+    root.create_bucket()
+        .bucket("site")
+        .send()
+        .await
+        .expect("bucket");
+    for (policy, says) in [
+        ("{not json".to_owned(), "not JSON"),
+        (
+            policy_text(&[r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}"#.to_owned()]),
+            "Statement 1.Resource",
+        ),
+        (
+            policy_text(&[
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"}"#.to_owned(),
+                r#"{"Effect":"Perhaps","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"}"#.to_owned(),
+            ]),
+            "Statement 2: Effect",
+        ),
+        ("x".repeat(21 * 1024), "20 KB"),
+    ] {
+        let e = root
+            .put_bucket_policy()
+            .bucket("site")
+            .policy(&policy)
+            .send()
+            .await
+            .expect_err("malformed");
+        assert_eq!(e.code(), Some("MalformedPolicy"), "{e:?}");
+        assert!(e.message().is_some_and(|m| m.contains(says)), "{says}: {e:?}");
+    }
+    let e = root
+        .get_bucket_policy()
+        .bucket("site")
+        .send()
+        .await
+        .expect_err("none stored");
+    assert_eq!(e.code(), Some("NoSuchBucketPolicy"));
+    let e = root
+        .put_bucket_policy()
+        .bucket("nosuch")
+        .policy(policy_text(&[r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::nosuch/*"}"#.to_owned()]))
+        .send()
+        .await
+        .expect_err("no bucket");
+    assert_eq!(e.code(), Some("NoSuchBucket"));
     server.stop().expect("stop");
 }

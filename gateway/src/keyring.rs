@@ -7,13 +7,14 @@
 //! the [`NodeKey`]) and remembers what it found, the key or its absence,
 //! for [`CACHE_TTL_MS`]. A change made through this gateway is seen at once
 //! (the entry is dropped); one made through another gateway within
-//! [`CACHE_TTL_MS`].
+//! [`CACHE_TTL_MS`]. Bucket policies are cached the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arbor_meta::MetaClient;
-use arbor_meta::access::GetAccessKey;
+use arbor_meta::MetaError;
+use arbor_meta::access::{GetAccessKey, GetBucketPolicy};
 use arbor_meta::clock::{SharedClock, SharedEntropy};
 use arbor_meta::records::{AccessKeyRecord, Permissions};
 use s3s::auth::{S3Auth, SecretKey};
@@ -22,6 +23,7 @@ use s3s::{S3Result, s3_error};
 use crate::auth::Credentials;
 use crate::error;
 use crate::limits::{KEY_CACHE_ENTRIES_MAX, KEY_CACHE_TTL_MS};
+use crate::policy::Policy;
 use crate::sealing::NodeKey;
 
 pub const CACHE_TTL_MS: i64 = KEY_CACHE_TTL_MS;
@@ -113,6 +115,9 @@ struct Found {
     record: Arc<AccessKeyRecord>,
 }
 
+/// A bucket's policy (or its absence) and when it was read.
+type CachedPolicy = (i64, Option<Arc<Policy>>);
+
 struct Cached {
     fetched_ms: i64,
     found: Option<Found>,
@@ -131,6 +136,8 @@ struct Inner {
     clock: SharedClock,
     entropy: SharedEntropy,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Bucket policies, parsed, by bucket, with when they were read.
+    policies: Mutex<HashMap<String, CachedPolicy>>,
 }
 
 impl Keyring {
@@ -149,6 +156,7 @@ impl Keyring {
                 clock,
                 entropy,
                 cache: Mutex::new(HashMap::new()),
+                policies: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -205,6 +213,53 @@ impl Keyring {
     pub fn forget_all(&self) {
         if let Ok(mut cache) = self.inner.cache.lock() {
             cache.clear();
+        }
+        if let Ok(mut policies) = self.inner.policies.lock() {
+            policies.clear();
+        }
+    }
+
+    /// The policy of `bucket`, if it has one (none if the bucket does not
+    /// exist), as read at most [`CACHE_TTL_MS`] ago.
+    pub async fn policy(&self, bucket: &str) -> S3Result<Option<Arc<Policy>>> {
+        let now = self.now_ms();
+        if let Ok(policies) = self.inner.policies.lock()
+            && let Some((fetched_ms, policy)) = policies.get(bucket)
+            && (0..CACHE_TTL_MS).contains(&now.saturating_sub(*fetched_ms))
+        {
+            return Ok(policy.clone());
+        }
+        let text = match self
+            .inner
+            .meta
+            .read(GetBucketPolicy {
+                bucket: bucket.to_owned(),
+            })
+            .await
+        {
+            Ok(text) => text,
+            Err(MetaError::NoSuchBucket(_)) => None,
+            Err(e) => return Err(error::from_meta(e)),
+        };
+        let policy = match text {
+            None => None,
+            Some(text) => Some(Arc::new(Policy::parse(bucket, &text).map_err(|e| {
+                error::internal("a stored bucket policy does not parse", e)
+            })?)),
+        };
+        if let Ok(mut policies) = self.inner.policies.lock() {
+            if policies.len() >= KEY_CACHE_ENTRIES_MAX {
+                policies.clear();
+            }
+            policies.insert(bucket.to_owned(), (now, policy.clone()));
+        }
+        Ok(policy)
+    }
+
+    /// Forgets the cached policy of `bucket` (after a change to it).
+    pub fn forget_policy(&self, bucket: &str) {
+        if let Ok(mut policies) = self.inner.policies.lock() {
+            policies.remove(bucket);
         }
     }
 

@@ -12,6 +12,7 @@ pub mod http_server;
 pub mod keyring;
 pub mod limits;
 pub mod permission;
+pub mod policy;
 pub mod routes;
 pub mod s3;
 pub mod sealing;

@@ -6,7 +6,9 @@
 //! buckets, or only a valid key (ListBuckets, which then shows the
 //! buckets the key holds a permission in). An operation not named there
 //! is the administrator's alone. Copies (CopyObject, UploadPartCopy) also
-//! need read on their source's bucket. A refusal is 403 AccessDenied with
+//! need read on their source's bucket. A bucket's policy (`policy`) may
+//! allow a key more, and an explicit Deny in it refuses whatever the
+//! grants say ([`authorize`]). A refusal is 403 AccessDenied with
 //! the request id, logged with the access key and the operation, never a
 //! secret.
 
@@ -15,7 +17,9 @@ use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
+use crate::http_server::ClientAddress;
 use crate::keyring::{Keyring, Permission, Principal};
+use crate::policy::{self, Decision, Facts};
 use crate::s3::RequestId;
 use crate::xml_body;
 
@@ -70,7 +74,11 @@ pub fn needed(op: &str) -> Option<Need> {
         | "PutBucketAcl"
         | "PutBucketTagging"
         | "DeleteBucketTagging"
-        | "PutBucketOwnershipControls" => Need::Bucket(Owner),
+        | "PutBucketOwnershipControls"
+        | "GetBucketPolicy"
+        | "PutBucketPolicy"
+        | "DeleteBucketPolicy"
+        | "GetBucketPolicyStatus" => Need::Bucket(Owner),
         _ => return None,
     };
     Some(need)
@@ -100,6 +108,83 @@ pub fn allows(principal: &Principal, op: &str, bucket: Option<&str>) -> bool {
     }
 }
 
+/// What a request is, for [`authorize`].
+pub struct Request<'a> {
+    pub op: &'a str,
+    pub bucket: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
+    pub uri: &'a http::Uri,
+    pub extensions: &'a http::Extensions,
+}
+
+/// Whether `principal` may make `request`: the administrator always; a
+/// key if its bucket's policy does not deny it and either the policy
+/// allows it or the key's grants do ([`allows`]).
+pub async fn authorize(
+    keyring: &Keyring,
+    principal: &Principal,
+    request: &Request<'_>,
+) -> S3Result<()> {
+    if principal.is_administrator() {
+        return Ok(());
+    }
+    let granted = allows(principal, request.op, request.bucket);
+    let decision = match request.bucket {
+        Some(bucket) if matches!(needed(request.op), Some(Need::Bucket(_)) | None) => {
+            let action = policy::action(request.op);
+            policy_decision(keyring, principal, request, bucket, &action, request.key).await?
+        }
+        _ => Decision::Silent,
+    };
+    match (decision, granted) {
+        (Decision::Allow, _) | (Decision::Silent, true) => Ok(()),
+        (Decision::Deny, _) | (Decision::Silent, false) => {
+            Err(denied(principal, request.op, request.bucket))
+        }
+    }
+}
+
+/// What `bucket`'s policy says of `action` on `key` (or the bucket).
+async fn policy_decision(
+    keyring: &Keyring,
+    principal: &Principal,
+    request: &Request<'_>,
+    bucket: &str,
+    action: &str,
+    key: Option<&str>,
+) -> S3Result<Decision> {
+    let Some(policy) = keyring.policy(bucket).await? else {
+        return Ok(Decision::Silent);
+    };
+    let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+    let prefix = query_value(request.uri, "prefix");
+    let facts = Facts {
+        access_key: Some(principal.access_key()),
+        action,
+        resource: policy::resource(bucket, key),
+        source_ip: request.extensions.get::<ClientAddress>().map(|c| c.0),
+        // Arbor serves plain HTTP.
+        secure_transport: false,
+        prefix: prefix.as_deref(),
+        if_none_match: header("if-none-match"),
+        if_match: header("if-match"),
+    };
+    Ok(policy.evaluate(&facts))
+}
+
+/// The percent-decoded value of query parameter `name`.
+fn query_value(uri: &http::Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            urlencoding::decode(&v.replace('+', " "))
+                .map(|v| v.into_owned())
+                .unwrap_or_default()
+        })
+    })
+}
+
 /// The signer of a signed request, or the refusal of an anonymous one.
 pub async fn principal(
     keyring: &Keyring,
@@ -122,37 +207,77 @@ impl AccessControl {
     async fn check_operation(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         xml_body::check_signed_and_size(cx)?;
         let principal = principal(&self.keyring, cx.credentials()).await?;
-        let op = cx.s3_op().name();
-        let bucket = match cx.s3_path() {
-            S3Path::Root => None,
-            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(&**bucket),
-        };
-        if !allows(&principal, op, bucket) {
-            return Err(denied(&principal, op, bucket));
+        // The context lends its extensions mutably only: the client
+        // address is copied out.
+        let mut extensions = http::Extensions::new();
+        if let Some(client) = cx.extensions_mut().get::<ClientAddress>().copied() {
+            extensions.insert(client);
         }
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(&**bucket), None),
+            S3Path::Object { bucket, key } => (Some(&**bucket), Some(&**key)),
+        };
+        let request = Request {
+            op: cx.s3_op().name(),
+            bucket,
+            key,
+            headers: cx.headers(),
+            uri: cx.uri(),
+            extensions: &extensions,
+        };
+        authorize(&self.keyring, &principal, &request).await?;
         cx.extensions_mut().insert(principal);
-        // CreateBucket tells it of the grant it made.
+        // CreateBucket tells it of the grant it made, the policy
+        // operations of the policy they changed.
         cx.extensions_mut().insert(self.keyring.clone());
         Ok(())
     }
-}
 
-/// A copy needs read on its source's bucket.
-fn check_copy_source(extensions: &http::Extensions, op: &str, source: &CopySource) -> S3Result<()> {
-    let principal = crate::keyring::principal_of(extensions)?;
-    let request_id = RequestId::of(extensions);
-    let bucket = match source {
-        CopySource::Bucket { bucket, .. } => Some(&**bucket),
-        _ => None,
-    };
-    let readable = match bucket {
-        Some(bucket) => principal.may(bucket, Permission::Read),
-        None => principal.is_administrator(),
-    };
-    if readable {
-        Ok(())
-    } else {
-        Err(request_id.stamp(denied(&principal, op, bucket)))
+    /// A copy needs read on its source's bucket (or its policy's
+    /// s3:GetObject on the source), and no Deny there.
+    async fn check_copy_source<T: Send + Sync>(
+        &self,
+        req: &S3Request<T>,
+        op: &str,
+        source: &CopySource,
+    ) -> S3Result<()> {
+        let principal = crate::keyring::principal_of(&req.extensions)?;
+        let request_id = RequestId::of(&req.extensions);
+        if principal.is_administrator() {
+            return Ok(());
+        }
+        let CopySource::Bucket { bucket, key, .. } = source else {
+            return Err(request_id.stamp(denied(&principal, op, None)));
+        };
+        let request = Request {
+            op,
+            bucket: Some(bucket),
+            key: Some(key),
+            headers: &req.headers,
+            uri: &req.uri,
+            extensions: &req.extensions,
+        };
+        let decision = policy_decision(
+            &self.keyring,
+            &principal,
+            &request,
+            bucket,
+            "s3:GetObject",
+            Some(key),
+        )
+        .await
+        .map_err(|e| request_id.stamp(e))?;
+        let readable = match decision {
+            Decision::Allow => true,
+            Decision::Deny => false,
+            Decision::Silent => principal.may(bucket, Permission::Read),
+        };
+        if readable {
+            Ok(())
+        } else {
+            Err(request_id.stamp(denied(&principal, op, Some(bucket))))
+        }
     }
 }
 
@@ -166,11 +291,13 @@ impl S3Access for AccessControl {
     }
 
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
-        check_copy_source(&req.extensions, "CopyObject", &req.input.copy_source)
+        self.check_copy_source(req, "CopyObject", &req.input.copy_source)
+            .await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {
-        check_copy_source(&req.extensions, "UploadPartCopy", &req.input.copy_source)
+        self.check_copy_source(req, "UploadPartCopy", &req.input.copy_source)
+            .await
     }
 }
 

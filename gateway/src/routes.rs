@@ -72,38 +72,41 @@ impl Routes {
     async fn check_permission(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         auth::require_signature(req.credentials.as_ref())?;
         let principal = permission::principal(&self.keyring, req.credentials.as_ref()).await?;
-        let (op, bucket) =
-            if self
-                .admin
-                .is_match(&req.method, &req.uri, &req.headers, &mut req.extensions)
-            {
-                ("ArborAdministration", None)
-            } else {
-                let head = req.method == Method::HEAD;
-                let (op, bucket) = match s3_path(self.rename.hosts.as_ref(), &req.uri, &req.headers)
-                {
-                    // Refused as before by whatever serves it; the
-                    // administrator's alone meanwhile.
-                    Err(_) => ("Unparsed", None),
-                    Ok(S3Path::Root) => ("ListBuckets", None),
-                    Ok(S3Path::Bucket { bucket }) => (
-                        if head { "HeadBucket" } else { "ListObjects" },
-                        Some(bucket),
-                    ),
-                    Ok(S3Path::Object { bucket, .. }) => {
-                        (if head { "HeadObject" } else { "GetObject" }, Some(bucket))
-                    }
-                };
-                let op = if is_rename(&req.method, &req.uri) {
-                    "RenameObject"
-                } else {
-                    op
-                };
-                (op, bucket)
-            };
-        if !permission::allows(&principal, op, bucket.as_deref()) {
-            return Err(permission::denied(&principal, op, bucket.as_deref()));
-        }
+        let admin = self
+            .admin
+            .is_match(&req.method, &req.uri, &req.headers, &mut req.extensions);
+        let head = req.method == Method::HEAD;
+        let (op, bucket, key) = match s3_path(self.rename.hosts.as_ref(), &req.uri, &req.headers) {
+            _ if admin => ("ArborAdministration", None, None),
+            // Refused as before by whatever serves it; the administrator's
+            // alone meanwhile.
+            Err(_) => ("Unparsed", None, None),
+            Ok(S3Path::Root) => ("ListBuckets", None, None),
+            Ok(S3Path::Bucket { bucket }) => (
+                if head { "HeadBucket" } else { "ListObjects" },
+                Some(bucket),
+                None,
+            ),
+            Ok(S3Path::Object { bucket, key }) => (
+                if head { "HeadObject" } else { "GetObject" },
+                Some(bucket),
+                Some(key),
+            ),
+        };
+        let op = if !admin && is_rename(&req.method, &req.uri) {
+            "RenameObject"
+        } else {
+            op
+        };
+        let request = permission::Request {
+            op,
+            bucket: bucket.as_deref(),
+            key: key.as_deref(),
+            headers: &req.headers,
+            uri: &req.uri,
+            extensions: &req.extensions,
+        };
+        permission::authorize(&self.keyring, &principal, &request).await?;
         req.extensions.insert(principal);
         Ok(())
     }

@@ -90,6 +90,8 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         | "DeleteBucketTagging" => &["tagging"],
         "GetBucketOwnershipControls" | "PutBucketOwnershipControls" => &["ownershipControls"],
         "GetObjectAttributes" => &["attributes"],
+        "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy" => &["policy"],
+        "GetBucketPolicyStatus" => &["policyStatus"],
         "UploadPart"
         | "UploadPartCopy"
         | "ListParts"

@@ -9,6 +9,7 @@ mod conditions;
 mod list;
 mod multipart;
 mod object;
+mod policy;
 pub mod rename;
 mod tagging;
 mod time;
@@ -435,6 +436,42 @@ impl S3 for Arbor {
     ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
         let request_id = RequestId::of(&req.extensions);
         acl::put_ownership_controls(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::put(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::get(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::delete(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::status(self, req)
             .await
             .map_err(|e| request_id.stamp(e))
     }
