@@ -281,6 +281,25 @@ awscli_restricted_key() {
     aws s3 rb s3://cli-allowed
     aws s3 rb s3://cli-forbidden
 }
+# A bucket whose policy lets anyone read one prefix: plain curl reads it.
+awscli_public_curl() {
+    aws s3 mb s3://cli-public
+    make_file page.html 2000
+    aws s3 cp page.html s3://cli-public/www/page.html
+    aws s3 cp page.html s3://cli-public/hidden/page.html
+    aws s3api put-bucket-policy --bucket cli-public --policy \
+        '{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cli-public/www/*"}]}'
+    curl -sS --fail -o page.back "$ENDPOINT/cli-public/www/page.html"
+    same_file page.html page.back
+    code=$(curl -sS -o denied.xml -w '%{http_code}' "$ENDPOINT/cli-public/hidden/page.html")
+    expect_eq "anonymous GET outside the policy" 403 "$code"
+    grep -q '<Code>AccessDenied</Code>' denied.xml || fail "$(cat denied.xml)"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT --data-binary @page.html \
+        "$ENDPOINT/cli-public/www/new.html")
+    expect_eq "anonymous PUT" 403 "$code"
+    aws s3 rm --recursive s3://cli-public/
+    aws s3 rb s3://cli-public
+}
 
 # ---- boto3 ----------------------------------------------------------------------
 
@@ -464,7 +483,7 @@ s3cmd_del() {
 # shellcheck disable=SC2034
 {
     STEPS_awscli=(awscli_mb awscli_cp_small awscli_cp_multipart awscli_ls awscli_sync awscli_mv
-        awscli_rm_recursive awscli_if_none_match awscli_restricted_key)
+        awscli_rm_recursive awscli_if_none_match awscli_restricted_key awscli_public_curl)
     STEPS_boto3=(boto3_transfer boto3_paginate boto3_delete_objects boto3_presign)
     STEPS_rclone=(rclone_copy rclone_multipart rclone_sync rclone_fast_list rclone_directory_markers
         rclone_purge rclone_restricted_key)
@@ -557,7 +576,7 @@ EOF
 export -f $(declare -F | awk '{print $3}')
 
 # What each client's steps run, beyond coreutils.
-declare -A NEEDS=([awscli]=aws [boto3]=python3 [rclone]="rclone aws" [restic]="restic python3"
+declare -A NEEDS=([awscli]="aws curl python3" [boto3]=python3 [rclone]="rclone aws python3" [restic]="restic python3"
     [s3cmd]=s3cmd)
 for client in "${CLIENTS[@]}"; do
     echo "== $client"

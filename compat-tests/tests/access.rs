@@ -1234,3 +1234,115 @@ async fn a_malformed_policy_is_refused_saying_where() {
     assert_eq!(e.code(), Some("NoSuchBucket"));
     server.stop().expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_requests_get_what_a_policy_allows_everyone() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");
+    let root = client(&server.endpoint, &server.access_key, &server.secret_key);
+    root.create_bucket()
+        .bucket("site")
+        .send()
+        .await
+        .expect("bucket");
+    for key in ["public/index.html", "private/b.txt"] {
+        root.put_object()
+            .bucket("site")
+            .key(key)
+            .body(ByteStream::from_static(b"<html></html>"))
+            .send()
+            .await
+            .expect("put");
+    }
+    let endpoint = server.endpoint.clone();
+    let anonymous = move |method: &'static str, target: &'static str| {
+        let endpoint = endpoint.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                raw_request(&endpoint, method, target, &[], b"").expect("request")
+            })
+            .await
+            .expect("join")
+        }
+    };
+    let refused = |response: &arbor_compat_tests::RawResponse, what: &str| {
+        assert_eq!(response.status, 403, "{what}");
+        if response.body.is_empty() {
+            return; // HEAD
+        }
+        assert_eq!(
+            response.error_code().as_deref(),
+            Some("AccessDenied"),
+            "{what}"
+        );
+        let id = response.header("x-amz-request-id").expect("request id");
+        let body = String::from_utf8_lossy(&response.body);
+        assert!(
+            body.contains(&format!("<RequestId>{id}</RequestId>")),
+            "{body}"
+        );
+    };
+    // No policy: nothing anonymous.
+    refused(
+        &anonymous("GET", "/site/public/index.html").await,
+        "no policy",
+    );
+
+    root.put_bucket_policy()
+        .bucket("site")
+        .policy(policy_text(&[
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/public/*"}"#.to_owned(),
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::site","Condition":{"StringEquals":{"s3:prefix":"public/"}}}"#.to_owned(),
+        ]))
+        .send()
+        .await
+        .expect("policy");
+    let page = anonymous("GET", "/site/public/index.html").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body, b"<html></html>");
+    assert_eq!(
+        anonymous("HEAD", "/site/public/index.html").await.status,
+        200
+    );
+    // An unparsable Range (served by the Range fallback) is checked too.
+    for (target, status) in [
+        ("/site/public/index.html", 200),
+        ("/site/private/b.txt", 403),
+    ] {
+        let endpoint = server.endpoint.clone();
+        let response = tokio::task::spawn_blocking(move || {
+            raw_request(&endpoint, "GET", target, &[("range", "bytes=5-1")], b"").expect("request")
+        })
+        .await
+        .expect("join");
+        assert_eq!(response.status, status, "{target} with an ignored Range");
+    }
+    let listed = anonymous("GET", "/site?list-type=2&prefix=public%2F").await;
+    assert_eq!(listed.status, 200);
+    assert!(String::from_utf8_lossy(&listed.body).contains("public/index.html"));
+    refused(
+        &anonymous("GET", "/site?list-type=2").await,
+        "list everything",
+    );
+    refused(&anonymous("GET", "/site/private/b.txt").await, "private");
+    refused(
+        &anonymous("HEAD", "/site/private/b.txt").await,
+        "private head",
+    );
+    refused(&anonymous("PUT", "/site/public/new.html").await, "write");
+    refused(
+        &anonymous("DELETE", "/site/public/index.html").await,
+        "delete",
+    );
+    refused(&anonymous("GET", "/site?policy").await, "read the policy");
+    refused(&anonymous("GET", "/").await, "list buckets");
+    refused(&anonymous("PUT", "/other-bucket").await, "create a bucket");
+    refused(&anonymous("GET", "/_arbor/keys").await, "admin API");
+    root.head_object()
+        .bucket("site")
+        .key("public/index.html")
+        .send()
+        .await
+        .expect("still there");
+    server.stop().expect("stop");
+}

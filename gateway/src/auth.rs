@@ -9,7 +9,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rand::Rng;
-use s3s::{S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
 pub const CREDENTIALS_FILE: &str = "credentials.json";
@@ -113,15 +112,6 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
             char::from(alphabet.get(i).copied().unwrap_or(b'A'))
         })
         .collect()
-}
-
-/// s3s's default access rule, which Arbor's access check and routes keep:
-/// every request must be signed (s3s has checked the signature by then).
-pub fn require_signature(credentials: Option<&s3s::auth::Credentials>) -> S3Result<()> {
-    match credentials {
-        Some(_) => Ok(()),
-        None => Err(s3_error!(AccessDenied, "Access Denied")),
-    }
 }
 
 /// The region named in a SigV4 credential scope, from the Authorization

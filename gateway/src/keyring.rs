@@ -58,15 +58,26 @@ impl Permission {
 /// in the request's extensions.
 #[derive(Clone, Debug)]
 pub enum Principal {
-    Administrator { access_key: String },
+    Administrator {
+        access_key: String,
+    },
     Key(Arc<AccessKeyRecord>),
+    /// An unsigned request: only a bucket policy allowing `*` lets it in.
+    Anonymous,
 }
 
 impl Principal {
+    /// The access key, or `anonymous` (for logs).
     pub fn access_key(&self) -> &str {
+        self.key_id().unwrap_or("anonymous")
+    }
+
+    /// The access key id, if the request was signed.
+    pub fn key_id(&self) -> Option<&str> {
         match self {
-            Principal::Administrator { access_key } => access_key,
-            Principal::Key(record) => &record.access_key,
+            Principal::Administrator { access_key } => Some(access_key),
+            Principal::Key(record) => Some(&record.access_key),
+            Principal::Anonymous => None,
         }
     }
 
@@ -74,11 +85,16 @@ impl Principal {
         matches!(self, Principal::Administrator { .. })
     }
 
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, Principal::Anonymous)
+    }
+
     /// Whether the signer may do what `permission` names in `bucket`.
     pub fn may(&self, bucket: &str, permission: Permission) -> bool {
         match self {
             Principal::Administrator { .. } => true,
             Principal::Key(record) => permission.granted_by(record.permissions(bucket)),
+            Principal::Anonymous => false,
         }
     }
 
@@ -88,6 +104,7 @@ impl Principal {
         match self {
             Principal::Administrator { .. } => true,
             Principal::Key(record) => !record.permissions(bucket).is_empty(),
+            Principal::Anonymous => false,
         }
     }
 
@@ -95,6 +112,7 @@ impl Principal {
         match self {
             Principal::Administrator { .. } => true,
             Principal::Key(record) => record.create_bucket,
+            Principal::Anonymous => false,
         }
     }
 }

@@ -101,7 +101,7 @@ pub fn allows(principal: &Principal, op: &str, bucket: Option<&str>) -> bool {
         return true;
     }
     match (needed(op), bucket) {
-        (Some(Need::AnyKey), _) => true,
+        (Some(Need::AnyKey), _) => !principal.is_anonymous(),
         (Some(Need::CreateBucket), _) => principal.may_create_bucket(),
         (Some(Need::Bucket(permission)), Some(bucket)) => principal.may(bucket, permission),
         (Some(Need::Bucket(_)), None) | (None, _) => false,
@@ -160,7 +160,7 @@ async fn policy_decision(
     let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
     let prefix = query_value(request.uri, "prefix");
     let facts = Facts {
-        access_key: Some(principal.access_key()),
+        access_key: principal.key_id(),
         action,
         resource: policy::resource(bucket, key),
         source_ip: request.extensions.get::<ClientAddress>().map(|c| c.0),
@@ -185,13 +185,13 @@ fn query_value(uri: &http::Uri, name: &str) -> Option<String> {
     })
 }
 
-/// The signer of a signed request, or the refusal of an anonymous one.
+/// The signer of a signed request, or [`Principal::Anonymous`].
 pub async fn principal(
     keyring: &Keyring,
     credentials: Option<&s3s::auth::Credentials>,
 ) -> S3Result<Principal> {
     let Some(credentials) = credentials else {
-        return Err(s3_error!(AccessDenied, "Access Denied"));
+        return Ok(Principal::Anonymous);
     };
     Ok(keyring.find(&credentials.access_key).await?.1)
 }
@@ -205,7 +205,7 @@ pub struct AccessControl {
 
 impl AccessControl {
     async fn check_operation(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        xml_body::check_signed_and_size(cx)?;
+        xml_body::check_subresource_and_size(cx)?;
         let principal = principal(&self.keyring, cx.credentials()).await?;
         // The context lends its extensions mutably only: the client
         // address is copied out.

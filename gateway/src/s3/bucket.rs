@@ -19,6 +19,9 @@ pub async fn create(
     let principal = keyring::principal_of(&req.extensions)?;
     let created = match &principal {
         Principal::Administrator { .. } => s3.meta().create_bucket(&name, s3.now_ms()).await,
+        Principal::Anonymous => {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
         Principal::Key(record) => {
             let created = s3
                 .meta()
