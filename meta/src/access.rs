@@ -16,7 +16,7 @@ use crate::limits::{
     BUCKET_POLICY_SIZE_MAX,
 };
 use crate::op::{Apply, Outcome, Query, SIZE_BASE};
-use crate::records::access::{AccessKeyRecord, Permissions};
+use crate::records::access::{AccessKeyRecord, Permissions, PublicAccessBlock};
 use crate::schema::{self, decode_record, encode_record};
 use crate::tree::{open_read, read_bucket};
 
@@ -89,6 +89,7 @@ pub(crate) fn forget_bucket(ctx: &mut ApplyContext<'_>, bucket: &str) -> Result<
         write_key(&mut ctx.access_keys, record)?;
     }
     ctx.bucket_policies.remove(bucket.as_bytes())?;
+    ctx.public_access_blocks.remove(bucket.as_bytes())?;
     Ok(())
 }
 
@@ -349,6 +350,69 @@ impl Query for GetBucketPolicy {
             return Err(MetaError::NoSuchBucket(self.bucket.clone()));
         }
         let Some(table) = open_read(txn, schema::BUCKET_POLICIES)? else {
+            return Ok(None);
+        };
+        match table.get(self.bucket.as_bytes())? {
+            Some(value) => Ok(Some(decode_record(value.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Sets a bucket's public access block. `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutPublicAccessBlock {
+    pub bucket: String,
+    pub block: PublicAccessBlock,
+}
+
+impl Apply for PutPublicAccessBlock {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        ctx.public_access_blocks.insert(
+            self.bucket.as_bytes(),
+            encode_record(&self.block)?.as_slice(),
+        )?;
+        Ok(Ok(()))
+    }
+}
+
+/// Removes a bucket's public access block, if any. `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletePublicAccessBlock {
+    pub bucket: String,
+}
+
+impl Apply for DeletePublicAccessBlock {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        ctx.public_access_blocks.remove(self.bucket.as_bytes())?;
+        Ok(Ok(()))
+    }
+}
+
+/// Linearizable: the bucket's public access block, if set. `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetPublicAccessBlock {
+    pub bucket: String,
+}
+
+impl Query for GetPublicAccessBlock {
+    type Reply = Option<PublicAccessBlock>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Option<PublicAccessBlock>> {
+        let Some(buckets) = open_read(txn, schema::BUCKETS)? else {
+            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
+        };
+        if read_bucket(&buckets, &self.bucket)?.is_none() {
+            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
+        }
+        let Some(table) = open_read(txn, schema::PUBLIC_ACCESS_BLOCKS)? else {
             return Ok(None);
         };
         match table.get(self.bucket.as_bytes())? {

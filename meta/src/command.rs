@@ -14,8 +14,9 @@ use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{
-    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DenyAccessKey,
-    GetAccessKey, GetBucketPolicy, ListAccessKeys, PutBucketPolicy,
+    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DeletePublicAccessBlock,
+    DenyAccessKey, GetAccessKey, GetBucketPolicy, GetPublicAccessBlock, ListAccessKeys,
+    PutBucketPolicy, PutPublicAccessBlock,
 };
 use crate::chunks::{
     ChunkCounts, ChunkRecords, ChunksReferenced, CollectOrphans, GcAck, GcQueue, ServerChunks,
@@ -189,6 +190,8 @@ writes!(
     CreateBucketAs,
     PutBucketPolicy,
     DeleteBucketPolicy,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
 );
 
 reads!(
@@ -212,6 +215,7 @@ reads!(
     GetAccessKey,
     ListAccessKeys,
     GetBucketPolicy,
+    GetPublicAccessBlock,
 );
 
 /// A command's outcome as the log remembers it.

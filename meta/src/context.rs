@@ -41,6 +41,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) bucket_tags: WriteTable<'txn>,
     pub(crate) access_keys: WriteTable<'txn>,
     pub(crate) bucket_policies: WriteTable<'txn>,
+    pub(crate) public_access_blocks: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -70,6 +71,7 @@ impl<'txn> ApplyContext<'txn> {
             bucket_tags: txn.open_table(schema::BUCKET_TAGS)?,
             access_keys: txn.open_table(schema::ACCESS_KEYS)?,
             bucket_policies: txn.open_table(schema::BUCKET_POLICIES)?,
+            public_access_blocks: txn.open_table(schema::PUBLIC_ACCESS_BLOCKS)?,
         })
     }
 

@@ -28,6 +28,7 @@
 //! | `ns_completed_uploads` | upload id (16 bytes)         | [`crate::records::upload::CompletedUpload`] |
 //! | `ns_access_keys` | access key id bytes                 | [`crate::records::access::AccessKeyRecord`] |
 //! | `ns_bucket_policies` | bucket name bytes               | the policy's JSON (`String`) |
+//! | `ns_public_access_blocks` | bucket name bytes          | [`crate::records::access::PublicAccessBlock`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -109,6 +110,8 @@ pub const BUCKET_TAGS: StateTable = StateTable::new("ns_bucket_tags");
 pub const ACCESS_KEYS: StateTable = StateTable::new("ns_access_keys");
 /// bucket name → the bucket's policy, JSON as PutBucketPolicy gave it.
 pub const BUCKET_POLICIES: StateTable = StateTable::new("ns_bucket_policies");
+/// bucket name → [`crate::records::access::PublicAccessBlock`].
+pub const PUBLIC_ACCESS_BLOCKS: StateTable = StateTable::new("ns_public_access_blocks");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -131,6 +134,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     BUCKET_TAGS,
     ACCESS_KEYS,
     BUCKET_POLICIES,
+    PUBLIC_ACCESS_BLOCKS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 
 use arbor_meta::access::{
-    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DenyAccessKey,
-    GetAccessKey, GetBucketPolicy, Grant, ListAccessKeys, PutBucketPolicy,
+    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DeletePublicAccessBlock,
+    DenyAccessKey, GetAccessKey, GetBucketPolicy, GetPublicAccessBlock, Grant, ListAccessKeys,
+    PutBucketPolicy, PutPublicAccessBlock,
 };
 use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
 use arbor_meta::namespace::{CreateBucket, CreateBucketAs, DeleteBucket};
 use arbor_meta::op::Query;
-use arbor_meta::records::{AccessKeyRecord, Permissions};
+use arbor_meta::records::{AccessKeyRecord, Permissions, PublicAccessBlock};
 use arbor_meta::{MetaError, schema};
 use redb::backends::InMemoryBackend;
 use redb::{Database, ReadableDatabase};
@@ -342,4 +343,46 @@ fn a_bucket_policy_is_set_removed_and_goes_with_its_bucket() {
     .expect("delete bucket");
     f.bucket("photos");
     assert_eq!(policy(&f), Ok(None), "a new bucket of the name has none");
+}
+
+#[test]
+fn a_public_access_block_is_set_removed_and_goes_with_its_bucket() {
+    let mut f = Fixture::new();
+    let read = |f: &Fixture| {
+        let txn = f.db.begin_read().expect("read");
+        GetPublicAccessBlock {
+            bucket: "photos".to_owned(),
+        }
+        .read(&txn)
+    };
+    let block = PublicAccessBlock {
+        block_public_policy: true,
+        restrict_public_buckets: true,
+        ..PublicAccessBlock::default()
+    };
+    let put = PutPublicAccessBlock {
+        bucket: "photos".to_owned(),
+        block,
+    };
+    assert_eq!(
+        f.apply(put.clone()),
+        Err(MetaError::NoSuchBucket("photos".to_owned()))
+    );
+    assert_eq!(read(&f), Err(MetaError::NoSuchBucket("photos".to_owned())));
+    f.bucket("photos");
+    assert_eq!(read(&f), Ok(None));
+    f.apply(put.clone()).expect("put");
+    assert_eq!(read(&f), Ok(Some(block)));
+    f.apply(DeletePublicAccessBlock {
+        bucket: "photos".to_owned(),
+    })
+    .expect("delete");
+    assert_eq!(read(&f), Ok(None));
+    f.apply(put).expect("put again");
+    f.apply(DeleteBucket {
+        name: "photos".to_owned(),
+    })
+    .expect("delete bucket");
+    f.bucket("photos");
+    assert_eq!(read(&f), Ok(None));
 }

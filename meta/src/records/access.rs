@@ -73,3 +73,15 @@ impl AccessKeyRecord {
         self.buckets.get(bucket).copied().unwrap_or_default()
     }
 }
+
+/// A bucket's public access block (S3's PutPublicAccessBlock): what keeps
+/// it from being made public.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    /// A public policy is refused.
+    pub block_public_policy: bool,
+    /// A public policy admits no anonymous request.
+    pub restrict_public_buckets: bool,
+}
