@@ -396,7 +396,10 @@ fn needs(op: &str) -> Option<Needs> {
         | "PutBucketPolicy"
         | "GetBucketPolicy"
         | "DeleteBucketPolicy"
-        | "GetBucketPolicyStatus" => Needs::Owner,
+        | "GetBucketPolicyStatus"
+        | "PutPublicAccessBlock"
+        | "GetPublicAccessBlock"
+        | "DeletePublicAccessBlock" => Needs::Owner,
         _ => return None,
     })
 }
@@ -635,6 +638,21 @@ async fn call(op: &str, s3: &aws_sdk_s3::Client, signer: &Signer, bucket: &str) 
             answer(s3.get_bucket_policy_status().bucket(bucket).send().await)
         }
         "DeleteBucketPolicy" => answer(s3.delete_bucket_policy().bucket(bucket).send().await),
+        "PutPublicAccessBlock" => answer(
+            s3.put_public_access_block()
+                .bucket(bucket)
+                .public_access_block_configuration(
+                    aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(true)
+                        .build(),
+                )
+                .send()
+                .await,
+        ),
+        "GetPublicAccessBlock" => answer(s3.get_public_access_block().bucket(bucket).send().await),
+        "DeletePublicAccessBlock" => {
+            answer(s3.delete_public_access_block().bucket(bucket).send().await)
+        }
         "RenameObject" => {
             let target = format!("/{bucket}/scratch-renamed?renameObject");
             let source = format!("/{bucket}/scratch-missing");
@@ -1344,5 +1362,62 @@ async fn anonymous_requests_get_what_a_policy_allows_everyone() {
         .send()
         .await
         .expect("still there");
+
+    // A public access block: RestrictPublicBuckets keeps the anonymous
+    // out at once, BlockPublicPolicy refuses a public policy.
+    let e = root
+        .get_public_access_block()
+        .bucket("site")
+        .send()
+        .await
+        .expect_err("none yet");
+    assert_eq!(e.code(), Some("NoSuchPublicAccessBlockConfiguration"));
+    root.put_public_access_block()
+        .bucket("site")
+        .public_access_block_configuration(
+            aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                .restrict_public_buckets(true)
+                .block_public_policy(true)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("block");
+    let block = root
+        .get_public_access_block()
+        .bucket("site")
+        .send()
+        .await
+        .expect("read block");
+    let config = block.public_access_block_configuration().expect("config");
+    assert_eq!(config.restrict_public_buckets(), Some(true));
+    assert_eq!(config.block_public_acls(), Some(false));
+    refused(
+        &anonymous("GET", "/site/public/index.html").await,
+        "restricted",
+    );
+    let e = root
+        .put_bucket_policy()
+        .bucket("site")
+        .policy(policy_text(&[r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"}"#.to_owned()]))
+        .send()
+        .await
+        .expect_err("public policy blocked");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    root.put_bucket_policy()
+        .bucket("site")
+        .policy(policy_text(&[r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#.to_owned()]))
+        .send()
+        .await
+        .expect("a policy narrowed to a network is not public");
+    root.delete_public_access_block()
+        .bucket("site")
+        .send()
+        .await
+        .expect("unblock");
+    refused(
+        &anonymous("GET", "/site/public/index.html").await,
+        "not from 10/8",
+    );
     server.stop().expect("stop");
 }

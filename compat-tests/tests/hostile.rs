@@ -1294,6 +1294,7 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             | ("GET" | "PUT", false, "ownershipControls")
             | ("GET" | "PUT" | "DELETE", false, "policy")
             | ("GET", false, "policyStatus")
+            | ("GET" | "PUT" | "DELETE", false, "publicAccessBlock")
             | ("GET", true, "attributes")
             | ("GET" | "POST" | "DELETE", true, "uploadId")
             // RenameObject; without x-amz-rename-source it is refused
@@ -2118,12 +2119,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?website",
         "NotImplemented",
     ),
-    (
-        "DeletePublicAccessBlock",
-        "DELETE",
-        "?publicAccessBlock",
-        "NotImplemented",
-    ),
     ("GetBucketAbac", "GET", "?abac", "NotImplemented"),
     (
         "GetBucketAccelerateConfiguration",
@@ -2222,12 +2217,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "GetObjectTorrent",
         "GET",
         "/small?torrent",
-        "NotImplemented",
-    ),
-    (
-        "GetPublicAccessBlock",
-        "GET",
-        "?publicAccessBlock",
         "NotImplemented",
     ),
     (
@@ -2340,12 +2329,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "PutObjectRetention",
         "PUT",
         "/small?retention",
-        "NotImplemented",
-    ),
-    (
-        "PutPublicAccessBlock",
-        "PUT",
-        "?publicAccessBlock",
         "NotImplemented",
     ),
     ("RestoreObject", "POST", "/small?restore", "NotImplemented"),

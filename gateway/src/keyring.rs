@@ -7,16 +7,17 @@
 //! the [`NodeKey`]) and remembers what it found, the key or its absence,
 //! for [`CACHE_TTL_MS`]. A change made through this gateway is seen at once
 //! (the entry is dropped); one made through another gateway within
-//! [`CACHE_TTL_MS`]. Bucket policies are cached the same way.
+//! [`CACHE_TTL_MS`]. Bucket policies and public access blocks are cached
+//! the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arbor_meta::MetaClient;
 use arbor_meta::MetaError;
-use arbor_meta::access::{GetAccessKey, GetBucketPolicy};
+use arbor_meta::access::{GetAccessKey, GetBucketPolicy, GetPublicAccessBlock};
 use arbor_meta::clock::{SharedClock, SharedEntropy};
-use arbor_meta::records::{AccessKeyRecord, Permissions};
+use arbor_meta::records::{AccessKeyRecord, Permissions, PublicAccessBlock};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
 
@@ -133,8 +134,15 @@ struct Found {
     record: Arc<AccessKeyRecord>,
 }
 
-/// A bucket's policy (or its absence) and when it was read.
-type CachedPolicy = (i64, Option<Arc<Policy>>);
+/// A bucket's rules and when they were read.
+type CachedPolicy = (i64, BucketRules);
+
+/// What a bucket says of who may reach it, beside the keys' grants.
+#[derive(Clone, Debug, Default)]
+pub struct BucketRules {
+    pub policy: Option<Arc<Policy>>,
+    pub block: PublicAccessBlock,
+}
 
 struct Cached {
     fetched_ms: i64,
@@ -237,26 +245,36 @@ impl Keyring {
         }
     }
 
-    /// The policy of `bucket`, if it has one (none if the bucket does not
-    /// exist), as read at most [`CACHE_TTL_MS`] ago.
-    pub async fn policy(&self, bucket: &str) -> S3Result<Option<Arc<Policy>>> {
+    /// The policy and public access block of `bucket` (none if the
+    /// bucket does not exist), as read at most [`CACHE_TTL_MS`] ago.
+    pub async fn bucket_rules(&self, bucket: &str) -> S3Result<BucketRules> {
         let now = self.now_ms();
         if let Ok(policies) = self.inner.policies.lock()
-            && let Some((fetched_ms, policy)) = policies.get(bucket)
+            && let Some((fetched_ms, rules)) = policies.get(bucket)
             && (0..CACHE_TTL_MS).contains(&now.saturating_sub(*fetched_ms))
         {
-            return Ok(policy.clone());
+            return Ok(rules.clone());
         }
-        let text = match self
-            .inner
-            .meta
+        let meta = &self.inner.meta;
+        let bucket_name = bucket.to_owned();
+        let text = match meta
             .read(GetBucketPolicy {
-                bucket: bucket.to_owned(),
+                bucket: bucket_name.clone(),
             })
             .await
         {
             Ok(text) => text,
             Err(MetaError::NoSuchBucket(_)) => None,
+            Err(e) => return Err(error::from_meta(e)),
+        };
+        let block = match meta
+            .read(GetPublicAccessBlock {
+                bucket: bucket_name,
+            })
+            .await
+        {
+            Ok(block) => block.unwrap_or_default(),
+            Err(MetaError::NoSuchBucket(_)) => PublicAccessBlock::default(),
             Err(e) => return Err(error::from_meta(e)),
         };
         let policy = match text {
@@ -265,16 +283,17 @@ impl Keyring {
                 error::internal("a stored bucket policy does not parse", e)
             })?)),
         };
+        let rules = BucketRules { policy, block };
         if let Ok(mut policies) = self.inner.policies.lock() {
             if policies.len() >= KEY_CACHE_ENTRIES_MAX {
                 policies.clear();
             }
-            policies.insert(bucket.to_owned(), (now, policy.clone()));
+            policies.insert(bucket.to_owned(), (now, rules.clone()));
         }
-        Ok(policy)
+        Ok(rules)
     }
 
-    /// Forgets the cached policy of `bucket` (after a change to it).
+    /// Forgets the cached rules of `bucket` (after a change to them).
     pub fn forget_policy(&self, bucket: &str) {
         if let Ok(mut policies) = self.inner.policies.lock() {
             policies.remove(bucket);

@@ -78,7 +78,10 @@ pub fn needed(op: &str) -> Option<Need> {
         | "GetBucketPolicy"
         | "PutBucketPolicy"
         | "DeleteBucketPolicy"
-        | "GetBucketPolicyStatus" => Need::Bucket(Owner),
+        | "GetBucketPolicyStatus"
+        | "GetPublicAccessBlock"
+        | "PutPublicAccessBlock"
+        | "DeletePublicAccessBlock" => Need::Bucket(Owner),
         _ => return None,
     };
     Some(need)
@@ -154,9 +157,14 @@ async fn policy_decision(
     action: &str,
     key: Option<&str>,
 ) -> S3Result<Decision> {
-    let Some(policy) = keyring.policy(bucket).await? else {
+    let rules = keyring.bucket_rules(bucket).await?;
+    let Some(policy) = rules.policy else {
         return Ok(Decision::Silent);
     };
+    // RestrictPublicBuckets: the policy admits no anonymous request.
+    if principal.is_anonymous() && rules.block.restrict_public_buckets {
+        return Ok(Decision::Silent);
+    }
     let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
     let prefix = query_value(request.uri, "prefix");
     let facts = Facts {

@@ -92,6 +92,9 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         "GetObjectAttributes" => &["attributes"],
         "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy" => &["policy"],
         "GetBucketPolicyStatus" => &["policyStatus"],
+        "GetPublicAccessBlock" | "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
+            &["publicAccessBlock"]
+        }
         "UploadPart"
         | "UploadPartCopy"
         | "ListParts"

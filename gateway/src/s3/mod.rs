@@ -475,6 +475,33 @@ impl S3 for Arbor {
             .await
             .map_err(|e| request_id.stamp(e))
     }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::put_block(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::get_block(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::delete_block(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
     async fn get_object_attributes(
         &self,
         req: S3Request<GetObjectAttributesInput>,

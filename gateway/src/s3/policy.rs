@@ -1,8 +1,13 @@
-//! Bucket policies: Put, Get, Delete and GetBucketPolicyStatus. The
-//! language and its enforcement are `crate::policy` and
-//! `crate::permission`; here the document is checked and stored.
+//! Bucket policies: Put, Get, Delete and GetBucketPolicyStatus; and the
+//! public access block that may forbid public ones. The language and its
+//! enforcement are `crate::policy` and `crate::permission`; here the
+//! documents are checked and stored.
 
-use arbor_meta::access::{DeleteBucketPolicy, GetBucketPolicy, PutBucketPolicy};
+use arbor_meta::access::{
+    DeleteBucketPolicy, DeletePublicAccessBlock, GetBucketPolicy, GetPublicAccessBlock,
+    PutBucketPolicy, PutPublicAccessBlock,
+};
+use arbor_meta::records::PublicAccessBlock;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -42,8 +47,22 @@ pub async fn put(
             "Policies must be no more than 20 KB"
         ));
     }
-    Policy::parse(&bucket, &text)
+    let policy = Policy::parse(&bucket, &text)
         .map_err(|where_| S3Error::with_message(S3ErrorCode::MalformedPolicy, where_))?;
+    let block = s3
+        .meta()
+        .read(GetPublicAccessBlock {
+            bucket: bucket.clone(),
+        })
+        .await
+        .map_err(error::from_meta)?
+        .unwrap_or_default();
+    if block.block_public_policy && policy.is_public() {
+        return Err(s3_error!(
+            AccessDenied,
+            "Public policies are blocked by the BlockPublicPolicy block public access setting."
+        ));
+    }
     let written = s3
         .meta()
         .write(PutBucketPolicy {
@@ -100,4 +119,78 @@ pub async fn status(
             is_public: Some(policy.is_public()),
         }),
     }))
+}
+
+pub async fn put_block(
+    s3: &Arbor,
+    req: S3Request<PutPublicAccessBlockInput>,
+) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+    let bucket = req.input.bucket;
+    record_target("PutPublicAccessBlock", &bucket, None);
+    let c = req.input.public_access_block_configuration;
+    let block = PublicAccessBlock {
+        block_public_acls: c.block_public_acls.unwrap_or(false),
+        ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
+        block_public_policy: c.block_public_policy.unwrap_or(false),
+        restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
+    };
+    let written = s3
+        .meta()
+        .write(PutPublicAccessBlock {
+            bucket: bucket.clone(),
+            block,
+        })
+        .await;
+    forget(&req.extensions, &bucket);
+    written.map_err(error::from_meta)?;
+    Ok(S3Response::new(PutPublicAccessBlockOutput::default()))
+}
+
+pub async fn get_block(
+    s3: &Arbor,
+    req: S3Request<GetPublicAccessBlockInput>,
+) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+    record_target("GetPublicAccessBlock", &req.input.bucket, None);
+    let block = s3
+        .meta()
+        .read(GetPublicAccessBlock {
+            bucket: req.input.bucket.clone(),
+        })
+        .await
+        .map_err(error::from_meta)?;
+    let Some(block) = block else {
+        let mut e = S3Error::with_message(
+            S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
+            "The public access block configuration was not found",
+        );
+        e.set_status_code(http::StatusCode::NOT_FOUND);
+        return Err(e);
+    };
+    Ok(S3Response::new(GetPublicAccessBlockOutput {
+        public_access_block_configuration: Some(PublicAccessBlockConfiguration {
+            block_public_acls: Some(block.block_public_acls),
+            ignore_public_acls: Some(block.ignore_public_acls),
+            block_public_policy: Some(block.block_public_policy),
+            restrict_public_buckets: Some(block.restrict_public_buckets),
+        }),
+    }))
+}
+
+pub async fn delete_block(
+    s3: &Arbor,
+    req: S3Request<DeletePublicAccessBlockInput>,
+) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+    let bucket = req.input.bucket;
+    record_target("DeletePublicAccessBlock", &bucket, None);
+    let deleted = s3
+        .meta()
+        .write(DeletePublicAccessBlock {
+            bucket: bucket.clone(),
+        })
+        .await;
+    forget(&req.extensions, &bucket);
+    deleted.map_err(error::from_meta)?;
+    let mut response = S3Response::new(DeletePublicAccessBlockOutput::default());
+    response.status = Some(http::StatusCode::NO_CONTENT);
+    Ok(response)
 }
