@@ -1168,6 +1168,35 @@ async fn a_bucket_policy_allows_more_and_its_deny_wins() {
         .send()
         .await
         .expect("with If-None-Match");
+    // Renaming a denied key out of its prefix would lift the Deny.
+    let signer = Signer::new(&server.endpoint, &writer_id, &writer_secret);
+    let rename = move |source: &'static str, destination: &'static str| {
+        let signer = signer.clone();
+        tokio::task::spawn_blocking(move || {
+            let target = format!("/site/{destination}?renameObject");
+            let headers = signer.sign_headers(
+                "PUT",
+                &target,
+                &[("x-amz-rename-source", source)],
+                Payload::Sha256Of(b""),
+                SystemTime::now(),
+            );
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            raw_request(&signer.endpoint, "PUT", &target, &headers, b"").expect("rename")
+        })
+    };
+    let response = rename("site/private/b.txt", "public/b.txt")
+        .await
+        .expect("join");
+    assert_eq!(response.status, 403, "{response:?}");
+    assert_eq!(response.error_code().as_deref(), Some("AccessDenied"));
+    let response = rename("site/public/a.txt", "public/moved.txt")
+        .await
+        .expect("join");
+    assert_eq!(response.status, 200, "{response:?}");
     // The administrator is not bound by policies.
     root.get_object()
         .bucket("site")

@@ -148,6 +148,32 @@ pub async fn authorize(
     }
 }
 
+/// Refuses `request` if its bucket's policy denies any of `actions` on
+/// `key` (a rename's source: moving a key out of a denied prefix would
+/// lift the Deny).
+pub async fn check_policy_denies(
+    keyring: &Keyring,
+    principal: &Principal,
+    request: &Request<'_>,
+    actions: &[&str],
+    key: &str,
+) -> S3Result<()> {
+    let Some(bucket) = request.bucket else {
+        return Ok(());
+    };
+    if principal.is_administrator() {
+        return Ok(());
+    }
+    for action in actions {
+        let decision =
+            policy_decision(keyring, principal, request, bucket, action, Some(key)).await?;
+        if decision == Decision::Deny {
+            return Err(denied(principal, request.op, Some(bucket)));
+        }
+    }
+    Ok(())
+}
+
 /// What `bucket`'s policy says of `action` on `key` (or the bucket).
 async fn policy_decision(
     keyring: &Keyring,

@@ -66,10 +66,10 @@ impl S3Route for Routes {
 
 impl Routes {
     /// A request whose signer (or anonymous caller) may call what the
-    /// route serves: the
-    /// admin API is the administrator's; RenameObject needs write on its
-    /// bucket; a GET or HEAD with an ignored Range what the same request
-    /// without it needs. The signer goes into the extensions.
+    /// route serves: the admin API is the administrator's; RenameObject
+    /// needs write on its bucket, and no policy Deny on its source; a GET
+    /// or HEAD with an ignored Range what the same request without it
+    /// needs. The signer goes into the extensions.
     async fn check_permission(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         let principal = permission::principal(&self.keyring, req.credentials.as_ref()).await?;
         let admin = self
@@ -107,6 +107,14 @@ impl Routes {
             extensions: &req.extensions,
         };
         permission::authorize(&self.keyring, &principal, &request).await?;
+        if op == "RenameObject"
+            && let Some(bucket) = request.bucket
+            && let Ok(source) = s3::rename::source_key(bucket, &req.headers)
+        {
+            let actions = ["s3:GetObject", "s3:DeleteObject", "s3:PutObject"];
+            permission::check_policy_denies(&self.keyring, &principal, &request, &actions, &source)
+                .await?;
+        }
         req.extensions.insert(principal);
         Ok(())
     }
