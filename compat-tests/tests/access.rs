@@ -127,6 +127,20 @@ async fn keys_are_managed_by_arbor_admin_and_secrets_are_sealed_at_rest() {
         .send()
         .await
         .expect("write once allowed, at once");
+    // GetBucketAcl shows the key's grants beside the owner's.
+    let acl = root
+        .get_bucket_acl()
+        .bucket("photos")
+        .send()
+        .await
+        .expect("acl");
+    let mine: Vec<String> = acl
+        .grants()
+        .iter()
+        .filter(|g| g.grantee().and_then(|e| e.id()) == Some(id.as_str()))
+        .filter_map(|g| g.permission().map(|p| p.as_str().to_owned()))
+        .collect();
+    assert_eq!(mine, vec!["READ".to_owned(), "WRITE".to_owned()], "{acl:?}");
     let info = admin_ok(
         &server,
         &["key", "deny", &id, "--bucket", "photos", "--write"],
