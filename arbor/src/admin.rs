@@ -37,12 +37,134 @@ pub enum AdminCommand {
         bucket: String,
         policy: Option<String>,
     },
+    /// Access keys: create, list, show, delete, and their permissions.
+    Key {
+        #[command(subcommand)]
+        command: KeyAdmin,
+    },
     /// Membership and status of the metadata group (spoken to its nodes).
     /// Needs the metadata nodes: --meta, ARBOR_META or `meta` in the file.
     Meta {
         #[command(subcommand)]
         command: MetaAdmin,
     },
+}
+
+/// `arbor admin key ...`.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum KeyAdmin {
+    /// Create an access key; its secret is printed this once.
+    Create {
+        /// A name for people (`backup`, `dashboard`).
+        name: String,
+        /// Allow it to create buckets (it owns those it creates).
+        #[arg(long)]
+        create_bucket: bool,
+    },
+    /// List the keys (the administrator's first), without secrets.
+    List,
+    /// Show one key and its permissions.
+    Info { access_key: String },
+    /// Delete a key: requests it signs are refused from then on.
+    Delete { access_key: String },
+    /// Give a key permissions on a bucket, or the right to create buckets.
+    Allow {
+        access_key: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+    },
+    /// Take permissions from a key.
+    Deny {
+        access_key: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+    },
+}
+
+/// What `allow` and `deny` change.
+#[derive(Clone, Debug, clap::Args)]
+pub struct GrantArgs {
+    /// The bucket the permissions are on.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Get, head and list objects; read the bucket's settings.
+    #[arg(long)]
+    read: bool,
+    /// Put, copy, delete and upload objects.
+    #[arg(long)]
+    write: bool,
+    /// Change the bucket's settings; delete it.
+    #[arg(long)]
+    owner: bool,
+    /// Create buckets.
+    #[arg(long)]
+    create_bucket: bool,
+}
+
+impl GrantArgs {
+    fn body(&self) -> anyhow::Result<Bytes> {
+        let any = self.read || self.write || self.owner;
+        if self.bucket.is_some() != any {
+            bail!("name --bucket with at least one of --read, --write, --owner");
+        }
+        if !any && !self.create_bucket {
+            bail!("name --bucket and permissions, or --create-bucket");
+        }
+        Ok(Bytes::from(
+            serde_json::json!({
+                "bucket": self.bucket,
+                "read": self.read,
+                "write": self.write,
+                "owner": self.owner,
+                "create_bucket": self.create_bucket,
+            })
+            .to_string(),
+        ))
+    }
+}
+
+/// An access key id as a path segment: letters and digits only.
+fn key_segment(access_key: &str) -> anyhow::Result<&str> {
+    if access_key.is_empty() || !access_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        bail!("an access key id is letters and digits, not {access_key:?}");
+    }
+    Ok(access_key)
+}
+
+fn key_request(command: KeyAdmin) -> anyhow::Result<(Method, String, Bytes)> {
+    Ok(match command {
+        KeyAdmin::Create {
+            name,
+            create_bucket,
+        } => (
+            Method::POST,
+            "keys".to_owned(),
+            Bytes::from(
+                serde_json::json!({ "name": name, "create_bucket": create_bucket }).to_string(),
+            ),
+        ),
+        KeyAdmin::List => (Method::GET, "keys".to_owned(), Bytes::new()),
+        KeyAdmin::Info { access_key } => (
+            Method::GET,
+            format!("keys/{}", key_segment(&access_key)?),
+            Bytes::new(),
+        ),
+        KeyAdmin::Delete { access_key } => (
+            Method::DELETE,
+            format!("keys/{}", key_segment(&access_key)?),
+            Bytes::new(),
+        ),
+        KeyAdmin::Allow { access_key, grant } => (
+            Method::POST,
+            format!("keys/{}/allow", key_segment(&access_key)?),
+            grant.body()?,
+        ),
+        KeyAdmin::Deny { access_key, grant } => (
+            Method::POST,
+            format!("keys/{}/deny", key_segment(&access_key)?),
+            grant.body()?,
+        ),
+    })
 }
 
 /// Runs one `arbor admin` command with settings `main` has validated,
@@ -53,6 +175,7 @@ pub async fn run(config: AdminConfig, command: AdminCommand) -> anyhow::Result<(
             return run_meta_admin(config.meta, command).await;
         }
         AdminCommand::Status => (Method::GET, "status".to_owned(), Bytes::new()),
+        AdminCommand::Key { command } => key_request(command)?,
         AdminCommand::OverwritePolicy {
             bucket,
             policy: None,

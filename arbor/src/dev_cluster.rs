@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use arbor_gateway::auth::{self, Credentials};
+use arbor_gateway::sealing::NodeKey;
 use arbor_meta::MetaClient;
 use arbor_meta::records::ServerStatus;
 use serde::{Deserialize, Serialize};
@@ -305,6 +306,8 @@ pub async fn run(settings: DevClusterConfig, shutdown: CancellationToken) -> any
         .with_context(|| format!("creating {}", dir.display()))?;
     let dir = std::fs::canonicalize(&dir)?;
     let (credentials, _) = auth::load_or_create(&dir, None)?;
+    // The gateways share --dir: made once here, before any of them starts.
+    NodeKey::load_or_create(&dir, &arbor_meta::clock::OsEntropy)?;
     let recorded = Layout::load(&dir)?;
     let restarted = recorded.as_ref().is_some_and(|l| l.formed);
     let mut layout = Layout::plan(&settings, recorded)?;

@@ -5,6 +5,7 @@ use anyhow::Context;
 use arbor_chunkstore::{
     ChunkBackend, ChunkClients, ClientOptions, ClusterChunks, Repairer, Replicator,
 };
+use arbor_gateway::sealing::NodeKey;
 use arbor_gateway::{auth, http_server, service};
 use arbor_meta::MetaClient;
 use arbor_meta::clock::Seams;
@@ -25,6 +26,9 @@ pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::
     let clients = ChunkClients::new(ClientOptions::default());
     let (repairer, repairs) = Repairer::start(clients.clone(), shutdown.clone());
     let seams = Seams::system();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let node_key = NodeKey::load_or_create(&config.data_dir, seams.entropy.as_ref())?;
     let chunks = ClusterChunks::new(
         meta.clone(),
         Replicator::new(clients, Some(repairer)),
@@ -38,6 +42,7 @@ pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::
         ChunkBackend::Cluster(chunks),
         settings,
         &credentials,
+        node_key,
         config.domain.clone(),
         seams,
     );

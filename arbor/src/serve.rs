@@ -4,6 +4,7 @@
 use anyhow::Context;
 use arbor_chunkstore::{ChunkBackend, ChunkStore, Collector, GcConfig};
 use arbor_gateway::auth::{self, CredentialsSource};
+use arbor_gateway::sealing::NodeKey;
 use arbor_gateway::{http_server, service};
 use arbor_meta::clock::Seams;
 use arbor_meta::{MetaConfig, MetaNode};
@@ -46,6 +47,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     .await
     .context("opening the chunk store")?;
 
+    let node_key = NodeKey::load_or_create(&config.data_dir, seams.entropy.as_ref())?;
     let settings = config.gateway_settings();
     let backend = ChunkBackend::Local(chunks);
     let frontend = service::frontend(
@@ -53,6 +55,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         backend.clone(),
         settings,
         &credentials,
+        node_key,
         config.domain.clone(),
         seams.clone(),
     );

@@ -248,6 +248,59 @@ awscli_if_none_match() {
     aws s3 rb s3://cli-cond
 }
 
+# A second key, allowed to read and write one bucket only.
+arbor_admin() { env ARBOR_ACCESS_KEY="$ACCESS_KEY" ARBOR_SECRET_KEY="$SECRET_KEY" \
+    "$ARBOR_BIN" admin --endpoint "$ENDPOINT" "$@"; }
+json_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+restricted_key() { # restricted_key NAME BUCKET: sets KEY_ID and KEY_SECRET
+    arbor_admin key create "$1" >key.json
+    KEY_ID=$(json_field key.json access_key)
+    KEY_SECRET=$(json_field key.json secret_key)
+    arbor_admin key allow "$KEY_ID" --bucket "$2" --read --write >/dev/null
+}
+awscli_restricted_key() {
+    aws s3 mb s3://cli-allowed
+    aws s3 mb s3://cli-forbidden
+    restricted_key cli-app cli-allowed
+    as_key() { AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$KEY_SECRET aws "$@"; }
+    make_file f 3000
+    as_key s3 cp f s3://cli-allowed/dir/f
+    as_key s3 cp s3://cli-allowed/dir/f f.back
+    same_file f f.back
+    as_key s3 ls s3://cli-allowed/dir/ >listing
+    grep -q ' f$' listing || fail "ls: $(cat listing)"
+    as_key s3 ls >buckets
+    expect_eq "buckets the key sees" cli-allowed "$(awk '{print $3}' buckets)"
+    for refused in "s3 cp f s3://cli-forbidden/f" "s3 ls s3://cli-forbidden/" \
+        "s3 mb s3://cli-mine" "s3 rb s3://cli-allowed" "s3 cp s3://cli-allowed/dir/f s3://cli-forbidden/g"; do
+        # shellcheck disable=SC2086
+        if as_key $refused >out 2>&1; then fail "$refused succeeded"; fi
+        grep -q 'AccessDenied' out || fail "$refused: $(cat out)"
+    done
+    as_key s3 rm s3://cli-allowed/dir/f
+    aws s3 rb s3://cli-allowed
+    aws s3 rb s3://cli-forbidden
+}
+# A bucket whose policy lets anyone read one prefix: plain curl reads it.
+awscli_public_curl() {
+    aws s3 mb s3://cli-public
+    make_file page.html 2000
+    aws s3 cp page.html s3://cli-public/www/page.html
+    aws s3 cp page.html s3://cli-public/hidden/page.html
+    aws s3api put-bucket-policy --bucket cli-public --policy \
+        '{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cli-public/www/*"}]}'
+    curl -sS --fail -o page.back "$ENDPOINT/cli-public/www/page.html"
+    same_file page.html page.back
+    code=$(curl -sS -o denied.xml -w '%{http_code}' "$ENDPOINT/cli-public/hidden/page.html")
+    expect_eq "anonymous GET outside the policy" 403 "$code"
+    grep -q '<Code>AccessDenied</Code>' denied.xml || fail "$(cat denied.xml)"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT --data-binary @page.html \
+        "$ENDPOINT/cli-public/www/new.html")
+    expect_eq "anonymous PUT" 403 "$code"
+    aws s3 rm --recursive s3://cli-public/
+    aws s3 rb s3://cli-public
+}
+
 # ---- boto3 ----------------------------------------------------------------------
 
 boto3_step() { python3 "$CLIENTS_DIR/boto3_suite.py" "$1"; }
@@ -362,6 +415,25 @@ rclone_purge() {
     rclone purge arbor:rclone-bucket
     aws s3 ls >buckets
     ! grep -q ' rclone-bucket$' buckets || fail "rclone-bucket still listed after purge"
+}
+rclone_restricted_key() {
+    rclone mkdir arbor:rclone-allowed
+    rclone mkdir arbor:rclone-forbidden
+    restricted_key rclone-app rclone-allowed
+    as_key() { RCLONE_CONFIG_ARBOR_ACCESS_KEY_ID=$KEY_ID \
+        RCLONE_CONFIG_ARBOR_SECRET_ACCESS_KEY=$KEY_SECRET rclone --s3-no-check-bucket "$@"; }
+    make_tree tree
+    as_key copy tree arbor:rclone-allowed/tree
+    as_key check tree arbor:rclone-allowed/tree
+    as_key lsf -R --files-only arbor:rclone-allowed/tree >listing
+    expect_eq "lsf -R as the key" "$(tree_files tree)" "$(LC_ALL=C sort listing)"
+    if as_key copy tree arbor:rclone-forbidden/tree 2>out; then fail "copy to another bucket"; fi
+    grep -q 'AccessDenied' out || fail "copy: $(cat out)"
+    if as_key lsf arbor:rclone-forbidden 2>out; then fail "listing another bucket"; fi
+    grep -q 'AccessDenied' out || fail "lsf: $(cat out)"
+    as_key purge arbor:rclone-allowed/tree
+    rclone rmdir arbor:rclone-allowed
+    rclone rmdir arbor:rclone-forbidden
 }
 
 # A bucket with Object Lock (so versioning) and a default GOVERNANCE
@@ -507,10 +579,11 @@ s3cmd_del() {
 # shellcheck disable=SC2034
 {
     STEPS_awscli=(awscli_mb awscli_cp_small awscli_cp_multipart awscli_ls awscli_sync awscli_mv
-        awscli_rm_recursive awscli_if_none_match awscli_object_lock)
+        awscli_rm_recursive awscli_if_none_match awscli_object_lock awscli_restricted_key
+        awscli_public_curl)
     STEPS_boto3=(boto3_transfer boto3_paginate boto3_delete_objects boto3_presign)
     STEPS_rclone=(rclone_copy rclone_multipart rclone_sync rclone_fast_list rclone_directory_markers
-        rclone_purge rclone_versioned)
+        rclone_purge rclone_versioned rclone_restricted_key)
     STEPS_restic=(restic_init restic_backup restic_check restic_restore restic_forget_prune
         restic_versioned)
     STEPS_s3cmd=(s3cmd_put_get s3cmd_ls s3cmd_sync s3cmd_del)
@@ -566,7 +639,7 @@ run_step() { # run_step CLIENT STEP
 
 start_server
 echo "arbor $("$ARBOR_BIN" --version 2>/dev/null || true) at $ENDPOINT, work dir $WORK"
-export ENDPOINT HOSTPORT ACCESS_KEY SECRET_KEY WORK CLIENTS_DIR PATH
+export ENDPOINT HOSTPORT ACCESS_KEY SECRET_KEY WORK CLIENTS_DIR PATH ARBOR_BIN
 export AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY AWS_DEFAULT_REGION=us-east-1
 export AWS_CONFIG_FILE=$WORK/home/aws-config AWS_SHARED_CREDENTIALS_FILE=$WORK/home/aws-credentials
 # No retries: a stalled or refused request must fail its step, not be
@@ -601,7 +674,7 @@ EOF
 export -f $(declare -F | awk '{print $3}')
 
 # What each client's steps run, beyond coreutils.
-declare -A NEEDS=([awscli]=aws [boto3]=python3 [rclone]="rclone aws" [restic]="restic python3"
+declare -A NEEDS=([awscli]="aws curl python3" [boto3]=python3 [rclone]="rclone aws python3" [restic]="restic python3"
     [s3cmd]=s3cmd)
 for client in "${CLIENTS[@]}"; do
     echo "== $client"

@@ -165,6 +165,52 @@ async fn dev_cluster_serves_through_every_gateway_and_comes_back_on_restart() {
         assert!(get(&s3[(n / 2 + 1) % 2], key).await == *body, "{key}");
     }
 
+    // A key created and granted through one gateway works through the
+    // other at once: keys live in the metadata group, and the gateways
+    // share the node key that seals their secrets.
+    let endpoints = strings(&info["s3_endpoints"]);
+    let admin = |endpoint: &str, args: &[&str]| -> Value {
+        let out = std::process::Command::new(arbor_compat_tests::arbor_binary().expect("binary"))
+            .args(["admin", "--endpoint", endpoint])
+            .args(args)
+            .env(
+                "ARBOR_ACCESS_KEY",
+                info["access_key"].as_str().expect("key"),
+            )
+            .env(
+                "ARBOR_SECRET_KEY",
+                info["secret_key"].as_str().expect("secret"),
+            )
+            .output()
+            .expect("arbor admin");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let key = admin(&endpoints[0], &["key", "create", "reader"]);
+    let id = key["access_key"].as_str().expect("id");
+    admin(
+        &endpoints[0],
+        &["key", "allow", id, "--bucket", "dev", "--read"],
+    );
+    let reader = common::client(
+        &endpoints[1],
+        id,
+        key["secret_key"].as_str().expect("secret"),
+    );
+    assert!(get(&reader, "small-0").await == objects[0].1);
+    let refused = reader
+        .put_object()
+        .bucket("dev")
+        .key("nope")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("read only");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&refused),
+        Some("AccessDenied")
+    );
+
     stop(process, &info);
     let layout = dir.path().join("cluster.json");
     assert!(layout.exists(), "no {}", layout.display());

@@ -1206,15 +1206,12 @@ async fn key_and_bucket_name_limits() {
 async fn unsupported_operations_are_not_implemented() {
     with_fixture(|f| async move {
         let lifecycle = b"<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
-        let policy = br#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::hostile/*"}]}"#;
         let cors = b"<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin></CORSRule></CORSConfiguration>";
         let select = b"<SelectObjectContentRequest><Expression>SELECT * FROM S3Object</Expression><ExpressionType>SQL</ExpressionType><InputSerialization><CSV></CSV></InputSerialization><OutputSerialization><CSV></CSV></OutputSerialization></SelectObjectContentRequest>";
         let known = object_target(KNOWN);
-        let cases: [(&str, String, &[u8]); 7] = [
+        let cases: [(&str, String, &[u8]); 5] = [
             ("PUT", format!("/{BUCKET}?lifecycle"), lifecycle),
             ("GET", format!("/{BUCKET}?lifecycle"), b""),
-            ("PUT", format!("/{BUCKET}?policy"), policy),
-            ("GET", format!("/{BUCKET}?policy"), b""),
             ("PUT", format!("/{BUCKET}?cors"), cors),
             ("GET", format!("/{BUCKET}?website"), b""),
             ("POST", format!("{known}?select&select-type=2"), select),
@@ -1298,6 +1295,9 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             | ("POST", true, "uploads")
             | ("GET" | "PUT" | "DELETE", _, "tagging")
             | ("GET" | "PUT", false, "ownershipControls")
+            | ("GET" | "PUT" | "DELETE", false, "policy")
+            | ("GET", false, "policyStatus")
+            | ("GET" | "PUT" | "DELETE", false, "publicAccessBlock")
             | ("GET", true, "attributes")
             | ("GET" | "POST" | "DELETE", true, "uploadId")
             // RenameObject; without x-amz-rename-source it is refused
@@ -2110,7 +2110,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?ownershipControls",
         "NotImplemented",
     ),
-    ("DeleteBucketPolicy", "DELETE", "?policy", "NotImplemented"),
     (
         "DeleteBucketReplication",
         "DELETE",
@@ -2121,12 +2120,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "DeleteBucketWebsite",
         "DELETE",
         "?website",
-        "NotImplemented",
-    ),
-    (
-        "DeletePublicAccessBlock",
-        "DELETE",
-        "?publicAccessBlock",
         "NotImplemented",
     ),
     ("GetBucketAbac", "GET", "?abac", "NotImplemented"),
@@ -2192,13 +2185,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?notification",
         "NotImplemented",
     ),
-    ("GetBucketPolicy", "GET", "?policy", "NotImplemented"),
-    (
-        "GetBucketPolicyStatus",
-        "GET",
-        "?policyStatus",
-        "NotImplemented",
-    ),
     (
         "GetBucketReplication",
         "GET",
@@ -2216,12 +2202,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "GetObjectTorrent",
         "GET",
         "/small?torrent",
-        "NotImplemented",
-    ),
-    (
-        "GetPublicAccessBlock",
-        "GET",
-        "?publicAccessBlock",
         "NotImplemented",
     ),
     (
@@ -2299,7 +2279,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?notification",
         "NotImplemented",
     ),
-    ("PutBucketPolicy", "PUT", "?policy", "NotImplemented"),
     (
         "PutBucketReplication",
         "PUT",
@@ -2313,12 +2292,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "NotImplemented",
     ),
     ("PutBucketWebsite", "PUT", "?website", "NotImplemented"),
-    (
-        "PutPublicAccessBlock",
-        "PUT",
-        "?publicAccessBlock",
-        "NotImplemented",
-    ),
     ("RestoreObject", "POST", "/small?restore", "NotImplemented"),
     (
         "SelectObjectContent",

@@ -1,16 +1,14 @@
 //! Credentials: generated on first start and kept (mode 0600) in the data
 //! directory, or given by the configuration (the `arbor` crate reads them
 //! from a file or `ARBOR_ACCESS_KEY` / `ARBOR_SECRET_KEY`).
-//! Signature checking itself is s3s's SigV4 implementation, against
-//! [`KeyPair`].
+//! These are the administrator's key; signature checking itself is s3s's,
+//! against `keyring::Keyring`.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rand::Rng;
-use s3s::auth::{S3Auth, SecretKey};
-use s3s::{S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
 pub const CREDENTIALS_FILE: &str = "credentials.json";
@@ -116,46 +114,6 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
         .collect()
 }
 
-/// The one key pair s3s checks signatures against. Unlike s3s's
-/// `SimpleAuth` (`NotSignedUp`), an unknown access key is refused as S3
-/// refuses it: `403 InvalidAccessKeyId`.
-pub struct KeyPair {
-    access_key: String,
-    secret_key: SecretKey,
-}
-
-impl KeyPair {
-    pub fn new(credentials: &Credentials) -> Self {
-        KeyPair {
-            access_key: credentials.access_key.clone(),
-            secret_key: SecretKey::from(credentials.secret_key.clone()),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl S3Auth for KeyPair {
-    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        if access_key == self.access_key {
-            Ok(self.secret_key.clone())
-        } else {
-            Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS access key ID you provided does not exist in our records."
-            ))
-        }
-    }
-}
-
-/// s3s's default access rule, which Arbor's access check and routes keep:
-/// every request must be signed (s3s has checked the signature by then).
-pub fn require_signature(credentials: Option<&s3s::auth::Credentials>) -> S3Result<()> {
-    match credentials {
-        Some(_) => Ok(()),
-        None => Err(s3_error!(AccessDenied, "Access Denied")),
-    }
-}
-
 /// The region named in a SigV4 credential scope, from the Authorization
 /// header or a presigned URL's `X-Amz-Credential`.
 pub fn signed_region(headers: &http::HeaderMap, uri: &http::Uri) -> Option<String> {
@@ -206,19 +164,6 @@ mod tests {
             signed_region(&http::HeaderMap::new(), &"/".parse().expect("uri")),
             None
         );
-    }
-
-    #[tokio::test]
-    async fn unknown_access_key_is_invalid_access_key_id() {
-        let keys = KeyPair::new(&Credentials {
-            access_key: "AKID".into(),
-            secret_key: "secret".into(),
-        });
-        let secret = keys.get_secret_key("AKID").await.expect("known key");
-        assert_eq!(secret.expose(), "secret");
-        let e = keys.get_secret_key("OTHER").await.expect_err("unknown key");
-        assert_eq!(e.code(), &s3s::S3ErrorCode::InvalidAccessKeyId);
-        assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(403));
     }
 
     #[test]

@@ -87,6 +87,18 @@ pub fn from_meta(e: MetaError) -> S3Error {
             C::PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold.",
         ),
+        MetaError::NoSuchAccessKey(_) => (
+            C::InvalidAccessKeyId,
+            "The AWS access key ID you provided does not exist in our records.",
+        ),
+        MetaError::AccessKeyExists(_) => {
+            return custom(
+                "EntityAlreadyExists",
+                "An access key with this id already exists.",
+                http::StatusCode::CONFLICT,
+            );
+        }
+        MetaError::AccessDenied(_) => (C::AccessDenied, "Access Denied"),
         MetaError::OverwriteRefused => (
             C::PreconditionFailed,
             "The bucket's overwrite policy refuses to replace an existing object.",
@@ -328,6 +340,9 @@ mod tests {
             MetaError::NotLeader { .. } => (C::SlowDown, 503),
             MetaError::Unavailable(_) => (C::SlowDown, 503),
             MetaError::Timeout => (C::SlowDown, 503),
+            MetaError::NoSuchAccessKey(_) => (C::InvalidAccessKeyId, 403),
+            MetaError::AccessKeyExists(_) => (C::Custom("EntityAlreadyExists".into()), 409),
+            MetaError::AccessDenied(_) => (C::AccessDenied, 403),
             MetaError::Storage(_) => (C::InternalError, 500),
             MetaError::Raft(_) => (C::InternalError, 500),
             MetaError::Corrupt(_) => (C::InternalError, 500),
@@ -367,6 +382,9 @@ mod tests {
             },
             MetaError::ObjectLocked("l".into()),
             MetaError::NoObjectLockConfig("b".into()),
+            MetaError::NoSuchAccessKey("k".into()),
+            MetaError::AccessKeyExists("k".into()),
+            MetaError::AccessDenied("k".into()),
             MetaError::NotLeader { leader: None },
             MetaError::Unavailable("x".into()),
             MetaError::Timeout,

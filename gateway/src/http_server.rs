@@ -64,7 +64,9 @@ pub async fn run(listener: TcpListener, frontend: Arc<Frontend>, shutdown: Cance
         let (frontend, builder) = (frontend.clone(), builder.clone());
         let unsized_bodies = unsized_bodies.clone();
         async move {
-            let service = hyper::service::service_fn(move |req| {
+            let client = ClientAddress(peer.ip());
+            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(client);
                 handle(frontend.clone(), unsized_bodies.clone(), req)
             });
             if let Err(e) = serve_http_connection(stream, &builder, service, draining).await {
@@ -74,6 +76,11 @@ pub async fn run(listener: TcpListener, frontend: Arc<Frontend>, shutdown: Cance
     })
     .await;
 }
+
+/// The address a request came from, in its extensions (for bucket
+/// policies' `aws:SourceIp`).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub std::net::IpAddr);
 
 async fn handle(
     frontend: Arc<Frontend>,

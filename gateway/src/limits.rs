@@ -55,3 +55,13 @@ const _: () = assert!(LIST_KEYS_MAX as usize == arbor_meta::limits::LIST_PAGE_MA
 const _: () = assert!(
     DELETE_OBJECTS_KEYS_MAX * (arbor_meta::limits::KEY_LEN_MAX * 6 + 100) < XML_BODY_SIZE_MAX
 );
+/// How long a gateway trusts what it read of an access key (its secret
+/// and permissions, or its absence): a change made through another
+/// gateway takes effect within this. One second keeps a key lookup off
+/// nearly every request's path while a revoked key stops working at once
+/// in practice.
+pub const KEY_CACHE_TTL_MS: i64 = 1000;
+/// Access keys (known or unknown) a gateway remembers at most; when full it
+/// forgets them all, so a client trying random key ids costs memory
+/// bounded by this.
+pub const KEY_CACHE_ENTRIES_MAX: usize = 4096;

@@ -1,6 +1,6 @@
 //! The S3 service as every gateway serves it: s3s over [`Arbor`], with
-//! Arbor's bucket names, admin and Range routes, key pair, XML body limits
-//! and, given a domain, virtual-host-style addressing.
+//! Arbor's bucket names, admin and Range routes, keys and permissions, XML
+//! body limits and, given a domain, virtual-host-style addressing.
 
 use std::sync::Arc;
 
@@ -12,12 +12,14 @@ use s3s::service::S3ServiceBuilder;
 use crate::admin::{AdminRoute, NamesWithAdmin};
 use crate::auth;
 use crate::http_server::{Frontend, VirtualHosts};
+use crate::keyring::Keyring;
+use crate::permission::AccessControl;
+use crate::sealing::NodeKey;
 use arbor_meta::clock::Seams;
 
 use crate::limits::XML_BODY_SIZE_MAX;
 use crate::routes::{IgnoredRange, RenameRoute, Routes};
 use crate::s3::{Arbor, GatewaySettings};
-use crate::xml_body::XmlBodies;
 
 /// The S3 service over `meta` and `backend`, ready for
 /// [`crate::http_server::run`].
@@ -26,9 +28,17 @@ pub fn frontend(
     backend: ChunkBackend,
     settings: GatewaySettings,
     credentials: &auth::Credentials,
+    node_key: NodeKey,
     domain: Option<String>,
     seams: Seams,
 ) -> Arc<Frontend> {
+    let keyring = Keyring::new(
+        credentials.clone(),
+        meta.clone(),
+        node_key,
+        seams.clock.clone(),
+        seams.entropy.clone(),
+    );
     let region = settings.region.clone();
     let entropy = seams.entropy.clone();
     let clock = seams.clock.clone();
@@ -44,7 +54,9 @@ pub fn frontend(
         admin: AdminRoute {
             meta,
             chunks: backend,
+            keyring: keyring.clone(),
         },
+        keyring: keyring.clone(),
         ignored_range: IgnoredRange {
             // Checks no signature: only `Routes` reaches it, after s3s has.
             unauthenticated: s3_service(arbor.clone(), domain.as_deref()).build(),
@@ -54,8 +66,8 @@ pub fn frontend(
             hosts: domain.clone().map(|domain| VirtualHosts { domain }),
         },
     });
-    builder.set_auth(auth::KeyPair::new(credentials));
-    builder.set_access(XmlBodies);
+    builder.set_auth(keyring.clone());
+    builder.set_access(AccessControl { keyring });
     Arc::new(Frontend {
         s3: builder.build(),
         region,

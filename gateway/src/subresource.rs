@@ -93,6 +93,11 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         | "DeleteBucketTagging" => &["tagging"],
         "GetBucketOwnershipControls" | "PutBucketOwnershipControls" => &["ownershipControls"],
         "GetObjectAttributes" => &["attributes"],
+        "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy" => &["policy"],
+        "GetBucketPolicyStatus" => &["policyStatus"],
+        "GetPublicAccessBlock" | "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
+            &["publicAccessBlock"]
+        }
         "UploadPart"
         | "UploadPartCopy"
         | "ListParts"

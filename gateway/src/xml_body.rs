@@ -6,8 +6,8 @@
 //! check of `x-amz-content-sha256`, and answers every failure of that read
 //! but one of its own with 500 InternalError: a body over the limit, or
 //! whose SHA-256 is not the signed one. So the front end watches each
-//! request body ([`WatchedBody`]); [`XmlBodies`], s3s's access check (run
-//! once the request is authenticated and its operation known, before the
+//! request body ([`WatchedBody`]); [`check_subresource_and_size`], part of
+//! s3s's access check (run once the request is authenticated and its operation known, before the
 //! body is read), arms the watch for these operations; and when s3s
 //! answers 500, [`BodyWatch::verdict`] says which client mistake caused it.
 //!
@@ -24,13 +24,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use s3s::access::{S3Access, S3AccessContext};
+use s3s::access::S3AccessContext;
 use s3s::{S3Error, S3ErrorCode, S3Result};
 use sha2::{Digest, Sha256};
 
 use crate::limits::XML_BODY_SIZE_MAX;
-use crate::s3::RequestId;
-use crate::{auth, error, subresource};
+use crate::{error, subresource};
 
 /// The operations s3s reads the body of whole (as s3s 0.14.1's
 /// `resolve_route` marks them); every other body streams to the operation.
@@ -229,22 +228,12 @@ impl Body for WatchedBody {
     }
 }
 
-/// s3s's access check: a request must be signed (s3s's default), its
-/// query may name no subresource its operation does not take
-/// ([`subresource::check`]), and a body s3s is about to read whole is
-/// refused if it declares a length over `XML_BODY_SIZE_MAX`, else watched.
-pub struct XmlBodies;
-
-#[async_trait::async_trait]
-impl S3Access for XmlBodies {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let request_id = RequestId::of(cx.extensions_mut());
-        check_signed_and_size(cx).map_err(|e| request_id.stamp(e))
-    }
-}
-
-fn check_signed_and_size(cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-    auth::require_signature(cx.credentials())?;
+/// The first part of s3s's access check (`permission::AccessControl`,
+/// which then checks who may do what): the query may name no subresource
+/// its operation does not take ([`subresource::check`]), and a body s3s is
+/// about to read whole is refused if it declares a length over
+/// `XML_BODY_SIZE_MAX`, else watched.
+pub(crate) fn check_subresource_and_size(cx: &mut S3AccessContext<'_>) -> S3Result<()> {
     subresource::check(cx.s3_op().name(), cx.uri().query())?;
     if !READ_WHOLE.contains(&cx.s3_op().name()) {
         return Ok(());

@@ -47,9 +47,9 @@ use crate::multipart::{
     GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf,
-    GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
-    SetOverwritePolicy,
+    CreateBucket, CreateBucketAs, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects,
+    DeleteObjectsIf, GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject,
+    PutObjectTags, SetOverwritePolicy,
 };
 use crate::raft::types::{Proposal, RequestId};
 use crate::reclaim::{
@@ -280,6 +280,29 @@ impl MetaClient {
         keys::validate_bucket_name(name)?;
         let name = name.to_owned();
         self.write(CreateBucket { name, created_ms }).await
+    }
+    /// Creates a bucket owned by `access_key`, which must be allowed to
+    /// create buckets; with `object_lock`, with versioning enabled and
+    /// Object Lock on.
+    pub async fn create_bucket_as(
+        &self,
+        name: &str,
+        created_ms: i64,
+        access_key: &str,
+        object_lock: bool,
+    ) -> Result<BucketInfo> {
+        keys::validate_bucket_name(name)?;
+        let bucket = CreateBucket {
+            name: name.to_owned(),
+            created_ms,
+        };
+        let access_key = access_key.to_owned();
+        self.write(CreateBucketAs {
+            bucket,
+            access_key,
+            object_lock,
+        })
+        .await
     }
     /// Deletes an empty bucket (`BucketNotEmpty` otherwise).
     pub async fn delete_bucket(&self, name: &str) -> Result<()> {

@@ -13,6 +13,11 @@
 use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use crate::access::{
+    AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DeletePublicAccessBlock,
+    DenyAccessKey, GetAccessKey, GetBucketPolicy, GetPublicAccessBlock, ListAccessKeys,
+    PutBucketPolicy, PutPublicAccessBlock,
+};
 use crate::append::AppendObject;
 use crate::chunks::{
     ChunkCounts, ChunkRecords, ChunksReferenced, CollectOrphans, GcAck, GcQueue, ServerChunks,
@@ -26,11 +31,11 @@ use crate::multipart::{
     GetCompletedUpload, GetUpload, ListParts, ListUploads, UploadPart,
 };
 use crate::namespace::{
-    CreateBucket, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
-    DeleteObjectIf, DeleteObjects, DeleteObjectsIf, GetBucket, GetBucketTags, GetBucketVersioning,
-    GetObject, GetObjectLock, GetObjectLockConfig, GetObjectVersion, ListBuckets, PutBucketTags,
-    PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
-    SetObjectRetention, SetOverwritePolicy,
+    CreateBucket, CreateBucketAs, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys,
+    DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf, GetBucket, GetBucketTags,
+    GetBucketVersioning, GetObject, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
+    ListBuckets, PutBucketTags, PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold,
+    SetObjectLockConfig, SetObjectRetention, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -189,6 +194,15 @@ writes!(
     SetObjectLockConfig,
     SetObjectRetention,
     SetObjectLegalHold,
+    CreateAccessKey,
+    DeleteAccessKey,
+    AllowAccessKey,
+    DenyAccessKey,
+    CreateBucketAs,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
 );
 
 reads!(
@@ -214,6 +228,10 @@ reads!(
     ListObjectVersions,
     GetObjectLockConfig,
     GetObjectLock,
+    GetAccessKey,
+    ListAccessKeys,
+    GetBucketPolicy,
+    GetPublicAccessBlock,
 );
 
 /// A command's outcome as the log remembers it.

@@ -42,6 +42,9 @@ pub struct ApplyContext<'txn> {
     pub(crate) bucket_versioning: WriteTable<'txn>,
     pub(crate) bucket_lock: WriteTable<'txn>,
     pub(crate) version_locks: WriteTable<'txn>,
+    pub(crate) access_keys: WriteTable<'txn>,
+    pub(crate) bucket_policies: WriteTable<'txn>,
+    pub(crate) public_access_blocks: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -72,6 +75,9 @@ impl<'txn> ApplyContext<'txn> {
             bucket_versioning: txn.open_table(schema::BUCKET_VERSIONING)?,
             bucket_lock: txn.open_table(schema::BUCKET_LOCK)?,
             version_locks: txn.open_table(schema::VERSION_LOCKS)?,
+            access_keys: txn.open_table(schema::ACCESS_KEYS)?,
+            bucket_policies: txn.open_table(schema::BUCKET_POLICIES)?,
+            public_access_blocks: txn.open_table(schema::PUBLIC_ACCESS_BLOCKS)?,
         })
     }
 

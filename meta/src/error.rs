@@ -62,6 +62,13 @@ pub enum MetaError {
     /// A write's If-Match / If-None-Match expectation did not hold.
     #[error("precondition failed")]
     PreconditionFailed,
+    #[error("access key {0} does not exist")]
+    NoSuchAccessKey(String),
+    #[error("access key {0} already exists")]
+    AccessKeyExists(String),
+    /// The key has not the permission the operation needs.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
     /// The bucket's overwrite policy refuses this write.
     #[error("overwrite refused by bucket policy")]
     OverwriteRefused,

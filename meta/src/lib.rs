@@ -12,15 +12,16 @@
 //!    data);
 //! 2. `schema` (tables, key encodings), `context` (the apply context),
 //!    `op` (the operation traits), `tree` (inode-tree steps), `placement`;
-//! 3. the domain modules, each owning its operations: `chunks`, then
-//!    `namespace`, then `listing`, `multipart`, `append`, `rename` and
-//!    `reclaim`;
+//! 3. the domain modules, each owning its operations: `chunks`, `access`
+//!    (access keys and their grants), then `namespace`, then `listing`,
+//!    `multipart`, `append`, `rename` and `reclaim`;
 //!    `registry`;
 //! 4. `command` (every operation, listed once), `raft` (log, state
 //!    machine store, network, group commit);
 //! 5. `rpc` (the wire), `replica`, then `server` and `client`, then `node`;
 //!    `offline` (a runtime task).
 
+pub mod access;
 pub mod append;
 pub mod chunks;
 pub mod client;

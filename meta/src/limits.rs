@@ -106,3 +106,14 @@ pub const CLIENT_TOKENS_MAX: u64 = 100_000;
 pub const COMPLETED_UPLOADS_MAX: u64 = 100_000;
 /// A client token's length (AWS: at most 64 ASCII characters, 33..=126).
 pub const CLIENT_TOKEN_LEN_MAX: usize = 64;
+
+/// Access keys a deployment may have: bounds the rows a bucket deletion
+/// visits to drop their grants, and the admin API's listing.
+pub const ACCESS_KEYS_MAX: u64 = 1000;
+/// An access key id's length: AWS's are 16 to 128 characters.
+pub const ACCESS_KEY_LEN_MIN: usize = 16;
+pub const ACCESS_KEY_LEN_MAX: usize = 128;
+/// A key's name, for people: a word or a short phrase.
+pub const ACCESS_KEY_NAME_LEN_MAX: usize = 128;
+/// A bucket policy's size: AWS's limit (20 KB).
+pub const BUCKET_POLICY_SIZE_MAX: usize = 20 * 1024;

@@ -6,6 +6,7 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use crate::access;
 use crate::chunks::{self, check_placements};
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
@@ -239,6 +240,7 @@ impl Apply for DeleteBucket {
         ctx.bucket_tags.remove(name.as_bytes())?;
         ctx.bucket_versioning.remove(name.as_bytes())?;
         ctx.bucket_lock.remove(name.as_bytes())?;
+        access::forget_bucket(ctx, name)?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
     }
@@ -1426,5 +1428,41 @@ impl Query for GetObjectLock {
             Some(table) => version_lock(&table, entry.inode, &version),
             None => Ok(VersionLock::default()),
         }
+    }
+}
+/// Creates a bucket for a key that may create buckets, and makes the key
+/// its owner (read, write, owner), in one command. `AccessDenied` if the
+/// key may not (any more) create buckets, `NoSuchAccessKey` if it is gone;
+/// otherwise as [`CreateBucket`], or as [`CreateLockedBucket`] with
+/// `object_lock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateBucketAs {
+    pub bucket: CreateBucket,
+    pub access_key: String,
+    /// Versioning enabled and Object Lock on, in the same command.
+    pub object_lock: bool,
+}
+
+impl Apply for CreateBucketAs {
+    type Reply = BucketInfo;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<BucketInfo>> {
+        if let Err(e) = access::may_create_bucket(ctx, &self.access_key)? {
+            return Ok(Err(e));
+        }
+        let created = if self.object_lock {
+            CreateLockedBucket {
+                name: self.bucket.name.clone(),
+                created_ms: self.bucket.created_ms,
+            }
+            .apply(ctx)?
+        } else {
+            self.bucket.apply(ctx)?
+        };
+        let info = match created {
+            Ok(info) => info,
+            Err(e) => return Ok(Err(e)),
+        };
+        access::grant_owner(ctx, &self.access_key, &info.name)?;
+        Ok(Ok(info))
     }
 }

@@ -29,6 +29,9 @@
 //! | `ns_bucket_versioning` | bucket name bytes            | [`crate::records::object::Versioning`] |
 //! | `ns_bucket_lock` | bucket name bytes                  | [`crate::records::object::ObjectLockConfig`] |
 //! | `ns_version_locks` | version key (as `ns_versions`)   | [`crate::records::object::VersionLock`] |
+//! | `ns_access_keys` | access key id bytes                 | [`crate::records::access::AccessKeyRecord`] |
+//! | `ns_bucket_policies` | bucket name bytes               | the policy's JSON (`String`) |
+//! | `ns_public_access_blocks` | bucket name bytes          | [`crate::records::access::PublicAccessBlock`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -115,6 +118,13 @@ pub const BUCKET_LOCK: StateTable = StateTable::new("ns_bucket_lock");
 /// version key → [`crate::records::object::VersionLock`]: the retention
 /// and legal hold of a version; no row when it has neither.
 pub const VERSION_LOCKS: StateTable = StateTable::new("ns_version_locks");
+/// access key id → [`crate::records::access::AccessKeyRecord`]: the keys
+/// beside the administrator's, with sealed secrets and grants.
+pub const ACCESS_KEYS: StateTable = StateTable::new("ns_access_keys");
+/// bucket name → the bucket's policy, JSON as PutBucketPolicy gave it.
+pub const BUCKET_POLICIES: StateTable = StateTable::new("ns_bucket_policies");
+/// bucket name → [`crate::records::access::PublicAccessBlock`].
+pub const PUBLIC_ACCESS_BLOCKS: StateTable = StateTable::new("ns_public_access_blocks");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -138,6 +148,9 @@ pub const STATE_TABLES: &[StateTable] = &[
     BUCKET_VERSIONING,
     BUCKET_LOCK,
     VERSION_LOCKS,
+    ACCESS_KEYS,
+    BUCKET_POLICIES,
+    PUBLIC_ACCESS_BLOCKS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

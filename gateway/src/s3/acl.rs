@@ -105,11 +105,46 @@ pub async fn get_bucket(
         .head_bucket(&req.input.bucket)
         .await
         .map_err(error::from_meta)?;
-    let (owner, grants) = owner_full_control();
+    let (owner, mut grants) = owner_full_control();
+    grants.extend(key_grants(s3, &req.input.bucket).await?);
     Ok(S3Response::new(GetBucketAclOutput {
         owner: Some(owner),
         grants: Some(grants),
     }))
+}
+
+/// The access keys' permissions on `bucket` as ACL grants: `read` is
+/// READ, `write` WRITE, `owner` READ_ACP and WRITE_ACP (the bucket's
+/// settings), each to the key's id as a canonical user.
+async fn key_grants(s3: &Arbor, bucket: &str) -> S3Result<Grants> {
+    let keys = s3
+        .meta()
+        .read(arbor_meta::access::ListAccessKeys)
+        .await
+        .map_err(error::from_meta)?;
+    let mut grants = Vec::new();
+    for key in keys {
+        let held = key.permissions(bucket);
+        let names = [
+            (held.read, Permission::READ),
+            (held.write, Permission::WRITE),
+            (held.owner, Permission::READ_ACP),
+            (held.owner, Permission::WRITE_ACP),
+        ];
+        for (_, permission) in names.into_iter().filter(|(on, _)| *on) {
+            grants.push(Grant {
+                grantee: Some(Grantee {
+                    display_name: Some(key.name.clone()),
+                    email_address: None,
+                    id: Some(key.access_key.clone()),
+                    type_: Type::from_static(Type::CANONICAL_USER),
+                    uri: None,
+                }),
+                permission: Some(Permission::from_static(permission)),
+            });
+        }
+    }
+    Ok(grants)
 }
 
 pub async fn put_bucket(

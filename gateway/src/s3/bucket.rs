@@ -8,6 +8,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::{Arbor, acl, record_target, time};
 use crate::error;
+use crate::keyring::{self, Keyring, Permission, Principal};
 use crate::limits::LIST_BUCKETS_MAX;
 
 pub async fn create(
@@ -17,19 +18,43 @@ pub async fn create(
     acl::check_canned_bucket_acl(req.input.acl.as_ref(), &req.headers)?;
     let name = req.input.bucket;
     record_target("CreateBucket", &name, None);
-    let created = if req.input.object_lock_enabled_for_bucket == Some(true) {
-        // Versioning enabled and Object Lock on, in the same command.
-        s3.meta()
-            .write(CreateLockedBucket {
-                name: name.clone(),
-                created_ms: s3.now_ms(),
-            })
-            .await
-    } else {
-        s3.meta().create_bucket(&name, s3.now_ms()).await
+    let principal = keyring::principal_of(&req.extensions)?;
+    let object_lock = req.input.object_lock_enabled_for_bucket == Some(true);
+    let created = match &principal {
+        // With Object Lock: versioning enabled and the lock on, in the same
+        // command as the bucket.
+        Principal::Administrator { .. } if object_lock => {
+            s3.meta()
+                .write(CreateLockedBucket {
+                    name: name.clone(),
+                    created_ms: s3.now_ms(),
+                })
+                .await
+        }
+        Principal::Administrator { .. } => s3.meta().create_bucket(&name, s3.now_ms()).await,
+        Principal::Anonymous => {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        Principal::Key(record) => {
+            let created = s3
+                .meta()
+                .create_bucket_as(&name, s3.now_ms(), &record.access_key, object_lock)
+                .await;
+            if let Some(keyring) = req.extensions.get::<Keyring>() {
+                keyring.forget(&record.access_key);
+            }
+            created
+        }
     };
     match created {
         Ok(_) => {}
+        // A bucket of another key: S3's answer for another account's.
+        Err(MetaError::BucketAlreadyExists(_)) if !principal.may(&name, Permission::Owner) => {
+            return Err(s3_error!(
+                BucketAlreadyExists,
+                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+            ));
+        }
         // Every bucket of a deployment is its one owner's. In us-east-1
         // S3 answers a CreateBucket of a bucket the caller already owns
         // with 200, as if it had created it (its legacy behaviour, which
@@ -49,10 +74,12 @@ pub async fn delete(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     record_target("DeleteBucket", &req.input.bucket, None);
-    s3.meta()
-        .delete_bucket(&req.input.bucket)
-        .await
-        .map_err(error::from_meta)?;
+    let deleted = s3.meta().delete_bucket(&req.input.bucket).await;
+    // The bucket's grants went with it, from any key.
+    if let Some(keyring) = req.extensions.get::<Keyring>() {
+        keyring.forget_all();
+    }
+    deleted.map_err(error::from_meta)?;
     Ok(S3Response::new(DeleteBucketOutput::default()))
 }
 
@@ -91,7 +118,10 @@ pub async fn list(
             ));
         }
     };
-    let all = s3.meta().list_buckets().await.map_err(error::from_meta)?;
+    let principal = keyring::principal_of(&req.extensions)?;
+    let mut all = s3.meta().list_buckets().await.map_err(error::from_meta)?;
+    // A key sees the buckets it holds a permission in.
+    all.retain(|b| principal.sees(&b.name));
     let prefix = input.prefix.clone().unwrap_or_default();
     let after = input.continuation_token.clone().unwrap_or_default();
     let mut matching = all

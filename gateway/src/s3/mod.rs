@@ -11,6 +11,7 @@ mod list;
 mod lock;
 mod multipart;
 mod object;
+mod policy;
 pub mod rename;
 mod tagging;
 mod time;
@@ -500,6 +501,69 @@ impl S3 for Arbor {
     ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
         let request_id = RequestId::of(&req.extensions);
         acl::put_ownership_controls(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::put(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::get(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::delete(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::status(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::put_block(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::get_block(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        policy::delete_block(self, req)
             .await
             .map_err(|e| request_id.stamp(e))
     }

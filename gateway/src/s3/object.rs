@@ -273,6 +273,9 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::NoSuchVersion { .. }
         | MetaError::ObjectLocked(_)
         | MetaError::NoObjectLockConfig(_)
+        | MetaError::NoSuchAccessKey(_)
+        | MetaError::AccessKeyExists(_)
+        | MetaError::AccessDenied(_)
         | MetaError::NoSuchUpload(_)
         | MetaError::PartMismatch(_)
         | MetaError::PartsOutOfOrder

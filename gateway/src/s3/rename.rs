@@ -86,7 +86,7 @@ pub async fn rename(
 
 /// The source key of `x-amz-rename-source` (`bucket/key` or
 /// `/bucket/key`, URL-encoded), which must name `bucket`.
-fn source_key(bucket: &str, headers: &HeaderMap) -> S3Result<String> {
+pub(crate) fn source_key(bucket: &str, headers: &HeaderMap) -> S3Result<String> {
     let Some(raw) = header(headers, SOURCE_HEADER)? else {
         return Err(s3_error!(
             InvalidRequest,

@@ -3,6 +3,7 @@
 //! modules: they import nothing of this crate but `clock` (for the
 //! id seams), `error` and `limits`.
 
+pub mod access;
 pub mod chunk;
 pub mod listing;
 pub mod object;
@@ -11,6 +12,7 @@ mod timed_id;
 pub mod tree;
 pub mod upload;
 
+pub use access::{AccessKeyRecord, Permissions, PublicAccessBlock};
 pub use chunk::{ChunkPlacement, ChunkRecord};
 pub use listing::{
     ListEntry, ListPage, ListRequest, ListedObject, ListedVersion, VersionListEntry,
