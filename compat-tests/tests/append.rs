@@ -292,6 +292,7 @@ async fn append_checksums_and_races() {
     // Appends racing at the same offset: exactly one wins each round, and
     // the object holds the winners' bytes in order.
     let mut expected = whole.clone();
+    let mut pieces = vec![first.clone(), second.clone()];
     for round in 0..5u64 {
         let offset = expected.len();
         let bodies: Vec<Vec<u8>> = (0..4).map(|i| bytes(70_000, 100 + round * 4 + i)).collect();
@@ -331,7 +332,26 @@ async fn append_checksums_and_races() {
         }
         assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
         expected.extend_from_slice(&bodies[winners[0]]);
+        pieces.push(bodies[winners[0]].clone());
     }
+    // Each append is a part with its own checksum.
+    let attributes = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("c")
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectParts)
+        .send()
+        .await
+        .expect("attributes");
+    let parts = attributes.object_parts().expect("parts");
+    assert_eq!(parts.total_parts_count(), Some(pieces.len() as i32));
+    let sums: Vec<Option<String>> = parts
+        .parts()
+        .iter()
+        .map(|p| p.checksum_crc32_c().map(str::to_owned))
+        .collect();
+    let wanted: Vec<Option<String>> = pieces.iter().map(|p| Some(crc32c(p))).collect();
+    assert_eq!(sums, wanted);
     assert_eq!(get(&s3, "c").await, expected);
     let head = s3
         .head_object()

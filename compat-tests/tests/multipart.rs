@@ -975,3 +975,155 @@ async fn object_attributes_page_through_the_parts() {
     assert_eq!(e.code(), Some("NoSuchKey"));
     assert!(server.stop().expect("stop").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksum_types_default_and_refuse_as_s3_does() {
+    use aws_sdk_s3::types::{ChecksumType, ObjectAttributes};
+    let (server, s3, _data) = start(&[]).await;
+    // Without x-amz-checksum-type: CRC64NVME is FULL_OBJECT, the others
+    // COMPOSITE.
+    for (algorithm, expected) in [
+        (ChecksumAlgorithm::Crc32, ChecksumType::Composite),
+        (ChecksumAlgorithm::Crc32C, ChecksumType::Composite),
+        (ChecksumAlgorithm::Crc64Nvme, ChecksumType::FullObject),
+        (ChecksumAlgorithm::Sha1, ChecksumType::Composite),
+        (ChecksumAlgorithm::Sha256, ChecksumType::Composite),
+    ] {
+        let out = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("defaults")
+            .checksum_algorithm(algorithm.clone())
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(out.checksum_type(), Some(&expected), "{algorithm:?}");
+    }
+    // Types an algorithm cannot have, and a type without an algorithm.
+    for (algorithm, kind) in [
+        (Some(ChecksumAlgorithm::Crc64Nvme), ChecksumType::Composite),
+        (Some(ChecksumAlgorithm::Sha1), ChecksumType::FullObject),
+        (Some(ChecksumAlgorithm::Sha256), ChecksumType::FullObject),
+        (None, ChecksumType::FullObject),
+    ] {
+        let e = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("refused")
+            .set_checksum_algorithm(algorithm.clone())
+            .checksum_type(kind.clone())
+            .send()
+            .await
+            .expect_err("refused combination");
+        assert_eq!(e.code(), Some("InvalidRequest"), "{algorithm:?} {kind:?}");
+    }
+
+    // A composite SHA-256 upload keeps its parts' checksums.
+    let out = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("composite")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .expect("create");
+    let id = out.upload_id().expect("id").to_owned();
+    let pieces = [bytes(5 * MIB, 61), bytes(1234, 62)];
+    let mut parts = Vec::new();
+    let mut part_sums = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("composite")
+            .upload_id(&id)
+            .part_number(n)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(piece.clone()))
+            .send()
+            .await
+            .expect("part");
+        let sum = out.checksum_sha256().expect("part sha256").to_owned();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().expect("etag"))
+                .checksum_sha256(&sum)
+                .build(),
+        );
+        part_sums.push(sum);
+    }
+    let all = || {
+        CompletedMultipartUpload::builder()
+            .set_parts(Some(parts.clone()))
+            .build()
+    };
+    let complete = || {
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("composite")
+            .upload_id(&id)
+            .multipart_upload(all())
+    };
+    let e = complete()
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await
+        .expect_err("other mode");
+    assert_eq!(e.code(), Some("InvalidRequest"));
+    let e = complete()
+        .checksum_sha256("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=-2")
+        .send()
+        .await
+        .expect_err("wrong composite");
+    assert_eq!(e.code(), Some("BadDigest"));
+    let done = complete()
+        .checksum_type(ChecksumType::Composite)
+        .send()
+        .await
+        .expect("complete");
+    let composite = done.checksum_sha256().expect("composite").to_owned();
+    assert!(composite.ends_with("-2"), "{composite}");
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+
+    let attributes = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("composite")
+        .object_attributes(ObjectAttributes::Checksum)
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .send()
+        .await
+        .expect("attributes");
+    let checksum = attributes.checksum().expect("checksum");
+    assert_eq!(checksum.checksum_sha256(), Some(composite.as_str()));
+    assert_eq!(checksum.checksum_type(), Some(&ChecksumType::Composite));
+    let listed = attributes.object_parts().expect("parts");
+    assert_eq!(listed.total_parts_count(), Some(2));
+    let got: Vec<Option<&str>> = listed.parts().iter().map(|p| p.checksum_sha256()).collect();
+    assert_eq!(
+        got,
+        part_sums
+            .iter()
+            .map(|s| Some(s.as_str()))
+            .collect::<Vec<_>>(),
+        "each part's own checksum"
+    );
+
+    // An upload created without a checksum takes no checksum type.
+    let id = create(&s3, "plain").await;
+    let etag = upload(&s3, "plain", &id, 1, b"small").await;
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("plain")
+        .upload_id(&id)
+        .multipart_upload(completed(&[(1, &etag)]))
+        .checksum_type(ChecksumType::Composite)
+        .send()
+        .await
+        .expect_err("no checksum mode");
+    assert_eq!(e.code(), Some("InvalidRequest"));
+    assert!(server.stop().expect("stop").success());
+}

@@ -196,15 +196,30 @@ pub(super) async fn put(
     };
     parts.push(written.size);
     let checksum = match carried {
-        Some(carried) => checksum::combine_full_object(
-            carried.algorithm,
-            &[(carried.value.clone(), base.size), (body_crc, written.size)],
-        )?
-        .map(|value| ObjectChecksum {
-            algorithm: carried.algorithm,
-            value,
-            full_object: true,
-        }),
+        Some(carried) => {
+            // The parts' own checksums carry over when every part had one:
+            // an object written in one piece is its own first part.
+            let mut part_sums = if base.parts.is_empty() {
+                vec![carried.value.clone()]
+            } else {
+                carried.parts.clone()
+            };
+            if part_sums.len() == parts.len() - 1 {
+                part_sums.push(body_crc.clone());
+            } else {
+                part_sums.clear();
+            }
+            checksum::combine_full_object(
+                carried.algorithm,
+                &[(carried.value.clone(), base.size), (body_crc, written.size)],
+            )?
+            .map(|value| ObjectChecksum {
+                algorithm: carried.algorithm,
+                value,
+                full_object: true,
+                parts: part_sums,
+            })
+        }
         None => None,
     };
     let version = ObjectVersion {

@@ -200,6 +200,7 @@ pub fn verify(
         algorithm,
         value: computed_value.to_owned(),
         full_object: true,
+        parts: Vec::new(),
     })
 }
 

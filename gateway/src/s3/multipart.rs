@@ -88,29 +88,7 @@ pub async fn create(
             )
         })?),
     };
-    let full_object = match input.checksum_type.as_ref().map(ChecksumType::as_str) {
-        None => matches!(algorithm, Some(ChecksumAlgorithm::Crc64Nvme)),
-        Some(ChecksumType::FULL_OBJECT) => true,
-        Some(ChecksumType::COMPOSITE) => false,
-        Some(_) => return Err(s3_error!(InvalidRequest, "Invalid checksum type")),
-    };
-    if full_object
-        && matches!(
-            algorithm,
-            Some(ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256)
-        )
-    {
-        return Err(s3_error!(
-            InvalidRequest,
-            "The FULL_OBJECT checksum type cannot be used with the SHA1 or SHA256 checksum algorithm."
-        ));
-    }
-    if full_object && algorithm.is_none() {
-        return Err(s3_error!(
-            InvalidRequest,
-            "The x-amz-checksum-type header requires x-amz-checksum-algorithm"
-        ));
-    }
+    let full_object = checksum_mode(algorithm, input.checksum_type.as_ref())?;
     let now = s3.now_ms();
     let upload = UploadRecord {
         upload_id: UploadId::with_entropy(now, s3.entropy()),
@@ -335,6 +313,7 @@ pub async fn upload_part_copy(
                 algorithm,
                 value: value.to_owned(),
                 full_object: false,
+                parts: Vec::new(),
             })
         }
         _ => None,
@@ -376,6 +355,81 @@ pub async fn upload_part_copy(
         copy_source_version_id: source_version_id,
         ..Default::default()
     }))
+}
+
+/// Whether an upload's checksum is FULL_OBJECT (else COMPOSITE), from
+/// CreateMultipartUpload's `x-amz-checksum-algorithm` and
+/// `x-amz-checksum-type`. Without a type, CRC64NVME is FULL_OBJECT (its
+/// only type) and the others COMPOSITE: AWS's documentation reads as if
+/// CRC32 and CRC32C defaulted to FULL_OBJECT, but S3 answers COMPOSITE for
+/// them, keeping what uploads got before full-object checksums existed,
+/// and this follows what S3 does. SHA-1 and SHA-256 are COMPOSITE only,
+/// CRC64NVME FULL_OBJECT only. Messages are S3's.
+fn checksum_mode(
+    algorithm: Option<ChecksumAlgorithm>,
+    requested: Option<&ChecksumType>,
+) -> S3Result<bool> {
+    let Some(requested) = requested else {
+        return Ok(matches!(algorithm, Some(ChecksumAlgorithm::Crc64Nvme)));
+    };
+    let Some(algorithm) = algorithm else {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+        ));
+    };
+    let full_object = match requested.as_str() {
+        ChecksumType::FULL_OBJECT => true,
+        ChecksumType::COMPOSITE => false,
+        _ => {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Value for x-amz-checksum-type header is invalid."
+            ));
+        }
+    };
+    let allowed = match algorithm {
+        ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => true,
+        ChecksumAlgorithm::Crc64Nvme => full_object,
+        ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => !full_object,
+    };
+    if !allowed {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            requested.as_str(),
+            checksum::algorithm_name(algorithm)
+        ));
+    }
+    Ok(full_object)
+}
+
+/// CompleteMultipartUpload's `x-amz-checksum-type` must name the upload's
+/// own type, and may only be sent for an upload created with a checksum.
+/// (AWS's reference names BadDigest for a mismatch; S3 answers
+/// InvalidRequest with these messages, which this follows.)
+fn check_complete_mode(upload: &UploadRecord, sent: Option<&ChecksumType>) -> S3Result<()> {
+    let Some(sent) = sent else {
+        return Ok(());
+    };
+    let Some((_, full_object)) = upload.checksum else {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The upload was not created with a checksum mode. The complete request must not include a x-amz-checksum-type header."
+        ));
+    };
+    let mode = if full_object {
+        ChecksumType::FULL_OBJECT
+    } else {
+        ChecksumType::COMPOSITE
+    };
+    if !sent.as_str().eq_ignore_ascii_case(mode) {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The upload was created using the {mode} checksum mode. The complete request must use the same checksum mode."
+        ));
+    }
+    Ok(())
 }
 
 /// The checksum value a completed part carries for `algorithm`.
@@ -439,6 +493,7 @@ pub async fn complete(
         }
         Err(e) => return Err(e),
     };
+    check_complete_mode(&upload, input.checksum_type.as_ref())?;
     let listed = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -490,10 +545,12 @@ pub async fn complete(
         .map(|(n, (_, size))| (*n, *size))
         .collect();
     let object_checksum = object_checksum(&upload, &parts, &sizes)?;
-    // A full-object checksum the client sends must match what the parts make.
-    if let (Some(computed), Some((algorithm, true))) = (&object_checksum, upload.checksum)
+    // An object checksum the client sends must match what the parts make:
+    // the full-object value, or the composite one (its `-N` suffix is
+    // optional, and must be the number of parts when given).
+    if let (Some(computed), Some((algorithm, _))) = (&object_checksum, upload.checksum)
         && let Some(sent) = complete_input_checksum(&input_checksums, algorithm)
-        && sent != computed.value
+        && !same_object_checksum(sent, computed)
     {
         return Err(s3s::S3Error::with_message(
             s3s::S3ErrorCode::BadDigest,
@@ -619,12 +676,14 @@ fn object_checksum(
         let size = sizes.get(&part.part_number).copied().unwrap_or_default();
         sums.push((value.clone(), size));
     }
+    let part_sums = sums.iter().map(|(value, _)| value.clone()).collect();
     if full_object {
         let value = checksum::combine_full_object(algorithm, &sums)?;
         return Ok(value.map(|value| ObjectChecksum {
             algorithm,
             value,
             full_object: true,
+            parts: part_sums,
         }));
     }
     let mut concatenated = Vec::new();
@@ -643,10 +702,22 @@ fn object_checksum(
         algorithm,
         value: format!("{value}-{}", parts.len()),
         full_object: false,
+        parts: part_sums,
     }))
 }
 
 /// The full-object checksum a CompleteMultipartUpload request carries.
+/// Whether the checksum a client sent for the object is `computed`.
+fn same_object_checksum(sent: &str, computed: &ObjectChecksum) -> bool {
+    if computed.full_object {
+        return sent == computed.value;
+    }
+    match sent.rsplit_once('-') {
+        Some(_) => sent == computed.value,
+        None => computed.value.rsplit_once('-').map(|(digest, _)| digest) == Some(sent),
+    }
+}
+
 fn complete_input_checksum(input: &Checksum, algorithm: ChecksumAlgorithm) -> Option<&str> {
     checksum::value(input, algorithm)
 }

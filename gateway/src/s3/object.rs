@@ -603,8 +603,13 @@ pub async fn attributes(
         ));
     }
     if wants(ObjectAttributes::OBJECT_PARTS) && !version.parts.is_empty() {
+        let part_sums = version
+            .checksum
+            .as_ref()
+            .filter(|c| c.parts.len() == version.parts.len());
         output.object_parts = Some(object_parts(
             &version.parts,
+            part_sums,
             input.max_parts,
             input.part_number_marker,
         )?);
@@ -612,9 +617,11 @@ pub async fn attributes(
     Ok(S3Response::new(output))
 }
 
-/// One page of a multipart object's parts for GetObjectAttributes.
+/// One page of a multipart object's parts for GetObjectAttributes, each
+/// with its checksum when the object keeps the parts' checksums.
 fn object_parts(
     sizes: &[u64],
+    sums: Option<&arbor_meta::records::ObjectChecksum>,
     max_parts: Option<i32>,
     marker: Option<i32>,
 ) -> S3Result<GetObjectAttributesParts> {
@@ -636,11 +643,22 @@ fn object_parts(
     let total = sizes.len();
     let mut parts = Vec::new();
     for (index, size) in sizes.iter().enumerate().skip(after).take(max) {
-        parts.push(ObjectPart {
+        let mut part = ObjectPart {
             part_number: i32::try_from(index + 1).ok(),
             size: i64::try_from(*size).ok(),
             ..Default::default()
-        });
+        };
+        if let Some(sums) = sums
+            && let Some(value) = sums.parts.get(index)
+        {
+            let one = arbor_meta::records::ObjectChecksum {
+                value: value.clone(),
+                parts: Vec::new(),
+                ..sums.clone()
+            };
+            checksum::set_checksum_fields!(part, &one);
+        }
+        parts.push(part);
     }
     let last = after.saturating_add(parts.len());
     let truncated = last < total;

@@ -209,6 +209,10 @@ pub struct ObjectChecksum {
     pub value: String,
     /// FULL_OBJECT (true) or COMPOSITE (false).
     pub full_object: bool,
+    /// The parts' checksums (base64, same algorithm), in part order, for an
+    /// object made of parts (multipart or appended) when every part had
+    /// one; empty otherwise. GetObjectAttributes returns them per part.
+    pub parts: Vec<String>,
 }
 
 /// One committed version of an object.
