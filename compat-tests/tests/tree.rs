@@ -617,3 +617,100 @@ async fn arbor_fs_moves_and_deletes_directories() {
     assert_eq!(code, Some(1), "{err}");
     server.stop().expect("stop");
 }
+
+/// The issue's scale through S3: 100,000 keys (400 of them with chunk
+/// files) in one directory tree go in one request, which answers at once
+/// (timed and printed); the reclaimer then releases every key and the
+/// collector every chunk file (counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recursive_delete_of_100000_keys_through_s3() {
+    const KEYS: usize = 100_000;
+    /// One key in this many holds chunk files.
+    const CHUNKED_EVERY: usize = 250;
+    const IN_FLIGHT: usize = 32;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let chunk_size = CHUNK.to_string();
+    let args = [
+        "--chunk-size",
+        &chunk_size,
+        "--no-fsync",
+        "--gc-grace-secs",
+        "1",
+    ];
+    let server = ArborServer::start(data, &args).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let small = bytes(10, 1);
+    let chunked = bytes(2 * CHUNK, 2);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..IN_FLIGHT)
+        .map(|worker| {
+            let s3 = s3.clone();
+            let (small, chunked) = (small.clone(), chunked.clone());
+            tokio::spawn(async move {
+                for i in (worker..KEYS).step_by(IN_FLIGHT) {
+                    let body = if i % CHUNKED_EVERY == 0 {
+                        chunked.clone()
+                    } else {
+                        small.clone()
+                    };
+                    s3.put_object()
+                        .bucket(BUCKET)
+                        .key(format!("big/{}/{}/k{i}", i % 100, (i / 100) % 10))
+                        .body(ByteStream::from(body))
+                        .send()
+                        .await
+                        .expect("put");
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let filled = started.elapsed();
+    put(&s3, "kept", b"kept".to_vec()).await;
+    let files = 2 * KEYS.div_ceil(CHUNKED_EVERY);
+    settle(data, files, "before the delete").await;
+
+    let started = Instant::now();
+    let deleted = signed(
+        &server,
+        "DELETE",
+        &format!("/{BUCKET}/big/?arbor-recursive"),
+    );
+    let answered = started.elapsed();
+    assert_eq!(deleted.status, 204, "{deleted:?}");
+    assert_eq!(keys(&s3).await, ["kept"], "gone from listings at once");
+    assert!(read(&s3, "big/7/0/k7").await.is_none(), "and from reads");
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(300);
+    loop {
+        let status = signed(&server, "GET", "/_arbor/status");
+        let status: serde_json::Value = serde_json::from_slice(&status.body).expect("json");
+        if status["reclaim"]["pending_directories"] == 0
+            && chunk_files(&data.join("chunks")).is_empty()
+        {
+            assert_eq!(
+                status["reclaim"]["reclaimed_objects"], KEYS as u64,
+                "{status}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not reclaimed: {status}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!(
+        "{KEYS} keys written in {filled:?}; recursive delete answered in {answered:?}; \
+         metadata and {files} chunk files released in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(read(&s3, "kept").await.as_deref(), Some(&b"kept"[..]));
+    server.stop().expect("stop");
+}
