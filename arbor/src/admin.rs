@@ -42,6 +42,10 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: KeyAdmin,
     },
+    /// Write a new cluster secret to FILE (mode 0600; an existing file is
+    /// never replaced). Every process of the cluster is then given it with
+    /// --cluster-secret-file or ARBOR_CLUSTER_SECRET_FILE.
+    ClusterSecret { file: std::path::PathBuf },
     /// Membership and status of the metadata group (spoken to its nodes).
     /// Needs the metadata nodes: --meta, ARBOR_META or `meta` in the file.
     Meta {
@@ -172,7 +176,15 @@ fn key_request(command: KeyAdmin) -> anyhow::Result<(Method, String, Bytes)> {
 pub async fn run(config: AdminConfig, command: AdminCommand) -> anyhow::Result<()> {
     let (method, path, body) = match command {
         AdminCommand::Meta { command } => {
-            return run_meta_admin(config.meta, command).await;
+            let secret =
+                crate::config::optional_cluster_secret(config.cluster_secret_file.as_deref())?;
+            return run_meta_admin(config.meta, secret, command).await;
+        }
+        AdminCommand::ClusterSecret { file } => {
+            arbor_net::auth::ClusterSecret::create(&file)
+                .with_context(|| format!("creating {}", file.display()))?;
+            println!("cluster secret written to {}", file.display());
+            return Ok(());
         }
         AdminCommand::Status => (Method::GET, "status".to_owned(), Bytes::new()),
         AdminCommand::Key { command } => key_request(command)?,
@@ -341,13 +353,23 @@ fn server_json(server: &ChunkServerRecord) -> serde_json::Value {
     })
 }
 
-pub async fn run_meta_admin(meta: Vec<String>, command: MetaAdmin) -> anyhow::Result<()> {
+pub async fn run_meta_admin(
+    meta: Vec<String>,
+    cluster_secret: Option<arbor_net::auth::ClusterSecret>,
+    command: MetaAdmin,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         !meta.is_empty(),
         "{} names no metadata node",
         crate::config::describe("meta")
     );
-    let client = MetaClient::remote(meta);
+    let client = MetaClient::remote_with(
+        meta,
+        arbor_meta::RemoteConfig {
+            cluster_secret,
+            ..arbor_meta::RemoteConfig::default()
+        },
+    );
     let bound = Duration::from_secs(120);
     let result = tokio::time::timeout(bound, async {
         match command {

@@ -14,7 +14,7 @@ use crate::config::ChunkConfig;
 /// Runs until `shutdown` is cancelled, with settings `main` has validated
 /// and logged.
 pub async fn run(settings: ChunkConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let config = settings.server_config();
+    let config = settings.server_config_with_secret()?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -34,6 +34,7 @@ use arbor_gateway::auth::{self, Credentials};
 use arbor_gateway::sealing::NodeKey;
 use arbor_meta::MetaClient;
 use arbor_meta::records::ServerStatus;
+use arbor_net::auth::ClusterSecret;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +55,8 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(25);
 /// Most replicas a gateway of the dev cluster writes per chunk.
 const REPLICATION_FACTOR_MAX: u64 = 3;
+/// The cluster's secret, in `--dir`.
+const CLUSTER_SECRET_FILE: &str = "cluster.secret";
 /// Pause between two looks at a log, a child or the group.
 const POLL: Duration = Duration::from_millis(50);
 /// One status or membership call; the loop around it retries.
@@ -284,6 +287,10 @@ struct Cluster {
     dir: PathBuf,
     exe: PathBuf,
     processes: Vec<Process>,
+    /// The cluster's secret and its file in `dir`, which every process
+    /// is given.
+    secret: ClusterSecret,
+    secret_file: PathBuf,
 }
 
 impl Drop for Cluster {
@@ -312,10 +319,23 @@ pub async fn run(settings: DevClusterConfig, shutdown: CancellationToken) -> any
     let restarted = recorded.as_ref().is_some_and(|l| l.formed);
     let mut layout = Layout::plan(&settings, recorded)?;
     layout.save(&dir)?;
+    // Made once, kept with the cluster: a restart uses the same one.
+    let secret_file = settings
+        .cluster_secret_file
+        .clone()
+        .unwrap_or_else(|| dir.join(CLUSTER_SECRET_FILE));
+    let secret = if secret_file.exists() {
+        ClusterSecret::read(&secret_file)
+    } else {
+        ClusterSecret::create(&secret_file)
+    }
+    .with_context(|| format!("the cluster secret {}", secret_file.display()))?;
     let mut cluster = Cluster {
         exe: std::env::current_exe().context("finding the arbor executable")?,
         dir: dir.clone(),
         processes: Vec::new(),
+        secret,
+        secret_file,
     };
     let deadline = Instant::now() + START_TIMEOUT;
     let started = tokio::select! {
@@ -373,7 +393,7 @@ impl Cluster {
             .of(Role::Meta)
             .map(|p| (p.id, p.addr.clone()))
             .collect();
-        form_group(&members, deadline).await?;
+        form_group(&members, &self.secret, deadline).await?;
         if !layout.formed {
             layout.formed = true;
             layout.save(&self.dir)?;
@@ -454,6 +474,8 @@ impl Cluster {
             .arg(role.name())
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--cluster-secret-file")
+            .arg(&self.secret_file)
             .args(args)
             .arg(STOP_ON_STDIN_CLOSE)
             .stdin(Stdio::piped())
@@ -549,7 +571,7 @@ impl Cluster {
         meta: &[String],
         deadline: Instant,
     ) -> anyhow::Result<()> {
-        let client = MetaClient::remote(meta.to_vec());
+        let client = meta_client(meta.to_vec(), &self.secret);
         loop {
             let listed = tokio::time::timeout(CALL_TIMEOUT, client.chunk_servers()).await;
             if let Ok(Ok(servers)) = &listed {
@@ -588,6 +610,7 @@ impl Cluster {
             "access_key": credentials.access_key,
             "secret_key": credentials.secret_key,
             "credentials_file": self.dir.join(auth::CREDENTIALS_FILE),
+            "cluster_secret_file": self.secret_file,
             "processes": self.processes.iter().map(Process::json).collect::<Vec<_>>(),
         })
     }
@@ -651,9 +674,16 @@ impl Cluster {
 /// formed: once a node leads, the members it does not know are added as
 /// learners, then all are made voters. Done when the leader's voters are
 /// exactly the members.
-async fn form_group(members: &[(u64, String)], deadline: Instant) -> anyhow::Result<()> {
+async fn form_group(
+    members: &[(u64, String)],
+    secret: &ClusterSecret,
+    deadline: Instant,
+) -> anyhow::Result<()> {
     let all: BTreeSet<u64> = members.iter().map(|(id, _)| *id).collect();
-    let client = MetaClient::remote(members.iter().map(|(_, addr)| addr.clone()).collect());
+    let client = meta_client(
+        members.iter().map(|(_, addr)| addr.clone()).collect(),
+        secret,
+    );
     let mut last_problem = String::from("no leader yet");
     loop {
         if Instant::now() > deadline {
@@ -661,7 +691,7 @@ async fn form_group(members: &[(u64, String)], deadline: Instant) -> anyhow::Res
         }
         let mut leader = None;
         for (_, addr) in members {
-            let node = MetaClient::remote(vec![addr.clone()]);
+            let node = meta_client(vec![addr.clone()], secret);
             if let Ok(Ok(status)) = tokio::time::timeout(CALL_TIMEOUT, node.status()).await
                 && status.state == "Leader"
             {
@@ -736,6 +766,17 @@ pub fn stop_when_stdin_closes(shutdown: CancellationToken) {
     }
 }
 
+/// A client of the group at `addrs`, signing with the cluster's secret.
+fn meta_client(addrs: Vec<String>, secret: &ClusterSecret) -> MetaClient {
+    MetaClient::remote_with(
+        addrs,
+        arbor_meta::RemoteConfig {
+            cluster_secret: Some(secret.clone()),
+            ..arbor_meta::RemoteConfig::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -748,6 +789,7 @@ mod tests {
             chunk,
             gateways,
             no_fsync: false,
+            cluster_secret_file: None,
         }
     }
 

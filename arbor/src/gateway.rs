@@ -7,8 +7,8 @@ use arbor_chunkstore::{
 };
 use arbor_gateway::sealing::NodeKey;
 use arbor_gateway::{auth, http_server, service};
-use arbor_meta::MetaClient;
 use arbor_meta::clock::Seams;
+use arbor_meta::{MetaClient, RemoteConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -22,8 +22,18 @@ pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    let meta = MetaClient::remote(config.meta.clone());
-    let clients = ChunkClients::new(ClientOptions::default());
+    let secret = crate::config::cluster_secret(config.cluster_secret_file.as_deref())?;
+    let meta = MetaClient::remote_with(
+        config.meta.clone(),
+        RemoteConfig {
+            cluster_secret: Some(secret.clone()),
+            ..RemoteConfig::default()
+        },
+    );
+    let clients = ChunkClients::new(ClientOptions {
+        cluster_secret: Some(secret),
+        ..ClientOptions::default()
+    });
     let (repairer, repairs) = Repairer::start(clients.clone(), shutdown.clone());
     let seams = Seams::system();
     std::fs::create_dir_all(&config.data_dir)

@@ -22,6 +22,7 @@ use crate::tasks::{self, Tasks};
 /// and logged.
 pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = settings.node_config()?;
+    let cluster_secret = config.cluster_secret.clone();
     let node = MetaNode::open(config)
         .await
         .context("starting the metadata node")?;
@@ -41,7 +42,10 @@ pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyho
             shutdown.clone(),
         ),
     );
-    let clients = ChunkClients::new(ClientOptions::default());
+    let clients = ChunkClients::new(ClientOptions {
+        cluster_secret,
+        ..ClientOptions::default()
+    });
     let heal_config = HealerConfig {
         interval: settings.heal_interval(),
         offline_grace: settings.offline_grace(),

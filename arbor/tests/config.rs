@@ -93,7 +93,7 @@ fn serve_flag_over_environment_over_file() {
 #[test]
 fn meta_flag_over_environment_over_file() {
     check_precedence(
-        &["meta", "--node-id", "1"],
+        &["meta", "--node-id", "1", "--cluster-secret-file", "s"],
         "heal_interval_secs",
         ["30", "20", "5"],
         number,
@@ -102,13 +102,24 @@ fn meta_flag_over_environment_over_file() {
 
 #[test]
 fn chunk_flag_over_environment_over_file() {
-    check_precedence(&["chunk"], "zone", ["file", "env", "flag"], string);
+    check_precedence(
+        &["chunk", "--cluster-secret-file", "s"],
+        "zone",
+        ["file", "env", "flag"],
+        string,
+    );
 }
 
 #[test]
 fn gateway_flag_over_environment_over_file() {
     check_precedence(
-        &["gateway", "--meta", "127.0.0.1:9200"],
+        &[
+            "gateway",
+            "--meta",
+            "127.0.0.1:9200",
+            "--cluster-secret-file",
+            "s",
+        ],
         "replication_factor",
         ["1", "2", "3"],
         number,

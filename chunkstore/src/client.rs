@@ -30,6 +30,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use arbor_meta::ChunkId;
+use arbor_meta::clock::{Clock, SystemClock};
+use arbor_net::auth::{self, ClusterSecret};
 
 use crate::api::{self, ErrorBody, Inventory, InventoryWire, PutReply, ServerStatus, code};
 use crate::error::{ChunkError, Result};
@@ -45,6 +47,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub stall_timeout: Duration,
+    /// The cluster's secret, signing every request (see
+    /// [`arbor_net::auth`]); `None` for servers without one.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl Default for ClientOptions {
@@ -53,6 +58,7 @@ impl Default for ClientOptions {
             connect_timeout: limits::CONNECT_TIMEOUT_DEFAULT,
             request_timeout: limits::REQUEST_TIMEOUT_DEFAULT,
             stall_timeout: limits::BODY_STALL_TIMEOUT,
+            cluster_secret: None,
         }
     }
 }
@@ -157,10 +163,22 @@ impl ChunkClient {
                 Some(receiver)
             }
         };
+        // A body that streams is signed as the chunk's SHA-256 when it is
+        // known up front (the server stores nothing else), else unsigned.
+        let content = match &trailer {
+            None => builder
+                .headers_ref()
+                .and_then(|h| h.get(api::HEADER_SHA256))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(auth::UNSIGNED_PAYLOAD)
+                .to_owned(),
+            Some(_) => auth::UNSIGNED_PAYLOAD.to_owned(),
+        };
         let frames = put_frames(body, trailer, progress.clone());
-        let request = builder
+        let mut request = builder
             .body(StreamBody::new(frames).boxed_unsync())
             .map_err(|error| self.network(format!("building the request: {error}")))?;
+        self.sign(&mut request, &content);
 
         let watchdog = self.put_watchdog(progress);
         let response = tokio::select! {
@@ -330,8 +348,24 @@ impl ChunkClient {
             .map_err(|error| self.network(format!("bad URI: {error}")))
     }
 
+    /// Adds the cluster authentication headers, when there is a secret.
+    fn sign(&self, request: &mut Request<RequestBody>, content_sha256: &str) {
+        if let Some(secret) = &self.options.cluster_secret {
+            let (method, uri) = (request.method().clone(), request.uri().clone());
+            auth::sign_headers(
+                secret,
+                request.headers_mut(),
+                &method,
+                &uri,
+                content_sha256,
+                SystemClock.now_ms(),
+            );
+        }
+    }
+
     /// Sends a request without a body and waits for the answer's head.
-    async fn send(&self, request: Request<RequestBody>) -> Result<Response<Incoming>> {
+    async fn send(&self, mut request: Request<RequestBody>) -> Result<Response<Incoming>> {
+        self.sign(&mut request, &auth::body_sha256(b""));
         match tokio::time::timeout(self.options.request_timeout, self.http.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => Err(self.network(chain(&error))),

@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use arbor_meta::clock::{SharedClock, SharedEntropy};
+use arbor_net::auth::ClusterSecret;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::client::{ChunkClients, ClientOptions};
 use crate::error::{ChunkError, Result};
 use crate::gc::OrphanSweeper;
 use crate::heartbeat;
@@ -58,6 +60,12 @@ pub struct ChunkServerConfig {
     /// scrubber finds corrupt are repaired from other replicas (with
     /// `meta` only: the metadata group knows where they are).
     pub orphan_grace: Duration,
+    /// The cluster's secret: requests to this server must carry a MAC
+    /// under it, and its own requests (to the metadata group, to other
+    /// chunk servers) carry one. Never in a file of settings: it is read
+    /// from its own file by the process.
+    #[serde(skip)]
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 /// A heartbeat every 3 s: the group's OFFLINE timeout (10 s by default)
@@ -79,6 +87,7 @@ impl Default for ChunkServerConfig {
             drain_timeout: limits::DRAIN_TIMEOUT_DEFAULT,
             connections_max: limits::SERVER_CONNECTIONS_MAX,
             orphan_grace: limits::ORPHAN_GRACE_DEFAULT,
+            cluster_secret: None,
         }
     }
 }
@@ -175,7 +184,13 @@ pub async fn run_on(
         scrubber
     } else {
         let id = heartbeat::server_id(&config.data_dir, &*entropy)?;
-        let meta = arbor_meta::MetaClient::remote(config.meta.clone());
+        let meta = arbor_meta::MetaClient::remote_with(
+            config.meta.clone(),
+            arbor_meta::RemoteConfig {
+                cluster_secret: config.cluster_secret.clone(),
+                ..arbor_meta::RemoteConfig::default()
+            },
+        );
         let me = heartbeat::Announcement {
             id,
             addr: match &config.advertise {
@@ -193,9 +208,14 @@ pub async fn run_on(
         };
         cluster_tasks.push(tokio::spawn(sweeper.run(stop_cluster.clone())));
         let (reports, found) = tokio::sync::mpsc::channel(limits::REPAIR_QUEUE_MAX);
+        let clients = ChunkClients::new(ClientOptions {
+            cluster_secret: config.cluster_secret.clone(),
+            ..ClientOptions::default()
+        });
         cluster_tasks.push(tokio::spawn(repair::repair_scrubbed(
             meta.clone(),
             me.clone(),
+            clients,
             found,
             stop_cluster.clone(),
         )));
@@ -216,6 +236,7 @@ pub async fn run_on(
         capacity: config.capacity,
         drain_timeout: config.drain_timeout,
         connections_max: config.connections_max,
+        cluster_secret: config.cluster_secret.clone(),
     };
     let served = server::serve(listener, store, options, shutdown).await;
     stop_scrub.cancel();

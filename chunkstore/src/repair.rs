@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use arbor_meta::ChunkId;
 
-use crate::client::{ChunkClient, ChunkClients, ClientOptions};
+use crate::client::{ChunkClient, ChunkClients};
 use crate::error::{ChunkError, Result};
 use crate::heartbeat::Announcement;
 use crate::limits;
@@ -258,10 +258,10 @@ const PROBE_LEN: u64 = 2 * limits::READ_PIECE_SIZE_MAX;
 pub async fn repair_scrubbed(
     meta: arbor_meta::MetaClient,
     me: Announcement,
+    clients: ChunkClients,
     mut found: mpsc::Receiver<ChunkId>,
     shutdown: CancellationToken,
 ) {
-    let clients = ChunkClients::new(ClientOptions::default());
     loop {
         let id = tokio::select! {
             () = shutdown.cancelled() => return,

@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use arbor_meta::ChunkId;
+use arbor_net::auth::{self, ClusterSecret};
 use arbor_net::{ServerLimits, serve_http1_connection};
 
 use crate::api::{self, ErrorBody, InventoryWire, PutReply, ServerStatus, code};
@@ -69,6 +70,9 @@ pub struct ServerOptions {
     pub drain_timeout: Duration,
     /// Connections served at once (at most [`limits::SERVER_CONNECTIONS_MAX`]).
     pub connections_max: usize,
+    /// When set, every request must carry a valid MAC under it (see
+    /// [`arbor_net::auth`]).
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +82,7 @@ impl Default for ServerOptions {
             capacity: u64::MAX,
             drain_timeout: limits::DRAIN_TIMEOUT_DEFAULT,
             connections_max: limits::SERVER_CONNECTIONS_MAX,
+            cluster_secret: None,
         }
     }
 }
@@ -217,10 +222,53 @@ impl From<ChunkError> for ApiError {
 async fn handle(state: &State, request: Request<Incoming>) -> Response<ResponseBody> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    if let Some(secret) = &state.options.cluster_secret
+        && let Err(refusal) = authenticate(secret, state, &request)
+    {
+        tracing::warn!(%method, %path, refusal = %refusal, "unauthenticated request refused");
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            code::UNAUTHENTICATED,
+            format!("cluster authentication: {refusal}"),
+        )
+        .into_response();
+    }
     let span = tracing::debug_span!("chunk_request", %method, %path);
     match route(state, request).instrument(span).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
+    }
+}
+
+/// Checks the request's MAC, and that what it signed is its body: a PUT
+/// signs the chunk's SHA-256 (which the store checks the bytes against)
+/// or nothing (a trailer brings it), any other request an empty body.
+fn authenticate(
+    secret: &ClusterSecret,
+    state: &State,
+    request: &Request<Incoming>,
+) -> std::result::Result<(), auth::Refusal> {
+    let content = auth::verify_headers(
+        secret,
+        request.method(),
+        request.uri(),
+        request.headers(),
+        state.store.clock().now_ms(),
+    )?;
+    let matches = if request.method() == Method::PUT {
+        content == auth::UNSIGNED_PAYLOAD
+            || request
+                .headers()
+                .get(api::HEADER_SHA256)
+                .and_then(|v| v.to_str().ok())
+                == Some(content)
+    } else {
+        content == auth::body_sha256(b"")
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(auth::Refusal::BodyMismatch)
     }
 }
 

@@ -134,6 +134,7 @@ fn clients() -> ChunkClients {
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(5),
         stall_timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
     })
 }
 

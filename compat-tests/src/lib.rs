@@ -45,11 +45,68 @@ pub struct ArborProcess {
     pub lines: Vec<String>,
 }
 
+/// The cluster secret every process a test starts is given (through
+/// `ARBOR_CLUSTER_SECRET_FILE`): one file per test binary, made on first
+/// use.
+pub fn cluster_secret_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!(
+            "arbor-compat-tests-{}.cluster-secret",
+            std::process::id()
+        ));
+        let mut random = [0u8; 32];
+        let read = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random));
+        read.expect("random bytes for the cluster secret");
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&path, hex).expect("writing the cluster secret");
+        path
+    })
+}
+
+/// The cluster authentication headers for `method target` with a body
+/// hashing to `content` (hex; see `arbor_net::auth`), under `secret`.
+pub fn cluster_auth(
+    secret: &arbor_net::auth::ClusterSecret,
+    method: &str,
+    target: &str,
+    content: &str,
+) -> Vec<(String, String)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    vec![
+        (
+            arbor_net::auth::AUTH_HEADER.to_owned(),
+            secret.sign(method, target, content, now),
+        ),
+        (
+            arbor_net::auth::CONTENT_SHA256_HEADER.to_owned(),
+            content.to_owned(),
+        ),
+    ]
+}
+
+/// [`cluster_auth`] under the tests' own secret ([`cluster_secret_file`]).
+pub fn test_cluster_auth(method: &str, target: &str, content: &str) -> Vec<(String, String)> {
+    let secret = arbor_net::auth::ClusterSecret::read(cluster_secret_file())
+        .expect("the tests' cluster secret");
+    cluster_auth(&secret, method, target, content)
+}
+
+/// `arbor` with the tests' cluster secret in its environment.
+pub fn arbor_command() -> anyhow::Result<Command> {
+    let mut command = Command::new(arbor_binary()?);
+    command.env("ARBOR_CLUSTER_SECRET_FILE", cluster_secret_file());
+    Ok(command)
+}
+
 impl ArborProcess {
     /// Starts `arbor ARGS` and waits until it prints a line starting with
     /// `ready` on stdout.
     pub fn start(args: &[&str], ready: &str) -> anyhow::Result<ArborProcess> {
-        let mut command = Command::new(arbor_binary()?);
+        let mut command = arbor_command()?;
         command
             .args(args)
             .env_remove("ARBOR_ACCESS_KEY")

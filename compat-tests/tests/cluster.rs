@@ -2,10 +2,9 @@
 //! a group through `arbor admin meta`, survive the loss of their leader, and
 //! an `arbor chunk` server stores and serves a chunk.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use arbor_compat_tests::{ArborProcess, arbor_binary, raw_request};
+use arbor_compat_tests::{ArborProcess, arbor_command, cluster_auth, raw_request};
 use sha2::Digest;
 
 fn meta_node(dir: &std::path::Path, id: u64, bootstrap: bool) -> ArborProcess {
@@ -30,7 +29,8 @@ fn meta_node(dir: &std::path::Path, id: u64, bootstrap: bool) -> ArborProcess {
 
 /// `arbor admin meta --meta ADDRS ARGS`: (success, stdout, stderr).
 fn meta_admin(addrs: &[String], args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(arbor_binary().expect("binary"))
+    let out = arbor_command()
+        .expect("binary")
         .args(["admin", "meta", "--meta", &addrs.join(",")])
         .args(args)
         .output()
@@ -75,6 +75,30 @@ fn three_meta_nodes_form_a_group_and_survive_the_leader() {
     assert_eq!(voters, [1, 2, 3]);
     assert_eq!(view["leader"].as_u64(), Some(1));
 
+    // Who lacks the cluster's secret can neither read nor propose: a raw
+    // request is refused, and so is the admin client without the secret
+    // or with another one.
+    let endpoint = format!("http://{}", addrs[0]);
+    for path in ["/meta/propose", "/meta/read", "/meta/admin", "/raft/vote"] {
+        let refused = raw_request(&endpoint, "POST", path, &[], b"\x00").expect("request");
+        assert_eq!(refused.status, 401, "{path}");
+    }
+    let other = dir.path().join("other.secret");
+    std::fs::write(&other, arbor_net::auth::ClusterSecret::generate().to_hex()).expect("write");
+    for secret in [None, Some(&other)] {
+        let mut command = arbor_command().expect("binary");
+        command.args(["admin", "meta", "--meta", &addrs[0], "status"]);
+        match secret {
+            Some(file) => command.env("ARBOR_CLUSTER_SECRET_FILE", file),
+            None => command.env_remove("ARBOR_CLUSTER_SECRET_FILE"),
+        };
+        let out = command.output().expect("run arbor admin meta");
+        assert!(
+            !out.status.success(),
+            "{secret:?}: admin status without the secret"
+        );
+    }
+
     // The leader goes; the others elect a new one within a few seconds.
     assert!(first.stop().expect("stop node 1").success());
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -92,6 +116,13 @@ fn three_meta_nodes_form_a_group_and_survive_the_leader() {
     assert!(!err.is_empty());
     assert!(second.stop().expect("stop node 2").success());
     assert!(third.stop().expect("stop node 3").success());
+}
+
+fn refs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 #[test]
@@ -115,38 +146,55 @@ fn a_chunk_server_stores_and_serves_checked_chunks() {
         "http://{}",
         server.value("chunk server listening:").expect("address")
     );
+    let secret = arbor_net::auth::ClusterSecret::read(arbor_compat_tests::cluster_secret_file())
+        .expect("secret");
+    let empty = arbor_net::auth::body_sha256(b"");
     let body = b"chunk bytes".repeat(1000);
     let sha = hex::encode(sha2::Sha256::digest(&body));
     let id = "00112233445566778899aabbccddeeff";
-    let put = raw_request(
-        &endpoint,
-        "PUT",
-        &format!("/chunks/{id}"),
-        &[("x-arbor-sha256", &sha)],
-        &body,
-    )
-    .expect("put");
+    let target = format!("/chunks/{id}");
+
+    // Without the cluster's secret nothing is read or written: no MAC, a
+    // MAC under another secret, or a signed request sent with another body.
+    let stranger = arbor_net::auth::ClusterSecret::generate();
+    let mut put_headers = cluster_auth(&stranger, "PUT", &target, &sha);
+    put_headers.push(("x-arbor-sha256".to_owned(), sha.clone()));
+    for headers in [
+        vec![("x-arbor-sha256".to_owned(), sha.clone())],
+        put_headers,
+    ] {
+        let refused = raw_request(&endpoint, "PUT", &target, &refs(&headers), &body).expect("put");
+        assert_eq!(
+            refused.status,
+            401,
+            "{}",
+            String::from_utf8_lossy(&refused.body)
+        );
+    }
+    let mut other_sha = cluster_auth(&secret, "PUT", &target, &empty);
+    other_sha.push(("x-arbor-sha256".to_owned(), sha.clone()));
+    let refused = raw_request(&endpoint, "PUT", &target, &refs(&other_sha), &body).expect("put");
+    assert_eq!(refused.status, 401, "the signed hash is not the chunk's");
+    for (method, path) in [("GET", "/status"), ("GET", "/chunks")] {
+        let refused = raw_request(&endpoint, method, path, &[], b"").expect("request");
+        assert_eq!(refused.status, 401, "{method} {path}");
+    }
+
+    let mut put_headers = cluster_auth(&secret, "PUT", &target, &sha);
+    put_headers.push(("x-arbor-sha256".to_owned(), sha.clone()));
+    let put = raw_request(&endpoint, "PUT", &target, &refs(&put_headers), &body).expect("put");
     assert_eq!(put.status, 201, "{}", String::from_utf8_lossy(&put.body));
-    let get = raw_request(&endpoint, "GET", &format!("/chunks/{id}"), &[], b"").expect("get");
+    let get_headers = cluster_auth(&secret, "GET", &target, &empty);
+    let get = raw_request(&endpoint, "GET", &target, &refs(&get_headers), b"").expect("get");
     assert_eq!((get.status, get.body.as_slice()), (200, body.as_slice()));
     // A body that does not match its declared SHA-256 is refused, not stored.
-    let bad = raw_request(
-        &endpoint,
-        "PUT",
-        "/chunks/ffeeddccbbaa99887766554433221100",
-        &[("x-arbor-sha256", &sha)],
-        b"other",
-    )
-    .expect("bad put");
+    let other = "/chunks/ffeeddccbbaa99887766554433221100";
+    let mut bad_headers = cluster_auth(&secret, "PUT", other, &sha);
+    bad_headers.push(("x-arbor-sha256".to_owned(), sha.clone()));
+    let bad = raw_request(&endpoint, "PUT", other, &refs(&bad_headers), b"other").expect("bad put");
     assert_eq!(bad.status, 400);
-    let missing = raw_request(
-        &endpoint,
-        "GET",
-        "/chunks/ffeeddccbbaa99887766554433221100",
-        &[],
-        b"",
-    )
-    .expect("get");
+    let missing_headers = cluster_auth(&secret, "GET", other, &empty);
+    let missing = raw_request(&endpoint, "GET", other, &refs(&missing_headers), b"").expect("get");
     assert_eq!(missing.status, 404);
     assert!(server.stop().expect("stop").success());
 }

@@ -17,11 +17,10 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arbor_compat_tests::{
-    ArborCluster, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY, ClusterOptions, arbor_binary,
+    ArborCluster, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY, ClusterOptions, arbor_command,
     chunk_files, raw_request,
 };
 use aws_sdk_s3::primitives::ByteStream;
@@ -87,7 +86,8 @@ impl Cluster {
     }
 
     fn admin(&self, args: &[&str]) -> String {
-        let out = Command::new(arbor_binary().expect("binary"))
+        let out = arbor_command()
+            .expect("binary")
             .args(["admin", "meta", "--meta", &self.processes.meta_addr])
             .args(args)
             .output()
@@ -349,14 +349,19 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
     // (its id's creation time is long past) is deleted after the grace.
     let orphan_id = format!("000000000001{}", "ab".repeat(10));
     let orphan_body = b"never committed".repeat(100);
+    let orphan_sha = hex::encode(sha2::Sha256::digest(&orphan_body));
+    let target = format!("/chunks/{orphan_id}");
+    let mut headers = arbor_compat_tests::test_cluster_auth("PUT", &target, &orphan_sha);
+    headers.push(("x-arbor-sha256".to_owned(), orphan_sha.clone()));
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let put = raw_request(
         &format!("http://{}", cluster.processes.chunks[0].addr),
         "PUT",
-        &format!("/chunks/{orphan_id}"),
-        &[(
-            "x-arbor-sha256",
-            &hex::encode(sha2::Sha256::digest(&orphan_body)),
-        )],
+        &target,
+        &headers,
         &orphan_body,
     )
     .expect("put orphan");

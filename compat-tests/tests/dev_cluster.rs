@@ -170,7 +170,8 @@ async fn dev_cluster_serves_through_every_gateway_and_comes_back_on_restart() {
     // share the node key that seals their secrets.
     let endpoints = strings(&info["s3_endpoints"]);
     let admin = |endpoint: &str, args: &[&str]| -> Value {
-        let out = std::process::Command::new(arbor_compat_tests::arbor_binary().expect("binary"))
+        let out = arbor_compat_tests::arbor_command()
+            .expect("binary")
             .args(["admin", "--endpoint", endpoint])
             .args(args)
             .env(

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arbor_compat_tests::linearizability::{self, Call, Operation, Outcome, Value};
-use arbor_compat_tests::{ArborProcess, arbor_binary};
+use arbor_compat_tests::{ArborProcess, arbor_command};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -227,7 +227,8 @@ impl Cluster {
                     .join(format!("restarted-{}-{}.log", member.role, member.id)),
             )
             .expect("log file");
-        let child = Command::new(arbor_binary().expect("arbor binary"))
+        let child = arbor_command()
+            .expect("arbor binary")
             .args(&args)
             .env("ARBOR_LOG", "info,openraft=warn")
             .env("NO_COLOR", "1")
@@ -308,7 +309,8 @@ fn signal(name: &str, pid: u32) {
 /// `arbor admin meta --meta ADDR status`, or `None` if the node does not
 /// answer within `STATUS_TIMEOUT`.
 fn meta_status(addr: &str) -> Option<Json> {
-    let mut child = Command::new(arbor_binary().ok()?)
+    let mut child = arbor_command()
+        .ok()?
         .args(["admin", "--meta", addr, "meta", "status"])
         .env("ARBOR_LOG", "off")
         .stdin(Stdio::null())

@@ -104,6 +104,9 @@ pub struct RemoteConfig {
     pub suspect_after: Duration,
     /// Then how often it asks them again.
     pub probe_interval: Duration,
+    /// The cluster's secret, signing every request (see
+    /// [`arbor_net::auth`]); `None` for a group without one.
+    pub cluster_secret: Option<arbor_net::auth::ClusterSecret>,
 }
 
 /// Bound on one question "which leader do you follow?" to another node.
@@ -122,6 +125,7 @@ impl Default for RemoteConfig {
             backoff_max: Duration::from_millis(100),
             suspect_after: Duration::from_millis(200),
             probe_interval: Duration::from_millis(50),
+            cluster_secret: None,
         }
     }
 }
@@ -168,7 +172,8 @@ impl MetaClient {
         entropy: &dyn Entropy,
     ) -> MetaClient {
         let transport = Transport::Remote(Arc::new(Remote {
-            http: HttpClient::new(config.connect_timeout),
+            http: HttpClient::new(config.connect_timeout)
+                .with_secret(config.cluster_secret.clone()),
             addrs,
             leader: Mutex::new(None),
             next: AtomicUsize::new(0),

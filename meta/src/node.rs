@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
+use arbor_net::auth::ClusterSecret;
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Config, RaftNetworkFactory, ServerState, SnapshotPolicy};
 use redb::{Database, ReadableDatabase};
@@ -80,6 +81,10 @@ pub struct MetaConfig {
     /// waits to be added by the leader (`add_learner`, then
     /// `change_membership`). Ignored once the node holds Raft state.
     pub bootstrap: bool,
+    /// The cluster's secret: the server refuses requests without a valid
+    /// MAC under it, and Raft messages to peers carry one. `None`: no
+    /// authentication (in-process groups, tests).
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 impl MetaConfig {
@@ -93,7 +98,14 @@ impl MetaConfig {
             listen_addr: None,
             advertise_addr: None,
             bootstrap: true,
+            cluster_secret: None,
         }
+    }
+
+    /// Sets [`MetaConfig::cluster_secret`].
+    pub fn with_cluster_secret(mut self, secret: Option<ClusterSecret>) -> MetaConfig {
+        self.cluster_secret = secret;
+        self
     }
 
     /// Serves RPCs on `listen_addr` (see [`MetaConfig::listen_addr`]).
@@ -160,10 +172,13 @@ struct Seams<N> {
 
 impl Seams<HttpNetworkFactory> {
     /// Raft over HTTP with the OS's generator: every process-level node.
-    fn http() -> Self {
+    fn http(secret: Option<ClusterSecret>) -> Self {
         let faults = SharedFaults::default();
         Seams {
-            network: HttpNetworkFactory::new(HttpClient::default(), faults.clone()),
+            network: HttpNetworkFactory::new(
+                HttpClient::default().with_secret(secret),
+                faults.clone(),
+            ),
             entropy: OsEntropy::shared(),
             faults,
         }
@@ -187,7 +202,7 @@ impl MetaNode {
     /// In-process only: `listen_addr`, `advertise_addr` and `bootstrap` are
     /// ignored.
     pub async fn open_single(config: MetaConfig) -> Result<Arc<MetaNode>> {
-        MetaNode::start(config, None, Start::Single, Seams::http()).await
+        MetaNode::start(config, None, Start::Single, Seams::http(None)).await
     }
 
     /// Opens a member of an in-process group whose Raft messages travel
@@ -230,7 +245,10 @@ impl MetaNode {
             None => None,
         };
         let bootstrap = config.bootstrap;
-        MetaNode::start(config, listener, Start::Member { bootstrap }, Seams::http()).await
+        {
+            let seams = Seams::http(config.cluster_secret.clone());
+            MetaNode::start(config, listener, Start::Member { bootstrap }, seams).await
+        }
     }
 
     async fn start<N: RaftNetworkFactory<TypeConfig>>(
@@ -315,7 +333,11 @@ impl MetaNode {
         });
         let mut lifecycle = lifecycle;
         if let Some(listener) = listener {
-            lifecycle.server = Some(ServerHandle::spawn(listener, inner.clone()));
+            lifecycle.server = Some(ServerHandle::spawn(
+                listener,
+                inner.clone(),
+                config.cluster_secret.clone(),
+            ));
         }
         tracing::info!(
             node_id = id,

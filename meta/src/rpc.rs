@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use arbor_net::auth::{self, ClusterSecret};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -22,6 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{Clock, SystemClock};
 use crate::limits::RPC_BODY_SIZE_MAX;
 
 /// Raft: `AppendEntriesRequest` → `Result<AppendEntriesResponse, RaftError>`.
@@ -122,6 +124,8 @@ impl Faults {
 #[derive(Clone)]
 pub struct HttpClient {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Signs every request when the cluster has a secret.
+    secret: Option<ClusterSecret>,
 }
 
 impl Default for HttpClient {
@@ -139,7 +143,17 @@ impl HttpClient {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST_MAX)
             .build(connector);
-        HttpClient { client }
+        HttpClient {
+            client,
+            secret: None,
+        }
+    }
+
+    /// Signs every request with the cluster's secret (see
+    /// [`arbor_net::auth`]); `None` sends requests unsigned.
+    pub fn with_secret(mut self, secret: Option<ClusterSecret>) -> HttpClient {
+        self.secret = secret;
+        self
     }
 
     /// POSTs `body` to `http://{addr}{path}` and returns the answer's body,
@@ -158,7 +172,8 @@ impl HttpClient {
                     addr: addr.to_owned(),
                     reason: e.to_string(),
                 })?;
-        let request = Request::builder()
+        let content = self.secret.as_ref().map(|_| auth::body_sha256(&body));
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(uri)
             .header(http::header::CONTENT_TYPE, "application/postcard")
@@ -167,6 +182,17 @@ impl HttpClient {
                 addr: addr.to_owned(),
                 reason: e.to_string(),
             })?;
+        if let (Some(secret), Some(content)) = (&self.secret, &content) {
+            let (method, uri) = (request.method().clone(), request.uri().clone());
+            auth::sign_headers(
+                secret,
+                request.headers_mut(),
+                &method,
+                &uri,
+                content,
+                SystemClock.now_ms(),
+            );
+        }
         let exchange = async {
             let response =
                 self.client

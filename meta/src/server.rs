@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arbor_net::auth::{self, ClusterSecret};
 use arbor_net::{ServerLimits, serve_http1_connection};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -27,6 +28,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::{Clock, SystemClock};
 use crate::command::ReadRequest;
 use crate::error::MetaError;
 use crate::limits::{
@@ -49,6 +51,8 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// What request handlers share.
 struct ServerState {
     node: Arc<Replica>,
+    /// When set, every request must carry a valid MAC under it.
+    secret: Option<ClusterSecret>,
     /// Client and admin requests in flight.
     requests: Semaphore,
     /// Raft RPCs in flight: their own slots, so clients stuck on an
@@ -63,9 +67,13 @@ pub(crate) struct ServerHandle {
 }
 
 impl ServerHandle {
-    pub(crate) fn spawn(listener: TcpListener, node: Arc<Replica>) -> ServerHandle {
+    pub(crate) fn spawn(
+        listener: TcpListener,
+        node: Arc<Replica>,
+        secret: Option<ClusterSecret>,
+    ) -> ServerHandle {
         let stop = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, node, stop.clone()));
+        let task = tokio::spawn(serve(listener, node, secret, stop.clone()));
         ServerHandle { stop, task }
     }
 
@@ -81,9 +89,15 @@ impl ServerHandle {
 
 /// Serves `node` on `listener` (on the server skeleton of `arbor-net`)
 /// until `shutdown` is cancelled, then drains.
-pub(crate) async fn serve(listener: TcpListener, node: Arc<Replica>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    node: Arc<Replica>,
+    secret: Option<ClusterSecret>,
+    shutdown: CancellationToken,
+) {
     let state = Arc::new(ServerState {
         node,
+        secret,
         requests: Semaphore::new(SERVER_REQUESTS_IN_FLIGHT_MAX),
         raft_requests: Semaphore::new(SERVER_RAFT_REQUESTS_IN_FLIGHT_MAX),
     });
@@ -122,6 +136,15 @@ fn refuse(status: StatusCode, reason: &str) -> Response<Full<Bytes>> {
     respond(status, reason.as_bytes().to_vec())
 }
 
+/// 401 for a request without a valid MAC under the cluster's secret.
+fn unauthenticated(path: &str, refusal: &auth::Refusal) -> Response<Full<Bytes>> {
+    tracing::warn!(path, refusal = %refusal, "unauthenticated request refused");
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        &format!("cluster authentication: {refusal}"),
+    )
+}
+
 /// A decoded answer: always `200 OK` (see [`crate::rpc`]).
 fn answer<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
     match postcard::to_allocvec(value) {
@@ -141,6 +164,20 @@ async fn handle(state: &ServerState, request: Request<Incoming>) -> Response<Ful
         return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST only");
     }
     let path = request.uri().path().to_owned();
+    // Who lacks the cluster's secret gets nothing, not even a route.
+    let signed_content = match &state.secret {
+        None => None,
+        Some(secret) => match auth::verify_headers(
+            secret,
+            request.method(),
+            request.uri(),
+            request.headers(),
+            SystemClock.now_ms(),
+        ) {
+            Ok(content) => Some(content.to_owned()),
+            Err(refusal) => return unauthenticated(&path, &refusal),
+        },
+    };
     let is_raft = matches!(
         path.as_str(),
         PATH_RAFT_APPEND | PATH_RAFT_VOTE | PATH_RAFT_SNAPSHOT
@@ -173,6 +210,11 @@ async fn handle(state: &ServerState, request: Request<Incoming>) -> Response<Ful
         Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "body read failed"),
         Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "body read timed out"),
     };
+    if let Some(signed) = signed_content
+        && auth::body_sha256(&body) != signed
+    {
+        return unauthenticated(&path, &auth::Refusal::BodyMismatch);
+    }
     let node = &state.node;
     match path.as_str() {
         PATH_RAFT_APPEND => match decode(&body) {

@@ -23,6 +23,11 @@ pub struct AdminConfig {
     /// Metadata nodes (host:port, comma-separated) for `arbor admin meta`.
     #[arg(long, env = "ARBOR_META", value_delimiter = ',', global = true)]
     pub meta: Vec<String>,
+    /// File holding the cluster's secret (64 hex digits, made by `arbor
+    /// admin cluster-secret FILE`): every request between the cluster's
+    /// processes carries a MAC under it. For `arbor admin meta`.
+    #[arg(long, env = "ARBOR_CLUSTER_SECRET_FILE", global = true)]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Access key to sign with (file or ARBOR_ACCESS_KEY).
     #[arg(skip)]
     pub access_key: Option<Secret>,

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     CHUNK_DATA_DIR_DEFAULT, DRAIN_TIMEOUT_SECS_DEFAULT, HEARTBEAT_SECS_DEFAULT, INTEGER_MAX,
     ORPHAN_GRACE_SECS_DEFAULT, SCRUB_INTERVAL_SECS_DEFAULT, Settings, check_host_port,
-    check_meta_addrs, check_path, check_range, check_secs, chunk_server_default, refuse, secs,
+    check_meta_addrs, check_path, check_range, check_secs, chunk_server_default, describe, refuse,
+    secs,
 };
 
 /// A chunk server.
@@ -28,6 +29,11 @@ pub struct ChunkConfig {
     /// for a stand-alone server.
     #[arg(long, env = "ARBOR_META", value_delimiter = ',')]
     pub meta: Vec<String>,
+    /// File holding the cluster's secret (64 hex digits, made by `arbor
+    /// admin cluster-secret FILE`): every request between the cluster's
+    /// processes carries a MAC under it. Required.
+    #[arg(long, env = "ARBOR_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Failure-domain label (zone or rack) for placement.
     #[arg(long, env = "ARBOR_ZONE", default_value_t = chunk_server_default().zone)]
     pub zone: String,
@@ -88,12 +94,25 @@ impl Settings for ChunkConfig {
         )?;
         // The chunk store's own checks, which the ones above cover.
         self.server_config().validate()?;
+        if self.cluster_secret_file.is_none() {
+            anyhow::bail!("{} is required", describe("cluster_secret_file"));
+        }
         Ok(())
     }
 }
 
 impl ChunkConfig {
-    /// The chunk server's own configuration.
+    /// The chunk server's own configuration, with the cluster's secret.
+    pub fn server_config_with_secret(&self) -> anyhow::Result<ChunkServerConfig> {
+        let secret = super::cluster_secret(self.cluster_secret_file.as_deref())?;
+        Ok(ChunkServerConfig {
+            cluster_secret: Some(secret),
+            ..self.server_config()
+        })
+    }
+
+    /// The chunk server's own configuration (without the secret, which
+    /// [`ChunkConfig::server_config_with_secret`] reads).
     pub fn server_config(&self) -> ChunkServerConfig {
         ChunkServerConfig {
             data_dir: self.data_dir.clone(),
@@ -108,6 +127,7 @@ impl ChunkConfig {
             drain_timeout: secs(self.drain_timeout_secs),
             connections_max: self.connections_max,
             orphan_grace: secs(self.orphan_grace_secs),
+            cluster_secret: None,
         }
     }
 }

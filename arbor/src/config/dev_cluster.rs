@@ -36,6 +36,10 @@ pub struct DevClusterConfig {
     /// Skip fsync on the meta nodes' commits (tests only).
     #[arg(long, env = "ARBOR_NO_FSYNC", default_value_t = false)]
     pub no_fsync: bool,
+    /// The cluster's secret, given to every process (default:
+    /// `cluster.secret` in --dir). Created if missing.
+    #[arg(long, env = "ARBOR_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 impl Settings for DevClusterConfig {

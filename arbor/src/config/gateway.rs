@@ -23,6 +23,11 @@ pub struct GatewayConfig {
     /// Metadata nodes (host:port, comma-separated). Required.
     #[arg(long, env = "ARBOR_META", value_delimiter = ',')]
     pub meta: Vec<String>,
+    /// File holding the cluster's secret (64 hex digits, made by `arbor
+    /// admin cluster-secret FILE`): every request between the cluster's
+    /// processes carries a MAC under it. Required.
+    #[arg(long, env = "ARBOR_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Directory holding `credentials.json`, read when neither
     /// ARBOR_ACCESS_KEY nor ARBOR_SECRET_KEY is set. Every gateway of a
     /// cluster must use the same credentials.
@@ -66,7 +71,11 @@ impl Settings for GatewayConfig {
             self.region.as_deref(),
             self.domain.as_deref(),
         )?;
-        check_key_pair(self.access_key.as_ref(), self.secret_key.as_ref())
+        check_key_pair(self.access_key.as_ref(), self.secret_key.as_ref())?;
+        if self.cluster_secret_file.is_none() {
+            anyhow::bail!("{} is required", describe("cluster_secret_file"));
+        }
+        Ok(())
     }
 }
 

@@ -54,6 +54,11 @@ pub struct MetaNodeConfig {
     /// Multipart uploads older than this many seconds are aborted.
     #[arg(long, env = "ARBOR_UPLOAD_EXPIRY_SECS", default_value_t = UPLOAD_EXPIRY_SECS_DEFAULT)]
     pub upload_expiry_secs: u64,
+    /// File holding the cluster's secret (64 hex digits, made by `arbor
+    /// admin cluster-secret FILE`): every request between the cluster's
+    /// processes carries a MAC under it. Required.
+    #[arg(long, env = "ARBOR_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 impl Settings for MetaNodeConfig {
@@ -73,7 +78,11 @@ impl Settings for MetaNodeConfig {
         check_secs("offline_grace_secs", self.offline_grace_secs, 0)?;
         check_secs("heal_interval_secs", self.heal_interval_secs, 1)?;
         check_secs("gc_grace_secs", self.gc_grace_secs, 0)?;
-        check_secs("upload_expiry_secs", self.upload_expiry_secs, 1)
+        check_secs("upload_expiry_secs", self.upload_expiry_secs, 1)?;
+        if self.cluster_secret_file.is_none() {
+            anyhow::bail!("{} is required", describe("cluster_secret_file"));
+        }
+        Ok(())
     }
 }
 
@@ -83,12 +92,14 @@ impl MetaNodeConfig {
         let node_id = self
             .node_id
             .ok_or_else(|| anyhow::anyhow!("{} is required", describe("node_id")))?;
+        let secret = super::cluster_secret(self.cluster_secret_file.as_deref())?;
         Ok(MetaConfig {
             listen_addr: Some(self.listen),
             advertise_addr: self.advertise.clone(),
             ..MetaConfig::new(&self.data_dir, node_id)
                 .with_bootstrap(self.bootstrap)
                 .with_durable(!self.no_fsync)
+                .with_cluster_secret(Some(secret))
         })
     }
 

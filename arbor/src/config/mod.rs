@@ -48,6 +48,27 @@ pub use gateway::GatewayConfig;
 pub use meta::MetaNodeConfig;
 pub use serve::ServeConfig;
 
+/// The cluster's secret from `cluster_secret_file`, which every process of
+/// a cluster needs (`arbor admin cluster-secret FILE` makes one).
+pub fn cluster_secret(file: Option<&Path>) -> anyhow::Result<arbor_net::auth::ClusterSecret> {
+    let file = file.ok_or_else(|| {
+        anyhow!(
+            "{} is required: every process of a cluster shares one secret \
+             (create it once with `arbor admin cluster-secret FILE`)",
+            describe("cluster_secret_file")
+        )
+    })?;
+    arbor_net::auth::ClusterSecret::read(file)
+        .with_context(|| format!("reading the cluster secret {}", file.display()))
+}
+
+/// [`cluster_secret`] when a file is named, else `None`.
+pub fn optional_cluster_secret(
+    file: Option<&Path>,
+) -> anyhow::Result<Option<arbor_net::auth::ClusterSecret>> {
+    file.map(|f| cluster_secret(Some(f))).transpose()
+}
+
 // --- Defaults ------------------------------------------------------------
 
 /// Where S3 is served (`arbor serve`, `arbor gateway`) and where `arbor

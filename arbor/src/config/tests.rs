@@ -57,24 +57,41 @@ fn a_flag_wins_over_the_file_and_the_file_over_the_default() {
     assert_eq!(serve.region.as_deref(), Some("eu-1"));
 
     let file = "node_id = 4\nheal_interval_secs = 30\n";
-    let meta: MetaNodeConfig = load_from(&[], Some(file)).expect("meta");
+    let meta: MetaNodeConfig =
+        load_from(&["--cluster-secret-file", "s"], Some(file)).expect("meta");
     assert_eq!((meta.node_id, meta.heal_interval_secs), (Some(4), 30));
-    let meta: MetaNodeConfig = load_from(&["--heal-interval-secs", "5"], Some(file)).expect("meta");
+    let meta: MetaNodeConfig = load_from(
+        &["--cluster-secret-file", "s", "--heal-interval-secs", "5"],
+        Some(file),
+    )
+    .expect("meta");
     assert_eq!((meta.node_id, meta.heal_interval_secs), (Some(4), 5));
 
     let file = "zone = \"rack-1\"\nmeta = [\"10.0.0.1:9200\"]\n";
-    let chunk: ChunkConfig = load_from(&[], Some(file)).expect("chunk");
+    let chunk: ChunkConfig = load_from(&["--cluster-secret-file", "s"], Some(file)).expect("chunk");
     assert_eq!(chunk.zone, "rack-1");
     assert_eq!(chunk.meta, ["10.0.0.1:9200"]);
-    let chunk: ChunkConfig = load_from(&["--zone", "rack-2"], Some(file)).expect("chunk");
+    let chunk: ChunkConfig = load_from(
+        &["--cluster-secret-file", "s", "--zone", "rack-2"],
+        Some(file),
+    )
+    .expect("chunk");
     assert_eq!(chunk.zone, "rack-2");
 
     let file = "meta = [\"m1:9200\", \"m2:9200\"]\nreplication_factor = 2\n";
-    let gateway: GatewayConfig = load_from(&[], Some(file)).expect("gateway");
+    let gateway: GatewayConfig =
+        load_from(&["--cluster-secret-file", "s"], Some(file)).expect("gateway");
     assert_eq!(gateway.meta, ["m1:9200", "m2:9200"]);
     assert_eq!(gateway.replication_factor, 2);
     let gateway: GatewayConfig = load_from(
-        &["--meta", "m3:9200", "--replication-factor", "1"],
+        &[
+            "--cluster-secret-file",
+            "s",
+            "--meta",
+            "m3:9200",
+            "--replication-factor",
+            "1",
+        ],
         Some(file),
     )
     .expect("gateway");
@@ -96,7 +113,13 @@ fn an_unknown_key_is_refused() {
     assert!(message.contains("chunk_sise"), "{message}");
     assert!(message.contains("arbor.toml"), "{message}");
     // Not a setting of this role, nor the file's own name.
-    assert!(load_from::<ChunkConfig>(&[], Some("replication_factor = 3\n")).is_err());
+    assert!(
+        load_from::<ChunkConfig>(
+            &["--cluster-secret-file", "s"],
+            Some("replication_factor = 3\n")
+        )
+        .is_err()
+    );
     assert!(load_from::<ServeConfig>(&[], Some("config = \"x.toml\"\n")).is_err());
     // A value of the wrong type names its key.
     let e = load_from::<ServeConfig>(&[], Some("chunk_size = \"big\"\n")).expect_err("type");
@@ -124,8 +147,18 @@ fn out_of_range_values_are_refused_by_name() {
             "1..=",
         ),
         (
-            load_from::<MetaNodeConfig>(&["--node-id", "1", "--heal-interval-secs", "0"], None)
-                .map(drop),
+            load_from::<MetaNodeConfig>(
+                &[
+                    "--cluster-secret-file",
+                    "s",
+                    "--node-id",
+                    "1",
+                    "--heal-interval-secs",
+                    "0",
+                ],
+                None,
+            )
+            .map(drop),
             "heal_interval_secs",
             "1..=",
         ),
@@ -139,23 +172,41 @@ fn out_of_range_values_are_refused_by_name() {
             "0..=315360000",
         ),
         (
-            load_from::<MetaNodeConfig>(&[], None).map(drop),
+            load_from::<MetaNodeConfig>(&["--cluster-secret-file", "s"], None).map(drop),
             "node_id",
             "required",
         ),
         (
-            load_from::<ChunkConfig>(&["--scrub-interval-secs", "0"], None).map(drop),
+            load_from::<ChunkConfig>(
+                &["--cluster-secret-file", "s", "--scrub-interval-secs", "0"],
+                None,
+            )
+            .map(drop),
             "scrub_interval_secs",
             "1..=",
         ),
         (
-            load_from::<ChunkConfig>(&["--connections-max", "100000"], None).map(drop),
+            load_from::<ChunkConfig>(
+                &["--cluster-secret-file", "s", "--connections-max", "100000"],
+                None,
+            )
+            .map(drop),
             "connections_max",
             "1..=128",
         ),
         (
-            load_from::<GatewayConfig>(&["--meta", "m:1", "--replication-factor", "17"], None)
-                .map(drop),
+            load_from::<GatewayConfig>(
+                &[
+                    "--cluster-secret-file",
+                    "s",
+                    "--meta",
+                    "m:1",
+                    "--replication-factor",
+                    "17",
+                ],
+                None,
+            )
+            .map(drop),
             "replication_factor",
             "1..=16",
         ),
@@ -194,7 +245,9 @@ fn keys_come_in_pairs_and_are_read_from_the_file() {
     if std::env::var_os("ARBOR_ACCESS_KEY").is_none()
         && std::env::var_os("ARBOR_SECRET_KEY").is_none()
     {
-        let gateway: GatewayConfig = load_from(&["--meta", "m:1"], Some(file)).expect("gateway");
+        let gateway: GatewayConfig =
+            load_from(&["--cluster-secret-file", "s", "--meta", "m:1"], Some(file))
+                .expect("gateway");
         let credentials = gateway.credentials().expect("a key pair");
         assert_eq!(
             (
@@ -213,7 +266,7 @@ fn keys_come_in_pairs_and_are_read_from_the_file() {
 /// `arbor chunk` keeps the chunk store's defaults: they live there only.
 #[test]
 fn chunk_defaults_are_the_chunk_stores() {
-    let chunk: ChunkConfig = load_from(&[], None).expect("defaults");
+    let chunk: ChunkConfig = load_from(&["--cluster-secret-file", "s"], None).expect("defaults");
     assert_eq!(
         chunk.server_config(),
         ChunkServerConfig {
@@ -226,9 +279,14 @@ fn chunk_defaults_are_the_chunk_stores() {
 #[test]
 fn defaults_pass_validation() {
     load_from::<ServeConfig>(&[], None).expect("serve");
-    load_from::<MetaNodeConfig>(&["--node-id", "1"], None).expect("meta");
-    load_from::<ChunkConfig>(&[], None).expect("chunk");
-    load_from::<GatewayConfig>(&["--meta", "127.0.0.1:9200"], None).expect("gateway");
+    load_from::<MetaNodeConfig>(&["--cluster-secret-file", "s", "--node-id", "1"], None)
+        .expect("meta");
+    load_from::<ChunkConfig>(&["--cluster-secret-file", "s"], None).expect("chunk");
+    load_from::<GatewayConfig>(
+        &["--cluster-secret-file", "s", "--meta", "127.0.0.1:9200"],
+        None,
+    )
+    .expect("gateway");
     load_from::<AdminConfig>(&[], None).expect("admin");
     load_from::<DevClusterConfig>(&["--dir", "d"], None).expect("dev-cluster");
 }
@@ -255,4 +313,25 @@ fn dev_cluster_sizes_and_ports_are_refused_not_clamped() {
     let edge: DevClusterConfig =
         load_from(&["--dir", "d", "--base-port", "65528"], None).expect("8 ports up to 65535");
     assert_eq!(edge.processes(), 8);
+}
+
+#[test]
+fn cluster_roles_need_the_cluster_secret() {
+    let cases = [
+        load_from::<MetaNodeConfig>(&["--node-id", "1"], None).map(drop),
+        load_from::<ChunkConfig>(&[], None).map(drop),
+        load_from::<GatewayConfig>(&["--meta", "127.0.0.1:9200"], None).map(drop),
+    ];
+    for result in cases {
+        let message = format!("{:#}", result.expect_err("no secret"));
+        assert!(message.contains("cluster_secret_file"), "{message}");
+    }
+    // A file that is not a secret is refused when it is read.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.secret");
+    std::fs::write(&path, "not hex").expect("write");
+    let e = cluster_secret(Some(&path)).expect_err("bad secret");
+    assert!(format!("{e:#}").contains("64 hex digits"), "{e:#}");
+    assert!(cluster_secret(None).is_err());
+    assert!(optional_cluster_secret(None).expect("none").is_none());
 }
