@@ -304,6 +304,7 @@ pub struct ArborCluster {
     pub gateway: ArborProcess,
     pub endpoint: String,
     chunk_args: Vec<String>,
+    gateway_args: Vec<String>,
 }
 
 impl ArborCluster {
@@ -346,21 +347,17 @@ impl ArborCluster {
                 "{{\"access_key\":\"{CLUSTER_ACCESS_KEY}\",\"secret_key\":\"{CLUSTER_SECRET_KEY}\"}}"
             ),
         )?;
-        let gateway_data = path_str(&gateway_dir)?;
-        let mut args = vec![
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--meta",
-            &meta_addr,
-            "--data-dir",
-            &gateway_data,
+        let mut gateway_args = vec![
+            "gateway".to_owned(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--meta".to_owned(),
+            meta_addr.clone(),
+            "--data-dir".to_owned(),
+            path_str(&gateway_dir)?,
         ];
-        args.extend(options.gateway_args.iter().map(String::as_str));
-        let gateway = ArborProcess::start(&args, "gateway listening:")?;
-        let endpoint = gateway
-            .value("gateway listening:")
-            .context("gateway endpoint")?;
+        gateway_args.extend(options.gateway_args.iter().cloned());
+        let (gateway, endpoint) = start_gateway(&gateway_args)?;
         Ok(ArborCluster {
             meta,
             meta_addr,
@@ -368,7 +365,33 @@ impl ArborCluster {
             gateway,
             endpoint,
             chunk_args: options.chunk_args.clone(),
+            gateway_args,
         })
+    }
+
+    /// Kills the gateway with SIGKILL, as a crash would.
+    pub fn kill_gateway(&mut self) -> anyhow::Result<()> {
+        let pid = self.gateway.pid().context("gateway not running")?;
+        let status = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -KILL {pid}");
+        Ok(())
+    }
+
+    /// Starts a new gateway in place of the old one (on a new port).
+    pub fn restart_gateway(&mut self) -> anyhow::Result<()> {
+        let (gateway, endpoint) = start_gateway(&self.gateway_args)?;
+        // The old process, killed or not, is reaped here.
+        drop(std::mem::replace(&mut self.gateway, gateway));
+        self.endpoint = endpoint;
+        Ok(())
+    }
+
+    /// The flags chunk servers get from their next (re)start on.
+    pub fn set_chunk_args(&mut self, args: Vec<String>) {
+        self.chunk_args = args;
     }
 
     /// Stops the chunk server of `zone` (SIGTERM), keeping its data.
@@ -406,6 +429,15 @@ impl ArborCluster {
             .find(|c| c.zone == zone)
             .with_context(|| format!("no chunk server in zone {zone}"))
     }
+}
+
+fn start_gateway(args: &[String]) -> anyhow::Result<(ArborProcess, String)> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let gateway = ArborProcess::start(&args, "gateway listening:")?;
+    let endpoint = gateway
+        .value("gateway listening:")
+        .context("gateway endpoint")?;
+    Ok((gateway, endpoint))
 }
 
 fn path_str(path: &Path) -> anyhow::Result<String> {
