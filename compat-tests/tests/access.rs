@@ -1663,3 +1663,68 @@ async fn bypassing_governance_retention_needs_the_owner_permission() {
     assert!(listed.versions().is_empty(), "{listed:?}");
     server.stop().expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_headers_on_a_write_need_write_like_the_write() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode};
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");
+    let root = client(&server.endpoint, &server.access_key, &server.secret_key);
+    root.create_bucket()
+        .bucket("locked")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket");
+    let (reader_id, reader_secret) = create_key(&server, "reader", &[]);
+    admin_ok(
+        &server,
+        &["key", "allow", &reader_id, "--bucket", "locked", "--read"],
+    );
+    let (writer_id, writer_secret) = create_key(&server, "writer", &[]);
+    admin_ok(
+        &server,
+        &["key", "allow", &writer_id, "--bucket", "locked", "--write"],
+    );
+    let reader = client(&server.endpoint, &reader_id, &reader_secret);
+    let writer = client(&server.endpoint, &writer_id, &writer_secret);
+    let until = DateTime::from(SystemTime::now() + std::time::Duration::from_secs(86_400));
+    let put = |s3: &aws_sdk_s3::Client| {
+        s3.put_object()
+            .bucket("locked")
+            .key("backup")
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(until)
+            .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+            .body(ByteStream::from_static(b"data"))
+            .send()
+    };
+    let refused = put(&reader).await.expect_err("read only");
+    assert_eq!(refused.code(), Some("AccessDenied"), "{refused:?}");
+    let missing = root
+        .head_object()
+        .bucket("locked")
+        .key("backup")
+        .send()
+        .await
+        .expect_err("nothing written");
+    assert!(
+        matches!(&missing, SdkError::ServiceError(e) if e.raw().status().as_u16() == 404),
+        "{missing:?}"
+    );
+    put(&writer).await.expect("Write covers the lock headers");
+    let head = root
+        .head_object()
+        .bucket("locked")
+        .key("backup")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance));
+    assert_eq!(
+        head.object_lock_legal_hold_status(),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
+    server.stop().expect("stop");
+}

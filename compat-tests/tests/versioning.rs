@@ -660,8 +660,7 @@ async fn object_lock_holds_versions_until_their_date() {
     use aws_sdk_s3::primitives::DateTime;
     use aws_sdk_s3::types::{
         DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold,
-        ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
-        ObjectLockRule,
+        ObjectLockLegalHoldStatus, ObjectLockRetention, ObjectLockRetentionMode, ObjectLockRule,
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -704,7 +703,7 @@ async fn object_lock_holds_versions_until_their_date() {
         .send()
         .await
         .expect_err("versioning stays enabled");
-    assert_eq!(failure(&e).1, 403);
+    assert_eq!(failure(&e), (Some("InvalidBucketState".into()), 409, None));
 
     let in_a_day = DateTime::from_secs(
         i64::try_from(
@@ -903,19 +902,6 @@ async fn object_lock_holds_versions_until_their_date() {
         in_a_day.secs()
     );
 
-    // Lock headers on a write are refused, never ignored.
-    let e = s3
-        .put_object()
-        .bucket(b)
-        .key("x")
-        .object_lock_mode(ObjectLockMode::Compliance)
-        .object_lock_retain_until_date(in_a_day)
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .expect_err("lock headers");
-    assert_eq!(failure(&e).0.as_deref(), Some("NotImplemented"));
-
     // Without Object Lock there is nothing to configure or retain.
     s3.create_bucket()
         .bucket("unlocked")
@@ -953,6 +939,434 @@ async fn object_lock_holds_versions_until_their_date() {
     assert_eq!(
         failure(&e).0.as_deref(),
         Some("ObjectLockConfigurationNotFoundError")
+    );
+    server.stop().expect("stop");
+}
+
+/// Asserts `e` is S3's answer to a lock header in a bucket without Object
+/// Lock.
+fn missing<E>(e: &SdkError<E, HttpResponse>, what: &str)
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    let (code, status, _) = failure(e);
+    assert_eq!(
+        (code.as_deref(), status),
+        (Some("InvalidRequest"), 400),
+        "{what}"
+    );
+    assert_eq!(
+        e.message(),
+        Some("Bucket is missing Object Lock Configuration"),
+        "{what}"
+    );
+}
+
+/// The retention mode, retain-until date (seconds) and legal hold HEAD
+/// and GET answer with for `key` (`version`, or the current one).
+async fn lock_headers(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> (Option<String>, Option<i64>, Option<String>) {
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("head {key}: {e:?}"));
+    let from_head = (
+        head.object_lock_mode().map(|m| m.as_str().to_owned()),
+        head.object_lock_retain_until_date().map(|d| d.secs()),
+        head.object_lock_legal_hold_status()
+            .map(|h| h.as_str().to_owned()),
+    );
+    let got = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    let from_get = (
+        got.object_lock_mode().map(|m| m.as_str().to_owned()),
+        got.object_lock_retain_until_date().map(|d| d.secs()),
+        got.object_lock_legal_hold_status()
+            .map(|h| h.as_str().to_owned()),
+    );
+    assert_eq!(from_head, from_get, "HEAD and GET agree on {key}");
+    from_get
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_lock_headers_lock_writes_in_the_same_commit() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{
+        CompletedMultipartUpload, CompletedPart, DefaultRetention, ObjectLockConfiguration,
+        ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode,
+        ObjectLockRetentionMode, ObjectLockRule,
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    let b = "headers";
+    s3.create_bucket()
+        .bucket(b)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("locked bucket");
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after the epoch")
+            .as_secs(),
+    )
+    .expect("fits");
+    let in_a_day = DateTime::from_secs(now + 86_400);
+    let in_two_days = DateTime::from_secs(now + 2 * 86_400);
+    let compliance = Some("COMPLIANCE".to_owned());
+    let on = Some("ON".to_owned());
+
+    // COMPLIANCE by header: the version is locked as it commits.
+    let c = s3
+        .put_object()
+        .bucket(b)
+        .key("c")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_a_day)
+        .body(ByteStream::from_static(b"compliance"))
+        .send()
+        .await
+        .expect("put with retention")
+        .version_id
+        .expect("id");
+    assert_eq!(
+        lock_headers(&s3, b, "c", Some(&c)).await,
+        (compliance.clone(), Some(in_a_day.secs()), None)
+    );
+    let got = s3
+        .get_object_retention()
+        .bucket(b)
+        .key("c")
+        .version_id(&c)
+        .send()
+        .await
+        .expect("retention");
+    assert_eq!(
+        got.retention().and_then(|r| r.mode()),
+        Some(&ObjectLockRetentionMode::Compliance)
+    );
+    for bypass in [false, true] {
+        let e = s3
+            .delete_object()
+            .bucket(b)
+            .key("c")
+            .version_id(&c)
+            .bypass_governance_retention(bypass)
+            .send()
+            .await
+            .expect_err("COMPLIANCE holds");
+        assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    }
+    assert_eq!(get(&s3, b, "c", Some(&c)).await, b"compliance");
+
+    // A legal hold by header, with no retention.
+    let h = s3
+        .put_object()
+        .bucket(b)
+        .key("h")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"held"))
+        .send()
+        .await
+        .expect("put with hold")
+        .version_id
+        .expect("id");
+    assert_eq!(
+        lock_headers(&s3, b, "h", None).await,
+        (None, None, on.clone())
+    );
+    let e = s3
+        .delete_object()
+        .bucket(b)
+        .key("h")
+        .version_id(&h)
+        .bypass_governance_retention(true)
+        .send()
+        .await
+        .expect_err("held");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    s3.put_object_legal_hold()
+        .bucket(b)
+        .key("h")
+        .version_id(&h)
+        .legal_hold(
+            ObjectLockLegalHold::builder()
+                .status(ObjectLockLegalHoldStatus::Off)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("lift");
+    s3.delete_object()
+        .bucket(b)
+        .key("h")
+        .version_id(&h)
+        .send()
+        .await
+        .expect("no longer held");
+
+    // Headers override the bucket's default retention; a legal hold alone
+    // keeps it.
+    s3.put_object_lock_configuration()
+        .bucket(b)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Governance)
+                                .days(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("default retention");
+    s3.put_object()
+        .bucket(b)
+        .key("o")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_two_days)
+        .body(ByteStream::from_static(b"override"))
+        .send()
+        .await
+        .expect("put overriding");
+    assert_eq!(
+        lock_headers(&s3, b, "o", None).await,
+        (compliance.clone(), Some(in_two_days.secs()), None)
+    );
+    s3.put_object()
+        .bucket(b)
+        .key("d")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"default"))
+        .send()
+        .await
+        .expect("put with hold");
+    let (mode, until, hold) = lock_headers(&s3, b, "d", None).await;
+    assert_eq!((mode.as_deref(), hold), (Some("GOVERNANCE"), on.clone()));
+    let until = until.expect("default retention");
+    assert!((until - in_a_day.secs()).abs() < 120, "{until}");
+
+    // CopyObject sets the copy's lock, not the source's.
+    s3.copy_object()
+        .bucket(b)
+        .key("copy")
+        .copy_source(format!("{b}/c?versionId={c}"))
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(in_two_days)
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .send()
+        .await
+        .expect("copy with lock");
+    assert_eq!(
+        lock_headers(&s3, b, "copy", None).await,
+        (
+            Some("GOVERNANCE".into()),
+            Some(in_two_days.secs()),
+            on.clone()
+        )
+    );
+
+    // CreateMultipartUpload's headers lock the completed object.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(b)
+        .key("m")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_two_days)
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .send()
+        .await
+        .expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let part = s3
+        .upload_part()
+        .bucket(b)
+        .key("m")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"multipart"))
+        .send()
+        .await
+        .expect("part");
+    let m = s3
+        .complete_multipart_upload()
+        .bucket(b)
+        .key("m")
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .set_e_tag(part.e_tag().map(str::to_owned))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete")
+        .version_id
+        .expect("id");
+    assert_eq!(
+        lock_headers(&s3, b, "m", Some(&m)).await,
+        (compliance.clone(), Some(in_two_days.secs()), on.clone())
+    );
+    let e = s3
+        .delete_object()
+        .bucket(b)
+        .key("m")
+        .version_id(&m)
+        .send()
+        .await
+        .expect_err("locked upload");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+
+    // An append takes no lock headers.
+    let e = s3
+        .put_object()
+        .bucket(b)
+        .key("c")
+        .write_offset_bytes(10)
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"more"))
+        .send()
+        .await
+        .expect_err("append with a lock");
+    assert_eq!(failure(&e).0.as_deref(), Some("NotImplemented"));
+
+    // Refusals: mode and date go together, the date is ahead; nothing
+    // is written.
+    let past = DateTime::from_secs(now - 60);
+    let refusals = [
+        (Some(ObjectLockMode::Compliance), None, None),
+        (None, Some(in_a_day), None),
+        (Some(ObjectLockMode::Governance), Some(past), None),
+        (Some(ObjectLockMode::from("FOREVER")), Some(in_a_day), None),
+        (None, None, Some(ObjectLockLegalHoldStatus::from("MAYBE"))),
+    ];
+    for (mode, until, hold) in refusals {
+        let what = format!("{mode:?} {until:?} {hold:?}");
+        let e = s3
+            .put_object()
+            .bucket(b)
+            .key("refused")
+            .set_object_lock_mode(mode.clone())
+            .set_object_lock_retain_until_date(until)
+            .set_object_lock_legal_hold_status(hold.clone())
+            .body(ByteStream::from_static(b"no"))
+            .send()
+            .await
+            .expect_err(&what);
+        assert_eq!(
+            (failure(&e).0.as_deref(), failure(&e).1),
+            (Some("InvalidArgument"), 400),
+            "{what}"
+        );
+        let e = s3
+            .create_multipart_upload()
+            .bucket(b)
+            .key("refused")
+            .set_object_lock_mode(mode)
+            .set_object_lock_retain_until_date(until)
+            .set_object_lock_legal_hold_status(hold)
+            .send()
+            .await
+            .expect_err(&what);
+        assert_eq!(failure(&e).0.as_deref(), Some("InvalidArgument"), "{what}");
+    }
+    let e = s3
+        .head_object()
+        .bucket(b)
+        .key("refused")
+        .send()
+        .await
+        .expect_err("nothing written");
+    assert_eq!(failure(&e).1, 404);
+
+    // A bucket without Object Lock refuses every lock header.
+    s3.create_bucket()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("bucket");
+    put(&s3, "plain", "src", b"src").await;
+    let e = s3
+        .put_object()
+        .bucket("plain")
+        .key("k")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(in_a_day)
+        .body(ByteStream::from_static(b"k"))
+        .send()
+        .await
+        .expect_err("no lock: retention");
+    missing(&e, "put retention");
+    let e = s3
+        .put_object()
+        .bucket("plain")
+        .key("k")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"k"))
+        .send()
+        .await
+        .expect_err("no lock: hold");
+    missing(&e, "put hold");
+    let e = s3
+        .copy_object()
+        .bucket("plain")
+        .key("k")
+        .copy_source("plain/src")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .send()
+        .await
+        .expect_err("no lock: copy");
+    missing(&e, "copy");
+    let e = s3
+        .create_multipart_upload()
+        .bucket("plain")
+        .key("k")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_a_day)
+        .send()
+        .await
+        .expect_err("no lock: upload");
+    missing(&e, "create upload");
+    let e = s3
+        .head_object()
+        .bucket("plain")
+        .key("k")
+        .send()
+        .await
+        .expect_err("nothing written");
+    assert_eq!(failure(&e).1, 404);
+    assert_eq!(
+        lock_headers(&s3, "plain", "src", None).await,
+        (None, None, None)
     );
     server.stop().expect("stop");
 }

@@ -114,6 +114,10 @@ pub fn from_meta(e: MetaError) -> S3Error {
             // The reason names the version and what holds it.
             return S3Error::with_message(C::AccessDenied, reason.clone());
         }
+        MetaError::InvalidBucketState(reason) => {
+            // The reason names the bucket and what its state forbids.
+            return S3Error::with_message(C::InvalidBucketState, reason.clone());
+        }
         MetaError::NoObjectLockConfig(_) => (
             C::ObjectLockConfigurationNotFoundError,
             "Object Lock configuration does not exist for this bucket",
@@ -336,6 +340,7 @@ mod tests {
             MetaError::VersionedBucket(_) => (C::InvalidRequest, 400),
             MetaError::NoSuchVersion { .. } => (C::NoSuchVersion, 404),
             MetaError::ObjectLocked(_) => (C::AccessDenied, 403),
+            MetaError::InvalidBucketState(_) => (C::InvalidBucketState, 409),
             MetaError::NoObjectLockConfig(_) => (C::ObjectLockConfigurationNotFoundError, 404),
             MetaError::NotLeader { .. } => (C::SlowDown, 503),
             MetaError::Unavailable(_) => (C::SlowDown, 503),
@@ -381,6 +386,7 @@ mod tests {
                 version_id: "null".into(),
             },
             MetaError::ObjectLocked("l".into()),
+            MetaError::InvalidBucketState("b".into()),
             MetaError::NoObjectLockConfig("b".into()),
             MetaError::NoSuchAccessKey("k".into()),
             MetaError::AccessKeyExists("k".into()),

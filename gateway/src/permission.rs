@@ -60,6 +60,10 @@ pub fn needed(op: &str) -> Option<Need> {
         | "GetObjectRetention"
         | "GetObjectLegalHold"
         | "GetObjectLockConfiguration" => Need::Bucket(Read),
+        // Object Lock headers on PutObject, CopyObject and
+        // CreateMultipartUpload need no more than the write itself: Write
+        // covers what AWS checks as s3:PutObjectRetention and
+        // s3:PutObjectLegalHold (docs/design.md, "Object Lock").
         "PutObject"
         | "CopyObject"
         | "DeleteObject"

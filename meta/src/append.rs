@@ -98,6 +98,7 @@ impl Apply for AppendObject {
                 shared: self.shared_chunks,
             },
             &self.placements,
+            None,
         )
     }
 

@@ -59,7 +59,7 @@ use crate::records::{
     BucketInfo, ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkServerRecord,
     CompletedPart, CompletedUpload, DeleteCondition, GcEntry, ListPage, ListRequest,
     ListUploadsRequest, ObjectChecksum, ObjectVersion, OverwritePolicy, PartRecord, PartsPage,
-    ServerId, ServerStatus, UploadId, UploadRecord, UploadsPage, WriteCondition,
+    ServerId, ServerStatus, UploadId, UploadRecord, UploadsPage, VersionLock, WriteCondition,
 };
 use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
@@ -336,6 +336,20 @@ impl MetaClient {
         condition: WriteCondition,
         placements: Vec<ChunkPlacement>,
     ) -> Result<ObjectVersion> {
+        self.put_object_locked(bucket, key, version, condition, placements, None)
+            .await
+    }
+    /// As [`MetaClient::put_object`], setting `lock` (Object Lock headers)
+    /// on the version in the same command.
+    pub async fn put_object_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: ObjectVersion,
+        condition: WriteCondition,
+        placements: Vec<ChunkPlacement>,
+        lock: Option<VersionLock>,
+    ) -> Result<ObjectVersion> {
         keys::validate_key(key)?;
         self.write(PutObject {
             bucket: bucket.to_owned(),
@@ -344,18 +358,21 @@ impl MetaClient {
             condition,
             ownership: ChunkOwnership::Fresh,
             placements,
+            lock,
         })
         .await
     }
     /// Commits `version`, whose chunks it shares with a live version (the
     /// source of a copy), as the current version of `bucket/key`. Refused
     /// with `Conflict` if a chunk lost its last reference meanwhile.
+    /// `lock` (Object Lock headers) is set on the copy in the same command.
     pub async fn copy_object(
         &self,
         bucket: &str,
         key: &str,
         version: ObjectVersion,
         condition: WriteCondition,
+        lock: Option<VersionLock>,
     ) -> Result<ObjectVersion> {
         keys::validate_key(key)?;
         self.write(PutObject {
@@ -365,6 +382,7 @@ impl MetaClient {
             condition,
             ownership: ChunkOwnership::Shared,
             placements: Vec::new(),
+            lock,
         })
         .await
     }

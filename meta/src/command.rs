@@ -34,8 +34,8 @@ use crate::namespace::{
     CreateBucket, CreateBucketAs, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys,
     DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf, GetBucket, GetBucketTags,
     GetBucketVersioning, GetObject, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
-    ListBuckets, PutBucketTags, PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold,
-    SetObjectLockConfig, SetObjectRetention, SetOverwritePolicy,
+    GetReadableVersion, ListBuckets, PutBucketTags, PutObject, PutObjectTags, SetBucketVersioning,
+    SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -232,6 +232,7 @@ reads!(
     ListAccessKeys,
     GetBucketPolicy,
     GetPublicAccessBlock,
+    GetReadableVersion,
 );
 
 /// A command's outcome as the log remembers it.
@@ -287,6 +288,7 @@ mod tests {
     fn size_estimate_follows_the_payload() {
         let put = |data: ObjectData| {
             Command::from(PutObject {
+                lock: None,
                 bucket: "b".into(),
                 key: "k".into(),
                 version: ObjectVersion {

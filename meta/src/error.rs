@@ -87,6 +87,10 @@ pub enum MetaError {
     /// or replaced, a retention only lengthened; the text says which.
     #[error("{0}")]
     ObjectLocked(String),
+    /// The bucket's state forbids the change (versioning of an Object Lock
+    /// bucket cannot be suspended); the text says which.
+    #[error("{0}")]
+    InvalidBucketState(String),
     /// Object Lock is not enabled on the bucket.
     #[error("bucket {0:?} has no Object Lock configuration")]
     NoObjectLockConfig(String),

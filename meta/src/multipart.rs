@@ -17,7 +17,7 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{prefix_successor, validate_key};
 use crate::limits::{COMPLETED_UPLOADS_MAX, PART_NUMBER_MAX, PART_SIZE_MIN};
-use crate::namespace::{NewChunks, commit_version};
+use crate::namespace::{NewChunks, commit_version, lock_config_of, lock_in_past};
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::ChunkPlacement;
 use crate::records::object::{
@@ -311,6 +311,12 @@ impl Apply for CreateMultipartUpload {
         if read_bucket(&ctx.buckets, &upload.bucket)?.is_none() {
             return Ok(Err(MetaError::NoSuchBucket(upload.bucket.clone())));
         }
+        if upload.lock.is_some() && lock_config_of(&ctx.bucket_lock, &upload.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoObjectLockConfig(upload.bucket.clone())));
+        }
+        if let Some(refused) = lock_in_past(upload.lock.as_ref(), upload.initiated_ms) {
+            return Ok(Err(refused));
+        }
         if read_upload(ctx, &upload.upload_id)?.is_some() {
             return Err(MetaError::Corrupt(format!(
                 "upload id {} reused",
@@ -519,6 +525,7 @@ impl Apply for CompleteMultipartUpload {
             condition,
             NewChunks::Owned(ChunkOwnership::Shared),
             &[],
+            upload.lock.as_ref(),
         )?;
         if result.is_err() {
             // Refused (condition, bucket gone): the upload stays as it was.

@@ -79,6 +79,16 @@ pub fn get_object_version(
     key: &str,
     version_id: Option<VersionId>,
 ) -> Result<ObjectVersion> {
+    locate_version(txn, bucket, key, version_id).map(|(_, version)| version)
+}
+
+/// As [`get_object_version`], with the inode of the object.
+fn locate_version(
+    txn: &ReadTransaction,
+    bucket: &str,
+    key: &str,
+    version_id: Option<VersionId>,
+) -> Result<(u64, ObjectVersion)> {
     let record = bucket_record(txn, bucket)?;
     validate_key(key)?;
     let children = txn.open_table(schema::CHILDREN)?;
@@ -86,18 +96,19 @@ pub fn get_object_version(
     let versions = txn.open_table(schema::VERSIONS)?;
     match (entry, version_id) {
         (None, None) => Err(MetaError::NoSuchKey(key.to_owned())),
-        (Some(entry), None) => read_version(&versions, &entry),
+        (Some(entry), None) => Ok((entry.inode, read_version(&versions, &entry)?)),
         (entry, Some(id)) => {
-            let all = match entry {
-                Some(entry) => versions_of(&versions, entry.inode)?,
-                None => Vec::new(),
+            let found = match entry {
+                Some(entry) => versions_of(&versions, entry.inode)?
+                    .into_iter()
+                    .find(|v| v.version_id() == id)
+                    .map(|v| (entry.inode, v)),
+                None => None,
             };
-            all.into_iter()
-                .find(|v| v.version_id() == id)
-                .ok_or_else(|| MetaError::NoSuchVersion {
-                    key: key.to_owned(),
-                    version_id: id.to_string(),
-                })
+            found.ok_or_else(|| MetaError::NoSuchVersion {
+                key: key.to_owned(),
+                version_id: id.to_string(),
+            })
         }
     }
 }
@@ -260,11 +271,17 @@ pub struct PutObject {
     pub ownership: ChunkOwnership,
     /// Where the fresh chunks' replicas are (empty for a local store).
     pub placements: Vec<ChunkPlacement>,
+    /// The lock the write asks for (`x-amz-object-lock-*`), set with the
+    /// version: see [`commit_version`].
+    pub lock: Option<VersionLock>,
 }
 
 impl Apply for PutObject {
     type Reply = ObjectVersion;
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<ObjectVersion>> {
+        if let Some(refused) = lock_in_past(self.lock.as_ref(), self.version.last_modified_ms) {
+            return Ok(Err(refused));
+        }
         commit_version(
             ctx,
             &self.bucket,
@@ -273,6 +290,7 @@ impl Apply for PutObject {
             &self.condition,
             NewChunks::Owned(self.ownership),
             &self.placements,
+            self.lock.as_ref(),
         )
     }
 
@@ -308,7 +326,10 @@ pub(crate) enum NewChunks {
 
 /// Commits `version` as the current version of `bucket/key` at the
 /// context's position: PutObject, CopyObject, CompleteMultipartUpload and
-/// AppendObject.
+/// AppendObject. `lock`, asked with the write, is set in the same step:
+/// its retention replaces the bucket's default one, its legal hold is
+/// set; it needs a bucket with Object Lock (`NoObjectLockConfig`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn commit_version(
     ctx: &mut ApplyContext<'_>,
     bucket: &str,
@@ -317,6 +338,7 @@ pub(crate) fn commit_version(
     condition: &WriteCondition,
     new_chunks: NewChunks,
     placements: &[ChunkPlacement],
+    lock: Option<&VersionLock>,
 ) -> Result<Outcome<ObjectVersion>> {
     if let Err(e) = validate_key(key) {
         return Ok(Err(e));
@@ -324,6 +346,9 @@ pub(crate) fn commit_version(
     let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
         return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
     };
+    if lock.is_some() && lock_config_of(&ctx.bucket_lock, bucket)?.is_none() {
+        return Ok(Err(MetaError::NoObjectLockConfig(bucket.to_owned())));
+    }
     let all = version.chunks();
     let (shared, fresh) = match new_chunks {
         NewChunks::Owned(ChunkOwnership::Shared) => (all, &all[all.len()..]),
@@ -367,7 +392,10 @@ pub(crate) fn commit_version(
         found,
         name,
     };
-    install_version(ctx, target, existing, committed, versioning, placements).map(Ok)
+    install_version(
+        ctx, target, existing, committed, versioning, placements, lock,
+    )
+    .map(Ok)
 }
 
 /// Where a key sits: its bucket's directory, its path and the
@@ -398,7 +426,9 @@ fn entry_in<T: BytesTable>(
 /// the directories on its path: in a bucket with versioning enabled it
 /// joins the key's versions; otherwise it is the `null` version and
 /// replaces the key's previous `null` version, if any (docs/design.md,
-/// "Versioning"). The caller has checked everything that may refuse.
+/// "Versioning"). A version (not a delete marker) of an Object Lock bucket
+/// gets the bucket's default retention unless `asked` names one, and
+/// `asked`'s legal hold. The caller has checked everything that may refuse.
 fn install_version(
     ctx: &mut ApplyContext<'_>,
     target: Target<'_>,
@@ -406,6 +436,7 @@ fn install_version(
     mut version: ObjectVersion,
     versioning: Versioning,
     placements: &[ChunkPlacement],
+    asked: Option<&VersionLock>,
 ) -> Result<ObjectVersion> {
     let Target {
         root,
@@ -447,18 +478,17 @@ fn install_version(
             ctx.log_index, ctx.position
         )));
     }
-    if let Some((mode, days)) = lock_default
-        && !version.stamp.delete_marker
-    {
-        let lock = VersionLock {
-            retention: Some(Retention {
-                mode,
-                until_ms: version
-                    .last_modified_ms
-                    .saturating_add(i64::from(days).saturating_mul(DAY_MS)),
-            }),
-            legal_hold: false,
-        };
+    let default_retention = lock_default.map(|(mode, days)| Retention {
+        mode,
+        until_ms: version
+            .last_modified_ms
+            .saturating_add(i64::from(days).saturating_mul(DAY_MS)),
+    });
+    let lock = VersionLock {
+        retention: asked.and_then(|a| a.retention).or(default_retention),
+        legal_hold: asked.is_some_and(|a| a.legal_hold),
+    };
+    if !version.stamp.delete_marker && lock != VersionLock::default() {
         ctx.version_locks.insert(
             version_key(inode, ctx.log_index, ctx.position).as_slice(),
             encode_record(&lock)?.as_slice(),
@@ -798,7 +828,7 @@ fn delete_key(
             ..VersionStamp::default()
         },
     };
-    let marker = install_version(ctx, place, existing, marker, versioning, &[])?;
+    let marker = install_version(ctx, place, existing, marker, versioning, &[], None)?;
     Ok(Ok(DeleteOutcome {
         version_id: Some(marker.version_id()),
         delete_marker: true,
@@ -1021,7 +1051,7 @@ impl Apply for SetBucketVersioning {
         if self.versioning != Versioning::Enabled
             && lock_config_of(&ctx.bucket_lock, &self.bucket)?.is_some()
         {
-            return Ok(Err(MetaError::ObjectLocked(format!(
+            return Ok(Err(MetaError::InvalidBucketState(format!(
                 "bucket {:?} has Object Lock enabled: its versioning stays enabled",
                 self.bucket
             ))));
@@ -1064,6 +1094,29 @@ impl Query for GetObjectVersion {
     type Reply = ObjectVersion;
     fn read(&self, txn: &ReadTransaction) -> Result<ObjectVersion> {
         get_object_version(txn, &self.bucket, &self.key, self.version_id)
+    }
+}
+
+/// Linearizable: a version of `bucket/key` as GetObject and HeadObject
+/// serve it, with its retention and legal hold (empty outside an Object
+/// Lock bucket).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetReadableVersion {
+    pub bucket: String,
+    pub key: String,
+    /// `None`: the current version, which may be a delete marker.
+    pub version_id: Option<VersionId>,
+}
+
+impl Query for GetReadableVersion {
+    type Reply = (ObjectVersion, VersionLock);
+    fn read(&self, txn: &ReadTransaction) -> Result<(ObjectVersion, VersionLock)> {
+        let (inode, version) = locate_version(txn, &self.bucket, &self.key, self.version_id)?;
+        let lock = match open_read(txn, schema::VERSION_LOCKS)? {
+            Some(table) => version_lock(&table, inode, &version)?,
+            None => VersionLock::default(),
+        };
+        Ok((version, lock))
     }
 }
 
@@ -1152,6 +1205,16 @@ fn check_condition(
 
 /// One day in milliseconds: default retentions count in days.
 pub const DAY_MS: i64 = 86_400_000;
+
+/// A lock asked with a write whose retention ends by `now_ms` (the
+/// proposer's clock) is refused.
+pub(crate) fn lock_in_past(lock: Option<&VersionLock>, now_ms: i64) -> Option<MetaError> {
+    lock.and_then(|l| l.retention)
+        .is_some_and(|r| r.until_ms <= now_ms)
+        .then(|| {
+            MetaError::InvalidRequest("the retain until date must be in the future".to_owned())
+        })
+}
 
 /// The Object Lock configuration of `bucket`, if it has Object Lock.
 pub(crate) fn lock_config_of<T: BytesTable>(

@@ -123,6 +123,7 @@ impl Fixture {
         condition: WriteCondition,
     ) -> CommandResult {
         self.apply(Command::PutObject(PutObject {
+            lock: None,
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
             version,
@@ -428,6 +429,7 @@ fn bucket_lifecycle() {
         assert_eq!(listed, ["alpha", "zeta"]);
     }
     let put = Command::PutObject(PutObject {
+        lock: None,
         bucket: "zeta".to_owned(),
         key: "k".to_owned(),
         version: inline_version("e"),
@@ -467,6 +469,7 @@ fn bucket_lifecycle() {
         Err(missing.clone())
     );
     let put = Command::PutObject(PutObject {
+        lock: None,
         bucket: "zeta".to_owned(),
         key: "k".to_owned(),
         version: inline_version("e"),
@@ -652,6 +655,7 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
     let mut f = Fixture::with_bucket();
     let put = |key: &str, version: ObjectVersion| {
         Command::PutObject(PutObject {
+            lock: None,
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
             version,
@@ -712,6 +716,7 @@ fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
     let mut f = Fixture::with_bucket();
     let put = |version: ObjectVersion| {
         Command::PutObject(PutObject {
+            lock: None,
             bucket: BUCKET.to_owned(),
             key: "k".to_owned(),
             version,
@@ -1215,6 +1220,7 @@ impl Fixture {
     }
     fn put_placed(&mut self, key: &str, chunks: Vec<ChunkRef>, placements: Vec<ChunkPlacement>) {
         let result = self.apply(Command::PutObject(PutObject {
+            lock: None,
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
             version: chunked_version("e", chunks),
@@ -1376,6 +1382,7 @@ fn placements_must_describe_every_fresh_chunk_once() {
     };
     let put = |placements: Vec<ChunkPlacement>| {
         Command::PutObject(PutObject {
+            lock: None,
             bucket: BUCKET.to_owned(),
             key: "k".to_owned(),
             version: chunked_version("e", vec![a.clone(), b_second.clone()]),
@@ -1686,6 +1693,7 @@ fn renames_do_not_depend_on_what_they_move() {
     let commands: Vec<Command> = (0..KEYS)
         .map(|i| {
             Command::PutObject(PutObject {
+                lock: None,
                 bucket: BUCKET.to_owned(),
                 key: format!("big/{}/{}/k{i}", i % 100, (i / 100) % 10),
                 version: inline_version("e"),
@@ -1735,6 +1743,7 @@ fn a_recursive_delete_of_100000_keys_returns_at_once() {
     let commands: Vec<Command> = (0..KEYS)
         .map(|i| {
             Command::PutObject(PutObject {
+                lock: None,
                 bucket: BUCKET.to_owned(),
                 key: format!("big/{}/{}/k{i}", i % 100, (i / 100) % 10),
                 version: inline_version("e"),

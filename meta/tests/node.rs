@@ -276,6 +276,7 @@ async fn retried_proposal_applies_once() {
         .expect("create bucket");
 
     let command = Command::PutObject(PutObject {
+        lock: None,
         bucket: BUCKET.into(),
         key: "k".into(),
         version: inline(b"once"),

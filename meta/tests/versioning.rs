@@ -13,8 +13,8 @@ use arbor_meta::listing::{list_object_versions, list_objects};
 use arbor_meta::namespace::{
     CreateBucket, CreateLockedBucket, DAY_MS, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
     DeleteTarget, GetBucketVersioning, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
-    PutObject, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
-    get_object,
+    GetReadableVersion, PutObject, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
+    SetObjectRetention, get_object,
 };
 use arbor_meta::op::Query;
 use arbor_meta::reclaim::DeleteDirectory;
@@ -82,6 +82,7 @@ impl Fixture {
             ChunkOwnership::Fresh
         };
         match self.apply(Command::PutObject(PutObject {
+            lock: None,
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
             version,
@@ -724,7 +725,7 @@ fn compliance_retention_refuses_every_delete_before_its_date() {
     // Versioning stays enabled under Object Lock.
     assert!(matches!(
         f.set_versioning(Versioning::Suspended),
-        Err(MetaError::ObjectLocked(_))
+        Err(MetaError::InvalidBucketState(_))
     ));
     let v = f.put("k", "locked").version_id();
     f.retain("k", v, retention(LockMode::Compliance, 1_000), false, 10)
@@ -774,6 +775,95 @@ fn compliance_retention_refuses_every_delete_before_its_date() {
         })
     );
     assert_eq!(f.table_len(schema::VERSION_LOCKS), 0);
+}
+
+impl Fixture {
+    /// PutObject of an inline version asking for `lock`.
+    fn put_locked(&mut self, key: &str, etag: &str, lock: VersionLock) -> CommandResult {
+        self.apply(Command::PutObject(PutObject {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version: inline(etag),
+            condition: WriteCondition::None,
+            ownership: ChunkOwnership::Fresh,
+            placements: Vec::new(),
+            lock: Some(lock),
+        }))
+    }
+}
+
+#[test]
+fn a_lock_asked_with_a_write_is_set_by_the_commit() {
+    let mut f = locked_bucket();
+    let asked = VersionLock {
+        retention: retention(LockMode::Compliance, 1_000),
+        legal_hold: true,
+    };
+    let v = match f.put_locked("k", "locked", asked) {
+        Ok(Reply::PutObject(v)) => v,
+        other => panic!("put: {other:?}"),
+    };
+    assert_eq!(f.lock_of("k", Some(v.version_id())), Ok(asked));
+    let read = GetReadableVersion {
+        bucket: BUCKET.to_owned(),
+        key: "k".to_owned(),
+        version_id: None,
+    }
+    .read(&f.db.begin_read().expect("read"));
+    assert_eq!(read, Ok((v.clone(), asked)));
+    assert!(matches!(
+        f.delete_at("k", v.version_id(), 5_000, true),
+        Err(MetaError::ObjectLocked(_))
+    ));
+    // A retention ending by the version's time is refused; nothing written.
+    let before = f.table_len(schema::VERSIONS);
+    let past = VersionLock {
+        retention: retention(LockMode::Governance, 7),
+        legal_hold: false,
+    };
+    assert!(matches!(
+        f.put_locked("p", "past", past),
+        Err(MetaError::InvalidRequest(_))
+    ));
+    assert_eq!(f.table_len(schema::VERSIONS), before);
+    // The asked retention replaces the bucket's default; a legal hold
+    // alone keeps it.
+    f.apply(Command::SetObjectLockConfig(SetObjectLockConfig {
+        bucket: BUCKET.to_owned(),
+        config: ObjectLockConfig {
+            default: Some((LockMode::Governance, 1)),
+        },
+    }))
+    .expect("default retention");
+    let asked = VersionLock {
+        retention: retention(LockMode::Compliance, 100),
+        legal_hold: false,
+    };
+    f.put_locked("o", "override", asked).expect("put");
+    assert_eq!(f.lock_of("o", None), Ok(asked));
+    let hold = VersionLock {
+        retention: None,
+        legal_hold: true,
+    };
+    f.put_locked("h", "hold", hold).expect("put");
+    assert_eq!(
+        f.lock_of("h", None),
+        Ok(VersionLock {
+            retention: retention(LockMode::Governance, 7 + DAY_MS),
+            legal_hold: true
+        })
+    );
+
+    // Without Object Lock, a lock asked with a write is refused and
+    // nothing is written.
+    let mut f = Fixture::with_bucket();
+    f.set_versioning(Versioning::Enabled).expect("enable");
+    assert_eq!(
+        f.put_locked("k", "plain", hold),
+        Err(MetaError::NoObjectLockConfig(BUCKET.to_owned()))
+    );
+    assert_eq!(f.table_len(schema::VERSIONS), 0);
+    assert_eq!(f.get("k"), Err(MetaError::NoSuchKey("k".to_owned())));
 }
 
 #[test]

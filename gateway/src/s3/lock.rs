@@ -4,10 +4,11 @@
 //! version is to go (docs/design.md, "Object Lock"); this module only
 //! translates.
 
+use arbor_meta::MetaError;
 use arbor_meta::namespace::{
     GetObjectLock, GetObjectLockConfig, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
 };
-use arbor_meta::records::{LockMode, ObjectLockConfig, Retention};
+use arbor_meta::records::{LockMode, ObjectLockConfig, Retention, VersionLock};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -40,22 +41,120 @@ fn mode_dto(mode: LockMode) -> ObjectLockRetentionMode {
     })
 }
 
-/// Lock headers on a write (PUT, CopyObject, CreateMultipartUpload) are
-/// refused rather than ignored: a client asking for a lock must not
-/// believe it holds one. A bucket's default retention locks such writes.
-pub(super) fn refuse_lock_headers(
+/// The lock a write (PutObject, CopyObject, CreateMultipartUpload) asks
+/// for with its `x-amz-object-lock-*` headers; `None` without any. Mode
+/// and retain-until date come together or not at all, and the date lies
+/// after `now_ms`. The retention replaces the bucket's default one; the
+/// metadata command that commits the version sets it (docs/design.md,
+/// "Object Lock").
+pub(super) fn asked_lock(
     mode: Option<&ObjectLockMode>,
     until: Option<&ObjectLockRetainUntilDate>,
     hold: Option<&ObjectLockLegalHoldStatus>,
-) -> S3Result<()> {
+    now_ms: i64,
+) -> S3Result<Option<VersionLock>> {
     if mode.is_none() && until.is_none() && hold.is_none() {
+        return Ok(None);
+    }
+    let retention = match (mode, until) {
+        (None, None) => None,
+        (Some(mode), Some(until)) => {
+            let mode = match mode.as_str() {
+                ObjectLockMode::GOVERNANCE => LockMode::Governance,
+                ObjectLockMode::COMPLIANCE => LockMode::Compliance,
+                _ => return Err(s3_error!(InvalidArgument, "Unknown wormMode directive.")),
+            };
+            let until_ms = time::millis(until);
+            if until_ms <= now_ms {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "The retain until date must be in the future!"
+                ));
+            }
+            Some(Retention { mode, until_ms })
+        }
+        _ => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must both be supplied"
+            ));
+        }
+    };
+    let legal_hold = match hold.map(ObjectLockLegalHoldStatus::as_str) {
+        None | Some(ObjectLockLegalHoldStatus::OFF) => false,
+        Some(ObjectLockLegalHoldStatus::ON) => true,
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "Legal Hold must be either of 'ON' or 'OFF'"
+            ));
+        }
+    };
+    Ok(Some(VersionLock {
+        retention,
+        legal_hold,
+    }))
+}
+
+/// A write asking for a lock in a bucket without Object Lock.
+fn missing_config() -> S3Error {
+    s3_error!(
+        InvalidRequest,
+        "Bucket is missing Object Lock Configuration"
+    )
+}
+
+/// Refuses a write asking for a lock (`asked`) in a bucket without Object
+/// Lock before its body streams; the metadata command checks again.
+pub(super) async fn check_lockable(
+    s3: &Arbor,
+    bucket: &str,
+    asked: Option<&VersionLock>,
+) -> S3Result<()> {
+    if asked.is_none() {
         return Ok(());
     }
-    Err(s3_error!(
-        NotImplemented,
-        "Object Lock headers on writes are not supported: set a default retention (PutObjectLockConfiguration) or call PutObjectRetention"
-    ))
+    let read = s3
+        .meta()
+        .read(GetObjectLockConfig {
+            bucket: bucket.to_owned(),
+        })
+        .await;
+    match read {
+        Ok(_) => Ok(()),
+        Err(e) => Err(write_error(e)),
+    }
 }
+
+/// The S3 error for a refused write: a lock asked for in a bucket without
+/// Object Lock is 400 InvalidRequest, not GetObjectLockConfiguration's 404.
+pub(super) fn write_error(e: MetaError) -> S3Error {
+    match e {
+        MetaError::NoObjectLockConfig(_) => missing_config(),
+        e => error::from_meta(e),
+    }
+}
+
+/// Sets the Object Lock fields GetObject and HeadObject answer with for a
+/// version that has them.
+macro_rules! describe_lock {
+    ($output:expr, $lock:expr) => {{
+        let lock: &arbor_meta::records::VersionLock = $lock;
+        if let Some(retention) = lock.retention {
+            $output.object_lock_mode = Some(ObjectLockMode::from_static(match retention.mode {
+                arbor_meta::records::LockMode::Governance => ObjectLockMode::GOVERNANCE,
+                arbor_meta::records::LockMode::Compliance => ObjectLockMode::COMPLIANCE,
+            }));
+            $output.object_lock_retain_until_date = Some(time::timestamp(retention.until_ms));
+        }
+        if lock.legal_hold {
+            $output.object_lock_legal_hold_status = Some(ObjectLockLegalHoldStatus::from_static(
+                ObjectLockLegalHoldStatus::ON,
+            ));
+        }
+    }};
+}
+pub(super) use describe_lock;
 
 pub async fn put_config(
     s3: &Arbor,

@@ -74,10 +74,12 @@ pub async fn create(
     let S3Request { input, headers, .. } = req;
     record_target("CreateMultipartUpload", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
-    super::lock::refuse_lock_headers(
+    let now = s3.now_ms();
+    let asked_lock = super::lock::asked_lock(
         input.object_lock_mode.as_ref(),
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
+        now,
     )?;
     let algorithm = match &input.checksum_algorithm {
         None => None,
@@ -89,7 +91,6 @@ pub async fn create(
         })?),
     };
     let full_object = checksum_mode(algorithm, input.checksum_type.as_ref())?;
-    let now = s3.now_ms();
     let upload = UploadRecord {
         upload_id: UploadId::with_entropy(now, s3.entropy()),
         bucket: input.bucket.clone(),
@@ -107,12 +108,13 @@ pub async fn create(
         storage_class: object::storage_class(input.storage_class)?,
         checksum: algorithm.map(|a| (a, full_object)),
         tags: tagging::from_header(input.tagging.as_deref())?,
+        lock: asked_lock,
     };
     let upload_id = upload.upload_id.to_hex();
     s3.meta()
         .create_multipart_upload(upload)
         .await
-        .map_err(error::from_meta)?;
+        .map_err(super::lock::write_error)?;
     let output = CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),

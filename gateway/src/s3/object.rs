@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
-use arbor_meta::namespace::{DeleteKey, DeleteKeys, DeleteTarget, GetObjectVersion};
+use arbor_meta::namespace::{DeleteKey, DeleteKeys, DeleteTarget, GetReadableVersion};
 use arbor_meta::records::ObjectHeaders;
-use arbor_meta::records::{DeleteCondition, DeleteOutcome, VersionId, WriteCondition};
+use arbor_meta::records::{DeleteCondition, DeleteOutcome, VersionId, VersionLock, WriteCondition};
 use arbor_meta::{ChunkPlacement, MetaError, ObjectVersion};
 use base64::Engine;
 use s3s::dto::*;
@@ -31,17 +31,30 @@ pub(super) struct PutRequest {
     pub headers: ObjectHeaders,
     pub storage_class: Option<String>,
     pub write_offset: Option<i64>,
+    /// The lock the `x-amz-object-lock-*` headers ask for.
+    pub lock: Option<VersionLock>,
     pub body: StreamingBlob,
 }
 
 impl PutRequest {
-    pub(super) fn parse(input: PutObjectInput, headers: &http::HeaderMap) -> S3Result<PutRequest> {
+    pub(super) fn parse(
+        input: PutObjectInput,
+        headers: &http::HeaderMap,
+        now_ms: i64,
+    ) -> S3Result<PutRequest> {
         acl::check_canned_object_acl(input.acl.as_ref(), headers)?;
-        lock::refuse_lock_headers(
+        let lock = lock::asked_lock(
             input.object_lock_mode.as_ref(),
             input.object_lock_retain_until_date.as_ref(),
             input.object_lock_legal_hold_status.as_ref(),
+            now_ms,
         )?;
+        if lock.is_some() && input.write_offset_bytes.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "Object Lock headers are not supported on an append (x-amz-write-offset-bytes)"
+            ));
+        }
         if let Some(length) = input.content_length
             && u64::try_from(length).is_ok_and(|l| l > PUT_OBJECT_SIZE_MAX)
         {
@@ -70,6 +83,7 @@ impl PutRequest {
             },
             storage_class: storage_class(input.storage_class)?,
             write_offset: input.write_offset_bytes,
+            lock,
             body: input.body.unwrap_or_else(empty_body),
             bucket: input.bucket,
             key: input.key,
@@ -88,7 +102,7 @@ pub async fn put(
         ..
     } = req;
     record_target("PutObject", &input.bucket, Some(&input.key));
-    let request = PutRequest::parse(input, &headers)?;
+    let request = PutRequest::parse(input, &headers, s3.now_ms())?;
     if let Some(offset) = request.write_offset {
         return append::put(s3, request, offset, trailing_headers).await;
     }
@@ -102,11 +116,13 @@ pub async fn put(
         tags,
         headers,
         storage_class,
+        lock,
         body,
         ..
     } = request;
     // Fail fast, before the body streams; the apply step checks again.
     check_condition_early(s3, &bucket, &key, &condition).await?;
+    lock::check_lockable(s3, &bucket, lock.as_ref()).await?;
     let hasher = expected_checksum
         .as_ref()
         .map(|e| checksum::hasher(e.algorithm));
@@ -147,7 +163,7 @@ pub async fn put(
         data: written.data,
         stamp: Default::default(),
     };
-    let committed = commit(s3, &bucket, &key, version, condition, placements).await?;
+    let committed = commit(s3, &bucket, &key, version, condition, placements, lock).await?;
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
         version_id: version_header(&committed, false),
@@ -196,11 +212,19 @@ async fn commit(
     version: ObjectVersion,
     condition: WriteCondition,
     placements: Vec<ChunkPlacement>,
+    lock: Option<VersionLock>,
 ) -> S3Result<ObjectVersion> {
     let data = version.data.clone();
     match s3
         .meta()
-        .put_object(bucket, key, version, condition.clone(), placements.clone())
+        .put_object_locked(
+            bucket,
+            key,
+            version,
+            condition.clone(),
+            placements.clone(),
+            lock,
+        )
         .await
     {
         Ok(committed) => Ok(committed),
@@ -208,7 +232,7 @@ async fn commit(
             if outcome_is_known(&e) {
                 data_path::discard_body(s3.chunks(), &data, &placements).await;
             }
-            Err(error::from_meta(changed_meanwhile(e, &condition)))
+            Err(lock::write_error(changed_meanwhile(e, &condition)))
         }
     }
 }
@@ -272,6 +296,7 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::VersionedBucket(_)
         | MetaError::NoSuchVersion { .. }
         | MetaError::ObjectLocked(_)
+        | MetaError::InvalidBucketState(_)
         | MetaError::NoObjectLockConfig(_)
         | MetaError::NoSuchAccessKey(_)
         | MetaError::AccessKeyExists(_)
@@ -438,6 +463,7 @@ macro_rules! read_object {
             checksum_mode_enabled($input.checksum_mode.as_ref()),
             !plan.partial
         );
+        lock::describe_lock!(output, &plan.lock);
         (plan, output)
     }};
 }
@@ -446,6 +472,7 @@ macro_rules! read_object {
 /// once its conditions hold, and the byte range asked for.
 struct ReadPlan {
     version: ObjectVersion,
+    lock: VersionLock,
     range: std::ops::Range<u64>,
     partial: bool,
     parts_count: Option<i32>,
@@ -460,13 +487,14 @@ async fn plan_read(
     range: Option<&Range>,
     part_number: Option<i32>,
 ) -> S3Result<ReadPlan> {
-    let version = readable_version(s3, bucket, key, version_id).await?;
+    let (version, lock) = readable_version_locked(s3, bucket, key, version_id).await?;
     conditions
         .check(Target::Read, &version.etag, version.last_modified_ms)
         .map_err(|e| with_validators(e, &version))?;
     let (range, partial, parts_count) = requested_range(&version, range, part_number)?;
     Ok(ReadPlan {
         version,
+        lock,
         range,
         partial,
         parts_count,
@@ -683,11 +711,13 @@ pub async fn copy(
     let S3Request { input, headers, .. } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
     acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
-    lock::refuse_lock_headers(
+    let asked_lock = lock::asked_lock(
         input.object_lock_mode.as_ref(),
         input.object_lock_retain_until_date.as_ref(),
         input.object_lock_legal_hold_status.as_ref(),
+        s3.now_ms(),
     )?;
+    lock::check_lockable(s3, &input.bucket, asked_lock.as_ref()).await?;
     let (source_bucket, source_key, source, source_version_id) = copy_source_version(
         s3,
         &input.copy_source,
@@ -763,11 +793,17 @@ pub async fn copy(
     };
     let committed = match s3
         .meta()
-        .copy_object(&input.bucket, &input.key, version, condition.clone())
+        .copy_object(
+            &input.bucket,
+            &input.key,
+            version,
+            condition.clone(),
+            asked_lock,
+        )
         .await
     {
         Ok(committed) => committed,
-        Err(e) => return Err(error::from_meta(changed_meanwhile(e, &condition))),
+        Err(e) => return Err(lock::write_error(changed_meanwhile(e, &condition))),
     };
     let mut result = CopyObjectResult {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
@@ -1044,10 +1080,22 @@ pub(super) async fn readable_version(
     key: &str,
     version_id: Option<&str>,
 ) -> S3Result<ObjectVersion> {
+    readable_version_locked(s3, bucket, key, version_id)
+        .await
+        .map(|(version, _)| version)
+}
+
+/// As [`readable_version`], with the version's retention and legal hold.
+async fn readable_version_locked(
+    s3: &Arbor,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<(ObjectVersion, VersionLock)> {
     let id = parse_version_id(version_id)?;
-    let version = s3
+    let (version, lock) = s3
         .meta()
-        .read(GetObjectVersion {
+        .read(GetReadableVersion {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id: id,
@@ -1055,7 +1103,7 @@ pub(super) async fn readable_version(
         .await
         .map_err(error::from_meta)?;
     if !version.stamp.delete_marker {
-        return Ok(version);
+        return Ok((version, lock));
     }
     let mut e = match id {
         None => s3_error!(NoSuchKey, "The specified key does not exist."),

@@ -6,7 +6,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Entropy;
-use crate::records::object::{ChecksumAlgorithm, ChunkRef, ObjectChecksum, ObjectHeaders};
+use crate::records::object::{
+    ChecksumAlgorithm, ChunkRef, ObjectChecksum, ObjectHeaders, VersionLock,
+};
 use crate::records::timed_id;
 
 /// An upload id: 48 bits of milliseconds since the epoch, then 80 random
@@ -61,6 +63,9 @@ pub struct UploadRecord {
     pub checksum: Option<(ChecksumAlgorithm, bool)>,
     /// Tags the completed object gets (`x-amz-tagging` on Create).
     pub tags: Vec<(String, String)>,
+    /// The lock the completed object gets (`x-amz-object-lock-*` on
+    /// Create), set by CompleteMultipartUpload's command.
+    pub lock: Option<VersionLock>,
 }
 
 /// One uploaded part.
