@@ -27,6 +27,8 @@ pub mod code {
     pub const METHOD: &str = "method-not-allowed";
     pub const IO: &str = "io";
     pub const INTERNAL: &str = "internal";
+    /// The server's disk is (nearly) full: it takes no new chunk.
+    pub const STORAGE_FULL: &str = "storage-full";
     /// A request without a valid MAC under the cluster's secret.
     pub const UNAUTHENTICATED: &str = "unauthenticated";
 }

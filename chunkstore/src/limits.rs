@@ -101,3 +101,10 @@ pub const OFFLINE_GRACE_DEFAULT: Duration = Duration::from_secs(5 * 60);
 pub const HEAL_CHUNKS_PER_PASS: usize = 10_000;
 /// How old an unreferenced chunk file must be before it is collected.
 pub const ORPHAN_GRACE_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+
+/// Free bytes the chunk store keeps on its file system: below it, new
+/// chunks are refused (an I/O error of kind `StorageFull`, retryable). Twice
+/// the metadata store's reserve, so that on a disk both share (`arbor
+/// serve`) chunks stop first and metadata commits, deletes included,
+/// still find room.
+pub const DISK_RESERVE_BYTES: u64 = 2 * arbor_meta::limits::DISK_RESERVE_BYTES;

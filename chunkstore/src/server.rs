@@ -208,6 +208,9 @@ impl From<ChunkError> for ApiError {
             ChunkError::Io(io) if io.kind() == io::ErrorKind::AlreadyExists => {
                 (StatusCode::CONFLICT, code::EXISTS)
             }
+            ChunkError::Io(io) if io.kind() == io::ErrorKind::StorageFull => {
+                (StatusCode::INSUFFICIENT_STORAGE, code::STORAGE_FULL)
+            }
             ChunkError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::IO),
             ChunkError::Network { .. }
             | ChunkError::Remote { .. }

@@ -123,6 +123,19 @@ impl ChunkStore {
     /// Starts writing chunk `id`. Nothing is visible under `id` until
     /// [`ChunkWriter::finish`] returns.
     pub async fn writer(&self, id: ChunkId) -> Result<ChunkWriter> {
+        let root = self.root.clone();
+        let free = blocking(move || arbor_meta::disk::available_bytes(&root)).await?;
+        if let Ok(free) = free
+            && free < limits::DISK_RESERVE_BYTES
+        {
+            return Err(ChunkError::Io(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "{free} bytes free on the chunk store's disk, fewer than the {} kept in reserve",
+                    limits::DISK_RESERVE_BYTES
+                ),
+            )));
+        }
         let tmp_name = format!("{}.{}{TMP_SUFFIX}", id.to_hex(), self.fresh_id().to_hex());
         let tmp_path = self.root.join(TMP_DIR).join(tmp_name);
         let path = tmp_path.clone();

@@ -122,6 +122,10 @@ pub fn from_meta(e: MetaError) -> S3Error {
             C::ObjectLockConfigurationNotFoundError,
             "Object Lock configuration does not exist for this bucket",
         ),
+        MetaError::InsufficientStorage(_) => {
+            tracing::warn!(error = %e, "metadata store low on disk space");
+            (C::ServiceUnavailable, STORAGE_FULL_MESSAGE)
+        }
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
         | MetaError::Timeout
@@ -160,6 +164,9 @@ fn custom(code: &'static str, message: &'static str, status: http::StatusCode) -
     error
 }
 
+/// What a client is told while a disk is too full to take its write.
+const STORAGE_FULL_MESSAGE: &str = "The server is low on disk space and takes no new data until space is freed. Please try again later.";
+
 /// Maps a chunk-store error to the S3 error the client sees.
 pub fn from_chunk(e: ChunkError) -> S3Error {
     use S3ErrorCode as C;
@@ -176,6 +183,10 @@ pub fn from_chunk(e: ChunkError) -> S3Error {
             C::BadDigest,
             "The Content-MD5 or checksum you specified did not match what we received.",
         ),
+        ChunkError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            tracing::warn!(error = %e, "chunk store full");
+            (C::ServiceUnavailable, STORAGE_FULL_MESSAGE)
+        }
         ChunkError::Network { .. }
         | ChunkError::Remote { .. }
         | ChunkError::ReplicasUnavailable { .. } => {
@@ -342,6 +353,7 @@ mod tests {
             MetaError::ObjectLocked(_) => (C::AccessDenied, 403),
             MetaError::InvalidBucketState(_) => (C::InvalidBucketState, 409),
             MetaError::NoObjectLockConfig(_) => (C::ObjectLockConfigurationNotFoundError, 404),
+            MetaError::InsufficientStorage(_) => (C::ServiceUnavailable, 503),
             MetaError::NotLeader { .. } => (C::SlowDown, 503),
             MetaError::Unavailable(_) => (C::SlowDown, 503),
             MetaError::Timeout => (C::SlowDown, 503),
@@ -391,6 +403,7 @@ mod tests {
             MetaError::NoSuchAccessKey("k".into()),
             MetaError::AccessKeyExists("k".into()),
             MetaError::AccessDenied("k".into()),
+            MetaError::InsufficientStorage("disk".into()),
             MetaError::NotLeader { leader: None },
             MetaError::Unavailable("x".into()),
             MetaError::Timeout,

@@ -277,6 +277,40 @@ pub(crate) fn mismatched<T: std::fmt::Debug>(reply: T) -> MetaError {
     MetaError::Corrupt(format!("a reply of another operation: {reply:?}"))
 }
 
+impl Command {
+    /// Whether the command removes or maintains rather than adds: deletes,
+    /// aborts, reclamation, GC and the chunk-server registry. These run
+    /// even when the disk is low (see [`crate::disk`]), so space can be
+    /// freed through S3 and the cluster keeps its bookkeeping.
+    pub fn runs_when_disk_low(&self) -> bool {
+        matches!(
+            self,
+            Command::DeleteBucket(_)
+                | Command::DeleteObject(_)
+                | Command::DeleteObjects(_)
+                | Command::DeleteObjectIf(_)
+                | Command::DeleteObjectsIf(_)
+                | Command::DeleteKey(_)
+                | Command::DeleteKeys(_)
+                | Command::DeleteDirectory(_)
+                | Command::ReclaimBatch(_)
+                | Command::AbortMultipartUpload(_)
+                | Command::ExpireUploads(_)
+                | Command::RegisterChunkServer(_)
+                | Command::ChunkServerHeartbeat(_)
+                | Command::SetChunkServerStatus(_)
+                | Command::MarkOfflineServers(_)
+                | Command::GcAck(_)
+                | Command::UpdateChunkReplicas(_)
+                | Command::CollectOrphans(_)
+                | Command::DeleteAccessKey(_)
+                | Command::DenyAccessKey(_)
+                | Command::DeleteBucketPolicy(_)
+                | Command::DeletePublicAccessBlock(_)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,6 +97,10 @@ pub enum MetaError {
     /// A request names a version the key does not have.
     #[error("version {version_id} of key {key:?} does not exist")]
     NoSuchVersion { key: String, version_id: String },
+    /// The data directory's disk is nearly full: writes that add data are
+    /// refused until space is freed (retryable).
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// This node is not the leader; `leader` is the address of the one it
     /// knows, if any.
     #[error("not the leader (leader: {leader:?})")]

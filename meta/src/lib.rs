@@ -28,6 +28,7 @@ pub mod client;
 pub mod clock;
 pub mod command;
 pub mod context;
+pub mod disk;
 pub mod error;
 pub mod keys;
 pub mod limits;

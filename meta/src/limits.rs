@@ -117,3 +117,9 @@ pub const ACCESS_KEY_LEN_MAX: usize = 128;
 pub const ACCESS_KEY_NAME_LEN_MAX: usize = 128;
 /// A bucket policy's size: AWS's limit (20 KB).
 pub const BUCKET_POLICY_SIZE_MAX: usize = 20 * 1024;
+
+/// Free bytes a metadata node keeps on its data directory's file system:
+/// below it, commands that add data are refused (`InsufficientStorage`,
+/// retryable) while deletes and maintenance go on, so that redb never
+/// meets a full disk mid-commit, which would stop Raft.
+pub const DISK_RESERVE_BYTES: u64 = 64 * 1024 * 1024;

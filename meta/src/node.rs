@@ -17,7 +17,9 @@ use tokio::time::Instant;
 
 use crate::client::MetaClient;
 use crate::clock::{OsEntropy, SharedEntropy};
+use crate::disk::DiskGuard;
 use crate::error::{MetaError, Result};
+use crate::limits::DISK_RESERVE_BYTES;
 use crate::namespace;
 use crate::raft::batcher::{self, Batcher};
 use crate::raft::network::HttpNetworkFactory;
@@ -314,7 +316,8 @@ impl MetaNode {
             return Err(e);
         }
 
-        let (proposer, batcher) = Batcher::spawn(raft.clone());
+        let disk = DiskGuard::new(&config.data_dir, DISK_RESERVE_BYTES);
+        let (proposer, batcher) = Batcher::spawn(raft.clone(), Some(disk));
         let lifecycle = Lifecycle {
             server: None,
             batcher,

@@ -308,7 +308,9 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::Conflict(_)
         | MetaError::InvalidRequest(_)
         | MetaError::StaleChunk(_)
-        | MetaError::NoSuchChunkServer(_) => true,
+        | MetaError::NoSuchChunkServer(_)
+        // Refused before it was proposed.
+        | MetaError::InsufficientStorage(_) => true,
         MetaError::NotLeader { .. }
         | MetaError::Unavailable(_)
         | MetaError::Timeout

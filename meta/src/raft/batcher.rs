@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::types::{NodeId, Proposal, Raft};
 use crate::command::CommandResult;
+use crate::disk::DiskGuard;
 use crate::error::MetaError;
 use crate::limits::{COMMANDS_PER_ENTRY_MAX, ENTRY_SIZE_TARGET, PROPOSALS_QUEUED_MAX};
 
@@ -55,6 +56,8 @@ pub(crate) struct Submission {
 #[derive(Clone)]
 pub(crate) struct Proposer {
     tx: mpsc::Sender<Submission>,
+    /// Refuses commands that add data while the disk is low.
+    disk: Option<DiskGuard>,
 }
 
 impl Proposer {
@@ -62,6 +65,11 @@ impl Proposer {
     /// are not command outcomes (timeouts, leadership, shutdown) come back
     /// as `Err` too.
     pub(crate) async fn propose(&self, proposal: Proposal) -> CommandResult {
+        if let Some(disk) = &self.disk
+            && !proposal.command.runs_when_disk_low()
+        {
+            disk.check()?;
+        }
         let (reply, result) = oneshot::channel();
         let submit_and_wait = async {
             self.tx
@@ -85,12 +93,12 @@ pub(crate) struct Batcher {
 }
 
 impl Batcher {
-    pub(crate) fn spawn(raft: Raft) -> (Proposer, Batcher) {
+    pub(crate) fn spawn(raft: Raft, disk: Option<DiskGuard>) -> (Proposer, Batcher) {
         let (tx, rx) = mpsc::channel(PROPOSALS_QUEUED_MAX);
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(run(raft, rx, stopped));
         (
-            Proposer { tx },
+            Proposer { tx, disk },
             Batcher {
                 stop: Some(stop),
                 task: Some(task),
