@@ -117,3 +117,7 @@ pub const ACCESS_KEY_LEN_MAX: usize = 128;
 pub const ACCESS_KEY_NAME_LEN_MAX: usize = 128;
 /// A bucket policy's size: AWS's limit (20 KB).
 pub const BUCKET_POLICY_SIZE_MAX: usize = 20 * 1024;
+/// A bucket's CORS rules: AWS's limit.
+pub const BUCKET_CORS_RULES_MAX: usize = 100;
+/// A bucket's CORS configuration's size: AWS's limit (64 KB).
+pub const BUCKET_CORS_SIZE_MAX: usize = 64 * 1024;
