@@ -1206,13 +1206,13 @@ async fn key_and_bucket_name_limits() {
 async fn unsupported_operations_are_not_implemented() {
     with_fixture(|f| async move {
         let lifecycle = b"<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
-        let cors = b"<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin></CORSRule></CORSConfiguration>";
+        let encryption = b"<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>";
         let select = b"<SelectObjectContentRequest><Expression>SELECT * FROM S3Object</Expression><ExpressionType>SQL</ExpressionType><InputSerialization><CSV></CSV></InputSerialization><OutputSerialization><CSV></CSV></OutputSerialization></SelectObjectContentRequest>";
         let known = object_target(KNOWN);
         let cases: [(&str, String, &[u8]); 5] = [
             ("PUT", format!("/{BUCKET}?lifecycle"), lifecycle),
             ("GET", format!("/{BUCKET}?lifecycle"), b""),
-            ("PUT", format!("/{BUCKET}?cors"), cors),
+            ("PUT", format!("/{BUCKET}?encryption"), encryption),
             ("GET", format!("/{BUCKET}?website"), b""),
             ("POST", format!("{known}?select&select-type=2"), select),
         ];
@@ -1298,6 +1298,7 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             | ("GET" | "PUT" | "DELETE", false, "policy")
             | ("GET", false, "policyStatus")
             | ("GET" | "PUT" | "DELETE", false, "publicAccessBlock")
+            | ("GET" | "PUT" | "DELETE", false, "cors")
             | ("GET", true, "attributes")
             | ("GET" | "POST" | "DELETE", true, "uploadId")
             // RenameObject; without x-amz-rename-source it is refused
@@ -2061,7 +2062,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?analytics&id=a",
         "NotImplemented",
     ),
-    ("DeleteBucketCors", "DELETE", "?cors", "NotImplemented"),
     (
         "DeleteBucketEncryption",
         "DELETE",
@@ -2135,7 +2135,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?analytics&id=a",
         "NotImplemented",
     ),
-    ("GetBucketCors", "GET", "?cors", "NotImplemented"),
     (
         "GetBucketEncryption",
         "GET",
@@ -2241,7 +2240,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?analytics&id=a",
         "NotImplemented",
     ),
-    ("PutBucketCors", "PUT", "?cors", "NotImplemented"),
     (
         "PutBucketEncryption",
         "PUT",

@@ -11,6 +11,7 @@ use s3s::service::S3ServiceBuilder;
 
 use crate::admin::{AdminRoute, NamesWithAdmin};
 use crate::auth;
+use crate::cors::Cors;
 use crate::http_server::{Frontend, VirtualHosts};
 use crate::keyring::Keyring;
 use crate::permission::AccessControl;
@@ -67,12 +68,18 @@ pub fn frontend(
         },
     });
     builder.set_auth(keyring.clone());
-    builder.set_access(AccessControl { keyring });
+    builder.set_access(AccessControl {
+        keyring: keyring.clone(),
+    });
     Arc::new(Frontend {
         s3: builder.build(),
         region,
         entropy,
         clock,
+        cors: Cors {
+            keyring,
+            hosts: domain.map(|domain| VirtualHosts { domain }),
+        },
     })
 }
 
