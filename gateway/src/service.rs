@@ -18,7 +18,7 @@ use crate::permission::AccessControl;
 use crate::sealing::NodeKey;
 use arbor_meta::clock::Seams;
 
-use crate::limits::XML_BODY_SIZE_MAX;
+use crate::limits::{POST_OBJECT_SIZE_MAX, XML_BODY_SIZE_MAX};
 use crate::routes::{IgnoredRange, RenameRoute, Routes};
 use crate::s3::{Arbor, GatewaySettings};
 
@@ -95,6 +95,7 @@ fn s3_service(arbor: Arbor, domain: Option<&str>) -> S3ServiceBuilder {
     }
     let mut s3s_config = S3Config::default();
     s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
+    s3s_config.post_object_max_file_size = POST_OBJECT_SIZE_MAX;
     builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
     builder
 }
