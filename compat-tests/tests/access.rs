@@ -420,7 +420,10 @@ fn needs(op: &str) -> Option<Needs> {
         | "GetBucketPolicyStatus"
         | "PutPublicAccessBlock"
         | "GetPublicAccessBlock"
-        | "DeletePublicAccessBlock" => Needs::Owner,
+        | "DeletePublicAccessBlock"
+        | "PutBucketCors"
+        | "GetBucketCors"
+        | "DeleteBucketCors" => Needs::Owner,
         _ => return None,
     })
 }
@@ -674,6 +677,26 @@ async fn call(op: &str, s3: &aws_sdk_s3::Client, signer: &Signer, bucket: &str) 
         "DeletePublicAccessBlock" => {
             answer(s3.delete_public_access_block().bucket(bucket).send().await)
         }
+        "PutBucketCors" => answer(
+            s3.put_bucket_cors()
+                .bucket(bucket)
+                .cors_configuration(
+                    aws_sdk_s3::types::CorsConfiguration::builder()
+                        .cors_rules(
+                            aws_sdk_s3::types::CorsRule::builder()
+                                .allowed_origins("https://example.com")
+                                .allowed_methods("GET")
+                                .build()
+                                .expect("rule"),
+                        )
+                        .build()
+                        .expect("cors"),
+                )
+                .send()
+                .await,
+        ),
+        "GetBucketCors" => answer(s3.get_bucket_cors().bucket(bucket).send().await),
+        "DeleteBucketCors" => answer(s3.delete_bucket_cors().bucket(bucket).send().await),
         "RenameObject" => {
             let target = format!("/{bucket}/scratch-renamed?renameObject");
             let source = format!("/{bucket}/scratch-missing");

@@ -1,8 +1,9 @@
 //! The HTTP/1.1 and HTTP/2 server in front of s3s: accepts connections,
 //! gives every request an id and a tracing span, enforces a pinned region,
 //! gives a body sent without a length its length, answers the client
-//! mistakes s3s takes for internal errors, and drains in-flight requests
-//! on shutdown.
+//! mistakes s3s takes for internal errors, answers CORS preflights and
+//! adds CORS headers to answers (`crate::cors`), and drains in-flight
+//! requests on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct Frontend {
     pub entropy: arbor_meta::clock::SharedEntropy,
     /// Judges the age of Signature Version 2 dates.
     pub clock: arbor_meta::clock::SharedClock,
+    /// Buckets' CORS rules, for preflights and cross-origin answers.
+    pub cors: crate::cors::Cors,
 }
 
 /// Serves `listener` (on the server skeleton of `arbor-net`) until
@@ -103,10 +106,21 @@ async fn handle(
             .and_then(|()| check_header_section(req.headers()))
             .and_then(|()| check_signature_v2_date(&req, frontend.clock.now_ms()))
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
+        let cross_origin = frontend.cors.of(req.method(), req.uri(), req.headers());
+        let preflight = req.method() == http::Method::OPTIONS;
         let mut response = match checked {
             Err(e) => error_response(e, &request_id),
+            // Unauthenticated, as in S3: the rules alone decide.
+            Ok(()) if preflight => frontend
+                .cors
+                .preflight(req.uri(), req.headers())
+                .await
+                .unwrap_or_else(|e| error_response(e, &request_id)),
             Ok(()) => call_s3s(&frontend.s3, req, &unsized_bodies, &request_id).await,
         };
+        if !preflight && let Some(cross_origin) = &cross_origin {
+            frontend.cors.decorate(cross_origin, &mut response).await;
+        }
         complete_error_body(&mut response, &request_id);
         add_retry_after(&mut response);
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
@@ -310,7 +324,7 @@ async fn read_unsized(mut body: Incoming, unsized_bodies: &Semaphore) -> Result<
 
 /// S3 answers a method it has no operation for with 405 MethodNotAllowed
 /// (s3s would say 501 NotImplemented, which clients may take for a
-/// missing feature). OPTIONS (CORS preflight) is left to s3s.
+/// missing feature). OPTIONS is the CORS preflight (`crate::cors`).
 fn check_method(method: &http::Method) -> Result<(), S3Error> {
     use http::Method;
     const WITH_OPERATIONS: [Method; 6] = [

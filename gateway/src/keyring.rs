@@ -7,17 +7,17 @@
 //! the [`NodeKey`]) and remembers what it found, the key or its absence,
 //! for [`CACHE_TTL_MS`]. A change made through this gateway is seen at once
 //! (the entry is dropped); one made through another gateway within
-//! [`CACHE_TTL_MS`]. Bucket policies and public access blocks are cached
-//! the same way.
+//! [`CACHE_TTL_MS`]. Bucket policies, public access blocks and CORS rules
+//! are cached the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arbor_meta::MetaClient;
 use arbor_meta::MetaError;
-use arbor_meta::access::{GetAccessKey, GetBucketPolicy, GetPublicAccessBlock};
+use arbor_meta::access::{GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock};
 use arbor_meta::clock::{SharedClock, SharedEntropy};
-use arbor_meta::records::{AccessKeyRecord, Permissions, PublicAccessBlock};
+use arbor_meta::records::{AccessKeyRecord, CorsRule, Permissions, PublicAccessBlock};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
 
@@ -164,7 +164,13 @@ struct Inner {
     cache: Mutex<HashMap<String, Cached>>,
     /// Bucket policies, parsed, by bucket, with when they were read.
     policies: Mutex<HashMap<String, CachedPolicy>>,
+    /// CORS rules by bucket (`None`: no such bucket), with when they were
+    /// read.
+    cors: Mutex<HashMap<String, CachedCors>>,
 }
+
+/// A bucket's CORS rules (`None`: no such bucket) and when they were read.
+type CachedCors = (i64, Option<Arc<Vec<CorsRule>>>);
 
 impl Keyring {
     pub fn new(
@@ -183,6 +189,7 @@ impl Keyring {
                 entropy,
                 cache: Mutex::new(HashMap::new()),
                 policies: Mutex::new(HashMap::new()),
+                cors: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -242,6 +249,47 @@ impl Keyring {
         }
         if let Ok(mut policies) = self.inner.policies.lock() {
             policies.clear();
+        }
+        if let Ok(mut cors) = self.inner.cors.lock() {
+            cors.clear();
+        }
+    }
+
+    /// The CORS rules of `bucket`, in order (`None` if the bucket does not
+    /// exist), as read at most [`CACHE_TTL_MS`] ago.
+    pub async fn cors_rules(&self, bucket: &str) -> S3Result<Option<Arc<Vec<CorsRule>>>> {
+        let now = self.now_ms();
+        if let Ok(cors) = self.inner.cors.lock()
+            && let Some((fetched_ms, rules)) = cors.get(bucket)
+            && (0..CACHE_TTL_MS).contains(&now.saturating_sub(*fetched_ms))
+        {
+            return Ok(rules.clone());
+        }
+        let rules = match self
+            .inner
+            .meta
+            .read(GetBucketCors {
+                bucket: bucket.to_owned(),
+            })
+            .await
+        {
+            Ok(rules) => Some(Arc::new(rules)),
+            Err(MetaError::NoSuchBucket(_)) => None,
+            Err(e) => return Err(error::from_meta(e)),
+        };
+        if let Ok(mut cors) = self.inner.cors.lock() {
+            if cors.len() >= KEY_CACHE_ENTRIES_MAX {
+                cors.clear();
+            }
+            cors.insert(bucket.to_owned(), (now, rules.clone()));
+        }
+        Ok(rules)
+    }
+
+    /// Forgets the cached CORS rules of `bucket` (after a change to them).
+    pub fn forget_cors(&self, bucket: &str) {
+        if let Ok(mut cors) = self.inner.cors.lock() {
+            cors.remove(bucket);
         }
     }
 

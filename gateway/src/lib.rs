@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cors;
 pub mod data_path;
 pub mod error;
 pub mod http_server;

@@ -92,7 +92,10 @@ pub fn needed(op: &str) -> Option<Need> {
         | "GetBucketPolicyStatus"
         | "GetPublicAccessBlock"
         | "PutPublicAccessBlock"
-        | "DeletePublicAccessBlock" => Need::Bucket(Owner),
+        | "DeletePublicAccessBlock"
+        | "PutBucketCors"
+        | "GetBucketCors"
+        | "DeleteBucketCors" => Need::Bucket(Owner),
         _ => return None,
     };
     Some(need)

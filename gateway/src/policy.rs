@@ -462,6 +462,8 @@ pub fn action(op: &str) -> String {
         "ListParts" => "ListMultipartUploadParts",
         "ListMultipartUploads" => "ListBucketMultipartUploads",
         "DeleteBucketTagging" => "PutBucketTagging",
+        "PutBucketCors" | "DeleteBucketCors" => "PutBucketCORS",
+        "GetBucketCors" => "GetBucketCORS",
         other => other,
     };
     format!("s3:{action}")

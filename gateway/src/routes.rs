@@ -122,7 +122,11 @@ impl Routes {
 
 /// The request's bucket and key as s3s finds them: path-style or, with
 /// `--domain`, virtual-host-style.
-fn s3_path(hosts: Option<&VirtualHosts>, uri: &Uri, headers: &HeaderMap) -> S3Result<S3Path> {
+pub(crate) fn s3_path(
+    hosts: Option<&VirtualHosts>,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> S3Result<S3Path> {
     let path = urlencoding::decode(uri.path())
         .map_err(|_| s3s::s3_error!(InvalidURI, "The path is not valid UTF-8"))?;
     let host = headers

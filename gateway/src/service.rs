@@ -11,13 +11,14 @@ use s3s::service::S3ServiceBuilder;
 
 use crate::admin::{AdminRoute, NamesWithAdmin};
 use crate::auth;
+use crate::cors::Cors;
 use crate::http_server::{Frontend, VirtualHosts};
 use crate::keyring::Keyring;
 use crate::permission::AccessControl;
 use crate::sealing::NodeKey;
 use arbor_meta::clock::Seams;
 
-use crate::limits::XML_BODY_SIZE_MAX;
+use crate::limits::{POST_OBJECT_SIZE_MAX, XML_BODY_SIZE_MAX};
 use crate::routes::{IgnoredRange, RenameRoute, Routes};
 use crate::s3::{Arbor, GatewaySettings};
 
@@ -67,12 +68,18 @@ pub fn frontend(
         },
     });
     builder.set_auth(keyring.clone());
-    builder.set_access(AccessControl { keyring });
+    builder.set_access(AccessControl {
+        keyring: keyring.clone(),
+    });
     Arc::new(Frontend {
         s3: builder.build(),
         region,
         entropy,
         clock,
+        cors: Cors {
+            keyring,
+            hosts: domain.map(|domain| VirtualHosts { domain }),
+        },
     })
 }
 
@@ -88,6 +95,7 @@ fn s3_service(arbor: Arbor, domain: Option<&str>) -> S3ServiceBuilder {
     }
     let mut s3s_config = S3Config::default();
     s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
+    s3s_config.post_object_max_file_size = POST_OBJECT_SIZE_MAX;
     builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
     builder
 }

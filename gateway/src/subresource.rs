@@ -95,6 +95,7 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         "GetObjectAttributes" => &["attributes"],
         "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy" => &["policy"],
         "GetBucketPolicyStatus" => &["policyStatus"],
+        "PutBucketCors" | "GetBucketCors" | "DeleteBucketCors" => &["cors"],
         "GetPublicAccessBlock" | "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
             &["publicAccessBlock"]
         }
@@ -163,7 +164,7 @@ mod tests {
             ("HeadObject", "tagging"),
             ("ListObjects", "%74orrent"),
             ("GetObjectAcl", "acl&tagging"),
-            ("PutBucketCors", "cors"),
+            ("PutBucketWebsite", "website"),
             ("DeleteBucket", "arbor-recursive"),
             ("PutObject", "arbor-replace"),
         ] {

@@ -1,7 +1,8 @@
 //! Access keys: one row per key in `ns_access_keys`, holding its sealed
 //! secret and its permissions per bucket; and bucket policies, one JSON
 //! document per bucket in `ns_bucket_policies` (the gateway parses and
-//! enforces them). Each change is one command, so
+//! enforces them); and CORS rules, one list per bucket in `ns_bucket_cors`
+//! (the gateway answers browsers with them). Each change is one command, so
 //! every gateway reads the same keys. The administrator's key is not among
 //! them: it is the deployment's configured credentials, and the gateway
 //! grants it everything.
@@ -13,10 +14,10 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::limits::{
     ACCESS_KEY_LEN_MAX, ACCESS_KEY_LEN_MIN, ACCESS_KEY_NAME_LEN_MAX, ACCESS_KEYS_MAX,
-    BUCKET_POLICY_SIZE_MAX,
+    BUCKET_CORS_RULES_MAX, BUCKET_CORS_SIZE_MAX, BUCKET_POLICY_SIZE_MAX,
 };
 use crate::op::{Apply, Outcome, Query, SIZE_BASE};
-use crate::records::access::{AccessKeyRecord, Permissions, PublicAccessBlock};
+use crate::records::access::{AccessKeyRecord, CorsRule, Permissions, PublicAccessBlock};
 use crate::schema::{self, decode_record, encode_record};
 use crate::tree::{open_read, read_bucket};
 
@@ -90,6 +91,7 @@ pub(crate) fn forget_bucket(ctx: &mut ApplyContext<'_>, bucket: &str) -> Result<
     }
     ctx.bucket_policies.remove(bucket.as_bytes())?;
     ctx.public_access_blocks.remove(bucket.as_bytes())?;
+    ctx.bucket_cors.remove(bucket.as_bytes())?;
     Ok(())
 }
 
@@ -418,6 +420,75 @@ impl Query for GetPublicAccessBlock {
         match table.get(self.bucket.as_bytes())? {
             Some(value) => Ok(Some(decode_record(value.value())?)),
             None => Ok(None),
+        }
+    }
+}
+
+/// Sets a bucket's CORS rules (as the gateway checked them), or removes
+/// them when `rules` is empty. At most [`BUCKET_CORS_RULES_MAX`] rules of
+/// at most [`BUCKET_CORS_SIZE_MAX`] bytes in all. `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetBucketCors {
+    pub bucket: String,
+    pub rules: Vec<CorsRule>,
+}
+
+impl Apply for SetBucketCors {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if read_bucket(&ctx.buckets, &self.bucket)?.is_none() {
+            return Ok(Err(MetaError::NoSuchBucket(self.bucket.clone())));
+        }
+        if self.rules.is_empty() {
+            ctx.bucket_cors.remove(self.bucket.as_bytes())?;
+            return Ok(Ok(()));
+        }
+        if self.rules.len() > BUCKET_CORS_RULES_MAX {
+            return Ok(Err(MetaError::InvalidRequest(format!(
+                "a bucket has at most {BUCKET_CORS_RULES_MAX} CORS rules"
+            ))));
+        }
+        let encoded = encode_record(&self.rules)?;
+        if encoded.len() > BUCKET_CORS_SIZE_MAX {
+            return Ok(Err(MetaError::InvalidRequest(format!(
+                "a bucket's CORS rules take at most {BUCKET_CORS_SIZE_MAX} bytes"
+            ))));
+        }
+        ctx.bucket_cors
+            .insert(self.bucket.as_bytes(), encoded.as_slice())?;
+        Ok(Ok(()))
+    }
+
+    fn size_estimate(&self) -> usize {
+        self.rules.iter().map(CorsRule::size_estimate).fold(
+            SIZE_BASE.saturating_add(self.bucket.len()),
+            usize::saturating_add,
+        )
+    }
+}
+
+/// Linearizable: the bucket's CORS rules, in order; empty when it has
+/// none. `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBucketCors {
+    pub bucket: String,
+}
+
+impl Query for GetBucketCors {
+    type Reply = Vec<CorsRule>;
+    fn read(&self, txn: &ReadTransaction) -> Result<Vec<CorsRule>> {
+        let Some(buckets) = open_read(txn, schema::BUCKETS)? else {
+            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
+        };
+        if read_bucket(&buckets, &self.bucket)?.is_none() {
+            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
+        }
+        let Some(table) = open_read(txn, schema::BUCKET_CORS)? else {
+            return Ok(Vec::new());
+        };
+        match table.get(self.bucket.as_bytes())? {
+            Some(value) => Ok(decode_record(value.value())?),
+            None => Ok(Vec::new()),
         }
     }
 }

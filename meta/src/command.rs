@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{
     AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DeletePublicAccessBlock,
-    DenyAccessKey, GetAccessKey, GetBucketPolicy, GetPublicAccessBlock, ListAccessKeys,
-    PutBucketPolicy, PutPublicAccessBlock,
+    DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock,
+    ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock, SetBucketCors,
 };
 use crate::append::AppendObject;
 use crate::chunks::{
@@ -203,6 +203,7 @@ writes!(
     DeleteBucketPolicy,
     PutPublicAccessBlock,
     DeletePublicAccessBlock,
+    SetBucketCors,
 );
 
 reads!(
@@ -233,6 +234,7 @@ reads!(
     GetBucketPolicy,
     GetPublicAccessBlock,
     GetReadableVersion,
+    GetBucketCors,
 );
 
 /// A command's outcome as the log remembers it.

@@ -123,3 +123,7 @@ pub const BUCKET_POLICY_SIZE_MAX: usize = 20 * 1024;
 /// retryable) while deletes and maintenance go on, so that redb never
 /// meets a full disk mid-commit, which would stop Raft.
 pub const DISK_RESERVE_BYTES: u64 = 64 * 1024 * 1024;
+/// A bucket's CORS rules: AWS's limit.
+pub const BUCKET_CORS_RULES_MAX: usize = 100;
+/// A bucket's CORS configuration's size: AWS's limit (64 KB).
+pub const BUCKET_CORS_SIZE_MAX: usize = 64 * 1024;

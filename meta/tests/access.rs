@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use arbor_meta::access::{
     AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DeletePublicAccessBlock,
-    DenyAccessKey, GetAccessKey, GetBucketPolicy, GetPublicAccessBlock, Grant, ListAccessKeys,
-    PutBucketPolicy, PutPublicAccessBlock,
+    DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock, Grant,
+    ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock, SetBucketCors,
 };
 use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
 use arbor_meta::namespace::{CreateBucket, CreateBucketAs, DeleteBucket};
 use arbor_meta::op::Query;
-use arbor_meta::records::{AccessKeyRecord, Permissions, PublicAccessBlock};
+use arbor_meta::records::{AccessKeyRecord, CorsRule, Permissions, PublicAccessBlock};
 use arbor_meta::{MetaError, schema};
 use redb::backends::InMemoryBackend;
 use redb::{Database, ReadableDatabase};
@@ -386,4 +386,65 @@ fn a_public_access_block_is_set_removed_and_goes_with_its_bucket() {
     .expect("delete bucket");
     f.bucket("photos");
     assert_eq!(read(&f), Ok(None));
+}
+
+#[test]
+fn cors_rules_are_set_removed_bounded_and_go_with_their_bucket() {
+    let mut f = Fixture::new();
+    let read = |f: &Fixture| {
+        let txn = f.db.begin_read().expect("read");
+        GetBucketCors {
+            bucket: "photos".to_owned(),
+        }
+        .read(&txn)
+    };
+    let rule = CorsRule {
+        allowed_origins: vec!["https://*.example.com".to_owned()],
+        allowed_methods: vec!["GET".to_owned()],
+        max_age_seconds: Some(60),
+        ..CorsRule::default()
+    };
+    let set = |rules: Vec<CorsRule>| SetBucketCors {
+        bucket: "photos".to_owned(),
+        rules,
+    };
+    assert_eq!(
+        f.apply(set(vec![rule.clone()])),
+        Err(MetaError::NoSuchBucket("photos".to_owned()))
+    );
+    assert_eq!(read(&f), Err(MetaError::NoSuchBucket("photos".to_owned())));
+    f.bucket("photos");
+    assert_eq!(read(&f), Ok(Vec::new()));
+    f.apply(set(vec![rule.clone()])).expect("set");
+    assert_eq!(read(&f), Ok(vec![rule.clone()]));
+    let too_many = vec![rule.clone(); arbor_meta::limits::BUCKET_CORS_RULES_MAX + 1];
+    let too_large = vec![CorsRule {
+        allowed_origins: vec!["o".repeat(arbor_meta::limits::BUCKET_CORS_SIZE_MAX)],
+        ..rule.clone()
+    }];
+    for bad in [too_many, too_large] {
+        let outcome = f.apply(set(bad));
+        assert!(
+            matches!(outcome, Err(MetaError::InvalidRequest(_))),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(
+        read(&f),
+        Ok(vec![rule.clone()]),
+        "a refusal changes nothing"
+    );
+    f.apply(set(Vec::new())).expect("remove");
+    assert_eq!(read(&f), Ok(Vec::new()));
+    f.apply(set(vec![rule])).expect("set again");
+    f.apply(DeleteBucket {
+        name: "photos".to_owned(),
+    })
+    .expect("delete bucket");
+    f.bucket("photos");
+    assert_eq!(
+        read(&f),
+        Ok(Vec::new()),
+        "a new bucket of the name has none"
+    );
 }

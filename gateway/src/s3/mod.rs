@@ -7,6 +7,7 @@ mod append;
 mod bucket;
 mod checksum;
 mod conditions;
+mod cors;
 mod list;
 mod lock;
 mod multipart;
@@ -501,6 +502,29 @@ impl S3 for Arbor {
     ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
         let request_id = RequestId::of(&req.extensions);
         acl::put_ownership_controls(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        cors::put(self, req).await.map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        cors::get(self, req).await.map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        cors::delete(self, req)
             .await
             .map_err(|e| request_id.stamp(e))
     }

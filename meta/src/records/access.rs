@@ -85,3 +85,31 @@ pub struct PublicAccessBlock {
     /// A public policy admits no anonymous request.
     pub restrict_public_buckets: bool,
 }
+
+/// One rule of a bucket's CORS configuration (S3's PutBucketCors), as the
+/// gateway checked it: which origins may send which methods and headers,
+/// what the answer lets them read, and how long a preflight holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    pub id: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age_seconds: Option<i32>,
+}
+
+impl CorsRule {
+    /// About how many bytes the rule takes encoded.
+    pub fn size_estimate(&self) -> usize {
+        let strings = |v: &[String]| v.iter().map(|s| s.len().saturating_add(2)).sum::<usize>();
+        self.id
+            .as_ref()
+            .map_or(0, String::len)
+            .saturating_add(strings(&self.allowed_origins))
+            .saturating_add(strings(&self.allowed_methods))
+            .saturating_add(strings(&self.allowed_headers))
+            .saturating_add(strings(&self.expose_headers))
+            .saturating_add(16)
+    }
+}
