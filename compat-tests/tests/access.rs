@@ -404,6 +404,7 @@ fn needs(op: &str) -> Option<Needs> {
         | "CompleteMultipartUpload"
         | "AbortMultipartUpload"
         | "RenameObject"
+        | "PostObject"
         | "PutObjectRetention"
         | "PutObjectLegalHold" => Needs::Write,
         "CopyObject" | "UploadPartCopy" => Needs::ReadWrite,
@@ -715,6 +716,25 @@ async fn call(op: &str, s3: &aws_sdk_s3::Client, signer: &Signer, bucket: &str) 
                     .collect();
                 let response =
                     raw_request(&signer.endpoint, "PUT", &target, &headers, b"").expect("rename");
+                (response.status < 300).not_then(|| (response.status, response.error_code()))
+            })
+            .await
+            .expect("join")
+        }
+        "PostObject" => {
+            let target = format!("/{bucket}");
+            let form = signer.post_form(
+                &[("key", "scratch-posted")],
+                &[format!(r#"{{"bucket":"{bucket}"}}"#), r#"{"key":"scratch-posted"}"#.to_owned()],
+                b"posted",
+                SystemTime::now(),
+                600,
+            );
+            let endpoint = signer.endpoint.clone();
+            tokio::task::spawn_blocking(move || {
+                let headers = [("content-type", form.content_type.as_str())];
+                let response =
+                    raw_request(&endpoint, "POST", &target, &headers, &form.body).expect("post");
                 (response.status < 300).not_then(|| (response.status, response.error_code()))
             })
             .await

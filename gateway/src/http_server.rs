@@ -106,6 +106,7 @@ async fn handle(
             .and_then(|()| check_header_section(req.headers()))
             .and_then(|()| check_signature_v2_date(&req, frontend.clock.now_ms()))
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
+        let post_upload = is_post_upload(&req);
         let cross_origin = frontend.cors.of(req.method(), req.uri(), req.headers());
         let preflight = req.method() == http::Method::OPTIONS;
         let mut response = match checked {
@@ -118,6 +119,9 @@ async fn handle(
                 .unwrap_or_else(|e| error_response(e, &request_id)),
             Ok(()) => call_s3s(&frontend.s3, req, &unsized_bodies, &request_id).await,
         };
+        if post_upload {
+            refuse_as_policy_condition(&mut response);
+        }
         if !preflight && let Some(cross_origin) = &cross_origin {
             frontend.cors.decorate(cross_origin, &mut response).await;
         }
@@ -140,6 +144,43 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// A browser upload: `POST /bucket` with a multipart form.
+fn is_post_upload<B>(req: &http::Request<B>) -> bool {
+    req.method() == http::Method::POST
+        && req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/form-data"))
+}
+
+/// s3s answers a form that fails one of its policy's conditions with 400
+/// InvalidPolicyDocument; S3 answers 403 AccessDenied "Invalid according
+/// to Policy: Policy Condition failed: ...", which browser code checks.
+fn refuse_as_policy_condition(response: &mut http::Response<s3s::Body>) {
+    const S3S: &str = "<Code>InvalidPolicyDocument</Code><Message>Policy condition";
+    const S3: &str =
+        "<Code>AccessDenied</Code><Message>Invalid according to Policy: Policy Condition failed: ";
+    if response.status() != http::StatusCode::BAD_REQUEST {
+        return;
+    }
+    let Some(body) = response.body().bytes() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return;
+    };
+    if !text.contains(S3S) {
+        return;
+    }
+    let rewritten = text.replacen(S3S, S3, 1);
+    *response.status_mut() = http::StatusCode::FORBIDDEN;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, rewritten.len().into());
+    *response.body_mut() = s3s::Body::from(rewritten);
 }
 
 /// A 500 or 503 is worth retrying: says when, unless it already does.

@@ -13,7 +13,7 @@
 //! secret.
 
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::dto::{CopyObjectInput, CopySource, UploadPartCopyInput};
+use s3s::dto::{CopyObjectInput, CopySource, PostObjectInput, UploadPartCopyInput};
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
@@ -77,6 +77,7 @@ pub fn needed(op: &str) -> Option<Need> {
         | "CompleteMultipartUpload"
         | "AbortMultipartUpload"
         | "RenameObject"
+        | "PostObject"
         | "PutObjectRetention"
         | "PutObjectLegalHold" => Need::Bucket(Write),
         "DeleteBucket"
@@ -307,8 +308,12 @@ impl AccessControl {
             uri: cx.uri(),
             extensions: &extensions,
         };
-        authorize(&self.keyring, &principal, &request).await?;
-        authorize_bypass(&self.keyring, &principal, &request).await?;
+        // A browser upload names its key in the form, which s3s has not
+        // parsed yet: it is authorized in `post_object`, with the key.
+        if request.op != "PostObject" {
+            authorize(&self.keyring, &principal, &request).await?;
+            authorize_bypass(&self.keyring, &principal, &request).await?;
+        }
         cx.extensions_mut().insert(principal);
         // CreateBucket tells it of the grant it made, the policy
         // operations of the policy they changed.
@@ -375,6 +380,33 @@ impl S3Access for AccessControl {
     async fn copy_object(&self, req: &mut S3Request<CopyObjectInput>) -> S3Result<()> {
         self.check_copy_source(req, "CopyObject", &req.input.copy_source)
             .await
+    }
+
+    /// A browser upload (POST with a signed policy): the signer, or
+    /// anyone if the bucket's policy allows `s3:PutObject` on the key to
+    /// `*`, needs write on the bucket for the key the form names.
+    async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
+        let request_id = RequestId::of(&req.extensions);
+        // s3s does not pass the file's name on, so AWS's `${filename}`
+        // cannot be filled in: refused rather than stored literally.
+        if req.input.key.contains("${filename}") {
+            return Err(request_id.stamp(s3_error!(
+                NotImplemented,
+                "A key with ${{filename}} is not supported; name the key in full."
+            )));
+        }
+        let principal = crate::keyring::principal_of(&req.extensions)?;
+        let request = Request {
+            op: "PostObject",
+            bucket: Some(&req.input.bucket),
+            key: Some(&req.input.key),
+            headers: &req.headers,
+            uri: &req.uri,
+            extensions: &req.extensions,
+        };
+        authorize(&self.keyring, &principal, &request)
+            .await
+            .map_err(|e| request_id.stamp(e))
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {

@@ -457,7 +457,8 @@ pub fn action(op: &str) -> String {
         | "CompleteMultipartUpload"
         | "CopyObject"
         | "UploadPartCopy"
-        | "RenameObject" => "PutObject",
+        | "RenameObject"
+        | "PostObject" => "PutObject",
         "DeleteObjects" => "DeleteObject",
         "ListParts" => "ListMultipartUploadParts",
         "ListMultipartUploads" => "ListBucketMultipartUploads",

@@ -166,3 +166,87 @@ pub fn encode(s: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// A browser upload form (`POST /bucket`, multipart/form-data).
+pub struct PostForm {
+    /// `content-type` with the boundary.
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Signer {
+    /// A POST upload of `file` signed at `time`: the policy's conditions
+    /// are `conditions` (JSON values, joined as given) plus the signing
+    /// fields; `fields` are the form's fields before the signing ones, in
+    /// order. The policy expires `valid_for` after `time` (negative:
+    /// already expired).
+    pub fn post_form(
+        &self,
+        fields: &[(&str, &str)],
+        conditions: &[String],
+        file: &[u8],
+        time: SystemTime,
+        valid_for: i64,
+    ) -> PostForm {
+        let date = time::OffsetDateTime::from(time);
+        let day = format!(
+            "{:04}{:02}{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        );
+        let amz_date = format!(
+            "{day}T{:02}{:02}{:02}Z",
+            date.hour(),
+            date.minute(),
+            date.second()
+        );
+        let credential = format!("{}/{day}/{REGION}/s3/aws4_request", self.access_key);
+        let expires = date + time::Duration::seconds(valid_for);
+        let expiration = expires
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("expiration");
+        let mut all = conditions.to_vec();
+        all.push(r#"{"x-amz-algorithm":"AWS4-HMAC-SHA256"}"#.to_owned());
+        all.push(format!(r#"{{"x-amz-credential":"{credential}"}}"#));
+        all.push(format!(r#"{{"x-amz-date":"{amz_date}"}}"#));
+        let policy = format!(
+            r#"{{"expiration":"{expiration}","conditions":[{}]}}"#,
+            all.join(",")
+        );
+        use base64::Engine;
+        let policy = base64::engine::general_purpose::STANDARD.encode(policy);
+        let key = v4::generate_signing_key(&self.secret_key, time, REGION, "s3");
+        let signature = v4::calculate_signature(key, policy.as_bytes());
+        let boundary = "----arborformboundary7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        let mut field = |name: &str, value: &str| {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        };
+        for (name, value) in fields {
+            field(name, value);
+        }
+        field("policy", &policy);
+        field("x-amz-algorithm", "AWS4-HMAC-SHA256");
+        field("x-amz-credential", &credential);
+        field("x-amz-date", &amz_date);
+        field("x-amz-signature", &signature);
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        PostForm {
+            content_type: format!("multipart/form-data; boundary={boundary}"),
+            body,
+        }
+    }
+}

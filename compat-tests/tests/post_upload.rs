@@ -1,0 +1,211 @@
+//! Browser uploads: `POST /bucket` with a multipart form and a policy
+//! signed with SigV4, as AWS defines them (s3s parses the form and checks
+//! the signature and the policy's conditions; Arbor checks the signer's
+//! permission for the form's key and stores the file like a PutObject).
+
+mod common;
+
+use std::time::SystemTime;
+
+use arbor_compat_tests::{ArborServer, RawResponse, raw_request};
+use common::client;
+use common::sign::{PostForm, Signer};
+
+const BUCKET: &str = "uploads";
+
+fn post(server: &ArborServer, form: &PostForm) -> RawResponse {
+    raw_request(
+        &server.endpoint,
+        "POST",
+        &format!("/{BUCKET}"),
+        &[("content-type", &form.content_type)],
+        &form.body,
+    )
+    .expect("POST")
+}
+
+fn conditions(extra: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        format!(r#"{{"bucket":"{BUCKET}"}}"#),
+        r#"["starts-with","$key","user/"]"#.to_owned(),
+        r#"["content-length-range",1,1000]"#.to_owned(),
+    ];
+    all.extend(extra.iter().map(|c| (*c).to_owned()));
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_form_uploads_and_each_condition_is_enforced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
+    let now = SystemTime::now();
+
+    // 204 by default; the object is there.
+    let form = signer.post_form(
+        &[("key", "user/a.txt")],
+        &conditions(&[]),
+        b"hello",
+        now,
+        600,
+    );
+    let answer = post(&server, &form);
+    assert_eq!(
+        answer.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("user/a.txt")
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert_eq!(got.as_ref(), b"hello");
+
+    // success_action_status 201: the PostResponse document.
+    let form = signer.post_form(
+        &[("key", "user/b.txt"), ("success_action_status", "201")],
+        &conditions(&[r#"{"success_action_status":"201"}"#]),
+        b"second",
+        now,
+        600,
+    );
+    let answer = post(&server, &form);
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let text = String::from_utf8_lossy(&answer.body);
+    assert!(text.contains("<Key>user/b.txt</Key>"), "{text}");
+    assert!(
+        text.contains(&format!("<Bucket>{BUCKET}</Bucket>")),
+        "{text}"
+    );
+
+    // success_action_redirect: 303 to it, with bucket, key and ETag.
+    let form = signer.post_form(
+        &[
+            ("key", "user/c.txt"),
+            ("success_action_redirect", "https://example.com/done"),
+        ],
+        &conditions(&[r#"{"success_action_redirect":"https://example.com/done"}"#]),
+        b"third",
+        now,
+        600,
+    );
+    let answer = post(&server, &form);
+    assert_eq!(
+        answer.status,
+        303,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let location = answer.header("location").expect("Location");
+    assert!(
+        location.starts_with("https://example.com/done?"),
+        "{location}"
+    );
+    assert!(
+        location.contains("key=user%2Fc.txt") || location.contains("key=user/c.txt"),
+        "{location}"
+    );
+    assert!(location.contains("etag="), "{location}");
+
+    // Refusals, none of which stores anything.
+    let refused = [
+        (
+            "an expired policy",
+            signer.post_form(&[("key", "user/x1")], &conditions(&[]), b"x", now, -60),
+            403,
+            "AccessDenied",
+        ),
+        (
+            "a key outside the policy's prefix",
+            signer.post_form(&[("key", "other/x2")], &conditions(&[]), b"x", now, 600),
+            403,
+            "AccessDenied",
+        ),
+        (
+            "a file over content-length-range",
+            signer.post_form(
+                &[("key", "user/x3")],
+                &conditions(&[]),
+                &[7u8; 2000],
+                now,
+                600,
+            ),
+            400,
+            "EntityTooLarge",
+        ),
+        (
+            "a field no condition names",
+            signer.post_form(
+                &[("key", "user/x4"), ("x-amz-meta-note", "hi")],
+                &conditions(&[]),
+                b"x",
+                now,
+                600,
+            ),
+            403,
+            "AccessDenied",
+        ),
+        (
+            "a signature under another secret",
+            Signer::new(&server.endpoint, &server.access_key, "not-the-secret").post_form(
+                &[("key", "user/x5")],
+                &conditions(&[]),
+                b"x",
+                now,
+                600,
+            ),
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "${filename}, which cannot be filled in",
+            signer.post_form(
+                &[("key", "user/${filename}")],
+                &conditions(&[]),
+                b"x",
+                now,
+                600,
+            ),
+            501,
+            "NotImplemented",
+        ),
+    ];
+    for (what, form, status, code) in refused {
+        let answer = post(&server, &form);
+        assert_eq!(
+            (answer.status, answer.error_code().as_deref()),
+            (status, Some(code)),
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["user/a.txt", "user/b.txt", "user/c.txt"]);
+    assert!(server.stop().expect("stop").success());
+}
