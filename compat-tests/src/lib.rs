@@ -402,6 +402,16 @@ impl ArborCluster {
         Ok(())
     }
 
+    /// Kills the chunk server of `zone` with SIGKILL, as a crash would,
+    /// keeping its data.
+    pub fn kill_chunk(&mut self, zone: &str) -> anyhow::Result<()> {
+        let chunk = self.chunk_mut(zone)?;
+        let process = chunk.process.take().context("not running")?;
+        // Dropping an ArborProcess sends SIGKILL and reaps it.
+        drop(process);
+        Ok(())
+    }
+
     /// Starts the chunk server of `zone` again on its data directory.
     pub fn restart_chunk(&mut self, zone: &str) -> anyhow::Result<()> {
         let (meta, args) = (self.meta_addr.clone(), self.chunk_args.clone());

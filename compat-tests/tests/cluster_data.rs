@@ -7,7 +7,7 @@
 //! servers); a corrupted replica read around and repaired; another found
 //! by the scrubber and repaired without any read; an orphan chunk
 //! collected after its grace; deleted objects collected everywhere; a
-//! server killed (reads and writes go on), marked OFFLINE, and after the
+//! server killed with SIGKILL (reads and writes go on), marked OFFLINE, and after the
 //! grace its chunks re-replicated until every chunk is back at three; the
 //! server restarted and its now surplus copies removed; a server drained
 //! until it holds nothing. Timeouts are shortened by flags; every wait is
@@ -216,8 +216,9 @@ impl Cluster {
         }
     }
 
-    fn stop_server(&mut self, zone: &str) {
-        self.processes.stop_chunk(zone).expect("stop chunk server");
+    /// SIGKILL: a crash, not a shutdown.
+    fn kill_server(&mut self, zone: &str) {
+        self.processes.kill_chunk(zone).expect("kill chunk server");
     }
 
     fn restart_server(&mut self, zone: &str) {
@@ -398,7 +399,7 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
 
     // --- A server dies: reads and writes go on at once.
     let victim = cluster.recorded(&small_chunk)[0].clone();
-    cluster.stop_server(&victim);
+    cluster.kill_server(&victim);
     cluster.assert_objects(&objects, "one server down").await;
     let during = bytes(400_000, 6);
     cluster.put("written-while-down", &during).await;
