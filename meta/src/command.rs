@@ -25,6 +25,10 @@ use crate::chunks::{
 };
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
+use crate::lifecycle::{
+    DeleteBucketLifecycle, GetBucketLifecycle, LifecycleBatch, LifecycleBuckets, LifecycleUploads,
+    PutBucketLifecycle,
+};
 use crate::listing::{ListObjectVersions, ListObjects};
 use crate::multipart::{
     AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads,
@@ -203,6 +207,10 @@ writes!(
     DeleteBucketPolicy,
     PutPublicAccessBlock,
     DeletePublicAccessBlock,
+    PutBucketLifecycle,
+    DeleteBucketLifecycle,
+    LifecycleBatch,
+    LifecycleUploads,
 );
 
 reads!(
@@ -233,6 +241,8 @@ reads!(
     GetBucketPolicy,
     GetPublicAccessBlock,
     GetReadableVersion,
+    GetBucketLifecycle,
+    LifecycleBuckets,
 );
 
 /// A command's outcome as the log remembers it.

@@ -45,6 +45,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) access_keys: WriteTable<'txn>,
     pub(crate) bucket_policies: WriteTable<'txn>,
     pub(crate) public_access_blocks: WriteTable<'txn>,
+    pub(crate) bucket_lifecycle: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -78,6 +79,7 @@ impl<'txn> ApplyContext<'txn> {
             access_keys: txn.open_table(schema::ACCESS_KEYS)?,
             bucket_policies: txn.open_table(schema::BUCKET_POLICIES)?,
             public_access_blocks: txn.open_table(schema::PUBLIC_ACCESS_BLOCKS)?,
+            bucket_lifecycle: txn.open_table(schema::BUCKET_LIFECYCLE)?,
         })
     }
 

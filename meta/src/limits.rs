@@ -117,3 +117,9 @@ pub const ACCESS_KEY_LEN_MAX: usize = 128;
 pub const ACCESS_KEY_NAME_LEN_MAX: usize = 128;
 /// A bucket policy's size: AWS's limit (20 KB).
 pub const BUCKET_POLICY_SIZE_MAX: usize = 20 * 1024;
+/// Rules in one bucket lifecycle configuration (AWS's limit).
+pub const LIFECYCLE_RULES_MAX: usize = 1000;
+/// Bytes of a lifecycle rule's ID (AWS's limit).
+pub const LIFECYCLE_RULE_ID_LEN_MAX: usize = 255;
+/// Keys (or uploads) one lifecycle batch looks at, at most.
+pub const LIFECYCLE_BATCH_MAX: u32 = 1000;

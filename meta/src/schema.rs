@@ -32,6 +32,7 @@
 //! | `ns_access_keys` | access key id bytes                 | [`crate::records::access::AccessKeyRecord`] |
 //! | `ns_bucket_policies` | bucket name bytes               | the policy's JSON (`String`) |
 //! | `ns_public_access_blocks` | bucket name bytes          | [`crate::records::access::PublicAccessBlock`] |
+//! | `ns_bucket_lifecycle` | bucket name bytes              | [`crate::records::lifecycle::LifecycleConfig`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -125,6 +126,8 @@ pub const ACCESS_KEYS: StateTable = StateTable::new("ns_access_keys");
 pub const BUCKET_POLICIES: StateTable = StateTable::new("ns_bucket_policies");
 /// bucket name → [`crate::records::access::PublicAccessBlock`].
 pub const PUBLIC_ACCESS_BLOCKS: StateTable = StateTable::new("ns_public_access_blocks");
+/// bucket name → [`crate::records::lifecycle::LifecycleConfig`].
+pub const BUCKET_LIFECYCLE: StateTable = StateTable::new("ns_bucket_lifecycle");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -151,6 +154,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     ACCESS_KEYS,
     BUCKET_POLICIES,
     PUBLIC_ACCESS_BLOCKS,
+    BUCKET_LIFECYCLE,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).
