@@ -92,7 +92,10 @@ pub fn needed(op: &str) -> Option<Need> {
         | "GetBucketPolicyStatus"
         | "GetPublicAccessBlock"
         | "PutPublicAccessBlock"
-        | "DeletePublicAccessBlock" => Need::Bucket(Owner),
+        | "DeletePublicAccessBlock"
+        | "PutBucketLifecycleConfiguration"
+        | "GetBucketLifecycleConfiguration"
+        | "DeleteBucketLifecycle" => Need::Bucket(Owner),
         _ => return None,
     };
     Some(need)

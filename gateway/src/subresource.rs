@@ -95,6 +95,9 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         "GetObjectAttributes" => &["attributes"],
         "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy" => &["policy"],
         "GetBucketPolicyStatus" => &["policyStatus"],
+        "PutBucketLifecycleConfiguration"
+        | "GetBucketLifecycleConfiguration"
+        | "DeleteBucketLifecycle" => &["lifecycle"],
         "GetPublicAccessBlock" | "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
             &["publicAccessBlock"]
         }
