@@ -88,6 +88,16 @@ pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyho
         tasks::reclaim(node.client(), tasks::RECLAIM_INTERVAL, shutdown.clone()),
     );
     background.spawn(
+        "lifecycle",
+        tasks::lifecycle(
+            node.client(),
+            seams.clock.clone(),
+            settings.lifecycle_day(),
+            settings.lifecycle_interval(),
+            shutdown.clone(),
+        ),
+    );
+    background.spawn(
         "upload expiry",
         tasks::expire_uploads(
             node.client(),

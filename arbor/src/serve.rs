@@ -73,6 +73,16 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         tasks::reclaim(meta.client(), tasks::RECLAIM_INTERVAL, shutdown.clone()),
     );
     background.spawn(
+        "lifecycle",
+        tasks::lifecycle(
+            meta.client(),
+            seams.clock.clone(),
+            config.lifecycle_day(),
+            config.lifecycle_interval(),
+            shutdown.clone(),
+        ),
+    );
+    background.spawn(
         "upload expiry",
         tasks::expire_uploads(
             meta.client(),

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use arbor_chunkstore::{Collector, GcReport, Healer};
 use arbor_meta::clock::SharedClock;
+use arbor_meta::lifecycle::{LifecycleBatch, LifecycleBuckets, LifecycleUploads};
 use arbor_meta::limits::UPLOADS_EXPIRED_PER_COMMAND_MAX;
+use arbor_meta::records::lifecycle::LifecycleProgress;
 use arbor_meta::{MetaClient, MetaError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +36,12 @@ pub const RECLAIM_INTERVAL: Duration = Duration::from_millis(500);
 /// Rows per reclaim command: a tenth of the maximum, so a batch stays a
 /// small log entry and a short apply beside client writes.
 const RECLAIM_BATCH: u32 = arbor_meta::limits::RECLAIM_BATCH_MAX / 10;
+
+/// Keys per lifecycle batch: a tenth of the maximum, as for reclaiming.
+const LIFECYCLE_BATCH: u32 = arbor_meta::limits::LIFECYCLE_BATCH_MAX / 10;
+/// Batches per bucket and pass, at most: a pass over a bucket of up to
+/// ten million keys; a bigger one resumes where the pass stopped next time.
+const LIFECYCLE_BATCHES_PER_PASS_MAX: u32 = 100_000;
 
 /// The background tasks of one role, stopped together.
 #[derive(Default)]
@@ -143,6 +151,109 @@ pub async fn reclaim(meta: MetaClient, interval: Duration, shutdown: Cancellatio
                     tracing::warn!(error = %e, "reclaiming deleted directories failed");
                     break;
                 }
+            }
+        }
+    }
+}
+
+/// Lifecycle rules (docs/design.md, "Lifecycle"): every `interval`, for
+/// each bucket with an enabled rule, batches of keys back to back from the
+/// first key to the last, then the old uploads; each batch a Raft command
+/// carrying this node's clock and `day`. On a follower the first proposal
+/// is refused (NotLeader) and the pass ends; the leader's task does the
+/// work, and a pass cut short starts over next time (done work is not
+/// done twice: what expired is gone).
+pub async fn lifecycle(
+    meta: MetaClient,
+    clock: SharedClock,
+    day: Duration,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let day_ms = i64::try_from(day.as_millis()).unwrap_or(i64::MAX);
+    // Where an unfinished pass over a bucket stopped.
+    let mut resume: std::collections::BTreeMap<String, String> = Default::default();
+    while pause(interval, &shutdown).await {
+        let buckets = match meta.read(LifecycleBuckets).await {
+            Ok(buckets) => buckets,
+            Err(MetaError::NotLeader { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the lifecycle buckets failed");
+                continue;
+            }
+        };
+        resume.retain(|bucket, _| buckets.contains(bucket));
+        'pass: for bucket in buckets {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let mut after = resume.remove(&bucket);
+            let mut total = LifecycleProgress::default();
+            let mut batches = 0u32;
+            let finished = loop {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                if batches >= LIFECYCLE_BATCHES_PER_PASS_MAX {
+                    break false;
+                }
+                batches += 1;
+                let batch = LifecycleBatch {
+                    bucket: bucket.clone(),
+                    after: after.clone(),
+                    limit: LIFECYCLE_BATCH,
+                    now_ms: clock.now_ms(),
+                    day_ms,
+                };
+                match meta.write(batch).await {
+                    Ok(progress) => {
+                        total.expired = total.expired.saturating_add(progress.expired);
+                        total.versions_deleted = total
+                            .versions_deleted
+                            .saturating_add(progress.versions_deleted);
+                        total.locked = total.locked.saturating_add(progress.locked);
+                        total.refused = total.refused.saturating_add(progress.refused);
+                        match progress.next {
+                            Some(next) => after = Some(next),
+                            None => break true,
+                        }
+                    }
+                    Err(MetaError::NotLeader { .. }) => break 'pass,
+                    Err(e) => {
+                        tracing::warn!(bucket, error = %e, "applying lifecycle rules failed");
+                        break false;
+                    }
+                }
+            };
+            if !finished && let Some(after) = after {
+                resume.insert(bucket.clone(), after);
+            }
+            for _ in 0..LIFECYCLE_BATCHES_PER_PASS_MAX {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                let batch = LifecycleUploads {
+                    bucket: bucket.clone(),
+                    limit: LIFECYCLE_BATCH,
+                    now_ms: clock.now_ms(),
+                    day_ms,
+                };
+                match meta.write(batch).await {
+                    Ok(count) => {
+                        total.uploads_aborted = total.uploads_aborted.saturating_add(count);
+                        if count < LIFECYCLE_BATCH {
+                            break;
+                        }
+                    }
+                    Err(MetaError::NotLeader { .. }) => break 'pass,
+                    Err(e) => {
+                        tracing::warn!(bucket, error = %e, "aborting old uploads failed");
+                        break;
+                    }
+                }
+            }
+            if total != LifecycleProgress::default() {
+                tracing::info!(bucket, ?total, "applied lifecycle rules");
             }
         }
     }

@@ -217,3 +217,16 @@ fn the_logged_settings_redact_the_secret() {
     assert!(!log.contains(secret), "{log}");
     assert!(!log.contains("AKIDEXAMPLE"), "{log}");
 }
+
+/// The lifecycle knobs tests use (`compat-tests/tests/lifecycle.rs`)
+/// layer like every setting, in both roles that run the lifecycle task.
+#[test]
+fn lifecycle_knobs_flag_over_environment_over_file() {
+    check_precedence(&["serve"], "lifecycle_day_secs", ["7", "5", "3"], number);
+    check_precedence(
+        &["meta", "--node-id", "1", "--cluster-secret-file", "s"],
+        "lifecycle_interval_secs",
+        ["30", "20", "5"],
+        number,
+    );
+}

@@ -424,7 +424,10 @@ fn needs(op: &str) -> Option<Needs> {
         | "DeletePublicAccessBlock"
         | "PutBucketCors"
         | "GetBucketCors"
-        | "DeleteBucketCors" => Needs::Owner,
+        | "DeleteBucketCors"
+        | "PutBucketLifecycleConfiguration"
+        | "GetBucketLifecycleConfiguration"
+        | "DeleteBucketLifecycle" => Needs::Owner,
         _ => return None,
     })
 }
@@ -698,6 +701,41 @@ async fn call(op: &str, s3: &aws_sdk_s3::Client, signer: &Signer, bucket: &str) 
         ),
         "GetBucketCors" => answer(s3.get_bucket_cors().bucket(bucket).send().await),
         "DeleteBucketCors" => answer(s3.delete_bucket_cors().bucket(bucket).send().await),
+        // A rule for keys the test never writes.
+        "PutBucketLifecycleConfiguration" => answer(
+            s3.put_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .lifecycle_configuration(
+                    aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+                        .rules(
+                            aws_sdk_s3::types::LifecycleRule::builder()
+                                .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+                                .filter(
+                                    aws_sdk_s3::types::LifecycleRuleFilter::builder()
+                                        .prefix("no-such-prefix/")
+                                        .build(),
+                                )
+                                .expiration(
+                                    aws_sdk_s3::types::LifecycleExpiration::builder()
+                                        .days(365)
+                                        .build(),
+                                )
+                                .build()
+                                .expect("rule"),
+                        )
+                        .build()
+                        .expect("configuration"),
+                )
+                .send()
+                .await,
+        ),
+        "GetBucketLifecycleConfiguration" => answer(
+            s3.get_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .send()
+                .await,
+        ),
+        "DeleteBucketLifecycle" => answer(s3.delete_bucket_lifecycle().bucket(bucket).send().await),
         "RenameObject" => {
             let target = format!("/{bucket}/scratch-renamed?renameObject");
             let source = format!("/{bucket}/scratch-missing");

@@ -96,7 +96,10 @@ pub fn needed(op: &str) -> Option<Need> {
         | "DeletePublicAccessBlock"
         | "PutBucketCors"
         | "GetBucketCors"
-        | "DeleteBucketCors" => Need::Bucket(Owner),
+        | "DeleteBucketCors"
+        | "PutBucketLifecycleConfiguration"
+        | "GetBucketLifecycleConfiguration"
+        | "DeleteBucketLifecycle" => Need::Bucket(Owner),
         _ => return None,
     };
     Some(need)

@@ -96,6 +96,9 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy" => &["policy"],
         "GetBucketPolicyStatus" => &["policyStatus"],
         "PutBucketCors" | "GetBucketCors" | "DeleteBucketCors" => &["cors"],
+        "PutBucketLifecycleConfiguration"
+        | "GetBucketLifecycleConfiguration"
+        | "DeleteBucketLifecycle" => &["lifecycle"],
         "GetPublicAccessBlock" | "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
             &["publicAccessBlock"]
         }

@@ -25,6 +25,10 @@ use crate::chunks::{
 };
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
+use crate::lifecycle::{
+    DeleteBucketLifecycle, GetBucketLifecycle, LifecycleBatch, LifecycleBuckets, LifecycleUploads,
+    PutBucketLifecycle,
+};
 use crate::listing::{ListObjectVersions, ListObjects};
 use crate::multipart::{
     AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, ExpireUploads,
@@ -204,6 +208,10 @@ writes!(
     PutPublicAccessBlock,
     DeletePublicAccessBlock,
     SetBucketCors,
+    PutBucketLifecycle,
+    DeleteBucketLifecycle,
+    LifecycleBatch,
+    LifecycleUploads,
 );
 
 reads!(
@@ -235,6 +243,8 @@ reads!(
     GetPublicAccessBlock,
     GetReadableVersion,
     GetBucketCors,
+    GetBucketLifecycle,
+    LifecycleBuckets,
 );
 
 /// A command's outcome as the log remembers it.
@@ -309,6 +319,9 @@ impl Command {
                 | Command::DenyAccessKey(_)
                 | Command::DeleteBucketPolicy(_)
                 | Command::DeletePublicAccessBlock(_)
+                | Command::DeleteBucketLifecycle(_)
+                | Command::LifecycleBatch(_)
+                | Command::LifecycleUploads(_)
         )
     }
 }

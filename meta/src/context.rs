@@ -46,6 +46,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) bucket_policies: WriteTable<'txn>,
     pub(crate) public_access_blocks: WriteTable<'txn>,
     pub(crate) bucket_cors: WriteTable<'txn>,
+    pub(crate) bucket_lifecycle: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -80,6 +81,7 @@ impl<'txn> ApplyContext<'txn> {
             bucket_policies: txn.open_table(schema::BUCKET_POLICIES)?,
             public_access_blocks: txn.open_table(schema::PUBLIC_ACCESS_BLOCKS)?,
             bucket_cors: txn.open_table(schema::BUCKET_CORS)?,
+            bucket_lifecycle: txn.open_table(schema::BUCKET_LIFECYCLE)?,
         })
     }
 

@@ -14,7 +14,7 @@
 //!    `op` (the operation traits), `tree` (inode-tree steps), `placement`;
 //! 3. the domain modules, each owning its operations: `chunks`, `access`
 //!    (access keys and their grants), then `namespace`, then `listing`,
-//!    `multipart`, `append`, `rename` and `reclaim`;
+//!    `multipart`, `append`, `rename`, `reclaim` and `lifecycle`;
 //!    `registry`;
 //! 4. `command` (every operation, listed once), `raft` (log, state
 //!    machine store, network, group commit);
@@ -31,6 +31,7 @@ pub mod context;
 pub mod disk;
 pub mod error;
 pub mod keys;
+pub mod lifecycle;
 pub mod limits;
 pub mod listing;
 pub mod multipart;

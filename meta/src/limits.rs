@@ -127,3 +127,9 @@ pub const DISK_RESERVE_BYTES: u64 = 64 * 1024 * 1024;
 pub const BUCKET_CORS_RULES_MAX: usize = 100;
 /// A bucket's CORS configuration's size: AWS's limit (64 KB).
 pub const BUCKET_CORS_SIZE_MAX: usize = 64 * 1024;
+/// Rules in one bucket lifecycle configuration (AWS's limit).
+pub const LIFECYCLE_RULES_MAX: usize = 1000;
+/// Bytes of a lifecycle rule's ID (AWS's limit).
+pub const LIFECYCLE_RULE_ID_LEN_MAX: usize = 255;
+/// Keys (or uploads) one lifecycle batch looks at, at most.
+pub const LIFECYCLE_BATCH_MAX: u32 = 1000;

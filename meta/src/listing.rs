@@ -208,7 +208,7 @@ impl Query for ListObjectVersions {
     }
 }
 
-fn list_versions_tree<T: BytesTable, V: BytesTable>(
+pub(crate) fn list_versions_tree<T: BytesTable, V: BytesTable>(
     children: &T,
     versions: &V,
     root: u64,

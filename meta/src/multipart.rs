@@ -617,7 +617,7 @@ fn read_upload(ctx: &ApplyContext<'_>, upload_id: &UploadId) -> Result<Option<Up
 
 /// Deletes the upload and its parts; the chunks of every part not in
 /// `used` go to the GC queue.
-fn remove_upload(ctx: &mut ApplyContext<'_>, upload: &UploadRecord) -> Result<()> {
+pub(crate) fn remove_upload(ctx: &mut ApplyContext<'_>, upload: &UploadRecord) -> Result<()> {
     let id = upload.upload_id;
     let first = part_key(&id.0, 0);
     let last = part_key(&id.0, u32::MAX);

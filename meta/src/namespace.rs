@@ -251,6 +251,7 @@ impl Apply for DeleteBucket {
         ctx.bucket_tags.remove(name.as_bytes())?;
         ctx.bucket_versioning.remove(name.as_bytes())?;
         ctx.bucket_lock.remove(name.as_bytes())?;
+        ctx.bucket_lifecycle.remove(name.as_bytes())?;
         access::forget_bucket(ctx, name)?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
@@ -752,7 +753,7 @@ impl Apply for DeleteKeys {
     }
 }
 
-fn delete_key(
+pub(crate) fn delete_key(
     ctx: &mut ApplyContext<'_>,
     bucket: &str,
     target: &DeleteTarget,

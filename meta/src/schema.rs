@@ -33,6 +33,7 @@
 //! | `ns_bucket_policies` | bucket name bytes               | the policy's JSON (`String`) |
 //! | `ns_public_access_blocks` | bucket name bytes          | [`crate::records::access::PublicAccessBlock`] |
 //! | `ns_bucket_cors` | bucket name bytes                   | `Vec<`[`crate::records::access::CorsRule`]`>` |
+//! | `ns_bucket_lifecycle` | bucket name bytes              | [`crate::records::lifecycle::LifecycleConfig`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -129,6 +130,8 @@ pub const PUBLIC_ACCESS_BLOCKS: StateTable = StateTable::new("ns_public_access_b
 /// bucket name → the bucket's CORS rules (`Vec<CorsRule>`), in their
 /// order; no row when it has none.
 pub const BUCKET_CORS: StateTable = StateTable::new("ns_bucket_cors");
+/// bucket name → [`crate::records::lifecycle::LifecycleConfig`].
+pub const BUCKET_LIFECYCLE: StateTable = StateTable::new("ns_bucket_lifecycle");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -156,6 +159,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     BUCKET_POLICIES,
     PUBLIC_ACCESS_BLOCKS,
     BUCKET_CORS,
+    BUCKET_LIFECYCLE,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

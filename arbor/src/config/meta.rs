@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CHUNK_HEARTBEAT_TIMEOUT_SECS_DEFAULT, GC_GRACE_SECS_DEFAULT, HEAL_INTERVAL_SECS_DEFAULT,
-    META_DATA_DIR_DEFAULT, META_LISTEN_DEFAULT, OFFLINE_GRACE_SECS_DEFAULT, Settings,
-    UPLOAD_EXPIRY_SECS_DEFAULT, check_host_port, check_path, check_secs, describe, secs,
+    LIFECYCLE_DAY_SECS_DEFAULT, LIFECYCLE_INTERVAL_SECS_DEFAULT, META_DATA_DIR_DEFAULT,
+    META_LISTEN_DEFAULT, OFFLINE_GRACE_SECS_DEFAULT, Settings, UPLOAD_EXPIRY_SECS_DEFAULT,
+    check_host_port, check_path, check_secs, describe, secs,
 };
 
 /// A metadata node and the background tasks beside it.
@@ -54,6 +55,14 @@ pub struct MetaNodeConfig {
     /// Multipart uploads older than this many seconds are aborted.
     #[arg(long, env = "ARBOR_UPLOAD_EXPIRY_SECS", default_value_t = UPLOAD_EXPIRY_SECS_DEFAULT)]
     pub upload_expiry_secs: u64,
+    /// Length in seconds of a lifecycle rule's day (test and ops knob:
+    /// rules count their Days in these).
+    #[arg(long, env = "ARBOR_LIFECYCLE_DAY_SECS", default_value_t = LIFECYCLE_DAY_SECS_DEFAULT)]
+    pub lifecycle_day_secs: u64,
+    /// Seconds between two passes applying the buckets' lifecycle rules
+    /// (test and ops knob).
+    #[arg(long, env = "ARBOR_LIFECYCLE_INTERVAL_SECS", default_value_t = LIFECYCLE_INTERVAL_SECS_DEFAULT)]
+    pub lifecycle_interval_secs: u64,
     /// File holding the cluster's secret (64 hex digits, made by `arbor
     /// admin cluster-secret FILE`): every request between the cluster's
     /// processes carries a MAC under it. Required.
@@ -79,6 +88,8 @@ impl Settings for MetaNodeConfig {
         check_secs("heal_interval_secs", self.heal_interval_secs, 1)?;
         check_secs("gc_grace_secs", self.gc_grace_secs, 0)?;
         check_secs("upload_expiry_secs", self.upload_expiry_secs, 1)?;
+        check_secs("lifecycle_day_secs", self.lifecycle_day_secs, 1)?;
+        check_secs("lifecycle_interval_secs", self.lifecycle_interval_secs, 1)?;
         if self.cluster_secret_file.is_none() {
             anyhow::bail!("{} is required", describe("cluster_secret_file"));
         }
@@ -121,5 +132,13 @@ impl MetaNodeConfig {
 
     pub fn upload_expiry(&self) -> Duration {
         secs(self.upload_expiry_secs)
+    }
+
+    pub fn lifecycle_day(&self) -> Duration {
+        secs(self.lifecycle_day_secs)
+    }
+
+    pub fn lifecycle_interval(&self) -> Duration {
+        secs(self.lifecycle_interval_secs)
     }
 }

@@ -88,6 +88,11 @@ pub const CHUNK_SIZE_DEFAULT: u64 = arbor_chunkstore::limits::CHUNK_SIZE_DEFAULT
 /// do not hold space for ever.
 pub const UPLOAD_EXPIRY_SECS_DEFAULT: u64 =
     (arbor_meta::limits::UPLOAD_EXPIRY_DEFAULT_MS / 1000).unsigned_abs();
+/// A lifecycle rule's day is a day; tests shorten it.
+pub const LIFECYCLE_DAY_SECS_DEFAULT: u64 = 86_400;
+/// Lifecycle rules are applied hourly: AWS applies them once a day, so an
+/// hour is well within what clients expect.
+pub const LIFECYCLE_INTERVAL_SECS_DEFAULT: u64 = 3_600;
 /// Readers of a replaced version get 15 minutes to finish.
 pub const GC_GRACE_SECS_DEFAULT: u64 = 15 * 60;
 /// An uncommitted chunk older than this (a day) is garbage: no single body

@@ -9,9 +9,10 @@ use arbor_gateway::s3::GatewaySettings;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CHUNK_SIZE_DEFAULT, DATA_DIR_DEFAULT, GC_GRACE_SECS_DEFAULT, ORPHAN_GRACE_SECS_DEFAULT,
-    S3_LISTEN_DEFAULT, Secret, Settings, UPLOAD_EXPIRY_SECS_DEFAULT, check_front_end,
-    check_key_pair, check_path, check_secs, front_end_settings, key_pair, secs,
+    CHUNK_SIZE_DEFAULT, DATA_DIR_DEFAULT, GC_GRACE_SECS_DEFAULT, LIFECYCLE_DAY_SECS_DEFAULT,
+    LIFECYCLE_INTERVAL_SECS_DEFAULT, ORPHAN_GRACE_SECS_DEFAULT, S3_LISTEN_DEFAULT, Secret,
+    Settings, UPLOAD_EXPIRY_SECS_DEFAULT, check_front_end, check_key_pair, check_path, check_secs,
+    front_end_settings, key_pair, secs,
 };
 
 #[derive(Clone, Debug, clap::Args, Serialize, Deserialize)]
@@ -38,6 +39,14 @@ pub struct ServeConfig {
     /// AbortIncompleteMultipartUpload, applied to every bucket).
     #[arg(long, env = "ARBOR_UPLOAD_EXPIRY_SECS", default_value_t = UPLOAD_EXPIRY_SECS_DEFAULT)]
     pub upload_expiry_secs: u64,
+    /// Length in seconds of a lifecycle rule's day (test and ops knob:
+    /// rules count their Days in these).
+    #[arg(long, env = "ARBOR_LIFECYCLE_DAY_SECS", default_value_t = LIFECYCLE_DAY_SECS_DEFAULT)]
+    pub lifecycle_day_secs: u64,
+    /// Seconds between two passes applying the buckets' lifecycle rules
+    /// (test and ops knob).
+    #[arg(long, env = "ARBOR_LIFECYCLE_INTERVAL_SECS", default_value_t = LIFECYCLE_INTERVAL_SECS_DEFAULT)]
+    pub lifecycle_interval_secs: u64,
     /// Seconds a chunk that lost its last reference is kept before deletion,
     /// so readers already streaming it finish.
     #[arg(long, env = "ARBOR_GC_GRACE_SECS", default_value_t = GC_GRACE_SECS_DEFAULT)]
@@ -69,6 +78,8 @@ impl Settings for ServeConfig {
             self.domain.as_deref(),
         )?;
         check_secs("upload_expiry_secs", self.upload_expiry_secs, 1)?;
+        check_secs("lifecycle_day_secs", self.lifecycle_day_secs, 1)?;
+        check_secs("lifecycle_interval_secs", self.lifecycle_interval_secs, 1)?;
         check_secs("gc_grace_secs", self.gc_grace_secs, 0)?;
         check_secs("orphan_grace_secs", self.orphan_grace_secs, 1)?;
         check_key_pair(self.access_key.as_ref(), self.secret_key.as_ref())
@@ -87,6 +98,14 @@ impl ServeConfig {
 
     pub fn upload_expiry(&self) -> Duration {
         secs(self.upload_expiry_secs)
+    }
+
+    pub fn lifecycle_day(&self) -> Duration {
+        secs(self.lifecycle_day_secs)
+    }
+
+    pub fn lifecycle_interval(&self) -> Duration {
+        secs(self.lifecycle_interval_secs)
     }
 
     pub fn gc_grace(&self) -> Duration {

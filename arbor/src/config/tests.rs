@@ -335,3 +335,42 @@ fn cluster_roles_need_the_cluster_secret() {
     assert!(cluster_secret(None).is_err());
     assert!(optional_cluster_secret(None).expect("none").is_none());
 }
+
+/// The lifecycle knobs (a shorter day for tests, the pass interval) come
+/// from flags and the file like every setting, and zero is refused.
+#[test]
+fn lifecycle_day_and_interval_are_settable() {
+    let config = load_from::<ServeConfig>(
+        &["--lifecycle-day-secs", "2"],
+        Some("lifecycle_interval_secs = 1\n"),
+    )
+    .expect("load");
+    assert_eq!(config.lifecycle_day(), std::time::Duration::from_secs(2));
+    assert_eq!(
+        config.lifecycle_interval(),
+        std::time::Duration::from_secs(1)
+    );
+    let defaults = load_from::<ServeConfig>(&[], None).expect("defaults");
+    assert_eq!(defaults.lifecycle_day_secs, LIFECYCLE_DAY_SECS_DEFAULT);
+    assert_eq!(
+        defaults.lifecycle_interval_secs,
+        LIFECYCLE_INTERVAL_SECS_DEFAULT
+    );
+    for flag in ["--lifecycle-day-secs", "--lifecycle-interval-secs"] {
+        let e = load_from::<ServeConfig>(&[flag, "0"], None).expect_err(flag);
+        assert!(format!("{e:#}").contains("1..="), "{e:#}");
+    }
+    let meta = load_from::<MetaNodeConfig>(
+        &[
+            "--cluster-secret-file",
+            "s",
+            "--node-id",
+            "1",
+            "--lifecycle-day-secs",
+            "3",
+        ],
+        None,
+    )
+    .expect("meta");
+    assert_eq!(meta.lifecycle_day(), std::time::Duration::from_secs(3));
+}

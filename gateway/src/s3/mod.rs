@@ -8,6 +8,7 @@ mod bucket;
 mod checksum;
 mod conditions;
 mod cors;
+mod lifecycle;
 mod list;
 mod lock;
 mod multipart;
@@ -525,6 +526,33 @@ impl S3 for Arbor {
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         let request_id = RequestId::of(&req.extensions);
         cors::delete(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lifecycle::put(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lifecycle::get(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        lifecycle::delete(self, req)
             .await
             .map_err(|e| request_id.stamp(e))
     }

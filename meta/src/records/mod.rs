@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod chunk;
+pub mod lifecycle;
 pub mod listing;
 pub mod object;
 pub mod server;

@@ -1,0 +1,432 @@
+//! Bucket lifecycle configuration: Put, Get and Delete. The rules are
+//! checked here against what AWS accepts and what Arbor applies, stored in
+//! meta, and applied there by the lifecycle batches a background task
+//! proposes (docs/design.md, "Lifecycle").
+
+use arbor_meta::lifecycle::{DeleteBucketLifecycle, GetBucketLifecycle, PutBucketLifecycle};
+use arbor_meta::limits::{LIFECYCLE_RULE_ID_LEN_MAX, LIFECYCLE_RULES_MAX};
+use arbor_meta::namespace::DAY_MS;
+use arbor_meta::records::lifecycle::{LifecycleConfig, LifecycleRule as Rule};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::{Arbor, record_target, time};
+use crate::error;
+
+/// AWS's bound on NewerNoncurrentVersions.
+const NEWER_NONCURRENT_VERSIONS_MAX: i32 = 100;
+
+fn malformed() -> S3Error {
+    s3_error!(
+        MalformedXML,
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    )
+}
+
+fn invalid_argument(message: &str) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidArgument, message.to_owned())
+}
+
+/// A count of days AWS wants positive.
+fn positive_days(days: Option<i32>, message: &str) -> S3Result<Option<u32>> {
+    match days {
+        None => Ok(None),
+        Some(days) => match u32::try_from(days) {
+            Ok(days) if days > 0 => Ok(Some(days)),
+            _ => Err(invalid_argument(message)),
+        },
+    }
+}
+
+/// One rule as S3 sends it, checked; what Arbor does not apply is
+/// refused, never stored.
+fn rule_of(rule: LifecycleRule) -> S3Result<Rule> {
+    let enabled = match rule.status.as_str() {
+        ExpirationStatus::ENABLED => true,
+        ExpirationStatus::DISABLED => false,
+        _ => return Err(malformed()),
+    };
+    if rule.transitions.as_ref().is_some_and(|t| !t.is_empty())
+        || rule
+            .noncurrent_version_transitions
+            .as_ref()
+            .is_some_and(|t| !t.is_empty())
+    {
+        return Err(s3_error!(
+            NotImplemented,
+            "Lifecycle transitions are not implemented: Arbor has one storage class"
+        ));
+    }
+    let id = rule.id.unwrap_or_default();
+    if id.len() > LIFECYCLE_RULE_ID_LEN_MAX {
+        return Err(invalid_argument(
+            "ID length should not exceed allowed limit of 255",
+        ));
+    }
+    let (prefix, legacy_prefix) = match (rule.filter, rule.prefix) {
+        (Some(_), Some(_)) | (None, None) => return Err(malformed()),
+        (None, Some(prefix)) => (prefix, true),
+        (Some(filter), None) => {
+            if filter.and.is_some()
+                || filter.tag.is_some()
+                || filter.object_size_greater_than.is_some()
+                || filter.object_size_less_than.is_some()
+            {
+                return Err(s3_error!(
+                    NotImplemented,
+                    "Lifecycle filters by tag or object size are not implemented: filter by Prefix"
+                ));
+            }
+            (filter.prefix.unwrap_or_default(), false)
+        }
+    };
+    if prefix.len() > arbor_meta::limits::KEY_LEN_MAX {
+        return Err(invalid_argument("The prefix is longer than a key can be"));
+    }
+    let mut out = Rule {
+        id,
+        enabled,
+        prefix,
+        legacy_prefix,
+        ..Rule::default()
+    };
+    if let Some(expiration) = rule.expiration {
+        let marker = expiration.expired_object_delete_marker;
+        if marker.is_some() && (expiration.days.is_some() || expiration.date.is_some()) {
+            return Err(invalid_argument(
+                "ExpiredObjectDeleteMarker cannot be specified with Days or Date in a Lifecycle Expiration Policy.",
+            ));
+        }
+        if expiration.days.is_some() && expiration.date.is_some() {
+            return Err(malformed());
+        }
+        out.expiration_days = positive_days(
+            expiration.days,
+            "'Days' for Expiration action must be a positive integer",
+        )?;
+        if let Some(date) = &expiration.date {
+            let ms = time::millis(date);
+            if ms.rem_euclid(DAY_MS) != 0 {
+                return Err(invalid_argument("'Date' must be at midnight GMT"));
+            }
+            out.expiration_date_ms = Some(ms);
+        }
+        out.expired_object_delete_marker = marker.unwrap_or(false);
+        if marker.is_none() && expiration.days.is_none() && expiration.date.is_none() {
+            return Err(malformed());
+        }
+    }
+    if let Some(noncurrent) = rule.noncurrent_version_expiration {
+        let Some(days) = noncurrent.noncurrent_days else {
+            return Err(malformed());
+        };
+        out.noncurrent_days = positive_days(
+            Some(days),
+            "'NoncurrentDays' for NoncurrentVersionExpiration action must be a positive integer",
+        )?;
+        if let Some(newer) = noncurrent.newer_noncurrent_versions {
+            if !(1..=NEWER_NONCURRENT_VERSIONS_MAX).contains(&newer) {
+                return Err(invalid_argument(
+                    "'NewerNoncurrentVersions' for NoncurrentVersionExpiration action must be a positive integer up to 100",
+                ));
+            }
+            out.newer_noncurrent_versions = u32::try_from(newer).ok();
+        }
+    }
+    if let Some(abort) = rule.abort_incomplete_multipart_upload {
+        let Some(days) = abort.days_after_initiation else {
+            return Err(malformed());
+        };
+        out.abort_upload_days = positive_days(
+            Some(days),
+            "'DaysAfterInitiation' for AbortIncompleteMultipartUpload action must be a positive integer",
+        )?;
+    }
+    if !out.has_action() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "At least one action needs to be specified in a rule".to_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The configuration S3 sent, checked rule by rule.
+fn config_of(configuration: Option<BucketLifecycleConfiguration>) -> S3Result<LifecycleConfig> {
+    let Some(configuration) = configuration else {
+        return Err(malformed());
+    };
+    if configuration.rules.is_empty() || configuration.rules.len() > LIFECYCLE_RULES_MAX {
+        return Err(malformed());
+    }
+    let mut rules = Vec::with_capacity(configuration.rules.len());
+    for rule in configuration.rules {
+        let rule = rule_of(rule)?;
+        if !rule.id.is_empty() && rules.iter().any(|r: &Rule| r.id == rule.id) {
+            return Err(invalid_argument(
+                "Rule ID must be unique. Found same ID for more than one rule",
+            ));
+        }
+        rules.push(rule);
+    }
+    Ok(LifecycleConfig { rules })
+}
+
+/// A stored rule as S3 answers it.
+fn answer_of(rule: Rule) -> LifecycleRule {
+    let (filter, prefix) = if rule.legacy_prefix {
+        (None, Some(rule.prefix))
+    } else {
+        (
+            Some(LifecycleRuleFilter {
+                prefix: Some(rule.prefix),
+                ..LifecycleRuleFilter::default()
+            }),
+            None,
+        )
+    };
+    let expiration = (rule.expiration_days.is_some()
+        || rule.expiration_date_ms.is_some()
+        || rule.expired_object_delete_marker)
+        .then(|| LifecycleExpiration {
+            date: rule.expiration_date_ms.map(time::timestamp),
+            days: rule.expiration_days.and_then(|d| i32::try_from(d).ok()),
+            expired_object_delete_marker: rule.expired_object_delete_marker.then_some(true),
+        });
+    let noncurrent_version_expiration =
+        rule.noncurrent_days
+            .map(|days| NoncurrentVersionExpiration {
+                noncurrent_days: i32::try_from(days).ok(),
+                newer_noncurrent_versions: rule
+                    .newer_noncurrent_versions
+                    .and_then(|n| i32::try_from(n).ok()),
+            });
+    let abort_incomplete_multipart_upload =
+        rule.abort_upload_days
+            .map(|days| AbortIncompleteMultipartUpload {
+                days_after_initiation: i32::try_from(days).ok(),
+            });
+    LifecycleRule {
+        abort_incomplete_multipart_upload,
+        expiration,
+        filter,
+        id: (!rule.id.is_empty()).then_some(rule.id),
+        noncurrent_version_expiration,
+        noncurrent_version_transitions: None,
+        prefix,
+        status: ExpirationStatus::from_static(if rule.enabled {
+            ExpirationStatus::ENABLED
+        } else {
+            ExpirationStatus::DISABLED
+        }),
+        transitions: None,
+    }
+}
+
+pub async fn put(
+    s3: &Arbor,
+    req: S3Request<PutBucketLifecycleConfigurationInput>,
+) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+    let bucket = req.input.bucket;
+    record_target("PutBucketLifecycleConfiguration", &bucket, None);
+    let config = config_of(req.input.lifecycle_configuration)?;
+    s3.meta()
+        .write(PutBucketLifecycle { bucket, config })
+        .await
+        .map_err(error::from_meta)?;
+    Ok(S3Response::new(
+        PutBucketLifecycleConfigurationOutput::default(),
+    ))
+}
+
+pub async fn get(
+    s3: &Arbor,
+    req: S3Request<GetBucketLifecycleConfigurationInput>,
+) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+    let bucket = req.input.bucket;
+    record_target("GetBucketLifecycleConfiguration", &bucket, None);
+    let config = s3
+        .meta()
+        .read(GetBucketLifecycle { bucket })
+        .await
+        .map_err(error::from_meta)?
+        .ok_or_else(|| {
+            s3_error!(
+                NoSuchLifecycleConfiguration,
+                "The lifecycle configuration does not exist"
+            )
+        })?;
+    Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
+        rules: Some(config.rules.into_iter().map(answer_of).collect()),
+        ..GetBucketLifecycleConfigurationOutput::default()
+    }))
+}
+
+pub async fn delete(
+    s3: &Arbor,
+    req: S3Request<DeleteBucketLifecycleInput>,
+) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+    let bucket = req.input.bucket;
+    record_target("DeleteBucketLifecycle", &bucket, None);
+    s3.meta()
+        .write(DeleteBucketLifecycle { bucket })
+        .await
+        .map_err(error::from_meta)?;
+    let mut response = S3Response::new(DeleteBucketLifecycleOutput::default());
+    response.status = Some(http::StatusCode::NO_CONTENT);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expiring(days: i32) -> LifecycleExpiration {
+        LifecycleExpiration {
+            days: Some(days),
+            ..LifecycleExpiration::default()
+        }
+    }
+
+    fn base() -> LifecycleRule {
+        LifecycleRule {
+            abort_incomplete_multipart_upload: None,
+            expiration: Some(expiring(1)),
+            filter: Some(LifecycleRuleFilter::default()),
+            id: Some("r".to_owned()),
+            noncurrent_version_expiration: None,
+            noncurrent_version_transitions: None,
+            prefix: None,
+            status: ExpirationStatus::from_static(ExpirationStatus::ENABLED),
+            transitions: None,
+        }
+    }
+
+    fn code(rule: LifecycleRule) -> Option<String> {
+        rule_of(rule).err().map(|e| e.code().as_str().to_owned())
+    }
+
+    #[test]
+    fn an_empty_filter_covers_every_key_and_the_older_prefix_is_kept_as_given() {
+        let rule = rule_of(base()).expect("rule");
+        assert_eq!(rule.prefix, "");
+        assert!(!rule.legacy_prefix && rule.enabled);
+        let legacy = rule_of(LifecycleRule {
+            filter: None,
+            prefix: Some("logs/".to_owned()),
+            ..base()
+        })
+        .expect("legacy");
+        assert_eq!(
+            (legacy.prefix.as_str(), legacy.legacy_prefix),
+            ("logs/", true)
+        );
+        let answered = answer_of(legacy);
+        assert_eq!(answered.prefix.as_deref(), Some("logs/"));
+        assert!(answered.filter.is_none());
+    }
+
+    #[test]
+    fn what_is_not_applied_or_not_valid_is_refused_with_aws_codes() {
+        let cases = [
+            (
+                LifecycleRule {
+                    prefix: Some("a".to_owned()),
+                    ..base()
+                },
+                "MalformedXML",
+            ),
+            (
+                LifecycleRule {
+                    filter: None,
+                    ..base()
+                },
+                "MalformedXML",
+            ),
+            (
+                LifecycleRule {
+                    status: ExpirationStatus::from("enabled".to_owned()),
+                    ..base()
+                },
+                "MalformedXML",
+            ),
+            (
+                LifecycleRule {
+                    expiration: Some(expiring(-1)),
+                    ..base()
+                },
+                "InvalidArgument",
+            ),
+            (
+                LifecycleRule {
+                    expiration: Some(LifecycleExpiration {
+                        date: Some(time::timestamp(DAY_MS + 1)),
+                        ..LifecycleExpiration::default()
+                    }),
+                    ..base()
+                },
+                "InvalidArgument",
+            ),
+            (
+                LifecycleRule {
+                    expiration: None,
+                    noncurrent_version_expiration: Some(NoncurrentVersionExpiration {
+                        noncurrent_days: Some(1),
+                        newer_noncurrent_versions: Some(101),
+                    }),
+                    ..base()
+                },
+                "InvalidArgument",
+            ),
+            (
+                LifecycleRule {
+                    expiration: None,
+                    ..base()
+                },
+                "InvalidRequest",
+            ),
+            (
+                LifecycleRule {
+                    filter: Some(LifecycleRuleFilter {
+                        object_size_greater_than: Some(10),
+                        ..LifecycleRuleFilter::default()
+                    }),
+                    ..base()
+                },
+                "NotImplemented",
+            ),
+        ];
+        for (rule, expected) in cases {
+            assert_eq!(code(rule.clone()).as_deref(), Some(expected), "{rule:?}");
+        }
+        let date = rule_of(LifecycleRule {
+            expiration: Some(LifecycleExpiration {
+                date: Some(time::timestamp(3 * DAY_MS)),
+                ..LifecycleExpiration::default()
+            }),
+            ..base()
+        })
+        .expect("a midnight date");
+        assert_eq!(date.expiration_date_ms, Some(3 * DAY_MS));
+    }
+
+    #[test]
+    fn rule_ids_are_unique_and_rules_bounded() {
+        let two = BucketLifecycleConfiguration {
+            rules: vec![base(), base()],
+        };
+        let e = config_of(Some(two)).expect_err("duplicate");
+        assert_eq!(e.code(), &S3ErrorCode::InvalidArgument);
+        let many = BucketLifecycleConfiguration {
+            rules: (0..=LIFECYCLE_RULES_MAX)
+                .map(|i| LifecycleRule {
+                    id: Some(i.to_string()),
+                    ..base()
+                })
+                .collect(),
+        };
+        let e = config_of(Some(many)).expect_err("too many");
+        assert_eq!(e.code(), &S3ErrorCode::MalformedXML);
+        assert!(config_of(None).is_err());
+    }
+}
