@@ -106,12 +106,23 @@ pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyho
             shutdown.clone(),
         ),
     );
-    shutdown.cancelled().await;
+    let failure = tokio::select! {
+        () = shutdown.cancelled() => None,
+        reason = node.raft_failure() => Some(reason),
+    };
+    if let Some(reason) = &failure {
+        // Nothing more can be served: exit, so that a supervisor restarts
+        // the process once the cause (a full disk, say) is fixed.
+        tracing::error!(%reason, "Raft stopped on a fatal error; the node stops");
+        shutdown.cancel();
+    }
     // Each task finishes the batch in hand (its Raft commands need the
     // node), then Raft stops.
     background.drain(tasks::DRAIN_TIMEOUT).await;
-    node.shutdown()
-        .await
-        .context("stopping the metadata node")?;
+    let stopped = node.shutdown().await;
+    if let Some(reason) = failure {
+        anyhow::bail!("Raft stopped on a fatal error: {reason}");
+    }
+    stopped.context("stopping the metadata node")?;
     Ok(())
 }

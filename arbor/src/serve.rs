@@ -99,19 +99,35 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
             shutdown.clone(),
         ),
     );
+    // A Raft stopped on a fatal error (a storage write that failed) serves
+    // nothing more: stop, so that a supervisor restarts the process once
+    // the cause (a full disk, say) is fixed.
+    let watch_raft = async {
+        tokio::select! {
+            () = shutdown.cancelled() => None,
+            reason = meta.raft_failure() => {
+                tracing::error!(%reason, "Raft stopped on a fatal error; arbor serve stops");
+                shutdown.cancel();
+                Some(reason)
+            }
+        }
+    };
     // Requests and background batches drain side by side.
     let drain_background = async {
         shutdown.cancelled().await;
         background.drain(tasks::DRAIN_TIMEOUT).await;
     };
-    tokio::join!(
+    let (_, (), failure) = tokio::join!(
         http_server::run(listener, frontend, shutdown.clone()),
-        drain_background
+        drain_background,
+        watch_raft
     );
     // Requests are drained: stop Raft and close redb.
-    meta.shutdown()
-        .await
-        .context("stopping the metadata service")?;
+    let stopped = meta.shutdown().await;
+    if let Some(reason) = failure {
+        anyhow::bail!("Raft stopped on a fatal error: {reason}");
+    }
+    stopped.context("stopping the metadata service")?;
     tracing::info!("arbor serve stopped");
     Ok(())
 }

@@ -163,6 +163,23 @@ impl ArborProcess {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The process's exit status if it exits within `timeout` (it was not
+    /// asked to); `None` while it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let child = self.child.as_mut().context("already stopped")?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn stop(mut self) -> anyhow::Result<ExitStatus> {
         let mut child = self.child.take().context("already stopped")?;
@@ -237,6 +254,11 @@ impl ArborServer {
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.process.pid()
+    }
+
+    /// See [`ArborProcess::wait_exit`].
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        self.process.wait_exit(timeout)
     }
 
     /// Sends SIGTERM and waits for a clean exit.

@@ -217,3 +217,66 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     assert!(server.stop().expect("stop").success());
     drop(mount);
 }
+
+/// What the reserve cannot prevent: another program fills the disk to the
+/// last byte, and a write the reserve lets through (deletes) fails in
+/// redb, which stops Raft. `arbor serve` then exits with an error, so that
+/// a supervisor restarts it; restarted once space is freed, it has every
+/// acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_stopped_by_a_full_disk_stops_the_server_and_a_restart_recovers() {
+    /// Deletes sent before the server must have stopped.
+    const DELETES_MAX: usize = 5000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(mount) = Mount::new(&dir.path().join("fs")) else {
+        eprintln!("SKIPPED: this test mounts a tmpfs, which needs root");
+        return;
+    };
+    let data = mount.0.join("data");
+    let args = ["--chunk-size", "1048576"];
+    let mut server = ArborServer::start(&data, &args).expect("start");
+    let s3 = client(&server);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let mut stored = Vec::new();
+    for i in 0..10u64 {
+        let key = format!("kept/{i}");
+        let body = bytes(if i == 0 { 3 * MIB as usize } else { 100 }, i);
+        assert_eq!(put(&s3, &key, body.clone()).await, None, "{key}");
+        stored.push((key, body));
+    }
+    let ballast = mount.fill_to(0, "ballast");
+    let mut sent = 0;
+    let mut status = None;
+    while sent < DELETES_MAX {
+        // Keys that do not exist: each delete is still a log entry.
+        let key = format!("absent/a-rather-long-key-name-that-fills-the-log-{sent}");
+        let _ = s3.delete_object().bucket(BUCKET).key(&key).send().await;
+        sent += 1;
+        status = server.wait_exit(Duration::ZERO).expect("wait");
+        if status.is_some() {
+            break;
+        }
+    }
+    let status = status
+        .or_else(|| server.wait_exit(Duration::from_secs(30)).expect("wait"))
+        .unwrap_or_else(|| panic!("still serving after {sent} deletes on a full disk"));
+    assert!(
+        !status.success(),
+        "a stopped Raft is an error exit: {status:?}"
+    );
+    eprintln!("Raft stopped after {sent} deletes; arbor serve exited with {status:?}");
+
+    std::fs::remove_file(ballast).expect("free");
+    let server = ArborServer::start(&data, &args).expect("restart");
+    let s3 = client(&server);
+    for (key, body) in &stored {
+        assert_eq!(get(&s3, key).await.as_ref(), Some(body), "{key}");
+    }
+    assert_eq!(put(&s3, "after", b"again".to_vec()).await, None);
+    assert!(server.stop().expect("stop").success());
+    drop(mount);
+}

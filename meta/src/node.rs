@@ -388,6 +388,23 @@ impl MetaNode {
         &self.inner.raft
     }
 
+    /// Resolves when Raft has stopped on a fatal error (a storage write
+    /// that failed, such as a full disk under redb), with the error: the
+    /// node then serves nothing until its process is restarted. Pending
+    /// forever while Raft runs; resolves with a note if the metrics
+    /// channel closes (Raft shut down).
+    pub async fn raft_failure(&self) -> String {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "Raft stopped".to_owned();
+            }
+        }
+    }
+
     /// A summary of this node's view of the group.
     pub fn status(&self) -> NodeStatus {
         self.inner.status()
