@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
@@ -14,7 +13,7 @@ use base64::Engine;
 use md5::Digest;
 
 use arbor_compat_tests::{ArborServer, chunk_files};
-use common::{bytes, client};
+use common::{arbor_fs, bytes, client, settle};
 
 const BUCKET: &str = "append";
 /// The smallest chunk size Arbor accepts: many chunk files per object.
@@ -88,22 +87,6 @@ fn start(dir: &Path) -> (ArborServer, aws_sdk_s3::Client) {
     let server = ArborServer::start(dir, &args).expect("start");
     let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
     (server, s3)
-}
-
-/// Waits (bounded) until exactly `expected` chunk files remain.
-async fn settle(data: &Path, expected: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let count = chunk_files(&data.join("chunks")).len();
-        if count == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {count} chunk files, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,24 +355,6 @@ async fn append_checksums_and_races() {
         .expect("delete");
     settle(dir.path(), 0, "after delete").await;
     server.stop().expect("stop");
-}
-
-/// Runs `arbor fs ARGS` against `server`; (exit code, stdout, stderr).
-fn arbor_fs(server: &ArborServer, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(arbor_compat_tests::arbor_binary().expect("binary"))
-        .arg("fs")
-        .arg("--endpoint")
-        .arg(&server.endpoint)
-        .args(args)
-        .env("ARBOR_ACCESS_KEY", &server.access_key)
-        .env("ARBOR_SECRET_KEY", &server.secret_key)
-        .output()
-        .expect("run arbor fs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

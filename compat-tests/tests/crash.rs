@@ -19,86 +19,34 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use arbor_compat_tests::{ArborServer, chunk_files};
-use common::bytes;
+use common::{Body, MIB, client_once};
 
 const BUCKET: &str = "crash";
 const KILLS_DEFAULT: usize = 10;
+/// Bound on one request of the storm.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 const WORKERS: usize = 4;
 /// Keys per worker; each key is written by one worker only, so its
 /// operations are sequential and the model below is exact.
 const KEYS_PER_WORKER: usize = 4;
 /// The smallest chunk size Arbor accepts: several chunk files per object.
 const CHUNK: usize = 65536;
-const MIB: usize = 1024 * 1024;
 /// How long a storm runs before the kill, at most.
 const STORM_MAX: Duration = Duration::from_millis(1500);
 /// How long the collector gets to leave no file behind.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// What a key's object is made of, small enough to keep for every write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Body {
-    /// One PUT of `size` bytes.
-    Single { seed: u64, size: usize },
-    /// A multipart upload: 5 MiB, then `last` bytes.
-    Multipart { seed: u64, last: usize },
-}
-
-impl Body {
-    fn bytes(self) -> Vec<u8> {
-        match self {
-            Body::Single { seed, size } => bytes(size, seed),
-            Body::Multipart { seed, last } => {
-                let mut all = bytes(5 * MIB, seed);
-                all.extend_from_slice(&bytes(last, seed + 1));
-                all
-            }
-        }
-    }
-}
-
 /// What a key may hold after a restart: `None` is no object. One entry
 /// after an acknowledged write; two when the write cut by the kill may or
 /// may not have committed.
 type Possible = Vec<Option<Body>>;
-
-/// A client that sends each request once: a request the kill cut must
-/// fail, never be retried against the next server.
-fn client(server: &ArborServer) -> aws_sdk_s3::Client {
-    let http = aws_smithy_http_client::Builder::new().build_http();
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&server.endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            &server.access_key,
-            &server.secret_key,
-            None,
-            None,
-            "crash",
-        ))
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(60))
-                .connect_timeout(Duration::from_secs(2))
-                .build(),
-        )
-        .http_client(http)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
 
 fn key_name(worker: usize, index: usize) -> String {
     // Some keys share directories, some sit deeper.
@@ -152,7 +100,7 @@ async fn storm(
                 seed: write_seed,
                 last: rng.random_range(0..2 * CHUNK),
             };
-            let result = multipart(&s3, &key, body).await;
+            let result = body.upload_multipart(&s3, BUCKET, &key).await;
             (Write::Put(key, body), result)
         } else if choice < 90 {
             let result = s3
@@ -189,53 +137,6 @@ async fn storm(
             return (acknowledged, None);
         }
     }
-}
-
-async fn multipart(s3: &aws_sdk_s3::Client, key: &str, body: Body) -> Result<(), String> {
-    let Body::Multipart { seed, last } = body else {
-        unreachable!("a multipart body");
-    };
-    let fail = |what: &str, code: Option<&str>| format!("{what} {key}: {code:?}");
-    let created = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| fail("create", e.code()))?;
-    let id = created.upload_id().unwrap_or_default().to_owned();
-    let mut parts = Vec::new();
-    for (number, piece) in [(1, bytes(5 * MIB, seed)), (2, bytes(last, seed + 1))] {
-        let out = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&id)
-            .part_number(number)
-            .body(ByteStream::from(piece))
-            .send()
-            .await
-            .map_err(|e| fail("part", e.code()))?;
-        parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .e_tag(out.e_tag().unwrap_or_default())
-                .build(),
-        );
-    }
-    s3.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| fail("complete", e.code()))
 }
 
 async fn delete_objects(s3: &aws_sdk_s3::Client, keys: &[String]) -> Result<(), String> {
@@ -385,12 +286,17 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
     // The orphan grace stays long during the storms so that no upload is
     // refused for a stale chunk.
     let server = start(data, "86400");
-    client(&server)
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
+    client_once(
+        &server.endpoint,
+        &server.access_key,
+        &server.secret_key,
+        CLIENT_TIMEOUT,
+    )
+    .create_bucket()
+    .bucket(BUCKET)
+    .send()
+    .await
+    .expect("bucket");
     let mut server = Some(server);
     let mut model: BTreeMap<String, Possible> = BTreeMap::new();
     let mut acknowledged_total = 0;
@@ -401,7 +307,12 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
             Some(server) => server,
             None => start(data, "86400"),
         };
-        let s3 = client(&running);
+        let s3 = client_once(
+            &running.endpoint,
+            &running.access_key,
+            &running.secret_key,
+            CLIENT_TIMEOUT,
+        );
         verify(&s3, &mut model, round).await;
         let killing = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..WORKERS)
@@ -433,7 +344,12 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_is_left_behind() {
     // Last restart: everything reads back; then, with every key deleted and
     // every upload aborted, the collector leaves no chunk file.
     let server = start(data, "2");
-    let s3 = client(&server);
+    let s3 = client_once(
+        &server.endpoint,
+        &server.access_key,
+        &server.secret_key,
+        CLIENT_TIMEOUT,
+    );
     verify(&s3, &mut model, kills).await;
     let keys: Vec<String> = model.keys().cloned().collect();
     for batch in keys.chunks(1000) {

@@ -10,13 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
 use arbor_compat_tests::ArborServer;
-use common::bytes;
+use common::{bytes, client_once};
 
 const BUCKET: &str = "full";
 const MIB: u64 = 1024 * 1024;
@@ -85,27 +83,6 @@ impl Drop for Mount {
     }
 }
 
-fn client(server: &ArborServer) -> aws_sdk_s3::Client {
-    let http = aws_smithy_http_client::Builder::new().build_http();
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&server.endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            &server.access_key,
-            &server.secret_key,
-            None,
-            None,
-            "disk-full",
-        ))
-        // The test looks at each answer itself.
-        .retry_config(RetryConfig::disabled())
-        .http_client(http)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
 /// PUT `body` at `key`: `None` on success, else (status, code).
 async fn put(s3: &aws_sdk_s3::Client, key: &str, body: Vec<u8>) -> Option<(u16, String)> {
     match s3
@@ -146,7 +123,12 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     let data = mount.0.join("data");
     let server = ArborServer::start(&data, &["--chunk-size", "1048576", "--gc-grace-secs", "1"])
         .expect("start");
-    let s3 = client(&server);
+    let s3 = client_once(
+        &server.endpoint,
+        &server.access_key,
+        &server.secret_key,
+        Duration::from_secs(60),
+    );
     s3.create_bucket()
         .bucket(BUCKET)
         .send()
@@ -235,7 +217,12 @@ async fn raft_stopped_by_a_full_disk_stops_the_server_and_a_restart_recovers() {
     let data = mount.0.join("data");
     let args = ["--chunk-size", "1048576"];
     let mut server = ArborServer::start(&data, &args).expect("start");
-    let s3 = client(&server);
+    let s3 = client_once(
+        &server.endpoint,
+        &server.access_key,
+        &server.secret_key,
+        Duration::from_secs(60),
+    );
     s3.create_bucket()
         .bucket(BUCKET)
         .send()
@@ -272,7 +259,12 @@ async fn raft_stopped_by_a_full_disk_stops_the_server_and_a_restart_recovers() {
 
     std::fs::remove_file(ballast).expect("free");
     let server = ArborServer::start(&data, &args).expect("restart");
-    let s3 = client(&server);
+    let s3 = client_once(
+        &server.endpoint,
+        &server.access_key,
+        &server.secret_key,
+        Duration::from_secs(60),
+    );
     for (key, body) in &stored {
         assert_eq!(get(&s3, key).await.as_ref(), Some(body), "{key}");
     }

@@ -12,122 +12,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use arbor_compat_tests::{
     ArborCluster, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY, ClusterOptions, chunk_files,
 };
-use common::bytes;
+use common::{Body, MIB, client_once};
 
 const BUCKET: &str = "gateway-crash";
 const WRITERS: usize = 4;
 const KEYS_PER_WRITER: usize = 3;
-const MIB: usize = 1024 * 1024;
 /// How long uploads run before the kill.
 const STORM: Duration = Duration::from_secs(3);
 /// How long the orphan sweep and the collector get.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A key's object: one PUT of `size` bytes, or a multipart upload of
-/// 5 MiB then `last` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Body {
-    Single { seed: u64, size: usize },
-    Multipart { seed: u64, last: usize },
-}
-
-impl Body {
-    fn bytes(self) -> Vec<u8> {
-        match self {
-            Body::Single { seed, size } => bytes(size, seed),
-            Body::Multipart { seed, last } => {
-                let mut all = bytes(5 * MIB, seed);
-                all.extend_from_slice(&bytes(last, seed + 1));
-                all
-            }
-        }
-    }
-}
-
-/// Requests are sent once: the kill must fail them, not a retry succeed
-/// elsewhere.
-fn client(endpoint: &str) -> aws_sdk_s3::Client {
-    let http = aws_smithy_http_client::Builder::new().build_http();
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(Credentials::new(
-            CLUSTER_ACCESS_KEY,
-            CLUSTER_SECRET_KEY,
-            None,
-            None,
-            "gateway-crash",
-        ))
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        )
-        .http_client(http)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-async fn multipart(
-    s3: &aws_sdk_s3::Client,
-    key: &str,
-    seed: u64,
-    last: usize,
-) -> Result<(), String> {
-    let created = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| format!("create: {:?}", e.code()))?;
-    let id = created.upload_id().unwrap_or_default().to_owned();
-    let mut parts = Vec::new();
-    for (number, piece) in [(1, bytes(5 * MIB, seed)), (2, bytes(last, seed + 1))] {
-        let out = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&id)
-            .part_number(number)
-            .body(ByteStream::from(piece))
-            .send()
-            .await
-            .map_err(|e| format!("part: {:?}", e.code()))?;
-        parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .e_tag(out.e_tag().unwrap_or_default())
-                .build(),
-        );
-    }
-    s3.complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("complete: {:?}", e.code()))
-}
 
 /// One writer's uploads until the kill: (key, body) acknowledged in order,
 /// and the one the kill cut.
@@ -142,10 +41,8 @@ async fn writer(
         let seed = (writer as u64) << 32 | round << 1;
         let (body, result) = if round % 3 == 2 {
             let last = 1000 + (round as usize * 7919) % MIB;
-            (
-                Body::Multipart { seed, last },
-                multipart(&s3, &key, seed, last).await,
-            )
+            let body = Body::Multipart { seed, last };
+            (body, body.upload_multipart(&s3, BUCKET, &key).await)
         } else {
             let size = MIB + (round as usize * 104_729) % (2 * MIB);
             let body = Body::Single { seed, size };
@@ -197,7 +94,12 @@ async fn a_gateway_killed_mid_upload_leaves_nothing_partial_and_no_orphan() {
         ],
     };
     let mut cluster = ArborCluster::start(dir.path(), &options).expect("cluster");
-    let s3 = client(&cluster.endpoint);
+    let s3 = client_once(
+        &cluster.endpoint,
+        CLUSTER_ACCESS_KEY,
+        CLUSTER_SECRET_KEY,
+        Duration::from_secs(60),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Err(e) = s3.create_bucket().bucket(BUCKET).send().await {
         assert!(Instant::now() < deadline, "no bucket: {e:?}");
@@ -235,7 +137,12 @@ async fn a_gateway_killed_mid_upload_leaves_nothing_partial_and_no_orphan() {
 
     // Through a new gateway: each key whole, as acknowledged or as cut.
     cluster.restart_gateway().expect("new gateway");
-    let s3 = client(&cluster.endpoint);
+    let s3 = client_once(
+        &cluster.endpoint,
+        CLUSTER_ACCESS_KEY,
+        CLUSTER_SECRET_KEY,
+        Duration::from_secs(60),
+    );
     for (key, options) in &possible {
         let found = match s3.get_object().bucket(BUCKET).key(key).send().await {
             Ok(out) => Some(

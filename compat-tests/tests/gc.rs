@@ -4,32 +4,15 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use arbor_compat_tests::{ArborServer, chunk_files};
-use common::{bytes, client};
+use common::{bytes, client, settle};
 
 const MIB: usize = 1024 * 1024;
-
-/// Waits (bounded) until exactly `expected` chunk files remain.
-async fn settle(data: &Path, expected: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let count = chunk_files(&data.join("chunks")).len();
-        if count == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {count} chunk files, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreferenced_chunks_are_collected_and_shared_ones_kept() {

@@ -5,51 +5,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use arbor_compat_tests::{ArborServer, RawResponse, chunk_files, raw_request};
-use common::sign::{Payload, Signer};
-use common::{bytes, client};
+use arbor_compat_tests::{ArborServer, chunk_files};
+use common::{arbor_fs, bytes, client, settle, signed};
 
 const BUCKET: &str = "tree";
 /// The smallest chunk size Arbor accepts: many chunk files per object.
 const CHUNK: usize = 65536;
-
-fn signed(server: &ArborServer, method: &str, target: &str) -> RawResponse {
-    let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
-    let headers = signer.sign_headers(
-        method,
-        target,
-        &[],
-        Payload::Sha256Of(b""),
-        SystemTime::now(),
-    );
-    let refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    raw_request(&server.endpoint, method, target, &refs, b"")
-        .unwrap_or_else(|e| panic!("{method} {target}: {e:#}"))
-}
-
-/// Waits (bounded) until exactly `expected` chunk files remain.
-async fn settle(data: &Path, expected: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let count = chunk_files(&data.join("chunks")).len();
-        if count == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {count} chunk files, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recursive_delete_removes_a_directory_at_once_and_its_chunks_later() {
@@ -535,24 +500,6 @@ async fn listers_never_see_a_directory_half_renamed() {
         "the checker must catch a copy-and-delete rename"
     );
     server.stop().expect("stop");
-}
-
-/// Runs `arbor fs ARGS` against `server`; (exit code, stdout, stderr).
-fn arbor_fs(server: &ArborServer, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(arbor_compat_tests::arbor_binary().expect("binary"))
-        .arg("fs")
-        .arg("--endpoint")
-        .arg(&server.endpoint)
-        .args(args)
-        .env("ARBOR_ACCESS_KEY", &server.access_key)
-        .env("ARBOR_SECRET_KEY", &server.secret_key)
-        .output()
-        .expect("run arbor fs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -18,9 +17,8 @@ use aws_sdk_s3::types::{
     BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
 };
 
-use arbor_compat_tests::{ArborServer, RawResponse, chunk_files, raw_request};
-use common::sign::{Payload, Signer};
-use common::{bytes, client};
+use arbor_compat_tests::ArborServer;
+use common::{bytes, client, settle, signed};
 
 const MIB: usize = 1024 * 1024;
 
@@ -136,39 +134,6 @@ async fn all_versions(
         );
     }
     panic!("listing did not end");
-}
-
-fn signed(server: &ArborServer, method: &str, target: &str) -> RawResponse {
-    let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
-    let headers = signer.sign_headers(
-        method,
-        target,
-        &[],
-        Payload::Sha256Of(b""),
-        SystemTime::now(),
-    );
-    let refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    raw_request(&server.endpoint, method, target, &refs, b"")
-        .unwrap_or_else(|e| panic!("{method} {target}: {e:#}"))
-}
-
-/// Waits (bounded) until exactly `expected` chunk files remain.
-async fn settle(data: &Path, expected: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let count = chunk_files(&data.join("chunks")).len();
-        if count == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {count} chunk files, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
