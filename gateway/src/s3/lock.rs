@@ -268,21 +268,31 @@ pub async fn put_retention(
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
 
+/// The lock of `bucket/key`'s version `version_id` (the current one when
+/// `None`).
+async fn version_lock(
+    s3: &Arbor,
+    bucket: String,
+    key: String,
+    version_id: Option<&str>,
+) -> S3Result<VersionLock> {
+    s3.meta()
+        .read(GetObjectLock {
+            bucket,
+            version_id: parse_version_id(version_id)?,
+            key,
+        })
+        .await
+        .map_err(error::from_meta)
+}
+
 pub async fn get_retention(
     s3: &Arbor,
     req: S3Request<GetObjectRetentionInput>,
 ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
     let input = req.input;
     record_target("GetObjectRetention", &input.bucket, Some(&input.key));
-    let lock = s3
-        .meta()
-        .read(GetObjectLock {
-            bucket: input.bucket,
-            version_id: parse_version_id(input.version_id.as_deref())?,
-            key: input.key,
-        })
-        .await
-        .map_err(error::from_meta)?;
+    let lock = version_lock(s3, input.bucket, input.key, input.version_id.as_deref()).await?;
     let Some(retention) = lock.retention else {
         return Err(S3Error::with_message(
             S3ErrorCode::NoSuchObjectLockConfiguration,
@@ -330,15 +340,7 @@ pub async fn get_legal_hold(
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
     let input = req.input;
     record_target("GetObjectLegalHold", &input.bucket, Some(&input.key));
-    let lock = s3
-        .meta()
-        .read(GetObjectLock {
-            bucket: input.bucket,
-            version_id: parse_version_id(input.version_id.as_deref())?,
-            key: input.key,
-        })
-        .await
-        .map_err(error::from_meta)?;
+    let lock = version_lock(s3, input.bucket, input.key, input.version_id.as_deref()).await?;
     let status = if lock.legal_hold {
         ObjectLockLegalHoldStatus::ON
     } else {
