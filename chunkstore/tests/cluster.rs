@@ -934,6 +934,7 @@ async fn the_healer_restores_the_factor_and_empties_draining_servers() {
         storage_class: None,
         parts: Vec::new(),
         tags: Vec::new(),
+        acl: Default::default(),
         data: ObjectData::Chunks(vec![ChunkRef {
             id,
             offset: 0,

@@ -300,6 +300,34 @@ awscli_public_curl() {
     aws s3 rm --recursive s3://cli-public/
     aws s3 rb s3://cli-public
 }
+# Canned ACLs: an object uploaded public-read is read by plain curl, until
+# its ACL is made private; a public-read bucket is listed by curl, until the
+# public access block says to ignore public ACLs.
+awscli_acl_curl() {
+    aws s3 mb s3://cli-acl
+    make_file acl.bin 3000
+    aws s3 cp --acl public-read acl.bin s3://cli-acl/pub.bin
+    aws s3 cp acl.bin s3://cli-acl/priv.bin
+    curl -sS --fail -o acl.back "$ENDPOINT/cli-acl/pub.bin"
+    same_file acl.bin acl.back
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "$ENDPOINT/cli-acl/priv.bin")
+    expect_eq "anonymous GET of a private object" 403 "$code"
+    aws s3api get-object-acl --bucket cli-acl --key pub.bin --output text \
+        --query 'Grants[?Grantee.URI==`http://acs.amazonaws.com/groups/global/AllUsers`].Permission' >grants
+    expect_eq "the object's public grant" READ "$(cat grants)"
+    aws s3api put-object-acl --bucket cli-acl --key pub.bin --acl private
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "$ENDPOINT/cli-acl/pub.bin")
+    expect_eq "anonymous GET once private" 403 "$code"
+    aws s3api put-bucket-acl --bucket cli-acl --acl public-read
+    curl -sS --fail -o listing.xml "$ENDPOINT/cli-acl?list-type=2"
+    grep -q '<Key>priv.bin</Key>' listing.xml || fail "listing: $(cat listing.xml)"
+    aws s3api put-public-access-block --bucket cli-acl \
+        --public-access-block-configuration IgnorePublicAcls=true
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "$ENDPOINT/cli-acl?list-type=2")
+    expect_eq "anonymous listing with public ACLs ignored" 403 "$code"
+    aws s3 rm --recursive s3://cli-acl/
+    aws s3 rb s3://cli-acl
+}
 
 # ---- boto3 ----------------------------------------------------------------------
 
@@ -564,6 +592,24 @@ s3cmd_sync() {
     s3cmd sync s3://s3cmd-bucket/tree/ tree.back/
     diff -r tree tree.back || fail "sync down differs from the source tree"
 }
+# s3cmd's own ACL commands: put --acl-public, setacl (which reads the ACL
+# and sends it back changed, as an AccessControlPolicy body), info.
+s3cmd_acl() {
+    s3cmd mb s3://s3cmd-acl
+    make_file pub.txt 1000
+    s3cmd put --acl-public pub.txt s3://s3cmd-acl/pub.txt
+    curl -sS --fail -o pub.back "$ENDPOINT/s3cmd-acl/pub.txt"
+    same_file pub.txt pub.back
+    s3cmd setacl --acl-private s3://s3cmd-acl/pub.txt
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "$ENDPOINT/s3cmd-acl/pub.txt")
+    expect_eq "anonymous GET once private" 403 "$code"
+    s3cmd setacl --acl-public s3://s3cmd-acl/pub.txt
+    curl -sS --fail -o pub.back "$ENDPOINT/s3cmd-acl/pub.txt"
+    s3cmd info s3://s3cmd-acl/pub.txt >info
+    grep -q 'anon.*READ' info || fail "info: $(cat info)"
+    s3cmd del s3://s3cmd-acl/pub.txt
+    s3cmd rb s3://s3cmd-acl
+}
 s3cmd_del() {
     s3cmd del s3://s3cmd-bucket/docs/small.txt
     s3cmd del --recursive --force s3://s3cmd-bucket/tree/
@@ -580,13 +626,13 @@ s3cmd_del() {
 {
     STEPS_awscli=(awscli_mb awscli_cp_small awscli_cp_multipart awscli_ls awscli_sync awscli_mv
         awscli_rm_recursive awscli_if_none_match awscli_object_lock awscli_restricted_key
-        awscli_public_curl)
+        awscli_public_curl awscli_acl_curl)
     STEPS_boto3=(boto3_transfer boto3_paginate boto3_delete_objects boto3_presign)
     STEPS_rclone=(rclone_copy rclone_multipart rclone_sync rclone_fast_list rclone_directory_markers
         rclone_purge rclone_versioned rclone_restricted_key)
     STEPS_restic=(restic_init restic_backup restic_check restic_restore restic_forget_prune
         restic_versioned)
-    STEPS_s3cmd=(s3cmd_put_get s3cmd_ls s3cmd_sync s3cmd_del)
+    STEPS_s3cmd=(s3cmd_put_get s3cmd_ls s3cmd_sync s3cmd_acl s3cmd_del)
 }
 
 # ---- runner -------------------------------------------------------------------------------
@@ -675,7 +721,7 @@ export -f $(declare -F | awk '{print $3}')
 
 # What each client's steps run, beyond coreutils.
 declare -A NEEDS=([awscli]="aws curl python3" [boto3]=python3 [rclone]="rclone aws python3" [restic]="restic python3"
-    [s3cmd]=s3cmd)
+    [s3cmd]="s3cmd curl")
 for client in "${CLIENTS[@]}"; do
     echo "== $client"
     missing=()

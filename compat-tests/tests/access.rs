@@ -415,6 +415,7 @@ fn needs(op: &str) -> Option<Needs> {
         | "PutBucketTagging"
         | "DeleteBucketTagging"
         | "PutBucketOwnershipControls"
+        | "DeleteBucketOwnershipControls"
         | "PutBucketPolicy"
         | "GetBucketPolicy"
         | "DeleteBucketPolicy"
@@ -648,6 +649,12 @@ async fn call(op: &str, s3: &aws_sdk_s3::Client, signer: &Signer, bucket: &str) 
                         .build()
                         .expect("controls"),
                 )
+                .send()
+                .await,
+        ),
+        "DeleteBucketOwnershipControls" => answer(
+            s3.delete_bucket_ownership_controls()
+                .bucket(bucket)
                 .send()
                 .await,
         ),

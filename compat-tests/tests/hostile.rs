@@ -1326,7 +1326,7 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             | ("POST", false, "delete")
             | ("POST", true, "uploads")
             | ("GET" | "PUT" | "DELETE", _, "tagging")
-            | ("GET" | "PUT", false, "ownershipControls")
+            | ("GET" | "PUT" | "DELETE", false, "ownershipControls")
             | ("GET" | "PUT" | "DELETE", false, "policy")
             | ("GET", false, "policyStatus")
             | ("GET" | "PUT" | "DELETE", false, "publicAccessBlock")
@@ -2129,12 +2129,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "DeleteBucketMetricsConfiguration",
         "DELETE",
         "?metrics&id=a",
-        "NotImplemented",
-    ),
-    (
-        "DeleteBucketOwnershipControls",
-        "DELETE",
-        "?ownershipControls",
         "NotImplemented",
     ),
     (

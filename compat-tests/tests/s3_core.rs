@@ -818,7 +818,8 @@ async fn acls_versioning_and_listing_parameters() {
     put(s3, "misc", "dir/a", b"2").await;
     put(s3, "misc", "dir/b", b"3").await;
 
-    // ACLs: the owner has FULL_CONTROL; only owner-only ACLs may be set.
+    // ACLs: the owner has FULL_CONTROL; a canned ACL adds its group's
+    // grants (the public-read behaviour itself: tests/acl.rs).
     let acl = s3
         .get_bucket_acl()
         .bucket("misc")
@@ -834,6 +835,7 @@ async fn acls_versioning_and_listing_parameters() {
         .send()
         .await
         .expect("object acl");
+    assert_eq!(acl.grants().len(), 1);
     assert_eq!(acl.grants()[0].permission(), Some(&Permission::FullControl));
     s3.put_object()
         .bucket("misc")
@@ -843,22 +845,43 @@ async fn acls_versioning_and_listing_parameters() {
         .send()
         .await
         .expect("private");
-    let e = s3
-        .put_object()
+    s3.put_object()
         .bucket("misc")
         .key("q")
         .acl(ObjectCannedAcl::PublicRead)
         .body(ByteStream::from_static(b"q"))
         .send()
-        .await;
-    assert_eq!(
-        e.expect_err("public-read").code(),
-        Some("AccessControlListNotSupported")
-    );
+        .await
+        .expect("public-read");
+    let acl = s3
+        .get_object_acl()
+        .bucket("misc")
+        .key("q")
+        .send()
+        .await
+        .expect("object acl");
+    assert_eq!(acl.grants().len(), 2);
+    assert_eq!(acl.grants()[1].permission(), Some(&Permission::Read));
+    s3.delete_object()
+        .bucket("misc")
+        .key("q")
+        .send()
+        .await
+        .expect("delete q");
+    let e = s3
+        .put_object()
+        .bucket("misc")
+        .key("r")
+        .acl(ObjectCannedAcl::AwsExecRead)
+        .body(ByteStream::from_static(b"r"))
+        .send()
+        .await
+        .expect_err("aws-exec-read");
+    assert_eq!(e.code(), Some("NotImplemented"));
     let e = s3
         .head_object()
         .bucket("misc")
-        .key("q")
+        .key("r")
         .send()
         .await
         .expect_err("not stored");
@@ -1495,19 +1518,22 @@ async fn bucket_tagging_and_ownership_controls() {
         .expect_err("new bucket, no tags");
     assert_eq!(e.code(), Some("NoSuchTagSet"));
 
-    // Ownership controls: BucketOwnerEnforced, always.
-    let controls = s3
-        .get_bucket_ownership_controls()
-        .bucket("btags")
-        .send()
-        .await
-        .expect("get ownership controls");
-    let rules = controls.ownership_controls().expect("controls").rules();
-    assert_eq!(rules.len(), 1);
-    assert_eq!(
-        rules[0].object_ownership(),
-        &ObjectOwnership::BucketOwnerEnforced
-    );
+    // Ownership controls: BucketOwnerPreferred (ACLs enabled) until set.
+    let ownership = |s3: &aws_sdk_s3::Client| {
+        let s3 = s3.clone();
+        async move {
+            let controls = s3
+                .get_bucket_ownership_controls()
+                .bucket("btags")
+                .send()
+                .await
+                .expect("get ownership controls");
+            let rules = controls.ownership_controls().expect("controls").rules();
+            assert_eq!(rules.len(), 1);
+            rules[0].object_ownership().clone()
+        }
+    };
+    assert_eq!(ownership(s3).await, ObjectOwnership::BucketOwnerPreferred);
     let controls_of = |ownership: ObjectOwnership| {
         OwnershipControls::builder()
             .rules(
@@ -1519,19 +1545,23 @@ async fn bucket_tagging_and_ownership_controls() {
             .build()
             .expect("controls")
     };
-    s3.put_bucket_ownership_controls()
+    for set in [
+        ObjectOwnership::BucketOwnerEnforced,
+        ObjectOwnership::ObjectWriter,
+    ] {
+        s3.put_bucket_ownership_controls()
+            .bucket("btags")
+            .ownership_controls(controls_of(set.clone()))
+            .send()
+            .await
+            .expect("put ownership controls");
+        assert_eq!(ownership(s3).await, set);
+    }
+    s3.delete_bucket_ownership_controls()
         .bucket("btags")
-        .ownership_controls(controls_of(ObjectOwnership::BucketOwnerEnforced))
         .send()
         .await
-        .expect("put BucketOwnerEnforced");
-    let e = s3
-        .put_bucket_ownership_controls()
-        .bucket("btags")
-        .ownership_controls(controls_of(ObjectOwnership::ObjectWriter))
-        .send()
-        .await
-        .expect_err("ObjectWriter");
-    assert_eq!(e.code(), Some("NotImplemented"));
+        .expect("delete ownership controls");
+    assert_eq!(ownership(s3).await, ObjectOwnership::BucketOwnerPreferred);
     assert!(f.server.stop().expect("stop").success());
 }

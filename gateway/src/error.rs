@@ -142,6 +142,24 @@ pub fn from_meta(e: MetaError) -> S3Error {
                 "We encountered an internal error. Please try again.",
             )
         }
+        MetaError::AclNotSupported(_) => {
+            return custom(
+                "AccessControlListNotSupported",
+                "The bucket does not allow ACLs",
+                http::StatusCode::BAD_REQUEST,
+            );
+        }
+        MetaError::AclWithOwnership(_) => {
+            return custom(
+                "InvalidBucketAclWithObjectOwnership",
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+                http::StatusCode::BAD_REQUEST,
+            );
+        }
+        MetaError::DeleteMarker(_) => (
+            C::MethodNotAllowed,
+            "The specified method is not allowed against this resource.",
+        ),
         // No S3 request touches the chunk-server registry.
         MetaError::NoSuchChunkServer(_)
         | MetaError::Storage(_)
@@ -364,6 +382,13 @@ mod tests {
             MetaError::Raft(_) => (C::InternalError, 500),
             MetaError::Corrupt(_) => (C::InternalError, 500),
             MetaError::ShuttingDown => (C::SlowDown, 503),
+            MetaError::AclNotSupported(_) => {
+                (C::Custom("AccessControlListNotSupported".into()), 400)
+            }
+            MetaError::AclWithOwnership(_) => {
+                (C::Custom("InvalidBucketAclWithObjectOwnership".into()), 400)
+            }
+            MetaError::DeleteMarker(_) => (C::MethodNotAllowed, 405),
         }
     }
 
@@ -380,6 +405,9 @@ mod tests {
             MetaError::IdempotencyMismatch("t".into()),
             MetaError::InvalidKey("".into()),
             MetaError::KeyTooLong,
+            MetaError::AclNotSupported("b".into()),
+            MetaError::AclWithOwnership("b".into()),
+            MetaError::DeleteMarker("k".into()),
             MetaError::NoSuchUpload("u".into()),
             MetaError::PartMismatch("p".into()),
             MetaError::PartsOutOfOrder,

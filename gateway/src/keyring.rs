@@ -16,8 +16,11 @@ use std::sync::{Arc, Mutex};
 use arbor_meta::MetaClient;
 use arbor_meta::MetaError;
 use arbor_meta::access::{GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock};
+use arbor_meta::acl::GetBucketAcl;
 use arbor_meta::clock::{SharedClock, SharedEntropy};
-use arbor_meta::records::{AccessKeyRecord, CorsRule, Permissions, PublicAccessBlock};
+use arbor_meta::records::{
+    AccessKeyRecord, BucketAcl, CannedAcl, CorsRule, Permissions, PublicAccessBlock,
+};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
 
@@ -142,6 +145,26 @@ type CachedPolicy = (i64, BucketRules);
 pub struct BucketRules {
     pub policy: Option<Arc<Policy>>,
     pub block: PublicAccessBlock,
+    /// The bucket's ACL and Object Ownership.
+    pub acl: BucketAcl,
+}
+
+impl BucketRules {
+    /// The bucket's ACL as access checks honour it: private while ACLs are
+    /// disabled (Object Ownership) or public ones ignored (the public
+    /// access block's IgnorePublicAcls).
+    pub fn effective_acl(&self) -> CannedAcl {
+        if self.acl.ownership.acls_disabled() || self.block.ignore_public_acls {
+            CannedAcl::Private
+        } else {
+            self.acl.acl
+        }
+    }
+
+    /// Whether versions' ACLs count at all (see [`Self::effective_acl`]).
+    pub fn object_acls_count(&self) -> bool {
+        !self.acl.ownership.acls_disabled() && !self.block.ignore_public_acls
+    }
 }
 
 struct Cached {
@@ -293,7 +316,7 @@ impl Keyring {
         }
     }
 
-    /// The policy and public access block of `bucket` (none if the
+    /// The policy, public access block and ACL of `bucket` (none if the
     /// bucket does not exist), as read at most [`CACHE_TTL_MS`] ago.
     pub async fn bucket_rules(&self, bucket: &str) -> S3Result<BucketRules> {
         let now = self.now_ms();
@@ -317,12 +340,22 @@ impl Keyring {
         };
         let block = match meta
             .read(GetPublicAccessBlock {
-                bucket: bucket_name,
+                bucket: bucket_name.clone(),
             })
             .await
         {
             Ok(block) => block.unwrap_or_default(),
             Err(MetaError::NoSuchBucket(_)) => PublicAccessBlock::default(),
+            Err(e) => return Err(error::from_meta(e)),
+        };
+        let acl = match meta
+            .read(GetBucketAcl {
+                bucket: bucket_name,
+            })
+            .await
+        {
+            Ok(acl) => acl,
+            Err(MetaError::NoSuchBucket(_)) => BucketAcl::default(),
             Err(e) => return Err(error::from_meta(e)),
         };
         let policy = match text {
@@ -331,7 +364,7 @@ impl Keyring {
                 error::internal("a stored bucket policy does not parse", e)
             })?)),
         };
-        let rules = BucketRules { policy, block };
+        let rules = BucketRules { policy, block, acl };
         if let Ok(mut policies) = self.inner.policies.lock() {
             if policies.len() >= KEY_CACHE_ENTRIES_MAX {
                 policies.clear();

@@ -12,6 +12,7 @@
 //! the request id, logged with the access key and the operation, never a
 //! secret.
 
+use arbor_meta::records::CannedAcl;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::{CopyObjectInput, CopySource, PostObjectInput, UploadPartCopyInput};
 use s3s::path::S3Path;
@@ -87,6 +88,7 @@ pub fn needed(op: &str) -> Option<Need> {
         | "PutBucketTagging"
         | "DeleteBucketTagging"
         | "PutBucketOwnershipControls"
+        | "DeleteBucketOwnershipControls"
         | "GetBucketPolicy"
         | "PutBucketPolicy"
         | "DeleteBucketPolicy"
@@ -139,16 +141,69 @@ pub struct Request<'a> {
     pub extensions: &'a http::Extensions,
 }
 
+/// What an access check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The request may run.
+    Granted,
+    /// A GetObject or HeadObject that only the ACL of the version it reads
+    /// may allow: its handler decides, once it has the version.
+    IfObjectAcl(ObjectAclGate),
+}
+
+/// A read that the version's own ACL must allow ([`Access::IfObjectAcl`]),
+/// put in the request's extensions for the handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObjectAclGate {
+    /// Whether the request is unsigned (AuthenticatedUsers does not
+    /// include it).
+    pub anonymous: bool,
+    /// Whether the requester may list the bucket: a key that does not
+    /// exist is then 404, as S3 answers, otherwise 403, which tells
+    /// nothing of what the bucket holds.
+    pub may_list: bool,
+}
+
+impl ObjectAclGate {
+    /// Whether a version with `acl` may be read.
+    pub fn admits(&self, acl: CannedAcl) -> bool {
+        acl.grants_read(self.anonymous)
+    }
+
+    /// The refusal, logged as [`denied`] logs it.
+    pub fn refusal(&self, op: &str, bucket: &str) -> s3s::S3Error {
+        tracing::info!(
+            anonymous = self.anonymous,
+            action = op,
+            bucket,
+            "access denied by ACL"
+        );
+        s3_error!(AccessDenied, "Access Denied")
+    }
+
+    /// What a read that failed (`NoSuchKey`, `NoSuchVersion`, a delete
+    /// marker) answers: the failure itself to one who may list the
+    /// bucket, 403 to anyone else.
+    pub fn hide(&self, e: s3s::S3Error, op: &str, bucket: &str) -> s3s::S3Error {
+        if self.may_list {
+            e
+        } else {
+            self.refusal(op, bucket)
+        }
+    }
+}
+
 /// Whether `principal` may make `request`: the administrator always; a
 /// key if its bucket's policy does not deny it and either the policy
-/// allows it or the key's grants do ([`allows`]).
+/// allows it or the key's grants do ([`allows`]); failing those, the
+/// bucket's ACL or, for a read, the version's ([`acl_access`]).
 pub async fn authorize(
     keyring: &Keyring,
     principal: &Principal,
     request: &Request<'_>,
-) -> S3Result<()> {
+) -> S3Result<Access> {
     if principal.is_administrator() {
-        return Ok(());
+        return Ok(Access::Granted);
     }
     let granted = allows(principal, request.op, request.bucket);
     let decision = match request.bucket {
@@ -158,12 +213,58 @@ pub async fn authorize(
         }
         _ => Decision::Silent,
     };
-    match (decision, granted) {
-        (Decision::Allow, _) | (Decision::Silent, true) => Ok(()),
-        (Decision::Deny, _) | (Decision::Silent, false) => {
+    match (decision, granted, request.bucket) {
+        (Decision::Allow, _, _) | (Decision::Silent, true, _) => Ok(Access::Granted),
+        (Decision::Silent, false, Some(bucket)) => {
+            match acl_access(keyring, principal, request, bucket).await? {
+                Some(access) => Ok(access),
+                None => Err(denied(principal, request.op, request.bucket)),
+            }
+        }
+        (Decision::Deny, _, _) | (Decision::Silent, false, None) => {
             Err(denied(principal, request.op, request.bucket))
         }
     }
+}
+
+/// What the bucket's ACL allows `request` that nothing else does
+/// (docs/design.md, "Access control lists"): READ lists the bucket,
+/// WRITE creates, replaces and deletes its objects; a GetObject or
+/// HeadObject may still be allowed by the version's own ACL.
+async fn acl_access(
+    keyring: &Keyring,
+    principal: &Principal,
+    request: &Request<'_>,
+    bucket: &str,
+) -> S3Result<Option<Access>> {
+    let rules = keyring.bucket_rules(bucket).await?;
+    let anonymous = principal.is_anonymous();
+    let acl = rules.effective_acl();
+    let by_bucket = match policy::action(request.op).as_str() {
+        "s3:ListBucket" | "s3:ListBucketVersions" | "s3:ListBucketMultipartUploads" => {
+            acl.grants_read(anonymous)
+        }
+        "s3:PutObject"
+        | "s3:DeleteObject"
+        | "s3:AbortMultipartUpload"
+        | "s3:ListMultipartUploadParts" => acl.grants_write(),
+        _ => false,
+    };
+    if by_bucket {
+        return Ok(Some(Access::Granted));
+    }
+    let reads_object = matches!(request.op, "GetObject" | "HeadObject") && request.key.is_some();
+    if !reads_object || !rules.object_acls_count() {
+        return Ok(None);
+    }
+    let may_list = allows(principal, "ListObjects", Some(bucket))
+        || acl.grants_read(anonymous)
+        || policy_decision(keyring, principal, request, bucket, "s3:ListBucket", None).await?
+            == Decision::Allow;
+    Ok(Some(Access::IfObjectAcl(ObjectAclGate {
+        anonymous,
+        may_list,
+    })))
 }
 
 /// Refuses `request` if its bucket's policy denies any of `actions` on
@@ -314,8 +415,11 @@ impl AccessControl {
         // A browser upload names its key in the form, which s3s has not
         // parsed yet: it is authorized in `post_object`, with the key.
         if request.op != "PostObject" {
-            authorize(&self.keyring, &principal, &request).await?;
+            let access = authorize(&self.keyring, &principal, &request).await?;
             authorize_bypass(&self.keyring, &principal, &request).await?;
+            if let Access::IfObjectAcl(gate) = access {
+                cx.extensions_mut().insert(gate);
+            }
         }
         cx.extensions_mut().insert(principal);
         // CreateBucket tells it of the grant it made, the policy
@@ -407,9 +511,14 @@ impl S3Access for AccessControl {
             uri: &req.uri,
             extensions: &req.extensions,
         };
-        authorize(&self.keyring, &principal, &request)
-            .await
-            .map_err(|e| request_id.stamp(e))
+        match authorize(&self.keyring, &principal, &request).await {
+            Ok(Access::Granted) => Ok(()),
+            // Only reads are left to the version's ACL.
+            Ok(Access::IfObjectAcl(_)) => {
+                Err(request_id.stamp(denied(&principal, "PostObject", Some(&req.input.bucket))))
+            }
+            Err(e) => Err(request_id.stamp(e)),
+        }
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<UploadPartCopyInput>) -> S3Result<()> {

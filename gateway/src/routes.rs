@@ -106,7 +106,7 @@ impl Routes {
             uri: &req.uri,
             extensions: &req.extensions,
         };
-        permission::authorize(&self.keyring, &principal, &request).await?;
+        let access = permission::authorize(&self.keyring, &principal, &request).await?;
         if op == "RenameObject"
             && let Some(bucket) = request.bucket
             && let Ok(source) = s3::rename::source_key(bucket, &req.headers)
@@ -114,6 +114,9 @@ impl Routes {
             let actions = ["s3:GetObject", "s3:DeleteObject", "s3:PutObject"];
             permission::check_policy_denies(&self.keyring, &principal, &request, &actions, &source)
                 .await?;
+        }
+        if let permission::Access::IfObjectAcl(gate) = access {
+            req.extensions.insert(gate);
         }
         req.extensions.insert(principal);
         Ok(())

@@ -91,7 +91,9 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         | "GetBucketTagging"
         | "PutBucketTagging"
         | "DeleteBucketTagging" => &["tagging"],
-        "GetBucketOwnershipControls" | "PutBucketOwnershipControls" => &["ownershipControls"],
+        "GetBucketOwnershipControls"
+        | "PutBucketOwnershipControls"
+        | "DeleteBucketOwnershipControls" => &["ownershipControls"],
         "GetObjectAttributes" => &["attributes"],
         "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy" => &["policy"],
         "GetBucketPolicyStatus" => &["policyStatus"],

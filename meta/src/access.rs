@@ -92,6 +92,7 @@ pub(crate) fn forget_bucket(ctx: &mut ApplyContext<'_>, bucket: &str) -> Result<
     ctx.bucket_policies.remove(bucket.as_bytes())?;
     ctx.public_access_blocks.remove(bucket.as_bytes())?;
     ctx.bucket_cors.remove(bucket.as_bytes())?;
+    ctx.bucket_acls.remove(bucket.as_bytes())?;
     Ok(())
 }
 

@@ -211,6 +211,7 @@ mod tests {
             storage_class: None,
             parts,
             tags: Vec::new(),
+            acl: Default::default(),
             data,
             stamp: Default::default(),
         }

@@ -18,6 +18,7 @@ use crate::access::{
     DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock,
     ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock, SetBucketCors,
 };
+use crate::acl::{GetBucketAcl, SetBucketAcl, SetObjectAcl, SetObjectOwnership};
 use crate::append::AppendObject;
 use crate::chunks::{
     ChunkCounts, ChunkRecords, ChunksReferenced, CollectOrphans, GcAck, GcQueue, ServerChunks,
@@ -212,6 +213,9 @@ writes!(
     DeleteBucketLifecycle,
     LifecycleBatch,
     LifecycleUploads,
+    SetBucketAcl,
+    SetObjectOwnership,
+    SetObjectAcl,
 );
 
 reads!(
@@ -245,6 +249,7 @@ reads!(
     GetBucketCors,
     GetBucketLifecycle,
     LifecycleBuckets,
+    GetBucketAcl,
 );
 
 /// A command's outcome as the log remembers it.
@@ -351,6 +356,7 @@ mod tests {
                     storage_class: None,
                     parts: Vec::new(),
                     tags: Vec::new(),
+                    acl: Default::default(),
                     data,
                     stamp: Default::default(),
                 },

@@ -47,6 +47,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) public_access_blocks: WriteTable<'txn>,
     pub(crate) bucket_cors: WriteTable<'txn>,
     pub(crate) bucket_lifecycle: WriteTable<'txn>,
+    pub(crate) bucket_acls: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -82,6 +83,7 @@ impl<'txn> ApplyContext<'txn> {
             public_access_blocks: txn.open_table(schema::PUBLIC_ACCESS_BLOCKS)?,
             bucket_cors: txn.open_table(schema::BUCKET_CORS)?,
             bucket_lifecycle: txn.open_table(schema::BUCKET_LIFECYCLE)?,
+            bucket_acls: txn.open_table(schema::BUCKET_ACLS)?,
         })
     }
 

@@ -123,6 +123,18 @@ pub enum MetaError {
     Corrupt(String),
     #[error("metadata service is shutting down")]
     ShuttingDown,
+    /// The bucket has ACLs disabled (Object Ownership
+    /// `BucketOwnerEnforced`): only the owner's ACL may be set.
+    #[error("bucket {0:?} does not allow ACLs")]
+    AclNotSupported(String),
+    /// `BucketOwnerEnforced` asked while the bucket's ACL grants more
+    /// than the owner's.
+    #[error("bucket {0:?} has an ACL beyond the owner's")]
+    AclWithOwnership(String),
+    /// The operation names a delete marker, which has no data, ACL or
+    /// attributes to read or change.
+    #[error("{0:?} is a delete marker")]
+    DeleteMarker(String),
 }
 
 impl From<redb::Error> for MetaError {

@@ -22,6 +22,7 @@
 //!    `offline` (a runtime task).
 
 pub mod access;
+pub mod acl;
 pub mod append;
 pub mod chunks;
 pub mod client;

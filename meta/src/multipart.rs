@@ -317,6 +317,9 @@ impl Apply for CreateMultipartUpload {
         if let Some(refused) = lock_in_past(upload.lock.as_ref(), upload.initiated_ms) {
             return Ok(Err(refused));
         }
+        if let Some(refused) = crate::acl::check_acl_allowed(ctx, &upload.bucket, upload.acl)? {
+            return Ok(Err(refused));
+        }
         if read_upload(ctx, &upload.upload_id)?.is_some() {
             return Err(MetaError::Corrupt(format!(
                 "upload id {} reused",
@@ -514,6 +517,7 @@ impl Apply for CompleteMultipartUpload {
             storage_class: upload.storage_class.clone(),
             parts: parts.iter().map(|p| p.size).collect(),
             tags: upload.tags.clone(),
+            acl: upload.acl,
             data: ObjectData::Chunks(chunks),
             stamp: Default::default(),
         };

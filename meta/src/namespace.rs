@@ -350,6 +350,9 @@ pub(crate) fn commit_version(
     if lock.is_some() && lock_config_of(&ctx.bucket_lock, bucket)?.is_none() {
         return Ok(Err(MetaError::NoObjectLockConfig(bucket.to_owned())));
     }
+    if let Some(refused) = crate::acl::check_acl_allowed(ctx, bucket, version.acl)? {
+        return Ok(Err(refused));
+    }
     let all = version.chunks();
     let (shared, fresh) = match new_chunks {
         NewChunks::Owned(ChunkOwnership::Shared) => (all, &all[all.len()..]),
@@ -823,6 +826,7 @@ pub(crate) fn delete_key(
         storage_class: None,
         parts: Vec::new(),
         tags: Vec::new(),
+        acl: Default::default(),
         data: ObjectData::Inline(Vec::new()),
         stamp: VersionStamp {
             delete_marker: true,

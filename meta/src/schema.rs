@@ -34,6 +34,7 @@
 //! | `ns_public_access_blocks` | bucket name bytes          | [`crate::records::access::PublicAccessBlock`] |
 //! | `ns_bucket_cors` | bucket name bytes                   | `Vec<`[`crate::records::access::CorsRule`]`>` |
 //! | `ns_bucket_lifecycle` | bucket name bytes              | [`crate::records::lifecycle::LifecycleConfig`] |
+//! | `ns_bucket_acls` | bucket name bytes                   | [`crate::records::access::BucketAcl`] |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -132,6 +133,9 @@ pub const PUBLIC_ACCESS_BLOCKS: StateTable = StateTable::new("ns_public_access_b
 pub const BUCKET_CORS: StateTable = StateTable::new("ns_bucket_cors");
 /// bucket name → [`crate::records::lifecycle::LifecycleConfig`].
 pub const BUCKET_LIFECYCLE: StateTable = StateTable::new("ns_bucket_lifecycle");
+/// bucket name → [`crate::records::access::BucketAcl`]; no row while the
+/// bucket has the default (private, ACLs enabled).
+pub const BUCKET_ACLS: StateTable = StateTable::new("ns_bucket_acls");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -160,6 +164,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     PUBLIC_ACCESS_BLOCKS,
     BUCKET_CORS,
     BUCKET_LIFECYCLE,
+    BUCKET_ACLS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

@@ -146,6 +146,7 @@ fn version(etag: &str) -> ObjectVersion {
         storage_class: None,
         parts: Vec::new(),
         tags: Vec::new(),
+        acl: Default::default(),
         data: ObjectData::Inline(vec![1]),
         stamp: Default::default(),
     }

@@ -86,6 +86,7 @@ impl Fixture {
             storage_class: None,
             parts: Vec::new(),
             tags: Vec::new(),
+            acl: Default::default(),
             data: ObjectData::Inline(b"abc".to_vec()),
             stamp: Default::default(),
         };
@@ -394,6 +395,7 @@ fn old_uploads_under_the_prefix_are_aborted() {
                 checksum: None,
                 tags: Vec::new(),
                 lock: None,
+                acl: Default::default(),
             },
         }))
         .expect("create upload");

@@ -283,6 +283,7 @@ fn inline_version(etag: &str) -> ObjectVersion {
         storage_class: None,
         parts: Vec::new(),
         tags: Vec::new(),
+        acl: Default::default(),
         data: ObjectData::Inline(b"abc".to_vec()),
         stamp: Default::default(),
     }

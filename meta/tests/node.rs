@@ -36,6 +36,7 @@ fn inline(body: &[u8]) -> ObjectVersion {
         storage_class: None,
         parts: Vec::new(),
         tags: Vec::new(),
+        acl: Default::default(),
         data: ObjectData::Inline(body.to_vec()),
         stamp: Default::default(),
     }

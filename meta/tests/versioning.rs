@@ -239,6 +239,7 @@ fn inline(etag: &str) -> ObjectVersion {
         storage_class: None,
         parts: Vec::new(),
         tags: Vec::new(),
+        acl: Default::default(),
         data: ObjectData::Inline(b"abc".to_vec()),
         stamp: Default::default(),
     }

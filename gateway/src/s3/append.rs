@@ -8,7 +8,7 @@
 
 use arbor_meta::append::AppendObject;
 use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, PART_NUMBER_MAX};
-use arbor_meta::records::{ChecksumAlgorithm, ObjectChecksum};
+use arbor_meta::records::{CannedAcl, ChecksumAlgorithm, ObjectChecksum};
 use arbor_meta::{ChunkRef, MetaError, ObjectData, ObjectVersion};
 use md5::{Digest, Md5};
 use s3s::dto::*;
@@ -120,6 +120,7 @@ pub(super) async fn put(
             storage_class,
             parts: Vec::new(),
             tags,
+            acl: CannedAcl::Private,
             data: written.data,
             stamp: Default::default(),
         };

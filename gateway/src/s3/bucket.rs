@@ -1,7 +1,8 @@
 //! Bucket operations: create, delete, head, list, location.
 
+use arbor_meta::acl::{SetBucketAcl, SetObjectOwnership};
 use arbor_meta::namespace::{CreateLockedBucket, GetBucketVersioning, SetBucketVersioning};
-use arbor_meta::records::Versioning;
+use arbor_meta::records::{CannedAcl, Versioning};
 use arbor_meta::{BucketInfo, MetaError};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -15,7 +16,18 @@ pub async fn create(
     s3: &Arbor,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
-    acl::check_canned_bucket_acl(req.input.acl.as_ref(), &req.headers)?;
+    let acl = acl::bucket_acl(req.input.acl.as_ref(), &req.headers)?;
+    let ownership = req
+        .input
+        .object_ownership
+        .as_ref()
+        .map(|o| acl::parse_ownership(o.as_str()))
+        .transpose()?;
+    if acl.is_public() && ownership.is_some_and(|o| o.acls_disabled()) {
+        return Err(error::from_meta(MetaError::AclWithOwnership(
+            req.input.bucket,
+        )));
+    }
     let name = req.input.bucket;
     record_target("CreateBucket", &name, None);
     let principal = keyring::principal_of(&req.extensions)?;
@@ -62,6 +74,28 @@ pub async fn create(
         // 409 BucketAlreadyOwnedByYou.
         Err(MetaError::BucketAlreadyExists(_)) if region_name(s3) == US_EAST_1 => {}
         Err(e) => return Err(error::from_meta(e)),
+    }
+    // The bucket exists, private and with ACLs enabled: what the request
+    // asks beyond that follows, Object Ownership first (it decides whether
+    // the ACL may be set). A request that fails here leaves the bucket
+    // private, the safe side, and may be sent again.
+    if let Some(ownership) = ownership {
+        s3.meta()
+            .write(SetObjectOwnership {
+                bucket: name.clone(),
+                ownership,
+            })
+            .await
+            .map_err(error::from_meta)?;
+    }
+    if acl != CannedAcl::Private {
+        s3.meta()
+            .write(SetBucketAcl {
+                bucket: name.clone(),
+                acl,
+            })
+            .await
+            .map_err(error::from_meta)?;
     }
     let output = CreateBucketOutput {
         location: Some(format!("/{name}")),

@@ -506,6 +506,15 @@ impl S3 for Arbor {
             .await
             .map_err(|e| request_id.stamp(e))
     }
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        acl::delete_ownership_controls(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
     async fn put_bucket_cors(
         &self,
         req: S3Request<PutBucketCorsInput>,

@@ -73,7 +73,8 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let S3Request { input, headers, .. } = req;
     record_target("CreateMultipartUpload", &input.bucket, Some(&input.key));
-    acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
+    let acl = acl::object_acl(input.acl.as_ref(), &headers)?;
+    acl::check_public_allowed(s3, &input.bucket, acl).await?;
     let now = s3.now_ms();
     let asked_lock = super::lock::asked_lock(
         input.object_lock_mode.as_ref(),
@@ -109,6 +110,7 @@ pub async fn create(
         checksum: algorithm.map(|a| (a, full_object)),
         tags: tagging::from_header(input.tagging.as_deref())?,
         lock: asked_lock,
+        acl,
     };
     let upload_id = upload.upload_id.to_hex();
     s3.meta()

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
 use arbor_meta::namespace::{DeleteKey, DeleteKeys, DeleteTarget, GetReadableVersion};
-use arbor_meta::records::ObjectHeaders;
+use arbor_meta::records::{CannedAcl, ObjectHeaders};
 use arbor_meta::records::{DeleteCondition, DeleteOutcome, VersionId, VersionLock, WriteCondition};
 use arbor_meta::{ChunkPlacement, MetaError, ObjectVersion};
 use base64::Engine;
@@ -16,6 +16,7 @@ use super::{Arbor, acl, append, checksum, lock, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 use crate::limits::{DELETE_OBJECTS_KEYS_MAX, PUT_OBJECT_SIZE_MAX};
+use crate::permission::ObjectAclGate;
 use arbor_meta::limits::LIST_PARTS_MAX;
 
 /// What a PutObject request asks for besides its body, checked before the
@@ -33,6 +34,8 @@ pub(super) struct PutRequest {
     pub write_offset: Option<i64>,
     /// The lock the `x-amz-object-lock-*` headers ask for.
     pub lock: Option<VersionLock>,
+    /// The ACL `x-amz-acl` or the grant headers ask for.
+    pub acl: CannedAcl,
     pub body: StreamingBlob,
 }
 
@@ -42,7 +45,7 @@ impl PutRequest {
         headers: &http::HeaderMap,
         now_ms: i64,
     ) -> S3Result<PutRequest> {
-        acl::check_canned_object_acl(input.acl.as_ref(), headers)?;
+        let acl = acl::object_acl(input.acl.as_ref(), headers)?;
         let lock = lock::asked_lock(
             input.object_lock_mode.as_ref(),
             input.object_lock_retain_until_date.as_ref(),
@@ -53,6 +56,13 @@ impl PutRequest {
             return Err(s3_error!(
                 NotImplemented,
                 "Object Lock headers are not supported on an append (x-amz-write-offset-bytes)"
+            ));
+        }
+        // An appended version keeps its base's ACL.
+        if acl != CannedAcl::Private && input.write_offset_bytes.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "ACLs are not supported on an append (x-amz-write-offset-bytes)"
             ));
         }
         if let Some(length) = input.content_length
@@ -84,6 +94,7 @@ impl PutRequest {
             storage_class: storage_class(input.storage_class)?,
             write_offset: input.write_offset_bytes,
             lock,
+            acl,
             body: input.body.unwrap_or_else(empty_body),
             bucket: input.bucket,
             key: input.key,
@@ -117,12 +128,14 @@ pub async fn put(
         headers,
         storage_class,
         lock,
+        acl,
         body,
         ..
     } = request;
     // Fail fast, before the body streams; the apply step checks again.
     check_condition_early(s3, &bucket, &key, &condition).await?;
     lock::check_lockable(s3, &bucket, lock.as_ref()).await?;
+    acl::check_public_allowed(s3, &bucket, acl).await?;
     let hasher = expected_checksum
         .as_ref()
         .map(|e| checksum::hasher(e.algorithm));
@@ -160,6 +173,7 @@ pub async fn put(
         storage_class,
         parts: Vec::new(),
         tags,
+        acl,
         data: written.data,
         stamp: Default::default(),
     };
@@ -309,6 +323,9 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
         | MetaError::InvalidRequest(_)
         | MetaError::StaleChunk(_)
         | MetaError::NoSuchChunkServer(_)
+        | MetaError::AclNotSupported(_)
+        | MetaError::AclWithOwnership(_)
+        | MetaError::DeleteMarker(_)
         // Refused before it was proposed.
         | MetaError::InsufficientStorage(_) => true,
         MetaError::NotLeader { .. }
@@ -436,9 +453,11 @@ fn with_validators(mut e: S3Error, version: &ObjectVersion) -> S3Error {
 /// GetObject and HeadObject read the same fields of their (distinct, alike)
 /// s3s input types: plans the read, then fills the output fields they share.
 macro_rules! read_object {
-    ($s3:expr, $input:expr, $output:ident) => {{
+    ($s3:expr, $op:expr, $gate:expr, $input:expr, $output:ident) => {{
         let plan = plan_read(
             $s3,
+            $op,
+            $gate,
             &$input.bucket,
             &$input.key,
             $input.version_id.as_deref(),
@@ -480,8 +499,14 @@ struct ReadPlan {
     parts_count: Option<i32>,
 }
 
+/// Plans a GET or HEAD. `gate`: the access check left the decision to
+/// the version's ACL, which is checked before anything of the version is
+/// told (conditions included).
+#[allow(clippy::too_many_arguments)]
 async fn plan_read(
     s3: &Arbor,
+    op: &str,
+    gate: Option<ObjectAclGate>,
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
@@ -489,7 +514,14 @@ async fn plan_read(
     range: Option<&Range>,
     part_number: Option<i32>,
 ) -> S3Result<ReadPlan> {
-    let (version, lock) = readable_version_locked(s3, bucket, key, version_id).await?;
+    let read = readable_version_locked(s3, bucket, key, version_id).await;
+    let (version, lock) = match (read, gate) {
+        (Ok(found), None) => found,
+        (Ok(found), Some(gate)) if gate.admits(found.0.acl) => found,
+        (Ok(_), Some(gate)) => return Err(gate.refusal(op, bucket)),
+        (Err(e), Some(gate)) => return Err(gate.hide(e, op, bucket)),
+        (Err(e), None) => return Err(e),
+    };
     conditions
         .check(Target::Read, &version.etag, version.last_modified_ms)
         .map_err(|e| with_validators(e, &version))?;
@@ -525,9 +557,10 @@ pub async fn get(
     s3: &Arbor,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
+    let gate = req.extensions.get::<ObjectAclGate>().copied();
     let input = req.input;
     record_target("GetObject", &input.bucket, Some(&input.key));
-    let (plan, mut output) = read_object!(s3, input, GetObjectOutput);
+    let (plan, mut output) = read_object!(s3, "GetObject", gate, input, GetObjectOutput);
     let ReadPlan {
         version,
         range,
@@ -563,9 +596,10 @@ pub async fn head(
     s3: &Arbor,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
+    let gate = req.extensions.get::<ObjectAclGate>().copied();
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
-    let (plan, output) = read_object!(s3, input, HeadObjectOutput);
+    let (plan, output) = read_object!(s3, "HeadObject", gate, input, HeadObjectOutput);
     let mut response = S3Response::new(output);
     if plan.partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
@@ -712,7 +746,7 @@ pub async fn copy(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let S3Request { input, headers, .. } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
-    acl::check_canned_object_acl(input.acl.as_ref(), &headers)?;
+    let acl = acl::object_acl(input.acl.as_ref(), &headers)?;
     let asked_lock = lock::asked_lock(
         input.object_lock_mode.as_ref(),
         input.object_lock_retain_until_date.as_ref(),
@@ -720,6 +754,7 @@ pub async fn copy(
         s3.now_ms(),
     )?;
     lock::check_lockable(s3, &input.bucket, asked_lock.as_ref()).await?;
+    acl::check_public_allowed(s3, &input.bucket, acl).await?;
     let (source_bucket, source_key, source, source_version_id) = copy_source_version(
         s3,
         &input.copy_source,
@@ -790,6 +825,8 @@ pub async fn copy(
         storage_class: storage_class.or_else(|| source.storage_class.clone()),
         parts: source.parts.clone(),
         tags,
+        // A copy's ACL is the request's, never the source's.
+        acl,
         data: source.data.clone(),
         stamp: Default::default(),
     };

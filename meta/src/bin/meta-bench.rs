@@ -37,6 +37,7 @@ fn version(i: u64) -> ObjectVersion {
         storage_class: None,
         parts: Vec::new(),
         tags: Vec::new(),
+        acl: Default::default(),
         data: ObjectData::Inline(body),
         stamp: Default::default(),
     }

@@ -113,3 +113,72 @@ impl CorsRule {
             .saturating_add(16)
     }
 }
+
+/// An access control list, as S3's canned ACLs name them. The owner (the
+/// deployment's) always has FULL_CONTROL; a canned ACL says what the two
+/// groups S3 predefines get beside it (docs/design.md, "Access control
+/// lists"). Grants to single keys are the keys' permissions, not ACLs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CannedAcl {
+    /// The owner only.
+    #[default]
+    Private,
+    /// Everyone (AllUsers), signed or not, gets READ.
+    PublicRead,
+    /// Everyone gets READ and WRITE (WRITE means something on a bucket
+    /// only: creating, replacing and deleting its objects).
+    PublicReadWrite,
+    /// Every signed request of a key of this deployment
+    /// (AuthenticatedUsers) gets READ.
+    AuthenticatedRead,
+}
+
+impl CannedAcl {
+    /// Whether S3 calls the ACL public: it grants anything to AllUsers or
+    /// AuthenticatedUsers. PublicAccessBlock's BlockPublicAcls refuses
+    /// such ACLs, IgnorePublicAcls disregards them.
+    pub fn is_public(self) -> bool {
+        self != CannedAcl::Private
+    }
+
+    /// Whether the ACL grants READ to a request that is anonymous or not.
+    pub fn grants_read(self, anonymous: bool) -> bool {
+        match self {
+            CannedAcl::Private => false,
+            CannedAcl::PublicRead | CannedAcl::PublicReadWrite => true,
+            CannedAcl::AuthenticatedRead => !anonymous,
+        }
+    }
+
+    /// Whether the ACL grants WRITE (on a bucket) to anyone.
+    pub fn grants_write(self) -> bool {
+        self == CannedAcl::PublicReadWrite
+    }
+}
+
+/// A bucket's Object Ownership (S3's PutBucketOwnershipControls). Every
+/// object of an Arbor deployment belongs to its owner whatever the
+/// setting; what it decides is whether ACLs exist: `BucketOwnerEnforced`
+/// disables them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObjectOwnership {
+    #[default]
+    BucketOwnerPreferred,
+    ObjectWriter,
+    BucketOwnerEnforced,
+}
+
+impl ObjectOwnership {
+    /// Whether ACLs other than the owner's are refused.
+    pub fn acls_disabled(self) -> bool {
+        self == ObjectOwnership::BucketOwnerEnforced
+    }
+}
+
+/// A bucket's ACL and Object Ownership; a bucket without a row has the
+/// default: private, ACLs enabled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketAcl {
+    pub acl: CannedAcl,
+    pub ownership: ObjectOwnership,
+}

@@ -13,7 +13,10 @@ mod timed_id;
 pub mod tree;
 pub mod upload;
 
-pub use access::{AccessKeyRecord, CorsRule, Permissions, PublicAccessBlock};
+pub use access::{
+    AccessKeyRecord, BucketAcl, CannedAcl, CorsRule, ObjectOwnership, Permissions,
+    PublicAccessBlock,
+};
 pub use chunk::{ChunkPlacement, ChunkRecord};
 pub use listing::{
     ListEntry, ListPage, ListRequest, ListedObject, ListedVersion, VersionListEntry,

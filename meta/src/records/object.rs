@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Entropy;
+use crate::records::access::CannedAcl;
 use crate::records::timed_id;
 
 /// A chunk's 128-bit id, chosen by the writer before the chunk is written:
@@ -237,6 +238,9 @@ pub struct ObjectVersion {
     pub parts: Vec<u64>,
     /// Object tags (key, value), sorted by key; at most 10.
     pub tags: Vec<(String, String)>,
+    /// The version's ACL (PutObject's `x-amz-acl`, PutObjectAcl): a
+    /// version's own, not inherited by copies.
+    pub acl: CannedAcl,
     pub data: ObjectData,
     /// What names the version beside its generation, and whether it is a
     /// delete marker. Assigned by the state machine; send

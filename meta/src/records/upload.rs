@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Entropy;
+use crate::records::access::CannedAcl;
 use crate::records::object::{
     ChecksumAlgorithm, ChunkRef, ObjectChecksum, ObjectHeaders, VersionLock,
 };
@@ -66,6 +67,8 @@ pub struct UploadRecord {
     /// The lock the completed object gets (`x-amz-object-lock-*` on
     /// Create), set by CompleteMultipartUpload's command.
     pub lock: Option<VersionLock>,
+    /// The ACL the completed object gets (`x-amz-acl` on Create).
+    pub acl: CannedAcl,
 }
 
 /// One uploaded part.
