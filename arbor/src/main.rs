@@ -8,6 +8,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use arbor::admin::{AdminArgs, AdminCommand};
+use arbor::bench::BenchArgs;
 use arbor::config::{
     self, AdminConfig, ChunkConfig, DevClusterConfig, GatewayConfig, MetaNodeConfig, ServeConfig,
 };
@@ -57,6 +58,9 @@ enum Command {
     /// chunk servers, gateways), for development and tests; print it as
     /// JSON once it is up.
     DevCluster(DevClusterConfig),
+    /// Load-test an S3 endpoint, a dev cluster or servers it starts, and
+    /// measure this machine's limits; report as JSON and a table.
+    Bench(Box<BenchArgs>),
 }
 
 /// A role with the settings it runs with.
@@ -68,6 +72,7 @@ enum Role {
     Admin(AdminConfig, AdminCommand),
     Fs(AdminConfig, FsCommand),
     DevCluster(DevClusterConfig),
+    Bench(Box<BenchArgs>),
 }
 
 impl Role {
@@ -88,6 +93,13 @@ impl Role {
             }
             Command::Fs(args) => Role::Fs(config::load(&args.config, role, file)?, args.command),
             Command::DevCluster(parsed) => Role::DevCluster(config::load(&parsed, role, file)?),
+            // A client tool with plain flags: no settings file.
+            Command::Bench(args) => {
+                if file.is_some() {
+                    anyhow::bail!("bench takes no configuration file (--config, ARBOR_CONFIG)");
+                }
+                Role::Bench(args)
+            }
         })
     }
 
@@ -100,6 +112,7 @@ impl Role {
             Role::Admin(..) => "admin",
             Role::Fs(..) => "fs",
             Role::DevCluster(_) => "dev-cluster",
+            Role::Bench(_) => "bench",
         }
     }
 
@@ -112,6 +125,7 @@ impl Role {
             Role::Gateway(c) => config::to_toml(c),
             Role::DevCluster(c) => config::to_toml(c),
             Role::Admin(c, _) | Role::Fs(c, _) => config::to_toml(c),
+            Role::Bench(_) => anyhow::bail!("bench has no settings to check"),
         }
     }
 
@@ -129,6 +143,7 @@ impl Role {
             Role::Admin(c, _) | Role::Fs(c, _) => {
                 tracing::debug!(role, settings = %line(c), "starting");
             }
+            Role::Bench(_) => tracing::debug!(role, "starting"),
         }
     }
 
@@ -141,6 +156,7 @@ impl Role {
             Role::Admin(c, command) => arbor::admin::run(c, command).await,
             Role::Fs(c, command) => arbor::fs::run(c, command).await,
             Role::DevCluster(c) => arbor::dev_cluster::run(c, shutdown).await,
+            Role::Bench(args) => arbor::bench::run(*args).await,
         }
     }
 }

@@ -1,0 +1,343 @@
+//! The report: JSON (everything), a plain table (stderr, while reading
+//! a run) and the Markdown section of docs/benchmarks.md, which sets each
+//! scenario beside the machine limit that bounds it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::limits::Limits;
+use super::scenario::{Outcome, Plan, format_size};
+
+/// The lines the Markdown section is written between.
+pub const MARKDOWN_BEGIN: &str = "<!-- arbor bench: begin (generated, do not edit) -->";
+pub const MARKDOWN_END: &str = "<!-- arbor bench: end -->";
+
+/// A whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// `git describe`-like commit of the working directory, if any.
+    pub commit: Option<String>,
+    pub started_at: String,
+    pub load_average_before: Option<[f64; 3]>,
+    pub load_average_after: Option<[f64; 3]>,
+    pub plan: Plan,
+    pub limits: Option<Limits>,
+    pub targets: Vec<TargetReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetReport {
+    pub label: String,
+    pub endpoints: Vec<String>,
+    pub pids: Vec<u32>,
+    pub scenarios: Vec<Outcome>,
+}
+
+impl Report {
+    pub fn errors(&self) -> u64 {
+        self.targets
+            .iter()
+            .flat_map(|t| &t.scenarios)
+            .map(|s| s.errors + s.ops_expected.saturating_sub(s.ops))
+            .sum()
+    }
+}
+
+/// The limit a scenario is held against: its name, and the scenario's
+/// figure and the limit's, in the same unit.
+pub struct Bound {
+    pub limit: String,
+    pub achieved: f64,
+    pub ceiling: f64,
+    pub unit: &'static str,
+}
+
+/// What bounds each scenario on a machine with these limits.
+///
+/// - A PUT of a large body hashes every byte on the server (MD5 for the
+///   ETag, SHA-256 for the chunk's id, CRC32C per block, plus SHA-256 once
+///   more when the payload is signed) and writes it fsync'd: the lower
+///   of the serial hash rate on one core and the fsync'd write rate.
+/// - A GET of a large body crosses loopback TCP.
+/// - A small PUT needs at least one fsync'd write: the 4 KiB write+fsync
+///   rate (group commit may beat it).
+/// - A small GET or HEAD, and a listing page, is one round trip.
+/// - The mixed run's writes (30 %) against the write+fsync rate.
+pub fn bound(outcome: &Outcome, limits: &Limits) -> Option<Bound> {
+    let name = outcome.name.as_str();
+    let put_large = |sha_passes: u32, what: &str| {
+        let hash = limits.hash_chain_mib_per_sec(sha_passes);
+        let (limit, ceiling) = if hash <= limits.fsync_write_mib_per_sec {
+            (format!("hashing ({what}) on one core"), hash)
+        } else {
+            (
+                "fsync'd sequential write".to_owned(),
+                limits.fsync_write_mib_per_sec,
+            )
+        };
+        Some(Bound {
+            limit,
+            achieved: outcome.mib_per_sec,
+            ceiling,
+            unit: "MiB/s",
+        })
+    };
+    if name.starts_with("put-large-") && name.ends_with("-signed") || name == "multipart" {
+        put_large(2, "MD5 + 2 SHA-256 + CRC32C")
+    } else if name.starts_with("put-large-") {
+        put_large(1, "MD5 + SHA-256 + CRC32C")
+    } else if name.starts_with("get-large-") {
+        Some(Bound {
+            limit: "loopback TCP".to_owned(),
+            achieved: outcome.mib_per_sec,
+            ceiling: limits.loopback_tcp_mib_per_sec,
+            unit: "MiB/s",
+        })
+    } else if name.starts_with("put-small-") {
+        Some(Bound {
+            limit: "4 KiB write+fsync".to_owned(),
+            achieved: outcome.ops_per_sec,
+            ceiling: limits.fsync_4k_per_sec,
+            unit: "ops/s",
+        })
+    } else if name.starts_with("get-small-")
+        || name.starts_with("head-small-")
+        || name.starts_with("list-")
+    {
+        Some(Bound {
+            limit: "loopback 4 KiB round trip".to_owned(),
+            achieved: outcome.ops_per_sec,
+            ceiling: limits.loopback_round_trips_per_sec,
+            unit: "ops/s",
+        })
+    } else if name.starts_with("mixed-") {
+        Some(Bound {
+            limit: "4 KiB write+fsync (the 30 % writes)".to_owned(),
+            achieved: outcome.ops_per_sec * 0.3,
+            ceiling: limits.fsync_4k_per_sec,
+            unit: "writes/s",
+        })
+    } else {
+        None
+    }
+}
+
+fn throughput(outcome: &Outcome) -> String {
+    if outcome.bytes > 0 && (outcome.name.contains("large") || outcome.name == "multipart") {
+        format!("{:.1} MiB/s", outcome.mib_per_sec)
+    } else {
+        format!("{:.0} ops/s", outcome.ops_per_sec)
+    }
+}
+
+fn cpu(outcome: &Outcome) -> String {
+    if !outcome.server.cpu_read {
+        return "-".to_owned();
+    }
+    if outcome.name.contains("large") || outcome.name == "multipart" {
+        format!("{:.1} ms/MiB", outcome.server.cpu_ms_per_mib)
+    } else {
+        format!("{:.3} ms/op", outcome.server.cpu_ms_per_op)
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The plain table of one target's scenarios.
+pub fn table(target: &TargetReport, limits: Option<&Limits>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({})\n{:<22} {:>7} {:>6} {:>13} {:>9} {:>9} {:>9} {:>13} {:>9} {:>7}",
+        target.label,
+        target.endpoints.join(", "),
+        "scenario",
+        "ops",
+        "errors",
+        "throughput",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "server cpu",
+        "peak rss",
+        "vs limit"
+    );
+    for s in &target.scenarios {
+        let ratio = limits
+            .and_then(|l| bound(s, l))
+            .map_or("-".to_owned(), |b| format!("{:.2}", b.achieved / b.ceiling));
+        let _ = writeln!(
+            out,
+            "{:<22} {:>7} {:>6} {:>13} {:>9.2} {:>9.2} {:>9.2} {:>13} {:>9} {:>7}",
+            s.name,
+            s.ops,
+            s.errors,
+            throughput(s),
+            s.latency.p50_ms,
+            s.latency.p99_ms,
+            s.latency.max_ms,
+            cpu(s),
+            mib(s.server.rss_peak_bytes),
+            ratio
+        );
+        if let Some(error) = &s.first_error {
+            let _ = writeln!(out, "  first error: {error}");
+        }
+    }
+    out
+}
+
+/// The Markdown section (between the markers).
+pub fn markdown(report: &Report, command: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{MARKDOWN_BEGIN}");
+    let load = |l: Option<[f64; 3]>| {
+        l.map_or("unknown".to_owned(), |[a, b, c]| {
+            format!("{a:.2} {b:.2} {c:.2}")
+        })
+    };
+    let _ = writeln!(
+        out,
+        "Generated by `{command}` at {} on commit {}; load average {} before, {} after \
+         (the machine is shared with other builds, so absolute numbers move between runs).\n",
+        report.started_at,
+        report.commit.as_deref().unwrap_or("unknown"),
+        load(report.load_average_before),
+        load(report.load_average_after)
+    );
+    if let Some(l) = &report.limits {
+        let _ = writeln!(out, "Machine limits (one core, or one connection):\n");
+        let _ = writeln!(out, "| limit | value |\n|---|---|");
+        for (name, value) in [
+            ("MD5", format!("{:.0} MiB/s", l.md5_mib_per_sec)),
+            ("SHA-256", format!("{:.0} MiB/s", l.sha256_mib_per_sec)),
+            ("CRC32C", format!("{:.0} MiB/s", l.crc32c_mib_per_sec)),
+            (
+                "MD5 + SHA-256 + CRC32C, serially",
+                format!("{:.0} MiB/s", l.hash_chain_mib_per_sec(1)),
+            ),
+            (
+                "MD5 + 2 SHA-256 + CRC32C, serially",
+                format!("{:.0} MiB/s", l.hash_chain_mib_per_sec(2)),
+            ),
+            (
+                "loopback TCP",
+                format!("{:.0} MiB/s", l.loopback_tcp_mib_per_sec),
+            ),
+            (
+                "loopback 4 KiB round trip",
+                format!("{:.0} /s", l.loopback_round_trips_per_sec),
+            ),
+            (
+                "fsync'd sequential write",
+                format!("{:.0} MiB/s", l.fsync_write_mib_per_sec),
+            ),
+            ("4 KiB write+fsync", format!("{:.0} /s", l.fsync_4k_per_sec)),
+        ] {
+            let _ = writeln!(out, "| {name} | {value} |");
+        }
+        let _ = writeln!(out);
+    }
+    for target in &report.targets {
+        let _ = writeln!(
+            out,
+            "#### {} ({} process{})\n",
+            target.label,
+            target.pids.len(),
+            if target.pids.len() == 1 { "" } else { "es" }
+        );
+        let _ = writeln!(
+            out,
+            "| scenario | what | ops | throughput | p50 ms | p99 ms | max ms | server CPU | peak RSS | bounding limit | limit | ratio |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for s in &target.scenarios {
+            let (limit, ceiling, ratio) = match report.limits.as_ref().and_then(|l| bound(s, l)) {
+                Some(b) => (
+                    b.limit,
+                    format!("{:.0} {}", b.ceiling, b.unit),
+                    format!("{:.2}", b.achieved / b.ceiling),
+                ),
+                None => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+            };
+            let errors = if s.errors > 0 {
+                format!(" ({} errors)", s.errors)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {}{errors} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {limit} | {ceiling} | {ratio} |",
+                s.name,
+                s.description,
+                s.ops,
+                throughput(s),
+                s.latency.p50_ms,
+                s.latency.p99_ms,
+                s.latency.max_ms,
+                cpu(s),
+                mib(s.server.rss_peak_bytes),
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "Sizes: large {}, small {}, multipart {} in {} parts.",
+        format_size(report.plan.large_size),
+        format_size(report.plan.small_size),
+        format_size(report.plan.multipart_size),
+        format_size(report.plan.part_size)
+    );
+    let _ = write!(out, "{MARKDOWN_END}");
+    out
+}
+
+/// Replaces the section between the markers in `path` (appends it, with
+/// the markers, when they are missing).
+pub fn write_markdown(path: &Path, section: &str) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let updated = splice(&text, section);
+    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
+}
+
+fn splice(text: &str, section: &str) -> String {
+    if let (Some(begin), Some(end)) = (text.find(MARKDOWN_BEGIN), text.find(MARKDOWN_END))
+        && begin < end
+    {
+        let after = end + MARKDOWN_END.len();
+        return format!("{}{section}{}", &text[..begin], &text[after..]);
+    }
+    let mut out = text.to_owned();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(section);
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_between_markers_or_appends() {
+        let old = format!("# B\n\nbefore\n{MARKDOWN_BEGIN}\nold\n{MARKDOWN_END}\nafter\n");
+        let new = format!("{MARKDOWN_BEGIN}\nnew\n{MARKDOWN_END}");
+        assert_eq!(
+            splice(&old, &new),
+            format!("# B\n\nbefore\n{MARKDOWN_BEGIN}\nnew\n{MARKDOWN_END}\nafter\n")
+        );
+        assert_eq!(splice("# B", &new), format!("# B\n{new}\n"));
+    }
+}

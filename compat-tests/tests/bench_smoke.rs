@@ -1,0 +1,265 @@
+//! `arbor bench` against a real `arbor serve`, with tiny counts, so the
+//! load generator cannot rot: every scenario runs, every operation
+//! succeeds and is counted, the server's CPU and memory are read from
+//! /proc, and a server refusing its requests makes the run fail.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use arbor_compat_tests::{ArborServer, arbor_binary};
+
+/// Every scenario of docs/benchmarks.md, in the order they run.
+const SCENARIOS: [&str; 20] = [
+    "put-large-1x-signed",
+    "put-large-1x-unsigned",
+    "put-large-4x-signed",
+    "put-large-4x-unsigned",
+    "get-large-1x",
+    "get-large-4x",
+    "put-small-c1",
+    "put-small-c16",
+    "put-small-c64",
+    "get-small-c1",
+    "get-small-c16",
+    "get-small-c64",
+    "head-small-c1",
+    "head-small-c16",
+    "head-small-c64",
+    "list-flat",
+    "list-deep",
+    "list-delimiter",
+    "multipart",
+    "mixed-70-30",
+];
+
+/// Tiny counts: a few seconds in all.
+const SMOKE: [&str; 22] = [
+    "--large-mib",
+    "1",
+    "--large-count",
+    "4",
+    "--small-count",
+    "64",
+    "--list-keys",
+    "25",
+    "--list-page",
+    "10",
+    "--list-rounds",
+    "2",
+    "--multipart-mib",
+    "11",
+    "--part-mib",
+    "5",
+    "--parts-in-flight",
+    "2",
+    "--mixed-count",
+    "40",
+    "--mixed-connections",
+    "4",
+];
+
+/// `arbor bench` against `server` with `key`/`secret`, the report in
+/// `json`.
+fn bench(server: &ArborServer, key: &str, secret: &str, json: &Path, extra: &[&str]) -> Output {
+    // No report from an earlier run may pass for this one's.
+    let _ = std::fs::remove_file(json);
+    let pid = server.pid().expect("server pid").to_string();
+    Command::new(arbor_binary().expect("binary"))
+        .args(["bench", "--endpoint", &server.endpoint, "--pid", &pid])
+        .args(["--access-key", key, "--secret-key", secret])
+        .arg("--json")
+        .arg(json)
+        .args(SMOKE)
+        .args(extra)
+        .env_remove("ARBOR_ACCESS_KEY")
+        .env_remove("ARBOR_SECRET_KEY")
+        .output()
+        .expect("run arbor bench")
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("bench report");
+    serde_json::from_str(&text).expect("bench report is JSON")
+}
+
+fn number(value: &serde_json::Value, key: &str) -> f64 {
+    value[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {value}"))
+}
+
+#[test]
+fn every_scenario_runs_against_arbor_serve() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");
+    let json = out_dir.path().join("bench.json");
+    let limits_dir = out_dir.path().join("limits");
+    std::fs::create_dir(&limits_dir).expect("limits dir");
+    let out = bench(
+        &server,
+        &server.access_key,
+        &server.secret_key,
+        &json,
+        &[
+            "--limits",
+            "--data-dir",
+            limits_dir.to_str().expect("utf-8"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "arbor bench failed: {stderr}");
+    // The progress lines and the table.
+    assert!(stderr.contains("bench: mixed-70-30"), "{stderr}");
+    assert!(stderr.contains("p99 ms"), "{stderr}");
+
+    let report = read_json(&json);
+    let limits = &report["limits"];
+    for key in [
+        "md5_mib_per_sec",
+        "sha256_mib_per_sec",
+        "crc32c_mib_per_sec",
+        "loopback_tcp_mib_per_sec",
+        "loopback_round_trips_per_sec",
+        "fsync_write_mib_per_sec",
+        "fsync_4k_per_sec",
+    ] {
+        assert!(number(limits, key) > 0.0, "{key}: {limits}");
+    }
+    // Its scratch files are gone.
+    assert!(
+        std::fs::read_dir(&limits_dir)
+            .expect("dir")
+            .next()
+            .is_none()
+    );
+
+    let targets = report["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1);
+    let scenarios = targets[0]["scenarios"].as_array().expect("scenarios");
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, SCENARIOS);
+    let mut cpu_total = 0.0;
+    for s in scenarios {
+        let name = s["name"].as_str().expect("name");
+        let expected = match name {
+            n if n.contains("large") => 4,
+            n if n.contains("small") => 64,
+            // 25 keys in pages of 10, twice.
+            "list-flat" | "list-deep" => 6,
+            // One top-level directory: one page, twice.
+            "list-delimiter" => 2,
+            // 11 MiB in 5 MiB parts.
+            "multipart" => 3,
+            "mixed-70-30" => 40,
+            other => panic!("unexpected scenario {other}"),
+        };
+        assert_eq!(s["errors"], 0, "{s}");
+        assert!(s["first_error"].is_null(), "{s}");
+        assert_eq!(s["ops"], expected, "{s}");
+        assert_eq!(s["ops_expected"], expected, "{s}");
+        let latency = &s["latency"];
+        let (p50, p99, max) = (
+            number(latency, "p50_ms"),
+            number(latency, "p99_ms"),
+            number(latency, "max_ms"),
+        );
+        assert!(p50 > 0.0 && p50 <= p99 && p99 <= max, "{s}");
+        assert!(number(s, "ops_per_sec") > 0.0, "{s}");
+        let server_cost = &s["server"];
+        assert_eq!(server_cost["cpu_read"], true, "{s}");
+        assert!(number(server_cost, "vm_hwm_bytes") > 0.0, "{s}");
+        assert!(number(server_cost, "rss_peak_bytes") > 0.0, "{s}");
+        cpu_total += number(server_cost, "cpu_seconds");
+        if name.contains("large") || name == "multipart" {
+            let size = if name == "multipart" { 11 } else { 4 };
+            assert_eq!(number(s, "bytes"), f64::from(size * 1024 * 1024), "{s}");
+        }
+    }
+    // The server did the work: /proc saw it spend CPU.
+    assert!(cpu_total > 0.0, "{report}");
+    server.stop().expect("stop");
+}
+
+#[test]
+fn a_server_refusing_the_requests_fails_the_run() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");
+    let json = out_dir.path().join("bench.json");
+
+    // A wrong secret: the first request (creating the bucket) is refused.
+    let out = bench(
+        &server,
+        &server.access_key,
+        "not-the-secret",
+        &json,
+        &["--only", "put-small-c1"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("403"), "{stderr}");
+    assert!(stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+
+    // A key that may only read the bucket: the bucket exists, the PUTs
+    // are refused, the report says so and the run fails.
+    let out = bench(
+        &server,
+        &server.access_key,
+        &server.secret_key,
+        &json,
+        &["--only", "head-small-c1"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(arbor_binary().expect("binary"))
+            .args(["admin", "--endpoint", &server.endpoint])
+            .args(args)
+            .env("ARBOR_ACCESS_KEY", &server.access_key)
+            .env("ARBOR_SECRET_KEY", &server.secret_key)
+            .output()
+            .expect("run arbor admin");
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    let key = admin(&["key", "create", "reader"]);
+    let (reader, secret) = (
+        key["access_key"].as_str().expect("access_key"),
+        key["secret_key"].as_str().expect("secret_key"),
+    );
+    admin(&["key", "allow", reader, "--bucket", "arbor-bench", "--read"]);
+    let out = bench(
+        &server,
+        reader,
+        secret,
+        &json,
+        &["--only", "put-small-c1,head-small-c1"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let report = read_json(&json);
+    let scenarios = report["targets"][0]["scenarios"]
+        .as_array()
+        .expect("scenarios");
+    let put = &scenarios[0];
+    assert_eq!(put["name"], "put-small-c1");
+    assert_eq!(put["ops"], 0, "{put}");
+    assert!(put["errors"].as_u64().expect("errors") > 0, "{put}");
+    let first = put["first_error"].as_str().expect("first_error");
+    assert!(
+        first.contains("403") && first.contains("AccessDenied"),
+        "{first}"
+    );
+    // Reading what the administrator wrote is allowed.
+    let head = &scenarios[1];
+    assert_eq!(head["errors"], 0, "{head}");
+    assert_eq!(head["ops"], 64, "{head}");
+    server.stop().expect("stop");
+}
