@@ -8,8 +8,8 @@
 //! hosting a replica runs a [`node::MetaNode`].
 //!
 //! Layers, lowest first (a module imports only from layers below it):
-//! 1. `error`, `limits`, `clock`, `keys`, `records` (the stored and answered
-//!    data);
+//! 1. `error`, `limits`, `clock`, `io` (where redb files live and storage
+//!    work runs), `keys`, `records` (the stored and answered data);
 //! 2. `schema` (tables, key encodings), `context` (the apply context),
 //!    `op` (the operation traits), `tree` (inode-tree steps), `placement`;
 //! 3. the domain modules, each owning its operations: `chunks`, `access`
@@ -30,6 +30,7 @@ pub mod command;
 pub mod context;
 pub mod disk;
 pub mod error;
+pub mod io;
 pub mod keys;
 pub mod lifecycle;
 pub mod limits;
@@ -53,7 +54,7 @@ mod tree;
 
 pub use client::{MetaClient, RemoteConfig};
 pub use error::{MetaError, Result};
-pub use node::{MetaConfig, MetaNode};
+pub use node::{MetaConfig, MetaNode, Simulated};
 pub use records::{
     BucketInfo, ChunkId, ChunkPlacement, ChunkRecord, ChunkRef, ObjectData, ObjectVersion,
     OverwritePolicy,
