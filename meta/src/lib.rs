@@ -15,7 +15,7 @@
 //! 3. the domain modules, each owning its operations: `chunks`, `access`
 //!    (access keys and their grants), then `namespace`, then `listing`,
 //!    `multipart`, `append`, `rename`, `reclaim` and `lifecycle`;
-//!    `registry`;
+//!    `registry`; `audit` (the state machine's cross-table invariants);
 //! 4. `command` (every operation, listed once), `raft` (log, state
 //!    machine store, network, group commit);
 //! 5. `rpc` (the wire), `replica`, then `server` and `client`, then `node`;
@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod append;
+pub mod audit;
 pub mod chunks;
 pub mod client;
 pub mod clock;

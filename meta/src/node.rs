@@ -497,6 +497,20 @@ impl MetaNode {
         self.inner.remove_node(id).await
     }
 
+    /// Checks this node's state machine's invariants ([`crate::audit`]) on
+    /// what it has applied so far: every broken one, described (empty:
+    /// none). For tests, simulations and diagnostics.
+    pub async fn audit(&self) -> Result<Vec<String>> {
+        let db = self.inner.state_db()?;
+        self.inner
+            .io
+            .blocking(move || {
+                let txn = db.begin_read()?;
+                crate::audit::audit(&txn)
+            })
+            .await?
+    }
+
     /// Reads `bucket/key` from this node's state machine WITHOUT confirming
     /// leadership: possibly stale. For tests and diagnostics (checking what
     /// a follower has applied); clients use [`MetaClient::get_object`].
