@@ -1,8 +1,9 @@
 //! Harness for end-to-end tests: runs the real `arbor` binary on loopback
 //! with a temporary data directory and talks to it only over the network.
-//! `linearizability` checks histories of operations the tests recorded.
+//! `linearizability` (the `arbor-linearizability` crate) checks histories
+//! of operations the tests recorded.
 
-pub mod linearizability;
+pub use arbor_linearizability as linearizability;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

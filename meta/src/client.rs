@@ -150,8 +150,10 @@ enum Transport {
 
 impl MetaClient {
     /// A client of a replica in this process.
-    pub(crate) fn local(replica: Arc<Replica>) -> MetaClient {
-        MetaClient::with_transport(Transport::Local(replica), &OsEntropy)
+    /// Draws its client id from `entropy` (the node's: seeded in a
+    /// simulation).
+    pub(crate) fn local(replica: Arc<Replica>, entropy: &dyn Entropy) -> MetaClient {
+        MetaClient::with_transport(Transport::Local(replica), entropy)
     }
 
     /// A client of the cluster whose nodes listen at `addrs` (`host:port`,

@@ -8,14 +8,14 @@
 //! hosting a replica runs a [`node::MetaNode`].
 //!
 //! Layers, lowest first (a module imports only from layers below it):
-//! 1. `error`, `limits`, `clock`, `keys`, `records` (the stored and answered
-//!    data);
+//! 1. `error`, `limits`, `clock`, `io` (where redb files live and storage
+//!    work runs), `keys`, `records` (the stored and answered data);
 //! 2. `schema` (tables, key encodings), `context` (the apply context),
 //!    `op` (the operation traits), `tree` (inode-tree steps), `placement`;
 //! 3. the domain modules, each owning its operations: `chunks`, `access`
 //!    (access keys and their grants), then `namespace`, then `listing`,
 //!    `multipart`, `append`, `rename`, `reclaim` and `lifecycle`;
-//!    `registry`;
+//!    `registry`; `audit` (the state machine's cross-table invariants);
 //! 4. `command` (every operation, listed once), `raft` (log, state
 //!    machine store, network, group commit);
 //! 5. `rpc` (the wire), `replica`, then `server` and `client`, then `node`;
@@ -24,6 +24,7 @@
 pub mod access;
 pub mod acl;
 pub mod append;
+pub mod audit;
 pub mod chunks;
 pub mod client;
 pub mod clock;
@@ -31,6 +32,7 @@ pub mod command;
 pub mod context;
 pub mod disk;
 pub mod error;
+pub mod io;
 pub mod keys;
 pub mod lifecycle;
 pub mod limits;
@@ -54,7 +56,7 @@ mod tree;
 
 pub use client::{MetaClient, RemoteConfig};
 pub use error::{MetaError, Result};
-pub use node::{MetaConfig, MetaNode};
+pub use node::{MetaConfig, MetaNode, Simulated};
 pub use records::{
     BucketInfo, ChunkId, ChunkPlacement, ChunkRecord, ChunkRef, ObjectData, ObjectVersion,
     OverwritePolicy,

@@ -19,6 +19,7 @@ use crate::client::MetaClient;
 use crate::clock::{OsEntropy, SharedEntropy};
 use crate::disk::DiskGuard;
 use crate::error::{MetaError, Result};
+use crate::io::{SimDisk, StorageIo};
 use crate::limits::DISK_RESERVE_BYTES;
 use crate::namespace;
 use crate::raft::batcher::{self, Batcher};
@@ -133,6 +134,8 @@ impl MetaConfig {
 /// Raft's tasks, the server and the redb files outlive a plain drop.
 pub struct MetaNode {
     inner: Arc<Replica>,
+    /// Draws the client ids of [`MetaNode::client`]s.
+    entropy: SharedEntropy,
     local_addr: Option<SocketAddr>,
     lifecycle: tokio::sync::Mutex<Lifecycle>,
 }
@@ -147,12 +150,19 @@ struct Lifecycle {
     shut_down: bool,
 }
 
-fn raft_config() -> Result<Config> {
+/// `election_timeout_ms`: a fixed election timeout instead of a random
+/// one in [`ELECTION_TIMEOUT_MIN_MS`, `ELECTION_TIMEOUT_MAX_MS`) (see
+/// [`Simulated::election_timeout_ms`]).
+fn raft_config(election_timeout_ms: Option<u64>) -> Result<Config> {
+    let (election_timeout_min, election_timeout_max) = match election_timeout_ms {
+        Some(ms) => (ms, ms.saturating_add(1)),
+        None => (ELECTION_TIMEOUT_MIN_MS, ELECTION_TIMEOUT_MAX_MS),
+    };
     let config = Config {
         cluster_name: "arbor-meta".into(),
         heartbeat_interval: HEARTBEAT_INTERVAL_MS,
-        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
-        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        election_timeout_min,
+        election_timeout_max,
         install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOGS_SINCE_LAST),
         max_in_snapshot_log_to_keep: SNAPSHOT_LOGS_TO_KEEP,
@@ -165,11 +175,28 @@ fn raft_config() -> Result<Config> {
 }
 
 /// What a node takes from outside: how Raft messages travel, where ids
-/// come from, and the fault switch its HTTP network and server share.
+/// come from, the fault switch its HTTP network and server share, where
+/// its storage does its I/O, and a fixed election timeout (simulations).
 struct Seams<N> {
     network: N,
     entropy: SharedEntropy,
     faults: SharedFaults,
+    io: StorageIo,
+    election_timeout_ms: Option<u64>,
+}
+
+/// What a deterministic simulation swaps in besides the network and the
+/// entropy (docs/design.md, "Deterministic simulation").
+#[derive(Clone, Debug)]
+pub struct Simulated {
+    /// Holds the node's redb files; [`SimDisk::crash`] loses what was not
+    /// synced. Storage work runs inline ([`StorageIo::Simulated`]).
+    pub disk: SimDisk,
+    /// The node's election timeout. openraft draws it from the thread's
+    /// random generator in `[min, max)`; a simulation fixes it per node
+    /// (`max = min + 1`) so that no unseeded draw decides who stands for
+    /// election first. At least twice the heartbeat interval (100 ms).
+    pub election_timeout_ms: u64,
 }
 
 impl Seams<HttpNetworkFactory> {
@@ -183,6 +210,8 @@ impl Seams<HttpNetworkFactory> {
             ),
             entropy: OsEntropy::shared(),
             faults,
+            io: StorageIo::Os,
+            election_timeout_ms: None,
         }
     }
 }
@@ -227,6 +256,40 @@ impl MetaNode {
             network,
             entropy,
             faults: SharedFaults::default(),
+            io: StorageIo::Os,
+            election_timeout_ms: None,
+        };
+        MetaNode::start(config, None, Start::Member { bootstrap }, seams).await
+    }
+
+    /// [`MetaNode::open_with`] for a deterministic simulation: the redb
+    /// files live on `sim.disk` (under `config.data_dir` as a name only),
+    /// storage work runs inline on the calling thread, and the election
+    /// timeout is `sim.election_timeout_ms`. Run it on a current-thread
+    /// tokio runtime with the clock paused; with a seeded `network` and
+    /// `entropy`, a run is then a function of its seeds.
+    pub async fn open_simulated<N>(
+        config: MetaConfig,
+        network: N,
+        entropy: SharedEntropy,
+        sim: Simulated,
+    ) -> Result<Arc<MetaNode>>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+    {
+        if sim.election_timeout_ms < 2 * HEARTBEAT_INTERVAL_MS {
+            return Err(MetaError::InvalidRequest(format!(
+                "election timeout {} ms is below twice the heartbeat ({HEARTBEAT_INTERVAL_MS} ms)",
+                sim.election_timeout_ms
+            )));
+        }
+        let bootstrap = config.bootstrap;
+        let seams = Seams {
+            network,
+            entropy,
+            faults: SharedFaults::default(),
+            io: StorageIo::Simulated(sim.disk),
+            election_timeout_ms: Some(sim.election_timeout_ms),
         };
         MetaNode::start(config, None, Start::Member { bootstrap }, seams).await
     }
@@ -263,6 +326,8 @@ impl MetaNode {
             network,
             entropy,
             faults,
+            io,
+            election_timeout_ms,
         } = seams;
         let id = config.node_id;
         let local_addr = match &listener {
@@ -279,23 +344,26 @@ impl MetaNode {
             (None, Some(local), _) => local.to_string(),
             (None, None, _) => String::new(),
         };
-        let raft_config = Arc::new(raft_config()?);
+        let raft_config = Arc::new(raft_config(election_timeout_ms)?);
         let (log_store, mut log_writer, state_store) = {
             let config = config.clone();
             let entropy = entropy.clone();
-            tokio::task::spawn_blocking(move || -> Result<(LogStore, LogWriter, StateStore)> {
+            let on = io.clone();
+            io.blocking(move || -> Result<(LogStore, LogWriter, StateStore)> {
                 std::fs::create_dir_all(&config.data_dir).map_err(|e| {
                     MetaError::Storage(format!("create {}: {e}", config.data_dir.display()))
                 })?;
                 let (log_store, log_writer) =
-                    LogStore::open(&config.data_dir.join(LOG_FILE_NAME), config.durable)?;
-                let state_store =
-                    StateStore::open(&config.data_dir.join(STATE_FILE_NAME), config.durable)?
-                        .with_entropy(entropy);
+                    LogStore::open_on(&config.data_dir.join(LOG_FILE_NAME), config.durable, &on)?;
+                let state_store = StateStore::open_on(
+                    &config.data_dir.join(STATE_FILE_NAME),
+                    config.durable,
+                    &on,
+                )?
+                .with_entropy(entropy);
                 Ok((log_store, log_writer, state_store))
             })
-            .await
-            .map_err(|e| MetaError::Storage(format!("open storage: {e}")))??
+            .await??
         };
         let log_db = Arc::downgrade(log_store.database());
         let state_db = state_store.database().clone();
@@ -333,6 +401,7 @@ impl MetaNode {
             addr,
             faults,
             state_db: RwLock::new(Some(state_db)),
+            io,
         });
         let mut lifecycle = lifecycle;
         if let Some(listener) = listener {
@@ -351,6 +420,7 @@ impl MetaNode {
         );
         Ok(Arc::new(MetaNode {
             inner,
+            entropy,
             local_addr,
             lifecycle: tokio::sync::Mutex::new(lifecycle),
         }))
@@ -360,7 +430,7 @@ impl MetaNode {
     /// `NotLeader` unless this node leads; use [`MetaClient::remote`] to
     /// follow the leader.
     pub fn client(&self) -> MetaClient {
-        MetaClient::local(self.inner.clone())
+        MetaClient::local(self.inner.clone(), &*self.entropy)
     }
 
     /// This node's Raft id.
@@ -427,6 +497,20 @@ impl MetaNode {
         self.inner.remove_node(id).await
     }
 
+    /// Checks this node's state machine's invariants ([`crate::audit`]) on
+    /// what it has applied so far: every broken one, described (empty:
+    /// none). For tests, simulations and diagnostics.
+    pub async fn audit(&self) -> Result<Vec<String>> {
+        let db = self.inner.state_db()?;
+        self.inner
+            .io
+            .blocking(move || {
+                let txn = db.begin_read()?;
+                crate::audit::audit(&txn)
+            })
+            .await?
+    }
+
     /// Reads `bucket/key` from this node's state machine WITHOUT confirming
     /// leadership: possibly stale. For tests and diagnostics (checking what
     /// a follower has applied); clients use [`MetaClient::get_object`].
@@ -434,12 +518,13 @@ impl MetaNode {
     pub async fn read_local_object(&self, bucket: &str, key: &str) -> Result<ObjectVersion> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let db = self.inner.state_db()?;
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read()?;
-            namespace::get_object(&txn, &bucket, &key)
-        })
-        .await
-        .map_err(|e| MetaError::Storage(format!("read task failed: {e}")))?
+        self.inner
+            .io
+            .blocking(move || {
+                let txn = db.begin_read()?;
+                namespace::get_object(&txn, &bucket, &key)
+            })
+            .await?
     }
 
     /// Fault injection for tests: while set, this node sends no Raft RPC

@@ -14,6 +14,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use crate::command::{ReadReply, ReadRequest};
 use crate::error::{MetaError, Result};
+use crate::io::StorageIo;
 use crate::op::Query;
 use crate::raft::batcher::{self, Proposer};
 use crate::raft::types::{NodeId, Raft};
@@ -37,6 +38,8 @@ pub(crate) struct Replica {
     pub(crate) faults: SharedFaults,
     /// `None` once shut down.
     pub(crate) state_db: RwLock<Option<Arc<Database>>>,
+    /// Where read transactions run.
+    pub(crate) io: StorageIo,
 }
 
 impl Replica {
@@ -63,12 +66,12 @@ impl Replica {
             Err(_) => return Err(MetaError::Timeout),
         }
         let db = self.state_db()?;
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_read()?;
-            read(&txn)
-        })
-        .await
-        .map_err(|e| MetaError::Storage(format!("read task failed: {e}")))?
+        self.io
+            .blocking(move || {
+                let txn = db.begin_read()?;
+                read(&txn)
+            })
+            .await?
     }
 
     /// Runs the query `op` linearizably (see [`Replica::read`]).

@@ -1,9 +1,8 @@
 //! The Raft network seam: three metadata nodes in one process, their Raft
 //! messages carried by a router the test controls (no HTTP). The router
 //! can cut a node off; the group elects another leader, keeps committing,
-//! and the node catches up once it is reconnected. This is the footing a
-//! deterministic simulation builds on (seeded ids through `open_with`'s
-//! entropy, tokio's clock for time).
+//! and the node catches up once it is reconnected. The deterministic
+//! simulation (`simulation.rs`) builds on the same seam.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};

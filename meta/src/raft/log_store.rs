@@ -3,7 +3,8 @@
 //!
 //! All writes (appends, vote, committed, truncate, purge) go through one
 //! dedicated writer thread, in queue order, so write IO is serialized as
-//! openraft requires. The thread drains whatever is queued into one redb
+//! openraft requires (a task instead, with storage work inline:
+//! [`crate::io::StorageIo::Simulated`]). The thread drains whatever is queued into one redb
 //! transaction (group commit at the log level) and reports each append's
 //! completion through its [`LogFlushed`] callback after `commit()`.
 //!
@@ -26,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote, decode, encode, storage_error};
 use crate::error::{MetaError, Result};
+use crate::io::StorageIo;
 
 /// Log entries by index, each a postcard-encoded [`Entry`].
 const LOG_TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -81,6 +83,8 @@ struct Shared {
     db: Arc<Database>,
     /// Appended entries whose transaction has not committed yet.
     pending: Mutex<BTreeMap<u64, Entry>>,
+    /// Where large reads run.
+    io: StorageIo,
 }
 
 impl Shared {
@@ -124,9 +128,10 @@ impl Shared {
             read_stored(&self.db, lo, hi).map_err(read_err)?
         } else {
             let db = self.db.clone();
-            tokio::task::spawn_blocking(move || read_stored(&db, lo, hi))
+            self.io
+                .blocking(move || read_stored(&db, lo, hi))
                 .await
-                .map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Read, e))?
+                .and_then(|read| read)
                 .map_err(read_err)?
         };
         stored.extend(pending);
@@ -204,12 +209,18 @@ pub struct LogReader {
     shared: Arc<Shared>,
 }
 
-/// Handle on the writer thread, kept by the node to stop it at shutdown.
-/// Dropping it without [`LogWriter::stop`] detaches the thread, which then
+/// Handle on the writer, kept by the node to stop it at shutdown.
+/// Dropping it without [`LogWriter::stop`] detaches the writer, which then
 /// exits once the store and its readers are dropped.
 pub struct LogWriter {
     tx: mpsc::Sender<WriteOp>,
-    thread: Option<JoinHandle<()>>,
+    writer: Option<Writer>,
+}
+
+/// The writer: a thread, or (storage work inline) a task.
+enum Writer {
+    Thread(JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 impl LogWriter {
@@ -218,11 +229,20 @@ impl LogWriter {
     pub async fn stop(&mut self) {
         // Fails only if the thread already exited.
         let _ = self.tx.send(WriteOp::Stop).await;
-        if let Some(thread) = self.thread.take() {
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            if !matches!(joined, Ok(Ok(()))) {
-                tracing::error!("raft log writer thread panicked");
+        match self.writer.take() {
+            Some(Writer::Thread(thread)) => {
+                let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("raft log writer thread panicked");
+                }
             }
+            Some(Writer::Task(task)) => {
+                let panicked = task.await.is_err();
+                if panicked {
+                    tracing::error!("raft log writer task panicked");
+                }
+            }
+            None => {}
         }
     }
 }
@@ -231,7 +251,13 @@ impl LogStore {
     /// Opens (or creates) the log at `path` and starts its writer thread.
     /// Blocking: call it from a blocking context at startup.
     pub fn open(path: &Path, durable: bool) -> Result<(LogStore, LogWriter)> {
-        let db = Arc::new(Database::create(path)?);
+        LogStore::open_on(path, durable, &StorageIo::Os)
+    }
+
+    /// [`LogStore::open`] on `io`: with [`StorageIo::Simulated`] the
+    /// writer is a task of the current tokio runtime, writing inline.
+    pub fn open_on(path: &Path, durable: bool, io: &StorageIo) -> Result<(LogStore, LogWriter)> {
+        let db = Arc::new(io.create_database(path)?);
         // Create every table up front so read transactions never meet a
         // missing one.
         let txn = db.begin_write()?;
@@ -243,13 +269,19 @@ impl LogStore {
         let shared = Arc::new(Shared {
             db,
             pending: Mutex::new(BTreeMap::new()),
+            io: io.clone(),
         });
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_MAX);
-        let thread_shared = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("arbor-raft-log".into())
-            .spawn(move || run_writer(thread_shared, rx, durable))
-            .map_err(|e| MetaError::Storage(format!("spawn raft log writer: {e}")))?;
+        let writer_shared = shared.clone();
+        let writer = if io.inline() {
+            Writer::Task(tokio::spawn(run_writer_task(writer_shared, rx, durable)))
+        } else {
+            let thread = std::thread::Builder::new()
+                .name("arbor-raft-log".into())
+                .spawn(move || run_writer(writer_shared, rx, durable))
+                .map_err(|e| MetaError::Storage(format!("spawn raft log writer: {e}")))?;
+            Writer::Thread(thread)
+        };
         let store = LogStore {
             shared,
             tx: tx.clone(),
@@ -259,7 +291,7 @@ impl LogStore {
             store,
             LogWriter {
                 tx,
-                thread: Some(thread),
+                writer: Some(writer),
             },
         ))
     }
@@ -447,39 +479,64 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 fn run_writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteOp>, durable: bool) {
     let mut non_durable_commits: u64 = 0;
     while let Some(first) = rx.blocking_recv() {
-        let mut ops = vec![first];
-        while ops.len() < WRITES_PER_TXN_MAX {
-            match rx.try_recv() {
-                Ok(op) => ops.push(op),
-                Err(_) => break,
-            }
-        }
-        // Writes queued after Stop are dropped: their callers see an error.
-        let stop_at = ops.iter().position(|op| matches!(op, WriteOp::Stop));
-        if let Some(at) = stop_at {
-            ops.truncate(at);
-        }
-        if !ops.is_empty() {
-            // Only `committed` changed: no fsync of its own.
-            let only_committed = ops
-                .iter()
-                .all(|op| matches!(op, WriteOp::SaveCommitted { .. }));
-            let sync = if durable {
-                !only_committed
-            } else {
-                non_durable_commits >= NON_DURABLE_COMMITS_MAX
-            };
-            let result = write_group(&shared.db, &ops, sync);
-            if result.is_ok() {
-                non_durable_commits = if sync { 0 } else { non_durable_commits + 1 };
-            }
-            complete(&shared, ops, result);
-        }
-        if stop_at.is_some() {
+        if write_queued(&shared, &mut rx, first, durable, &mut non_durable_commits) {
             break;
         }
     }
     tracing::debug!("raft log writer stopped");
+}
+
+/// The writer as a task (storage work inline): the same loop, awaiting the
+/// queue instead of blocking on it.
+async fn run_writer_task(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteOp>, durable: bool) {
+    let mut non_durable_commits: u64 = 0;
+    while let Some(first) = rx.recv().await {
+        if write_queued(&shared, &mut rx, first, durable, &mut non_durable_commits) {
+            break;
+        }
+    }
+    tracing::debug!("raft log writer stopped");
+}
+
+/// Writes `first` and whatever else is queued (up to
+/// [`WRITES_PER_TXN_MAX`]) in one transaction and reports each outcome;
+/// true once a `Stop` was reached.
+fn write_queued(
+    shared: &Shared,
+    rx: &mut mpsc::Receiver<WriteOp>,
+    first: WriteOp,
+    durable: bool,
+    non_durable_commits: &mut u64,
+) -> bool {
+    let mut ops = vec![first];
+    while ops.len() < WRITES_PER_TXN_MAX {
+        match rx.try_recv() {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    // Writes queued after Stop are dropped: their callers see an error.
+    let stop_at = ops.iter().position(|op| matches!(op, WriteOp::Stop));
+    if let Some(at) = stop_at {
+        ops.truncate(at);
+    }
+    if !ops.is_empty() {
+        // Only `committed` changed: no fsync of its own.
+        let only_committed = ops
+            .iter()
+            .all(|op| matches!(op, WriteOp::SaveCommitted { .. }));
+        let sync = if durable {
+            !only_committed
+        } else {
+            *non_durable_commits >= NON_DURABLE_COMMITS_MAX
+        };
+        let result = write_group(&shared.db, &ops, sync);
+        if result.is_ok() {
+            *non_durable_commits = if sync { 0 } else { *non_durable_commits + 1 };
+        }
+        complete(shared, ops, result);
+    }
+    stop_at.is_some()
 }
 
 fn write_group(db: &Database, ops: &[WriteOp], sync: bool) -> Result<()> {

@@ -40,6 +40,7 @@ use super::types::{
 use crate::clock::{OsEntropy, SharedEntropy};
 use crate::command::{Command, CommandResult, Reply};
 use crate::error::{MetaError, Result};
+use crate::io::StorageIo;
 use crate::{command, schema};
 
 /// A key and value of a replicated table, as snapshots carry them.
@@ -126,6 +127,8 @@ pub struct StateStore {
     non_durable_commits: Arc<AtomicU64>,
     /// Draws the random part of snapshot ids.
     entropy: SharedEntropy,
+    /// Where the blocking work (apply, snapshots) runs.
+    io: StorageIo,
 }
 
 impl StateStore {
@@ -133,7 +136,12 @@ impl StateStore {
     /// table (this store's and the namespace's) in one transaction.
     /// Blocking: call it from a blocking context at startup.
     pub fn open(path: &Path, durable: bool) -> Result<StateStore> {
-        let db = Arc::new(Database::create(path)?);
+        StateStore::open_on(path, durable, &StorageIo::Os)
+    }
+
+    /// [`StateStore::open`] on `io`.
+    pub fn open_on(path: &Path, durable: bool, io: &StorageIo) -> Result<StateStore> {
+        let db = Arc::new(io.create_database(path)?);
         let txn = db.begin_write()?;
         txn.open_table(SM_META_TABLE)?;
         txn.open_table(SNAPSHOT_TABLE)?;
@@ -147,6 +155,7 @@ impl StateStore {
             durable,
             non_durable_commits: Arc::new(AtomicU64::new(0)),
             entropy: OsEntropy::shared(),
+            io: io.clone(),
         })
     }
 
@@ -375,7 +384,8 @@ impl StateStore {
         }))
     }
 
-    /// Runs blocking redb work off the async threads.
+    /// Runs blocking redb work off the async threads (or inline, see
+    /// [`StorageIo`]).
     async fn blocking<T, F>(
         &self,
         subject: ErrorSubject<u64>,
@@ -387,10 +397,9 @@ impl StateStore {
         F: FnOnce(StateStore) -> Result<T> + Send + 'static,
     {
         let store = self.clone();
-        match tokio::task::spawn_blocking(move || f(store)).await {
+        match self.io.blocking(move || f(store)).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(storage_error(subject, verb, e)),
-            Err(join) => Err(storage_error(subject, verb, join)),
+            Ok(Err(e)) | Err(e) => Err(storage_error(subject, verb, e)),
         }
     }
 }
