@@ -127,9 +127,42 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
     );
     assert!(location.contains("etag="), "{location}");
 
-    // An `x-amz-acl` field sets the object's ACL: public-read, anyone
-    // reads it. (AWS's forms name it `acl`, which s3s 0.14.1 does not
-    // pass on: docs/conformance.md, PostObject.)
+    // The `acl` field sets the object's ACL (and `x-amz-acl`, which s3s
+    // reads itself): public-read, anyone reads it.
+    let form = signer.post_form(
+        &[("key", "user/acl.txt"), ("acl", "public-read")],
+        &conditions(&[r#"{"acl":"public-read"}"#]),
+        b"acl field",
+        now,
+        600,
+    );
+    assert_eq!(post(&server, &form).status, 204);
+    let page = raw_request(&server.endpoint, "GET", &format!("/{BUCKET}/user/acl.txt"), &[], b"")
+        .expect("anonymous GET");
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+
+    // `${filename}` becomes the file's name, in the key stored and in
+    // the answer.
+    let form = signer.post_form(
+        &[("key", "user/${filename}"), ("success_action_status", "201")],
+        &conditions(&[r#"{"success_action_status":"201"}"#]),
+        b"named",
+        now,
+        600,
+    );
+    let answer = post(&server, &form);
+    assert_eq!(answer.status, 201);
+    let text = String::from_utf8_lossy(&answer.body);
+    assert!(text.contains("<Key>user/upload.bin</Key>"), "{text}");
+    let stored = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("user/upload.bin")
+        .send()
+        .await
+        .expect("stored under the file's name");
+    assert_eq!(stored.content_length(), Some(5));
+
     let form = signer.post_form(
         &[("key", "user/public.txt"), ("x-amz-acl", "public-read")],
         &conditions(&[r#"{"x-amz-acl":"public-read"}"#]),
@@ -211,16 +244,16 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
             "SignatureDoesNotMatch",
         ),
         (
-            "${filename}, which cannot be filled in",
+            "an acl that is no canned ACL",
             signer.post_form(
-                &[("key", "user/${filename}")],
-                &conditions(&[]),
+                &[("key", "user/x9"), ("acl", "everyone-everything")],
+                &conditions(&[r#"{"acl":"everyone-everything"}"#]),
                 b"x",
                 now,
                 600,
             ),
-            501,
-            "NotImplemented",
+            400,
+            "InvalidArgument",
         ),
     ];
     for (what, form, status, code) in refused {
@@ -241,7 +274,14 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(
         keys,
-        ["user/a.txt", "user/b.txt", "user/c.txt", "user/public.txt"]
+        [
+            "user/a.txt",
+            "user/acl.txt",
+            "user/b.txt",
+            "user/c.txt",
+            "user/public.txt",
+            "user/upload.bin"
+        ]
     );
     assert!(server.stop().expect("stop").success());
 }

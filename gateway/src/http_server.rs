@@ -27,6 +27,7 @@ use crate::limits::{
     RETRY_AFTER_SECS, SHUTDOWN_DRAIN_SECS, UNREAD_BODY_DRAIN_MAX, UNSIZED_BODIES_MAX,
     UNSIZED_BODY_SIZE_MAX,
 };
+use crate::post_form::{self, FormFields, FormScanBody};
 use crate::s3::RequestId;
 use crate::xml_body::{BodyWatch, WatchedBody};
 use crate::{auth, error};
@@ -183,6 +184,49 @@ fn refuse_as_policy_condition(response: &mut http::Response<s3s::Body>) {
     *response.body_mut() = s3s::Body::from(rewritten);
 }
 
+/// s3s answers a browser upload (its 201 document, its 303 redirect) with
+/// the key as the form gave it; S3 with `${filename}` filled in, as
+/// `permission`'s PostObject hook filled it in the key stored.
+fn name_the_file(response: &mut http::Response<s3s::Body>, found: &post_form::Found) {
+    const LITERAL: &str = "${filename}";
+    const ENCODED: &str = "%24%7Bfilename%7D";
+    let Some(filename) = found.filename.as_deref() else {
+        return;
+    };
+    let encoded = urlencoding::encode(filename).into_owned();
+    if let Some(location) = response
+        .headers()
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.contains(ENCODED) || v.contains(LITERAL))
+        .map(|v| v.replace(ENCODED, &encoded).replace(LITERAL, &encoded))
+        && let Ok(value) = http::HeaderValue::from_str(&location)
+    {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    if response.status() != http::StatusCode::CREATED {
+        return;
+    }
+    let Some(body) = response.body().bytes() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return;
+    };
+    if !text.contains(LITERAL) && !text.contains(ENCODED) {
+        return;
+    }
+    let escaped = filename
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let rewritten = text.replace(LITERAL, &escaped).replace(ENCODED, &encoded);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, rewritten.len().into());
+    *response.body_mut() = s3s::Body::from(rewritten);
+}
+
 /// A 500 or 503 is worth retrying: says when, unless it already does.
 fn add_retry_after<B>(response: &mut http::Response<B>) {
     let status = response.status();
@@ -210,6 +254,18 @@ async fn call_s3s(
     let watch = Arc::new(BodyWatch::default());
     req.extensions_mut().insert(watch.clone());
     let body_watch = watch.clone();
+    // A browser upload's form is watched for what s3s drops (`post_form`).
+    let form = is_post_upload(&req)
+        .then(|| {
+            req.headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(FormFields::for_content_type)
+        })
+        .flatten();
+    if let Some(form) = &form {
+        req.extensions_mut().insert(form.clone());
+    }
     let (mut parts, body) = req.into_parts();
     let body = if needs_length(&parts.method, &parts.headers, &body) {
         match read_unsized(body, unsized_bodies).await {
@@ -217,12 +273,19 @@ async fn call_s3s(
                 parts
                     .headers
                     .insert(http::header::CONTENT_LENGTH, bytes.len().into());
+                if let Some(form) = &form {
+                    form.feed(&bytes);
+                }
                 s3s::Body::from(bytes)
             }
             Err(e) => return error_response(e, request_id),
         }
     } else {
-        s3s::Body::http_body(WatchedBody::new(body, body_watch))
+        let watched = WatchedBody::new(body, body_watch);
+        match &form {
+            Some(form) => s3s::Body::http_body(FormScanBody::new(watched, form.clone())),
+            None => s3s::Body::http_body(watched),
+        }
     };
     // A client that asked to hear "100 Continue" first sends no body
     // until then: closing on it loses nothing, and waiting for it would
@@ -232,7 +295,10 @@ async fn call_s3s(
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let req = http::Request::from_parts(parts, body);
-    let response = answer_s3s(s3, req, &watch, request_id).await;
+    let mut response = answer_s3s(s3, req, &watch, request_id).await;
+    if let Some(form) = &form {
+        name_the_file(&mut response, &form.found());
+    }
     if let Some(unread) = watch.take_unread()
         && !waits_to_send
     {

@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod limits;
 pub mod permission;
 pub mod policy;
+pub mod post_form;
 pub mod routes;
 pub mod s3;
 pub mod sealing;

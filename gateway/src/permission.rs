@@ -20,6 +20,7 @@ use s3s::{S3Request, S3Result, s3_error};
 
 use crate::http_server::ClientAddress;
 use crate::keyring::{Keyring, Permission, Principal};
+use crate::post_form::{self, FormFields};
 use crate::policy::{self, Decision, Facts};
 use crate::s3::RequestId;
 use crate::xml_body;
@@ -494,13 +495,26 @@ impl S3Access for AccessControl {
     /// `*`, needs write on the bucket for the key the form names.
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
         let request_id = RequestId::of(&req.extensions);
-        // s3s does not pass the file's name on, so AWS's `${filename}`
-        // cannot be filled in: refused rather than stored literally.
-        if req.input.key.contains("${filename}") {
-            return Err(request_id.stamp(s3_error!(
-                NotImplemented,
-                "A key with ${{filename}} is not supported; name the key in full."
-            )));
+        // What s3s drops of the form (`post_form`): AWS's `acl` field,
+        // and the file's name for `${filename}` in the key.
+        let found = req
+            .extensions
+            .get::<std::sync::Arc<FormFields>>()
+            .map(|form| form.found())
+            .unwrap_or_default();
+        if req.input.acl.is_none()
+            && let Some(acl) = found.acl.clone()
+        {
+            req.input.acl = Some(s3s::dto::ObjectCannedACL::from(acl));
+        }
+        if let Some(key) = post_form::fill_filename(&req.input.key, &found) {
+            if found.filename.as_deref().is_none_or(str::is_empty) {
+                return Err(request_id.stamp(s3_error!(
+                    InvalidArgument,
+                    "The key names ${{filename}}, but the form's file has no name."
+                )));
+            }
+            req.input.key = key;
         }
         let principal = crate::keyring::principal_of(&req.extensions)?;
         let request = Request {
