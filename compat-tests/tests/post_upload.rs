@@ -137,14 +137,23 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
         600,
     );
     assert_eq!(post(&server, &form).status, 204);
-    let page = raw_request(&server.endpoint, "GET", &format!("/{BUCKET}/user/acl.txt"), &[], b"")
-        .expect("anonymous GET");
+    let page = raw_request(
+        &server.endpoint,
+        "GET",
+        &format!("/{BUCKET}/user/acl.txt"),
+        &[],
+        b"",
+    )
+    .expect("anonymous GET");
     assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
 
     // `${filename}` becomes the file's name, in the key stored and in
     // the answer.
     let form = signer.post_form(
-        &[("key", "user/${filename}"), ("success_action_status", "201")],
+        &[
+            ("key", "user/${filename}"),
+            ("success_action_status", "201"),
+        ],
         &conditions(&[r#"{"success_action_status":"201"}"#]),
         b"named",
         now,

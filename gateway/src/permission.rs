@@ -20,8 +20,8 @@ use s3s::{S3Request, S3Result, s3_error};
 
 use crate::http_server::ClientAddress;
 use crate::keyring::{Keyring, Permission, Principal};
-use crate::post_form::{self, FormFields};
 use crate::policy::{self, Decision, Facts};
+use crate::post_form::{self, FormFields};
 use crate::s3::RequestId;
 use crate::xml_body;
 

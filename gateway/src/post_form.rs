@@ -330,7 +330,11 @@ mod tests {
                 ("key", None, "user/${filename}"),
                 ("acl", None, "public-read"),
                 ("policy", None, "eyJ4IjoxfQ=="),
-                ("file", Some("C:\\Users\\me\\photo.jpg"), "--XyZ-12 not the end\r\n--XyZ-1"),
+                (
+                    "file",
+                    Some("C:\\Users\\me\\photo.jpg"),
+                    "--XyZ-12 not the end\r\n--XyZ-1",
+                ),
             ],
         );
         let expected = Found {
