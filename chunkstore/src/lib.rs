@@ -8,7 +8,8 @@
 //! module path.
 //! 1. `error`, `limits`, `api`: the vocabulary (the error type, named
 //!    limits, what chunk server and client agree on).
-//! 2. `format`, then `store`: chunk files on local disk.
+//! 2. `format`, `direct`, then `store`: chunk files on local disk (their
+//!    layout; data written and read around the page cache; the store).
 //! 3. `client`, `server`, `scrub`, `heartbeat`: one chunk server: its HTTP
 //!    API and a client for it, its scrubber, its registration and
 //!    heartbeats.
@@ -30,6 +31,7 @@ pub mod backend;
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod direct;
 pub mod error;
 mod format;
 pub mod gc;

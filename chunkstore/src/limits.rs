@@ -15,6 +15,13 @@ pub const CHUNK_SIZE_MAX: u64 = 256 * 1024 * 1024;
 /// bounded by one piece however large the range.
 pub const READ_PIECE_SIZE_MAX: u64 = 1024 * 1024;
 
+/// Chunk data goes to disk with direct I/O in runs of this many bytes,
+/// staged in one buffer per chunk being written (`direct.rs`).
+pub const DIRECT_WRITE_SIZE: usize = 1024 * 1024;
+/// Memory address, file offset and length alignment of a direct write:
+/// the page size, a multiple of every common logical block size.
+pub const DIRECT_IO_ALIGN: usize = 4096;
+
 const _: () = assert!(CHUNK_SIZE_DEFAULT <= CHUNK_SIZE_MAX);
 const _: () = assert!(CHUNK_SIZE_DEFAULT.is_multiple_of(BLOCK_SIZE));
 const _: () = assert!(READ_PIECE_SIZE_MAX.is_multiple_of(BLOCK_SIZE));

@@ -24,10 +24,9 @@
 //! a connection error, an error status or corruption moves on to the next,
 //! resuming mid-stream at the first byte not yet delivered. Replicas that
 //! answered `not-found` or `corrupt`, or broke off mid-stream and then fail
-//! a one-byte probe at that offset, are handed to the [`Repairer`]. A read
-//! of a whole chunk also checks its SHA-256 over the bytes delivered
-//! (pieces may come from several replicas), holding one piece back so a
-//! mismatch still ends the stream with an error.
+//! a one-byte probe at that offset, are handed to the [`Repairer`]. Each
+//! replica checks the block CRCs of what it sends; a replica whose stored
+//! SHA-256 is not the metadata's is not read at all.
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -261,8 +260,9 @@ impl Replicator {
 
     /// Streams bytes `range` of chunk `id` from the first replica that can
     /// serve them, in the order given. `expected_sha256` (from the chunk's
-    /// metadata) guards against a replica holding other content; whole
-    /// reads also check it over the bytes delivered.
+    /// metadata) is compared with the SHA-256 a replica stored, guarding
+    /// against one holding other content; the bytes themselves are checked
+    /// by the serving replica's block CRCs (docs/design.md, "Data path").
     pub async fn read(
         &self,
         id: ChunkId,
@@ -295,18 +295,11 @@ impl Replicator {
             done: false,
         };
         let info = failover.open().await?;
-        let whole = range.start == 0 && range.end == info.size;
-        let expected = expected_sha256.unwrap_or(info.sha256);
-        let pieces = stream::unfold(failover, |mut failover| async move {
+        let body = stream::unfold(failover, |mut failover| async move {
             let piece = failover.next_piece().await?;
             Some((piece, failover))
         })
         .boxed();
-        let body = if whole {
-            verify_whole(id, expected, pieces)
-        } else {
-            pieces
-        };
         Ok(ChunkRead { info, body })
     }
 }
@@ -494,47 +487,4 @@ impl Failover {
             probe,
         });
     }
-}
-
-/// Checks the SHA-256 of a whole chunk read, holding one piece back so a
-/// mismatch still ends the stream with an error before its last bytes.
-fn verify_whole(
-    id: ChunkId,
-    expected: [u8; 32],
-    pieces: BoxStream<'static, Result<Bytes>>,
-) -> BoxStream<'static, Result<Bytes>> {
-    let state = (pieces, Sha256::new(), None::<Bytes>, false);
-    stream::unfold(
-        state,
-        move |(mut pieces, mut hasher, mut held, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match pieces.next().await {
-                    Some(Ok(piece)) => {
-                        hasher.update(&piece);
-                        if let Some(ready) = held.replace(piece) {
-                            return Some((Ok(ready), (pieces, hasher, held, false)));
-                        }
-                    }
-                    Some(Err(error)) => return Some((Err(error), (pieces, hasher, None, true))),
-                    None => {
-                        let actual: [u8; 32] = hasher.clone().finalize().into();
-                        if actual != expected {
-                            let error = ChunkError::Corrupt {
-                                id,
-                                detail: "SHA-256 of the bytes read from replicas does not match"
-                                    .to_owned(),
-                            };
-                            return Some((Err(error), (pieces, hasher, None, true)));
-                        }
-                        let ready = held.take()?;
-                        return Some((Ok(ready), (pieces, hasher, None, true)));
-                    }
-                }
-            }
-        },
-    )
-    .boxed()
 }

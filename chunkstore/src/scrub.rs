@@ -143,8 +143,7 @@ impl Scrubber {
         report: &mut ScrubReport,
         shutdown: &CancellationToken,
     ) -> Result<bool> {
-        let size = self.store.stat(id).await?.size;
-        let mut pieces = self.store.read(id, 0..size).await?;
+        let mut pieces = self.store.read_checked(id).await?;
         while let Some(piece) = pieces.next().await {
             let len = u64::try_from(piece?.len()).unwrap_or(u64::MAX);
             report.bytes = report.bytes.saturating_add(len);

@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use arbor_meta::ChunkId;
 use arbor_meta::clock::{Clock, Entropy, SharedClock, SharedEntropy};
 
+use crate::direct::{self, DataFile};
 use crate::error::{ChunkError, Result};
 use crate::format::{self, BLOCK_LEN, ChunkHasher, Footer};
 use crate::limits;
@@ -146,7 +147,7 @@ impl ChunkStore {
             tmp_path,
             final_path: self.chunk_path(id),
             state: Some(Box::new(WriteState {
-                file,
+                file: DataFile::new(file),
                 hasher: ChunkHasher::new(),
             })),
             len: 0,
@@ -155,21 +156,43 @@ impl ChunkStore {
     }
 
     /// Streams bytes `range` of chunk `id`, verifying the CRC32C of every
-    /// block it touches before yielding it; a read of the whole chunk also
-    /// verifies the SHA-256 and ends with `Corrupt` on mismatch.
+    /// block it touches before yielding it (a mismatch ends the stream with
+    /// `Corrupt` before the block's bytes). The SHA-256 is not recomputed:
+    /// the block CRCs are the read-time check (docs/design.md, "Data
+    /// path"); [`ChunkStore::read_checked`] does both.
     pub async fn read(
         &self,
         id: ChunkId,
         range: Range<u64>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        self.read_with(id, Some(range)).await
+    }
+
+    /// Streams the whole chunk `id`, verifying every block's CRC32C and, at
+    /// the end, the SHA-256 of the data against the footer's (`Corrupt` on
+    /// a mismatch): the scrubber's full check.
+    pub async fn read_checked(&self, id: ChunkId) -> Result<BoxStream<'static, Result<Bytes>>> {
+        self.read_with(id, None).await
+    }
+
+    /// Reads `range`, or with `None` the whole chunk checked against its
+    /// SHA-256 too.
+    async fn read_with(
+        &self,
+        id: ChunkId,
+        range: Option<Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
         let path = self.chunk_path(id);
-        let (file, footer) = blocking(move || -> Result<(File, Footer)> {
+        let (file, footer, direct) = blocking(move || -> Result<(File, Footer, bool)> {
             let mut file = open_chunk(&path, id)?;
             let footer = Footer::read_from(&mut file, id)?;
-            Ok((file, footer))
+            let direct = direct::try_direct(&file);
+            Ok((file, footer, direct))
         })
         .await??;
         let size = footer.data_len;
+        let check_sha256 = range.is_none();
+        let range = range.unwrap_or(0..size);
         if range.start > range.end || range.end > size {
             return Err(ChunkError::InvalidRange {
                 id,
@@ -178,15 +201,15 @@ impl ChunkStore {
                 size,
             });
         }
-        let whole = range.start == 0 && range.end == size;
         let reader = RangeReader {
             id,
             file: Some(file),
+            direct,
             block_crcs: footer.block_crcs,
             size,
             pos: range.start,
             end: range.end,
-            sha: whole.then(|| (Sha256::new(), footer.sha256)),
+            sha: check_sha256.then(|| (Sha256::new(), footer.sha256)),
             done: false,
         };
         let pieces = stream::unfold(reader, |mut reader| async move {
@@ -355,7 +378,7 @@ pub struct ChunkWriter {
 }
 
 struct WriteState {
-    file: File,
+    file: DataFile,
     hasher: ChunkHasher,
 }
 
@@ -379,7 +402,7 @@ impl ChunkWriter {
             .ok_or_else(too_large)?;
         let mut state = self.state.take().ok_or_else(unusable)?;
         let (state, written) = blocking(move || {
-            let written = state.file.write_all(&data);
+            let written = state.file.write(&data);
             if written.is_ok() {
                 state.hasher.update(&data);
             }
@@ -474,7 +497,7 @@ fn seal(
     tmp: &Path,
     dst: &Path,
 ) -> Result<ChunkInfo> {
-    let WriteState { mut file, hasher } = state;
+    let WriteState { file, hasher } = state;
     let (sha256, block_crcs) = hasher.finish();
     if expected_sha256.is_some_and(|expected| expected != sha256) {
         drop(file);
@@ -486,9 +509,7 @@ fn seal(
         data_len: len,
         block_crcs,
     };
-    file.write_all(&footer.encode()?)?;
-    file.sync_all()?;
-    drop(file);
+    drop(file.finish(&footer.encode()?)?);
     let info = ChunkInfo {
         id,
         size: len,
@@ -533,12 +554,14 @@ struct RangeReader {
     id: ChunkId,
     /// `None` only while a piece is being read on the blocking pool.
     file: Option<File>,
+    /// Data is read around the page cache (`direct.rs`).
+    direct: bool,
     block_crcs: Vec<u32>,
     size: u64,
     /// Next byte to yield.
     pos: u64,
     end: u64,
-    /// Running hash and the footer's SHA-256, when reading the whole chunk.
+    /// Running hash and the footer's SHA-256, for a checked whole read.
     sha: Option<(Sha256, [u8; 32])>,
     done: bool,
 }
@@ -582,12 +605,14 @@ impl RangeReader {
             .ok_or_else(|| self.corrupt("block CRC table too short"))?
             .to_vec();
         let buf_len = to_usize(piece_end - piece_start)?;
-        let mut file = self.file.take().ok_or_else(unusable)?;
+        let file = self.file.take().ok_or_else(unusable)?;
+        let mut direct = self.direct;
         let mut sha = self.sha.take();
         let id = self.id;
-        let (file, sha, read) = blocking(move || {
+        let (file, direct, sha, read) = blocking(move || {
             let read = read_blocks(
-                &mut file,
+                &file,
+                &mut direct,
                 id,
                 piece_start,
                 buf_len,
@@ -597,12 +622,13 @@ impl RangeReader {
             if let (Ok(buf), Some((hasher, _))) = (&read, sha.as_mut()) {
                 hasher.update(buf);
             }
-            (file, sha, read)
+            (file, direct, sha, read)
         })
         .await?;
         self.file = Some(file);
+        self.direct = direct;
         self.sha = sha;
-        let piece = Bytes::from(read?);
+        let piece = read?;
 
         let yield_end = self.end.min(piece_end);
         let from = to_usize(self.pos - piece_start)?;
@@ -625,16 +651,15 @@ impl RangeReader {
 /// Reads `len` bytes at `offset` (block-aligned) and checks each block
 /// against `expected_crcs`, starting with block number `first_block`.
 fn read_blocks(
-    file: &mut File,
+    file: &File,
+    direct: &mut bool,
     id: ChunkId,
     offset: u64,
     len: usize,
     first_block: usize,
     expected_crcs: &[u32],
-) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(&mut buf).map_err(|error| {
+) -> Result<Bytes> {
+    let buf = direct::read_at(file, direct, offset, len).map_err(|error| {
         if error.kind() == io::ErrorKind::UnexpectedEof {
             ChunkError::Corrupt {
                 id,

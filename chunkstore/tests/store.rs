@@ -362,9 +362,10 @@ async fn flipped_data_byte_fails_only_reads_touching_its_block() {
 }
 
 /// Rewrites one data byte *and* its block CRC and the footer CRC, so only
-/// the SHA-256 can tell: ranged reads pass, a whole read ends with Corrupt.
+/// the SHA-256 can tell: plain reads (which check block CRCs) pass, the
+/// scrubber's checked read ends with Corrupt after the data.
 #[tokio::test]
-async fn whole_read_checks_sha256() {
+async fn checked_read_checks_sha256() {
     let (_dir, store) = open().await;
     let id = ChunkId::generate();
     let len = 2 * BLOCK + 100;
@@ -388,7 +389,16 @@ async fn whole_read_checks_sha256() {
         read(&store, id, 0..len - 1).await.expect("ranged"),
         data[..len as usize - 1]
     );
-    let (before, error) = read(&store, id, 0..len).await.expect_err("whole read");
+    assert_eq!(read(&store, id, 0..len).await.expect("whole"), data);
+    let mut stream = store.read_checked(id).await.expect("checked read");
+    let mut before = Vec::new();
+    let error = loop {
+        match stream.next().await {
+            Some(Ok(piece)) => before.extend_from_slice(&piece),
+            Some(Err(error)) => break error,
+            None => panic!("the checked read ended without an error"),
+        }
+    };
     assert!(matches!(error, ChunkError::Corrupt { .. }), "{error}");
     assert_eq!(before, data, "the error comes after the data");
 }

@@ -1,0 +1,350 @@
+//! The data of a chunk being written, sent to disk with direct I/O where
+//! the file system takes it.
+//!
+//! Writing through the page cache costs the kernel a page allocation and a
+//! copy per 4 KiB, and then write-back; on the machines measured in
+//! docs/benchmarks.md that was 6–7 ms of system CPU per MiB written, more
+//! than all of a PUT's hashing. A chunk's bytes are written once, fsync'd,
+//! and read back rarely soon after, so they gain nothing from the cache:
+//! whole aligned runs go to the device with `O_DIRECT` from an aligned
+//! staging buffer, and only the unaligned tail and the footer go through
+//! the cache before the file's fsync. Reads of chunk data are direct too
+//! ([`read_at`]): a cold read through the cache paid the same page
+//! allocations, and chunk data is rarely hot (small objects live inline in
+//! the metadata, which the cache does hold).
+//!
+//! Where `O_DIRECT` is refused (tmpfs and some other file systems refuse it
+//! when it is set, others on the first unaligned or oddly sized write), the
+//! file falls back to buffered writes for good, losing nothing: the same
+//! bytes land at the same offsets, and the fsync before sealing covers
+//! both kinds.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use bytes::Bytes;
+
+use crate::limits::{DIRECT_IO_ALIGN, DIRECT_WRITE_SIZE};
+
+const _: () = assert!(DIRECT_WRITE_SIZE.is_multiple_of(DIRECT_IO_ALIGN));
+const _: () = assert!(DIRECT_IO_ALIGN.is_power_of_two());
+
+/// A chunk's data file, appended to in order.
+pub(crate) struct DataFile {
+    file: File,
+    /// Direct I/O is on: bytes are staged in `buf` and written in aligned
+    /// runs. Once off, it stays off.
+    direct: bool,
+    /// Staging buffer, over-allocated by one alignment so that
+    /// `buf[start..start + DIRECT_WRITE_SIZE]` starts on an aligned address.
+    buf: Vec<u8>,
+    start: usize,
+    /// Bytes staged in `buf[start..]`, not yet in the file.
+    staged: usize,
+    /// Bytes in the file: a multiple of `DIRECT_IO_ALIGN` while direct.
+    written: u64,
+}
+
+impl DataFile {
+    /// Takes over `file`, just created and empty, turning direct I/O on if
+    /// the file system allows it.
+    pub(crate) fn new(file: File) -> DataFile {
+        let direct = set_direct(&file, true).is_ok();
+        let (buf, start) = if direct {
+            aligned_buffer()
+        } else {
+            (Vec::new(), 0)
+        };
+        DataFile {
+            file,
+            direct,
+            buf,
+            start,
+            staged: 0,
+            written: 0,
+        }
+    }
+
+    /// Whether writes still go around the page cache.
+    #[cfg(test)]
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Appends `data`.
+    pub(crate) fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if !self.direct {
+            return self.append_buffered(data);
+        }
+        while !data.is_empty() {
+            let room = DIRECT_WRITE_SIZE - self.staged;
+            let (head, rest) = data.split_at(room.min(data.len()));
+            let at = self.start + self.staged;
+            self.buf[at..at + head.len()].copy_from_slice(head);
+            self.staged += head.len();
+            data = rest;
+            if self.staged == DIRECT_WRITE_SIZE {
+                self.flush_aligned()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is staged (direct I/O off from here), then `tail` (the
+    /// footer), and fsyncs data and metadata. The file is then complete.
+    pub(crate) fn finish(mut self, tail: &[u8]) -> io::Result<File> {
+        if self.direct {
+            self.flush_aligned()?;
+            self.stop_direct()?;
+        }
+        self.append_buffered(tail)?;
+        self.file.sync_all()?;
+        Ok(self.file)
+    }
+
+    /// Writes the staged bytes' aligned prefix with direct I/O and keeps
+    /// the rest staged; on a refusal, falls back to buffered writes.
+    fn flush_aligned(&mut self) -> io::Result<()> {
+        let aligned = self.staged - self.staged % DIRECT_IO_ALIGN;
+        if aligned == 0 {
+            return Ok(());
+        }
+        let run = &self.buf[self.start..self.start + aligned];
+        match self.file.write_all_at(run, self.written) {
+            Ok(()) => {}
+            Err(error) if error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                // Offsets are explicit: the buffered writes that follow
+                // cover whatever part of the run did land.
+                tracing::debug!(%error, "direct I/O refused; writing chunk data buffered");
+                return self.stop_direct();
+            }
+            Err(error) => return Err(error),
+        }
+        self.written += aligned as u64;
+        self.buf
+            .copy_within(self.start + aligned..self.start + self.staged, self.start);
+        self.staged -= aligned;
+        Ok(())
+    }
+
+    /// Turns direct I/O off and writes what was staged, buffered.
+    fn stop_direct(&mut self) -> io::Result<()> {
+        set_direct(&self.file, false)?;
+        self.direct = false;
+        let staged = std::mem::take(&mut self.buf);
+        let (start, len) = (self.start, self.staged);
+        self.staged = 0;
+        self.append_buffered(&staged[start..start + len])
+    }
+
+    fn append_buffered(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(data, self.written)?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+}
+
+/// Turns direct I/O on for reading `file`, if the file system allows it.
+pub(crate) fn try_direct(file: &File) -> bool {
+    set_direct(file, true).is_ok()
+}
+
+/// Reads exactly `len` bytes at `offset`: with `direct` (the file's
+/// direct I/O is on) around the page cache into an aligned buffer, else
+/// buffered. A refused direct read turns direct I/O off for the file (and
+/// `direct` to false) and reads buffered. Fewer bytes in the file than
+/// asked for is `UnexpectedEof`.
+pub(crate) fn read_at(
+    file: &File,
+    direct: &mut bool,
+    offset: u64,
+    len: usize,
+) -> io::Result<Bytes> {
+    if *direct {
+        match read_direct(file, offset, len) {
+            Err(error) if error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                tracing::debug!(%error, "direct I/O refused; reading chunk data buffered");
+                set_direct(file, false)?;
+                *direct = false;
+            }
+            read => return read,
+        }
+    }
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(Bytes::from(buf))
+}
+
+/// Reads the aligned span around `offset..offset + len` (past the data
+/// into the footer, or up to the end of the file) and keeps the part
+/// asked for, without copying it.
+fn read_direct(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let align = DIRECT_IO_ALIGN as u64;
+    let skip = usize::try_from(offset % align).map_err(io::Error::other)?;
+    let from = offset - offset % align;
+    let want = skip
+        .checked_add(len)
+        .ok_or_else(|| io::Error::other("read too large"))?;
+    let span = want
+        .checked_next_multiple_of(DIRECT_IO_ALIGN)
+        .ok_or_else(|| io::Error::other("read too large"))?;
+    let mut buf = vec![0u8; span + DIRECT_IO_ALIGN];
+    let start = buf.as_ptr().align_offset(DIRECT_IO_ALIGN);
+    assert!(
+        start < DIRECT_IO_ALIGN,
+        "a byte pointer can always be aligned"
+    );
+    let mut done = 0;
+    while done < want {
+        match file.read_at(&mut buf[start + done..start + span], from + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(n) => done += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+        if done < want && !done.is_multiple_of(DIRECT_IO_ALIGN) {
+            // Only the end of the file stops a direct read short of a
+            // multiple of the alignment: nothing more is there.
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+    }
+    Ok(Bytes::from(buf).slice(start + skip..start + want))
+}
+
+/// A zeroed buffer and the offset in it where `DIRECT_WRITE_SIZE` aligned
+/// bytes start.
+fn aligned_buffer() -> (Vec<u8>, usize) {
+    let buf = vec![0u8; DIRECT_WRITE_SIZE + DIRECT_IO_ALIGN];
+    let start = buf.as_ptr().align_offset(DIRECT_IO_ALIGN);
+    assert!(
+        start < DIRECT_IO_ALIGN,
+        "a byte pointer can always be aligned"
+    );
+    (buf, start)
+}
+
+#[cfg(target_os = "linux")]
+fn set_direct(file: &File, on: bool) -> io::Result<()> {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let flags = fcntl_getfl(file)?;
+    let flags = if on {
+        flags | OFlags::DIRECT
+    } else {
+        flags - OFlags::DIRECT
+    };
+    fcntl_setfl(file, flags)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_direct(_file: &File, on: bool) -> io::Result<()> {
+    if on {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    /// Whatever the pieces' sizes, the file holds the bytes in order, then
+    /// the tail; on this machine's disk the data goes direct.
+    #[test]
+    fn pieces_of_any_size_land_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (case, sizes) in [
+            vec![0usize, 1, 4095, 4097, DIRECT_WRITE_SIZE, 3],
+            vec![DIRECT_WRITE_SIZE * 2 + 17],
+            vec![10; 1000],
+            vec![],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = dir.path().join(format!("f{case}"));
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .expect("create");
+            let mut data = DataFile::new(file);
+            let mut expected = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let piece = pattern(*size, i as u8);
+                data.write(&piece).expect("write");
+                expected.extend_from_slice(&piece);
+            }
+            data.finish(b"footer").expect("finish");
+            expected.extend_from_slice(b"footer");
+            let got = std::fs::read(&path).expect("read back");
+            assert!(
+                got == expected,
+                "case {case}: {} vs {} bytes",
+                got.len(),
+                expected.len()
+            );
+        }
+    }
+
+    /// Direct and buffered reads return the same bytes, at any length,
+    /// including a run ending at the end of the file.
+    #[test]
+    fn reads_return_exactly_the_bytes_asked_for() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f");
+        let content = pattern(3 * DIRECT_WRITE_SIZE + 1234, 7);
+        std::fs::write(&path, &content).expect("write");
+        let file = File::open(&path).expect("open");
+        let mut direct = try_direct(&file);
+        for (offset, len) in [
+            (0usize, 1usize),
+            (0, 4096),
+            (4096, 65536 + 17),
+            (65536, content.len() - 65536),
+            (0, content.len()),
+            (8192, 0),
+        ] {
+            let got = read_at(&file, &mut direct, offset as u64, len).expect("read");
+            assert!(got[..] == content[offset..offset + len], "{offset}+{len}");
+        }
+        let past = read_at(&file, &mut direct, 4096, content.len()).expect_err("past the end");
+        assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
+        let got = read_at(&file, &mut direct, 100, 5000).expect("unaligned read");
+        assert!(got[..] == content[100..5100]);
+        let plain = File::open(&path).expect("open");
+        let mut buffered = false;
+        let got = read_at(&plain, &mut buffered, 100, 5000).expect("buffered read");
+        assert!(got[..] == content[100..5100]);
+    }
+
+    /// Turning direct I/O off half-way loses nothing.
+    #[test]
+    fn falling_back_keeps_every_byte() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create");
+        let mut data = DataFile::new(file);
+        let first = pattern(DIRECT_WRITE_SIZE + 100, 1);
+        data.write(&first).expect("write");
+        data.stop_direct().expect("stop");
+        assert!(!data.is_direct());
+        let second = pattern(5000, 2);
+        data.write(&second).expect("write");
+        data.finish(b"end").expect("finish");
+        let got = std::fs::read(&path).expect("read back");
+        assert!(got == [first, second, b"end".to_vec()].concat());
+    }
+}
