@@ -17,12 +17,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
 
 use arbor_meta::ChunkId;
 use arbor_meta::clock::{Clock, Entropy, SharedClock, SharedEntropy};
@@ -203,13 +205,14 @@ impl ChunkStore {
         }
         let reader = RangeReader {
             id,
-            file: Some(file),
+            file: Arc::new(file),
             direct,
-            block_crcs: footer.block_crcs,
+            block_crcs: footer.block_crcs.into(),
             size,
             pos: range.start,
             end: range.end,
             sha: check_sha256.then(|| (Sha256::new(), footer.sha256)),
+            ahead: None,
             done: false,
         };
         let pieces = stream::unfold(reader, |mut reader| async move {
@@ -552,18 +555,33 @@ fn seal(
 /// The state of one [`ChunkStore::read`] stream.
 struct RangeReader {
     id: ChunkId,
-    /// `None` only while a piece is being read on the blocking pool.
-    file: Option<File>,
+    file: Arc<File>,
     /// Data is read around the page cache (`direct.rs`).
     direct: bool,
-    block_crcs: Vec<u32>,
+    block_crcs: Arc<[u32]>,
     size: u64,
     /// Next byte to yield.
     pos: u64,
     end: u64,
-    /// Running hash and the footer's SHA-256, for a checked whole read.
+    /// Running hash and the footer's SHA-256, for a checked whole read
+    /// (which reads one piece at a time, in order).
     sha: Option<(Sha256, [u8; 32])>,
+    /// The next piece, already being read (plain reads only): reading
+    /// overlaps sending the piece before it.
+    ahead: Option<(u64, JoinHandle<Result<Bytes>>)>,
     done: bool,
+}
+
+/// One piece of a read: whole blocks from `start`, of which bytes
+/// `from..to` are yielded.
+struct PiecePlan {
+    start: u64,
+    len: usize,
+    first_block: usize,
+    from: usize,
+    to: usize,
+    /// Where the read goes on.
+    next: u64,
 }
 
 impl RangeReader {
@@ -581,63 +599,85 @@ impl RangeReader {
         let piece = self.read_piece().await;
         if piece.is_err() {
             self.done = true;
+            self.ahead = None;
         }
         Some(piece)
     }
 
-    /// Reads the blocks covering the next at most `READ_PIECE_SIZE_MAX`
-    /// bytes, checks them, and returns the requested part.
-    async fn read_piece(&mut self) -> Result<Bytes> {
-        let piece_start = self.pos - self.pos % limits::BLOCK_SIZE;
+    /// The piece covering the next at most `READ_PIECE_SIZE_MAX` bytes
+    /// from `pos`.
+    fn plan(&self, pos: u64) -> Result<PiecePlan> {
+        let start = pos - pos % limits::BLOCK_SIZE;
         let blocks_end = self
             .end
             .checked_next_multiple_of(limits::BLOCK_SIZE)
             .unwrap_or(self.size)
             .min(self.size);
-        let piece_end = piece_start
+        let end = start
             .saturating_add(limits::READ_PIECE_SIZE_MAX)
             .min(blocks_end);
-        let first_block = to_usize(piece_start / limits::BLOCK_SIZE)?;
-        let block_count = to_usize(format::block_count(piece_end - piece_start))?;
-        let expected_crcs = self
-            .block_crcs
-            .get(first_block..first_block.saturating_add(block_count))
-            .ok_or_else(|| self.corrupt("block CRC table too short"))?
-            .to_vec();
-        let buf_len = to_usize(piece_end - piece_start)?;
-        let file = self.file.take().ok_or_else(unusable)?;
-        let mut direct = self.direct;
-        let mut sha = self.sha.take();
-        let id = self.id;
-        let (file, direct, sha, read) = blocking(move || {
-            let read = read_blocks(
-                &file,
-                &mut direct,
-                id,
-                piece_start,
-                buf_len,
-                first_block,
-                &expected_crcs,
-            );
-            if let (Ok(buf), Some((hasher, _))) = (&read, sha.as_mut()) {
-                hasher.update(buf);
-            }
-            (file, direct, sha, read)
-        })
-        .await?;
-        self.file = Some(file);
-        self.direct = direct;
-        self.sha = sha;
-        let piece = read?;
-
-        let yield_end = self.end.min(piece_end);
-        let from = to_usize(self.pos - piece_start)?;
-        let to = to_usize(yield_end - piece_start)?;
-        if from > to || to > piece.len() {
+        let next = self.end.min(end);
+        let plan = PiecePlan {
+            start,
+            len: to_usize(end - start)?,
+            first_block: to_usize(start / limits::BLOCK_SIZE)?,
+            from: to_usize(pos - start)?,
+            to: to_usize(next - start)?,
+            next,
+        };
+        if plan.from > plan.to || plan.to > plan.len {
             return Err(io::Error::other("read piece bounds out of order").into());
         }
-        self.pos = yield_end;
-        Ok(piece.slice(from..to))
+        Ok(plan)
+    }
+
+    /// Starts reading and checking `plan`'s blocks on the blocking pool.
+    fn spawn_read(&self, plan: &PiecePlan) -> JoinHandle<Result<Bytes>> {
+        let (file, crcs, id) = (self.file.clone(), self.block_crcs.clone(), self.id);
+        let (start, len, first_block, from, to) =
+            (plan.start, plan.len, plan.first_block, plan.from, plan.to);
+        let mut direct = self.direct;
+        tokio::task::spawn_blocking(move || {
+            let count = to_usize(format::block_count(len as u64))?;
+            let expected = crcs
+                .get(first_block..first_block.saturating_add(count))
+                .ok_or_else(|| ChunkError::Corrupt {
+                    id,
+                    detail: "block CRC table too short".to_owned(),
+                })?;
+            let piece = read_blocks(&file, &mut direct, id, start, len, first_block, expected)?;
+            Ok(piece.slice(from..to))
+        })
+    }
+
+    /// Reads the next piece (or takes the one read ahead), checks it, and
+    /// returns the requested part; a plain read then starts the next.
+    async fn read_piece(&mut self) -> Result<Bytes> {
+        let plan = self.plan(self.pos)?;
+        let handle = match self.ahead.take() {
+            Some((pos, handle)) if pos == self.pos => handle,
+            _ => self.spawn_read(&plan),
+        };
+        if self.sha.is_none() && plan.next < self.end {
+            let next = self.plan(plan.next)?;
+            self.ahead = Some((plan.next, self.spawn_read(&next)));
+        }
+        let piece = handle.await.map_err(|error| {
+            io::Error::other(format!("chunk store blocking task failed: {error}"))
+        })??;
+        if let Some((hasher, expected)) = self.sha.take() {
+            let (hasher, piece) = blocking(move || {
+                let mut hasher = hasher;
+                hasher.update(&piece);
+                (hasher, piece)
+            })
+            .await?;
+            self.sha = Some((hasher, expected));
+            self.pos = plan.next;
+            return Ok(piece);
+        }
+        self.pos = plan.next;
+        Ok(piece)
     }
 
     fn corrupt(&self, detail: &str) -> ChunkError {

@@ -42,6 +42,10 @@ pub struct Limits {
     pub loopback_tcp_mib_per_sec: f64,
     pub loopback_round_trips_per_sec: f64,
     pub fsync_write_mib_per_sec: f64,
+    /// The same with `O_DIRECT`, as chunk data is written; 0 where the
+    /// file system refuses it.
+    #[serde(default)]
+    pub direct_write_mib_per_sec: f64,
     pub fsync_4k_per_sec: f64,
 }
 
@@ -54,6 +58,19 @@ impl Limits {
             + f64::from(sha256_passes) / self.sha256_mib_per_sec
             + 1.0 / self.crc32c_mib_per_sec;
         1.0 / secs_per_mib
+    }
+
+    /// How fast chunk data can go to disk: direct where the data
+    /// directory takes it, else through the page cache.
+    pub fn chunk_write_mib_per_sec(&self) -> (&'static str, f64) {
+        if self.direct_write_mib_per_sec > 0.0 {
+            (
+                "fsync'd sequential write, O_DIRECT",
+                self.direct_write_mib_per_sec,
+            )
+        } else {
+            ("fsync'd sequential write", self.fsync_write_mib_per_sec)
+        }
     }
 }
 
@@ -74,6 +91,7 @@ pub fn measure(plan: &LimitsPlan, dir: &Path) -> anyhow::Result<Limits> {
         loopback_tcp_mib_per_sec: loopback_throughput(plan.tcp_bytes)?,
         loopback_round_trips_per_sec: loopback_round_trips(plan.round_trips)?,
         fsync_write_mib_per_sec: fsync_write(dir, plan.write_bytes)?,
+        direct_write_mib_per_sec: direct_write(dir, plan.write_bytes)?,
         fsync_4k_per_sec: fsync_small(dir, plan.fsync_count)?,
     })
 }
@@ -177,6 +195,46 @@ fn fsync_write(dir: &Path, total: u64) -> anyhow::Result<f64> {
     result
 }
 
+/// As [`fsync_write`] with `O_DIRECT` from an aligned buffer (the chunk
+/// store's way); 0 if the file system refuses direct I/O.
+fn direct_write(dir: &Path, total: u64) -> anyhow::Result<f64> {
+    use std::os::unix::fs::OpenOptionsExt;
+    const ALIGN: usize = 4096;
+    const RUN: usize = 1024 * 1024;
+    let path = dir.join(format!("arbor-bench-direct-{}", std::process::id()));
+    let result = (|| -> anyhow::Result<f64> {
+        let flags = i32::try_from(rustix::fs::OFlags::DIRECT.bits()).unwrap_or(0);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(flags)
+            .open(&path);
+        let mut file = match file {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => return Ok(0.0),
+            Err(error) => {
+                return Err(error).with_context(|| format!("creating {}", path.display()));
+            }
+        };
+        let mut buffer: Vec<u8> = (0..RUN + ALIGN).map(|i| (i % 253) as u8).collect();
+        let start = buffer.as_ptr().align_offset(ALIGN);
+        let run = &mut buffer[start..start + RUN];
+        let runs = total.div_ceil(RUN as u64).max(1);
+        let started = Instant::now();
+        for _ in 0..runs {
+            match file.write_all(run) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => return Ok(0.0),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        file.sync_all()?;
+        Ok(mib_per_sec(runs * RUN as u64, started.elapsed()))
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
 /// `count` appends of 4 KiB, each followed by fsync.
 fn fsync_small(dir: &Path, count: u64) -> anyhow::Result<f64> {
     let path = dir.join(format!("arbor-bench-fsync-{}", std::process::id()));
@@ -215,6 +273,7 @@ mod tests {
         assert!(limits.loopback_tcp_mib_per_sec > 0.0);
         assert!(limits.loopback_round_trips_per_sec > 0.0);
         assert!(limits.fsync_write_mib_per_sec > 0.0);
+        assert!(limits.direct_write_mib_per_sec >= 0.0);
         assert!(limits.fsync_4k_per_sec > 0.0);
         assert!(limits.hash_chain_mib_per_sec(2) < limits.sha256_mib_per_sec / 2.0);
         // Nothing left behind.

@@ -60,7 +60,8 @@ pub struct Bound {
 /// - A PUT of a large body hashes every byte on the server (MD5 for the
 ///   ETag, SHA-256 for the chunk's id, CRC32C per block, plus SHA-256 once
 ///   more when the payload is signed) and writes it fsync'd: the lower
-///   of the serial hash rate on one core and the fsync'd write rate.
+///   of the serial hash rate on one core and the fsync'd write rate
+///   (with `O_DIRECT`, as chunks are written, where the disk takes it).
 /// - A GET of a large body crosses loopback TCP.
 /// - A small PUT needs at least one fsync'd write: the 4 KiB write+fsync
 ///   rate (group commit may beat it).
@@ -70,13 +71,11 @@ pub fn bound(outcome: &Outcome, limits: &Limits) -> Option<Bound> {
     let name = outcome.name.as_str();
     let put_large = |sha_passes: u32, what: &str| {
         let hash = limits.hash_chain_mib_per_sec(sha_passes);
-        let (limit, ceiling) = if hash <= limits.fsync_write_mib_per_sec {
+        let (write, write_rate) = limits.chunk_write_mib_per_sec();
+        let (limit, ceiling) = if hash <= write_rate {
             (format!("hashing ({what}) on one core"), hash)
         } else {
-            (
-                "fsync'd sequential write".to_owned(),
-                limits.fsync_write_mib_per_sec,
-            )
+            (write.to_owned(), write_rate)
         };
         Some(Bound {
             limit,
@@ -236,6 +235,14 @@ pub fn markdown(report: &Report, command: &str) -> String {
             (
                 "fsync'd sequential write",
                 format!("{:.0} MiB/s", l.fsync_write_mib_per_sec),
+            ),
+            (
+                "fsync'd sequential write, O_DIRECT",
+                if l.direct_write_mib_per_sec > 0.0 {
+                    format!("{:.0} MiB/s", l.direct_write_mib_per_sec)
+                } else {
+                    "refused by the file system".to_owned()
+                },
             ),
             ("4 KiB write+fsync", format!("{:.0} /s", l.fsync_4k_per_sec)),
         ] {
