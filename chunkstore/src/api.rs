@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 /// Expected (request) or stored (response) SHA-256 of a chunk, 64 hex.
 pub const HEADER_SHA256: &str = "x-arbor-sha256";
+/// CRC32C of all the chunk's data, 8 hex digits (big-endian), as a
+/// trailer beside an `x-arbor-sha256` trailer: the writer vouches for the
+/// SHA-256, and the server checks the bytes against the CRC32C only.
+pub const HEADER_CRC32C: &str = "x-arbor-crc32c";
 /// Size of the whole chunk on GET and HEAD, whatever the range.
 pub const HEADER_CHUNK_SIZE: &str = "x-arbor-chunk-size";
 /// Machine-readable error code on every error response.
@@ -86,6 +90,12 @@ pub(crate) fn parse_sha256(hex_text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(hex_text, &mut out).ok()?;
     Some(out)
+}
+
+pub(crate) fn parse_crc32c(hex_text: &str) -> Option<u32> {
+    let mut out = [0u8; 4];
+    hex::decode_to_slice(hex_text, &mut out).ok()?;
+    Some(u32::from_be_bytes(out))
 }
 
 /// Only the canonical (lowercase) form names a chunk on the wire.

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -110,6 +111,11 @@ pub enum ExpectedSha256 {
     /// Known once the body has been produced: sent as a trailer. If the
     /// sender is dropped instead, the put is aborted and nothing stored.
     Trailer(oneshot::Receiver<[u8; 32]>),
+    /// Known once the body has been produced, with the CRC32C of the
+    /// data: both sent as trailers. The server checks the bytes against
+    /// the CRC32C and records this SHA-256 without hashing them again, so
+    /// the sender must have hashed exactly the bytes it sent.
+    Vouched(oneshot::Receiver<([u8; 32], u32)>),
 }
 
 /// A ranged read from one chunk server.
@@ -153,14 +159,21 @@ impl ChunkClient {
         let mut builder = Request::builder()
             .method(Method::PUT)
             .uri(self.uri(&format!("/chunks/{}", id.to_hex()))?);
-        let trailer = match expected {
+        let trailer: Option<BoxFuture<'static, Option<([u8; 32], Option<u32>)>>> = match expected {
             ExpectedSha256::Known(sha256) => {
                 builder = builder.header(api::HEADER_SHA256, hex::encode(sha256));
                 None
             }
             ExpectedSha256::Trailer(receiver) => {
                 builder = builder.header(header::TRAILER, api::HEADER_SHA256);
-                Some(receiver)
+                Some(async move { receiver.await.ok().map(|sha| (sha, None)) }.boxed())
+            }
+            ExpectedSha256::Vouched(receiver) => {
+                builder = builder.header(
+                    header::TRAILER,
+                    format!("{}, {}", api::HEADER_SHA256, api::HEADER_CRC32C),
+                );
+                Some(async move { receiver.await.ok().map(|(sha, crc)| (sha, Some(crc))) }.boxed())
             }
         };
         // A body that streams is signed as the chunk's SHA-256 when it is
@@ -547,26 +560,29 @@ impl Progress {
 /// The frames of a put body: the data, then (if asked) the SHA-256 trailer.
 fn put_frames<S>(
     body: S,
-    trailer: Option<oneshot::Receiver<[u8; 32]>>,
+    trailer: Option<BoxFuture<'static, Option<([u8; 32], Option<u32>)>>>,
     progress: Arc<Mutex<Progress>>,
 ) -> impl Stream<Item = Result<Frame<Bytes>>> + Send + 'static
 where
     S: Stream<Item = Result<Bytes>> + Send + 'static,
 {
     let trailers = stream::once(async move {
-        let receiver = trailer?;
-        let frame = match receiver.await {
-            Ok(sha256) => {
+        let frame = match trailer?.await {
+            Some((sha256, crc32c)) => {
                 let mut trailers = HeaderMap::new();
-                match HeaderValue::from_str(&hex::encode(sha256)) {
-                    Ok(value) => {
-                        trailers.insert(api::HEADER_SHA256, value);
-                        Ok(Frame::trailers(trailers))
-                    }
-                    Err(error) => Err(std::io::Error::other(error.to_string()).into()),
+                // Hex digits are always a valid header value.
+                let hex_value = |text: String| HeaderValue::from_str(&text).ok();
+                if let Some(value) = hex_value(hex::encode(sha256)) {
+                    trailers.insert(api::HEADER_SHA256, value);
                 }
+                if let Some(value) =
+                    crc32c.and_then(|crc| hex_value(hex::encode(crc.to_be_bytes())))
+                {
+                    trailers.insert(api::HEADER_CRC32C, value);
+                }
+                Ok(Frame::trailers(trailers))
             }
-            Err(_) => Err(std::io::Error::other("chunk writer gave up before the end").into()),
+            None => Err(std::io::Error::other("chunk writer gave up before the end").into()),
         };
         Some(frame)
     })

@@ -156,9 +156,12 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// SHA-256 and per-block CRC32C of a chunk's data, fed in pieces of any size.
+/// Per-block CRC32C, the whole data's CRC32C and (unless the writer
+/// vouches for it) the SHA-256 of a chunk's data, fed in pieces of any size.
 pub(crate) struct ChunkHasher {
-    sha: Sha256,
+    sha: Option<Sha256>,
+    /// CRC32C of the complete blocks so far.
+    whole_crc: u32,
     block_crcs: Vec<u32>,
     /// CRC32C of the current, incomplete block.
     block_crc: u32,
@@ -167,9 +170,19 @@ pub(crate) struct ChunkHasher {
 }
 
 impl ChunkHasher {
+    /// Hashing SHA-256 too.
     pub(crate) fn new() -> ChunkHasher {
         ChunkHasher {
-            sha: Sha256::new(),
+            sha: Some(Sha256::new()),
+            ..ChunkHasher::without_sha256()
+        }
+    }
+
+    /// CRCs only: the SHA-256 comes from the writer.
+    pub(crate) fn without_sha256() -> ChunkHasher {
+        ChunkHasher {
+            sha: None,
+            whole_crc: 0,
             block_crcs: Vec::new(),
             block_crc: 0,
             block_fill: 0,
@@ -177,7 +190,9 @@ impl ChunkHasher {
     }
 
     pub(crate) fn update(&mut self, mut data: &[u8]) {
-        self.sha.update(data);
+        if let Some(sha) = &mut self.sha {
+            sha.update(data);
+        }
         while !data.is_empty() {
             debug_assert!(self.block_fill < BLOCK_LEN);
             let room = BLOCK_LEN - self.block_fill;
@@ -185,6 +200,7 @@ impl ChunkHasher {
             self.block_crc = crc32c::crc32c_append(self.block_crc, head);
             self.block_fill += head.len();
             if self.block_fill == BLOCK_LEN {
+                self.whole_crc = crc32c::crc32c_combine(self.whole_crc, self.block_crc, BLOCK_LEN);
                 self.block_crcs.push(self.block_crc);
                 self.block_crc = 0;
                 self.block_fill = 0;
@@ -193,13 +209,30 @@ impl ChunkHasher {
         }
     }
 
-    /// The SHA-256 and the CRC of every block, the last one possibly short.
-    pub(crate) fn finish(mut self) -> ([u8; 32], Vec<u32>) {
+    /// The digests of everything fed.
+    pub(crate) fn finish(mut self) -> ChunkDigests {
         if self.block_fill > 0 {
+            self.whole_crc =
+                crc32c::crc32c_combine(self.whole_crc, self.block_crc, self.block_fill);
             self.block_crcs.push(self.block_crc);
         }
-        (self.sha.finalize().into(), self.block_crcs)
+        ChunkDigests {
+            sha256: self.sha.map(|sha| sha.finalize().into()),
+            crc32c: self.whole_crc,
+            block_crcs: self.block_crcs,
+        }
     }
+}
+
+/// What [`ChunkHasher`] computed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ChunkDigests {
+    /// None when hashed [`ChunkHasher::without_sha256`].
+    pub(crate) sha256: Option<[u8; 32]>,
+    /// CRC32C of all the data.
+    pub(crate) crc32c: u32,
+    /// CRC32C of every block, the last one possibly short.
+    pub(crate) block_crcs: Vec<u32>,
 }
 
 #[cfg(test)]
@@ -220,29 +253,40 @@ mod tests {
         let want_sha: [u8; 32] = Sha256::digest(&bytes).into();
         for piece in [1, 7, 1000, BLOCK_LEN - 1, BLOCK_LEN, BLOCK_LEN + 1, len] {
             let mut hasher = ChunkHasher::new();
+            let mut vouched = ChunkHasher::without_sha256();
             for part in bytes.chunks(piece) {
                 hasher.update(part);
+                vouched.update(part);
             }
+            let want = ChunkDigests {
+                sha256: Some(want_sha),
+                crc32c: crc32c::crc32c(&bytes),
+                block_crcs: want_crcs.clone(),
+            };
+            let vouched = vouched.finish();
+            assert_eq!(hasher.finish(), want, "piece {piece}");
+            assert_eq!(vouched.sha256, None);
             assert_eq!(
-                hasher.finish(),
-                (want_sha, want_crcs.clone()),
+                (vouched.crc32c, vouched.block_crcs),
+                (want.crc32c, want.block_crcs),
                 "piece {piece}"
             );
         }
-        let (sha, crcs) = ChunkHasher::new().finish();
-        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(b"")));
-        assert!(crcs.is_empty());
+        let empty = ChunkHasher::new().finish();
+        assert_eq!(empty.sha256, Some(Sha256::digest(b"").into()));
+        assert_eq!(empty.crc32c, 0);
+        assert!(empty.block_crcs.is_empty());
     }
 
     fn chunk_file(len: usize) -> (tempfile::NamedTempFile, Footer) {
         let bytes = data(len);
         let mut hasher = ChunkHasher::new();
         hasher.update(&bytes);
-        let (sha256, block_crcs) = hasher.finish();
+        let digests = hasher.finish();
         let footer = Footer {
-            sha256,
+            sha256: digests.sha256.expect("hashed"),
             data_len: len as u64,
-            block_crcs,
+            block_crcs: digests.block_crcs,
         };
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         file.write_all(&bytes).expect("write data");

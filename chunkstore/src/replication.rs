@@ -4,10 +4,13 @@
 //!
 //! **Write** ([`Replicator::write`]): every incoming piece goes to every
 //! target through its own bounded queue ([`limits::REPLICA_QUEUE_PIECES`])
-//! while the SHA-256 is computed once, here. The hash is known only at the
-//! end, so it travels as an HTTP *trailer*: each server still checks it
-//! before sealing (`finish(Some(expected))`), so a chunk with bytes other
-//! than the writer's is never visible under its id, not even briefly. (The
+//! while the SHA-256 (the chunk's fingerprint) and the CRC32C of the data
+//! are computed once, here. Both are known only at the end, so they travel
+//! as HTTP *trailers*: each server checks the bytes it received against
+//! the CRC32C before sealing (`finish_vouched`) and records the SHA-256
+//! as given, so a chunk with bytes other than the writer's is never
+//! visible under its id, not even briefly, and no server spends a second
+//! SHA-256 pass on every byte (docs/design.md, "Data path"). (The
 //! alternative, "server returns its hash, client compares and DELETEs on
 //! mismatch", leaves a wrong chunk readable between the two steps and
 //! forever if the DELETE fails.) A target that fails or stalls is dropped
@@ -109,19 +112,20 @@ impl Replicator {
         for addr in targets {
             let client = self.clients.server(addr)?;
             let (data, queue) = mpsc::channel::<Result<Bytes>>(limits::REPLICA_QUEUE_PIECES);
-            let (sha256, trailer) = oneshot::channel();
+            let (digests, trailer) = oneshot::channel();
             let pieces = stream::unfold(queue, |mut queue| async move {
                 queue.recv().await.map(|piece| (piece, queue))
             });
             tasks.0.push(tokio::spawn(async move {
                 client
-                    .put(id, ExpectedSha256::Trailer(trailer), pieces)
+                    .put(id, ExpectedSha256::Vouched(trailer), pieces)
                     .await
             }));
-            live.push(Feed { data, sha256 });
+            live.push(Feed { data, digests });
         }
 
         let mut hasher = Sha256::new();
+        let mut crc = 0u32;
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
         while let Some(piece) = body.next().await {
@@ -135,6 +139,7 @@ impl Replicator {
                     max: limits::CHUNK_SIZE_MAX,
                 })?;
             hasher.update(&piece);
+            crc = crc32c::crc32c_append(crc, &piece);
             let sent = futures::future::join_all(live.iter().map(|feed| {
                 let piece = piece.clone();
                 async move {
@@ -153,11 +158,14 @@ impl Replicator {
             }
         }
         let sha256: [u8; 32] = hasher.finalize().into();
-        // The servers check what the caller claims, not just what we saw.
-        let claimed = expected_sha256.unwrap_or(sha256);
+        if expected_sha256.is_some_and(|claimed| claimed != sha256) {
+            // Dropping the feeds (no trailers) and the tasks aborts every
+            // put: no server keeps the chunk.
+            return Err(ChunkError::ChecksumMismatch { id });
+        }
         for feed in live {
             // If the put already ended, its result below says why.
-            let _ = feed.sha256.send(claimed);
+            let _ = feed.digests.send((sha256, crc));
         }
 
         let mut held = Vec::with_capacity(targets.len());
@@ -182,10 +190,6 @@ impl Replicator {
             }
         }
         let info = ChunkInfo { id, size, sha256 };
-        if claimed != sha256 {
-            // Every server refused it (or failed); none holds the chunk.
-            return Err(ChunkError::ChecksumMismatch { id });
-        }
         if held.is_empty() {
             return Err(ChunkError::ReplicasUnavailable {
                 id,
@@ -307,7 +311,8 @@ impl Replicator {
 /// One target's end of the fan-out.
 struct Feed {
     data: mpsc::Sender<Result<Bytes>>,
-    sha256: oneshot::Sender<[u8; 32]>,
+    /// The SHA-256 and CRC32C of everything sent, for the trailers.
+    digests: oneshot::Sender<([u8; 32], u32)>,
 }
 
 /// Put tasks, aborted if the write is dropped half-way.

@@ -6,7 +6,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `PUT /chunks/{id}` | streams the body into a [`crate::ChunkWriter`]; the expected SHA-256 is **required**, as the `x-arbor-sha256` header or, when the writer learns it only at the end, as an `x-arbor-sha256` trailer announced by `Trailer: x-arbor-sha256` (chunked body). `201` + `{"id","size","sha256"}`; `400 checksum-mismatch` (nothing stored), `400 bad-request` (no hash), `400 body` (stalled or broken body), `409 exists` (id stored with other content), `413 too-large`. A re-put of the same content is idempotent (`201`). |
+//! | `PUT /chunks/{id}` | streams the body into a [`crate::ChunkWriter`]; the expected SHA-256 is **required**, as the `x-arbor-sha256` header or, when the writer learns it only at the end, as an `x-arbor-sha256` trailer announced by `Trailer: x-arbor-sha256` (chunked body); the server hashes the bytes and compares. With `Trailer: x-arbor-sha256, x-arbor-crc32c` the writer vouches for the SHA-256: the server checks the bytes against the CRC32C trailer only and records the SHA-256 given. `201` + `{"id","size","sha256"}`; `400 checksum-mismatch` (nothing stored), `400 bad-request` (no hash), `400 body` (stalled or broken body), `409 exists` (id stored with other content), `413 too-large`. A re-put of the same content is idempotent (`201`). |
 //! | `GET /chunks/{id}` | the verified bytes; `Range: bytes=a-b`, `a-` or `-n` gives `206` + `Content-Range`, an unsatisfiable range `416 invalid-range` (body has `size`). Always `Content-Length`, `x-arbor-sha256`, `x-arbor-chunk-size`. Corruption found before the first byte: `500 corrupt`; found later: the body is cut off, which the client sees as an error (never a clean short body). `404 not-found`. |
 //! | `HEAD /chunks/{id}` | the GET headers (size, SHA-256), no body. |
 //! | `DELETE /chunks/{id}` | `204`, also if absent. |
@@ -337,12 +337,18 @@ async fn put(
         ),
         None => None,
     };
-    let trailer_announced = headers
-        .get_all(header::TRAILER)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|name| name.trim().eq_ignore_ascii_case(api::HEADER_SHA256));
+    let announced = |wanted: &str| {
+        headers
+            .get_all(header::TRAILER)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|name| name.trim().eq_ignore_ascii_case(wanted))
+    };
+    let trailer_announced = announced(api::HEADER_SHA256);
+    // The writer vouches for the SHA-256 and sends the CRC32C to check the
+    // bytes by (`ExpectedSha256::Vouched`): no second SHA-256 pass here.
+    let vouched = header_sha256.is_none() && trailer_announced && announced(api::HEADER_CRC32C);
     if header_sha256.is_none() && !trailer_announced {
         return Err(ApiError::bad_request(
             "the expected SHA-256 is required (x-arbor-sha256 header or trailer)",
@@ -360,9 +366,14 @@ async fn put(
         .into());
     }
 
-    let mut writer = state.store.writer(id).await?;
+    let mut writer = if vouched {
+        state.store.writer_vouched(id).await?
+    } else {
+        state.store.writer(id).await?
+    };
     let mut body = request.into_body();
     let mut trailer_sha256 = None;
+    let mut trailer_crc32c = None;
     let mut batch = BytesMut::new();
     loop {
         let frame = tokio::time::timeout(limits::BODY_STALL_TIMEOUT, body.frame())
@@ -389,9 +400,10 @@ async fn put(
                 }
             }
             Err(frame) => {
-                if let Some(trailers) = frame.trailers_ref()
-                    && let Some(value) = trailers.get(api::HEADER_SHA256)
-                {
+                let Some(trailers) = frame.trailers_ref() else {
+                    continue;
+                };
+                if let Some(value) = trailers.get(api::HEADER_SHA256) {
                     trailer_sha256 = Some(
                         value
                             .to_str()
@@ -399,6 +411,18 @@ async fn put(
                             .and_then(api::parse_sha256)
                             .ok_or_else(|| {
                                 ApiError::bad_request("x-arbor-sha256 trailer is not 64 hex digits")
+                            })?,
+                    );
+                }
+                if let Some(value) = trailers.get(api::HEADER_CRC32C) {
+                    trailer_crc32c = Some(
+                        value
+                            .to_str()
+                            .ok()
+                            .filter(|text| text.len() == 8)
+                            .and_then(api::parse_crc32c)
+                            .ok_or_else(|| {
+                                ApiError::bad_request("x-arbor-crc32c trailer is not 8 hex digits")
                             })?,
                     );
                 }
@@ -410,7 +434,14 @@ async fn put(
         ApiError::bad_request("the announced x-arbor-sha256 trailer did not come")
     })?;
     // On an error above, dropping the writer removes its temporary file.
-    let info = writer.finish(Some(expected)).await?;
+    let info = if vouched {
+        let crc32c = trailer_crc32c.ok_or_else(|| {
+            ApiError::bad_request("the announced x-arbor-crc32c trailer did not come")
+        })?;
+        writer.finish_vouched(expected, crc32c).await?
+    } else {
+        writer.finish(Some(expected)).await?
+    };
     tracing::debug!(%id, size = info.size, "chunk stored");
     let reply = PutReply {
         id: id.to_hex(),

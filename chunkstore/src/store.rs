@@ -123,9 +123,21 @@ impl ChunkStore {
         fresh_chunk_id(&*self.clock, &*self.entropy)
     }
 
-    /// Starts writing chunk `id`. Nothing is visible under `id` until
-    /// [`ChunkWriter::finish`] returns.
+    /// Starts writing chunk `id`, hashing its SHA-256 as it comes. Nothing
+    /// is visible under `id` until [`ChunkWriter::finish`] returns.
     pub async fn writer(&self, id: ChunkId) -> Result<ChunkWriter> {
+        self.writer_with(id, ChunkHasher::new()).await
+    }
+
+    /// Starts writing chunk `id` whose writer vouches for its SHA-256:
+    /// only the CRCs are computed here, and
+    /// [`ChunkWriter::finish_vouched`] checks the data's CRC32C against
+    /// the writer's before recording the writer's SHA-256.
+    pub async fn writer_vouched(&self, id: ChunkId) -> Result<ChunkWriter> {
+        self.writer_with(id, ChunkHasher::without_sha256()).await
+    }
+
+    async fn writer_with(&self, id: ChunkId, hasher: ChunkHasher) -> Result<ChunkWriter> {
         let root = self.root.clone();
         let free = blocking(move || arbor_meta::disk::available_bytes(&root)).await?;
         if let Ok(free) = free
@@ -150,7 +162,7 @@ impl ChunkStore {
             final_path: self.chunk_path(id),
             state: Some(Box::new(WriteState {
                 file: DataFile::new(file),
-                hasher: ChunkHasher::new(),
+                hasher,
             })),
             len: 0,
             closed: false,
@@ -431,12 +443,23 @@ impl ChunkWriter {
     /// into place (and fsyncs the directory). If `expected_sha256` is given
     /// and differs, nothing is stored and `ChecksumMismatch` is returned.
     /// Re-writing an existing id with the same content is idempotent.
-    pub async fn finish(mut self, expected_sha256: Option<[u8; 32]>) -> Result<ChunkInfo> {
+    pub async fn finish(self, expected_sha256: Option<[u8; 32]>) -> Result<ChunkInfo> {
+        self.seal(Expected::Sha256(expected_sha256)).await
+    }
+
+    /// Seals a chunk started with [`ChunkStore::writer_vouched`]: as
+    /// [`ChunkWriter::finish`], but nothing is stored unless the data's
+    /// CRC32C is `crc32c`, and the SHA-256 recorded is `sha256`.
+    pub async fn finish_vouched(self, sha256: [u8; 32], crc32c: u32) -> Result<ChunkInfo> {
+        self.seal(Expected::Vouched { sha256, crc32c }).await
+    }
+
+    async fn seal(mut self, expected: Expected) -> Result<ChunkInfo> {
         let state = self.state.take().ok_or_else(unusable)?;
         let (id, len) = (self.id, self.len);
         let tmp = self.tmp_path.clone();
         let dst = self.final_path.clone();
-        let sealed = blocking(move || seal(id, *state, len, expected_sha256, &tmp, &dst)).await?;
+        let sealed = blocking(move || seal(id, *state, len, expected, &tmp, &dst)).await?;
         // On other errors the temporary file may remain: Drop removes it.
         if matches!(sealed, Ok(_) | Err(ChunkError::ChecksumMismatch { .. })) {
             self.closed = true;
@@ -491,22 +514,46 @@ impl Drop for ChunkWriter {
     }
 }
 
+/// What a sealed chunk's data must match.
+enum Expected {
+    /// The SHA-256 computed here, if given.
+    Sha256(Option<[u8; 32]>),
+    /// The writer's CRC32C; its SHA-256 is recorded as given.
+    Vouched { sha256: [u8; 32], crc32c: u32 },
+}
+
 /// Finishes a write on the blocking pool: see [`ChunkWriter::finish`].
 fn seal(
     id: ChunkId,
     state: WriteState,
     len: u64,
-    expected_sha256: Option<[u8; 32]>,
+    expected: Expected,
     tmp: &Path,
     dst: &Path,
 ) -> Result<ChunkInfo> {
     let WriteState { file, hasher } = state;
-    let (sha256, block_crcs) = hasher.finish();
-    if expected_sha256.is_some_and(|expected| expected != sha256) {
+    let digests = hasher.finish();
+    let sha256 = match (expected, digests.sha256) {
+        (Expected::Sha256(expected), Some(computed))
+            if expected.is_none_or(|expected| expected == computed) =>
+        {
+            Some(computed)
+        }
+        (Expected::Vouched { sha256, crc32c }, _) if crc32c == digests.crc32c => Some(sha256),
+        (Expected::Sha256(_), None) => {
+            return Err(io::Error::other(
+                "a chunk written as vouched for must be sealed with finish_vouched",
+            )
+            .into());
+        }
+        _ => None,
+    };
+    let Some(sha256) = sha256 else {
         drop(file);
         remove_if_exists(tmp)?;
         return Err(ChunkError::ChecksumMismatch { id });
-    }
+    };
+    let block_crcs = digests.block_crcs;
     let footer = Footer {
         sha256,
         data_len: len,

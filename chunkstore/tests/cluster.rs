@@ -268,6 +268,41 @@ async fn server_put_get_ranges_and_errors() {
         Err(ChunkError::NotFound(_))
     ));
 
+    // Vouched for: the CRC32C is checked, the SHA-256 recorded as sent. A
+    // wrong CRC32C is refused and nothing is stored.
+    let vouched_data = source(200_000, 3);
+    for (crc, expect_stored) in [
+        (crc32c::crc32c(&vouched_data) ^ 1, false),
+        (crc32c::crc32c(&vouched_data), true),
+    ] {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let hash = sha256(&vouched_data);
+        let body = stream::iter(pieces(&vouched_data)).chain(stream::once(async move {
+            let _ = sender.send((hash, crc));
+            Ok(Bytes::new())
+        }));
+        let vouched = ChunkId::generate();
+        let result = client
+            .put(vouched, ExpectedSha256::Vouched(receiver), body)
+            .await;
+        if expect_stored {
+            let info = result.expect("vouched put");
+            assert_eq!((info.size, info.sha256), (200_000, hash));
+            assert_eq!(client.stat(vouched).await.expect("stat").sha256, hash);
+            assert!(get_direct(&client, vouched, 0..200_000).await.expect("get") == vouched_data);
+            client.delete(vouched).await.expect("delete");
+        } else {
+            assert!(
+                matches!(result, Err(ChunkError::ChecksumMismatch { id }) if id == vouched),
+                "{result:?}"
+            );
+            assert!(matches!(
+                client.stat(vouched).await,
+                Err(ChunkError::NotFound(_))
+            ));
+        }
+    }
+
     // Inventory pages and status.
     let mut all = [id, trailed];
     all.sort();
@@ -682,10 +717,20 @@ async fn expected_hash_mismatch_stores_nothing_anywhere() {
         matches!(result, Err(ChunkError::ChecksumMismatch { .. })),
         "{result:?}"
     );
+    // The puts were cut off before their trailers: each server drops its
+    // temporary file when it sees the body break off.
     for node in &cluster.nodes {
         assert!(node.store.list().await.expect("list").is_empty());
-        let tmp = std::fs::read_dir(node.dir.path().join("tmp")).expect("tmp dir");
-        assert_eq!(tmp.count(), 0, "temporary files left");
+        let tmp_files = || {
+            std::fs::read_dir(node.dir.path().join("tmp"))
+                .expect("tmp dir")
+                .count()
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tmp_files() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(tmp_files(), 0, "temporary files left");
     }
     // With the right hash it is stored everywhere.
     cluster
