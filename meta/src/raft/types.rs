@@ -1,7 +1,9 @@
 //! The openraft type configuration and the payload carried in log entries.
 
 use std::fmt;
-// `declare_raft_types!` names `Cursor<Vec<u8>>` without a path.
+// `declare_raft_types!` names `Cursor<Vec<u8>>` without a path, even with
+// `SnapshotData` set.
+#[allow(unused_imports)]
 use std::io::Cursor;
 
 use openraft::{AnyError, BasicNode, ErrorSubject, ErrorVerb, StorageIOError};
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandResult};
 use crate::error::MetaError;
+use crate::io::AsyncStorageFile;
 
 /// Identifies one proposal across retries: `client` is chosen at random per
 /// [`crate::MetaClient`], `seq` increases per proposal. A proposal whose id
@@ -48,7 +51,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = AsyncStorageFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
