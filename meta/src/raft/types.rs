@@ -1,10 +1,6 @@
 //! The openraft type configuration and the payload carried in log entries.
 
 use std::fmt;
-// `declare_raft_types!` names `Cursor<Vec<u8>>` without a path, even with
-// `SnapshotData` set.
-#[allow(unused_imports)]
-use std::io::Cursor;
 
 use openraft::{AnyError, BasicNode, ErrorSubject, ErrorVerb, StorageIOError};
 use serde::{Deserialize, Serialize};
