@@ -16,10 +16,21 @@
 //! `Durability::Immediate`); [`SimDisk::crash`] throws away everything
 //! written since the last sync of each file. Writes are not torn: a crash
 //! loses whole unsynced writes, never part of one.
+//!
+//! Plain files (Raft snapshots, see `raft::snapshot_file`) go through the
+//! same seam: [`StorageIo::create_file`] and [`StorageIo::open_file`] give a
+//! [`StorageFile`], read and written synchronously by blocking storage work
+//! and, turned into an [`AsyncStorageFile`], by openraft as snapshot data.
+//! On a [`SimDisk`] a directory is only a path prefix, and a rename or a
+//! removal takes effect at once and survives a crash (the real node fsyncs
+//! the directory after a rename).
 
 use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 
 use redb::{Database, StorageBackend};
 
@@ -49,6 +60,142 @@ impl StorageIo {
         }
     }
 
+    /// Creates `dir` and its parents if missing (a no-op on a [`SimDisk`]).
+    /// Blocking.
+    pub(crate) fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        match self {
+            StorageIo::Os => std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e)),
+            StorageIo::Simulated(_) => Ok(()),
+        }
+    }
+
+    /// Creates the file at `path` (emptied if it exists), for reading and
+    /// writing. Blocking.
+    pub(crate) fn create_file(&self, path: &Path) -> Result<StorageFile> {
+        match self {
+            StorageIo::Os => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(path)
+                    .map_err(|e| io_error("create", path, e))?;
+                Ok(StorageFile::Os(file))
+            }
+            StorageIo::Simulated(disk) => {
+                let backend = disk.open(path);
+                backend
+                    .set_len(0)
+                    .map_err(|e| io_error("create", path, e))?;
+                Ok(StorageFile::Sim(SimCursor {
+                    backend,
+                    position: 0,
+                }))
+            }
+        }
+    }
+
+    /// Opens the existing file at `path` for reading. Blocking.
+    pub(crate) fn open_file(&self, path: &Path) -> Result<StorageFile> {
+        match self {
+            StorageIo::Os => {
+                let file = std::fs::File::open(path).map_err(|e| io_error("open", path, e))?;
+                Ok(StorageFile::Os(file))
+            }
+            StorageIo::Simulated(disk) => match disk.files().get(path) {
+                Some(file) => Ok(StorageFile::Sim(SimCursor {
+                    backend: SimBackend(file.clone()),
+                    position: 0,
+                })),
+                None => Err(io_error(
+                    "open",
+                    path,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                )),
+            },
+        }
+    }
+
+    /// Whether a file exists at `path`. Blocking.
+    pub(crate) fn exists(&self, path: &Path) -> bool {
+        match self {
+            StorageIo::Os => path.is_file(),
+            StorageIo::Simulated(disk) => disk.files().contains_key(path),
+        }
+    }
+
+    /// Renames `from` to `to` (replacing it) and makes the rename durable.
+    /// Blocking.
+    pub(crate) fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        match self {
+            StorageIo::Os => {
+                std::fs::rename(from, to).map_err(|e| io_error("rename", from, e))?;
+                if let Some(dir) = to.parent() {
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| io_error("sync", dir, e))?;
+                }
+                Ok(())
+            }
+            StorageIo::Simulated(disk) => {
+                let mut files = disk.files();
+                let file = files.remove(from).ok_or_else(|| {
+                    io_error(
+                        "rename",
+                        from,
+                        std::io::Error::from(std::io::ErrorKind::NotFound),
+                    )
+                })?;
+                files.insert(to.to_owned(), file);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the file at `path`; a missing file is not an error.
+    /// Blocking.
+    pub(crate) fn remove_file(&self, path: &Path) -> Result<()> {
+        match self {
+            StorageIo::Os => match std::fs::remove_file(path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_error("remove", path, e)),
+            },
+            StorageIo::Simulated(disk) => {
+                disk.files().remove(path);
+                Ok(())
+            }
+        }
+    }
+
+    /// The names of the files directly inside `dir`, sorted. Blocking.
+    pub(crate) fn list_dir(&self, dir: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        match self {
+            StorageIo::Os => {
+                let entries = std::fs::read_dir(dir).map_err(|e| io_error("list", dir, e))?;
+                for entry in entries {
+                    let entry = entry.map_err(|e| io_error("list", dir, e))?;
+                    if let Ok(name) = entry.file_name().into_string() {
+                        names.push(name);
+                    }
+                }
+            }
+            StorageIo::Simulated(disk) => {
+                for path in disk.files().keys() {
+                    if path.parent() == Some(dir)
+                        && let Some(name) = path.file_name().and_then(|n| n.to_str())
+                    {
+                        names.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Whether storage work runs inline (no blocking pool, no threads).
     pub(crate) fn inline(&self) -> bool {
         matches!(self, StorageIo::Simulated(_))
@@ -66,6 +213,214 @@ impl StorageIo {
                 .map_err(|e| MetaError::Storage(format!("storage task failed: {e}"))),
             StorageIo::Simulated(_) => Ok(f()),
         }
+    }
+}
+
+fn io_error(verb: &str, path: &Path, e: std::io::Error) -> MetaError {
+    MetaError::Storage(format!("{verb} {}: {e}", path.display()))
+}
+
+/// A plain file opened through [`StorageIo`], for blocking work.
+#[derive(Debug)]
+pub enum StorageFile {
+    Os(std::fs::File),
+    Sim(SimCursor),
+}
+
+impl StorageFile {
+    /// Makes everything written so far durable.
+    pub(crate) fn sync_all(&self) -> std::io::Result<()> {
+        match self {
+            StorageFile::Os(file) => file.sync_all(),
+            StorageFile::Sim(cursor) => cursor.backend.sync_data(),
+        }
+    }
+
+    /// The same file for async readers and writers (openraft's snapshot
+    /// data), positioned at its start. `path` is the file's own, kept for
+    /// whoever receives it.
+    pub(crate) fn into_async(self, path: PathBuf) -> std::io::Result<AsyncStorageFile> {
+        let inner = match self {
+            StorageFile::Os(mut file) => {
+                file.seek(SeekFrom::Start(0))?;
+                AsyncInner::Os(tokio::fs::File::from_std(file))
+            }
+            StorageFile::Sim(mut cursor) => {
+                cursor.position = 0;
+                AsyncInner::Sim(cursor)
+            }
+        };
+        Ok(AsyncStorageFile { path, inner })
+    }
+}
+
+impl Read for StorageFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            StorageFile::Os(file) => file.read(buf),
+            StorageFile::Sim(cursor) => cursor.read(buf),
+        }
+    }
+}
+
+impl Write for StorageFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            StorageFile::Os(file) => file.write(buf),
+            StorageFile::Sim(cursor) => cursor.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            StorageFile::Os(file) => file.flush(),
+            StorageFile::Sim(_) => Ok(()),
+        }
+    }
+}
+
+impl Seek for StorageFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        match self {
+            StorageFile::Os(file) => file.seek(pos),
+            StorageFile::Sim(cursor) => cursor.seek(pos),
+        }
+    }
+}
+
+/// A plain file opened through [`StorageIo`], for async readers and
+/// writers: a tokio file, or a [`SimDisk`] file whose every operation is
+/// ready at once (so a simulation stays deterministic). Knows its path.
+#[derive(Debug)]
+pub struct AsyncStorageFile {
+    path: PathBuf,
+    inner: AsyncInner,
+}
+
+#[derive(Debug)]
+enum AsyncInner {
+    Os(tokio::fs::File),
+    Sim(SimCursor),
+}
+
+impl AsyncStorageFile {
+    /// Where the file lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl tokio::io::AsyncRead for AsyncStorageFile {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().inner {
+            AsyncInner::Os(file) => Pin::new(file).poll_read(cx, buf),
+            AsyncInner::Sim(cursor) => {
+                let n = cursor.read(buf.initialize_unfilled())?;
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for AsyncStorageFile {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match &mut self.get_mut().inner {
+            AsyncInner::Os(file) => Pin::new(file).poll_write(cx, buf),
+            AsyncInner::Sim(cursor) => Poll::Ready(cursor.write(buf)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().inner {
+            AsyncInner::Os(file) => Pin::new(file).poll_flush(cx),
+            AsyncInner::Sim(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &mut self.get_mut().inner {
+            AsyncInner::Os(file) => Pin::new(file).poll_shutdown(cx),
+            AsyncInner::Sim(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl tokio::io::AsyncSeek for AsyncStorageFile {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> std::io::Result<()> {
+        match &mut self.get_mut().inner {
+            AsyncInner::Os(file) => Pin::new(file).start_seek(position),
+            AsyncInner::Sim(cursor) => cursor.seek(position).map(|_| ()),
+        }
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<u64>> {
+        match &mut self.get_mut().inner {
+            AsyncInner::Os(file) => Pin::new(file).poll_complete(cx),
+            AsyncInner::Sim(cursor) => Poll::Ready(Ok(cursor.position)),
+        }
+    }
+}
+
+/// A position in one [`SimDisk`] file. Reads see every write; writes
+/// reach the crash image only at [`StorageFile::sync_all`].
+pub struct SimCursor {
+    backend: SimBackend,
+    position: u64,
+}
+
+impl std::fmt::Debug for SimCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCursor")
+            .field("file", &self.backend)
+            .field("position", &self.position)
+            .finish()
+    }
+}
+
+impl Read for SimCursor {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let len = self.backend.len()?;
+        let left = len.saturating_sub(self.position);
+        let n = usize::try_from(left).map_or(buf.len(), |left| left.min(buf.len()));
+        let Some(out) = buf.get_mut(..n) else {
+            return Err(out_of_range());
+        };
+        self.backend.read(self.position, out)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for SimCursor {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.backend.write(self.position, buf)?;
+        self.position += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for SimCursor {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        let base = match pos {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(delta) => self.backend.len()?.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+        };
+        self.position = base.ok_or_else(out_of_range)?;
+        Ok(self.position)
     }
 }
 

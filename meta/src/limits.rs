@@ -56,11 +56,19 @@ pub const TAG_VALUE_CHARS_MAX: usize = 256;
 /// S3 allows at most 50 tags per bucket (same key and value lengths).
 pub const BUCKET_TAGS_MAX: usize = 50;
 
+/// Bytes of snapshot per install-snapshot request (openraft's
+/// `snapshot_max_chunk_size`): the leader reads this much of the snapshot
+/// file per request and the follower writes it to its file, so neither
+/// holds more of a snapshot in memory. Each chunk must arrive within the
+/// install-snapshot timeout (5 s), even over a slow link.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 3 * 1024 * 1024;
+
 /// Largest body of one RPC or answer between meta nodes and clients: one
 /// log entry (≤ 16 MiB of inline data at worst, about `ENTRY_SIZE_TARGET`
-/// usually), a snapshot chunk (3 MiB by default) or a listing page, with
-/// room for encoding overhead.
+/// usually), a snapshot chunk ([`SNAPSHOT_CHUNK_BYTES_MAX`]) or a listing
+/// page, with room for encoding overhead.
 pub const RPC_BODY_SIZE_MAX: usize = 64 * 1024 * 1024;
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX * 4 <= RPC_BODY_SIZE_MAX as u64);
 /// An append-entries request whose encoding exceeds this is split (openraft
 /// retries with fewer entries on `PayloadTooLarge`); a single entry may
 /// exceed it, up to `RPC_BODY_SIZE_MAX`.

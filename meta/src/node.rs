@@ -164,6 +164,7 @@ fn raft_config(election_timeout_ms: Option<u64>) -> Result<Config> {
         election_timeout_min,
         election_timeout_max,
         install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+        snapshot_max_chunk_size: crate::limits::SNAPSHOT_CHUNK_BYTES_MAX,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_LOGS_SINCE_LAST),
         max_in_snapshot_log_to_keep: SNAPSHOT_LOGS_TO_KEEP,
         replication_lag_threshold: REPLICATION_LAG_THRESHOLD,

@@ -421,6 +421,13 @@ async fn restarted_follower_catches_up_and_late_node_gets_a_snapshot() {
         .expect("late node applied");
     let snapshot = late.raft_metrics().snapshot.expect("installed a snapshot");
     assert!(snapshot.index >= applied);
+    // The received file became the late node's current snapshot file.
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("meta/snapshots"))
+        .expect("snapshot dir")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|name| name.ends_with(".snap"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(
         late.read_local_object(BUCKET, "while-down/29")
             .await

@@ -368,8 +368,25 @@ async fn snapshot_and_purged_log_survive_restart() {
         .await
         .expect("purge");
     node.shutdown().await.expect("shutdown");
+    let snapshot_files = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("meta/snapshots"))
+            .expect("snapshot dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = snapshot_files();
+    assert_eq!(before.len(), 1, "one snapshot file: {before:?}");
+    assert!(before[0].ends_with(".snap"), "{before:?}");
 
     let node = open(&dir, false).await;
+    let snapshot = node
+        .raft_metrics()
+        .snapshot
+        .expect("the snapshot is current after the restart");
+    assert!(snapshot.index >= applied);
+    assert_eq!(snapshot_files(), before, "the same file, kept");
     let client = node.client();
     for (i, version) in versions.iter().enumerate() {
         assert_eq!(

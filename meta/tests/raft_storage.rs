@@ -2,8 +2,6 @@
 //! what the suite does not cover: applying our payloads, idempotent
 //! retries, snapshots carrying namespace state, and restart.
 
-use std::io::Cursor;
-
 use arbor_meta::command::{Command, Reply};
 use arbor_meta::error::MetaError;
 use arbor_meta::namespace::CreateBucket;
@@ -14,6 +12,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, RaftSnapshotBuilder};
 use redb::ReadableDatabase;
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct RedbBuilder;
 
@@ -141,11 +140,39 @@ async fn snapshot_carries_namespace_and_request_ids() {
         .apply([normal(1, vec![create_bucket(3, 1, "stale-bucket")])])
         .await
         .expect("apply");
-    let data: Vec<u8> = snapshot.snapshot.into_inner();
+    // As openraft receives it: chunks written into the file the follower
+    // hands out, then shut down.
+    let mut received = follower
+        .begin_receiving_snapshot()
+        .await
+        .expect("begin receiving");
+    let mut source = snapshot.snapshot;
+    let mut chunk = vec![0u8; 100];
+    let mut chunks = 0;
+    loop {
+        let n = source.read(&mut chunk).await.expect("read snapshot");
+        if n == 0 {
+            break;
+        }
+        received.write_all(&chunk[..n]).await.expect("write chunk");
+        chunks += 1;
+    }
+    assert!(chunks > 1, "the snapshot travelled in several chunks");
+    received.shutdown().await.expect("shutdown");
+    let received_path = received.path().to_owned();
     follower
-        .install_snapshot(&snapshot.meta, Box::new(Cursor::new(data)))
+        .install_snapshot(&snapshot.meta, received)
         .await
         .expect("install snapshot");
+    assert!(
+        !received_path.exists(),
+        "the received file became the current one"
+    );
+    let snapshot_files: Vec<_> = std::fs::read_dir(follower.snapshot_dir())
+        .expect("snapshot dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(snapshot_files.len(), 1, "{snapshot_files:?}");
 
     let buckets = {
         let txn = follower.database().begin_read().expect("read txn");

@@ -8,9 +8,12 @@
 //!   into one transaction.
 //! - `state.redb` ([`state_store`]): the namespace tables
 //!   ([`crate::schema::STATE_TABLES`]) plus the store's own tables (last
-//!   applied / membership, the current snapshot, remembered request results).
-//!   Separate files, so `apply` and `append` never wait for each other's
-//!   writer lock (see docs/design.md, openraft on redb).
+//!   applied / membership, the current snapshot's meta and file name,
+//!   remembered request results). Separate files, so `apply` and `append`
+//!   never wait for each other's writer lock (see docs/design.md, openraft
+//!   on redb).
+//! - `snapshots/` ([`state_store`], format in [`snapshot_file`]): the
+//!   current snapshot as a file, streamed in and out, never whole in memory.
 //!
 //! Group commit happens above Raft ([`batcher`]): one log entry carries a
 //! batch of [`types::Proposal`]s, because openraft 0.9 flushes every append
@@ -19,6 +22,7 @@
 pub mod batcher;
 pub mod log_store;
 pub mod network;
+pub mod snapshot_file;
 pub mod state_store;
 pub mod types;
 

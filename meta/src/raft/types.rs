@@ -1,14 +1,13 @@
 //! The openraft type configuration and the payload carried in log entries.
 
 use std::fmt;
-// `declare_raft_types!` names `Cursor<Vec<u8>>` without a path.
-use std::io::Cursor;
 
 use openraft::{AnyError, BasicNode, ErrorSubject, ErrorVerb, StorageIOError};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandResult};
 use crate::error::MetaError;
+use crate::io::AsyncStorageFile;
 
 /// Identifies one proposal across retries: `client` is chosen at random per
 /// [`crate::MetaClient`], `seq` increases per proposal. A proposal whose id
@@ -48,7 +47,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = AsyncStorageFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
