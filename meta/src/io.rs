@@ -53,10 +53,12 @@ impl StorageIo {
     /// Opens (or creates) the redb database at `path`.
     pub(crate) fn create_database(&self, path: &Path) -> Result<Database> {
         match self {
-            StorageIo::Os => Ok(Database::create(path)?),
-            StorageIo::Simulated(disk) => {
-                Ok(Database::builder().create_with_backend(disk.open(path))?)
-            }
+            StorageIo::Os => Ok(Database::builder()
+                .set_cache_size(crate::limits::REDB_CACHE_BYTES)
+                .create(path)?),
+            StorageIo::Simulated(disk) => Ok(Database::builder()
+                .set_cache_size(crate::limits::REDB_CACHE_BYTES)
+                .create_with_backend(disk.open(path))?),
         }
     }
 
