@@ -137,14 +137,23 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
         600,
     );
     assert_eq!(post(&server, &form).status, 204);
-    let page = raw_request(&server.endpoint, "GET", &format!("/{BUCKET}/user/acl.txt"), &[], b"")
-        .expect("anonymous GET");
+    let page = raw_request(
+        &server.endpoint,
+        "GET",
+        &format!("/{BUCKET}/user/acl.txt"),
+        &[],
+        b"",
+    )
+    .expect("anonymous GET");
     assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
 
     // `${filename}` becomes the file's name, in the key stored and in
     // the answer.
     let form = signer.post_form(
-        &[("key", "user/${filename}"), ("success_action_status", "201")],
+        &[
+            ("key", "user/${filename}"),
+            ("success_action_status", "201"),
+        ],
         &conditions(&[r#"{"success_action_status":"201"}"#]),
         b"named",
         now,
@@ -283,5 +292,133 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
             "user/upload.bin"
         ]
     );
+    assert!(server.stop().expect("stop").success());
+}
+
+/// The peak resident memory of process `pid`, in KiB (Linux).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Forms of any size stream into chunks: a 64 MiB file is stored whole
+/// without the gateway holding it, a file over the policy's maximum is
+/// refused with nothing stored, and so is a form cut off in its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_forms_stream_and_failed_ones_leave_nothing() {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+
+    const MIB: usize = 1024 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(
+        dir.path(),
+        &["--no-fsync", "--chunk-size", &(8 * MIB).to_string()],
+    )
+    .expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
+    let now = SystemTime::now();
+    let range = |max: usize| {
+        vec![
+            format!(r#"{{"bucket":"{BUCKET}"}}"#),
+            r#"["starts-with","$key","big/"]"#.to_owned(),
+            format!(r#"["content-length-range",1,{max}]"#),
+        ]
+    };
+
+    // Warm up (a small form), then measure the peak around 64 MiB.
+    let form = signer.post_form(&[("key", "big/small")], &range(MIB), b"warm", now, 600);
+    assert_eq!(post(&server, &form).status, 204);
+    let pid = server.pid().expect("running");
+    let before = peak_rss_kib(pid).expect("VmHWM");
+    let file: Vec<u8> = (0..64 * MIB).map(|i| (i * 31 % 251) as u8).collect();
+    let form = signer.post_form(&[("key", "big/64m")], &range(100 * MIB), &file, now, 600);
+    let answer = post(&server, &form);
+    assert_eq!(
+        answer.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    drop(form);
+    let after = peak_rss_kib(pid).expect("VmHWM");
+    let growth_mib = after.saturating_sub(before) / 1024;
+    println!("gateway peak RSS: {before} KiB before, {after} KiB after the 64 MiB form");
+    assert!(
+        growth_mib < 64,
+        "the gateway's peak memory grew by {growth_mib} MiB for a 64 MiB form"
+    );
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("big/64m")
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert_eq!(got.len(), file.len());
+    assert_eq!(sha2::Sha256::digest(&got), sha2::Sha256::digest(&file));
+
+    // Over the policy's maximum: refused as it streams, nothing stored.
+    let form = signer.post_form(
+        &[("key", "big/over")],
+        &range(MIB),
+        &file[..3 * MIB],
+        now,
+        600,
+    );
+    let answer = post(&server, &form);
+    assert_eq!(
+        (answer.status, answer.error_code().as_deref()),
+        (400, Some("EntityTooLarge")),
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+
+    // Cut off in the middle of the file: the connection drops.
+    let form = signer.post_form(
+        &[("key", "big/cut")],
+        &range(100 * MIB),
+        &file[..16 * MIB],
+        now,
+        600,
+    );
+    {
+        let authority = server.endpoint.strip_prefix("http://").expect("http");
+        let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+        let head = format!(
+            "POST /{BUCKET} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+            form.content_type,
+            form.body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("head");
+        stream
+            .write_all(&form.body[..form.body.len() / 2])
+            .expect("half the form");
+        stream.flush().expect("flush");
+    }
+    // The gateway sees the end of the connection and fails the PUT.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("big/")
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["big/64m", "big/small"]);
     assert!(server.stop().expect("stop").success());
 }
