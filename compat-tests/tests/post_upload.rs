@@ -386,6 +386,11 @@ async fn large_forms_stream_and_failed_ones_leave_nothing() {
         String::from_utf8_lossy(&answer.body)
     );
 
+    // What the failures below wrote is deleted: the chunks now are all.
+    let chunks_dir = dir.path().join("chunks");
+    let stored_chunks = arbor_compat_tests::chunk_files(&chunks_dir);
+    assert!(stored_chunks.len() >= 8, "64 MiB in 8 MiB chunks");
+
     // Cut off in the middle of the file: the connection drops.
     let form = signer.post_form(
         &[("key", "big/cut")],
@@ -420,5 +425,190 @@ async fn large_forms_stream_and_failed_ones_leave_nothing() {
         .expect("list");
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["big/64m", "big/small"]);
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = arbor_compat_tests::chunk_files(&chunks_dir);
+        if left == stored_chunks {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, stored_chunks, "the failed forms' chunks are deleted");
+    assert!(server.stop().expect("stop").success());
+}
+
+/// A form signed with Signature Version 2 (`AWSAccessKeyId`, `signature`).
+fn v2_form(access_key: &str, secret: &str, key: &str, file: &[u8]) -> PostForm {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let policy = format!(
+        r#"{{"expiration":"2099-01-01T00:00:00Z","conditions":[{{"bucket":"{BUCKET}"}},{{"key":"{key}"}}]}}"#
+    );
+    let policy = base64::engine::general_purpose::STANDARD.encode(policy);
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(policy.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    form_of(
+        &[
+            ("key", key),
+            ("AWSAccessKeyId", access_key),
+            ("policy", &policy),
+            ("signature", &signature),
+        ],
+        Some(file),
+    )
+}
+
+/// A form of these fields and, if given, a file.
+fn form_of(fields: &[(&str, &str)], file: Option<&[u8]>) -> PostForm {
+    let boundary = "arbor-post-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some(file) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    PostForm {
+        content_type: format!("multipart/form-data; boundary={boundary}"),
+        body,
+    }
+}
+
+/// SigV2 forms, unsigned forms, and forms out of shape, answered as S3
+/// answers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_v2_forms_and_malformed_forms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+
+    let form = v2_form(
+        &server.access_key,
+        &server.secret_key,
+        "v2/ok",
+        b"signed v2",
+    );
+    let answer = post(&server, &form);
+    assert_eq!(
+        answer.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(answer.header("etag").is_some(), "the ETag header");
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("v2/ok")
+        .send()
+        .await
+        .expect("get")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes();
+    assert_eq!(got.as_ref(), b"signed v2");
+
+    let padding = "p".repeat(21 * 1024);
+    let refused = [
+        (
+            "a SigV2 signature under another secret",
+            v2_form(&server.access_key, "not-the-secret", "v2/x1", b"x"),
+            403,
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "an unknown access key",
+            v2_form("AKIANOSUCHKEY0000000", &server.secret_key, "v2/x2", b"x"),
+            403,
+            "InvalidAccessKeyId",
+        ),
+        (
+            "fields over 20 KiB before the file",
+            form_of(&[("key", "v2/x3"), ("x-ignore-pad", &padding)], Some(b"x")),
+            400,
+            "MaxPostPreDataLengthExceededError",
+        ),
+        (
+            "no file",
+            form_of(&[("key", "v2/x4")], None),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "a form cut before its first part ends",
+            PostForm {
+                content_type: "multipart/form-data; boundary=b".to_owned(),
+                body: b"--b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nv2/x5".to_vec(),
+            },
+            400,
+            "MalformedPOSTRequest",
+        ),
+    ];
+    for (what, form, status, code) in refused {
+        let answer = post(&server, &form);
+        assert_eq!(
+            (answer.status, answer.error_code().as_deref()),
+            (status, Some(code)),
+            "{what}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+
+    // An unsigned form: refused until the bucket's policy lets anyone
+    // put under its key, then stored.
+    let unsigned = form_of(&[("key", "open/anon")], Some(b"from anyone"));
+    let answer = post(&server, &unsigned);
+    assert_eq!(
+        (answer.status, answer.error_code().as_deref()),
+        (403, Some("AccessDenied"))
+    );
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::{BUCKET}/open/*"}}]}}"#
+    );
+    s3.put_bucket_policy()
+        .bucket(BUCKET)
+        .policy(policy)
+        .send()
+        .await
+        .expect("put policy");
+    let answer = post(&server, &unsigned);
+    assert_eq!(
+        answer.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let outside = post(&server, &form_of(&[("key", "closed/anon")], Some(b"x")));
+    assert_eq!(outside.status, 403, "only where the policy allows");
+
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["open/anon", "v2/ok"]);
     assert!(server.stop().expect("stop").success());
 }
