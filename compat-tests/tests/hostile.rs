@@ -483,11 +483,12 @@ async fn oversized_xml_body_is_max_message_length_exceeded() {
     .await;
 }
 
-/// A browser POST upload's file is read whole by s3s before the access
-/// check: an unsigned one over the gateway's bound is refused as too large
-/// rather than read to its end (docs/design.md, "Limits").
+/// A browser POST upload is checked before its file streams: an unsigned
+/// one to a bucket that allows no anonymous writes is refused by the
+/// access check, whatever its size, and nothing is stored (the gateway
+/// reads the rest of the form only so the client hears the answer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_post_upload_is_entity_too_large() {
+async fn unsigned_large_post_upload_is_refused_before_its_file() {
     with_fixture(|f| async move {
         let boundary = "arbor-hostile-boundary";
         let mut body = format!(
@@ -508,7 +509,7 @@ async fn oversized_post_upload_is_entity_too_large() {
             )
             .expect("post")
         });
-        assert_error(&response, 400, "EntityTooLarge", "21 MiB unsigned POST upload");
+        assert_error(&response, 403, "AccessDenied", "21 MiB unsigned POST upload");
         f.assert_intact("21 MiB POST upload").await;
     })
     .await;

@@ -2,8 +2,9 @@
 //! gives every request an id and a tracing span, enforces a pinned region,
 //! gives a body sent without a length its length, answers the client
 //! mistakes s3s takes for internal errors, answers CORS preflights and
-//! adds CORS headers to answers (`crate::cors`), and drains in-flight
-//! requests on shutdown.
+//! adds CORS headers to answers (`crate::cors`), serves browser uploads
+//! itself (`crate::post_object`), and drains in-flight requests on
+//! shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,7 +28,6 @@ use crate::limits::{
     RETRY_AFTER_SECS, SHUTDOWN_DRAIN_SECS, UNREAD_BODY_DRAIN_MAX, UNSIZED_BODIES_MAX,
     UNSIZED_BODY_SIZE_MAX,
 };
-use crate::post_form::{self, FormFields, FormScanBody};
 use crate::s3::RequestId;
 use crate::xml_body::{BodyWatch, WatchedBody};
 use crate::{auth, error};
@@ -43,6 +43,8 @@ pub struct Frontend {
     pub clock: arbor_meta::clock::SharedClock,
     /// Buckets' CORS rules, for preflights and cross-origin answers.
     pub cors: crate::cors::Cors,
+    /// Browser uploads, which s3s would read whole into memory.
+    pub post_uploads: crate::post_object::PostUploads,
 }
 
 /// Serves `listener` (on the server skeleton of `arbor-net`) until
@@ -118,11 +120,18 @@ async fn handle(
                 .preflight(req.uri(), req.headers())
                 .await
                 .unwrap_or_else(|e| error_response(e, &request_id)),
-            Ok(()) => call_s3s(&frontend.s3, req, &unsized_bodies, &request_id).await,
+            Ok(()) => match post_upload
+                .then(|| frontend.post_uploads.bucket_of(&req))
+                .flatten()
+            {
+                Some(bucket) => frontend
+                    .post_uploads
+                    .serve(bucket, req)
+                    .await
+                    .unwrap_or_else(|e| error_response(e, &request_id)),
+                None => call_s3s(&frontend.s3, req, &unsized_bodies, &request_id).await,
+            },
         };
-        if post_upload {
-            refuse_as_policy_condition(&mut response);
-        }
         if !preflight && let Some(cross_origin) = &cross_origin {
             frontend.cors.decorate(cross_origin, &mut response).await;
         }
@@ -147,7 +156,8 @@ async fn handle(
     .await
 }
 
-/// A browser upload: `POST /bucket` with a multipart form.
+/// A browser upload: `POST /bucket` with a multipart form
+/// (`crate::post_object` serves it).
 fn is_post_upload<B>(req: &http::Request<B>) -> bool {
     req.method() == http::Method::POST
         && req
@@ -155,76 +165,6 @@ fn is_post_upload<B>(req: &http::Request<B>) -> bool {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("multipart/form-data"))
-}
-
-/// s3s answers a form that fails one of its policy's conditions with 400
-/// InvalidPolicyDocument; S3 answers 403 AccessDenied "Invalid according
-/// to Policy: Policy Condition failed: ...", which browser code checks.
-fn refuse_as_policy_condition(response: &mut http::Response<s3s::Body>) {
-    const S3S: &str = "<Code>InvalidPolicyDocument</Code><Message>Policy condition";
-    const S3: &str =
-        "<Code>AccessDenied</Code><Message>Invalid according to Policy: Policy Condition failed: ";
-    if response.status() != http::StatusCode::BAD_REQUEST {
-        return;
-    }
-    let Some(body) = response.body().bytes() else {
-        return;
-    };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return;
-    };
-    if !text.contains(S3S) {
-        return;
-    }
-    let rewritten = text.replacen(S3S, S3, 1);
-    *response.status_mut() = http::StatusCode::FORBIDDEN;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_LENGTH, rewritten.len().into());
-    *response.body_mut() = s3s::Body::from(rewritten);
-}
-
-/// s3s answers a browser upload (its 201 document, its 303 redirect) with
-/// the key as the form gave it; S3 with `${filename}` filled in, as
-/// `permission`'s PostObject hook filled it in the key stored.
-fn name_the_file(response: &mut http::Response<s3s::Body>, found: &post_form::Found) {
-    const LITERAL: &str = "${filename}";
-    const ENCODED: &str = "%24%7Bfilename%7D";
-    let Some(filename) = found.filename.as_deref() else {
-        return;
-    };
-    let encoded = urlencoding::encode(filename).into_owned();
-    if let Some(location) = response
-        .headers()
-        .get(http::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.contains(ENCODED) || v.contains(LITERAL))
-        .map(|v| v.replace(ENCODED, &encoded).replace(LITERAL, &encoded))
-        && let Ok(value) = http::HeaderValue::from_str(&location)
-    {
-        response.headers_mut().insert(http::header::LOCATION, value);
-    }
-    if response.status() != http::StatusCode::CREATED {
-        return;
-    }
-    let Some(body) = response.body().bytes() else {
-        return;
-    };
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return;
-    };
-    if !text.contains(LITERAL) && !text.contains(ENCODED) {
-        return;
-    }
-    let escaped = filename
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    let rewritten = text.replace(LITERAL, &escaped).replace(ENCODED, &encoded);
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_LENGTH, rewritten.len().into());
-    *response.body_mut() = s3s::Body::from(rewritten);
 }
 
 /// A 500 or 503 is worth retrying: says when, unless it already does.
@@ -254,18 +194,6 @@ async fn call_s3s(
     let watch = Arc::new(BodyWatch::default());
     req.extensions_mut().insert(watch.clone());
     let body_watch = watch.clone();
-    // A browser upload's form is watched for what s3s drops (`post_form`).
-    let form = is_post_upload(&req)
-        .then(|| {
-            req.headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(FormFields::for_content_type)
-        })
-        .flatten();
-    if let Some(form) = &form {
-        req.extensions_mut().insert(form.clone());
-    }
     let (mut parts, body) = req.into_parts();
     let body = if needs_length(&parts.method, &parts.headers, &body) {
         match read_unsized(body, unsized_bodies).await {
@@ -273,19 +201,12 @@ async fn call_s3s(
                 parts
                     .headers
                     .insert(http::header::CONTENT_LENGTH, bytes.len().into());
-                if let Some(form) = &form {
-                    form.feed(&bytes);
-                }
                 s3s::Body::from(bytes)
             }
             Err(e) => return error_response(e, request_id),
         }
     } else {
-        let watched = WatchedBody::new(body, body_watch);
-        match &form {
-            Some(form) => s3s::Body::http_body(FormScanBody::new(watched, form.clone())),
-            None => s3s::Body::http_body(watched),
-        }
+        s3s::Body::http_body(WatchedBody::new(body, body_watch))
     };
     // A client that asked to hear "100 Continue" first sends no body
     // until then: closing on it loses nothing, and waiting for it would
@@ -295,10 +216,7 @@ async fn call_s3s(
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let req = http::Request::from_parts(parts, body);
-    let mut response = answer_s3s(s3, req, &watch, request_id).await;
-    if let Some(form) = &form {
-        name_the_file(&mut response, &form.found());
-    }
+    let response = answer_s3s(s3, req, &watch, request_id).await;
     if let Some(unread) = watch.take_unread()
         && !waits_to_send
     {

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod permission;
 pub mod policy;
 pub mod post_form;
+pub mod post_object;
 pub mod routes;
 pub mod s3;
 pub mod sealing;

@@ -14,12 +14,11 @@ pub const DELETE_OBJECTS_KEYS_MAX: usize = 1000;
 /// 1 KiB keys, or ten thousand parts, take about 1-2 MiB; larger bodies get
 /// S3's 400 MaxMessageLengthExceeded. (s3s's default, set explicitly.)
 pub const XML_BODY_SIZE_MAX: usize = 20 * 1024 * 1024;
-/// The file of a browser POST upload (`multipart/form-data` to
-/// `POST /bucket`) at most: s3s 0.14.1 reads it whole into memory, and
-/// before the access check, so even an unsigned one is read. Its default
-/// (5 GB) would let any client hold that much of the gateway's memory;
-/// over this is S3's 400 EntityTooLarge.
-pub const POST_OBJECT_SIZE_MAX: u64 = 20 * 1024 * 1024;
+/// Bytes of a browser upload's form before its file (the fields and
+/// their part headers) at most: S3's 20 KiB. The fields are held in
+/// memory while the policy and signature are checked; the file streams
+/// (`post_form`). Over this is S3's 400 MaxPostPreDataLengthExceededError.
+pub const FORM_FIELDS_SIZE_MAX: usize = 20 * 1024;
 /// A request body that sends nothing for this long is abandoned with
 /// S3's 400 RequestTimeout (S3 waits about 20 s), so a stalled client
 /// cannot hold a connection and its upload slot forever.

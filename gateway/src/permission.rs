@@ -21,7 +21,7 @@ use s3s::{S3Request, S3Result, s3_error};
 use crate::http_server::ClientAddress;
 use crate::keyring::{Keyring, Permission, Principal};
 use crate::policy::{self, Decision, Facts};
-use crate::post_form::{self, FormFields};
+use crate::post_form;
 use crate::s3::RequestId;
 use crate::xml_body;
 
@@ -422,10 +422,32 @@ impl AccessControl {
                 cx.extensions_mut().insert(gate);
             }
         }
-        cx.extensions_mut().insert(principal);
+        self.enter(principal, cx.extensions_mut());
+        Ok(())
+    }
+
+    /// What every admitted request carries for its handlers.
+    fn enter(&self, principal: Principal, extensions: &mut http::Extensions) {
+        extensions.insert(principal);
         // CreateBucket tells it of the grant it made, the policy
         // operations of the policy they changed.
-        cx.extensions_mut().insert(self.keyring.clone());
+        extensions.insert(self.keyring.clone());
+    }
+
+    /// For a browser upload, which the gateway reads itself
+    /// (`crate::post_object`): what `check` does for an operation s3s
+    /// routes. The key is authorized in `post_object`, once the form
+    /// named it.
+    pub async fn admit(
+        &self,
+        credentials: Option<&s3s::auth::Credentials>,
+        extensions: &mut http::Extensions,
+    ) -> S3Result<()> {
+        let request_id = RequestId::of(extensions);
+        let principal = principal(&self.keyring, credentials)
+            .await
+            .map_err(|e| request_id.stamp(e))?;
+        self.enter(principal, extensions);
         Ok(())
     }
 
@@ -495,12 +517,13 @@ impl S3Access for AccessControl {
     /// `*`, needs write on the bucket for the key the form names.
     async fn post_object(&self, req: &mut S3Request<PostObjectInput>) -> S3Result<()> {
         let request_id = RequestId::of(&req.extensions);
-        // What s3s drops of the form (`post_form`): AWS's `acl` field,
-        // and the file's name for `${filename}` in the key.
+        // What the form says besides PutObject's fields (`post_form`):
+        // AWS's `acl` field, and the file's name for `${filename}` in the
+        // key.
         let found = req
             .extensions
-            .get::<std::sync::Arc<FormFields>>()
-            .map(|form| form.found())
+            .get::<post_form::Found>()
+            .cloned()
             .unwrap_or_default();
         if req.input.acl.is_none()
             && let Some(acl) = found.acl.clone()

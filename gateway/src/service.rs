@@ -15,10 +15,11 @@ use crate::cors::Cors;
 use crate::http_server::{Frontend, VirtualHosts};
 use crate::keyring::Keyring;
 use crate::permission::AccessControl;
+use crate::post_object::PostUploads;
 use crate::sealing::NodeKey;
 use arbor_meta::clock::Seams;
 
-use crate::limits::{POST_OBJECT_SIZE_MAX, XML_BODY_SIZE_MAX};
+use crate::limits::XML_BODY_SIZE_MAX;
 use crate::routes::{IgnoredRange, RenameRoute, Routes};
 use crate::s3::{Arbor, GatewaySettings};
 
@@ -50,6 +51,15 @@ pub fn frontend(
         seams.clock,
         seams.entropy,
     );
+    let post_uploads = PostUploads {
+        s3: arbor.clone(),
+        keyring: keyring.clone(),
+        access: AccessControl {
+            keyring: keyring.clone(),
+        },
+        clock: clock.clone(),
+        hosts: domain.clone().map(|domain| VirtualHosts { domain }),
+    };
     let mut builder = s3_service(arbor.clone(), domain.as_deref());
     builder.set_route(Routes {
         admin: AdminRoute {
@@ -80,6 +90,7 @@ pub fn frontend(
             keyring,
             hosts: domain.map(|domain| VirtualHosts { domain }),
         },
+        post_uploads,
     })
 }
 
@@ -95,7 +106,9 @@ fn s3_service(arbor: Arbor, domain: Option<&str>) -> S3ServiceBuilder {
     }
     let mut s3s_config = S3Config::default();
     s3s_config.xml_max_body_size = XML_BODY_SIZE_MAX;
-    s3s_config.post_object_max_file_size = POST_OBJECT_SIZE_MAX;
+    // Browser uploads never reach s3s (`crate::post_object` serves them):
+    // should one, it is refused rather than read into memory.
+    s3s_config.post_object_max_file_size = 0;
     builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(s3s_config))));
     builder
 }
