@@ -118,6 +118,11 @@ pub enum ExpectedSha256 {
     Vouched(oneshot::Receiver<([u8; 32], u32)>),
 }
 
+/// What a put's trailers carry, once the body is done: the SHA-256, and the
+/// CRC32C when the writer vouches for the SHA-256; `None` if the writer
+/// gave up (the put is then aborted).
+type TrailerDigests = BoxFuture<'static, Option<([u8; 32], Option<u32>)>>;
+
 /// A ranged read from one chunk server.
 pub struct ChunkRead {
     /// Size and SHA-256 of the whole chunk, as the server stored them.
@@ -159,7 +164,7 @@ impl ChunkClient {
         let mut builder = Request::builder()
             .method(Method::PUT)
             .uri(self.uri(&format!("/chunks/{}", id.to_hex()))?);
-        let trailer: Option<BoxFuture<'static, Option<([u8; 32], Option<u32>)>>> = match expected {
+        let trailer: Option<TrailerDigests> = match expected {
             ExpectedSha256::Known(sha256) => {
                 builder = builder.header(api::HEADER_SHA256, hex::encode(sha256));
                 None
@@ -560,7 +565,7 @@ impl Progress {
 /// The frames of a put body: the data, then (if asked) the SHA-256 trailer.
 fn put_frames<S>(
     body: S,
-    trailer: Option<BoxFuture<'static, Option<([u8; 32], Option<u32>)>>>,
+    trailer: Option<TrailerDigests>,
     progress: Arc<Mutex<Progress>>,
 ) -> impl Stream<Item = Result<Frame<Bytes>>> + Send + 'static
 where
