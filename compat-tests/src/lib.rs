@@ -47,21 +47,35 @@ pub struct ArborProcess {
 }
 
 /// The cluster secret every process a test starts is given (through
-/// `ARBOR_CLUSTER_SECRET_FILE`): one file per test binary, made on first
-/// use.
+/// `ARBOR_CLUSTER_SECRET_FILE`): one file in the temporary directory,
+/// shared by every test binary and run (a test secret guards nothing), so
+/// runs leave no file behind each. Made once, atomically: a fresh secret
+/// is written under a name of this process and hard-linked into place,
+/// which fails if another process got there first.
 pub fn cluster_secret_file() -> &'static Path {
     static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     FILE.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!(
-            "arbor-compat-tests-{}.cluster-secret",
-            std::process::id()
-        ));
+        let path = std::env::temp_dir().join("arbor-compat-tests.cluster-secret");
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == 64) {
+            return path;
+        }
         let mut random = [0u8; 32];
         let read = std::fs::File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut random));
         read.expect("random bytes for the cluster secret");
         let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(&path, hex).expect("writing the cluster secret");
+        let mine = std::env::temp_dir().join(format!(
+            "arbor-compat-tests.cluster-secret.{}",
+            std::process::id()
+        ));
+        std::fs::write(&mine, hex).expect("writing the cluster secret");
+        let linked = std::fs::hard_link(&mine, &path);
+        let _ = std::fs::remove_file(&mine);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("placing the cluster secret at {}: {e}", path.display()),
+        }
         path
     })
 }
