@@ -59,6 +59,7 @@ pub struct AccessKeyRecord {
     /// A name for people (`backup`, `dashboard`).
     pub name: String,
     /// The sealed secret key.
+    #[serde(with = "super::byte_vec")]
     pub sealed_secret: Vec<u8>,
     pub created_ms: i64,
     /// Whether the key may create buckets (and then owns those it creates).

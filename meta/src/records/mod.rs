@@ -4,6 +4,7 @@
 //! id seams), `error` and `limits`.
 
 pub mod access;
+pub(crate) mod byte_vec;
 pub mod chunk;
 pub mod lifecycle;
 pub mod listing;

@@ -175,7 +175,7 @@ pub struct ChunkRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObjectData {
     /// Small objects (≤ `limits::INLINE_OBJECT_SIZE_MAX`) live in the record.
-    Inline(Vec<u8>),
+    Inline(#[serde(with = "super::byte_vec")] Vec<u8>),
     /// Chunks in object order; offsets are contiguous from 0 to `size`.
     Chunks(Vec<ChunkRef>),
 }

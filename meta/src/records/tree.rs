@@ -55,6 +55,7 @@ pub enum InodeKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InodeRecord {
     pub parent: u64,
+    #[serde(with = "super::byte_vec")]
     pub stored_name: Vec<u8>,
     pub kind: InodeKind,
 }
