@@ -126,6 +126,11 @@ fn every_scenario_runs_against_arbor_serve() {
     ] {
         assert!(number(limits, key) > 0.0, "{key}: {limits}");
     }
+    // Zero where the file system refuses O_DIRECT (tmpfs).
+    assert!(
+        number(limits, "direct_write_mib_per_sec") >= 0.0,
+        "{limits}"
+    );
     // Its scratch files are gone.
     assert!(
         std::fs::read_dir(&limits_dir)
@@ -262,4 +267,67 @@ fn a_server_refusing_the_requests_fails_the_run() {
     assert_eq!(head["errors"], 0, "{head}");
     assert_eq!(head["ops"], 64, "{head}");
     server.stop().expect("stop");
+}
+
+/// `--spawn dev-cluster` starts a whole cluster (meta nodes, chunk servers,
+/// gateways), measures every one of its processes, and stops it.
+#[test]
+fn a_spawned_dev_cluster_is_measured_and_stopped() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let json = out_dir.path().join("bench.json");
+    let out = Command::new(arbor_binary().expect("binary"))
+        .args(["bench", "--spawn", "dev-cluster", "--json"])
+        .arg(&json)
+        .args(SMOKE)
+        .args([
+            "--only",
+            "put-large-1x-signed,get-large-1x,put-small-c16,list-flat",
+        ])
+        .env_remove("ARBOR_ACCESS_KEY")
+        .env_remove("ARBOR_SECRET_KEY")
+        .output()
+        .expect("run arbor bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "arbor bench failed: {stderr}");
+
+    let report = read_json(&json);
+    let targets = report["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1, "{report}");
+    let target = &targets[0];
+    assert_eq!(target["label"], "arbor dev-cluster", "{target}");
+    let pids: Vec<u64> = target["pids"]
+        .as_array()
+        .expect("pids")
+        .iter()
+        .map(|p| p.as_u64().expect("pid"))
+        .collect();
+    // Meta nodes, chunk servers and a gateway at least.
+    assert!(pids.len() >= 3, "{pids:?}");
+    let scenarios = target["scenarios"].as_array().expect("scenarios");
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "put-large-1x-signed",
+            "get-large-1x",
+            "put-small-c16",
+            "list-flat"
+        ]
+    );
+    for s in scenarios {
+        assert_eq!(s["errors"], 0, "{s}");
+        assert_eq!(s["ops"], s["ops_expected"], "{s}");
+        assert_eq!(s["server"]["cpu_read"], true, "{s}");
+        assert!(number(&s["server"], "cpu_seconds") > 0.0, "{s}");
+    }
+    // Every process of the cluster is gone once the run is over.
+    for pid in pids {
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.split_whitespace().nth(2) == Some("Z"));
+        assert!(!alive || zombie, "process {pid} outlived the run");
+    }
 }
