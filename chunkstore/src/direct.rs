@@ -78,6 +78,10 @@ impl DataFile {
             return self.append_buffered(data);
         }
         while !data.is_empty() {
+            if !self.direct {
+                // A refused direct write turned it off mid-way.
+                return self.append_buffered(data);
+            }
             let room = DIRECT_WRITE_SIZE - self.staged;
             let (head, rest) = data.split_at(room.min(data.len()));
             let at = self.start + self.staged;
@@ -130,11 +134,15 @@ impl DataFile {
 
     /// Turns direct I/O off and writes what was staged, buffered.
     fn stop_direct(&mut self) -> io::Result<()> {
+        if !self.direct {
+            return Ok(());
+        }
         set_direct(&self.file, false)?;
         self.direct = false;
         let staged = std::mem::take(&mut self.buf);
         let (start, len) = (self.start, self.staged);
         self.staged = 0;
+        self.start = 0;
         self.append_buffered(&staged[start..start + len])
     }
 
