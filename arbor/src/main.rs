@@ -161,6 +161,12 @@ impl Role {
     }
 }
 
+/// mimalloc instead of the system allocator: the request path allocates
+/// many small, short-lived buffers (headers, records, XML), where glibc's
+/// malloc and free were a tenth of a small request's CPU (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
