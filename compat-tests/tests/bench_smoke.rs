@@ -317,12 +317,16 @@ fn a_spawned_dev_cluster_is_measured_and_stopped() {
             "list-flat"
         ]
     );
+    // A tiny scenario can take less than a clock tick of CPU: only the
+    // total must show the cluster working.
+    let mut cpu_total = 0.0;
     for s in scenarios {
         assert_eq!(s["errors"], 0, "{s}");
         assert_eq!(s["ops"], s["ops_expected"], "{s}");
         assert_eq!(s["server"]["cpu_read"], true, "{s}");
-        assert!(number(&s["server"], "cpu_seconds") > 0.0, "{s}");
+        cpu_total += number(&s["server"], "cpu_seconds");
     }
+    assert!(cpu_total > 0.0, "{report}");
     // Every process of the cluster is gone once the run is over.
     for pid in pids {
         let alive = Path::new(&format!("/proc/{pid}")).exists();
