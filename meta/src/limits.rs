@@ -61,12 +61,12 @@ pub const BUCKET_TAGS_MAX: usize = 50;
 /// file per request and the follower writes it to its file, so neither
 /// holds more of a snapshot in memory. Each chunk must arrive within the
 /// install-snapshot timeout (5 s), even over a slow link.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 3 * 1024 * 1024;
 /// redb's page cache, per database file (the Raft log and the state). redb
 /// defaults to 1 GiB each; pages beyond this are read back through the
 /// operating system's page cache, which is not the process's memory, so a
 /// node's resident size stays bounded however large its state grows.
 pub const REDB_CACHE_BYTES: usize = 64 * 1024 * 1024;
-pub const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 3 * 1024 * 1024;
 
 /// Largest body of one RPC or answer between meta nodes and clients: one
 /// log entry (≤ 16 MiB of inline data at worst, about `ENTRY_SIZE_TARGET`
