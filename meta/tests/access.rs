@@ -6,13 +6,18 @@ use std::collections::BTreeMap;
 
 use arbor_meta::access::{
     AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DeletePublicAccessBlock,
-    DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock, Grant,
-    ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock, SetBucketCors,
+    DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetBucketRules,
+    GetPublicAccessBlock, Grant, ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock,
+    SetBucketCors, StoredBucketRules,
 };
+use arbor_meta::acl::{SetBucketAcl, SetObjectOwnership};
 use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
 use arbor_meta::namespace::{CreateBucket, CreateBucketAs, DeleteBucket};
 use arbor_meta::op::Query;
-use arbor_meta::records::{AccessKeyRecord, CorsRule, Permissions, PublicAccessBlock};
+use arbor_meta::records::{
+    AccessKeyRecord, BucketAcl, CannedAcl, CorsRule, ObjectOwnership, Permissions,
+    PublicAccessBlock,
+};
 use arbor_meta::{MetaError, schema};
 use redb::backends::InMemoryBackend;
 use redb::{Database, ReadableDatabase};
@@ -386,6 +391,86 @@ fn a_public_access_block_is_set_removed_and_goes_with_its_bucket() {
     .expect("delete bucket");
     f.bucket("photos");
     assert_eq!(read(&f), Ok(None));
+}
+
+#[test]
+fn a_buckets_rules_are_read_together_and_go_with_their_bucket() {
+    let mut f = Fixture::new();
+    let read = |f: &Fixture| {
+        let txn = f.db.begin_read().expect("read");
+        GetBucketRules {
+            bucket: "photos".to_owned(),
+        }
+        .read(&txn)
+    };
+    assert_eq!(read(&f), Err(MetaError::NoSuchBucket("photos".to_owned())));
+    f.bucket("photos");
+    assert_eq!(read(&f), Ok(StoredBucketRules::default()));
+
+    let block = PublicAccessBlock {
+        ignore_public_acls: true,
+        ..PublicAccessBlock::default()
+    };
+    f.apply(PutBucketPolicy {
+        bucket: "photos".to_owned(),
+        policy: "{}".to_owned(),
+    })
+    .expect("put policy");
+    f.apply(PutPublicAccessBlock {
+        bucket: "photos".to_owned(),
+        block,
+    })
+    .expect("put block");
+    f.apply(SetBucketAcl {
+        bucket: "photos".to_owned(),
+        acl: CannedAcl::PublicRead,
+    })
+    .expect("set acl");
+    f.apply(SetObjectOwnership {
+        bucket: "photos".to_owned(),
+        ownership: ObjectOwnership::ObjectWriter,
+    })
+    .expect("set ownership");
+    let rules = read(&f).expect("rules");
+    assert_eq!(
+        rules,
+        StoredBucketRules {
+            policy: Some("{}".to_owned()),
+            block: Some(block),
+            acl: BucketAcl {
+                acl: CannedAcl::PublicRead,
+                ownership: ObjectOwnership::ObjectWriter,
+            },
+        }
+    );
+    // The same three as the single reads answer.
+    let txn = f.db.begin_read().expect("read");
+    let bucket = || "photos".to_owned();
+    assert_eq!(
+        GetBucketPolicy { bucket: bucket() }.read(&txn),
+        Ok(rules.policy)
+    );
+    assert_eq!(
+        GetPublicAccessBlock { bucket: bucket() }.read(&txn),
+        Ok(rules.block)
+    );
+    assert_eq!(
+        arbor_meta::acl::GetBucketAcl { bucket: bucket() }.read(&txn),
+        Ok(rules.acl)
+    );
+    drop(txn);
+
+    f.apply(DeleteBucket {
+        name: "photos".to_owned(),
+    })
+    .expect("delete bucket");
+    assert_eq!(read(&f), Err(MetaError::NoSuchBucket("photos".to_owned())));
+    f.bucket("photos");
+    assert_eq!(
+        read(&f),
+        Ok(StoredBucketRules::default()),
+        "a new bucket of the name has none"
+    );
 }
 
 #[test]
