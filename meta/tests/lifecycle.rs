@@ -18,14 +18,14 @@ use arbor_meta::op::Query;
 use arbor_meta::records::lifecycle::{LifecycleConfig, LifecycleProgress, LifecycleRule};
 use arbor_meta::records::upload::{UploadId, UploadRecord};
 use arbor_meta::records::{
-    ChunkOwnership, ObjectData, ObjectHeaders, ObjectVersion, VersionId, VersionListEntry,
-    VersionListRequest, Versioning, WriteCondition,
+    ChunkOwnership, ObjectHeaders, ObjectVersion, VersionId, VersionListEntry, VersionListRequest,
+    Versioning, WriteCondition,
 };
 use arbor_meta::schema;
 use redb::{ReadableDatabase, ReadableTableMetadata};
 
 mod common;
-use common::Fixture;
+use common::{Fixture, inline_version};
 
 const BUCKET: &str = "bucket";
 /// A short day, as the tests of the running service use.
@@ -56,19 +56,8 @@ impl Fixture {
 
     fn put(&mut self, key: &str, etag: &str, at_ms: i64) -> VersionId {
         let version = ObjectVersion {
-            generation: 0,
-            size: 3,
-            etag: etag.to_owned(),
             last_modified_ms: at_ms,
-            headers: ObjectHeaders::default(),
-            user_metadata: Vec::new(),
-            checksum: None,
-            storage_class: None,
-            parts: Vec::new(),
-            tags: Vec::new(),
-            acl: Default::default(),
-            data: ObjectData::Inline(b"abc".to_vec()),
-            stamp: Default::default(),
+            ..inline_version(etag)
         };
         match self.apply(Command::PutObject(PutObject {
             lock: None,

@@ -13,8 +13,7 @@ use arbor_meta::namespace::{
 use arbor_meta::reclaim::{DeleteDirectory, ReclaimBatch};
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkRef, DeleteCondition, ListEntry,
-    ListPage, ListRequest, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy,
-    WriteCondition,
+    ListPage, ListRequest, ObjectData, ObjectVersion, OverwritePolicy, WriteCondition,
 };
 use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema::{
@@ -25,7 +24,7 @@ use proptest::prelude::*;
 use redb::{ReadableDatabase, ReadableTableMetadata};
 
 mod common;
-use common::Fixture;
+use common::{Fixture, inline_version};
 
 const BUCKET: &str = "bucket";
 
@@ -240,24 +239,6 @@ impl Fixture {
             "every inode has a row, but the detached roots"
         );
         assert_eq!(versions.len().expect("len"), objects);
-    }
-}
-
-fn inline_version(etag: &str) -> ObjectVersion {
-    ObjectVersion {
-        generation: 0,
-        size: 3,
-        etag: etag.to_owned(),
-        last_modified_ms: 7,
-        headers: ObjectHeaders::default(),
-        user_metadata: Vec::new(),
-        checksum: None,
-        storage_class: None,
-        parts: Vec::new(),
-        tags: Vec::new(),
-        acl: Default::default(),
-        data: ObjectData::Inline(b"abc".to_vec()),
-        stamp: Default::default(),
     }
 }
 

@@ -20,8 +20,8 @@ use arbor_meta::op::Query;
 use arbor_meta::reclaim::DeleteDirectory;
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkRecord, ChunkRef, DeleteCondition, DeleteOutcome, ListEntry,
-    ListRequest, LockMode, ObjectData, ObjectHeaders, ObjectLockConfig, ObjectVersion, Retention,
-    VersionId, VersionListEntry, VersionListRequest, VersionLock, Versioning, WriteCondition,
+    ListRequest, LockMode, ObjectData, ObjectLockConfig, ObjectVersion, Retention, VersionId,
+    VersionListEntry, VersionListRequest, VersionLock, Versioning, WriteCondition,
 };
 use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema;
@@ -29,7 +29,7 @@ use proptest::prelude::*;
 use redb::{ReadableDatabase, ReadableTableMetadata};
 
 mod common;
-use common::Fixture;
+use common::{Fixture, inline_version};
 
 const BUCKET: &str = "bucket";
 
@@ -69,7 +69,7 @@ impl Fixture {
     }
 
     fn put(&mut self, key: &str, etag: &str) -> ObjectVersion {
-        self.put_version(key, inline(etag), false)
+        self.put_version(key, inline_version(etag), false)
     }
 
     fn delete(&mut self, key: &str, version_id: Option<VersionId>) -> DeleteOutcome {
@@ -200,24 +200,6 @@ enum Listed {
     Prefix(String),
 }
 
-fn inline(etag: &str) -> ObjectVersion {
-    ObjectVersion {
-        generation: 0,
-        size: 3,
-        etag: etag.to_owned(),
-        last_modified_ms: 7,
-        headers: ObjectHeaders::default(),
-        user_metadata: Vec::new(),
-        checksum: None,
-        storage_class: None,
-        parts: Vec::new(),
-        tags: Vec::new(),
-        acl: Default::default(),
-        data: ObjectData::Inline(b"abc".to_vec()),
-        stamp: Default::default(),
-    }
-}
-
 fn chunked(etag: &str, ids: &[u8]) -> ObjectVersion {
     let chunks = ids
         .iter()
@@ -232,7 +214,7 @@ fn chunked(etag: &str, ids: &[u8]) -> ObjectVersion {
     ObjectVersion {
         size: ids.len() as u64,
         data: ObjectData::Chunks(chunks),
-        ..inline(etag)
+        ..inline_version(etag)
     }
 }
 
@@ -757,7 +739,7 @@ impl Fixture {
         self.apply(Command::PutObject(PutObject {
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
-            version: inline(etag),
+            version: inline_version(etag),
             condition: WriteCondition::None,
             ownership: ChunkOwnership::Fresh,
             placements: Vec::new(),

@@ -8,6 +8,7 @@ use arbor_meta::MetaError;
 use arbor_meta::command::{Command, CommandResult, apply_command};
 use arbor_meta::namespace::CreateBucket;
 use arbor_meta::op::Query;
+use arbor_meta::records::{ObjectData, ObjectHeaders, ObjectVersion};
 use arbor_meta::schema;
 use redb::backends::InMemoryBackend;
 use redb::{Database, ReadableDatabase};
@@ -60,5 +61,25 @@ impl Fixture {
     pub fn read<Q: Query>(&self, query: Q) -> Result<Q::Reply, MetaError> {
         let txn = self.db.begin_read().expect("read");
         query.read(&txn)
+    }
+}
+
+/// A 3-byte inline version (`abc`) with `etag`, last modified at 7 ms,
+/// for a put to stamp.
+pub fn inline_version(etag: &str) -> ObjectVersion {
+    ObjectVersion {
+        generation: 0,
+        size: 3,
+        etag: etag.to_owned(),
+        last_modified_ms: 7,
+        headers: ObjectHeaders::default(),
+        user_metadata: Vec::new(),
+        checksum: None,
+        storage_class: None,
+        parts: Vec::new(),
+        tags: Vec::new(),
+        acl: Default::default(),
+        data: ObjectData::Inline(b"abc".to_vec()),
+        stamp: Default::default(),
     }
 }
