@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{
 };
 
 use arbor_compat_tests::{ArborServer, RawResponse, arbor_binary, raw_request};
-use common::client;
+use common::{client, code_of};
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
@@ -600,47 +600,47 @@ async fn public_access_block_and_object_ownership_keep_acls_in_check() {
     for (what, result) in [
         (
             "put",
-            s3.put_object()
-                .bucket("guard")
-                .key("new")
-                .acl(ObjectCannedAcl::PublicRead)
-                .body(ByteStream::from_static(b"x"))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.code().map(str::to_owned)),
+            code_of(
+                s3.put_object()
+                    .bucket("guard")
+                    .key("new")
+                    .acl(ObjectCannedAcl::PublicRead)
+                    .body(ByteStream::from_static(b"x"))
+                    .send()
+                    .await,
+            ),
         ),
         (
             "object acl",
-            s3.put_object_acl()
-                .bucket("guard")
-                .key("pub")
-                .acl(ObjectCannedAcl::AuthenticatedRead)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.code().map(str::to_owned)),
+            code_of(
+                s3.put_object_acl()
+                    .bucket("guard")
+                    .key("pub")
+                    .acl(ObjectCannedAcl::AuthenticatedRead)
+                    .send()
+                    .await,
+            ),
         ),
         (
             "bucket acl",
-            s3.put_bucket_acl()
-                .bucket("guard")
-                .acl(BucketCannedAcl::PublicRead)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.code().map(str::to_owned)),
+            code_of(
+                s3.put_bucket_acl()
+                    .bucket("guard")
+                    .acl(BucketCannedAcl::PublicRead)
+                    .send()
+                    .await,
+            ),
         ),
         (
             "multipart",
-            s3.create_multipart_upload()
-                .bucket("guard")
-                .key("new")
-                .acl(ObjectCannedAcl::PublicReadWrite)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.code().map(str::to_owned)),
+            code_of(
+                s3.create_multipart_upload()
+                    .bucket("guard")
+                    .key("new")
+                    .acl(ObjectCannedAcl::PublicReadWrite)
+                    .send()
+                    .await,
+            ),
         ),
     ] {
         assert_eq!(result, Err(Some("AccessDenied".to_owned())), "{what}");

@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use arbor_meta::MetaClient;
 use arbor_meta::MetaError;
-use arbor_meta::access::{GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock};
-use arbor_meta::acl::GetBucketAcl;
+use arbor_meta::access::{GetAccessKey, GetBucketCors, GetBucketRules, StoredBucketRules};
 use arbor_meta::clock::{SharedClock, SharedEntropy};
 use arbor_meta::records::{
     AccessKeyRecord, BucketAcl, CannedAcl, CorsRule, Permissions, PublicAccessBlock,
@@ -317,7 +316,8 @@ impl Keyring {
     }
 
     /// The policy, public access block and ACL of `bucket` (none if the
-    /// bucket does not exist), as read at most [`CACHE_TTL_MS`] ago.
+    /// bucket does not exist), as read together, in one metadata query, at
+    /// most [`CACHE_TTL_MS`] ago.
     pub async fn bucket_rules(&self, bucket: &str) -> S3Result<BucketRules> {
         let now = self.now_ms();
         if let Ok(policies) = self.inner.policies.lock()
@@ -326,38 +326,24 @@ impl Keyring {
         {
             return Ok(rules.clone());
         }
-        let meta = &self.inner.meta;
-        let bucket_name = bucket.to_owned();
-        let text = match meta
-            .read(GetBucketPolicy {
-                bucket: bucket_name.clone(),
+        let stored = match self
+            .inner
+            .meta
+            .read(GetBucketRules {
+                bucket: bucket.to_owned(),
             })
             .await
         {
-            Ok(text) => text,
-            Err(MetaError::NoSuchBucket(_)) => None,
+            Ok(stored) => stored,
+            Err(MetaError::NoSuchBucket(_)) => StoredBucketRules::default(),
             Err(e) => return Err(error::from_meta(e)),
         };
-        let block = match meta
-            .read(GetPublicAccessBlock {
-                bucket: bucket_name.clone(),
-            })
-            .await
-        {
-            Ok(block) => block.unwrap_or_default(),
-            Err(MetaError::NoSuchBucket(_)) => PublicAccessBlock::default(),
-            Err(e) => return Err(error::from_meta(e)),
-        };
-        let acl = match meta
-            .read(GetBucketAcl {
-                bucket: bucket_name,
-            })
-            .await
-        {
-            Ok(acl) => acl,
-            Err(MetaError::NoSuchBucket(_)) => BucketAcl::default(),
-            Err(e) => return Err(error::from_meta(e)),
-        };
+        let StoredBucketRules {
+            policy: text,
+            block,
+            acl,
+        } = stored;
+        let block = block.unwrap_or_default();
         let policy = match text {
             None => None,
             Some(text) => Some(Arc::new(Policy::parse(bucket, &text).map_err(|e| {
@@ -531,6 +517,67 @@ mod tests {
             keyring.find(ID).await.expect("forgotten").0.expose(),
             "again"
         );
+        node.shutdown().await.expect("shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_buckets_rules_come_in_one_read_and_are_cached() {
+        use arbor_meta::access::PutPublicAccessBlock;
+        use arbor_meta::acl::SetBucketAcl;
+        use arbor_meta::namespace::CreateBucket;
+
+        let (_dir, node, keyring, clock) = fixture().await;
+        let rules = keyring.bucket_rules("photos").await.expect("no bucket");
+        assert!(rules.policy.is_none());
+        assert_eq!(rules.acl, BucketAcl::default());
+        assert_eq!(rules.block, PublicAccessBlock::default());
+
+        let client = node.client();
+        client
+            .write(CreateBucket {
+                name: "photos".into(),
+                created_ms: 1,
+            })
+            .await
+            .expect("create bucket");
+        client
+            .write(SetBucketAcl {
+                bucket: "photos".into(),
+                acl: CannedAcl::PublicRead,
+            })
+            .await
+            .expect("set acl");
+        let block = PublicAccessBlock {
+            ignore_public_acls: true,
+            ..PublicAccessBlock::default()
+        };
+        client
+            .write(PutPublicAccessBlock {
+                bucket: "photos".into(),
+                block,
+            })
+            .await
+            .expect("put block");
+        keyring.forget_policy("photos");
+        let rules = keyring.bucket_rules("photos").await.expect("rules");
+        assert_eq!(rules.acl.acl, CannedAcl::PublicRead);
+        assert_eq!(rules.block, block);
+        assert_eq!(rules.effective_acl(), CannedAcl::Private);
+
+        // Changed elsewhere: the cached rules serve until the TTL ends.
+        client
+            .write(SetBucketAcl {
+                bucket: "photos".into(),
+                acl: CannedAcl::Private,
+            })
+            .await
+            .expect("set acl");
+        clock.advance_ms(CACHE_TTL_MS - 1);
+        let cached = keyring.bucket_rules("photos").await.expect("cached");
+        assert_eq!(cached.acl.acl, CannedAcl::PublicRead);
+        clock.advance_ms(1);
+        let fresh = keyring.bucket_rules("photos").await.expect("fresh");
+        assert_eq!(fresh.acl.acl, CannedAcl::Private);
         node.shutdown().await.expect("shutdown");
     }
 

@@ -8,6 +8,7 @@
 //! grants it everything.
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::context::ApplyContext;
@@ -17,11 +18,29 @@ use crate::limits::{
     BUCKET_CORS_RULES_MAX, BUCKET_CORS_SIZE_MAX, BUCKET_POLICY_SIZE_MAX,
 };
 use crate::op::{Apply, Outcome, Query, SIZE_BASE};
-use crate::records::access::{AccessKeyRecord, CorsRule, Permissions, PublicAccessBlock};
-use crate::schema::{self, decode_record, encode_record};
-use crate::tree::{open_read, read_bucket};
+use crate::records::access::{
+    AccessKeyRecord, BucketAcl, CorsRule, Permissions, PublicAccessBlock,
+};
+use crate::schema::{self, StateTable, decode_record, encode_record};
+use crate::tree::{bucket_record, open_read, read_bucket};
 
 type Table<'txn> = crate::context::WriteTable<'txn>;
+
+/// The row of `bucket` in the per-bucket `table`, decoded; `None` without
+/// one.
+fn bucket_row<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: StateTable,
+    bucket: &str,
+) -> Result<Option<T>> {
+    let Some(table) = open_read(txn, table)? else {
+        return Ok(None);
+    };
+    match table.get(bucket.as_bytes())? {
+        Some(value) => Ok(Some(decode_record(value.value())?)),
+        None => Ok(None),
+    }
+}
 
 fn read_key<T: crate::tree::BytesTable>(
     table: &T,
@@ -346,19 +365,8 @@ pub struct GetBucketPolicy {
 impl Query for GetBucketPolicy {
     type Reply = Option<String>;
     fn read(&self, txn: &ReadTransaction) -> Result<Option<String>> {
-        let Some(buckets) = open_read(txn, schema::BUCKETS)? else {
-            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
-        };
-        if read_bucket(&buckets, &self.bucket)?.is_none() {
-            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
-        }
-        let Some(table) = open_read(txn, schema::BUCKET_POLICIES)? else {
-            return Ok(None);
-        };
-        match table.get(self.bucket.as_bytes())? {
-            Some(value) => Ok(Some(decode_record(value.value())?)),
-            None => Ok(None),
-        }
+        bucket_record(txn, &self.bucket)?;
+        bucket_row(txn, schema::BUCKET_POLICIES, &self.bucket)
     }
 }
 
@@ -409,19 +417,38 @@ pub struct GetPublicAccessBlock {
 impl Query for GetPublicAccessBlock {
     type Reply = Option<PublicAccessBlock>;
     fn read(&self, txn: &ReadTransaction) -> Result<Option<PublicAccessBlock>> {
-        let Some(buckets) = open_read(txn, schema::BUCKETS)? else {
-            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
-        };
-        if read_bucket(&buckets, &self.bucket)?.is_none() {
-            return Err(MetaError::NoSuchBucket(self.bucket.clone()));
-        }
-        let Some(table) = open_read(txn, schema::PUBLIC_ACCESS_BLOCKS)? else {
-            return Ok(None);
-        };
-        match table.get(self.bucket.as_bytes())? {
-            Some(value) => Ok(Some(decode_record(value.value())?)),
-            None => Ok(None),
-        }
+        bucket_record(txn, &self.bucket)?;
+        bucket_row(txn, schema::PUBLIC_ACCESS_BLOCKS, &self.bucket)
+    }
+}
+
+/// A bucket's rules as stored, read together: its policy (JSON, as put),
+/// its public access block and its ACL with Object Ownership.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredBucketRules {
+    pub policy: Option<String>,
+    pub block: Option<PublicAccessBlock>,
+    pub acl: BucketAcl,
+}
+
+/// Linearizable: what [`GetBucketPolicy`], [`GetPublicAccessBlock`] and
+/// [`crate::acl::GetBucketAcl`] answer, from one read transaction, so the
+/// three agree and a gateway fetches them in one round trip.
+/// `NoSuchBucket`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetBucketRules {
+    pub bucket: String,
+}
+
+impl Query for GetBucketRules {
+    type Reply = StoredBucketRules;
+    fn read(&self, txn: &ReadTransaction) -> Result<StoredBucketRules> {
+        bucket_record(txn, &self.bucket)?;
+        Ok(StoredBucketRules {
+            policy: bucket_row(txn, schema::BUCKET_POLICIES, &self.bucket)?,
+            block: bucket_row(txn, schema::PUBLIC_ACCESS_BLOCKS, &self.bucket)?,
+            acl: bucket_row(txn, schema::BUCKET_ACLS, &self.bucket)?.unwrap_or_default(),
+        })
     }
 }
 

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::validate_key;
-use crate::namespace::versions_of;
+use crate::namespace::{missing_version, named_version};
 use crate::op::{Apply, Outcome, Query};
 use crate::records::access::{BucketAcl, CannedAcl, ObjectOwnership};
 use crate::records::object::VersionId;
 use crate::schema::{self, decode_record, encode_record, version_key};
-use crate::tree::{BytesTable, find_object, open_read, read_bucket};
+use crate::tree::{BytesTable, open_read, read_bucket};
 
 /// The ACL row of `bucket` (the default when it has none).
 pub(crate) fn bucket_acl_of<T: BytesTable>(table: &T, bucket: &str) -> Result<BucketAcl> {
@@ -153,32 +153,24 @@ impl Apply for SetObjectAcl {
         if let Some(refused) = check_acl_allowed(ctx, &self.bucket, self.acl)? {
             return Ok(Err(refused));
         }
-        let missing = || match self.version_id {
-            None => MetaError::NoSuchKey(self.key.clone()),
-            Some(id) => MetaError::NoSuchVersion {
-                key: self.key.clone(),
-                version_id: id.to_string(),
-            },
-        };
-        let Some(entry) = find_object(&ctx.children, record.root, &self.key)? else {
-            return Ok(Err(missing()));
-        };
-        let all = versions_of(&ctx.versions, entry.inode)?;
-        let found = match self.version_id {
-            None => all.into_iter().next(),
-            Some(id) => all.into_iter().find(|v| v.version_id() == id),
-        };
-        let Some(mut version) = found else {
-            return Ok(Err(missing()));
+        let (inode, mut version) = match named_version(
+            &ctx.children,
+            &ctx.versions,
+            record.root,
+            &self.key,
+            self.version_id,
+        )? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
         };
         if version.stamp.delete_marker {
             return Ok(Err(match self.version_id {
-                None => missing(),
+                None => missing_version(&self.key, None),
                 Some(_) => MetaError::DeleteMarker(self.key.clone()),
             }));
         }
         version.acl = self.acl;
-        let row = version_key(entry.inode, version.generation, version.stamp.position);
+        let row = version_key(inode, version.generation, version.stamp.position);
         let replaced = ctx
             .versions
             .insert(row.as_slice(), encode_record(&version)?.as_slice())?;
@@ -186,7 +178,7 @@ impl Apply for SetObjectAcl {
             return Err(MetaError::Corrupt(format!(
                 "version {} of inode {} was listed but has no row",
                 version.version_id(),
-                entry.inode
+                inode
             )));
         }
         Ok(Ok(()))

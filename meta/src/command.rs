@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{
     AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DeletePublicAccessBlock,
-    DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock,
-    ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock, SetBucketCors,
+    DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetBucketRules,
+    GetPublicAccessBlock, ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock, SetBucketCors,
 };
 use crate::acl::{GetBucketAcl, SetBucketAcl, SetObjectAcl, SetObjectOwnership};
 use crate::append::AppendObject;
@@ -250,6 +250,7 @@ reads!(
     GetBucketLifecycle,
     LifecycleBuckets,
     GetBucketAcl,
+    GetBucketRules,
 );
 
 /// A command's outcome as the log remembers it.

@@ -113,6 +113,42 @@ fn locate_version(
     }
 }
 
+/// The error for a version of `key` that is not there: `NoSuchKey` when
+/// the current one was asked for, `NoSuchVersion` when one was named.
+pub(crate) fn missing_version(key: &str, version_id: Option<VersionId>) -> MetaError {
+    match version_id {
+        None => MetaError::NoSuchKey(key.to_owned()),
+        Some(id) => MetaError::NoSuchVersion {
+            key: key.to_owned(),
+            version_id: id.to_string(),
+        },
+    }
+}
+
+/// The version of `key`, in the bucket whose directory is `root`, that
+/// `version_id` names (the current one when `None`), with the object's
+/// inode; [`missing_version`] when there is none. A delete marker is
+/// returned like any version: what it means is the caller's to decide.
+pub(crate) fn named_version<C: BytesTable, V: BytesTable>(
+    children: &C,
+    versions: &V,
+    root: u64,
+    key: &str,
+    version_id: Option<VersionId>,
+) -> Result<Outcome<(u64, ObjectVersion)>> {
+    let Some(entry) = find_object(children, root, key)? else {
+        return Ok(Err(missing_version(key, version_id)));
+    };
+    let all = versions_of(versions, entry.inode)?;
+    let found = match version_id {
+        None => all.into_iter().next(),
+        Some(id) => all.into_iter().find(|v| v.version_id() == id),
+    };
+    Ok(found
+        .map(|version| (entry.inode, version))
+        .ok_or_else(|| missing_version(key, version_id)))
+}
+
 /// The versioning state of `bucket` (unversioned without a row).
 pub(crate) fn versioning_of<T: BytesTable>(table: &T, bucket: &str) -> Result<Versioning> {
     match table.get(bucket.as_bytes())? {
@@ -1343,24 +1379,11 @@ fn lockable_version(
     if lock_config_of(&ctx.bucket_lock, bucket)?.is_none() {
         return Ok(Err(MetaError::NoObjectLockConfig(bucket.to_owned())));
     }
-    let missing = || match version_id {
-        None => MetaError::NoSuchKey(key.to_owned()),
-        Some(id) => MetaError::NoSuchVersion {
-            key: key.to_owned(),
-            version_id: id.to_string(),
-        },
-    };
-    let Some(entry) = find_object(&ctx.children, record.root, key)? else {
-        return Ok(Err(missing()));
-    };
-    let all = versions_of(&ctx.versions, entry.inode)?;
-    let found = match version_id {
-        None => all.into_iter().next(),
-        Some(id) => all.into_iter().find(|v| v.version_id() == id),
-    };
-    match found {
-        Some(version) if !version.stamp.delete_marker => Ok(Ok((entry.inode, version))),
-        _ => Ok(Err(missing())),
+    match named_version(&ctx.children, &ctx.versions, record.root, key, version_id)? {
+        Ok((_, version)) if version.stamp.delete_marker => {
+            Ok(Err(missing_version(key, version_id)))
+        }
+        found => Ok(found),
     }
 }
 

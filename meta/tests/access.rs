@@ -4,45 +4,29 @@
 
 use std::collections::BTreeMap;
 
+use arbor_meta::MetaError;
 use arbor_meta::access::{
     AllowAccessKey, CreateAccessKey, DeleteAccessKey, DeleteBucketPolicy, DeletePublicAccessBlock,
-    DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetPublicAccessBlock, Grant,
-    ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock, SetBucketCors,
+    DenyAccessKey, GetAccessKey, GetBucketCors, GetBucketPolicy, GetBucketRules,
+    GetPublicAccessBlock, Grant, ListAccessKeys, PutBucketPolicy, PutPublicAccessBlock,
+    SetBucketCors, StoredBucketRules,
 };
-use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
+use arbor_meta::acl::{SetBucketAcl, SetObjectOwnership};
+use arbor_meta::command::Reply;
 use arbor_meta::namespace::{CreateBucket, CreateBucketAs, DeleteBucket};
 use arbor_meta::op::Query;
-use arbor_meta::records::{AccessKeyRecord, CorsRule, Permissions, PublicAccessBlock};
-use arbor_meta::{MetaError, schema};
-use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableDatabase};
+use arbor_meta::records::{
+    AccessKeyRecord, BucketAcl, CannedAcl, CorsRule, ObjectOwnership, Permissions,
+    PublicAccessBlock,
+};
+use redb::ReadableDatabase;
+
+mod common;
+use common::Fixture;
 
 const KEY: &str = "AKIAEXAMPLEKEY000001";
 
-struct Fixture {
-    db: Database,
-    log_index: u64,
-}
-
 impl Fixture {
-    fn new() -> Self {
-        let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
-            .expect("create db");
-        let txn = db.begin_write().expect("begin");
-        schema::create_state_tables(&txn).expect("create tables");
-        txn.commit().expect("commit");
-        Fixture { db, log_index: 0 }
-    }
-
-    fn apply(&mut self, command: impl Into<Command>) -> CommandResult {
-        self.log_index += 1;
-        let txn = self.db.begin_write().expect("begin");
-        let result = apply_command(&txn, self.log_index, 0, &command.into()).expect("apply");
-        txn.commit().expect("commit");
-        result
-    }
-
     fn key(&self, access_key: &str) -> Option<AccessKeyRecord> {
         let txn = self.db.begin_read().expect("read");
         GetAccessKey {
@@ -55,14 +39,6 @@ impl Fixture {
     fn keys(&self) -> Vec<AccessKeyRecord> {
         let txn = self.db.begin_read().expect("read");
         ListAccessKeys.read(&txn).expect("list")
-    }
-
-    fn bucket(&mut self, name: &str) {
-        self.apply(CreateBucket {
-            name: name.to_owned(),
-            created_ms: 1,
-        })
-        .expect("create bucket");
     }
 }
 
@@ -97,7 +73,7 @@ const WRITE: Permissions = Permissions {
 
 #[test]
 fn a_key_is_created_once_and_deleted_once() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     assert_eq!(f.key(KEY), None);
     let created = f.apply(CreateAccessKey {
         record: record(KEY),
@@ -129,7 +105,7 @@ fn a_key_is_created_once_and_deleted_once() {
 
 #[test]
 fn malformed_keys_are_refused() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     let mut bad = Vec::new();
     for id in ["short", "AKIA-WITH-DASHES-000", &"A".repeat(129)] {
         bad.push(record(id));
@@ -165,7 +141,7 @@ fn malformed_keys_are_refused() {
 
 #[test]
 fn allow_and_deny_add_and_take_permissions() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     f.bucket("photos");
     f.apply(CreateAccessKey {
         record: record(KEY),
@@ -220,7 +196,7 @@ fn allow_and_deny_add_and_take_permissions() {
 
 #[test]
 fn a_key_owns_the_buckets_it_creates_only_if_it_may_create_them() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     f.apply(CreateAccessKey {
         record: record(KEY),
     })
@@ -275,7 +251,7 @@ fn a_key_owns_the_buckets_it_creates_only_if_it_may_create_them() {
 
 #[test]
 fn a_deleted_bucket_takes_its_grants_with_it() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     f.bucket("photos");
     f.bucket("logs");
     let mut granted = record(KEY);
@@ -295,7 +271,7 @@ fn a_deleted_bucket_takes_its_grants_with_it() {
 
 #[test]
 fn a_bucket_policy_is_set_removed_and_goes_with_its_bucket() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     let policy = |f: &Fixture| {
         let txn = f.db.begin_read().expect("read");
         GetBucketPolicy {
@@ -348,7 +324,7 @@ fn a_bucket_policy_is_set_removed_and_goes_with_its_bucket() {
 
 #[test]
 fn a_public_access_block_is_set_removed_and_goes_with_its_bucket() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     let read = |f: &Fixture| {
         let txn = f.db.begin_read().expect("read");
         GetPublicAccessBlock {
@@ -389,8 +365,88 @@ fn a_public_access_block_is_set_removed_and_goes_with_its_bucket() {
 }
 
 #[test]
+fn a_buckets_rules_are_read_together_and_go_with_their_bucket() {
+    let mut f = Fixture::empty();
+    let read = |f: &Fixture| {
+        let txn = f.db.begin_read().expect("read");
+        GetBucketRules {
+            bucket: "photos".to_owned(),
+        }
+        .read(&txn)
+    };
+    assert_eq!(read(&f), Err(MetaError::NoSuchBucket("photos".to_owned())));
+    f.bucket("photos");
+    assert_eq!(read(&f), Ok(StoredBucketRules::default()));
+
+    let block = PublicAccessBlock {
+        ignore_public_acls: true,
+        ..PublicAccessBlock::default()
+    };
+    f.apply(PutBucketPolicy {
+        bucket: "photos".to_owned(),
+        policy: "{}".to_owned(),
+    })
+    .expect("put policy");
+    f.apply(PutPublicAccessBlock {
+        bucket: "photos".to_owned(),
+        block,
+    })
+    .expect("put block");
+    f.apply(SetBucketAcl {
+        bucket: "photos".to_owned(),
+        acl: CannedAcl::PublicRead,
+    })
+    .expect("set acl");
+    f.apply(SetObjectOwnership {
+        bucket: "photos".to_owned(),
+        ownership: ObjectOwnership::ObjectWriter,
+    })
+    .expect("set ownership");
+    let rules = read(&f).expect("rules");
+    assert_eq!(
+        rules,
+        StoredBucketRules {
+            policy: Some("{}".to_owned()),
+            block: Some(block),
+            acl: BucketAcl {
+                acl: CannedAcl::PublicRead,
+                ownership: ObjectOwnership::ObjectWriter,
+            },
+        }
+    );
+    // The same three as the single reads answer.
+    let txn = f.db.begin_read().expect("read");
+    let bucket = || "photos".to_owned();
+    assert_eq!(
+        GetBucketPolicy { bucket: bucket() }.read(&txn),
+        Ok(rules.policy)
+    );
+    assert_eq!(
+        GetPublicAccessBlock { bucket: bucket() }.read(&txn),
+        Ok(rules.block)
+    );
+    assert_eq!(
+        arbor_meta::acl::GetBucketAcl { bucket: bucket() }.read(&txn),
+        Ok(rules.acl)
+    );
+    drop(txn);
+
+    f.apply(DeleteBucket {
+        name: "photos".to_owned(),
+    })
+    .expect("delete bucket");
+    assert_eq!(read(&f), Err(MetaError::NoSuchBucket("photos".to_owned())));
+    f.bucket("photos");
+    assert_eq!(
+        read(&f),
+        Ok(StoredBucketRules::default()),
+        "a new bucket of the name has none"
+    );
+}
+
+#[test]
 fn cors_rules_are_set_removed_bounded_and_go_with_their_bucket() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     let read = |f: &Fixture| {
         let txn = f.db.begin_read().expect("read");
         GetBucketCors {

@@ -3,59 +3,25 @@
 //! and BucketOwnerEnforced refusing every command that would set a public
 //! one, whichever path it takes.
 
+use arbor_meta::MetaError;
 use arbor_meta::acl::{GetBucketAcl, SetBucketAcl, SetObjectAcl, SetObjectOwnership};
-use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
+use arbor_meta::command::{CommandResult, Reply};
 use arbor_meta::multipart::CreateMultipartUpload;
 use arbor_meta::namespace::{
     CreateBucket, DeleteBucket, DeleteKey, DeleteTarget, GetObjectVersion, PutObject,
     SetBucketVersioning,
 };
-use arbor_meta::op::Query;
 use arbor_meta::records::{
     BucketAcl, CannedAcl, ChunkOwnership, ObjectData, ObjectHeaders, ObjectOwnership,
     ObjectVersion, UploadId, UploadRecord, VersionId, Versioning, WriteCondition,
 };
-use arbor_meta::{MetaError, schema};
-use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableDatabase};
+
+mod common;
+use common::Fixture;
 
 const BUCKET: &str = "bucket";
 
-struct Fixture {
-    db: Database,
-    log_index: u64,
-}
-
 impl Fixture {
-    fn new() -> Self {
-        let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
-            .expect("create db");
-        let txn = db.begin_write().expect("begin");
-        schema::create_state_tables(&txn).expect("create tables");
-        txn.commit().expect("commit");
-        let mut f = Fixture { db, log_index: 0 };
-        f.apply(CreateBucket {
-            name: BUCKET.to_owned(),
-            created_ms: 1,
-        })
-        .expect("bucket");
-        f
-    }
-
-    fn apply(&mut self, command: impl Into<Command>) -> CommandResult {
-        self.log_index += 1;
-        let txn = self.db.begin_write().expect("begin");
-        let result = apply_command(&txn, self.log_index, 0, &command.into()).expect("apply");
-        txn.commit().expect("commit");
-        result
-    }
-
-    fn read<Q: Query>(&self, query: Q) -> Result<Q::Reply, MetaError> {
-        let txn = self.db.begin_read().expect("read");
-        query.read(&txn)
-    }
-
     fn bucket_acl(&self) -> BucketAcl {
         self.read(GetBucketAcl {
             bucket: BUCKET.to_owned(),
@@ -133,7 +99,7 @@ fn committed(result: CommandResult) -> ObjectVersion {
 
 #[test]
 fn a_bucket_acl_is_set_kept_apart_from_ownership_and_goes_with_its_bucket() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::with_bucket(BUCKET);
     assert_eq!(f.bucket_acl(), BucketAcl::default());
     f.apply(SetBucketAcl {
         bucket: BUCKET.to_owned(),
@@ -174,7 +140,7 @@ fn a_bucket_acl_is_set_kept_apart_from_ownership_and_goes_with_its_bucket() {
 
 #[test]
 fn each_version_keeps_its_own_acl() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.apply(SetBucketVersioning {
         bucket: BUCKET.to_owned(),
         versioning: Versioning::Enabled,
@@ -243,7 +209,7 @@ fn each_version_keeps_its_own_acl() {
 
 #[test]
 fn bucket_owner_enforced_refuses_every_public_acl() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.apply(SetBucketAcl {
         bucket: BUCKET.to_owned(),
         acl: CannedAcl::PublicRead,

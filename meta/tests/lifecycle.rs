@@ -3,7 +3,7 @@
 //! them.
 
 use arbor_meta::MetaError;
-use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
+use arbor_meta::command::{Command, CommandResult, Reply};
 use arbor_meta::lifecycle::{
     DeleteBucketLifecycle, GetBucketLifecycle, LifecycleBatch, LifecycleBuckets, LifecycleUploads,
     PutBucketLifecycle,
@@ -11,59 +11,39 @@ use arbor_meta::lifecycle::{
 use arbor_meta::listing::list_object_versions;
 use arbor_meta::multipart::CreateMultipartUpload;
 use arbor_meta::namespace::{
-    CreateBucket, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteTarget, PutObject,
-    SetBucketVersioning, SetObjectLegalHold,
+    CreateLockedBucket, DeleteBucket, DeleteKey, DeleteTarget, PutObject, SetBucketVersioning,
+    SetObjectLegalHold,
 };
 use arbor_meta::op::Query;
 use arbor_meta::records::lifecycle::{LifecycleConfig, LifecycleProgress, LifecycleRule};
 use arbor_meta::records::upload::{UploadId, UploadRecord};
 use arbor_meta::records::{
-    ChunkOwnership, ObjectData, ObjectHeaders, ObjectVersion, VersionId, VersionListEntry,
-    VersionListRequest, Versioning, WriteCondition,
+    ChunkOwnership, ObjectHeaders, ObjectVersion, VersionId, VersionListEntry, VersionListRequest,
+    Versioning, WriteCondition,
 };
 use arbor_meta::schema;
-use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTableMetadata};
+
+mod common;
+use common::{Fixture, inline_version};
 
 const BUCKET: &str = "bucket";
 /// A short day, as the tests of the running service use.
 const DAY: i64 = 1_000;
 
-struct Fixture {
-    db: Database,
-    log_index: u64,
-}
-
 impl Fixture {
+    /// With the bucket, Object Lock on if `locked`.
     fn new(locked: bool) -> Self {
-        let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
-            .expect("create db");
-        let txn = db.begin_write().expect("begin");
-        schema::create_state_tables(&txn).expect("create tables");
-        txn.commit().expect("commit");
-        let mut f = Fixture { db, log_index: 0 };
-        let create = if locked {
-            Command::CreateLockedBucket(CreateLockedBucket {
-                name: BUCKET.to_owned(),
-                created_ms: 1,
-            })
-        } else {
-            Command::CreateBucket(CreateBucket {
-                name: BUCKET.to_owned(),
-                created_ms: 1,
-            })
-        };
-        f.apply(create).expect("create bucket");
+        if !locked {
+            return Fixture::with_bucket(BUCKET);
+        }
+        let mut f = Fixture::empty();
+        f.apply(CreateLockedBucket {
+            name: BUCKET.to_owned(),
+            created_ms: 1,
+        })
+        .expect("create bucket");
         f
-    }
-
-    fn apply(&mut self, command: Command) -> CommandResult {
-        self.log_index += 1;
-        let txn = self.db.begin_write().expect("begin");
-        let result = apply_command(&txn, self.log_index, 0, &command).expect("apply");
-        txn.commit().expect("commit");
-        result
     }
 
     fn enable_versioning(&mut self) {
@@ -76,19 +56,8 @@ impl Fixture {
 
     fn put(&mut self, key: &str, etag: &str, at_ms: i64) -> VersionId {
         let version = ObjectVersion {
-            generation: 0,
-            size: 3,
-            etag: etag.to_owned(),
             last_modified_ms: at_ms,
-            headers: ObjectHeaders::default(),
-            user_metadata: Vec::new(),
-            checksum: None,
-            storage_class: None,
-            parts: Vec::new(),
-            tags: Vec::new(),
-            acl: Default::default(),
-            data: ObjectData::Inline(b"abc".to_vec()),
-            stamp: Default::default(),
+            ..inline_version(etag)
         };
         match self.apply(Command::PutObject(PutObject {
             lock: None,

@@ -13,8 +13,7 @@ use arbor_meta::namespace::{
 use arbor_meta::reclaim::{DeleteDirectory, ReclaimBatch};
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkRef, DeleteCondition, ListEntry,
-    ListPage, ListRequest, ObjectData, ObjectHeaders, ObjectVersion, OverwritePolicy,
-    WriteCondition,
+    ListPage, ListRequest, ObjectData, ObjectVersion, OverwritePolicy, WriteCondition,
 };
 use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema::{
@@ -22,38 +21,14 @@ use arbor_meta::schema::{
 };
 use arbor_meta::{BucketInfo, MetaError};
 use proptest::prelude::*;
-use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTableMetadata};
+
+mod common;
+use common::{Fixture, inline_version};
 
 const BUCKET: &str = "bucket";
 
-struct Fixture {
-    db: Database,
-    log_index: u64,
-}
-
 impl Fixture {
-    fn new() -> Self {
-        let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
-            .expect("create db");
-        let txn = db.begin_write().expect("begin");
-        schema::create_state_tables(&txn).expect("create tables");
-        txn.commit().expect("commit");
-        Fixture { db, log_index: 0 }
-    }
-
-    fn with_bucket() -> Self {
-        let mut fixture = Fixture::new();
-        fixture
-            .apply(Command::CreateBucket(CreateBucket {
-                name: BUCKET.to_owned(),
-                created_ms: 1,
-            }))
-            .expect("create bucket");
-        fixture
-    }
-
     /// Applies `commands` as one log entry (one index, one transaction).
     fn apply_entry(&mut self, commands: &[Command]) -> Vec<CommandResult> {
         self.log_index += 1;
@@ -64,10 +39,6 @@ impl Fixture {
         };
         txn.commit().expect("commit");
         results
-    }
-
-    fn apply(&mut self, command: Command) -> CommandResult {
-        self.apply_entry(&[command]).pop().expect("one result")
     }
 
     fn rename(&mut self, source: &str, destination: &str) -> CommandResult {
@@ -271,24 +242,6 @@ impl Fixture {
     }
 }
 
-fn inline_version(etag: &str) -> ObjectVersion {
-    ObjectVersion {
-        generation: 0,
-        size: 3,
-        etag: etag.to_owned(),
-        last_modified_ms: 7,
-        headers: ObjectHeaders::default(),
-        user_metadata: Vec::new(),
-        checksum: None,
-        storage_class: None,
-        parts: Vec::new(),
-        tags: Vec::new(),
-        acl: Default::default(),
-        data: ObjectData::Inline(b"abc".to_vec()),
-        stamp: Default::default(),
-    }
-}
-
 fn chunk(n: u8) -> ChunkRef {
     ChunkRef {
         id: ChunkId([n; 16]),
@@ -322,7 +275,7 @@ fn marked(page: &ListPage) -> Vec<String> {
 
 #[test]
 fn keys_list_in_byte_order() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let mut keys = vec![
         "a", "a-b", "a/b", "a0", "a/", "a//b", "é", "日本", "/lead", "a/b/", "a/b/c", ".", "..",
         "a b", "z",
@@ -341,7 +294,7 @@ fn keys_list_in_byte_order() {
 
 #[test]
 fn directories_come_and_go_with_their_keys() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let base_children = f.table_len(schema::CHILDREN);
     f.put_inline("a/b/c");
     f.put_inline("a/x");
@@ -364,7 +317,7 @@ fn directories_come_and_go_with_their_keys() {
 
 #[test]
 fn markers_keep_their_directory() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.put_inline("photos/");
     f.put_inline("photos/x");
     assert_eq!(f.keys(), ["photos/", "photos/x"]);
@@ -387,7 +340,7 @@ fn markers_keep_their_directory() {
 
 #[test]
 fn bucket_lifecycle() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::empty();
     let create = |name: &str| {
         Command::CreateBucket(CreateBucket {
             name: name.to_owned(),
@@ -494,7 +447,7 @@ fn bucket_lifecycle() {
 
 #[test]
 fn conditions_are_checked_in_apply() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let children = f.table_len(schema::CHILDREN);
     let if_match = |etag: &str| WriteCondition::IfMatch(etag.to_owned());
     assert_eq!(
@@ -542,7 +495,7 @@ fn conditions_are_checked_in_apply() {
 
 #[test]
 fn delete_conditions_are_checked_in_apply() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let delete_if = |f: &mut Fixture, key: &str, condition: DeleteCondition| {
         f.apply(Command::DeleteObjectIf(DeleteObjectIf {
             bucket: BUCKET.to_owned(),
@@ -609,7 +562,7 @@ fn delete_conditions_are_checked_in_apply() {
 #[test]
 fn bucket_tags_are_stored_replaced_and_go_with_the_bucket() {
     use arbor_meta::op::Query;
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let read = |f: &Fixture, bucket: &str| {
         let txn = f.db.begin_read().expect("read");
         GetBucketTags {
@@ -653,7 +606,7 @@ fn bucket_tags_are_stored_replaced_and_go_with_the_bucket() {
 
 #[test]
 fn replaced_and_deleted_chunks_are_queued_for_gc() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let put = |key: &str, version: ObjectVersion| {
         Command::PutObject(PutObject {
             lock: None,
@@ -714,7 +667,7 @@ fn replaced_and_deleted_chunks_are_queued_for_gc() {
 
 #[test]
 fn two_puts_of_one_key_in_one_entry_make_distinct_versions() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let put = |version: ObjectVersion| {
         Command::PutObject(PutObject {
             lock: None,
@@ -817,7 +770,7 @@ impl Fixture {
 
 #[test]
 fn delimiter_listing_and_pagination() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     for key in [
         "photos/2024/a",
         "photos/2024/b",
@@ -913,7 +866,7 @@ fn delimiter_listing_and_pagination() {
 
 #[test]
 fn deletes_leave_no_empty_directory() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let keys = [
         "a/b/c/d", "a/b/c/", "a/b/e", "a//", "a/x", "b/c", "/", "//", "c",
     ];
@@ -933,7 +886,7 @@ fn deletes_leave_no_empty_directory() {
 
 #[test]
 fn deepest_key_lists_and_deletes() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let deepest = "/".repeat(arbor_meta::limits::KEY_LEN_MAX);
     f.put_inline(&deepest);
     f.put_inline("//x");
@@ -1115,7 +1068,7 @@ proptest! {
         queries in proptest::collection::vec(query_strategy(), 12),
         probes in proptest::collection::vec(key_strategy(), 4),
     ) {
-        let mut f = Fixture::with_bucket();
+        let mut f = Fixture::with_bucket(BUCKET);
         let mut model: BTreeMap<String, String> = BTreeMap::new();
         for (i, op) in ops.iter().enumerate() {
             match op {
@@ -1263,7 +1216,7 @@ fn placed(chunk: &ChunkRef, servers: &[u64]) -> ChunkPlacement {
 
 #[test]
 fn chunk_records_follow_references_and_replicas() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let (a, b) = (chunk_at(10_000), chunk_at(10_001));
     let b_second = ChunkRef {
         offset: 5,
@@ -1322,7 +1275,7 @@ fn chunk_records_follow_references_and_replicas() {
 
 #[test]
 fn orphan_sweeps_and_commits_never_both_win() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let old = chunk_at(1_000);
     let young = chunk_at(50_000);
     let committed = chunk_at(2_000);
@@ -1375,7 +1328,7 @@ fn orphan_sweeps_and_commits_never_both_win() {
 
 #[test]
 fn placements_must_describe_every_fresh_chunk_once() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let (a, b) = (chunk_at(10_000), chunk_at(10_001));
     let b_second = ChunkRef {
         offset: 5,
@@ -1426,7 +1379,7 @@ fn placements_must_describe_every_fresh_chunk_once() {
 
 #[test]
 fn renaming_an_object_moves_its_version_and_touches_no_chunk() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let chunk = chunk_at(10_000);
     f.put_placed("a/b/big", vec![chunk.clone()], Vec::new());
     f.put_inline("a/keep");
@@ -1463,7 +1416,7 @@ fn renaming_an_object_moves_its_version_and_touches_no_chunk() {
 
 #[test]
 fn rename_conditions_hold_on_source_and_destination() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.put_inline("src");
     f.put_inline("dst");
     let rename = |source_condition, destination_condition| {
@@ -1523,7 +1476,7 @@ fn rename_conditions_hold_on_source_and_destination() {
 
 #[test]
 fn renaming_a_directory_moves_every_key_below_it_at_once() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     for key in ["p/", "p/a", "p/q/b", "p/q/r/c", "pz", "p0"] {
         f.put_inline(key);
     }
@@ -1575,7 +1528,7 @@ fn renaming_a_directory_moves_every_key_below_it_at_once() {
 
 #[test]
 fn a_directory_rename_never_makes_a_key_too_long() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let long = format!("d/{}", "k".repeat(arbor_meta::limits::KEY_LEN_MAX - 2));
     f.put_inline(&long);
     assert_eq!(f.rename_directory("d/", "dd/"), Err(MetaError::KeyTooLong));
@@ -1598,7 +1551,7 @@ fn a_directory_rename_never_makes_a_key_too_long() {
 
 #[test]
 fn a_recursive_delete_unlinks_at_once_and_reclaims_in_batches() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let chunk = chunk_at(10_000);
     f.put_placed("d/big", vec![chunk.clone()], Vec::new());
     for key in ["d/", "d/a", "d/e/f/g", "d/e/h", "dz", "keep/x"] {
@@ -1637,7 +1590,7 @@ fn a_recursive_delete_unlinks_at_once_and_reclaims_in_batches() {
 
 #[test]
 fn a_client_token_makes_a_rename_idempotent() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.put_inline("a");
     f.put_inline("c");
     let rename = |source: &str, destination: &str, token: &str| {
@@ -1681,7 +1634,7 @@ fn a_client_token_makes_a_rename_idempotent() {
 fn renames_do_not_depend_on_what_they_move() {
     const KEYS: usize = 100_000;
     const GIB_CHUNKS: u64 = 16;
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let chunks: Vec<ChunkRef> = (0..GIB_CHUNKS)
         .map(|i| ChunkRef {
             id: ChunkId::created_at(10_000 + i64::try_from(i).expect("small")),
@@ -1740,7 +1693,7 @@ fn renames_do_not_depend_on_what_they_move() {
 #[test]
 fn a_recursive_delete_of_100000_keys_returns_at_once() {
     const KEYS: usize = 100_000;
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let commands: Vec<Command> = (0..KEYS)
         .map(|i| {
             Command::PutObject(PutObject {
@@ -1776,7 +1729,7 @@ fn a_recursive_delete_of_100000_keys_returns_at_once() {
 
 #[test]
 fn a_directory_rename_may_replace_a_full_destination() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     for key in ["new/1", "new/2", "old/a", "old/b/c"] {
         f.put_inline(key);
     }
@@ -1819,7 +1772,7 @@ fn a_directory_rename_may_replace_a_full_destination() {
 
 #[test]
 fn replacing_a_directory_obeys_the_overwrite_policy() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     for key in ["new/1", "old/a"] {
         f.put_inline(key);
     }
@@ -1842,7 +1795,7 @@ fn replacing_a_directory_obeys_the_overwrite_policy() {
 
 #[test]
 fn a_token_remembers_the_conditions_and_directory_renames_too() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.put_inline("a");
     f.put_inline("d/x");
     let object = |condition: Option<&str>| {
@@ -1885,7 +1838,7 @@ fn a_token_remembers_the_conditions_and_directory_renames_too() {
 
 #[test]
 fn a_directory_older_than_the_bounds_stays_unbounded() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let long = format!("d/{}", "k".repeat(arbor_meta::limits::KEY_LEN_MAX - 2));
     f.put_inline(&long);
     // As a store written before the bounds existed: no bound rows.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use arbor_meta::MetaError;
 use arbor_meta::chunks;
-use arbor_meta::command::{Command, CommandResult, Reply, apply_command};
+use arbor_meta::command::{Command, CommandResult, Reply};
 use arbor_meta::listing::{list_object_versions, list_objects};
 use arbor_meta::namespace::{
     CreateBucket, CreateLockedBucket, DAY_MS, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
@@ -20,47 +20,20 @@ use arbor_meta::op::Query;
 use arbor_meta::reclaim::DeleteDirectory;
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkRecord, ChunkRef, DeleteCondition, DeleteOutcome, ListEntry,
-    ListRequest, LockMode, ObjectData, ObjectHeaders, ObjectLockConfig, ObjectVersion, Retention,
-    VersionId, VersionListEntry, VersionListRequest, VersionLock, Versioning, WriteCondition,
+    ListRequest, LockMode, ObjectData, ObjectLockConfig, ObjectVersion, Retention, VersionId,
+    VersionListEntry, VersionListRequest, VersionLock, Versioning, WriteCondition,
 };
 use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema;
 use proptest::prelude::*;
-use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTableMetadata};
+
+mod common;
+use common::{Fixture, inline_version};
 
 const BUCKET: &str = "bucket";
 
-struct Fixture {
-    db: Database,
-    log_index: u64,
-}
-
 impl Fixture {
-    fn with_bucket() -> Self {
-        let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
-            .expect("create db");
-        let txn = db.begin_write().expect("begin");
-        schema::create_state_tables(&txn).expect("create tables");
-        txn.commit().expect("commit");
-        let mut f = Fixture { db, log_index: 0 };
-        f.apply(Command::CreateBucket(CreateBucket {
-            name: BUCKET.to_owned(),
-            created_ms: 1,
-        }))
-        .expect("create bucket");
-        f
-    }
-
-    fn apply(&mut self, command: Command) -> CommandResult {
-        self.log_index += 1;
-        let txn = self.db.begin_write().expect("begin");
-        let result = apply_command(&txn, self.log_index, 0, &command).expect("apply");
-        txn.commit().expect("commit");
-        result
-    }
-
     fn set_versioning(&mut self, versioning: Versioning) -> CommandResult {
         self.apply(Command::SetBucketVersioning(SetBucketVersioning {
             bucket: BUCKET.to_owned(),
@@ -96,7 +69,7 @@ impl Fixture {
     }
 
     fn put(&mut self, key: &str, etag: &str) -> ObjectVersion {
-        self.put_version(key, inline(etag), false)
+        self.put_version(key, inline_version(etag), false)
     }
 
     fn delete(&mut self, key: &str, version_id: Option<VersionId>) -> DeleteOutcome {
@@ -227,24 +200,6 @@ enum Listed {
     Prefix(String),
 }
 
-fn inline(etag: &str) -> ObjectVersion {
-    ObjectVersion {
-        generation: 0,
-        size: 3,
-        etag: etag.to_owned(),
-        last_modified_ms: 7,
-        headers: ObjectHeaders::default(),
-        user_metadata: Vec::new(),
-        checksum: None,
-        storage_class: None,
-        parts: Vec::new(),
-        tags: Vec::new(),
-        acl: Default::default(),
-        data: ObjectData::Inline(b"abc".to_vec()),
-        stamp: Default::default(),
-    }
-}
-
 fn chunked(etag: &str, ids: &[u8]) -> ObjectVersion {
     let chunks = ids
         .iter()
@@ -259,7 +214,7 @@ fn chunked(etag: &str, ids: &[u8]) -> ObjectVersion {
     ObjectVersion {
         size: ids.len() as u64,
         data: ObjectData::Chunks(chunks),
-        ..inline(etag)
+        ..inline_version(etag)
     }
 }
 
@@ -279,7 +234,7 @@ fn version(key: &str, id: VersionId, latest: bool, marker: bool, etag: &str) -> 
 
 #[test]
 fn a_bucket_is_unversioned_until_enabled_and_never_again() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     assert_eq!(f.versioning(), Ok(Versioning::Unversioned));
     assert!(matches!(
         f.set_versioning(Versioning::Unversioned),
@@ -312,7 +267,7 @@ fn a_bucket_is_unversioned_until_enabled_and_never_again() {
 
 #[test]
 fn every_write_in_an_enabled_bucket_keeps_a_version_and_deletes_add_markers() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let null = f.put("d/k", "v0");
     assert_eq!(null.version_id(), VersionId::Null);
     f.set_versioning(Versioning::Enabled).expect("enable");
@@ -409,7 +364,7 @@ fn every_write_in_an_enabled_bucket_keeps_a_version_and_deletes_add_markers() {
 
 #[test]
 fn a_suspended_bucket_writes_and_deletes_the_null_version() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.set_versioning(Versioning::Enabled).expect("enable");
     let kept = f.put_version("k", chunked("kept", &[1]), false);
     f.set_versioning(Versioning::Suspended).expect("suspend");
@@ -454,7 +409,7 @@ fn a_suspended_bucket_writes_and_deletes_the_null_version() {
 
 #[test]
 fn chunks_are_shared_across_versions_and_copies_and_freed_with_the_last() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.set_versioning(Versioning::Enabled).expect("enable");
     let a = f.put_version("a", chunked("a1", &[1, 2]), false);
     // A copy of that version shares its chunks; a new version of `a` keeps
@@ -476,7 +431,7 @@ fn chunks_are_shared_across_versions_and_copies_and_freed_with_the_last() {
 
 #[test]
 fn renames_move_every_version_and_versioned_buckets_refuse_what_would_lose_one() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.set_versioning(Versioning::Enabled).expect("enable");
     let v1 = f.put("src/a", "a1");
     f.put("src/a", "a2");
@@ -559,7 +514,7 @@ fn renames_move_every_version_and_versioned_buckets_refuse_what_would_lose_one()
 
 #[test]
 fn delete_keys_reports_each_target() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.set_versioning(Versioning::Enabled).expect("enable");
     let v = f.put("a", "a1");
     f.put("b", "b1");
@@ -605,7 +560,7 @@ fn delete_keys_reports_each_target() {
 
 #[test]
 fn version_listing_pages_resume_inside_a_key() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.set_versioning(Versioning::Enabled).expect("enable");
     for i in 0..3 {
         f.put("a", &format!("a{i}"));
@@ -702,7 +657,7 @@ impl Fixture {
 
 /// A fixture whose bucket was created with Object Lock.
 fn locked_bucket() -> Fixture {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.apply(Command::DeleteBucket(DeleteBucket {
         name: BUCKET.to_owned(),
     }))
@@ -784,7 +739,7 @@ impl Fixture {
         self.apply(Command::PutObject(PutObject {
             bucket: BUCKET.to_owned(),
             key: key.to_owned(),
-            version: inline(etag),
+            version: inline_version(etag),
             condition: WriteCondition::None,
             ownership: ChunkOwnership::Fresh,
             placements: Vec::new(),
@@ -857,7 +812,7 @@ fn a_lock_asked_with_a_write_is_set_by_the_commit() {
 
     // Without Object Lock, a lock asked with a write is refused and
     // nothing is written.
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     f.set_versioning(Versioning::Enabled).expect("enable");
     assert_eq!(
         f.put_locked("k", "plain", hold),
@@ -918,7 +873,7 @@ fn governance_yields_to_a_bypass_and_legal_holds_to_nothing() {
 
 #[test]
 fn a_default_retention_locks_every_new_version() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     let config = ObjectLockConfig {
         default: Some((LockMode::Compliance, 2)),
     };
@@ -968,7 +923,7 @@ fn a_default_retention_locks_every_new_version() {
     f.delete_at("d", v.version_id(), until, false)
         .expect("after the date");
     // Without Object Lock, retention and holds are refused.
-    let mut plain = Fixture::with_bucket();
+    let mut plain = Fixture::with_bucket(BUCKET);
     let w = plain.put("p", "p").version_id();
     assert_eq!(
         plain.retain("p", w, retention(LockMode::Governance, 5), false, 1),
@@ -1103,7 +1058,7 @@ proptest! {
         prefixes in proptest::collection::vec("[ab/.-]{0,2}", 4),
         page_size in 1..4usize,
     ) {
-        let mut f = Fixture::with_bucket();
+        let mut f = Fixture::with_bucket(BUCKET);
         let mut model = Model::new();
         let mut versioning = Versioning::Unversioned;
         for (i, op) in ops.iter().enumerate() {

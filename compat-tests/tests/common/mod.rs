@@ -40,6 +40,14 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A call's outcome as far as an error-code check cares: `Ok(())`, or
+/// the S3 error code of the answer (`None` if it had none).
+pub fn code_of<T, E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    result: Result<T, E>,
+) -> Result<(), Option<String>> {
+    result.map(|_| ()).map_err(|e| e.code().map(str::to_owned))
+}
+
 pub fn md5_hex(data: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(data))
