@@ -21,9 +21,23 @@ pub enum ChunkBackend {
     Cluster(ClusterChunks),
 }
 
-/// Where the chunks of one read are: empty for the local store.
+/// Where the chunks of one read are, as their records said when looked
+/// up (`None`: the chunk has no record); empty for the local store.
 #[derive(Clone, Debug, Default)]
-pub struct Locations(HashMap<ChunkId, ChunkRecord>);
+pub struct Locations(HashMap<ChunkId, Option<ChunkRecord>>);
+
+impl Locations {
+    /// The records a metadata read returned with the version
+    /// (`arbor_meta::namespace::LocatedVersion::chunks`).
+    pub fn from_records(records: impl IntoIterator<Item = (ChunkId, Option<ChunkRecord>)>) -> Self {
+        Locations(records.into_iter().collect())
+    }
+
+    /// Whether `id` has been looked up (found or not).
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.0.contains_key(id)
+    }
+}
 
 /// A chunk sealed by a [`BackendWriter`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,15 +59,44 @@ impl ChunkBackend {
         }
     }
 
+    /// Whether reads need [`Locations`]: a GET asks for them with the
+    /// version only then.
+    pub fn needs_locations(&self) -> bool {
+        match self {
+            ChunkBackend::Local(_) => false,
+            ChunkBackend::Cluster(_) => true,
+        }
+    }
+
     /// Looks up where `chunks` are, once per read.
     pub async fn locate(&self, chunks: &[ChunkRef]) -> Result<Locations> {
+        self.locate_missing(chunks, Locations::default()).await
+    }
+
+    /// Completes `known` with where those of `chunks` it has not looked up
+    /// are: no metadata read when it has them all (a GET's locations come
+    /// with its version, docs/design.md "Read path").
+    pub async fn locate_missing(&self, chunks: &[ChunkRef], known: Locations) -> Result<Locations> {
         match self {
-            ChunkBackend::Local(_) => Ok(Locations::default()),
+            ChunkBackend::Local(_) => Ok(known),
             ChunkBackend::Cluster(cluster) => {
-                let mut ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
+                let mut ids: Vec<ChunkId> = chunks
+                    .iter()
+                    .map(|c| c.id)
+                    .filter(|id| !known.contains(id))
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(known);
+                }
                 ids.sort_unstable();
                 ids.dedup();
-                Ok(Locations(cluster.locate(ids).await?))
+                let mut found = cluster.locate(ids.clone()).await?;
+                let mut locations = known;
+                for id in ids {
+                    let record = found.remove(&id);
+                    locations.0.insert(id, record);
+                }
+                Ok(locations)
             }
         }
     }
@@ -71,6 +114,7 @@ impl ChunkBackend {
                 let record = locations
                     .0
                     .get(&chunk.id)
+                    .and_then(Option::as_ref)
                     .ok_or(ChunkError::NotFound(chunk.id))?;
                 let read = cluster
                     .read(chunk.id, chunk.sha256, &record.servers, range)

@@ -71,18 +71,54 @@ impl Cluster {
             ]),
             gateway_args: args(&["--replication-factor", "3", "--chunk-size", CHUNK_SIZE]),
         };
-        let processes = ArborCluster::start(dir.path(), &options).expect("start cluster");
+        Cluster::start_with(dir, &options)
+    }
+
+    /// A cluster of `options`, once all its chunk servers are ONLINE.
+    fn start_with(dir: tempfile::TempDir, options: &ClusterOptions) -> Cluster {
+        let processes = ArborCluster::start(dir.path(), options).expect("start cluster");
         let s3 = client(&processes.endpoint, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY);
         let cluster = Cluster {
             _dir: dir,
             processes,
             s3,
         };
-        cluster.wait_for("four servers ONLINE", || {
+        let servers = options.zones.len();
+        cluster.wait_for("every server ONLINE", || {
             let list = cluster.registry();
-            (list.len() == 4 && list.values().all(|s| s["status"] == "ONLINE")).then_some(())
+            (list.len() == servers && list.values().all(|s| s["status"] == "ONLINE")).then_some(())
         });
         cluster
+    }
+
+    /// The remote reads the meta node has served, by operation, leaving
+    /// out the gateway's registry refreshes (`ChunkServers`, on its own
+    /// clock).
+    fn meta_reads(&self) -> BTreeMap<String, u64> {
+        let status: serde_json::Value =
+            serde_json::from_str(self.admin(&["status"]).trim()).expect("status JSON");
+        status["reads"]
+            .as_object()
+            .expect("reads in the status")
+            .iter()
+            .filter(|(name, _)| name.as_str() != "ChunkServers")
+            .map(|(name, count)| (name.clone(), count.as_u64().expect("count")))
+            .collect()
+    }
+
+    /// The reads the meta node served while `step` ran, by operation.
+    async fn reads_during<T>(&self, step: impl Future<Output = T>) -> (T, BTreeMap<String, u64>) {
+        let before = self.meta_reads();
+        let out = step.await;
+        let after = self.meta_reads();
+        let served = after
+            .into_iter()
+            .filter_map(|(name, count)| {
+                let delta = count - before.get(&name).copied().unwrap_or(0);
+                (delta > 0).then_some((name, delta))
+            })
+            .collect();
+        (out, served)
     }
 
     fn admin(&self, args: &[&str]) -> String {
@@ -464,4 +500,125 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
     cluster.assert_objects(&objects, "after draining").await;
 
     cluster.processes.stop().expect("stop cluster");
+}
+
+/// A GET finds its chunks' replicas in the answer to the metadata read of
+/// its version: one metadata round trip per GET, whole, ranged or by part
+/// (docs/design.md, "Read path"); HEAD reads no locations. Default
+/// intervals, so no background service reads chunk records meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_reads_its_version_and_chunk_locations_in_one_metadata_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = ClusterOptions {
+        zones: args(&["a", "b", "c"]),
+        gateway_args: args(&["--replication-factor", "3", "--chunk-size", CHUNK_SIZE]),
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(dir, &options);
+    cluster
+        .s3
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket");
+    // Five chunks, and an object small enough to be inline.
+    let large = bytes(4 * 262_144 + 1000, 21);
+    let small = bytes(100, 22);
+    cluster.put("large", &large).await;
+    cluster.put("small", &small).await;
+    let one = |name: &str| BTreeMap::from([(name.to_owned(), 1)]);
+
+    let (got, reads) = cluster.reads_during(cluster.get("large")).await;
+    assert!(got == large, "whole GET differs");
+    assert_eq!(reads, one("GetLocatedVersion"), "whole GET");
+
+    let ranged = |range: &'static str| {
+        let s3 = cluster.s3.clone();
+        async move {
+            let out = s3
+                .get_object()
+                .bucket(BUCKET)
+                .key("large")
+                .range(range)
+                .send()
+                .await
+                .expect("ranged get");
+            out.body
+                .collect()
+                .await
+                .expect("body")
+                .into_bytes()
+                .to_vec()
+        }
+    };
+    // Across the second and third chunks, then the last bytes only.
+    let (got, reads) = cluster.reads_during(ranged("bytes=300000-600000")).await;
+    assert!(got == large[300_000..=600_000], "ranged GET differs");
+    assert_eq!(reads, one("GetLocatedVersion"), "ranged GET");
+    let (got, reads) = cluster.reads_during(ranged("bytes=-500")).await;
+    assert!(got == large[large.len() - 500..], "suffix GET differs");
+    assert_eq!(reads, one("GetLocatedVersion"), "suffix GET");
+
+    let by_part = async {
+        let out = cluster
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("large")
+            .part_number(1)
+            .send()
+            .await
+            .expect("get part 1");
+        out.body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec()
+    };
+    let (got, reads) = cluster.reads_during(by_part).await;
+    assert!(got == large, "part 1 of a single-part object is all of it");
+    assert_eq!(reads, one("GetLocatedVersion"), "GET by part");
+
+    let (got, reads) = cluster.reads_during(cluster.get("small")).await;
+    assert!(got == small, "inline GET differs");
+    assert_eq!(reads, one("GetLocatedVersion"), "inline GET");
+
+    let head = cluster.s3.head_object().bucket(BUCKET).key("large").send();
+    let (head, reads) = cluster.reads_during(head).await;
+    assert_eq!(
+        head.expect("head").content_length(),
+        i64::try_from(large.len()).ok()
+    );
+    assert_eq!(
+        reads,
+        one("GetReadableVersion"),
+        "HEAD asks for no locations"
+    );
+
+    // Every listed replica of a chunk gone (as if moved since the read):
+    // the GET fails as it did when locations were read separately, with
+    // the body cut, never with wrong bytes.
+    let chunk = cluster.all_chunks().into_iter().next().expect("a chunk");
+    for zone in cluster.holders(&chunk) {
+        std::fs::remove_file(cluster.chunk_path(&zone, &chunk)).expect("remove replica");
+    }
+    let read = cluster
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("large")
+        .send()
+        .await;
+    let body = match read {
+        Ok(out) => out
+            .body
+            .collect()
+            .await
+            .ok()
+            .map(|b| b.into_bytes().to_vec()),
+        Err(_) => None,
+    };
+    assert!(body.is_none(), "a chunk with no replica left fails its GET");
 }

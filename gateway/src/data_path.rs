@@ -237,13 +237,16 @@ pub async fn discard_body(chunks: &ChunkBackend, data: &ObjectData, placements: 
 }
 
 /// Streams bytes `range` of `version` (the range already checked against its
-/// size). Where the chunks are is looked up first (so an unreachable
-/// metadata group is an error, not a cut-off body); the chunks are then
-/// opened one after another, as the client consumes them.
+/// size). `known`: where its chunks are, as the metadata read of the
+/// version returned them; those it lacks (an object of more chunks than
+/// one read locates) are looked up first, so an unreachable metadata group
+/// is an error, not a cut-off body. The chunks are then opened one after
+/// another, as the client consumes them.
 pub async fn read_body(
     chunks: &ChunkBackend,
     version: &ObjectVersion,
     range: Range<u64>,
+    known: Locations,
 ) -> Result<StreamingBlob, S3Error> {
     match &version.data {
         ObjectData::Inline(bytes) => {
@@ -270,7 +273,10 @@ pub async fn read_body(
                 })
                 .collect();
             let located: Vec<ChunkRef> = pieces.iter().map(|(c, _)| c.clone()).collect();
-            let locations = chunks.locate(&located).await.map_err(error::from_chunk)?;
+            let locations = chunks
+                .locate_missing(&located, known)
+                .await
+                .map_err(error::from_chunk)?;
             let (sender, receiver) = tokio::sync::mpsc::channel(READ_AHEAD_PIECES);
             let chunks = chunks.clone();
             tokio::spawn(

@@ -38,9 +38,10 @@ use crate::multipart::{
 use crate::namespace::{
     CreateBucket, CreateBucketAs, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys,
     DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf, GetBucket, GetBucketTags,
-    GetBucketVersioning, GetObject, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
-    GetReadableVersion, ListBuckets, PutBucketTags, PutObject, PutObjectTags, SetBucketVersioning,
-    SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention, SetOverwritePolicy,
+    GetBucketVersioning, GetLocatedVersion, GetObject, GetObjectLock, GetObjectLockConfig,
+    GetObjectVersion, GetReadableVersion, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
+    SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
+    SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -153,6 +154,13 @@ macro_rules! reads {
                 }
             }
 
+            /// The operation's name, as [`crate::NodeStatus::reads`] counts it.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(ReadRequest::$op(_) => stringify!($op),)*
+                }
+            }
+
             /// Answers the request from `txn`.
             pub fn read(&self, txn: &ReadTransaction) -> Result<ReadReply> {
                 match self {
@@ -251,6 +259,7 @@ reads!(
     LifecycleBuckets,
     GetBucketAcl,
     GetBucketRules,
+    GetLocatedVersion,
 );
 
 /// A command's outcome as the log remembers it.

@@ -11,12 +11,13 @@ use crate::chunks::{self, check_placements};
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{directory_stored_name, split_key, validate_bucket_name, validate_key};
+use crate::limits::CHUNK_RECORDS_READ_MAX;
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
-use crate::records::chunk::ChunkPlacement;
+use crate::records::chunk::{ChunkPlacement, ChunkRecord};
 use crate::records::object::{
-    BucketInfo, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, LockMode, ObjectData,
-    ObjectHeaders, ObjectLockConfig, ObjectVersion, OverwritePolicy, Retention, VersionId,
-    VersionLock, VersionStamp, Versioning, WriteCondition,
+    BucketInfo, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, LockMode,
+    ObjectData, ObjectHeaders, ObjectLockConfig, ObjectVersion, OverwritePolicy, Retention,
+    VersionId, VersionLock, VersionStamp, Versioning, WriteCondition,
 };
 use crate::records::tree::{
     BucketRecord, ChildRecord, GcOrigin, InodeKind, ObjectEntry, ROOT_INODE,
@@ -1158,6 +1159,117 @@ impl Query for GetReadableVersion {
             None => VersionLock::default(),
         };
         Ok((version, lock))
+    }
+}
+
+/// Bytes of a version whose chunks a read wants located, as GetObject's
+/// Range header or `partNumber` names them (resolved against the version,
+/// which only the metadata read knows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadSpan {
+    /// From byte `first` through byte `last` (to the end when `None`).
+    Bytes { first: u64, last: Option<u64> },
+    /// The last `length` bytes.
+    Suffix { length: u64 },
+    /// Part `number` (from 1) of a multipart object; an object uploaded in
+    /// one piece has one part.
+    Part { number: u32 },
+}
+
+impl ReadSpan {
+    /// The whole version.
+    pub const WHOLE: ReadSpan = ReadSpan::Bytes {
+        first: 0,
+        last: None,
+    };
+
+    /// The bytes of `version` the span covers (empty when it covers none:
+    /// the read then fails on the range, not here).
+    pub fn resolve(self, version: &ObjectVersion) -> std::ops::Range<u64> {
+        let size = version.size;
+        match self {
+            ReadSpan::Bytes { first, last } => {
+                let end = last.map_or(size, |l| l.saturating_add(1).min(size));
+                first.min(end)..end
+            }
+            ReadSpan::Suffix { length } => size.saturating_sub(length)..size,
+            ReadSpan::Part { number } => {
+                let sizes = if version.parts.is_empty() {
+                    std::slice::from_ref(&size)
+                } else {
+                    &version.parts
+                };
+                let index = usize::try_from(number).unwrap_or(usize::MAX);
+                let Some(part) = index.checked_sub(1).and_then(|i| sizes.get(i)) else {
+                    return 0..0;
+                };
+                let start = sizes
+                    .iter()
+                    .take(index.saturating_sub(1))
+                    .fold(0u64, |sum, s| sum.saturating_add(*s));
+                start..start.saturating_add(*part).min(size)
+            }
+        }
+    }
+}
+
+/// A version as a GET reads it, with where its chunks are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatedVersion {
+    pub version: ObjectVersion,
+    pub lock: VersionLock,
+    /// The record of each distinct chunk holding bytes of the span, in the
+    /// order of the object (`None`: no record, which a committed version's
+    /// chunk always has); at most [`CHUNK_RECORDS_READ_MAX`], the first
+    /// ones: a reader looks the rest up itself. Empty for an inline object
+    /// or a delete marker.
+    pub chunks: Vec<(ChunkId, Option<ChunkRecord>)>,
+}
+
+/// Linearizable: [`GetReadableVersion`] and the records of the chunks
+/// holding bytes `span` of the version, read in one transaction, so a
+/// cluster GET finds its chunks' replicas without a second metadata read
+/// and the records are those of the version it serves (docs/design.md,
+/// "Read path"). HeadObject, which reads no bytes, asks
+/// [`GetReadableVersion`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetLocatedVersion {
+    pub bucket: String,
+    pub key: String,
+    /// `None`: the current version, which may be a delete marker.
+    pub version_id: Option<VersionId>,
+    pub span: ReadSpan,
+}
+
+impl Query for GetLocatedVersion {
+    type Reply = LocatedVersion;
+    fn read(&self, txn: &ReadTransaction) -> Result<LocatedVersion> {
+        let (version, lock) = GetReadableVersion {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            version_id: self.version_id,
+        }
+        .read(txn)?;
+        let bytes = self.span.resolve(&version);
+        let mut ids: Vec<ChunkId> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for chunk in version.chunks() {
+            if ids.len() == CHUNK_RECORDS_READ_MAX {
+                break;
+            }
+            let end = chunk.offset.saturating_add(chunk.size);
+            // A chunk shared twice by one object (UploadPartCopy) is
+            // located once.
+            if chunk.offset < bytes.end && end > bytes.start && seen.insert(chunk.id) {
+                ids.push(chunk.id);
+            }
+        }
+        let records = chunks::chunk_records(txn, &ids)?;
+        Ok(LocatedVersion {
+            version,
+            lock,
+            chunks: ids.into_iter().zip(records).collect(),
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use arbor_net::auth::ClusterSecret;
@@ -403,6 +403,7 @@ impl MetaNode {
             faults,
             state_db: RwLock::new(Some(state_db)),
             io,
+            reads: Mutex::default(),
         });
         let mut lifecycle = lifecycle;
         if let Some(listener) = listener {

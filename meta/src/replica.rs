@@ -4,8 +4,8 @@
 //! one and its lifecycle; [`crate::server`] and [`crate::MetaClient`]'s
 //! local transport call into it.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use openraft::metrics::WaitError;
@@ -40,6 +40,9 @@ pub(crate) struct Replica {
     pub(crate) state_db: RwLock<Option<Arc<Database>>>,
     /// Where read transactions run.
     pub(crate) io: StorageIo,
+    /// Remote reads served since start, by operation (for
+    /// [`NodeStatus::reads`]).
+    pub(crate) reads: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Replica {
@@ -82,6 +85,11 @@ impl Replica {
 
     /// Serves one remote read.
     pub(crate) async fn read_request(&self, request: ReadRequest) -> Result<ReadReply> {
+        {
+            let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = reads.entry(request.name()).or_default();
+            *count = count.saturating_add(1);
+        }
         request.validate()?;
         self.read(move |txn| request.read(txn)).await
     }
@@ -175,6 +183,13 @@ impl Replica {
             snapshot_index: m.snapshot.map(|l| l.index),
             voters: Vec::new(),
             learners: Vec::new(),
+            reads: self
+                .reads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(name, count)| ((*name).to_owned(), *count))
+                .collect(),
         };
         for (id, node) in membership.nodes() {
             let row = (*id, node.addr.clone());

@@ -8,7 +8,7 @@
 //! handled (`503` busy or isolated, `400` undecodable, `413` too large) and
 //! the caller treats it as a transport failure.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -80,6 +80,10 @@ pub struct NodeStatus {
     pub voters: Vec<(u64, String)>,
     /// Learners with their addresses.
     pub learners: Vec<(u64, String)>,
+    /// Remote reads this node has served since it started, by operation
+    /// (`GetLocatedVersion`, `ChunkRecords`, ...): how many metadata round
+    /// trips the gateways and chunk servers make, read by read.
+    pub reads: BTreeMap<String, u64>,
 }
 
 /// Why an HTTP call did not produce an answer. The request may or may not

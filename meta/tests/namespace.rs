@@ -8,8 +8,10 @@ use arbor_meta::command::{Command, CommandResult, Reply, apply_command, apply_co
 use arbor_meta::listing::list_objects;
 use arbor_meta::namespace::{
     CreateBucket, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjectsIf, GetBucketTags,
-    PutBucketTags, PutObject, SetOverwritePolicy, get_bucket, get_object, list_buckets,
+    GetLocatedVersion, GetReadableVersion, LocatedVersion, PutBucketTags, PutObject, ReadSpan,
+    SetOverwritePolicy, get_bucket, get_object, list_buckets,
 };
+use arbor_meta::op::Query as _;
 use arbor_meta::reclaim::{DeleteDirectory, ReclaimBatch};
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkRef, DeleteCondition, ListEntry,
@@ -1271,6 +1273,144 @@ fn chunk_records_follow_references_and_replicas() {
     assert_eq!(f.records(&[a.id, b.id]), [None, None]);
     assert!(f.server_chunks(2).is_empty() && f.server_chunks(4).is_empty());
     assert_eq!(f.table_len(schema::CHUNK_REFS), 0);
+}
+
+/// The chunk records a GET's version read returns, by the bytes it asks.
+fn located(f: &Fixture, key: &str, span: ReadSpan) -> LocatedVersion {
+    GetLocatedVersion {
+        bucket: BUCKET.to_owned(),
+        key: key.to_owned(),
+        version_id: None,
+        span,
+    }
+    .read(&f.db.begin_read().expect("read"))
+    .expect("located read")
+}
+
+fn located_ids(read: &LocatedVersion) -> Vec<ChunkId> {
+    read.chunks.iter().map(|(id, _)| *id).collect()
+}
+
+#[test]
+fn a_located_read_returns_the_records_of_the_chunks_it_reads() {
+    let mut f = Fixture::with_bucket();
+    // Three 5-byte chunks, the last shared twice (as UploadPartCopy does).
+    let (a, b, c) = (chunk_at(10_000), chunk_at(10_001), chunk_at(10_002));
+    let at = |chunk: &ChunkRef, offset: u64| ChunkRef {
+        offset,
+        ..chunk.clone()
+    };
+    let refs = vec![at(&a, 0), at(&b, 5), at(&c, 10), at(&c, 15)];
+    let result = f.apply(Command::PutObject(PutObject {
+        lock: None,
+        bucket: BUCKET.to_owned(),
+        key: "k".to_owned(),
+        version: ObjectVersion {
+            size: 20,
+            ..chunked_version("e", refs)
+        },
+        condition: WriteCondition::None,
+        ownership: ChunkOwnership::Fresh,
+        placements: vec![
+            placed(&a, &[1, 2, 3]),
+            placed(&b, &[2, 3, 4]),
+            placed(&c, &[3, 4, 5]),
+        ],
+    }));
+    assert!(result.is_ok(), "put: {result:?}");
+
+    let whole = located(&f, "k", ReadSpan::WHOLE);
+    let readable = GetReadableVersion {
+        bucket: BUCKET.to_owned(),
+        key: "k".to_owned(),
+        version_id: None,
+    }
+    .read(&f.db.begin_read().expect("read"))
+    .expect("readable");
+    assert_eq!((whole.version.clone(), whole.lock), readable);
+    assert_eq!(located_ids(&whole), [a.id, b.id, c.id], "c once");
+    let records = f.records(&[a.id, b.id, c.id]);
+    let expected: Vec<_> = [a.id, b.id, c.id].into_iter().zip(records).collect();
+    assert_eq!(whole.chunks, expected);
+    assert_eq!(
+        whole.chunks[1].1.as_ref().map(|r| r.servers.clone()),
+        Some(vec![2, 3, 4])
+    );
+
+    // Only the chunks holding the asked bytes.
+    let bytes = |first, last| ReadSpan::Bytes { first, last };
+    assert_eq!(located_ids(&located(&f, "k", bytes(6, Some(7)))), [b.id]);
+    assert_eq!(
+        located_ids(&located(&f, "k", bytes(4, Some(5)))),
+        [a.id, b.id]
+    );
+    assert_eq!(located_ids(&located(&f, "k", bytes(9, None))), [b.id, c.id]);
+    let suffix = ReadSpan::Suffix { length: 3 };
+    assert_eq!(located_ids(&located(&f, "k", suffix)), [c.id]);
+    // Bytes past the end (an unsatisfiable range): none.
+    assert!(located(&f, "k", bytes(20, None)).chunks.is_empty());
+
+    // A replica moved by the healer shows in the next read.
+    let moved = f.apply(Command::UpdateChunkReplicas(UpdateChunkReplicas {
+        id: b.id,
+        add: vec![6],
+        remove: vec![2],
+    }));
+    assert!(moved.is_ok(), "move: {moved:?}");
+    let after = located(&f, "k", bytes(5, Some(9)));
+    assert_eq!(
+        after.chunks[0].1.as_ref().map(|r| r.servers.clone()),
+        Some(vec![3, 4, 6])
+    );
+
+    // An inline object has no chunks to locate.
+    f.put("i", inline_version("i"), WriteCondition::None)
+        .expect("put inline");
+    let inline = located(&f, "i", ReadSpan::WHOLE);
+    assert!(inline.chunks.is_empty());
+    assert_eq!(inline.version.data, ObjectData::Inline(b"abc".to_vec()));
+
+    // A missing key is the error GetReadableVersion gives.
+    let missing = GetLocatedVersion {
+        bucket: BUCKET.to_owned(),
+        key: "nope".to_owned(),
+        version_id: None,
+        span: ReadSpan::WHOLE,
+    }
+    .read(&f.db.begin_read().expect("read"));
+    assert!(
+        matches!(missing, Err(MetaError::NoSuchKey(_))),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn read_spans_resolve_against_the_version() {
+    let of_size = |size| ObjectVersion {
+        size,
+        ..inline_version("e")
+    };
+    let ten = of_size(10);
+    let bytes = |first, last| ReadSpan::Bytes { first, last };
+    assert_eq!(ReadSpan::WHOLE.resolve(&ten), 0..10);
+    assert_eq!(bytes(2, Some(4)).resolve(&ten), 2..5);
+    assert_eq!(bytes(2, Some(u64::MAX)).resolve(&ten), 2..10);
+    assert_eq!(bytes(12, None).resolve(&ten), 10..10);
+    assert_eq!(bytes(8, Some(3)).resolve(&ten), 4..4);
+    assert_eq!(ReadSpan::Suffix { length: 3 }.resolve(&ten), 7..10);
+    assert_eq!(ReadSpan::Suffix { length: 30 }.resolve(&ten), 0..10);
+    assert_eq!(ReadSpan::WHOLE.resolve(&of_size(0)), 0..0);
+    let part = |number| ReadSpan::Part { number };
+    assert_eq!(part(1).resolve(&ten), 0..10, "one piece, one part");
+    assert!(part(2).resolve(&ten).is_empty());
+    assert!(part(0).resolve(&ten).is_empty());
+    let multipart = ObjectVersion {
+        parts: vec![4, 4, 2],
+        ..ten
+    };
+    assert_eq!(part(1).resolve(&multipart), 0..4);
+    assert_eq!(part(3).resolve(&multipart), 8..10);
+    assert!(part(4).resolve(&multipart).is_empty());
 }
 
 #[test]

@@ -2,8 +2,11 @@
 
 use std::collections::HashMap;
 
+use arbor_chunkstore::Locations;
 use arbor_meta::limits::{INLINE_OBJECT_SIZE_MAX, USER_METADATA_SIZE_MAX};
-use arbor_meta::namespace::{DeleteKey, DeleteKeys, DeleteTarget, GetReadableVersion};
+use arbor_meta::namespace::{
+    DeleteKey, DeleteKeys, DeleteTarget, GetLocatedVersion, GetReadableVersion, ReadSpan,
+};
 use arbor_meta::records::{CannedAcl, ObjectHeaders};
 use arbor_meta::records::{DeleteCondition, DeleteOutcome, VersionId, VersionLock, WriteCondition};
 use arbor_meta::{ChunkPlacement, MetaError, ObjectVersion};
@@ -453,7 +456,7 @@ fn with_validators(mut e: S3Error, version: &ObjectVersion) -> S3Error {
 /// GetObject and HeadObject read the same fields of their (distinct, alike)
 /// s3s input types: plans the read, then fills the output fields they share.
 macro_rules! read_object {
-    ($s3:expr, $op:expr, $gate:expr, $input:expr, $output:ident) => {{
+    ($s3:expr, $op:expr, $gate:expr, $input:expr, $output:ident, $span:expr) => {{
         let plan = plan_read(
             $s3,
             $op,
@@ -461,6 +464,7 @@ macro_rules! read_object {
             &$input.bucket,
             &$input.key,
             $input.version_id.as_deref(),
+            $span,
             Conditions {
                 if_match: $input.if_match.as_ref(),
                 if_none_match: $input.if_none_match.as_ref(),
@@ -494,6 +498,8 @@ macro_rules! read_object {
 struct ReadPlan {
     version: ObjectVersion,
     lock: VersionLock,
+    /// Where the chunks of `range` are, when the read asked.
+    locations: Locations,
     range: std::ops::Range<u64>,
     partial: bool,
     parts_count: Option<i32>,
@@ -510,12 +516,13 @@ async fn plan_read(
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
+    span: Option<ReadSpan>,
     conditions: Conditions<'_>,
     range: Option<&Range>,
     part_number: Option<i32>,
 ) -> S3Result<ReadPlan> {
-    let read = readable_version_locked(s3, bucket, key, version_id).await;
-    let (version, lock) = match (read, gate) {
+    let read = readable_version_locked(s3, bucket, key, version_id, span).await;
+    let (version, lock, locations) = match (read, gate) {
         (Ok(found), None) => found,
         (Ok(found), Some(gate)) if gate.admits(found.0.acl) => found,
         (Ok(_), Some(gate)) => return Err(gate.refusal(op, bucket)),
@@ -529,10 +536,27 @@ async fn plan_read(
     Ok(ReadPlan {
         version,
         lock,
+        locations,
         range,
         partial,
         parts_count,
     })
+}
+
+/// The bytes a GET's Range header or `partNumber` names, for the metadata
+/// read to locate their chunks before the version is known. Both or a
+/// part number out of range: the whole version's (the read then fails on
+/// them, as [`requested_range`] decides).
+fn read_span(range: Option<&Range>, part_number: Option<i32>) -> ReadSpan {
+    match (range, part_number.map(u32::try_from)) {
+        (Some(Range::Int { first, last }), None) => ReadSpan::Bytes {
+            first: *first,
+            last: *last,
+        },
+        (Some(Range::Suffix { length }), None) => ReadSpan::Suffix { length: *length },
+        (None, Some(Ok(number))) => ReadSpan::Part { number },
+        _ => ReadSpan::WHOLE,
+    }
 }
 
 fn content_length(range: &std::ops::Range<u64>) -> S3Result<i64> {
@@ -560,9 +584,14 @@ pub async fn get(
     let gate = req.extensions.get::<ObjectAclGate>().copied();
     let input = req.input;
     record_target("GetObject", &input.bucket, Some(&input.key));
-    let (plan, mut output) = read_object!(s3, "GetObject", gate, input, GetObjectOutput);
+    let span = s3
+        .chunks()
+        .needs_locations()
+        .then(|| read_span(input.range.as_ref(), input.part_number));
+    let (plan, mut output) = read_object!(s3, "GetObject", gate, input, GetObjectOutput, span);
     let ReadPlan {
         version,
+        locations,
         range,
         partial,
         ..
@@ -584,7 +613,7 @@ pub async fn get(
     output.content_language = input.response_content_language.or(output.content_language);
     output.cache_control = input.response_cache_control.or(output.cache_control);
     output.expires = input.response_expires.or(output.expires);
-    output.body = Some(data_path::read_body(s3.chunks(), &version, range).await?);
+    output.body = Some(data_path::read_body(s3.chunks(), &version, range, locations).await?);
     let mut response = S3Response::new(output);
     if partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
@@ -599,7 +628,8 @@ pub async fn head(
     let gate = req.extensions.get::<ObjectAclGate>().copied();
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
-    let (plan, output) = read_object!(s3, "HeadObject", gate, input, HeadObjectOutput);
+    // HEAD reads no bytes: it asks for no chunk locations.
+    let (plan, output) = read_object!(s3, "HeadObject", gate, input, HeadObjectOutput, None);
     let mut response = S3Response::new(output);
     if plan.partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
@@ -1119,30 +1149,49 @@ pub(super) async fn readable_version(
     key: &str,
     version_id: Option<&str>,
 ) -> S3Result<ObjectVersion> {
-    readable_version_locked(s3, bucket, key, version_id)
+    readable_version_locked(s3, bucket, key, version_id, None)
         .await
-        .map(|(version, _)| version)
+        .map(|(version, _, _)| version)
 }
 
-/// As [`readable_version`], with the version's retention and legal hold.
+/// As [`readable_version`], with the version's retention and legal hold,
+/// and, given `span`, where the chunks holding those bytes are: the same
+/// metadata read answers both (docs/design.md, "Read path").
 async fn readable_version_locked(
     s3: &Arbor,
     bucket: &str,
     key: &str,
     version_id: Option<&str>,
-) -> S3Result<(ObjectVersion, VersionLock)> {
+    span: Option<ReadSpan>,
+) -> S3Result<(ObjectVersion, VersionLock, Locations)> {
     let id = parse_version_id(version_id)?;
-    let (version, lock) = s3
-        .meta()
-        .read(GetReadableVersion {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version_id: id,
-        })
-        .await
-        .map_err(error::from_meta)?;
+    let read = match span {
+        None => s3
+            .meta()
+            .read(GetReadableVersion {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: id,
+            })
+            .await
+            .map(|(version, lock)| (version, lock, Locations::default())),
+        Some(span) => s3
+            .meta()
+            .read(GetLocatedVersion {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: id,
+                span,
+            })
+            .await
+            .map(|read| {
+                let locations = Locations::from_records(read.chunks);
+                (read.version, read.lock, locations)
+            }),
+    };
+    let (version, lock, locations) = read.map_err(error::from_meta)?;
     if !version.stamp.delete_marker {
-        return Ok((version, lock));
+        return Ok((version, lock, locations));
     }
     let mut e = match id {
         None => s3_error!(NoSuchKey, "The specified key does not exist."),
