@@ -1293,7 +1293,7 @@ fn located_ids(read: &LocatedVersion) -> Vec<ChunkId> {
 
 #[test]
 fn a_located_read_returns_the_records_of_the_chunks_it_reads() {
-    let mut f = Fixture::with_bucket();
+    let mut f = Fixture::with_bucket(BUCKET);
     // Three 5-byte chunks, the last shared twice (as UploadPartCopy does).
     let (a, b, c) = (chunk_at(10_000), chunk_at(10_001), chunk_at(10_002));
     let at = |chunk: &ChunkRef, offset: u64| ChunkRef {
