@@ -155,7 +155,8 @@ impl ChunkClient {
     }
 
     /// Stores chunk `id` from `body`. Nothing is stored unless the bytes
-    /// hash to `expected`; an error from `body` aborts the put.
+    /// hash to `expected` (or, `Vouched`, match its CRC32C); an error from
+    /// `body` aborts the put.
     pub async fn put<S>(&self, id: ChunkId, expected: ExpectedSha256, body: S) -> Result<ChunkInfo>
     where
         S: Stream<Item = Result<Bytes>> + Send + 'static,

@@ -13,8 +13,9 @@
 //! allocations, and chunk data is rarely hot (small objects live inline in
 //! the metadata, which the cache does hold).
 //!
-//! Where `O_DIRECT` is refused (tmpfs and some other file systems refuse it
-//! when it is set, others on the first unaligned or oddly sized write), the
+//! Where `O_DIRECT` is refused (tmpfs before Linux 6.6 and some FUSE and
+//! network file systems refuse it when it is set, others on the first
+//! unaligned or oddly sized write), the
 //! file falls back to buffered writes for good, losing nothing: the same
 //! bytes land at the same offsets, and the fsync before sealing covers
 //! both kinds.
@@ -30,8 +31,9 @@ use crate::limits::{DIRECT_IO_ALIGN, DIRECT_WRITE_SIZE};
 const _: () = assert!(DIRECT_WRITE_SIZE.is_multiple_of(DIRECT_IO_ALIGN));
 const _: () = assert!(DIRECT_IO_ALIGN.is_power_of_two());
 
-/// A chunk's data file, appended to in order.
-pub(crate) struct DataFile {
+/// A chunk's data file, appended to in order. Public so the benchmark's
+/// write limit measures this very path (`arbor bench --limits`).
+pub struct DataFile {
     file: File,
     /// Direct I/O is on: bytes are staged in `buf` and written in aligned
     /// runs. Once off, it stays off.
@@ -49,10 +51,10 @@ pub(crate) struct DataFile {
 impl DataFile {
     /// Takes over `file`, just created and empty, turning direct I/O on if
     /// the file system allows it.
-    pub(crate) fn new(file: File) -> DataFile {
+    pub fn new(file: File) -> DataFile {
         let direct = set_direct(&file, true).is_ok();
         let (buf, start) = if direct {
-            aligned_buffer()
+            aligned_buffer(DIRECT_WRITE_SIZE)
         } else {
             (Vec::new(), 0)
         };
@@ -67,13 +69,12 @@ impl DataFile {
     }
 
     /// Whether writes still go around the page cache.
-    #[cfg(test)]
-    pub(crate) fn is_direct(&self) -> bool {
+    pub fn is_direct(&self) -> bool {
         self.direct
     }
 
     /// Appends `data`.
-    pub(crate) fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         if !self.direct {
             return self.append_buffered(data);
         }
@@ -97,7 +98,7 @@ impl DataFile {
 
     /// Writes what is staged (direct I/O off from here), then `tail` (the
     /// footer), and fsyncs data and metadata. The file is then complete.
-    pub(crate) fn finish(mut self, tail: &[u8]) -> io::Result<File> {
+    pub fn finish(mut self, tail: &[u8]) -> io::Result<File> {
         if self.direct {
             self.flush_aligned()?;
             self.stop_direct()?;
@@ -197,12 +198,7 @@ fn read_direct(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
     let span = want
         .checked_next_multiple_of(DIRECT_IO_ALIGN)
         .ok_or_else(|| io::Error::other("read too large"))?;
-    let mut buf = vec![0u8; span + DIRECT_IO_ALIGN];
-    let start = buf.as_ptr().align_offset(DIRECT_IO_ALIGN);
-    assert!(
-        start < DIRECT_IO_ALIGN,
-        "a byte pointer can always be aligned"
-    );
+    let (mut buf, start) = aligned_buffer(span);
     let mut done = 0;
     while done < want {
         match file.read_at(&mut buf[start + done..start + span], from + done as u64) {
@@ -220,10 +216,10 @@ fn read_direct(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
     Ok(Bytes::from(buf).slice(start + skip..start + want))
 }
 
-/// A zeroed buffer and the offset in it where `DIRECT_WRITE_SIZE` aligned
-/// bytes start.
-fn aligned_buffer() -> (Vec<u8>, usize) {
-    let buf = vec![0u8; DIRECT_WRITE_SIZE + DIRECT_IO_ALIGN];
+/// A zeroed buffer and the offset in it where `len` bytes start on an
+/// aligned address (it is over-allocated by one alignment).
+fn aligned_buffer(len: usize) -> (Vec<u8>, usize) {
+    let buf = vec![0u8; len + DIRECT_IO_ALIGN];
     let start = buf.as_ptr().align_offset(DIRECT_IO_ALIGN);
     assert!(
         start < DIRECT_IO_ALIGN,
@@ -258,6 +254,16 @@ fn set_direct(_file: &File, on: bool) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A data file for a new file at `path`.
+    fn create(path: &std::path::Path) -> DataFile {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .expect("create");
+        DataFile::new(file)
+    }
+
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
         (0..len)
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -279,12 +285,7 @@ mod tests {
         .enumerate()
         {
             let path = dir.path().join(format!("f{case}"));
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .expect("create");
-            let mut data = DataFile::new(file);
+            let mut data = create(&path);
             let mut expected = Vec::new();
             for (i, size) in sizes.iter().enumerate() {
                 let piece = pattern(*size, i as u8);
@@ -339,12 +340,7 @@ mod tests {
     fn falling_back_keeps_every_byte() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("f");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .expect("create");
-        let mut data = DataFile::new(file);
+        let mut data = create(&path);
         let first = pattern(DIRECT_WRITE_SIZE + 100, 1);
         data.write(&first).expect("write");
         data.stop_direct().expect("stop");

@@ -15,6 +15,13 @@ pub enum ChunkError {
     /// The bytes written do not hash to what the writer expected.
     #[error("chunk {id}: checksum mismatch on write")]
     ChecksumMismatch { id: ChunkId },
+    /// A whole read found every block matching its CRC32C but the data
+    /// not hashing to the SHA-256 recorded for it: the bytes are those the
+    /// server received, and the recorded fingerprint is what is wrong (a
+    /// writer that vouched for a wrong SHA-256, docs/design.md "Checks").
+    /// Not a reason to quarantine the copy.
+    #[error("chunk {id}: the data matches its block CRCs but not its recorded SHA-256")]
+    FingerprintMismatch { id: ChunkId },
     #[error("range {start}..{end} is outside chunk {id} of {size} bytes")]
     InvalidRange {
         id: ChunkId,

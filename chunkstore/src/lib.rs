@@ -31,7 +31,7 @@ pub mod backend;
 pub mod client;
 pub mod cluster;
 pub mod config;
-mod direct;
+pub mod direct;
 pub mod error;
 mod format;
 pub mod gc;

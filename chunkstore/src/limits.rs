@@ -18,8 +18,9 @@ pub const READ_PIECE_SIZE_MAX: u64 = 1024 * 1024;
 /// Chunk data goes to disk with direct I/O in runs of this many bytes,
 /// staged in one buffer per chunk being written (`direct.rs`).
 pub const DIRECT_WRITE_SIZE: usize = 1024 * 1024;
-/// Memory address, file offset and length alignment of a direct write:
-/// the page size, a multiple of every common logical block size.
+/// Memory address, file offset and length alignment of direct I/O:
+/// 4 KiB, a multiple of every common logical block size (512 B and
+/// 4 KiB), so it suits any disk without asking it.
 pub const DIRECT_IO_ALIGN: usize = 4096;
 
 const _: () = assert!(CHUNK_SIZE_DEFAULT <= CHUNK_SIZE_MAX);

@@ -6,11 +6,17 @@
 //! target through its own bounded queue ([`limits::REPLICA_QUEUE_PIECES`])
 //! while the SHA-256 (the chunk's fingerprint) and the CRC32C of the data
 //! are computed once, here. Both are known only at the end, so they travel
-//! as HTTP *trailers*: each server checks the bytes it received against
-//! the CRC32C before sealing (`finish_vouched`) and records the SHA-256
-//! as given, so a chunk with bytes other than the writer's is never
-//! visible under its id, not even briefly, and no server spends a second
-//! SHA-256 pass on every byte (docs/design.md, "Data path"). (The
+//! as HTTP *trailers*. The first target hashes what it received and seals
+//! the chunk only if its SHA-256 is the writer's, so the fingerprint
+//! every replica records was computed twice, in two processes; the other
+//! targets check the bytes they received against the CRC32C before
+//! sealing (`finish_vouched`) and record the SHA-256 as given, sparing
+//! them a SHA-256 pass over every byte. Either way a chunk with bytes
+//! other than the writer's is never visible under its id, not even
+//! briefly (docs/design.md, "Data path"). The first target gets its
+//! trailer and seals before the others get theirs: if its SHA-256
+//! disagrees, the write fails (the writer's hash or the bytes are wrong)
+//! and no other target ever seals the chunk. (The
 //! alternative, "server returns its hash, client compares and DELETEs on
 //! mismatch", leaves a wrong chunk readable between the two steps and
 //! forever if the DELETE fails.) A target that fails or stalls is dropped
@@ -91,8 +97,8 @@ impl Replicator {
     /// a target that fails is replaced by the next of `candidates`, or,
     /// when none is left, dropped as long as `quorum` servers still hold
     /// the chunk. If the caller knows the chunk's SHA-256
-    /// (`expected_sha256`), servers check the bytes against it and a
-    /// mismatch stores nothing anywhere.
+    /// (`expected_sha256`), the bytes are checked against it here before
+    /// any server may seal them; a mismatch stores nothing anywhere.
     pub async fn write<S>(
         &self,
         id: ChunkId,
@@ -109,17 +115,21 @@ impl Replicator {
         let stall = self.clients.options().stall_timeout;
         let mut tasks = Tasks(Vec::with_capacity(targets.len()));
         let mut live = Vec::with_capacity(targets.len());
-        for addr in targets {
+        for (position, addr) in targets.iter().enumerate() {
             let client = self.clients.server(addr)?;
             let (data, queue) = mpsc::channel::<Result<Bytes>>(limits::REPLICA_QUEUE_PIECES);
-            let (digests, trailer) = oneshot::channel();
+            let (digests, expected) = if position == CHECKING_TARGET {
+                let (sender, trailer) = oneshot::channel();
+                (Digests::Checked(sender), ExpectedSha256::Trailer(trailer))
+            } else {
+                let (sender, trailer) = oneshot::channel();
+                (Digests::Vouched(sender), ExpectedSha256::Vouched(trailer))
+            };
             let pieces = stream::unfold(queue, |mut queue| async move {
                 queue.recv().await.map(|piece| (piece, queue))
             });
             tasks.0.push(tokio::spawn(async move {
-                client
-                    .put(id, ExpectedSha256::Vouched(trailer), pieces)
-                    .await
+                client.put(id, expected, pieces).await
             }));
             live.push(Feed { data, digests });
         }
@@ -163,15 +173,49 @@ impl Replicator {
             // put: no server keeps the chunk.
             return Err(ChunkError::ChecksumMismatch { id });
         }
-        for feed in live {
+        // The checking target seals first: the others are handed only a
+        // fingerprint it computed too, so on a disagreement none of them
+        // ever seals the chunk (their puts end without trailers).
+        let (checking, vouching): (Vec<Feed>, Vec<Feed>) = live
+            .into_iter()
+            .partition(|feed| matches!(feed.digests, Digests::Checked(_)));
+        let mut checked = None;
+        if let Some(Feed { data, digests }) = checking.into_iter().next() {
+            // The body ends (its queue closes), then the trailer goes.
+            drop(data);
+            digests.send(sha256, crc);
+            let outcome = (&mut tasks.0[CHECKING_TARGET]).await;
+            if let Ok(Err(ChunkError::ChecksumMismatch { .. })) = outcome {
+                let addr = &targets[CHECKING_TARGET];
+                tracing::error!(%id, server = %addr,
+                    "the checking replica hashed the chunk to another SHA-256 than the writer");
+                // Dropping the other feeds (no trailers) and the tasks
+                // aborts every other put: no server keeps the chunk.
+                return Err(ChunkError::Corrupt {
+                    id,
+                    detail: format!(
+                        "{addr} hashed the bytes it received to another SHA-256 than the writer's"
+                    ),
+                });
+            }
+            checked = Some(outcome);
+        }
+        for feed in vouching {
             // If the put already ended, its result below says why.
-            let _ = feed.digests.send((sha256, crc));
+            feed.digests.send(sha256, crc);
         }
 
         let mut held = Vec::with_capacity(targets.len());
         let mut failed = Vec::new();
-        for (addr, task) in targets.iter().zip(tasks.0.iter_mut()) {
-            let outcome = match task.await {
+        for (position, (addr, task)) in targets.iter().zip(tasks.0.iter_mut()).enumerate() {
+            let result = if position == CHECKING_TARGET
+                && let Some(outcome) = checked.take()
+            {
+                outcome
+            } else {
+                task.await
+            };
+            let outcome = match result {
                 Ok(Ok(info)) if info.sha256 == sha256 && info.size == size => Ok(()),
                 Ok(Ok(info)) => Err(format!(
                     "stored {} bytes with another SHA-256 ({})",
@@ -308,11 +352,34 @@ impl Replicator {
     }
 }
 
+/// The target of a replicated write that hashes the bytes itself and
+/// compares with the writer's SHA-256 (the others check the CRC32C only).
+const CHECKING_TARGET: usize = 0;
+
 /// One target's end of the fan-out.
 struct Feed {
     data: mpsc::Sender<Result<Bytes>>,
-    /// The SHA-256 and CRC32C of everything sent, for the trailers.
-    digests: oneshot::Sender<([u8; 32], u32)>,
+    digests: Digests,
+}
+
+/// Where the digests of everything sent go, for a target's trailers.
+enum Digests {
+    /// The SHA-256 only: the target hashes the bytes and compares.
+    Checked(oneshot::Sender<[u8; 32]>),
+    /// The SHA-256 and CRC32C: the target checks the CRC32C and records
+    /// the SHA-256 as given.
+    Vouched(oneshot::Sender<([u8; 32], u32)>),
+}
+
+impl Digests {
+    /// Sends the trailers' digests; a put that already ended has its own
+    /// result to say why.
+    fn send(self, sha256: [u8; 32], crc32c: u32) {
+        match self {
+            Digests::Checked(sender) => drop(sender.send(sha256)),
+            Digests::Vouched(sender) => drop(sender.send((sha256, crc32c))),
+        }
+    }
 }
 
 /// Put tasks, aborted if the write is dropped half-way.

@@ -32,6 +32,12 @@ pub struct ScrubReport {
     /// [`limits::SCRUB_REPORT_IDS_MAX`] ids; `corrupt_count` counts all).
     pub corrupt: Vec<ChunkId>,
     pub corrupt_count: u64,
+    /// Chunks whose every block matches its CRC32C but whose data does not
+    /// hash to the SHA-256 recorded for it: the bytes are intact and the
+    /// fingerprint is wrong (`ChunkError::FingerprintMismatch`). Kept in
+    /// place and logged: every replica of such a chunk was written with
+    /// the same fingerprint, so quarantining would lose good data.
+    pub fingerprint_mismatches: u64,
     /// Chunks that could not be checked (I/O errors); tried again next pass.
     pub errors: u64,
     /// The pass was stopped by shutdown before the end.
@@ -83,6 +89,7 @@ impl Scrubber {
                     good = report.good,
                     bytes = report.bytes,
                     corrupt = report.corrupt_count,
+                    fingerprint_mismatches = report.fingerprint_mismatches,
                     errors = report.errors,
                     interrupted = report.interrupted,
                     "scrub pass done"
@@ -125,6 +132,10 @@ impl Scrubber {
                     {
                         tracing::warn!(%id, "scrub report channel full or closed");
                     }
+                }
+                Err(error @ ChunkError::FingerprintMismatch { .. }) => {
+                    tracing::error!(%id, %error, "scrub found a chunk whose recorded SHA-256 is wrong; keeping it");
+                    report.fingerprint_mismatches += 1;
                 }
                 Err(error) => {
                     tracing::warn!(%id, %error, "scrub could not check a chunk");

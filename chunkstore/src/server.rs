@@ -19,9 +19,9 @@
 //! The accept task owns every connection task, so when [`serve`] returns
 //! nothing of the server is left running.
 //!
-//! A GET holds back one piece: a piece is sent only once the next one (or
-//! the end, where a whole-chunk read checks the SHA-256) has been read and
-//! verified, so a final SHA-256 mismatch still cuts the body short.
+//! A GET reads and verifies its first piece before answering, so corruption
+//! there is a clean error status; every later piece is verified before it
+//! is sent, and a bad one cuts the body short (never a short clean body).
 
 use std::convert::Infallible;
 use std::io;
@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::stream::{self, BoxStream};
+use futures::stream;
 use futures::{StreamExt, TryStreamExt};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -216,6 +216,7 @@ impl From<ChunkError> for ApiError {
             | ChunkError::Remote { .. }
             | ChunkError::ReplicasUnavailable { .. }
             | ChunkError::Meta(_)
+            | ChunkError::FingerprintMismatch { .. }
             | ChunkError::InvalidConfig(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL),
         };
         ApiError::new(status, code, message)
@@ -513,8 +514,9 @@ async fn get(
     })
 }
 
-/// Reads the first two pieces before answering, so corruption there gives
-/// a clean error status; then streams, always one piece behind the store.
+/// Reads the first piece before answering, so corruption there gives a
+/// clean error status; then streams the rest (the store reads the next
+/// piece while one is sent, each verified before it is yielded).
 async fn verified_body(
     store: &ChunkStore,
     id: ChunkId,
@@ -522,33 +524,12 @@ async fn verified_body(
 ) -> std::result::Result<ResponseBody, ApiError> {
     let mut pieces = store.read(id, range).await?;
     let first = pieces.next().await.transpose()?;
-    let second = match first {
-        Some(_) => pieces.next().await.transpose()?,
-        None => None,
-    };
-    let held = stream::iter(first.map(Ok));
-    let body = held
-        .chain(hold_back(second, pieces))
+    let body = stream::iter(first.map(Ok))
+        .chain(pieces)
         .inspect_err(move |error| {
             tracing::warn!(%id, %error, "chunk read failed mid-stream; cutting the response off");
         });
     Ok(StreamBody::new(body.map_ok(Frame::data)).boxed_unsync())
-}
-
-/// Yields `held` and then `rest`, each piece only once the following one
-/// (or a clean end) has been read.
-fn hold_back(
-    held: Option<Bytes>,
-    rest: BoxStream<'static, Result<Bytes>>,
-) -> impl futures::Stream<Item = Result<Bytes>> + Send + 'static {
-    stream::unfold((held, rest), |(held, mut rest)| async move {
-        let piece = held?;
-        match rest.next().await {
-            Some(Ok(next)) => Some((Ok(piece), (Some(next), rest))),
-            None => Some((Ok(piece), (None, rest))),
-            Some(Err(error)) => Some((Err(error), (None, rest))),
-        }
-    })
 }
 
 #[derive(Debug, PartialEq, Eq)]

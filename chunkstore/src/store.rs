@@ -18,6 +18,7 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -139,31 +140,32 @@ impl ChunkStore {
 
     async fn writer_with(&self, id: ChunkId, hasher: ChunkHasher) -> Result<ChunkWriter> {
         let root = self.root.clone();
-        let free = blocking(move || arbor_meta::disk::available_bytes(&root)).await?;
-        if let Ok(free) = free
-            && free < limits::DISK_RESERVE_BYTES
-        {
-            return Err(ChunkError::Io(std::io::Error::new(
-                std::io::ErrorKind::StorageFull,
-                format!(
-                    "{free} bytes free on the chunk store's disk, fewer than the {} kept in reserve",
-                    limits::DISK_RESERVE_BYTES
-                ),
-            )));
-        }
         let tmp_name = format!("{}.{}{TMP_SUFFIX}", id.to_hex(), self.fresh_id().to_hex());
         let tmp_path = self.root.join(TMP_DIR).join(tmp_name);
         let path = tmp_path.clone();
-        let file =
-            blocking(move || OpenOptions::new().write(true).create_new(true).open(&path)).await??;
+        // One blocking hop: the free-space check, the file, its direct I/O
+        // mode and staging buffer.
+        let file = blocking(move || -> Result<DataFile> {
+            if let Ok(free) = arbor_meta::disk::available_bytes(&root)
+                && free < limits::DISK_RESERVE_BYTES
+            {
+                return Err(ChunkError::Io(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!(
+                        "{free} bytes free on the chunk store's disk, fewer than the {} kept in reserve",
+                        limits::DISK_RESERVE_BYTES
+                    ),
+                )));
+            }
+            let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+            Ok(DataFile::new(file))
+        })
+        .await??;
         Ok(ChunkWriter {
             id,
             tmp_path,
             final_path: self.chunk_path(id),
-            state: Some(Box::new(WriteState {
-                file: DataFile::new(file),
-                hasher,
-            })),
+            state: Some(Box::new(WriteState { file, hasher })),
             len: 0,
             closed: false,
         })
@@ -218,7 +220,7 @@ impl ChunkStore {
         let reader = RangeReader {
             id,
             file: Arc::new(file),
-            direct,
+            direct: Arc::new(AtomicBool::new(direct)),
             block_crcs: footer.block_crcs.into(),
             size,
             pos: range.start,
@@ -454,6 +456,14 @@ impl ChunkWriter {
         self.seal(Expected::Vouched { sha256, crc32c }).await
     }
 
+    /// Seals a chunk started with [`ChunkStore::writer_vouched`] whose
+    /// SHA-256 the caller verified over these very bytes as they passed
+    /// (a signed payload's, checked by the signature layer before the
+    /// body ends): recorded as given, without a second pass.
+    pub async fn finish_verified(self, sha256: [u8; 32]) -> Result<ChunkInfo> {
+        self.seal(Expected::Verified(sha256)).await
+    }
+
     async fn seal(mut self, expected: Expected) -> Result<ChunkInfo> {
         let state = self.state.take().ok_or_else(unusable)?;
         let (id, len) = (self.id, self.len);
@@ -520,6 +530,8 @@ enum Expected {
     Sha256(Option<[u8; 32]>),
     /// The writer's CRC32C; its SHA-256 is recorded as given.
     Vouched { sha256: [u8; 32], crc32c: u32 },
+    /// A SHA-256 the caller verified over the bytes; recorded as given.
+    Verified([u8; 32]),
 }
 
 /// Finishes a write on the blocking pool: see [`ChunkWriter::finish`].
@@ -539,7 +551,17 @@ fn seal(
         {
             Some(computed)
         }
-        (Expected::Vouched { sha256, crc32c }, _) if crc32c == digests.crc32c => Some(sha256),
+        // A SHA-256 computed here as well must agree.
+        (Expected::Vouched { sha256, crc32c }, computed)
+            if crc32c == digests.crc32c && computed.is_none_or(|computed| computed == sha256) =>
+        {
+            Some(sha256)
+        }
+        (Expected::Verified(sha256), computed)
+            if computed.is_none_or(|computed| computed == sha256) =>
+        {
+            Some(sha256)
+        }
         (Expected::Sha256(_), None) => {
             return Err(io::Error::other(
                 "a chunk written as vouched for must be sealed with finish_vouched",
@@ -603,20 +625,36 @@ fn seal(
 struct RangeReader {
     id: ChunkId,
     file: Arc<File>,
-    /// Data is read around the page cache (`direct.rs`).
-    direct: bool,
+    /// Data is read around the page cache (`direct.rs`); cleared, for
+    /// this and every later piece, by a read the file system refused.
+    direct: Arc<AtomicBool>,
     block_crcs: Arc<[u32]>,
     size: u64,
     /// Next byte to yield.
     pos: u64,
     end: u64,
     /// Running hash and the footer's SHA-256, for a checked whole read
-    /// (which reads one piece at a time, in order).
+    /// (which reads one piece at a time, in order, hashing each in the
+    /// task that read it).
     sha: Option<(Sha256, [u8; 32])>,
     /// The next piece, already being read (plain reads only): reading
     /// overlaps sending the piece before it.
-    ahead: Option<(u64, JoinHandle<Result<Bytes>>)>,
+    ahead: Option<(u64, PieceRead)>,
     done: bool,
+}
+
+/// A piece being read on the blocking pool, with the running hash of a
+/// checked read.
+type PieceRead = JoinHandle<Result<(Bytes, Option<Sha256>)>>;
+
+impl Drop for RangeReader {
+    /// A stream dropped half-way (the client went away) does not start a
+    /// read nobody will take; one already running finishes and is ignored.
+    fn drop(&mut self) {
+        if let Some((_, ahead)) = self.ahead.take() {
+            ahead.abort();
+        }
+    }
 }
 
 /// One piece of a read: whole blocks from `start`, of which bytes
@@ -640,13 +678,17 @@ impl RangeReader {
             self.done = true;
             let (sha, expected) = self.sha.take()?;
             let actual: [u8; 32] = sha.finalize().into();
+            // Every block matched its CRC32C, so these are the bytes the
+            // server stored; what disagrees is the recorded fingerprint.
             return (actual != expected)
-                .then(|| Err(self.corrupt("SHA-256 of the data does not match the footer")));
+                .then_some(Err(ChunkError::FingerprintMismatch { id: self.id }));
         }
         let piece = self.read_piece().await;
         if piece.is_err() {
             self.done = true;
-            self.ahead = None;
+            if let Some((_, ahead)) = self.ahead.take() {
+                ahead.abort();
+            }
         }
         Some(piece)
     }
@@ -678,12 +720,13 @@ impl RangeReader {
         Ok(plan)
     }
 
-    /// Starts reading and checking `plan`'s blocks on the blocking pool.
-    fn spawn_read(&self, plan: &PiecePlan) -> JoinHandle<Result<Bytes>> {
+    /// Starts reading and checking `plan`'s blocks on the blocking pool,
+    /// and hashing the piece into `sha` (a checked read) there too.
+    fn spawn_read(&self, plan: &PiecePlan, sha: Option<Sha256>) -> PieceRead {
         let (file, crcs, id) = (self.file.clone(), self.block_crcs.clone(), self.id);
         let (start, len, first_block, from, to) =
             (plan.start, plan.len, plan.first_block, plan.from, plan.to);
-        let mut direct = self.direct;
+        let direct_flag = self.direct.clone();
         tokio::task::spawn_blocking(move || {
             let count = to_usize(format::block_count(len as u64))?;
             let expected = crcs
@@ -692,8 +735,17 @@ impl RangeReader {
                     id,
                     detail: "block CRC table too short".to_owned(),
                 })?;
-            let piece = read_blocks(&file, &mut direct, id, start, len, first_block, expected)?;
-            Ok(piece.slice(from..to))
+            let mut direct = direct_flag.load(Ordering::Relaxed);
+            let read = read_blocks(&file, &mut direct, id, start, len, first_block, expected);
+            if !direct {
+                direct_flag.store(false, Ordering::Relaxed);
+            }
+            let piece = read?.slice(from..to);
+            let sha = sha.map(|mut hasher| {
+                hasher.update(&piece);
+                hasher
+            });
+            Ok((piece, sha))
         })
     }
 
@@ -701,37 +753,26 @@ impl RangeReader {
     /// returns the requested part; a plain read then starts the next.
     async fn read_piece(&mut self) -> Result<Bytes> {
         let plan = self.plan(self.pos)?;
+        let (hasher, expected) = self.sha.take().unzip();
+        let checked = hasher.is_some();
         let handle = match self.ahead.take() {
             Some((pos, handle)) if pos == self.pos => handle,
-            _ => self.spawn_read(&plan),
+            Some((_, stale)) => {
+                stale.abort();
+                self.spawn_read(&plan, hasher)
+            }
+            None => self.spawn_read(&plan, hasher),
         };
-        if self.sha.is_none() && plan.next < self.end {
+        if !checked && plan.next < self.end {
             let next = self.plan(plan.next)?;
-            self.ahead = Some((plan.next, self.spawn_read(&next)));
+            self.ahead = Some((plan.next, self.spawn_read(&next, None)));
         }
-        let piece = handle.await.map_err(|error| {
+        let (piece, hasher) = handle.await.map_err(|error| {
             io::Error::other(format!("chunk store blocking task failed: {error}"))
         })??;
-        if let Some((hasher, expected)) = self.sha.take() {
-            let (hasher, piece) = blocking(move || {
-                let mut hasher = hasher;
-                hasher.update(&piece);
-                (hasher, piece)
-            })
-            .await?;
-            self.sha = Some((hasher, expected));
-            self.pos = plan.next;
-            return Ok(piece);
-        }
+        self.sha = hasher.zip(expected);
         self.pos = plan.next;
         Ok(piece)
-    }
-
-    fn corrupt(&self, detail: &str) -> ChunkError {
-        ChunkError::Corrupt {
-            id: self.id,
-            detail: detail.to_owned(),
-        }
     }
 }
 

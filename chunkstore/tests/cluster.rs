@@ -1061,3 +1061,192 @@ async fn the_healer_restores_the_factor_and_empties_draining_servers() {
     }
     node.shutdown().await.expect("meta shutdown");
 }
+
+/// What a [`RefusingServer`] saw of each PUT: the announced `Trailer`
+/// header and the names of the trailers that came.
+type SeenPuts = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<String>)>>>;
+
+/// A chunk server stand-in that reads each PUT to the end, remembers the
+/// `Trailer` header it announced and the trailers that came, and answers
+/// as a server whose own SHA-256 of the bytes differs from the writer's.
+struct RefusingServer {
+    addr: String,
+    seen: SeenPuts,
+    task: JoinHandle<()>,
+}
+
+impl RefusingServer {
+    async fn start() -> RefusingServer {
+        use http_body_util::BodyExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let seen = SeenPuts::default();
+        let recorded = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let recorded = recorded.clone();
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let recorded = recorded.clone();
+                        async move {
+                            let announced = request
+                                .headers()
+                                .get(http::header::TRAILER)
+                                .and_then(|value| value.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
+                            let body = request.into_body().collect().await;
+                            let trailers = body
+                                .ok()
+                                .and_then(|body| body.trailers().cloned())
+                                .map(|trailers| {
+                                    trailers.keys().map(|name| name.to_string()).collect()
+                                })
+                                .unwrap_or_default();
+                            recorded
+                                .lock()
+                                .expect("recorded")
+                                .push((announced, trailers));
+                            hyper::Response::builder()
+                                .status(http::StatusCode::BAD_REQUEST)
+                                .header(arbor_chunkstore::api::HEADER_ERROR, "checksum-mismatch")
+                                .body(http_body_util::Full::new(Bytes::from_static(
+                                    br#"{"code":"checksum-mismatch","message":"SHA-256 differs"}"#,
+                                )))
+                        }
+                    },
+                );
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        RefusingServer { addr, seen, task }
+    }
+
+    fn seen(&self) -> Vec<(String, Vec<String>)> {
+        self.seen.lock().expect("seen").clone()
+    }
+}
+
+impl Drop for RefusingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn the_first_target_checks_the_writers_sha256_and_a_disagreement_fails_the_write() {
+    let cluster = Cluster::start(3).await;
+    let refusing = RefusingServer::start().await;
+    let data = source(MIB + 3, 70);
+
+    // First among the targets, the stand-in is asked to hash the bytes
+    // itself (the SHA-256 trailer only) and its disagreement fails the
+    // write, although the two others would hold the chunk.
+    let id = ChunkId::generate();
+    let targets = vec![
+        refusing.addr.clone(),
+        cluster.nodes[1].addr.clone(),
+        cluster.nodes[2].addr.clone(),
+    ];
+    let write = cluster
+        .replicator
+        .write(id, &targets, &[], 2, None, stream::iter(pieces(&data)));
+    let result = tokio::time::timeout(WAIT, write)
+        .await
+        .expect("write in time");
+    assert!(
+        matches!(&result, Err(ChunkError::Corrupt { detail, .. }) if detail.contains(&refusing.addr)),
+        "{result:?}"
+    );
+    assert_eq!(
+        refusing.seen(),
+        vec![(
+            "x-arbor-sha256".to_owned(),
+            vec!["x-arbor-sha256".to_owned()]
+        )]
+    );
+    // The others were never handed the fingerprint: none sealed the chunk.
+    for node in &cluster.nodes[1..] {
+        assert!(node.store.list().await.expect("list").is_empty());
+    }
+
+    // Second among the targets, it is sent both digests to check the CRC32C
+    // by, and its refusal is a failed replica like any other.
+    let id = ChunkId::generate();
+    let targets = vec![
+        cluster.nodes[0].addr.clone(),
+        refusing.addr.clone(),
+        cluster.nodes[2].addr.clone(),
+    ];
+    let write = cluster
+        .replicator
+        .write(id, &targets, &[], 2, None, stream::iter(pieces(&data)));
+    let written = tokio::time::timeout(WAIT, write)
+        .await
+        .expect("write in time")
+        .expect("a quorum holds it");
+    assert_eq!(written.replicas, cluster.addrs(&[0, 2]));
+    assert_eq!(written.info.sha256, sha256(&data));
+    let (announced, trailers) = refusing.seen().pop().expect("second put");
+    assert_eq!(announced, "x-arbor-sha256, x-arbor-crc32c");
+    assert_eq!(trailers, vec!["x-arbor-sha256", "x-arbor-crc32c"]);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_scrub_keeps_a_chunk_whose_bytes_are_intact_but_whose_sha256_is_wrong() {
+    let mut node = Node::start().await;
+    let client = clients().server(&node.addr).expect("client");
+    let data = source(MIB + 11, 80);
+    let id = ChunkId::generate();
+    // A writer vouching for a wrong SHA-256 with the right CRC32C: the
+    // server checks only the CRC32C, so it stores the chunk.
+    let (digests, trailer) = tokio::sync::oneshot::channel();
+    digests
+        .send(([7; 32], crc32c::crc32c(&data)))
+        .expect("send digests");
+    let info = client
+        .put(
+            id,
+            ExpectedSha256::Vouched(trailer),
+            stream::iter(pieces(&data)),
+        )
+        .await
+        .expect("vouched put");
+    assert_eq!(info.sha256, [7; 32]);
+
+    let scrubber = Scrubber::new(node.store.clone(), 1 << 40).expect("scrubber");
+    let report = tokio::time::timeout(WAIT, scrubber.scrub_once(&CancellationToken::new()))
+        .await
+        .expect("scrub in time")
+        .expect("scrub");
+    assert_eq!(
+        (
+            report.good,
+            report.corrupt_count,
+            report.fingerprint_mismatches,
+            report.errors
+        ),
+        (0, 0, 1, 0)
+    );
+    assert!(
+        scrubber
+            .quarantined()
+            .await
+            .expect("quarantined")
+            .is_empty()
+    );
+    // Still served, byte for byte.
+    let got = get_direct(&client, id, 0..data.len() as u64)
+        .await
+        .expect("still served");
+    assert!(got == data);
+    node.stop().await;
+}

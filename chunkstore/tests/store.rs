@@ -363,7 +363,8 @@ async fn flipped_data_byte_fails_only_reads_touching_its_block() {
 
 /// Rewrites one data byte *and* its block CRC and the footer CRC, so only
 /// the SHA-256 can tell: plain reads (which check block CRCs) pass, the
-/// scrubber's checked read ends with Corrupt after the data.
+/// scrubber's checked read ends with FingerprintMismatch after the data
+/// (bytes consistent with their CRCs, not with the recorded SHA-256).
 #[tokio::test]
 async fn checked_read_checks_sha256() {
     let (_dir, store) = open().await;
@@ -399,7 +400,10 @@ async fn checked_read_checks_sha256() {
             None => panic!("the checked read ended without an error"),
         }
     };
-    assert!(matches!(error, ChunkError::Corrupt { .. }), "{error}");
+    assert!(
+        matches!(error, ChunkError::FingerprintMismatch { id: bad } if bad == id),
+        "{error}"
+    );
     assert_eq!(before, data, "the error comes after the data");
 }
 

@@ -213,6 +213,7 @@ pub fn from_chunk(e: ChunkError) -> S3Error {
         }
         ChunkError::NotFound(_)
         | ChunkError::Corrupt { .. }
+        | ChunkError::FingerprintMismatch { .. }
         | ChunkError::Io(_)
         | ChunkError::InvalidConfig(_) => {
             tracing::error!(error = %e, "chunk store failure");

@@ -195,41 +195,37 @@ fn fsync_write(dir: &Path, total: u64) -> anyhow::Result<f64> {
     result
 }
 
-/// As [`fsync_write`] with `O_DIRECT` from an aligned buffer (the chunk
-/// store's way); 0 if the file system refuses direct I/O.
+/// As [`fsync_write`] through the chunk store's own data-file writer
+/// (`O_DIRECT` in 1 MiB aligned runs from its staging buffer, then one
+/// fsync); 0 if the file system refuses direct I/O.
 fn direct_write(dir: &Path, total: u64) -> anyhow::Result<f64> {
-    use std::os::unix::fs::OpenOptionsExt;
-    const ALIGN: usize = 4096;
-    const RUN: usize = 1024 * 1024;
+    use arbor_chunkstore::direct::DataFile;
+    const PIECE: usize = 1024 * 1024;
     let path = dir.join(format!("arbor-bench-direct-{}", std::process::id()));
     let result = (|| -> anyhow::Result<f64> {
-        let flags = i32::try_from(rustix::fs::OFlags::DIRECT.bits()).unwrap_or(0);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .custom_flags(flags)
-            .open(&path);
-        let mut file = match file {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => return Ok(0.0),
-            Err(error) => {
-                return Err(error).with_context(|| format!("creating {}", path.display()));
-            }
-        };
-        let mut buffer: Vec<u8> = (0..RUN + ALIGN).map(|i| (i % 253) as u8).collect();
-        let start = buffer.as_ptr().align_offset(ALIGN);
-        let run = &mut buffer[start..start + RUN];
-        let runs = total.div_ceil(RUN as u64).max(1);
-        let started = Instant::now();
-        for _ in 0..runs {
-            match file.write_all(run) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => return Ok(0.0),
-                Err(error) => return Err(error.into()),
-            }
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        let mut data = DataFile::new(file);
+        if !data.is_direct() {
+            return Ok(0.0);
         }
-        file.sync_all()?;
-        Ok(mib_per_sec(runs * RUN as u64, started.elapsed()))
+        let piece: Vec<u8> = (0..PIECE).map(|i| (i % 253) as u8).collect();
+        let pieces = total.div_ceil(PIECE as u64).max(1);
+        let started = Instant::now();
+        for _ in 0..pieces {
+            data.write(&piece)?;
+        }
+        let direct = data.is_direct();
+        data.finish(&[])?;
+        let elapsed = started.elapsed();
+        Ok(if direct {
+            mib_per_sec(pieces * PIECE as u64, elapsed)
+        } else {
+            0.0
+        })
     })();
     let _ = std::fs::remove_file(&path);
     result
