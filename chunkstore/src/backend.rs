@@ -50,10 +50,27 @@ pub struct StoredChunk {
 impl ChunkBackend {
     /// Starts a new chunk under a fresh id.
     pub async fn writer(&self) -> Result<BackendWriter> {
+        self.writer_verified(None).await
+    }
+
+    /// Starts a new chunk under a fresh id whose whole content the caller
+    /// verifies against `verified` (a signed payload's SHA-256, which the
+    /// signature layer checks before the body ends), if given: the local
+    /// store records it without hashing the bytes again. A cluster hashes
+    /// them anyway (the replicas are fed from that pass), so it ignores it.
+    pub async fn writer_verified(&self, verified: Option<[u8; 32]>) -> Result<BackendWriter> {
         match self {
             ChunkBackend::Local(store) => {
                 let id = store.fresh_id();
-                Ok(BackendWriter::Local(store.writer(id).await?, id))
+                let writer = match verified {
+                    Some(_) => store.writer_vouched(id).await?,
+                    None => store.writer(id).await?,
+                };
+                Ok(BackendWriter::Local {
+                    writer,
+                    id,
+                    verified,
+                })
             }
             ChunkBackend::Cluster(cluster) => Ok(BackendWriter::Cluster(cluster.writer().await?)),
         }
@@ -145,14 +162,19 @@ impl ChunkBackend {
 /// A chunk being written, locally or to its replicas.
 #[derive(Debug)]
 pub enum BackendWriter {
-    Local(ChunkWriter, ChunkId),
+    Local {
+        writer: ChunkWriter,
+        id: ChunkId,
+        /// The SHA-256 to record (`ChunkBackend::writer_verified`).
+        verified: Option<[u8; 32]>,
+    },
     Cluster(ClusterWriter),
 }
 
 impl BackendWriter {
     pub fn id(&self) -> ChunkId {
         match self {
-            BackendWriter::Local(_, id) => *id,
+            BackendWriter::Local { id, .. } => *id,
             BackendWriter::Cluster(writer) => writer.id(),
         }
     }
@@ -160,7 +182,7 @@ impl BackendWriter {
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         match self {
-            BackendWriter::Local(writer, _) => writer.len(),
+            BackendWriter::Local { writer, .. } => writer.len(),
             BackendWriter::Cluster(writer) => writer.len(),
         }
     }
@@ -169,9 +191,22 @@ impl BackendWriter {
         self.len() == 0
     }
 
+    /// Whether the chunk's SHA-256 is one the caller verified
+    /// ([`ChunkBackend::writer_verified`]): it must then be the whole
+    /// verified content, or be aborted.
+    pub fn is_verified(&self) -> bool {
+        matches!(
+            self,
+            BackendWriter::Local {
+                verified: Some(_),
+                ..
+            }
+        )
+    }
+
     pub async fn write(&mut self, data: Bytes) -> Result<()> {
         match self {
-            BackendWriter::Local(writer, _) => writer.write(data).await,
+            BackendWriter::Local { writer, .. } => writer.write(data).await,
             BackendWriter::Cluster(writer) => writer.write(data).await,
         }
     }
@@ -179,8 +214,13 @@ impl BackendWriter {
     /// Seals the chunk: durable on every replica when this returns.
     pub async fn finish(self) -> Result<StoredChunk> {
         match self {
-            BackendWriter::Local(writer, _) => Ok(StoredChunk {
-                info: writer.finish(None).await?,
+            BackendWriter::Local {
+                writer, verified, ..
+            } => Ok(StoredChunk {
+                info: match verified {
+                    Some(sha256) => writer.finish_verified(sha256).await?,
+                    None => writer.finish(None).await?,
+                },
                 placement: None,
             }),
             BackendWriter::Cluster(writer) => {
@@ -197,7 +237,7 @@ impl BackendWriter {
     pub async fn abort(self) {
         let id = self.id();
         match self {
-            BackendWriter::Local(writer, _) => {
+            BackendWriter::Local { writer, .. } => {
                 if let Err(error) = writer.abort().await {
                     tracing::warn!(chunk = %id, %error, "could not abort partial chunk");
                 }

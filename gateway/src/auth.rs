@@ -138,9 +138,127 @@ pub fn signed_region(headers: &http::HeaderMap, uri: &http::Uri) -> Option<Strin
     Some(region.to_owned())
 }
 
+/// The SHA-256 of a request's body when its SigV4 signature covers it and
+/// s3s checks the bytes against it as they stream: a PUT whose signature
+/// s3s accepted (`signed`) as SigV4, in the Authorization header or a
+/// presigned URL, with a hex `x-amz-content-sha256`. s3s 0.14 (pinned)
+/// then wraps the body in its `UploadStream`, which ends the body with an
+/// error instead of its end if the bytes hash otherwise. The tests mirror
+/// the order s3s picks a scheme in (a form POST, then SigV2 by a
+/// `Signature` query parameter or an `AWS ` Authorization, then SigV4);
+/// anything else (SigV2, anonymous, UNSIGNED-PAYLOAD, aws-chunked, forms)
+/// is `None`, and the body is hashed as usual.
+pub fn verified_payload_sha256(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    signed: bool,
+) -> Option<[u8; 32]> {
+    if method != http::Method::PUT || !signed {
+        return None;
+    }
+    let has_param = |name: &str| {
+        uri.query().is_some_and(|query| {
+            query
+                .split('&')
+                .any(|pair| pair.split('=').next() == Some(name))
+        })
+    };
+    let authorization = match headers.get_all(http::header::AUTHORIZATION).iter().count() {
+        0 => None,
+        1 => Some(headers.get(http::header::AUTHORIZATION)?.to_str().ok()?),
+        _ => return None,
+    };
+    if has_param("Signature") {
+        return None;
+    }
+    let sigv4 = match authorization {
+        Some(value) => value.starts_with("AWS4-HMAC-SHA256 "),
+        None => has_param("X-Amz-Signature"),
+    };
+    if !sigv4 {
+        return None;
+    }
+    let mut values = headers.get_all("x-amz-content-sha256").iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() || value.len() != 64 {
+        return None;
+    }
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(value, &mut sha256).ok()?;
+    Some(sha256)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_sigv4_put_with_a_hex_payload_hash_counts_as_verified() {
+        let hash = "ab".repeat(32);
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(*name, http::HeaderValue::from_str(value).expect("value"));
+            }
+            map
+        };
+        let v4 = "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=ab";
+        let plain: http::Uri = "/b/k".parse().expect("uri");
+        let put = http::Method::PUT;
+        let signed = headers(&[("authorization", v4), ("x-amz-content-sha256", &hash)]);
+        assert_eq!(
+            verified_payload_sha256(&put, &plain, &signed, true),
+            Some([0xab; 32])
+        );
+        // Not signed (anonymous), not a PUT (a form upload is a POST).
+        assert_eq!(verified_payload_sha256(&put, &plain, &signed, false), None);
+        assert_eq!(
+            verified_payload_sha256(&http::Method::POST, &plain, &signed, true),
+            None
+        );
+        // SigV2, by header or query: s3s checks no payload hash.
+        let v2 = headers(&[
+            ("authorization", "AWS AKID:c2ln"),
+            ("x-amz-content-sha256", &hash),
+        ]);
+        assert_eq!(verified_payload_sha256(&put, &plain, &v2, true), None);
+        let v2_query: http::Uri = "/b/k?AWSAccessKeyId=AKID&Signature=c2ln&Expires=1"
+            .parse()
+            .expect("uri");
+        assert_eq!(
+            verified_payload_sha256(&put, &v2_query, &signed, true),
+            None
+        );
+        // A presigned SigV4 URL with the header.
+        let presigned: http::Uri = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab"
+            .parse()
+            .expect("uri");
+        let hash_only = headers(&[("x-amz-content-sha256", &hash)]);
+        assert_eq!(
+            verified_payload_sha256(&put, &presigned, &hash_only, true),
+            Some([0xab; 32])
+        );
+        assert_eq!(
+            verified_payload_sha256(&put, &plain, &hash_only, true),
+            None
+        );
+        // Payloads s3s does not hash as a whole.
+        for payload in [
+            "UNSIGNED-PAYLOAD",
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            &"zz".repeat(32),
+            &"ab".repeat(31),
+        ] {
+            let h = headers(&[("authorization", v4), ("x-amz-content-sha256", payload)]);
+            assert_eq!(
+                verified_payload_sha256(&put, &plain, &h, true),
+                None,
+                "{payload}"
+            );
+        }
+    }
 
     #[test]
     fn region_from_header_and_query() {

@@ -47,6 +47,11 @@ pub struct WrittenBody {
 /// Reads `body` to its end, writing it to `chunks` in chunks of `chunk_size`
 /// (or keeping it inline if it is at most `inline_max` bytes)
 /// and feeding every byte once to MD5 and to `checksum` (if any).
+/// `verified_sha256` is the SHA-256 of the whole body when the signature
+/// layer checks it as the body streams (a SigV4 signed payload, see
+/// `auth::verified_payload_sha256`), whose error ends the body before its
+/// last chunk is sealed: a body in one chunk then takes it as the chunk's
+/// fingerprint, sparing a second SHA-256 pass.
 /// On any error every chunk written so far is deleted (none is referenced).
 pub async fn write_body(
     chunks: &ChunkBackend,
@@ -55,8 +60,10 @@ pub async fn write_body(
     size_max: u64,
     mut body: StreamingBlob,
     mut checksum: Option<ChecksumHasher>,
+    verified_sha256: Option<[u8; 32]>,
 ) -> Result<WrittenBody, S3Error> {
     let mut upload = Upload::new(chunks.clone(), chunk_size, inline_max);
+    upload.verified = verified_sha256;
     let mut md5 = Md5::new();
     let result = async {
         while let Some(piece) = next_piece(&mut body).await? {
@@ -91,6 +98,29 @@ pub async fn write_body(
     }
 }
 
+/// The SHA-256 to take as the fingerprint of a body's only chunk: the
+/// signed payload's, when s3s checks it as the body streams
+/// (`auth::verified_payload_sha256`) and the declared length fits one
+/// chunk of `chunk_size`.
+pub fn verified_one_chunk_sha256<T>(
+    req: &s3s::S3Request<T>,
+    content_length: Option<i64>,
+    chunk_size: u64,
+) -> Option<[u8; 32]> {
+    let fits = content_length
+        .and_then(|length| u64::try_from(length).ok())
+        .is_some_and(|length| length <= chunk_size);
+    if !fits {
+        return None;
+    }
+    crate::auth::verified_payload_sha256(
+        &req.method,
+        &req.uri,
+        &req.headers,
+        req.credentials.is_some(),
+    )
+}
+
 /// The next piece of a request body, or S3's RequestTimeout if the client
 /// sends nothing for `BODY_IDLE_TIMEOUT_SECS`.
 async fn next_piece(
@@ -118,6 +148,9 @@ struct Upload {
     current: Option<BackendWriter>,
     done: Vec<ChunkRef>,
     placements: Vec<ChunkPlacement>,
+    /// The whole body's SHA-256 as the signature layer verifies it, for
+    /// the first chunk's writer; valid only if that chunk is the body.
+    verified: Option<[u8; 32]>,
 }
 
 impl Upload {
@@ -131,6 +164,7 @@ impl Upload {
             current: None,
             done: Vec::new(),
             placements: Vec::new(),
+            verified: None,
         }
     }
 
@@ -152,13 +186,31 @@ impl Upload {
         self.write_chunked(piece).await
     }
 
-    /// Appends bytes to the chunk being written, sealing chunks as they fill.
+    /// Appends bytes to the chunk being written. A full chunk is sealed
+    /// when more bytes come (or at `finish`), so the last chunk is sealed
+    /// only after the body ended cleanly.
     async fn write_chunked(&mut self, mut bytes: Bytes) -> Result<(), S3Error> {
         while !bytes.is_empty() {
+            if self
+                .current
+                .as_ref()
+                .is_some_and(|writer| writer.len() >= self.chunk_size)
+            {
+                self.seal(false).await?;
+            }
             let writer = match &mut self.current {
                 Some(current) => current,
                 None => {
-                    let writer = self.chunks.writer().await.map_err(error::from_chunk)?;
+                    let verified = if self.done.is_empty() {
+                        self.verified.take()
+                    } else {
+                        None
+                    };
+                    let writer = self
+                        .chunks
+                        .writer_verified(verified)
+                        .await
+                        .map_err(error::from_chunk)?;
                     self.current.insert(writer)
                 }
             };
@@ -168,15 +220,22 @@ impl Upload {
                 .write(bytes.split_to(take))
                 .await
                 .map_err(error::from_chunk)?;
-            if writer.len() >= self.chunk_size {
-                self.seal().await?;
-            }
         }
         Ok(())
     }
 
-    async fn seal(&mut self) -> Result<(), S3Error> {
+    /// Seals the chunk being written; `last` once the body has ended.
+    async fn seal(&mut self, last: bool) -> Result<(), S3Error> {
         if let Some(writer) = self.current.take() {
+            if writer.is_verified() && !last {
+                // The verified SHA-256 covers the whole body, which the
+                // caller said fits one chunk: it did not.
+                writer.abort().await;
+                return Err(error::internal(
+                    "writing a body",
+                    "a body verified as one chunk ran past it",
+                ));
+            }
             let id = writer.id();
             let offset = self.done.last().map_or(0, |c| c.offset + c.size);
             let stored = writer.finish().await.map_err(error::from_chunk)?;
@@ -202,7 +261,7 @@ impl Upload {
                 ObjectData::Inline(std::mem::take(&mut self.head).to_vec()),
             ));
         }
-        self.seal().await?;
+        self.seal(true).await?;
         let chunks = std::mem::take(&mut self.done);
         let total: u64 = chunks.iter().map(|c| c.size).sum();
         assert_eq!(total, self.size, "chunk sizes must add up to the body size");
@@ -461,4 +520,116 @@ pub async fn copy_range(
     copied.md5 = md5.finalize().into();
     copied.checksum = checksum.map(ChecksumHasher::finalize);
     Ok(copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbor_chunkstore::ChunkStore;
+    use arbor_meta::clock::{OsEntropy, SystemClock};
+    use sha2::Sha256;
+
+    const KIB: usize = 1024;
+
+    async fn local_store() -> (tempfile::TempDir, ChunkStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ChunkStore::open(dir.path(), SystemClock::shared(), OsEntropy::shared())
+            .await
+            .expect("store");
+        (dir, store)
+    }
+
+    fn body(pieces: Vec<Result<Bytes, std::io::Error>>) -> StreamingBlob {
+        StreamingBlob::wrap(futures::stream::iter(pieces))
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    async fn write(
+        store: &ChunkStore,
+        chunk_size: u64,
+        pieces: Vec<Result<Bytes, std::io::Error>>,
+        verified: Option<[u8; 32]>,
+    ) -> Result<WrittenBody, S3Error> {
+        let chunks = ChunkBackend::Local(store.clone());
+        write_body(
+            &chunks,
+            chunk_size,
+            0,
+            u64::MAX,
+            body(pieces),
+            None,
+            verified,
+        )
+        .await
+    }
+
+    /// A body in one chunk records the verified SHA-256 as its fingerprint,
+    /// which the scrubber's whole read then confirms.
+    #[tokio::test]
+    async fn a_verified_one_chunk_body_is_fingerprinted_with_the_verified_hash() {
+        let (_dir, store) = local_store().await;
+        let content = data(200 * KIB);
+        let sha256: [u8; 32] = Sha256::digest(&content).into();
+        let pieces = content
+            .chunks(64 * KIB)
+            .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+            .collect();
+        let written = write(&store, 256 * KIB as u64, pieces, Some(sha256))
+            .await
+            .expect("write");
+        let ObjectData::Chunks(chunks) = &written.data else {
+            panic!("not chunked: {:?}", written.data);
+        };
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].sha256, sha256);
+        let mut read = store.read_checked(chunks[0].id).await.expect("read");
+        let mut back = Vec::new();
+        while let Some(piece) = read.next().await {
+            back.extend_from_slice(&piece.expect("checked piece"));
+        }
+        assert!(back == content);
+    }
+
+    /// A body exactly one chunk long is sealed only once it has ended: an
+    /// error at its end (as s3s reports a payload hash mismatch) leaves no
+    /// chunk behind.
+    #[tokio::test]
+    async fn a_full_chunk_is_not_sealed_before_the_body_ends() {
+        let (_dir, store) = local_store().await;
+        let content = data(128 * KIB);
+        let pieces = vec![
+            Ok(Bytes::copy_from_slice(&content)),
+            Err(std::io::Error::other("payload hash mismatch")),
+        ];
+        let result = write(&store, 128 * KIB as u64, pieces, Some([3; 32])).await;
+        assert!(result.is_err());
+        assert!(store.list().await.expect("list").is_empty());
+    }
+
+    /// A verified hash covers the whole body: a body that runs past one
+    /// chunk never gets it, and nothing is left.
+    #[tokio::test]
+    async fn a_verified_body_longer_than_one_chunk_is_refused() {
+        let (_dir, store) = local_store().await;
+        let content = data(200 * KIB);
+        let sha256: [u8; 32] = Sha256::digest(&content).into();
+        let pieces = vec![Ok(Bytes::copy_from_slice(&content))];
+        let result = write(&store, 128 * KIB as u64, pieces, Some(sha256)).await;
+        assert!(result.is_err());
+        assert!(store.list().await.expect("list").is_empty());
+        // Unverified, the same body is two chunks, each hashed here.
+        let pieces = vec![Ok(Bytes::copy_from_slice(&content))];
+        let written = write(&store, 128 * KIB as u64, pieces, None)
+            .await
+            .expect("write");
+        let ObjectData::Chunks(chunks) = &written.data else {
+            panic!("not chunked");
+        };
+        assert_eq!(chunks.len(), 2);
+        let first: [u8; 32] = Sha256::digest(&content[..128 * KIB]).into();
+        assert_eq!(chunks[0].sha256, first);
+    }
 }

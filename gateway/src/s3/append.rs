@@ -91,6 +91,7 @@ pub(super) async fn put(
         PUT_OBJECT_SIZE_MAX,
         body,
         algorithm.map(checksum::hasher),
+        None,
     )
     .await?;
     let verified = verify_body(
@@ -316,6 +317,7 @@ async fn rewrite_inline(
         0,
         INLINE_OBJECT_SIZE_MAX,
         body,
+        None,
         None,
     )
     .await?;

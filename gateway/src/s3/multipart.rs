@@ -132,6 +132,11 @@ pub async fn upload_part(
     s3: &Arbor,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
+    let verified_sha256 = data_path::verified_one_chunk_sha256(
+        &req,
+        req.input.content_length,
+        s3.settings().chunk_size,
+    );
     let S3Request {
         input,
         headers,
@@ -188,6 +193,7 @@ pub async fn upload_part(
         PART_SIZE_MAX,
         body,
         hasher,
+        verified_sha256,
     )
     .await?;
     let stored_checksum = match object::verify_body(

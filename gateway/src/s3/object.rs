@@ -109,6 +109,11 @@ pub async fn put(
     s3: &Arbor,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
+    let verified_sha256 = data_path::verified_one_chunk_sha256(
+        &req,
+        req.input.content_length,
+        s3.settings().chunk_size,
+    );
     let S3Request {
         input,
         headers,
@@ -149,6 +154,7 @@ pub async fn put(
         PUT_OBJECT_SIZE_MAX,
         body,
         hasher,
+        verified_sha256,
     )
     .await?;
     let verified = verify_body(
