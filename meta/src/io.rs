@@ -50,14 +50,15 @@ pub enum StorageIo {
 }
 
 impl StorageIo {
-    /// Opens (or creates) the redb database at `path`.
-    pub(crate) fn create_database(&self, path: &Path) -> Result<Database> {
+    /// Opens (or creates) the redb database at `path`, caching at most
+    /// `cache_bytes` of its pages.
+    pub(crate) fn create_database(&self, path: &Path, cache_bytes: usize) -> Result<Database> {
         match self {
             StorageIo::Os => Ok(Database::builder()
-                .set_cache_size(crate::limits::REDB_CACHE_BYTES)
+                .set_cache_size(cache_bytes)
                 .create(path)?),
             StorageIo::Simulated(disk) => Ok(Database::builder()
-                .set_cache_size(crate::limits::REDB_CACHE_BYTES)
+                .set_cache_size(cache_bytes)
                 .create_with_backend(disk.open(path))?),
         }
     }
@@ -627,7 +628,9 @@ mod tests {
         let disk = SimDisk::new();
         let io = StorageIo::Simulated(disk.clone());
         let path = Path::new("/sim/a.redb");
-        let db = io.create_database(path).expect("create");
+        let db = io
+            .create_database(path, crate::limits::REDB_STATE_CACHE_BYTES)
+            .expect("create");
         put(&db, 1, redb::Durability::Immediate);
         put(&db, 2, redb::Durability::None);
         assert_eq!(keys(&db), [1, 2]);
@@ -642,11 +645,15 @@ mod tests {
             .expect("insert");
         assert!(txn.commit().is_err(), "a crashed disk takes no commit");
         drop(db);
-        let db = io.create_database(path).expect("reopen");
+        let db = io
+            .create_database(path, crate::limits::REDB_STATE_CACHE_BYTES)
+            .expect("reopen");
         assert_eq!(keys(&db), [1], "only the synced commit survived");
         put(&db, 4, redb::Durability::Immediate);
         drop(db);
-        let db = io.create_database(path).expect("reopen cleanly");
+        let db = io
+            .create_database(path, crate::limits::REDB_STATE_CACHE_BYTES)
+            .expect("reopen cleanly");
         assert_eq!(keys(&db), [1, 4]);
     }
 }

@@ -257,7 +257,7 @@ impl LogStore {
     /// [`LogStore::open`] on `io`: with [`StorageIo::Simulated`] the
     /// writer is a task of the current tokio runtime, writing inline.
     pub fn open_on(path: &Path, durable: bool, io: &StorageIo) -> Result<(LogStore, LogWriter)> {
-        let db = Arc::new(io.create_database(path)?);
+        let db = Arc::new(io.create_database(path, crate::limits::REDB_LOG_CACHE_BYTES)?);
         // Create every table up front so read transactions never meet a
         // missing one.
         let txn = db.begin_write()?;

@@ -181,7 +181,7 @@ impl StateStore {
             .unwrap_or_else(|| Path::new("."))
             .join(SNAPSHOT_DIR_NAME);
         io.create_dir_all(&snapshot_dir)?;
-        let db = Arc::new(io.create_database(path)?);
+        let db = Arc::new(io.create_database(path, crate::limits::REDB_STATE_CACHE_BYTES)?);
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| MetaError::Storage(e.to_string()))?;
