@@ -90,6 +90,7 @@ pub(crate) fn list_tree<T: BytesTable>(
         children,
         root,
         stack: Vec::new(),
+        wanted: max_keys.saturating_add(1),
     };
     match start_after {
         Some(after) if after >= prefix => walker.seek(Seek::Excluded(after))?,
@@ -229,6 +230,7 @@ pub(crate) fn list_versions_tree<T: BytesTable, V: BytesTable>(
         children,
         root,
         stack: Vec::new(),
+        wanted: max_keys.saturating_add(1),
     };
     match (marker, resume) {
         (Some(after), None) if after >= prefix => walker.seek(Seek::Excluded(after))?,
@@ -430,19 +432,51 @@ enum Step {
     },
 }
 
+/// Children a frame reads in its first range scan; each further scan of
+/// the same directory reads four times as many, up to
+/// [`CHILDREN_BATCH_MAX`]. A directory left after a few children (a
+/// common prefix, a deep tree's small leaves) costs little over-reading;
+/// a large one is read in a few scans instead of one seek per child.
+const CHILDREN_BATCH_MIN: usize = 16;
+/// Largest range scan of one directory's children.
+const CHILDREN_BATCH_MAX: usize = 1024;
+
 /// A directory being visited.
 struct Frame {
     inode: u64,
     /// The directory's path from the bucket (empty for the bucket itself).
     path: Vec<u8>,
-    /// Children still to visit have stored names within this bound.
+    /// Children read ahead, in order, still to visit.
+    ahead: std::vec::IntoIter<(Vec<u8>, ChildRecord)>,
+    /// Children still to visit after those in `ahead` have stored names
+    /// within this bound.
     lower: Bound<Vec<u8>>,
+    /// Whether the last scan found every child within `lower`.
+    drained: bool,
+    /// Children the next scan reads.
+    batch: usize,
+}
+
+impl Frame {
+    fn new(inode: u64, path: Vec<u8>, lower: Bound<Vec<u8>>) -> Frame {
+        Frame {
+            inode,
+            path,
+            ahead: Vec::new().into_iter(),
+            lower,
+            drained: false,
+            batch: CHILDREN_BATCH_MIN,
+        }
+    }
 }
 
 struct Walker<'t, T> {
     children: &'t T,
     root: u64,
     stack: Vec<Frame>,
+    /// About how many more children the caller wants (it may stop sooner or
+    /// later): a scan reads no more than this, or [`CHILDREN_BATCH_MIN`].
+    wanted: usize,
 }
 
 impl<T: BytesTable> Walker<'_, T> {
@@ -466,7 +500,7 @@ impl<T: BytesTable> Walker<'_, T> {
                         None => return Ok(()), // every child starts with `rest`
                     },
                 };
-                self.push(Frame { inode, path, lower })?;
+                self.push(Frame::new(inode, path, lower))?;
                 return Ok(());
             };
             let (stored_name, after) = rest.split_at_checked(end + 1).ok_or_else(|| {
@@ -475,11 +509,11 @@ impl<T: BytesTable> Walker<'_, T> {
             let child = lookup_child(self.children, inode, stored_name)?;
             // Whatever is in that directory is the target's side of it;
             // the parent resumes after it.
-            self.push(Frame {
+            self.push(Frame::new(
                 inode,
-                path: path.clone(),
-                lower: Bound::Excluded(stored_name.to_vec()),
-            })?;
+                path.clone(),
+                Bound::Excluded(stored_name.to_vec()),
+            ))?;
             match child {
                 Some(ChildRecord::Directory { inode: directory }) => {
                     inode = directory;
@@ -498,11 +532,7 @@ impl<T: BytesTable> Walker<'_, T> {
 
     /// Visits directory `inode` (at `path`) next, from its first child.
     fn descend(&mut self, inode: u64, path: Vec<u8>) -> Result<()> {
-        self.push(Frame {
-            inode,
-            path,
-            lower: Bound::Unbounded,
-        })
+        self.push(Frame::new(inode, path, Bound::Unbounded))
     }
 
     fn push(&mut self, frame: Frame) -> Result<()> {
@@ -518,16 +548,27 @@ impl<T: BytesTable> Walker<'_, T> {
     /// The next child in key order, or `None` when the walk is over.
     fn next(&mut self) -> Result<Option<Step>> {
         while let Some(frame) = self.stack.last_mut() {
-            let lower = frame.lower.as_ref().map(Vec::as_slice);
-            let Some((stored_name, record)) = first_child(self.children, frame.inode, lower)?
-            else {
-                self.stack.pop();
+            let Some((stored_name, record)) = frame.ahead.next() else {
+                if frame.drained {
+                    self.stack.pop();
+                    continue;
+                }
+                let wanted = frame.batch.min(self.wanted.max(CHILDREN_BATCH_MIN));
+                let mut rows = Vec::with_capacity(wanted);
+                let lower = frame.lower.as_ref().map(Vec::as_slice);
+                tree::children_from(self.children, frame.inode, lower, wanted, &mut rows)?;
+                frame.drained = rows.len() < wanted;
+                frame.batch = frame.batch.saturating_mul(4).min(CHILDREN_BATCH_MAX);
+                if let Some((last, _)) = rows.last() {
+                    frame.lower = Bound::Excluded(last.clone());
+                }
+                frame.ahead = rows.into_iter();
                 continue;
             };
+            self.wanted = self.wanted.saturating_sub(1);
             let mut name = Vec::with_capacity(frame.path.len() + stored_name.len());
             name.extend_from_slice(&frame.path);
             name.extend_from_slice(&stored_name);
-            frame.lower = Bound::Excluded(stored_name);
             return Ok(Some(match record {
                 ChildRecord::Directory { inode } => Step::Directory { path: name, inode },
                 ChildRecord::Object(entry) => Step::Object { key: name, entry },

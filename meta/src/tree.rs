@@ -80,6 +80,21 @@ pub(crate) fn first_child<T: BytesTable>(
     parent: u64,
     lower: Bound<&[u8]>,
 ) -> Result<Option<(Vec<u8>, ChildRecord)>> {
+    let mut first = Vec::with_capacity(1);
+    children_from(children, parent, lower, 1, &mut first)?;
+    Ok(first.pop())
+}
+
+/// Appends to `out` up to `limit` children of `parent` whose stored names
+/// are within `lower`, in stored-name order, read in one range scan; fewer
+/// than `limit` means there are no more.
+pub(crate) fn children_from<T: BytesTable>(
+    children: &T,
+    parent: u64,
+    lower: Bound<&[u8]>,
+    limit: usize,
+    out: &mut Vec<(Vec<u8>, ChildRecord)>,
+) -> Result<()> {
     let start = match lower {
         Bound::Included(name) => Bound::Included(child_key(parent, name)),
         Bound::Excluded(name) => Bound::Excluded(child_key(parent, name)),
@@ -89,33 +104,33 @@ pub(crate) fn first_child<T: BytesTable>(
         Some(next) => Bound::Excluded(child_key(next, b"")),
         None => Bound::Unbounded,
     };
-    let mut range = children.range::<&[u8]>((
+    let range = children.range::<&[u8]>((
         start.as_ref().map(Vec::as_slice),
         end.as_ref().map(Vec::as_slice),
     ))?;
-    let Some(row) = range.next() else {
-        return Ok(None);
-    };
-    let (key, value) = row?;
-    let (row_parent, stored_name) = split_child_key(key.value())?;
-    if row_parent != parent {
-        return Err(MetaError::Corrupt(format!(
-            "children range of {parent} returned a row of {row_parent}"
-        )));
+    for row in range.take(limit) {
+        let (key, value) = row?;
+        let (row_parent, stored_name) = split_child_key(key.value())?;
+        if row_parent != parent {
+            return Err(MetaError::Corrupt(format!(
+                "children range of {parent} returned a row of {row_parent}"
+            )));
+        }
+        let record: ChildRecord = decode_record(value.value())?;
+        let is_directory = matches!(record, ChildRecord::Directory { .. });
+        let well_formed = if is_directory {
+            is_directory_stored_name(stored_name) && !stored_name.is_empty()
+        } else {
+            !stored_name.contains(&SEPARATOR)
+        };
+        if !well_formed {
+            return Err(MetaError::Corrupt(format!(
+                "child {stored_name:?} of {parent} does not fit its kind"
+            )));
+        }
+        out.push((stored_name.to_vec(), record));
     }
-    let record: ChildRecord = decode_record(value.value())?;
-    let is_directory = matches!(record, ChildRecord::Directory { .. });
-    let well_formed = if is_directory {
-        is_directory_stored_name(stored_name) && !stored_name.is_empty()
-    } else {
-        !stored_name.contains(&SEPARATOR)
-    };
-    if !well_formed {
-        return Err(MetaError::Corrupt(format!(
-            "child {stored_name:?} of {parent} does not fit its kind"
-        )));
-    }
-    Ok(Some((stored_name.to_vec(), record)))
+    Ok(())
 }
 
 pub(crate) fn has_children<T: BytesTable>(children: &T, parent: u64) -> Result<bool> {

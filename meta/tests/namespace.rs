@@ -1160,6 +1160,64 @@ proptest! {
     }
 }
 
+/// Keys in a few wide directories (hundreds of children, more than one
+/// range scan of the listing walker) beside narrow ones.
+fn wide_key_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0..400u32).prop_map(|n| format!("w/{n:03}")),
+        (0..3u32, 0..40u32).prop_map(|(d, n)| format!("w/{d}/{n}")),
+        (0..300u32).prop_map(|n| format!("flat{n}")),
+        (0..2u32, 0..30u32).prop_map(|(d, n)| format!("n{d}/x/{n}")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Pages of every size over directories wider than the walker's reads
+    /// ahead: the same entries as the model, in the same order.
+    #[test]
+    fn listing_wide_directories_matches_a_model(
+        keys in proptest::collection::btree_set(wide_key_strategy(), 1..700),
+        deleted in proptest::collection::vec(any::<proptest::sample::Index>(), 0..40),
+        page_size in prop_oneof![Just(1usize), 2..40usize, Just(17), Just(1000)],
+        delimiter in prop_oneof![Just(None), Just(Some("/".to_owned())), Just(Some("0".to_owned()))],
+        prefix in prop_oneof![Just(""), Just("w/"), Just("w/1"), Just("fl"), Just("n1/")],
+        start_after in proptest::option::of(wide_key_strategy()),
+    ) {
+        let mut f = Fixture::with_bucket(BUCKET);
+        let mut model: BTreeMap<String, String> = BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            let etag = format!("e{i}");
+            prop_assert!(f.put(key, inline_version(&etag), WriteCondition::None).is_ok());
+            model.insert(key.clone(), etag);
+        }
+        let all: Vec<String> = keys.iter().cloned().collect();
+        for index in &deleted {
+            let key = index.get(&all);
+            let existed = model.remove(key).is_some();
+            prop_assert_eq!(f.delete(key), Ok(Reply::DeleteObject(existed)));
+        }
+        let query = Query {
+            prefix: prefix.to_owned(),
+            prefix_of_key: None,
+            delimiter,
+            start_after,
+            page_size,
+        };
+        let mut start_after = query.start_after.clone();
+        for _ in 0..=model.len() + 1 {
+            let page = f.list(prefix, query.delimiter.as_deref(), start_after.as_deref(), page_size);
+            let expected = model_page(&model, &query, prefix, start_after.as_deref());
+            prop_assert_eq!((page_entries(&page), page.is_truncated), expected, "start_after {:?}", start_after);
+            if !page.is_truncated {
+                break;
+            }
+            start_after = page.entries.last().map(|e| e.name().to_owned());
+        }
+    }
+}
+
 // ------------------------------------------------------- chunk records
 
 impl Fixture {
