@@ -267,6 +267,14 @@ pub struct Progress {
     errors: AtomicU64,
 }
 
+impl Progress {
+    /// One more operation done, with `bytes` of bodies.
+    fn count(&self, bytes: u64) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
 /// What the workers of one scenario did.
 #[derive(Default)]
 struct Driven {
@@ -285,6 +293,17 @@ impl Driven {
         if self.first_error.is_none() {
             self.first_error = Some(format!("{error:#}"));
         }
+    }
+
+    /// Adds what another set of workers did.
+    fn absorb(&mut self, other: Driven) {
+        self.samples.merge(other.samples);
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.etags.extend(other.etags);
     }
 }
 
@@ -358,15 +377,32 @@ impl Runner {
     /// Runs `scenario`, with its untimed preparation first.
     pub async fn run(&mut self, scenario: Scenario) -> anyhow::Result<Outcome> {
         self.prepare(scenario).await?;
-        let cpu_before = procfs::cpu_time(&self.target.pids).ok();
+        let meter = self.start_meter(scenario.name());
+        let driven = self.drive_scenario(scenario, &meter.progress).await?;
+        Ok(self
+            .stop_meter(meter, scenario.describe(&self.plan), driven)
+            .await)
+    }
+
+    /// Starts the clock, the server's CPU count, the memory sampler and
+    /// the progress line of the scenario `name`.
+    fn start_meter(&self, name: String) -> Meter {
         let progress = Arc::new(Progress::default());
-        let sampler = self.sample_rss();
-        let ticker = show_progress(scenario.name(), progress.clone());
-        let started = Instant::now();
-        let driven = self.drive_scenario(scenario, &progress).await?;
-        let elapsed = started.elapsed();
-        ticker.abort();
-        let rss_peak = sampler.stop().await;
+        Meter {
+            cpu_before: procfs::cpu_time(&self.target.pids).ok(),
+            sampler: self.sample_rss(),
+            ticker: show_progress(name.clone(), progress.clone()),
+            progress,
+            started: Instant::now(),
+            name,
+        }
+    }
+
+    /// Stops `meter` and makes the outcome of what was `driven` under it.
+    async fn stop_meter(&self, meter: Meter, description: String, driven: Driven) -> Outcome {
+        let elapsed = meter.started.elapsed();
+        meter.ticker.abort();
+        let rss_peak = meter.sampler.stop().await;
         let cpu_after = procfs::cpu_time(&self.target.pids).ok();
         let ops = driven.samples.len() as u64;
         let mut samples = driven.samples;
@@ -377,7 +413,7 @@ impl Runner {
             vm_hwm_bytes: procfs::status_bytes(&self.target.pids, "VmHWM").unwrap_or(0),
             ..ServerCost::default()
         };
-        if let (Some(before), Some(after)) = (cpu_before, cpu_after)
+        if let (Some(before), Some(after)) = (meter.cpu_before, cpu_after)
             && !self.target.pids.is_empty()
         {
             let cpu = after.saturating_sub(before).as_secs_f64();
@@ -391,8 +427,8 @@ impl Runner {
             server.cpu_ms_per_mib = if mib > 0.0 { cpu * 1000.0 / mib } else { 0.0 };
         }
         let outcome = Outcome {
-            name: scenario.name(),
-            description: scenario.describe(&self.plan),
+            name: meter.name,
+            description,
             connections: driven.connections,
             ops,
             ops_expected: driven.expected,
@@ -419,7 +455,7 @@ impl Runner {
             outcome.latency.p50_ms,
             outcome.latency.p99_ms
         );
-        Ok(outcome)
+        outcome
     }
 
     /// Writes the objects a read scenario needs, if an earlier scenario
@@ -670,8 +706,7 @@ impl Runner {
                             driven.samples.record(started.elapsed());
                             let bytes = call.body.len() as u64 + answer.received;
                             driven.bytes += bytes;
-                            progress.done.fetch_add(1, Ordering::Relaxed);
-                            progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+                            progress.count(bytes);
                             if let Some(etag) = answer.etag {
                                 driven.etags.push((i, etag));
                             }
@@ -693,15 +728,7 @@ impl Runner {
         };
         for worker in workers {
             match worker.await {
-                Ok(driven) => {
-                    all.samples.merge(driven.samples);
-                    all.bytes += driven.bytes;
-                    all.errors += driven.errors;
-                    if all.first_error.is_none() {
-                        all.first_error = driven.first_error;
-                    }
-                    all.etags.extend(driven.etags);
-                }
+                Ok(driven) => all.absorb(driven),
                 Err(e) => all.fail(&anyhow::anyhow!("worker failed: {e}")),
             }
         }
@@ -777,8 +804,7 @@ impl Runner {
                     Ok((bytes, found, next)) => {
                         driven.samples.record(started.elapsed());
                         driven.bytes += bytes;
-                        progress.done.fetch_add(1, Ordering::Relaxed);
-                        progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+                        progress.count(bytes);
                         seen += found;
                         token = next;
                     }
@@ -899,6 +925,16 @@ impl Runner {
         });
         RssSampler { stop, task }
     }
+}
+
+/// What [`Runner::start_meter`] started.
+struct Meter {
+    name: String,
+    progress: Arc<Progress>,
+    cpu_before: Option<Duration>,
+    sampler: RssSampler,
+    ticker: tokio::task::JoinHandle<()>,
+    started: Instant,
 }
 
 struct RssSampler {
