@@ -2,7 +2,10 @@
 //! it checks of every answer. Each runs a counted number of operations
 //! (flags set the counts, so a smoke run is tiny) through
 //! [`Runner::drive`], which hands out operation numbers to one worker per
-//! connection and records every latency.
+//! connection and records every latency. `scale` (the bucket growing to
+//! millions of objects) has its phases in its own module.
+
+mod scale;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +21,8 @@ use super::client::{Answer, Call, Connection, Endpoint, Payload, between};
 use super::procfs;
 use super::stats::{Latency, Samples};
 
+pub use scale::{Respawn, ScaleReport};
+
 /// A scenario stops after this many failed operations: the first error
 /// is what the report shows, and a broken server should not take long.
 const ERRORS_MAX: u64 = 100;
@@ -30,7 +35,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// The scenario list, in the order they run (reads after the
-/// writes that give them objects).
+/// writes that give them objects): the default set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
     PutLarge { streams: usize, signed: bool },
@@ -43,6 +48,7 @@ pub enum Scenario {
     ListDelimiter,
     Multipart,
     Mixed,
+    Scale,
 }
 
 pub const ALL: [Scenario; 20] = [
@@ -80,6 +86,11 @@ pub const ALL: [Scenario; 20] = [
     Scenario::Mixed,
 ];
 
+/// Scenarios that run only when named (`--only`), after the others:
+/// they take minutes. `Scale` fills a bucket with `--scale-keys` objects
+/// ([`scale`]).
+pub const OPT_IN: [Scenario; 1] = [Scenario::Scale];
+
 impl Scenario {
     pub fn name(self) -> String {
         match self {
@@ -96,6 +107,7 @@ impl Scenario {
             Scenario::ListDelimiter => "list-delimiter".to_owned(),
             Scenario::Multipart => "multipart".to_owned(),
             Scenario::Mixed => "mixed-70-30".to_owned(),
+            Scenario::Scale => "scale".to_owned(),
         }
     }
 
@@ -163,6 +175,10 @@ impl Scenario {
                 size(plan.small_size),
                 count(plan.mixed_connections, "connection")
             ),
+            Scenario::Scale => format!(
+                "{} empty objects 4 levels deep; PUT, list and restart around them",
+                plan.scale_keys
+            ),
         }
     }
 
@@ -214,6 +230,8 @@ pub struct Plan {
     pub parts_in_flight: usize,
     pub mixed_count: u64,
     pub mixed_connections: usize,
+    /// Objects the `scale` scenario fills its bucket with.
+    pub scale_keys: u64,
 }
 
 /// What the server processes spent during a scenario.
@@ -633,6 +651,7 @@ impl Runner {
                 )
                 .await
             }
+            Scenario::Scale => bail!("scale runs through Runner::scale"),
         })
     }
 
@@ -1034,10 +1053,10 @@ mod tests {
 
     #[test]
     fn names_are_unique() {
-        let mut names: Vec<String> = ALL.iter().map(|s| s.name()).collect();
+        let mut names: Vec<String> = ALL.iter().chain(&OPT_IN).map(|s| s.name()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), ALL.len());
+        assert_eq!(names.len(), ALL.len() + OPT_IN.len());
     }
 
     #[test]
