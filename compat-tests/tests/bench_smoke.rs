@@ -335,3 +335,122 @@ fn a_spawned_dev_cluster_is_measured_and_stopped() {
         assert!(!alive || zombie, "process {pid} outlived the run");
     }
 }
+
+/// The `scale` scenario, run only when named, at a tiny count against a
+/// spawned `arbor serve`: every phase runs without an error, the metadata
+/// files are measured and the restart is timed, and no server it started
+/// (the first or the restarted one) outlives the run.
+#[test]
+fn the_scale_scenario_runs_every_phase_and_restarts_the_server() {
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let json = out_dir.path().join("bench.json");
+    // A scale run writes its own Markdown section and leaves the other
+    // scenarios' alone.
+    let markdown = out_dir.path().join("benchmarks.md");
+    let others = "<!-- arbor bench: begin (generated, do not edit) -->\n\
+                  the other scenarios\n<!-- arbor bench: end -->\n";
+    std::fs::write(&markdown, format!("# Benchmarks\n\n{others}")).expect("write");
+    let out = Command::new(arbor_binary().expect("binary"))
+        .args(["bench", "--spawn", "serve", "--json"])
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&markdown)
+        .args(["--only", "scale", "--scale-keys", "2000"])
+        .args(["--small-count", "64", "--list-page", "10"])
+        .env_remove("ARBOR_ACCESS_KEY")
+        .env_remove("ARBOR_SECRET_KEY")
+        .output()
+        .expect("run arbor bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "arbor bench failed: {stderr}");
+    // The fill's progress, a line per tenth.
+    assert!(stderr.contains("bench: scale-fill: 10/10"), "{stderr}");
+    let text = std::fs::read_to_string(&markdown).expect("markdown");
+    assert!(text.contains(others), "{text}");
+    assert!(
+        text.contains("<!-- arbor bench scale: begin") && text.contains("| scale-fill |"),
+        "{text}"
+    );
+    assert!(text.contains("| restart to ready (first HEAD) |"), "{text}");
+
+    let report = read_json(&json);
+    let target = &report["targets"][0];
+    let scenarios = target["scenarios"].as_array().expect("scenarios");
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "scale-put-empty-c64",
+            "scale-fill",
+            "scale-put-full-c64",
+            "scale-list",
+            "scale-delimiter-top",
+            "scale-delimiter-down",
+        ]
+    );
+    for s in scenarios {
+        let expected = match s["name"].as_str().expect("name") {
+            "scale-fill" => 2000,
+            // Ten places, twenty pages each.
+            "scale-list" => 200,
+            n if n.starts_with("scale-delimiter") => 100,
+            _ => 64,
+        };
+        assert_eq!(s["errors"], 0, "{s}");
+        assert_eq!(s["ops"], expected, "{s}");
+        assert_eq!(s["ops_expected"], expected, "{s}");
+        assert!(number(s, "ops_per_sec") > 0.0, "{s}");
+        assert!(number(&s["latency"], "p50_ms") > 0.0, "{s}");
+        assert_eq!(s["server"]["cpu_read"], true, "{s}");
+        assert!(number(&s["server"], "rss_peak_bytes") > 0.0, "{s}");
+    }
+
+    let scale = &target["scale"];
+    assert_eq!(scale["keys"], 2000, "{scale}");
+    let rates = scale["fill_rates_per_sec"].as_array().expect("rates");
+    assert_eq!(rates.len(), 10, "{scale}");
+    assert!(rates.iter().all(|r| r.as_f64() > Some(0.0)), "{scale}");
+    assert!(number(scale, "put_full_vs_empty") > 0.0, "{scale}");
+    // The metadata files were measured (redb grows them in steps: a
+    // fill this small may not move them).
+    assert!(
+        scale["metadata_bytes_per_object"]["total"].is_number(),
+        "{scale}"
+    );
+    assert!(number(&scale["metadata_after"], "state") > 0.0, "{scale}");
+    assert!(
+        number(&scale["metadata_after"], "raft_log") > 0.0,
+        "{scale}"
+    );
+    let restart = &scale["restart"];
+    assert!(number(restart, "ready_seconds") > 0.0, "{scale}");
+    assert!(number(restart, "rss_after_bytes") > 0.0, "{scale}");
+    // Every measure has its line; those with a target are marked.
+    let marks = scale["marks"].as_array().expect("marks");
+    assert!(marks.len() >= 10, "{scale}");
+    assert!(
+        marks
+            .iter()
+            .all(|m| m["target"] == "-" || m["pass"].is_boolean()),
+        "{scale}"
+    );
+
+    // The first server and the restarted one, both gone.
+    let pids: Vec<u64> = scale["pids"]
+        .as_array()
+        .expect("pids")
+        .iter()
+        .map(|p| p.as_u64().expect("pid"))
+        .collect();
+    assert_eq!(pids.len(), 2, "{scale}");
+    assert_ne!(pids[0], pids[1]);
+    for pid in pids {
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.split_whitespace().nth(2) == Some("Z"));
+        assert!(!alive || zombie, "process {pid} outlived the run");
+    }
+}

@@ -7,7 +7,10 @@
 //! of), a cluster described by `arbor dev-cluster`'s JSON (`--cluster`),
 //! or servers it starts itself (`--spawn serve`, `--spawn dev-cluster`,
 //! on temporary directories). Modules: `signer` (SigV4), `client` (a
-//! connection), `scenario` (what each scenario sends and checks),
+//! connection), `scenario` (what each scenario sends and checks;
+//! `scenario::scale`, run only when named, fills a bucket with millions
+//! of objects and, on a spawned `arbor serve`, measures its metadata
+//! files and restarts it),
 //! `stats` (latencies), `procfs` (server CPU and memory), `limits` (the
 //! machine), `report` (JSON, table, Markdown).
 
@@ -29,7 +32,7 @@ use anyhow::{Context, bail};
 
 use client::Endpoint;
 use report::{Report, TargetReport};
-use scenario::{Plan, Runner, Scenario, Target};
+use scenario::{Plan, Respawn, Runner, Scenario, Target};
 use signer::Signer;
 
 /// How long a spawned `arbor serve` or `arbor dev-cluster` may take to
@@ -38,6 +41,8 @@ const SPAWN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a spawned server may take to stop once its stdin closes.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const MIB: u64 = 1024 * 1024;
+/// A spawned `arbor serve`'s data directory, in the run's directory.
+const SERVE_DATA_DIR: &str = "data";
 
 /// What `--spawn` starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -127,6 +132,10 @@ pub struct BenchArgs {
     /// Connections of the mixed run.
     #[arg(long, default_value_t = 16)]
     pub mixed_connections: usize,
+    /// Objects the `scale` scenario (run only with `--only ...,scale`)
+    /// fills its bucket with.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub scale_keys: u64,
     /// Write the JSON report to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -149,6 +158,7 @@ impl BenchArgs {
             ("--multipart-mib", self.multipart_mib),
             ("--part-mib", self.part_mib),
             ("--mixed-count", self.mixed_count),
+            ("--scale-keys", self.scale_keys),
         ];
         for (flag, value) in positive {
             if value == 0 {
@@ -180,11 +190,18 @@ impl BenchArgs {
             parts_in_flight: self.parts_in_flight,
             mixed_count: self.mixed_count,
             mixed_connections: self.mixed_connections,
+            scale_keys: self.scale_keys,
         })
     }
 
+    /// The scenarios named by `--only` (by default all but the opt-in
+    /// ones), in the order they run.
     fn scenarios(&self) -> anyhow::Result<Vec<Scenario>> {
-        let names: Vec<String> = scenario::ALL.iter().map(|s| s.name()).collect();
+        let names: Vec<String> = scenario::ALL
+            .iter()
+            .chain(&scenario::OPT_IN)
+            .map(|s| s.name())
+            .collect();
         for name in &self.only {
             if !names.contains(name) {
                 bail!(
@@ -193,10 +210,13 @@ impl BenchArgs {
                 );
             }
         }
-        Ok(scenario::ALL
+        let default = scenario::ALL
             .into_iter()
-            .filter(|s| self.only.is_empty() || self.only.contains(&s.name()))
-            .collect())
+            .filter(|s| self.only.is_empty() || self.only.contains(&s.name()));
+        let named = scenario::OPT_IN
+            .into_iter()
+            .filter(|s| self.only.contains(&s.name()));
+        Ok(default.chain(named).collect())
     }
 
     fn signer(&self, access_key: Option<&str>, secret_key: Option<&str>) -> anyhow::Result<Signer> {
@@ -258,7 +278,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         report
             .targets
-            .push(run_target(target, &plan, &args.bucket, &scenarios).await?);
+            .push(run_target(target, &plan, &args.bucket, &scenarios, None).await?);
     }
     if let Some(file) = &args.cluster {
         let text = if file.as_os_str() == "-" {
@@ -269,24 +289,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let target = cluster_target(&text, &args)?;
         report
             .targets
-            .push(run_target(target, &plan, &args.bucket, &scenarios).await?);
+            .push(run_target(target, &plan, &args.bucket, &scenarios, None).await?);
     }
     for (n, spawn) in args.spawn.iter().enumerate() {
         let dir = scratch.path.join(format!("{n}"));
         std::fs::create_dir_all(&dir)?;
         let mut spawned = Spawned::start(*spawn, &dir)?;
         let target = match spawn {
-            Spawn::Serve => Target {
-                label: "arbor serve".to_owned(),
-                endpoints: endpoints(
-                    std::slice::from_ref(&spawned.field("endpoint:")?),
-                    &args.signer(
-                        Some(&spawned.field("access key:")?),
-                        Some(&spawned.field("secret key:")?),
-                    )?,
-                )?,
-                pids: vec![spawned.child.id()],
-            },
+            Spawn::Serve => serve_target(&spawned, &args)?,
             Spawn::DevCluster => {
                 let json = spawned
                     .lines
@@ -298,7 +308,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 target
             }
         };
-        let result = run_target(target, &plan, &args.bucket, &scenarios).await;
+        let result = match spawn {
+            Spawn::Serve => {
+                let mut respawn = Respawner {
+                    spawned: &mut spawned,
+                    dir: &dir,
+                    args: &args,
+                };
+                run_target(target, &plan, &args.bucket, &scenarios, Some(&mut respawn)).await
+            }
+            Spawn::DevCluster => run_target(target, &plan, &args.bucket, &scenarios, None).await,
+        };
         spawned.stop();
         report.targets.push(result?);
     }
@@ -322,7 +342,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()
             .join(" ");
-        report::write_markdown(path, &report::markdown(&report, &command))?;
+        // The other scenarios' section only if one ran: a scale run alone
+        // leaves it as it was.
+        if scenarios.iter().any(|s| *s != Scenario::Scale) {
+            report::write_markdown(
+                path,
+                &report::markdown(&report, &command),
+                (report::MARKDOWN_BEGIN, report::MARKDOWN_END),
+            )?;
+        }
+        if let Some(section) = report::scale_markdown(&report, &command) {
+            report::write_markdown(
+                path,
+                &section,
+                (report::SCALE_MARKDOWN_BEGIN, report::SCALE_MARKDOWN_END),
+            )?;
+        }
     }
     let errors = report.errors();
     if errors > 0 {
@@ -331,11 +366,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `scenarios` against `target`; `server` is the `arbor serve` this
+/// run spawned, if it did (the `scale` scenario restarts it).
 async fn run_target(
     target: Target,
     plan: &Plan,
     bucket: &str,
     scenarios: &[Scenario],
+    mut server: Option<&mut dyn Respawn>,
 ) -> anyhow::Result<TargetReport> {
     let mut target_report = TargetReport {
         label: target.label.clone(),
@@ -346,13 +384,59 @@ async fn run_target(
             .collect(),
         pids: target.pids.clone(),
         scenarios: Vec::new(),
+        scale: None,
     };
     let mut runner = Runner::new(target, plan.clone(), bucket.to_owned())?;
     runner.create_bucket().await?;
     for scenario in scenarios {
-        target_report.scenarios.push(runner.run(*scenario).await?);
+        if *scenario == Scenario::Scale {
+            let (outcomes, scale) = runner.scale(server.take()).await?;
+            target_report.scenarios.extend(outcomes);
+            target_report.scale = Some(scale);
+        } else {
+            target_report.scenarios.push(runner.run(*scenario).await?);
+        }
     }
     Ok(target_report)
+}
+
+/// A spawned `arbor serve` as a target: the endpoint and credentials it
+/// printed, and its process.
+fn serve_target(spawned: &Spawned, args: &BenchArgs) -> anyhow::Result<Target> {
+    Ok(Target {
+        label: "arbor serve".to_owned(),
+        endpoints: endpoints(
+            std::slice::from_ref(&spawned.field("endpoint:")?),
+            &args.signer(
+                Some(&spawned.field("access key:")?),
+                Some(&spawned.field("secret key:")?),
+            )?,
+        )?,
+        pids: vec![spawned.child.id()],
+    })
+}
+
+/// The spawned `arbor serve` handed to the `scale` scenario.
+struct Respawner<'a> {
+    spawned: &'a mut Spawned,
+    /// What [`Spawned::start`] was given.
+    dir: &'a Path,
+    args: &'a BenchArgs,
+}
+
+impl Respawn for Respawner<'_> {
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join(SERVE_DATA_DIR)
+    }
+
+    fn terminate(&mut self) -> anyhow::Result<()> {
+        self.spawned.terminate()
+    }
+
+    fn start(&mut self) -> anyhow::Result<Target> {
+        *self.spawned = Spawned::start(Spawn::Serve, self.dir)?;
+        serve_target(self.spawned, self.args)
+    }
 }
 
 fn endpoints(urls: &[String], signer: &Signer) -> anyhow::Result<Vec<Endpoint>> {
@@ -436,7 +520,7 @@ impl Spawned {
             Spawn::Serve => {
                 command
                     .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-                    .arg(dir.join("data"));
+                    .arg(dir.join(SERVE_DATA_DIR));
                 "secret key:"
             }
             Spawn::DevCluster => {
@@ -502,6 +586,30 @@ impl Spawned {
             .find_map(|l| l.strip_prefix(prefix))
             .map(|v| v.trim().to_owned())
             .with_context(|| format!("the server printed no {prefix:?}"))
+    }
+
+    /// Sends SIGTERM (through kill(1): this crate has no `unsafe`) and
+    /// waits up to [`STOP_TIMEOUT`] for it to exit; an error if it had to
+    /// be killed.
+    fn terminate(&mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("running kill -TERM")?;
+        if !status.success() {
+            bail!("kill -TERM {pid}: {status}");
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        bail!("pid {pid} did not exit within {STOP_TIMEOUT:?} of SIGTERM")
     }
 
     /// Closes its stdin (a graceful shutdown) and waits; kills it after

@@ -2,7 +2,10 @@
 //! it checks of every answer. Each runs a counted number of operations
 //! (flags set the counts, so a smoke run is tiny) through
 //! [`Runner::drive`], which hands out operation numbers to one worker per
-//! connection and records every latency.
+//! connection and records every latency. `scale` (the bucket growing to
+//! millions of objects) has its phases in its own module.
+
+mod scale;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +21,8 @@ use super::client::{Answer, Call, Connection, Endpoint, Payload, between};
 use super::procfs;
 use super::stats::{Latency, Samples};
 
+pub use scale::{Respawn, ScaleReport};
+
 /// A scenario stops after this many failed operations: the first error
 /// is what the report shows, and a broken server should not take long.
 const ERRORS_MAX: u64 = 100;
@@ -30,7 +35,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// The scenario list, in the order they run (reads after the
-/// writes that give them objects).
+/// writes that give them objects): the default set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
     PutLarge { streams: usize, signed: bool },
@@ -43,6 +48,7 @@ pub enum Scenario {
     ListDelimiter,
     Multipart,
     Mixed,
+    Scale,
 }
 
 pub const ALL: [Scenario; 20] = [
@@ -80,6 +86,11 @@ pub const ALL: [Scenario; 20] = [
     Scenario::Mixed,
 ];
 
+/// Scenarios that run only when named (`--only`), after the others:
+/// they take minutes. `Scale` fills a bucket with `--scale-keys` objects
+/// ([`scale`]).
+pub const OPT_IN: [Scenario; 1] = [Scenario::Scale];
+
 impl Scenario {
     pub fn name(self) -> String {
         match self {
@@ -96,6 +107,7 @@ impl Scenario {
             Scenario::ListDelimiter => "list-delimiter".to_owned(),
             Scenario::Multipart => "multipart".to_owned(),
             Scenario::Mixed => "mixed-70-30".to_owned(),
+            Scenario::Scale => "scale".to_owned(),
         }
     }
 
@@ -163,6 +175,10 @@ impl Scenario {
                 size(plan.small_size),
                 count(plan.mixed_connections, "connection")
             ),
+            Scenario::Scale => format!(
+                "{} empty objects 4 levels deep; PUT, list and restart around them",
+                plan.scale_keys
+            ),
         }
     }
 
@@ -214,6 +230,8 @@ pub struct Plan {
     pub parts_in_flight: usize,
     pub mixed_count: u64,
     pub mixed_connections: usize,
+    /// Objects the `scale` scenario fills its bucket with.
+    pub scale_keys: u64,
 }
 
 /// What the server processes spent during a scenario.
@@ -267,6 +285,14 @@ pub struct Progress {
     errors: AtomicU64,
 }
 
+impl Progress {
+    /// One more operation done, with `bytes` of bodies.
+    fn count(&self, bytes: u64) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
 /// What the workers of one scenario did.
 #[derive(Default)]
 struct Driven {
@@ -285,6 +311,17 @@ impl Driven {
         if self.first_error.is_none() {
             self.first_error = Some(format!("{error:#}"));
         }
+    }
+
+    /// Adds what another set of workers did.
+    fn absorb(&mut self, other: Driven) {
+        self.samples.merge(other.samples);
+        self.bytes += other.bytes;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.etags.extend(other.etags);
     }
 }
 
@@ -358,15 +395,32 @@ impl Runner {
     /// Runs `scenario`, with its untimed preparation first.
     pub async fn run(&mut self, scenario: Scenario) -> anyhow::Result<Outcome> {
         self.prepare(scenario).await?;
-        let cpu_before = procfs::cpu_time(&self.target.pids).ok();
+        let meter = self.start_meter(scenario.name());
+        let driven = self.drive_scenario(scenario, &meter.progress).await?;
+        Ok(self
+            .stop_meter(meter, scenario.describe(&self.plan), driven)
+            .await)
+    }
+
+    /// Starts the clock, the server's CPU count, the memory sampler and
+    /// the progress line of the scenario `name`.
+    fn start_meter(&self, name: String) -> Meter {
         let progress = Arc::new(Progress::default());
-        let sampler = self.sample_rss();
-        let ticker = show_progress(scenario.name(), progress.clone());
-        let started = Instant::now();
-        let driven = self.drive_scenario(scenario, &progress).await?;
-        let elapsed = started.elapsed();
-        ticker.abort();
-        let rss_peak = sampler.stop().await;
+        Meter {
+            cpu_before: procfs::cpu_time(&self.target.pids).ok(),
+            sampler: self.sample_rss(),
+            ticker: show_progress(name.clone(), progress.clone()),
+            progress,
+            started: Instant::now(),
+            name,
+        }
+    }
+
+    /// Stops `meter` and makes the outcome of what was `driven` under it.
+    async fn stop_meter(&self, meter: Meter, description: String, driven: Driven) -> Outcome {
+        let elapsed = meter.started.elapsed();
+        meter.ticker.abort();
+        let rss_peak = meter.sampler.stop().await;
         let cpu_after = procfs::cpu_time(&self.target.pids).ok();
         let ops = driven.samples.len() as u64;
         let mut samples = driven.samples;
@@ -377,7 +431,7 @@ impl Runner {
             vm_hwm_bytes: procfs::status_bytes(&self.target.pids, "VmHWM").unwrap_or(0),
             ..ServerCost::default()
         };
-        if let (Some(before), Some(after)) = (cpu_before, cpu_after)
+        if let (Some(before), Some(after)) = (meter.cpu_before, cpu_after)
             && !self.target.pids.is_empty()
         {
             let cpu = after.saturating_sub(before).as_secs_f64();
@@ -391,8 +445,8 @@ impl Runner {
             server.cpu_ms_per_mib = if mib > 0.0 { cpu * 1000.0 / mib } else { 0.0 };
         }
         let outcome = Outcome {
-            name: scenario.name(),
-            description: scenario.describe(&self.plan),
+            name: meter.name,
+            description,
             connections: driven.connections,
             ops,
             ops_expected: driven.expected,
@@ -419,7 +473,7 @@ impl Runner {
             outcome.latency.p50_ms,
             outcome.latency.p99_ms
         );
-        Ok(outcome)
+        outcome
     }
 
     /// Writes the objects a read scenario needs, if an earlier scenario
@@ -597,6 +651,7 @@ impl Runner {
                 )
                 .await
             }
+            Scenario::Scale => bail!("scale runs through Runner::scale"),
         })
     }
 
@@ -670,8 +725,7 @@ impl Runner {
                             driven.samples.record(started.elapsed());
                             let bytes = call.body.len() as u64 + answer.received;
                             driven.bytes += bytes;
-                            progress.done.fetch_add(1, Ordering::Relaxed);
-                            progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+                            progress.count(bytes);
                             if let Some(etag) = answer.etag {
                                 driven.etags.push((i, etag));
                             }
@@ -693,15 +747,7 @@ impl Runner {
         };
         for worker in workers {
             match worker.await {
-                Ok(driven) => {
-                    all.samples.merge(driven.samples);
-                    all.bytes += driven.bytes;
-                    all.errors += driven.errors;
-                    if all.first_error.is_none() {
-                        all.first_error = driven.first_error;
-                    }
-                    all.etags.extend(driven.etags);
-                }
+                Ok(driven) => all.absorb(driven),
                 Err(e) => all.fail(&anyhow::anyhow!("worker failed: {e}")),
             }
         }
@@ -777,8 +823,7 @@ impl Runner {
                     Ok((bytes, found, next)) => {
                         driven.samples.record(started.elapsed());
                         driven.bytes += bytes;
-                        progress.done.fetch_add(1, Ordering::Relaxed);
-                        progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+                        progress.count(bytes);
                         seen += found;
                         token = next;
                     }
@@ -901,6 +946,16 @@ impl Runner {
     }
 }
 
+/// What [`Runner::start_meter`] started.
+struct Meter {
+    name: String,
+    progress: Arc<Progress>,
+    cpu_before: Option<Duration>,
+    sampler: RssSampler,
+    ticker: tokio::task::JoinHandle<()>,
+    started: Instant,
+}
+
 struct RssSampler {
     stop: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<u64>,
@@ -998,10 +1053,10 @@ mod tests {
 
     #[test]
     fn names_are_unique() {
-        let mut names: Vec<String> = ALL.iter().map(|s| s.name()).collect();
+        let mut names: Vec<String> = ALL.iter().chain(&OPT_IN).map(|s| s.name()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), ALL.len());
+        assert_eq!(names.len(), ALL.len() + OPT_IN.len());
     }
 
     #[test]
