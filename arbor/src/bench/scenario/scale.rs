@@ -1,5 +1,6 @@
 //! The `scale` scenario: how a server holds up as one bucket fills with
-//! millions of empty objects (issue 16, "at 10,000,000 objects"). It runs
+//! millions of empty objects (docs/benchmarks.md, "At millions of
+//! objects"). It runs
 //! only when named (`--only scale`), in a bucket of its own that must be
 //! empty, through these phases:
 //!
@@ -48,7 +49,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const READY_POLL: Duration = Duration::from_millis(5);
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// The targets of issue 16 this scenario checks.
+/// The targets this scenario checks (docs/benchmarks.md, "At millions of
+/// objects").
 const PUT_FULL_VS_EMPTY_MIN: f64 = 0.8;
 const LIST_P50_MS_MAX: f64 = 1.0;
 const LIST_P99_MS_MAX: f64 = 5.0;
