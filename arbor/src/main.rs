@@ -171,6 +171,10 @@ const BLOCKING_THREADS_MAX: usize = 32;
 /// mimalloc instead of the system allocator: the request path allocates
 /// many small, short-lived buffers (headers, records, XML), where glibc's
 /// malloc and free were a tenth of a small request's CPU (docs/benchmarks.md).
+/// Built with `no_thp` (workspace Cargo.toml): with transparent huge pages
+/// mimalloc backed freed-and-reused spans with 2 MiB pages and `serve`
+/// peaked at 330 MiB in the benchmark run that now peaks at 150 MiB
+/// (docs/design.md §10).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
