@@ -136,6 +136,12 @@ pub struct BenchArgs {
     /// fills its bucket with.
     #[arg(long, default_value_t = 1_000_000)]
     pub scale_keys: u64,
+    /// The bucket already holds the objects the GET, HEAD, listing and
+    /// mixed scenarios read, written by an earlier run with the same
+    /// sizes and counts: do not write them again (to profile or repeat
+    /// the reads alone).
+    #[arg(long)]
+    pub prewritten: bool,
     /// Write the JSON report to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -191,6 +197,7 @@ impl BenchArgs {
             mixed_count: self.mixed_count,
             mixed_connections: self.mixed_connections,
             scale_keys: self.scale_keys,
+            prewritten: self.prewritten,
         })
     }
 
@@ -240,6 +247,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let given = usize::from(!args.endpoint.is_empty()) + usize::from(args.cluster.is_some());
     if given + usize::from(!args.spawn.is_empty()) != 1 {
         bail!("give one of --endpoint, --cluster or --spawn");
+    }
+    if args.prewritten && !args.spawn.is_empty() {
+        bail!("--prewritten: a server --spawn starts holds nothing yet");
     }
     let mut report = Report {
         commit: commit(),

@@ -232,6 +232,8 @@ pub struct Plan {
     pub mixed_connections: usize,
     /// Objects the `scale` scenario fills its bucket with.
     pub scale_keys: u64,
+    /// The objects the read scenarios need exist already.
+    pub prewritten: bool,
 }
 
 /// What the server processes spent during a scenario.
@@ -350,6 +352,12 @@ impl Runner {
         }
         let large_body = pattern(usize::try_from(plan.large_size)?, 1);
         let small_body = pattern(usize::try_from(plan.small_size)?, 2);
+        let listing_written = plan.prewritten;
+        let (large_written, small_written) = if plan.prewritten {
+            (plan.large_count, plan.small_count)
+        } else {
+            (0, 0)
+        };
         Ok(Runner {
             large_sha256: hex::encode(sha2::Sha256::digest(&large_body)),
             small_sha256: hex::encode(sha2::Sha256::digest(&small_body)),
@@ -358,9 +366,9 @@ impl Runner {
             target,
             plan,
             bucket,
-            large_written: 0,
-            small_written: 0,
-            listing_written: false,
+            large_written,
+            small_written,
+            listing_written,
             next_endpoint: 0,
         })
     }
