@@ -265,7 +265,10 @@ async fn answer_s3s(
                 None => response,
             }
         }
-        Ok(response) => response,
+        Ok(mut response) => {
+            crate::s3::PrerenderedBody::swap_into(&mut response);
+            response
+        }
         Err(e) => {
             tracing::error!(error = ?e, "s3 service failed");
             error_response(

@@ -10,6 +10,7 @@ mod conditions;
 mod cors;
 mod lifecycle;
 mod list;
+mod list_xml;
 mod lock;
 mod multipart;
 mod object;
@@ -25,6 +26,8 @@ use arbor_meta::MetaClient;
 use arbor_meta::clock::{Entropy, OsEntropy, SharedClock, SharedEntropy, SystemClock};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
+
+pub use list_xml::PrerenderedBody;
 
 /// Settings the handlers need.
 #[derive(Clone, Debug)]

@@ -1,0 +1,279 @@
+//! ListObjects (v1) and ListObjectsV2 answers written straight into
+//! bytes. s3s serializes a DTO through quick-xml with one event per
+//! element and formats each LastModified with `time`'s generic
+//! formatter: with building the DTO, that was half the CPU of a page of
+//! 1,000 keys (docs/benchmarks.md, "Profiles"). The handlers write the
+//! same document here, byte for byte (the tests compare it with s3s's
+//! serialization of the DTO), hand s3s an empty output and put the
+//! document in the response's extensions, and `http_server` swaps it in
+//! for s3s's body ([`PrerenderedBody::swap_into`]). s3s still parses the
+//! request, checks the signature and access, and writes every error.
+
+use std::fmt::Write as _;
+
+use arbor_meta::records::{ListEntry, ListPage};
+use bytes::Bytes;
+use s3s::S3Response;
+
+use super::bucket;
+
+/// A response body the handler wrote itself, in the response's
+/// extensions, to be sent instead of s3s's serialization of the output.
+#[derive(Clone, Debug)]
+pub struct PrerenderedBody(pub Bytes);
+
+impl PrerenderedBody {
+    /// Puts a prerendered body in place of the one s3s wrote.
+    pub fn swap_into(response: &mut http::Response<s3s::Body>) {
+        if let Some(PrerenderedBody(bytes)) = response.extensions_mut().remove::<PrerenderedBody>()
+        {
+            // hyper writes the length of the body it is given.
+            response.headers_mut().remove(http::header::CONTENT_LENGTH);
+            *response.body_mut() = s3s::Body::from(bytes);
+        }
+    }
+}
+
+/// What s3s writes before the root element.
+const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+const ROOT_OPEN: &str = r#"<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#;
+const ROOT_CLOSE: &str = "</ListBucketResult>";
+/// Bytes of one `<Contents>` of a short key without its owner, to size
+/// the buffer once.
+const CONTENTS_BYTES_GUESS: usize = 256;
+
+/// A `ListBucketResult` document being written, elements in the order
+/// s3s's DTO serialization writes them (the caller keeps to it).
+pub struct ListXml {
+    out: String,
+    url: bool,
+}
+
+impl ListXml {
+    /// `url`: keys, prefixes and the other echoed names are
+    /// percent-encoded (`encoding-type=url`).
+    pub fn new(entries: usize, url: bool) -> ListXml {
+        let mut out = String::with_capacity(1024 + entries * CONTENTS_BYTES_GUESS);
+        out.push_str(DECLARATION);
+        out.push_str(ROOT_OPEN);
+        ListXml { out, url }
+    }
+
+    /// `<name>value</name>`, the value escaped as it is.
+    pub fn text(&mut self, name: &str, value: &str) {
+        self.open(name);
+        escape_into(&mut self.out, value);
+        self.close(name);
+    }
+
+    /// `<name>value</name>`, the value percent-encoded first when the
+    /// listing is URL-encoded.
+    pub fn name(&mut self, name: &str, value: &str) {
+        self.open(name);
+        self.encoded(value);
+        self.close(name);
+    }
+
+    pub fn number(&mut self, name: &str, value: i64) {
+        self.open(name);
+        let _ = write!(self.out, "{value}");
+        self.close(name);
+    }
+
+    pub fn boolean(&mut self, name: &str, value: bool) {
+        self.open(name);
+        self.out.push_str(if value { "true" } else { "false" });
+        self.close(name);
+    }
+
+    /// Every object of the page as `<Contents>`, then every common prefix
+    /// as `<CommonPrefixes>`.
+    pub fn entries(&mut self, page: &ListPage, fetch_owner: bool) {
+        for entry in &page.entries {
+            let ListEntry::Object(object) = entry else {
+                continue;
+            };
+            self.out.push_str("<Contents><ETag>\"");
+            // Written raw, as s3s writes an ETag: ours are hex digits.
+            self.out.push_str(&object.etag);
+            self.out.push_str("\"</ETag>");
+            self.name("Key", &object.key);
+            self.open("LastModified");
+            push_timestamp(&mut self.out, object.last_modified_ms);
+            self.close("LastModified");
+            if fetch_owner {
+                let owner = bucket::owner();
+                self.open("Owner");
+                if let Some(display_name) = &owner.display_name {
+                    self.text("DisplayName", display_name);
+                }
+                if let Some(id) = &owner.id {
+                    self.text("ID", id);
+                }
+                self.close("Owner");
+            }
+            self.number("Size", i64::try_from(object.size).unwrap_or(i64::MAX));
+            self.text(
+                "StorageClass",
+                object.storage_class.as_deref().unwrap_or("STANDARD"),
+            );
+            self.out.push_str("</Contents>");
+        }
+        for entry in &page.entries {
+            if let ListEntry::CommonPrefix(prefix) = entry {
+                self.out.push_str("<CommonPrefixes>");
+                self.name("Prefix", prefix);
+                self.out.push_str("</CommonPrefixes>");
+            }
+        }
+    }
+
+    /// The finished document in the response's extensions, with `output`
+    /// (its default: s3s writes an empty element in its place) as what
+    /// s3s serializes.
+    pub fn into_response<T>(mut self, output: T) -> S3Response<T> {
+        self.out.push_str(ROOT_CLOSE);
+        let mut response = S3Response::new(output);
+        response
+            .extensions
+            .insert(PrerenderedBody(Bytes::from(self.out)));
+        response
+    }
+
+    fn open(&mut self, name: &str) {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+    }
+
+    fn close(&mut self, name: &str) {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+    }
+
+    /// `value` percent-encoded when the listing is URL-encoded (as
+    /// `list::encode_if`), escaped either way.
+    fn encoded(&mut self, value: &str) {
+        if !self.url {
+            escape_into(&mut self.out, value);
+            return;
+        }
+        for b in value.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+                self.out.push(char::from(b));
+            } else {
+                let _ = write!(self.out, "%{b:02X}");
+            }
+        }
+    }
+}
+
+/// XML text escaping as quick-xml's `escape` (which s3s uses): the five
+/// predefined entities, nothing else.
+fn escape_into(out: &mut String, value: &str) {
+    let mut rest = value;
+    while let Some(at) = rest.find(['<', '>', '&', '\'', '"']) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'&' => "&amp;",
+            b'\'' => "&apos;",
+            _ => "&quot;",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+}
+
+/// Milliseconds since the Unix epoch as S3's `2006-02-03T16:45:09.000Z`
+/// (UTC, three fractional digits), what s3s writes for a timestamp.
+/// Before the epoch is the epoch, as `time::timestamp` makes it; after
+/// year 9999 is the last millisecond of it.
+fn push_timestamp(out: &mut String, ms: i64) {
+    const LAST_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let ms = ms.clamp(0, LAST_MS);
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    let seconds = ms_of_day / 1000;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
+        ms_of_day % 1000,
+    );
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use s3s::dto::TimestampFormat;
+
+    fn s3s_timestamp(ms: i64) -> String {
+        let mut buf = Vec::new();
+        super::super::time::timestamp(ms)
+            .format(TimestampFormat::DateTime, &mut buf)
+            .expect("formats");
+        String::from_utf8(buf).expect("ascii")
+    }
+
+    fn ours(ms: i64) -> String {
+        let mut out = String::new();
+        push_timestamp(&mut out, ms);
+        out
+    }
+
+    #[test]
+    fn timestamps_match_s3s() {
+        let mut ms: i64 = 0;
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let fixed = [
+            0,
+            1,
+            999,
+            86_399_999,
+            86_400_000,
+            951_782_400_000,   // 2000-02-29
+            951_868_799_999,   // 2000-02-29 23:59:59.999
+            4_107_542_400_000, // 2100-03-01
+            1_796_540_943_074,
+            253_402_300_799_999,
+        ];
+        for ms in fixed {
+            assert_eq!(ours(ms), s3s_timestamp(ms), "{ms}");
+        }
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ms = (ms + i64::try_from(x % 20_000_000_000_000).expect("fits")) % 253_402_300_800_000;
+            assert_eq!(ours(ms), s3s_timestamp(ms), "{ms}");
+        }
+        assert_eq!(ours(-5), s3s_timestamp(-5));
+        assert_eq!(ours(i64::MAX), "9999-12-31T23:59:59.999Z");
+    }
+}
