@@ -27,7 +27,7 @@ use crate::records::listing::{
 use crate::records::object::{VersionId, Versioning};
 use crate::records::tree::{ChildRecord, ObjectEntry};
 use crate::schema;
-use crate::tree::{self, BytesTable, first_child, lookup_child, open_read};
+use crate::tree::{self, BytesTable, children_from, lookup_child, open_read};
 
 /// One page of `bucket`'s keys and common prefixes, as [`ListRequest`] and
 /// [`ListPage`] describe. `NoSuchBucket` if the bucket does not exist.
@@ -151,31 +151,47 @@ pub(crate) fn list_tree<T: BytesTable>(
 }
 
 /// Whether directory `inode` holds, at any depth, a key whose current
-/// version is not a delete marker: a walk that stops at the first one.
+/// version is not a delete marker: a walk, in range scans of
+/// [`LIVE_KEY_SCAN_ROWS`] children, that stops at the first one.
 fn holds_live_key<T: BytesTable>(children: &T, inode: u64) -> Result<bool> {
-    let mut stack: Vec<(u64, Bound<Vec<u8>>)> = vec![(inode, Bound::Unbounded)];
-    while let Some((directory, lower)) = stack.pop() {
-        let Some((stored_name, record)) =
-            first_child(children, directory, lower.as_ref().map(Vec::as_slice))?
-        else {
-            continue;
-        };
-        stack.push((directory, Bound::Excluded(stored_name)));
-        match record {
-            ChildRecord::Object(entry) if !entry.delete_marker => return Ok(true),
-            ChildRecord::Object(_) => {}
-            ChildRecord::Directory { inode } => {
-                if stack.len() >= TREE_DEPTH_MAX {
-                    return Err(MetaError::Corrupt(format!(
-                        "directory tree deeper than {TREE_DEPTH_MAX}"
-                    )));
+    // Directories still to look in: inode, where to resume, depth.
+    let mut stack: Vec<(u64, Bound<Vec<u8>>, usize)> = vec![(inode, Bound::Unbounded, 1)];
+    let mut batch = Vec::with_capacity(LIVE_KEY_SCAN_ROWS);
+    while let Some((directory, lower, depth)) = stack.pop() {
+        batch.clear();
+        children_from(
+            children,
+            directory,
+            lower.as_ref().map(Vec::as_slice),
+            LIVE_KEY_SCAN_ROWS,
+            &mut batch,
+        )?;
+        if batch.len() == LIVE_KEY_SCAN_ROWS
+            && let Some((last, _)) = batch.last()
+        {
+            stack.push((directory, Bound::Excluded(last.clone()), depth));
+        }
+        for (_, record) in batch.drain(..) {
+            match record {
+                ChildRecord::Object(entry) if !entry.delete_marker => return Ok(true),
+                ChildRecord::Object(_) => {}
+                ChildRecord::Directory { inode } => {
+                    if depth >= TREE_DEPTH_MAX {
+                        return Err(MetaError::Corrupt(format!(
+                            "directory tree deeper than {TREE_DEPTH_MAX}"
+                        )));
+                    }
+                    stack.push((inode, Bound::Unbounded, depth + 1));
                 }
-                stack.push((inode, Bound::Unbounded));
             }
         }
     }
     Ok(false)
 }
+
+/// Children [`holds_live_key`] reads per range scan: a directory of delete
+/// markers costs one scan per this many, not one seek per key.
+const LIVE_KEY_SCAN_ROWS: usize = 64;
 
 /// One ListObjectVersions page of `bucket`: every key's versions and delete
 /// markers, newest first, keys in byte order, with common prefixes as

@@ -559,6 +559,36 @@ fn delete_keys_reports_each_target() {
 }
 
 #[test]
+fn a_directory_of_delete_markers_is_a_common_prefix_only_once_it_holds_a_live_key() {
+    let mut f = Fixture::with_bucket(BUCKET);
+    f.set_versioning(Versioning::Enabled).expect("enable");
+    // More markers than one range scan of the look for a live key reads,
+    // and one more in a directory below.
+    for i in 0..150 {
+        let key = format!("d/m{i:03}");
+        f.put(&key, "v");
+        f.delete(&key, None);
+    }
+    f.put("d/s/deep/k", "v");
+    f.delete("d/s/deep/k", None);
+    f.put("e", "v");
+    let top = |f: &Fixture| f.list("", Some("/"), None, 1000);
+    assert_eq!(top(&f), [("e".to_owned(), false)]);
+
+    // A live key after every marker, then one two directories down.
+    f.put("d/z", "v");
+    assert_eq!(top(&f), [("d/".to_owned(), true), ("e".to_owned(), false)]);
+    f.delete("d/z", None);
+    assert_eq!(top(&f), [("e".to_owned(), false)]);
+    f.put("d/s/deep/live", "v");
+    assert_eq!(top(&f), [("d/".to_owned(), true), ("e".to_owned(), false)]);
+    assert_eq!(
+        f.list("d/", Some("/"), None, 1000),
+        [("d/s/".to_owned(), true)]
+    );
+}
+
+#[test]
 fn version_listing_pages_resume_inside_a_key() {
     let mut f = Fixture::with_bucket(BUCKET);
     f.set_versioning(Versioning::Enabled).expect("enable");
