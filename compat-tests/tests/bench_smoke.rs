@@ -82,6 +82,14 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("bench report is JSON")
 }
 
+/// The names of a target's scenarios, in the order they ran.
+fn scenario_names(scenarios: &[serde_json::Value]) -> Vec<&str> {
+    scenarios
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect()
+}
+
 fn number(value: &serde_json::Value, key: &str) -> f64 {
     value[key]
         .as_f64()
@@ -142,10 +150,7 @@ fn every_scenario_runs_against_arbor_serve() {
     let targets = report["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 1);
     let scenarios = targets[0]["scenarios"].as_array().expect("scenarios");
-    let names: Vec<&str> = scenarios
-        .iter()
-        .map(|s| s["name"].as_str().expect("name"))
-        .collect();
+    let names = scenario_names(scenarios);
     assert_eq!(names, SCENARIOS);
     let mut cpu_total = 0.0;
     for s in scenarios {
@@ -304,10 +309,7 @@ fn a_spawned_dev_cluster_is_measured_and_stopped() {
     // Meta nodes, chunk servers and a gateway at least.
     assert!(pids.len() >= 3, "{pids:?}");
     let scenarios = target["scenarios"].as_array().expect("scenarios");
-    let names: Vec<&str> = scenarios
-        .iter()
-        .map(|s| s["name"].as_str().expect("name"))
-        .collect();
+    let names = scenario_names(scenarios);
     assert_eq!(
         names,
         [
@@ -376,10 +378,7 @@ fn the_scale_scenario_runs_every_phase_and_restarts_the_server() {
     let report = read_json(&json);
     let target = &report["targets"][0];
     let scenarios = target["scenarios"].as_array().expect("scenarios");
-    let names: Vec<&str> = scenarios
-        .iter()
-        .map(|s| s["name"].as_str().expect("name"))
-        .collect();
+    let names = scenario_names(scenarios);
     assert_eq!(
         names,
         [

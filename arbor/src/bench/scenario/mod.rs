@@ -553,16 +553,9 @@ impl Runner {
                 .await
             }
             Scenario::GetLarge { streams } => {
-                let (bucket, written, size) =
-                    (self.bucket.clone(), self.large_written, plan.large_size);
-                let make: MakeCall = Arc::new(move |i| {
-                    Call::empty(
-                        Method::GET,
-                        format!("/{bucket}/large/{}", i % written),
-                        Vec::new(),
-                    )
-                });
-                self.drive(streams, plan.large_count, make, received(size), progress)
+                let make = self.read_written(Method::GET, "large", self.large_written);
+                let check = received(plan.large_size);
+                self.drive(streams, plan.large_count, make, check, progress)
                     .await
             }
             Scenario::PutSmall { connections } => {
@@ -577,34 +570,14 @@ impl Runner {
                 .await
             }
             Scenario::GetSmall { connections } => {
-                let (bucket, written, size) =
-                    (self.bucket.clone(), self.small_written, plan.small_size);
-                let make: MakeCall = Arc::new(move |i| {
-                    Call::empty(
-                        Method::GET,
-                        format!("/{bucket}/small/{}", i % written),
-                        Vec::new(),
-                    )
-                });
-                self.drive(
-                    connections,
-                    plan.small_count,
-                    make,
-                    received(size),
-                    progress,
-                )
-                .await
+                let make = self.read_written(Method::GET, "small", self.small_written);
+                let check = received(plan.small_size);
+                self.drive(connections, plan.small_count, make, check, progress)
+                    .await
             }
             Scenario::HeadSmall { connections } => {
-                let (bucket, written, size) =
-                    (self.bucket.clone(), self.small_written, plan.small_size);
-                let make: MakeCall = Arc::new(move |i| {
-                    Call::empty(
-                        Method::HEAD,
-                        format!("/{bucket}/small/{}", i % written),
-                        Vec::new(),
-                    )
-                });
+                let make = self.read_written(Method::HEAD, "small", self.small_written);
+                let size = plan.small_size;
                 let check: Check = Arc::new(move |_, answer| {
                     if answer.content_length != Some(size) {
                         bail!(
@@ -692,6 +665,19 @@ impl Runner {
             body: body.clone(),
             payload: Payload::Signed(sha256.clone()),
             keep_body: false,
+        })
+    }
+
+    /// `method` on the objects `dir/0` .. `dir/{written - 1}` written by
+    /// an earlier scenario, round and round.
+    fn read_written(&self, method: Method, dir: &'static str, written: u64) -> MakeCall {
+        let bucket = self.bucket.clone();
+        Arc::new(move |i| {
+            Call::empty(
+                method.clone(),
+                format!("/{bucket}/{dir}/{}", i % written),
+                Vec::new(),
+            )
         })
     }
 
