@@ -9,8 +9,6 @@
 //! for s3s's body ([`PrerenderedBody::swap_into`]). s3s still parses the
 //! request, checks the signature and access, and writes every error.
 
-use std::fmt::Write as _;
-
 use arbor_meta::records::{ListEntry, ListPage};
 use bytes::Bytes;
 use s3s::S3Response;
@@ -76,7 +74,10 @@ impl ListXml {
 
     pub fn number(&mut self, name: &str, value: i64) {
         self.open(name);
-        let _ = write!(self.out, "{value}");
+        if value < 0 {
+            self.out.push('-');
+        }
+        push_digits(&mut self.out, value.unsigned_abs(), 1);
         self.close(name);
     }
 
@@ -163,7 +164,10 @@ impl ListXml {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
                 self.out.push(char::from(b));
             } else {
-                let _ = write!(self.out, "%{b:02X}");
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                self.out.push('%');
+                self.out.push(char::from(HEX[usize::from(b >> 4)]));
+                self.out.push(char::from(HEX[usize::from(b & 0xf)]));
             }
         }
     }
@@ -173,7 +177,11 @@ impl ListXml {
 /// predefined entities, nothing else.
 fn escape_into(out: &mut String, value: &str) {
     let mut rest = value;
-    while let Some(at) = rest.find(['<', '>', '&', '\'', '"']) {
+    // A byte scan: the five are ASCII, so never inside a UTF-8 sequence.
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"'))
+    {
         out.push_str(&rest[..at]);
         out.push_str(match rest.as_bytes()[at] {
             b'<' => "&lt;",
@@ -197,14 +205,33 @@ fn push_timestamp(out: &mut String, ms: i64) {
     let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     let (year, month, day) = civil_from_days(days);
     let seconds = ms_of_day / 1000;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60,
-        ms_of_day % 1000,
-    );
+    // Every part is within its width (the clamp keeps the year to four
+    // digits), so the text is always 24 bytes.
+    for (value, width, then) in [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (seconds / 3600, 2, ':'),
+        (seconds / 60 % 60, 2, ':'),
+        (seconds % 60, 2, '.'),
+        (ms_of_day % 1000, 3, 'Z'),
+    ] {
+        push_digits(out, value.unsigned_abs(), width);
+        out.push(then);
+    }
+}
+
+/// `value` in decimal, zero-padded to at least `width` digits, without
+/// `core::fmt` (a listing writes thousands of numbers per page).
+fn push_digits(out: &mut String, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while value > 0 || digits.len() - start < width.max(1) {
+        start -= 1;
+        digits[start] = b'0' + u8::try_from(value % 10).expect("a digit");
+        value /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
 }
 
 /// The proleptic Gregorian date of a day count from 1970-01-01 (Howard
@@ -245,6 +272,33 @@ mod tests {
         let mut out = String::new();
         push_timestamp(&mut out, ms);
         out
+    }
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for value in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            4096,
+            1_000_003,
+            -1,
+            -10,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut xml = ListXml::new(0, false);
+            xml.number("N", value);
+            assert!(xml.out.ends_with(&format!("<N>{value}</N>")), "{value}");
+        }
+        let mut out = String::new();
+        push_digits(&mut out, 7, 3);
+        push_digits(&mut out, 12_345, 3);
+        push_digits(&mut out, 0, 1);
+        assert_eq!(out, "007123450");
     }
 
     #[test]
