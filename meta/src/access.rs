@@ -280,6 +280,7 @@ pub struct GetAccessKey {
 
 impl Query for GetAccessKey {
     type Reply = Option<AccessKeyRecord>;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<Option<AccessKeyRecord>> {
         let Some(table) = open_read(txn, schema::ACCESS_KEYS)? else {
             return Ok(None);
@@ -364,6 +365,7 @@ pub struct GetBucketPolicy {
 
 impl Query for GetBucketPolicy {
     type Reply = Option<String>;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<Option<String>> {
         bucket_record(txn, &self.bucket)?;
         bucket_row(txn, schema::BUCKET_POLICIES, &self.bucket)
@@ -416,6 +418,7 @@ pub struct GetPublicAccessBlock {
 
 impl Query for GetPublicAccessBlock {
     type Reply = Option<PublicAccessBlock>;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<Option<PublicAccessBlock>> {
         bucket_record(txn, &self.bucket)?;
         bucket_row(txn, schema::PUBLIC_ACCESS_BLOCKS, &self.bucket)
@@ -442,6 +445,7 @@ pub struct GetBucketRules {
 
 impl Query for GetBucketRules {
     type Reply = StoredBucketRules;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<StoredBucketRules> {
         bucket_record(txn, &self.bucket)?;
         Ok(StoredBucketRules {
@@ -504,6 +508,7 @@ pub struct GetBucketCors {
 
 impl Query for GetBucketCors {
     type Reply = Vec<CorsRule>;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<Vec<CorsRule>> {
         let Some(buckets) = open_read(txn, schema::BUCKETS)? else {
             return Err(MetaError::NoSuchBucket(self.bucket.clone()));

@@ -113,6 +113,7 @@ pub struct GetBucketAcl {
 
 impl Query for GetBucketAcl {
     type Reply = BucketAcl;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<BucketAcl> {
         let Some(buckets) = open_read(txn, schema::BUCKETS)? else {
             return Err(MetaError::NoSuchBucket(self.bucket.clone()));

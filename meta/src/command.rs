@@ -154,6 +154,13 @@ macro_rules! reads {
                 }
             }
 
+            /// See [`Query::INLINE`].
+            pub fn inline(&self) -> bool {
+                match self {
+                    $(ReadRequest::$op(_) => <$op as Query>::INLINE,)*
+                }
+            }
+
             /// The operation's name, as [`crate::NodeStatus::reads`] counts it.
             pub fn name(&self) -> &'static str {
                 match self {

@@ -120,6 +120,7 @@ pub struct GetBucketLifecycle {
 
 impl Query for GetBucketLifecycle {
     type Reply = Option<LifecycleConfig>;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<Option<LifecycleConfig>> {
         let Some(buckets) = open_read(txn, schema::BUCKETS)? else {
             return Err(MetaError::NoSuchBucket(self.bucket.clone()));

@@ -193,6 +193,7 @@ pub struct GetBucket {
 
 impl Query for GetBucket {
     type Reply = BucketInfo;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<BucketInfo> {
         get_bucket(txn, &self.name)
     }
@@ -218,6 +219,7 @@ pub struct GetObject {
 
 impl Query for GetObject {
     type Reply = ObjectVersion;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<ObjectVersion> {
         get_object(txn, &self.bucket, &self.key)
     }
@@ -1035,6 +1037,7 @@ pub struct GetBucketTags {
 
 impl Query for GetBucketTags {
     type Reply = Vec<(String, String)>;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<Vec<(String, String)>> {
         bucket_record(txn, &self.bucket)?;
         let Some(table) = open_read(txn, schema::BUCKET_TAGS)? else {
@@ -1114,6 +1117,7 @@ pub struct GetBucketVersioning {
 
 impl Query for GetBucketVersioning {
     type Reply = Versioning;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<Versioning> {
         bucket_record(txn, &self.bucket)?;
         match open_read(txn, schema::BUCKET_VERSIONING)? {
@@ -1134,6 +1138,7 @@ pub struct GetObjectVersion {
 
 impl Query for GetObjectVersion {
     type Reply = ObjectVersion;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<ObjectVersion> {
         get_object_version(txn, &self.bucket, &self.key, self.version_id)
     }
@@ -1152,6 +1157,7 @@ pub struct GetReadableVersion {
 
 impl Query for GetReadableVersion {
     type Reply = (ObjectVersion, VersionLock);
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<(ObjectVersion, VersionLock)> {
         let (inode, version) = locate_version(txn, &self.bucket, &self.key, self.version_id)?;
         let lock = match open_read(txn, schema::VERSION_LOCKS)? {
@@ -1243,6 +1249,7 @@ pub struct GetLocatedVersion {
 
 impl Query for GetLocatedVersion {
     type Reply = LocatedVersion;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<LocatedVersion> {
         let (version, lock) = GetReadableVersion {
             bucket: self.bucket.clone(),
@@ -1463,6 +1470,7 @@ pub struct GetObjectLockConfig {
 
 impl Query for GetObjectLockConfig {
     type Reply = ObjectLockConfig;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<ObjectLockConfig> {
         bucket_record(txn, &self.bucket)?;
         let config = match open_read(txn, schema::BUCKET_LOCK)? {
@@ -1610,6 +1618,7 @@ pub struct GetObjectLock {
 
 impl Query for GetObjectLock {
     type Reply = VersionLock;
+    const INLINE: bool = true;
     fn read(&self, txn: &ReadTransaction) -> Result<VersionLock> {
         let record = bucket_record(txn, &self.bucket)?;
         let configured = match open_read(txn, schema::BUCKET_LOCK)? {

@@ -41,6 +41,13 @@ pub trait Apply: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 's
 pub trait Query: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
     type Reply: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + 'static;
 
+    /// The read is a point read: a few B-tree lookups and one record's
+    /// decoding, whatever the state holds, never a scan. It then runs on
+    /// the calling task rather than the blocking pool, whose thread
+    /// handoff costs more than the read itself (docs/design.md, "Point
+    /// reads run inline").
+    const INLINE: bool = false;
+
     /// Checks the request before any Raft round trip (bounds on its size).
     fn validate(&self) -> Result<()> {
         Ok(())

@@ -54,11 +54,12 @@ impl Replica {
 
     /// Confirms leadership (ReadIndex: a heartbeat round to a quorum) and
     /// waits until the state machine has applied up to the read index, then
-    /// runs `read` on a read transaction of the state database, off the
-    /// async threads. A follower answers `NotLeader` (with the leader's
+    /// runs `read` on a read transaction of the state database: on this
+    /// task if `inline` (a point read, [`crate::op::Query::INLINE`]),
+    /// otherwise off the async threads. A follower answers `NotLeader` (with the leader's
     /// address, so remote clients redirect); an isolated leader answers
     /// `Unavailable`.
-    pub(crate) async fn read<T, F>(&self, read: F) -> Result<T>
+    pub(crate) async fn read<T, F>(&self, inline: bool, read: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
@@ -69,6 +70,10 @@ impl Replica {
             Err(_) => return Err(MetaError::Timeout),
         }
         let db = self.state_db()?;
+        if inline {
+            let txn = db.begin_read()?;
+            return read(&txn);
+        }
         self.io
             .blocking(move || {
                 let txn = db.begin_read()?;
@@ -80,7 +85,7 @@ impl Replica {
     /// Runs the query `op` linearizably (see [`Replica::read`]).
     pub(crate) async fn query<Q: Query>(&self, op: Q) -> Result<Q::Reply> {
         op.validate()?;
-        self.read(move |txn| op.read(txn)).await
+        self.read(Q::INLINE, move |txn| op.read(txn)).await
     }
 
     /// Serves one remote read.
@@ -91,7 +96,8 @@ impl Replica {
             *count = count.saturating_add(1);
         }
         request.validate()?;
-        self.read(move |txn| request.read(txn)).await
+        self.read(request.inline(), move |txn| request.read(txn))
+            .await
     }
 
     /// Serves one membership change.
