@@ -8,7 +8,7 @@ use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::list_xml::ListXml;
+use super::list_xml::{ListXml, percent_encode_into};
 use super::{Arbor, bucket, record_target, time};
 use crate::error;
 use crate::limits::LIST_KEYS_MAX;
@@ -300,20 +300,14 @@ fn decode_token(token: &str) -> S3Result<String> {
     String::from_utf8(bytes).map_err(|_| invalid())
 }
 
-/// `encoding-type=url`: percent-encode everything but unreserved characters
-/// and `/`, as S3 does.
+/// `s`, percent-encoded if `url` (`encoding-type=url`,
+/// [`percent_encode_into`]).
 pub(super) fn encode_if(url: bool, s: &str) -> String {
     if !url {
         return s.to_owned();
     }
     let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    percent_encode_into(&mut out, s);
     out
 }
 

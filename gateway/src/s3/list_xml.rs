@@ -153,22 +153,28 @@ impl ListXml {
         self.out.push('>');
     }
 
-    /// `value` percent-encoded when the listing is URL-encoded (as
-    /// `list::encode_if`), escaped either way.
+    /// `value` percent-encoded when the listing is URL-encoded, escaped
+    /// otherwise (percent-encoding leaves nothing to escape).
     fn encoded(&mut self, value: &str) {
-        if !self.url {
+        if self.url {
+            percent_encode_into(&mut self.out, value);
+        } else {
             escape_into(&mut self.out, value);
-            return;
         }
-        for b in value.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-                self.out.push(char::from(b));
-            } else {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                self.out.push('%');
-                self.out.push(char::from(HEX[usize::from(b >> 4)]));
-                self.out.push(char::from(HEX[usize::from(b & 0xf)]));
-            }
+    }
+}
+
+/// `encoding-type=url`: `value` with everything but unreserved characters
+/// and `/` percent-encoded, as S3 does.
+pub(super) fn percent_encode_into(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
 }
