@@ -44,7 +44,7 @@ pub async fn list_v2(
     let input = req.input;
     record_target("ListObjectsV2", &input.bucket, None);
     // A bad encoding type is refused before the walk.
-    url_encoding(input.encoding_type.as_ref())?;
+    let url = url_encoding(input.encoding_type.as_ref())?;
     let max_keys = max_keys(input.max_keys)?;
     // The token wins over start-after: it is where the previous page ended.
     let start_after = match &input.continuation_token {
@@ -60,14 +60,18 @@ pub async fn list_v2(
         max_keys,
     )
     .await?;
-    let xml = v2_document(&input, &request.prefix, &page)?;
+    let xml = v2_document(&input, url, &request.prefix, &page)?;
     Ok(xml.into_response(ListObjectsV2Output::default()))
 }
 
 /// The ListObjectsV2 answer for `page`, in the order s3s serializes
 /// ListObjectsV2Output (`list_xml`).
-fn v2_document(input: &ListObjectsV2Input, prefix: &str, page: &ListPage) -> S3Result<ListXml> {
-    let url = url_encoding(input.encoding_type.as_ref())?;
+fn v2_document(
+    input: &ListObjectsV2Input,
+    url: bool,
+    prefix: &str,
+    page: &ListPage,
+) -> S3Result<ListXml> {
     let key_count =
         i64::try_from(page.entries.len()).map_err(|e| error::internal("key count", e))?;
     let mut xml = ListXml::new(page.entries.len(), url);
@@ -104,7 +108,7 @@ pub async fn list_v1(
     let input = req.input;
     record_target("ListObjects", &input.bucket, None);
     // A bad encoding type is refused before the walk.
-    url_encoding(input.encoding_type.as_ref())?;
+    let url = url_encoding(input.encoding_type.as_ref())?;
     let (request, page) = list_page(
         s3,
         &input.bucket,
@@ -114,14 +118,13 @@ pub async fn list_v1(
         max_keys(input.max_keys)?,
     )
     .await?;
-    let xml = v1_document(&input, &request.prefix, &page)?;
+    let xml = v1_document(&input, url, &request.prefix, &page);
     Ok(xml.into_response(ListObjectsOutput::default()))
 }
 
 /// The ListObjects (v1) answer for `page`, in the order s3s serializes
 /// ListObjectsOutput (`list_xml`).
-fn v1_document(input: &ListObjectsInput, prefix: &str, page: &ListPage) -> S3Result<ListXml> {
-    let url = url_encoding(input.encoding_type.as_ref())?;
+fn v1_document(input: &ListObjectsInput, url: bool, prefix: &str, page: &ListPage) -> ListXml {
     let mut xml = ListXml::new(page.entries.len(), url);
     xml.text("Name", &input.bucket);
     xml.name("Prefix", prefix);
@@ -142,7 +145,7 @@ fn v1_document(input: &ListObjectsInput, prefix: &str, page: &ListPage) -> S3Res
     if let Some(encoding) = &input.encoding_type {
         xml.text("EncodingType", encoding.as_str());
     }
-    Ok(xml)
+    xml
 }
 
 /// ListObjectVersions: every version and delete marker, keys in byte
@@ -468,7 +471,8 @@ mod tests {
                             ..Default::default()
                         };
                         let prefix = v2.prefix.clone().unwrap_or_default();
-                        let document = v2_document(&v2, &prefix, &page).expect("renders");
+                        let url = url_encoding(encoding.as_ref()).expect("valid");
+                        let document = v2_document(&v2, url, &prefix, &page).expect("renders");
                         assert_eq!(ours(document), s3s_xml(&v2_dto(&v2, &prefix, &page)));
                         let v1 = ListObjectsInput {
                             bucket: format!("bucket-{seed}"),
@@ -479,7 +483,7 @@ mod tests {
                             prefix: optional(shape != 3),
                             ..Default::default()
                         };
-                        let document = v1_document(&v1, &prefix, &page).expect("renders");
+                        let document = v1_document(&v1, url, &prefix, &page);
                         assert_eq!(ours(document), s3s_xml(&v1_dto(&v1, &prefix, &page)));
                         checked += 2;
                     }
@@ -493,7 +497,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            ours(v2_document(&v2, "", &empty).expect("renders")),
+            ours(v2_document(&v2, false, "", &empty).expect("renders")),
             s3s_xml(&v2_dto(&v2, "", &empty))
         );
     }

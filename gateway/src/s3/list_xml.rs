@@ -90,6 +90,7 @@ impl ListXml {
     /// Every object of the page as `<Contents>`, then every common prefix
     /// as `<CommonPrefixes>`.
     pub fn entries(&mut self, page: &ListPage, fetch_owner: bool) {
+        let owner = fetch_owner.then(bucket::owner);
         for entry in &page.entries {
             let ListEntry::Object(object) = entry else {
                 continue;
@@ -102,8 +103,7 @@ impl ListXml {
             self.open("LastModified");
             push_timestamp(&mut self.out, object.last_modified_ms);
             self.close("LastModified");
-            if fetch_owner {
-                let owner = bucket::owner();
+            if let Some(owner) = &owner {
                 self.open("Owner");
                 if let Some(display_name) = &owner.display_name {
                     self.text("DisplayName", display_name);
