@@ -41,8 +41,10 @@ pub trait Apply: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 's
 pub trait Query: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
     type Reply: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + 'static;
 
-    /// The read is a point read: a few B-tree lookups and one record's
-    /// decoding, whatever the state holds, never a scan. It then runs on
+    /// The read is a point read: lookups along a key's path and one
+    /// record's decoding (for `GetLocatedVersion`, at most one more per
+    /// chunk, [`crate::limits::CHUNK_RECORDS_READ_MAX`]), whatever the
+    /// state holds, never a scan. It then runs on
     /// the calling task rather than the blocking pool, whose thread
     /// handoff costs more than the read itself (docs/design.md, "Point
     /// reads run inline").

@@ -56,9 +56,9 @@ impl Replica {
     /// waits until the state machine has applied up to the read index, then
     /// runs `read` on a read transaction of the state database: on this
     /// task if `inline` (a point read, [`crate::op::Query::INLINE`]),
-    /// otherwise off the async threads. A follower answers `NotLeader` (with the leader's
-    /// address, so remote clients redirect); an isolated leader answers
-    /// `Unavailable`.
+    /// otherwise off the async threads. A follower answers `NotLeader`
+    /// (with the leader's address, so remote clients redirect); an
+    /// isolated leader answers `Unavailable`.
     pub(crate) async fn read<T, F>(&self, inline: bool, read: F) -> Result<T>
     where
         T: Send + 'static,
@@ -70,16 +70,12 @@ impl Replica {
             Err(_) => return Err(MetaError::Timeout),
         }
         let db = self.state_db()?;
+        let work = move || read(&db.begin_read()?);
         if inline {
-            let txn = db.begin_read()?;
-            return read(&txn);
+            work()
+        } else {
+            self.io.blocking(work).await?
         }
-        self.io
-            .blocking(move || {
-                let txn = db.begin_read()?;
-                read(&txn)
-            })
-            .await?
     }
 
     /// Runs the query `op` linearizably (see [`Replica::read`]).
