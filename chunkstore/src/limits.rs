@@ -18,6 +18,10 @@ pub const READ_PIECE_SIZE_MAX: u64 = 1024 * 1024;
 /// Chunk data goes to disk with direct I/O in runs of this many bytes,
 /// staged in one buffer per chunk being written (`direct.rs`).
 pub const DIRECT_WRITE_SIZE: usize = 1024 * 1024;
+/// A chunk writer hands its bytes to the file in batches of at least this
+/// many (one blocking-pool hop each, overlapped with gathering the next),
+/// whatever the sizes of the pieces it is given.
+pub const WRITE_BATCH_SIZE: usize = DIRECT_WRITE_SIZE;
 /// Memory address, file offset and length alignment of direct I/O:
 /// 4 KiB, a multiple of every common logical block size (512 B and
 /// 4 KiB), so it suits any disk without asking it.
@@ -42,9 +46,6 @@ pub const REQUEST_HEADERS_MAX: usize = 32;
 /// applies it to an idle keep-alive connection waiting for its next
 /// request, so it is the server's keep-alive idle limit too.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// A PUT gathers body frames up to this size before each write to disk
-/// (one blocking-pool hop per write, whatever the frame sizes).
-pub const PUT_WRITE_BATCH_SIZE: usize = 256 * 1024;
 /// Longest wait for the next piece of a body (request or response) or for
 /// a socket to take more bytes; a stalled peer is cut off after this.
 pub const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(30);

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream;
 use futures::{StreamExt, TryStreamExt};
 use http::header::{self, HeaderValue};
@@ -375,7 +375,6 @@ async fn put(
     let mut body = request.into_body();
     let mut trailer_sha256 = None;
     let mut trailer_crc32c = None;
-    let mut batch = BytesMut::new();
     loop {
         let frame = tokio::time::timeout(limits::BODY_STALL_TIMEOUT, body.frame())
             .await
@@ -391,15 +390,8 @@ async fn put(
             )
         })?;
         match frame.into_data() {
-            Ok(data) if batch.is_empty() && data.len() >= limits::PUT_WRITE_BATCH_SIZE => {
-                writer.write(data).await?;
-            }
-            Ok(data) => {
-                batch.extend_from_slice(&data);
-                if batch.len() >= limits::PUT_WRITE_BATCH_SIZE {
-                    writer.write(batch.split().freeze()).await?;
-                }
-            }
+            // The writer gathers frames into batches itself.
+            Ok(data) => writer.write(data).await?,
             Err(frame) => {
                 let Some(trailers) = frame.trailers_ref() else {
                     continue;
@@ -430,7 +422,6 @@ async fn put(
             }
         }
     }
-    writer.write(batch.freeze()).await?;
     let expected = header_sha256.or(trailer_sha256).ok_or_else(|| {
         ApiError::bad_request("the announced x-arbor-sha256 trailer did not come")
     })?;

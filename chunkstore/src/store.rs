@@ -10,7 +10,8 @@
 //!
 //! A chunk becomes visible only by renaming its complete, fsynced temporary
 //! file into place, so a crash never leaves a partial chunk under its id.
-//! All file I/O and hashing run on tokio's blocking pool.
+//! All file I/O runs on tokio's blocking pool; a writer hashes on the
+//! calling task (see [`ChunkWriter`]).
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -165,7 +166,10 @@ impl ChunkStore {
             id,
             tmp_path,
             final_path: self.chunk_path(id),
-            state: Some(Box::new(WriteState { file, hasher })),
+            hasher: Box::new(hasher),
+            batch: Vec::new(),
+            batch_len: 0,
+            file: FileState::Idle(Box::new(file)),
             len: 0,
             closed: false,
         })
@@ -382,27 +386,43 @@ impl ChunkStore {
 }
 
 /// Streams one chunk's bytes to a temporary file, hashing as it goes.
+///
+/// Bytes are hashed on the calling task as they come and gathered into
+/// batches of [`limits::WRITE_BATCH_SIZE`]; each batch goes to the file on
+/// the blocking pool while the next one gathers, so a writer costs one
+/// blocking-pool hop per batch, whatever the size of the pieces it is
+/// given, and holds at most two batches.
 pub struct ChunkWriter {
     id: ChunkId,
     tmp_path: PathBuf,
     final_path: PathBuf,
-    /// `None` while a write runs on the blocking pool, and for good once a
-    /// write failed or was cancelled (the file's contents are then unknown).
-    state: Option<Box<WriteState>>,
+    /// Boxed: a SHA-256 state makes it most of the writer's size.
+    hasher: Box<ChunkHasher>,
+    /// Pieces not yet handed to the file, `batch_len` bytes in all.
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    file: FileState,
     len: u64,
     /// The temporary file is gone (renamed or removed): nothing to clean up.
     closed: bool,
 }
 
-struct WriteState {
-    file: DataFile,
-    hasher: ChunkHasher,
+/// Where a writer's file is.
+enum FileState {
+    Idle(Box<DataFile>),
+    /// Writing a batch on the blocking pool.
+    Writing(JoinHandle<(Box<DataFile>, io::Result<()>)>),
+    /// Lost for good: a write failed or was cancelled (the file's contents
+    /// are then unknown).
+    Unusable,
 }
 
 impl ChunkWriter {
     /// Appends `data`. Fails with `TooLarge`, writing nothing, if the chunk
     /// would exceed [`limits::CHUNK_SIZE_MAX`]; the writer stays usable.
-    /// After any other error the writer can only be aborted or dropped.
+    /// After any other error the writer can only be aborted or dropped. An
+    /// error of the file may surface one call late (the batch before this
+    /// one is still being written when this returns).
     pub async fn write(&mut self, data: Bytes) -> Result<()> {
         if data.is_empty() {
             return Ok(());
@@ -417,19 +437,40 @@ impl ChunkWriter {
             .checked_add(added)
             .filter(|len| *len <= limits::CHUNK_SIZE_MAX)
             .ok_or_else(too_large)?;
-        let mut state = self.state.take().ok_or_else(unusable)?;
-        let (state, written) = blocking(move || {
-            let written = state.file.write(&data);
-            if written.is_ok() {
-                state.hasher.update(&data);
-            }
-            (state, written)
-        })
-        .await?;
-        written?;
-        self.state = Some(state);
+        if matches!(self.file, FileState::Unusable) {
+            return Err(unusable());
+        }
+        self.hasher.update(&data);
+        self.batch_len += data.len();
+        self.batch.push(data);
         self.len = len;
+        if self.batch_len >= limits::WRITE_BATCH_SIZE {
+            let file = self.idle_file().await?;
+            let batch = std::mem::take(&mut self.batch);
+            self.batch_len = 0;
+            self.file = FileState::Writing(tokio::task::spawn_blocking(move || {
+                let mut file = file;
+                let written = batch.iter().try_for_each(|piece| file.write(piece));
+                (file, written)
+            }));
+        }
         Ok(())
+    }
+
+    /// The file once the batch being written (if any) is on it. The writer
+    /// is unusable from the call until this returns `Ok`.
+    async fn idle_file(&mut self) -> Result<Box<DataFile>> {
+        match std::mem::replace(&mut self.file, FileState::Unusable) {
+            FileState::Idle(file) => Ok(file),
+            FileState::Writing(write) => {
+                let (file, written) = write.await.map_err(|error| {
+                    io::Error::other(format!("chunk store blocking task failed: {error}"))
+                })?;
+                written?;
+                Ok(file)
+            }
+            FileState::Unusable => Err(unusable()),
+        }
     }
 
     /// Bytes written so far.
@@ -465,11 +506,17 @@ impl ChunkWriter {
     }
 
     async fn seal(mut self, expected: Expected) -> Result<ChunkInfo> {
-        let state = self.state.take().ok_or_else(unusable)?;
+        let mut file = self.idle_file().await?;
+        let batch = std::mem::take(&mut self.batch);
+        let hasher = std::mem::replace(&mut self.hasher, Box::new(ChunkHasher::without_sha256()));
         let (id, len) = (self.id, self.len);
         let tmp = self.tmp_path.clone();
         let dst = self.final_path.clone();
-        let sealed = blocking(move || seal(id, *state, len, expected, &tmp, &dst)).await?;
+        let sealed = blocking(move || {
+            batch.iter().try_for_each(|piece| file.write(piece))?;
+            seal(id, *file, *hasher, len, expected, &tmp, &dst)
+        })
+        .await?;
         // On other errors the temporary file may remain: Drop removes it.
         if matches!(sealed, Ok(_) | Err(ChunkError::ChecksumMismatch { .. })) {
             self.closed = true;
@@ -479,10 +526,12 @@ impl ChunkWriter {
 
     /// Discards the partial chunk.
     pub async fn abort(mut self) -> Result<()> {
-        let state = self.state.take();
+        // A batch still being written is finished with first, so that the
+        // file is closed before it is removed; its error does not matter.
+        let file = self.idle_file().await.ok();
         let tmp = self.tmp_path.clone();
         blocking(move || {
-            drop(state);
+            drop(file);
             remove_if_exists(&tmp)
         })
         .await??;
@@ -508,11 +557,13 @@ impl Drop for ChunkWriter {
         if self.closed {
             return;
         }
-        let state = self.state.take();
+        // A batch still being written holds the file until it is done; on
+        // Unix the removal below does not wait for it.
+        let file = std::mem::replace(&mut self.file, FileState::Unusable);
         let tmp = std::mem::take(&mut self.tmp_path);
         let id = self.id;
         let cleanup = move || {
-            drop(state);
+            drop(file);
             if let Err(error) = remove_if_exists(&tmp) {
                 tracing::warn!(%id, %error, "could not remove unfinished chunk write");
             }
@@ -537,13 +588,13 @@ enum Expected {
 /// Finishes a write on the blocking pool: see [`ChunkWriter::finish`].
 fn seal(
     id: ChunkId,
-    state: WriteState,
+    file: DataFile,
+    hasher: ChunkHasher,
     len: u64,
     expected: Expected,
     tmp: &Path,
     dst: &Path,
 ) -> Result<ChunkInfo> {
-    let WriteState { file, hasher } = state;
     let digests = hasher.finish();
     let sha256 = match (expected, digests.sha256) {
         (Expected::Sha256(expected), Some(computed))
