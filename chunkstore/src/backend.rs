@@ -56,8 +56,10 @@ impl ChunkBackend {
     /// Starts a new chunk under a fresh id whose whole content the caller
     /// verifies against `verified` (a signed payload's SHA-256, which the
     /// signature layer checks before the body ends), if given: the local
-    /// store records it without hashing the bytes again. A cluster hashes
-    /// them anyway (the replicas are fed from that pass), so it ignores it.
+    /// store records it without hashing the bytes again, and a cluster
+    /// hands it to the replicas without hashing them in this process (the
+    /// checking replica still hashes what it received; see
+    /// [`crate::Fingerprint::Verified`]).
     pub async fn writer_verified(&self, verified: Option<[u8; 32]>) -> Result<BackendWriter> {
         match self {
             ChunkBackend::Local(store) => {
@@ -72,7 +74,9 @@ impl ChunkBackend {
                     verified,
                 })
             }
-            ChunkBackend::Cluster(cluster) => Ok(BackendWriter::Cluster(cluster.writer().await?)),
+            ChunkBackend::Cluster(cluster) => {
+                Ok(BackendWriter::Cluster(cluster.writer(verified).await?))
+            }
         }
     }
 
@@ -195,13 +199,10 @@ impl BackendWriter {
     /// ([`ChunkBackend::writer_verified`]): it must then be the whole
     /// verified content, or be aborted.
     pub fn is_verified(&self) -> bool {
-        matches!(
-            self,
-            BackendWriter::Local {
-                verified: Some(_),
-                ..
-            }
-        )
+        match self {
+            BackendWriter::Local { verified, .. } => verified.is_some(),
+            BackendWriter::Cluster(writer) => writer.is_verified(),
+        }
     }
 
     pub async fn write(&mut self, data: Bytes) -> Result<()> {

@@ -24,7 +24,7 @@ use crate::client::{ChunkClients, ChunkRead, ClientOptions};
 use crate::error::{ChunkError, Result};
 use crate::limits;
 use crate::registry::{CachedRegistry, Registry};
-use crate::replication::{ReplicatedWrite, Replicator};
+use crate::replication::{Fingerprint, ReplicatedWrite, Replicator};
 use crate::store::{ChunkInfo, fresh_chunk_id};
 
 /// A gateway's access to the cluster's chunks. Cheap to clone.
@@ -107,7 +107,12 @@ impl ClusterChunks {
     }
 
     /// Starts writing a new chunk to the servers placement picks.
-    pub async fn writer(&self) -> Result<ClusterWriter> {
+    /// `verified`: the SHA-256 of the chunk's whole content, which the
+    /// caller checks as the bytes pass and whose mismatch it reports by
+    /// ending the body with an error (see
+    /// [`crate::ChunkBackend::writer_verified`]): the gateway then does
+    /// not hash the bytes itself (`Fingerprint::Verified`).
+    pub async fn writer(&self, verified: Option<[u8; 32]>) -> Result<ClusterWriter> {
         let registry = self.registry().await?;
         let id = fresh_chunk_id(&*self.inner.clock, &*self.inner.entropy);
         let ranking = placement::place(&registry.servers, &id, registry.servers.len());
@@ -139,9 +144,10 @@ impl ClusterChunks {
             receiver.recv().await.map(|piece| (piece, receiver))
         });
         let replicator = self.inner.replicator.clone();
+        let fingerprint = verified.map_or(Fingerprint::Unknown, Fingerprint::Verified);
         let task = tokio::spawn(async move {
             replicator
-                .write(id, &targets, &candidates, quorum, None, body)
+                .write(id, &targets, &candidates, quorum, fingerprint, body)
                 .await
         });
         Ok(ClusterWriter {
@@ -151,6 +157,7 @@ impl ClusterChunks {
             sender: Some(sender),
             task: Some(task),
             len: 0,
+            verified: verified.is_some(),
         })
     }
 
@@ -218,6 +225,8 @@ pub struct ClusterWriter {
     sender: Option<mpsc::Sender<Result<Bytes>>>,
     task: Option<JoinHandle<Result<ReplicatedWrite>>>,
     len: u64,
+    /// Started with a verified SHA-256 ([`ClusterChunks::writer`]).
+    verified: bool,
 }
 
 impl std::fmt::Debug for ClusterWriter {
@@ -241,6 +250,12 @@ impl ClusterWriter {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether the chunk was started with a verified SHA-256: it must then
+    /// be the whole verified content, or be aborted.
+    pub fn is_verified(&self) -> bool {
+        self.verified
     }
 
     pub async fn write(&mut self, data: Bytes) -> Result<()> {

@@ -56,7 +56,7 @@ pub use gc::{Collector, GcConfig, GcReport, OrphanSweeper};
 pub use healer::{HealReport, Healer, HealerConfig};
 pub use registry::Registry;
 pub use repair::{RepairCounts, RepairJob, RepairOutcome, Repairer, repair};
-pub use replication::{Replacement, ReplicatedWrite, Replicator};
+pub use replication::{Fingerprint, Replacement, ReplicatedWrite, Replicator};
 pub use scrub::{ScrubReport, Scrubber};
 pub use server::{ServerOptions, serve};
 pub use store::{ChunkInfo, ChunkStore, ChunkWriter};

@@ -56,6 +56,23 @@ use crate::repair::{RepairJob, Repairer};
 use crate::store::ChunkInfo;
 use crate::transfer::copy_chunk;
 
+/// What a replicated write knows of its chunk's SHA-256 before the bytes
+/// come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fingerprint {
+    /// Nothing: the writer hashes the bytes as they pass.
+    Unknown,
+    /// A SHA-256 the bytes must have: the writer hashes them as they pass
+    /// and, on a mismatch, lets no server seal them.
+    Claimed([u8; 32]),
+    /// The SHA-256 of exactly these bytes, checked by the caller as they
+    /// passed (a signed payload's, whose mismatch ends the body with an
+    /// error before its end): not hashed again by the writer. The checking
+    /// target still hashes what it received and seals only on a match, so
+    /// the fingerprint is still computed twice, in two processes.
+    Verified([u8; 32]),
+}
+
 /// The outcome of a replicated write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicatedWrite {
@@ -96,16 +113,17 @@ impl Replicator {
     /// Streams `body` as chunk `id` to every server in `targets` at once;
     /// a target that fails is replaced by the next of `candidates`, or,
     /// when none is left, dropped as long as `quorum` servers still hold
-    /// the chunk. If the caller knows the chunk's SHA-256
-    /// (`expected_sha256`), the bytes are checked against it here before
-    /// any server may seal them; a mismatch stores nothing anywhere.
+    /// the chunk. `fingerprint` says what the caller knows of the chunk's
+    /// SHA-256: a claimed one is checked here before any server may seal
+    /// the bytes (a mismatch stores nothing anywhere), a verified one is
+    /// taken as it is.
     pub async fn write<S>(
         &self,
         id: ChunkId,
         targets: &[String],
         candidates: &[String],
         quorum: usize,
-        expected_sha256: Option<[u8; 32]>,
+        fingerprint: Fingerprint,
         body: S,
     ) -> Result<ReplicatedWrite>
     where
@@ -134,7 +152,10 @@ impl Replicator {
             live.push(Feed { data, digests });
         }
 
-        let mut hasher = Sha256::new();
+        let mut hasher = match fingerprint {
+            Fingerprint::Unknown | Fingerprint::Claimed(_) => Some(Sha256::new()),
+            Fingerprint::Verified(_) => None,
+        };
         let mut crc = 0u32;
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
@@ -148,7 +169,9 @@ impl Replicator {
                     id,
                     max: limits::CHUNK_SIZE_MAX,
                 })?;
-            hasher.update(&piece);
+            if let Some(hasher) = &mut hasher {
+                hasher.update(&piece);
+            }
             crc = crc32c::crc32c_append(crc, &piece);
             let sent = futures::future::join_all(live.iter().map(|feed| {
                 let piece = piece.clone();
@@ -167,8 +190,12 @@ impl Replicator {
                 break;
             }
         }
-        let sha256: [u8; 32] = hasher.finalize().into();
-        if expected_sha256.is_some_and(|claimed| claimed != sha256) {
+        let sha256: [u8; 32] = match (fingerprint, hasher) {
+            (Fingerprint::Verified(sha256), _) => sha256,
+            (_, Some(hasher)) => hasher.finalize().into(),
+            (_, None) => unreachable!("a fingerprint not verified is hashed"),
+        };
+        if matches!(fingerprint, Fingerprint::Claimed(claimed) if claimed != sha256) {
             // Dropping the feeds (no trailers) and the tasks aborts every
             // put: no server keeps the chunk.
             return Err(ChunkError::ChecksumMismatch { id });

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use arbor_chunkstore::{
-    ChunkClient, ChunkClients, ChunkError, ChunkStore, ClientOptions, ExpectedSha256, Repairer,
-    Replicator, Scrubber, ServerOptions, limits,
+    ChunkClient, ChunkClients, ChunkError, ChunkStore, ClientOptions, ExpectedSha256, Fingerprint,
+    Repairer, Replicator, Scrubber, ServerOptions, limits,
 };
 use arbor_meta::ChunkId;
 use arbor_meta::clock::{OsEntropy, SystemClock, now_ms};
@@ -407,14 +407,14 @@ impl Cluster {
         id: ChunkId,
         targets: &[usize],
         candidates: &[usize],
-        expected: Option<[u8; 32]>,
+        fingerprint: Fingerprint,
         body: S,
     ) -> arbor_chunkstore::Result<arbor_chunkstore::ReplicatedWrite>
     where
         S: futures::Stream<Item = arbor_chunkstore::Result<Bytes>> + Send,
     {
         let quorum = targets.len();
-        self.write_quorum(id, targets, candidates, quorum, expected, body)
+        self.write_quorum(id, targets, candidates, quorum, fingerprint, body)
             .await
     }
 
@@ -424,7 +424,7 @@ impl Cluster {
         targets: &[usize],
         candidates: &[usize],
         quorum: usize,
-        expected: Option<[u8; 32]>,
+        fingerprint: Fingerprint,
         body: S,
     ) -> arbor_chunkstore::Result<arbor_chunkstore::ReplicatedWrite>
     where
@@ -433,16 +433,22 @@ impl Cluster {
         let (targets, candidates) = (self.addrs(targets), self.addrs(candidates));
         let write = self
             .replicator
-            .write(id, &targets, &candidates, quorum, expected, body);
+            .write(id, &targets, &candidates, quorum, fingerprint, body);
         tokio::time::timeout(WAIT, write)
             .await
             .expect("write in time")
     }
 
     async fn write(&self, id: ChunkId, data: &[u8]) -> arbor_chunkstore::ReplicatedWrite {
-        self.write_with(id, &[0, 1, 2], &[], None, stream::iter(pieces(data)))
-            .await
-            .expect("write")
+        self.write_with(
+            id,
+            &[0, 1, 2],
+            &[],
+            Fingerprint::Unknown,
+            stream::iter(pieces(data)),
+        )
+        .await
+        .expect("write")
     }
 
     async fn read(
@@ -617,7 +623,7 @@ async fn a_replica_failing_mid_write_is_replaced() {
         }
     });
     let written = cluster
-        .write_with(id, &[0, 1, 2], &[3], None, body)
+        .write_with(id, &[0, 1, 2], &[3], Fingerprint::Unknown, body)
         .await
         .expect("write");
     assert_eq!(written.replicas, cluster.addrs(&[0, 3, 2]));
@@ -652,7 +658,9 @@ async fn a_replica_failing_mid_write_is_replaced() {
             piece
         }
     });
-    let failed = cluster.write_with(id2, &[0, 2], &[], None, body).await;
+    let failed = cluster
+        .write_with(id2, &[0, 2], &[], Fingerprint::Unknown, body)
+        .await;
     assert!(
         matches!(failed, Err(ChunkError::ReplicasUnavailable { .. })),
         "{failed:?}"
@@ -662,7 +670,14 @@ async fn a_replica_failing_mid_write_is_replaced() {
     // is written, one replica short (nodes 1 and 2 are down).
     let id4 = ChunkId::generate();
     let written = cluster
-        .write_quorum(id4, &[0, 3, 2], &[], 2, None, stream::iter(pieces(&data)))
+        .write_quorum(
+            id4,
+            &[0, 3, 2],
+            &[],
+            2,
+            Fingerprint::Unknown,
+            stream::iter(pieces(&data)),
+        )
         .await
         .expect("write with a quorum");
     assert_eq!(written.replicas, cluster.addrs(&[0, 3]));
@@ -673,7 +688,7 @@ async fn a_replica_failing_mid_write_is_replaced() {
             &[0, 1, 2],
             &[],
             2,
-            None,
+            Fingerprint::Unknown,
             stream::iter(pieces(&data)),
         )
         .await;
@@ -685,7 +700,13 @@ async fn a_replica_failing_mid_write_is_replaced() {
     // A target already down is replaced the same way.
     let id3 = ChunkId::generate();
     let written = cluster
-        .write_with(id3, &[0, 1], &[2, 3], None, stream::iter(pieces(&data)))
+        .write_with(
+            id3,
+            &[0, 1],
+            &[2, 3],
+            Fingerprint::Unknown,
+            stream::iter(pieces(&data)),
+        )
         .await
         .expect("write");
     // Node 2 is down too: the replacement is node 3.
@@ -700,6 +721,51 @@ async fn a_replica_failing_mid_write_is_replaced() {
 }
 
 #[tokio::test]
+async fn a_verified_hash_is_checked_by_the_checking_replica_alone() {
+    let cluster = Cluster::start(3).await;
+    let data = source(MIB + 1, 51);
+    // A "verified" hash that is wrong (the caller's bug): the writer does
+    // not hash, but the checking replica does, and nothing is stored.
+    let id = ChunkId::generate();
+    let result = cluster
+        .write_with(
+            id,
+            &[0, 1, 2],
+            &[],
+            Fingerprint::Verified([9; 32]),
+            stream::iter(pieces(&data)),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(ChunkError::Corrupt { .. })),
+        "{result:?}"
+    );
+    for node in &cluster.nodes {
+        assert!(node.store.list().await.expect("list").is_empty());
+    }
+    // The right one: stored everywhere under it.
+    let written = cluster
+        .write_with(
+            id,
+            &[0, 1, 2],
+            &[],
+            Fingerprint::Verified(sha256(&data)),
+            stream::iter(pieces(&data)),
+        )
+        .await
+        .expect("write");
+    assert_eq!(written.info.sha256, sha256(&data));
+    for node in &cluster.nodes {
+        assert_eq!(node.store.list().await.expect("list"), vec![id]);
+        assert_eq!(
+            node.store.stat(id).await.expect("stat").sha256,
+            sha256(&data)
+        );
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
 async fn expected_hash_mismatch_stores_nothing_anywhere() {
     let cluster = Cluster::start(3).await;
     let data = source(MIB + 1, 50);
@@ -709,7 +775,7 @@ async fn expected_hash_mismatch_stores_nothing_anywhere() {
             id,
             &[0, 1, 2],
             &[],
-            Some([9; 32]),
+            Fingerprint::Claimed([9; 32]),
             stream::iter(pieces(&data)),
         )
         .await;
@@ -738,7 +804,7 @@ async fn expected_hash_mismatch_stores_nothing_anywhere() {
             id,
             &[0, 1, 2],
             &[],
-            Some(sha256(&data)),
+            Fingerprint::Claimed(sha256(&data)),
             stream::iter(pieces(&data)),
         )
         .await
@@ -899,7 +965,13 @@ async fn default_size_chunk_round_trip() {
         .collect();
     let started = std::time::Instant::now();
     cluster
-        .write_with(id, &[0, 1, 2], &[], None, stream::iter(body))
+        .write_with(
+            id,
+            &[0, 1, 2],
+            &[],
+            Fingerprint::Unknown,
+            stream::iter(body),
+        )
         .await
         .expect("write");
     let written = started.elapsed();
@@ -964,7 +1036,14 @@ async fn the_healer_restores_the_factor_and_empties_draining_servers() {
     let replicator = Replicator::new(clients(), None);
     let targets = [nodes[0].addr.clone(), nodes[1].addr.clone()];
     let written = replicator
-        .write(id, &targets, &[], 2, None, stream::iter(pieces(&data)))
+        .write(
+            id,
+            &targets,
+            &[],
+            2,
+            Fingerprint::Unknown,
+            stream::iter(pieces(&data)),
+        )
         .await
         .expect("write");
     meta.create_bucket("healing", 1).await.expect("bucket");
@@ -1155,9 +1234,14 @@ async fn the_first_target_checks_the_writers_sha256_and_a_disagreement_fails_the
         cluster.nodes[1].addr.clone(),
         cluster.nodes[2].addr.clone(),
     ];
-    let write = cluster
-        .replicator
-        .write(id, &targets, &[], 2, None, stream::iter(pieces(&data)));
+    let write = cluster.replicator.write(
+        id,
+        &targets,
+        &[],
+        2,
+        Fingerprint::Unknown,
+        stream::iter(pieces(&data)),
+    );
     let result = tokio::time::timeout(WAIT, write)
         .await
         .expect("write in time");
@@ -1185,9 +1269,14 @@ async fn the_first_target_checks_the_writers_sha256_and_a_disagreement_fails_the
         refusing.addr.clone(),
         cluster.nodes[2].addr.clone(),
     ];
-    let write = cluster
-        .replicator
-        .write(id, &targets, &[], 2, None, stream::iter(pieces(&data)));
+    let write = cluster.replicator.write(
+        id,
+        &targets,
+        &[],
+        2,
+        Fingerprint::Unknown,
+        stream::iter(pieces(&data)),
+    );
     let written = tokio::time::timeout(WAIT, write)
         .await
         .expect("write in time")

@@ -17,7 +17,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arbor_compat_tests::{
     ArborCluster, CLUSTER_ACCESS_KEY, CLUSTER_SECRET_KEY, ClusterOptions, arbor_command,
@@ -343,6 +343,53 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
     }
     let status = cluster.admin(&["chunks"]);
     assert!(status.contains("\"under_replicated\":0"), "{status}");
+
+    // --- Signed payload: a one-chunk body whose SHA-256 the signature
+    // layer verifies is fingerprinted with it and not hashed again by the
+    // gateway (docs/design.md, "Signed payloads"); a body that does not
+    // match its signed SHA-256 leaves no chunk on any server.
+    let signer = common::sign::Signer::new(
+        &cluster.processes.endpoint,
+        CLUSTER_ACCESS_KEY,
+        CLUSTER_SECRET_KEY,
+    );
+    let signed_body = bytes(200_000, 5);
+    let put_signed = |payload: common::sign::Payload<'_>| {
+        let target = format!("/{BUCKET}/signed");
+        let headers = signer.sign_headers("PUT", &target, &[], payload, SystemTime::now());
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        raw_request(
+            &cluster.processes.endpoint,
+            "PUT",
+            &target,
+            &refs,
+            &signed_body,
+        )
+        .expect("signed PUT")
+    };
+    let before = cluster.all_chunks();
+    let claimed = "ab".repeat(32);
+    let refused = put_signed(common::sign::Payload::Claimed(&claimed));
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert_eq!(
+        refused.error_code().as_deref(),
+        Some("XAmzContentSHA256Mismatch")
+    );
+    assert_eq!(
+        cluster.all_chunks(),
+        before,
+        "a refused body leaves no chunk"
+    );
+    let stored = put_signed(common::sign::Payload::Sha256Of(&signed_body));
+    assert_eq!(stored.status, 200, "{stored:?}");
+    let new: Vec<String> = cluster.all_chunks().difference(&before).cloned().collect();
+    assert_eq!(new.len(), 1, "one new chunk: {new:?}");
+    assert_eq!(cluster.holders(&new[0]).len(), FACTOR);
+    objects.insert("signed".to_owned(), signed_body.clone());
+    cluster.assert_objects(&objects, "signed payload").await;
 
     // --- Corruption: the first replica a read tries holds a bad copy; the
     // read succeeds from another, and the bad copy is repaired.
