@@ -463,16 +463,25 @@ impl MetaNode {
     /// Resolves when Raft has stopped on a fatal error (a storage write
     /// that failed, such as a full disk under redb), with the error: the
     /// node then serves nothing until its process is restarted. Pending
-    /// forever while Raft runs; resolves with a note if the metrics
-    /// channel closes (Raft shut down).
+    /// forever while Raft runs; resolves with a note if Raft shut down.
+    ///
+    /// It waits for the server metrics channel to close, which happens
+    /// only when Raft's core task ends (after it recorded why in the full
+    /// metrics), not on the full metrics themselves: those change with
+    /// every request the core handles (their time since the last quorum
+    /// acknowledgement is in milliseconds), and waking a task for each
+    /// linearizable read cost a context switch per read.
     pub async fn raft_failure(&self) -> String {
-        let mut metrics = self.inner.raft.metrics();
+        let mut server = self.inner.raft.server_metrics();
         loop {
-            if let Err(fatal) = &metrics.borrow().running_state {
+            if let Err(fatal) = &self.inner.raft.metrics().borrow().running_state {
                 return fatal.to_string();
             }
-            if metrics.changed().await.is_err() {
-                return "Raft stopped".to_owned();
+            if server.changed().await.is_err() {
+                return match &self.inner.raft.metrics().borrow().running_state {
+                    Err(fatal) => fatal.to_string(),
+                    Ok(()) => "Raft stopped".to_owned(),
+                };
             }
         }
     }
