@@ -24,6 +24,7 @@ use crate::limits::DISK_RESERVE_BYTES;
 use crate::namespace;
 use crate::raft::batcher::{self, Batcher};
 use crate::raft::network::HttpNetworkFactory;
+use crate::raft::read_rounds::ReadRounds;
 use crate::raft::types::{NodeId, Raft, RaftMetrics, TypeConfig};
 use crate::raft::{LogStore, LogWriter, StateStore};
 use crate::records::object::ObjectVersion;
@@ -404,6 +405,7 @@ impl MetaNode {
             state_db: RwLock::new(Some(state_db)),
             io,
             reads: Mutex::default(),
+            read_rounds: ReadRounds::default(),
         });
         let mut lifecycle = lifecycle;
         if let Some(listener) = listener {

@@ -17,6 +17,7 @@ use crate::error::{MetaError, Result};
 use crate::io::StorageIo;
 use crate::op::Query;
 use crate::raft::batcher::{self, Proposer};
+use crate::raft::read_rounds::ReadRounds;
 use crate::raft::types::{NodeId, Raft};
 use crate::rpc::{AdminRequest, NodeStatus, SharedFaults};
 
@@ -43,6 +44,8 @@ pub(crate) struct Replica {
     /// Remote reads served since start, by operation (for
     /// [`NodeStatus::reads`]).
     pub(crate) reads: Mutex<BTreeMap<&'static str, u64>>,
+    /// Leadership confirmations shared by concurrent reads.
+    pub(crate) read_rounds: ReadRounds,
 }
 
 impl Replica {
@@ -53,7 +56,9 @@ impl Replica {
     }
 
     /// Confirms leadership (ReadIndex: a heartbeat round to a quorum) and
-    /// waits until the state machine has applied up to the read index, then
+    /// waits until the state machine has applied up to the read index, in
+    /// a round shared with the reads that arrived with it
+    /// ([`ReadRounds`]: the first round that starts after this call), then
     /// runs `read` on a read transaction of the state database: on this
     /// task if `inline` (a point read, [`crate::op::Query::INLINE`]),
     /// otherwise off the async threads. A follower answers `NotLeader`
@@ -64,9 +69,15 @@ impl Replica {
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
     {
-        match tokio::time::timeout(READ_TIMEOUT, self.raft.ensure_linearizable()).await {
-            Ok(Ok(_read_log_id)) => {}
-            Ok(Err(e)) => return Err(batcher::read_error(e)),
+        let round = || async {
+            self.raft
+                .ensure_linearizable()
+                .await
+                .map(|_read_log_id| ())
+                .map_err(batcher::read_error)
+        };
+        match tokio::time::timeout(READ_TIMEOUT, self.read_rounds.confirm(round)).await {
+            Ok(outcome) => outcome?,
             Err(_) => return Err(MetaError::Timeout),
         }
         let db = self.state_db()?;

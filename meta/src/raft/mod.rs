@@ -22,6 +22,7 @@
 pub mod batcher;
 pub mod log_store;
 pub mod network;
+pub(crate) mod read_rounds;
 pub mod snapshot_file;
 pub mod state_store;
 pub mod types;
