@@ -67,9 +67,11 @@ pub enum Fingerprint {
     Claimed([u8; 32]),
     /// The SHA-256 of exactly these bytes, checked by the caller as they
     /// passed (a signed payload's, whose mismatch ends the body with an
-    /// error before its end): not hashed again by the writer. The checking
-    /// target still hashes what it received and seals only on a match, so
-    /// the fingerprint is still computed twice, in two processes.
+    /// error before its end): not hashed again, here or by any target.
+    /// Every target checks the CRC32C of what it received against the one
+    /// computed here over the bytes sent, so each holds the bytes the
+    /// caller hashed; the fingerprint was computed twice already, by the
+    /// client that signed it and by the caller.
     Verified([u8; 32]),
 }
 
@@ -136,7 +138,9 @@ impl Replicator {
         for (position, addr) in targets.iter().enumerate() {
             let client = self.clients.server(addr)?;
             let (data, queue) = mpsc::channel::<Result<Bytes>>(limits::REPLICA_QUEUE_PIECES);
-            let (digests, expected) = if position == CHECKING_TARGET {
+            let checking =
+                position == CHECKING_TARGET && !matches!(fingerprint, Fingerprint::Verified(_));
+            let (digests, expected) = if checking {
                 let (sender, trailer) = oneshot::channel();
                 (Digests::Checked(sender), ExpectedSha256::Trailer(trailer))
             } else {
@@ -200,9 +204,10 @@ impl Replicator {
             // put: no server keeps the chunk.
             return Err(ChunkError::ChecksumMismatch { id });
         }
-        // The checking target seals first: the others are handed only a
-        // fingerprint it computed too, so on a disagreement none of them
-        // ever seals the chunk (their puts end without trailers).
+        // The checking target (none for a verified fingerprint) seals
+        // first: the others are handed only a fingerprint it computed too,
+        // so on a disagreement none of them ever seals the chunk (their
+        // puts end without trailers).
         let (checking, vouching): (Vec<Feed>, Vec<Feed>) = live
             .into_iter()
             .partition(|feed| matches!(feed.digests, Digests::Checked(_)));

@@ -721,29 +721,10 @@ async fn a_replica_failing_mid_write_is_replaced() {
 }
 
 #[tokio::test]
-async fn a_verified_hash_is_checked_by_the_checking_replica_alone() {
+async fn a_verified_hash_is_recorded_by_every_replica_as_given() {
     let cluster = Cluster::start(3).await;
     let data = source(MIB + 1, 51);
-    // A "verified" hash that is wrong (the caller's bug): the writer does
-    // not hash, but the checking replica does, and nothing is stored.
     let id = ChunkId::generate();
-    let result = cluster
-        .write_with(
-            id,
-            &[0, 1, 2],
-            &[],
-            Fingerprint::Verified([9; 32]),
-            stream::iter(pieces(&data)),
-        )
-        .await;
-    assert!(
-        matches!(result, Err(ChunkError::Corrupt { .. })),
-        "{result:?}"
-    );
-    for node in &cluster.nodes {
-        assert!(node.store.list().await.expect("list").is_empty());
-    }
-    // The right one: stored everywhere under it.
     let written = cluster
         .write_with(
             id,
@@ -761,6 +742,25 @@ async fn a_verified_hash_is_checked_by_the_checking_replica_alone() {
             node.store.stat(id).await.expect("stat").sha256,
             sha256(&data)
         );
+    }
+    // Nobody hashes a verified fingerprint again: the caller's check (a
+    // signed payload's) is the one that counts, and a wrong one would be
+    // recorded as it came. Every replica still checks the bytes it
+    // received against the writer's CRC32C.
+    let other = ChunkId::generate();
+    let written = cluster
+        .write_with(
+            other,
+            &[0, 1, 2],
+            &[],
+            Fingerprint::Verified([9; 32]),
+            stream::iter(pieces(&data)),
+        )
+        .await
+        .expect("write");
+    assert_eq!(written.info.sha256, [9; 32]);
+    for node in &cluster.nodes {
+        assert_eq!(node.store.stat(other).await.expect("stat").sha256, [9; 32]);
     }
     cluster.stop().await;
 }
