@@ -57,9 +57,9 @@ impl ChunkBackend {
     /// verifies against `verified` (a signed payload's SHA-256, which the
     /// signature layer checks before the body ends), if given: the local
     /// store records it without hashing the bytes again, and a cluster
-    /// hands it to the replicas without hashing them in this process (the
-    /// checking replica still hashes what it received; see
-    /// [`crate::Fingerprint::Verified`]).
+    /// hands it to the replicas, which record it after checking the bytes
+    /// they received against this process's CRC32C, without any SHA-256
+    /// pass ([`crate::Fingerprint::Verified`]).
     pub async fn writer_verified(&self, verified: Option<[u8; 32]>) -> Result<BackendWriter> {
         match self {
             ChunkBackend::Local(store) => {

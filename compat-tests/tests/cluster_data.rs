@@ -346,8 +346,9 @@ async fn replicated_chunks_survive_corruption_loss_and_draining() {
 
     // --- Signed payload: a one-chunk body whose SHA-256 the signature
     // layer verifies is fingerprinted with it and not hashed again by the
-    // gateway (docs/design.md, "Signed payloads"); a body that does not
-    // match its signed SHA-256 leaves no chunk on any server.
+    // gateway or a replica (docs/design.md, "Signed payloads"); a body
+    // that does not match its signed SHA-256 leaves no chunk on any
+    // server.
     let signer = common::sign::Signer::new(
         &cluster.processes.endpoint,
         CLUSTER_ACCESS_KEY,
