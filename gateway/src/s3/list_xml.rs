@@ -95,14 +95,16 @@ impl ListXml {
             let ListEntry::Object(object) = entry else {
                 continue;
             };
+            // Adjacent tags go as one literal each: a page writes a
+            // thousand of these.
             self.out.push_str("<Contents><ETag>\"");
             // Written raw, as s3s writes an ETag: ours are hex digits.
             self.out.push_str(&object.etag);
-            self.out.push_str("\"</ETag>");
-            self.name("Key", &object.key);
-            self.open("LastModified");
+            self.out.push_str("\"</ETag><Key>");
+            self.encoded(&object.key);
+            self.out.push_str("</Key><LastModified>");
             push_timestamp(&mut self.out, object.last_modified_ms);
-            self.close("LastModified");
+            self.out.push_str("</LastModified>");
             if let Some(owner) = &owner {
                 self.open("Owner");
                 if let Some(display_name) = &owner.display_name {
@@ -113,12 +115,13 @@ impl ListXml {
                 }
                 self.close("Owner");
             }
-            self.number("Size", i64::try_from(object.size).unwrap_or(i64::MAX));
-            self.text(
-                "StorageClass",
-                object.storage_class.as_deref().unwrap_or("STANDARD"),
-            );
-            self.out.push_str("</Contents>");
+            self.out.push_str("<Size>");
+            let size = i64::try_from(object.size).unwrap_or(i64::MAX);
+            push_digits(&mut self.out, size.unsigned_abs(), 1);
+            self.out.push_str("</Size><StorageClass>");
+            let class = object.storage_class.as_deref().unwrap_or("STANDARD");
+            escape_into(&mut self.out, class);
+            self.out.push_str("</StorageClass></Contents>");
         }
         for entry in &page.entries {
             if let ListEntry::CommonPrefix(prefix) = entry {
@@ -212,18 +215,29 @@ fn push_timestamp(out: &mut String, ms: i64) {
     let (year, month, day) = civil_from_days(days);
     let seconds = ms_of_day / 1000;
     // Every part is within its width (the clamp keeps the year to four
-    // digits), so the text is always 24 bytes.
-    for (value, width, then) in [
-        (year, 4, '-'),
-        (month, 2, '-'),
-        (day, 2, 'T'),
-        (seconds / 3600, 2, ':'),
-        (seconds / 60 % 60, 2, ':'),
-        (seconds % 60, 2, '.'),
-        (ms_of_day % 1000, 3, 'Z'),
+    // digits), so the text is always these 24 bytes, written in place:
+    // a page writes a thousand of them.
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (range, value) in [
+        (0..4, year),
+        (5..7, month),
+        (8..10, day),
+        (11..13, seconds / 3600),
+        (14..16, seconds / 60 % 60),
+        (17..19, seconds % 60),
+        (20..23, ms_of_day % 1000),
     ] {
-        push_digits(out, value.unsigned_abs(), width);
-        out.push(then);
+        put_digits(&mut text[range], value.unsigned_abs());
+    }
+    out.push_str(std::str::from_utf8(&text).expect("ASCII digits and separators"));
+}
+
+/// The last `slot.len()` decimal digits of `value` into `slot`,
+/// zero-padded.
+fn put_digits(slot: &mut [u8], mut value: u64) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -234,7 +248,7 @@ fn push_digits(out: &mut String, mut value: u64, width: usize) {
     let mut start = digits.len();
     while value > 0 || digits.len() - start < width.max(1) {
         start -= 1;
-        digits[start] = b'0' + u8::try_from(value % 10).expect("a digit");
+        digits[start] = b'0' + (value % 10) as u8;
         value /= 10;
     }
     out.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
