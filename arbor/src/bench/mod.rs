@@ -646,15 +646,27 @@ impl Drop for Spawned {
     }
 }
 
-/// The short commit of the current directory's git checkout, if any.
+/// The short commit of the git checkout of the current directory, else of
+/// the one the binary sits in (`target/release/arbor` run from elsewhere),
+/// if any.
 fn commit() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf));
+    [Some(std::path::PathBuf::from(".")), exe_dir]
+        .into_iter()
+        .flatten()
+        .find_map(|dir| {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&dir)
+                .args(["rev-parse", "--short", "HEAD"])
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            let text = String::from_utf8(out.stdout).ok()?;
+            (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
+        })
 }
 
 /// `2026-12-05 13:00 UTC`.
