@@ -137,6 +137,17 @@ mod tests {
         Ok(())
     }
 
+    /// A read on its own task whose round, if it runs one, is a
+    /// `slow_round` of `ms`.
+    fn spawn_read(
+        rounds: &Arc<ReadRounds>,
+        started: &Arc<AtomicUsize>,
+        ms: u64,
+    ) -> tokio::task::JoinHandle<Result<()>> {
+        let (rounds, started) = (rounds.clone(), started.clone());
+        tokio::spawn(async move { rounds.confirm(|| slow_round(&started, ms)).await })
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_lone_read_runs_its_own_round() {
         let rounds = ReadRounds::default();
@@ -155,17 +166,12 @@ mod tests {
     async fn reads_arriving_during_a_round_share_the_next_one() {
         let rounds = Arc::new(ReadRounds::default());
         let started = Arc::new(AtomicUsize::new(0));
-        let read = |rounds: Arc<ReadRounds>, started: Arc<AtomicUsize>| async move {
-            rounds.confirm(|| slow_round(&started, 10)).await
-        };
-        let first = tokio::spawn(read(rounds.clone(), started.clone()));
+        let first = spawn_read(&rounds, &started, 10);
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(started.load(Ordering::SeqCst), 1);
         // Twenty reads arrive while the first round runs: none of them may
         // be answered by it (it started before they arrived).
-        let rest: Vec<_> = (0..20)
-            .map(|_| tokio::spawn(read(rounds.clone(), started.clone())))
-            .collect();
+        let rest: Vec<_> = (0..20).map(|_| spawn_read(&rounds, &started, 10)).collect();
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(rest.iter().all(|read| !read.is_finished()));
         first.await.expect("join").expect("first");
@@ -231,12 +237,7 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let queued: Vec<_> = (0..5)
-            .map(|_| {
-                let (rounds, started) = (rounds.clone(), started.clone());
-                tokio::spawn(async move { rounds.confirm(|| slow_round(&started, 1)).await })
-            })
-            .collect();
+        let queued: Vec<_> = (0..5).map(|_| spawn_read(&rounds, &started, 1)).collect();
         tokio::time::sleep(Duration::from_millis(1)).await;
         stuck.abort();
         for read in queued {
@@ -250,13 +251,10 @@ mod tests {
     async fn a_queued_read_that_went_away_does_not_stall_the_rest() {
         let rounds = Arc::new(ReadRounds::default());
         let started = Arc::new(AtomicUsize::new(0));
-        let spawn_read = |rounds: Arc<ReadRounds>, started: Arc<AtomicUsize>| {
-            tokio::spawn(async move { rounds.confirm(|| slow_round(&started, 10)).await })
-        };
-        let first = spawn_read(rounds.clone(), started.clone());
+        let first = spawn_read(&rounds, &started, 10);
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let gone = spawn_read(rounds.clone(), started.clone());
-        let kept = spawn_read(rounds.clone(), started.clone());
+        let gone = spawn_read(&rounds, &started, 10);
+        let kept = spawn_read(&rounds, &started, 10);
         tokio::time::sleep(Duration::from_millis(1)).await;
         gone.abort();
         first.await.expect("join").expect("first");
