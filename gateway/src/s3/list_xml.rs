@@ -243,14 +243,16 @@ fn put_digits(slot: &mut [u8], mut value: u64) {
 
 /// `value` in decimal, zero-padded to at least `width` digits, without
 /// `core::fmt` (a listing writes thousands of numbers per page).
-fn push_digits(out: &mut String, mut value: u64, width: usize) {
+fn push_digits(out: &mut String, value: u64, width: usize) {
     let mut digits = [b'0'; 20];
-    let mut start = digits.len();
-    while value > 0 || digits.len() - start < width.max(1) {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
+    let mut count = 1;
+    let mut rest = value / 10;
+    while rest > 0 {
+        count += 1;
+        rest /= 10;
     }
+    let start = digits.len() - count.max(width).min(digits.len());
+    put_digits(&mut digits[start..], value);
     out.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
 }
 
