@@ -450,7 +450,7 @@ impl ChunkWriter {
             self.batch_len = 0;
             self.file = FileState::Writing(tokio::task::spawn_blocking(move || {
                 let mut file = file;
-                let written = batch.iter().try_for_each(|piece| file.write(piece));
+                let written = write_batch(&mut file, &batch);
                 (file, written)
             }));
         }
@@ -513,7 +513,7 @@ impl ChunkWriter {
         let tmp = self.tmp_path.clone();
         let dst = self.final_path.clone();
         let sealed = blocking(move || {
-            batch.iter().try_for_each(|piece| file.write(piece))?;
+            write_batch(&mut file, &batch)?;
             seal(id, *file, *hasher, len, expected, &tmp, &dst)
         })
         .await?;
@@ -583,6 +583,11 @@ enum Expected {
     Vouched { sha256: [u8; 32], crc32c: u32 },
     /// A SHA-256 the caller verified over the bytes; recorded as given.
     Verified([u8; 32]),
+}
+
+/// Appends a writer's gathered pieces to its file, in order.
+fn write_batch(file: &mut DataFile, batch: &[Bytes]) -> io::Result<()> {
+    batch.iter().try_for_each(|piece| file.write(piece))
 }
 
 /// Finishes a write on the blocking pool: see [`ChunkWriter::finish`].
