@@ -309,9 +309,9 @@ pub(super) fn encode_if(url: bool, s: &str) -> String {
     if !url {
         return s.to_owned();
     }
-    let mut out = String::with_capacity(s.len());
+    let mut out = Vec::with_capacity(s.len());
     percent_encode_into(&mut out, s);
-    out
+    String::from_utf8(out).expect("percent-encoding writes ASCII")
 }
 
 #[cfg(test)]

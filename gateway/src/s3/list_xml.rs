@@ -43,7 +43,9 @@ const CONTENTS_BYTES_GUESS: usize = 256;
 /// A `ListBucketResult` document being written, elements in the order
 /// s3s's DTO serialization writes them (the caller keeps to it).
 pub struct ListXml {
-    out: String,
+    /// UTF-8 (every piece written is a `&str` or ASCII), kept as bytes so
+    /// that digits and timestamps go in without a UTF-8 check each.
+    out: Vec<u8>,
     url: bool,
 }
 
@@ -51,9 +53,9 @@ impl ListXml {
     /// `url`: keys, prefixes and the other echoed names are
     /// percent-encoded (`encoding-type=url`).
     pub fn new(entries: usize, url: bool) -> ListXml {
-        let mut out = String::with_capacity(1024 + entries * CONTENTS_BYTES_GUESS);
-        out.push_str(DECLARATION);
-        out.push_str(ROOT_OPEN);
+        let mut out = Vec::with_capacity(1024 + entries * CONTENTS_BYTES_GUESS);
+        out.extend_from_slice(DECLARATION.as_bytes());
+        out.extend_from_slice(ROOT_OPEN.as_bytes());
         ListXml { out, url }
     }
 
@@ -75,7 +77,7 @@ impl ListXml {
     pub fn number(&mut self, name: &str, value: i64) {
         self.open(name);
         if value < 0 {
-            self.out.push('-');
+            self.out.push(b'-');
         }
         push_digits(&mut self.out, value.unsigned_abs(), 1);
         self.close(name);
@@ -83,7 +85,7 @@ impl ListXml {
 
     pub fn boolean(&mut self, name: &str, value: bool) {
         self.open(name);
-        self.out.push_str(if value { "true" } else { "false" });
+        self.push(if value { "true" } else { "false" });
         self.close(name);
     }
 
@@ -97,14 +99,14 @@ impl ListXml {
             };
             // Adjacent tags go as one literal each: a page writes a
             // thousand of these.
-            self.out.push_str("<Contents><ETag>\"");
+            self.push("<Contents><ETag>\"");
             // Written raw, as s3s writes an ETag: ours are hex digits.
-            self.out.push_str(&object.etag);
-            self.out.push_str("\"</ETag><Key>");
+            self.push(&object.etag);
+            self.push("\"</ETag><Key>");
             self.encoded(&object.key);
-            self.out.push_str("</Key><LastModified>");
+            self.push("</Key><LastModified>");
             push_timestamp(&mut self.out, object.last_modified_ms);
-            self.out.push_str("</LastModified>");
+            self.push("</LastModified>");
             if let Some(owner) = &owner {
                 self.open("Owner");
                 if let Some(display_name) = &owner.display_name {
@@ -115,19 +117,19 @@ impl ListXml {
                 }
                 self.close("Owner");
             }
-            self.out.push_str("<Size>");
+            self.push("<Size>");
             let size = i64::try_from(object.size).unwrap_or(i64::MAX);
             push_digits(&mut self.out, size.unsigned_abs(), 1);
-            self.out.push_str("</Size><StorageClass>");
+            self.push("</Size><StorageClass>");
             let class = object.storage_class.as_deref().unwrap_or("STANDARD");
             escape_into(&mut self.out, class);
-            self.out.push_str("</StorageClass></Contents>");
+            self.push("</StorageClass></Contents>");
         }
         for entry in &page.entries {
             if let ListEntry::CommonPrefix(prefix) = entry {
-                self.out.push_str("<CommonPrefixes>");
+                self.push("<CommonPrefixes>");
                 self.name("Prefix", prefix);
-                self.out.push_str("</CommonPrefixes>");
+                self.push("</CommonPrefixes>");
             }
         }
     }
@@ -136,7 +138,7 @@ impl ListXml {
     /// (its default: s3s writes an empty element in its place) as what
     /// s3s serializes.
     pub fn into_response<T>(mut self, output: T) -> S3Response<T> {
-        self.out.push_str(ROOT_CLOSE);
+        self.push(ROOT_CLOSE);
         let mut response = S3Response::new(output);
         response
             .extensions
@@ -144,16 +146,20 @@ impl ListXml {
         response
     }
 
+    fn push(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+    }
+
     fn open(&mut self, name: &str) {
-        self.out.push('<');
-        self.out.push_str(name);
-        self.out.push('>');
+        self.out.push(b'<');
+        self.push(name);
+        self.out.push(b'>');
     }
 
     fn close(&mut self, name: &str) {
-        self.out.push_str("</");
-        self.out.push_str(name);
-        self.out.push('>');
+        self.push("</");
+        self.push(name);
+        self.out.push(b'>');
     }
 
     /// `value` percent-encoded when the listing is URL-encoded, escaped
@@ -169,46 +175,44 @@ impl ListXml {
 
 /// `encoding-type=url`: `value` with everything but unreserved characters
 /// and `/` percent-encoded, as S3 does.
-pub(super) fn percent_encode_into(out: &mut String, value: &str) {
+pub(super) fn percent_encode_into(out: &mut Vec<u8>, value: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(char::from(b));
+            out.push(b);
         } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
         }
     }
 }
 
 /// XML text escaping as quick-xml's `escape` (which s3s uses): the five
 /// predefined entities, nothing else.
-fn escape_into(out: &mut String, value: &str) {
+fn escape_into(out: &mut Vec<u8>, value: &str) {
     let mut rest = value;
     // A byte scan: the five are ASCII, so never inside a UTF-8 sequence.
     while let Some(at) = rest
         .bytes()
         .position(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"'))
     {
-        out.push_str(&rest[..at]);
-        out.push_str(match rest.as_bytes()[at] {
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'&' => "&amp;",
-            b'\'' => "&apos;",
-            _ => "&quot;",
+        out.extend_from_slice(&rest.as_bytes()[..at]);
+        out.extend_from_slice(match rest.as_bytes()[at] {
+            b'<' => b"&lt;".as_slice(),
+            b'>' => b"&gt;",
+            b'&' => b"&amp;",
+            b'\'' => b"&apos;",
+            _ => b"&quot;",
         });
         rest = &rest[at + 1..];
     }
-    out.push_str(rest);
+    out.extend_from_slice(rest.as_bytes());
 }
 
 /// Milliseconds since the Unix epoch as S3's `2006-02-03T16:45:09.000Z`
 /// (UTC, three fractional digits), what s3s writes for a timestamp.
 /// Before the epoch is the epoch, as `time::timestamp` makes it; after
 /// year 9999 is the last millisecond of it.
-fn push_timestamp(out: &mut String, ms: i64) {
+fn push_timestamp(out: &mut Vec<u8>, ms: i64) {
     const LAST_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     let ms = ms.clamp(0, LAST_MS);
     let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
@@ -229,7 +233,7 @@ fn push_timestamp(out: &mut String, ms: i64) {
     ] {
         put_digits(&mut text[range], value.unsigned_abs());
     }
-    out.push_str(std::str::from_utf8(&text).expect("ASCII digits and separators"));
+    out.extend_from_slice(&text);
 }
 
 /// The last `slot.len()` decimal digits of `value` into `slot`,
@@ -243,7 +247,7 @@ fn put_digits(slot: &mut [u8], mut value: u64) {
 
 /// `value` in decimal, zero-padded to at least `width` digits, without
 /// `core::fmt` (a listing writes thousands of numbers per page).
-fn push_digits(out: &mut String, value: u64, width: usize) {
+fn push_digits(out: &mut Vec<u8>, value: u64, width: usize) {
     let mut digits = [b'0'; 20];
     let mut count = 1;
     let mut rest = value / 10;
@@ -253,7 +257,7 @@ fn push_digits(out: &mut String, value: u64, width: usize) {
     }
     let start = digits.len() - count.max(width).min(digits.len());
     put_digits(&mut digits[start..], value);
-    out.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// The proleptic Gregorian date of a day count from 1970-01-01 (Howard
@@ -291,9 +295,9 @@ mod tests {
     }
 
     fn ours(ms: i64) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_timestamp(&mut out, ms);
-        out
+        String::from_utf8(out).expect("ascii")
     }
 
     #[test]
@@ -314,13 +318,16 @@ mod tests {
         ] {
             let mut xml = ListXml::new(0, false);
             xml.number("N", value);
-            assert!(xml.out.ends_with(&format!("<N>{value}</N>")), "{value}");
+            assert!(
+                xml.out.ends_with(format!("<N>{value}</N>").as_bytes()),
+                "{value}"
+            );
         }
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_digits(&mut out, 7, 3);
         push_digits(&mut out, 12_345, 3);
         push_digits(&mut out, 0, 1);
-        assert_eq!(out, "007123450");
+        assert_eq!(out, b"007123450");
     }
 
     #[test]
