@@ -154,10 +154,13 @@ macro_rules! reads {
                 }
             }
 
-            /// See [`Query::INLINE`].
-            pub fn inline(&self) -> bool {
+            /// Answers on the calling task if the read is bounded work
+            /// ([`Query::read_inline`]).
+            pub fn read_inline(&self, txn: &ReadTransaction) -> Option<Result<ReadReply>> {
                 match self {
-                    $(ReadRequest::$op(_) => <$op as Query>::INLINE,)*
+                    $(ReadRequest::$op(op) => op
+                        .read_inline(txn)
+                        .map(|reply| reply.map(ReadReply::$op)),)*
                 }
             }
 

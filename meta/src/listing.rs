@@ -34,19 +34,41 @@ use crate::tree::{self, BytesTable, children_from, lookup_child, open_read};
 /// `max_keys` above [`LIST_PAGE_MAX`] is treated as `LIST_PAGE_MAX`; an
 /// empty delimiter is no delimiter.
 pub fn list_objects(txn: &ReadTransaction, bucket: &str, req: &ListRequest) -> Result<ListPage> {
-    let record = tree::bucket_record(txn, bucket)?;
-    let max_keys = req.max_keys.min(LIST_PAGE_MAX);
-    if max_keys == 0 {
-        return Ok(ListPage::default());
+    let listing = BucketListing::open(txn, bucket)?;
+    listing.page(txn, req)
+}
+
+/// What a listing of one bucket needs to know before it walks.
+struct BucketListing {
+    root: u64,
+    /// Keys whose current version is a delete marker may exist: only in a
+    /// bucket that ever had versioning.
+    hidden_keys: bool,
+}
+
+impl BucketListing {
+    fn open(txn: &ReadTransaction, bucket: &str) -> Result<BucketListing> {
+        let record = tree::bucket_record(txn, bucket)?;
+        let hidden_keys = match open_read(txn, schema::BUCKET_VERSIONING)? {
+            Some(table) => {
+                crate::namespace::versioning_of(&table, bucket)? != Versioning::Unversioned
+            }
+            None => false,
+        };
+        Ok(BucketListing {
+            root: record.root,
+            hidden_keys,
+        })
     }
-    let children = txn.open_table(schema::CHILDREN)?;
-    // Only a bucket that ever had versioning holds keys whose current
-    // version is a delete marker.
-    let hidden_keys = match open_read(txn, schema::BUCKET_VERSIONING)? {
-        Some(table) => crate::namespace::versioning_of(&table, bucket)? != Versioning::Unversioned,
-        None => false,
-    };
-    list_tree(&children, record.root, req, max_keys, hidden_keys)
+
+    fn page(&self, txn: &ReadTransaction, req: &ListRequest) -> Result<ListPage> {
+        let max_keys = req.max_keys.min(LIST_PAGE_MAX);
+        if max_keys == 0 {
+            return Ok(ListPage::default());
+        }
+        let children = txn.open_table(schema::CHILDREN)?;
+        list_tree(&children, self.root, req, max_keys, self.hidden_keys)
+    }
 }
 
 /// Linearizable listing page of `bucket`.
@@ -60,6 +82,20 @@ impl Query for ListObjects {
     type Reply = ListPage;
     fn read(&self, txn: &ReadTransaction) -> Result<ListPage> {
         list_objects(txn, &self.bucket, &self.request)
+    }
+
+    /// Without hidden keys a page is bounded work: every child the walk
+    /// reads is listed, folded into a listed common prefix, or ends the
+    /// walk, and every directory holds a key, so it reads at most
+    /// [`LIST_PAGE_MAX`] + 1 keys and the directories on their paths
+    /// (docs/design.md, "Point reads run inline"). A bucket that ever had
+    /// versioning may hold any number of delete markers to skip.
+    fn read_inline(&self, txn: &ReadTransaction) -> Option<Result<ListPage>> {
+        match BucketListing::open(txn, &self.bucket) {
+            Ok(listing) if listing.hidden_keys => None,
+            Ok(listing) => Some(listing.page(txn, &self.request)),
+            Err(e) => Some(Err(e)),
+        }
     }
 }
 

@@ -56,6 +56,16 @@ pub trait Query: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 's
     }
 
     fn read(&self, txn: &ReadTransaction) -> Result<Self::Reply>;
+
+    /// Answers on the calling task when this request's read is bounded
+    /// work, which some reads can tell only from the state (a listing of a
+    /// bucket that never had versioning skips no delete markers); `None`
+    /// sends the same transaction to the blocking pool for [`Query::read`].
+    /// By default a point read ([`Query::INLINE`]) answers and any other
+    /// read declines.
+    fn read_inline(&self, txn: &ReadTransaction) -> Option<Result<Self::Reply>> {
+        Self::INLINE.then(|| self.read(txn))
+    }
 }
 
 /// A command's size without payload: names, ids, timestamps, headers and

@@ -48,6 +48,13 @@ pub(crate) struct Replica {
     pub(crate) read_rounds: ReadRounds,
 }
 
+/// What a read does on the calling task: answer, or hand back the work to
+/// run on the blocking pool.
+pub(crate) enum ReadStep<T, B> {
+    Answered(Result<T>),
+    Blocking(B),
+}
+
 impl Replica {
     /// The state database for a read transaction.
     pub(crate) fn state_db(&self) -> Result<Arc<Database>> {
@@ -59,15 +66,17 @@ impl Replica {
     /// waits until the state machine has applied up to the read index, in
     /// a round shared with the reads that arrived with it
     /// ([`ReadRounds`]: the first round that starts after this call), then
-    /// runs `read` on a read transaction of the state database: on this
-    /// task if `inline` (a point read, [`crate::op::Query::INLINE`]),
-    /// otherwise off the async threads. A follower answers `NotLeader`
+    /// opens a read transaction of the state database and calls `read` on
+    /// it on this task, which answers when that is bounded work (a point
+    /// read, [`crate::op::Query::read_inline`]) or hands back the work to
+    /// run on the same transaction off the async threads. A follower answers `NotLeader`
     /// (with the leader's address, so remote clients redirect); an
     /// isolated leader answers `Unavailable`.
-    pub(crate) async fn read<T, F>(&self, inline: bool, read: F) -> Result<T>
+    pub(crate) async fn read<T, F, B>(&self, read: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
+        F: FnOnce(&ReadTransaction) -> ReadStep<T, B>,
+        B: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
     {
         let round = || async {
             self.raft
@@ -80,19 +89,21 @@ impl Replica {
             Ok(outcome) => outcome?,
             Err(_) => return Err(MetaError::Timeout),
         }
-        let db = self.state_db()?;
-        let work = move || read(&db.begin_read()?);
-        if inline {
-            work()
-        } else {
-            self.io.blocking(work).await?
+        let txn = self.state_db()?.begin_read()?;
+        match read(&txn) {
+            ReadStep::Answered(reply) => reply,
+            ReadStep::Blocking(work) => self.io.blocking(move || work(&txn)).await?,
         }
     }
 
     /// Runs the query `op` linearizably (see [`Replica::read`]).
     pub(crate) async fn query<Q: Query>(&self, op: Q) -> Result<Q::Reply> {
         op.validate()?;
-        self.read(Q::INLINE, move |txn| op.read(txn)).await
+        self.read(|txn| match op.read_inline(txn) {
+            Some(reply) => ReadStep::Answered(reply),
+            None => ReadStep::Blocking(move |txn: &ReadTransaction| op.read(txn)),
+        })
+        .await
     }
 
     /// Serves one remote read.
@@ -103,8 +114,11 @@ impl Replica {
             *count = count.saturating_add(1);
         }
         request.validate()?;
-        self.read(request.inline(), move |txn| request.read(txn))
-            .await
+        self.read(|txn| match request.read_inline(txn) {
+            Some(reply) => ReadStep::Answered(reply),
+            None => ReadStep::Blocking(move |txn: &ReadTransaction| request.read(txn)),
+        })
+        .await
     }
 
     /// Serves one membership change.

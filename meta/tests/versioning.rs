@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use arbor_meta::MetaError;
 use arbor_meta::chunks;
 use arbor_meta::command::{Command, CommandResult, Reply};
-use arbor_meta::listing::{list_object_versions, list_objects};
+use arbor_meta::listing::{ListObjects, list_object_versions, list_objects};
 use arbor_meta::namespace::{
     CreateBucket, CreateLockedBucket, DAY_MS, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
     DeleteTarget, GetBucketVersioning, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
@@ -585,6 +585,44 @@ fn a_directory_of_delete_markers_is_a_common_prefix_only_once_it_holds_a_live_ke
     assert_eq!(
         f.list("d/", Some("/"), None, 1000),
         [("d/s/".to_owned(), true)]
+    );
+}
+
+#[test]
+fn only_a_bucket_that_never_had_versioning_lists_on_the_calling_task() {
+    let mut f = Fixture::with_bucket(BUCKET);
+    f.put("a/b", "v");
+    f.put("c", "v");
+    let query = |bucket: &str| ListObjects {
+        bucket: bucket.to_owned(),
+        request: ListRequest {
+            max_keys: 1000,
+            ..ListRequest::default()
+        },
+    };
+    let inline =
+        |f: &Fixture, bucket: &str| query(bucket).read_inline(&f.db.begin_read().expect("read"));
+    let page = inline(&f, BUCKET)
+        .expect("unversioned: inline")
+        .expect("list");
+    assert_eq!(Ok(&page), f.read(query(BUCKET)).as_ref());
+    assert_eq!(page.entries.len(), 2);
+    assert!(matches!(
+        inline(&f, "missing"),
+        Some(Err(MetaError::NoSuchBucket(_)))
+    ));
+
+    // Delete markers may hide any number of keys from now on, even once
+    // versioning is suspended: such pages go to the blocking pool.
+    f.set_versioning(Versioning::Enabled).expect("enable");
+    f.delete("c", None);
+    assert!(inline(&f, BUCKET).is_none());
+    f.set_versioning(Versioning::Suspended).expect("suspend");
+    assert!(inline(&f, BUCKET).is_none());
+    let page = f.read(query(BUCKET)).expect("list");
+    assert_eq!(
+        page.entries.iter().map(ListEntry::name).collect::<Vec<_>>(),
+        ["a/b"]
     );
 }
 
