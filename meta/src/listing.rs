@@ -202,6 +202,7 @@ fn holds_live_key<T: BytesTable>(children: &T, inode: u64) -> Result<bool> {
             directory,
             lower.as_ref().map(Vec::as_slice),
             LIVE_KEY_SCAN_ROWS,
+            b"",
             &mut batch,
         )?;
         if batch.len() == LIVE_KEY_SCAN_ROWS
@@ -500,7 +501,8 @@ struct Frame {
     inode: u64,
     /// The directory's path from the bucket (empty for the bucket itself).
     path: Vec<u8>,
-    /// Children read ahead, in order, still to visit.
+    /// Children read ahead, in order, still to visit, each named by its
+    /// full path (`path` and the stored name).
     ahead: std::vec::IntoIter<(Vec<u8>, ChildRecord)>,
     /// Children still to visit after those in `ahead` have stored names
     /// within this bound.
@@ -602,7 +604,7 @@ impl<T: BytesTable> Walker<'_, T> {
     /// The next child in key order, or `None` when the walk is over.
     fn next(&mut self) -> Result<Option<Step>> {
         while let Some(frame) = self.stack.last_mut() {
-            let Some((stored_name, record)) = frame.ahead.next() else {
+            let Some((name, record)) = frame.ahead.next() else {
                 if frame.drained {
                     self.stack.pop();
                     continue;
@@ -610,19 +612,24 @@ impl<T: BytesTable> Walker<'_, T> {
                 let wanted = frame.batch.min(self.wanted.max(CHILDREN_BATCH_MIN));
                 let mut rows = Vec::with_capacity(wanted);
                 let lower = frame.lower.as_ref().map(Vec::as_slice);
-                tree::children_from(self.children, frame.inode, lower, wanted, &mut rows)?;
+                tree::children_from(
+                    self.children,
+                    frame.inode,
+                    lower,
+                    wanted,
+                    &frame.path,
+                    &mut rows,
+                )?;
                 frame.drained = rows.len() < wanted;
                 frame.batch = frame.batch.saturating_mul(4).min(CHILDREN_BATCH_MAX);
                 if let Some((last, _)) = rows.last() {
-                    frame.lower = Bound::Excluded(last.clone());
+                    let stored_name = last.get(frame.path.len()..).unwrap_or_default();
+                    frame.lower = Bound::Excluded(stored_name.to_vec());
                 }
                 frame.ahead = rows.into_iter();
                 continue;
             };
             self.wanted = self.wanted.saturating_sub(1);
-            let mut name = Vec::with_capacity(frame.path.len() + stored_name.len());
-            name.extend_from_slice(&frame.path);
-            name.extend_from_slice(&stored_name);
             return Ok(Some(match record {
                 ChildRecord::Directory { inode } => Step::Directory { path: name, inode },
                 ChildRecord::Object(entry) => Step::Object { key: name, entry },

@@ -81,18 +81,20 @@ pub(crate) fn first_child<T: BytesTable>(
     lower: Bound<&[u8]>,
 ) -> Result<Option<(Vec<u8>, ChildRecord)>> {
     let mut first = Vec::with_capacity(1);
-    children_from(children, parent, lower, 1, &mut first)?;
+    children_from(children, parent, lower, 1, b"", &mut first)?;
     Ok(first.pop())
 }
 
 /// Appends to `out` up to `limit` children of `parent` whose stored names
 /// are within `lower`, in stored-name order, read in one range scan; fewer
-/// than `limit` means there are no more.
+/// than `limit` means there are no more. Each name is `path` followed by
+/// the stored name (a listing builds whole keys in one allocation).
 pub(crate) fn children_from<T: BytesTable>(
     children: &T,
     parent: u64,
     lower: Bound<&[u8]>,
     limit: usize,
+    path: &[u8],
     out: &mut Vec<(Vec<u8>, ChildRecord)>,
 ) -> Result<()> {
     let start = match lower {
@@ -128,7 +130,10 @@ pub(crate) fn children_from<T: BytesTable>(
                 "child {stored_name:?} of {parent} does not fit its kind"
             )));
         }
-        out.push((stored_name.to_vec(), record));
+        let mut name = Vec::with_capacity(path.len() + stored_name.len());
+        name.extend_from_slice(path);
+        name.extend_from_slice(stored_name);
+        out.push((name, record));
     }
     Ok(())
 }
