@@ -440,15 +440,28 @@ impl Cluster {
     }
 
     async fn write(&self, id: ChunkId, data: &[u8]) -> arbor_chunkstore::ReplicatedWrite {
-        self.write_with(
-            id,
-            &[0, 1, 2],
-            &[],
-            Fingerprint::Unknown,
-            stream::iter(pieces(data)),
-        )
-        .await
-        .expect("write")
+        self.write_fingerprinted(id, Fingerprint::Unknown, data)
+            .await
+            .expect("write")
+    }
+
+    /// Writes `data` as chunk `id` to nodes 0, 1 and 2.
+    async fn write_fingerprinted(
+        &self,
+        id: ChunkId,
+        fingerprint: Fingerprint,
+        data: &[u8],
+    ) -> arbor_chunkstore::Result<arbor_chunkstore::ReplicatedWrite> {
+        self.write_with(id, &[0, 1, 2], &[], fingerprint, stream::iter(pieces(data)))
+            .await
+    }
+
+    /// Asserts that every node holds chunk `id` with the fingerprint
+    /// `sha256`.
+    async fn assert_held_everywhere(&self, id: ChunkId, sha256: [u8; 32]) {
+        for node in &self.nodes {
+            assert_eq!(node.store.stat(id).await.expect("stat").sha256, sha256);
+        }
     }
 
     async fn read(
@@ -726,42 +739,22 @@ async fn a_verified_hash_is_recorded_by_every_replica_as_given() {
     let data = source(MIB + 1, 51);
     let id = ChunkId::generate();
     let written = cluster
-        .write_with(
-            id,
-            &[0, 1, 2],
-            &[],
-            Fingerprint::Verified(sha256(&data)),
-            stream::iter(pieces(&data)),
-        )
+        .write_fingerprinted(id, Fingerprint::Verified(sha256(&data)), &data)
         .await
         .expect("write");
     assert_eq!(written.info.sha256, sha256(&data));
-    for node in &cluster.nodes {
-        assert_eq!(node.store.list().await.expect("list"), vec![id]);
-        assert_eq!(
-            node.store.stat(id).await.expect("stat").sha256,
-            sha256(&data)
-        );
-    }
+    cluster.assert_held_everywhere(id, sha256(&data)).await;
     // Nobody hashes a verified fingerprint again: the caller's check (a
     // signed payload's) is the one that counts, and a wrong one would be
     // recorded as it came. Every replica still checks the bytes it
     // received against the writer's CRC32C.
     let other = ChunkId::generate();
     let written = cluster
-        .write_with(
-            other,
-            &[0, 1, 2],
-            &[],
-            Fingerprint::Verified([9; 32]),
-            stream::iter(pieces(&data)),
-        )
+        .write_fingerprinted(other, Fingerprint::Verified([9; 32]), &data)
         .await
         .expect("write");
     assert_eq!(written.info.sha256, [9; 32]);
-    for node in &cluster.nodes {
-        assert_eq!(node.store.stat(other).await.expect("stat").sha256, [9; 32]);
-    }
+    cluster.assert_held_everywhere(other, [9; 32]).await;
     cluster.stop().await;
 }
 
@@ -771,13 +764,7 @@ async fn expected_hash_mismatch_stores_nothing_anywhere() {
     let data = source(MIB + 1, 50);
     let id = ChunkId::generate();
     let result = cluster
-        .write_with(
-            id,
-            &[0, 1, 2],
-            &[],
-            Fingerprint::Claimed([9; 32]),
-            stream::iter(pieces(&data)),
-        )
+        .write_fingerprinted(id, Fingerprint::Claimed([9; 32]), &data)
         .await;
     assert!(
         matches!(result, Err(ChunkError::ChecksumMismatch { .. })),
@@ -800,18 +787,10 @@ async fn expected_hash_mismatch_stores_nothing_anywhere() {
     }
     // With the right hash it is stored everywhere.
     cluster
-        .write_with(
-            id,
-            &[0, 1, 2],
-            &[],
-            Fingerprint::Claimed(sha256(&data)),
-            stream::iter(pieces(&data)),
-        )
+        .write_fingerprinted(id, Fingerprint::Claimed(sha256(&data)), &data)
         .await
         .expect("write");
-    for node in &cluster.nodes {
-        assert_eq!(node.store.list().await.expect("list"), vec![id]);
-    }
+    cluster.assert_held_everywhere(id, sha256(&data)).await;
     cluster.stop().await;
 }
 
