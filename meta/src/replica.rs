@@ -69,9 +69,9 @@ impl Replica {
     /// opens a read transaction of the state database and calls `read` on
     /// it on this task, which answers when that is bounded work (a point
     /// read, [`crate::op::Query::read_inline`]) or hands back the work to
-    /// run on the same transaction off the async threads. A follower answers `NotLeader`
-    /// (with the leader's address, so remote clients redirect); an
-    /// isolated leader answers `Unavailable`.
+    /// run on the same transaction off the async threads. A follower
+    /// answers `NotLeader` (with the leader's address, so remote clients
+    /// redirect); an isolated leader answers `Unavailable`.
     pub(crate) async fn read<T, F, B>(&self, read: F) -> Result<T>
     where
         T: Send + 'static,
