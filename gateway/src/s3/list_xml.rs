@@ -47,6 +47,7 @@ pub struct ListXml {
     /// that digits and timestamps go in without a UTF-8 check each.
     out: Vec<u8>,
     url: bool,
+    timestamps: Timestamps,
 }
 
 impl ListXml {
@@ -56,7 +57,11 @@ impl ListXml {
         let mut out = Vec::with_capacity(1024 + entries * CONTENTS_BYTES_GUESS);
         out.extend_from_slice(DECLARATION.as_bytes());
         out.extend_from_slice(ROOT_OPEN.as_bytes());
-        ListXml { out, url }
+        ListXml {
+            out,
+            url,
+            timestamps: Timestamps::default(),
+        }
     }
 
     /// `<name>value</name>`, the value escaped as it is.
@@ -105,7 +110,7 @@ impl ListXml {
             self.push("\"</ETag><Key>");
             self.encoded(&object.key);
             self.push("</Key><LastModified>");
-            push_timestamp(&mut self.out, object.last_modified_ms);
+            self.timestamps.push(&mut self.out, object.last_modified_ms);
             self.push("</LastModified>");
             if let Some(owner) = &owner {
                 self.open("Owner");
@@ -208,32 +213,53 @@ fn escape_into(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(rest.as_bytes());
 }
 
-/// Milliseconds since the Unix epoch as S3's `2006-02-03T16:45:09.000Z`
-/// (UTC, three fractional digits), what s3s writes for a timestamp.
-/// Before the epoch is the epoch, as `time::timestamp` makes it; after
-/// year 9999 is the last millisecond of it.
-fn push_timestamp(out: &mut Vec<u8>, ms: i64) {
-    const LAST_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
-    let ms = ms.clamp(0, LAST_MS);
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (year, month, day) = civil_from_days(days);
-    let seconds = ms_of_day / 1000;
-    // Every part is within its width (the clamp keeps the year to four
-    // digits), so the text is always these 24 bytes, written in place:
-    // a page writes a thousand of them.
-    let mut text = *b"0000-00-00T00:00:00.000Z";
-    for (range, value) in [
-        (0..4, year),
-        (5..7, month),
-        (8..10, day),
-        (11..13, seconds / 3600),
-        (14..16, seconds / 60 % 60),
-        (17..19, seconds % 60),
-        (20..23, ms_of_day % 1000),
-    ] {
-        put_digits(&mut text[range], value.unsigned_abs());
+/// Writes timestamps as S3 does, remembering the last one's date: the
+/// keys of a page were mostly written on a few days, and the date is most
+/// of the work.
+#[derive(Default)]
+struct Timestamps {
+    /// A day number and its text, `YYYY-MM-DD`.
+    date: Option<(i64, [u8; 10])>,
+}
+
+impl Timestamps {
+    /// Milliseconds since the Unix epoch as S3's `2006-02-03T16:45:09.000Z`
+    /// (UTC, three fractional digits), what s3s writes for a timestamp.
+    /// Before the epoch is the epoch, as `time::timestamp` makes it; after
+    /// year 9999 is the last millisecond of it.
+    fn push(&mut self, out: &mut Vec<u8>, ms: i64) {
+        const LAST_MS: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let ms = ms.clamp(0, LAST_MS);
+        let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+        let date = match self.date {
+            Some((day_number, date)) if day_number == days => date,
+            _ => {
+                let (year, month, day) = civil_from_days(days);
+                // Within their widths: the clamp keeps the year to four
+                // digits.
+                let mut date = *b"0000-00-00";
+                put_digits(&mut date[0..4], year.unsigned_abs());
+                put_digits(&mut date[5..7], month.unsigned_abs());
+                put_digits(&mut date[8..10], day.unsigned_abs());
+                self.date = Some((days, date));
+                date
+            }
+        };
+        let seconds = ms_of_day / 1000;
+        // Always these 14 bytes, written in place: a page writes a
+        // thousand of them.
+        let mut time = *b"T00:00:00.000Z";
+        for (range, value) in [
+            (1..3, seconds / 3600),
+            (4..6, seconds / 60 % 60),
+            (7..9, seconds % 60),
+            (10..13, ms_of_day % 1000),
+        ] {
+            put_digits(&mut time[range], value.unsigned_abs());
+        }
+        out.extend_from_slice(&date);
+        out.extend_from_slice(&time);
     }
-    out.extend_from_slice(&text);
 }
 
 /// The last `slot.len()` decimal digits of `value` into `slot`,
@@ -295,8 +321,12 @@ mod tests {
     }
 
     fn ours(ms: i64) -> String {
+        ours_with(&mut Timestamps::default(), ms)
+    }
+
+    fn ours_with(timestamps: &mut Timestamps, ms: i64) -> String {
         let mut out = Vec::new();
-        push_timestamp(&mut out, ms);
+        timestamps.push(&mut out, ms);
         String::from_utf8(out).expect("ascii")
     }
 
@@ -358,5 +388,35 @@ mod tests {
         }
         assert_eq!(ours(-5), s3s_timestamp(-5));
         assert_eq!(ours(i64::MAX), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_remembered_date_is_used_on_its_own_day_only() {
+        const DAY: i64 = 86_400_000;
+        let mut timestamps = Timestamps::default();
+        let midnight = 1_796_515_200_000; // 2026-12-06T00:00:00.000Z
+        for ms in [
+            midnight + 5,
+            midnight + DAY - 1,
+            midnight + DAY,
+            midnight + DAY + 1,
+            midnight - 1,
+            midnight,
+            midnight + 7 * DAY + 3_723_004,
+            -5,
+            0,
+            DAY,
+            253_402_300_799_999,
+            253_402_300_799_999 - DAY,
+            midnight + 12,
+        ] {
+            assert_eq!(ours_with(&mut timestamps, ms), s3s_timestamp(ms), "{ms}");
+        }
+        // Past year 9999 (where s3s's conversion overflows): the last
+        // millisecond, on the day remembered from it.
+        assert_eq!(
+            ours_with(&mut timestamps, i64::MAX),
+            "9999-12-31T23:59:59.999Z"
+        );
     }
 }
