@@ -23,10 +23,11 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-use crate::limits::{DIRECT_IO_ALIGN, DIRECT_WRITE_SIZE};
+use crate::limits::{DIRECT_IO_ALIGN, DIRECT_WRITE_SIZE, READ_BUFFERS_KEPT, READ_PIECE_SIZE_MAX};
 
 const _: () = assert!(DIRECT_WRITE_SIZE.is_multiple_of(DIRECT_IO_ALIGN));
 const _: () = assert!(DIRECT_IO_ALIGN.is_power_of_two());
@@ -160,18 +161,19 @@ pub(crate) fn try_direct(file: &File) -> bool {
 }
 
 /// Reads exactly `len` bytes at `offset`: with `direct` (the file's
-/// direct I/O is on) around the page cache into an aligned buffer, else
-/// buffered. A refused direct read turns direct I/O off for the file (and
-/// `direct` to false) and reads buffered. Fewer bytes in the file than
-/// asked for is `UnexpectedEof`.
+/// direct I/O is on) around the page cache into an aligned buffer from
+/// `buffers`, else buffered. A refused direct read turns direct I/O off
+/// for the file (and `direct` to false) and reads buffered. Fewer bytes in
+/// the file than asked for is `UnexpectedEof`.
 pub(crate) fn read_at(
     file: &File,
     direct: &mut bool,
     offset: u64,
     len: usize,
+    buffers: &Arc<ReadBuffers>,
 ) -> io::Result<Bytes> {
     if *direct {
-        match read_direct(file, offset, len) {
+        match read_direct(file, offset, len, buffers) {
             Err(error) if error.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
                 tracing::debug!(%error, "direct I/O refused; reading chunk data buffered");
                 set_direct(file, false)?;
@@ -188,7 +190,12 @@ pub(crate) fn read_at(
 /// Reads the aligned span around `offset..offset + len` (past the data
 /// into the footer, or up to the end of the file) and keeps the part
 /// asked for, without copying it.
-fn read_direct(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+fn read_direct(
+    file: &File,
+    offset: u64,
+    len: usize,
+    buffers: &Arc<ReadBuffers>,
+) -> io::Result<Bytes> {
     let align = DIRECT_IO_ALIGN as u64;
     let skip = usize::try_from(offset % align).map_err(io::Error::other)?;
     let from = offset - offset % align;
@@ -198,7 +205,9 @@ fn read_direct(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
     let span = want
         .checked_next_multiple_of(DIRECT_IO_ALIGN)
         .ok_or_else(|| io::Error::other("read too large"))?;
-    let (mut buf, start) = aligned_buffer(span);
+    let mut buffer = buffers.take(span);
+    let start = buffer.aligned_start();
+    let buf = &mut buffer.buf;
     let mut done = 0;
     while done < want {
         match file.read_at(&mut buf[start + done..start + span], from + done as u64) {
@@ -213,19 +222,104 @@ fn read_direct(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         }
     }
-    Ok(Bytes::from(buf).slice(start + skip..start + want))
+    // Only bytes this read wrote are handed out: a reused buffer's older
+    // contents beyond `want` stay behind the slice.
+    Ok(Bytes::from_owner(buffer).slice(start + skip..start + want))
+}
+
+/// Bytes of a read buffer kept for reuse: a piece of the largest size at
+/// any offset, with room to align its start.
+const POOLED_BUFFER_SIZE: usize = READ_PIECE_SIZE_MAX as usize + 2 * DIRECT_IO_ALIGN;
+
+/// Aligned buffers for direct reads, kept for reuse (at most
+/// [`READ_BUFFERS_KEPT`]). A fresh buffer comes zeroed from the
+/// allocator, which cost a tenth of a large GET's CPU (docs/benchmarks.md,
+/// "Profiles"); a kept one goes back to the next read as it is, and that
+/// read hands out only the bytes it read into it.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBuffers {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl ReadBuffers {
+    /// A buffer with `span` bytes from an aligned address on: a kept one
+    /// if `span` fits the kept size, else a fresh one of its own size.
+    fn take(self: &Arc<Self>, span: usize) -> ReadBuffer {
+        if span + DIRECT_IO_ALIGN > POOLED_BUFFER_SIZE {
+            return ReadBuffer {
+                buf: vec![0u8; span + DIRECT_IO_ALIGN],
+                home: None,
+            };
+        }
+        let kept = self.lock().pop();
+        ReadBuffer {
+            buf: kept.unwrap_or_else(|| vec![0u8; POOLED_BUFFER_SIZE]),
+            home: Some(Arc::clone(self)),
+        }
+    }
+
+    fn give_back(&self, buf: Vec<u8>) {
+        let mut free = self.lock();
+        if free.len() < READ_BUFFERS_KEPT {
+            free.push(buf);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A read buffer, back to its pool when the last piece of it is dropped.
+struct ReadBuffer {
+    buf: Vec<u8>,
+    /// The pool it goes back to; none for an odd size.
+    home: Option<Arc<ReadBuffers>>,
+}
+
+impl ReadBuffer {
+    /// Where an aligned address starts in the buffer (it is over-allocated
+    /// by one alignment).
+    fn aligned_start(&self) -> usize {
+        aligned_start(&self.buf)
+    }
+}
+
+impl AsRef<[u8]> for ReadBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for ReadBuffer {
+    fn drop(&mut self) {
+        if let Some(home) = self.home.take() {
+            home.give_back(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 /// A zeroed buffer and the offset in it where `len` bytes start on an
 /// aligned address (it is over-allocated by one alignment).
 fn aligned_buffer(len: usize) -> (Vec<u8>, usize) {
     let buf = vec![0u8; len + DIRECT_IO_ALIGN];
+    let start = aligned_start(&buf);
+    (buf, start)
+}
+
+/// The offset of the first aligned address in `buf`.
+fn aligned_start(buf: &[u8]) -> usize {
     let start = buf.as_ptr().align_offset(DIRECT_IO_ALIGN);
     assert!(
         start < DIRECT_IO_ALIGN,
         "a byte pointer can always be aligned"
     );
-    (buf, start)
+    start
 }
 
 #[cfg(target_os = "linux")]
@@ -314,6 +408,7 @@ mod tests {
         std::fs::write(&path, &content).expect("write");
         let file = File::open(&path).expect("open");
         let mut direct = try_direct(&file);
+        let buffers = Arc::new(ReadBuffers::default());
         for (offset, len) in [
             (0usize, 1usize),
             (0, 4096),
@@ -322,17 +417,81 @@ mod tests {
             (0, content.len()),
             (8192, 0),
         ] {
-            let got = read_at(&file, &mut direct, offset as u64, len).expect("read");
+            let got = read_at(&file, &mut direct, offset as u64, len, &buffers).expect("read");
             assert!(got[..] == content[offset..offset + len], "{offset}+{len}");
         }
-        let past = read_at(&file, &mut direct, 4096, content.len()).expect_err("past the end");
+        let past =
+            read_at(&file, &mut direct, 4096, content.len(), &buffers).expect_err("past the end");
         assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
-        let got = read_at(&file, &mut direct, 100, 5000).expect("unaligned read");
+        let got = read_at(&file, &mut direct, 100, 5000, &buffers).expect("unaligned read");
         assert!(got[..] == content[100..5100]);
         let plain = File::open(&path).expect("open");
         let mut buffered = false;
-        let got = read_at(&plain, &mut buffered, 100, 5000).expect("buffered read");
+        let got = read_at(&plain, &mut buffered, 100, 5000, &buffers).expect("buffered read");
         assert!(got[..] == content[100..5100]);
+    }
+
+    /// Kept read buffers go back to later reads, which hand out only
+    /// the bytes they read: never what an earlier read left in the buffer
+    /// past a shorter one, nor past the end of a shorter file.
+    #[test]
+    fn reused_read_buffers_hand_out_only_fresh_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let long = pattern(2 * READ_PIECE_SIZE_MAX as usize, 7);
+        let short = pattern(10_000, 99);
+        std::fs::write(dir.path().join("long"), &long).expect("write");
+        std::fs::write(dir.path().join("short"), &short).expect("write");
+        let long_file = File::open(dir.path().join("long")).expect("open");
+        let short_file = File::open(dir.path().join("short")).expect("open");
+        let mut direct = try_direct(&long_file) && try_direct(&short_file);
+        if !direct {
+            return; // buffered reads take no buffer from the pool
+        }
+        let buffers = Arc::new(ReadBuffers::default());
+        let piece = READ_PIECE_SIZE_MAX as usize;
+        let got = read_at(&long_file, &mut direct, 0, piece, &buffers).expect("read");
+        assert!(got[..] == long[..piece]);
+        drop(got);
+        assert_eq!(buffers.kept(), 1, "a piece's buffer is kept once dropped");
+
+        for (offset, len) in [(100usize, 5000usize), (4096, 10_000 - 4096), (0, 10_000)] {
+            let got =
+                read_at(&short_file, &mut direct, offset as u64, len, &buffers).expect("read");
+            assert!(got[..] == short[offset..offset + len], "{offset}+{len}");
+        }
+        let past =
+            read_at(&short_file, &mut direct, 4096, 10_000, &buffers).expect_err("past the end");
+        assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(buffers.kept(), 1, "the same buffer each time");
+
+        // A slice outlives its read; the buffer goes back with the last.
+        let whole = read_at(&long_file, &mut direct, 0, piece, &buffers).expect("read");
+        let part = whole.slice(10..20);
+        drop(whole);
+        assert_eq!(buffers.kept(), 0);
+        assert!(part[..] == long[10..20]);
+        drop(part);
+        assert_eq!(buffers.kept(), 1);
+
+        // At most READ_BUFFERS_KEPT are kept; a larger read is not pooled.
+        let held: Vec<Bytes> = (0..READ_BUFFERS_KEPT + 3)
+            .map(|i| {
+                read_at(
+                    &long_file,
+                    &mut direct,
+                    (i * 65_536) as u64,
+                    piece,
+                    &buffers,
+                )
+                .expect("read")
+            })
+            .collect();
+        drop(held);
+        assert_eq!(buffers.kept(), READ_BUFFERS_KEPT);
+        let large = read_at(&long_file, &mut direct, 0, 2 * piece, &buffers).expect("read");
+        assert!(large[..] == long[..]);
+        drop(large);
+        assert_eq!(buffers.kept(), READ_BUFFERS_KEPT);
     }
 
     /// Turning direct I/O off half-way loses nothing.

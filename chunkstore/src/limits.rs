@@ -27,6 +27,11 @@ pub const WRITE_BATCH_SIZE: usize = DIRECT_WRITE_SIZE;
 /// 4 KiB), so it suits any disk without asking it.
 pub const DIRECT_IO_ALIGN: usize = 4096;
 
+/// Aligned read buffers a store keeps for reuse once their pieces are
+/// sent (`direct::ReadBuffers`): enough for a few GETs reading at once,
+/// each holding a piece and the one read ahead; at most 8 MiB idle.
+pub const READ_BUFFERS_KEPT: usize = 8;
+
 const _: () = assert!(CHUNK_SIZE_DEFAULT <= CHUNK_SIZE_MAX);
 const _: () = assert!(CHUNK_SIZE_DEFAULT.is_multiple_of(BLOCK_SIZE));
 const _: () = assert!(READ_PIECE_SIZE_MAX.is_multiple_of(BLOCK_SIZE));

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 use arbor_meta::ChunkId;
 use arbor_meta::clock::{Clock, Entropy, SharedClock, SharedEntropy};
 
-use crate::direct::{self, DataFile};
+use crate::direct::{self, DataFile, ReadBuffers};
 use crate::error::{ChunkError, Result};
 use crate::format::{self, BLOCK_LEN, ChunkHasher, Footer};
 use crate::limits;
@@ -66,6 +66,8 @@ pub struct ChunkStore {
     /// The random bits of new ids, and of the names of temporary and
     /// quarantined files (unique per write and per quarantine).
     entropy: SharedEntropy,
+    /// Buffers for reading chunk data, reused across reads.
+    read_buffers: Arc<ReadBuffers>,
 }
 
 impl fmt::Debug for ChunkStore {
@@ -108,6 +110,7 @@ impl ChunkStore {
             root,
             clock,
             entropy,
+            read_buffers: Arc::default(),
         })
     }
 
@@ -232,6 +235,7 @@ impl ChunkStore {
             sha: check_sha256.then(|| (Sha256::new(), footer.sha256)),
             ahead: None,
             done: false,
+            buffers: Arc::clone(&self.read_buffers),
         };
         let pieces = stream::unfold(reader, |mut reader| async move {
             let item = reader.next_piece().await?;
@@ -697,6 +701,7 @@ struct RangeReader {
     /// overlaps sending the piece before it.
     ahead: Option<(u64, PieceRead)>,
     done: bool,
+    buffers: Arc<ReadBuffers>,
 }
 
 /// A piece being read on the blocking pool, with the running hash of a
@@ -783,6 +788,7 @@ impl RangeReader {
         let (start, len, first_block, from, to) =
             (plan.start, plan.len, plan.first_block, plan.from, plan.to);
         let direct_flag = self.direct.clone();
+        let buffers = Arc::clone(&self.buffers);
         tokio::task::spawn_blocking(move || {
             let count = to_usize(format::block_count(len as u64))?;
             let expected = crcs
@@ -792,11 +798,22 @@ impl RangeReader {
                     detail: "block CRC table too short".to_owned(),
                 })?;
             let mut direct = direct_flag.load(Ordering::Relaxed);
-            let read = read_blocks(&file, &mut direct, id, start, len, first_block, expected);
+            let read = direct::read_at(&file, &mut direct, start, len, &buffers);
             if !direct {
                 direct_flag.store(false, Ordering::Relaxed);
             }
-            let piece = read?.slice(from..to);
+            let blocks = read.map_err(|error| {
+                if error.kind() == io::ErrorKind::UnexpectedEof {
+                    ChunkError::Corrupt {
+                        id,
+                        detail: "file shorter than its footer says".to_owned(),
+                    }
+                } else {
+                    error.into()
+                }
+            })?;
+            check_blocks(&blocks, id, first_block, expected)?;
+            let piece = blocks.slice(from..to);
             let sha = sha.map(|mut hasher| {
                 hasher.update(&piece);
                 hasher
@@ -832,28 +849,15 @@ impl RangeReader {
     }
 }
 
-/// Reads `len` bytes at `offset` (block-aligned) and checks each block
-/// against `expected_crcs`, starting with block number `first_block`.
-fn read_blocks(
-    file: &File,
-    direct: &mut bool,
+/// Checks each block of `blocks` (read from block number `first_block`
+/// on) against `expected_crcs`.
+fn check_blocks(
+    blocks: &[u8],
     id: ChunkId,
-    offset: u64,
-    len: usize,
     first_block: usize,
     expected_crcs: &[u32],
-) -> Result<Bytes> {
-    let buf = direct::read_at(file, direct, offset, len).map_err(|error| {
-        if error.kind() == io::ErrorKind::UnexpectedEof {
-            ChunkError::Corrupt {
-                id,
-                detail: "file shorter than its footer says".to_owned(),
-            }
-        } else {
-            error.into()
-        }
-    })?;
-    for (i, (block, expected)) in buf.chunks(BLOCK_LEN).zip(expected_crcs).enumerate() {
+) -> Result<()> {
+    for (i, (block, expected)) in blocks.chunks(BLOCK_LEN).zip(expected_crcs).enumerate() {
         if crc32c::crc32c(block) != *expected {
             return Err(ChunkError::Corrupt {
                 id,
@@ -861,7 +865,7 @@ fn read_blocks(
             });
         }
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// Calls `f` for every well-named chunk file under `root`, skipping the
