@@ -98,7 +98,7 @@ macro_rules! writes {
 
         impl Command {
             /// Applies the command at the context's position.
-            fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<CommandResult> {
+            pub(crate) fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<CommandResult> {
                 match self {
                     $(Command::$op(op) => Ok(op.apply(ctx)?.map(Reply::$op)),)*
                 }

@@ -1,6 +1,7 @@
 //! The apply context: the state tables of one redb write transaction,
-//! opened once per log entry, and where in the log the command being
-//! applied sits. Every write operation's `apply` works through it.
+//! opened once for every log entry the transaction applies, and where in
+//! the log the command being applied sits. Every write operation's `apply`
+//! works through it.
 
 use redb::{Table, WriteTransaction};
 
@@ -10,8 +11,8 @@ use crate::schema;
 /// A state table opened for writing.
 pub(crate) type WriteTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
 
-/// The state tables opened for writing by one log entry's apply, and the
-/// position of the command at hand.
+/// The state tables opened for writing by one apply transaction, and the
+/// log position of the command at hand.
 pub struct ApplyContext<'txn> {
     /// The Raft log index of the entry: it becomes the generation of the
     /// versions the command commits.
@@ -85,6 +86,12 @@ impl<'txn> ApplyContext<'txn> {
             bucket_lifecycle: txn.open_table(schema::BUCKET_LIFECYCLE)?,
             bucket_acls: txn.open_table(schema::BUCKET_ACLS)?,
         })
+    }
+
+    /// Moves to the command at `position` of the entry at `log_index`.
+    pub(crate) fn at(&mut self, log_index: u64, position: u32) {
+        self.log_index = log_index;
+        self.position = position;
     }
 
     /// Moves to the command at `position` of the entry.

@@ -49,9 +49,10 @@ use super::types::{
 };
 use crate::clock::{OsEntropy, SharedEntropy};
 use crate::command::{Command, CommandResult, Reply};
+use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::io::{AsyncStorageFile, StorageIo};
-use crate::{command, schema};
+use crate::schema;
 
 /// A replicated bytes -> bytes table (same shape as `schema::StateTable`).
 type ReplicatedTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -332,6 +333,10 @@ impl StateStore {
         {
             let mut requests = txn.open_table(REQUESTS_TABLE)?;
             let mut order = txn.open_table(REQUEST_ORDER_TABLE)?;
+            // The state tables, opened once for every command of every
+            // entry: opening and closing them per command was a tenth of a
+            // 4 KiB PUT's CPU (docs/benchmarks.md, "Profiles").
+            let mut ctx = ApplyContext::open(&txn, 0)?;
             for entry in entries {
                 last_applied = Some(entry.log_id);
                 match entry.payload {
@@ -347,12 +352,11 @@ impl StateStore {
                             let position = u32::try_from(position).map_err(|_| {
                                 MetaError::Corrupt("a log entry of over 2^32 commands".into())
                             })?;
+                            ctx.at(entry.log_id.index, position);
                             results.push(apply_proposal(
-                                &txn,
+                                &mut ctx,
                                 &mut requests,
                                 &mut order,
-                                entry.log_id.index,
-                                position,
                                 proposal,
                             )?);
                         }
@@ -659,22 +663,21 @@ impl StateStore {
     }
 }
 
-/// Applies one proposal, or returns its remembered result.
+/// Applies one proposal at `ctx`'s log position, or returns its
+/// remembered result.
 fn apply_proposal(
-    txn: &WriteTransaction,
+    ctx: &mut ApplyContext<'_>,
     requests: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     order: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-    log_index: u64,
-    position: u32,
     proposal: &Proposal,
 ) -> Result<CommandResult> {
-    let at = order_key(log_index, u64::from(position));
+    let at = order_key(ctx.log_index, u64::from(ctx.position));
     let key = request_key(proposal.request_id);
     if let Some(bytes) = requests.get(key.as_slice())? {
         let remembered: Remembered = decode(bytes.value(), "remembered result")?;
         return Ok(restore(remembered, &proposal.command));
     }
-    let result = command::apply_command(txn, log_index, position, &proposal.command)?;
+    let result = proposal.command.apply(ctx)?;
     let remembered = elide(&result, &proposal.command);
     requests.insert(key.as_slice(), encode(&remembered)?.as_slice())?;
     order.insert(at.as_slice(), key.as_slice())?;
