@@ -243,18 +243,31 @@ pub(crate) struct ReadBuffers {
 
 impl ReadBuffers {
     /// A buffer with `span` bytes from an aligned address on: a kept one
-    /// if `span` fits the kept size, else a fresh one of its own size.
+    /// if `span` fits the kept size and one is there; else a fresh one of
+    /// the kept size for a read of at least half of it (to be kept after),
+    /// or of its own size (a short range does not take a megabyte).
     fn take(self: &Arc<Self>, span: usize) -> ReadBuffer {
-        if span + DIRECT_IO_ALIGN > POOLED_BUFFER_SIZE {
-            return ReadBuffer {
-                buf: vec![0u8; span + DIRECT_IO_ALIGN],
+        let needed = span + DIRECT_IO_ALIGN;
+        let kept = if needed <= POOLED_BUFFER_SIZE {
+            self.lock().pop()
+        } else {
+            None
+        };
+        match kept {
+            Some(buf) => ReadBuffer {
+                buf,
+                home: Some(Arc::clone(self)),
+            },
+            None if needed <= POOLED_BUFFER_SIZE && needed * 2 >= POOLED_BUFFER_SIZE => {
+                ReadBuffer {
+                    buf: vec![0u8; POOLED_BUFFER_SIZE],
+                    home: Some(Arc::clone(self)),
+                }
+            }
+            None => ReadBuffer {
+                buf: vec![0u8; needed],
                 home: None,
-            };
-        }
-        let kept = self.lock().pop();
-        ReadBuffer {
-            buf: kept.unwrap_or_else(|| vec![0u8; POOLED_BUFFER_SIZE]),
-            home: Some(Arc::clone(self)),
+            },
         }
     }
 
@@ -449,6 +462,11 @@ mod tests {
         }
         let buffers = Arc::new(ReadBuffers::default());
         let piece = READ_PIECE_SIZE_MAX as usize;
+        // With none kept, a short read takes a buffer of its own size.
+        let got = read_at(&short_file, &mut direct, 100, 5000, &buffers).expect("read");
+        assert!(got[..] == short[100..5100]);
+        drop(got);
+        assert_eq!(buffers.kept(), 0, "a short read's buffer is not kept");
         let got = read_at(&long_file, &mut direct, 0, piece, &buffers).expect("read");
         assert!(got[..] == long[..piece]);
         drop(got);
