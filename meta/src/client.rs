@@ -225,7 +225,7 @@ impl MetaClient {
         W::from_reply(reply).ok_or_else(|| mismatched("write"))
     }
 
-    /// Runs the read `op` linearizably (see `Replica::read`).
+    /// Runs the read `op` linearizably (see `Replica::query`).
     pub async fn read<R: ReadOp>(&self, op: R) -> Result<R::Reply> {
         match &self.transport {
             Transport::Local(replica) => replica.query(op).await,

@@ -147,34 +147,36 @@ macro_rules! reads {
         )*
 
         impl ReadRequest {
-            /// See [`Query::validate`].
-            pub fn validate(&self) -> Result<()> {
-                match self {
-                    $(ReadRequest::$op(op) => op.validate(),)*
-                }
-            }
-
-            /// Answers on the calling task if the read is bounded work
-            /// ([`Query::read_inline`]).
-            pub fn read_inline(&self, txn: &ReadTransaction) -> Option<Result<ReadReply>> {
-                match self {
-                    $(ReadRequest::$op(op) => op
-                        .read_inline(txn)
-                        .map(|reply| reply.map(ReadReply::$op)),)*
-                }
-            }
-
             /// The operation's name, as [`crate::NodeStatus::reads`] counts it.
             pub fn name(&self) -> &'static str {
                 match self {
                     $(ReadRequest::$op(_) => stringify!($op),)*
                 }
             }
+        }
 
-            /// Answers the request from `txn`.
-            pub fn read(&self, txn: &ReadTransaction) -> Result<ReadReply> {
+        /// A remote read is the query it carries, answered as the same
+        /// variant.
+        impl Query for ReadRequest {
+            type Reply = ReadReply;
+
+            fn validate(&self) -> Result<()> {
+                match self {
+                    $(ReadRequest::$op(op) => op.validate(),)*
+                }
+            }
+
+            fn read(&self, txn: &ReadTransaction) -> Result<ReadReply> {
                 match self {
                     $(ReadRequest::$op(op) => op.read(txn).map(ReadReply::$op),)*
+                }
+            }
+
+            fn read_inline(&self, txn: &ReadTransaction) -> Option<Result<ReadReply>> {
+                match self {
+                    $(ReadRequest::$op(op) => op
+                        .read_inline(txn)
+                        .map(|reply| reply.map(ReadReply::$op)),)*
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use openraft::metrics::WaitError;
 use openraft::{BasicNode, ChangeMembers};
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::{Database, ReadableDatabase};
 
 use crate::command::{ReadReply, ReadRequest};
 use crate::error::{MetaError, Result};
@@ -48,13 +48,6 @@ pub(crate) struct Replica {
     pub(crate) read_rounds: ReadRounds,
 }
 
-/// What a read does on the calling task: answer, or hand back the work to
-/// run on the blocking pool.
-pub(crate) enum ReadStep<T, B> {
-    Answered(Result<T>),
-    Blocking(B),
-}
-
 impl Replica {
     /// The state database for a read transaction.
     pub(crate) fn state_db(&self) -> Result<Arc<Database>> {
@@ -62,22 +55,18 @@ impl Replica {
         guard.clone().ok_or(MetaError::ShuttingDown)
     }
 
-    /// Confirms leadership (ReadIndex: a heartbeat round to a quorum) and
-    /// waits until the state machine has applied up to the read index, in
-    /// a round shared with the reads that arrived with it
-    /// ([`ReadRounds`]: the first round that starts after this call), then
-    /// opens a read transaction of the state database and calls `read` on
-    /// it on this task, which answers when that is bounded work (a point
-    /// read, [`crate::op::Query::read_inline`]) or hands back the work to
-    /// run on the same transaction off the async threads. A follower
-    /// answers `NotLeader` (with the leader's address, so remote clients
-    /// redirect); an isolated leader answers `Unavailable`.
-    pub(crate) async fn read<T, F, B>(&self, read: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ReadTransaction) -> ReadStep<T, B>,
-        B: FnOnce(&ReadTransaction) -> Result<T> + Send + 'static,
-    {
+    /// Runs the query `op` linearizably: confirms leadership (ReadIndex: a
+    /// heartbeat round to a quorum) and waits until the state machine has
+    /// applied up to the read index, in a round shared with the reads that
+    /// arrived with it ([`ReadRounds`]: the first round that starts after
+    /// this call), then opens a read transaction of the state database and
+    /// answers on this task when that is bounded work
+    /// ([`Query::read_inline`]), else on the same transaction off the async
+    /// threads. A follower answers `NotLeader` (with the leader's address,
+    /// so remote clients redirect); an isolated leader answers
+    /// `Unavailable`.
+    pub(crate) async fn query<Q: Query>(&self, op: Q) -> Result<Q::Reply> {
+        op.validate()?;
         let round = || async {
             self.raft
                 .ensure_linearizable()
@@ -90,20 +79,10 @@ impl Replica {
             Err(_) => return Err(MetaError::Timeout),
         }
         let txn = self.state_db()?.begin_read()?;
-        match read(&txn) {
-            ReadStep::Answered(reply) => reply,
-            ReadStep::Blocking(work) => self.io.blocking(move || work(&txn)).await?,
+        match op.read_inline(&txn) {
+            Some(reply) => reply,
+            None => self.io.blocking(move || op.read(&txn)).await?,
         }
-    }
-
-    /// Runs the query `op` linearizably (see [`Replica::read`]).
-    pub(crate) async fn query<Q: Query>(&self, op: Q) -> Result<Q::Reply> {
-        op.validate()?;
-        self.read(|txn| match op.read_inline(txn) {
-            Some(reply) => ReadStep::Answered(reply),
-            None => ReadStep::Blocking(move |txn: &ReadTransaction| op.read(txn)),
-        })
-        .await
     }
 
     /// Serves one remote read.
@@ -113,12 +92,7 @@ impl Replica {
             let count = reads.entry(request.name()).or_default();
             *count = count.saturating_add(1);
         }
-        request.validate()?;
-        self.read(|txn| match request.read_inline(txn) {
-            Some(reply) => ReadStep::Answered(reply),
-            None => ReadStep::Blocking(move |txn: &ReadTransaction| request.read(txn)),
-        })
-        .await
+        self.query(request).await
     }
 
     /// Serves one membership change.
