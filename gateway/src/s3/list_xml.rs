@@ -123,8 +123,8 @@ impl ListXml {
                 self.close("Owner");
             }
             self.push("<Size>");
-            let size = i64::try_from(object.size).unwrap_or(i64::MAX);
-            push_digits(&mut self.out, size.unsigned_abs(), 1);
+            // s3s's Size is an i64.
+            push_digits(&mut self.out, object.size.min(i64::MAX as u64), 1);
             self.push("</Size><StorageClass>");
             let class = object.storage_class.as_deref().unwrap_or("STANDARD");
             escape_into(&mut self.out, class);
