@@ -25,7 +25,6 @@ use crate::namespace;
 use crate::raft::batcher::{self, Batcher};
 use crate::raft::network::HttpNetworkFactory;
 use crate::raft::read_rounds::ReadRounds;
-use crate::raft::state_store::sync_state;
 use crate::raft::types::{NodeId, Raft, RaftMetrics, TypeConfig};
 use crate::raft::{LogStore, LogWriter, StateStore};
 use crate::records::object::ObjectVersion;
@@ -73,10 +72,7 @@ pub struct MetaConfig {
     /// Directory holding this node's redb files (created if missing).
     pub data_dir: PathBuf,
     pub node_id: u64,
-    /// fsync every Raft log commit (default true). Tests and benchmarks may
-    /// turn it off. The state database syncs lazily either way: it is
-    /// rebuilt from the log after a crash (docs/design.md, "openraft on
-    /// redb").
+    /// fsync every commit (default true). Tests and benchmarks may turn it off.
     pub durable: bool,
     /// Where [`MetaNode::open`] serves Raft and client RPCs over HTTP
     /// (`None`: in-process only, a one-node group). Port 0 picks a free one.
@@ -361,8 +357,12 @@ impl MetaNode {
                 })?;
                 let (log_store, log_writer) =
                     LogStore::open_on(&config.data_dir.join(LOG_FILE_NAME), config.durable, &on)?;
-                let state_store = StateStore::open_on(&config.data_dir.join(STATE_FILE_NAME), &on)?
-                    .with_entropy(entropy);
+                let state_store = StateStore::open_on(
+                    &config.data_dir.join(STATE_FILE_NAME),
+                    config.durable,
+                    &on,
+                )?
+                .with_entropy(entropy);
                 Ok((log_store, log_writer, state_store))
             })
             .await??
@@ -567,21 +567,12 @@ impl MetaNode {
         lifecycle.batcher.join().await;
         // 4. Stop the log writer after Raft's last write.
         lifecycle.log_writer.stop().await;
-        // 5. Sync the state Raft last applied, so a restart need not apply
-        //    again what the log holds; then close redb: drop our handle and
-        //    wait for the last users.
-        let state_db = self
-            .inner
+        // 5. Close redb: drop our handle and wait for the last users.
+        self.inner
             .state_db
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(db) = state_db {
-            let synced = self.inner.io.blocking(move || sync_state(&db)).await;
-            if let Err(e) = synced.and_then(|r| r) {
-                tracing::warn!(error = %e, "syncing the state at shutdown failed");
-            }
-        }
         let deadline = Instant::now() + CLOSE_WAIT;
         while lifecycle.log_db.strong_count() > 0 || lifecycle.state_db.strong_count() > 0 {
             if Instant::now() >= deadline {

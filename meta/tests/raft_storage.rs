@@ -21,7 +21,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateStore, TempDir> for RedbBuilder {
         let dir = TempDir::new().expect("temp dir");
         let (log, _writer) =
             LogStore::open(&dir.path().join("raft-log.redb"), false).expect("open log store");
-        let sm = StateStore::open(&dir.path().join("state.redb")).expect("open state store");
+        let sm = StateStore::open(&dir.path().join("state.redb"), false).expect("open state store");
         Ok((dir, log, sm))
     }
 }
@@ -60,7 +60,7 @@ fn create_bucket(client: u64, seq: u64, name: &str) -> Proposal {
 }
 
 fn open_state(dir: &TempDir) -> StateStore {
-    StateStore::open(&dir.path().join("state.redb")).expect("open state store")
+    StateStore::open(&dir.path().join("state.redb"), true).expect("open state store")
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ const WRITES_PER_TXN_MAX: usize = 64;
 /// With `durable == false`, every this many non-durable commits one
 /// durable commit lets redb reclaim pages freed meanwhile (a non-durable
 /// commit can only free pages allocated by other non-durable commits).
-const NON_DURABLE_COMMITS_MAX: u64 = 1024;
+pub(crate) const NON_DURABLE_COMMITS_MAX: u64 = 1024;
 /// A range read larger than this runs on a blocking thread.
 const INLINE_READ_ENTRIES_MAX: u64 = 64;
 

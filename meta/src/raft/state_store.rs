@@ -41,6 +41,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::log_store::NON_DURABLE_COMMITS_MAX;
 use super::snapshot_file::{Frame, SnapshotReader, SnapshotWriter};
 use super::types::{
     BatchResult, Entry, LogId, Proposal, RequestId, Snapshot, SnapshotMeta, StorageError,
@@ -52,14 +53,6 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::io::{AsyncStorageFile, StorageIo};
 use crate::schema;
-
-/// Apply transactions between two durable ones. The others commit without
-/// an fsync: the Raft log is durable, and after a crash openraft applies
-/// again the committed entries past the last durable apply
-/// (docs/design.md, "The state machine syncs lazily"). A snapshot's record
-/// and install and a graceful shutdown ([`sync_state`]) are durable too,
-/// so the log is never purged past what the state holds durably.
-const APPLIES_PER_SYNC: u64 = 256;
 
 /// A replicated bytes -> bytes table (same shape as `schema::StateTable`).
 type ReplicatedTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -151,25 +144,13 @@ fn order_key(log_index: u64, position: u64) -> [u8; 16] {
     key
 }
 
-/// Makes every commit of the state database durable: a durable commit,
-/// even of nothing, writes out and syncs what the apply transactions
-/// committed without an fsync. Blocking; a graceful shutdown calls it after
-/// Raft's last apply.
-pub(crate) fn sync_state(db: &Database) -> Result<()> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)
-        .map_err(|e| MetaError::Storage(e.to_string()))?;
-    txn.commit()?;
-    Ok(())
-}
-
 /// The state machine store ([`RaftStateMachine`]); also its own snapshot
 /// builder. Cheap to clone: clones share the database.
 #[derive(Clone)]
 pub struct StateStore {
     db: Arc<Database>,
-    /// Apply transactions so far; every [`APPLIES_PER_SYNC`]th is durable.
-    applies: Arc<AtomicU64>,
+    durable: bool,
+    non_durable_commits: Arc<AtomicU64>,
     /// Draws the random part of snapshot ids.
     entropy: SharedEntropy,
     /// Where the blocking work (apply, snapshots) runs and where snapshot
@@ -190,12 +171,12 @@ impl StateStore {
     /// table (this store's and the namespace's) in one transaction, and
     /// the snapshot directory ([`SNAPSHOT_DIR_NAME`]) next to it.
     /// Blocking: call it from a blocking context at startup.
-    pub fn open(path: &Path) -> Result<StateStore> {
-        StateStore::open_on(path, &StorageIo::Os)
+    pub fn open(path: &Path, durable: bool) -> Result<StateStore> {
+        StateStore::open_on(path, durable, &StorageIo::Os)
     }
 
     /// [`StateStore::open`] on `io`.
-    pub fn open_on(path: &Path, io: &StorageIo) -> Result<StateStore> {
+    pub fn open_on(path: &Path, durable: bool, io: &StorageIo) -> Result<StateStore> {
         let snapshot_dir = path
             .parent()
             .unwrap_or_else(|| Path::new("."))
@@ -219,7 +200,8 @@ impl StateStore {
         txn.commit()?;
         let store = StateStore {
             db,
-            applies: Arc::new(AtomicU64::new(0)),
+            durable,
+            non_durable_commits: Arc::new(AtomicU64::new(0)),
             entropy: OsEntropy::shared(),
             io: io.clone(),
             snapshot_dir,
@@ -308,12 +290,14 @@ impl StateStore {
         &self.db
     }
 
-    /// Begins an apply transaction: durable every [`APPLIES_PER_SYNC`]th
-    /// time, else committed without an fsync.
-    fn begin_apply(&self) -> Result<WriteTransaction> {
+    /// Begins a write transaction with the configured durability. Without
+    /// `durable`, every [`NON_DURABLE_COMMITS_MAX`]th commit is still made
+    /// durable so redb can reclaim freed pages.
+    fn begin_write(&self) -> Result<WriteTransaction> {
         let mut txn = self.db.begin_write()?;
-        let sync =
-            self.applies.fetch_add(1, Ordering::Relaxed) % APPLIES_PER_SYNC == APPLIES_PER_SYNC - 1;
+        let sync = self.durable
+            || self.non_durable_commits.fetch_add(1, Ordering::Relaxed) % NON_DURABLE_COMMITS_MAX
+                == NON_DURABLE_COMMITS_MAX - 1;
         let durability = if sync {
             Durability::Immediate
         } else {
@@ -342,7 +326,7 @@ impl StateStore {
     /// entry. An `Err` is a storage failure (fatal for Raft); command
     /// outcomes are inside the lists.
     fn apply_blocking(&self, entries: Vec<Entry>) -> Result<Vec<BatchResult>> {
-        let txn = self.begin_apply()?;
+        let txn = self.begin_write()?;
         let mut replies = Vec::with_capacity(entries.len());
         let mut last_applied = None;
         let mut last_membership = None;
@@ -927,7 +911,7 @@ mod tests {
     }
 
     fn open(dir: &Path, io: &StorageIo) -> StateStore {
-        StateStore::open_on(&dir.join("state.redb"), io).expect("open state store")
+        StateStore::open_on(&dir.join("state.redb"), false, io).expect("open state store")
     }
 
     fn files(store: &StateStore) -> Vec<String> {
@@ -1108,54 +1092,6 @@ mod tests {
         assert_eq!(dump(&other), dump(&store));
     }
 
-    /// Applies committed without an fsync are lost in a crash, back to the
-    /// last durable one; a snapshot's record and [`sync_state`] make every
-    /// apply before them durable.
-    #[test]
-    fn applies_sync_lazily_and_a_crash_goes_back_to_the_last_sync() {
-        let disk = SimDisk::new();
-        let io = StorageIo::Simulated(disk.clone());
-        let dir = Path::new("/sim/node");
-        let apply = |store: &StateStore, indexes: std::ops::RangeInclusive<u64>| {
-            for index in indexes {
-                let log_id = LogId {
-                    leader_id: CommittedLeaderId::new(3, 0),
-                    index,
-                };
-                store
-                    .apply_blocking(vec![Entry {
-                        log_id,
-                        payload: EntryPayload::Blank,
-                    }])
-                    .expect("apply");
-            }
-        };
-        // The process dies with the store open: dropping it would flush.
-        let applied_after_crash = |store: StateStore| {
-            disk.crash();
-            drop(store);
-            let store = open(dir, &io);
-            let applied = store.read_applied_state().expect("applied state").0;
-            (store, applied.map(|id| id.index))
-        };
-        let synced = APPLIES_PER_SYNC;
-        let store = open(dir, &io);
-        apply(&store, 1..=synced + 10);
-        let (store, applied) = applied_after_crash(store);
-        assert_eq!(applied, Some(synced), "back to the last durable apply");
-
-        apply(&store, synced + 1..=synced + 5);
-        store.build_snapshot_blocking().expect("build");
-        let (store, applied) = applied_after_crash(store);
-        assert_eq!(applied, Some(synced + 5), "a snapshot's record syncs");
-
-        apply(&store, synced + 6..=synced + 8);
-        sync_state(&store.db).expect("sync");
-        apply(&store, synced + 9..=synced + 9);
-        let (_, applied) = applied_after_crash(store);
-        assert_eq!(applied, Some(synced + 8), "sync_state syncs, and only it");
-    }
-
     #[tokio::test]
     async fn an_old_in_redb_snapshot_is_dropped_and_replaced_by_a_file() {
         let dir = TempDir::new().expect("temp dir");
@@ -1175,7 +1111,7 @@ mod tests {
             }
             txn.commit().expect("commit");
         }
-        let store = StateStore::open(&path).expect("reopen");
+        let store = StateStore::open(&path, false).expect("reopen");
         let txn = store.db.begin_read().expect("read");
         assert!(
             txn.list_tables()
