@@ -75,6 +75,13 @@ pub enum Fingerprint {
     Verified([u8; 32]),
 }
 
+/// A chunk's SHA-256 while its bytes pass: given by a verified
+/// fingerprint, or being computed.
+enum Sha256State {
+    Known([u8; 32]),
+    Hashing(Sha256),
+}
+
 /// The outcome of a replicated write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicatedWrite {
@@ -156,9 +163,9 @@ impl Replicator {
             live.push(Feed { data, digests });
         }
 
-        let mut hasher = match fingerprint {
-            Fingerprint::Unknown | Fingerprint::Claimed(_) => Some(Sha256::new()),
-            Fingerprint::Verified(_) => None,
+        let mut sha256 = match fingerprint {
+            Fingerprint::Unknown | Fingerprint::Claimed(_) => Sha256State::Hashing(Sha256::new()),
+            Fingerprint::Verified(sha256) => Sha256State::Known(sha256),
         };
         let mut crc = 0u32;
         let mut size = 0u64;
@@ -173,7 +180,7 @@ impl Replicator {
                     id,
                     max: limits::CHUNK_SIZE_MAX,
                 })?;
-            if let Some(hasher) = &mut hasher {
+            if let Sha256State::Hashing(hasher) = &mut sha256 {
                 hasher.update(&piece);
             }
             crc = crc32c::crc32c_append(crc, &piece);
@@ -194,10 +201,9 @@ impl Replicator {
                 break;
             }
         }
-        let sha256: [u8; 32] = match (fingerprint, hasher) {
-            (Fingerprint::Verified(sha256), _) => sha256,
-            (_, Some(hasher)) => hasher.finalize().into(),
-            (_, None) => unreachable!("a fingerprint not verified is hashed"),
+        let sha256: [u8; 32] = match sha256 {
+            Sha256State::Known(sha256) => sha256,
+            Sha256State::Hashing(hasher) => hasher.finalize().into(),
         };
         if matches!(fingerprint, Fingerprint::Claimed(claimed) if claimed != sha256) {
             // Dropping the feeds (no trailers) and the tasks aborts every
