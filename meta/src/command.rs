@@ -305,7 +305,7 @@ pub fn apply_commands(
         .iter()
         .enumerate()
         .map(|(position, command)| {
-            ctx.at_position(position)?;
+            ctx.at(log_index, position)?;
             command.apply(&mut ctx)
         })
         .collect()

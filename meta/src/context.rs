@@ -89,16 +89,11 @@ impl<'txn> ApplyContext<'txn> {
     }
 
     /// Moves to the command at `position` of the entry at `log_index`.
-    pub(crate) fn at(&mut self, log_index: u64, position: u32) {
-        self.log_index = log_index;
-        self.position = position;
-    }
-
-    /// Moves to the command at `position` of the entry.
-    pub(crate) fn at_position(&mut self, position: usize) -> Result<()> {
+    pub(crate) fn at(&mut self, log_index: u64, position: usize) -> Result<()> {
         self.position = u32::try_from(position).map_err(|_| {
             MetaError::Corrupt(format!("log entry holds over {} commands", u32::MAX))
         })?;
+        self.log_index = log_index;
         Ok(())
     }
 }

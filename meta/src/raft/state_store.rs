@@ -349,10 +349,7 @@ impl StateStore {
                     EntryPayload::Normal(batch) => {
                         let mut results = Vec::with_capacity(batch.len());
                         for (position, proposal) in batch.iter().enumerate() {
-                            let position = u32::try_from(position).map_err(|_| {
-                                MetaError::Corrupt("a log entry of over 2^32 commands".into())
-                            })?;
-                            ctx.at(entry.log_id.index, position);
+                            ctx.at(entry.log_id.index, position)?;
                             results.push(apply_proposal(
                                 &mut ctx,
                                 &mut requests,
