@@ -3,7 +3,7 @@
 //! version ids, ListObjectVersions paging, `null` versions in suspended
 //! buckets, a GET that keeps its version while newer ones commit, chunk
 //! files shared across versions and copies, and what the tree extensions
-//! do in a versioned bucket.
+//! do in a versioned bucket; tags of each version.
 
 mod common;
 
@@ -14,7 +14,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
+    BucketVersioningStatus, Delete, ObjectIdentifier, Tag, Tagging, VersioningConfiguration,
 };
 
 use arbor_compat_tests::ArborServer;
@@ -427,6 +427,233 @@ async fn versions_delete_markers_and_null_versions() {
         .await
         .expect_err("not empty");
     assert_eq!(failure(&e).0.as_deref(), Some("BucketNotEmpty"));
+    server.stop().expect("stop");
+}
+
+/// The tag set of `key` (of `version` when given) and the version id S3
+/// answered with.
+async fn tags_of(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> (Vec<(String, String)>, Option<String>) {
+    let out = s3
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("tags of {key} {version:?}: {e:?}"));
+    let tags = out
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect();
+    (tags, out.version_id().map(str::to_owned))
+}
+
+fn tagging(pairs: &[(&str, &str)]) -> Tagging {
+    let tags = pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build().expect("tag"))
+        .collect();
+    Tagging::builder()
+        .set_tag_set(Some(tags))
+        .build()
+        .expect("tagging")
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_version_keeps_its_own_tags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    let b = "tagged";
+    s3.create_bucket().bucket(b).send().await.expect("bucket");
+
+    // Unversioned: the null version, named `null` only when asked so.
+    put(&s3, b, "plain", b"p").await;
+    let out = s3
+        .put_object_tagging()
+        .bucket(b)
+        .key("plain")
+        .tagging(tagging(&[("x", "1")]))
+        .send()
+        .await
+        .expect("tag plain");
+    assert_eq!(out.version_id(), None);
+    assert_eq!(
+        tags_of(&s3, b, "plain", Some("null")).await,
+        (owned(&[("x", "1")]), Some("null".to_owned()))
+    );
+
+    set_versioning(&s3, b, BucketVersioningStatus::Enabled).await;
+    let written = s3
+        .put_object()
+        .bucket(b)
+        .key("k")
+        .tagging("a=1")
+        .body(ByteStream::from_static(b"v1"))
+        .send()
+        .await
+        .expect("v1");
+    let v1 = written.version_id.expect("v1 id");
+    let v1_etag = written.e_tag.expect("v1 etag");
+    let v2 = put(&s3, b, "k", b"v2").await.expect("v2 id");
+    assert_eq!(tags_of(&s3, b, "k", None).await, (vec![], Some(v2.clone())));
+    assert_eq!(
+        tags_of(&s3, b, "k", Some(&v1)).await,
+        (owned(&[("a", "1")]), Some(v1.clone()))
+    );
+
+    // PutObjectTagging names a version, or tags the current one.
+    let out = s3
+        .put_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .tagging(tagging(&[("b", "2"), ("c", "3")]))
+        .send()
+        .await
+        .expect("tag v1");
+    assert_eq!(out.version_id(), Some(v1.as_str()));
+    let out = s3
+        .put_object_tagging()
+        .bucket(b)
+        .key("k")
+        .tagging(tagging(&[("d", "4")]))
+        .send()
+        .await
+        .expect("tag current");
+    assert_eq!(out.version_id(), Some(v2.as_str()));
+    assert_eq!(
+        tags_of(&s3, b, "k", Some(&v1)).await.0,
+        owned(&[("b", "2"), ("c", "3")])
+    );
+    assert_eq!(tags_of(&s3, b, "k", None).await.0, owned(&[("d", "4")]));
+    let head = s3
+        .head_object()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .expect("head v1");
+    assert_eq!(
+        (head.tag_count(), head.e_tag()),
+        (Some(2), Some(v1_etag.as_str())),
+        "tags change, the ETag stays"
+    );
+    assert_eq!(get(&s3, b, "k", Some(&v1)).await, b"v1", "the bytes stay");
+
+    // DeleteObjectTagging empties one version's set.
+    let out = s3
+        .delete_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id(&v1)
+        .send()
+        .await
+        .expect("untag v1");
+    assert_eq!(out.version_id(), Some(v1.as_str()));
+    assert_eq!(tags_of(&s3, b, "k", Some(&v1)).await.0, vec![]);
+    assert_eq!(tags_of(&s3, b, "k", None).await.0, owned(&[("d", "4")]));
+
+    // A malformed id is 400, one the key does not have 404, and a delete
+    // marker has no tags: 405 when named, 404 when current.
+    let e = s3
+        .get_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id("not-an-id")
+        .send()
+        .await
+        .expect_err("malformed");
+    assert_eq!(failure(&e).0.as_deref(), Some("InvalidArgument"));
+    let e = s3
+        .put_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id("00000000000fffff00000000")
+        .tagging(tagging(&[("e", "5")]))
+        .send()
+        .await
+        .expect_err("unknown");
+    assert_eq!(failure(&e), (Some("NoSuchVersion".into()), 404, None));
+    let e = s3
+        .delete_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id("00000000000fffff00000000")
+        .send()
+        .await
+        .expect_err("unknown");
+    assert_eq!(failure(&e), (Some("NoSuchVersion".into()), 404, None));
+    let marker = s3
+        .delete_object()
+        .bucket(b)
+        .key("k")
+        .send()
+        .await
+        .expect("marker")
+        .version_id
+        .expect("marker id");
+    let e = s3
+        .get_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id(&marker)
+        .send()
+        .await
+        .expect_err("a marker has no tags");
+    assert_eq!(
+        failure(&e),
+        (Some("MethodNotAllowed".into()), 405, Some("true".into()))
+    );
+    let e = s3
+        .put_object_tagging()
+        .bucket(b)
+        .key("k")
+        .version_id(&marker)
+        .tagging(tagging(&[("e", "5")]))
+        .send()
+        .await
+        .expect_err("a marker takes no tags");
+    assert_eq!(failure(&e).0.as_deref(), Some("MethodNotAllowed"));
+    let e = s3
+        .get_object_tagging()
+        .bucket(b)
+        .key("k")
+        .send()
+        .await
+        .expect_err("deleted");
+    assert_eq!(
+        failure(&e),
+        (Some("NoSuchKey".into()), 404, Some("true".into()))
+    );
+    let e = s3
+        .put_object_tagging()
+        .bucket(b)
+        .key("k")
+        .tagging(tagging(&[("e", "5")]))
+        .send()
+        .await
+        .expect_err("deleted");
+    assert_eq!(failure(&e).0.as_deref(), Some("NoSuchKey"));
+    assert_eq!(
+        tags_of(&s3, b, "k", Some(&v2)).await.0,
+        owned(&[("d", "4")]),
+        "a refused request changes nothing"
+    );
     server.stop().expect("stop");
 }
 

@@ -49,7 +49,7 @@ use crate::multipart::{
 use crate::namespace::{
     CreateBucket, CreateBucketAs, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects,
     DeleteObjectsIf, GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject,
-    PutObjectTags, SetOverwritePolicy,
+    SetObjectTags, SetOverwritePolicy,
 };
 use crate::raft::types::{Proposal, RequestId};
 use crate::reclaim::{
@@ -59,7 +59,8 @@ use crate::records::{
     BucketInfo, ChunkId, ChunkOwnership, ChunkPlacement, ChunkRecord, ChunkServerRecord,
     CompletedPart, CompletedUpload, DeleteCondition, GcEntry, ListPage, ListRequest,
     ListUploadsRequest, ObjectChecksum, ObjectVersion, OverwritePolicy, PartRecord, PartsPage,
-    ServerId, ServerStatus, UploadId, UploadRecord, UploadsPage, VersionLock, WriteCondition,
+    ServerId, ServerStatus, UploadId, UploadRecord, UploadsPage, VersionId, VersionLock,
+    WriteCondition,
 };
 use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
@@ -861,17 +862,20 @@ impl MetaClient {
         self.write(GcAck { records }).await
     }
 
-    /// Replaces the tags of the current version of `bucket/key`.
+    /// Replaces the tags of the version of `bucket/key` that `version_id`
+    /// names (the current one when `None`); the id of the version tagged.
     pub async fn put_object_tags(
         &self,
         bucket: &str,
         key: &str,
+        version_id: Option<VersionId>,
         tags: Vec<(String, String)>,
-    ) -> Result<()> {
+    ) -> Result<VersionId> {
         keys::validate_key(key)?;
-        self.write(PutObjectTags {
+        self.write(SetObjectTags {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
+            version_id,
             tags,
         })
         .await

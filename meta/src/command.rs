@@ -41,7 +41,7 @@ use crate::namespace::{
     GetBucketVersioning, GetLocatedVersion, GetObject, GetObjectLock, GetObjectLockConfig,
     GetObjectVersion, GetReadableVersion, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
     SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
-    SetOverwritePolicy,
+    SetObjectTags, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -236,6 +236,7 @@ writes!(
     SetBucketAcl,
     SetObjectOwnership,
     SetObjectAcl,
+    SetObjectTags,
 );
 
 reads!(

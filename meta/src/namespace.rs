@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use redb::{ReadTransaction, ReadableTable};
+use redb::ReadTransaction;
 use serde::{Deserialize, Serialize};
 
 use crate::access;
@@ -947,7 +947,9 @@ fn delete_version(
 }
 
 /// Replaces the tags of the current version of `bucket/key` (its ETag and
-/// last-modified time stay).
+/// last-modified time stay). Kept so that log entries written before
+/// [`SetObjectTags`] still decode; applied as `SetObjectTags` without a
+/// version id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutObjectTags {
     pub bucket: String,
@@ -958,44 +960,84 @@ pub struct PutObjectTags {
 impl Apply for PutObjectTags {
     type Reply = ();
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
-        let PutObjectTags { bucket, key, tags } = self;
-
-        let Some(bucket_record) = read_bucket(&ctx.buckets, bucket)? else {
-            return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
-        };
-        let (directories, name) = split_key(key);
-        let found = resolve_directories(&ctx.children, bucket_record.root, &directories)?;
-        let entry = if found.len() == directories.len() {
-            let parent = found.last().copied().unwrap_or(bucket_record.root);
-            lookup_object(&ctx.children, parent, name)?
-        } else {
-            None
-        };
-        let Some(entry) = entry.filter(|e| !e.delete_marker) else {
-            return Ok(Err(MetaError::NoSuchKey(key.to_owned())));
-        };
-        let row = version_key(entry.inode, entry.generation, entry.position);
-        let mut version: ObjectVersion = match ctx.versions.get(row.as_slice())? {
-            Some(value) => decode_record(value.value())?,
-            None => {
-                return Err(MetaError::Corrupt(format!(
-                    "inode {} has no version {}/{}",
-                    entry.inode, entry.generation, entry.position
-                )));
-            }
-        };
-        version.tags = tags.to_vec();
-        ctx.versions
-            .insert(row.as_slice(), encode_record(&version)?.as_slice())?;
-        Ok(Ok(()))
+        let outcome = set_version_tags(ctx, &self.bucket, &self.key, None, &self.tags)?;
+        Ok(outcome.map(|_| ()))
     }
 
     fn size_estimate(&self) -> usize {
-        let tags: usize = self.tags.iter().map(|(k, v)| k.len() + v.len()).sum();
-        SIZE_BASE
-            .saturating_add(self.key.len())
-            .saturating_add(tags)
+        tags_size_estimate(&self.key, &self.tags)
     }
+}
+
+/// PutObjectTagging and DeleteObjectTagging (an empty set): replaces the
+/// tags of the version of `bucket/key` that `version_id` names (the
+/// current one when `None`), rewriting its record in place; its ETag and
+/// last-modified time stay. Replies the id of the version tagged.
+/// `NoSuchKey` / `NoSuchVersion`, `NoSuchKey` too when the current version
+/// is a delete marker, `DeleteMarker` when one is named by its id (it has
+/// no tags: S3 answers 405).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectTags {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+    pub tags: Vec<(String, String)>,
+}
+
+impl Apply for SetObjectTags {
+    type Reply = VersionId;
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<VersionId>> {
+        set_version_tags(ctx, &self.bucket, &self.key, self.version_id, &self.tags)
+    }
+
+    fn size_estimate(&self) -> usize {
+        tags_size_estimate(&self.key, &self.tags)
+    }
+}
+
+fn tags_size_estimate(key: &str, tags: &[(String, String)]) -> usize {
+    let tags: usize = tags.iter().map(|(k, v)| k.len() + v.len()).sum();
+    SIZE_BASE.saturating_add(key.len()).saturating_add(tags)
+}
+
+/// Sets the tags of the version of `bucket/key` that `version_id` names
+/// (see [`SetObjectTags`]).
+fn set_version_tags(
+    ctx: &mut ApplyContext<'_>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<VersionId>,
+    tags: &[(String, String)],
+) -> Result<Outcome<VersionId>> {
+    if let Err(e) = validate_key(key) {
+        return Ok(Err(e));
+    }
+    let Some(record) = read_bucket(&ctx.buckets, bucket)? else {
+        return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
+    };
+    let (inode, mut version) =
+        match named_version(&ctx.children, &ctx.versions, record.root, key, version_id)? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+    if version.stamp.delete_marker {
+        return Ok(Err(match version_id {
+            None => missing_version(key, None),
+            Some(_) => MetaError::DeleteMarker(key.to_owned()),
+        }));
+    }
+    version.tags = tags.to_vec();
+    let row = version_key(inode, version.generation, version.stamp.position);
+    let replaced = ctx
+        .versions
+        .insert(row.as_slice(), encode_record(&version)?.as_slice())?;
+    if replaced.is_none() {
+        return Err(MetaError::Corrupt(format!(
+            "version {} of inode {inode} was listed but has no row",
+            version.version_id()
+        )));
+    }
+    Ok(Ok(version.version_id()))
 }
 
 /// Replaces the tags of `bucket` (empty: it has none).

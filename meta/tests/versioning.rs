@@ -1,8 +1,8 @@
 //! Versioning in the state machine: the bucket's state, versions and delete
 //! markers, `null` versions, deleting a version, chunk references across
 //! versions and copies, renames and recursive deletes in versioned buckets,
-//! and both listings against a model (a `BTreeMap` of keys to their
-//! versions, listed naively).
+//! each version's tags, and both listings against a model (a `BTreeMap` of
+//! keys to their versions, listed naively).
 
 use std::collections::BTreeMap;
 
@@ -13,8 +13,8 @@ use arbor_meta::listing::{ListObjects, list_object_versions, list_objects};
 use arbor_meta::namespace::{
     CreateBucket, CreateLockedBucket, DAY_MS, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
     DeleteTarget, GetBucketVersioning, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
-    GetReadableVersion, PutObject, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
-    SetObjectRetention, get_object,
+    GetReadableVersion, PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold,
+    SetObjectLockConfig, SetObjectRetention, SetObjectTags, get_object,
 };
 use arbor_meta::op::Query;
 use arbor_meta::reclaim::DeleteDirectory;
@@ -405,6 +405,122 @@ fn a_suspended_bucket_writes_and_deletes_the_null_version() {
         })),
         Err(MetaError::InvalidRequest(_))
     ));
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+impl Fixture {
+    fn set_tags(
+        &mut self,
+        key: &str,
+        version_id: Option<VersionId>,
+        pairs: &[(&str, &str)],
+    ) -> Result<VersionId, MetaError> {
+        match self.apply(Command::SetObjectTags(SetObjectTags {
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version_id,
+            tags: tags(pairs),
+        })) {
+            Ok(Reply::SetObjectTags(id)) => Ok(id),
+            Ok(other) => panic!("tag {key}: {other:?}"),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[test]
+fn each_version_keeps_its_own_tags() {
+    let mut f = Fixture::with_bucket(BUCKET);
+    f.set_versioning(Versioning::Enabled).expect("enable");
+    let old = f.put("k", "old");
+    let new = f.put("k", "new");
+
+    assert_eq!(
+        f.set_tags("k", Some(old.version_id()), &[("a", "1")]),
+        Ok(old.version_id())
+    );
+    assert_eq!(
+        f.set_tags("k", None, &[("b", "2")]),
+        Ok(new.version_id()),
+        "without an id, the current version"
+    );
+    let tagged = f.get_version("k", Some(old.version_id())).expect("old");
+    assert_eq!(tagged.tags, tags(&[("a", "1")]));
+    assert_eq!(
+        (tagged.etag.as_str(), tagged.last_modified_ms, tagged.data),
+        ("old", old.last_modified_ms, old.data.clone()),
+        "only the tags change"
+    );
+    assert_eq!(f.get("k").expect("current").tags, tags(&[("b", "2")]));
+
+    // An empty set removes them (DeleteObjectTagging), of that version only.
+    f.set_tags("k", Some(old.version_id()), &[])
+        .expect("untag old");
+    assert!(
+        f.get_version("k", Some(old.version_id()))
+            .expect("old")
+            .tags
+            .is_empty()
+    );
+    assert_eq!(f.get("k").expect("current").tags, tags(&[("b", "2")]));
+
+    // The commands written before SetObjectTags tag the current version.
+    f.apply(Command::PutObjectTags(PutObjectTags {
+        bucket: BUCKET.to_owned(),
+        key: "k".to_owned(),
+        tags: tags(&[("c", "3")]),
+    }))
+    .expect("old command");
+    assert_eq!(f.get("k").expect("current").tags, tags(&[("c", "3")]));
+
+    let unknown = VersionId::At {
+        generation: 999,
+        position: 0,
+    };
+    assert_eq!(
+        f.set_tags("k", Some(unknown), &[("a", "1")]),
+        Err(MetaError::NoSuchVersion {
+            key: "k".to_owned(),
+            version_id: unknown.to_string(),
+        })
+    );
+    assert_eq!(
+        f.set_tags("missing", None, &[("a", "1")]),
+        Err(MetaError::NoSuchKey("missing".to_owned()))
+    );
+
+    // A delete marker has no tags: named, 405; current, the key is missing.
+    let marker = f.delete("k", None).version_id.expect("marker id");
+    assert_eq!(
+        f.set_tags("k", Some(marker), &[("a", "1")]),
+        Err(MetaError::DeleteMarker("k".to_owned()))
+    );
+    assert_eq!(
+        f.set_tags("k", None, &[("a", "1")]),
+        Err(MetaError::NoSuchKey("k".to_owned()))
+    );
+    assert_eq!(
+        f.get_version("k", Some(new.version_id()))
+            .expect("new")
+            .tags,
+        tags(&[("c", "3")]),
+        "refused commands change nothing"
+    );
+
+    // A suspended bucket's null version is named `null`.
+    f.set_versioning(Versioning::Suspended).expect("suspend");
+    f.put("k", "null");
+    assert_eq!(
+        f.set_tags("k", Some(VersionId::Null), &[("n", "1")]),
+        Ok(VersionId::Null)
+    );
+    assert_eq!(f.get("k").expect("null").tags, tags(&[("n", "1")]));
 }
 
 #[test]

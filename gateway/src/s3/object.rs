@@ -1118,8 +1118,8 @@ fn copy_source(source: &CopySource) -> S3Result<(String, String, Option<String>)
     }
 }
 
-/// Operations that read or change only the current version (tagging,
-/// recursive delete) accept no version id but `null`.
+/// An operation on the current version only (a recursive delete) accepts
+/// no version id but `null`.
 pub(super) fn reject_version_id(version_id: Option<&str>) -> S3Result<()> {
     match version_id {
         None | Some("null") => Ok(()),
@@ -1143,7 +1143,12 @@ pub(super) fn parse_version_id(id: Option<&str>) -> S3Result<Option<VersionId>> 
 /// `x-amz-version-id` for a version: its id when it has one of its own,
 /// and `null` too when the request named a version.
 pub(super) fn version_header(version: &ObjectVersion, asked: bool) -> Option<String> {
-    (!version.stamp.null || asked).then(|| version.version_id().to_string())
+    version_id_header(version.version_id(), asked)
+}
+
+/// [`version_header`] for a version known by its id.
+pub(super) fn version_id_header(id: VersionId, asked: bool) -> Option<String> {
+    (id != VersionId::Null || asked).then(|| id.to_string())
 }
 
 /// The version a read names, or the current one, as S3 serves it: a

@@ -153,51 +153,77 @@ pub async fn delete_bucket(
     Ok(response)
 }
 
+/// GetObjectTagging: the tags of the version `versionId` names, or of the
+/// current one; a delete marker is answered as GetObject answers it.
 pub async fn get(
     s3: &Arbor,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let input = req.input;
     record_target("GetObjectTagging", &input.bucket, Some(&input.key));
-    object::reject_version_id(input.version_id.as_deref())?;
-    let version = s3
-        .meta()
-        .get_object(&input.bucket, &input.key)
-        .await
-        .map_err(error::from_meta)?;
+    let asked = input.version_id.is_some();
+    let version =
+        object::readable_version(s3, &input.bucket, &input.key, input.version_id.as_deref())
+            .await?;
     Ok(S3Response::new(GetObjectTaggingOutput {
+        version_id: object::version_header(&version, asked),
         tag_set: to_tag_set(version.tags),
-        version_id: None,
     }))
 }
 
+/// Replaces the tags of the version `version_id` names (the current one
+/// without it); the `x-amz-version-id` to answer with.
+async fn set_tags(
+    s3: &Arbor,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    tags: Vec<(String, String)>,
+) -> S3Result<Option<String>> {
+    let tagged = s3
+        .meta()
+        .put_object_tags(bucket, key, object::parse_version_id(version_id)?, tags)
+        .await
+        .map_err(error::from_meta)?;
+    Ok(object::version_id_header(tagged, version_id.is_some()))
+}
+
+/// PutObjectTagging: replaces the whole set of a version (the current
+/// one without `versionId`); its ETag and Last-Modified stay.
 pub async fn put(
     s3: &Arbor,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let input = req.input;
     record_target("PutObjectTagging", &input.bucket, Some(&input.key));
-    object::reject_version_id(input.version_id.as_deref())?;
     let tags = from_tag_set(input.tagging.tag_set)?;
-    s3.meta()
-        .put_object_tags(&input.bucket, &input.key, tags)
-        .await
-        .map_err(error::from_meta)?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    let version_id = set_tags(
+        s3,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        tags,
+    )
+    .await?;
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
 }
 
+/// DeleteObjectTagging: removes every tag of a version; 204.
 pub async fn delete(
     s3: &Arbor,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let input = req.input;
     record_target("DeleteObjectTagging", &input.bucket, Some(&input.key));
-    object::reject_version_id(input.version_id.as_deref())?;
-    s3.meta()
-        .put_object_tags(&input.bucket, &input.key, Vec::new())
-        .await
-        .map_err(error::from_meta)?;
-    let mut response = S3Response::new(DeleteObjectTaggingOutput::default());
+    let version_id = set_tags(
+        s3,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        Vec::new(),
+    )
+    .await?;
+    let mut response = S3Response::new(DeleteObjectTaggingOutput { version_id });
     response.status = Some(http::StatusCode::NO_CONTENT);
     Ok(response)
 }
