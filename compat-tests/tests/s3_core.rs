@@ -1,6 +1,7 @@
 //! The S3 API core through aws-sdk-s3 against the real binary:
 //! conditions, ranges, checksums, copy, multi-delete, ACLs, versioning
-//! answers, listing parameters — and the error codes of each.
+//! answers, listing parameters, server-side encryption refused — and the
+//! error codes of each.
 
 mod common;
 
@@ -10,12 +11,12 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, Delete, EncodingType, MetadataDirective, ObjectCannedAcl,
-    ObjectIdentifier, ObjectOwnership, OwnershipControls, OwnershipControlsRule, Permission, Tag,
-    Tagging,
+    ObjectIdentifier, ObjectOwnership, OwnershipControls, OwnershipControlsRule, Permission,
+    ServerSideEncryption, Tag, Tagging,
 };
 
 use arbor_compat_tests::{ArborServer, raw_request};
-use common::{bytes, client, md5_hex};
+use common::{bytes, client, code_of, md5_hex};
 
 const CHUNK_SIZE: &str = "1048576";
 
@@ -1564,4 +1565,153 @@ async fn bucket_tagging_and_ownership_controls() {
         .expect("delete ownership controls");
     assert_eq!(ownership(s3).await, ObjectOwnership::BucketOwnerPreferred);
     assert!(f.server.stop().expect("stop").success());
+}
+
+/// Base64 of a 256-bit SSE-C key and of its MD5, as the headers carry them.
+fn customer_key() -> (String, String) {
+    use base64::Engine;
+    use md5::Digest;
+    let key = [7u8; 32];
+    let engine = base64::engine::general_purpose::STANDARD;
+    (engine.encode(key), engine.encode(md5::Md5::digest(key)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_encryption_is_refused_not_faked() {
+    let f = fixture("sse").await;
+    let s3 = &f.s3;
+    let (key, key_md5) = customer_key();
+    put(s3, "sse", "plain", b"stored in the clear").await;
+
+    // Every way of asking a write for encryption is refused, and nothing
+    // is stored.
+    let refused = |method: &str| ServerSideEncryption::from(method);
+    for (method, expected) in [
+        ("AES256", "NotImplemented"),
+        ("aws:kms", "NotImplemented"),
+        ("aws:kms:dsse", "NotImplemented"),
+        ("rot13", "InvalidArgument"),
+    ] {
+        let result = s3
+            .put_object()
+            .bucket("sse")
+            .key("k")
+            .server_side_encryption(refused(method))
+            .body(ByteStream::from_static(b"secret"))
+            .send()
+            .await;
+        assert_eq!(code_of(result), Err(Some(expected.to_owned())), "{method}");
+    }
+    let result = s3
+        .put_object()
+        .bucket("sse")
+        .key("k")
+        .ssekms_key_id("some-key")
+        .body(ByteStream::from_static(b"secret"))
+        .send()
+        .await;
+    assert_eq!(
+        code_of(result),
+        Err(Some("InvalidArgument".to_owned())),
+        "a KMS key without aws:kms"
+    );
+    let result = s3
+        .put_object()
+        .bucket("sse")
+        .key("k")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .body(ByteStream::from_static(b"secret"))
+        .send()
+        .await;
+    assert_eq!(code_of(result), Err(Some("NotImplemented".to_owned())));
+    let result = s3
+        .create_multipart_upload()
+        .bucket("sse")
+        .key("k")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), Err(Some("NotImplemented".to_owned())));
+    let result = s3
+        .copy_object()
+        .bucket("sse")
+        .key("k")
+        .copy_source("sse/plain")
+        .server_side_encryption(refused("AES256"))
+        .send()
+        .await;
+    assert_eq!(code_of(result), Err(Some("NotImplemented".to_owned())));
+    let head = s3.head_object().bucket("sse").key("k").send().await;
+    assert_eq!(
+        head.as_ref().err().and_then(status),
+        Some(404),
+        "nothing stored: {head:?}"
+    );
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("sse")
+        .send()
+        .await
+        .expect("uploads");
+    assert!(uploads.uploads().is_empty(), "{uploads:?}");
+
+    // A customer's key for an object stored without one: 400, as S3.
+    let not_applicable = Err(Some("InvalidRequest".to_owned()));
+    let result = s3
+        .get_object()
+        .bucket("sse")
+        .key("plain")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), not_applicable);
+    let result = s3
+        .head_object()
+        .bucket("sse")
+        .key("plain")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(result.as_ref().err().and_then(status), Some(400));
+    let result = s3
+        .copy_object()
+        .bucket("sse")
+        .key("copy")
+        .copy_source("sse/plain")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&key)
+        .copy_source_sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), not_applicable);
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("sse")
+        .key("up")
+        .send()
+        .await
+        .expect("create");
+    let result = s3
+        .upload_part()
+        .bucket("sse")
+        .key("up")
+        .upload_id(upload.upload_id().expect("id"))
+        .part_number(1)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await;
+    assert_eq!(code_of(result), not_applicable);
+    assert_eq!(read(s3, "sse", "plain").await, b"stored in the clear");
+    f.server.stop().expect("stop");
 }

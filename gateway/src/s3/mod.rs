@@ -8,6 +8,7 @@ mod bucket;
 mod checksum;
 mod conditions;
 mod cors;
+mod encryption;
 mod lifecycle;
 mod list;
 mod list_xml;

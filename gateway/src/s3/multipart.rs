@@ -17,7 +17,7 @@ use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
-use super::{Arbor, acl, bucket, checksum, object, record_target, tagging, time};
+use super::{Arbor, acl, bucket, checksum, encryption, object, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 
@@ -73,6 +73,7 @@ pub async fn create(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let S3Request { input, headers, .. } = req;
     record_target("CreateMultipartUpload", &input.bucket, Some(&input.key));
+    encryption::refuse_on_write(encryption::asked!(input))?;
     let acl = acl::object_acl(input.acl.as_ref(), &headers)?;
     acl::check_public_allowed(s3, &input.bucket, acl).await?;
     let now = s3.now_ms();
@@ -144,6 +145,7 @@ pub async fn upload_part(
         ..
     } = req;
     record_target("UploadPart", &input.bucket, Some(&input.key));
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let number = part_number(input.part_number)?;
     let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
     if input
@@ -283,6 +285,8 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = req.input;
     record_target("UploadPartCopy", &input.bucket, Some(&input.key));
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
+    encryption::refuse_customer_key(encryption::copy_source_key!(input))?;
     let number = part_number(input.part_number)?;
     let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
     let (_, _, source, source_version_id) = object::copy_source_version(
@@ -485,6 +489,7 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     record_target("CompleteMultipartUpload", &input.bucket, Some(&input.key));
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let input_checksums = Checksum {
         checksum_crc32: input.checksum_crc32.clone(),
         checksum_crc32c: input.checksum_crc32c.clone(),

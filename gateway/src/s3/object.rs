@@ -15,7 +15,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::{Conditions, Target};
-use super::{Arbor, acl, append, checksum, lock, record_target, tagging, time};
+use super::{Arbor, acl, append, checksum, encryption, lock, record_target, tagging, time};
 use crate::data_path;
 use crate::error;
 use crate::limits::{DELETE_OBJECTS_KEYS_MAX, PUT_OBJECT_SIZE_MAX};
@@ -48,6 +48,7 @@ impl PutRequest {
         headers: &http::HeaderMap,
         now_ms: i64,
     ) -> S3Result<PutRequest> {
+        encryption::refuse_on_write(encryption::asked!(input))?;
         let acl = acl::object_acl(input.acl.as_ref(), headers)?;
         let lock = lock::asked_lock(
             input.object_lock_mode.as_ref(),
@@ -463,6 +464,7 @@ fn with_validators(mut e: S3Error, version: &ObjectVersion) -> S3Error {
 /// s3s input types: plans the read, then fills the output fields they share.
 macro_rules! read_object {
     ($s3:expr, $op:expr, $gate:expr, $input:expr, $output:ident, $span:expr) => {{
+        encryption::refuse_customer_key(encryption::customer_key!($input))?;
         let plan = plan_read(
             $s3,
             $op,
@@ -661,6 +663,7 @@ pub async fn attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
     record_target("GetObjectAttributes", &input.bucket, Some(&input.key));
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let version =
         readable_version(s3, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     let wants = |name: &str| {
@@ -782,6 +785,8 @@ pub async fn copy(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let S3Request { input, headers, .. } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
+    encryption::refuse_on_write(encryption::asked!(input))?;
+    encryption::refuse_customer_key(encryption::copy_source_key!(input))?;
     let acl = acl::object_acl(input.acl.as_ref(), &headers)?;
     let asked_lock = lock::asked_lock(
         input.object_lock_mode.as_ref(),

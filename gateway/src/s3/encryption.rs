@@ -1,0 +1,176 @@
+//! Server-side encryption, which Arbor does not do (docs/design.md,
+//! "Encryption at rest"): a write that asks for it is refused before
+//! anything is stored, instead of being stored in the clear and answered
+//! as if encrypted, and a customer's key sent to read an object is
+//! refused as S3 refuses it for an object stored without one.
+
+use s3s::dto::ServerSideEncryption;
+use s3s::{S3Result, s3_error};
+
+/// The SSE-C parameters of a request (`x-amz-server-side-encryption-
+/// customer-*`, or their `x-amz-copy-source-` forms for a copy's source).
+#[derive(Clone, Copy, Default)]
+pub(super) struct CustomerKey<'a> {
+    pub algorithm: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub key_md5: Option<&'a str>,
+}
+
+impl CustomerKey<'_> {
+    fn given(&self) -> bool {
+        self.algorithm.is_some() || self.key.is_some() || self.key_md5.is_some()
+    }
+}
+
+/// What a write that creates an object (PutObject, a browser upload,
+/// CopyObject's destination, CreateMultipartUpload) asks of encryption.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Asked<'a> {
+    /// `x-amz-server-side-encryption`.
+    pub method: Option<&'a ServerSideEncryption>,
+    /// `x-amz-server-side-encryption-aws-kms-key-id`.
+    pub kms_key_id: Option<&'a str>,
+    /// `x-amz-server-side-encryption-context`.
+    pub kms_context: Option<&'a str>,
+    pub customer: CustomerKey<'a>,
+}
+
+/// The [`CustomerKey`] of an s3s input with `sse_customer_*` fields.
+macro_rules! customer_key {
+    ($input:expr) => {
+        $crate::s3::encryption::CustomerKey {
+            algorithm: $input.sse_customer_algorithm.as_deref(),
+            key: $input.sse_customer_key.as_deref(),
+            key_md5: $input.sse_customer_key_md5.as_deref(),
+        }
+    };
+}
+pub(super) use customer_key;
+
+/// The [`CustomerKey`] of a copy's source (`copy_source_sse_customer_*`).
+macro_rules! copy_source_key {
+    ($input:expr) => {
+        $crate::s3::encryption::CustomerKey {
+            algorithm: $input.copy_source_sse_customer_algorithm.as_deref(),
+            key: $input.copy_source_sse_customer_key.as_deref(),
+            key_md5: $input.copy_source_sse_customer_key_md5.as_deref(),
+        }
+    };
+}
+pub(super) use copy_source_key;
+
+/// The [`Asked`] of an s3s input that creates an object.
+macro_rules! asked {
+    ($input:expr) => {
+        $crate::s3::encryption::Asked {
+            method: $input.server_side_encryption.as_ref(),
+            kms_key_id: $input.ssekms_key_id.as_deref(),
+            kms_context: $input.ssekms_encryption_context.as_deref(),
+            customer: $crate::s3::encryption::customer_key!($input),
+        }
+    };
+}
+pub(super) use asked;
+
+/// Refuses a write that asks for server-side encryption: SSE-S3, SSE-KMS
+/// and SSE-C are 501 NotImplemented, a method S3 does not know is 400
+/// InvalidArgument, and KMS parameters without `aws:kms` are 400
+/// InvalidArgument, as S3 answers them.
+pub(super) fn refuse_on_write(asked: Asked<'_>) -> S3Result<()> {
+    if let Some(method) = asked.method {
+        return Err(match method.as_str() {
+            ServerSideEncryption::AES256 => s3_error!(
+                NotImplemented,
+                "Server-side encryption (x-amz-server-side-encryption: AES256) is not supported: objects are stored unencrypted"
+            ),
+            ServerSideEncryption::AWS_KMS | ServerSideEncryption::AWS_KMS_DSSE => s3_error!(
+                NotImplemented,
+                "Server-side encryption with KMS keys is not supported: objects are stored unencrypted"
+            ),
+            _ => s3_error!(
+                InvalidArgument,
+                "The encryption method specified is not supported"
+            ),
+        });
+    }
+    if asked.kms_key_id.is_some() || asked.kms_context.is_some() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms"
+        ));
+    }
+    if asked.customer.given() {
+        return Err(s3_error!(
+            NotImplemented,
+            "Server-side encryption with customer-provided keys (SSE-C) is not supported: objects are stored unencrypted"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a customer's key sent for an object already stored (GetObject,
+/// HeadObject, GetObjectAttributes, a copy's source, UploadPart and
+/// CompleteMultipartUpload of an upload): none is stored with one, so S3's
+/// answer is 400 InvalidRequest.
+pub(super) fn refuse_customer_key(key: CustomerKey<'_>) -> S3Result<()> {
+    if key.given() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The encryption parameters are not applicable to this object."
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use s3s::S3ErrorCode;
+
+    fn code(result: S3Result<()>) -> Option<S3ErrorCode> {
+        result.err().map(|e| e.code().clone())
+    }
+
+    #[test]
+    fn every_way_of_asking_for_encryption_is_refused() {
+        assert_eq!(code(refuse_on_write(Asked::default())), None);
+        for (method, expected) in [
+            ("AES256", S3ErrorCode::NotImplemented),
+            ("aws:kms", S3ErrorCode::NotImplemented),
+            ("aws:kms:dsse", S3ErrorCode::NotImplemented),
+            ("rot13", S3ErrorCode::InvalidArgument),
+        ] {
+            let method = ServerSideEncryption::from(method.to_owned());
+            let asked = Asked {
+                method: Some(&method),
+                ..Asked::default()
+            };
+            assert_eq!(code(refuse_on_write(asked)), Some(expected));
+        }
+        let kms_alone = Asked {
+            kms_key_id: Some("key"),
+            ..Asked::default()
+        };
+        assert_eq!(
+            code(refuse_on_write(kms_alone)),
+            Some(S3ErrorCode::InvalidArgument)
+        );
+        let customer = CustomerKey {
+            key_md5: Some("md5"),
+            ..CustomerKey::default()
+        };
+        let sse_c = Asked {
+            customer,
+            ..Asked::default()
+        };
+        assert_eq!(
+            code(refuse_on_write(sse_c)),
+            Some(S3ErrorCode::NotImplemented)
+        );
+        assert_eq!(
+            code(refuse_customer_key(customer)),
+            Some(S3ErrorCode::InvalidRequest)
+        );
+        assert_eq!(code(refuse_customer_key(CustomerKey::default())), None);
+    }
+}
