@@ -26,7 +26,7 @@ use crate::raft::batcher::{self, Batcher};
 use crate::raft::network::HttpNetworkFactory;
 use crate::raft::read_rounds::ReadRounds;
 use crate::raft::types::{NodeId, Raft, RaftMetrics, TypeConfig};
-use crate::raft::{LogStore, LogWriter, StateStore};
+use crate::raft::{LogStore, LogWriter, SnapshotStop, StateStore};
 use crate::records::object::ObjectVersion;
 use crate::replica::Replica;
 use crate::rpc::{HttpClient, NodeStatus, SharedFaults};
@@ -148,6 +148,8 @@ struct Lifecycle {
     log_writer: LogWriter,
     log_db: Weak<Database>,
     state_db: Weak<Database>,
+    /// Stops a snapshot build or install still running at shutdown.
+    snapshot_stop: SnapshotStop,
     shut_down: bool,
 }
 
@@ -369,6 +371,7 @@ impl MetaNode {
         };
         let log_db = Arc::downgrade(log_store.database());
         let state_db = state_store.database().clone();
+        let snapshot_stop = state_store.snapshot_stop();
 
         let raft = match Raft::new(id, raft_config, network, log_store, state_store).await {
             Ok(raft) => raft,
@@ -394,6 +397,7 @@ impl MetaNode {
             log_writer,
             log_db,
             state_db: Arc::downgrade(&state_db),
+            snapshot_stop,
             shut_down: false,
         };
         let inner = Arc::new(Replica {
@@ -567,7 +571,10 @@ impl MetaNode {
         lifecycle.batcher.join().await;
         // 4. Stop the log writer after Raft's last write.
         lifecycle.log_writer.stop().await;
-        // 5. Close redb: drop our handle and wait for the last users.
+        // 5. Close redb: drop our handle, stop a snapshot build or install
+        // (openraft runs a build on a task of its own, which its shutdown
+        // does not wait for), and wait for the last users.
+        lifecycle.snapshot_stop.stop();
         self.inner
             .state_db
             .write()

@@ -29,5 +29,5 @@ pub mod types;
 
 pub use log_store::{LogReader, LogStore, LogWriter};
 pub use network::{HttpNetwork, HttpNetworkFactory};
-pub use state_store::StateStore;
+pub use state_store::{SnapshotStop, StateStore};
 pub use types::{Proposal, RequestId, TypeConfig};

@@ -28,7 +28,7 @@
 
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use openraft::storage::RaftStateMachine;
@@ -144,6 +144,29 @@ fn order_key(log_index: u64, position: u64) -> [u8; 16] {
     key
 }
 
+/// Stops a snapshot being built or installed at its next row, so a node
+/// shutting down does not wait for a walk of the whole state (the build
+/// runs on its own task, which openraft does not wait for, holding the
+/// database open). What it stops leaves nothing behind: a build removes
+/// its partial file, an install drops its uncommitted transaction.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotStop(Arc<AtomicBool>);
+
+impl SnapshotStop {
+    /// Stops every snapshot build and install of the store, now and later.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// `ShuttingDown` once stopped.
+    fn check(&self) -> Result<()> {
+        if self.0.load(Ordering::Relaxed) {
+            return Err(MetaError::ShuttingDown);
+        }
+        Ok(())
+    }
+}
+
 /// The state machine store ([`RaftStateMachine`]); also its own snapshot
 /// builder. Cheap to clone: clones share the database.
 #[derive(Clone)]
@@ -164,6 +187,8 @@ pub struct StateStore {
     /// removal of the others), so a build and an install never interleave
     /// there.
     snapshot_switch: Arc<Mutex<()>>,
+    /// Shared by every clone: set at shutdown.
+    snapshot_stop: SnapshotStop,
 }
 
 impl StateStore {
@@ -207,6 +232,7 @@ impl StateStore {
             snapshot_dir,
             snapshot_sequence: Arc::new(AtomicU64::new(0)),
             snapshot_switch: Arc::new(Mutex::new(())),
+            snapshot_stop: SnapshotStop::default(),
         };
         let current = store.read_current_snapshot()?;
         let sequence_next = store.clean_snapshot_dir(current.as_ref().map(|c| c.file.as_str()))?;
@@ -282,6 +308,11 @@ impl StateStore {
     pub fn with_entropy(mut self, entropy: SharedEntropy) -> StateStore {
         self.entropy = entropy;
         self
+    }
+
+    /// The handle that stops this store's snapshot builds and installs.
+    pub fn snapshot_stop(&self) -> SnapshotStop {
+        self.snapshot_stop.clone()
     }
 
     /// The state database, for read transactions (linearizable reads are
@@ -451,6 +482,7 @@ impl StateStore {
             writer.table(definition.name())?;
             let table = txn.open_table(definition)?;
             for row in table.iter()? {
+                self.snapshot_stop.check()?;
                 let (key, value) = row?;
                 writer.row(key.value(), value.value())?;
             }
@@ -575,6 +607,7 @@ impl StateStore {
     fn verify_snapshot_file(&self, path: &Path) -> Result<()> {
         let mut reader = self.read_snapshot_file(path)?;
         while let Some(frame) = reader.next_frame()? {
+            self.snapshot_stop.check()?;
             if let Frame::Table(name) = frame {
                 replicated_table(&name)?;
             }
@@ -595,6 +628,7 @@ impl StateStore {
             let mut reader = self.read_snapshot_file(path)?;
             let mut table = None;
             while let Some(frame) = reader.next_frame()? {
+                self.snapshot_stop.check()?;
                 match frame {
                     Frame::Table(name) => {
                         // Tables differ (the reader refuses one twice), so
@@ -1006,6 +1040,45 @@ mod tests {
             .expect("install a copy of the current file");
         assert_eq!(dump(&follower), before);
         assert_eq!(files(&follower).len(), 1, "{:?}", files(&follower));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_store_abandons_builds_and_installs_and_leaves_nothing() {
+        let dir = TempDir::new().expect("temp dir");
+        let io = StorageIo::Os;
+        let leader = open(&dir.path().join("a"), &io);
+        fill(&leader, 500, 1, 40);
+        let mut snapshot = leader.build_snapshot_blocking().expect("build");
+
+        let follower = open(&dir.path().join("b"), &io);
+        fill(&follower, 20, 2, 7);
+        let own = follower.build_snapshot_blocking().expect("own snapshot");
+        let before = dump(&follower);
+        let files_before = files(&follower);
+        let received = transfer(&mut snapshot, &follower).await;
+
+        // Clones share the stop, as openraft's builder (a clone) does.
+        follower.clone().snapshot_stop().stop();
+        let installed = follower.install_snapshot_blocking(snapshot.meta.clone(), &received);
+        assert!(
+            matches!(installed, Err(MetaError::ShuttingDown)),
+            "{installed:?}"
+        );
+        let built = follower.build_snapshot_blocking();
+        assert!(
+            matches!(built, Err(MetaError::ShuttingDown)),
+            "{:?}",
+            built.err()
+        );
+        assert_eq!(dump(&follower), before, "state untouched");
+        assert_eq!(files(&follower), files_before, "no file left behind");
+        let current = follower
+            .current_snapshot_blocking()
+            .expect("current")
+            .expect("a snapshot");
+        assert_eq!(current.meta, own.meta, "current snapshot kept");
+        // The leader, not stopped, still builds.
+        leader.build_snapshot_blocking().expect("leader builds");
     }
 
     #[tokio::test]
