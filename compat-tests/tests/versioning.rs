@@ -534,7 +534,7 @@ async fn each_version_keeps_its_own_tags() {
         .send()
         .await
         .expect("tag current");
-    assert_eq!(out.version_id(), Some(v2.as_str()));
+    assert_eq!(out.version_id(), None, "the current version is not named");
     assert_eq!(
         tags_of(&s3, b, "k", Some(&v1)).await.0,
         owned(&[("b", "2"), ("c", "3")])
@@ -569,7 +569,7 @@ async fn each_version_keeps_its_own_tags() {
     assert_eq!(tags_of(&s3, b, "k", None).await.0, owned(&[("d", "4")]));
 
     // A malformed id is 400, one the key does not have 404, and a delete
-    // marker has no tags: 405 when named, 404 when current.
+    // marker has no tags: 405, named or current, with its headers.
     let e = s3
         .get_object_tagging()
         .bucket(b)
@@ -598,6 +598,14 @@ async fn each_version_keeps_its_own_tags() {
         .await
         .expect_err("unknown");
     assert_eq!(failure(&e), (Some("NoSuchVersion".into()), 404, None));
+    let e = s3
+        .get_object_tagging()
+        .bucket(b)
+        .key("missing")
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(failure(&e), (Some("NoSuchKey".into()), 404, None));
     let marker = s3
         .delete_object()
         .bucket(b)
@@ -607,48 +615,37 @@ async fn each_version_keeps_its_own_tags() {
         .expect("marker")
         .version_id
         .expect("marker id");
-    let e = s3
-        .get_object_tagging()
-        .bucket(b)
-        .key("k")
-        .version_id(&marker)
-        .send()
-        .await
-        .expect_err("a marker has no tags");
-    assert_eq!(
-        failure(&e),
-        (Some("MethodNotAllowed".into()), 405, Some("true".into()))
-    );
-    let e = s3
-        .put_object_tagging()
-        .bucket(b)
-        .key("k")
-        .version_id(&marker)
-        .tagging(tagging(&[("e", "5")]))
-        .send()
-        .await
-        .expect_err("a marker takes no tags");
-    assert_eq!(failure(&e).0.as_deref(), Some("MethodNotAllowed"));
-    let e = s3
-        .get_object_tagging()
-        .bucket(b)
-        .key("k")
-        .send()
-        .await
-        .expect_err("deleted");
-    assert_eq!(
-        failure(&e),
-        (Some("NoSuchKey".into()), 404, Some("true".into()))
-    );
-    let e = s3
-        .put_object_tagging()
-        .bucket(b)
-        .key("k")
-        .tagging(tagging(&[("e", "5")]))
-        .send()
-        .await
-        .expect_err("deleted");
-    assert_eq!(failure(&e).0.as_deref(), Some("NoSuchKey"));
+    let not_allowed = (Some("MethodNotAllowed".into()), 405, Some("true".into()));
+    for named in [None, Some(marker.clone())] {
+        let e = s3
+            .get_object_tagging()
+            .bucket(b)
+            .key("k")
+            .set_version_id(named.clone())
+            .send()
+            .await
+            .expect_err("a marker has no tags");
+        assert_eq!(failure(&e), not_allowed, "get {named:?}");
+        let e = s3
+            .put_object_tagging()
+            .bucket(b)
+            .key("k")
+            .set_version_id(named.clone())
+            .tagging(tagging(&[("e", "5")]))
+            .send()
+            .await
+            .expect_err("a marker takes no tags");
+        assert_eq!(failure(&e), not_allowed, "put {named:?}");
+        let e = s3
+            .delete_object_tagging()
+            .bucket(b)
+            .key("k")
+            .set_version_id(named.clone())
+            .send()
+            .await
+            .expect_err("a marker has no tags to delete");
+        assert_eq!(failure(&e), not_allowed, "delete {named:?}");
+    }
     assert_eq!(
         tags_of(&s3, b, "k", Some(&v2)).await.0,
         owned(&[("d", "4")]),

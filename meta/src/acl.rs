@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::validate_key;
-use crate::namespace::{missing_version, named_version};
+use crate::namespace::{CurrentMarker, rewrite_version};
 use crate::op::{Apply, Outcome, Query};
 use crate::records::access::{BucketAcl, CannedAcl, ObjectOwnership};
 use crate::records::object::VersionId;
-use crate::schema::{self, decode_record, encode_record, version_key};
+use crate::schema::{self, decode_record, encode_record};
 use crate::tree::{BytesTable, open_read, read_bucket};
 
 /// The ACL row of `bucket` (the default when it has none).
@@ -154,34 +154,15 @@ impl Apply for SetObjectAcl {
         if let Some(refused) = check_acl_allowed(ctx, &self.bucket, self.acl)? {
             return Ok(Err(refused));
         }
-        let (inode, mut version) = match named_version(
-            &ctx.children,
-            &ctx.versions,
+        let acl = self.acl;
+        let rewritten = rewrite_version(
+            ctx,
             record.root,
             &self.key,
             self.version_id,
-        )? {
-            Ok(found) => found,
-            Err(e) => return Ok(Err(e)),
-        };
-        if version.stamp.delete_marker {
-            return Ok(Err(match self.version_id {
-                None => missing_version(&self.key, None),
-                Some(_) => MetaError::DeleteMarker(self.key.clone()),
-            }));
-        }
-        version.acl = self.acl;
-        let row = version_key(inode, version.generation, version.stamp.position);
-        let replaced = ctx
-            .versions
-            .insert(row.as_slice(), encode_record(&version)?.as_slice())?;
-        if replaced.is_none() {
-            return Err(MetaError::Corrupt(format!(
-                "version {} of inode {} was listed but has no row",
-                version.version_id(),
-                inode
-            )));
-        }
-        Ok(Ok(()))
+            CurrentMarker::Missing,
+            |version| version.acl = acl,
+        )?;
+        Ok(rewritten.map(|_| ()))
     }
 }

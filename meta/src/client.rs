@@ -49,7 +49,7 @@ use crate::multipart::{
 use crate::namespace::{
     CreateBucket, CreateBucketAs, DeleteBucket, DeleteObject, DeleteObjectIf, DeleteObjects,
     DeleteObjectsIf, GetBucket, GetBucketTags, GetObject, ListBuckets, PutBucketTags, PutObject,
-    SetObjectTags, SetOverwritePolicy,
+    PutObjectTags, SetObjectTags, SetOverwritePolicy,
 };
 use crate::raft::types::{Proposal, RequestId};
 use crate::reclaim::{
@@ -863,22 +863,35 @@ impl MetaClient {
     }
 
     /// Replaces the tags of the version of `bucket/key` that `version_id`
-    /// names (the current one when `None`); the id of the version tagged.
+    /// names (the current one when `None`); the id of a version named.
+    /// The current version is tagged with [`PutObjectTags`], which nodes
+    /// of earlier releases apply too, so tagging keeps working while a
+    /// group is upgraded node by node; only a named version needs
+    /// [`SetObjectTags`].
     pub async fn put_object_tags(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<VersionId>,
         tags: Vec<(String, String)>,
-    ) -> Result<VersionId> {
+    ) -> Result<Option<VersionId>> {
         keys::validate_key(key)?;
-        self.write(SetObjectTags {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version_id,
-            tags,
-        })
-        .await
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        match version_id {
+            None => self
+                .write(PutObjectTags { bucket, key, tags })
+                .await
+                .map(|()| None),
+            Some(id) => self
+                .write(SetObjectTags {
+                    bucket,
+                    key,
+                    version_id: Some(id),
+                    tags,
+                })
+                .await
+                .map(Some),
+        }
     }
 
     /// Sets the bucket's overwrite policy; returns the updated bucket.

@@ -947,9 +947,9 @@ fn delete_version(
 }
 
 /// Replaces the tags of the current version of `bucket/key` (its ETag and
-/// last-modified time stay). Kept so that log entries written before
-/// [`SetObjectTags`] still decode; applied as `SetObjectTags` without a
-/// version id.
+/// last-modified time stay): [`SetObjectTags`] without a version id, and
+/// what tagging the current version proposes, since nodes of releases
+/// before `SetObjectTags` apply it too.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutObjectTags {
     pub bucket: String,
@@ -1015,18 +1015,52 @@ fn set_version_tags(
     let Some(record) = read_bucket(&ctx.buckets, bucket)? else {
         return Ok(Err(MetaError::NoSuchBucket(bucket.to_owned())));
     };
+    rewrite_version(
+        ctx,
+        record.root,
+        key,
+        version_id,
+        CurrentMarker::NotAllowed,
+        |version| version.tags = tags.to_vec(),
+    )
+}
+
+/// What an operation that rewrites a version answers when the key's
+/// current version is a delete marker (one named by its id is always
+/// `DeleteMarker`, 405).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CurrentMarker {
+    /// `NoSuchKey`, as GetObject answers (PutObjectAcl).
+    Missing,
+    /// `DeleteMarker` (405), as S3 answers the tagging operations.
+    NotAllowed,
+}
+
+/// Rewrites in place, with `change`, the record of the version of the
+/// key at `root` (a bucket's directory) that `version_id` names, the
+/// current one when `None`; its id. `NoSuchKey` / `NoSuchVersion` when
+/// there is none; a delete marker has nothing to change (see
+/// [`CurrentMarker`]).
+pub(crate) fn rewrite_version(
+    ctx: &mut ApplyContext<'_>,
+    root: u64,
+    key: &str,
+    version_id: Option<VersionId>,
+    current_marker: CurrentMarker,
+    change: impl FnOnce(&mut ObjectVersion),
+) -> Result<Outcome<VersionId>> {
     let (inode, mut version) =
-        match named_version(&ctx.children, &ctx.versions, record.root, key, version_id)? {
+        match named_version(&ctx.children, &ctx.versions, root, key, version_id)? {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
     if version.stamp.delete_marker {
-        return Ok(Err(match version_id {
-            None => missing_version(key, None),
-            Some(_) => MetaError::DeleteMarker(key.to_owned()),
+        return Ok(Err(match (version_id, current_marker) {
+            (None, CurrentMarker::Missing) => missing_version(key, None),
+            _ => MetaError::DeleteMarker(key.to_owned()),
         }));
     }
-    version.tags = tags.to_vec();
+    change(&mut version);
     let row = version_key(inode, version.generation, version.stamp.position);
     let replaced = ctx
         .versions

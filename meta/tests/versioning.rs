@@ -495,15 +495,31 @@ fn each_version_keeps_its_own_tags() {
         Err(MetaError::NoSuchKey("missing".to_owned()))
     );
 
-    // A delete marker has no tags: named, 405; current, the key is missing.
+    // A delete marker has no tags, current or named (S3 answers 405).
     let marker = f.delete("k", None).version_id.expect("marker id");
+    let refused = Err(MetaError::DeleteMarker("k".to_owned()));
+    assert_eq!(f.set_tags("k", Some(marker), &[("a", "1")]), refused);
+    assert_eq!(f.set_tags("k", None, &[("a", "1")]), refused);
     assert_eq!(
-        f.set_tags("k", Some(marker), &[("a", "1")]),
+        f.apply(Command::PutObjectTags(PutObjectTags {
+            bucket: BUCKET.to_owned(),
+            key: "k".to_owned(),
+            tags: tags(&[("a", "1")]),
+        })),
         Err(MetaError::DeleteMarker("k".to_owned()))
     );
     assert_eq!(
-        f.set_tags("k", None, &[("a", "1")]),
-        Err(MetaError::NoSuchKey("k".to_owned()))
+        f.apply(Command::PutObjectTags(PutObjectTags {
+            bucket: BUCKET.to_owned(),
+            key: "missing".to_owned(),
+            tags: tags(&[("a", "1")]),
+        })),
+        Err(MetaError::NoSuchKey("missing".to_owned()))
+    );
+    let still = f.get_version("k", Some(marker)).expect("marker");
+    assert!(
+        still.stamp.delete_marker && still.tags.is_empty(),
+        "{still:?}"
     );
     assert_eq!(
         f.get_version("k", Some(new.version_id()))

@@ -1209,12 +1209,21 @@ async fn readable_version_locked(
     if !version.stamp.delete_marker {
         return Ok((version, lock, locations));
     }
-    let mut e = match id {
-        None => s3_error!(NoSuchKey, "The specified key does not exist."),
-        Some(_) => s3_error!(
+    Err(delete_marker_error(&version, id.is_some()))
+}
+
+/// The answer to a read of a delete marker, as S3 gives it: 404 NoSuchKey
+/// when it is the current version, 405 MethodNotAllowed when the request
+/// named it (and for operations S3 never allows on one, such as tagging),
+/// each with `x-amz-delete-marker: true`, its id and its time.
+pub(super) fn delete_marker_error(marker: &ObjectVersion, not_allowed: bool) -> S3Error {
+    let mut e = if not_allowed {
+        s3_error!(
             MethodNotAllowed,
             "The specified method is not allowed against this resource."
-        ),
+        )
+    } else {
+        s3_error!(NoSuchKey, "The specified key does not exist.")
     };
     let mut headers = http::HeaderMap::new();
     headers.insert(
@@ -1222,10 +1231,10 @@ async fn readable_version_locked(
         http::HeaderValue::from_static("true"),
     );
     let fields = [
-        ("x-amz-version-id", Some(version.version_id().to_string())),
+        ("x-amz-version-id", Some(marker.version_id().to_string())),
         (
             "last-modified",
-            http_date(&time::timestamp(version.last_modified_ms)),
+            http_date(&time::timestamp(marker.last_modified_ms)),
         ),
     ];
     for (name, value) in fields {
@@ -1234,7 +1243,7 @@ async fn readable_version_locked(
         }
     }
     e.set_headers(headers);
-    Err(e)
+    e
 }
 
 /// S3's storage classes are accepted and recorded; Arbor stores every class

@@ -1,12 +1,16 @@
 //! Object tagging: Get/Put/DeleteObjectTagging, and the `x-amz-tagging`
 //! header of PutObject, CreateMultipartUpload and CopyObject. Tags live in
-//! the version record; changing them leaves ETag and Last-Modified alone.
+//! the version record, each version its own set; changing them leaves
+//! ETag and Last-Modified alone.
 //! Bucket tagging: Get/Put/DeleteBucketTagging, stored beside the bucket
 //! in the metadata (`ns_bucket_tags`).
 
+use arbor_meta::MetaError;
 use arbor_meta::limits::{
     BUCKET_TAGS_MAX, OBJECT_TAGS_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX,
 };
+use arbor_meta::namespace::GetReadableVersion;
+use arbor_meta::records::ObjectVersion;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -154,7 +158,8 @@ pub async fn delete_bucket(
 }
 
 /// GetObjectTagging: the tags of the version `versionId` names, or of the
-/// current one; a delete marker is answered as GetObject answers it.
+/// current one. A delete marker has none: 405, current or named, with the
+/// headers GetObject sends for one.
 pub async fn get(
     s3: &Arbor,
     req: S3Request<GetObjectTaggingInput>,
@@ -163,16 +168,39 @@ pub async fn get(
     record_target("GetObjectTagging", &input.bucket, Some(&input.key));
     let asked = input.version_id.is_some();
     let version =
-        object::readable_version(s3, &input.bucket, &input.key, input.version_id.as_deref())
-            .await?;
+        version_or_marker(s3, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    if version.stamp.delete_marker {
+        return Err(object::delete_marker_error(&version, true));
+    }
     Ok(S3Response::new(GetObjectTaggingOutput {
         version_id: object::version_header(&version, asked),
         tag_set: to_tag_set(version.tags),
     }))
 }
 
+/// The version of `bucket/key` that `version_id` names, or the current
+/// one, delete markers included.
+async fn version_or_marker(
+    s3: &Arbor,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<ObjectVersion> {
+    s3.meta()
+        .read(GetReadableVersion {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: object::parse_version_id(version_id)?,
+        })
+        .await
+        .map(|(version, _)| version)
+        .map_err(error::from_meta)
+}
+
 /// Replaces the tags of the version `version_id` names (the current one
-/// without it); the `x-amz-version-id` to answer with.
+/// without it); the `x-amz-version-id` to answer with: the id of a version
+/// named (the current one is tagged by a command that does not tell its
+/// id, see `MetaClient::put_object_tags`).
 async fn set_tags(
     s3: &Arbor,
     bucket: &str,
@@ -180,12 +208,21 @@ async fn set_tags(
     version_id: Option<&str>,
     tags: Vec<(String, String)>,
 ) -> S3Result<Option<String>> {
-    let tagged = s3
-        .meta()
-        .put_object_tags(bucket, key, object::parse_version_id(version_id)?, tags)
-        .await
-        .map_err(error::from_meta)?;
-    Ok(object::version_id_header(tagged, version_id.is_some()))
+    let id = object::parse_version_id(version_id)?;
+    match s3.meta().put_object_tags(bucket, key, id, tags).await {
+        Ok(tagged) => Ok(tagged.map(|id| id.to_string())),
+        Err(MetaError::DeleteMarker(_)) => {
+            // The marker's id and time for the answer's headers, as
+            // GetObjectTagging gives them.
+            Err(match version_or_marker(s3, bucket, key, version_id).await {
+                Ok(marker) if marker.stamp.delete_marker => {
+                    object::delete_marker_error(&marker, true)
+                }
+                _ => error::from_meta(MetaError::DeleteMarker(key.to_owned())),
+            })
+        }
+        Err(e) => Err(error::from_meta(e)),
+    }
 }
 
 /// PutObjectTagging: replaces the whole set of a version (the current
