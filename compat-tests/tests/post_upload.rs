@@ -264,6 +264,21 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
             400,
             "InvalidArgument",
         ),
+        (
+            "server-side encryption, which Arbor does not do",
+            signer.post_form(
+                &[
+                    ("key", "user/x10"),
+                    ("x-amz-server-side-encryption", "AES256"),
+                ],
+                &conditions(&[]),
+                b"x",
+                now,
+                600,
+            ),
+            501,
+            "NotImplemented",
+        ),
     ];
     for (what, form, status, code) in refused {
         let answer = post(&server, &form);

@@ -10,9 +10,9 @@ use std::time::Duration;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, Delete, EncodingType, MetadataDirective, ObjectCannedAcl,
-    ObjectIdentifier, ObjectOwnership, OwnershipControls, OwnershipControlsRule, Permission,
-    ServerSideEncryption, Tag, Tagging,
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Delete, EncodingType,
+    MetadataDirective, ObjectAttributes, ObjectCannedAcl, ObjectIdentifier, ObjectOwnership,
+    OwnershipControls, OwnershipControlsRule, Permission, ServerSideEncryption, Tag, Tagging,
 };
 
 use arbor_compat_tests::{ArborServer, raw_request};
@@ -1619,6 +1619,28 @@ async fn server_side_encryption_is_refused_not_faked() {
         .put_object()
         .bucket("sse")
         .key("k")
+        .ssekms_encryption_context("e30=")
+        .body(ByteStream::from_static(b"secret"))
+        .send()
+        .await;
+    assert_eq!(
+        code_of(result),
+        Err(Some("InvalidArgument".to_owned())),
+        "a KMS context without aws:kms"
+    );
+    let result = s3
+        .put_object()
+        .bucket("sse")
+        .key("k")
+        .bucket_key_enabled(true)
+        .body(ByteStream::from_static(b"secret"))
+        .send()
+        .await;
+    assert_eq!(code_of(result), Err(Some("NotImplemented".to_owned())));
+    let result = s3
+        .put_object()
+        .bucket("sse")
+        .key("k")
         .sse_customer_algorithm("AES256")
         .sse_customer_key(&key)
         .sse_customer_key_md5(&key_md5)
@@ -1645,6 +1667,17 @@ async fn server_side_encryption_is_refused_not_faked() {
         .send()
         .await;
     assert_eq!(code_of(result), Err(Some("NotImplemented".to_owned())));
+    let result = s3
+        .copy_object()
+        .bucket("sse")
+        .key("k")
+        .copy_source("sse/plain")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), Err(Some("NotImplemented".to_owned())));
     let head = s3.head_object().bucket("sse").key("k").send().await;
     assert_eq!(
         head.as_ref().err().and_then(status),
@@ -1659,8 +1692,30 @@ async fn server_side_encryption_is_refused_not_faked() {
         .expect("uploads");
     assert!(uploads.uploads().is_empty(), "{uploads:?}");
 
-    // A customer's key for an object stored without one: 400, as S3.
+    // A customer's key for an object stored without one: 400, as S3; for
+    // one that does not exist, still 404.
     let not_applicable = Err(Some("InvalidRequest".to_owned()));
+    let result = s3
+        .get_object()
+        .bucket("sse")
+        .key("missing")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), Err(Some("NoSuchKey".to_owned())));
+    let result = s3
+        .get_object_attributes()
+        .bucket("sse")
+        .key("plain")
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), not_applicable);
     let result = s3
         .get_object()
         .bucket("sse")
@@ -1712,6 +1767,70 @@ async fn server_side_encryption_is_refused_not_faked() {
         .send()
         .await;
     assert_eq!(code_of(result), not_applicable);
+    let upload_id = upload.upload_id().expect("id");
+    let result = s3
+        .upload_part_copy()
+        .bucket("sse")
+        .key("up")
+        .upload_id(upload_id)
+        .part_number(1)
+        .copy_source("sse/plain")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&key)
+        .copy_source_sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), not_applicable);
+    let result = s3
+        .list_parts()
+        .bucket("sse")
+        .key("up")
+        .upload_id(upload_id)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), not_applicable);
+    let part = s3
+        .upload_part()
+        .bucket("sse")
+        .key("up")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .expect("part");
+    let parts = CompletedMultipartUpload::builder()
+        .parts(
+            CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().expect("etag"))
+                .build(),
+        )
+        .build();
+    let result = s3
+        .complete_multipart_upload()
+        .bucket("sse")
+        .key("up")
+        .upload_id(upload_id)
+        .multipart_upload(parts.clone())
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await;
+    assert_eq!(code_of(result), not_applicable);
+    s3.complete_multipart_upload()
+        .bucket("sse")
+        .key("up")
+        .upload_id(upload_id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .expect("the refused completion left the upload as it was");
+    assert_eq!(read(s3, "sse", "up").await, b"part");
     assert_eq!(read(s3, "sse", "plain").await, b"stored in the clear");
-    f.server.stop().expect("stop");
+    assert!(f.server.stop().expect("stop").success());
 }

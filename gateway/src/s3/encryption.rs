@@ -32,6 +32,9 @@ pub(super) struct Asked<'a> {
     pub kms_key_id: Option<&'a str>,
     /// `x-amz-server-side-encryption-context`.
     pub kms_context: Option<&'a str>,
+    /// `x-amz-server-side-encryption-bucket-key-enabled` (an SSE-KMS
+    /// setting).
+    pub bucket_key: Option<bool>,
     pub customer: CustomerKey<'a>,
 }
 
@@ -66,6 +69,7 @@ macro_rules! asked {
             method: $input.server_side_encryption.as_ref(),
             kms_key_id: $input.ssekms_key_id.as_deref(),
             kms_context: $input.ssekms_encryption_context.as_deref(),
+            bucket_key: $input.bucket_key_enabled,
             customer: $crate::s3::encryption::customer_key!($input),
         }
     };
@@ -73,30 +77,46 @@ macro_rules! asked {
 pub(super) use asked;
 
 /// Refuses a write that asks for server-side encryption: SSE-S3, SSE-KMS
-/// and SSE-C are 501 NotImplemented, a method S3 does not know is 400
-/// InvalidArgument, and KMS parameters without `aws:kms` are 400
+/// (an S3 Bucket Key included) and SSE-C are 501 NotImplemented; a method
+/// S3 does not know, and KMS parameters without `aws:kms`, are 400
 /// InvalidArgument, as S3 answers them.
 pub(super) fn refuse_on_write(asked: Asked<'_>) -> S3Result<()> {
-    if let Some(method) = asked.method {
-        return Err(match method.as_str() {
-            ServerSideEncryption::AES256 => s3_error!(
-                NotImplemented,
-                "Server-side encryption (x-amz-server-side-encryption: AES256) is not supported: objects are stored unencrypted"
-            ),
-            ServerSideEncryption::AWS_KMS | ServerSideEncryption::AWS_KMS_DSSE => s3_error!(
-                NotImplemented,
-                "Server-side encryption with KMS keys is not supported: objects are stored unencrypted"
-            ),
-            _ => s3_error!(
-                InvalidArgument,
-                "The encryption method specified is not supported"
-            ),
-        });
-    }
-    if asked.kms_key_id.is_some() || asked.kms_context.is_some() {
+    let method = asked.method.map(ServerSideEncryption::as_str);
+    let kms = matches!(
+        method,
+        Some(ServerSideEncryption::AWS_KMS | ServerSideEncryption::AWS_KMS_DSSE)
+    );
+    if !kms && (asked.kms_key_id.is_some() || asked.kms_context.is_some()) {
         return Err(s3_error!(
             InvalidArgument,
             "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms"
+        ));
+    }
+    match method {
+        None => {}
+        Some(ServerSideEncryption::AES256) => {
+            return Err(s3_error!(
+                NotImplemented,
+                "Server-side encryption (x-amz-server-side-encryption: AES256) is not supported: objects are stored unencrypted"
+            ));
+        }
+        Some(_) if kms => {
+            return Err(s3_error!(
+                NotImplemented,
+                "Server-side encryption with KMS keys is not supported: objects are stored unencrypted"
+            ));
+        }
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "The encryption method specified is not supported"
+            ));
+        }
+    }
+    if asked.bucket_key == Some(true) {
+        return Err(s3_error!(
+            NotImplemented,
+            "S3 Bucket Keys (SSE-KMS) are not supported: objects are stored unencrypted"
         ));
     }
     if asked.customer.given() {
@@ -108,10 +128,11 @@ pub(super) fn refuse_on_write(asked: Asked<'_>) -> S3Result<()> {
     Ok(())
 }
 
-/// Refuses a customer's key sent for an object already stored (GetObject,
-/// HeadObject, GetObjectAttributes, a copy's source, UploadPart and
-/// CompleteMultipartUpload of an upload): none is stored with one, so S3's
-/// answer is 400 InvalidRequest.
+/// Refuses a customer's key sent for an object or upload already stored,
+/// once it is found (GetObject, HeadObject, GetObjectAttributes, a copy's
+/// source, UploadPart, UploadPartCopy, ListParts and
+/// CompleteMultipartUpload): none is stored with one, so S3's answer is
+/// 400 InvalidRequest; a missing one is still 404.
 pub(super) fn refuse_customer_key(key: CustomerKey<'_>) -> S3Result<()> {
     if key.given() {
         return Err(s3_error!(
@@ -147,14 +168,41 @@ mod tests {
             };
             assert_eq!(code(refuse_on_write(asked)), Some(expected));
         }
-        let kms_alone = Asked {
-            kms_key_id: Some("key"),
-            ..Asked::default()
-        };
-        assert_eq!(
-            code(refuse_on_write(kms_alone)),
-            Some(S3ErrorCode::InvalidArgument)
-        );
+        let aes = ServerSideEncryption::from("AES256".to_owned());
+        let kms = ServerSideEncryption::from("aws:kms".to_owned());
+        for (method, key_id, context, expected) in [
+            (None, Some("key"), None, S3ErrorCode::InvalidArgument),
+            (None, None, Some("e30="), S3ErrorCode::InvalidArgument),
+            (Some(&aes), Some("key"), None, S3ErrorCode::InvalidArgument),
+            (
+                Some(&kms),
+                Some("key"),
+                Some("e30="),
+                S3ErrorCode::NotImplemented,
+            ),
+        ] {
+            let asked = Asked {
+                method,
+                kms_key_id: key_id,
+                kms_context: context,
+                ..Asked::default()
+            };
+            assert_eq!(
+                code(refuse_on_write(asked)),
+                Some(expected),
+                "{method:?} {key_id:?} {context:?}"
+            );
+        }
+        for (bucket_key, expected) in [
+            (Some(true), Some(S3ErrorCode::NotImplemented)),
+            (Some(false), None),
+        ] {
+            let asked = Asked {
+                bucket_key,
+                ..Asked::default()
+            };
+            assert_eq!(code(refuse_on_write(asked)), expected, "{bucket_key:?}");
+        }
         let customer = CustomerKey {
             key_md5: Some("md5"),
             ..CustomerKey::default()

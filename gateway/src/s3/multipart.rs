@@ -145,9 +145,9 @@ pub async fn upload_part(
         ..
     } = req;
     record_target("UploadPart", &input.bucket, Some(&input.key));
-    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let number = part_number(input.part_number)?;
     let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     if input
         .content_length
         .and_then(|l| u64::try_from(l).ok())
@@ -285,10 +285,9 @@ pub async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = req.input;
     record_target("UploadPartCopy", &input.bucket, Some(&input.key));
-    encryption::refuse_customer_key(encryption::customer_key!(input))?;
-    encryption::refuse_customer_key(encryption::copy_source_key!(input))?;
     let number = part_number(input.part_number)?;
     let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let (_, _, source, source_version_id) = object::copy_source_version(
         s3,
         &input.copy_source,
@@ -300,6 +299,7 @@ pub async fn upload_part_copy(
         },
     )
     .await?;
+    encryption::refuse_customer_key(encryption::copy_source_key!(input))?;
     let range = match input.copy_source_range.as_deref() {
         None => 0..source.size,
         Some(header) => copy_source_range(header, source.size)?,
@@ -489,7 +489,6 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     record_target("CompleteMultipartUpload", &input.bucket, Some(&input.key));
-    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let input_checksums = Checksum {
         checksum_crc32: input.checksum_crc32.clone(),
         checksum_crc32c: input.checksum_crc32c.clone(),
@@ -508,6 +507,7 @@ pub async fn complete(
         }
         Err(e) => return Err(e),
     };
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     check_complete_mode(&upload, input.checksum_type.as_ref())?;
     let listed = input
         .multipart_upload
@@ -758,6 +758,7 @@ pub async fn list_parts(
     let input = req.input;
     record_target("ListParts", &input.bucket, Some(&input.key));
     let upload = upload_of(s3, &input.bucket, &input.key, &input.upload_id).await?;
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let max = match input.max_parts {
         None => LIST_PARTS_MAX,
         Some(n) if n < 0 => {

@@ -464,7 +464,6 @@ fn with_validators(mut e: S3Error, version: &ObjectVersion) -> S3Error {
 /// s3s input types: plans the read, then fills the output fields they share.
 macro_rules! read_object {
     ($s3:expr, $op:expr, $gate:expr, $input:expr, $output:ident, $span:expr) => {{
-        encryption::refuse_customer_key(encryption::customer_key!($input))?;
         let plan = plan_read(
             $s3,
             $op,
@@ -483,6 +482,7 @@ macro_rules! read_object {
             $input.part_number,
         )
         .await?;
+        encryption::refuse_customer_key(encryption::customer_key!($input))?;
         let mut output = $output {
             content_length: Some(content_length(&plan.range)?),
             content_range: content_range(&plan.range, plan.partial, plan.version.size),
@@ -663,9 +663,9 @@ pub async fn attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
     record_target("GetObjectAttributes", &input.bucket, Some(&input.key));
-    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let version =
         readable_version(s3, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    encryption::refuse_customer_key(encryption::customer_key!(input))?;
     let wants = |name: &str| {
         input
             .object_attributes
@@ -786,7 +786,6 @@ pub async fn copy(
     let S3Request { input, headers, .. } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
     encryption::refuse_on_write(encryption::asked!(input))?;
-    encryption::refuse_customer_key(encryption::copy_source_key!(input))?;
     let acl = acl::object_acl(input.acl.as_ref(), &headers)?;
     let asked_lock = lock::asked_lock(
         input.object_lock_mode.as_ref(),
@@ -807,6 +806,7 @@ pub async fn copy(
         },
     )
     .await?;
+    encryption::refuse_customer_key(encryption::copy_source_key!(input))?;
     if source.size > PUT_OBJECT_SIZE_MAX {
         return Err(s3_error!(
             InvalidRequest,
