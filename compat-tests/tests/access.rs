@@ -428,7 +428,17 @@ fn needs(op: &str) -> Option<Needs> {
         | "DeleteBucketCors"
         | "PutBucketLifecycleConfiguration"
         | "GetBucketLifecycleConfiguration"
-        | "DeleteBucketLifecycle" => Needs::Owner,
+        | "DeleteBucketLifecycle"
+        | "GetBucketEncryption"
+        | "DeleteBucketEncryption"
+        | "GetBucketWebsite"
+        | "DeleteBucketWebsite"
+        | "GetBucketReplication"
+        | "DeleteBucketReplication"
+        | "GetBucketLogging"
+        | "GetBucketRequestPayment"
+        | "GetBucketAccelerateConfiguration"
+        | "GetBucketNotificationConfiguration" => Needs::Owner,
         _ => return None,
     })
 }
@@ -743,6 +753,33 @@ async fn call(op: &str, s3: &aws_sdk_s3::Client, signer: &Signer, bucket: &str) 
                 .await,
         ),
         "DeleteBucketLifecycle" => answer(s3.delete_bucket_lifecycle().bucket(bucket).send().await),
+        // The settings Arbor does not have: read and deleted as never set.
+        "GetBucketEncryption" => answer(s3.get_bucket_encryption().bucket(bucket).send().await),
+        "DeleteBucketEncryption" => {
+            answer(s3.delete_bucket_encryption().bucket(bucket).send().await)
+        }
+        "GetBucketWebsite" => answer(s3.get_bucket_website().bucket(bucket).send().await),
+        "DeleteBucketWebsite" => answer(s3.delete_bucket_website().bucket(bucket).send().await),
+        "GetBucketReplication" => answer(s3.get_bucket_replication().bucket(bucket).send().await),
+        "DeleteBucketReplication" => {
+            answer(s3.delete_bucket_replication().bucket(bucket).send().await)
+        }
+        "GetBucketLogging" => answer(s3.get_bucket_logging().bucket(bucket).send().await),
+        "GetBucketRequestPayment" => {
+            answer(s3.get_bucket_request_payment().bucket(bucket).send().await)
+        }
+        "GetBucketAccelerateConfiguration" => answer(
+            s3.get_bucket_accelerate_configuration()
+                .bucket(bucket)
+                .send()
+                .await,
+        ),
+        "GetBucketNotificationConfiguration" => answer(
+            s3.get_bucket_notification_configuration()
+                .bucket(bucket)
+                .send()
+                .await,
+        ),
         "RenameObject" => {
             let target = format!("/{bucket}/scratch-renamed?renameObject");
             let source = format!("/{bucket}/scratch-missing");

@@ -1242,11 +1242,12 @@ async fn unsupported_operations_are_not_implemented() {
         let encryption = b"<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>";
         let select = b"<SelectObjectContentRequest><Expression>SELECT * FROM S3Object</Expression><ExpressionType>SQL</ExpressionType><InputSerialization><CSV></CSV></InputSerialization><OutputSerialization><CSV></CSV></OutputSerialization></SelectObjectContentRequest>";
         let known = object_target(KNOWN);
+        let website = b"<WebsiteConfiguration><IndexDocument><Suffix>index.html</Suffix></IndexDocument></WebsiteConfiguration>";
         let cases: [(&str, String, &[u8]); 5] = [
             ("PUT", format!("/{BUCKET}?lifecycle"), lifecycle),
-            ("GET", format!("/{BUCKET}?encryption"), b""),
             ("PUT", format!("/{BUCKET}?encryption"), encryption),
-            ("GET", format!("/{BUCKET}?website"), b""),
+            ("PUT", format!("/{BUCKET}?website"), website),
+            ("GET", format!("/{BUCKET}?inventory&id=a"), b""),
             ("POST", format!("{known}?select&select-type=2"), select),
         ];
         for (method, target, body) in cases {
@@ -1333,6 +1334,17 @@ fn subresource_served(method: &str, on_object: bool, query: &str) -> bool {
             | ("GET" | "PUT" | "DELETE", false, "publicAccessBlock")
             | ("GET" | "PUT" | "DELETE", false, "cors")
             | ("GET" | "PUT" | "DELETE", false, "lifecycle")
+            // Settings Arbor does not have, read and deleted as never set.
+            | (
+                "GET" | "DELETE",
+                false,
+                "encryption" | "website" | "replication"
+            )
+            | (
+                "GET",
+                false,
+                "logging" | "requestPayment" | "accelerate" | "notification"
+            )
             | ("GET", true, "attributes")
             | ("GET" | "POST" | "DELETE", true, "uploadId")
             // RenameObject; without x-amz-rename-source it is refused
@@ -2097,12 +2109,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "NotImplemented",
     ),
     (
-        "DeleteBucketEncryption",
-        "DELETE",
-        "?encryption",
-        "NotImplemented",
-    ),
-    (
         "DeleteBucketIntelligentTieringConfiguration",
         "DELETE",
         "?intelligent-tiering&id=a",
@@ -2132,35 +2138,11 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?metrics&id=a",
         "NotImplemented",
     ),
-    (
-        "DeleteBucketReplication",
-        "DELETE",
-        "?replication",
-        "NotImplemented",
-    ),
-    (
-        "DeleteBucketWebsite",
-        "DELETE",
-        "?website",
-        "NotImplemented",
-    ),
     ("GetBucketAbac", "GET", "?abac", "NotImplemented"),
-    (
-        "GetBucketAccelerateConfiguration",
-        "GET",
-        "?accelerate",
-        "NotImplemented",
-    ),
     (
         "GetBucketAnalyticsConfiguration",
         "GET",
         "?analytics&id=a",
-        "NotImplemented",
-    ),
-    (
-        "GetBucketEncryption",
-        "GET",
-        "?encryption",
         "NotImplemented",
     ),
     (
@@ -2175,7 +2157,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?inventory&id=a",
         "NotImplemented",
     ),
-    ("GetBucketLogging", "GET", "?logging", "NotImplemented"),
     (
         "GetBucketMetadataConfiguration",
         "GET",
@@ -2194,25 +2175,6 @@ const NOT_SUPPORTED: &[(&str, &str, &str, &str)] = &[
         "?metrics&id=a",
         "NotImplemented",
     ),
-    (
-        "GetBucketNotificationConfiguration",
-        "GET",
-        "?notification",
-        "NotImplemented",
-    ),
-    (
-        "GetBucketReplication",
-        "GET",
-        "?replication",
-        "NotImplemented",
-    ),
-    (
-        "GetBucketRequestPayment",
-        "GET",
-        "?requestPayment",
-        "NotImplemented",
-    ),
-    ("GetBucketWebsite", "GET", "?website", "NotImplemented"),
     (
         "GetObjectTorrent",
         "GET",

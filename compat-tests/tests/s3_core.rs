@@ -1,7 +1,7 @@
 //! The S3 API core through aws-sdk-s3 against the real binary:
 //! conditions, ranges, checksums, copy, multi-delete, ACLs, versioning
-//! answers, listing parameters, server-side encryption refused — and the
-//! error codes of each.
+//! answers, listing parameters, server-side encryption refused, settings
+//! Arbor does not have read as never set — and the error codes of each.
 
 mod common;
 
@@ -12,7 +12,9 @@ use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Delete, EncodingType,
     MetadataDirective, ObjectAttributes, ObjectCannedAcl, ObjectIdentifier, ObjectOwnership,
-    OwnershipControls, OwnershipControlsRule, Permission, ServerSideEncryption, Tag, Tagging,
+    OwnershipControls, OwnershipControlsRule, Payer, Permission, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging,
 };
 
 use arbor_compat_tests::{ArborServer, raw_request};
@@ -1832,5 +1834,140 @@ async fn server_side_encryption_is_refused_not_faked() {
         .expect("the refused completion left the upload as it was");
     assert_eq!(read(s3, "sse", "up").await, b"part");
     assert_eq!(read(s3, "sse", "plain").await, b"stored in the clear");
+    assert!(f.server.stop().expect("stop").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_arbor_does_not_have_read_as_never_set() {
+    let f = fixture("plain").await;
+    let s3 = &f.s3;
+    let code = |e: &dyn ProvideErrorMetadata| e.code().map(str::to_owned);
+
+    let e = s3
+        .get_bucket_encryption()
+        .bucket("plain")
+        .send()
+        .await
+        .expect_err("no default encryption");
+    assert_eq!(
+        (code(&e).as_deref(), status(&e)),
+        (
+            Some("ServerSideEncryptionConfigurationNotFoundError"),
+            Some(404)
+        )
+    );
+    let e = s3
+        .get_bucket_website()
+        .bucket("plain")
+        .send()
+        .await
+        .expect_err("no website");
+    assert_eq!(
+        (code(&e).as_deref(), status(&e)),
+        (Some("NoSuchWebsiteConfiguration"), Some(404))
+    );
+    let e = s3
+        .get_bucket_replication()
+        .bucket("plain")
+        .send()
+        .await
+        .expect_err("no replication");
+    assert_eq!(
+        (code(&e).as_deref(), status(&e)),
+        (Some("ReplicationConfigurationNotFoundError"), Some(404))
+    );
+    let logging = s3
+        .get_bucket_logging()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("logging");
+    assert!(logging.logging_enabled().is_none(), "{logging:?}");
+    let payment = s3
+        .get_bucket_request_payment()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("request payment");
+    assert_eq!(payment.payer(), Some(&Payer::BucketOwner));
+    let accelerate = s3
+        .get_bucket_accelerate_configuration()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("accelerate");
+    assert_eq!(accelerate.status(), None);
+    let notification = s3
+        .get_bucket_notification_configuration()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("notification");
+    assert!(
+        notification.topic_configurations().is_empty()
+            && notification.queue_configurations().is_empty()
+            && notification.lambda_function_configurations().is_empty(),
+        "{notification:?}"
+    );
+    s3.delete_bucket_encryption()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("nothing to delete");
+    s3.delete_bucket_website()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("nothing to delete");
+    s3.delete_bucket_replication()
+        .bucket("plain")
+        .send()
+        .await
+        .expect("nothing to delete");
+
+    // Setting one is still refused, and a missing bucket is missing.
+    let e = s3
+        .put_bucket_encryption()
+        .bucket("plain")
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(ServerSideEncryption::Aes256)
+                                .build()
+                                .expect("default"),
+                        )
+                        .build(),
+                )
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect_err("not settable");
+    assert_eq!(code(&e).as_deref(), Some("NotImplemented"));
+    let e = s3
+        .get_bucket_encryption()
+        .bucket("missing")
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(code(&e).as_deref(), Some("NoSuchBucket"));
+    let e = s3
+        .get_bucket_logging()
+        .bucket("missing")
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(code(&e).as_deref(), Some("NoSuchBucket"));
+    let e = s3
+        .delete_bucket_website()
+        .bucket("missing")
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(code(&e).as_deref(), Some("NoSuchBucket"));
     assert!(f.server.stop().expect("stop").success());
 }

@@ -102,7 +102,17 @@ pub fn needed(op: &str) -> Option<Need> {
         | "DeleteBucketCors"
         | "PutBucketLifecycleConfiguration"
         | "GetBucketLifecycleConfiguration"
-        | "DeleteBucketLifecycle" => Need::Bucket(Owner),
+        | "DeleteBucketLifecycle"
+        | "GetBucketEncryption"
+        | "DeleteBucketEncryption"
+        | "GetBucketWebsite"
+        | "DeleteBucketWebsite"
+        | "GetBucketReplication"
+        | "DeleteBucketReplication"
+        | "GetBucketLogging"
+        | "GetBucketRequestPayment"
+        | "GetBucketAccelerateConfiguration"
+        | "GetBucketNotificationConfiguration" => Need::Bucket(Owner),
         _ => return None,
     };
     Some(need)

@@ -465,6 +465,12 @@ pub fn action(op: &str) -> String {
         "DeleteBucketTagging" => "PutBucketTagging",
         "PutBucketCors" | "DeleteBucketCors" => "PutBucketCORS",
         "GetBucketCors" => "GetBucketCORS",
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "DeleteBucketEncryption" => "PutEncryptionConfiguration",
+        "GetBucketReplication" => "GetReplicationConfiguration",
+        "DeleteBucketReplication" => "PutReplicationConfiguration",
+        "GetBucketAccelerateConfiguration" => "GetAccelerateConfiguration",
+        "GetBucketNotificationConfiguration" => "GetBucketNotification",
         other => other,
     };
     format!("s3:{action}")

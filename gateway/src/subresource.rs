@@ -104,6 +104,15 @@ fn taken_by(op: &str) -> &'static [&'static str] {
         "GetPublicAccessBlock" | "PutPublicAccessBlock" | "DeletePublicAccessBlock" => {
             &["publicAccessBlock"]
         }
+        // Settings of features Arbor does not have, read and deleted as
+        // never set (`s3::absent`).
+        "GetBucketEncryption" | "DeleteBucketEncryption" => &["encryption"],
+        "GetBucketWebsite" | "DeleteBucketWebsite" => &["website"],
+        "GetBucketReplication" | "DeleteBucketReplication" => &["replication"],
+        "GetBucketLogging" => &["logging"],
+        "GetBucketRequestPayment" => &["requestPayment"],
+        "GetBucketAccelerateConfiguration" => &["accelerate"],
+        "GetBucketNotificationConfiguration" => &["notification"],
         "UploadPart"
         | "UploadPartCopy"
         | "ListParts"
@@ -195,6 +204,8 @@ mod tests {
             ("ListObjectVersions", Some("versions&prefix=p")),
             ("DeleteObjects", Some("delete")),
             ("GetBucketLocation", Some("location")),
+            ("GetBucketEncryption", Some("encryption")),
+            ("GetBucketRequestPayment", Some("requestPayment")),
             ("PutObject", Some("ACL&Torrent")),
         ] {
             assert!(check(op, query).is_ok(), "{op} {query:?}");

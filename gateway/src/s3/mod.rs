@@ -2,6 +2,7 @@
 //! s3s's `S3` trait. Handlers translate between S3 DTOs and the meta and
 //! chunk-store APIs; they keep no state between requests.
 
+mod absent;
 mod acl;
 mod append;
 mod bucket;
@@ -174,6 +175,96 @@ impl S3 for Arbor {
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let request_id = RequestId::of(&req.extensions);
         bucket::list(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::get_encryption(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::delete_encryption(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::get_website(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_bucket_website(
+        &self,
+        req: S3Request<DeleteBucketWebsiteInput>,
+    ) -> S3Result<S3Response<DeleteBucketWebsiteOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::delete_website(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_replication(
+        &self,
+        req: S3Request<GetBucketReplicationInput>,
+    ) -> S3Result<S3Response<GetBucketReplicationOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::get_replication(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn delete_bucket_replication(
+        &self,
+        req: S3Request<DeleteBucketReplicationInput>,
+    ) -> S3Result<S3Response<DeleteBucketReplicationOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::delete_replication(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::get_logging(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_request_payment(
+        &self,
+        req: S3Request<GetBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<GetBucketRequestPaymentOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::get_request_payment(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_accelerate_configuration(
+        &self,
+        req: S3Request<GetBucketAccelerateConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketAccelerateConfigurationOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::get_accelerate(self, req)
+            .await
+            .map_err(|e| request_id.stamp(e))
+    }
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
+        let request_id = RequestId::of(&req.extensions);
+        absent::get_notification(self, req)
             .await
             .map_err(|e| request_id.stamp(e))
     }
