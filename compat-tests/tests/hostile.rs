@@ -1265,6 +1265,52 @@ async fn unsupported_operations_are_not_implemented() {
     .await;
 }
 
+/// GetObjectAttributes with the attributes in one header line, comma
+/// separated, as botocore and the AWS CLI send them (the Rust SDK sends a
+/// line each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_attributes_may_come_in_one_header() {
+    with_fixture(|f| async move {
+        let target = format!("{}?attributes", object_target(KNOWN));
+        let response = f.send(
+            "GET",
+            &target,
+            &[("x-amz-object-attributes", "ETag, ObjectSize,StorageClass")],
+            b"",
+        );
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        let size = KNOWN_SIZE.to_string();
+        assert_eq!(
+            xml_element(&response.body, "ObjectSize").as_deref(),
+            Some(size.as_str())
+        );
+        assert_eq!(
+            xml_element(&response.body, "StorageClass").as_deref(),
+            Some("STANDARD")
+        );
+        assert!(xml_element(&response.body, "ETag").is_some());
+        assert!(
+            xml_element(&response.body, "ObjectParts").is_none(),
+            "only what was asked for"
+        );
+        for attributes in ["ETag,Bogus", "ETag,", "Etags"] {
+            let response = f.send(
+                "GET",
+                &target,
+                &[("x-amz-object-attributes", attributes)],
+                b"",
+            );
+            assert_error(&response, 400, "InvalidArgument", attributes);
+        }
+    })
+    .await;
+}
+
 /// The subresources of the S3 API reference: each picks an operation. The
 /// query each is sent with (a value where the operation needs one).
 const SUBRESOURCE_QUERIES: [&str; 40] = [

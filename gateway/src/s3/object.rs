@@ -663,15 +663,34 @@ pub async fn attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
     record_target("GetObjectAttributes", &input.bucket, Some(&input.key));
+    // One header line per attribute (the Rust SDK) or one line of them,
+    // comma-separated (botocore and the AWS CLI); s3s splits neither.
+    let asked: Vec<&str> = input
+        .object_attributes
+        .iter()
+        .flat_map(|a| a.as_str().split(','))
+        .map(str::trim)
+        .collect();
+    let known = [
+        ObjectAttributes::ETAG,
+        ObjectAttributes::CHECKSUM,
+        ObjectAttributes::OBJECT_PARTS,
+        ObjectAttributes::OBJECT_SIZE,
+        ObjectAttributes::STORAGE_CLASS,
+    ];
+    if asked
+        .iter()
+        .any(|a| !known.iter().any(|k| k.eq_ignore_ascii_case(a)))
+    {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Invalid attribute name specified."
+        ));
+    }
     let version =
         readable_version(s3, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     encryption::refuse_customer_key(encryption::customer_key!(input))?;
-    let wants = |name: &str| {
-        input
-            .object_attributes
-            .iter()
-            .any(|a| a.as_str().eq_ignore_ascii_case(name))
-    };
+    let wants = |name: &str| asked.iter().any(|a| a.eq_ignore_ascii_case(name));
     let mut output = GetObjectAttributesOutput {
         last_modified: Some(time::timestamp(version.last_modified_ms)),
         version_id: version_header(&version, input.version_id.is_some()),
