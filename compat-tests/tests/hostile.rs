@@ -1311,6 +1311,40 @@ async fn object_attributes_may_come_in_one_header() {
     .await;
 }
 
+/// An object stored without a Content-Type is answered as S3 answers it,
+/// `binary/octet-stream`; one stored with a type keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untyped_object_is_binary_octet_stream() {
+    with_fixture(|f| async move {
+        let untyped = object_target("untyped");
+        let put = f.send("PUT", &untyped, &[], b"bytes");
+        assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+        let typed = object_target("typed");
+        let put = f.send("PUT", &typed, &[("content-type", "text/csv")], b"a,b");
+        assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+        let empty = object_target("empty-type");
+        let put = f.send("PUT", &empty, &[("content-type", "")], b"bytes");
+        assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
+        for method in ["GET", "HEAD"] {
+            for target in [&untyped, &empty] {
+                let got = f.send(method, target, &[], b"");
+                assert_eq!(
+                    (got.status, got.header("content-type")),
+                    (200, Some("binary/octet-stream")),
+                    "{method} {target}"
+                );
+            }
+            let got = f.send(method, &typed, &[], b"");
+            assert_eq!(
+                (got.status, got.header("content-type")),
+                (200, Some("text/csv")),
+                "{method}"
+            );
+        }
+    })
+    .await;
+}
+
 /// The subresources of the S3 API reference: each picks an operation. The
 /// query each is sent with (a value where the operation needs one).
 const SUBRESOURCE_QUERIES: [&str; 40] = [

@@ -348,6 +348,9 @@ pub(super) fn outcome_is_known(e: &MetaError) -> bool {
     }
 }
 
+/// The Content-Type S3 answers for an object stored without one.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
+
 /// Fills the fields GetObject and HeadObject share from a stored version.
 macro_rules! describe_version {
     ($output:expr, $version:expr, $checksum_mode:expr, $whole:expr) => {{
@@ -359,7 +362,10 @@ macro_rules! describe_version {
             .headers
             .content_type
             .as_deref()
-            .and_then(|c| c.parse().ok());
+            .filter(|c| !c.is_empty())
+            .unwrap_or(DEFAULT_CONTENT_TYPE)
+            .parse()
+            .ok();
         $output.content_encoding = version.headers.content_encoding.clone();
         $output.content_disposition = version.headers.content_disposition.clone();
         $output.content_language = version.headers.content_language.clone();
