@@ -988,17 +988,23 @@ mod tests {
         build_install_and_compare(&io, Path::new("/sim/a"), Path::new("/sim/b")).await;
     }
 
+    /// A leader of 500 rows a table with a snapshot of them, and a follower
+    /// of 20 with a snapshot of its own, in `dir`.
+    fn leader_and_follower(dir: &Path) -> (StateStore, Snapshot, StateStore, Snapshot) {
+        let io = StorageIo::Os;
+        let leader = open(&dir.join("a"), &io);
+        fill(&leader, 500, 1, 40);
+        let snapshot = leader.build_snapshot_blocking().expect("build");
+        let follower = open(&dir.join("b"), &io);
+        fill(&follower, 20, 2, 7);
+        let own = follower.build_snapshot_blocking().expect("own snapshot");
+        (leader, snapshot, follower, own)
+    }
+
     #[tokio::test]
     async fn a_corrupt_or_truncated_snapshot_is_refused_and_changes_nothing() {
         let dir = TempDir::new().expect("temp dir");
-        let io = StorageIo::Os;
-        let leader = open(&dir.path().join("a"), &io);
-        fill(&leader, 500, 1, 40);
-        let mut snapshot = leader.build_snapshot_blocking().expect("build");
-
-        let follower = open(&dir.path().join("b"), &io);
-        fill(&follower, 20, 2, 7);
-        let own = follower.build_snapshot_blocking().expect("own snapshot");
+        let (_leader, mut snapshot, follower, own) = leader_and_follower(dir.path());
         let before = dump(&follower);
         let files_before = files(&follower);
 
@@ -1045,14 +1051,7 @@ mod tests {
     #[tokio::test]
     async fn a_stopped_store_abandons_builds_and_installs_and_leaves_nothing() {
         let dir = TempDir::new().expect("temp dir");
-        let io = StorageIo::Os;
-        let leader = open(&dir.path().join("a"), &io);
-        fill(&leader, 500, 1, 40);
-        let mut snapshot = leader.build_snapshot_blocking().expect("build");
-
-        let follower = open(&dir.path().join("b"), &io);
-        fill(&follower, 20, 2, 7);
-        let own = follower.build_snapshot_blocking().expect("own snapshot");
+        let (leader, mut snapshot, follower, own) = leader_and_follower(dir.path());
         let before = dump(&follower);
         let files_before = files(&follower);
         let received = transfer(&mut snapshot, &follower).await;
