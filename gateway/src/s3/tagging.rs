@@ -211,17 +211,31 @@ async fn set_tags(
     let id = object::parse_version_id(version_id)?;
     match s3.meta().put_object_tags(bucket, key, id, tags).await {
         Ok(tagged) => Ok(tagged.map(|id| id.to_string())),
-        Err(MetaError::DeleteMarker(_)) => {
-            // The marker's id and time for the answer's headers, as
-            // GetObjectTagging gives them.
-            Err(match version_or_marker(s3, bucket, key, version_id).await {
-                Ok(marker) if marker.stamp.delete_marker => {
-                    object::delete_marker_error(&marker, true)
-                }
-                _ => error::from_meta(MetaError::DeleteMarker(key.to_owned())),
-            })
+        // A delete marker: its id and time for the answer's headers, as
+        // GetObjectTagging gives them. A leader of an earlier release
+        // answers NoSuchKey for a current marker; so is it one?
+        Err(e @ MetaError::DeleteMarker(_)) => {
+            Err(marker_refusal(s3, bucket, key, version_id, e).await)
+        }
+        Err(e @ MetaError::NoSuchKey(_)) if version_id.is_none() => {
+            Err(marker_refusal(s3, bucket, key, version_id, e).await)
         }
         Err(e) => Err(error::from_meta(e)),
+    }
+}
+
+/// 405 with the marker's headers if the version a tagging request named
+/// (or the current one) is a delete marker, else `refused` as it is.
+async fn marker_refusal(
+    s3: &Arbor,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    refused: MetaError,
+) -> S3Error {
+    match version_or_marker(s3, bucket, key, version_id).await {
+        Ok(marker) if marker.stamp.delete_marker => object::delete_marker_error(&marker, true),
+        _ => error::from_meta(refused),
     }
 }
 
