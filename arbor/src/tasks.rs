@@ -156,10 +156,25 @@ pub async fn reclaim(meta: MetaClient, interval: Duration, shutdown: Cancellatio
     }
 }
 
+/// The "now" lifecycle rules are judged at: `now_ms` rounded down to a
+/// whole number of days since the epoch (the last midnight UTC, for real
+/// days). S3 adds a rule's days to a version's time and rounds up to the
+/// next midnight UTC; a version is due once that midnight has come,
+/// which is exactly when its time plus the days is at most the last
+/// midnight, so the apply's plain comparison with this "now" counts days
+/// as S3 does (docs/design.md, "Lifecycle").
+fn lifecycle_now(now_ms: i64, day_ms: i64) -> i64 {
+    if day_ms <= 0 {
+        return now_ms;
+    }
+    now_ms - now_ms.rem_euclid(day_ms)
+}
+
 /// Lifecycle rules (docs/design.md, "Lifecycle"): every `interval`, for
 /// each bucket with an enabled rule, batches of keys back to back from the
 /// first key to the last, then the old uploads; each batch a Raft command
-/// carrying this node's clock and `day`. On a follower the first proposal
+/// carrying this node's clock (rounded down to the day, `lifecycle_now`)
+/// and `day`. On a follower the first proposal
 /// is refused (NotLeader) and the pass ends; the leader's task does the
 /// work, and a pass cut short starts over next time (done work is not
 /// done twice: what expired is gone).
@@ -202,7 +217,7 @@ pub async fn lifecycle(
                     bucket: bucket.clone(),
                     after: after.clone(),
                     limit: LIFECYCLE_BATCH,
-                    now_ms: clock.now_ms(),
+                    now_ms: lifecycle_now(clock.now_ms(), day_ms),
                     day_ms,
                 };
                 match meta.write(batch).await {
@@ -235,7 +250,7 @@ pub async fn lifecycle(
                 let batch = LifecycleUploads {
                     bucket: bucket.clone(),
                     limit: LIFECYCLE_BATCH,
-                    now_ms: clock.now_ms(),
+                    now_ms: lifecycle_now(clock.now_ms(), day_ms),
                     day_ms,
                 };
                 match meta.write(batch).await {
@@ -316,6 +331,28 @@ mod tests {
             tokio::time::sleep(batch).await;
             done.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn lifecycle_days_end_at_the_next_midnight() {
+        const DAY: i64 = 86_400_000;
+        const HOUR: i64 = 3_600_000;
+        // S3: a version of day 10, 23:00, with Days = 1, is due at the
+        // midnight that starts day 12 (23:00 of day 11, rounded up).
+        let written = 10 * DAY + 23 * HOUR;
+        let due = |now: i64| written + DAY <= lifecycle_now(now, DAY);
+        assert!(!due(11 * DAY + 23 * HOUR));
+        assert!(!due(12 * DAY - 1));
+        assert!(due(12 * DAY));
+        assert!(due(12 * DAY + 5 * HOUR));
+        // One written exactly at midnight is due a whole number of days on.
+        let midnight = 10 * DAY;
+        assert!(midnight + DAY <= lifecycle_now(11 * DAY, DAY));
+        assert!(midnight + DAY > lifecycle_now(11 * DAY - 1, DAY));
+        // Shortened days (tests) round the same way; no day, no rounding.
+        assert_eq!(lifecycle_now(2_500, 1_000), 2_000);
+        assert_eq!(lifecycle_now(-1, 1_000), -1_000);
+        assert_eq!(lifecycle_now(2_500, 0), 2_500);
     }
 
     #[tokio::test]
