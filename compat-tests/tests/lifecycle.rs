@@ -1,7 +1,8 @@
 //! Bucket lifecycle through aws-sdk-s3: the configuration's Put, Get and
 //! Delete with AWS's errors, and the rules applied by the running server
 //! with a lifecycle day of one second: current versions expire within a
-//! rule's prefix only, noncurrent versions go keeping the newest ones, a
+//! rule's prefix only (and with the tags and sizes its filter names),
+//! noncurrent versions go keeping the newest ones, a
 //! version under a legal hold survives, a lone delete marker goes, and an
 //! old incomplete upload is aborted.
 
@@ -14,8 +15,9 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
-    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
-    ObjectLockLegalHold, ObjectLockLegalHoldStatus, Tag, Transition, TransitionStorageClass,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
+    NoncurrentVersionExpiration, ObjectLockLegalHold, ObjectLockLegalHoldStatus, Tag, Transition,
+    TransitionStorageClass,
 };
 
 use arbor_compat_tests::ArborServer;
@@ -39,6 +41,21 @@ fn legacy_prefix(
     prefix: &str,
 ) -> aws_sdk_s3::types::builders::LifecycleRuleBuilder {
     builder.prefix(prefix)
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build().expect("tag")
+}
+
+/// A rule that expires what its filter covers after `days`.
+fn filtered(id: &str, filter: LifecycleRuleFilter, days: i32) -> LifecycleRule {
+    LifecycleRule::builder()
+        .id(id)
+        .status(ExpirationStatus::Enabled)
+        .filter(filter)
+        .expiration(LifecycleExpiration::builder().days(days).build())
+        .build()
+        .expect("rule")
 }
 
 fn configuration(rules: Vec<LifecycleRule>) -> BucketLifecycleConfiguration {
@@ -173,16 +190,37 @@ async fn lifecycle_configuration_is_stored_checked_and_removed() {
                 LifecycleRule::builder()
                     .id("tag")
                     .status(ExpirationStatus::Enabled)
+                    .filter(LifecycleRuleFilter::builder().tag(tag("k", "v")).build())
+                    .abort_incomplete_multipart_upload(
+                        AbortIncompleteMultipartUpload::builder()
+                            .days_after_initiation(1)
+                            .build(),
+                    )
+                    .build()
+                    .expect("rule"),
+            ],
+            "InvalidRequest",
+        ),
+        (
+            vec![
+                LifecycleRule::builder()
+                    .id("sizes")
+                    .status(ExpirationStatus::Enabled)
                     .filter(
                         LifecycleRuleFilter::builder()
-                            .tag(Tag::builder().key("k").value("v").build().expect("tag"))
+                            .and(
+                                LifecycleRuleAndOperator::builder()
+                                    .object_size_greater_than(10)
+                                    .object_size_less_than(10)
+                                    .build(),
+                            )
                             .build(),
                     )
                     .expiration(LifecycleExpiration::builder().days(1).build())
                     .build()
                     .expect("rule"),
             ],
-            "NotImplemented",
+            "InvalidArgument",
         ),
         (vec![expire.clone(), expire.clone()], "InvalidArgument"),
         (
@@ -275,7 +313,57 @@ async fn lifecycle_configuration_is_stored_checked_and_removed() {
         .send()
         .await
         .expect("get");
-    assert_eq!(got.rules(), &[expire, noncurrent, legacy]);
+    assert_eq!(got.rules(), &[expire.clone(), noncurrent, legacy]);
+
+    // Filters by tag and size come back as they were sent.
+    let by_tag = filtered(
+        "by-tag",
+        LifecycleRuleFilter::builder()
+            .tag(tag("class", "tmp"))
+            .build(),
+        1,
+    );
+    let by_size = filtered(
+        "by-size",
+        LifecycleRuleFilter::builder()
+            .object_size_greater_than(1024)
+            .build(),
+        2,
+    );
+    let by_all = filtered(
+        "by-all",
+        LifecycleRuleFilter::builder()
+            .and(
+                LifecycleRuleAndOperator::builder()
+                    .prefix("logs/")
+                    .tags(tag("a", "1"))
+                    .tags(tag("b", ""))
+                    .object_size_greater_than(0)
+                    .object_size_less_than(1 << 20)
+                    .build(),
+            )
+            .build(),
+        3,
+    );
+    put_rules(
+        &s3,
+        b,
+        vec![
+            by_tag.clone(),
+            by_size.clone(),
+            by_all.clone(),
+            expire.clone(),
+        ],
+    )
+    .await
+    .expect("put filters");
+    let got = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(b)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.rules(), &[by_tag, by_size, by_all, expire]);
 
     let deleted = s3
         .delete_bucket_lifecycle()
@@ -334,6 +422,22 @@ async fn rules_expire_versions_markers_and_uploads_but_never_a_locked_version() 
     for key in ["logs/a", "logs/b", "other/c", "logsx"] {
         put(&s3, plain, key, b"data").await;
     }
+    // Under tagged/, only what carries class=tmp and is over 2 bytes.
+    for (key, tagging, body) in [
+        ("tagged/tmp", "class=tmp&x=y", &b"data"[..]),
+        ("tagged/keep", "class=keep", b"data"),
+        ("tagged/small", "class=tmp", b"d"),
+        ("tagged/none", "", b"data"),
+    ] {
+        s3.put_object()
+            .bucket(plain)
+            .key(key)
+            .tagging(tagging)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
     let mut upload_ids = Vec::new();
     for key in ["tmp/u", "other/u"] {
         let created = s3
@@ -361,6 +465,19 @@ async fn rules_expire_versions_markers_and_uploads_but_never_a_locked_version() 
                 )
                 .build()
                 .expect("rule"),
+            filtered(
+                "tagged",
+                LifecycleRuleFilter::builder()
+                    .and(
+                        LifecycleRuleAndOperator::builder()
+                            .prefix("tagged/")
+                            .tags(tag("class", "tmp"))
+                            .object_size_greater_than(2)
+                            .build(),
+                    )
+                    .build(),
+                1,
+            ),
         ],
     )
     .await
@@ -435,7 +552,14 @@ async fn rules_expire_versions_markers_and_uploads_but_never_a_locked_version() 
 
     let started = Instant::now();
     loop {
-        let plain_done = keys(&s3, plain).await == ["logsx", "other/c"]
+        let plain_done = keys(&s3, plain).await
+            == [
+                "logsx",
+                "other/c",
+                "tagged/keep",
+                "tagged/none",
+                "tagged/small",
+            ]
             && uploads(&s3, plain).await == ["other/u"];
         let k_done = versions(&s3, locked, "k").await.len() == 2;
         let gone_done = versions(&s3, locked, "gone").await.is_empty();
@@ -482,7 +606,16 @@ async fn rules_expire_versions_markers_and_uploads_but_never_a_locked_version() 
         .expect("body")
         .into_bytes();
     assert_eq!(&body[..], b"h1");
-    assert_eq!(keys(&s3, plain).await, ["logsx", "other/c"]);
+    assert_eq!(
+        keys(&s3, plain).await,
+        [
+            "logsx",
+            "other/c",
+            "tagged/keep",
+            "tagged/none",
+            "tagged/small"
+        ]
+    );
     assert_eq!(uploads(&s3, plain).await, ["other/u"]);
     // Once lifted, the held version goes too.
     s3.put_object_legal_hold()

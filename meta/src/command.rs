@@ -27,8 +27,8 @@ use crate::chunks::{
 use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::lifecycle::{
-    DeleteBucketLifecycle, GetBucketLifecycle, LifecycleBatch, LifecycleBuckets, LifecycleUploads,
-    PutBucketLifecycle,
+    DeleteBucketLifecycle, GetBucketLifecycle, GetBucketLifecycleRules, LifecycleBatch,
+    LifecycleBuckets, LifecycleUploads, PutBucketLifecycle, PutBucketLifecycleRules,
 };
 use crate::listing::{ListObjectVersions, ListObjects};
 use crate::multipart::{
@@ -241,6 +241,7 @@ writes!(
     SetObjectOwnership,
     SetObjectAcl,
     SetObjectTags,
+    PutBucketLifecycleRules,
 );
 
 reads!(
@@ -277,6 +278,7 @@ reads!(
     GetBucketAcl,
     GetBucketRules,
     GetLocatedVersion,
+    GetBucketLifecycleRules,
 );
 
 /// A command's outcome as the log remembers it.
@@ -423,6 +425,7 @@ mod tests {
             "SetObjectOwnership",
             "SetObjectAcl",
             "SetObjectTags",
+            "PutBucketLifecycleRules",
         ];
         assert_eq!(Command::NAMES, RELEASED);
         // The names are the tags postcard writes.

@@ -49,6 +49,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) bucket_cors: WriteTable<'txn>,
     pub(crate) bucket_lifecycle: WriteTable<'txn>,
     pub(crate) bucket_acls: WriteTable<'txn>,
+    pub(crate) bucket_lifecycle_filters: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -85,6 +86,7 @@ impl<'txn> ApplyContext<'txn> {
             bucket_cors: txn.open_table(schema::BUCKET_CORS)?,
             bucket_lifecycle: txn.open_table(schema::BUCKET_LIFECYCLE)?,
             bucket_acls: txn.open_table(schema::BUCKET_ACLS)?,
+            bucket_lifecycle_filters: txn.open_table(schema::BUCKET_LIFECYCLE_FILTERS)?,
         })
     }
 

@@ -153,3 +153,6 @@ pub const LIFECYCLE_RULES_MAX: usize = 1000;
 pub const LIFECYCLE_RULE_ID_LEN_MAX: usize = 255;
 /// Keys (or uploads) one lifecycle batch looks at, at most.
 pub const LIFECYCLE_BATCH_MAX: u32 = 1000;
+/// Tags one lifecycle filter may ask for (a bucket's tag set's bound; a
+/// version carries at most 10, so more never match, but are stored).
+pub const LIFECYCLE_FILTER_TAGS_MAX: usize = 50;

@@ -291,6 +291,7 @@ impl Apply for DeleteBucket {
         ctx.bucket_versioning.remove(name.as_bytes())?;
         ctx.bucket_lock.remove(name.as_bytes())?;
         ctx.bucket_lifecycle.remove(name.as_bytes())?;
+        ctx.bucket_lifecycle_filters.remove(name.as_bytes())?;
         access::forget_bucket(ctx, name)?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))

@@ -35,6 +35,7 @@
 //! | `ns_bucket_cors` | bucket name bytes                   | `Vec<`[`crate::records::access::CorsRule`]`>` |
 //! | `ns_bucket_lifecycle` | bucket name bytes              | [`crate::records::lifecycle::LifecycleConfig`] |
 //! | `ns_bucket_acls` | bucket name bytes                   | [`crate::records::access::BucketAcl`] |
+//! | `ns_bucket_lifecycle_filters` | bucket name bytes      | `Vec<`[`crate::records::lifecycle::LifecycleFilter`]`>`, one per rule |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -136,6 +137,11 @@ pub const BUCKET_LIFECYCLE: StateTable = StateTable::new("ns_bucket_lifecycle");
 /// bucket name → [`crate::records::access::BucketAcl`]; no row while the
 /// bucket has the default (private, ACLs enabled).
 pub const BUCKET_ACLS: StateTable = StateTable::new("ns_bucket_acls");
+/// bucket name → the filters of its lifecycle rules beside their prefixes
+/// (`Vec<LifecycleFilter>`, one per rule, in order); no row when no rule
+/// filters by tag or size. Apart from `ns_bucket_lifecycle`, so its
+/// records stay as older releases read them.
+pub const BUCKET_LIFECYCLE_FILTERS: StateTable = StateTable::new("ns_bucket_lifecycle_filters");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -165,6 +171,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     BUCKET_CORS,
     BUCKET_LIFECYCLE,
     BUCKET_ACLS,
+    BUCKET_LIFECYCLE_FILTERS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

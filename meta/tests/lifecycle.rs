@@ -5,8 +5,8 @@
 use arbor_meta::MetaError;
 use arbor_meta::command::{Command, CommandResult, Reply};
 use arbor_meta::lifecycle::{
-    DeleteBucketLifecycle, GetBucketLifecycle, LifecycleBatch, LifecycleBuckets, LifecycleUploads,
-    PutBucketLifecycle,
+    DeleteBucketLifecycle, GetBucketLifecycle, GetBucketLifecycleRules, LifecycleBatch,
+    LifecycleBuckets, LifecycleUploads, PutBucketLifecycle, PutBucketLifecycleRules,
 };
 use arbor_meta::listing::list_object_versions;
 use arbor_meta::multipart::CreateMultipartUpload;
@@ -15,7 +15,9 @@ use arbor_meta::namespace::{
     SetObjectLegalHold,
 };
 use arbor_meta::op::Query;
-use arbor_meta::records::lifecycle::{LifecycleConfig, LifecycleProgress, LifecycleRule};
+use arbor_meta::records::lifecycle::{
+    LifecycleConfig, LifecycleFilter, LifecycleProgress, LifecycleRule, LifecycleRules,
+};
 use arbor_meta::records::upload::{UploadId, UploadRecord};
 use arbor_meta::records::{
     ChunkOwnership, ObjectHeaders, ObjectVersion, VersionId, VersionListEntry, VersionListRequest,
@@ -71,6 +73,57 @@ impl Fixture {
             Ok(Reply::PutObject(committed)) => committed.version_id(),
             other => panic!("put {key}: {other:?}"),
         }
+    }
+
+    /// A version of `size` bytes carrying `tags` (sorted), written at `at_ms`.
+    fn put_tagged(&mut self, key: &str, etag: &str, at_ms: i64, size: u64, tags: &[(&str, &str)]) {
+        let version = ObjectVersion {
+            last_modified_ms: at_ms,
+            size,
+            data: arbor_meta::records::ObjectData::Inline(vec![
+                0;
+                usize::try_from(size).expect("size")
+            ]),
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..inline_version(etag)
+        };
+        let reply = self.apply(Command::PutObject(PutObject {
+            lock: None,
+            bucket: BUCKET.to_owned(),
+            key: key.to_owned(),
+            version,
+            condition: WriteCondition::None,
+            ownership: ChunkOwnership::Fresh,
+            placements: Vec::new(),
+        }));
+        assert!(
+            matches!(reply, Ok(Reply::PutObject(_))),
+            "put {key}: {reply:?}"
+        );
+    }
+
+    fn configure_filtered(
+        &mut self,
+        rules: Vec<(LifecycleRule, LifecycleFilter)>,
+    ) -> CommandResult {
+        let (rules, filters) = rules.into_iter().unzip();
+        self.apply(Command::PutBucketLifecycleRules(PutBucketLifecycleRules {
+            bucket: BUCKET.to_owned(),
+            rules: LifecycleRules {
+                config: LifecycleConfig { rules },
+                filters,
+            },
+        }))
+    }
+
+    fn rules(&self) -> Result<Option<LifecycleRules>, MetaError> {
+        GetBucketLifecycleRules {
+            bucket: BUCKET.to_owned(),
+        }
+        .read(&self.db.begin_read().expect("read"))
     }
 
     fn delete(&mut self, key: &str, at_ms: i64) {
@@ -411,4 +464,176 @@ fn a_batch_of_no_keys_or_no_day_is_refused() {
             Err(MetaError::InvalidRequest(_))
         ));
     }
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn filters_by_tag_and_size_pick_the_versions_a_rule_removes() {
+    let mut f = Fixture::new(false);
+    f.enable_versioning();
+    let mut tagged = rule("t/");
+    tagged.expiration_days = Some(1);
+    let mut sized = rule("s/");
+    sized.expiration_days = Some(1);
+    let mut noncurrent = rule("n/");
+    noncurrent.noncurrent_days = Some(1);
+    let by_tags = LifecycleFilter {
+        tags: tags(&[("class", "tmp"), ("team", "")]),
+        and: true,
+        ..LifecycleFilter::default()
+    };
+    let by_size = LifecycleFilter {
+        size_greater_than: Some(10),
+        size_less_than: Some(100),
+        ..LifecycleFilter::default()
+    };
+    let big = LifecycleFilter {
+        size_greater_than: Some(50),
+        ..LifecycleFilter::default()
+    };
+    f.configure_filtered(vec![
+        (tagged, by_tags.clone()),
+        (sized, by_size.clone()),
+        (noncurrent, big.clone()),
+    ])
+    .expect("put");
+    // Both tags (and more) match; one of them, a wrong value, or none do not.
+    f.put_tagged(
+        "t/both",
+        "x",
+        0,
+        3,
+        &[("class", "tmp"), ("other", "1"), ("team", "")],
+    );
+    f.put_tagged("t/one", "x", 0, 3, &[("class", "tmp")]);
+    f.put_tagged("t/wrong", "x", 0, 3, &[("class", "tmp"), ("team", "a")]);
+    f.put_tagged("t/none", "x", 0, 3, &[]);
+    // Sizes are bounds that exclude themselves.
+    for size in [10, 11, 99, 100] {
+        f.put_tagged(&format!("s/{size}"), "x", 0, size, &[]);
+    }
+    // Noncurrent versions are judged by their own size, not the current's.
+    f.put_tagged("n/k", "small", 0, 5, &[]);
+    f.put_tagged("n/k", "large", 100, 60, &[]);
+    f.put_tagged("n/k", "current", 200, 1, &[]);
+    let done = f.pass(5_000, 1000);
+    assert_eq!((done.expired, done.versions_deleted), (3, 1));
+    let current: Vec<(String, String, bool)> = f.versions();
+    for key in ["t/both", "s/11", "s/99"] {
+        assert_eq!(
+            current.iter().find(|(k, _, _)| k == key).map(|v| v.2),
+            Some(true),
+            "{key} expired behind a marker"
+        );
+    }
+    for key in ["t/one", "t/wrong", "t/none", "s/10", "s/100"] {
+        assert_eq!(
+            current.iter().find(|(k, _, _)| k == key).map(|v| v.2),
+            Some(false),
+            "{key} kept"
+        );
+    }
+    let n: Vec<&str> = current
+        .iter()
+        .filter(|(k, _, _)| k == "n/k")
+        .map(|(_, etag, _)| etag.as_str())
+        .collect();
+    assert_eq!(n, ["current", "small"]);
+    // Stored beside the rules and answered with them.
+    let stored = f.rules().expect("rules").expect("some");
+    assert_eq!(stored.filters, vec![by_tags, by_size, big]);
+    assert_eq!(stored.config.rules.len(), 3);
+}
+
+#[test]
+fn filters_are_checked_and_go_with_the_configuration() {
+    let mut f = Fixture::new(false);
+    let mut expire = rule("");
+    expire.expiration_days = Some(1);
+    let tag = LifecycleFilter {
+        tags: tags(&[("a", "1")]),
+        ..LifecycleFilter::default()
+    };
+    let refused = |f: &mut Fixture, rules: Vec<(LifecycleRule, LifecycleFilter)>| {
+        matches!(
+            f.configure_filtered(rules),
+            Err(MetaError::InvalidRequest(_))
+        )
+    };
+    let mut abort = rule("up/");
+    abort.abort_upload_days = Some(1);
+    let mut marker = rule("m/");
+    marker.expired_object_delete_marker = true;
+    let unsorted = LifecycleFilter {
+        tags: tags(&[("b", "1"), ("a", "1")]),
+        ..LifecycleFilter::default()
+    };
+    let empty_range = LifecycleFilter {
+        size_greater_than: Some(5),
+        size_less_than: Some(5),
+        ..LifecycleFilter::default()
+    };
+    assert!(refused(&mut f, vec![(expire.clone(), unsorted)]));
+    assert!(refused(&mut f, vec![(expire.clone(), empty_range)]));
+    assert!(refused(&mut f, vec![(abort.clone(), tag.clone())]));
+    assert!(refused(&mut f, vec![(marker, tag.clone())]));
+    // One filter per rule.
+    let rules = vec![expire.clone()];
+    assert!(matches!(
+        f.apply(Command::PutBucketLifecycleRules(PutBucketLifecycleRules {
+            bucket: BUCKET.to_owned(),
+            rules: LifecycleRules {
+                config: LifecycleConfig { rules },
+                filters: Vec::new(),
+            },
+        })),
+        Err(MetaError::InvalidRequest(_))
+    ));
+    assert_eq!(f.rules(), Ok(None));
+    // An upload rule with a filter of a prefix only (an `<And>`) is fine.
+    let and_prefix = LifecycleFilter {
+        and: true,
+        ..LifecycleFilter::default()
+    };
+    f.configure_filtered(vec![(expire.clone(), tag.clone()), (abort, and_prefix)])
+        .expect("put");
+    let filters_rows = |f: &Fixture| {
+        let txn = f.db.begin_read().expect("read");
+        let table = txn
+            .open_table(schema::BUCKET_LIFECYCLE_FILTERS)
+            .expect("table");
+        table.len().expect("len")
+    };
+    assert_eq!(filters_rows(&f), 1);
+    // The older command (prefixes only) replaces the filters too.
+    f.configure(vec![expire.clone()]).expect("put prefixes");
+    assert_eq!(filters_rows(&f), 0);
+    assert_eq!(
+        f.rules().expect("rules").map(|r| r.filters),
+        Some(Vec::new())
+    );
+    // Filters that ask nothing leave no row; delete and the bucket's
+    // removal take the row.
+    f.configure_filtered(vec![(expire.clone(), LifecycleFilter::default())])
+        .expect("put empty");
+    assert_eq!(filters_rows(&f), 0);
+    f.configure_filtered(vec![(expire.clone(), tag.clone())])
+        .expect("put");
+    f.apply(Command::DeleteBucketLifecycle(DeleteBucketLifecycle {
+        bucket: BUCKET.to_owned(),
+    }))
+    .expect("delete");
+    assert_eq!(filters_rows(&f), 0);
+    f.configure_filtered(vec![(expire, tag)]).expect("put");
+    f.apply(Command::DeleteBucket(DeleteBucket {
+        name: BUCKET.to_owned(),
+    }))
+    .expect("delete bucket");
+    assert_eq!(filters_rows(&f), 0);
 }

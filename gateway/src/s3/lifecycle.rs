@@ -3,14 +3,20 @@
 //! meta, and applied there by the lifecycle batches a background task
 //! proposes (docs/design.md, "Lifecycle").
 
-use arbor_meta::lifecycle::{DeleteBucketLifecycle, GetBucketLifecycle, PutBucketLifecycle};
-use arbor_meta::limits::{LIFECYCLE_RULE_ID_LEN_MAX, LIFECYCLE_RULES_MAX};
+use arbor_meta::lifecycle::{
+    DeleteBucketLifecycle, GetBucketLifecycleRules, PutBucketLifecycle, PutBucketLifecycleRules,
+};
+use arbor_meta::limits::{
+    LIFECYCLE_FILTER_TAGS_MAX, LIFECYCLE_RULE_ID_LEN_MAX, LIFECYCLE_RULES_MAX,
+};
 use arbor_meta::namespace::DAY_MS;
-use arbor_meta::records::lifecycle::{LifecycleConfig, LifecycleRule as Rule};
+use arbor_meta::records::lifecycle::{
+    LifecycleConfig, LifecycleFilter, LifecycleRule as Rule, LifecycleRules,
+};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
-use super::{Arbor, record_target, time};
+use super::{Arbor, record_target, tagging, time};
 use crate::error;
 
 /// AWS's bound on NewerNoncurrentVersions.
@@ -38,9 +44,75 @@ fn positive_days(days: Option<i32>, message: &str) -> S3Result<Option<u32>> {
     }
 }
 
-/// One rule as S3 sends it, checked; what Arbor does not apply is
-/// refused, never stored.
-fn rule_of(rule: LifecycleRule) -> S3Result<Rule> {
+/// A size bound of a filter: AWS wants it not negative.
+fn size_bound(bytes: Option<i64>) -> S3Result<Option<u64>> {
+    bytes
+        .map(|bytes| {
+            u64::try_from(bytes).map_err(|_| {
+                invalid_argument("ObjectSizeGreaterThan and ObjectSizeLessThan cannot be negative")
+            })
+        })
+        .transpose()
+}
+
+/// A rule's `<Filter>`: its prefix and the rest. A filter names one of
+/// Prefix, Tag, ObjectSizeGreaterThan, ObjectSizeLessThan or And (or
+/// nothing: every key).
+fn filter_of(filter: LifecycleRuleFilter) -> S3Result<(String, LifecycleFilter)> {
+    let named = [
+        filter.prefix.is_some(),
+        filter.tag.is_some(),
+        filter.object_size_greater_than.is_some(),
+        filter.object_size_less_than.is_some(),
+        filter.and.is_some(),
+    ];
+    if named.iter().filter(|n| **n).count() > 1 {
+        return Err(malformed());
+    }
+    let (prefix, tags, greater, less, and) = match filter.and {
+        Some(and) => (
+            and.prefix,
+            and.tags.unwrap_or_default(),
+            and.object_size_greater_than,
+            and.object_size_less_than,
+            true,
+        ),
+        None => (
+            filter.prefix,
+            filter.tag.into_iter().collect(),
+            filter.object_size_greater_than,
+            filter.object_size_less_than,
+            false,
+        ),
+    };
+    if tags.len() > LIFECYCLE_FILTER_TAGS_MAX {
+        return Err(invalid_argument(
+            "A lifecycle filter can name at most 50 tags",
+        ));
+    }
+    if tags.iter().any(|t| t.key.is_none()) {
+        return Err(malformed());
+    }
+    let tags = tagging::validate_each(tagging::pairs(tags))?;
+    let filter = LifecycleFilter {
+        tags,
+        size_greater_than: size_bound(greater)?,
+        size_less_than: size_bound(less)?,
+        and,
+    };
+    if let (Some(greater), Some(less)) = (filter.size_greater_than, filter.size_less_than)
+        && greater >= less
+    {
+        return Err(invalid_argument(
+            "ObjectSizeGreaterThan must be less than ObjectSizeLessThan",
+        ));
+    }
+    Ok((prefix.unwrap_or_default(), filter))
+}
+
+/// One rule as S3 sends it, checked, with its filter beside the prefix;
+/// what Arbor does not apply is refused, never stored.
+fn rule_of(rule: LifecycleRule) -> S3Result<(Rule, LifecycleFilter)> {
     let enabled = match rule.status.as_str() {
         ExpirationStatus::ENABLED => true,
         ExpirationStatus::DISABLED => false,
@@ -63,21 +135,12 @@ fn rule_of(rule: LifecycleRule) -> S3Result<Rule> {
             "ID length should not exceed allowed limit of 255",
         ));
     }
-    let (prefix, legacy_prefix) = match (rule.filter, rule.prefix) {
+    let (prefix, legacy_prefix, filter) = match (rule.filter, rule.prefix) {
         (Some(_), Some(_)) | (None, None) => return Err(malformed()),
-        (None, Some(prefix)) => (prefix, true),
+        (None, Some(prefix)) => (prefix, true, LifecycleFilter::default()),
         (Some(filter), None) => {
-            if filter.and.is_some()
-                || filter.tag.is_some()
-                || filter.object_size_greater_than.is_some()
-                || filter.object_size_less_than.is_some()
-            {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "Lifecycle filters by tag or object size are not implemented: filter by Prefix"
-                ));
-            }
-            (filter.prefix.unwrap_or_default(), false)
+            let (prefix, filter) = filter_of(filter)?;
+            (prefix, false, filter)
         }
     };
     if prefix.len() > arbor_meta::limits::KEY_LEN_MAX {
@@ -148,11 +211,31 @@ fn rule_of(rule: LifecycleRule) -> S3Result<Rule> {
             "At least one action needs to be specified in a rule".to_owned(),
         ));
     }
-    Ok(out)
+    let by_version = !filter.tags.is_empty()
+        || filter.size_greater_than.is_some()
+        || filter.size_less_than.is_some();
+    if by_version && out.abort_upload_days.is_some() {
+        let by = if filter.tags.is_empty() {
+            "an object size filter"
+        } else {
+            "Tags"
+        };
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!("AbortIncompleteMultipartUpload cannot be specified with {by}."),
+        ));
+    }
+    if !filter.tags.is_empty() && out.expired_object_delete_marker {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "ExpiredObjectDeleteMarker cannot be specified with Tags.".to_owned(),
+        ));
+    }
+    Ok((out, filter))
 }
 
 /// The configuration S3 sent, checked rule by rule.
-fn config_of(configuration: Option<BucketLifecycleConfiguration>) -> S3Result<LifecycleConfig> {
+fn config_of(configuration: Option<BucketLifecycleConfiguration>) -> S3Result<LifecycleRules> {
     let Some(configuration) = configuration else {
         return Err(malformed());
     };
@@ -160,30 +243,55 @@ fn config_of(configuration: Option<BucketLifecycleConfiguration>) -> S3Result<Li
         return Err(malformed());
     }
     let mut rules = Vec::with_capacity(configuration.rules.len());
+    let mut filters = Vec::with_capacity(configuration.rules.len());
     for rule in configuration.rules {
-        let rule = rule_of(rule)?;
+        let (rule, filter) = rule_of(rule)?;
         if !rule.id.is_empty() && rules.iter().any(|r: &Rule| r.id == rule.id) {
             return Err(invalid_argument(
                 "Rule ID must be unique. Found same ID for more than one rule",
             ));
         }
         rules.push(rule);
+        filters.push(filter);
     }
-    Ok(LifecycleConfig { rules })
+    Ok(LifecycleRules {
+        config: LifecycleConfig { rules },
+        filters,
+    })
+}
+
+/// A stored filter as S3 answers it, in the form it came in.
+fn filter_answer(prefix: String, filter: LifecycleFilter) -> LifecycleRuleFilter {
+    let greater = filter.size_greater_than.and_then(|b| i64::try_from(b).ok());
+    let less = filter.size_less_than.and_then(|b| i64::try_from(b).ok());
+    if filter.and {
+        return LifecycleRuleFilter {
+            and: Some(LifecycleRuleAndOperator {
+                object_size_greater_than: greater,
+                object_size_less_than: less,
+                prefix: (!prefix.is_empty()).then_some(prefix),
+                tags: (!filter.tags.is_empty()).then(|| tagging::to_tag_set(filter.tags)),
+            }),
+            ..LifecycleRuleFilter::default()
+        };
+    }
+    let tag = tagging::to_tag_set(filter.tags).into_iter().next();
+    let by_other = tag.is_some() || greater.is_some() || less.is_some();
+    LifecycleRuleFilter {
+        object_size_greater_than: greater,
+        object_size_less_than: less,
+        prefix: (!by_other).then_some(prefix),
+        tag,
+        and: None,
+    }
 }
 
 /// A stored rule as S3 answers it.
-fn answer_of(rule: Rule) -> LifecycleRule {
+fn answer_of(rule: Rule, filter: LifecycleFilter) -> LifecycleRule {
     let (filter, prefix) = if rule.legacy_prefix {
         (None, Some(rule.prefix))
     } else {
-        (
-            Some(LifecycleRuleFilter {
-                prefix: Some(rule.prefix),
-                ..LifecycleRuleFilter::default()
-            }),
-            None,
-        )
+        (Some(filter_answer(rule.prefix, filter)), None)
     };
     let expiration = (rule.expiration_days.is_some()
         || rule.expiration_date_ms.is_some()
@@ -229,11 +337,22 @@ pub async fn put(
 ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
     let bucket = req.input.bucket;
     record_target("PutBucketLifecycleConfiguration", &bucket, None);
-    let config = config_of(req.input.lifecycle_configuration)?;
-    s3.meta()
-        .write(PutBucketLifecycle { bucket, config })
-        .await
-        .map_err(error::from_meta)?;
+    let rules = config_of(req.input.lifecycle_configuration)?;
+    // A configuration of prefixes only is the command every release
+    // applies (docs/OPERATING.md, "Upgrading a metadata group").
+    if rules.filters.iter().all(LifecycleFilter::is_empty) {
+        s3.meta()
+            .write(PutBucketLifecycle {
+                bucket,
+                config: rules.config,
+            })
+            .await
+    } else {
+        s3.meta()
+            .write(PutBucketLifecycleRules { bucket, rules })
+            .await
+    }
+    .map_err(error::from_meta)?;
     Ok(S3Response::new(
         PutBucketLifecycleConfigurationOutput::default(),
     ))
@@ -245,9 +364,9 @@ pub async fn get(
 ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
     let bucket = req.input.bucket;
     record_target("GetBucketLifecycleConfiguration", &bucket, None);
-    let config = s3
+    let LifecycleRules { config, filters } = s3
         .meta()
-        .read(GetBucketLifecycle { bucket })
+        .read(GetBucketLifecycleRules { bucket })
         .await
         .map_err(error::from_meta)?
         .ok_or_else(|| {
@@ -257,7 +376,17 @@ pub async fn get(
             )
         })?;
     Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
-        rules: Some(config.rules.into_iter().map(answer_of).collect()),
+        rules: Some(
+            config
+                .rules
+                .into_iter()
+                .enumerate()
+                .map(|(i, rule)| {
+                    let filter = filters.get(i).cloned().unwrap_or_default();
+                    answer_of(rule, filter)
+                })
+                .collect(),
+        ),
         ..GetBucketLifecycleConfigurationOutput::default()
     }))
 }
@@ -308,20 +437,22 @@ mod tests {
 
     #[test]
     fn an_empty_filter_covers_every_key_and_the_older_prefix_is_kept_as_given() {
-        let rule = rule_of(base()).expect("rule");
+        let (rule, filter) = rule_of(base()).expect("rule");
+        assert!(filter.is_empty());
         assert_eq!(rule.prefix, "");
         assert!(!rule.legacy_prefix && rule.enabled);
-        let legacy = rule_of(LifecycleRule {
+        let (legacy, filter) = rule_of(LifecycleRule {
             filter: None,
             prefix: Some("logs/".to_owned()),
             ..base()
         })
         .expect("legacy");
+        assert!(filter.is_empty());
         assert_eq!(
             (legacy.prefix.as_str(), legacy.legacy_prefix),
             ("logs/", true)
         );
-        let answered = answer_of(legacy);
+        let answered = answer_of(legacy, LifecycleFilter::default());
         assert_eq!(answered.prefix.as_deref(), Some("logs/"));
         assert!(answered.filter.is_none());
     }
@@ -389,17 +520,77 @@ mod tests {
                 LifecycleRule {
                     filter: Some(LifecycleRuleFilter {
                         object_size_greater_than: Some(10),
+                        prefix: Some("a".to_owned()),
                         ..LifecycleRuleFilter::default()
                     }),
                     ..base()
                 },
-                "NotImplemented",
+                "MalformedXML",
+            ),
+            (
+                filtered(LifecycleRuleFilter {
+                    object_size_less_than: Some(-1),
+                    ..LifecycleRuleFilter::default()
+                }),
+                "InvalidArgument",
+            ),
+            (
+                filtered(and(None, vec![tag("a", "1")], Some(10), Some(10))),
+                "InvalidArgument",
+            ),
+            (
+                filtered(and(None, vec![tag("a", "1"), tag("a", "2")], None, None)),
+                "InvalidTag",
+            ),
+            (
+                filtered(LifecycleRuleFilter {
+                    tag: Some(Tag {
+                        key: None,
+                        value: Some("v".to_owned()),
+                    }),
+                    ..LifecycleRuleFilter::default()
+                }),
+                "MalformedXML",
+            ),
+            (
+                LifecycleRule {
+                    abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
+                        days_after_initiation: Some(1),
+                    }),
+                    ..filtered(and(Some("p/"), vec![tag("a", "1")], None, None))
+                },
+                "InvalidRequest",
+            ),
+            (
+                LifecycleRule {
+                    abort_incomplete_multipart_upload: Some(AbortIncompleteMultipartUpload {
+                        days_after_initiation: Some(1),
+                    }),
+                    ..filtered(LifecycleRuleFilter {
+                        object_size_greater_than: Some(1),
+                        ..LifecycleRuleFilter::default()
+                    })
+                },
+                "InvalidRequest",
+            ),
+            (
+                LifecycleRule {
+                    expiration: Some(LifecycleExpiration {
+                        expired_object_delete_marker: Some(true),
+                        ..LifecycleExpiration::default()
+                    }),
+                    ..filtered(LifecycleRuleFilter {
+                        tag: Some(tag("a", "1")),
+                        ..LifecycleRuleFilter::default()
+                    })
+                },
+                "InvalidRequest",
             ),
         ];
         for (rule, expected) in cases {
             assert_eq!(code(rule.clone()).as_deref(), Some(expected), "{rule:?}");
         }
-        let date = rule_of(LifecycleRule {
+        let (date, _) = rule_of(LifecycleRule {
             expiration: Some(LifecycleExpiration {
                 date: Some(time::timestamp(3 * DAY_MS)),
                 ..LifecycleExpiration::default()
@@ -408,6 +599,100 @@ mod tests {
         })
         .expect("a midnight date");
         assert_eq!(date.expiration_date_ms, Some(3 * DAY_MS));
+    }
+
+    fn tag(key: &str, value: &str) -> Tag {
+        Tag {
+            key: Some(key.to_owned()),
+            value: Some(value.to_owned()),
+        }
+    }
+
+    fn and(
+        prefix: Option<&str>,
+        tags: Vec<Tag>,
+        greater: Option<i64>,
+        less: Option<i64>,
+    ) -> LifecycleRuleFilter {
+        LifecycleRuleFilter {
+            and: Some(LifecycleRuleAndOperator {
+                object_size_greater_than: greater,
+                object_size_less_than: less,
+                prefix: prefix.map(str::to_owned),
+                tags: Some(tags),
+            }),
+            ..LifecycleRuleFilter::default()
+        }
+    }
+
+    fn filtered(filter: LifecycleRuleFilter) -> LifecycleRule {
+        LifecycleRule {
+            filter: Some(filter),
+            ..base()
+        }
+    }
+
+    /// Every form of filter is stored as it came and answered the same way.
+    #[test]
+    fn filters_by_tag_and_size_come_back_in_the_form_they_were_sent() {
+        let forms = [
+            LifecycleRuleFilter {
+                prefix: Some("logs/".to_owned()),
+                ..LifecycleRuleFilter::default()
+            },
+            LifecycleRuleFilter {
+                tag: Some(tag("tier", "")),
+                ..LifecycleRuleFilter::default()
+            },
+            LifecycleRuleFilter {
+                object_size_greater_than: Some(0),
+                ..LifecycleRuleFilter::default()
+            },
+            LifecycleRuleFilter {
+                object_size_less_than: Some(1 << 40),
+                ..LifecycleRuleFilter::default()
+            },
+            and(
+                Some("p/"),
+                vec![tag("b", "2"), tag("a", "1")],
+                Some(5),
+                Some(9),
+            ),
+            and(None, vec![tag("a", "1")], None, None),
+            and(Some("only/"), Vec::new(), None, None),
+        ];
+        for form in forms {
+            let (rule, filter) = rule_of(filtered(form.clone())).expect("valid");
+            let answered = answer_of(rule, filter).filter.expect("a filter");
+            let mut expected = form;
+            if let Some(and) = &mut expected.and {
+                // Tags come back sorted by key; an empty list as none.
+                if let Some(tags) = &mut and.tags {
+                    tags.sort_by(|a, b| a.key.cmp(&b.key));
+                }
+                if and.tags.as_ref().is_some_and(Vec::is_empty) {
+                    and.tags = None;
+                }
+            }
+            assert_eq!(format!("{answered:?}"), format!("{expected:?}"));
+        }
+        let (rule, filter) = rule_of(filtered(and(
+            Some("p/"),
+            vec![tag("b", "2"), tag("a", "1")],
+            Some(5),
+            None,
+        )))
+        .expect("valid");
+        assert_eq!(rule.prefix, "p/");
+        assert_eq!(
+            filter,
+            LifecycleFilter {
+                tags: vec![("a".into(), "1".into()), ("b".into(), "2".into())],
+                size_greater_than: Some(5),
+                size_less_than: None,
+                and: true,
+            }
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn validate_bucket(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)
     validate_each(tags)
 }
 
-fn validate_each(mut tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
+pub(super) fn validate_each(mut tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
     for (key, value) in &tags {
         let key_chars = key.chars().count();
         if key_chars == 0 || key_chars > TAG_KEY_CHARS_MAX {
@@ -87,14 +87,14 @@ fn from_tag_set(tag_set: TagSet) -> S3Result<Vec<(String, String)>> {
     validate(pairs(tag_set))
 }
 
-fn pairs(tag_set: TagSet) -> Vec<(String, String)> {
+pub(super) fn pairs(tag_set: TagSet) -> Vec<(String, String)> {
     tag_set
         .into_iter()
         .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
         .collect()
 }
 
-fn to_tag_set(tags: Vec<(String, String)>) -> TagSet {
+pub(super) fn to_tag_set(tags: Vec<(String, String)>) -> TagSet {
     tags.into_iter()
         .map(|(k, v)| Tag {
             key: Some(k),

@@ -46,6 +46,68 @@ impl LifecycleRule {
     }
 }
 
+/// What a rule's `<Filter>` asks of a version beside its key's prefix:
+/// tags and a size range (docs/design.md, "Lifecycle"). Kept beside the
+/// rules, not in [`LifecycleRule`], whose record older releases read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleFilter {
+    /// Tags a version must carry, key and value exactly (a tag given
+    /// without a value matches the empty value); unique keys, sorted.
+    pub tags: Vec<(String, String)>,
+    /// Only versions of more bytes than this.
+    pub size_greater_than: Option<u64>,
+    /// Only versions of fewer bytes than this.
+    pub size_less_than: Option<u64>,
+    /// The filter came as `<And>`: GetBucketLifecycleConfiguration answers
+    /// it so.
+    pub and: bool,
+}
+
+impl LifecycleFilter {
+    /// A filter that asks nothing beyond the rule's prefix.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_empty()
+            && self.size_greater_than.is_none()
+            && self.size_less_than.is_none()
+            && !self.and
+    }
+
+    /// Whether a version of `size` bytes carrying `tags` (sorted by key, as
+    /// versions keep them) passes the filter.
+    pub fn matches(&self, size: u64, tags: &[(String, String)]) -> bool {
+        self.size_greater_than.is_none_or(|bound| size > bound)
+            && self.size_less_than.is_none_or(|bound| size < bound)
+            && self.tags.iter().all(|(key, value)| {
+                tags.binary_search_by(|(k, _)| k.as_str().cmp(key.as_str()))
+                    .is_ok_and(|at| tags.get(at).is_some_and(|(_, v)| v == value))
+            })
+    }
+}
+
+/// A bucket's rules with their filters, `filters[i]` rule `i`'s.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRules {
+    pub config: LifecycleConfig,
+    pub filters: Vec<LifecycleFilter>,
+}
+
+impl LifecycleRules {
+    /// Each rule with its filter (the empty one where none is stored).
+    pub fn iter(&self) -> impl Iterator<Item = (&LifecycleRule, &LifecycleFilter)> {
+        static EMPTY: LifecycleFilter = LifecycleFilter {
+            tags: Vec::new(),
+            size_greater_than: None,
+            size_less_than: None,
+            and: false,
+        };
+        self.config
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| (rule, self.filters.get(i).unwrap_or(&EMPTY)))
+    }
+}
+
 /// What one lifecycle batch did, and where the next one starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleProgress {
