@@ -1052,6 +1052,36 @@ async fn object_lock_holds_versions_until_their_date() {
         .await
         .expect("no longer held");
 
+    // A default retention names Days or Years, positive, not both.
+    for (days, years, code) in [
+        (Some(1), Some(1), "MalformedXML"),
+        (Some(0), None, "InvalidArgument"),
+        (None, Some(-1), "InvalidArgument"),
+    ] {
+        let e = s3
+            .put_object_lock_configuration()
+            .bucket(b)
+            .object_lock_configuration(
+                ObjectLockConfiguration::builder()
+                    .object_lock_enabled(ObjectLockEnabled::Enabled)
+                    .rule(
+                        ObjectLockRule::builder()
+                            .default_retention(
+                                DefaultRetention::builder()
+                                    .mode(ObjectLockRetentionMode::Governance)
+                                    .set_days(days)
+                                    .set_years(years)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect_err("refused");
+        assert_eq!(failure(&e).0.as_deref(), Some(code), "{days:?} {years:?}");
+    }
     // A default retention locks every new version.
     s3.put_object_lock_configuration()
         .bucket(b)
@@ -1125,9 +1155,51 @@ async fn object_lock_holds_versions_until_their_date() {
         .send()
         .await
         .expect_err("no lock");
+    missing(&e, "PutObjectRetention");
+    let e = s3
+        .get_object_retention()
+        .bucket("unlocked")
+        .key("k")
+        .send()
+        .await
+        .expect_err("no lock");
+    missing(&e, "GetObjectRetention");
+    let e = s3
+        .put_object_legal_hold()
+        .bucket("unlocked")
+        .key("k")
+        .legal_hold(
+            ObjectLockLegalHold::builder()
+                .status(ObjectLockLegalHoldStatus::On)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("no lock");
+    missing(&e, "PutObjectLegalHold");
+    let e = s3
+        .get_object_legal_hold()
+        .bucket("unlocked")
+        .key("k")
+        .send()
+        .await
+        .expect_err("no lock");
+    missing(&e, "GetObjectLegalHold");
+    // Object Lock on a bucket whose versioning is not enabled.
+    let e = s3
+        .put_object_lock_configuration()
+        .bucket("unlocked")
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("unversioned");
     assert_eq!(
-        failure(&e).0.as_deref(),
-        Some("ObjectLockConfigurationNotFoundError")
+        (failure(&e).0.as_deref(), failure(&e).1),
+        (Some("InvalidBucketState"), 409)
     );
     server.stop().expect("stop");
 }

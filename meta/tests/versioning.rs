@@ -1086,7 +1086,7 @@ fn a_default_retention_locks_every_new_version() {
     // Object Lock needs versioning enabled.
     assert!(matches!(
         f.apply(set(config)),
-        Err(MetaError::VersionedBucket(_))
+        Err(MetaError::InvalidBucketState(_))
     ));
     let no_config = GetObjectLockConfig {
         bucket: BUCKET.to_owned(),

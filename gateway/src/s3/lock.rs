@@ -126,8 +126,9 @@ pub(super) async fn check_lockable(
     }
 }
 
-/// The S3 error for a refused write: a lock asked for in a bucket without
-/// Object Lock is 400 InvalidRequest, not GetObjectLockConfiguration's 404.
+/// The S3 error for a refused write, or a version's retention or legal
+/// hold read: in a bucket without Object Lock that is 400 InvalidRequest,
+/// not GetObjectLockConfiguration's 404.
 pub(super) fn write_error(e: MetaError) -> S3Error {
     match e {
         MetaError::NoObjectLockConfig(_) => missing_config(),
@@ -176,6 +177,8 @@ pub async fn put_config(
         Some(retention) => {
             let mode = mode_of(retention.mode.as_ref())?;
             let days = match (retention.days, retention.years) {
+                // AWS's schema allows one of them.
+                (Some(_), Some(_)) => return Err(malformed()),
                 (Some(days), None) if days > 0 => Some(days),
                 (None, Some(years)) if years > 0 => years.checked_mul(DAYS_PER_YEAR),
                 _ => None,
@@ -184,7 +187,7 @@ pub async fn put_config(
             .ok_or_else(|| {
                 s3_error!(
                     InvalidArgument,
-                    "Default retention period must be a positive integer value for either Days or Years, not both"
+                    "Default retention period must be a positive integer value."
                 )
             })?;
             Some((mode, days))
@@ -264,7 +267,7 @@ pub async fn put_retention(
             now_ms,
         })
         .await
-        .map_err(error::from_meta)?;
+        .map_err(write_error)?;
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
 
@@ -283,7 +286,7 @@ async fn version_lock(
             key,
         })
         .await
-        .map_err(error::from_meta)
+        .map_err(write_error)
 }
 
 pub async fn get_retention(
@@ -330,7 +333,7 @@ pub async fn put_legal_hold(
             on,
         })
         .await
-        .map_err(error::from_meta)?;
+        .map_err(write_error)?;
     Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
 }
 
