@@ -44,6 +44,14 @@ fn positive_days(days: Option<i32>, message: &str) -> S3Result<Option<u32>> {
     }
 }
 
+/// An ID for a rule sent without one: 24 random bytes, URL-safe base64.
+fn generated_id() -> String {
+    use base64::Engine as _;
+    use rand::Rng as _;
+    let bytes: [u8; 24] = rand::rng().random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// A size bound of a filter: AWS wants it not negative.
 fn size_bound(bytes: Option<i64>) -> S3Result<Option<u64>> {
     bytes
@@ -129,7 +137,11 @@ fn rule_of(rule: LifecycleRule) -> S3Result<(Rule, LifecycleFilter)> {
             "Lifecycle transitions are not implemented: Arbor has one storage class"
         ));
     }
-    let id = rule.id.unwrap_or_default();
+    // A rule sent without an ID gets one, as AWS gives it.
+    let id = rule
+        .id
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(generated_id);
     if id.len() > LIFECYCLE_RULE_ID_LEN_MAX {
         return Err(invalid_argument(
             "ID length should not exceed allowed limit of 255",
@@ -697,6 +709,15 @@ mod tests {
 
     #[test]
     fn rule_ids_are_unique_and_rules_bounded() {
+        // A rule without an ID gets a fresh one.
+        let (a, _) = rule_of(LifecycleRule { id: None, ..base() }).expect("no id");
+        let (b, _) = rule_of(LifecycleRule {
+            id: Some(String::new()),
+            ..base()
+        })
+        .expect("empty id");
+        assert_eq!((a.id.len(), b.id.len()), (32, 32));
+        assert_ne!(a.id, b.id);
         let two = BucketLifecycleConfiguration {
             rules: vec![base(), base()],
         };
