@@ -204,6 +204,20 @@ pub fn verify(
     })
 }
 
+/// Refuses an object checksum sent with CompleteMultipartUpload that is
+/// not one in form: base64 of the algorithm's digest, with an optional
+/// `-N` part count (InvalidRequest, as S3 answers, before any comparison).
+pub fn check_complete_value(algorithm: ChecksumAlgorithm, value: &str) -> Result<(), S3Error> {
+    let digest = match value.rsplit_once('-') {
+        Some((digest, count)) if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) => {
+            digest
+        }
+        Some(_) => return Err(invalid_value(algorithm)),
+        None => value,
+    };
+    decode(algorithm, digest).map(drop)
+}
+
 fn decode(algorithm: ChecksumAlgorithm, value: &str) -> Result<Vec<u8>, S3Error> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
@@ -314,6 +328,23 @@ mod tests {
                 .code(),
             &S3ErrorCode::BadDigest
         );
+    }
+
+    #[test]
+    fn a_complete_checksum_out_of_form_is_an_invalid_request() {
+        let sha = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        for good in [sha.clone(), format!("{sha}-3")] {
+            assert!(check_complete_value(ChecksumAlgorithm::Sha256, &good).is_ok());
+        }
+        for bad in [
+            "bad".to_owned(),
+            format!("{sha}-"),
+            format!("{sha}-x"),
+            crc32_of(b"a"),
+        ] {
+            let e = check_complete_value(ChecksumAlgorithm::Sha256, &bad).expect_err("bad");
+            assert_eq!(e.code(), &S3ErrorCode::InvalidRequest, "{bad}");
+        }
     }
 
     #[test]

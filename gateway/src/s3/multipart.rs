@@ -563,6 +563,11 @@ pub async fn complete(
     // An object checksum the client sends must match what the parts make:
     // the full-object value, or the composite one (its `-N` suffix is
     // optional, and must be the number of parts when given).
+    if let Some((algorithm, _)) = upload.checksum
+        && let Some(sent) = complete_input_checksum(&input_checksums, algorithm)
+    {
+        checksum::check_complete_value(algorithm, sent)?;
+    }
     if let (Some(computed), Some((algorithm, _))) = (&object_checksum, upload.checksum)
         && let Some(sent) = complete_input_checksum(&input_checksums, algorithm)
         && !same_object_checksum(sent, computed)
