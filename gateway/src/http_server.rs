@@ -108,6 +108,7 @@ async fn handle(
         let checked = check_method(req.method())
             .and_then(|()| check_header_section(req.headers()))
             .and_then(|()| check_signature_v2_date(&req, frontend.clock.now_ms()))
+            .and_then(|()| check_presigned_expiry(req.uri()))
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
         let post_upload = is_post_upload(&req);
         let cross_origin = frontend.cors.of(req.method(), req.uri(), req.headers());
@@ -435,6 +436,45 @@ fn check_signature_v2_date<B>(req: &http::Request<B>, now_ms: i64) -> Result<(),
     Ok(())
 }
 
+/// The longest a SigV4 presigned URL may be valid, as S3 allows: a week.
+const PRESIGNED_EXPIRES_MAX_SECS: u64 = 7 * 24 * 3600;
+
+/// A SigV4 presigned URL's `X-Amz-Expires` must be a number of seconds
+/// from 0 to a week (s3s 0.14 takes any that parses, and answers a
+/// negative one as missing fields): S3's 400
+/// AuthorizationQueryParametersError otherwise.
+fn check_presigned_expiry(uri: &http::Uri) -> Result<(), S3Error> {
+    let Some(query) = uri.query() else {
+        return Ok(());
+    };
+    let param = |name: &str| {
+        query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then_some(v)
+        })
+    };
+    if param("X-Amz-Algorithm").is_none() {
+        return Ok(());
+    }
+    let Some(expires) = param("X-Amz-Expires") else {
+        return Ok(());
+    };
+    let error = |message: &str| {
+        Err(S3Error::with_message(
+            s3s::S3ErrorCode::AuthorizationQueryParametersError,
+            message.to_owned(),
+        ))
+    };
+    match expires.parse::<i64>() {
+        Ok(secs) if secs < 0 => error("X-Amz-Expires must be non-negative"),
+        Ok(secs) if secs.unsigned_abs() > PRESIGNED_EXPIRES_MAX_SECS => {
+            error("X-Amz-Expires must be less than a week (in seconds) that is; 604800")
+        }
+        Ok(_) => Ok(()),
+        Err(_) => error("X-Amz-Expires should be a number"),
+    }
+}
+
 /// With `--region`, a request signed for another region is refused the way
 /// S3 refuses it.
 fn check_region<B>(pinned: Option<&str>, req: &http::Request<B>) -> Result<(), S3Error> {
@@ -569,6 +609,31 @@ mod tests {
         let e = check_header_section(&headers).expect_err("one byte over");
         assert_eq!(e.code(), &s3s::S3ErrorCode::RequestHeaderSectionTooLarge);
         assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+    }
+
+    #[test]
+    fn a_presigned_url_lasts_at_most_a_week() {
+        let uri = |expires: &str| -> http::Uri {
+            format!(
+                "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={expires}&X-Amz-Signature=ab"
+            )
+            .parse()
+            .expect("uri")
+        };
+        for good in ["0", "300", "604800"] {
+            assert!(check_presigned_expiry(&uri(good)).is_ok(), "{good}");
+        }
+        for bad in ["604801", "-1", "x", ""] {
+            let e = check_presigned_expiry(&uri(bad)).expect_err(bad);
+            assert_eq!(
+                e.code(),
+                &s3s::S3ErrorCode::AuthorizationQueryParametersError
+            );
+            assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+        }
+        // Not a SigV4 presigned URL: left alone.
+        let plain: http::Uri = "/b/k?X-Amz-Expires=-5".parse().expect("uri");
+        assert!(check_presigned_expiry(&plain).is_ok());
     }
 
     #[test]
