@@ -1552,6 +1552,25 @@ async fn anonymous_requests_get_what_a_policy_allows_everyone() {
         &anonymous("GET", "/site/public/index.html").await,
         "no policy",
     );
+    // A bucket that does not exist is no secret: 404 NoSuchBucket, to
+    // reads, writes and deletes alike (a create is still refused).
+    for (method, target) in [
+        ("GET", "/gone/k"),
+        ("HEAD", "/gone/k"),
+        ("DELETE", "/gone/k"),
+        ("PUT", "/gone/k"),
+        ("GET", "/gone?list-type=2"),
+    ] {
+        let response = anonymous(method, target).await;
+        assert_eq!(response.status, 404, "{method} {target}");
+        if method != "HEAD" {
+            assert_eq!(
+                response.error_code().as_deref(),
+                Some("NoSuchBucket"),
+                "{method} {target}"
+            );
+        }
+    }
 
     root.put_bucket_policy()
         .bucket("site")

@@ -17,6 +17,7 @@ use arbor_meta::MetaClient;
 use arbor_meta::MetaError;
 use arbor_meta::access::{GetAccessKey, GetBucketCors, GetBucketRules, StoredBucketRules};
 use arbor_meta::clock::{SharedClock, SharedEntropy};
+use arbor_meta::namespace::GetBucket;
 use arbor_meta::records::{
     AccessKeyRecord, BucketAcl, CannedAcl, CorsRule, Permissions, PublicAccessBlock,
 };
@@ -318,6 +319,22 @@ impl Keyring {
     /// The policy, public access block and ACL of `bucket` (none if the
     /// bucket does not exist), as read together, in one metadata query, at
     /// most [`CACHE_TTL_MS`] ago.
+    /// Whether `bucket` exists, read now (not cached).
+    pub async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
+        match self
+            .inner
+            .meta
+            .read(GetBucket {
+                name: bucket.to_owned(),
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(MetaError::NoSuchBucket(_)) => Ok(false),
+            Err(e) => Err(error::from_meta(e)),
+        }
+    }
+
     pub async fn bucket_rules(&self, bucket: &str) -> S3Result<BucketRules> {
         let now = self.now_ms();
         if let Ok(policies) = self.inner.policies.lock()

@@ -194,9 +194,10 @@ impl ObjectAclGate {
 
     /// What a read that failed (`NoSuchKey`, `NoSuchVersion`, a delete
     /// marker) answers: the failure itself to one who may list the
-    /// bucket, 403 to anyone else.
+    /// bucket, 403 to anyone else. A bucket that does not exist is
+    /// NoSuchBucket to anyone, as S3 answers.
     pub fn hide(&self, e: s3s::S3Error, op: &str, bucket: &str) -> s3s::S3Error {
-        if self.may_list {
+        if self.may_list || *e.code() == s3s::S3ErrorCode::NoSuchBucket {
             e
         } else {
             self.refusal(op, bucket)
@@ -229,6 +230,15 @@ pub async fn authorize(
         (Decision::Silent, false, Some(bucket)) => {
             match acl_access(keyring, principal, request, bucket).await? {
                 Some(access) => Ok(access),
+                // S3 tells anyone that a bucket does not exist (its name is
+                // global): 404 NoSuchBucket, not 403. Looked up only here,
+                // on the way to a refusal.
+                None if request.op != "CreateBucket" && !keyring.bucket_exists(bucket).await? => {
+                    Err(s3_error!(
+                        NoSuchBucket,
+                        "The specified bucket does not exist"
+                    ))
+                }
                 None => Err(denied(principal, request.op, request.bucket)),
             }
         }
