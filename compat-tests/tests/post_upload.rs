@@ -571,6 +571,27 @@ async fn signature_v2_forms_and_malformed_forms() {
             "InvalidArgument",
         ),
         (
+            "a key named without a signature",
+            form_of(
+                &[("key", "v2/x6"), ("AWSAccessKeyId", &server.access_key)],
+                Some(b"x"),
+            ),
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "an expiration not in ISO 8601",
+            {
+                use base64::Engine as _;
+                let policy = base64::engine::general_purpose::STANDARD.encode(
+                    r#"{"expiration":"2099-01-01 00:00:00+00:00","conditions":[{"key":"v2/x7"}]}"#,
+                );
+                form_of(&[("key", "v2/x7"), ("policy", &policy)], Some(b"x"))
+            },
+            400,
+            "InvalidPolicyDocument",
+        ),
+        (
             "a form cut before its first part ends",
             PostForm {
                 content_type: "multipart/form-data; boundary=b".to_owned(),
@@ -616,6 +637,37 @@ async fn signature_v2_forms_and_malformed_forms() {
     );
     let outside = post(&server, &form_of(&[("key", "closed/anon")], Some(b"x")));
     assert_eq!(outside.status, 403, "only where the policy allows");
+    // The `tagging` field, an XML Tagging document, tags the object.
+    let tagged = form_of(
+        &[
+            ("key", "open/tagged"),
+            (
+                "tagging",
+                "<Tagging><TagSet><Tag><Key>k 1</Key><Value>v&amp;1</Value></Tag></TagSet></Tagging>",
+            ),
+        ],
+        Some(b"tagged"),
+    );
+    let answer = post(&server, &tagged);
+    assert_eq!(
+        answer.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let tags = s3
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key("open/tagged")
+        .send()
+        .await
+        .expect("tags");
+    let tags: Vec<(&str, &str)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(tags, [("k 1", "v&1")]);
 
     let listed = s3
         .list_objects_v2()
@@ -624,6 +676,6 @@ async fn signature_v2_forms_and_malformed_forms() {
         .await
         .expect("list");
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys, ["open/anon", "v2/ok"]);
+    assert_eq!(keys, ["open/anon", "open/tagged", "v2/ok"]);
     assert!(server.stop().expect("stop").success());
 }

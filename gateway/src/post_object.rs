@@ -152,6 +152,7 @@ impl PostUploads {
                 let policy = PostPolicy::from_base64(encoded).map_err(|e| {
                     s3_error!(e, InvalidPolicyDocument, "Invalid Policy: Invalid JSON.")
                 })?;
+                check_expiration_form(encoded)?;
                 if now >= time::OffsetDateTime::from(policy.expiration.clone()) {
                     return Err(S3Error::with_message(
                         S3ErrorCode::AccessDenied,
@@ -290,8 +291,107 @@ impl PostUploads {
                 secret_key: secret,
             }));
         }
+        // A form that names a signer but carries no signature is not an
+        // anonymous upload.
+        for (signer, signature) in [
+            ("awsaccesskeyid", "Signature"),
+            ("x-amz-credential", "X-Amz-Signature"),
+        ] {
+            if form.field(signer).is_some() {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    format!(
+                        "Bucket POST must contain a field named '{signature}'.  If it is specified, please check the order of the fields."
+                    ),
+                ));
+            }
+        }
         Ok(None)
     }
+}
+
+/// The policy's `expiration` must be ISO 8601 in UTC as AWS writes it
+/// (`2030-01-01T00:00:00Z`, fractions of a second allowed); s3s reads
+/// looser forms. S3's 400 InvalidPolicyDocument otherwise.
+fn check_expiration_form(encoded: &str) -> S3Result<()> {
+    use base64::Engine as _;
+    let invalid = |value: &str| {
+        S3Error::with_message(
+            S3ErrorCode::InvalidPolicyDocument,
+            format!("Invalid Policy: Invalid 'expiration' value: '{value}'"),
+        )
+    };
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    let Some(expiration) = json
+        .as_ref()
+        .and_then(|json| json.get("expiration"))
+        .and_then(serde_json::Value::as_str)
+    else {
+        return Err(invalid(""));
+    };
+    let bytes = expiration.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .is_some_and(|part| part.iter().all(u8::is_ascii_digit))
+    };
+    let fraction = match bytes.get(19) {
+        Some(b'.') => bytes
+            .get(20..bytes.len().saturating_sub(1))
+            .is_some_and(|part| !part.is_empty() && part.iter().all(u8::is_ascii_digit)),
+        Some(b'Z') => bytes.len() == 20,
+        _ => false,
+    };
+    let in_form = digits(0..4)
+        && bytes.get(4) == Some(&b'-')
+        && digits(5..7)
+        && bytes.get(7) == Some(&b'-')
+        && digits(8..10)
+        && bytes.get(10) == Some(&b'T')
+        && digits(11..13)
+        && bytes.get(13) == Some(&b':')
+        && digits(14..16)
+        && bytes.get(16) == Some(&b':')
+        && digits(17..19)
+        && fraction
+        && bytes.last() == Some(&b'Z');
+    if in_form {
+        Ok(())
+    } else {
+        Err(invalid(expiration))
+    }
+}
+
+/// The form's `tagging` field, an XML Tagging document as the tagging
+/// subresource takes, in the `x-amz-tagging` header's form
+/// (`k1=v1&k2=v2`, URL-encoded) that PutObject reads.
+fn tagging_field(form: &Form) -> S3Result<Option<String>> {
+    let Some(xml) = form.field("tagging") else {
+        return Ok(None);
+    };
+    let mut reader = s3s::xml::Deserializer::new(xml.as_bytes());
+    let tagging = <s3s::dto::Tagging as s3s::xml::Deserialize>::deserialize(&mut reader)
+        .map_err(|_| {
+            s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            )
+        })?;
+    let pairs: Vec<String> = tagging
+        .tag_set
+        .iter()
+        .map(|tag| {
+            format!(
+                "{}={}",
+                urlencoding::encode(tag.key.as_deref().unwrap_or_default()),
+                urlencoding::encode(tag.value.as_deref().unwrap_or_default())
+            )
+        })
+        .collect();
+    Ok(Some(pairs.join("&")))
 }
 
 fn signature_mismatch() -> S3Error {
@@ -394,6 +494,15 @@ fn check_conditions(policy: &PostPolicy, form: &Form, bucket: &str) -> S3Result<
                 )));
             }
             return Ok(Some(bucket.to_owned()));
+        }
+        // The key is checked as it will be stored: `${filename}` filled
+        // in, as AWS checks it.
+        if field == "key"
+            && let Some(key) = form.field("key")
+        {
+            return Ok(Some(
+                post_form::fill_filename(key, &form.found).unwrap_or_else(|| key.to_owned()),
+            ));
         }
         Ok(form.field(field).map(str::to_owned))
     };
@@ -535,7 +644,10 @@ fn post_object_input(form: &Form, bucket: String) -> S3Result<PostObjectInput> {
         ssekms_key_id: field(form, "x-amz-server-side-encryption-aws-kms-key-id")?,
         server_side_encryption: field(form, "x-amz-server-side-encryption")?,
         storage_class: field(form, "x-amz-storage-class")?,
-        tagging: field(form, "x-amz-tagging")?,
+        tagging: match field(form, "x-amz-tagging")? {
+            Some(header) => Some(header),
+            None => tagging_field(form)?,
+        },
         website_redirect_location: field(form, "x-amz-website-redirect-location")?,
         write_offset_bytes: field(form, "x-amz-write-offset-bytes")?,
         success_action_redirect,
@@ -871,6 +983,62 @@ mod tests {
             ("x-ignore-n", "1"),
         ]);
         assert!(check_conditions(&policy, &ignored, "b").is_ok());
+    }
+
+    #[test]
+    fn the_key_is_checked_with_its_filename_filled_in() {
+        let policy = PostPolicy::from_json(
+            r#"{"expiration":"2030-01-01T00:00:00Z","conditions":[["starts-with","$key","foo"]]}"#,
+        )
+        .expect("policy");
+        let mut named = form(&[("key", "${filename}")]);
+        named.found.filename = Some("foo.txt".to_owned());
+        assert!(check_conditions(&policy, &named, "b").is_ok());
+        named.found.filename = Some("bar.txt".to_owned());
+        let e = check_conditions(&policy, &named, "b").expect_err("bar.txt");
+        assert_eq!(e.code(), &S3ErrorCode::AccessDenied);
+    }
+
+    #[test]
+    fn the_expiration_is_iso_8601_in_utc() {
+        use base64::Engine as _;
+        let encoded = |expiration: &str| {
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                r#"{{"expiration":"{expiration}","conditions":[]}}"#
+            ))
+        };
+        for good in ["2030-01-01T00:00:00Z", "2030-01-01T00:00:00.123Z"] {
+            assert!(check_expiration_form(&encoded(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "2030-01-01 00:00:00.123456+00:00",
+            "2030-01-01T00:00:00",
+            "2030-01-01T00:00:00+00:00",
+            "2030-01-01T00:00:00.Z",
+            "2030-1-01T00:00:00Z",
+            "",
+        ] {
+            let e = check_expiration_form(&encoded(bad)).expect_err(bad);
+            assert_eq!(e.code(), &S3ErrorCode::InvalidPolicyDocument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_tagging_field_becomes_the_tagging_header() {
+        let tagged = form(&[(
+            "tagging",
+            "<Tagging><TagSet><Tag><Key>a b</Key><Value>1&amp;2</Value></Tag><Tag><Key>k</Key><Value></Value></Tag></TagSet></Tagging>",
+        )]);
+        assert_eq!(
+            tagging_field(&tagged).expect("parses").as_deref(),
+            Some("a%20b=1%262&k=")
+        );
+        assert_eq!(tagging_field(&form(&[])).expect("none"), None);
+        let broken = form(&[("tagging", "<Tagging><TagSet>")]);
+        assert_eq!(
+            tagging_field(&broken).expect_err("broken").code(),
+            &S3ErrorCode::MalformedXML
+        );
     }
 
     #[test]
