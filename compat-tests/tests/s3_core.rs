@@ -1834,6 +1834,27 @@ async fn server_side_encryption_is_refused_not_faked() {
         .expect("the refused completion left the upload as it was");
     assert_eq!(read(s3, "sse", "up").await, b"part");
     assert_eq!(read(s3, "sse", "plain").await, b"stored in the clear");
+    // A read that names SSE-S3 or SSE-KMS: 400 InvalidArgument.
+    for header in [
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-aws-kms-key-id",
+    ] {
+        let result = s3
+            .get_object()
+            .bucket("sse")
+            .key("plain")
+            .customize()
+            .mutate_request(move |req| {
+                req.headers_mut().insert(header, "aws:kms");
+            })
+            .send()
+            .await;
+        assert_eq!(
+            code_of(result),
+            Err(Some("InvalidArgument".to_owned())),
+            "{header}"
+        );
+    }
     assert!(f.server.stop().expect("stop").success());
 }
 

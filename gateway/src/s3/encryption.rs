@@ -143,6 +143,31 @@ pub(super) fn refuse_customer_key(key: CustomerKey<'_>) -> S3Result<()> {
     Ok(())
 }
 
+/// The headers that ask for SSE-S3 or SSE-KMS: a write's, never a
+/// read's.
+const WRITE_ONLY_HEADERS: [&str; 4] = [
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-context",
+    "x-amz-server-side-encryption-bucket-key-enabled",
+];
+
+/// Refuses a GetObject or HeadObject that sends a write's encryption
+/// headers: S3 answers 400 InvalidArgument (an object is read with the
+/// keys it was stored with, or SSE-C's customer key).
+pub(super) fn refuse_on_read(headers: &http::HeaderMap) -> S3Result<()> {
+    match WRITE_ONLY_HEADERS
+        .iter()
+        .find(|h| headers.contains_key(**h))
+    {
+        Some(header) => Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::InvalidArgument,
+            format!("{header} header is not supported for this operation."),
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +175,30 @@ mod tests {
 
     fn code(result: S3Result<()>) -> Option<S3ErrorCode> {
         result.err().map(|e| e.code().clone())
+    }
+
+    #[test]
+    fn a_read_that_asks_for_encryption_is_an_invalid_argument() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(code(refuse_on_read(&headers)), None);
+        headers.insert(
+            "x-amz-server-side-encryption-customer-algorithm",
+            http::HeaderValue::from_static("AES256"),
+        );
+        assert_eq!(
+            code(refuse_on_read(&headers)),
+            None,
+            "SSE-C is a read's too"
+        );
+        for header in WRITE_ONLY_HEADERS {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header, http::HeaderValue::from_static("aws:kms"));
+            assert_eq!(
+                code(refuse_on_read(&headers)),
+                Some(S3ErrorCode::InvalidArgument),
+                "{header}"
+            );
+        }
     }
 
     #[test]

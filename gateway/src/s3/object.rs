@@ -596,6 +596,7 @@ pub async fn get(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let gate = req.extensions.get::<ObjectAclGate>().copied();
+    encryption::refuse_on_read(&req.headers)?;
     let input = req.input;
     record_target("GetObject", &input.bucket, Some(&input.key));
     let span = s3
@@ -640,6 +641,7 @@ pub async fn head(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let gate = req.extensions.get::<ObjectAclGate>().copied();
+    encryption::refuse_on_read(&req.headers)?;
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
     // HEAD reads no bytes: it asks for no chunk locations.
