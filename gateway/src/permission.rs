@@ -376,6 +376,8 @@ async fn policy_decision(
         prefix: prefix.as_deref(),
         if_none_match: header("if-none-match"),
         if_match: header("if-match"),
+        headers: Some(request.headers),
+        query: request.uri.query(),
     };
     Ok(policy.evaluate(&facts))
 }

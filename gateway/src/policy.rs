@@ -5,8 +5,12 @@
 //! (`arn:aws:s3:::BUCKET`) or keys in it (`arn:aws:s3:::BUCKET/prefix*`);
 //! `Condition` with `StringEquals`, `StringNotEquals`, `StringLike`,
 //! `StringNotLike`, `IpAddress`, `NotIpAddress`, `Bool` and `Null` on
-//! `aws:SourceIp`, `aws:SecureTransport`, `s3:prefix`, `s3:if-none-match`
-//! and `s3:if-match`. An explicit Deny wins over any Allow and any grant.
+//! `aws:SourceIp`, `aws:SecureTransport`, `aws:Referer`, `aws:UserAgent`,
+//! `s3:prefix`, `s3:delimiter`, `s3:max-keys`, `s3:VersionId` and the keys
+//! that name a request header (`s3:if-none-match`, `s3:if-match` and
+//! [`HEADER_KEYS`]: `s3:x-amz-acl`, `s3:x-amz-copy-source`, ...). An
+//! explicit Deny wins
+//! over any Allow and any grant.
 //! A policy outside the subset is refused with MalformedPolicy, saying
 //! where.
 
@@ -37,7 +41,54 @@ pub struct Facts<'a> {
     pub prefix: Option<&'a str>,
     pub if_none_match: Option<&'a str>,
     pub if_match: Option<&'a str>,
+    /// The request's headers and query, for the keys read from them.
+    pub headers: Option<&'a http::HeaderMap>,
+    pub query: Option<&'a str>,
 }
+
+/// The condition keys that are the value of a request header, and the
+/// header. `s3:x-amz-copy-source` is compared decoded and without a
+/// leading `/` (`bucket/key`, as AWS's examples write it).
+const HEADER_KEYS: [(&str, &str); 18] = [
+    ("aws:referer", "referer"),
+    ("aws:useragent", "user-agent"),
+    ("s3:x-amz-acl", "x-amz-acl"),
+    ("s3:x-amz-copy-source", "x-amz-copy-source"),
+    ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
+    ("s3:x-amz-grant-read", "x-amz-grant-read"),
+    ("s3:x-amz-grant-write", "x-amz-grant-write"),
+    ("s3:x-amz-grant-read-acp", "x-amz-grant-read-acp"),
+    ("s3:x-amz-grant-write-acp", "x-amz-grant-write-acp"),
+    ("s3:x-amz-grant-full-control", "x-amz-grant-full-control"),
+    (
+        "s3:x-amz-server-side-encryption",
+        "x-amz-server-side-encryption",
+    ),
+    (
+        "s3:x-amz-server-side-encryption-aws-kms-key-id",
+        "x-amz-server-side-encryption-aws-kms-key-id",
+    ),
+    ("s3:x-amz-storage-class", "x-amz-storage-class"),
+    ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
+    (
+        "s3:x-amz-website-redirect-location",
+        "x-amz-website-redirect-location",
+    ),
+    ("s3:object-lock-mode", "x-amz-object-lock-mode"),
+    (
+        "s3:object-lock-retain-until-date",
+        "x-amz-object-lock-retain-until-date",
+    ),
+    ("s3:object-lock-legal-hold", "x-amz-object-lock-legal-hold"),
+];
+
+/// The condition keys that are the value of a query parameter, and the
+/// parameter (`s3:prefix` has its own field).
+const QUERY_KEYS: [(&str, &str); 3] = [
+    ("s3:delimiter", "delimiter"),
+    ("s3:max-keys", "max-keys"),
+    ("s3:versionid", "versionId"),
+];
 
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -73,6 +124,10 @@ enum ConditionKey {
     Prefix,
     IfNoneMatch,
     IfMatch,
+    /// The value of this request header.
+    Header(&'static str),
+    /// The value of this query parameter, decoded.
+    Query(&'static str),
 }
 
 #[derive(Clone, Debug)]
@@ -216,7 +271,15 @@ fn condition_key(name: &str, at: &str) -> Result<ConditionKey, String> {
         "s3:prefix" => ConditionKey::Prefix,
         "s3:if-none-match" => ConditionKey::IfNoneMatch,
         "s3:if-match" => ConditionKey::IfMatch,
-        _ => return Err(format!("{at}: condition key {name:?} is not supported")),
+        lower => {
+            if let Some((_, header)) = HEADER_KEYS.iter().find(|(key, _)| *key == lower) {
+                ConditionKey::Header(header)
+            } else if let Some((_, param)) = QUERY_KEYS.iter().find(|(key, _)| *key == lower) {
+                ConditionKey::Query(param)
+            } else {
+                return Err(format!("{at}: condition key {name:?} is not supported"));
+            }
+        }
     })
 }
 
@@ -420,6 +483,20 @@ impl Condition {
             ConditionKey::Prefix => facts.prefix.map(str::to_owned),
             ConditionKey::IfNoneMatch => facts.if_none_match.map(str::to_owned),
             ConditionKey::IfMatch => facts.if_match.map(str::to_owned),
+            ConditionKey::Header(name) => facts
+                .headers
+                .and_then(|headers| headers.get(name))
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    if name == "x-amz-copy-source" {
+                        let decoded = urlencoding::decode(v)
+                            .map_or_else(|_| v.to_owned(), |d| d.into_owned());
+                        decoded.trim_start_matches('/').to_owned()
+                    } else {
+                        v.to_owned()
+                    }
+                }),
+            ConditionKey::Query(name) => facts.query.and_then(|query| query_param(query, name)),
         };
         let values = &self.values;
         match self.operator {
@@ -444,6 +521,18 @@ impl Condition {
             }
         }
     }
+}
+
+/// The percent-decoded value of query parameter `name` in `query`.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            urlencoding::decode(&v.replace('+', " "))
+                .map(|v| v.into_owned())
+                .unwrap_or_default()
+        })
+    })
 }
 
 /// The policy action of the operation s3s calls `op`.
@@ -586,6 +675,51 @@ mod tests {
         f.secure_transport = true;
         assert_eq!(policy.evaluate(&f), Decision::Silent);
         assert!(!policy.is_public());
+    }
+
+    #[test]
+    fn header_and_query_keys_read_the_request() {
+        let policy = Policy::parse(
+            "b",
+            r#"{"Statement":[
+              {"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*",
+               "Condition":{"StringEquals":{"s3:x-amz-acl":["public-read","public-read-write"]}}},
+              {"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*",
+               "Condition":{"StringLike":{"s3:x-amz-copy-source":"src/public/*"}}},
+              {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*",
+               "Condition":{"StringLike":{"aws:Referer":"https://example.com/*"}}},
+              {"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b",
+               "Condition":{"StringEquals":{"s3:delimiter":"/","s3:max-keys":"10"}}}
+            ]}"#,
+        )
+        .expect("parse");
+        let mut headers = http::HeaderMap::new();
+        let mut put = facts(None, "s3:PutObject", "arn:aws:s3:::b/k");
+        assert_eq!(policy.evaluate(&put), Decision::Silent, "no headers");
+        headers.insert("x-amz-copy-source", "/src/public/a%20b".parse().expect("v"));
+        put.headers = Some(&headers);
+        assert_eq!(policy.evaluate(&put), Decision::Allow, "decoded, no slash");
+        let mut acl = headers.clone();
+        acl.insert("x-amz-acl", "public-read".parse().expect("v"));
+        put.headers = Some(&acl);
+        assert_eq!(policy.evaluate(&put), Decision::Deny);
+        let mut private = headers.clone();
+        private.insert("x-amz-copy-source", "src/private/a".parse().expect("v"));
+        put.headers = Some(&private);
+        assert_eq!(policy.evaluate(&put), Decision::Silent);
+
+        let mut referred = http::HeaderMap::new();
+        referred.insert("referer", "https://example.com/page".parse().expect("v"));
+        let mut get = facts(None, "s3:GetObject", "arn:aws:s3:::b/k");
+        assert_eq!(policy.evaluate(&get), Decision::Silent);
+        get.headers = Some(&referred);
+        assert_eq!(policy.evaluate(&get), Decision::Allow);
+
+        let mut list = facts(None, "s3:ListBucket", "arn:aws:s3:::b");
+        list.query = Some("list-type=2&delimiter=%2F&max-keys=10");
+        assert_eq!(policy.evaluate(&list), Decision::Allow);
+        list.query = Some("list-type=2&delimiter=%2F");
+        assert_eq!(policy.evaluate(&list), Decision::Silent, "both keys hold");
     }
 
     #[test]
