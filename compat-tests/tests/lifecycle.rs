@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
     LifecycleExpiration, LifecycleRule, LifecycleRuleAndOperator, LifecycleRuleFilter,
@@ -364,6 +364,80 @@ async fn lifecycle_configuration_is_stored_checked_and_removed() {
         .await
         .expect("get");
     assert_eq!(got.rules(), &[by_tag, by_size, by_all, expire]);
+
+    // PutObject, GetObject and HeadObject of a current version say when a
+    // rule expires it, and which: the earliest that covers it.
+    // A midnight UTC, `days` to `days` + 1 days from now (a minute's
+    // leeway for the request's own time): the rule's ID, if so.
+    let day = 24 * 3600;
+    let expires = |header: Option<&str>, days: i64| -> Option<String> {
+        let header = header?;
+        let (date, id) = header
+            .strip_prefix("expiry-date=\"")?
+            .split_once("\", rule-id=\"")?;
+        let at = DateTime::from_str(date, aws_smithy_types::date_time::Format::HttpDate)
+            .ok()?
+            .secs();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        let ahead = at - i64::try_from(now).ok()?;
+        let in_range = at % day == 0 && ahead > days * day - 60 && ahead <= (days + 1) * day;
+        in_range.then(|| id.strip_suffix('"').map(str::to_owned))?
+    };
+    let put = s3
+        .put_object()
+        .bucket(b)
+        .key("logs/x")
+        .body(ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(expires(put.expiration(), 30).as_deref(), Some("expire"));
+    let tagged = s3
+        .put_object()
+        .bucket(b)
+        .key("logs/tagged")
+        .tagging("class=tmp")
+        .body(ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(expires(tagged.expiration(), 1).as_deref(), Some("by-tag"));
+    let head = s3
+        .head_object()
+        .bucket(b)
+        .key("logs/tagged")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(expires(head.expiration(), 1).as_deref(), Some("by-tag"));
+    let got = s3
+        .get_object()
+        .bucket(b)
+        .key("logs/x")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(expires(got.expiration(), 30).as_deref(), Some("expire"));
+    let uncovered = s3
+        .put_object()
+        .bucket(b)
+        .key("other")
+        .body(ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(uncovered.expiration(), None);
+    for key in ["logs/x", "logs/tagged", "other"] {
+        s3.delete_object()
+            .bucket(b)
+            .key(key)
+            .send()
+            .await
+            .expect("delete");
+    }
 
     let deleted = s3
         .delete_bucket_lifecycle()

@@ -7,8 +7,8 @@
 //! the [`NodeKey`]) and remembers what it found, the key or its absence,
 //! for [`CACHE_TTL_MS`]. A change made through this gateway is seen at once
 //! (the entry is dropped); one made through another gateway within
-//! [`CACHE_TTL_MS`]. Bucket policies, public access blocks and CORS rules
-//! are cached the same way.
+//! [`CACHE_TTL_MS`]. Bucket policies, public access blocks, CORS rules
+//! and lifecycle rules are cached the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,9 @@ use arbor_meta::MetaClient;
 use arbor_meta::MetaError;
 use arbor_meta::access::{GetAccessKey, GetBucketCors, GetBucketRules, StoredBucketRules};
 use arbor_meta::clock::{SharedClock, SharedEntropy};
+use arbor_meta::lifecycle::GetBucketLifecycleRules;
 use arbor_meta::namespace::GetBucket;
+use arbor_meta::records::lifecycle::LifecycleRules;
 use arbor_meta::records::{
     AccessKeyRecord, BucketAcl, CannedAcl, CorsRule, Permissions, PublicAccessBlock,
 };
@@ -190,10 +192,16 @@ struct Inner {
     /// CORS rules by bucket (`None`: no such bucket), with when they were
     /// read.
     cors: Mutex<HashMap<String, CachedCors>>,
+    /// Lifecycle rules by bucket (`None`: none, or no such bucket), with
+    /// when they were read.
+    lifecycle: Mutex<HashMap<String, CachedLifecycle>>,
 }
 
 /// A bucket's CORS rules (`None`: no such bucket) and when they were read.
 type CachedCors = (i64, Option<Arc<Vec<CorsRule>>>);
+
+/// A bucket's lifecycle rules (`None`: none) and when they were read.
+type CachedLifecycle = (i64, Option<Arc<LifecycleRules>>);
 
 impl Keyring {
     pub fn new(
@@ -213,6 +221,7 @@ impl Keyring {
                 cache: Mutex::new(HashMap::new()),
                 policies: Mutex::new(HashMap::new()),
                 cors: Mutex::new(HashMap::new()),
+                lifecycle: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -276,6 +285,9 @@ impl Keyring {
         if let Ok(mut cors) = self.inner.cors.lock() {
             cors.clear();
         }
+        if let Ok(mut lifecycle) = self.inner.lifecycle.lock() {
+            lifecycle.clear();
+        }
     }
 
     /// The CORS rules of `bucket`, in order (`None` if the bucket does not
@@ -307,6 +319,44 @@ impl Keyring {
             cors.insert(bucket.to_owned(), (now, rules.clone()));
         }
         Ok(rules)
+    }
+
+    /// The lifecycle rules of `bucket` (`None`: it has none, or does not
+    /// exist), as read at most [`CACHE_TTL_MS`] ago.
+    pub async fn lifecycle_rules(&self, bucket: &str) -> S3Result<Option<Arc<LifecycleRules>>> {
+        let now = self.now_ms();
+        if let Ok(lifecycle) = self.inner.lifecycle.lock()
+            && let Some((fetched_ms, rules)) = lifecycle.get(bucket)
+            && (0..CACHE_TTL_MS).contains(&now.saturating_sub(*fetched_ms))
+        {
+            return Ok(rules.clone());
+        }
+        let rules = match self
+            .inner
+            .meta
+            .read(GetBucketLifecycleRules {
+                bucket: bucket.to_owned(),
+            })
+            .await
+        {
+            Ok(rules) => rules.map(Arc::new),
+            Err(MetaError::NoSuchBucket(_)) => None,
+            Err(e) => return Err(error::from_meta(e)),
+        };
+        if let Ok(mut lifecycle) = self.inner.lifecycle.lock() {
+            if lifecycle.len() >= KEY_CACHE_ENTRIES_MAX {
+                lifecycle.clear();
+            }
+            lifecycle.insert(bucket.to_owned(), (now, rules.clone()));
+        }
+        Ok(rules)
+    }
+
+    /// Forgets the cached lifecycle rules of `bucket` (after a change).
+    pub fn forget_lifecycle(&self, bucket: &str) {
+        if let Ok(mut lifecycle) = self.inner.lifecycle.lock() {
+            lifecycle.remove(bucket);
+        }
     }
 
     /// Forgets the cached CORS rules of `bucket` (after a change to them).

@@ -18,6 +18,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::{Arbor, record_target, tagging, time};
 use crate::error;
+use crate::keyring::Keyring;
 
 /// AWS's bound on NewerNoncurrentVersions.
 const NEWER_NONCURRENT_VERSIONS_MAX: i32 = 100;
@@ -343,6 +344,80 @@ fn answer_of(rule: Rule, filter: LifecycleFilter) -> LifecycleRule {
     }
 }
 
+/// Drops this gateway's cached copy of the bucket's rules.
+fn forget(extensions: &http::Extensions, bucket: &str) {
+    if let Some(keyring) = extensions.get::<Keyring>() {
+        keyring.forget_lifecycle(bucket);
+    }
+}
+
+/// When a current version expires under `rules`, and by which rule: the
+/// earliest of the enabled rules with an Expiration (Days or Date) that
+/// cover it, by prefix and filter. Days end at the next midnight UTC after
+/// the version's time plus the days, as the rules are applied
+/// (docs/design.md, "Lifecycle"); a day is 24 hours here, whatever
+/// `lifecycle_day_secs` makes it for the background pass.
+fn expiry<'r>(
+    rules: &'r LifecycleRules,
+    key: &str,
+    last_modified_ms: i64,
+    size: u64,
+    tags: &[(String, String)],
+) -> Option<(i64, &'r str)> {
+    rules
+        .iter()
+        .filter(|(rule, filter)| {
+            rule.enabled && key.starts_with(rule.prefix.as_str()) && filter.matches(size, tags)
+        })
+        .filter_map(|(rule, _)| {
+            let by_days = rule.expiration_days.map(|days| {
+                let end = last_modified_ms.saturating_add(i64::from(days).saturating_mul(DAY_MS));
+                end.saturating_add(DAY_MS - 1)
+                    .div_euclid(DAY_MS)
+                    .saturating_mul(DAY_MS)
+            });
+            let at = match (by_days, rule.expiration_date_ms) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b)?,
+            };
+            Some((at, rule.id.as_str()))
+        })
+        .min_by_key(|(at, _)| *at)
+}
+
+/// The `x-amz-expiration` header S3 answers PutObject, GetObject and
+/// HeadObject of a current version with when a lifecycle rule will expire
+/// it: `expiry-date="<HTTP date>", rule-id="<URL-encoded ID>"`. Read
+/// through the gateway's cache of the bucket's rules (at most a second
+/// old); the header only informs, so a failed read leaves it out.
+pub(super) async fn expiration(
+    extensions: &http::Extensions,
+    bucket: &str,
+    key: &str,
+    last_modified_ms: i64,
+    size: u64,
+    tags: &[(String, String)],
+) -> Option<String> {
+    let keyring = extensions.get::<Keyring>()?;
+    let rules = match keyring.lifecycle_rules(bucket).await {
+        Ok(rules) => rules?,
+        Err(e) => {
+            tracing::debug!(error = %e, "lifecycle rules unread: no x-amz-expiration");
+            return None;
+        }
+    };
+    let (at, id) = expiry(&rules, key, last_modified_ms, size, tags)?;
+    let mut date = Vec::new();
+    time::timestamp(at)
+        .format(TimestampFormat::HttpDate, &mut date)
+        .ok()?;
+    let date = String::from_utf8(date).ok()?;
+    Some(format!(
+        "expiry-date=\"{date}\", rule-id=\"{}\"",
+        urlencoding::encode(id)
+    ))
+}
+
 pub async fn put(
     s3: &Arbor,
     req: S3Request<PutBucketLifecycleConfigurationInput>,
@@ -352,19 +427,23 @@ pub async fn put(
     let rules = config_of(req.input.lifecycle_configuration)?;
     // A configuration of prefixes only is the command every release
     // applies (docs/OPERATING.md, "Upgrading a metadata group").
-    if rules.filters.iter().all(LifecycleFilter::is_empty) {
+    let written = if rules.filters.iter().all(LifecycleFilter::is_empty) {
         s3.meta()
             .write(PutBucketLifecycle {
-                bucket,
+                bucket: bucket.clone(),
                 config: rules.config,
             })
             .await
     } else {
         s3.meta()
-            .write(PutBucketLifecycleRules { bucket, rules })
+            .write(PutBucketLifecycleRules {
+                bucket: bucket.clone(),
+                rules,
+            })
             .await
-    }
-    .map_err(error::from_meta)?;
+    };
+    forget(&req.extensions, &bucket);
+    written.map_err(error::from_meta)?;
     Ok(S3Response::new(
         PutBucketLifecycleConfigurationOutput::default(),
     ))
@@ -409,10 +488,14 @@ pub async fn delete(
 ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
     let bucket = req.input.bucket;
     record_target("DeleteBucketLifecycle", &bucket, None);
-    s3.meta()
-        .write(DeleteBucketLifecycle { bucket })
-        .await
-        .map_err(error::from_meta)?;
+    let written = s3
+        .meta()
+        .write(DeleteBucketLifecycle {
+            bucket: bucket.clone(),
+        })
+        .await;
+    forget(&req.extensions, &bucket);
+    written.map_err(error::from_meta)?;
     let mut response = S3Response::new(DeleteBucketLifecycleOutput::default());
     response.status = Some(http::StatusCode::NO_CONTENT);
     Ok(response)
@@ -611,6 +694,67 @@ mod tests {
         })
         .expect("a midnight date");
         assert_eq!(date.expiration_date_ms, Some(3 * DAY_MS));
+    }
+
+    #[test]
+    fn the_expiry_is_the_earliest_covering_rule_at_midnight() {
+        let rule = |id: &str, prefix: &str, days: Option<u32>, date: Option<i64>| Rule {
+            id: id.to_owned(),
+            enabled: true,
+            prefix: prefix.to_owned(),
+            expiration_days: days,
+            expiration_date_ms: date,
+            ..Rule::default()
+        };
+        let tagged = LifecycleFilter {
+            tags: vec![("t".into(), "1".into())],
+            ..LifecycleFilter::default()
+        };
+        let mut disabled = rule("off", "", Some(1), None);
+        disabled.enabled = false;
+        let mut noncurrent = rule("noncurrent", "", None, None);
+        noncurrent.noncurrent_days = Some(1);
+        let rules = LifecycleRules {
+            config: LifecycleConfig {
+                rules: vec![
+                    disabled,
+                    noncurrent,
+                    rule("logs", "logs/", Some(3), None),
+                    rule("tagged", "", Some(2), None),
+                    rule("dated", "logs/old", None, Some(10 * DAY_MS)),
+                ],
+            },
+            filters: vec![
+                LifecycleFilter::default(),
+                LifecycleFilter::default(),
+                LifecycleFilter::default(),
+                tagged,
+                LifecycleFilter::default(),
+            ],
+        };
+        let noon = 5 * DAY_MS + DAY_MS / 2;
+        // Days 5.5 + 3 end at the midnight after: day 9.
+        assert_eq!(
+            expiry(&rules, "logs/a", noon, 1, &[]),
+            Some((9 * DAY_MS, "logs"))
+        );
+        // At midnight exactly, no rounding.
+        assert_eq!(
+            expiry(&rules, "logs/a", 5 * DAY_MS, 1, &[]),
+            Some((8 * DAY_MS, "logs"))
+        );
+        // The tagged rule only with its tag; the earliest wins.
+        let tags = vec![("t".to_owned(), "1".to_owned())];
+        assert_eq!(
+            expiry(&rules, "logs/a", noon, 1, &tags),
+            Some((8 * DAY_MS, "tagged"))
+        );
+        assert_eq!(expiry(&rules, "other", noon, 1, &[]), None);
+        // A date before the days' end.
+        assert_eq!(
+            expiry(&rules, "logs/old/x", 8 * DAY_MS, 1, &[]),
+            Some((10 * DAY_MS, "dated"))
+        );
     }
 
     fn tag(key: &str, value: &str) -> Tag {

@@ -15,7 +15,9 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::{Conditions, Target};
-use super::{Arbor, acl, append, checksum, encryption, lock, record_target, tagging, time};
+use super::{
+    Arbor, acl, append, checksum, encryption, lifecycle, lock, record_target, tagging, time,
+};
 use crate::data_path;
 use crate::error;
 use crate::limits::{DELETE_OBJECTS_KEYS_MAX, PUT_OBJECT_SIZE_MAX};
@@ -119,6 +121,7 @@ pub async fn put(
         input,
         headers,
         trailing_headers,
+        extensions,
         ..
     } = req;
     record_target("PutObject", &input.bucket, Some(&input.key));
@@ -191,6 +194,15 @@ pub async fn put(
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
         version_id: version_header(&committed, false),
+        expiration: lifecycle::expiration(
+            &extensions,
+            &bucket,
+            &key,
+            committed.last_modified_ms,
+            committed.size,
+            &committed.tags,
+        )
+        .await,
         ..Default::default()
     };
     if let Some(stored) = &committed.checksum {
@@ -614,6 +626,17 @@ pub async fn get(
     if !version.tags.is_empty() {
         output.tag_count = i32::try_from(version.tags.len()).ok();
     }
+    if input.version_id.is_none() {
+        output.expiration = lifecycle::expiration(
+            &req.extensions,
+            &input.bucket,
+            &input.key,
+            version.last_modified_ms,
+            version.size,
+            &version.tags,
+        )
+        .await;
+    }
     // `response-*` query parameters override what is returned.
     if let Some(v) = input.response_content_type {
         output.content_type = Some(
@@ -645,7 +668,18 @@ pub async fn head(
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
     // HEAD reads no bytes: it asks for no chunk locations.
-    let (plan, output) = read_object!(s3, "HeadObject", gate, input, HeadObjectOutput, None);
+    let (plan, mut output) = read_object!(s3, "HeadObject", gate, input, HeadObjectOutput, None);
+    if input.version_id.is_none() {
+        output.expiration = lifecycle::expiration(
+            &req.extensions,
+            &input.bucket,
+            &input.key,
+            plan.version.last_modified_ms,
+            plan.version.size,
+            &plan.version.tags,
+        )
+        .await;
+    }
     let mut response = S3Response::new(output);
     if plan.partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
