@@ -430,7 +430,56 @@ async fn lifecycle_configuration_is_stored_checked_and_removed() {
         .await
         .expect("put");
     assert_eq!(uncovered.expiration(), None);
-    for key in ["logs/x", "logs/tagged", "other"] {
+    let copied = s3
+        .copy_object()
+        .bucket(b)
+        .key("logs/copy")
+        .copy_source(format!("{b}/other"))
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(expires(copied.expiration(), 30).as_deref(), Some("expire"));
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(b)
+        .key("logs/parts")
+        .send()
+        .await
+        .expect("create");
+    let upload_id = upload.upload_id().unwrap_or_default();
+    let part = s3
+        .upload_part()
+        .bucket(b)
+        .key("logs/parts")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .expect("part");
+    let completed = s3
+        .complete_multipart_upload()
+        .bucket(b)
+        .key("logs/parts")
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap_or_default())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(
+        expires(completed.expiration(), 30).as_deref(),
+        Some("expire")
+    );
+    for key in ["logs/x", "logs/tagged", "other", "logs/copy", "logs/parts"] {
         s3.delete_object()
             .bucket(b)
             .key(key)

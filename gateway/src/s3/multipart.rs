@@ -17,7 +17,9 @@ use s3s::dto::*;
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::conditions::Conditions;
-use super::{Arbor, acl, bucket, checksum, encryption, object, record_target, tagging, time};
+use super::{
+    Arbor, acl, bucket, checksum, encryption, lifecycle, object, record_target, tagging, time,
+};
 use crate::data_path;
 use crate::error;
 
@@ -598,6 +600,15 @@ pub async fn complete(
         version.checksum.as_ref(),
     );
     output.version_id = object::version_header(&version, false);
+    output.expiration = lifecycle::expiration(
+        &req.extensions,
+        &input.bucket,
+        &input.key,
+        version.last_modified_ms,
+        version.size,
+        &version.tags,
+    )
+    .await;
     Ok(S3Response::new(output))
 }
 

@@ -844,7 +844,12 @@ pub async fn copy(
     s3: &Arbor,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
-    let S3Request { input, headers, .. } = req;
+    let S3Request {
+        input,
+        headers,
+        extensions,
+        ..
+    } = req;
     record_target("CopyObject", &input.bucket, Some(&input.key));
     encryption::refuse_on_write(encryption::asked!(input))?;
     let acl = acl::object_acl(input.acl.as_ref(), &headers)?;
@@ -955,10 +960,20 @@ pub async fn copy(
         checksum::set_checksum_fields!(result, stored);
         result.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
     }
+    let expiration = lifecycle::expiration(
+        &extensions,
+        &input.bucket,
+        &input.key,
+        committed.last_modified_ms,
+        committed.size,
+        &committed.tags,
+    )
+    .await;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
         copy_source_version_id: source_version_id,
         version_id: version_header(&committed, false),
+        expiration,
         ..Default::default()
     }))
 }
