@@ -160,11 +160,7 @@ pub async fn upload_part(
             "Your proposed upload exceeds the maximum allowed size."
         ));
     }
-    let expected_md5 = input
-        .content_md5
-        .as_deref()
-        .map(object::decode_content_md5)
-        .transpose()?;
+    let expected_md5 = object::expected_md5(input.content_md5.as_deref(), &headers)?;
     let mut expectation = checksum::expectation(&headers)?;
     if let Some((algorithm, _)) = upload.checksum {
         match &expectation {

@@ -81,11 +81,7 @@ impl PutRequest {
         }
         Ok(PutRequest {
             user_metadata: user_metadata(input.metadata)?,
-            expected_md5: input
-                .content_md5
-                .as_deref()
-                .map(decode_content_md5)
-                .transpose()?,
+            expected_md5: expected_md5(input.content_md5.as_deref(), headers)?,
             expected_checksum: checksum::expectation(headers)?,
             condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
             tags: tagging::from_header(input.tagging.as_deref())?,
@@ -1380,7 +1376,22 @@ fn metadata_map(version: &ObjectVersion) -> Option<Metadata> {
     )
 }
 
-pub(super) fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
+/// The body's MD5 a write's `Content-MD5` names, if it has one. s3s
+/// drops an empty header; S3 refuses it as any value that is not 16
+/// bytes of base64: 400 InvalidDigest.
+pub(super) fn expected_md5(
+    parsed: Option<&str>,
+    headers: &http::HeaderMap,
+) -> S3Result<Option<[u8; 16]>> {
+    let value = parsed.or_else(|| {
+        headers
+            .get("content-md5")
+            .map(|v| v.to_str().unwrap_or_default())
+    });
+    value.map(decode_content_md5).transpose()
+}
+
+fn decode_content_md5(value: &str) -> S3Result<[u8; 16]> {
     let invalid = || s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid.");
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
@@ -1479,5 +1490,26 @@ mod tests {
         // Without aws-chunked the value is kept as sent.
         assert_eq!(stored("gzip,br").as_deref(), Some("gzip,br"));
         assert_eq!(stored_content_encoding(None), None);
+    }
+
+    #[test]
+    fn a_content_md5_is_sixteen_bytes_of_base64_even_when_empty() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(expected_md5(None, &headers).expect("none"), None);
+        let md5 = "rL0Y20zC+Fzt72VPzMSk2A==";
+        assert!(expected_md5(Some(md5), &headers).expect("ok").is_some());
+        headers.insert("content-md5", http::HeaderValue::from_static(""));
+        let code = |parsed: Option<&str>, headers: &http::HeaderMap| {
+            expected_md5(parsed, headers)
+                .expect_err("invalid")
+                .code()
+                .clone()
+        };
+        assert_eq!(code(None, &headers), S3ErrorCode::InvalidDigest, "empty");
+        assert_eq!(
+            code(Some("YWJyYWNhZGFicmE="), &http::HeaderMap::new()),
+            S3ErrorCode::InvalidDigest,
+            "not 16 bytes"
+        );
     }
 }
