@@ -420,7 +420,10 @@ fn check_signature_v2_date<B>(req: &http::Request<B>, now_ms: i64) -> Result<(),
         .map(|ts| {
             let at = time::OffsetDateTime::from(ts);
             i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-        });
+        })
+        // A date before 1970 is no valid date to S3 (AccessDenied), not
+        // one too far off.
+        .filter(|ms| *ms >= 0);
     let Some(signed_ms) = signed_ms else {
         return Err(S3Error::with_message(
             s3s::S3ErrorCode::AccessDenied,
@@ -609,6 +612,33 @@ mod tests {
         let e = check_header_section(&headers).expect_err("one byte over");
         assert_eq!(e.code(), &s3s::S3ErrorCode::RequestHeaderSectionTooLarge);
         assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+    }
+
+    #[test]
+    fn a_signature_v2_date_is_valid_and_near() {
+        let now_ms = 1_700_000_000_000;
+        let request = |date: &str| {
+            http::Request::builder()
+                .header(http::header::AUTHORIZATION, "AWS key:signature")
+                .header("x-amz-date", date)
+                .body(())
+                .expect("request")
+        };
+        let code = |date: &str| {
+            check_signature_v2_date(&request(date), now_ms)
+                .err()
+                .map(|e| e.code().clone())
+        };
+        assert_eq!(code("Tue, 14 Nov 2023 22:13:20 GMT"), None);
+        assert_eq!(
+            code("Tue, 07 Jul 1950 21:53:04 GMT"),
+            Some(s3s::S3ErrorCode::AccessDenied)
+        );
+        assert_eq!(code("Bad Date"), Some(s3s::S3ErrorCode::AccessDenied));
+        assert_eq!(
+            code("Wed, 07 Jul 2010 21:53:04 GMT"),
+            Some(s3s::S3ErrorCode::RequestTimeTooSkewed)
+        );
     }
 
     #[test]
