@@ -10,6 +10,7 @@ use arbor_meta::limits::{
     LIFECYCLE_FILTER_TAGS_MAX, LIFECYCLE_RULE_ID_LEN_MAX, LIFECYCLE_RULES_MAX,
 };
 use arbor_meta::namespace::DAY_MS;
+use arbor_meta::records::ObjectVersion;
 use arbor_meta::records::lifecycle::{
     LifecycleConfig, LifecycleFilter, LifecycleRule as Rule, LifecycleRules,
 };
@@ -394,9 +395,7 @@ pub(super) async fn expiration(
     extensions: &http::Extensions,
     bucket: &str,
     key: &str,
-    last_modified_ms: i64,
-    size: u64,
-    tags: &[(String, String)],
+    version: &ObjectVersion,
 ) -> Option<String> {
     let keyring = extensions.get::<Keyring>()?;
     let rules = match keyring.lifecycle_rules(bucket).await {
@@ -406,7 +405,13 @@ pub(super) async fn expiration(
             return None;
         }
     };
-    let (at, id) = expiry(&rules, key, last_modified_ms, size, tags)?;
+    let (at, id) = expiry(
+        &rules,
+        key,
+        version.last_modified_ms,
+        version.size,
+        &version.tags,
+    )?;
     let mut date = Vec::new();
     time::timestamp(at)
         .format(TimestampFormat::HttpDate, &mut date)

@@ -596,15 +596,8 @@ pub async fn complete(
         version.checksum.as_ref(),
     );
     output.version_id = object::version_header(&version, false);
-    output.expiration = lifecycle::expiration(
-        &req.extensions,
-        &input.bucket,
-        &input.key,
-        version.last_modified_ms,
-        version.size,
-        &version.tags,
-    )
-    .await;
+    output.expiration =
+        lifecycle::expiration(&req.extensions, &input.bucket, &input.key, &version).await;
     Ok(S3Response::new(output))
 }
 

@@ -190,15 +190,7 @@ pub async fn put(
     let mut output = PutObjectOutput {
         e_tag: Some(ETag::Strong(committed.etag.clone())),
         version_id: version_header(&committed, false),
-        expiration: lifecycle::expiration(
-            &extensions,
-            &bucket,
-            &key,
-            committed.last_modified_ms,
-            committed.size,
-            &committed.tags,
-        )
-        .await,
+        expiration: lifecycle::expiration(&extensions, &bucket, &key, &committed).await,
         ..Default::default()
     };
     if let Some(stored) = &committed.checksum {
@@ -623,15 +615,8 @@ pub async fn get(
         output.tag_count = i32::try_from(version.tags.len()).ok();
     }
     if input.version_id.is_none() {
-        output.expiration = lifecycle::expiration(
-            &req.extensions,
-            &input.bucket,
-            &input.key,
-            version.last_modified_ms,
-            version.size,
-            &version.tags,
-        )
-        .await;
+        output.expiration =
+            lifecycle::expiration(&req.extensions, &input.bucket, &input.key, &version).await;
     }
     // `response-*` query parameters override what is returned.
     if let Some(v) = input.response_content_type {
@@ -666,15 +651,8 @@ pub async fn head(
     // HEAD reads no bytes: it asks for no chunk locations.
     let (plan, mut output) = read_object!(s3, "HeadObject", gate, input, HeadObjectOutput, None);
     if input.version_id.is_none() {
-        output.expiration = lifecycle::expiration(
-            &req.extensions,
-            &input.bucket,
-            &input.key,
-            plan.version.last_modified_ms,
-            plan.version.size,
-            &plan.version.tags,
-        )
-        .await;
+        output.expiration =
+            lifecycle::expiration(&req.extensions, &input.bucket, &input.key, &plan.version).await;
     }
     let mut response = S3Response::new(output);
     if plan.partial {
@@ -956,15 +934,8 @@ pub async fn copy(
         checksum::set_checksum_fields!(result, stored);
         result.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
     }
-    let expiration = lifecycle::expiration(
-        &extensions,
-        &input.bucket,
-        &input.key,
-        committed.last_modified_ms,
-        committed.size,
-        &committed.tags,
-    )
-    .await;
+    let expiration =
+        lifecycle::expiration(&extensions, &input.bucket, &input.key, &committed).await;
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(result),
         copy_source_version_id: source_version_id,
