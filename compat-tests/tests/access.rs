@@ -1685,6 +1685,57 @@ async fn anonymous_requests_get_what_a_policy_allows_everyone() {
         &anonymous("GET", "/site/public/index.html").await,
         "not from 10/8",
     );
+
+    // A condition on the object's own tags: read where the policy tests
+    // them, per version.
+    for (key, tagging) in [
+        ("tagged/open", "security=public"),
+        ("tagged/closed", "security=private"),
+        ("tagged/none", ""),
+    ] {
+        root.put_object()
+            .bucket("site")
+            .key(key)
+            .tagging(tagging)
+            .body(ByteStream::from_static(b"tagged"))
+            .send()
+            .await
+            .expect("put");
+    }
+    root.put_bucket_policy()
+        .bucket("site")
+        .policy(policy_text(&[r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/security":"public"}}}"#.to_owned()]))
+        .send()
+        .await
+        .expect("a policy on existing tags");
+    let open = anonymous("GET", "/site/tagged/open").await;
+    assert_eq!((open.status, open.body.as_slice()), (200, &b"tagged"[..]));
+    refused(
+        &anonymous("GET", "/site/tagged/closed").await,
+        "private tag",
+    );
+    refused(&anonymous("GET", "/site/tagged/none").await, "no tag");
+    refused(&anonymous("GET", "/site/tagged/missing").await, "no object");
+    // Retagged: the next request sees the new tags.
+    root.put_object_tagging()
+        .bucket("site")
+        .key("tagged/open")
+        .tagging(
+            Tagging::builder()
+                .tag_set(
+                    Tag::builder()
+                        .key("security")
+                        .value("private")
+                        .build()
+                        .expect("tag"),
+                )
+                .build()
+                .expect("tagging"),
+        )
+        .send()
+        .await
+        .expect("retag");
+    refused(&anonymous("GET", "/site/tagged/open").await, "retagged");
     server.stop().expect("stop");
 }
 

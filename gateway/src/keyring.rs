@@ -18,7 +18,8 @@ use arbor_meta::MetaError;
 use arbor_meta::access::{GetAccessKey, GetBucketCors, GetBucketRules, StoredBucketRules};
 use arbor_meta::clock::{SharedClock, SharedEntropy};
 use arbor_meta::lifecycle::GetBucketLifecycleRules;
-use arbor_meta::namespace::GetBucket;
+use arbor_meta::namespace::{GetBucket, GetReadableVersion};
+use arbor_meta::records::VersionId;
 use arbor_meta::records::lifecycle::LifecycleRules;
 use arbor_meta::records::{
     AccessKeyRecord, BucketAcl, CannedAcl, CorsRule, Permissions, PublicAccessBlock,
@@ -369,6 +370,42 @@ impl Keyring {
     /// The policy, public access block and ACL of `bucket` (none if the
     /// bucket does not exist), as read together, in one metadata query, at
     /// most [`CACHE_TTL_MS`] ago.
+    /// The tags of version `version_id` of `bucket/key` (the current one
+    /// without it), read now; `None` if there is no such object (a delete
+    /// marker, or a version id that does not parse, included).
+    pub async fn object_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<Option<Vec<(String, String)>>> {
+        let version_id = match version_id.map(VersionId::parse) {
+            None => None,
+            Some(Some(id)) => Some(id),
+            Some(None) => return Ok(None),
+        };
+        match self
+            .inner
+            .meta
+            .read(GetReadableVersion {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id,
+            })
+            .await
+        {
+            Ok((version, _)) if !version.stamp.delete_marker => Ok(Some(version.tags)),
+            Ok(_)
+            | Err(
+                MetaError::NoSuchKey(_)
+                | MetaError::NoSuchVersion { .. }
+                | MetaError::NoSuchBucket(_)
+                | MetaError::KeyTooLong,
+            ) => Ok(None),
+            Err(e) => Err(error::from_meta(e)),
+        }
+    }
+
     /// Whether `bucket` exists, read now (not cached).
     pub async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
         match self

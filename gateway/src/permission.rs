@@ -366,6 +366,16 @@ async fn policy_decision(
     }
     let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
     let prefix = query_value(request.uri, "prefix");
+    // Read only for a policy that tests them (one metadata read more).
+    let object_tags = match key {
+        Some(key) if policy.needs_object_tags() => {
+            let version_id = query_value(request.uri, "versionId");
+            keyring
+                .object_tags(bucket, key, version_id.as_deref())
+                .await?
+        }
+        _ => None,
+    };
     let facts = Facts {
         access_key: principal.key_id(),
         action,
@@ -378,6 +388,7 @@ async fn policy_decision(
         if_match: header("if-match"),
         headers: Some(request.headers),
         query: request.uri.query(),
+        object_tags: object_tags.as_deref(),
     };
     Ok(policy.evaluate(&facts))
 }

@@ -6,7 +6,8 @@
 //! `Condition` with `StringEquals`, `StringNotEquals`, `StringLike`,
 //! `StringNotLike`, `IpAddress`, `NotIpAddress`, `Bool` and `Null` on
 //! `aws:SourceIp`, `aws:SecureTransport`, `aws:Referer`, `aws:UserAgent`,
-//! `s3:prefix`, `s3:delimiter`, `s3:max-keys`, `s3:VersionId` and the keys
+//! `s3:prefix`, `s3:delimiter`, `s3:max-keys`, `s3:VersionId`,
+//! `s3:ExistingObjectTag/<key>`, `s3:RequestObjectTag/<key>` and the keys
 //! that name a request header (`s3:if-none-match`, `s3:if-match` and
 //! [`HEADER_KEYS`]: `s3:x-amz-acl`, `s3:x-amz-copy-source`, ...). An
 //! explicit Deny wins
@@ -44,6 +45,9 @@ pub struct Facts<'a> {
     /// The request's headers and query, for the keys read from them.
     pub headers: Option<&'a http::HeaderMap>,
     pub query: Option<&'a str>,
+    /// The tags of the object the request names (`None`: not read, or no
+    /// such object), for `s3:ExistingObjectTag/...`.
+    pub object_tags: Option<&'a [(String, String)]>,
 }
 
 /// The condition keys that are the value of a request header, and the
@@ -117,7 +121,7 @@ enum Operator {
     Null,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum ConditionKey {
     SourceIp,
     SecureTransport,
@@ -128,7 +132,17 @@ enum ConditionKey {
     Header(&'static str),
     /// The value of this query parameter, decoded.
     Query(&'static str),
+    /// `s3:ExistingObjectTag/<key>`: the value of this tag of the object
+    /// the request names, as stored.
+    ExistingObjectTag(String),
+    /// `s3:RequestObjectTag/<key>`: the value of this tag in the request's
+    /// `x-amz-tagging` header.
+    RequestObjectTag(String),
 }
+
+/// The prefixes of the condition keys that name a tag.
+const EXISTING_OBJECT_TAG: &str = "s3:existingobjecttag/";
+const REQUEST_OBJECT_TAG: &str = "s3:requestobjecttag/";
 
 #[derive(Clone, Debug)]
 struct Condition {
@@ -264,7 +278,21 @@ fn principals(value: &Value, at: &str) -> Result<Option<Vec<String>>, String> {
     Ok(Some(keys))
 }
 
+/// The tag a condition key names after `prefix` (matched in any case;
+/// the tag's own key keeps its case).
+fn tag_named<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    let tag = name.get(prefix.len()..)?;
+    (head.eq_ignore_ascii_case(prefix) && !tag.is_empty()).then_some(tag)
+}
+
 fn condition_key(name: &str, at: &str) -> Result<ConditionKey, String> {
+    if let Some(tag) = tag_named(name, EXISTING_OBJECT_TAG) {
+        return Ok(ConditionKey::ExistingObjectTag(tag.to_owned()));
+    }
+    if let Some(tag) = tag_named(name, REQUEST_OBJECT_TAG) {
+        return Ok(ConditionKey::RequestObjectTag(tag.to_owned()));
+    }
     Ok(match name.to_ascii_lowercase().as_str() {
         "aws:sourceip" => ConditionKey::SourceIp,
         "aws:securetransport" => ConditionKey::SecureTransport,
@@ -449,6 +477,17 @@ impl Policy {
 
     /// Whether the policy lets anyone in: an Allow for `*` that no source
     /// address condition narrows.
+    /// Whether a statement tests the tags of the object a request names
+    /// (`s3:ExistingObjectTag/...`): the caller then reads them into
+    /// [`Facts::object_tags`].
+    pub fn needs_object_tags(&self) -> bool {
+        self.statements.iter().any(|s| {
+            s.conditions
+                .iter()
+                .any(|c| matches!(c.key, ConditionKey::ExistingObjectTag(_)))
+        })
+    }
+
     pub fn is_public(&self) -> bool {
         self.statements.iter().any(|s| {
             s.allow
@@ -477,7 +516,7 @@ impl Statement {
 
 impl Condition {
     fn holds(&self, facts: &Facts<'_>) -> bool {
-        let value: Option<String> = match self.key {
+        let value: Option<String> = match &self.key {
             ConditionKey::SourceIp => facts.source_ip.map(|ip| ip.to_string()),
             ConditionKey::SecureTransport => Some(facts.secure_transport.to_string()),
             ConditionKey::Prefix => facts.prefix.map(str::to_owned),
@@ -485,10 +524,10 @@ impl Condition {
             ConditionKey::IfMatch => facts.if_match.map(str::to_owned),
             ConditionKey::Header(name) => facts
                 .headers
-                .and_then(|headers| headers.get(name))
+                .and_then(|headers| headers.get(*name))
                 .and_then(|v| v.to_str().ok())
                 .map(|v| {
-                    if name == "x-amz-copy-source" {
+                    if *name == "x-amz-copy-source" {
                         let decoded = urlencoding::decode(v)
                             .map_or_else(|_| v.to_owned(), |d| d.into_owned());
                         decoded.trim_start_matches('/').to_owned()
@@ -497,6 +536,25 @@ impl Condition {
                     }
                 }),
             ConditionKey::Query(name) => facts.query.and_then(|query| query_param(query, name)),
+            ConditionKey::ExistingObjectTag(tag) => facts
+                .object_tags
+                .and_then(|tags| tags.iter().find(|(k, _)| k == tag))
+                .map(|(_, v)| v.clone()),
+            ConditionKey::RequestObjectTag(tag) => facts
+                .headers
+                .and_then(|headers| headers.get("x-amz-tagging"))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|tagging| {
+                    tagging.split('&').find_map(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        let decode = |s: &str| {
+                            urlencoding::decode(&s.replace('+', " "))
+                                .map(|d| d.into_owned())
+                                .unwrap_or_default()
+                        };
+                        (decode(k) == *tag).then(|| decode(v))
+                    })
+                }),
         };
         let values = &self.values;
         match self.operator {
@@ -720,6 +778,55 @@ mod tests {
         assert_eq!(policy.evaluate(&list), Decision::Allow);
         list.query = Some("list-type=2&delimiter=%2F");
         assert_eq!(policy.evaluate(&list), Decision::Silent, "both keys hold");
+    }
+
+    #[test]
+    fn tag_keys_read_the_object_or_the_request() {
+        let policy = Policy::parse(
+            "b",
+            r#"{"Statement":[
+              {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*",
+               "Condition":{"StringEquals":{"s3:ExistingObjectTag/Security":"public"}}},
+              {"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*",
+               "Condition":{"StringEquals":{"S3:RequestObjectTag/team":"a b"}}}
+            ]}"#,
+        )
+        .expect("parse");
+        assert!(policy.needs_object_tags());
+        let mut get = facts(None, "s3:GetObject", "arn:aws:s3:::b/k");
+        assert_eq!(policy.evaluate(&get), Decision::Silent, "tags not read");
+        let public = vec![
+            ("Security".to_owned(), "public".to_owned()),
+            ("x".to_owned(), "1".to_owned()),
+        ];
+        get.object_tags = Some(&public);
+        assert_eq!(policy.evaluate(&get), Decision::Allow);
+        let lower = vec![("security".to_owned(), "public".to_owned())];
+        get.object_tags = Some(&lower);
+        assert_eq!(
+            policy.evaluate(&get),
+            Decision::Silent,
+            "tag keys keep their case"
+        );
+
+        let mut put = facts(None, "s3:PutObject", "arn:aws:s3:::b/k");
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-amz-tagging", "x=1&team=a+b".parse().expect("v"));
+        put.headers = Some(&headers);
+        assert_eq!(policy.evaluate(&put), Decision::Allow);
+        let mut other = http::HeaderMap::new();
+        other.insert("x-amz-tagging", "team=c".parse().expect("v"));
+        put.headers = Some(&other);
+        assert_eq!(policy.evaluate(&put), Decision::Silent);
+
+        let plain = Policy::parse(
+            "b",
+            r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#,
+        )
+        .expect("parse");
+        assert!(!plain.needs_object_tags());
+        let empty_tag = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/":"x"}}}}"#;
+        assert!(Policy::parse("b", empty_tag).is_err(), "a tag key is named");
     }
 
     #[test]
