@@ -1523,10 +1523,9 @@ impl Apply for SetObjectLockConfig {
             return Ok(Err(MetaError::NoSuchBucket(bucket.clone())));
         }
         if versioning_of(&ctx.bucket_versioning, bucket)? != Versioning::Enabled {
-            return Ok(Err(MetaError::InvalidBucketState(
-                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
-                    .to_owned(),
-            )));
+            return Ok(Err(MetaError::VersionedBucket(format!(
+                "Object Lock needs versioning enabled on bucket {bucket:?}"
+            ))));
         }
         if self.config.default.is_some_and(|(_, days)| days == 0) {
             return Ok(Err(MetaError::InvalidRequest(

@@ -1083,10 +1083,11 @@ fn a_default_retention_locks_every_new_version() {
             config,
         })
     };
-    // Object Lock needs versioning enabled.
+    // Object Lock needs versioning enabled (the outcome every release's
+    // replicas remember for this command: it must not change).
     assert!(matches!(
         f.apply(set(config)),
-        Err(MetaError::InvalidBucketState(_))
+        Err(MetaError::VersionedBucket(_))
     ));
     let no_config = GetObjectLockConfig {
         bucket: BUCKET.to_owned(),

@@ -199,7 +199,15 @@ pub async fn put_config(
             config: ObjectLockConfig { default },
         })
         .await
-        .map_err(error::from_meta)?;
+        .map_err(|e| match e {
+            // The command's outcome for an unversioned bucket, kept as
+            // every release's replicas remember it; S3 answers 409.
+            MetaError::VersionedBucket(_) => s3_error!(
+                InvalidBucketState,
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
+            ),
+            e => error::from_meta(e),
+        })?;
     Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
 }
 
