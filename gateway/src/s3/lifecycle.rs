@@ -3,8 +3,10 @@
 //! meta, and applied there by the lifecycle batches a background task
 //! proposes (docs/design.md, "Lifecycle").
 
+use arbor_meta::MetaError;
 use arbor_meta::lifecycle::{
-    DeleteBucketLifecycle, GetBucketLifecycleRules, PutBucketLifecycle, PutBucketLifecycleRules,
+    DeleteBucketLifecycle, GetBucketLifecycle, GetBucketLifecycleRules, PutBucketLifecycle,
+    PutBucketLifecycleRules,
 };
 use arbor_meta::limits::{
     LIFECYCLE_FILTER_TAGS_MAX, LIFECYCLE_RULE_ID_LEN_MAX, LIFECYCLE_RULES_MAX,
@@ -460,17 +462,35 @@ pub async fn get(
 ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
     let bucket = req.input.bucket;
     record_target("GetBucketLifecycleConfiguration", &bucket, None);
-    let LifecycleRules { config, filters } = s3
+    let read = match s3
         .meta()
-        .read(GetBucketLifecycleRules { bucket })
+        .read(GetBucketLifecycleRules {
+            bucket: bucket.clone(),
+        })
         .await
-        .map_err(error::from_meta)?
-        .ok_or_else(|| {
-            s3_error!(
-                NoSuchLifecycleConfiguration,
-                "The lifecycle configuration does not exist"
-            )
-        })?;
+    {
+        Err(e) if !matches!(e, MetaError::NoSuchBucket(_)) => {
+            // A metadata leader of an earlier release does not know the
+            // read; it has no filters to answer either.
+            tracing::debug!(error = %e, "reading the lifecycle rules as before");
+            s3.meta()
+                .read(GetBucketLifecycle { bucket })
+                .await
+                .map(|config| {
+                    config.map(|config| LifecycleRules {
+                        config,
+                        filters: Vec::new(),
+                    })
+                })
+        }
+        read => read,
+    };
+    let LifecycleRules { config, filters } = read.map_err(error::from_meta)?.ok_or_else(|| {
+        s3_error!(
+            NoSuchLifecycleConfiguration,
+            "The lifecycle configuration does not exist"
+        )
+    })?;
     Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
         rules: Some(
             config
