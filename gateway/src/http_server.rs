@@ -450,12 +450,8 @@ fn check_presigned_expiry(uri: &http::Uri) -> Result<(), S3Error> {
     let Some(query) = uri.query() else {
         return Ok(());
     };
-    let param = |name: &str| {
-        query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k == name).then_some(v)
-        })
-    };
+    // Names decoded as s3s decodes them (`X-Amz-%45xpires` too).
+    let param = |name: &str| crate::policy::query_param(query, name);
     if param("X-Amz-Algorithm").is_none() {
         return Ok(());
     }
@@ -661,6 +657,12 @@ mod tests {
             );
             assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
         }
+        // An encoded name is the same parameter.
+        let encoded: http::Uri =
+            "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-%45xpires=31536000&X-Amz-Signature=ab"
+                .parse()
+                .expect("uri");
+        assert!(check_presigned_expiry(&encoded).is_err());
         // Not a SigV4 presigned URL: left alone.
         let plain: http::Uri = "/b/k?X-Amz-Expires=-5".parse().expect("uri");
         assert!(check_presigned_expiry(&plain).is_ok());

@@ -18,7 +18,7 @@ use arbor_meta::MetaError;
 use arbor_meta::access::{GetAccessKey, GetBucketCors, GetBucketRules, StoredBucketRules};
 use arbor_meta::clock::{SharedClock, SharedEntropy};
 use arbor_meta::lifecycle::GetBucketLifecycleRules;
-use arbor_meta::namespace::{GetBucket, GetReadableVersion};
+use arbor_meta::namespace::GetReadableVersion;
 use arbor_meta::records::VersionId;
 use arbor_meta::records::lifecycle::LifecycleRules;
 use arbor_meta::records::{
@@ -150,6 +150,9 @@ pub struct BucketRules {
     pub block: PublicAccessBlock,
     /// The bucket's ACL and Object Ownership.
     pub acl: BucketAcl,
+    /// Whether the bucket existed when these were read (the rules of one
+    /// that does not are the defaults).
+    pub exists: bool,
 }
 
 impl BucketRules {
@@ -406,22 +409,6 @@ impl Keyring {
         }
     }
 
-    /// Whether `bucket` exists, read now (not cached).
-    pub async fn bucket_exists(&self, bucket: &str) -> S3Result<bool> {
-        match self
-            .inner
-            .meta
-            .read(GetBucket {
-                name: bucket.to_owned(),
-            })
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(MetaError::NoSuchBucket(_)) => Ok(false),
-            Err(e) => Err(error::from_meta(e)),
-        }
-    }
-
     pub async fn bucket_rules(&self, bucket: &str) -> S3Result<BucketRules> {
         let now = self.now_ms();
         if let Ok(policies) = self.inner.policies.lock()
@@ -430,7 +417,7 @@ impl Keyring {
         {
             return Ok(rules.clone());
         }
-        let stored = match self
+        let (stored, exists) = match self
             .inner
             .meta
             .read(GetBucketRules {
@@ -438,8 +425,8 @@ impl Keyring {
             })
             .await
         {
-            Ok(stored) => stored,
-            Err(MetaError::NoSuchBucket(_)) => StoredBucketRules::default(),
+            Ok(stored) => (stored, true),
+            Err(MetaError::NoSuchBucket(_)) => (StoredBucketRules::default(), false),
             Err(e) => return Err(error::from_meta(e)),
         };
         let StoredBucketRules {
@@ -454,7 +441,12 @@ impl Keyring {
                 error::internal("a stored bucket policy does not parse", e)
             })?)),
         };
-        let rules = BucketRules { policy, block, acl };
+        let rules = BucketRules {
+            policy,
+            block,
+            acl,
+            exists,
+        };
         if let Ok(mut policies) = self.inner.policies.lock() {
             if policies.len() >= KEY_CACHE_ENTRIES_MAX {
                 policies.clear();

@@ -231,9 +231,11 @@ pub async fn authorize(
             match acl_access(keyring, principal, request, bucket).await? {
                 Some(access) => Ok(access),
                 // S3 tells anyone that a bucket does not exist (its name is
-                // global): 404 NoSuchBucket, not 403. Looked up only here,
-                // on the way to a refusal.
-                None if request.op != "CreateBucket" && !keyring.bucket_exists(bucket).await? => {
+                // global): 404 NoSuchBucket, not 403. From the cached rules
+                // (at most a second old), so a refusal costs no extra read.
+                None if request.op != "CreateBucket"
+                    && !keyring.bucket_rules(bucket).await?.exists =>
+                {
                     Err(s3_error!(
                         NoSuchBucket,
                         "The specified bucket does not exist"
@@ -393,16 +395,65 @@ async fn policy_decision(
     Ok(policy.evaluate(&facts))
 }
 
+/// The request's headers with what a browser upload's form fields say in
+/// their place (`acl`, `x-amz-grant-*`, `tagging`, ...): a policy's
+/// condition on `s3:x-amz-acl` holds for a form as for a PutObject.
+fn post_form_headers(headers: &http::HeaderMap, input: &PostObjectInput) -> http::HeaderMap {
+    let mut out = headers.clone();
+    let fields: [(&str, Option<&str>); 12] = [
+        ("x-amz-acl", input.acl.as_ref().map(|v| v.as_str())),
+        (
+            "x-amz-grant-full-control",
+            input.grant_full_control.as_deref(),
+        ),
+        ("x-amz-grant-read", input.grant_read.as_deref()),
+        ("x-amz-grant-read-acp", input.grant_read_acp.as_deref()),
+        ("x-amz-grant-write-acp", input.grant_write_acp.as_deref()),
+        (
+            "x-amz-storage-class",
+            input.storage_class.as_ref().map(|v| v.as_str()),
+        ),
+        (
+            "x-amz-server-side-encryption",
+            input.server_side_encryption.as_ref().map(|v| v.as_str()),
+        ),
+        (
+            "x-amz-server-side-encryption-aws-kms-key-id",
+            input.ssekms_key_id.as_deref(),
+        ),
+        (
+            "x-amz-website-redirect-location",
+            input.website_redirect_location.as_deref(),
+        ),
+        (
+            "x-amz-object-lock-mode",
+            input.object_lock_mode.as_ref().map(|v| v.as_str()),
+        ),
+        (
+            "x-amz-object-lock-legal-hold",
+            input
+                .object_lock_legal_hold_status
+                .as_ref()
+                .map(|v| v.as_str()),
+        ),
+        ("x-amz-tagging", input.tagging.as_deref()),
+    ];
+    for (name, value) in fields {
+        out.remove(name);
+        if let Some(value) = value {
+            // A value no header can carry stands as an empty one: present,
+            // so a `Null` test or a Deny on any value still sees it.
+            let value = http::HeaderValue::from_str(value)
+                .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+            out.insert(name, value);
+        }
+    }
+    out
+}
+
 /// The percent-decoded value of query parameter `name`.
 fn query_value(uri: &http::Uri, name: &str) -> Option<String> {
-    uri.query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| {
-            urlencoding::decode(&v.replace('+', " "))
-                .map(|v| v.into_owned())
-                .unwrap_or_default()
-        })
-    })
+    policy::query_param(uri.query()?, name)
 }
 
 /// The signer of a signed request, or [`Principal::Anonymous`].
@@ -573,11 +624,12 @@ impl S3Access for AccessControl {
             req.input.key = key;
         }
         let principal = crate::keyring::principal_of(&req.extensions)?;
+        let headers = post_form_headers(&req.headers, &req.input);
         let request = Request {
             op: "PostObject",
             bucket: Some(&req.input.bucket),
             key: Some(&req.input.key),
-            headers: &req.headers,
+            headers: &headers,
             uri: &req.uri,
             extensions: &req.extensions,
         };
@@ -601,6 +653,39 @@ impl S3Access for AccessControl {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_forms_fields_stand_for_the_headers_a_policy_tests() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-amz-acl", http::HeaderValue::from_static("private"));
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("multipart/form-data"),
+        );
+        let input = PostObjectInput {
+            acl: Some(s3s::dto::ObjectCannedACL::from_static(
+                s3s::dto::ObjectCannedACL::PUBLIC_READ,
+            )),
+            tagging: Some("a=1".to_owned()),
+            grant_read: Some("bad\nvalue".to_owned()),
+            ..PostObjectInput::default()
+        };
+        let out = post_form_headers(&headers, &input);
+        let get = |name: &str| out.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(
+            get("x-amz-acl"),
+            Some("public-read"),
+            "the form's, not the header's"
+        );
+        assert_eq!(get("x-amz-tagging"), Some("a=1"));
+        assert_eq!(
+            get("x-amz-grant-read"),
+            Some(""),
+            "present though unsendable"
+        );
+        assert_eq!(get("content-type"), Some("multipart/form-data"));
+        assert_eq!(get("x-amz-storage-class"), None);
+    }
 
     use arbor_meta::records::{AccessKeyRecord, Permissions};
 

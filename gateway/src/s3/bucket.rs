@@ -58,6 +58,10 @@ pub async fn create(
             created
         }
     };
+    // A refusal reads whether the bucket exists from the cached rules.
+    if let Some(keyring) = req.extensions.get::<Keyring>() {
+        keyring.forget_policy(&name);
+    }
     match created {
         Ok(_) => {}
         // A bucket of another key: S3's answer for another account's.
