@@ -338,7 +338,8 @@ boto3_delete_objects() { boto3_step delete_objects; }
 boto3_presign() { boto3_step presign; }
 
 # aws s3api's Object Lock commands: a bucket created locked, its default
-# retention, a version's retention and legal hold, and a delete refused.
+# retention, a version's retention (made COMPLIANCE, with the bypass) and
+# legal hold, and a delete refused.
 awscli_object_lock() {
     aws s3api create-bucket --bucket cli-locked --object-lock-enabled-for-bucket >/dev/null
     aws s3api get-bucket-versioning --bucket cli-locked --query Status --output text >status
@@ -354,8 +355,16 @@ awscli_object_lock() {
     aws s3api get-object-retention --bucket cli-locked --key k --version-id "$(cat id)" \
         --query Retention.Mode --output text >mode
     expect_eq "retention from the default" GOVERNANCE "$(cat mode)"
+    # GOVERNANCE becomes COMPLIANCE only with the bypass, as in S3.
+    local until
+    until=$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%SZ)
+    if aws s3api put-object-retention --bucket cli-locked --key k --version-id "$(cat id)" \
+        --retention "Mode=COMPLIANCE,RetainUntilDate=$until" 2>err; then
+        fail "GOVERNANCE became COMPLIANCE without the bypass"
+    fi
+    grep -q AccessDenied err || fail "GOVERNANCE to COMPLIANCE: $(cat err)"
     aws s3api put-object-retention --bucket cli-locked --key k --version-id "$(cat id)" \
-        --retention "Mode=COMPLIANCE,RetainUntilDate=$(date -u -d '+2 days' +%Y-%m-%dT%H:%M:%SZ)"
+        --retention "Mode=COMPLIANCE,RetainUntilDate=$until" --bypass-governance-retention
     if aws s3api delete-object --bucket cli-locked --key k --version-id "$(cat id)" \
         --bypass-governance-retention 2>err; then
         fail "a COMPLIANCE version was deleted"

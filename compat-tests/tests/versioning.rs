@@ -1003,6 +1003,18 @@ async fn object_lock_holds_versions_until_their_date() {
         .await
         .expect_err("governed");
     assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    // Switching to COMPLIANCE is a change GOVERNANCE allows only bypassing;
+    // lengthening as GOVERNANCE is not.
+    let e = retain("g", &g, ObjectLockRetentionMode::Compliance, in_a_day)
+        .send()
+        .await
+        .expect_err("to COMPLIANCE without the bypass");
+    assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
+    let later = DateTime::from_secs(in_a_day.secs() + 3600);
+    retain("g", &g, ObjectLockRetentionMode::Governance, later)
+        .send()
+        .await
+        .expect("lengthen");
     s3.delete_object()
         .bucket(b)
         .key("g")

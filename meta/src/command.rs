@@ -41,7 +41,7 @@ use crate::namespace::{
     GetBucketVersioning, GetLocatedVersion, GetObject, GetObjectLock, GetObjectLockConfig,
     GetObjectVersion, GetReadableVersion, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
     SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
-    SetObjectTags, SetOverwritePolicy,
+    SetObjectRetentionStrict, SetObjectTags, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -242,6 +242,7 @@ writes!(
     SetObjectAcl,
     SetObjectTags,
     PutBucketLifecycleRules,
+    SetObjectRetentionStrict,
 );
 
 reads!(
@@ -426,6 +427,7 @@ mod tests {
             "SetObjectAcl",
             "SetObjectTags",
             "PutBucketLifecycleRules",
+            "SetObjectRetentionStrict",
         ];
         assert_eq!(Command::NAMES, RELEASED);
         // The names are the tags postcard writes.

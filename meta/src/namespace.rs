@@ -1601,10 +1601,13 @@ fn store_lock(
     Ok(())
 }
 
-/// PutObjectRetention. A COMPLIANCE retention in force is only ever
-/// lengthened (and stays COMPLIANCE); a GOVERNANCE one is shortened,
-/// removed or made GOVERNANCE again from COMPLIANCE only with
-/// `bypass_governance`. `now_ms` is the proposer's clock.
+/// PutObjectRetention as first released. A COMPLIANCE retention in force
+/// is only ever lengthened (and stays COMPLIANCE); a GOVERNANCE one is
+/// shortened, removed or made GOVERNANCE again from COMPLIANCE only with
+/// `bypass_governance`. It lets a GOVERNANCE retention become COMPLIANCE
+/// without the bypass, which S3 refuses: gateways propose
+/// [`SetObjectRetentionStrict`] for that case, and this command's outcome
+/// stays as the log remembers it. `now_ms` is the proposer's clock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetObjectRetention {
     pub bucket: String,
@@ -1618,45 +1621,84 @@ pub struct SetObjectRetention {
 impl Apply for SetObjectRetention {
     type Reply = ();
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
-        let (inode, version) =
-            match lockable_version(ctx, &self.bucket, &self.key, self.version_id)? {
-                Ok(found) => found,
-                Err(e) => return Ok(Err(e)),
-            };
-        let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
-        if let Some(old) = lock.retention.filter(|r| r.until_ms > self.now_ms) {
-            let lengthens = self
-                .retention
-                .is_some_and(|new| new.until_ms >= old.until_ms);
-            let keeps_compliance = self
-                .retention
-                .is_some_and(|new| new.mode == LockMode::Compliance);
-            let allowed = match old.mode {
-                LockMode::Compliance => lengthens && keeps_compliance,
-                LockMode::Governance => lengthens || self.bypass_governance,
-            };
-            if !allowed {
-                return Ok(Err(MetaError::ObjectLocked(format!(
-                    "version {} of {:?} is under {} retention until {} ms: \
-                     it can only be lengthened{}",
-                    version.version_id(),
-                    self.key,
-                    match old.mode {
-                        LockMode::Compliance => "COMPLIANCE",
-                        LockMode::Governance => "GOVERNANCE",
-                    },
-                    old.until_ms,
-                    match old.mode {
-                        LockMode::Compliance => "",
-                        LockMode::Governance => " without x-amz-bypass-governance-retention",
-                    }
-                ))));
-            }
-        }
-        lock.retention = self.retention;
-        store_lock(ctx, inode, &version, &lock)?;
-        Ok(Ok(()))
+        set_retention(ctx, self, RetentionRule::AsReleased)
     }
+}
+
+/// PutObjectRetention as S3 has it: like [`SetObjectRetention`], but a
+/// GOVERNANCE retention in force changes in any way other than lengthening
+/// as GOVERNANCE (a switch to COMPLIANCE included) only with
+/// `bypass_governance`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectRetentionStrict(pub SetObjectRetention);
+
+impl Apply for SetObjectRetentionStrict {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        set_retention(ctx, &self.0, RetentionRule::Strict)
+    }
+}
+
+/// Which release's rule a retention change follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RetentionRule {
+    /// GOVERNANCE may become COMPLIANCE without the bypass.
+    AsReleased,
+    /// GOVERNANCE changes mode only with the bypass.
+    Strict,
+}
+
+fn set_retention(
+    ctx: &mut ApplyContext<'_>,
+    change: &SetObjectRetention,
+    rule: RetentionRule,
+) -> Result<Outcome<()>> {
+    let (inode, version) =
+        match lockable_version(ctx, &change.bucket, &change.key, change.version_id)? {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e)),
+        };
+    let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
+    if let Some(old) = lock.retention.filter(|r| r.until_ms > change.now_ms) {
+        let lengthens = change
+            .retention
+            .is_some_and(|new| new.until_ms >= old.until_ms);
+        let keeps = |mode: LockMode| change.retention.is_some_and(|new| new.mode == mode);
+        let allowed = match (old.mode, rule) {
+            (LockMode::Compliance, _) => lengthens && keeps(LockMode::Compliance),
+            (LockMode::Governance, RetentionRule::AsReleased) => {
+                lengthens || change.bypass_governance
+            }
+            (LockMode::Governance, RetentionRule::Strict) => {
+                (lengthens && keeps(LockMode::Governance)) || change.bypass_governance
+            }
+        };
+        if !allowed {
+            return Ok(Err(MetaError::ObjectLocked(format!(
+                "version {} of {:?} is under {} retention until {} ms: \
+                 it can only be lengthened{}",
+                version.version_id(),
+                change.key,
+                match old.mode {
+                    LockMode::Compliance => "COMPLIANCE",
+                    LockMode::Governance => "GOVERNANCE",
+                },
+                old.until_ms,
+                match (old.mode, rule) {
+                    (LockMode::Compliance, _) => "",
+                    (LockMode::Governance, RetentionRule::AsReleased) => {
+                        " without x-amz-bypass-governance-retention"
+                    }
+                    (LockMode::Governance, RetentionRule::Strict) => {
+                        ", and stays GOVERNANCE, without x-amz-bypass-governance-retention"
+                    }
+                }
+            ))));
+        }
+    }
+    lock.retention = change.retention;
+    store_lock(ctx, inode, &version, &lock)?;
+    Ok(Ok(()))
 }
 
 /// PutObjectLegalHold: a legal hold keeps a version, whatever its

@@ -14,7 +14,7 @@ use arbor_meta::namespace::{
     CreateBucket, CreateLockedBucket, DAY_MS, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
     DeleteTarget, GetBucketVersioning, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
     GetReadableVersion, PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold,
-    SetObjectLockConfig, SetObjectRetention, SetObjectTags, get_object,
+    SetObjectLockConfig, SetObjectRetention, SetObjectRetentionStrict, SetObjectTags, get_object,
 };
 use arbor_meta::op::Query;
 use arbor_meta::reclaim::DeleteDirectory;
@@ -1069,6 +1069,77 @@ fn governance_yields_to_a_bypass_and_legal_holds_to_nothing() {
         Err(MetaError::ObjectLocked(_))
     ));
     f.delete_at("g", v, 50, true).expect("bypassed");
+}
+
+#[test]
+fn governance_changes_mode_only_with_a_bypass() {
+    let mut f = locked_bucket();
+    let v = f.put("g", "gov").version_id();
+    let strict = |f: &mut Fixture, new: Option<Retention>, bypass_governance: bool| {
+        f.apply(Command::SetObjectRetentionStrict(SetObjectRetentionStrict(
+            SetObjectRetention {
+                bucket: BUCKET.to_owned(),
+                key: "g".to_owned(),
+                version_id: Some(v),
+                retention: new,
+                bypass_governance,
+                now_ms: 10,
+            },
+        )))
+    };
+    f.retain("g", v, retention(LockMode::Governance, 1_000), false, 10)
+        .expect("retain");
+    // The same date or a later one, as COMPLIANCE, without the bypass.
+    for until in [1_000, 2_000] {
+        match strict(&mut f, retention(LockMode::Compliance, until), false) {
+            Err(MetaError::ObjectLocked(message)) => assert!(
+                message.contains("GOVERNANCE") && message.contains("bypass"),
+                "{message}"
+            ),
+            other => panic!("GOVERNANCE to COMPLIANCE: {other:?}"),
+        }
+    }
+    // Shortening and removing still need it too.
+    for new in [retention(LockMode::Governance, 500), None] {
+        assert!(matches!(
+            strict(&mut f, new, false),
+            Err(MetaError::ObjectLocked(_))
+        ));
+    }
+    assert_eq!(
+        f.lock_of("g", None).map(|lock| lock.retention),
+        Ok(retention(LockMode::Governance, 1_000))
+    );
+    // Lengthening as GOVERNANCE needs no bypass.
+    strict(&mut f, retention(LockMode::Governance, 1_500), false).expect("lengthen");
+    strict(&mut f, retention(LockMode::Compliance, 1_500), true).expect("bypassing");
+    assert_eq!(
+        f.lock_of("g", None).map(|lock| lock.retention),
+        Ok(retention(LockMode::Compliance, 1_500))
+    );
+    // COMPLIANCE is as before: lengthened only, whatever the bypass.
+    assert!(matches!(
+        strict(&mut f, retention(LockMode::Governance, 3_000), true),
+        Err(MetaError::ObjectLocked(_))
+    ));
+    strict(&mut f, retention(LockMode::Compliance, 3_000), false).expect("lengthen");
+}
+
+/// `SetObjectRetention`'s outcome is replicated in the log's request
+/// table, so it stays what the first release answered: GOVERNANCE becomes
+/// COMPLIANCE without the bypass.
+#[test]
+fn the_released_retention_command_keeps_its_outcome() {
+    let mut f = locked_bucket();
+    let v = f.put("g", "gov").version_id();
+    f.retain("g", v, retention(LockMode::Governance, 1_000), false, 10)
+        .expect("retain");
+    f.retain("g", v, retention(LockMode::Compliance, 1_000), false, 10)
+        .expect("as released");
+    assert_eq!(
+        f.lock_of("g", None).map(|lock| lock.retention),
+        Ok(retention(LockMode::Compliance, 1_000))
+    );
 }
 
 #[test]

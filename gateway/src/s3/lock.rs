@@ -6,7 +6,8 @@
 
 use arbor_meta::MetaError;
 use arbor_meta::namespace::{
-    GetObjectLock, GetObjectLockConfig, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
+    GetObjectLock, GetObjectLockConfig, SetObjectLegalHold, SetObjectLockConfig,
+    SetObjectRetention, SetObjectRetentionStrict,
 };
 use arbor_meta::records::{LockMode, ObjectLockConfig, Retention, VersionLock};
 use s3s::dto::*;
@@ -265,17 +266,27 @@ pub async fn put_retention(
             Some(Retention { mode, until_ms })
         }
     };
-    s3.meta()
-        .write(SetObjectRetention {
-            bucket: input.bucket,
-            version_id: parse_version_id(input.version_id.as_deref())?,
-            key: input.key,
-            retention,
-            bypass_governance: input.bypass_governance_retention.unwrap_or(false),
-            now_ms,
-        })
-        .await
-        .map_err(write_error)?;
+    let change = SetObjectRetention {
+        bucket: input.bucket,
+        version_id: parse_version_id(input.version_id.as_deref())?,
+        key: input.key,
+        retention,
+        bypass_governance: input.bypass_governance_retention.unwrap_or(false),
+        now_ms,
+    };
+    // Only a switch to COMPLIANCE without the bypass is answered otherwise
+    // by the two commands; every other request proposes the command older
+    // metadata nodes know (docs/OPERATING.md, upgrading).
+    let switches_mode = !change.bypass_governance
+        && change
+            .retention
+            .is_some_and(|r| r.mode == LockMode::Compliance);
+    let written = if switches_mode {
+        s3.meta().write(SetObjectRetentionStrict(change)).await
+    } else {
+        s3.meta().write(change).await
+    };
+    written.map_err(write_error)?;
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
 
