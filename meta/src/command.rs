@@ -8,7 +8,8 @@
 //! Adding an operation: define its struct and its `Apply` (or `Query`)
 //! impl in the domain module it belongs to, then add one line to the list
 //! here. The position in the list is the variant's tag in the log's
-//! encoding: append, never reorder.
+//! encoding: append, never reorder. A released write's outcome never
+//! changes either; `meta/tests/outcomes.rs` pins every one.
 
 use redb::{ReadTransaction, WriteTransaction};
 use serde::{Deserialize, Serialize};
