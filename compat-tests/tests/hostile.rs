@@ -776,6 +776,73 @@ async fn digest_mismatches_are_refused_and_write_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_customer_keys_are_bad_requests_and_write_nothing() {
+    with_fixture(|f| async move {
+        // A 256-bit key and its MD5, in base64.
+        let key = "pO3upElrwuEXSoFwCfnZPdSsmt/xWeFa0N9KgDijwVs=";
+        let key_md5 = "DWygnHRtgiJ77HCm+1rvHw==";
+        let algorithm = "x-amz-server-side-encryption-customer-algorithm";
+        let key_header = "x-amz-server-side-encryption-customer-key";
+        let md5_header = "x-amz-server-side-encryption-customer-key-md5";
+        type Headers<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Headers<'_>, &str, &str); 5] = [
+            (
+                &[(key_header, key), (md5_header, key_md5)],
+                "InvalidArgument",
+                "no algorithm",
+            ),
+            (
+                &[
+                    (algorithm, "AES128"),
+                    (key_header, key),
+                    (md5_header, key_md5),
+                ],
+                "InvalidEncryptionAlgorithmError",
+                "AES128",
+            ),
+            (
+                &[(algorithm, "AES256"), (md5_header, key_md5)],
+                "InvalidArgument",
+                "no key",
+            ),
+            (
+                &[(algorithm, "AES256"), (key_header, key)],
+                "InvalidArgument",
+                "no key MD5",
+            ),
+            (
+                &[
+                    (algorithm, "AES256"),
+                    (key_header, key),
+                    (md5_header, "AAAAAAAAAAAAAAAAAAAAAA=="),
+                ],
+                "InvalidArgument",
+                "another key's MD5",
+            ),
+        ];
+        for (headers, code, what) in cases {
+            let response = f.send("PUT", &object_target("fresh"), headers, b"secret");
+            assert_error(&response, 400, code, &format!("PUT, {what}"));
+            let response = f.send("GET", &object_target(SMALL), headers, b"");
+            assert_error(&response, 400, code, &format!("GET, {what}"));
+        }
+        // A sound key is still refused: Arbor does not encrypt.
+        let sound = [
+            (algorithm, "AES256"),
+            (key_header, key),
+            (md5_header, key_md5),
+        ];
+        let response = f.send("PUT", &object_target("fresh"), &sound, b"secret");
+        assert_error(&response, 501, "NotImplemented", "PUT, a sound key");
+        let response = f.send("GET", &object_target(SMALL), &sound, b"");
+        assert_error(&response, 400, "InvalidRequest", "GET, a sound key");
+        assert_eq!(f.head_status("fresh"), 404);
+        f.assert_intact("faulty customer keys").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_content_sha256_is_x_amz_content_sha256_mismatch() {
     with_fixture(|f| async move {
         let body = bytes(100 * 1024, 3);

@@ -4,8 +4,9 @@
 //! as if encrypted, and a customer's key sent to read an object is
 //! refused as S3 refuses it for an object stored without one.
 
+use md5::Digest as _;
 use s3s::dto::ServerSideEncryption;
-use s3s::{S3Result, s3_error};
+use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 
 /// The SSE-C parameters of a request (`x-amz-server-side-encryption-
 /// customer-*`, or their `x-amz-copy-source-` forms for a copy's source).
@@ -20,7 +21,66 @@ impl CustomerKey<'_> {
     fn given(&self) -> bool {
         self.algorithm.is_some() || self.key.is_some() || self.key_md5.is_some()
     }
+
+    /// Checks the three headers as S3 does before it uses them: AES256, a
+    /// 256-bit key in base64, and the key's MD5 in base64. Each fault is
+    /// 400, with S3's message for it, so a client learns what is wrong
+    /// with its request before it learns that Arbor has no SSE-C.
+    fn check(&self) -> S3Result<()> {
+        use base64::Engine;
+        let base64 = base64::engine::general_purpose::STANDARD;
+        let invalid =
+            |message: &str| S3Error::with_message(S3ErrorCode::InvalidArgument, message.to_owned());
+        match self.algorithm {
+            None => {
+                return Err(invalid(
+                    "Requests specifying Server Side Encryption with Customer provided keys must provide a valid encryption algorithm.",
+                ));
+            }
+            Some(CUSTOMER_ALGORITHM) => {}
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidEncryptionAlgorithmError,
+                    "The Encryption request you specified is not valid. Supported value: AES256."
+                ));
+            }
+        }
+        let Some(key) = self.key else {
+            return Err(invalid(
+                "Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key.",
+            ));
+        };
+        let key = match base64.decode(key) {
+            Ok(key) if key.len() == CUSTOMER_KEY_LEN => key,
+            _ => {
+                return Err(invalid(
+                    "The secret key was invalid for the specified algorithm.",
+                ));
+            }
+        };
+        let Some(key_md5) = self.key_md5 else {
+            return Err(invalid(
+                "Requests specifying Server Side Encryption with Customer provided keys must provide the client calculated MD5 of the secret key.",
+            ));
+        };
+        let Ok(key_md5) = base64.decode(key_md5) else {
+            return Err(invalid(
+                "The MD5 hash of the secret key was improperly encoded. The MD5 hash must be Base64 encoded.",
+            ));
+        };
+        if key_md5 != md5::Md5::digest(&key).as_slice() {
+            return Err(invalid(
+                "The calculated MD5 hash of the key did not match the hash that was provided.",
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// SSE-C's one algorithm.
+const CUSTOMER_ALGORITHM: &str = "AES256";
+/// An SSE-C key is 256 bits.
+const CUSTOMER_KEY_LEN: usize = 32;
 
 /// What a write that creates an object (PutObject, a browser upload,
 /// CopyObject's destination, CreateMultipartUpload) asks of encryption.
@@ -120,6 +180,7 @@ pub(super) fn refuse_on_write(asked: Asked<'_>) -> S3Result<()> {
         ));
     }
     if asked.customer.given() {
+        asked.customer.check()?;
         return Err(s3_error!(
             NotImplemented,
             "Server-side encryption with customer-provided keys (SSE-C) is not supported: objects are stored unencrypted"
@@ -135,6 +196,7 @@ pub(super) fn refuse_on_write(asked: Asked<'_>) -> S3Result<()> {
 /// 400 InvalidRequest; a missing one is still 404.
 pub(super) fn refuse_customer_key(key: CustomerKey<'_>) -> S3Result<()> {
     if key.given() {
+        key.check()?;
         return Err(s3_error!(
             InvalidRequest,
             "The encryption parameters are not applicable to this object."
@@ -253,8 +315,9 @@ mod tests {
             assert_eq!(code(refuse_on_write(asked)), expected, "{bucket_key:?}");
         }
         let customer = CustomerKey {
-            key_md5: Some("md5"),
-            ..CustomerKey::default()
+            algorithm: Some("AES256"),
+            key: Some(KEY),
+            key_md5: Some(KEY_MD5),
         };
         let sse_c = Asked {
             customer,
@@ -269,5 +332,97 @@ mod tests {
             Some(S3ErrorCode::InvalidRequest)
         );
         assert_eq!(code(refuse_customer_key(CustomerKey::default())), None);
+    }
+
+    /// A 256-bit key and its MD5, in base64.
+    const KEY: &str = "pO3upElrwuEXSoFwCfnZPdSsmt/xWeFa0N9KgDijwVs=";
+    const KEY_MD5: &str = "DWygnHRtgiJ77HCm+1rvHw==";
+
+    #[test]
+    fn a_faulty_customer_key_is_a_bad_request_before_it_is_refused() {
+        let valid = CustomerKey {
+            algorithm: Some("AES256"),
+            key: Some(KEY),
+            key_md5: Some(KEY_MD5),
+        };
+        assert!(valid.check().is_ok());
+        for (faulty, expected, says) in [
+            (
+                CustomerKey {
+                    algorithm: None,
+                    ..valid
+                },
+                S3ErrorCode::InvalidArgument,
+                "valid encryption algorithm",
+            ),
+            (
+                CustomerKey {
+                    algorithm: Some("AES128"),
+                    ..valid
+                },
+                S3ErrorCode::InvalidEncryptionAlgorithmError,
+                "Supported value: AES256",
+            ),
+            (
+                CustomerKey { key: None, ..valid },
+                S3ErrorCode::InvalidArgument,
+                "appropriate secret key",
+            ),
+            (
+                CustomerKey {
+                    key: Some("c2hvcnQ="),
+                    ..valid
+                },
+                S3ErrorCode::InvalidArgument,
+                "secret key was invalid",
+            ),
+            (
+                CustomerKey {
+                    key: Some("not base64!"),
+                    ..valid
+                },
+                S3ErrorCode::InvalidArgument,
+                "secret key was invalid",
+            ),
+            (
+                CustomerKey {
+                    key_md5: None,
+                    ..valid
+                },
+                S3ErrorCode::InvalidArgument,
+                "calculated MD5 of the secret key",
+            ),
+            (
+                CustomerKey {
+                    key_md5: Some("%%%"),
+                    ..valid
+                },
+                S3ErrorCode::InvalidArgument,
+                "improperly encoded",
+            ),
+            (
+                CustomerKey {
+                    key_md5: Some("AAAAAAAAAAAAAAAAAAAAAA=="),
+                    ..valid
+                },
+                S3ErrorCode::InvalidArgument,
+                "did not match",
+            ),
+        ] {
+            for result in [
+                refuse_customer_key(faulty),
+                refuse_on_write(Asked {
+                    customer: faulty,
+                    ..Asked::default()
+                }),
+            ] {
+                let e = result.expect_err("faulty");
+                assert_eq!(*e.code(), expected, "{says}");
+                assert!(
+                    e.message().is_some_and(|m| m.contains(says)),
+                    "{says}: {e:?}"
+                );
+            }
+        }
     }
 }
