@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
+use crate::metrics;
 use crate::tasks::{self, Tasks};
 
 /// Runs until `shutdown` is cancelled, with settings `main` has validated
@@ -22,6 +23,7 @@ pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    let metrics_listener = metrics::bind(config.metrics_listen).await?;
     let secret = crate::config::cluster_secret(config.cluster_secret_file.as_deref())?;
     let meta = MetaClient::remote_with(
         config.meta.clone(),
@@ -58,10 +60,23 @@ pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::
     );
     // stdout, so scripts and tests can read it.
     println!("gateway listening: http://{}", listener.local_addr()?);
+    if let Some(listener) = &metrics_listener {
+        println!("metrics:           {}", metrics::url(listener));
+    }
+    let mut background = Tasks::default();
+    if let Some(listener) = metrics_listener {
+        let sources = metrics::Sources {
+            requests: Some(frontend.metrics.clone()),
+            meta: None,
+        };
+        background.spawn(
+            "metrics",
+            metrics::serve(listener, sources, shutdown.clone()),
+        );
+    }
     http_server::run(listener, frontend, shutdown).await;
     // The repairer stops on the same token (abandoning queued repairs,
     // which reads and the scrubber find again).
-    let mut background = Tasks::default();
     background.adopt("repairs", repairs);
     background.drain(tasks::DRAIN_TIMEOUT).await;
     Ok(())

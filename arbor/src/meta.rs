@@ -6,6 +6,8 @@
 //! leader's get answers (the others' calls find `NotLeader`), so exactly
 //! one of each acts at a time, and a new leader's take over.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use arbor_chunkstore::{
     ChunkBackend, ChunkClients, ClientOptions, ClusterChunks, Collector, GcConfig, Healer,
@@ -16,6 +18,7 @@ use arbor_meta::clock::Seams;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MetaNodeConfig;
+use crate::metrics;
 use crate::tasks::{self, Tasks};
 
 /// Runs until `shutdown` is cancelled, with settings `main` has validated
@@ -33,6 +36,18 @@ pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyho
     println!("advertised:  {}", node.advertise_addr());
     let seams = Seams::system();
     let mut background = Tasks::default();
+    if let Some(listener) = metrics::bind(settings.metrics_listen).await? {
+        println!("metrics:     {}", metrics::url(&listener));
+        // A background task: it stops before the node does.
+        let sources = metrics::Sources {
+            requests: None,
+            meta: Some(Arc::new(node.status_reader())),
+        };
+        background.spawn(
+            "metrics",
+            metrics::serve(listener, sources, shutdown.clone()),
+        );
+    }
     background.spawn(
         "offline marking",
         tasks::mark_offline(

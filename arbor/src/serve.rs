@@ -1,6 +1,8 @@
 //! `arbor serve`: gateway, one-node metadata group and local chunk store in
 //! one process, with the one shutdown sequence they all follow.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use arbor_chunkstore::{ChunkBackend, ChunkStore, Collector, GcConfig};
 use arbor_gateway::auth::{self, CredentialsSource};
@@ -12,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
+use crate::metrics;
 use crate::tasks::{self, Tasks};
 
 /// Subdirectories of the data directory.
@@ -31,6 +34,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let endpoint = listener.local_addr()?;
+    let metrics_listener = metrics::bind(config.metrics_listen).await?;
 
     let meta = MetaNode::open_single(MetaConfig {
         durable: !config.no_fsync,
@@ -60,7 +64,13 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         seams.clone(),
     );
 
-    print_banner(&config, endpoint, &credentials, source);
+    print_banner(
+        &config,
+        endpoint,
+        metrics_listener.as_ref().map(metrics::url),
+        &credentials,
+        source,
+    );
 
     let gc_config = GcConfig {
         grace: config.gc_grace(),
@@ -68,6 +78,17 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
     };
     let gc_interval = tasks::collect_interval(gc_config.grace.min(gc_config.orphan_grace));
     let mut background = Tasks::default();
+    if let Some(listener) = metrics_listener {
+        // A background task: it stops before the metadata node does.
+        let sources = metrics::Sources {
+            requests: Some(frontend.metrics.clone()),
+            meta: Some(Arc::new(meta.status_reader())),
+        };
+        background.spawn(
+            "metrics",
+            metrics::serve(listener, sources, shutdown.clone()),
+        );
+    }
     background.spawn(
         "reclamation",
         tasks::reclaim(meta.client(), tasks::RECLAIM_INTERVAL, shutdown.clone()),
@@ -135,6 +156,7 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
 fn print_banner(
     config: &ServeConfig,
     endpoint: std::net::SocketAddr,
+    metrics: Option<String>,
     credentials: &auth::Credentials,
     source: CredentialsSource,
 ) {
@@ -152,6 +174,9 @@ fn print_banner(
     // stdout, so scripts can read it; logs go to stderr.
     println!("Arbor is serving S3");
     println!("endpoint:    http://{endpoint}");
+    if let Some(metrics) = metrics {
+        println!("metrics:     {metrics}");
+    }
     println!(
         "region:      {}",
         config

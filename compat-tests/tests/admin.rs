@@ -129,3 +129,109 @@ async fn overwrite_policy_is_set_by_arbor_admin_and_enforced() {
     assert_eq!(anonymous.status, 403);
     assert!(server.stop().expect("stop").success());
 }
+
+/// The value of the sample `line` names exactly (name and labels).
+fn sample(metrics: &str, line: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_counts_requests_and_shows_raft() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(
+        data.path(),
+        &["--no-fsync", "--metrics-listen", "127.0.0.1:0"],
+    )
+    .expect("start");
+    let url = server
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("metrics:"))
+        .expect("the banner names the metrics endpoint")
+        .trim()
+        .to_owned();
+    let endpoint = url.strip_suffix("/metrics").expect("a /metrics URL");
+    let scrape = || {
+        let response = raw_request(endpoint, "GET", "/metrics", &[], b"").expect("scrape");
+        assert_eq!(response.status, 200);
+        assert!(
+            response
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+            "{:?}",
+            response.header("content-type")
+        );
+        String::from_utf8(response.body).expect("UTF-8")
+    };
+
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket("counted")
+        .send()
+        .await
+        .expect("bucket");
+    for _ in 0..3 {
+        s3.put_object()
+            .bucket("counted")
+            .key("k")
+            .body(ByteStream::from_static(b"twelve bytes"))
+            .send()
+            .await
+            .expect("put");
+    }
+    let missing = s3.get_object().bucket("counted").key("nope").send().await;
+    assert_eq!(
+        missing.expect_err("missing").into_service_error().code(),
+        Some("NoSuchKey")
+    );
+    // A bad signature is refused before its operation is known.
+    let unknown = client(&server.endpoint, &server.access_key, "not-the-secret");
+    assert!(unknown.list_buckets().send().await.is_err());
+
+    let metrics = scrape();
+    let line = |l: &str| sample(&metrics, l);
+    assert_eq!(
+        line("arbor_s3_requests_total{operation=\"PutObject\",status=\"200\"}"),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        line("arbor_s3_requests_total{operation=\"GetObject\",status=\"404\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        line("arbor_s3_requests_total{operation=\"CreateBucket\",status=\"200\"}"),
+        Some(1.0)
+    );
+    assert!(
+        line("arbor_s3_requests_total{operation=\"Unknown\",status=\"403\"}")
+            .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        line("arbor_s3_request_duration_seconds_count{operation=\"PutObject\"}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        line("arbor_s3_request_duration_seconds_bucket{operation=\"PutObject\",le=\"+Inf\"}"),
+        Some(3.0)
+    );
+    assert_eq!(
+        line("arbor_s3_received_bytes_total{operation=\"PutObject\"}"),
+        Some(36.0)
+    );
+    assert_eq!(line("arbor_s3_requests_in_flight"), Some(0.0));
+    assert_eq!(line("arbor_meta_is_leader{node=\"1\"}"), Some(1.0));
+    assert!(line("arbor_meta_last_applied_index{node=\"1\"}").is_some_and(|i| i >= 4.0));
+    assert!(line("process_resident_memory_bytes").is_some_and(|b| b > 0.0));
+
+    // Only GET /metrics.
+    let other = raw_request(endpoint, "GET", "/", &[], b"").expect("other path");
+    assert_eq!(other.status, 404);
+    let post = raw_request(endpoint, "POST", "/metrics", &[], b"").expect("post");
+    assert_eq!(post.status, 405);
+    server.stop().expect("stop");
+}

@@ -8,7 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arbor_net::{ServerLimits, serve_http_connection};
 use bytes::{Bytes, BytesMut};
@@ -28,6 +28,7 @@ use crate::limits::{
     RETRY_AFTER_SECS, SHUTDOWN_DRAIN_SECS, UNREAD_BODY_DRAIN_MAX, UNSIZED_BODIES_MAX,
     UNSIZED_BODY_SIZE_MAX,
 };
+use crate::metrics::{Answered, OperationSlot, RequestMetrics, UNKNOWN_OPERATION};
 use crate::s3::RequestId;
 use crate::xml_body::{BodyWatch, WatchedBody};
 use crate::{auth, error};
@@ -45,6 +46,8 @@ pub struct Frontend {
     pub cors: crate::cors::Cors,
     /// Browser uploads, which s3s would read whole into memory.
     pub post_uploads: crate::post_object::PostUploads,
+    /// What has been answered, for the metrics endpoint.
+    pub metrics: Arc<RequestMetrics>,
 }
 
 /// Serves `listener` (on the server skeleton of `arbor-net`) until
@@ -93,8 +96,13 @@ async fn handle(
     unsized_bodies: Arc<Semaphore>,
     mut req: http::Request<Incoming>,
 ) -> Result<http::Response<s3s::Body>, Infallible> {
+    let received_at = Instant::now();
+    let in_flight = frontend.metrics.started();
     let request_id = new_request_id(frontend.entropy.as_ref());
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    let operation = OperationSlot::default();
+    req.extensions_mut().insert(operation.clone());
+    let received = content_length(req.headers());
     let span = tracing::info_span!(
         "request",
         id = %request_id,
@@ -116,20 +124,26 @@ async fn handle(
         let mut response = match checked {
             Err(e) => error_response(e, &request_id),
             // Unauthenticated, as in S3: the rules alone decide.
-            Ok(()) if preflight => frontend
-                .cors
-                .preflight(req.uri(), req.headers())
-                .await
-                .unwrap_or_else(|e| error_response(e, &request_id)),
+            Ok(()) if preflight => {
+                operation.set(PREFLIGHT_OPERATION);
+                frontend
+                    .cors
+                    .preflight(req.uri(), req.headers())
+                    .await
+                    .unwrap_or_else(|e| error_response(e, &request_id))
+            }
             Ok(()) => match post_upload
                 .then(|| frontend.post_uploads.bucket_of(&req))
                 .flatten()
             {
-                Some(bucket) => frontend
-                    .post_uploads
-                    .serve(bucket, req)
-                    .await
-                    .unwrap_or_else(|e| error_response(e, &request_id)),
+                Some(bucket) => {
+                    operation.set(POST_UPLOAD_OPERATION);
+                    frontend
+                        .post_uploads
+                        .serve(bucket, req)
+                        .await
+                        .unwrap_or_else(|e| error_response(e, &request_id))
+                }
                 None => call_s3s(&frontend.s3, req, &unsized_bodies, &request_id).await,
             },
         };
@@ -145,6 +159,14 @@ async fn handle(
             response.headers_mut().insert("x-amz-id-2", value);
         }
         let status = response.status();
+        frontend.metrics.record(Answered {
+            operation: operation.get().unwrap_or(UNKNOWN_OPERATION),
+            status: status.as_u16(),
+            latency: received_at.elapsed(),
+            received,
+            sent: content_length(response.headers()),
+        });
+        drop(in_flight);
         // 501 answers a request for an operation Arbor does not offer.
         if status.is_server_error() && status != http::StatusCode::NOT_IMPLEMENTED {
             tracing::warn!(%status, "request failed");
@@ -155,6 +177,20 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// The operation names of what s3s does not serve ([`crate::metrics`]).
+const PREFLIGHT_OPERATION: &str = "Preflight";
+const POST_UPLOAD_OPERATION: &str = "PostObject";
+
+/// A body's declared length.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// A browser upload: `POST /bucket` with a multipart form

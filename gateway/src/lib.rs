@@ -12,6 +12,7 @@ pub mod error;
 pub mod http_server;
 pub mod keyring;
 pub mod limits;
+pub mod metrics;
 pub mod permission;
 pub mod policy;
 pub mod post_form;

@@ -20,6 +20,7 @@ use s3s::{S3Request, S3Result, s3_error};
 
 use crate::http_server::ClientAddress;
 use crate::keyring::{Keyring, Permission, Principal};
+use crate::metrics::OperationSlot;
 use crate::policy::{self, Decision, Facts};
 use crate::post_form;
 use crate::s3::RequestId;
@@ -476,6 +477,10 @@ pub struct AccessControl {
 
 impl AccessControl {
     async fn check_operation(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let operation = cx.s3_op().name().to_owned();
+        if let Some(slot) = cx.extensions_mut().get::<OperationSlot>() {
+            slot.set(operation);
+        }
         xml_body::check_subresource_and_size(cx)?;
         let principal = principal(&self.keyring, cx.credentials()).await?;
         // The context lends its extensions mutably only: the client

@@ -16,6 +16,7 @@ use s3s::path::S3Path;
 use crate::admin::AdminRoute;
 use crate::http_server::VirtualHosts;
 use crate::keyring::Keyring;
+use crate::metrics::OperationSlot;
 use crate::{error, permission, s3, subresource};
 
 pub struct Routes {
@@ -24,6 +25,9 @@ pub struct Routes {
     pub ignored_range: IgnoredRange,
     pub rename: RenameRoute,
 }
+
+/// The operation name of Arbor's admin API in the metrics.
+const ADMIN_OPERATION: &str = "Admin";
 
 #[async_trait::async_trait]
 impl S3Route for Routes {
@@ -98,6 +102,9 @@ impl Routes {
         } else {
             op
         };
+        if let Some(slot) = req.extensions.get::<OperationSlot>() {
+            slot.set(if admin { ADMIN_OPERATION } else { op });
+        }
         let request = permission::Request {
             op,
             bucket: bucket.as_deref(),

@@ -91,6 +91,7 @@ pub fn frontend(
             hosts: domain.map(|domain| VirtualHosts { domain }),
         },
         post_uploads,
+        metrics: Arc::default(),
     })
 }
 

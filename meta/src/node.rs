@@ -497,6 +497,14 @@ impl MetaNode {
         self.inner.status()
     }
 
+    /// Reads the node's status without holding the node, for a metrics
+    /// endpoint. Drop it before [`MetaNode::shutdown`]: it keeps Raft's
+    /// handles, and with them the redb files, open.
+    pub fn status_reader(&self) -> impl Fn() -> NodeStatus + Send + Sync + 'static {
+        let inner = self.inner.clone();
+        move || inner.status()
+    }
+
     /// Leader only: adds node `id` (reachable at `addr`) as a learner and
     /// waits, bounded, until it has caught up (see `Replica::add_learner`).
     pub async fn add_learner(&self, id: u64, addr: impl Into<String>) -> Result<()> {

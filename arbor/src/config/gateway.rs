@@ -20,6 +20,10 @@ pub struct GatewayConfig {
     /// Address the S3 endpoint listens on.
     #[arg(long, env = "ARBOR_LISTEN", default_value = S3_LISTEN_DEFAULT)]
     pub listen: SocketAddr,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain
+    /// HTTP without authentication); off if unset.
+    #[arg(long, env = "ARBOR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Metadata nodes (host:port, comma-separated). Required.
     #[arg(long, env = "ARBOR_META", value_delimiter = ',')]
     pub meta: Vec<String>,

@@ -27,6 +27,10 @@ pub struct MetaNodeConfig {
     /// Address serving Raft and client RPCs.
     #[arg(long, env = "ARBOR_LISTEN", default_value = META_LISTEN_DEFAULT)]
     pub listen: SocketAddr,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain
+    /// HTTP without authentication); off if unset.
+    #[arg(long, env = "ARBOR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// host:port that peers and clients use to reach this node (default:
     /// the bound listen address).
     #[arg(long, env = "ARBOR_ADVERTISE")]

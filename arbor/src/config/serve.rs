@@ -21,6 +21,10 @@ pub struct ServeConfig {
     /// Address the S3 endpoint listens on.
     #[arg(long, env = "ARBOR_LISTEN", default_value = S3_LISTEN_DEFAULT)]
     pub listen: SocketAddr,
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain
+    /// HTTP without authentication); off if unset.
+    #[arg(long, env = "ARBOR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory holding metadata, chunks and credentials.
     #[arg(long, env = "ARBOR_DATA_DIR", default_value = DATA_DIR_DEFAULT)]
     pub data_dir: PathBuf,
