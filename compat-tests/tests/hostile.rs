@@ -1214,6 +1214,78 @@ async fn syntactically_invalid_ranges_are_ignored() {
     .await;
 }
 
+/// Date conditions that are not HTTP dates: RFC 9110 has a server ignore
+/// them, and S3 does.
+const INVALID_DATES: [&str; 3] = ["Invalid Date", "yesterday", "2024-01-01"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_conditions_that_are_not_dates_are_ignored() {
+    with_fixture(|f| async move {
+        let target = object_target(KNOWN);
+        let past = http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400));
+        for date in INVALID_DATES {
+            for header in ["if-modified-since", "if-unmodified-since"] {
+                let response = f.send("GET", &target, &[(header, date)], b"");
+                assert_eq!(response.status, 200, "{header}: {date}");
+                assert!(response.body == f.known, "{header}: {date}: whole body");
+                let response = f.send("HEAD", &target, &[(header, date)], b"");
+                assert_eq!(response.status, 200, "HEAD, {header}: {date}");
+            }
+            // A valid condition beside it still holds.
+            let response = f.send(
+                "GET",
+                &target,
+                &[("if-modified-since", date), ("if-unmodified-since", &past)],
+                b"",
+            );
+            assert_error(
+                &response,
+                412,
+                "PreconditionFailed",
+                &format!("If-Unmodified-Since in 1970 beside {date:?}"),
+            );
+            for header in [
+                "x-amz-copy-source-if-modified-since",
+                "x-amz-copy-source-if-unmodified-since",
+            ] {
+                let source = format!("/{BUCKET}/{KNOWN}");
+                let response = f.send(
+                    "PUT",
+                    &object_target("copied"),
+                    &[("x-amz-copy-source", &source), (header, date)],
+                    b"",
+                );
+                assert_eq!(response.status, 200, "CopyObject, {header}: {date}");
+                assert!(f.get("copied").await == f.known, "CopyObject, {header}");
+            }
+        }
+        // Ignoring them skips no check.
+        let response = f.unsigned("GET", &target, &[("if-modified-since", "x")]);
+        assert_error(&response, 403, "AccessDenied", "anonymous, a bad date");
+        let response = f.send(
+            "GET",
+            &object_target("missing"),
+            &[("if-unmodified-since", "x")],
+            b"",
+        );
+        assert_error(&response, 404, "NoSuchKey", "missing key, a bad date");
+        let response = f.send(
+            "PUT",
+            &object_target("copied"),
+            &[
+                ("x-amz-copy-source", &format!("/{BUCKET}/missing")),
+                ("x-amz-copy-source-if-modified-since", "x"),
+            ],
+            b"",
+        );
+        assert_error(&response, 404, "NoSuchKey", "missing source, a bad date");
+        let response = f.send("DELETE", &object_target("copied"), &[], b"");
+        assert_eq!(response.status, 204, "delete the copy");
+        f.assert_intact("invalid dates").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsatisfiable_ranges_are_invalid_range() {
     with_fixture(|f| async move {

@@ -1,7 +1,8 @@
 //! s3s's one custom route (`S3Route`), which sees a request after s3s has
 //! checked its signature and before s3s parses an operation's input: the
-//! admin API (`admin::AdminRoute`), and GET and HEAD requests whose Range
-//! header S3 ignores ([`IgnoredRange`]).
+//! admin API (`admin::AdminRoute`), RenameObject ([`RenameRoute`]), and
+//! GET, HEAD and CopyObject requests with headers S3 ignores and s3s
+//! refuses ([`IgnoredHeaders`]).
 
 use std::borrow::Cow;
 
@@ -22,7 +23,7 @@ use crate::{error, permission, s3, subresource};
 pub struct Routes {
     pub admin: AdminRoute,
     pub keyring: Keyring,
-    pub ignored_range: IgnoredRange,
+    pub ignored_headers: IgnoredHeaders,
     pub rename: RenameRoute,
 }
 
@@ -40,13 +41,15 @@ impl S3Route for Routes {
     ) -> bool {
         // A request naming a subresource keeps to s3s's way, whose access
         // check refuses the subresources its operation does not take; the
-        // service behind `IgnoredRange` runs no access check.
+        // service behind `IgnoredHeaders` checks only a copy's source.
         self.admin.is_match(method, uri, headers, extensions)
             || is_rename(method, uri)
-            || (ignorable_range(method, headers) && subresource::first_in(uri.query()).is_none())
+            || (!ignored_headers(method, headers).is_empty()
+                && subresource::first_in(uri.query()).is_none())
     }
 
-    // `IgnoredRange` relies on it: the service behind it checks nothing.
+    // `IgnoredHeaders` relies on it: the service behind it checks no
+    // signature and, of the access checks, only a copy's source.
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         let request_id = s3::RequestId::of(&req.extensions);
         self.check_permission(req)
@@ -64,16 +67,17 @@ impl S3Route for Routes {
         if is_rename(&req.method, &req.uri) {
             return self.rename.call(req).await;
         }
-        self.ignored_range.call(req).await
+        self.ignored_headers.call(req).await
     }
 }
 
 impl Routes {
     /// A request whose signer (or anonymous caller) may call what the
     /// route serves: the admin API is the administrator's; RenameObject
-    /// needs write on its bucket, and no policy Deny on its source; a GET
-    /// or HEAD with an ignored Range what the same request without it
-    /// needs. The signer goes into the extensions.
+    /// needs write on its bucket, and no policy Deny on its source; a GET,
+    /// HEAD or CopyObject with ignored headers what the same request
+    /// without them needs (a copy's source is checked by the service
+    /// behind `IgnoredHeaders`). The signer goes into the extensions.
     async fn check_permission(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         let principal = permission::principal(&self.keyring, req.credentials.as_ref()).await?;
         let admin = self
@@ -97,8 +101,12 @@ impl Routes {
                 Some(key),
             ),
         };
-        let op = if !admin && is_rename(&req.method, &req.uri) {
+        let op = if admin {
+            op
+        } else if is_rename(&req.method, &req.uri) {
             "RenameObject"
+        } else if is_copy(&req.method, &req.headers) {
+            "CopyObject"
         } else {
             op
         };
@@ -210,17 +218,63 @@ fn ignorable_range(method: &Method, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Serves the requests [`ignorable_range`] picks out as if they had no
-/// Range header. The header is signed, so it cannot be dropped before s3s
-/// checks the signature; once s3s has checked it, this route hands the
-/// request, without the Range header and without its signature, to
+/// The date conditions of a read (GetObject, HeadObject) and of a copy's
+/// source (CopyObject).
+const READ_DATE_CONDITIONS: [&str; 2] = ["if-modified-since", "if-unmodified-since"];
+const COPY_DATE_CONDITIONS: [&str; 2] = [
+    "x-amz-copy-source-if-modified-since",
+    "x-amz-copy-source-if-unmodified-since",
+];
+
+/// A PUT that copies (CopyObject, or UploadPartCopy with its query).
+fn is_copy(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::PUT && headers.contains_key("x-amz-copy-source")
+}
+
+/// The headers of a GET, HEAD or CopyObject that S3 ignores and s3s
+/// refuses with 400 InvalidArgument: an unparsable Range
+/// ([`ignorable_range`]), and a date condition that is sent once and is
+/// not an HTTP date (`If-Modified-Since: Invalid Date`), which RFC 9110
+/// has a server ignore and S3 ignores. Two of one header s3s refuses, as
+/// S3 does.
+fn ignored_headers(method: &Method, headers: &HeaderMap) -> Vec<&'static str> {
+    let mut ignored = Vec::new();
+    if ignorable_range(method, headers) {
+        ignored.push("range");
+    }
+    let dates: &[&'static str] = if method == Method::GET || method == Method::HEAD {
+        &READ_DATE_CONDITIONS
+    } else if is_copy(method, headers) {
+        &COPY_DATE_CONDITIONS
+    } else {
+        &[]
+    };
+    for name in dates {
+        let mut values = headers.get_all(*name).iter();
+        if let (Some(value), None) = (values.next(), values.next())
+            && value.to_str().map_or(true, |v| {
+                s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, v).is_err()
+            })
+        {
+            ignored.push(name);
+        }
+    }
+    ignored
+}
+
+/// Serves the requests [`ignored_headers`] picks out as if they had not
+/// sent those headers. They are signed, so they cannot be dropped before
+/// s3s checks the signature; once s3s has checked it, this route hands
+/// the request, without them and without its signature, to
 /// `unauthenticated`: an S3 service over the same `Arbor` that checks no
-/// signature, and that nothing but this route can reach.
-pub struct IgnoredRange {
+/// signature, and that nothing but this route can reach. Its one access
+/// check is a copy's source ([`CopySourceCheck`]); `Routes` has checked
+/// the rest.
+pub struct IgnoredHeaders {
     pub unauthenticated: S3Service,
 }
 
-impl IgnoredRange {
+impl IgnoredHeaders {
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let S3Request {
             input,
@@ -230,23 +284,41 @@ impl IgnoredRange {
             extensions,
             ..
         } = req;
-        headers.remove(http::header::RANGE);
+        for name in ignored_headers(&method, &headers) {
+            headers.remove(name);
+        }
         headers.remove(http::header::AUTHORIZATION);
         let mut request = http::Request::new(input);
         *request.method_mut() = method;
         *request.uri_mut() = without_signature(uri)?;
         *request.headers_mut() = headers;
         *request.extensions_mut() = extensions;
-        let response =
-            self.unauthenticated.call(request).await.map_err(|e| {
-                error::internal("serving without the Range header", format!("{e:?}"))
-            })?;
+        let response = self.unauthenticated.call(request).await.map_err(|e| {
+            error::internal("serving without the ignored headers", format!("{e:?}"))
+        })?;
         let (parts, body) = response.into_parts();
         let mut answer = S3Response::new(body);
         answer.status = Some(parts.status);
         answer.headers = parts.headers;
         answer.extensions = parts.extensions;
         Ok(answer)
+    }
+}
+
+/// The access check of the service behind [`IgnoredHeaders`]: a copy's
+/// source, as [`permission::AccessControl`] checks it, for the signer
+/// `Routes` put in the extensions.
+pub struct CopySourceCheck(pub permission::AccessControl);
+
+#[async_trait::async_trait]
+impl s3s::access::S3Access for CopySourceCheck {
+    async fn check(&self, _cx: &mut s3s::access::S3AccessContext<'_>) -> S3Result<()> {
+        // Not called: the service has no authentication, so s3s skips it.
+        Ok(())
+    }
+
+    async fn copy_object(&self, req: &mut S3Request<s3s::dto::CopyObjectInput>) -> S3Result<()> {
+        s3s::access::S3Access::copy_object(&self.0, req).await
     }
 }
 
@@ -334,6 +406,63 @@ mod tests {
         assert!(!range(Method::GET, &[""]), "empty: s3s ignores it");
         assert!(!range(Method::GET, &["bytes=x", "bytes=y"]), "repeated");
         assert!(!range(Method::PUT, &["bytes=x"]), "not a read");
+    }
+
+    #[test]
+    fn only_single_unparsable_date_conditions_are_ignored() {
+        let ignored = |method: Method, headers: &[(&str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in headers {
+                map.append(
+                    http::header::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                    http::HeaderValue::from_str(value).expect("value"),
+                );
+            }
+            ignored_headers(&method, &map)
+        };
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        for method in [Method::GET, Method::HEAD] {
+            assert_eq!(
+                ignored(
+                    method.clone(),
+                    &[
+                        ("if-modified-since", "Invalid Date"),
+                        ("if-unmodified-since", date)
+                    ]
+                ),
+                ["if-modified-since"]
+            );
+            assert_eq!(
+                ignored(
+                    method.clone(),
+                    &[("range", "bytes=x"), ("if-unmodified-since", "2015-10-21")]
+                ),
+                ["range", "if-unmodified-since"]
+            );
+            assert!(ignored(method.clone(), &[("if-modified-since", date)]).is_empty());
+            // Two of one header are s3s's to refuse.
+            assert!(
+                ignored(
+                    method.clone(),
+                    &[("if-modified-since", "x"), ("if-modified-since", "y")]
+                )
+                .is_empty()
+            );
+            // A copy's conditions mean nothing on a read.
+            assert!(ignored(method, &[("x-amz-copy-source-if-modified-since", "x")]).is_empty());
+        }
+        let copy = [
+            ("x-amz-copy-source", "/b/k"),
+            ("x-amz-copy-source-if-unmodified-since", "Invalid Date"),
+            ("if-modified-since", "x"),
+        ];
+        assert_eq!(
+            ignored(Method::PUT, &copy),
+            ["x-amz-copy-source-if-unmodified-since"]
+        );
+        // Not a copy: PutObject's headers are s3s's to judge.
+        assert!(ignored(Method::PUT, &copy[1..]).is_empty());
+        assert!(ignored(Method::POST, &copy).is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::sealing::NodeKey;
 use arbor_meta::clock::Seams;
 
 use crate::limits::XML_BODY_SIZE_MAX;
-use crate::routes::{IgnoredRange, RenameRoute, Routes};
+use crate::routes::{CopySourceCheck, IgnoredHeaders, RenameRoute, Routes};
 use crate::s3::{Arbor, GatewaySettings};
 
 /// The S3 service over `meta` and `backend`, ready for
@@ -68,9 +68,15 @@ pub fn frontend(
             keyring: keyring.clone(),
         },
         keyring: keyring.clone(),
-        ignored_range: IgnoredRange {
+        ignored_headers: IgnoredHeaders {
             // Checks no signature: only `Routes` reaches it, after s3s has.
-            unauthenticated: s3_service(arbor.clone(), domain.as_deref()).build(),
+            unauthenticated: {
+                let mut inner = s3_service(arbor.clone(), domain.as_deref());
+                inner.set_access(CopySourceCheck(AccessControl {
+                    keyring: keyring.clone(),
+                }));
+                inner.build()
+            },
         },
         rename: RenameRoute {
             s3: arbor,
