@@ -14,6 +14,7 @@ use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use super::PrerenderedBody;
 use super::conditions::{Conditions, Target};
 use super::{
     Arbor, acl, append, checksum, encryption, lifecycle, lock, record_target, tagging, time,
@@ -745,21 +746,58 @@ pub async fn attributes(
             .checksum
             .as_ref()
             .filter(|c| c.parts.len() == version.parts.len());
-        output.object_parts = Some(object_parts(
-            &version.parts,
-            part_sums,
-            input.max_parts,
-            input.part_number_marker,
-        )?);
+        output.object_parts = Some(match part_sums {
+            Some(sums) => object_parts(
+                &version.parts,
+                sums,
+                input.max_parts,
+                input.part_number_marker,
+            )?,
+            // S3 lists the parts only of an object uploaded with an
+            // additional checksum; of others it gives the count alone.
+            None => GetObjectAttributesParts {
+                total_parts_count: i32::try_from(version.parts.len()).ok(),
+                ..Default::default()
+            },
+        });
     }
-    Ok(S3Response::new(output))
+    let body = attributes_document(&output)?;
+    let mut response = S3Response::new(output);
+    response.extensions.insert(PrerenderedBody(body));
+    Ok(response)
 }
 
+/// GetObjectAttributes' document as s3s writes it, but for the ETag:
+/// S3 writes this one bare (`<ETag>5d41...</ETag>`), where its other
+/// documents and headers quote it, as s3s always does.
+fn attributes_document(output: &GetObjectAttributesOutput) -> S3Result<bytes::Bytes> {
+    use s3s::xml::Serialize as _;
+    let mut document = Vec::with_capacity(ATTRIBUTES_DOCUMENT_BYTES);
+    {
+        let mut serializer = s3s::xml::Serializer::new(&mut document);
+        serializer
+            .decl()
+            .and_then(|()| output.serialize(&mut serializer))
+            .map_err(|e| error::internal("writing GetObjectAttributes", e))?;
+    }
+    let Some(etag) = &output.e_tag else {
+        return Ok(document.into());
+    };
+    let document = String::from_utf8(document)
+        .map_err(|e| error::internal("writing GetObjectAttributes", e))?;
+    let quoted = format!("<ETag>\"{}\"</ETag>", etag.value());
+    let bare = format!("<ETag>{}</ETag>", etag.value());
+    Ok(document.replacen(&quoted, &bare, 1).into())
+}
+
+/// A GetObjectAttributes document without parts is a few hundred bytes.
+const ATTRIBUTES_DOCUMENT_BYTES: usize = 512;
+
 /// One page of a multipart object's parts for GetObjectAttributes, each
-/// with its checksum when the object keeps the parts' checksums.
+/// with its checksum (the object keeps the parts' checksums).
 fn object_parts(
     sizes: &[u64],
-    sums: Option<&arbor_meta::records::ObjectChecksum>,
+    sums: &arbor_meta::records::ObjectChecksum,
     max_parts: Option<i32>,
     marker: Option<i32>,
 ) -> S3Result<GetObjectAttributesParts> {
@@ -786,9 +824,7 @@ fn object_parts(
             size: i64::try_from(*size).ok(),
             ..Default::default()
         };
-        if let Some(sums) = sums
-            && let Some(value) = sums.parts.get(index)
-        {
+        if let Some(value) = sums.parts.get(index) {
             let one = arbor_meta::records::ObjectChecksum {
                 value: value.clone(),
                 parts: Vec::new(),
