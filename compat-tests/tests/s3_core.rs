@@ -469,6 +469,61 @@ async fn checksums_and_digests_are_verified_and_returned() {
         .send()
         .await
         .expect("md5 of empty body");
+
+    // CopyObject's x-amz-checksum-algorithm: the copy gets that checksum,
+    // computed over the source's bytes when the source has another.
+    let sha256 = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body))
+    };
+    for (source, asked) in [
+        ("with-CRC32", ChecksumAlgorithm::Sha256),
+        ("with-SHA256", ChecksumAlgorithm::Sha256),
+        ("good-md5", ChecksumAlgorithm::Crc32C),
+    ] {
+        let key = format!("copy-of-{source}");
+        let out = s3
+            .copy_object()
+            .bucket("sums")
+            .key(&key)
+            .copy_source(format!("sums/{source}"))
+            .checksum_algorithm(asked.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("copy {source}: {e:?}"));
+        let result = out.copy_object_result().expect("result");
+        let head = s3
+            .head_object()
+            .bucket("sums")
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("head");
+        if asked == ChecksumAlgorithm::Sha256 {
+            assert_eq!(result.checksum_sha256(), Some(sha256.as_str()), "{source}");
+            assert_eq!(head.checksum_sha256(), Some(sha256.as_str()), "{source}");
+            assert_eq!(head.checksum_crc32(), None, "{source}: one checksum");
+        } else {
+            // CRC32C of the empty body.
+            assert_eq!(result.checksum_crc32_c(), Some("AAAAAA=="), "{source}");
+            assert_eq!(head.checksum_crc32_c(), Some("AAAAAA=="), "{source}");
+        }
+    }
+    let e = s3
+        .copy_object()
+        .bucket("sums")
+        .key("copy-md4")
+        .copy_source("sums/good-md5")
+        .customize()
+        .mutate_request(|req| {
+            req.headers_mut().insert("x-amz-checksum-algorithm", "MD4");
+        })
+        .send()
+        .await
+        .expect_err("MD4");
+    assert_eq!(e.code(), Some("InvalidRequest"));
     assert!(f.server.stop().expect("stop").success());
 }
 

@@ -930,7 +930,13 @@ pub async fn copy(
         Some(TaggingDirective::REPLACE) => tagging::from_header(input.tagging.as_deref())?,
         Some(_) => return Err(s3_error!(InvalidArgument, "Unknown tagging directive.")),
     };
-    // The copy shares the source's chunks: no byte is read or written.
+    // A checksum asked for that the source does not have is computed
+    // over its bytes; otherwise the copy shares the source's chunks and
+    // no byte is read or written.
+    let copied_checksum = match input.checksum_algorithm.as_ref() {
+        None => source.checksum.clone(),
+        Some(asked) => Some(copy_checksum(s3, &source, asked).await?),
+    };
     let version = ObjectVersion {
         generation: 0,
         size: source.size,
@@ -938,7 +944,7 @@ pub async fn copy(
         last_modified_ms: s3.now_ms(),
         headers: object_headers,
         user_metadata,
-        checksum: source.checksum.clone(),
+        checksum: copied_checksum,
         storage_class: storage_class.or_else(|| source.storage_class.clone()),
         parts: source.parts.clone(),
         tags,
@@ -979,6 +985,48 @@ pub async fn copy(
         expiration,
         ..Default::default()
     }))
+}
+
+/// The full-object checksum `asked` (CopyObject's
+/// `x-amz-checksum-algorithm`) of `source`: the stored one if it is
+/// that, else computed by reading the source through once.
+async fn copy_checksum(
+    s3: &Arbor,
+    source: &ObjectVersion,
+    asked: &ChecksumAlgorithm,
+) -> S3Result<arbor_meta::records::ObjectChecksum> {
+    let algorithm = checksum::parse_algorithm(asked.as_str()).ok_or_else(|| {
+        s3_error!(
+            InvalidRequest,
+            "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]"
+        )
+    })?;
+    if let Some(stored) = &source.checksum
+        && stored.full_object
+        && stored.algorithm == algorithm
+    {
+        return Ok(arbor_meta::records::ObjectChecksum {
+            parts: Vec::new(),
+            ..stored.clone()
+        });
+    }
+    use futures::StreamExt as _;
+    let mut hasher = checksum::hasher(algorithm);
+    let mut body =
+        data_path::read_body(s3.chunks(), source, 0..source.size, Locations::default()).await?;
+    while let Some(piece) = body.next().await {
+        let piece = piece.map_err(|e| error::internal("reading the copy source", e))?;
+        hasher.update(&piece);
+    }
+    let computed = hasher.finalize();
+    let value = checksum::value(&computed, algorithm)
+        .ok_or_else(|| error::internal("checksumming the copy source", "no value"))?;
+    Ok(arbor_meta::records::ObjectChecksum {
+        algorithm,
+        value: value.to_owned(),
+        full_object: true,
+        parts: Vec::new(),
+    })
 }
 
 pub async fn delete(
