@@ -1259,6 +1259,21 @@ async fn date_conditions_that_are_not_dates_are_ignored() {
                 assert!(f.get("copied").await == f.known, "CopyObject, {header}");
             }
         }
+        // The obsolete forms of HTTP dates are read, not ignored.
+        for old_form in ["Friday, 01-Jan-99 00:00:00 GMT", "Thu Jan  1 00:00:00 1970"] {
+            let response = f.send("GET", &target, &[("if-unmodified-since", old_form)], b"");
+            assert_error(&response, 412, "PreconditionFailed", old_form);
+            let response = f.send(
+                "PUT",
+                &object_target("copied"),
+                &[
+                    ("x-amz-copy-source", &format!("/{BUCKET}/{KNOWN}")),
+                    ("x-amz-copy-source-if-unmodified-since", old_form),
+                ],
+                b"",
+            );
+            assert_error(&response, 412, "PreconditionFailed", old_form);
+        }
         // Ignoring them skips no check.
         let response = f.unsigned("GET", &target, &[("if-modified-since", "x")]);
         assert_error(&response, 403, "AccessDenied", "anonymous, a bad date");

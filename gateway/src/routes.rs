@@ -45,7 +45,11 @@ impl S3Route for Routes {
         self.admin.is_match(method, uri, headers, extensions)
             || is_rename(method, uri)
             || (!ignored_headers(method, headers).is_empty()
-                && subresource::first_in(uri.query()).is_none())
+                && subresource::first_in(uri.query()).is_none()
+                && matches!(
+                    s3_path(self.rename.hosts.as_ref(), uri, headers),
+                    Ok(S3Path::Object { .. })
+                ))
     }
 
     // `IgnoredHeaders` relies on it: the service behind it checks no
@@ -133,7 +137,9 @@ impl Routes {
         if let permission::Access::IfObjectAcl(gate) = access {
             req.extensions.insert(gate);
         }
+        // What `permission::AccessControl` gives every admitted request.
         req.extensions.insert(principal);
+        req.extensions.insert(self.keyring.clone());
         Ok(())
     }
 }
@@ -231,16 +237,28 @@ fn is_copy(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::PUT && headers.contains_key("x-amz-copy-source")
 }
 
-/// The headers of a GET, HEAD or CopyObject that S3 ignores and s3s
-/// refuses with 400 InvalidArgument: an unparsable Range
-/// ([`ignorable_range`]), and a date condition that is sent once and is
-/// not an HTTP date (`If-Modified-Since: Invalid Date`), which RFC 9110
-/// has a server ignore and S3 ignores. Two of one header s3s refuses, as
-/// S3 does.
-fn ignored_headers(method: &Method, headers: &HeaderMap) -> Vec<&'static str> {
+/// What becomes of a header [`ignored_headers`] picks out.
+#[derive(Debug, PartialEq, Eq)]
+enum Fix {
+    /// Dropped: S3 ignores it.
+    Drop,
+    /// Sent on as this value: an HTTP date in one of the obsolete forms
+    /// RFC 9110 has a recipient accept, in the one s3s parses.
+    Rewrite(String),
+}
+
+/// The headers of a GET, HEAD or CopyObject of an object that S3 ignores
+/// or reads and s3s refuses with 400 InvalidArgument: an unparsable Range
+/// ([`ignorable_range`]), and a date condition sent once that is not an
+/// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the one form s3s
+/// parses): one in RFC 850's or asctime's form is rewritten to it, as
+/// RFC 9110 has a recipient accept those, and anything else
+/// (`If-Modified-Since: Invalid Date`) is dropped, as RFC 9110 has it
+/// ignored and S3 ignores it. Two of one header s3s refuses, as S3 does.
+fn ignored_headers(method: &Method, headers: &HeaderMap) -> Vec<(&'static str, Fix)> {
     let mut ignored = Vec::new();
     if ignorable_range(method, headers) {
-        ignored.push("range");
+        ignored.push(("range", Fix::Drop));
     }
     let dates: &[&'static str] = if method == Method::GET || method == Method::HEAD {
         &READ_DATE_CONDITIONS
@@ -251,21 +269,99 @@ fn ignored_headers(method: &Method, headers: &HeaderMap) -> Vec<&'static str> {
     };
     for name in dates {
         let mut values = headers.get_all(*name).iter();
-        if let (Some(value), None) = (values.next(), values.next())
-            && value.to_str().map_or(true, |v| {
-                s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, v).is_err()
-            })
-        {
-            ignored.push(name);
+        let (Some(value), None) = (values.next(), values.next()) else {
+            continue;
+        };
+        let Ok(value) = value.to_str() else {
+            ignored.push((*name, Fix::Drop));
+            continue;
+        };
+        if s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, value).is_ok() {
+            continue;
         }
+        ignored.push((
+            *name,
+            obsolete_http_date(value).map_or(Fix::Drop, Fix::Rewrite),
+        ));
     }
     ignored
 }
 
+/// Month names of HTTP dates.
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// An HTTP date in RFC 850's form (`Sunday, 06-Nov-94 08:49:37 GMT`) or
+/// asctime's (`Sun Nov  6 08:49:37 1994`), as an IMF-fixdate.
+fn obsolete_http_date(value: &str) -> Option<String> {
+    let (year, month, day, clock) = if let Some((_, rest)) = value.split_once(", ") {
+        // RFC 850: a two-digit year more than 50 years ahead is in the
+        // past century (RFC 9110, section 5.6.7).
+        let mut fields = rest.split_whitespace();
+        let (date, clock, zone) = (fields.next()?, fields.next()?, fields.next()?);
+        if zone != "GMT" || fields.next().is_some() {
+            return None;
+        }
+        let mut date = date.split('-');
+        let (day, month, year) = (date.next()?, date.next()?, date.next()?);
+        if date.next().is_some() || year.len() != 2 {
+            return None;
+        }
+        let year: i32 = year.parse().ok()?;
+        let this_year = time::OffsetDateTime::now_utc().year();
+        let year = if 2000 + year > this_year + 50 {
+            1900 + year
+        } else {
+            2000 + year
+        };
+        (year, month, day, clock)
+    } else {
+        let mut fields = value.split_whitespace();
+        let (_, month, day, clock, year) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        if fields.next().is_some() || year.len() != 4 {
+            return None;
+        }
+        (year.parse().ok()?, month, day, clock)
+    };
+    let month_index = MONTHS.iter().position(|m| *m == month)?;
+    let day: u8 = day.parse().ok()?;
+    let date = time::Date::from_calendar_date(
+        year,
+        time::Month::try_from(u8::try_from(month_index + 1).ok()?).ok()?,
+        day,
+    )
+    .ok()?;
+    let mut hms = clock.split(':');
+    let (h, m, s) = (hms.next()?, hms.next()?, hms.next()?);
+    if hms.next().is_some() || [h, m, s].iter().any(|p| p.len() != 2) {
+        return None;
+    }
+    let time = time::Time::from_hms(h.parse().ok()?, m.parse().ok()?, s.parse().ok()?).ok()?;
+    let weekday = format!("{:?}", date.weekday());
+    Some(format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        weekday.get(..3)?,
+        date.day(),
+        MONTHS[month_index],
+        date.year(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    ))
+}
+
 /// Serves the requests [`ignored_headers`] picks out as if they had not
-/// sent those headers. They are signed, so they cannot be dropped before
-/// s3s checks the signature; once s3s has checked it, this route hands
-/// the request, without them and without its signature, to
+/// sent those headers (or had sent their dates in the form s3s parses).
+/// They are signed, so they cannot be changed before s3s checks the
+/// signature; once s3s has checked it, this route hands the request,
+/// without them and without its signature, to
 /// `unauthenticated`: an S3 service over the same `Arbor` that checks no
 /// signature, and that nothing but this route can reach. Its one access
 /// check is a copy's source ([`CopySourceCheck`]); `Routes` has checked
@@ -284,8 +380,17 @@ impl IgnoredHeaders {
             extensions,
             ..
         } = req;
-        for name in ignored_headers(&method, &headers) {
-            headers.remove(name);
+        for (name, fix) in ignored_headers(&method, &headers) {
+            match fix {
+                Fix::Drop => {
+                    headers.remove(name);
+                }
+                Fix::Rewrite(value) => {
+                    let value = http::HeaderValue::from_str(&value)
+                        .map_err(|e| error::internal("rewriting an HTTP date", e))?;
+                    headers.insert(name, value);
+                }
+            }
         }
         headers.remove(http::header::AUTHORIZATION);
         let mut request = http::Request::new(input);
@@ -419,6 +524,12 @@ mod tests {
                 );
             }
             ignored_headers(&method, &map)
+                .into_iter()
+                .map(|(name, fix)| {
+                    assert_eq!(fix, Fix::Drop, "{name}");
+                    name
+                })
+                .collect::<Vec<_>>()
         };
         let date = "Wed, 21 Oct 2015 07:28:00 GMT";
         for method in [Method::GET, Method::HEAD] {
@@ -463,6 +574,49 @@ mod tests {
         // Not a copy: PutObject's headers are s3s's to judge.
         assert!(ignored(Method::PUT, &copy[1..]).is_empty());
         assert!(ignored(Method::POST, &copy).is_empty());
+    }
+
+    #[test]
+    fn obsolete_http_dates_are_rewritten_not_ignored() {
+        let imf = "Sun, 06 Nov 1994 08:49:37 GMT";
+        for obsolete in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            assert_eq!(
+                obsolete_http_date(obsolete).as_deref(),
+                Some(imf),
+                "{obsolete}"
+            );
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                "if-unmodified-since",
+                http::HeaderValue::from_static(obsolete),
+            );
+            assert_eq!(
+                ignored_headers(&Method::GET, &headers),
+                [("if-unmodified-since", Fix::Rewrite(imf.to_owned()))]
+            );
+        }
+        // The rewritten form is the one s3s parses.
+        assert!(s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, imf).is_ok());
+        // A two-digit year far ahead is in the past century.
+        assert_eq!(
+            obsolete_http_date("Friday, 01-Jan-99 00:00:00 GMT").as_deref(),
+            Some("Fri, 01 Jan 1999 00:00:00 GMT")
+        );
+        assert_eq!(
+            obsolete_http_date("Monday, 01-Jan-24 00:00:00 GMT").as_deref(),
+            Some("Mon, 01 Jan 2024 00:00:00 GMT")
+        );
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37 CET",
+            "Sunday, 31-Feb-94 08:49:37 GMT",
+            "Sun Nov  6 25:49:37 1994",
+            "Sun Nov  6 08:49:37 94",
+            "Sun Nov  6 08:49:37 1994 extra",
+            "Invalid Date",
+            "",
+        ] {
+            assert_eq!(obsolete_http_date(bad), None, "{bad}");
+        }
     }
 
     #[test]
