@@ -274,13 +274,30 @@ pub async fn put_retention(
         bypass_governance: input.bypass_governance_retention.unwrap_or(false),
         now_ms,
     };
-    // Only a switch to COMPLIANCE without the bypass is answered otherwise
-    // by the two commands; every other request proposes the command older
-    // metadata nodes know (docs/OPERATING.md, upgrading).
-    let switches_mode = !change.bypass_governance
+    // The two commands answer otherwise only a switch from a GOVERNANCE
+    // retention in force to COMPLIANCE without the bypass: that alone
+    // proposes the newer command, and every other request the one older
+    // metadata nodes know (docs/OPERATING.md, upgrading), so a COMPLIANCE
+    // retention set or lengthened during an upgrade still applies on
+    // them. Should a GOVERNANCE retention be set between this read and
+    // the write, the older command's rule applies: the retention is still
+    // only made stricter.
+    let to_compliance = !change.bypass_governance
         && change
             .retention
             .is_some_and(|r| r.mode == LockMode::Compliance);
+    let switches_mode = to_compliance
+        && version_lock(
+            s3,
+            change.bucket.clone(),
+            change.key.clone(),
+            input.version_id.as_deref(),
+        )
+        .await
+        .is_ok_and(|lock| {
+            lock.retention
+                .is_some_and(|r| r.mode == LockMode::Governance && r.until_ms > now_ms)
+        });
     let written = if switches_mode {
         s3.meta().write(SetObjectRetentionStrict(change)).await
     } else {
