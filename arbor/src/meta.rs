@@ -26,6 +26,8 @@ use crate::tasks::{self, Tasks};
 pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = settings.node_config()?;
     let cluster_secret = config.cluster_secret.clone();
+    // Bind first: a busy port fails before the node opens.
+    let metrics_listener = metrics::bind(settings.metrics_listen).await?;
     let node = MetaNode::open(config)
         .await
         .context("starting the metadata node")?;
@@ -36,7 +38,7 @@ pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyho
     println!("advertised:  {}", node.advertise_addr());
     let seams = Seams::system();
     let mut background = Tasks::default();
-    if let Some(listener) = metrics::bind(settings.metrics_listen).await? {
+    if let Some(listener) = metrics_listener {
         println!("metrics:     {}", metrics::url(&listener));
         // A background task: it stops before the node does.
         let sources = metrics::Sources {

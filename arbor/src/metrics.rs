@@ -28,6 +28,9 @@ use crate::bench::procfs;
 pub const METRICS_PATH: &str = "/metrics";
 /// Scrapers at once; a scrape is one small answer.
 const CONNECTIONS_MAX: usize = 16;
+/// How long a connection may take to send a request's head: an idle
+/// one gives its slot back.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long scrapes in flight may finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Prometheus's text format, version 0.0.4.
@@ -70,7 +73,14 @@ pub fn url(listener: &TcpListener) -> String {
 
 /// Serves `listener` until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, sources: Sources, shutdown: CancellationToken) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let builder = Arc::new({
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder
+    });
     let limits = ServerLimits {
         name: "metrics",
         connections_max: CONNECTIONS_MAX,

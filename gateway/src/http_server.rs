@@ -103,6 +103,7 @@ async fn handle(
     let operation = OperationSlot::default();
     req.extensions_mut().insert(operation.clone());
     let received = content_length(req.headers());
+    let head = req.method() == http::Method::HEAD;
     let span = tracing::info_span!(
         "request",
         id = %request_id,
@@ -164,7 +165,7 @@ async fn handle(
             status: status.as_u16(),
             latency: received_at.elapsed(),
             received,
-            sent: content_length(response.headers()),
+            sent: sent_length(head, &response),
         });
         drop(in_flight);
         // 501 answers a request for an operation Arbor does not offer.
@@ -191,6 +192,18 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+/// The length of the body a response sends: none for HEAD, else the
+/// body's own when it knows it (every XML document), else its declared
+/// Content-Length (a streamed object).
+fn sent_length(head: bool, response: &http::Response<s3s::Body>) -> Option<u64> {
+    if head {
+        return Some(0);
+    }
+    hyper::body::Body::size_hint(response.body())
+        .exact()
+        .or_else(|| content_length(response.headers()))
 }
 
 /// A browser upload: `POST /bucket` with a multipart form

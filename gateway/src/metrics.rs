@@ -47,9 +47,10 @@ pub struct Answered<'a> {
     /// From the request's head to the response's head: the whole request
     /// for a write, the time to the first byte for a read.
     pub latency: Duration,
-    /// The request body's declared length (`Content-Length`), if any.
+    /// The request body's declared length (`Content-Length`), if any,
+    /// whether or not the body was read.
     pub received: Option<u64>,
-    /// The response body's declared length, if any.
+    /// The response body's length (none for HEAD), if known.
     pub sent: Option<u64>,
 }
 
@@ -158,12 +159,12 @@ impl RequestMetrics {
         for (name, help, value) in [
             (
                 "arbor_s3_received_bytes_total",
-                "Request body bytes, as their Content-Length declared them, by operation.",
+                "Request body bytes, as their Content-Length declared them (read or not), by operation.",
                 (|stats: &OperationStats| stats.received_bytes) as fn(&OperationStats) -> u64,
             ),
             (
                 "arbor_s3_sent_bytes_total",
-                "Response body bytes, as their Content-Length declared them, by operation.",
+                "Response body bytes sent (none for HEAD), by operation.",
                 |stats: &OperationStats| stats.sent_bytes,
             ),
         ] {
