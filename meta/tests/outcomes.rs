@@ -11,7 +11,10 @@
 //! difference fails the test. If the change is intended (a new command, or
 //! a new step), re-record with `ARBOR_BLESS=1 cargo test -p arbor-meta
 //! --test outcomes` and review the file's diff: only added lines are
-//! acceptable for commands already released.
+//! acceptable for commands already released. Add steps at the end of the
+//! script: the lines are numbered, and log indexes (and with them
+//! generations and version ids) run on from step to step, so a step put
+//! in the middle changes every line after it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
