@@ -1015,7 +1015,12 @@ async fn copy_checksum(
     let mut body =
         data_path::read_body(s3.chunks(), source, 0..source.size, Locations::default()).await?;
     while let Some(piece) = body.next().await {
-        let piece = piece.map_err(|e| error::internal("reading the copy source", e))?;
+        // A chunk that cannot be read is the chunk store's error (503
+        // when no replica answers), as on a GET.
+        let piece = piece.map_err(|e| match e.downcast::<arbor_chunkstore::ChunkError>() {
+            Ok(chunk) => error::from_chunk(*chunk),
+            Err(other) => error::internal("reading the copy source", other),
+        })?;
         hasher.update(&piece);
     }
     let computed = hasher.finalize();
