@@ -68,6 +68,7 @@ pub async fn run(config: GatewayConfig, shutdown: CancellationToken) -> anyhow::
         let sources = metrics::Sources {
             requests: Some(frontend.metrics.clone()),
             meta: None,
+            cluster: None,
         };
         background.spawn(
             "metrics",

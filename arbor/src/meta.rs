@@ -35,15 +35,19 @@ pub async fn run(settings: MetaNodeConfig, shutdown: CancellationToken) -> anyho
     // stdout, so scripts and tests can read it.
     println!("meta node:   {}", node.node_id());
     println!("listening:   {bound}");
+    if let Some(listener) = &metrics_listener {
+        println!("metrics:     {}", metrics::url(listener));
+    }
+    // The last start-up line, which scripts wait for.
     println!("advertised:  {}", node.advertise_addr());
     let seams = Seams::system();
     let mut background = Tasks::default();
     if let Some(listener) = metrics_listener {
-        println!("metrics:     {}", metrics::url(&listener));
         // A background task: it stops before the node does.
         let sources = metrics::Sources {
             requests: None,
             meta: Some(Arc::new(node.status_reader())),
+            cluster: Some(node.client()),
         };
         background.spawn(
             "metrics",

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arbor_gateway::metrics::{RequestMetrics, family};
-use arbor_meta::NodeStatus;
+use arbor_meta::records::{ChunkServerRecord, ServerStatus};
+use arbor_meta::{MetaClient, NodeStatus};
 use arbor_net::{ServerLimits, serve_http_connection};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -47,6 +48,9 @@ pub struct Sources {
     pub requests: Option<Arc<RequestMetrics>>,
     /// The metadata node's Raft state (`serve`, `meta`).
     pub meta: Option<StatusSource>,
+    /// The cluster's chunk servers and chunks, read through this client
+    /// while the node of `meta` leads (`meta`): one node exports them.
+    pub cluster: Option<MetaClient>,
 }
 
 /// Binds `addr` if given: a busy port fails the start, as the S3
@@ -91,7 +95,7 @@ pub async fn serve(listener: TcpListener, sources: Sources, shutdown: Cancellati
         async move {
             let service = hyper::service::service_fn(move |req: http::Request<_>| {
                 let sources = sources.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &sources)) }
+                async move { Ok::<_, Infallible>(answer(&req, &sources).await) }
             });
             if let Err(e) = serve_http_connection(stream, &builder, service, draining).await {
                 tracing::debug!(%peer, error = %e, "metrics connection ended with error");
@@ -101,7 +105,7 @@ pub async fn serve(listener: TcpListener, sources: Sources, shutdown: Cancellati
     .await;
 }
 
-fn answer<B>(req: &http::Request<B>, sources: &Sources) -> http::Response<Full<Bytes>> {
+async fn answer<B>(req: &http::Request<B>, sources: &Sources) -> http::Response<Full<Bytes>> {
     let status = if req.uri().path() != METRICS_PATH {
         http::StatusCode::NOT_FOUND
     } else if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
@@ -110,7 +114,7 @@ fn answer<B>(req: &http::Request<B>, sources: &Sources) -> http::Response<Full<B
         http::StatusCode::OK
     };
     let body = if status == http::StatusCode::OK {
-        render(sources)
+        render(sources).await
     } else {
         format!("{status}: GET {METRICS_PATH}\n")
     };
@@ -124,7 +128,7 @@ fn answer<B>(req: &http::Request<B>, sources: &Sources) -> http::Response<Full<B
 }
 
 /// Every metric of `sources` and of this process, as one exposition.
-pub fn render(sources: &Sources) -> String {
+pub async fn render(sources: &Sources) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -141,10 +145,131 @@ pub fn render(sources: &Sources) -> String {
     if let Some(requests) = &sources.requests {
         requests.render(&mut out);
     }
+    let mut leads = false;
     if let Some(meta) = &sources.meta {
-        render_meta(&mut out, &meta());
+        let status = meta();
+        leads = status.state == LEADER;
+        render_meta(&mut out, &status);
+    }
+    if leads && let Some(client) = &sources.cluster {
+        render_cluster(&mut out, client).await;
     }
     out
+}
+
+/// Raft's name of a leading node's state.
+const LEADER: &str = "Leader";
+
+/// The chunk servers' registry and the chunk records' counts, as the
+/// metadata group holds them (O(1) counts and one row per server). A
+/// failed read (leadership just lost) leaves them out, and says so.
+async fn render_cluster(out: &mut String, client: &MetaClient) {
+    let servers = client.chunk_servers().await;
+    let counts = client.chunk_counts().await;
+    family(
+        out,
+        "arbor_cluster_read_ok",
+        "gauge",
+        "1 if the chunk servers and chunk counts below were read, else 0.",
+    );
+    let _ = writeln!(
+        out,
+        "arbor_cluster_read_ok {}",
+        u8::from(servers.is_ok() && counts.is_ok())
+    );
+    if let Ok(servers) = servers {
+        render_servers(out, &servers);
+    }
+    if let Ok((records, under_replicated)) = counts {
+        for (name, help, value) in [
+            (
+                "arbor_chunks",
+                "Chunks the cluster holds (one record each, whatever its replicas).",
+                records,
+            ),
+            (
+                "arbor_chunks_under_replicated",
+                "Chunks with fewer replicas than their factor, which the healer restores.",
+                under_replicated,
+            ),
+        ] {
+            family(out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+}
+
+fn render_servers(out: &mut String, servers: &[ChunkServerRecord]) {
+    let label = |server: &ChunkServerRecord| {
+        format!("server=\"{}\",zone=\"{}\"", server.id, escape(&server.zone))
+    };
+    type Gauge = (&'static str, &'static str, fn(&ChunkServerRecord) -> u64);
+    let gauges: [Gauge; 3] = [
+        (
+            "arbor_chunk_server_capacity_bytes",
+            "A chunk server's capacity as it declares it.",
+            |s| s.capacity,
+        ),
+        (
+            "arbor_chunk_server_used_bytes",
+            "Bytes a chunk server holds, from its last heartbeat.",
+            |s| s.used,
+        ),
+        (
+            "arbor_chunk_server_chunks",
+            "Chunks a chunk server holds, from its last heartbeat.",
+            |s| s.chunks,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        for server in servers {
+            let _ = writeln!(out, "{name}{{{}}} {}", label(server), value(server));
+        }
+    }
+    family(
+        out,
+        "arbor_chunk_server_status",
+        "gauge",
+        "1 for a chunk server's status (ONLINE, OFFLINE or DRAINING), 0 for the others.",
+    );
+    for server in servers {
+        for status in [
+            ServerStatus::Online,
+            ServerStatus::Offline,
+            ServerStatus::Draining,
+        ] {
+            let _ = writeln!(
+                out,
+                "arbor_chunk_server_status{{{},status=\"{}\"}} {}",
+                label(server),
+                status.as_str(),
+                u8::from(server.status == status)
+            );
+        }
+    }
+    family(
+        out,
+        "arbor_chunk_server_last_heartbeat_timestamp_seconds",
+        "gauge",
+        "When a chunk server last sent a heartbeat, in seconds since the Unix epoch.",
+    );
+    for server in servers {
+        let _ = writeln!(
+            out,
+            "arbor_chunk_server_last_heartbeat_timestamp_seconds{{{}}} {}",
+            label(server),
+            server.last_heartbeat_ms as f64 / 1000.0
+        );
+    }
+}
+
+/// A label value as Prometheus's text format writes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The process's CPU time, resident memory and open files, under the
@@ -243,8 +368,8 @@ fn render_meta(out: &mut String, status: &NodeStatus) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_node_renders_its_raft_state() {
+    #[tokio::test]
+    async fn a_node_renders_its_raft_state() {
         let status = NodeStatus {
             id: 3,
             addr: String::new(),
@@ -261,8 +386,9 @@ mod tests {
         let sources = Sources {
             requests: None,
             meta: Some(Arc::new(move || status.clone())),
+            cluster: None,
         };
-        let out = render(&sources);
+        let out = render(&sources).await;
         for line in [
             "arbor_meta_is_leader{node=\"3\"} 1",
             "arbor_meta_term{node=\"3\"} 7",
@@ -292,7 +418,41 @@ mod tests {
     }
 
     #[test]
-    fn only_get_metrics_is_served() {
+    fn chunk_servers_render_one_series_each() {
+        let server = |id: u64, zone: &str, status: ServerStatus| ChunkServerRecord {
+            id,
+            addr: format!("10.0.0.{id}:9100"),
+            zone: zone.to_owned(),
+            capacity: 1000,
+            used: 10 * id,
+            chunks: id,
+            status,
+            last_heartbeat_ms: 1_500,
+        };
+        let mut out = String::new();
+        render_servers(
+            &mut out,
+            &[
+                server(1, "rack-a", ServerStatus::Online),
+                server(2, "rack \"b\"", ServerStatus::Draining),
+            ],
+        );
+        for line in [
+            "# TYPE arbor_chunk_server_used_bytes gauge",
+            "arbor_chunk_server_capacity_bytes{server=\"1\",zone=\"rack-a\"} 1000",
+            "arbor_chunk_server_used_bytes{server=\"2\",zone=\"rack \\\"b\\\"\"} 20",
+            "arbor_chunk_server_chunks{server=\"1\",zone=\"rack-a\"} 1",
+            "arbor_chunk_server_status{server=\"1\",zone=\"rack-a\",status=\"ONLINE\"} 1",
+            "arbor_chunk_server_status{server=\"1\",zone=\"rack-a\",status=\"OFFLINE\"} 0",
+            "arbor_chunk_server_status{server=\"2\",zone=\"rack \\\"b\\\"\",status=\"DRAINING\"} 1",
+            "arbor_chunk_server_last_heartbeat_timestamp_seconds{server=\"1\",zone=\"rack-a\"} 1.5",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_get_metrics_is_served() {
         let sources = Sources::default();
         let request = |method: http::Method, path: &str| {
             http::Request::builder()
@@ -301,10 +461,18 @@ mod tests {
                 .body(())
                 .expect("request")
         };
-        let status = |req| answer(&req, &sources).status();
-        assert_eq!(status(request(http::Method::GET, "/metrics")), 200);
-        assert_eq!(status(request(http::Method::HEAD, "/metrics")), 200);
-        assert_eq!(status(request(http::Method::GET, "/")), 404);
-        assert_eq!(status(request(http::Method::POST, "/metrics")), 405);
+        for (method, path, expected) in [
+            (http::Method::GET, "/metrics", 200),
+            (http::Method::HEAD, "/metrics", 200),
+            (http::Method::GET, "/", 404),
+            (http::Method::POST, "/metrics", 405),
+        ] {
+            let req = request(method.clone(), path);
+            assert_eq!(
+                answer(&req, &sources).await.status(),
+                expected,
+                "{method} {path}"
+            );
+        }
     }
 }

@@ -83,6 +83,8 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Re
         let sources = metrics::Sources {
             requests: Some(frontend.metrics.clone()),
             meta: Some(Arc::new(meta.status_reader())),
+            // A one-node group with a local chunk store: no registry.
+            cluster: None,
         };
         background.spawn(
             "metrics",

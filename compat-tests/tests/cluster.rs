@@ -214,6 +214,8 @@ fn chunk_servers_register_go_offline_and_drain() {
             "--no-fsync",
             "--chunk-heartbeat-timeout-secs",
             "2",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--data-dir",
             &meta_dir,
         ],
@@ -221,6 +223,15 @@ fn chunk_servers_register_go_offline_and_drain() {
     )
     .expect("start meta");
     let meta_addr = meta.value("advertised:").expect("address");
+    let metrics_url = meta.value("metrics:").expect("the metrics endpoint");
+    let scrape = || {
+        let endpoint = metrics_url
+            .strip_suffix("/metrics")
+            .expect("a /metrics URL");
+        let response = raw_request(endpoint, "GET", "/metrics", &[], b"").expect("scrape");
+        assert_eq!(response.status, 200);
+        String::from_utf8(response.body).expect("UTF-8")
+    };
     let chunk = |name: &str, zone: &str| {
         let data = dir.path().join(name).to_str().expect("utf-8").to_owned();
         ArborProcess::start(
@@ -281,6 +292,30 @@ fn chunk_servers_register_go_offline_and_drain() {
     // b stops: marked OFFLINE after the timeout; restarted (same id), ONLINE again.
     assert!(b.stop().expect("stop b").success());
     servers(&|l| status_of(l, "b") == "OFFLINE", "b goes OFFLINE");
+    // The leader's metrics show the registry as the group holds it.
+    let metrics = scrape();
+    let has = |prefix: &str, suffix: &str| {
+        metrics
+            .lines()
+            .any(|l| l.starts_with(prefix) && l.ends_with(suffix))
+    };
+    assert!(has("arbor_meta_is_leader{node=\"1\"}", " 1"), "{metrics}");
+    assert!(has("arbor_cluster_read_ok", " 1"), "{metrics}");
+    assert!(
+        has(
+            "arbor_chunk_server_status{server=",
+            "zone=\"b\",status=\"OFFLINE\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        has(
+            "arbor_chunk_server_status{server=",
+            "zone=\"a\",status=\"ONLINE\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(has("arbor_chunks_under_replicated", " 0"), "{metrics}");
     let b = chunk("chunk-b", "b");
     let list = servers(&|l| status_of(l, "b") == "ONLINE", "b comes back");
     assert_eq!(list.len(), 2, "a restarted server keeps its id");

@@ -429,7 +429,8 @@ async fn lifecycle_configuration_is_stored_checked_and_removed() {
         .key("logs/x")
         .customize()
         .mutate_request(|req| {
-            req.headers_mut().insert("if-modified-since", "Invalid Date");
+            req.headers_mut()
+                .insert("if-modified-since", "Invalid Date");
         })
         .send()
         .await
