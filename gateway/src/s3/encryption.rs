@@ -142,6 +142,14 @@ pub(super) use asked;
 /// InvalidArgument, as S3 answers them.
 pub(super) fn refuse_on_write(asked: Asked<'_>) -> S3Result<()> {
     let method = asked.method.map(ServerSideEncryption::as_str);
+    // SSE-C is a method of its own: asking for another beside it is a
+    // bad request, as S3 answers it.
+    if method.is_some() && asked.customer.given() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified"
+        ));
+    }
     let kms = matches!(
         method,
         Some(ServerSideEncryption::AWS_KMS | ServerSideEncryption::AWS_KMS_DSSE)
@@ -332,6 +340,24 @@ mod tests {
             Some(S3ErrorCode::InvalidRequest)
         );
         assert_eq!(code(refuse_customer_key(CustomerKey::default())), None);
+    }
+
+    #[test]
+    fn a_customer_key_beside_another_method_is_an_invalid_argument() {
+        for method in ["AES256", "aws:kms"] {
+            let method = ServerSideEncryption::from(method.to_owned());
+            let asked = Asked {
+                method: Some(&method),
+                customer: CustomerKey {
+                    algorithm: Some("AES256"),
+                    key: Some(KEY),
+                    key_md5: Some(KEY_MD5),
+                },
+                ..Asked::default()
+            };
+            let e = refuse_on_write(asked).expect_err("both");
+            assert_eq!(*e.code(), S3ErrorCode::InvalidArgument, "{method:?}");
+        }
     }
 
     /// A 256-bit key and its MD5, in base64.
