@@ -826,12 +826,17 @@ async fn faulty_customer_keys_are_bad_requests_and_write_nothing() {
             let response = f.send("GET", &object_target(SMALL), headers, b"");
             assert_error(&response, 400, code, &format!("GET, {what}"));
         }
-        // A sound key is still refused: Arbor does not encrypt.
         let sound = [
             (algorithm, "AES256"),
             (key_header, key),
             (md5_header, key_md5),
         ];
+        // Beside another method, a sound key is a bad request.
+        let mut both = sound.to_vec();
+        both.push(("x-amz-server-side-encryption", "AES256"));
+        let response = f.send("PUT", &object_target("fresh"), &both, b"secret");
+        assert_error(&response, 400, "InvalidArgument", "PUT, SSE-C and SSE-S3");
+        // Alone, it is still refused: Arbor does not encrypt.
         let response = f.send("PUT", &object_target("fresh"), &sound, b"secret");
         assert_error(&response, 501, "NotImplemented", "PUT, a sound key");
         let response = f.send("GET", &object_target(SMALL), &sound, b"");
