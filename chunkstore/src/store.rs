@@ -870,6 +870,10 @@ fn check_blocks(
 
 /// Calls `f` for every well-named chunk file under `root`, skipping the
 /// temporary directory and anything else that is not a chunk.
+///
+/// Collection deletes chunk files while a walk runs, so a file listed may
+/// be gone when `f` reads its metadata: `f` failing with `NotFound` skips
+/// that file instead of failing the walk.
 fn walk_chunks(root: &Path, mut f: impl FnMut(ChunkId, &fs::DirEntry) -> Result<()>) -> Result<()> {
     for dir in fs::read_dir(root)? {
         let dir = dir?;
@@ -898,7 +902,10 @@ fn walk_chunks(root: &Path, mut f: impl FnMut(ChunkId, &fs::DirEntry) -> Result<
             {
                 continue;
             }
-            f(id, &entry)?;
+            match f(id, &entry) {
+                Err(ChunkError::Io(error)) if error.kind() == io::ErrorKind::NotFound => {}
+                result => result?,
+            }
         }
     }
     Ok(())
@@ -1012,6 +1019,38 @@ mod tests {
         assert_eq!(store.list_older_than(HOUR).await.expect("list"), [id]);
         assert!(store.delete_if_older_than(id, HOUR).await.expect("delete"));
         assert!(matches!(store.stat(id).await, Err(ChunkError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_walk_skips_chunk_files_deleted_under_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = ChunkStore::open(dir.path(), SystemClock::shared(), SeededEntropy::new(3))
+            .await
+            .expect("open");
+        let mut ids = Vec::new();
+        for body in [&b"one"[..], b"two", b"three"] {
+            let id = store.fresh_id();
+            let mut writer = store.writer(id).await.expect("writer");
+            writer.write(Bytes::from(body)).await.expect("write");
+            writer.finish(None).await.expect("finish");
+            ids.push(id);
+        }
+        ids.sort_unstable();
+        // As collection does between the listing and the stat: the first
+        // chunk visited is deleted before its metadata is read.
+        let mut visited = Vec::new();
+        walk_chunks(dir.path(), |id, entry| {
+            if visited.is_empty() {
+                fs::remove_file(entry.path())?;
+            }
+            visited.push(id);
+            entry.metadata()?;
+            Ok(())
+        })
+        .expect("the walk goes on");
+        visited.sort_unstable();
+        assert_eq!(visited, ids, "every chunk visited");
+        assert_eq!(store.usage().await.expect("usage").0, 2);
     }
 
     #[test]
