@@ -185,6 +185,21 @@ async fn versions_delete_markers_and_null_versions() {
         .expect("head v1");
     assert_eq!(head.content_length(), Some(2));
     assert_eq!(head.version_id(), Some(v1.as_str()));
+    // GetObjectAttributes carries its version in the header too.
+    for (asked, expected) in [(Some(&v1), &v1), (None, &v2)] {
+        let attributes = s3
+            .get_object_attributes()
+            .bucket(b)
+            .key("k")
+            .set_version_id(asked.cloned())
+            .object_attributes(aws_sdk_s3::types::ObjectAttributes::ObjectSize)
+            .send()
+            .await
+            .expect("attributes");
+        assert_eq!(attributes.version_id(), Some(expected.as_str()));
+        assert_eq!(attributes.object_size(), Some(2));
+        assert!(attributes.last_modified().is_some());
+    }
 
     // A malformed id is 400; one the key does not have, 404.
     let e = s3

@@ -762,7 +762,15 @@ pub async fn attributes(
         });
     }
     let body = attributes_document(&output)?;
-    let mut response = S3Response::new(output);
+    // The document is written: s3s takes only the header fields, so it
+    // does not write the body a second time for nothing.
+    let mut response = S3Response::new(GetObjectAttributesOutput {
+        delete_marker: output.delete_marker,
+        last_modified: output.last_modified,
+        request_charged: output.request_charged,
+        version_id: output.version_id,
+        ..Default::default()
+    });
     response.extensions.insert(PrerenderedBody(body));
     Ok(response)
 }
