@@ -1147,6 +1147,81 @@ async fn object_lock_holds_versions_until_their_date() {
         "{until} vs {}",
         in_a_day.secs()
     );
+    // One in years reads back in years, and a version's retention ends
+    // on its anniversary (366 days over a 29 February).
+    let lock_rule = |days: Option<i32>, years: Option<i32>| {
+        ObjectLockConfiguration::builder()
+            .object_lock_enabled(ObjectLockEnabled::Enabled)
+            .rule(
+                ObjectLockRule::builder()
+                    .default_retention(
+                        DefaultRetention::builder()
+                            .mode(ObjectLockRetentionMode::Governance)
+                            .set_days(days)
+                            .set_years(years)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let default_of = |config: aws_sdk_s3::operation::get_object_lock_configuration::GetObjectLockConfigurationOutput| {
+        let retention = config
+            .object_lock_configuration()
+            .and_then(|c| c.rule())
+            .and_then(|r| r.default_retention())
+            .expect("a default retention");
+        (retention.days(), retention.years())
+    };
+    s3.put_object_lock_configuration()
+        .bucket(b)
+        .object_lock_configuration(lock_rule(None, Some(1)))
+        .send()
+        .await
+        .expect("in years");
+    let config = s3
+        .get_object_lock_configuration()
+        .bucket(b)
+        .send()
+        .await
+        .expect("read back");
+    assert_eq!(default_of(config), (None, Some(1)));
+    let y = put(&s3, b, "y", b"a year").await.expect("id");
+    let written = s3
+        .head_object()
+        .bucket(b)
+        .key("y")
+        .version_id(&y)
+        .send()
+        .await
+        .expect("head");
+    let date = |d: &DateTime| {
+        d.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+            .expect("date")
+    };
+    let written_at = date(written.last_modified().expect("written"));
+    let (year, rest) = written_at.split_at(4);
+    let next = year.parse::<i32>().expect("year") + 1;
+    let anniversary = match rest.strip_prefix("-02-29") {
+        Some(time) => format!("{next}-03-01{time}"),
+        None => format!("{next}{rest}"),
+    };
+    let until = written.object_lock_retain_until_date().expect("until");
+    assert_eq!(date(until).get(..19), anniversary.get(..19), "{written_at}");
+    // And one in days replaces it.
+    s3.put_object_lock_configuration()
+        .bucket(b)
+        .object_lock_configuration(lock_rule(Some(1), None))
+        .send()
+        .await
+        .expect("in days");
+    let config = s3
+        .get_object_lock_configuration()
+        .bucket(b)
+        .send()
+        .await
+        .expect("read back");
+    assert_eq!(default_of(config), (Some(1), None));
 
     // Without Object Lock there is nothing to configure or retain.
     s3.create_bucket()

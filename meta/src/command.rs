@@ -40,9 +40,10 @@ use crate::namespace::{
     CreateBucket, CreateBucketAs, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys,
     DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf, GetBucket, GetBucketTags,
     GetBucketVersioning, GetLocatedVersion, GetObject, GetObjectLock, GetObjectLockConfig,
-    GetObjectVersion, GetReadableVersion, ListBuckets, PutBucketTags, PutObject, PutObjectTags,
-    SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig, SetObjectRetention,
-    SetObjectRetentionStrict, SetObjectTags, SetOverwritePolicy,
+    GetObjectLockRule, GetObjectVersion, GetReadableVersion, ListBuckets, PutBucketTags, PutObject,
+    PutObjectTags, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
+    SetObjectLockConfigInYears, SetObjectRetention, SetObjectRetentionStrict, SetObjectTags,
+    SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -244,6 +245,7 @@ writes!(
     SetObjectTags,
     PutBucketLifecycleRules,
     SetObjectRetentionStrict,
+    SetObjectLockConfigInYears,
 );
 
 reads!(
@@ -281,6 +283,7 @@ reads!(
     GetBucketRules,
     GetLocatedVersion,
     GetBucketLifecycleRules,
+    GetObjectLockRule,
 );
 
 /// A command's outcome as the log remembers it.
@@ -429,6 +432,7 @@ mod tests {
             "SetObjectTags",
             "PutBucketLifecycleRules",
             "SetObjectRetentionStrict",
+            "SetObjectLockConfigInYears",
         ];
         assert_eq!(Command::NAMES, RELEASED);
         // The names are the tags postcard writes.

@@ -50,6 +50,7 @@ pub struct ApplyContext<'txn> {
     pub(crate) bucket_lifecycle: WriteTable<'txn>,
     pub(crate) bucket_acls: WriteTable<'txn>,
     pub(crate) bucket_lifecycle_filters: WriteTable<'txn>,
+    pub(crate) bucket_lock_years: WriteTable<'txn>,
 }
 
 impl<'txn> ApplyContext<'txn> {
@@ -87,6 +88,7 @@ impl<'txn> ApplyContext<'txn> {
             bucket_lifecycle: txn.open_table(schema::BUCKET_LIFECYCLE)?,
             bucket_acls: txn.open_table(schema::BUCKET_ACLS)?,
             bucket_lifecycle_filters: txn.open_table(schema::BUCKET_LIFECYCLE_FILTERS)?,
+            bucket_lock_years: txn.open_table(schema::BUCKET_LOCK_YEARS)?,
         })
     }
 

@@ -16,8 +16,8 @@ use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::{ChunkPlacement, ChunkRecord};
 use crate::records::object::{
     BucketInfo, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, LockMode,
-    ObjectData, ObjectHeaders, ObjectLockConfig, ObjectVersion, OverwritePolicy, Retention,
-    VersionId, VersionLock, VersionStamp, Versioning, WriteCondition,
+    ObjectData, ObjectHeaders, ObjectLockConfig, ObjectLockRule, ObjectVersion, OverwritePolicy,
+    Retention, VersionId, VersionLock, VersionStamp, Versioning, WriteCondition, years_later_ms,
 };
 use crate::records::tree::{
     BucketRecord, ChildRecord, GcOrigin, InodeKind, ObjectEntry, ROOT_INODE,
@@ -292,6 +292,7 @@ impl Apply for DeleteBucket {
         ctx.bucket_lock.remove(name.as_bytes())?;
         ctx.bucket_lifecycle.remove(name.as_bytes())?;
         ctx.bucket_lifecycle_filters.remove(name.as_bytes())?;
+        ctx.bucket_lock_years.remove(name.as_bytes())?;
         access::forget_bucket(ctx, name)?;
         remove_child(ctx, ROOT_INODE, &directory_stored_name(name), record.root)?;
         Ok(Ok(()))
@@ -490,6 +491,7 @@ fn install_version(
         bucket,
     } = target;
     let lock_default = lock_config_of(&ctx.bucket_lock, bucket)?.and_then(|c| c.default);
+    let lock_years = lock_years_of(&ctx.bucket_lock_years, bucket)?;
     let mut path = found;
     let mut parent = path.last().copied().unwrap_or(root);
     for segment in directories.iter().skip(path.len()) {
@@ -524,9 +526,12 @@ fn install_version(
     }
     let default_retention = lock_default.map(|(mode, days)| Retention {
         mode,
-        until_ms: version
-            .last_modified_ms
-            .saturating_add(i64::from(days).saturating_mul(DAY_MS)),
+        until_ms: match lock_years {
+            Some(years) => years_later_ms(version.last_modified_ms, years),
+            None => version
+                .last_modified_ms
+                .saturating_add(i64::from(days).saturating_mul(DAY_MS)),
+        },
     });
     let lock = VersionLock {
         retention: asked.and_then(|a| a.retention).or(default_retention),
@@ -1534,7 +1539,65 @@ impl Apply for SetObjectLockConfig {
         }
         ctx.bucket_lock
             .insert(bucket.as_bytes(), encode_record(&self.config)?.as_slice())?;
+        ctx.bucket_lock_years.remove(bucket.as_bytes())?;
         Ok(Ok(()))
+    }
+}
+
+/// PutObjectLockConfiguration whose default retention names years: as
+/// [`SetObjectLockConfig`] with 365 days a year in the configuration
+/// (what older releases read), and the years beside it, so the rule reads
+/// back as given and a new version's retention ends on the anniversary
+/// ([`years_later_ms`]). A command of a later release than
+/// `SetObjectLockConfig` (docs/OPERATING.md, "Upgrading a metadata
+/// group").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetObjectLockConfigInYears {
+    pub bucket: String,
+    pub mode: LockMode,
+    pub years: u32,
+}
+
+impl Apply for SetObjectLockConfigInYears {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let Some(days) = self
+            .years
+            .checked_mul(DAYS_PER_YEAR)
+            .filter(|days| *days > 0)
+        else {
+            return Ok(Err(MetaError::InvalidRequest(format!(
+                "a default retention lasts from 1 to {} years",
+                u32::MAX / DAYS_PER_YEAR
+            ))));
+        };
+        let config = SetObjectLockConfig {
+            bucket: self.bucket.clone(),
+            config: ObjectLockConfig {
+                default: Some((self.mode, days)),
+            },
+        };
+        if let Err(e) = config.apply(ctx)? {
+            return Ok(Err(e));
+        }
+        ctx.bucket_lock_years.insert(
+            self.bucket.as_bytes(),
+            encode_record(&self.years)?.as_slice(),
+        )?;
+        Ok(Ok(()))
+    }
+}
+
+/// The days a year of a default retention in years counts in the
+/// configuration older releases read.
+const DAYS_PER_YEAR: u32 = 365;
+
+/// The length in years of `bucket`'s default retention, if it was given
+/// in years.
+fn lock_years_of<T: BytesTable>(table: &T, bucket: &str) -> Result<Option<u32>> {
+    match table.get(bucket.as_bytes())? {
+        Some(value) => Ok(Some(decode_record(value.value())?)),
+        None => Ok(None),
     }
 }
 
@@ -1555,6 +1618,30 @@ impl Query for GetObjectLockConfig {
             None => None,
         };
         config.ok_or_else(|| MetaError::NoObjectLockConfig(self.bucket.clone()))
+    }
+}
+
+/// Linearizable: the Object Lock rule of `bucket` as it was given, years
+/// included; `NoObjectLockConfig` when Object Lock is not enabled. A
+/// query of a later release than [`GetObjectLockConfig`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetObjectLockRule {
+    pub bucket: String,
+}
+
+impl Query for GetObjectLockRule {
+    type Reply = ObjectLockRule;
+    const INLINE: bool = true;
+    fn read(&self, txn: &ReadTransaction) -> Result<ObjectLockRule> {
+        let config = GetObjectLockConfig {
+            bucket: self.bucket.clone(),
+        }
+        .read(txn)?;
+        let years = match open_read(txn, schema::BUCKET_LOCK_YEARS)? {
+            Some(table) => lock_years_of(&table, &self.bucket)?,
+            None => None,
+        };
+        Ok(ObjectLockRule { config, years })
     }
 }
 

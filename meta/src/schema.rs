@@ -36,6 +36,7 @@
 //! | `ns_bucket_lifecycle` | bucket name bytes              | [`crate::records::lifecycle::LifecycleConfig`] |
 //! | `ns_bucket_acls` | bucket name bytes                   | [`crate::records::access::BucketAcl`] |
 //! | `ns_bucket_lifecycle_filters` | bucket name bytes      | `Vec<`[`crate::records::lifecycle::LifecycleFilter`]`>`, one per rule |
+//! | `ns_bucket_lock_years` | bucket name bytes             | `u32`: the default retention in years, as given |
 //!
 //! The Raft state machine keeps its own tables beside these in the same
 //! file (`raft::state_store`: last applied, membership, snapshot,
@@ -142,6 +143,11 @@ pub const BUCKET_ACLS: StateTable = StateTable::new("ns_bucket_acls");
 /// filters by tag or size. Apart from `ns_bucket_lifecycle`, so its
 /// records stay as older releases read them.
 pub const BUCKET_LIFECYCLE_FILTERS: StateTable = StateTable::new("ns_bucket_lifecycle_filters");
+/// bucket name → `u32`: the length in years of the bucket's default
+/// retention, when PutObjectLockConfiguration named years; no row when it
+/// named days. Apart from `ns_bucket_lock`, so its records stay as older
+/// releases read them.
+pub const BUCKET_LOCK_YEARS: StateTable = StateTable::new("ns_bucket_lock_years");
 pub const STATE_TABLES: &[StateTable] = &[
     BUCKETS,
     CHILDREN,
@@ -172,6 +178,7 @@ pub const STATE_TABLES: &[StateTable] = &[
     BUCKET_LIFECYCLE,
     BUCKET_ACLS,
     BUCKET_LIFECYCLE_FILTERS,
+    BUCKET_LOCK_YEARS,
 ];
 
 /// Opens each state table so it exists (reads fail on a missing table).

@@ -40,7 +40,8 @@ use arbor_meta::namespace::{
     CreateBucket, CreateBucketAs, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys,
     DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf, DeleteTarget, PutBucketTags,
     PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
-    SetObjectRetention, SetObjectRetentionStrict, SetObjectTags, SetOverwritePolicy,
+    SetObjectLockConfigInYears, SetObjectRetention, SetObjectRetentionStrict, SetObjectTags,
+    SetOverwritePolicy,
 };
 use arbor_meta::reclaim::{DeleteDirectory, ReclaimBatch};
 use arbor_meta::records::lifecycle::{
@@ -818,6 +819,19 @@ fn script() -> Script {
     // Last, a bucket that is not empty, then an empty one.
     s.run(DeleteBucket { name: b("plain") });
     s.run(DeleteBucket { name: b("keyed") });
+
+    // Default retentions in years.
+    let in_years = |bucket: &str, years| SetObjectLockConfigInYears {
+        bucket: b(bucket),
+        mode: LockMode::Compliance,
+        years,
+    };
+    s.run(in_years("locked", 1));
+    s.put("locked", "yearly", "y1");
+    s.run(in_years("locked", 0));
+    s.run(in_years("locked", u32::MAX));
+    s.run(in_years("nothere", 1));
+    s.run(in_years("plain", 1));
     s
 }
 

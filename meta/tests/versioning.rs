@@ -12,16 +12,18 @@ use arbor_meta::command::{Command, CommandResult, Reply};
 use arbor_meta::listing::{ListObjects, list_object_versions, list_objects};
 use arbor_meta::namespace::{
     CreateBucket, CreateLockedBucket, DAY_MS, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
-    DeleteTarget, GetBucketVersioning, GetObjectLock, GetObjectLockConfig, GetObjectVersion,
-    GetReadableVersion, PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold,
-    SetObjectLockConfig, SetObjectRetention, SetObjectRetentionStrict, SetObjectTags, get_object,
+    DeleteTarget, GetBucketVersioning, GetObjectLock, GetObjectLockConfig, GetObjectLockRule,
+    GetObjectVersion, GetReadableVersion, PutObject, PutObjectTags, SetBucketVersioning,
+    SetObjectLegalHold, SetObjectLockConfig, SetObjectLockConfigInYears, SetObjectRetention,
+    SetObjectRetentionStrict, SetObjectTags, get_object,
 };
 use arbor_meta::op::Query;
 use arbor_meta::reclaim::DeleteDirectory;
+use arbor_meta::records::object::years_later_ms;
 use arbor_meta::records::{
     ChunkId, ChunkOwnership, ChunkRecord, ChunkRef, DeleteCondition, DeleteOutcome, ListEntry,
-    ListRequest, LockMode, ObjectData, ObjectLockConfig, ObjectVersion, Retention, VersionId,
-    VersionListEntry, VersionListRequest, VersionLock, Versioning, WriteCondition,
+    ListRequest, LockMode, ObjectData, ObjectLockConfig, ObjectLockRule, ObjectVersion, Retention,
+    VersionId, VersionListEntry, VersionListRequest, VersionLock, Versioning, WriteCondition,
 };
 use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema;
@@ -1201,6 +1203,88 @@ fn a_default_retention_locks_every_new_version() {
         plain.retain("p", w, retention(LockMode::Governance, 5), false, 1),
         Err(MetaError::NoObjectLockConfig(BUCKET.to_owned()))
     );
+}
+
+#[test]
+fn a_default_retention_in_years_reads_back_as_years_and_ends_on_the_anniversary() {
+    let mut f = Fixture::with_bucket(BUCKET);
+    f.set_versioning(Versioning::Enabled).expect("enable");
+    f.apply(Command::SetObjectLockConfigInYears(
+        SetObjectLockConfigInYears {
+            bucket: BUCKET.to_owned(),
+            mode: LockMode::Governance,
+            years: 3,
+        },
+    ))
+    .expect("lock in years");
+    let rule = |f: &Fixture| {
+        GetObjectLockRule {
+            bucket: BUCKET.to_owned(),
+        }
+        .read(&f.db.begin_read().expect("read"))
+    };
+    let in_days = |days| ObjectLockConfig {
+        default: Some((LockMode::Governance, days)),
+    };
+    assert_eq!(
+        rule(&f),
+        Ok(ObjectLockRule {
+            config: in_days(1095),
+            years: Some(3)
+        })
+    );
+    // A query of the releases before reads 365 days a year.
+    let config = GetObjectLockConfig {
+        bucket: BUCKET.to_owned(),
+    }
+    .read(&f.db.begin_read().expect("read"));
+    assert_eq!(config, Ok(in_days(1095)));
+    let v = f.put("y", "yearly");
+    let until = years_later_ms(v.last_modified_ms, 3);
+    assert_eq!(
+        until,
+        v.last_modified_ms + 1096 * DAY_MS,
+        "from 1970: over 29 February 1972"
+    );
+    assert_eq!(
+        f.lock_of("y", None).map(|lock| lock.retention),
+        Ok(retention(LockMode::Governance, until))
+    );
+    // A rule in days replaces it, years and all.
+    f.apply(Command::SetObjectLockConfig(SetObjectLockConfig {
+        bucket: BUCKET.to_owned(),
+        config: in_days(3),
+    }))
+    .expect("lock in days");
+    assert_eq!(
+        rule(&f),
+        Ok(ObjectLockRule {
+            config: in_days(3),
+            years: None
+        })
+    );
+    let w = f.put("d", "daily");
+    assert_eq!(
+        f.lock_of("d", None).map(|lock| lock.retention),
+        Ok(retention(
+            LockMode::Governance,
+            w.last_modified_ms + 3 * DAY_MS
+        ))
+    );
+    // Refusals leave the rule as it was.
+    for years in [0, u32::MAX] {
+        assert!(matches!(
+            f.apply(Command::SetObjectLockConfigInYears(
+                SetObjectLockConfigInYears {
+                    bucket: BUCKET.to_owned(),
+                    mode: LockMode::Compliance,
+                    years,
+                }
+            )),
+            Err(MetaError::InvalidRequest(_))
+        ));
+    }
+    assert_eq!(rule(&f).map(|r| r.years), Ok(None));
 }
 
 // ------------------------------------------------------------- the model

@@ -6,8 +6,8 @@
 
 use arbor_meta::MetaError;
 use arbor_meta::namespace::{
-    GetObjectLock, GetObjectLockConfig, SetObjectLegalHold, SetObjectLockConfig,
-    SetObjectRetention, SetObjectRetentionStrict,
+    GetObjectLock, GetObjectLockConfig, GetObjectLockRule, SetObjectLegalHold, SetObjectLockConfig,
+    SetObjectLockConfigInYears, SetObjectRetention, SetObjectRetentionStrict,
 };
 use arbor_meta::records::{LockMode, ObjectLockConfig, Retention, VersionLock};
 use s3s::dto::*;
@@ -17,8 +17,16 @@ use super::object::parse_version_id;
 use super::{Arbor, record_target, time};
 use crate::error;
 
-/// A year of default retention counts 365 days.
+/// A year of default retention counts 365 days where a day count is
+/// needed (the bound on Years below); the retention itself ends on the
+/// anniversary (docs/design.md, "Object Lock").
 const DAYS_PER_YEAR: i32 = 365;
+
+/// A default retention's length as PutObjectLockConfiguration gave it.
+enum Period {
+    Days(u32),
+    Years(u32),
+}
 
 fn malformed() -> S3Error {
     s3_error!(
@@ -173,42 +181,71 @@ pub async fn put_config(
     {
         return Err(malformed());
     }
-    let default = match config.rule.and_then(|rule| rule.default_retention) {
+    let period = match config.rule.and_then(|rule| rule.default_retention) {
         None => None,
         Some(retention) => {
             let mode = mode_of(retention.mode.as_ref())?;
-            let days = match (retention.days, retention.years) {
+            let period = match (retention.days, retention.years) {
                 // AWS's schema allows one of them.
                 (Some(_), Some(_)) => return Err(malformed()),
-                (Some(days), None) if days > 0 => Some(days),
-                (None, Some(years)) if years > 0 => years.checked_mul(DAYS_PER_YEAR),
+                (Some(days), None) if days > 0 => u32::try_from(days).ok().map(Period::Days),
+                // Years whose days count in an `i32`, as S3's Days do.
+                (None, Some(years)) if years > 0 => years
+                    .checked_mul(DAYS_PER_YEAR)
+                    .and_then(|_| u32::try_from(years).ok())
+                    .map(Period::Years),
                 _ => None,
             }
-            .and_then(|days| u32::try_from(days).ok())
             .ok_or_else(|| {
                 s3_error!(
                     InvalidArgument,
                     "Default retention period must be a positive integer value."
                 )
             })?;
-            Some((mode, days))
+            Some((mode, period))
         }
     };
-    s3.meta()
-        .write(SetObjectLockConfig {
-            bucket: input.bucket,
-            config: ObjectLockConfig { default },
-        })
-        .await
-        .map_err(|e| match e {
-            // The command's outcome for an unversioned bucket, kept as
-            // every release's replicas remember it; S3 answers 409.
-            MetaError::VersionedBucket(_) => s3_error!(
-                InvalidBucketState,
-                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
-            ),
-            e => error::from_meta(e),
-        })?;
+    let bucket = input.bucket;
+    let written = match period {
+        // A rule in years is a command of a later release: proposed only
+        // for it (docs/OPERATING.md, "Upgrading a metadata group").
+        Some((mode, Period::Years(years))) => {
+            s3.meta()
+                .write(SetObjectLockConfigInYears {
+                    bucket,
+                    mode,
+                    years,
+                })
+                .await
+        }
+        Some((mode, Period::Days(days))) => {
+            s3.meta()
+                .write(SetObjectLockConfig {
+                    bucket,
+                    config: ObjectLockConfig {
+                        default: Some((mode, days)),
+                    },
+                })
+                .await
+        }
+        None => {
+            s3.meta()
+                .write(SetObjectLockConfig {
+                    bucket,
+                    config: ObjectLockConfig { default: None },
+                })
+                .await
+        }
+    };
+    written.map_err(|e| match e {
+        // The command's outcome for an unversioned bucket, kept as
+        // every release's replicas remember it; S3 answers 409.
+        MetaError::VersionedBucket(_) => s3_error!(
+            InvalidBucketState,
+            "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
+        ),
+        e => error::from_meta(e),
+    })?;
     Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
 }
 
@@ -218,18 +255,22 @@ pub async fn get_config(
 ) -> S3Result<S3Response<GetObjectLockConfigurationOutput>> {
     let input = req.input;
     record_target("GetObjectLockConfiguration", &input.bucket, None);
-    let config = s3
+    let stored = s3
         .meta()
-        .read(GetObjectLockConfig {
+        .read(GetObjectLockRule {
             bucket: input.bucket,
         })
         .await
         .map_err(error::from_meta)?;
-    let rule = config.default.map(|(mode, days)| ObjectLockRule {
+    // As it was given: in years, or in days.
+    let rule = stored.config.default.map(|(mode, days)| ObjectLockRule {
         default_retention: Some(DefaultRetention {
-            days: i32::try_from(days).ok(),
+            days: match stored.years {
+                Some(_) => None,
+                None => i32::try_from(days).ok(),
+            },
             mode: Some(mode_dto(mode)),
-            years: None,
+            years: stored.years.and_then(|years| i32::try_from(years).ok()),
         }),
     });
     Ok(S3Response::new(GetObjectLockConfigurationOutput {

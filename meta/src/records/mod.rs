@@ -26,8 +26,8 @@ pub use listing::{
 pub use object::{
     BucketInfo, ChecksumAlgorithm, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition,
     DeleteOutcome, LockMode, ObjectChecksum, ObjectData, ObjectHeaders, ObjectLockConfig,
-    ObjectVersion, OverwritePolicy, Retention, VersionId, VersionLock, VersionStamp, Versioning,
-    WriteCondition,
+    ObjectLockRule, ObjectVersion, OverwritePolicy, Retention, VersionId, VersionLock,
+    VersionStamp, Versioning, WriteCondition,
 };
 pub use server::{ChunkServerRecord, ServerId, ServerStatus};
 pub use tree::GcEntry;

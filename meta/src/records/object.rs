@@ -375,6 +375,115 @@ pub struct ObjectLockConfig {
     pub default: Option<(LockMode, u32)>,
 }
 
+/// A bucket's Object Lock rule as PutObjectLockConfiguration gave it: the
+/// configuration, and the default retention's length in years when the
+/// client named years (`config` then holds 365 days a year, what older
+/// releases read).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockRule {
+    pub config: ObjectLockConfig,
+    pub years: Option<u32>,
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// The instant `years` calendar years after `ms` (UTC): the same time of
+/// day on the same month and day, where 29 February of a year that is
+/// not a leap year is 1 March, so a retention in years never ends before
+/// the anniversary. Saturates at the ends of `i64`.
+pub fn years_later_ms(ms: i64, years: u32) -> i64 {
+    let days = ms.div_euclid(MS_PER_DAY);
+    let time_of_day = ms.rem_euclid(MS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let target = year.saturating_add(i64::from(years));
+    let later = if month == 2 && day == 29 && !is_leap(target) {
+        days_from_civil(target, 3, 1)
+    } else {
+        days_from_civil(target, month, day)
+    };
+    later.saturating_mul(MS_PER_DAY).saturating_add(time_of_day)
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`]: (year, month 1..=12, day 1..=31).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::{civil_from_days, days_from_civil, years_later_ms};
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn civil_dates_round_trip() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        for days in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+    }
+
+    #[test]
+    fn years_are_calendar_years() {
+        // 2027-03-10T12:34:56.789Z
+        let ms = days_from_civil(2027, 3, 10) * DAY + 45_296_789;
+        let later = years_later_ms(ms, 1);
+        assert_eq!(later, days_from_civil(2028, 3, 10) * DAY + 45_296_789);
+        assert_eq!(later - ms, 366 * DAY, "a year over 29 February 2028");
+        assert_eq!(
+            years_later_ms(days_from_civil(2026, 1, 5) * DAY, 1),
+            days_from_civil(2027, 1, 5) * DAY,
+            "365 days otherwise"
+        );
+        // 29 February: to 1 March, never before the anniversary.
+        let leap_day = days_from_civil(2028, 2, 29) * DAY + 1;
+        assert_eq!(
+            years_later_ms(leap_day, 1),
+            days_from_civil(2029, 3, 1) * DAY + 1
+        );
+        assert_eq!(
+            years_later_ms(leap_day, 4),
+            days_from_civil(2032, 2, 29) * DAY + 1
+        );
+        assert_eq!(years_later_ms(ms, 0), ms);
+        assert_eq!(
+            years_later_ms(ms, 100),
+            ms + 36_524 * DAY,
+            "2100 is no leap year"
+        );
+        // Before the epoch too (a clock set wrong must not panic).
+        assert_eq!(years_later_ms(-DAY, 1), days_from_civil(1970, 12, 31) * DAY);
+        assert_eq!(years_later_ms(i64::MAX - 5, u32::MAX), i64::MAX);
+    }
+}
+
 /// A bucket's versioning state (PutBucketVersioning). A bucket starts
 /// unversioned; once enabled it can be suspended, never unversioned again.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
