@@ -113,6 +113,21 @@ async fn every_skeleton_call_survives_a_restart() {
         .send()
         .await
         .expect("create a bucket we own again");
+    // Asked for in another region, it is BucketAlreadyOwnedByYou there.
+    let in_region = |region: &str| {
+        aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+            .build()
+    };
+    let again = s3
+        .create_bucket()
+        .bucket(BUCKET)
+        .create_bucket_configuration(in_region("eu-central-1"))
+        .send()
+        .await
+        .expect_err("ours, in eu-central-1");
+    assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
+    assert_eq!(again.raw_response().map(|r| r.status().as_u16()), Some(409));
     let bad = s3
         .create_bucket()
         .bucket("Not_A_Bucket")
@@ -387,6 +402,34 @@ async fn a_pinned_region_refuses_requests_signed_for_another() {
         .expect_err("bucket exists");
     assert_eq!(again.code(), Some("BucketAlreadyOwnedByYou"));
     assert_eq!(again.raw_response().map(|r| r.status().as_u16()), Some(409));
+    // A location constraint names the pinned region or none.
+    let elsewhere = right
+        .create_bucket()
+        .bucket("elsewhere")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("another region");
+    assert_eq!(elsewhere.code(), Some("IllegalLocationConstraintException"));
+    assert_eq!(
+        elsewhere.raw_response().map(|r| r.status().as_u16()),
+        Some(400)
+    );
+    right
+        .create_bucket()
+        .bucket("here")
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest3)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("this region");
     assert!(server.stop().expect("stop").success());
 }
 

@@ -28,6 +28,7 @@ pub async fn create(
             req.input.bucket,
         )));
     }
+    let region = requested_region(s3, req.input.create_bucket_configuration.as_ref())?;
     let name = req.input.bucket;
     record_target("CreateBucket", &name, None);
     let principal = keyring::principal_of(&req.extensions)?;
@@ -76,7 +77,7 @@ pub async fn create(
         // with 200, as if it had created it (its legacy behaviour, which
         // the CreateBucket reference notes); in every other region with
         // 409 BucketAlreadyOwnedByYou.
-        Err(MetaError::BucketAlreadyExists(_)) if region_name(s3) == US_EAST_1 => {}
+        Err(MetaError::BucketAlreadyExists(_)) if region == US_EAST_1 => {}
         Err(e) => return Err(error::from_meta(e)),
     }
     // The bucket exists, private and with ACLs enabled: what the request
@@ -280,6 +281,28 @@ fn region_name(s3: &Arbor) -> String {
         .region
         .clone()
         .unwrap_or_else(|| US_EAST_1.to_owned())
+}
+
+/// The region a CreateBucket asks for: its LocationConstraint (`EU` is
+/// eu-west-1's old name), else the pinned region, else us-east-1, S3's
+/// region when none is named. With a region pinned, a constraint naming
+/// another is refused, as a regional S3 endpoint refuses it.
+fn requested_region(s3: &Arbor, config: Option<&CreateBucketConfiguration>) -> S3Result<String> {
+    let asked = config
+        .and_then(|c| c.location_constraint.as_ref())
+        .map(|c| match c.as_str() {
+            "EU" => "eu-west-1",
+            other => other,
+        })
+        .filter(|c| !c.is_empty());
+    match (asked, s3.settings().region.as_deref()) {
+        (Some(asked), Some(pinned)) if asked != pinned => Err(s3_error!(
+            IllegalLocationConstraintException,
+            "The {asked} location constraint is incompatible for the region specific endpoint this request was sent to."
+        )),
+        (Some(asked), _) => Ok(asked.to_owned()),
+        (None, pinned) => Ok(pinned.unwrap_or(US_EAST_1).to_owned()),
+    }
 }
 
 /// The single owner of everything in this deployment.
