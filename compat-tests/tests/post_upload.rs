@@ -75,10 +75,16 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
         .expect("body")
         .into_bytes();
     assert_eq!(got.as_ref(), b"hello");
+    // Where it is: the endpoint posted to, then bucket and key.
+    assert_eq!(
+        answer.header("location"),
+        Some(format!("{}/{BUCKET}/user/a.txt", server.endpoint).as_str())
+    );
 
-    // success_action_status 201: the PostResponse document.
+    // success_action_status 201: the PostResponse document, with the
+    // object's URL, its key percent-encoded.
     let form = signer.post_form(
-        &[("key", "user/b.txt"), ("success_action_status", "201")],
+        &[("key", "user/b c.txt"), ("success_action_status", "201")],
         &conditions(&[r#"{"success_action_status":"201"}"#]),
         b"second",
         now,
@@ -92,7 +98,13 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
         String::from_utf8_lossy(&answer.body)
     );
     let text = String::from_utf8_lossy(&answer.body);
-    assert!(text.contains("<Key>user/b.txt</Key>"), "{text}");
+    assert!(text.contains("<Key>user/b c.txt</Key>"), "{text}");
+    let url = format!("{}/{BUCKET}/user/b%20c.txt", server.endpoint);
+    assert!(
+        text.contains(&format!("<Location>{url}</Location>")),
+        "{text}"
+    );
+    assert_eq!(answer.header("location"), Some(url.as_str()));
     assert!(
         text.contains(&format!("<Bucket>{BUCKET}</Bucket>")),
         "{text}"
@@ -301,7 +313,7 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
         [
             "user/a.txt",
             "user/acl.txt",
-            "user/b.txt",
+            "user/b c.txt",
             "user/c.txt",
             "user/public.txt",
             "user/upload.bin"

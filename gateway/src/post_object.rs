@@ -163,6 +163,7 @@ impl PostUploads {
             }
             None => (0, PUT_OBJECT_SIZE_MAX),
         };
+        let endpoint = endpoint_of(&parts);
         let mut extensions = parts.extensions;
         self.access.admit(signed.as_ref(), &mut extensions).await?;
         extensions.insert(form.found.clone());
@@ -190,7 +191,15 @@ impl PostUploads {
         let redirect = req.input.success_action_redirect.clone();
         let status = req.input.success_action_status;
         let output = self.s3.post_object(req).await?.output;
-        answer(&bucket, &key, redirect.as_deref(), status, &output)
+        let location = endpoint.url(&bucket, &key);
+        answer(
+            &bucket,
+            &key,
+            &location,
+            redirect.as_deref(),
+            status,
+            &output,
+        )
     }
 
     /// Checks the form's signature: SigV4 (`x-amz-signature`), SigV2
@@ -656,12 +665,60 @@ fn post_object_input(form: &Form, bucket: String) -> S3Result<PostObjectInput> {
     })
 }
 
+/// The endpoint a form was posted to, for the stored object's URL.
+struct Endpoint {
+    /// `http://host[:port]`, or `https://` behind a proxy that says so
+    /// (`X-Forwarded-Proto`).
+    origin: String,
+    /// Whether the bucket was in the host name (`bucket.domain`) rather
+    /// than in the path.
+    virtual_host: bool,
+}
+
+fn endpoint_of(parts: &http::request::Parts) -> Endpoint {
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let scheme = match header(http::HeaderName::from_static("x-forwarded-proto")) {
+        Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let host = header(http::header::HOST)
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_default();
+    Endpoint {
+        origin: format!("{scheme}://{host}"),
+        virtual_host: parts.uri.path().trim_matches('/').is_empty(),
+    }
+}
+
+impl Endpoint {
+    /// The object's URL, as S3 gives it in PostResponse's Location and in
+    /// the Location header: the key's segments percent-encoded.
+    fn url(&self, bucket: &str, key: &str) -> String {
+        let key: Vec<_> = key.split('/').map(urlencoding::encode).collect();
+        let key = key.join("/");
+        if self.virtual_host {
+            format!("{}/{key}", self.origin)
+        } else {
+            format!("{}/{}/{key}", self.origin, urlencoding::encode(bucket))
+        }
+    }
+}
+
 /// The answer AWS gives a stored upload: 303 to the form's redirect with
 /// bucket, key and ETag; 200 or 201 (the PostResponse document) if the
-/// form asks for it; 204 otherwise. The ETag header on each.
+/// form asks for it; 204 otherwise. The ETag header on each, and the
+/// object's URL (`location`) in the Location header but on a redirect.
 fn answer(
     bucket: &str,
     key: &str,
+    location: &str,
     redirect: Option<&str>,
     status: Option<i32>,
     output: &s3s::dto::PostObjectOutput,
@@ -695,9 +752,8 @@ fn answer(
             Some(200) => http::Response::new(s3s::Body::empty()),
             Some(201) => {
                 let document = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>/{}/{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>\"{}\"</ETag></PostResponse>",
-                    escape(bucket),
-                    escape(&urlencoding::encode(key)),
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>\"{}\"</ETag></PostResponse>",
+                    escape(location),
                     escape(bucket),
                     escape(key),
                     escape(etag),
@@ -722,6 +778,11 @@ fn answer(
     };
     if let Ok(value) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {
         response.headers_mut().insert(http::header::ETAG, value);
+    }
+    if redirect.is_none()
+        && let Ok(value) = http::HeaderValue::from_str(location)
+    {
+        response.headers_mut().insert(http::header::LOCATION, value);
     }
     if let Some(version) = &output.version_id
         && let Ok(value) = http::HeaderValue::from_str(version)
@@ -1039,6 +1100,27 @@ mod tests {
             tagging_field(&broken).expect_err("broken").code(),
             &S3ErrorCode::MalformedXML
         );
+    }
+
+    #[test]
+    fn the_objects_url_follows_the_endpoint_posted_to() {
+        let parts = |uri: &str, headers: &[(&str, &str)]| {
+            let mut request = http::Request::post(uri);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.body(()).expect("request").into_parts().0
+        };
+        let path_style = endpoint_of(&parts("/b", &[("host", "127.0.0.1:9000")]));
+        assert_eq!(
+            path_style.url("b", "dir/a b+c.txt"),
+            "http://127.0.0.1:9000/b/dir/a%20b%2Bc.txt"
+        );
+        let virtual_host = endpoint_of(&parts(
+            "/",
+            &[("host", "b.s3.example.com"), ("x-forwarded-proto", "HTTPS")],
+        ));
+        assert_eq!(virtual_host.url("b", "k"), "https://b.s3.example.com/k");
     }
 
     #[test]
