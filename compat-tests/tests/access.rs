@@ -1535,6 +1535,8 @@ async fn a_malformed_policy_is_refused_saying_where() {
         .await
         .expect_err("no bucket");
     assert_eq!(e.code(), Some("NoSuchBucket"));
+    // S3's words on the wire, which clients compare (minio-go's tests do).
+    assert_eq!(e.message(), Some("The specified bucket does not exist"));
     server.stop().expect("stop");
 }
 

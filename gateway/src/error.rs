@@ -10,7 +10,7 @@ use s3s::{S3Error, S3ErrorCode};
 pub fn from_meta(e: MetaError) -> S3Error {
     use S3ErrorCode as C;
     let (code, message) = match &e {
-        MetaError::NoSuchBucket(_) => (C::NoSuchBucket, "The specified bucket does not exist."),
+        MetaError::NoSuchBucket(_) => (C::NoSuchBucket, "The specified bucket does not exist"),
         MetaError::BucketAlreadyExists(_) => (
             C::BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it.",
@@ -306,7 +306,7 @@ pub fn default_message(code: &str) -> &'static str {
         "MethodNotAllowed" => "The specified method is not allowed against this resource.",
         "MissingContentLength" => "You must provide the Content-Length HTTP header.",
         "MissingRequestBodyError" => "Request body is empty.",
-        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchBucket" => "The specified bucket does not exist",
         "NoSuchKey" => "The specified key does not exist.",
         "NotImplemented" => "A header you provided implies functionality that is not implemented.",
         "RequestTimeTooSkewed" => {
