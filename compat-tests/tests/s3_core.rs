@@ -82,6 +82,19 @@ where
     e.raw_response().map(HasStatus::status_code)
 }
 
+/// The `<Condition>` a 412's body names, as S3 writes it (s3fs reads it);
+/// the private header that carries it inside the gateway never shows.
+fn failed_condition<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<String> {
+    let raw = e.raw_response()?;
+    assert!(raw.headers().get("x-arbor-failed-condition").is_none());
+    let body = std::str::from_utf8(raw.body().bytes()?).ok()?;
+    let start = body.find("<Condition>")? + "<Condition>".len();
+    let end = start + body.get(start..)?.find("</Condition>")?;
+    body.get(start..end).map(str::to_owned)
+}
+
 trait HasStatus {
     fn status_code(&self) -> u16;
 }
@@ -108,6 +121,7 @@ async fn conditional_reads_ranges_and_overrides() {
         .await
         .expect_err("412");
     assert_eq!(e.code(), Some("PreconditionFailed"));
+    assert_eq!(failed_condition(&e).as_deref(), Some("If-Match"));
     s3.get_object()
         .bucket("reads")
         .key("big")
@@ -541,8 +555,10 @@ async fn conditional_writes_copy_and_delete_many() {
         .if_none_match("*")
         .body(ByteStream::from_static(b"x"))
         .send()
-        .await;
-    assert_eq!(e.expect_err("exists").code(), Some("PreconditionFailed"));
+        .await
+        .expect_err("exists");
+    assert_eq!(e.code(), Some("PreconditionFailed"));
+    assert_eq!(failed_condition(&e).as_deref(), Some("If-None-Match"));
     let e = s3
         .put_object()
         .bucket("writes")
@@ -550,11 +566,10 @@ async fn conditional_writes_copy_and_delete_many() {
         .if_match("\"0123\"")
         .body(ByteStream::from_static(b"x"))
         .send()
-        .await;
-    assert_eq!(
-        e.expect_err("etag differs").code(),
-        Some("PreconditionFailed")
-    );
+        .await
+        .expect_err("etag differs");
+    assert_eq!(e.code(), Some("PreconditionFailed"));
+    assert_eq!(failed_condition(&e).as_deref(), Some("If-Match"));
     let e = s3
         .put_object()
         .bucket("writes")
@@ -679,10 +694,12 @@ async fn conditional_writes_copy_and_delete_many() {
         .copy_source("writes/dst")
         .copy_source_if_match("\"nope\"")
         .send()
-        .await;
+        .await
+        .expect_err("copy if-match");
+    assert_eq!(e.code(), Some("PreconditionFailed"));
     assert_eq!(
-        e.expect_err("copy if-match").code(),
-        Some("PreconditionFailed")
+        failed_condition(&e).as_deref(),
+        Some("x-amz-copy-source-If-Match")
     );
     let e = s3
         .copy_object()
@@ -781,6 +798,7 @@ async fn conditional_deletes() {
         .expect_err("etag differs");
     assert_eq!(e.code(), Some("PreconditionFailed"));
     assert_eq!(status(&e), Some(412));
+    assert_eq!(failed_condition(&e).as_deref(), Some("If-Match"));
     assert_eq!(read(s3, "cdel", "k").await, b"one");
     // A missing key with If-Match: 404 NoSuchKey, as AWS answers.
     for condition in ["*", etag.as_str()] {

@@ -83,10 +83,7 @@ pub fn from_meta(e: MetaError) -> S3Error {
             tracing::warn!(error = %e, "metadata service refused a request");
             (C::InvalidArgument, "The request is not valid.")
         }
-        MetaError::PreconditionFailed => (
-            C::PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold.",
-        ),
+        MetaError::PreconditionFailed => (C::PreconditionFailed, PRECONDITION_FAILED_MESSAGE),
         MetaError::NoSuchAccessKey(_) => (
             C::InvalidAccessKeyId,
             "The AWS access key ID you provided does not exist in our records.",
@@ -173,6 +170,41 @@ pub fn from_meta(e: MetaError) -> S3Error {
         }
     };
     S3Error::with_message(code, message)
+}
+
+/// PreconditionFailed's message, as S3 sends it.
+const PRECONDITION_FAILED_MESSAGE: &str =
+    "At least one of the pre-conditions you specified did not hold";
+
+/// The private response header that carries the condition a 412 names
+/// from the error to the response writer, which moves it into the body
+/// (`http_server`); no client sees it.
+pub const FAILED_CONDITION_HEADER: &str = "x-arbor-failed-condition";
+
+/// 412 PreconditionFailed naming the `condition` that failed (`If-Match`,
+/// `If-None-Match`, `If-Unmodified-Since`, `x-amz-copy-source-If-Match`,
+/// ...) in the body's `<Condition>`, as S3 writes it and clients read it:
+/// s3fs takes `If-None-Match` there for "the file exists".
+pub fn precondition_failed(condition: &'static str) -> S3Error {
+    let mut error =
+        S3Error::with_message(S3ErrorCode::PreconditionFailed, PRECONDITION_FAILED_MESSAGE);
+    // An error's headers replace the response's, so they carry its type.
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    headers.insert(
+        FAILED_CONDITION_HEADER,
+        http::HeaderValue::from_static(condition),
+    );
+    error.set_headers(headers);
+    error
+}
+
+/// The condition a 412 names, if it names one.
+pub fn failed_condition(error: &S3Error) -> Option<&str> {
+    error.headers()?.get(FAILED_CONDITION_HEADER)?.to_str().ok()
 }
 
 /// An error with a code s3s does not know, and its status.

@@ -554,7 +554,13 @@ fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body>
 /// Errors raised inside s3s (signature, names, malformed XML) leave the
 /// request id out of the body, and some the message: S3 error bodies carry
 /// both, so they are added to an error body that lacks them.
+/// A 412's failed condition comes in a private header (see
+/// `error::precondition_failed`), which goes, and into the body it goes
+/// as `<Condition>`.
 fn complete_error_body(response: &mut http::Response<s3s::Body>, request_id: &str) {
+    let condition = response
+        .headers_mut()
+        .remove(error::FAILED_CONDITION_HEADER);
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
         return;
@@ -563,7 +569,8 @@ fn complete_error_body(response: &mut http::Response<s3s::Body>, request_id: &st
     let Some(body) = response.body().bytes() else {
         return;
     };
-    let Some(completed) = with_message_and_request_id(&body, request_id) else {
+    let condition = condition.as_ref().and_then(|v| v.to_str().ok());
+    let Some(completed) = completed_error(&body, request_id, condition) else {
         return;
     };
     response
@@ -573,12 +580,17 @@ fn complete_error_body(response: &mut http::Response<s3s::Body>, request_id: &st
 }
 
 /// `xml`, an S3 error body, with a `<Message>` and a `<RequestId>` where it
-/// has none; `None` if it has both, or is no error body.
-fn with_message_and_request_id(xml: &[u8], request_id: &str) -> Option<String> {
+/// has none, and the `condition` it names after the message; `None` if it
+/// lacks nothing, or is no error body.
+fn completed_error(xml: &[u8], request_id: &str, condition: Option<&str>) -> Option<String> {
     let text = std::str::from_utf8(xml).ok()?;
     let has_message = text.contains("<Message>");
     let has_request_id = text.contains("<RequestId>");
-    if has_message && has_request_id {
+    // Conditions are header names, no markup.
+    let condition = condition.filter(|c| {
+        !text.contains("<Condition>") && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if has_message && has_request_id && condition.is_none() {
         return None;
     }
     let code_start = text.find("<Error><Code>")? + "<Error><Code>".len();
@@ -591,13 +603,25 @@ fn with_message_and_request_id(xml: &[u8], request_id: &str) -> Option<String> {
     let code = text.get(code_start..code_end)?;
     let mut completed = String::with_capacity(text.len() + 160);
     completed.push_str(text.get(..after_code)?);
-    if !has_message {
+    let mut rest = text.get(after_code..end)?;
+    if has_message {
+        let message_end = rest
+            .find("</Message>")
+            .map_or(0, |at| at + "</Message>".len());
+        completed.push_str(rest.get(..message_end)?);
+        rest = rest.get(message_end..)?;
+    } else {
         // The messages hold no markup characters.
         completed.push_str("<Message>");
         completed.push_str(error::default_message(code));
         completed.push_str("</Message>");
     }
-    completed.push_str(text.get(after_code..end)?);
+    if let Some(condition) = condition {
+        completed.push_str("<Condition>");
+        completed.push_str(condition);
+        completed.push_str("</Condition>");
+    }
+    completed.push_str(rest);
     if !has_request_id {
         // Request ids are hex.
         completed.push_str("<RequestId>");
@@ -760,7 +784,7 @@ mod tests {
         let declaration = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
         let bare = format!("{declaration}<Error><Code>SignatureDoesNotMatch</Code></Error>");
         assert_eq!(
-            with_message_and_request_id(bare.as_bytes(), "ABC").as_deref(),
+            completed_error(bare.as_bytes(), "ABC", None).as_deref(),
             Some(
                 format!(
                     "{declaration}<Error><Code>SignatureDoesNotMatch</Code><Message>{}</Message><RequestId>ABC</RequestId></Error>",
@@ -773,7 +797,7 @@ mod tests {
             "{declaration}<Error><Code>NoSuchKey</Code><Message>m &amp; n</Message></Error>"
         );
         assert_eq!(
-            with_message_and_request_id(with_message.as_bytes(), "ABC").as_deref(),
+            completed_error(with_message.as_bytes(), "ABC", None).as_deref(),
             Some(
                 format!(
                     "{declaration}<Error><Code>NoSuchKey</Code><Message>m &amp; n</Message><RequestId>ABC</RequestId></Error>"
@@ -784,13 +808,28 @@ mod tests {
         let complete = format!(
             "{declaration}<Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>X</RequestId></Error>"
         );
-        assert_eq!(
-            with_message_and_request_id(complete.as_bytes(), "ABC"),
-            None
+        assert_eq!(completed_error(complete.as_bytes(), "ABC", None), None);
+        assert_eq!(completed_error(b"not xml", "ABC", None), None);
+        assert_eq!(completed_error(b"{\"json\": 1}", "ABC", None), None);
+        assert_eq!(completed_error(&[0xff, 0xfe], "ABC", None), None);
+        // A 412 names its condition after the message.
+        let failed = format!(
+            "{declaration}<Error><Code>PreconditionFailed</Code><Message>m</Message><RequestId>X</RequestId></Error>"
         );
-        assert_eq!(with_message_and_request_id(b"not xml", "ABC"), None);
-        assert_eq!(with_message_and_request_id(b"{\"json\": 1}", "ABC"), None);
-        assert_eq!(with_message_and_request_id(&[0xff, 0xfe], "ABC"), None);
+        assert_eq!(
+            completed_error(failed.as_bytes(), "ABC", Some("If-None-Match")).as_deref(),
+            Some(
+                format!(
+                    "{declaration}<Error><Code>PreconditionFailed</Code><Message>m</Message><Condition>If-None-Match</Condition><RequestId>X</RequestId></Error>"
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            completed_error(failed.as_bytes(), "ABC", Some("<x>")),
+            None,
+            "never markup"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! If-Modified-Since is `304 Not Modified`; on a copy source every failure
 //! is `412 Precondition Failed`.
 
+use crate::error;
 use s3s::dto::{ETagCondition, Timestamp};
 use s3s::{S3Error, S3ErrorCode};
 
@@ -32,35 +33,44 @@ impl Conditions<'_> {
     /// quotes) and last-modified time.
     pub fn check(&self, target: Target, etag: &str, last_modified_ms: i64) -> Result<(), S3Error> {
         let modified_s = last_modified_ms.div_euclid(1000);
+        let failed = |read: &'static str, copy: &'static str| {
+            error::precondition_failed(match target {
+                Target::Read => read,
+                Target::CopySource => copy,
+            })
+        };
         match self.if_match {
             Some(condition) => {
                 if !matches(condition, etag) {
-                    return Err(precondition_failed());
+                    return Err(failed("If-Match", "x-amz-copy-source-If-Match"));
                 }
             }
             None => {
                 if let Some(since) = self.if_unmodified_since
                     && modified_s > seconds(since)
                 {
-                    return Err(precondition_failed());
+                    return Err(failed(
+                        "If-Unmodified-Since",
+                        "x-amz-copy-source-If-Unmodified-Since",
+                    ));
                 }
             }
         }
-        let not_modified = || match target {
+        let not_modified = |copy: &'static str| match target {
             Target::Read => S3Error::with_message(S3ErrorCode::NotModified, "Not Modified"),
-            Target::CopySource => precondition_failed(),
+            Target::CopySource => error::precondition_failed(copy),
         };
         match self.if_none_match {
             Some(condition) => {
                 if matches(condition, etag) {
-                    return Err(not_modified());
+                    return Err(not_modified("x-amz-copy-source-If-None-Match"));
                 }
             }
             None => {
                 if let Some(since) = self.if_modified_since
                     && modified_s <= seconds(since)
                 {
-                    return Err(not_modified());
+                    return Err(not_modified("x-amz-copy-source-If-Modified-Since"));
                 }
             }
         }
@@ -77,13 +87,6 @@ fn matches(condition: &ETagCondition, etag: &str) -> bool {
 
 fn seconds(ts: &Timestamp) -> i64 {
     time::OffsetDateTime::from(ts.clone()).unix_timestamp()
-}
-
-fn precondition_failed() -> S3Error {
-    S3Error::with_message(
-        S3ErrorCode::PreconditionFailed,
-        "At least one of the pre-conditions you specified did not hold",
-    )
 }
 
 #[cfg(test)]

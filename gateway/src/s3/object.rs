@@ -279,14 +279,17 @@ pub(super) async fn check_condition_early(
         Err(MetaError::NoSuchKey(_)) => None,
         Err(e) => return Err(error::from_meta(e)),
     };
-    let failure = match (condition, &current) {
-        (WriteCondition::None, _) | (WriteCondition::IfNoneMatchAny, None) => None,
-        (WriteCondition::IfNoneMatchAny, Some(_)) => Some(MetaError::PreconditionFailed),
-        (WriteCondition::IfMatch(_), None) => Some(MetaError::NoSuchKey(key.to_owned())),
-        (WriteCondition::IfMatch(etag), Some(v)) if v.etag == *etag => None,
-        (WriteCondition::IfMatch(_), Some(_)) => Some(MetaError::PreconditionFailed),
-    };
-    failure.map_or(Ok(()), |e| Err(error::from_meta(e)))
+    match (condition, &current) {
+        (WriteCondition::None, _) | (WriteCondition::IfNoneMatchAny, None) => Ok(()),
+        (WriteCondition::IfNoneMatchAny, Some(_)) => {
+            Err(error::precondition_failed("If-None-Match"))
+        }
+        (WriteCondition::IfMatch(_), None) => {
+            Err(error::from_meta(MetaError::NoSuchKey(key.to_owned())))
+        }
+        (WriteCondition::IfMatch(etag), Some(v)) if v.etag == *etag => Ok(()),
+        (WriteCondition::IfMatch(_), Some(_)) => Err(error::precondition_failed("If-Match")),
+    }
 }
 
 /// A condition that held when checked early but fails at commit means the
@@ -1069,7 +1072,10 @@ pub async fn delete(
             now_ms: s3.now_ms(),
         })
         .await
-        .map_err(error::from_meta)?;
+        .map_err(|e| match e {
+            MetaError::PreconditionFailed => error::precondition_failed("If-Match"),
+            e => error::from_meta(e),
+        })?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: outcome.delete_marker.then_some(true),
         version_id: outcome.version_id.map(|id| id.to_string()),
