@@ -2065,3 +2065,144 @@ async fn settings_arbor_does_not_have_read_as_never_set() {
     assert_eq!(code(&e).as_deref(), Some("NoSuchBucket"));
     assert!(f.server.stop().expect("stop").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn website_redirect_locations_are_kept_per_object() {
+    let f = fixture("site").await;
+    let s3 = &f.s3;
+    let redirect_of = |key: &'static str| async move {
+        let head = s3
+            .head_object()
+            .bucket("site")
+            .key(key)
+            .send()
+            .await
+            .expect("head");
+        let got = s3.get_object().bucket("site").key(key).send().await;
+        let got = got.expect("get");
+        assert_eq!(
+            got.website_redirect_location(),
+            head.website_redirect_location()
+        );
+        assert!(
+            head.metadata()
+                .is_none_or(|m| !m.keys().any(|k| k.contains("redirect")))
+        );
+        head.website_redirect_location().map(str::to_owned)
+    };
+    s3.put_object()
+        .bucket("site")
+        .key("old.html")
+        .website_redirect_location("/new.html")
+        .metadata("kept", "yes")
+        .body(ByteStream::from_static(b"moved"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(redirect_of("old.html").await.as_deref(), Some("/new.html"));
+    let head = s3
+        .head_object()
+        .bucket("site")
+        .key("old.html")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("kept"))
+            .map(String::as_str),
+        Some("yes")
+    );
+
+    // What S3 takes: a path or an http(s) URL, up to 2 KB.
+    for bad in ["new.html".to_owned(), format!("/{}", "x".repeat(2048))] {
+        let e = s3
+            .put_object()
+            .bucket("site")
+            .key("bad")
+            .website_redirect_location(bad)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), Some("InvalidRedirectLocation"));
+        assert_eq!(status(&e), Some(400));
+    }
+    // The name it is kept under is no client's to use.
+    let e = s3
+        .put_object()
+        .bucket("site")
+        .key("bad")
+        .metadata("arbor-website-redirect-location", "/x")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("reserved");
+    assert_eq!(e.code(), Some("InvalidArgument"));
+
+    // A copy keeps the metadata but not the redirect, unless it names one
+    // (S3: "not copied when using the x-amz-metadata-directive header").
+    s3.copy_object()
+        .bucket("site")
+        .key("copy.html")
+        .copy_source("site/old.html")
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(redirect_of("copy.html").await, None);
+    s3.copy_object()
+        .bucket("site")
+        .key("copy.html")
+        .copy_source("site/copy.html")
+        .website_redirect_location("https://example.com/")
+        .send()
+        .await
+        .expect("onto itself, a new redirect");
+    assert_eq!(
+        redirect_of("copy.html").await.as_deref(),
+        Some("https://example.com/")
+    );
+
+    // A multipart upload's object gets the one its creation named.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("site")
+        .key("mp.html")
+        .website_redirect_location("/mp-new.html")
+        .send()
+        .await
+        .expect("create");
+    let id = upload.upload_id().expect("id");
+    let part = s3
+        .upload_part()
+        .bucket("site")
+        .key("mp.html")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .expect("part");
+    s3.complete_multipart_upload()
+        .bucket("site")
+        .key("mp.html")
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().expect("etag"))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(
+        redirect_of("mp.html").await.as_deref(),
+        Some("/mp-new.html")
+    );
+    assert!(f.server.stop().expect("stop").success());
+}

@@ -207,6 +207,16 @@ pub fn failed_condition(error: &S3Error) -> Option<&str> {
     error.headers()?.get(FAILED_CONDITION_HEADER)?.to_str().ok()
 }
 
+/// 400 InvalidRedirectLocation, S3's answer to a website redirect location
+/// that is no path or URL, or is over 2 KB.
+pub fn invalid_redirect_location() -> S3Error {
+    custom(
+        "InvalidRedirectLocation",
+        "The website redirect location must have a prefix of 'http://' or 'https://' or '/'.",
+        http::StatusCode::BAD_REQUEST,
+    )
+}
+
 /// An error with a code s3s does not know, and its status.
 fn custom(code: &'static str, message: &'static str, status: http::StatusCode) -> S3Error {
     let mut error = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);

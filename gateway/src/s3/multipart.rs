@@ -108,7 +108,7 @@ pub async fn create(
             cache_control: input.cache_control,
             expires: input.expires.as_ref().and_then(object::http_date),
         },
-        user_metadata: object::user_metadata(input.metadata)?,
+        user_metadata: object::user_metadata(input.metadata, input.website_redirect_location)?,
         storage_class: object::storage_class(input.storage_class)?,
         checksum: algorithm.map(|a| (a, full_object)),
         tags: tagging::from_header(input.tagging.as_deref())?,

@@ -81,7 +81,7 @@ impl PutRequest {
             ));
         }
         Ok(PutRequest {
-            user_metadata: user_metadata(input.metadata)?,
+            user_metadata: user_metadata(input.metadata, input.website_redirect_location)?,
             expected_md5: expected_md5(input.content_md5.as_deref(), headers)?,
             expected_checksum: checksum::expectation(headers)?,
             condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
@@ -376,6 +376,7 @@ macro_rules! describe_version {
         $output.cache_control = version.headers.cache_control.clone();
         $output.expires = version.headers.expires.as_deref().and_then(parse_http_date);
         $output.metadata = metadata_map(version);
+        $output.website_redirect_location = website_redirect(version);
         $output.storage_class = version.storage_class.clone().map(StorageClass::from);
         if $checksum_mode && $whole {
             if let Some(stored) = &version.checksum {
@@ -911,7 +912,11 @@ pub async fn copy(
     };
     let storage_class = storage_class(input.storage_class)?;
     let onto_itself = source_bucket == input.bucket && source_key == input.key;
-    if onto_itself && !replace && storage_class.is_none() {
+    if onto_itself
+        && !replace
+        && storage_class.is_none()
+        && input.website_redirect_location.is_none()
+    {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -926,9 +931,18 @@ pub async fn copy(
             cache_control: input.cache_control,
             expires: input.expires.as_ref().and_then(http_date),
         };
-        (object_headers, user_metadata(input.metadata)?)
+        let metadata = user_metadata(input.metadata, input.website_redirect_location)?;
+        (object_headers, metadata)
     } else {
-        (source.headers.clone(), source.user_metadata.clone())
+        let mut metadata = without_website_redirect(&source.user_metadata);
+        if let Some(location) = input.website_redirect_location {
+            metadata.push((
+                WEBSITE_REDIRECT_ENTRY.to_owned(),
+                checked_redirect(location)?,
+            ));
+            metadata.sort();
+        }
+        (source.headers.clone(), metadata)
     };
     let condition = write_condition_from_headers(&headers)?;
     check_condition_early(s3, &input.bucket, &input.key, &condition).await?;
@@ -1419,14 +1433,25 @@ pub(super) fn empty_body() -> StreamingBlob {
     StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
 }
 
-/// `x-amz-meta-*` as stored: names lowercased, sorted, within S3's 2 KiB.
-pub(super) fn user_metadata(metadata: Option<Metadata>) -> S3Result<Vec<(String, String)>> {
+/// `x-amz-meta-*` as stored: names lowercased, sorted, within S3's 2 KiB;
+/// and `x-amz-website-redirect-location`, kept among them under a name of
+/// its own ([`WEBSITE_REDIRECT_ENTRY`]) so version records keep their
+/// format.
+pub(super) fn user_metadata(
+    metadata: Option<Metadata>,
+    website_redirect: Option<String>,
+) -> S3Result<Vec<(String, String)>> {
     let mut pairs: Vec<(String, String)> = metadata
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
-    pairs.sort();
+    if pairs.iter().any(|(k, _)| k == WEBSITE_REDIRECT_ENTRY) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "x-amz-meta-{WEBSITE_REDIRECT_ENTRY} is reserved: Arbor keeps x-amz-website-redirect-location under it."
+        ));
+    }
     let size: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > USER_METADATA_SIZE_MAX {
         return Err(s3_error!(
@@ -1434,20 +1459,63 @@ pub(super) fn user_metadata(metadata: Option<Metadata>) -> S3Result<Vec<(String,
             "Your metadata headers exceed the maximum allowed metadata size."
         ));
     }
+    if let Some(location) = website_redirect {
+        pairs.push((
+            WEBSITE_REDIRECT_ENTRY.to_owned(),
+            checked_redirect(location)?,
+        ));
+    }
+    pairs.sort();
     Ok(pairs)
 }
 
-fn metadata_map(version: &ObjectVersion) -> Option<Metadata> {
-    if version.user_metadata.is_empty() {
-        return None;
+/// The name `x-amz-website-redirect-location` is stored under among a
+/// version's user metadata; `x-amz-meta-` with it is refused on writes.
+/// Versions written before it was kept have no such entry.
+const WEBSITE_REDIRECT_ENTRY: &str = "arbor-website-redirect-location";
+
+/// S3's bound on a website redirect location.
+const WEBSITE_REDIRECT_MAX: usize = 2048;
+
+/// A website redirect location as S3 takes it: a path in the bucket (`/`
+/// first) or an `http://` or `https://` URL, at most 2 KiB.
+fn checked_redirect(location: String) -> S3Result<String> {
+    let well_formed = ["/", "http://", "https://"]
+        .iter()
+        .any(|prefix| location.starts_with(prefix));
+    if !well_formed || location.len() > WEBSITE_REDIRECT_MAX {
+        return Err(error::invalid_redirect_location());
     }
-    Some(
-        version
-            .user_metadata
-            .iter()
-            .cloned()
-            .collect::<HashMap<_, _>>(),
-    )
+    Ok(location)
+}
+
+/// A version's user metadata without its website redirect location, as a
+/// copy with the COPY directive keeps it: S3 copies no redirect.
+fn without_website_redirect(pairs: &[(String, String)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k != WEBSITE_REDIRECT_ENTRY)
+        .cloned()
+        .collect()
+}
+
+/// The version's `x-amz-website-redirect-location`, if it has one.
+fn website_redirect(version: &ObjectVersion) -> Option<String> {
+    version
+        .user_metadata
+        .iter()
+        .find(|(k, _)| k == WEBSITE_REDIRECT_ENTRY)
+        .map(|(_, v)| v.clone())
+}
+
+fn metadata_map(version: &ObjectVersion) -> Option<Metadata> {
+    let metadata: Metadata = version
+        .user_metadata
+        .iter()
+        .filter(|(k, _)| k != WEBSITE_REDIRECT_ENTRY)
+        .cloned()
+        .collect::<HashMap<_, _>>();
+    (!metadata.is_empty()).then_some(metadata)
 }
 
 /// The body's MD5 a write's `Content-MD5` names, if it has one. s3s
