@@ -82,17 +82,26 @@ where
     e.raw_response().map(HasStatus::status_code)
 }
 
-/// The `<Condition>` a 412's body names, as S3 writes it (s3fs reads it);
-/// the private header that carries it inside the gateway never shows.
+/// The element `name` of an error's body: what S3 names beside the
+/// message (a 412's `<Condition>`, which s3fs reads; a NoSuchKey's
+/// `<Key>`). The private header that carries them inside the gateway
+/// never shows.
+fn error_element<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    name: &str,
+) -> Option<String> {
+    let raw = e.raw_response()?;
+    assert!(raw.headers().get("x-arbor-error-element").is_none());
+    let body = std::str::from_utf8(raw.body().bytes()?).ok()?;
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + body.get(start..)?.find(&format!("</{name}>"))?;
+    body.get(start..end).map(str::to_owned)
+}
+
 fn failed_condition<E>(
     e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> Option<String> {
-    let raw = e.raw_response()?;
-    assert!(raw.headers().get("x-arbor-failed-condition").is_none());
-    let body = std::str::from_utf8(raw.body().bytes()?).ok()?;
-    let start = body.find("<Condition>")? + "<Condition>".len();
-    let end = start + body.get(start..)?.find("</Condition>")?;
-    body.get(start..end).map(str::to_owned)
+    error_element(e, "Condition")
 }
 
 trait HasStatus {
@@ -577,8 +586,10 @@ async fn conditional_writes_copy_and_delete_many() {
         .if_match(&etag)
         .body(ByteStream::from_static(b"x"))
         .send()
-        .await;
-    assert_eq!(e.expect_err("missing").code(), Some("NoSuchKey"));
+        .await
+        .expect_err("missing");
+    assert_eq!(e.code(), Some("NoSuchKey"));
+    assert_eq!(error_element(&e, "Key").as_deref(), Some("absent"));
     s3.put_object()
         .bucket("writes")
         .key("k")
@@ -715,11 +726,10 @@ async fn conditional_writes_copy_and_delete_many() {
         .key("x")
         .copy_source("nobucket/k")
         .send()
-        .await;
-    assert_eq!(
-        e.expect_err("missing source bucket").code(),
-        Some("NoSuchBucket")
-    );
+        .await
+        .expect_err("missing source bucket");
+    assert_eq!(e.code(), Some("NoSuchBucket"));
+    assert_eq!(error_element(&e, "BucketName").as_deref(), Some("nobucket"));
 
     // DeleteObjects: missing keys count as deleted; Quiet reports nothing.
     let ids = |keys: &[&str]| {

@@ -169,42 +169,89 @@ pub fn from_meta(e: MetaError) -> S3Error {
             )
         }
     };
-    S3Error::with_message(code, message)
+    let error = S3Error::with_message(code, message);
+    // What S3 names in these errors' bodies beside the message.
+    match &e {
+        MetaError::NoSuchBucket(bucket)
+        | MetaError::BucketAlreadyExists(bucket)
+        | MetaError::BucketNotEmpty(bucket) => with_elements(error, &[("BucketName", bucket)]),
+        MetaError::NoSuchKey(key) => with_elements(error, &[("Key", key)]),
+        MetaError::NoSuchUpload(upload_id) => with_elements(error, &[("UploadId", upload_id)]),
+        MetaError::NoSuchVersion { key, version_id } => {
+            with_elements(error, &[("Key", key), ("VersionId", version_id)])
+        }
+        _ => error,
+    }
+}
+
+/// The private response header that carries, from an error to the
+/// response writer, an element S3 writes in the error's body beyond its
+/// code and message (`Key`, `BucketName`, `Condition`, ...), as
+/// `Name=value` with the value percent-encoded. `http_server` moves each
+/// into the body after the message; no client sees the header. s3s
+/// 0.14.1 writes no such elements itself.
+pub const ERROR_ELEMENT_HEADER: &str = "x-arbor-error-element";
+
+/// `error` with the body elements `elements` (name, value) to add.
+pub fn with_elements(error: S3Error, elements: &[(&'static str, &str)]) -> S3Error {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in elements {
+        let carried = format!("{name}={}", urlencoding::encode(value));
+        if let Ok(carried) = http::HeaderValue::try_from(carried) {
+            headers.append(ERROR_ELEMENT_HEADER, carried);
+        }
+    }
+    with_headers(error, headers)
+}
+
+/// `error` with `headers` on its response beside those it has. s3s puts
+/// an error's headers in place of the response's, so they get the XML
+/// body's Content-Type.
+pub fn with_headers(mut error: S3Error, headers: http::HeaderMap) -> S3Error {
+    let mut merged = error.headers().cloned().unwrap_or_default();
+    for (name, value) in &headers {
+        merged.append(name.clone(), value.clone());
+    }
+    if !merged.contains_key(http::header::CONTENT_TYPE) {
+        merged.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/xml"),
+        );
+    }
+    error.set_headers(merged);
+    error
+}
+
+/// The body elements a response's private header carries (see
+/// [`ERROR_ELEMENT_HEADER`]), taken off it: names as given, values
+/// decoded.
+pub fn take_elements(headers: &mut http::HeaderMap) -> Vec<(String, String)> {
+    let elements = headers
+        .get_all(ERROR_ELEMENT_HEADER)
+        .iter()
+        .filter_map(|value| {
+            let (name, value) = value.to_str().ok()?.split_once('=')?;
+            let value = urlencoding::decode(value).ok()?;
+            Some((name.to_owned(), value.into_owned()))
+        })
+        .collect();
+    headers.remove(ERROR_ELEMENT_HEADER);
+    elements
 }
 
 /// PreconditionFailed's message, as S3 sends it.
 const PRECONDITION_FAILED_MESSAGE: &str =
     "At least one of the pre-conditions you specified did not hold";
 
-/// The private response header that carries the condition a 412 names
-/// from the error to the response writer, which moves it into the body
-/// (`http_server`); no client sees it.
-pub const FAILED_CONDITION_HEADER: &str = "x-arbor-failed-condition";
-
 /// 412 PreconditionFailed naming the `condition` that failed (`If-Match`,
 /// `If-None-Match`, `If-Unmodified-Since`, `x-amz-copy-source-If-Match`,
 /// ...) in the body's `<Condition>`, as S3 writes it and clients read it:
 /// s3fs takes `If-None-Match` there for "the file exists".
 pub fn precondition_failed(condition: &'static str) -> S3Error {
-    let mut error =
-        S3Error::with_message(S3ErrorCode::PreconditionFailed, PRECONDITION_FAILED_MESSAGE);
-    // An error's headers replace the response's, so they carry its type.
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/xml"),
-    );
-    headers.insert(
-        FAILED_CONDITION_HEADER,
-        http::HeaderValue::from_static(condition),
-    );
-    error.set_headers(headers);
-    error
-}
-
-/// The condition a 412 names, if it names one.
-pub fn failed_condition(error: &S3Error) -> Option<&str> {
-    error.headers()?.get(FAILED_CONDITION_HEADER)?.to_str().ok()
+    with_elements(
+        S3Error::with_message(S3ErrorCode::PreconditionFailed, PRECONDITION_FAILED_MESSAGE),
+        &[("Condition", condition)],
+    )
 }
 
 /// 400 InvalidRedirectLocation, S3's answer to a website redirect location

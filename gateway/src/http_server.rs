@@ -554,13 +554,11 @@ fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body>
 /// Errors raised inside s3s (signature, names, malformed XML) leave the
 /// request id out of the body, and some the message: S3 error bodies carry
 /// both, so they are added to an error body that lacks them.
-/// A 412's failed condition comes in a private header (see
-/// `error::precondition_failed`), which goes, and into the body it goes
-/// as `<Condition>`.
+/// The elements an error names beyond its message (a 412's
+/// `<Condition>`, a NoSuchKey's `<Key>`, ...) come in a private header
+/// (`error::ERROR_ELEMENT_HEADER`), which goes, and into the body they go.
 fn complete_error_body(response: &mut http::Response<s3s::Body>, request_id: &str) {
-    let condition = response
-        .headers_mut()
-        .remove(error::FAILED_CONDITION_HEADER);
+    let elements = error::take_elements(response.headers_mut());
     let status = response.status();
     if !status.is_client_error() && !status.is_server_error() {
         return;
@@ -569,8 +567,7 @@ fn complete_error_body(response: &mut http::Response<s3s::Body>, request_id: &st
     let Some(body) = response.body().bytes() else {
         return;
     };
-    let condition = condition.as_ref().and_then(|v| v.to_str().ok());
-    let Some(completed) = completed_error(&body, request_id, condition) else {
+    let Some(completed) = completed_error(&body, request_id, &elements) else {
         return;
     };
     response
@@ -580,17 +577,22 @@ fn complete_error_body(response: &mut http::Response<s3s::Body>, request_id: &st
 }
 
 /// `xml`, an S3 error body, with a `<Message>` and a `<RequestId>` where it
-/// has none, and the `condition` it names after the message; `None` if it
+/// has none, and `elements` (name, value) after the message; `None` if it
 /// lacks nothing, or is no error body.
-fn completed_error(xml: &[u8], request_id: &str, condition: Option<&str>) -> Option<String> {
+fn completed_error(xml: &[u8], request_id: &str, elements: &[(String, String)]) -> Option<String> {
     let text = std::str::from_utf8(xml).ok()?;
     let has_message = text.contains("<Message>");
     let has_request_id = text.contains("<RequestId>");
-    // Conditions are header names, no markup.
-    let condition = condition.filter(|c| {
-        !text.contains("<Condition>") && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    if has_message && has_request_id && condition.is_none() {
+    // Names are the gateway's own (letters only), and each once.
+    let elements: Vec<&(String, String)> = elements
+        .iter()
+        .filter(|(name, _)| {
+            !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphabetic())
+                && !text.contains(&format!("<{name}>"))
+        })
+        .collect();
+    if has_message && has_request_id && elements.is_empty() {
         return None;
     }
     let code_start = text.find("<Error><Code>")? + "<Error><Code>".len();
@@ -616,10 +618,14 @@ fn completed_error(xml: &[u8], request_id: &str, condition: Option<&str>) -> Opt
         completed.push_str(error::default_message(code));
         completed.push_str("</Message>");
     }
-    if let Some(condition) = condition {
-        completed.push_str("<Condition>");
-        completed.push_str(condition);
-        completed.push_str("</Condition>");
+    for (name, value) in elements {
+        completed.push('<');
+        completed.push_str(name);
+        completed.push('>');
+        completed.push_str(&escape_xml(value));
+        completed.push_str("</");
+        completed.push_str(name);
+        completed.push('>');
     }
     completed.push_str(rest);
     if !has_request_id {
@@ -630,6 +636,25 @@ fn completed_error(xml: &[u8], request_id: &str, condition: Option<&str>) -> Opt
     }
     completed.push_str(text.get(end..)?);
     Some(completed)
+}
+
+/// `text` as XML character data.
+fn escape_xml(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn new_request_id(entropy: &dyn arbor_meta::clock::Entropy) -> String {
@@ -784,7 +809,7 @@ mod tests {
         let declaration = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
         let bare = format!("{declaration}<Error><Code>SignatureDoesNotMatch</Code></Error>");
         assert_eq!(
-            completed_error(bare.as_bytes(), "ABC", None).as_deref(),
+            completed_error(bare.as_bytes(), "ABC", &[]).as_deref(),
             Some(
                 format!(
                     "{declaration}<Error><Code>SignatureDoesNotMatch</Code><Message>{}</Message><RequestId>ABC</RequestId></Error>",
@@ -797,7 +822,7 @@ mod tests {
             "{declaration}<Error><Code>NoSuchKey</Code><Message>m &amp; n</Message></Error>"
         );
         assert_eq!(
-            completed_error(with_message.as_bytes(), "ABC", None).as_deref(),
+            completed_error(with_message.as_bytes(), "ABC", &[]).as_deref(),
             Some(
                 format!(
                     "{declaration}<Error><Code>NoSuchKey</Code><Message>m &amp; n</Message><RequestId>ABC</RequestId></Error>"
@@ -808,28 +833,58 @@ mod tests {
         let complete = format!(
             "{declaration}<Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>X</RequestId></Error>"
         );
-        assert_eq!(completed_error(complete.as_bytes(), "ABC", None), None);
-        assert_eq!(completed_error(b"not xml", "ABC", None), None);
-        assert_eq!(completed_error(b"{\"json\": 1}", "ABC", None), None);
-        assert_eq!(completed_error(&[0xff, 0xfe], "ABC", None), None);
-        // A 412 names its condition after the message.
+        assert_eq!(completed_error(complete.as_bytes(), "ABC", &[]), None);
+        assert_eq!(completed_error(b"not xml", "ABC", &[]), None);
+        assert_eq!(completed_error(b"{\"json\": 1}", "ABC", &[]), None);
+        assert_eq!(completed_error(&[0xff, 0xfe], "ABC", &[]), None);
+        // Named elements follow the message, their values escaped.
         let failed = format!(
-            "{declaration}<Error><Code>PreconditionFailed</Code><Message>m</Message><RequestId>X</RequestId></Error>"
+            "{declaration}<Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>X</RequestId></Error>"
         );
+        let elements = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
         assert_eq!(
-            completed_error(failed.as_bytes(), "ABC", Some("If-None-Match")).as_deref(),
+            completed_error(failed.as_bytes(), "ABC", &elements(&[("Key", "a<&>b"), ("VersionId", "v")]))
+                .as_deref(),
             Some(
                 format!(
-                    "{declaration}<Error><Code>PreconditionFailed</Code><Message>m</Message><Condition>If-None-Match</Condition><RequestId>X</RequestId></Error>"
+                    "{declaration}<Error><Code>NoSuchKey</Code><Message>m</Message><Key>a&lt;&amp;&gt;b</Key><VersionId>v</VersionId><RequestId>X</RequestId></Error>"
                 )
                 .as_str()
             )
         );
         assert_eq!(
-            completed_error(failed.as_bytes(), "ABC", Some("<x>")),
+            completed_error(
+                failed.as_bytes(),
+                "ABC",
+                &elements(&[("<x>", "v"), ("Message", "again")])
+            ),
             None,
-            "never markup"
+            "never markup for a name, nor an element twice"
         );
+        // From the error to the body, through the response's headers.
+        let mut headers = error::with_elements(
+            s3s::S3Error::new(s3s::S3ErrorCode::NoSuchKey),
+            &[("Key", "dir/ä b%")],
+        )
+        .headers()
+        .cloned()
+        .expect("headers");
+        assert_eq!(
+            headers
+                .get(http::header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(&b"application/xml"[..])
+        );
+        assert_eq!(
+            error::take_elements(&mut headers),
+            elements(&[("Key", "dir/ä b%")])
+        );
+        assert!(headers.get(error::ERROR_ELEMENT_HEADER).is_none());
     }
 
     #[test]

@@ -237,9 +237,8 @@ pub async fn authorize(
                 None if request.op != "CreateBucket"
                     && !keyring.bucket_rules(bucket).await?.exists =>
                 {
-                    Err(s3_error!(
-                        NoSuchBucket,
-                        "The specified bucket does not exist"
+                    Err(crate::error::from_meta(
+                        arbor_meta::MetaError::NoSuchBucket(bucket.to_owned()),
                     ))
                 }
                 None => Err(denied(principal, request.op, request.bucket)),

@@ -1377,7 +1377,7 @@ async fn readable_version_locked(
 /// named it (and for operations S3 never allows on one, such as tagging),
 /// each with `x-amz-delete-marker: true`, its id and its time.
 pub(super) fn delete_marker_error(marker: &ObjectVersion, not_allowed: bool) -> S3Error {
-    let mut e = if not_allowed {
+    let e = if not_allowed {
         s3_error!(
             MethodNotAllowed,
             "The specified method is not allowed against this resource."
@@ -1402,8 +1402,7 @@ pub(super) fn delete_marker_error(marker: &ObjectVersion, not_allowed: bool) -> 
             headers.insert(name, value);
         }
     }
-    e.set_headers(headers);
-    e
+    error::with_headers(e, headers)
 }
 
 /// S3's storage classes are accepted and recorded; Arbor stores every class
