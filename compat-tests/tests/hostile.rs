@@ -870,6 +870,31 @@ async fn wrong_content_sha256_is_x_amz_content_sha256_mismatch() {
                 "wrong x-amz-content-sha256",
             );
         }
+        // One that is no SHA-256 nor a name SigV4 gives: S3's 400
+        // InvalidArgument, naming the header and the value.
+        for malformed in ["GIBBERISH", "ab"] {
+            let response = f.send_as(
+                &f.signer,
+                "PUT",
+                &object_target("fresh"),
+                &[],
+                &body,
+                Payload::Claimed(malformed),
+                SystemTime::now(),
+            );
+            assert_error(
+                &response,
+                400,
+                "InvalidArgument",
+                "malformed x-amz-content-sha256",
+            );
+            let text = String::from_utf8_lossy(&response.body);
+            assert!(
+                text.contains("<ArgumentName>x-amz-content-sha256</ArgumentName>")
+                    && text.contains(&format!("<ArgumentValue>{malformed}</ArgumentValue>")),
+                "{text}"
+            );
+        }
         assert_eq!(f.head_status("fresh"), 404);
         f.assert_intact("wrong x-amz-content-sha256").await;
     })

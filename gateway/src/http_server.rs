@@ -245,6 +245,9 @@ async fn call_s3s(
     req.extensions_mut().insert(watch.clone());
     let body_watch = watch.clone();
     let (mut parts, body) = req.into_parts();
+    if let Err(e) = check_content_sha256(&parts.headers) {
+        return error_response(e, request_id);
+    }
     let body = if needs_length(&parts.method, &parts.headers, &body) {
         match read_unsized(body, unsized_bodies).await {
             Ok(bytes) => {
@@ -330,6 +333,42 @@ async fn answer_s3s(
             )
         }
     }
+}
+
+/// The payload hashes SigV4 names in `x-amz-content-sha256` beside a
+/// SHA-256 in hex.
+const PAYLOAD_HASH_NAMES: [&str; 6] = [
+    "UNSIGNED-PAYLOAD",
+    "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER",
+];
+
+/// An `x-amz-content-sha256` that is neither a SHA-256 nor a name SigV4
+/// gives is S3's 400 InvalidArgument naming the header and its value
+/// (s3s would answer 403 SignatureDoesNotMatch).
+fn check_content_sha256(headers: &http::HeaderMap) -> Result<(), S3Error> {
+    let Some(value) = headers.get("x-amz-content-sha256") else {
+        return Ok(());
+    };
+    let bytes = value.as_bytes();
+    let is_sha256 = bytes.len() == 64 && bytes.iter().all(u8::is_ascii_hexdigit);
+    if is_sha256 || PAYLOAD_HASH_NAMES.iter().any(|n| n.as_bytes() == bytes) {
+        return Ok(());
+    }
+    let message = format!(
+        "x-amz-content-sha256 must be {} or a valid sha256 value.",
+        PAYLOAD_HASH_NAMES.join(", ")
+    );
+    Err(error::with_elements(
+        S3Error::with_message(s3s::S3ErrorCode::InvalidArgument, message),
+        &[
+            ("ArgumentName", "x-amz-content-sha256"),
+            ("ArgumentValue", &String::from_utf8_lossy(bytes)),
+        ],
+    ))
 }
 
 /// Whether the request is a PUT or POST whose body came without a length
@@ -885,6 +924,40 @@ mod tests {
             elements(&[("Key", "dir/ä b%")])
         );
         assert!(headers.get(error::ERROR_ELEMENT_HEADER).is_none());
+    }
+
+    #[test]
+    fn a_payload_hash_is_a_sha256_or_a_name_sigv4_gives() {
+        let check = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                "x-amz-content-sha256",
+                http::HeaderValue::from_str(value).expect("value"),
+            );
+            check_content_sha256(&headers)
+        };
+        assert!(check(&"e3b0c442".repeat(8)).is_ok());
+        for name in PAYLOAD_HASH_NAMES {
+            assert!(check(name).is_ok(), "{name}");
+        }
+        assert!(check_content_sha256(&http::HeaderMap::new()).is_ok());
+        for bad in [
+            "GIBBERISH",
+            "unsigned-payload",
+            &"e3b0c442".repeat(7),
+            &"zz".repeat(32),
+        ] {
+            let e = check(bad).expect_err(bad);
+            assert_eq!(e.code(), &s3s::S3ErrorCode::InvalidArgument);
+            let mut headers = e.headers().cloned().expect("headers");
+            assert_eq!(
+                error::take_elements(&mut headers),
+                [
+                    ("ArgumentName".to_owned(), "x-amz-content-sha256".to_owned()),
+                    ("ArgumentValue".to_owned(), bad.to_owned())
+                ]
+            );
+        }
     }
 
     #[test]
