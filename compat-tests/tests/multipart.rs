@@ -1136,6 +1136,26 @@ async fn checksum_types_default_and_refuse_as_s3_does() {
     let composite = done.checksum_sha256().expect("composite").to_owned();
     assert!(composite.ends_with("-2"), "{composite}");
     assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+    // HEAD and GET name its type as the upload made it.
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("composite")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.checksum_sha256(), Some(composite.as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite));
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("composite")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.checksum_type(), Some(&ChecksumType::Composite));
 
     let attributes = s3
         .get_object_attributes()

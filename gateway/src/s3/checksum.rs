@@ -7,7 +7,7 @@ use base64::Engine;
 use http::HeaderMap;
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Crc32, Crc32c, Crc64Nvme, Sha1, Sha256};
-use s3s::dto::Checksum;
+use s3s::dto::{Checksum, ChecksumType};
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
 pub const ALGORITHMS: [ChecksumAlgorithm; 5] = [
@@ -276,6 +276,16 @@ pub fn combine_full_object(
     Ok(Some(
         base64::engine::general_purpose::STANDARD.encode(&bytes[8 - width..]),
     ))
+}
+
+/// A stored checksum's type as S3 names it: FULL_OBJECT, or COMPOSITE
+/// for one made of its parts' checksums (`-N` at its end).
+pub fn checksum_type(stored: &ObjectChecksum) -> ChecksumType {
+    ChecksumType::from_static(if stored.full_object {
+        ChecksumType::FULL_OBJECT
+    } else {
+        ChecksumType::COMPOSITE
+    })
 }
 
 /// Fills the output fields for a stored checksum.

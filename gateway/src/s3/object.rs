@@ -196,7 +196,7 @@ pub async fn put(
     };
     if let Some(stored) = &committed.checksum {
         checksum::set_checksum_fields!(output, stored);
-        output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        output.checksum_type = Some(checksum::checksum_type(stored));
     }
     Ok(S3Response::new(output))
 }
@@ -381,7 +381,7 @@ macro_rules! describe_version {
         if $checksum_mode && $whole {
             if let Some(stored) = &version.checksum {
                 checksum::set_checksum_fields!($output, stored);
-                $output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+                $output.checksum_type = Some(checksum::checksum_type(stored));
             }
         }
     }};
@@ -724,11 +724,7 @@ pub async fn attributes(
         && let Some(stored) = &version.checksum
     {
         let mut sum = checksum::to_dto(stored);
-        sum.checksum_type = Some(ChecksumType::from_static(if stored.full_object {
-            ChecksumType::FULL_OBJECT
-        } else {
-            ChecksumType::COMPOSITE
-        }));
+        sum.checksum_type = Some(checksum::checksum_type(stored));
         output.checksum = Some(sum);
     }
     if wants(ObjectAttributes::OBJECT_SIZE) {
@@ -999,7 +995,7 @@ pub async fn copy(
     };
     if let Some(stored) = &committed.checksum {
         checksum::set_checksum_fields!(result, stored);
-        result.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        result.checksum_type = Some(checksum::checksum_type(stored));
     }
     let expiration =
         lifecycle::expiration(&extensions, &input.bucket, &input.key, &committed).await;
