@@ -1122,6 +1122,32 @@ async fn checksum_types_default_and_refuse_as_s3_does() {
         .await
         .expect_err("other mode");
     assert_eq!(e.code(), Some("InvalidRequest"));
+    // A composite checksum needs each part's in the request.
+    let mut bare = parts.clone();
+    bare[1] = CompletedPart::builder()
+        .part_number(2)
+        .e_tag(parts[1].e_tag().expect("etag"))
+        .build();
+    let e = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("composite")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(bare))
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("a part without its checksum");
+    assert_eq!(e.code(), Some("InvalidRequest"));
+    assert_eq!(
+        e.message(),
+        Some(
+            "The upload was created using a sha256 checksum. The complete request must include the checksum for each part. It was missing for part 2 in the request."
+        )
+    );
     let e = complete()
         .checksum_sha256("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=-2")
         .send()

@@ -535,9 +535,20 @@ pub async fn complete(
             .ok_or_else(|| s3_error!(MalformedXML, "A part has no ETag"))?;
         let checksum = match upload.checksum {
             None => None,
-            Some((algorithm, _)) => {
+            Some((algorithm, full_object)) => {
                 let stored = stored_sums.get(&number).and_then(|(sum, _)| sum.clone());
-                match (completed_part_checksum(part, algorithm), &stored) {
+                let sent = completed_part_checksum(part, algorithm);
+                // A composite checksum is made of the parts' as the client
+                // lists them: S3 wants each (a full-object one it combines
+                // from the stored parts).
+                if sent.is_none() && !full_object {
+                    return Err(s3_error!(
+                        InvalidRequest,
+                        "The upload was created using a {} checksum. The complete request must include the checksum for each part. It was missing for part {number} in the request.",
+                        checksum::algorithm_name(algorithm).to_ascii_lowercase()
+                    ));
+                }
+                match (sent, &stored) {
                     (Some(sent), Some(stored)) if sent != stored => {
                         return Err(error::from_meta(arbor_meta::MetaError::PartMismatch(
                             format!("part {number} checksum"),
