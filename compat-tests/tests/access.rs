@@ -1070,6 +1070,82 @@ async fn every_served_operation_needs_its_grant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expected_bucket_owner_must_be_the_buckets() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");
+    let root = client(&server.endpoint, &server.access_key, &server.secret_key);
+    root.create_bucket()
+        .bucket("owned")
+        .send()
+        .await
+        .expect("bucket");
+    let owner = root
+        .list_buckets()
+        .send()
+        .await
+        .expect("list")
+        .owner()
+        .and_then(|o| o.id())
+        .expect("owner id")
+        .to_owned();
+    // The owner ListBuckets names passes; any other is 403, whoever signs.
+    root.put_object()
+        .bucket("owned")
+        .key("k")
+        .expected_bucket_owner(&owner)
+        .body(ByteStream::from_static(b"v"))
+        .send()
+        .await
+        .expect("the bucket's owner");
+    let e = root
+        .put_object()
+        .bucket("owned")
+        .key("k2")
+        .expected_bucket_owner("111122223333")
+        .body(ByteStream::from_static(b"v"))
+        .send()
+        .await
+        .expect_err("another owner");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    let e = root
+        .list_objects_v2()
+        .bucket("owned")
+        .expected_bucket_owner("111122223333")
+        .send()
+        .await
+        .expect_err("another owner");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    root.copy_object()
+        .bucket("owned")
+        .key("copy")
+        .copy_source("owned/k")
+        .expected_bucket_owner(&owner)
+        .expected_source_bucket_owner(&owner)
+        .send()
+        .await
+        .expect("both the bucket's owner");
+    let e = root
+        .copy_object()
+        .bucket("owned")
+        .key("copy2")
+        .copy_source("owned/k")
+        .expected_source_bucket_owner("111122223333")
+        .send()
+        .await
+        .expect_err("another source owner");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    let keys = root
+        .list_objects_v2()
+        .bucket("owned")
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<_> = keys.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["copy", "k"], "nothing written when refused");
+    server.stop().expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_needs_read_on_its_source_bucket() {
     let data = tempfile::tempdir().expect("tempdir");
     let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");

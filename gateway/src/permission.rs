@@ -506,6 +506,7 @@ impl AccessControl {
         if request.op != "PostObject" {
             let access = authorize(&self.keyring, &principal, &request).await?;
             authorize_bypass(&self.keyring, &principal, &request).await?;
+            check_expected_owner(&principal, &request)?;
             if let Access::IfObjectAcl(gate) = access {
                 cx.extensions_mut().insert(gate);
             }
@@ -586,6 +587,29 @@ impl AccessControl {
     }
 }
 
+/// S3's guard against reaching another account's bucket:
+/// `x-amz-expected-bucket-owner` (and a copy's
+/// `x-amz-source-expected-bucket-owner`) naming another owner than the
+/// bucket's is 403 AccessDenied, whoever signs. Every bucket of a
+/// deployment has the one owner ([`crate::s3::OWNER_ID`]).
+fn check_expected_owner(principal: &Principal, request: &Request<'_>) -> S3Result<()> {
+    if request.bucket.is_none() {
+        return Ok(());
+    }
+    for name in [
+        "x-amz-expected-bucket-owner",
+        "x-amz-source-expected-bucket-owner",
+    ] {
+        if let Some(expected) = request.headers.get(name)
+            && expected.as_bytes() != crate::s3::OWNER_ID.as_bytes()
+        {
+            tracing::info!(header = name, "expected bucket owner is not the bucket's");
+            return Err(denied(principal, request.op, request.bucket));
+        }
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl S3Access for AccessControl {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
@@ -628,7 +652,12 @@ impl S3Access for AccessControl {
             req.input.key = key;
         }
         let principal = crate::keyring::principal_of(&req.extensions)?;
-        let headers = post_form_headers(&req.headers, &req.input);
+        let mut headers = post_form_headers(&req.headers, &req.input);
+        if let Some(owner) = req.input.expected_bucket_owner.as_deref() {
+            let owner = http::HeaderValue::from_str(owner)
+                .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+            headers.insert("x-amz-expected-bucket-owner", owner);
+        }
         let request = Request {
             op: "PostObject",
             bucket: Some(&req.input.bucket),
@@ -637,7 +666,10 @@ impl S3Access for AccessControl {
             uri: &req.uri,
             extensions: &req.extensions,
         };
-        match authorize(&self.keyring, &principal, &request).await {
+        let authorized = authorize(&self.keyring, &principal, &request)
+            .await
+            .and_then(|access| check_expected_owner(&principal, &request).map(|()| access));
+        match authorized {
             Ok(Access::Granted) => Ok(()),
             // Only reads are left to the version's ACL.
             Ok(Access::IfObjectAcl(_)) => {

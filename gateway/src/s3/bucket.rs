@@ -313,4 +313,6 @@ pub fn owner() -> Owner {
     }
 }
 
-const OWNER_ID: &str = "arbor";
+/// The canonical id of the one owner of every bucket and object of a
+/// deployment, as ListBuckets and the ACLs name it.
+pub const OWNER_ID: &str = "arbor";

@@ -29,6 +29,7 @@ use arbor_meta::clock::{Entropy, OsEntropy, SharedClock, SharedEntropy, SystemCl
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
+pub use bucket::OWNER_ID;
 pub use list_xml::PrerenderedBody;
 
 /// Settings the handlers need.
