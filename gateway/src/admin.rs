@@ -39,15 +39,22 @@ pub const PREFIX: &str = "/_arbor/";
 /// The first path segment of the admin API, which s3s parses as a bucket.
 const ADMIN_SEGMENT: &str = "_arbor";
 
-/// S3's bucket-name rules, plus the admin API's reserved first segment
-/// (which no bucket can take: names start with a letter or digit), so s3s
-/// lets `/_arbor/...` through to `AdminRoute`.
+/// The bucket names a request may name: those of S3's legacy rules
+/// (3 to 255 letters of either case, digits, `.`, `-` and `_`, which
+/// us-east-1 still serves), so a request for one no bucket can have
+/// answers NoSuchBucket as S3 does, not InvalidBucketName; plus the admin
+/// API's reserved first segment, so s3s lets `/_arbor/...` through to
+/// `AdminRoute`. Creating a bucket checks today's rules
+/// (`meta::keys::validate_bucket_name`), so no bucket has such a name.
 pub struct NamesWithAdmin;
 
 impl s3s::validation::NameValidation for NamesWithAdmin {
     fn validate_bucket_name(&self, name: &str) -> bool {
         name == ADMIN_SEGMENT
-            || s3s::validation::AwsNameValidation::new().validate_bucket_name(name)
+            || ((3..=255).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')))
     }
 }
 /// Admin request bodies are a word or two.
