@@ -661,7 +661,7 @@ fn completed_error(xml: &[u8], request_id: &str, elements: &[(String, String)]) 
         completed.push('<');
         completed.push_str(name);
         completed.push('>');
-        completed.push_str(&escape_xml(value));
+        completed.push_str(&crate::xml_text::escaped(value));
         completed.push_str("</");
         completed.push_str(name);
         completed.push('>');
@@ -675,25 +675,6 @@ fn completed_error(xml: &[u8], request_id: &str, elements: &[(String, String)]) 
     }
     completed.push_str(text.get(end..)?);
     Some(completed)
-}
-
-/// `text` as XML character data.
-fn escape_xml(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.contains(['&', '<', '>', '"', '\'']) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 fn new_request_id(entropy: &dyn arbor_meta::clock::Entropy) -> String {

@@ -23,3 +23,4 @@ pub mod sealing;
 pub mod service;
 pub mod subresource;
 pub mod xml_body;
+pub mod xml_text;

@@ -753,10 +753,10 @@ fn answer(
             Some(201) => {
                 let document = format!(
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>\"{}\"</ETag></PostResponse>",
-                    escape(location),
-                    escape(bucket),
-                    escape(key),
-                    escape(etag),
+                    crate::xml_text::escaped(location),
+                    crate::xml_text::escaped(bucket),
+                    crate::xml_text::escaped(key),
+                    crate::xml_text::escaped(etag),
                 );
                 let mut response = http::Response::new(s3s::Body::from(document.clone()));
                 *response.status_mut() = http::StatusCode::CREATED;
@@ -790,13 +790,6 @@ fn answer(
         response.headers_mut().insert("x-amz-version-id", value);
     }
     Ok(response)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A form's body, read up to the file.

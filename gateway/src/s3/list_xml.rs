@@ -9,6 +9,7 @@
 //! for s3s's body ([`PrerenderedBody::swap_into`]). s3s still parses the
 //! request, checks the signature and access, and writes every error.
 
+use crate::xml_text::escape_into;
 use arbor_meta::records::{ListEntry, ListPage};
 use bytes::Bytes;
 use s3s::S3Response;
@@ -191,28 +192,6 @@ pub(super) fn percent_encode_into(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-/// XML text escaping as quick-xml's `escape` (which s3s uses): the five
-/// predefined entities, nothing else.
-fn escape_into(out: &mut Vec<u8>, value: &str) {
-    let mut rest = value;
-    // A byte scan: the five are ASCII, so never inside a UTF-8 sequence.
-    while let Some(at) = rest
-        .bytes()
-        .position(|b| matches!(b, b'<' | b'>' | b'&' | b'\'' | b'"'))
-    {
-        out.extend_from_slice(&rest.as_bytes()[..at]);
-        out.extend_from_slice(match rest.as_bytes()[at] {
-            b'<' => b"&lt;".as_slice(),
-            b'>' => b"&gt;",
-            b'&' => b"&amp;",
-            b'\'' => b"&apos;",
-            _ => b"&quot;",
-        });
-        rest = &rest[at + 1..];
-    }
-    out.extend_from_slice(rest.as_bytes());
-}
-
 /// Writes timestamps as S3 does, remembering the last one's date: the
 /// keys of a page were mostly written on a few days, and the date is most
 /// of the work.
@@ -234,7 +213,7 @@ impl Timestamps {
         let date = match self.date {
             Some((day_number, date)) if day_number == days => date,
             _ => {
-                let (year, month, day) = civil_from_days(days);
+                let (year, month, day) = arbor_meta::records::object::civil_from_days(days);
                 // Within their widths: the clamp keeps the year to four
                 // digits.
                 let mut date = *b"0000-00-00";
@@ -284,26 +263,6 @@ fn push_digits(out: &mut Vec<u8>, value: u64, width: usize) {
     let start = digits.len() - count.max(width).min(digits.len());
     put_digits(&mut digits[start..], value);
     out.extend_from_slice(&digits[start..]);
-}
-
-/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
