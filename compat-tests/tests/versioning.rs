@@ -1079,6 +1079,22 @@ async fn object_lock_holds_versions_until_their_date() {
         .await
         .expect("no longer held");
 
+    let lock_rule = |days: Option<i32>, years: Option<i32>| {
+        ObjectLockConfiguration::builder()
+            .object_lock_enabled(ObjectLockEnabled::Enabled)
+            .rule(
+                ObjectLockRule::builder()
+                    .default_retention(
+                        DefaultRetention::builder()
+                            .mode(ObjectLockRetentionMode::Governance)
+                            .set_days(days)
+                            .set_years(years)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    };
     // A default retention names Days or Years, positive, not both.
     for (days, years, code) in [
         (Some(1), Some(1), "MalformedXML"),
@@ -1088,22 +1104,7 @@ async fn object_lock_holds_versions_until_their_date() {
         let e = s3
             .put_object_lock_configuration()
             .bucket(b)
-            .object_lock_configuration(
-                ObjectLockConfiguration::builder()
-                    .object_lock_enabled(ObjectLockEnabled::Enabled)
-                    .rule(
-                        ObjectLockRule::builder()
-                            .default_retention(
-                                DefaultRetention::builder()
-                                    .mode(ObjectLockRetentionMode::Governance)
-                                    .set_days(days)
-                                    .set_years(years)
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build(),
-            )
+            .object_lock_configuration(lock_rule(days, years))
             .send()
             .await
             .expect_err("refused");
@@ -1112,21 +1113,7 @@ async fn object_lock_holds_versions_until_their_date() {
     // A default retention locks every new version.
     s3.put_object_lock_configuration()
         .bucket(b)
-        .object_lock_configuration(
-            ObjectLockConfiguration::builder()
-                .object_lock_enabled(ObjectLockEnabled::Enabled)
-                .rule(
-                    ObjectLockRule::builder()
-                        .default_retention(
-                            DefaultRetention::builder()
-                                .mode(ObjectLockRetentionMode::Governance)
-                                .days(1)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
+        .object_lock_configuration(lock_rule(Some(1), None))
         .send()
         .await
         .expect("default retention");
@@ -1149,22 +1136,6 @@ async fn object_lock_holds_versions_until_their_date() {
     );
     // One in years reads back in years, and a version's retention ends
     // on its anniversary (366 days over a 29 February).
-    let lock_rule = |days: Option<i32>, years: Option<i32>| {
-        ObjectLockConfiguration::builder()
-            .object_lock_enabled(ObjectLockEnabled::Enabled)
-            .rule(
-                ObjectLockRule::builder()
-                    .default_retention(
-                        DefaultRetention::builder()
-                            .mode(ObjectLockRetentionMode::Governance)
-                            .set_days(days)
-                            .set_years(years)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    };
     let default_of = |config: aws_sdk_s3::operation::get_object_lock_configuration::GetObjectLockConfigurationOutput| {
         let retention = config
             .object_lock_configuration()

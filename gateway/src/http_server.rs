@@ -593,6 +593,7 @@ fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body>
 /// Errors raised inside s3s (signature, names, malformed XML) leave the
 /// request id out of the body, and some the message: S3 error bodies carry
 /// both, so they are added to an error body that lacks them.
+///
 /// The elements an error names beyond its message (a 412's
 /// `<Condition>`, a NoSuchKey's `<Key>`, ...) come in a private header
 /// (`error::ERROR_ELEMENT_HEADER`), which goes, and into the body they go.
