@@ -12,8 +12,11 @@ pub const CHUNK_SIZE_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Largest chunk a store accepts.
 pub const CHUNK_SIZE_MAX: u64 = 256 * 1024 * 1024;
 /// A read streams at most this many bytes per piece, so a reader's memory is
-/// bounded by one piece however large the range.
-pub const READ_PIECE_SIZE_MAX: u64 = 1024 * 1024;
+/// bounded by one piece however large the range. Each piece costs a
+/// blocking-pool hop and the wakes around it: 2 MiB pieces take 15–20 %
+/// less CPU per MiB of a large GET than 1 MiB ones (docs/benchmarks.md,
+/// "Profiles").
+pub const READ_PIECE_SIZE_MAX: u64 = 2 * 1024 * 1024;
 
 /// Chunk data goes to disk with direct I/O in runs of this many bytes,
 /// staged in one buffer per chunk being written (`direct.rs`).
@@ -29,7 +32,7 @@ pub const DIRECT_IO_ALIGN: usize = 4096;
 
 /// Aligned read buffers a store keeps for reuse once their pieces are
 /// sent (`direct::ReadBuffers`): enough for a few GETs reading at once,
-/// each holding a piece and the one read ahead; at most 8 MiB idle.
+/// each holding a piece and the one read ahead; at most 16 MiB idle.
 pub const READ_BUFFERS_KEPT: usize = 8;
 
 const _: () = assert!(CHUNK_SIZE_DEFAULT <= CHUNK_SIZE_MAX);
@@ -41,7 +44,7 @@ const _: () = assert!(READ_PIECE_SIZE_MAX >= BLOCK_SIZE);
 
 /// Connections a chunk server serves at once; more wait in the listen
 /// backlog. A GET holds at most two read pieces in memory, so this also
-/// bounds read buffers (128 × 2 MiB).
+/// bounds read buffers (128 × 4 MiB).
 pub const SERVER_CONNECTIONS_MAX: usize = 128;
 /// Request line plus headers of one request; ours are a few hundred bytes.
 pub const REQUEST_HEAD_SIZE_MAX: usize = 16 * 1024;

@@ -320,41 +320,47 @@ async fn open_removes_leftover_tmp_files() {
 async fn flipped_data_byte_fails_only_reads_touching_its_block() {
     let (_dir, store) = open().await;
     let id = ChunkId::generate();
-    let len = 3 * MIB + 7;
+    let piece = limits::READ_PIECE_SIZE_MAX;
+    let len = 2 * piece + 7;
     let data = source(len, 9);
     put(&store, id, &data).await.expect("put");
-    // Block 20 lies in the second 1 MiB piece.
-    let bad = 20 * BLOCK + 1234;
+    // Block `b` lies in the second piece.
+    let b = piece / BLOCK + 4;
+    let bad = b * BLOCK + 1234;
     flip_byte(&store, id, bad);
 
     for r in [
         bad..bad + 1,
-        20 * BLOCK..21 * BLOCK,
-        21 * BLOCK - 1..21 * BLOCK + 1,
+        b * BLOCK..(b + 1) * BLOCK,
+        (b + 1) * BLOCK - 1..(b + 1) * BLOCK + 1,
         5..len,
     ] {
         let (before, error) = read(&store, id, r.clone())
             .await
-            .expect_err("touches block 20");
+            .expect_err("touches block b");
         assert!(
             matches!(error, ChunkError::Corrupt { .. }),
             "{r:?}: {error}"
         );
         // Nothing of the bad block was served; what was served is right.
         assert!(
-            r.start + (before.len() as u64) <= r.start.max(20 * BLOCK),
+            r.start + (before.len() as u64) <= r.start.max(b * BLOCK),
             "{r:?}"
         );
         if r.start == 5 {
-            // The first 1 MiB piece (blocks 0..16) was streamed before the error.
-            assert_eq!(before.len() as u64, limits::READ_PIECE_SIZE_MAX - 5);
+            // The first piece was streamed before the error.
+            assert_eq!(before.len() as u64, piece - 5);
         }
         assert!(before == data[r.start as usize..r.start as usize + before.len()]);
     }
-    for r in [0..20 * BLOCK, 21 * BLOCK..len, 19 * BLOCK + 5..20 * BLOCK] {
+    for r in [
+        0..b * BLOCK,
+        (b + 1) * BLOCK..len,
+        (b - 1) * BLOCK + 5..b * BLOCK,
+    ] {
         let got = read(&store, id, r.clone())
             .await
-            .expect("does not touch block 20");
+            .expect("does not touch block b");
         assert!(got == data[r.start as usize..r.end as usize], "{r:?}");
     }
     // stat reads only the footer.

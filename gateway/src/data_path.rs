@@ -27,9 +27,9 @@ use tracing::Instrument;
 use crate::error;
 use crate::limits::BODY_IDLE_TIMEOUT_SECS;
 
-/// Pieces (up to 1 MiB each, the chunk store's read unit) read ahead of the
+/// Pieces (up to 2 MiB each, the chunk store's read unit) read ahead of the
 /// client on GET: bounds memory per request while keeping the disk busy.
-const READ_AHEAD_PIECES: usize = 4;
+const READ_AHEAD_PIECES: usize = 2;
 
 /// An uploaded body whose bytes are durable in chunks (or inline), not yet
 /// referenced by any committed metadata.
