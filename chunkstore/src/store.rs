@@ -327,8 +327,11 @@ impl ChunkStore {
         blocking(move || -> Result<(u64, u64)> {
             let (mut chunks, mut bytes) = (0u64, 0u64);
             walk_chunks(&root, |_, entry| {
+                // Counted once its size is known: a chunk collected under
+                // the walk is skipped, in both totals.
+                let len = entry.metadata()?.len();
                 chunks += 1;
-                bytes = bytes.saturating_add(entry.metadata()?.len());
+                bytes = bytes.saturating_add(len);
                 Ok(())
             })?;
             Ok((chunks, bytes))
