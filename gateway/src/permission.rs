@@ -592,7 +592,7 @@ impl AccessControl {
 /// `x-amz-source-expected-bucket-owner`) naming another owner than the
 /// bucket's is 403 AccessDenied, whoever signs. Every bucket of a
 /// deployment has the one owner ([`crate::s3::OWNER_ID`]).
-fn check_expected_owner(principal: &Principal, request: &Request<'_>) -> S3Result<()> {
+pub(crate) fn check_expected_owner(principal: &Principal, request: &Request<'_>) -> S3Result<()> {
     if request.bucket.is_none() {
         return Ok(());
     }

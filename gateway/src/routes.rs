@@ -126,6 +126,7 @@ impl Routes {
             extensions: &req.extensions,
         };
         let access = permission::authorize(&self.keyring, &principal, &request).await?;
+        permission::check_expected_owner(&principal, &request)?;
         if op == "RenameObject"
             && let Some(bucket) = request.bucket
             && let Ok(source) = s3::rename::source_key(bucket, &req.headers)
