@@ -560,6 +560,35 @@ fn check_conditions(policy: &PostPolicy, form: &Form, bucket: &str) -> S3Result<
 }
 
 /// A field parsed as `T`; S3's InvalidArgument if it does not parse.
+/// Form fields kept with the object and answered as headers of every
+/// later GET and HEAD (user metadata too; the website redirect location
+/// is checked with the rest of its rules, `s3::object::checked_redirect`).
+const FIELDS_STORED_AS_HEADERS: &[&str] = &[
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-type",
+];
+
+/// Refuses a form whose stored fields hold a character no header value
+/// may (a control character other than tab). A header cannot carry one,
+/// but a form field can; stored, it would make every later read of the
+/// object fail.
+fn check_stored_fields(form: &Form) -> S3Result<()> {
+    let stored =
+        |name: &str| FIELDS_STORED_AS_HEADERS.contains(&name) || name.starts_with("x-amz-meta-");
+    for (name, value) in &form.fields {
+        if stored(name) && value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Invalid value for the form field {name}: {value:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn field<T: std::str::FromStr>(form: &Form, name: &str) -> S3Result<Option<T>> {
     form.field(name)
         .map(|value| {
@@ -594,6 +623,7 @@ fn timestamp_field(
 /// the form is admitted): the fields s3s's PutObject reads from a form,
 /// by the same names.
 fn post_object_input(form: &Form, bucket: String) -> S3Result<PostObjectInput> {
+    check_stored_fields(form)?;
     let key = form.field("key").ok_or_else(|| {
         S3Error::with_message(
             S3ErrorCode::InvalidArgument,
@@ -1002,6 +1032,32 @@ mod tests {
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
                 .collect(),
             found: post_form::Found::default(),
+        }
+    }
+
+    #[test]
+    fn stored_fields_that_no_header_could_carry_are_refused() {
+        let input = |fields: &[(&str, &str)]| post_object_input(&form(fields), "b".to_owned());
+        let fine = input(&[
+            ("key", "k"),
+            ("content-type", "text/plain;\tcharset=utf-8"),
+            ("x-amz-meta-note", "caf\u{e9} au lait"),
+            // Not stored: a policy condition may hold anything.
+            ("success_action_redirect", "http://example.com/\r\nx"),
+        ])
+        .expect("header-safe");
+        assert_eq!(
+            fine.content_type.as_deref(),
+            Some("text/plain;\tcharset=utf-8")
+        );
+        for (name, value) in [
+            ("x-amz-meta-note", "a\r\nx-evil: 1"),
+            ("content-type", "text/plain\n"),
+            ("cache-control", "no-cache\u{1}"),
+            ("content-disposition", "attachment\u{7f}"),
+        ] {
+            let e = input(&[("key", "k"), (name, value)]).expect_err(name);
+            assert_eq!(*e.code(), S3ErrorCode::InvalidArgument, "{name}");
         }
     }
 

@@ -1478,7 +1478,10 @@ fn checked_redirect(location: String) -> S3Result<String> {
     let well_formed = ["/", "http://", "https://"]
         .iter()
         .any(|prefix| location.starts_with(prefix));
-    if !well_formed || location.len() > WEBSITE_REDIRECT_MAX {
+    // A control character (possible in a browser upload's form field)
+    // could not be answered as a header.
+    let answerable = !location.chars().any(char::is_control);
+    if !well_formed || !answerable || location.len() > WEBSITE_REDIRECT_MAX {
         return Err(error::invalid_redirect_location());
     }
     Ok(location)
@@ -1614,6 +1617,28 @@ fn parse_http_date(s: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redirect_location_must_be_answerable_as_a_header() {
+        let code = |location: &str| {
+            checked_redirect(location.to_owned())
+                .expect_err(location)
+                .code()
+                .as_str()
+                .to_owned()
+        };
+        assert!(checked_redirect("/other/page.html".to_owned()).is_ok());
+        assert!(checked_redirect("https://example.com/a b".to_owned()).is_ok());
+        for bad in [
+            "/a\r\nx-evil: 1",
+            "/a\u{1}",
+            "http://x/\u{7f}",
+            "ftp://x/",
+            "page.html",
+        ] {
+            assert_eq!(code(bad), "InvalidRedirectLocation", "{bad:?}");
+        }
+    }
 
     #[test]
     fn aws_chunked_is_never_stored_as_a_content_encoding() {
