@@ -154,6 +154,25 @@ async fn object_acls_let_everyone_read_what_they_name_and_nothing_else() {
     assert_eq!(anonymous(ep, "HEAD", "/web/public.txt").await.status, 200);
     let part = anonymous_with(ep, "GET", "/web/public.txt", &[("range", "bytes=1-2")]).await;
     assert_eq!((part.status, part.body.as_slice()), (206, b"el".as_slice()));
+    let head_part = anonymous_with(ep, "HEAD", "/web/public.txt", &[("range", "bytes=1-2")]).await;
+    assert_eq!(
+        (head_part.status, head_part.header("content-range")),
+        (206, Some("bytes 1-2/5"))
+    );
+    // `response-*` overrides are for signed requests only.
+    for method in ["GET", "HEAD"] {
+        let overridden = anonymous(
+            ep,
+            method,
+            "/web/public.txt?response-content-type=text/x-evil",
+        )
+        .await;
+        assert_eq!(overridden.status, 400, "{method}");
+        assert_ne!(overridden.header("content-type"), Some("text/x-evil"));
+        if method == "GET" {
+            assert_eq!(overridden.error_code().as_deref(), Some("InvalidRequest"));
+        }
+    }
     assert_eq!(
         object_groups(&s3, "web", "public.txt").await,
         read_by(ALL_USERS)

@@ -226,8 +226,11 @@ async fn conditional_reads_ranges_and_overrides() {
         .send()
         .await
         .expect("part 1");
-    assert_eq!(out.parts_count(), Some(1));
+    // A ranged read of the whole object; no part count, as it has none.
+    assert_eq!(out.parts_count(), None);
     assert_eq!(out.content_length(), Some(body.len() as i64));
+    let whole = format!("bytes 0-{}/{}", body.len() - 1, body.len());
+    assert_eq!(out.content_range(), Some(whole.as_str()));
     let e = s3
         .get_object()
         .bucket("reads")
@@ -254,6 +257,18 @@ async fn conditional_reads_ranges_and_overrides() {
         out.content_disposition(),
         Some("attachment; filename=\"x.bin\"")
     );
+    assert_eq!(out.cache_control(), Some("no-store"));
+    // HEAD takes the same overrides.
+    let out = s3
+        .head_object()
+        .bucket("reads")
+        .key("big")
+        .response_content_type("text/x-override")
+        .response_cache_control("no-store")
+        .send()
+        .await
+        .expect("HEAD overrides");
+    assert_eq!(out.content_type(), Some("text/x-override"));
     assert_eq!(out.cache_control(), Some("no-store"));
     assert!(f.server.stop().expect("stop").success());
 }

@@ -152,6 +152,7 @@ async fn handle(
             frontend.cors.decorate(cross_origin, &mut response).await;
         }
         complete_error_body(&mut response, &request_id);
+        partial_head_status(head, &mut response);
         add_retry_after(&mut response);
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
             response
@@ -178,6 +179,18 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// A HEAD of part of an object (a Range, or a `partNumber`) answers 206
+/// as the same GET does: s3s sets that status for GetObject alone, from
+/// its Content-Range, and the HEAD's answer has the same header.
+fn partial_head_status(head: bool, response: &mut http::Response<s3s::Body>) {
+    if head
+        && response.status() == http::StatusCode::OK
+        && response.headers().contains_key(http::header::CONTENT_RANGE)
+    {
+        *response.status_mut() = http::StatusCode::PARTIAL_CONTENT;
+    }
 }
 
 /// The operation names of what s3s does not serve ([`crate::metrics`]).

@@ -437,8 +437,11 @@ fn requested_range(
             };
             let start: u64 = sizes.iter().take(index).sum();
             let count = i32::try_from(sizes.len()).map_err(|e| error::internal("part count", e))?;
-            // A multipart part is a partial answer (206 with Content-Range).
-            Ok((start..start + size, !version.parts.is_empty(), Some(count)))
+            // A part is a ranged read, 206 with Content-Range, even when
+            // it is the whole object; the part count is told only of an
+            // object uploaded in parts (S3's observed answers).
+            let count = (!version.parts.is_empty()).then_some(count);
+            Ok((start..start + size, true, count))
         }
     }
 }
@@ -596,12 +599,66 @@ fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
     mode.is_some_and(|m| m.as_str().eq_ignore_ascii_case(ChecksumMode::ENABLED))
 }
 
+/// The `response-*` query parameters of a GET or HEAD override the headers
+/// they name (checked for a signed request by `check_overrides`).
+macro_rules! override_headers {
+    ($output:ident, $input:ident) => {{
+        if let Some(v) = $input.response_content_type {
+            $output.content_type = Some(
+                v.parse()
+                    .map_err(|_| s3_error!(InvalidArgument, "Invalid response-content-type"))?,
+            );
+        }
+        $output.content_encoding = $input
+            .response_content_encoding
+            .or($output.content_encoding);
+        $output.content_disposition = $input
+            .response_content_disposition
+            .or($output.content_disposition);
+        $output.content_language = $input
+            .response_content_language
+            .or($output.content_language);
+        $output.cache_control = $input.response_cache_control.or($output.cache_control);
+        $output.expires = $input.response_expires.or($output.expires);
+    }};
+}
+
+/// S3 takes `response-*` overrides only from a signed request (in its
+/// headers or a presigned URL): an anonymous GET or HEAD naming one is
+/// 400 InvalidRequest, before the object is looked at.
+fn check_overrides(anonymous: bool, uri: &http::Uri) -> S3Result<()> {
+    let names_override = uri.query().is_some_and(|query| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|name| OVERRIDE_PARAMETERS.contains(&name))
+    });
+    if anonymous && names_override {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Request specific response headers cannot be used for anonymous GET requests."
+        ));
+    }
+    Ok(())
+}
+
+/// The query parameters that override a GET's or HEAD's headers.
+const OVERRIDE_PARAMETERS: &[&str] = &[
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+];
+
 pub async fn get(
     s3: &Arbor,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let gate = req.extensions.get::<ObjectAclGate>().copied();
     encryption::refuse_on_read(&req.headers)?;
+    check_overrides(req.credentials.is_none(), &req.uri)?;
     let input = req.input;
     record_target("GetObject", &input.bucket, Some(&input.key));
     let span = s3
@@ -623,26 +680,11 @@ pub async fn get(
         output.expiration =
             lifecycle::expiration(&req.extensions, &input.bucket, &input.key, &version).await;
     }
-    // `response-*` query parameters override what is returned.
-    if let Some(v) = input.response_content_type {
-        output.content_type = Some(
-            v.parse()
-                .map_err(|_| s3_error!(InvalidArgument, "Invalid response-content-type"))?,
-        );
-    }
-    output.content_encoding = input.response_content_encoding.or(output.content_encoding);
-    output.content_disposition = input
-        .response_content_disposition
-        .or(output.content_disposition);
-    output.content_language = input.response_content_language.or(output.content_language);
-    output.cache_control = input.response_cache_control.or(output.cache_control);
-    output.expires = input.response_expires.or(output.expires);
+    override_headers!(output, input);
     output.body = Some(data_path::read_body(s3.chunks(), &version, range, locations).await?);
-    let mut response = S3Response::new(output);
-    if partial {
-        response.status = Some(http::StatusCode::PARTIAL_CONTENT);
-    }
-    Ok(response)
+    // A partial answer (Content-Range) is 206: s3s sets it for GetObject.
+    debug_assert_eq!(partial, output.content_range.is_some());
+    Ok(S3Response::new(output))
 }
 
 pub async fn head(
@@ -651,6 +693,7 @@ pub async fn head(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let gate = req.extensions.get::<ObjectAclGate>().copied();
     encryption::refuse_on_read(&req.headers)?;
+    check_overrides(req.credentials.is_none(), &req.uri)?;
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
     // HEAD reads no bytes: it asks for no chunk locations.
@@ -659,10 +702,11 @@ pub async fn head(
         output.expiration =
             lifecycle::expiration(&req.extensions, &input.bucket, &input.key, &plan.version).await;
     }
+    override_headers!(output, input);
+    // A partial answer is 206 as its GET's is; s3s sets that status for
+    // GetObject only, so `http_server` sets it for a HEAD with a
+    // Content-Range.
     let mut response = S3Response::new(output);
-    if plan.partial {
-        response.status = Some(http::StatusCode::PARTIAL_CONTENT);
-    }
     // AWS's HeadObject sends x-amz-tagging-count for a tagged object, as
     // GetObject does, though its API model (and s3s's HeadObjectOutput)
     // leaves the header out: follow what S3 sends.
