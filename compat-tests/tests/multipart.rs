@@ -811,6 +811,9 @@ async fn a_retried_complete_answers_as_the_first() {
         .expect("complete");
     let etag = multipart_etag(&[&first, &last]);
     assert_eq!(done.e_tag(), Some(etag.as_str()));
+    // The object's URL at the endpoint the client used, path-style here.
+    let url = format!("{}/{BUCKET}/retried", server.endpoint);
+    assert_eq!(done.location(), Some(url.as_str()));
     // The first answer was lost: the client sends the same request again,
     // even after the object was overwritten.
     s3.put_object()

@@ -13,6 +13,7 @@ pub mod http_server;
 pub mod keyring;
 pub mod limits;
 pub mod metrics;
+pub mod object_url;
 pub mod permission;
 pub mod policy;
 pub mod post_form;

@@ -35,6 +35,7 @@ use crate::keyring::Keyring;
 use crate::limits::{
     BODY_IDLE_TIMEOUT_SECS, FORM_FIELDS_SIZE_MAX, PUT_OBJECT_SIZE_MAX, UNREAD_BODY_DRAIN_MAX,
 };
+use crate::object_url::Endpoint;
 use crate::permission::AccessControl;
 use crate::post_form::{self, FileStep, Form, FormParser};
 use crate::s3::Arbor;
@@ -163,7 +164,7 @@ impl PostUploads {
             }
             None => (0, PUT_OBJECT_SIZE_MAX),
         };
-        let endpoint = endpoint_of(&parts);
+        let endpoint = Endpoint::of_bucket_request(&parts.uri, &parts.headers);
         let mut extensions = parts.extensions;
         self.access.admit(signed.as_ref(), &mut extensions).await?;
         extensions.insert(form.found.clone());
@@ -695,52 +696,6 @@ fn post_object_input(form: &Form, bucket: String) -> S3Result<PostObjectInput> {
     })
 }
 
-/// The endpoint a form was posted to, for the stored object's URL.
-struct Endpoint {
-    /// `http://host[:port]`, or `https://` behind a proxy that says so
-    /// (`X-Forwarded-Proto`).
-    origin: String,
-    /// Whether the bucket was in the host name (`bucket.domain`) rather
-    /// than in the path.
-    virtual_host: bool,
-}
-
-fn endpoint_of(parts: &http::request::Parts) -> Endpoint {
-    let header = |name| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let scheme = match header(http::HeaderName::from_static("x-forwarded-proto")) {
-        Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
-    };
-    let host = header(http::header::HOST)
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
-        .unwrap_or_default();
-    Endpoint {
-        origin: format!("{scheme}://{host}"),
-        virtual_host: parts.uri.path().trim_matches('/').is_empty(),
-    }
-}
-
-impl Endpoint {
-    /// The object's URL, as S3 gives it in PostResponse's Location and in
-    /// the Location header: the key's segments percent-encoded.
-    fn url(&self, bucket: &str, key: &str) -> String {
-        let key: Vec<_> = key.split('/').map(urlencoding::encode).collect();
-        let key = key.join("/");
-        if self.virtual_host {
-            format!("{}/{key}", self.origin)
-        } else {
-            format!("{}/{}/{key}", self.origin, urlencoding::encode(bucket))
-        }
-    }
-}
-
 /// The answer AWS gives a stored upload: 303 to the form's redirect with
 /// bucket, key and ETag; 200 or 201 (the PostResponse document) if the
 /// form asks for it; 204 otherwise. The ETag header on each, and the
@@ -1149,27 +1104,6 @@ mod tests {
             tagging_field(&broken).expect_err("broken").code(),
             &S3ErrorCode::MalformedXML
         );
-    }
-
-    #[test]
-    fn the_objects_url_follows_the_endpoint_posted_to() {
-        let parts = |uri: &str, headers: &[(&str, &str)]| {
-            let mut request = http::Request::post(uri);
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            request.body(()).expect("request").into_parts().0
-        };
-        let path_style = endpoint_of(&parts("/b", &[("host", "127.0.0.1:9000")]));
-        assert_eq!(
-            path_style.url("b", "dir/a b+c.txt"),
-            "http://127.0.0.1:9000/b/dir/a%20b%2Bc.txt"
-        );
-        let virtual_host = endpoint_of(&parts(
-            "/",
-            &[("host", "b.s3.example.com"), ("x-forwarded-proto", "HTTPS")],
-        ));
-        assert_eq!(virtual_host.url("b", "k"), "https://b.s3.example.com/k");
     }
 
     #[test]

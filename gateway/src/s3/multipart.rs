@@ -499,7 +499,15 @@ pub async fn complete(
         Ok(upload) => upload,
         Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => {
             return match completed_before(s3, &input).await? {
-                Some(output) => Ok(S3Response::new(output)),
+                Some(mut output) => {
+                    output.location = Some(object_location(
+                        &req.uri,
+                        &req.headers,
+                        &input.bucket,
+                        &input.key,
+                    ));
+                    Ok(S3Response::new(output))
+                }
                 None => Err(e),
             };
         }
@@ -609,7 +617,18 @@ pub async fn complete(
     output.version_id = object::version_header(&version, false);
     output.expiration =
         lifecycle::expiration(&req.extensions, &input.bucket, &input.key, &version).await;
+    output.location = Some(object_location(
+        &req.uri,
+        &req.headers,
+        &input.bucket,
+        &input.key,
+    ));
     Ok(S3Response::new(output))
+}
+
+/// The completed object's URL, as S3 gives it in `Location`.
+fn object_location(uri: &http::Uri, headers: &http::HeaderMap, bucket: &str, key: &str) -> String {
+    crate::object_url::Endpoint::of_object_request(uri, headers, bucket, key).url(bucket, key)
 }
 
 fn completed_output(
@@ -621,7 +640,6 @@ fn completed_output(
     let mut output = CompleteMultipartUploadOutput {
         bucket: Some(bucket.to_owned()),
         key: Some(key.to_owned()),
-        location: Some(format!("/{bucket}/{key}")),
         e_tag: Some(ETag::Strong(etag.to_owned())),
         ..Default::default()
     };
