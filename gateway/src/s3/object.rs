@@ -439,9 +439,10 @@ fn requested_range(
             let count = i32::try_from(sizes.len()).map_err(|e| error::internal("part count", e))?;
             // A part is a ranged read, 206 with Content-Range, even when
             // it is the whole object; the part count is told only of an
-            // object uploaded in parts (S3's observed answers).
+            // object uploaded in parts (S3's observed answers). An empty
+            // part has no byte range to name: the answer is whole.
             let count = (!version.parts.is_empty()).then_some(count);
-            Ok((start..start + size, true, count))
+            Ok((start..start + size, *size > 0, count))
         }
     }
 }
