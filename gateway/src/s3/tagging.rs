@@ -84,7 +84,19 @@ pub fn from_header(header: Option<&str>) -> S3Result<Vec<(String, String)>> {
 }
 
 fn from_tag_set(tag_set: TagSet) -> S3Result<Vec<(String, String)>> {
-    validate(pairs(tag_set))
+    validate(pairs(complete(tag_set)?))
+}
+
+/// A tag set whose every Tag has its Key and Value, both required by S3's
+/// schema (a Value may be empty, not missing); else MalformedXML.
+fn complete(tag_set: TagSet) -> S3Result<TagSet> {
+    if tag_set.iter().any(|t| t.key.is_none() || t.value.is_none()) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        ));
+    }
+    Ok(tag_set)
 }
 
 pub(super) fn pairs(tag_set: TagSet) -> Vec<(String, String)> {
@@ -133,7 +145,7 @@ pub async fn put_bucket(
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
     let input = req.input;
     record_target("PutBucketTagging", &input.bucket, None);
-    let tags = validate_bucket(pairs(input.tagging.tag_set))?;
+    let tags = validate_bucket(pairs(complete(input.tagging.tag_set)?))?;
     s3.meta()
         .put_bucket_tags(&input.bucket, tags)
         .await
@@ -282,6 +294,19 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_needs_its_key_and_value_though_the_value_may_be_empty() {
+        let tag = |key: Option<&str>, value: Option<&str>| Tag {
+            key: key.map(str::to_owned),
+            value: value.map(str::to_owned),
+        };
+        let code = |tags: TagSet| from_tag_set(tags).expect_err("refused").code().clone();
+        assert_eq!(code(vec![tag(Some("a"), None)]), S3ErrorCode::MalformedXML);
+        assert_eq!(code(vec![tag(None, Some("v"))]), S3ErrorCode::MalformedXML);
+        let tags = from_tag_set(vec![tag(Some("a"), Some(""))]).expect("empty value");
+        assert_eq!(tags, [("a".to_owned(), String::new())]);
+    }
 
     #[test]
     fn header_tags_are_decoded_sorted_and_checked() {
