@@ -441,7 +441,10 @@ fn oversized_chunked_delete_objects(f: &Fixture) -> RawResponse {
         Duration::from_secs(300),
         SystemTime::now(),
     );
-    let headers = [("transfer-encoding".to_owned(), "chunked".to_owned())];
+    let headers = [
+        ("transfer-encoding".to_owned(), "chunked".to_owned()),
+        ("content-md5".to_owned(), content_md5(&body)),
+    ];
     let head = request_head(f.authority(), "POST", &target, &headers);
     exchange_streaming(&f.server.endpoint, &head, &chunked)
 }
@@ -897,6 +900,98 @@ async fn wrong_content_sha256_is_x_amz_content_sha256_mismatch() {
         }
         assert_eq!(f.head_status("fresh"), 404);
         f.assert_intact("wrong x-amz-content-sha256").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xml_body_is_checked_against_its_content_md5() {
+    with_fixture(|f| async move {
+        let body = delete_body(&[KNOWN]);
+        let target = format!("/{BUCKET}?delete");
+        let other = content_md5(b"another body");
+        let cases = [
+            ("no digest", vec![], 400, "InvalidRequest"),
+            (
+                "another body's MD5",
+                vec![("content-md5", other.as_str())],
+                400,
+                "BadDigest",
+            ),
+            (
+                "not base64",
+                vec![("content-md5", "notbase64!!")],
+                400,
+                "InvalidDigest",
+            ),
+            (
+                "not 16 bytes",
+                vec![("content-md5", "AAAA")],
+                400,
+                "InvalidDigest",
+            ),
+        ];
+        for (what, headers, status, code) in cases {
+            let response = f.send("POST", &target, &headers, &body);
+            assert_error(&response, status, code, &format!("DeleteObjects, {what}"));
+        }
+        f.assert_intact("DeleteObjects refused").await;
+        // A checksum header stands for the MD5 (what newer SDKs send).
+        let crc = f.send(
+            "POST",
+            &target,
+            &[("x-amz-checksum-crc32", "AAAAAA==")],
+            b"<Delete><Quiet>true</Quiet><Object><Key>absent</Key></Object></Delete>",
+        );
+        assert_eq!(crc.status, 200, "{}", String::from_utf8_lossy(&crc.body));
+        // Every body read whole is checked, a tagging's too.
+        let tagging =
+            b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>";
+        let response = f.send(
+            "PUT",
+            &format!("{}?tagging", object_target(KNOWN)),
+            &[("content-md5", &other)],
+            tagging,
+        );
+        assert_error(&response, 400, "BadDigest", "PutObjectTagging, another MD5");
+        let md5 = content_md5(tagging);
+        let response = f.send(
+            "PUT",
+            &format!("{}?tagging", object_target(KNOWN)),
+            &[("content-md5", &md5)],
+            tagging,
+        );
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_without_its_value_is_malformed_xml() {
+    with_fixture(|f| async move {
+        let target = format!("{}?tagging", object_target(KNOWN));
+        let tagging = |tag: &str| format!("<Tagging><TagSet><Tag>{tag}</Tag></TagSet></Tagging>");
+        let missing = tagging("<Key>a</Key>");
+        let md5 = content_md5(missing.as_bytes());
+        let response = f.send("PUT", &target, &[("content-md5", &md5)], missing.as_bytes());
+        assert_error(&response, 400, "MalformedXML", "a Tag without its Value");
+        // An empty Value is a value.
+        for empty in ["<Key>a</Key><Value></Value>", "<Key>a</Key><Value/>"] {
+            let body = tagging(empty);
+            let md5 = content_md5(body.as_bytes());
+            let response = f.send("PUT", &target, &[("content-md5", &md5)], body.as_bytes());
+            assert_eq!(
+                response.status,
+                200,
+                "{empty}: {}",
+                String::from_utf8_lossy(&response.body)
+            );
+        }
     })
     .await;
 }

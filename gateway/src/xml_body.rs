@@ -11,6 +11,12 @@
 //! body is read), arms the watch for these operations; and when s3s
 //! answers 500, [`BodyWatch::verdict`] says which client mistake caused it.
 //!
+//! The watch also checks such a body against its `Content-MD5`, which s3s
+//! does not: a body that ends with another MD5 ends with an error instead,
+//! which s3s answers 500 and [`BodyWatch::verdict`] names BadDigest. A
+//! DeleteObjects must name a digest (`Content-MD5` or an `x-amz-checksum-`
+//! header), as S3 requires of it.
+//!
 //! The watch also takes back a body an operation dropped without reading
 //! it (a PUT refused before it streams: a failed condition, no metadata
 //! leader), so the front end can read it to its end after answering
@@ -24,8 +30,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use md5::Md5;
 use s3s::access::S3AccessContext;
-use s3s::{S3Error, S3ErrorCode, S3Result};
+use s3s::{S3Error, S3ErrorCode, S3Result, StdError};
 use sha2::{Digest, Sha256};
 
 use crate::limits::XML_BODY_SIZE_MAX;
@@ -103,14 +110,23 @@ struct WholeRead {
     /// The SHA-256 `x-amz-content-sha256` names, and the hash of what
     /// has been read so far.
     sha256: Option<([u8; 32], Sha256)>,
+    /// The MD5 `Content-MD5` names, and the hash of what has been read.
+    md5: Option<([u8; 16], Md5)>,
 }
 
 impl BodyWatch {
-    fn arm(&self, counting: bool, declared: Option<u64>, sha256: Option<[u8; 32]>) {
+    fn arm(
+        &self,
+        counting: bool,
+        declared: Option<u64>,
+        sha256: Option<[u8; 32]>,
+        md5: Option<[u8; 16]>,
+    ) {
         let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
         read.counting = counting;
         read.declared = declared;
         read.sha256 = sha256.map(|expected| (expected, Sha256::new()));
+        read.md5 = md5.map(|expected| (expected, Md5::new()));
         self.armed.store(true, Ordering::Release);
     }
 
@@ -128,6 +144,26 @@ impl BodyWatch {
         {
             hasher.update(data);
         }
+        if let Some((_, hasher)) = &mut read.md5
+            && within
+        {
+            hasher.update(data);
+        }
+    }
+
+    /// Whether the whole body, read to its end, is not what its
+    /// `Content-MD5` says (aws-chunked framing is not hashed: not told).
+    fn md5_differs(&self) -> bool {
+        if !self.armed.load(Ordering::Acquire) {
+            return false;
+        }
+        let read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        read.counting
+            && read.seen <= limit()
+            && read
+                .md5
+                .as_ref()
+                .is_some_and(|(expected, hasher)| hasher.clone().finalize().as_slice() != expected)
     }
 
     /// The rest of the body, if it was dropped before its end.
@@ -156,6 +192,13 @@ impl BodyWatch {
         {
             return Some(error::content_sha256_mismatch());
         }
+        drop(read);
+        if self.md5_differs() {
+            return Some(S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
         None
     }
 }
@@ -169,6 +212,8 @@ pub struct WatchedBody {
     watch: Arc<BodyWatch>,
     /// Whether anything polled it.
     polled: bool,
+    /// Whether it ended (with its last frame, or with an error).
+    ended: bool,
 }
 
 impl WatchedBody {
@@ -177,6 +222,7 @@ impl WatchedBody {
             inner: Some(inner),
             watch,
             polled: false,
+            ended: false,
         }
     }
 }
@@ -198,23 +244,36 @@ impl Drop for WatchedBody {
 
 impl Body for WatchedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = StdError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, StdError>>> {
         self.polled = true;
+        if self.ended {
+            return Poll::Ready(None);
+        }
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
         let polled = Pin::new(inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.watch.saw(data);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.watch.saw(data);
+                }
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                if self.watch.md5_differs() {
+                    return Poll::Ready(Some(Err("the body's MD5 is not its Content-MD5".into())));
+                }
+            }
+            Poll::Ready(Some(Err(_))) => self.ended = true,
+            Poll::Pending => {}
         }
-        polled
+        polled.map(|frame| frame.map(|result| result.map_err(StdError::from)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -256,10 +315,50 @@ pub(crate) fn check_subresource_and_size(cx: &mut S3AccessContext<'_>) -> S3Resu
             .ok()
             .map(|()| digest)
     });
+    let md5 = content_md5(cx.headers())?;
+    if cx.s3_op().name() == "DeleteObjects" && md5.is_none() && !names_checksum(cx.headers()) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Missing required header for this request: Content-Md5.",
+        ));
+    }
     if let Some(watch) = cx.extensions_mut().get::<Arc<BodyWatch>>() {
-        watch.arm(!aws_chunked, declared, sha256);
+        watch.arm(!aws_chunked, declared, sha256, md5);
     }
     Ok(())
+}
+
+/// The request's `Content-MD5`, if it sends one: 16 bytes in base64, else
+/// 400 InvalidDigest.
+fn content_md5(headers: &http::HeaderMap) -> S3Result<Option<[u8; 16]>> {
+    use base64::Engine;
+    let Some(value) = headers.get("content-md5") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        S3Error::with_message(
+            S3ErrorCode::InvalidDigest,
+            "The Content-MD5 you specified was invalid.",
+        )
+    };
+    let text = value.to_str().map_err(|_| invalid())?.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| invalid())?;
+    <[u8; 16]>::try_from(bytes.as_slice())
+        .map(Some)
+        .map_err(|_| invalid())
+}
+
+/// Whether the request names a checksum of its body instead of an MD5
+/// (`x-amz-checksum-<algorithm>`, or a trailing one and its algorithm).
+fn names_checksum(headers: &http::HeaderMap) -> bool {
+    headers.keys().any(|name| {
+        let name = name.as_str();
+        name.starts_with("x-amz-checksum-")
+            || name == "x-amz-sdk-checksum-algorithm"
+            || name == "x-amz-trailer"
+    })
 }
 
 #[cfg(test)]
@@ -274,7 +373,7 @@ mod tests {
         assert!(watch.verdict().is_none(), "not armed: a streamed body");
 
         let watch = BodyWatch::default();
-        watch.arm(true, None, None);
+        watch.arm(true, None, None, None);
         watch.saw(&Bytes::from(vec![0u8; XML_BODY_SIZE_MAX]));
         assert!(watch.verdict().is_none(), "at the limit");
         watch.saw(&Bytes::from_static(b"x"));
@@ -283,7 +382,7 @@ mod tests {
         assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
 
         let watch = BodyWatch::default();
-        watch.arm(false, None, None);
+        watch.arm(false, None, None, None);
         watch.saw(&over);
         assert!(
             watch.verdict().is_none(),
@@ -298,13 +397,13 @@ mod tests {
         let digest: [u8; 32] = Sha256::digest(&body).into();
 
         let watch = BodyWatch::default();
-        watch.arm(true, length, Some(digest));
+        watch.arm(true, length, Some(digest), None);
         watch.saw(&body.slice(..10));
         watch.saw(&body.slice(10..));
         assert!(watch.verdict().is_none(), "the right hash");
 
         let watch = BodyWatch::default();
-        watch.arm(true, length, Some([0xab; 32]));
+        watch.arm(true, length, Some([0xab; 32]), None);
         watch.saw(&body.slice(..10));
         assert!(watch.verdict().is_none(), "not read to its length");
         watch.saw(&body.slice(10..));
@@ -313,9 +412,45 @@ mod tests {
         assert_eq!(e.status_code().map(|s| s.as_u16()), Some(400));
 
         let watch = BodyWatch::default();
-        watch.arm(false, length, Some([0xab; 32]));
+        watch.arm(false, length, Some([0xab; 32]), None);
         watch.saw(&body);
         assert!(watch.verdict().is_none(), "aws-chunked: s3s checks");
+    }
+
+    #[test]
+    fn a_body_read_whole_is_checked_against_its_content_md5() {
+        let body = Bytes::from_static(b"<Delete><Object><Key>k</Key></Object></Delete>");
+        let digest: [u8; 16] = Md5::digest(&body).into();
+        let watch = BodyWatch::default();
+        watch.arm(true, None, None, Some(digest));
+        watch.saw(&body);
+        assert!(!watch.md5_differs() && watch.verdict().is_none(), "its MD5");
+
+        let watch = BodyWatch::default();
+        watch.arm(true, None, None, Some([7; 16]));
+        watch.saw(&body);
+        assert!(watch.md5_differs());
+        let e = watch.verdict().expect("another MD5");
+        assert_eq!(e.code(), &S3ErrorCode::BadDigest);
+
+        let watch = BodyWatch::default();
+        watch.arm(false, None, None, Some([7; 16]));
+        watch.saw(&body);
+        assert!(!watch.md5_differs(), "aws-chunked framing is not hashed");
+
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(content_md5(&headers).expect("none"), None);
+        headers.insert("content-md5", http::HeaderValue::from_static("notbase64!!"));
+        let e = content_md5(&headers).expect_err("malformed");
+        assert_eq!(e.code(), &S3ErrorCode::InvalidDigest);
+        headers.insert("content-md5", http::HeaderValue::from_static("AAAA"));
+        assert!(content_md5(&headers).is_err(), "three bytes");
+        assert!(!names_checksum(&headers));
+        headers.insert(
+            "x-amz-checksum-crc32",
+            http::HeaderValue::from_static("AAAAAA=="),
+        );
+        assert!(names_checksum(&headers));
     }
 
     #[test]
