@@ -936,14 +936,34 @@ async fn an_xml_body_is_checked_against_its_content_md5() {
             assert_error(&response, status, code, &format!("DeleteObjects, {what}"));
         }
         f.assert_intact("DeleteObjects refused").await;
-        // A checksum header stands for the MD5 (what newer SDKs send).
-        let crc = f.send(
+        // A checksum header stands for the MD5 (what newer SDKs send), and
+        // is checked as the MD5 is.
+        let response = f.send(
             "POST",
             &target,
             &[("x-amz-checksum-crc32", "AAAAAA==")],
-            b"<Delete><Quiet>true</Quiet><Object><Key>absent</Key></Object></Delete>",
+            &body,
         );
-        assert_eq!(crc.status, 200, "{}", String::from_utf8_lossy(&crc.body));
+        assert_error(&response, 400, "BadDigest", "DeleteObjects, another CRC32");
+        f.assert_intact("DeleteObjects with another CRC32").await;
+        let quiet = b"<Delete><Quiet>true</Quiet><Object><Key>absent</Key></Object></Delete>";
+        let sha256 = {
+            use base64::Engine;
+            use sha2::Digest;
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(quiet))
+        };
+        let response = f.send(
+            "POST",
+            &target,
+            &[("x-amz-checksum-sha256", &sha256)],
+            quiet,
+        );
+        assert_eq!(
+            response.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
         // Every body read whole is checked, a tagging's too.
         let tagging =
             b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>";

@@ -11,11 +11,13 @@
 //! body is read), arms the watch for these operations; and when s3s
 //! answers 500, [`BodyWatch::verdict`] says which client mistake caused it.
 //!
-//! The watch also checks such a body against its `Content-MD5`, which s3s
-//! does not: a body that ends with another MD5 ends with an error instead,
-//! which s3s answers 500 and [`BodyWatch::verdict`] names BadDigest. A
-//! DeleteObjects must name a digest (`Content-MD5` or an `x-amz-checksum-`
-//! header), as S3 requires of it.
+//! The watch also checks such a body against its `Content-MD5` and its
+//! `x-amz-checksum-` header, which s3s does not: a body that ends with
+//! another digest ends with an error instead, which s3s answers 500 and
+//! [`BodyWatch::verdict`] names BadDigest. (CompleteMultipartUpload's
+//! checksum header is the object's, not its body's.) A DeleteObjects must
+//! name a digest (`Content-MD5` or an `x-amz-checksum-` header), as S3
+//! requires of it.
 //!
 //! The watch also takes back a body an operation dropped without reading
 //! it (a PUT refused before it streams: a failed condition, no metadata
@@ -33,9 +35,13 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use md5::Md5;
 use s3s::access::S3AccessContext;
 use s3s::{S3Error, S3ErrorCode, S3Result, StdError};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
+
+use arbor_meta::records::ChecksumAlgorithm;
+use s3s::checksum::ChecksumHasher;
 
 use crate::limits::XML_BODY_SIZE_MAX;
+use crate::s3::checksum::{self, Expectation};
 use crate::{error, subresource};
 
 /// The operations s3s reads the body of whole (as s3s 0.14.1's
@@ -98,7 +104,7 @@ pub struct BodyWatch {
     unread: Mutex<Option<Incoming>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct WholeRead {
     /// Whether the bytes on the wire are the payload itself, so counting
     /// them measures it (not so for aws-chunked framing, whose decoded
@@ -112,6 +118,28 @@ struct WholeRead {
     sha256: Option<([u8; 32], Sha256)>,
     /// The MD5 `Content-MD5` names, and the hash of what has been read.
     md5: Option<([u8; 16], Md5)>,
+    /// The checksum header the body is sent with, and its hasher.
+    checksum: Option<(Expectation, ChecksumHasher)>,
+    /// Which digest the whole body, once read, turned out not to match.
+    differs: Option<BodyDigest>,
+}
+
+impl std::fmt::Debug for WholeRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WholeRead")
+            .field("counting", &self.counting)
+            .field("seen", &self.seen)
+            .field("declared", &self.declared)
+            .field("differs", &self.differs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A digest a body is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyDigest {
+    Md5,
+    Checksum(ChecksumAlgorithm),
 }
 
 impl BodyWatch {
@@ -121,12 +149,17 @@ impl BodyWatch {
         declared: Option<u64>,
         sha256: Option<[u8; 32]>,
         md5: Option<[u8; 16]>,
+        checksum: Option<Expectation>,
     ) {
         let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
         read.counting = counting;
         read.declared = declared;
         read.sha256 = sha256.map(|expected| (expected, Sha256::new()));
         read.md5 = md5.map(|expected| (expected, Md5::new()));
+        read.checksum = checksum.map(|e| {
+            let hasher = checksum::hasher(e.algorithm);
+            (e, hasher)
+        });
         self.armed.store(true, Ordering::Release);
     }
 
@@ -149,21 +182,35 @@ impl BodyWatch {
         {
             hasher.update(data);
         }
+        if let Some((_, hasher)) = &mut read.checksum
+            && within
+        {
+            hasher.update(data);
+        }
     }
 
-    /// Whether the whole body, read to its end, is not what its
-    /// `Content-MD5` says (aws-chunked framing is not hashed: not told).
-    fn md5_differs(&self) -> bool {
+    /// Once the whole body is read: the digest it does not match, if any
+    /// (aws-chunked framing is not hashed: not told). Decided once.
+    fn ended(&self) -> Option<BodyDigest> {
         if !self.armed.load(Ordering::Acquire) {
-            return false;
+            return None;
         }
-        let read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
-        read.counting
-            && read.seen <= limit()
-            && read
-                .md5
-                .as_ref()
-                .is_some_and(|(expected, hasher)| hasher.clone().finalize().as_slice() != expected)
+        let mut read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        if !read.counting || read.seen > limit() {
+            return None;
+        }
+        if let Some((expected, hasher)) = read.md5.take()
+            && hasher.finalize().as_slice() != expected
+        {
+            read.differs = Some(BodyDigest::Md5);
+        }
+        if let Some((expected, hasher)) = read.checksum.take()
+            && read.differs.is_none()
+            && checksum::verify(&expected, &hasher.finalize(), None).is_err()
+        {
+            read.differs = Some(BodyDigest::Checksum(expected.algorithm));
+        }
+        read.differs
     }
 
     /// The rest of the body, if it was dropped before its end.
@@ -192,14 +239,19 @@ impl BodyWatch {
         {
             return Some(error::content_sha256_mismatch());
         }
-        drop(read);
-        if self.md5_differs() {
-            return Some(S3Error::with_message(
+        match read.differs? {
+            BodyDigest::Md5 => Some(S3Error::with_message(
                 S3ErrorCode::BadDigest,
                 "The Content-MD5 you specified did not match what we received.",
-            ));
+            )),
+            BodyDigest::Checksum(algorithm) => Some(S3Error::with_message(
+                S3ErrorCode::BadDigest,
+                format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    checksum::algorithm_name(algorithm)
+                ),
+            )),
         }
-        None
     }
 }
 
@@ -266,8 +318,9 @@ impl Body for WatchedBody {
             }
             Poll::Ready(None) => {
                 self.ended = true;
-                if self.watch.md5_differs() {
-                    return Poll::Ready(Some(Err("the body's MD5 is not its Content-MD5".into())));
+                if let Some(digest) = self.watch.ended() {
+                    let error = format!("the body does not match its {digest:?} digest");
+                    return Poll::Ready(Some(Err(error.into())));
                 }
             }
             Poll::Ready(Some(Err(_))) => self.ended = true,
@@ -316,6 +369,12 @@ pub(crate) fn check_subresource_and_size(cx: &mut S3AccessContext<'_>) -> S3Resu
             .map(|()| digest)
     });
     let md5 = content_md5(cx.headers())?;
+    // CompleteMultipartUpload's checksum header is the object's.
+    let checksum = if cx.s3_op().name() == "CompleteMultipartUpload" {
+        None
+    } else {
+        checksum::expectation(cx.headers())?.filter(|e| e.header_value.is_some())
+    };
     if cx.s3_op().name() == "DeleteObjects" && md5.is_none() && !names_checksum(cx.headers()) {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
@@ -323,7 +382,7 @@ pub(crate) fn check_subresource_and_size(cx: &mut S3AccessContext<'_>) -> S3Resu
         ));
     }
     if let Some(watch) = cx.extensions_mut().get::<Arc<BodyWatch>>() {
-        watch.arm(!aws_chunked, declared, sha256, md5);
+        watch.arm(!aws_chunked, declared, sha256, md5, checksum);
     }
     Ok(())
 }
@@ -373,7 +432,7 @@ mod tests {
         assert!(watch.verdict().is_none(), "not armed: a streamed body");
 
         let watch = BodyWatch::default();
-        watch.arm(true, None, None, None);
+        watch.arm(true, None, None, None, None);
         watch.saw(&Bytes::from(vec![0u8; XML_BODY_SIZE_MAX]));
         assert!(watch.verdict().is_none(), "at the limit");
         watch.saw(&Bytes::from_static(b"x"));
@@ -382,7 +441,7 @@ mod tests {
         assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
 
         let watch = BodyWatch::default();
-        watch.arm(false, None, None, None);
+        watch.arm(false, None, None, None, None);
         watch.saw(&over);
         assert!(
             watch.verdict().is_none(),
@@ -397,13 +456,13 @@ mod tests {
         let digest: [u8; 32] = Sha256::digest(&body).into();
 
         let watch = BodyWatch::default();
-        watch.arm(true, length, Some(digest), None);
+        watch.arm(true, length, Some(digest), None, None);
         watch.saw(&body.slice(..10));
         watch.saw(&body.slice(10..));
         assert!(watch.verdict().is_none(), "the right hash");
 
         let watch = BodyWatch::default();
-        watch.arm(true, length, Some([0xab; 32]), None);
+        watch.arm(true, length, Some([0xab; 32]), None, None);
         watch.saw(&body.slice(..10));
         assert!(watch.verdict().is_none(), "not read to its length");
         watch.saw(&body.slice(10..));
@@ -412,7 +471,7 @@ mod tests {
         assert_eq!(e.status_code().map(|s| s.as_u16()), Some(400));
 
         let watch = BodyWatch::default();
-        watch.arm(false, length, Some([0xab; 32]), None);
+        watch.arm(false, length, Some([0xab; 32]), None, None);
         watch.saw(&body);
         assert!(watch.verdict().is_none(), "aws-chunked: s3s checks");
     }
@@ -422,21 +481,45 @@ mod tests {
         let body = Bytes::from_static(b"<Delete><Object><Key>k</Key></Object></Delete>");
         let digest: [u8; 16] = Md5::digest(&body).into();
         let watch = BodyWatch::default();
-        watch.arm(true, None, None, Some(digest));
+        watch.arm(true, None, None, Some(digest), None);
         watch.saw(&body);
-        assert!(!watch.md5_differs() && watch.verdict().is_none(), "its MD5");
+        assert_eq!(watch.ended(), None, "its MD5");
+        assert!(watch.verdict().is_none());
 
         let watch = BodyWatch::default();
-        watch.arm(true, None, None, Some([7; 16]));
+        watch.arm(true, None, None, Some([7; 16]), None);
         watch.saw(&body);
-        assert!(watch.md5_differs());
+        assert_eq!(watch.ended(), Some(BodyDigest::Md5));
         let e = watch.verdict().expect("another MD5");
         assert_eq!(e.code(), &S3ErrorCode::BadDigest);
 
         let watch = BodyWatch::default();
-        watch.arm(false, None, None, Some([7; 16]));
+        watch.arm(false, None, None, Some([7; 16]), None);
         watch.saw(&body);
-        assert!(!watch.md5_differs(), "aws-chunked framing is not hashed");
+        assert_eq!(watch.ended(), None, "aws-chunked framing is not hashed");
+
+        let sha256 = |value: &str| Expectation {
+            algorithm: ChecksumAlgorithm::Sha256,
+            header_value: Some(value.to_owned()),
+            in_trailer: false,
+        };
+        let right = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body))
+        };
+        let watch = BodyWatch::default();
+        watch.arm(true, None, None, None, Some(sha256(&right)));
+        watch.saw(&body);
+        assert_eq!(watch.ended(), None, "its SHA-256");
+        let watch = BodyWatch::default();
+        watch.arm(true, None, None, None, Some(sha256(&"A".repeat(43))));
+        watch.saw(&body);
+        assert_eq!(
+            watch.ended(),
+            Some(BodyDigest::Checksum(ChecksumAlgorithm::Sha256))
+        );
+        let e = watch.verdict().expect("another SHA-256");
+        assert_eq!(e.code(), &S3ErrorCode::BadDigest);
 
         let mut headers = http::HeaderMap::new();
         assert_eq!(content_md5(&headers).expect("none"), None);

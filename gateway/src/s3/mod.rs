@@ -6,7 +6,7 @@ mod absent;
 mod acl;
 mod append;
 mod bucket;
-mod checksum;
+pub(crate) mod checksum;
 mod conditions;
 mod cors;
 mod encryption;
