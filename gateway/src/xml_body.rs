@@ -409,14 +409,16 @@ fn content_md5(headers: &http::HeaderMap) -> S3Result<Option<[u8; 16]>> {
         .map_err(|_| invalid())
 }
 
-/// Whether the request names a checksum of its body instead of an MD5
-/// (`x-amz-checksum-<algorithm>`, or a trailing one and its algorithm).
+/// Whether the request sends a checksum of its body instead of an MD5: an
+/// `x-amz-checksum-<algorithm>` header, or a trailer of one.
 fn names_checksum(headers: &http::HeaderMap) -> bool {
-    headers.keys().any(|name| {
-        let name = name.as_str();
-        name.starts_with("x-amz-checksum-")
-            || name == "x-amz-sdk-checksum-algorithm"
-            || name == "x-amz-trailer"
+    let trailer = headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    checksum::ALGORITHMS.into_iter().any(|algorithm| {
+        let name = checksum::header_name(algorithm);
+        headers.contains_key(name) || trailer.as_deref() == Some(name)
     })
 }
 
@@ -529,6 +531,20 @@ mod tests {
         headers.insert("content-md5", http::HeaderValue::from_static("AAAA"));
         assert!(content_md5(&headers).is_err(), "three bytes");
         assert!(!names_checksum(&headers));
+        for not_a_digest in [
+            "x-amz-checksum-mode",
+            "x-amz-checksum-type",
+            "x-amz-sdk-checksum-algorithm",
+        ] {
+            headers.insert(not_a_digest, http::HeaderValue::from_static("CRC32"));
+        }
+        assert!(!names_checksum(&headers), "no checksum value");
+        headers.insert(
+            "x-amz-trailer",
+            http::HeaderValue::from_static("x-amz-checksum-crc32"),
+        );
+        assert!(names_checksum(&headers), "a trailing one");
+        headers.remove("x-amz-trailer");
         headers.insert(
             "x-amz-checksum-crc32",
             http::HeaderValue::from_static("AAAAAA=="),
