@@ -160,13 +160,13 @@ async fn object_acls_let_everyone_read_what_they_name_and_nothing_else() {
         (206, Some("bytes 1-2/5"))
     );
     // `response-*` overrides are for signed requests only.
-    for method in ["GET", "HEAD"] {
-        let overridden = anonymous(
-            ep,
-            method,
-            "/web/public.txt?response-content-type=text/x-evil",
-        )
-        .await;
+    for (method, target) in [
+        ("GET", "/web/public.txt?response-content-type=text/x-evil"),
+        ("HEAD", "/web/public.txt?response-content-type=text/x-evil"),
+        // The parameter's name percent-encoded is the same parameter.
+        ("GET", "/web/public.txt?response-content-typ%65=text/x-evil"),
+    ] {
+        let overridden = anonymous(ep, method, target).await;
         assert_eq!(overridden.status, 400, "{method}");
         assert_ne!(overridden.header("content-type"), Some("text/x-evil"));
         if method == "GET" {

@@ -601,7 +601,7 @@ fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
 }
 
 /// The `response-*` query parameters of a GET or HEAD override the headers
-/// they name (checked for a signed request by `check_overrides`).
+/// they name (a signed request's only: `check_overrides`).
 macro_rules! override_headers {
     ($output:ident, $input:ident) => {{
         if let Some(v) = $input.response_content_type {
@@ -626,32 +626,25 @@ macro_rules! override_headers {
 
 /// S3 takes `response-*` overrides only from a signed request (in its
 /// headers or a presigned URL): an anonymous GET or HEAD naming one is
-/// 400 InvalidRequest, before the object is looked at.
-fn check_overrides(anonymous: bool, uri: &http::Uri) -> S3Result<()> {
-    let names_override = uri.query().is_some_and(|query| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split('=').next())
-            .any(|name| OVERRIDE_PARAMETERS.contains(&name))
-    });
-    if anonymous && names_override {
-        return Err(s3_error!(
-            InvalidRequest,
-            "Request specific response headers cannot be used for anonymous GET requests."
-        ));
-    }
-    Ok(())
+/// 400 InvalidRequest. Judged by the principal the access check admitted
+/// (a request served around s3s's routing has no credentials of its own)
+/// and by the parameters s3s parsed (percent-encoded names included).
+macro_rules! check_overrides {
+    ($extensions:expr, $input:expr) => {{
+        let names_override = $input.response_cache_control.is_some()
+            || $input.response_content_disposition.is_some()
+            || $input.response_content_encoding.is_some()
+            || $input.response_content_language.is_some()
+            || $input.response_content_type.is_some()
+            || $input.response_expires.is_some();
+        if names_override && crate::keyring::principal_of($extensions)?.is_anonymous() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Request specific response headers cannot be used for anonymous GET requests."
+            ));
+        }
+    }};
 }
-
-/// The query parameters that override a GET's or HEAD's headers.
-const OVERRIDE_PARAMETERS: &[&str] = &[
-    "response-cache-control",
-    "response-content-disposition",
-    "response-content-encoding",
-    "response-content-language",
-    "response-content-type",
-    "response-expires",
-];
 
 pub async fn get(
     s3: &Arbor,
@@ -659,7 +652,7 @@ pub async fn get(
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let gate = req.extensions.get::<ObjectAclGate>().copied();
     encryption::refuse_on_read(&req.headers)?;
-    check_overrides(req.credentials.is_none(), &req.uri)?;
+    check_overrides!(&req.extensions, req.input);
     let input = req.input;
     record_target("GetObject", &input.bucket, Some(&input.key));
     let span = s3
@@ -694,7 +687,7 @@ pub async fn head(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let gate = req.extensions.get::<ObjectAclGate>().copied();
     encryption::refuse_on_read(&req.headers)?;
-    check_overrides(req.credentials.is_none(), &req.uri)?;
+    check_overrides!(&req.extensions, req.input);
     let input = req.input;
     record_target("HeadObject", &input.bucket, Some(&input.key));
     // HEAD reads no bytes: it asks for no chunk locations.
