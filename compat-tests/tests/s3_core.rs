@@ -282,6 +282,30 @@ async fn conditional_reads_ranges_and_overrides() {
         .expect("overrides beside an ignored Range");
     assert_eq!(out.content_disposition(), Some("attachment"));
     assert_eq!(out.content_length(), Some(body.len() as i64));
+    // Part 1 of an object uploaded whole is the whole object: its
+    // checksum is told as a whole GET's is.
+    let checksum = |out: &aws_sdk_s3::operation::get_object::GetObjectOutput| {
+        out.checksum_crc32().map(str::to_owned)
+    };
+    let whole = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("whole, checksum mode");
+    let part = s3
+        .get_object()
+        .bucket("reads")
+        .key("big")
+        .part_number(1)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("part 1, checksum mode");
+    assert!(checksum(&whole).is_some(), "stored with the SDK's CRC32");
+    assert_eq!(checksum(&part), checksum(&whole));
     // HEAD takes the same overrides.
     let out = s3
         .head_object()

@@ -505,11 +505,15 @@ macro_rules! read_object {
             version_id: version_header(&plan.version, $input.version_id.is_some()),
             ..Default::default()
         };
+        // Part 1 of an object uploaded whole is the whole object, with
+        // its checksum.
+        let whole =
+            !plan.partial || ($input.part_number.is_some() && plan.version.parts.is_empty());
         describe_version!(
             output,
             &plan.version,
             checksum_mode_enabled($input.checksum_mode.as_ref()),
-            !plan.partial
+            whole
         );
         lock::describe_lock!(output, &plan.lock);
         (plan, output)
