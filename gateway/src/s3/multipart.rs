@@ -487,6 +487,14 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     record_target("CompleteMultipartUpload", &input.bucket, Some(&input.key));
+    // The completed object's URL, as S3 gives it in `Location`.
+    let location = crate::object_url::Endpoint::of_object_request(
+        &req.uri,
+        &req.headers,
+        &input.bucket,
+        &input.key,
+    )
+    .url(&input.bucket, &input.key);
     let input_checksums = Checksum {
         checksum_crc32: input.checksum_crc32.clone(),
         checksum_crc32c: input.checksum_crc32c.clone(),
@@ -500,12 +508,7 @@ pub async fn complete(
         Err(e) if *e.code() == S3ErrorCode::NoSuchUpload => {
             return match completed_before(s3, &input).await? {
                 Some(mut output) => {
-                    output.location = Some(object_location(
-                        &req.uri,
-                        &req.headers,
-                        &input.bucket,
-                        &input.key,
-                    ));
+                    output.location = Some(location);
                     Ok(S3Response::new(output))
                 }
                 None => Err(e),
@@ -617,18 +620,8 @@ pub async fn complete(
     output.version_id = object::version_header(&version, false);
     output.expiration =
         lifecycle::expiration(&req.extensions, &input.bucket, &input.key, &version).await;
-    output.location = Some(object_location(
-        &req.uri,
-        &req.headers,
-        &input.bucket,
-        &input.key,
-    ));
+    output.location = Some(location);
     Ok(S3Response::new(output))
-}
-
-/// The completed object's URL, as S3 gives it in `Location`.
-fn object_location(uri: &http::Uri, headers: &http::HeaderMap, bucket: &str, key: &str) -> String {
-    crate::object_url::Endpoint::of_object_request(uri, headers, bucket, key).url(bucket, key)
 }
 
 fn completed_output(
