@@ -863,8 +863,8 @@ async fn renames_move_every_version_and_recursive_deletes_are_refused() {
 async fn object_lock_holds_versions_until_their_date() {
     use aws_sdk_s3::primitives::DateTime;
     use aws_sdk_s3::types::{
-        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold,
-        ObjectLockLegalHoldStatus, ObjectLockRetention, ObjectLockRetentionMode, ObjectLockRule,
+        ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+        ObjectLockRetention, ObjectLockRetentionMode,
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1079,22 +1079,6 @@ async fn object_lock_holds_versions_until_their_date() {
         .await
         .expect("no longer held");
 
-    let lock_rule = |days: Option<i32>, years: Option<i32>| {
-        ObjectLockConfiguration::builder()
-            .object_lock_enabled(ObjectLockEnabled::Enabled)
-            .rule(
-                ObjectLockRule::builder()
-                    .default_retention(
-                        DefaultRetention::builder()
-                            .mode(ObjectLockRetentionMode::Governance)
-                            .set_days(days)
-                            .set_years(years)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-    };
     // A default retention names Days or Years, positive, not both.
     for (days, years, code) in [
         (Some(1), Some(1), "MalformedXML"),
@@ -1104,7 +1088,7 @@ async fn object_lock_holds_versions_until_their_date() {
         let e = s3
             .put_object_lock_configuration()
             .bucket(b)
-            .object_lock_configuration(lock_rule(days, years))
+            .object_lock_configuration(governance_default(days, years))
             .send()
             .await
             .expect_err("refused");
@@ -1113,7 +1097,7 @@ async fn object_lock_holds_versions_until_their_date() {
     // A default retention locks every new version.
     s3.put_object_lock_configuration()
         .bucket(b)
-        .object_lock_configuration(lock_rule(Some(1), None))
+        .object_lock_configuration(governance_default(Some(1), None))
         .send()
         .await
         .expect("default retention");
@@ -1146,7 +1130,7 @@ async fn object_lock_holds_versions_until_their_date() {
     };
     s3.put_object_lock_configuration()
         .bucket(b)
-        .object_lock_configuration(lock_rule(None, Some(1)))
+        .object_lock_configuration(governance_default(None, Some(1)))
         .send()
         .await
         .expect("in years");
@@ -1182,7 +1166,7 @@ async fn object_lock_holds_versions_until_their_date() {
     // And one in days replaces it.
     s3.put_object_lock_configuration()
         .bucket(b)
-        .object_lock_configuration(lock_rule(Some(1), None))
+        .object_lock_configuration(governance_default(Some(1), None))
         .send()
         .await
         .expect("in days");
@@ -1296,6 +1280,32 @@ where
     );
 }
 
+/// An Object Lock configuration whose default retention is GOVERNANCE for
+/// `days` or `years` (either, both or neither: S3 refuses all but one).
+fn governance_default(
+    days: Option<i32>,
+    years: Option<i32>,
+) -> aws_sdk_s3::types::ObjectLockConfiguration {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(
+            ObjectLockRule::builder()
+                .default_retention(
+                    DefaultRetention::builder()
+                        .mode(ObjectLockRetentionMode::Governance)
+                        .set_days(days)
+                        .set_years(years)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
 /// The retention mode, retain-until date (seconds) and legal hold HEAD
 /// and GET answer with for `key` (`version`, or the current one).
 async fn lock_headers(
@@ -1340,9 +1350,8 @@ async fn lock_headers(
 async fn object_lock_headers_lock_writes_in_the_same_commit() {
     use aws_sdk_s3::primitives::DateTime;
     use aws_sdk_s3::types::{
-        CompletedMultipartUpload, CompletedPart, DefaultRetention, ObjectLockConfiguration,
-        ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode,
-        ObjectLockRetentionMode, ObjectLockRule,
+        CompletedMultipartUpload, CompletedPart, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+        ObjectLockMode, ObjectLockRetentionMode,
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1460,21 +1469,7 @@ async fn object_lock_headers_lock_writes_in_the_same_commit() {
     // keeps it.
     s3.put_object_lock_configuration()
         .bucket(b)
-        .object_lock_configuration(
-            ObjectLockConfiguration::builder()
-                .object_lock_enabled(ObjectLockEnabled::Enabled)
-                .rule(
-                    ObjectLockRule::builder()
-                        .default_retention(
-                            DefaultRetention::builder()
-                                .mode(ObjectLockRetentionMode::Governance)
-                                .days(1)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
+        .object_lock_configuration(governance_default(Some(1), None))
         .send()
         .await
         .expect("default retention");
