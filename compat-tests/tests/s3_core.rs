@@ -1443,6 +1443,38 @@ async fn object_tags_are_stored_copied_and_replaced() {
         .send()
         .await;
     assert_eq!(e.expect_err("11 tags").code(), Some("InvalidTag"));
+    // ... AWS's characters and namespace, and a header read as a query.
+    for (header, code) in [
+        ("a%26b=v", "InvalidTag"),
+        ("k=inv%26alid", "InvalidTag"),
+        ("aws:stack=x", "InvalidTag"),
+        ("k=%zz", "InvalidArgument"),
+        ("k=1&k=2", "InvalidArgument"),
+    ] {
+        let e = s3
+            .put_object()
+            .bucket("tags")
+            .key("u")
+            .tagging(header)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await;
+        assert_eq!(e.expect_err(header).code(), Some(code), "{header}");
+    }
+    let odd = Tagging::builder()
+        .tag_set(Tag::builder().key("a,b").value("v").build().expect("tag"))
+        .build()
+        .expect("tagging");
+    let e = s3
+        .put_object_tagging()
+        .bucket("tags")
+        .key("t")
+        .tagging(odd)
+        .send()
+        .await;
+    assert_eq!(e.expect_err("a,b").code(), Some("InvalidTag"));
+    let e = s3.get_object().bucket("tags").key("u").send().await;
+    assert_eq!(e.expect_err("nothing stored").code(), Some("NoSuchKey"));
     let e = s3
         .get_object_tagging()
         .bucket("tags")

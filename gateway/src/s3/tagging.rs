@@ -21,23 +21,32 @@ fn invalid_tag(message: &str) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidTag, message.to_owned())
 }
 
-/// Checks S3's tag rules and returns the tags sorted by key.
+/// Checks S3's rules for an object's tag set and returns the tags sorted
+/// by key: at most 10, each as [`validate_each`] checks it, and none in
+/// the `aws:` namespace, which AWS reserves for its own tags.
 pub fn validate(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
     if tags.len() > OBJECT_TAGS_MAX {
         return Err(invalid_tag("Object tags cannot be greater than 10"));
     }
-    validate_each(tags)
+    let tags = validate_each(tags)?;
+    if tags.iter().any(|(key, _)| key.starts_with(RESERVED_PREFIX)) {
+        return Err(invalid_tag("Your TagKey cannot be prefixed with aws:"));
+    }
+    Ok(tags)
 }
 
+/// The prefix of the tag keys AWS reserves for its own tags.
+const RESERVED_PREFIX: &str = "aws:";
+
 /// S3's rules for a bucket's tag set: at most 50, and none in the `aws:`
-/// namespace, which AWS reserves for its own tags.
+/// namespace.
 fn validate_bucket(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
     if tags.len() > BUCKET_TAGS_MAX {
         return Err(invalid_tag("Bucket tag count cannot be greater than 50"));
     }
     if tags
         .iter()
-        .any(|(key, _)| key.to_ascii_lowercase().starts_with("aws:"))
+        .any(|(key, _)| key.to_ascii_lowercase().starts_with(RESERVED_PREFIX))
     {
         return Err(invalid_tag(
             "System tags cannot be added/updated by requester",
@@ -46,41 +55,109 @@ fn validate_bucket(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)
     validate_each(tags)
 }
 
+/// S3's rules for each tag, in the order given: a key of 1 to 128 and a
+/// value of at most 256 UTF-16 code units (S3 counts a character outside
+/// the Basic Multilingual Plane as two), each made of letters, digits,
+/// spaces and `+ - = . _ : / @`, and no key twice. A refusal names the
+/// tag in the error's `TagKey` (and `TagValue`), as S3's does. Returns
+/// the tags sorted by key.
 pub(super) fn validate_each(mut tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
+    let mut seen = std::collections::HashSet::with_capacity(tags.len());
     for (key, value) in &tags {
-        let key_chars = key.chars().count();
-        if key_chars == 0 || key_chars > TAG_KEY_CHARS_MAX {
-            return Err(invalid_tag("The TagKey you have provided is invalid"));
+        if !tag_text_valid(key, 1, TAG_KEY_CHARS_MAX) {
+            return Err(error::with_elements(
+                invalid_tag("The TagKey you have provided is invalid"),
+                &[("TagKey", key)],
+            ));
         }
-        if value.chars().count() > TAG_VALUE_CHARS_MAX {
-            return Err(invalid_tag("The TagValue you have provided is invalid"));
+        if !tag_text_valid(value, 0, TAG_VALUE_CHARS_MAX) {
+            return Err(error::with_elements(
+                invalid_tag("The TagValue you have provided is invalid"),
+                &[("TagKey", key), ("TagValue", value)],
+            ));
+        }
+        if !seen.insert(key.as_str()) {
+            return Err(error::with_elements(
+                invalid_tag("Cannot provide multiple Tags with the same key"),
+                &[("TagKey", key)],
+            ));
         }
     }
     tags.sort();
-    if tags.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
-        return Err(invalid_tag(
-            "Cannot provide multiple Tags with the same key",
-        ));
-    }
     Ok(tags)
 }
 
-/// The `x-amz-tagging` header: `k1=v1&k2=v2`, URL-encoded.
+/// A tag key's or value's length, in UTF-16 code units, within
+/// `min..=max`, and every character one S3 takes in a tag.
+fn tag_text_valid(text: &str, min: usize, max: usize) -> bool {
+    let units = text.encode_utf16().count();
+    (min..=max).contains(&units) && text.chars().all(tag_char)
+}
+
+/// Letters, digits, spaces (of any script, but no control character such
+/// as a tab) and `+ - = . _ : / @`: the characters AWS allows in tags.
+fn tag_char(c: char) -> bool {
+    c.is_alphabetic()
+        || c.is_numeric()
+        || (c.is_whitespace() && !c.is_control())
+        || matches!(c, '+' | '-' | '=' | '.' | '_' | ':' | '/' | '@')
+}
+
+/// S3's refusal of an `x-amz-tagging` header it cannot read.
+fn invalid_tagging_header() -> S3Error {
+    S3Error::with_message(
+        S3ErrorCode::InvalidArgument,
+        "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.",
+    )
+}
+
+/// The `x-amz-tagging` header: `k1=v1&k2=v2`, URL-encoded as a query
+/// string (`+` for a space). An empty pair is skipped and a pair without
+/// `=` is a key with an empty value, as S3 reads them; a malformed
+/// escape, a key that is empty or given twice, or text that is not UTF-8
+/// is 400 InvalidArgument. The tags are then checked as
+/// PutObjectTagging's are ([`validate`]).
 pub fn from_header(header: Option<&str>) -> S3Result<Vec<(String, String)>> {
     let Some(header) = header.filter(|h| !h.is_empty()) else {
         return Ok(Vec::new());
     };
-    let mut tags = Vec::new();
-    for pair in header.split('&') {
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for pair in header.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            urlencoding::decode(&s.replace('+', " "))
-                .map(|c| c.into_owned())
-                .map_err(|_| invalid_tag("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."))
-        };
-        tags.push((decode(key)?, decode(value)?));
+        let key = query_decode(key).ok_or_else(invalid_tagging_header)?;
+        let value = query_decode(value).ok_or_else(invalid_tagging_header)?;
+        if key.is_empty() || tags.iter().any(|(k, _)| *k == key) {
+            return Err(invalid_tagging_header());
+        }
+        tags.push((key, value));
     }
     validate(tags)
+}
+
+/// One component of a URL query: `+` is a space and `%XX` a byte, the
+/// bytes UTF-8. `None` for an escape without two hex digits or bytes that
+/// are not UTF-8.
+fn query_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 fn from_tag_set(tag_set: TagSet) -> S3Result<Vec<(String, String)>> {
@@ -325,5 +402,114 @@ mod tests {
         assert!(from_header(Some(&format!("{}=v", "k".repeat(129)))).is_err());
         assert!(from_header(Some(&format!("k={}", "v".repeat(257)))).is_err());
         assert_eq!(from_header(None).expect("none"), Vec::new());
+    }
+
+    fn refusal(result: S3Result<Vec<(String, String)>>) -> (S3ErrorCode, String) {
+        let error = result.expect_err("refused");
+        (
+            error.code().clone(),
+            error.message().unwrap_or_default().to_owned(),
+        )
+    }
+
+    #[test]
+    fn header_pairs_are_read_as_s3_reads_a_query() {
+        let tags = from_header(Some("&k&&a+b=c%2Bd&e=")).expect("valid");
+        assert_eq!(
+            tags,
+            [
+                ("a b".into(), "c+d".into()),
+                ("e".into(), String::new()),
+                ("k".into(), String::new())
+            ]
+        );
+        assert_eq!(from_header(Some("&")).expect("nothing"), Vec::new());
+        for header in ["k=%zz", "k=%4", "k%=v", "k=%+1", "k=%ff", "=v", "a=1&a=2"] {
+            let (code, message) = refusal(from_header(Some(header)));
+            assert_eq!(code, S3ErrorCode::InvalidArgument, "{header}");
+            assert!(message.contains("x-amz-tagging"), "{header}: {message}");
+        }
+    }
+
+    #[test]
+    fn keys_and_values_take_the_characters_aws_allows() {
+        let one = |key: &str, value: &str| validate(vec![(key.to_owned(), value.to_owned())]);
+        for (key, value) in [
+            ("Project/env:prod", "a+b-c=d.e_f@g h"),
+            ("ключ", "値 ٣"),
+            ("k", ""),
+            ("k", "\u{3000}"),
+        ] {
+            one(key, value).unwrap_or_else(|e| panic!("{key}={value}: {e:?}"));
+        }
+        for key in ["a&b", "a,b", "tab\there", "semi;", "*", "\u{1F600}"] {
+            assert_eq!(
+                refusal(one(key, "v")),
+                (
+                    S3ErrorCode::InvalidTag,
+                    "The TagKey you have provided is invalid".into()
+                ),
+                "{key:?}"
+            );
+        }
+        for value in ["inv&alid", "line\nbreak", "100%"] {
+            assert_eq!(
+                refusal(one("k", value)),
+                (
+                    S3ErrorCode::InvalidTag,
+                    "The TagValue you have provided is invalid".into()
+                ),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lengths_are_counted_in_utf16_units() {
+        let ok = |key: String, value: String| validate(vec![(key, value)]).is_ok();
+        assert!(ok("é".repeat(128), "ж".repeat(256)));
+        assert!(!ok("é".repeat(129), String::new()));
+        // U+10400 is a letter outside the BMP: two units each.
+        assert!(ok("\u{10400}".repeat(64), "\u{10400}".repeat(128)));
+        assert!(!ok("\u{10400}".repeat(65), String::new()));
+        assert!(!ok("k".into(), "\u{10400}".repeat(129)));
+        assert!(!ok(String::new(), "v".into()));
+    }
+
+    #[test]
+    fn a_refused_tag_is_named_in_the_error() {
+        let elements = |result: S3Result<Vec<(String, String)>>| {
+            let error = result.expect_err("refused");
+            let mut headers = error.headers().cloned().unwrap_or_default();
+            error::take_elements(&mut headers)
+        };
+        let named = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        assert_eq!(
+            elements(validate(vec![("a&b".into(), "v".into())])),
+            [named("TagKey", "a&b")]
+        );
+        assert_eq!(
+            elements(validate(vec![("k".into(), "v&".into())])),
+            [named("TagKey", "k"), named("TagValue", "v&")]
+        );
+        assert_eq!(
+            elements(validate(vec![
+                ("k".into(), "1".into()),
+                ("k".into(), "2".into())
+            ])),
+            [named("TagKey", "k")]
+        );
+    }
+
+    #[test]
+    fn object_tags_keep_out_of_the_aws_namespace() {
+        let (code, message) = refusal(from_header(Some("aws:cloudformation=x")));
+        assert_eq!(code, S3ErrorCode::InvalidTag);
+        assert_eq!(message, "Your TagKey cannot be prefixed with aws:");
+        assert!(from_header(Some("awsx=1&AWS:k=2")).is_ok());
+        assert_eq!(
+            refusal(validate_bucket(vec![("AWS:k".into(), "v".into())])).0,
+            S3ErrorCode::InvalidTag
+        );
     }
 }
