@@ -385,6 +385,52 @@ async fn versions_delete_markers_and_null_versions() {
     assert_eq!(deleted.delete_marker(), Some(true));
     assert_eq!(deleted.version_id(), Some("null"));
 
+    // The document gives versions and delete markers as one sequence in
+    // key order, as S3 does: clients that read it in order rely on it.
+    for key in ["seq/a", "seq/b", "seq/c"] {
+        put(&s3, b, key, b"s").await;
+    }
+    s3.delete_object()
+        .bucket(b)
+        .key("seq/b")
+        .send()
+        .await
+        .expect("marker");
+    let raw = signed(&server, "GET", &format!("/{b}?versions&prefix=seq/"));
+    assert_eq!(raw.status, 200);
+    let document = String::from_utf8_lossy(&raw.body).into_owned();
+    let sequence: Vec<&str> = document
+        .split('<')
+        .filter_map(|tag| {
+            let name = tag.split(['>', ' ']).next()?;
+            matches!(name, "Version" | "DeleteMarker").then_some(name)
+        })
+        .collect();
+    assert_eq!(
+        sequence,
+        ["Version", "DeleteMarker", "Version"],
+        "{document}"
+    );
+    let keys: Vec<&str> = document
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</Key>").next())
+        .collect();
+    assert_eq!(keys, ["seq/a", "seq/b", "seq/c"], "{document}");
+    assert!(
+        document.contains("<KeyMarker></KeyMarker><VersionIdMarker></VersionIdMarker>"),
+        "{document}"
+    );
+    for key in ["seq/a", "seq/b", "seq/c"] {
+        s3.delete_object()
+            .bucket(b)
+            .key(key)
+            .version_id("null")
+            .send()
+            .await
+            .expect("remove");
+    }
+
     // Paging one entry at a time gives what one page gives.
     set_versioning(&s3, b, BucketVersioningStatus::Enabled).await;
     for i in 0..3 {

@@ -9,7 +9,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::list_xml::{ListXml, percent_encode_into};
-use super::{Arbor, bucket, record_target, time};
+use super::{Arbor, record_target};
 use crate::error;
 use crate::limits::LIST_KEYS_MAX;
 
@@ -187,83 +187,47 @@ pub async fn list_versions(
         })
         .await
         .map_err(error::from_meta)?;
-    let mut versions = Vec::new();
-    let mut delete_markers = Vec::new();
-    let mut common_prefixes = Vec::new();
-    for entry in &page.entries {
-        match entry {
-            VersionListEntry::Version(v) if v.delete_marker => {
-                delete_markers.push(DeleteMarkerEntry {
-                    key: Some(encode_if(url, &v.key)),
-                    version_id: Some(v.version_id.to_string()),
-                    is_latest: Some(v.is_latest),
-                    last_modified: Some(time::timestamp(v.last_modified_ms)),
-                    owner: Some(bucket::owner()),
-                })
-            }
-            VersionListEntry::Version(v) => versions.push(ObjectVersion {
-                key: Some(encode_if(url, &v.key)),
-                size: Some(i64::try_from(v.size).unwrap_or(i64::MAX)),
-                e_tag: Some(ETag::Strong(v.etag.clone())),
-                last_modified: Some(time::timestamp(v.last_modified_ms)),
-                owner: Some(bucket::owner()),
-                storage_class: Some(ObjectVersionStorageClass::from(
-                    v.storage_class
-                        .clone()
-                        .unwrap_or_else(|| ObjectVersionStorageClass::STANDARD.to_owned()),
-                )),
-                version_id: Some(v.version_id.to_string()),
-                is_latest: Some(v.is_latest),
-                ..Default::default()
-            }),
-            VersionListEntry::CommonPrefix(p) => common_prefixes.push(CommonPrefix {
-                prefix: Some(encode_if(url, p)),
-            }),
-        }
-    }
     // The next page starts after the last entry: a version (its key and
     // id) or a common prefix (the prefix alone).
     let (next_key_marker, next_version_id_marker) = match page.entries.last() {
         Some(VersionListEntry::Version(v)) if page.is_truncated => {
-            (Some(encode_if(url, &v.key)), Some(v.version_id.to_string()))
+            (Some(v.key.as_str()), Some(v.version_id.to_string()))
         }
-        Some(VersionListEntry::CommonPrefix(p)) if page.is_truncated => {
-            (Some(encode_if(url, p)), None)
-        }
+        Some(VersionListEntry::CommonPrefix(p)) if page.is_truncated => (Some(p.as_str()), None),
         _ => (None, None),
     };
-    let output = ListObjectVersionsOutput {
-        name: Some(input.bucket),
-        prefix: Some(encode_if(url, &request.prefix)),
-        delimiter: echoed_delimiter(input.delimiter, url),
-        key_marker: Some(
-            input
-                .key_marker
-                .map(|m| encode_if(url, &m))
-                .unwrap_or_default(),
-        ),
-        version_id_marker: input.version_id_marker,
-        max_keys: Some(input.max_keys.unwrap_or(LIST_KEYS_MAX)),
-        is_truncated: Some(page.is_truncated),
-        next_version_id_marker,
-        next_key_marker,
-        encoding_type: input.encoding_type,
-        versions: Some(versions),
-        common_prefixes: Some(common_prefixes),
-        delete_markers: Some(delete_markers),
-        ..Default::default()
-    };
-    Ok(S3Response::new(output))
+    // Written here rather than by s3s, to keep versions and delete markers
+    // in one sequence (`list_xml`).
+    let mut xml = ListXml::versions(page.entries.len(), url);
+    xml.text("Name", &input.bucket);
+    xml.name("Prefix", &request.prefix);
+    xml.name("KeyMarker", input.key_marker.as_deref().unwrap_or_default());
+    xml.text(
+        "VersionIdMarker",
+        input.version_id_marker.as_deref().unwrap_or_default(),
+    );
+    if let Some(next) = next_key_marker {
+        xml.name("NextKeyMarker", next);
+    }
+    if let Some(next) = &next_version_id_marker {
+        xml.text("NextVersionIdMarker", next);
+    }
+    xml.number("MaxKeys", input.max_keys.unwrap_or(LIST_KEYS_MAX).into());
+    if let Some(delimiter) = echoed(input.delimiter.as_deref()) {
+        xml.name("Delimiter", delimiter);
+    }
+    xml.boolean("IsTruncated", page.is_truncated);
+    xml.version_entries(&page);
+    if let Some(encoding) = &input.encoding_type {
+        xml.text("EncodingType", encoding.as_str());
+    }
+    Ok(xml.into_response(ListObjectVersionsOutput::default()))
 }
 
 /// The delimiter a listing answers with: an empty one is no delimiter,
 /// and S3 leaves it out of the answer.
 fn echoed(delimiter: Option<&str>) -> Option<&str> {
     delimiter.filter(|d| !d.is_empty())
-}
-
-fn echoed_delimiter(delimiter: Option<String>, url: bool) -> Option<String> {
-    echoed(delimiter.as_deref()).map(|d| encode_if(url, d))
 }
 
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
@@ -316,8 +280,15 @@ pub(super) fn encode_if(url: bool, s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{bucket, time};
     use super::*;
     use arbor_meta::records::ListEntry;
+
+    /// The delimiter the DTOs carried: as `echoed`, URL-encoded for
+    /// `encoding-type=url`.
+    fn echoed_delimiter(delimiter: Option<String>, url: bool) -> Option<String> {
+        echoed(delimiter.as_deref()).map(|d| encode_if(url, d))
+    }
 
     /// The DTOs the listing once handed s3s: what `ListXml` must write.
     fn split(page: &ListPage, url: bool, fetch_owner: bool) -> (Vec<Object>, Vec<CommonPrefix>) {

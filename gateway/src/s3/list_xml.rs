@@ -1,5 +1,5 @@
-//! ListObjects (v1) and ListObjectsV2 answers written straight into
-//! bytes. s3s serializes a DTO through quick-xml with one event per
+//! ListObjects (v1), ListObjectsV2 and ListObjectVersions answers
+//! written straight into bytes. s3s serializes a DTO through quick-xml with one event per
 //! element and formats each LastModified with `time`'s generic
 //! formatter: with building the DTO, that was half the CPU of a page of
 //! 1,000 keys (docs/benchmarks.md, "Profiles"). The handlers write the
@@ -8,9 +8,16 @@
 //! document in the response's extensions, and `http_server` swaps it in
 //! for s3s's body ([`PrerenderedBody::swap_into`]). s3s still parses the
 //! request, checks the signature and access, and writes every error.
+//!
+//! ListObjectVersions is written here for its order as well: S3 gives a
+//! page's versions and delete markers as one sequence, `<Version>` and
+//! `<DeleteMarker>` interleaved in key order, newest first within a key,
+//! and clients that read the document in order (the AWS SDK for Java
+//! 1.x, minio-go) take it so; s3s's DTO keeps the two in separate lists
+//! and writes all markers before all versions.
 
 use crate::xml_text::escape_into;
-use arbor_meta::records::{ListEntry, ListPage};
+use arbor_meta::records::{ListEntry, ListPage, ListedVersion, VersionListEntry, VersionPage};
 use bytes::Bytes;
 use s3s::S3Response;
 
@@ -35,8 +42,12 @@ impl PrerenderedBody {
 
 /// What s3s writes before the root element.
 const DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
-const ROOT_OPEN: &str = r#"<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#;
-const ROOT_CLOSE: &str = "</ListBucketResult>";
+/// The namespace of S3's documents.
+const NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+/// The root of a ListObjects (v1 and v2) answer.
+const OBJECTS_ROOT: &str = "ListBucketResult";
+/// The root of a ListObjectVersions answer.
+const VERSIONS_ROOT: &str = "ListVersionsResult";
 /// Bytes of one `<Contents>` of a short key without its owner, to size
 /// the buffer once.
 const CONTENTS_BYTES_GUESS: usize = 256;
@@ -44,6 +55,8 @@ const CONTENTS_BYTES_GUESS: usize = 256;
 /// A `ListBucketResult` document being written, elements in the order
 /// s3s's DTO serialization writes them (the caller keeps to it).
 pub struct ListXml {
+    /// The root element, closed by [`ListXml::into_response`].
+    root: &'static str,
     /// UTF-8 (every piece written is a `&str` or ASCII), kept as bytes so
     /// that digits and timestamps go in without a UTF-8 check each.
     out: Vec<u8>,
@@ -55,10 +68,22 @@ impl ListXml {
     /// `url`: keys, prefixes and the other echoed names are
     /// percent-encoded (`encoding-type=url`).
     pub fn new(entries: usize, url: bool) -> ListXml {
+        ListXml::with_root(OBJECTS_ROOT, entries, url)
+    }
+
+    /// A `ListVersionsResult` document, for ListObjectVersions.
+    pub fn versions(entries: usize, url: bool) -> ListXml {
+        ListXml::with_root(VERSIONS_ROOT, entries, url)
+    }
+
+    fn with_root(root: &'static str, entries: usize, url: bool) -> ListXml {
         let mut out = Vec::with_capacity(1024 + entries * CONTENTS_BYTES_GUESS);
         out.extend_from_slice(DECLARATION.as_bytes());
-        out.extend_from_slice(ROOT_OPEN.as_bytes());
+        for piece in ["<", root, " xmlns=\"", NAMESPACE, "\">"] {
+            out.extend_from_slice(piece.as_bytes());
+        }
         ListXml {
+            root,
             out,
             url,
             timestamps: Timestamps::default(),
@@ -114,14 +139,7 @@ impl ListXml {
             self.timestamps.push(&mut self.out, object.last_modified_ms);
             self.push("</LastModified>");
             if let Some(owner) = &owner {
-                self.open("Owner");
-                if let Some(display_name) = &owner.display_name {
-                    self.text("DisplayName", display_name);
-                }
-                if let Some(id) = &owner.id {
-                    self.text("ID", id);
-                }
-                self.close("Owner");
+                self.owner(owner);
             }
             self.push("<Size>");
             // s3s's Size is an i64.
@@ -140,11 +158,77 @@ impl ListXml {
         }
     }
 
+    /// Every version and delete marker of the page as `<Version>` and
+    /// `<DeleteMarker>`, in the page's order, then every common prefix as
+    /// `<CommonPrefixes>`: what S3 writes, its elements in the order of
+    /// S3's documented example.
+    pub fn version_entries(&mut self, page: &VersionPage) {
+        let owner = bucket::owner();
+        for entry in &page.entries {
+            let VersionListEntry::Version(version) = entry else {
+                continue;
+            };
+            let element = if version.delete_marker {
+                "DeleteMarker"
+            } else {
+                "Version"
+            };
+            self.open(element);
+            self.version_identity(version);
+            if !version.delete_marker {
+                self.push("<ETag>\"");
+                // Written raw, as s3s writes an ETag: ours are hex digits.
+                self.push(&version.etag);
+                self.push("\"</ETag><Size>");
+                push_digits(&mut self.out, version.size.min(i64::MAX as u64), 1);
+                self.push("</Size><StorageClass>");
+                let class = version.storage_class.as_deref().unwrap_or("STANDARD");
+                escape_into(&mut self.out, class);
+                self.push("</StorageClass>");
+            }
+            self.owner(&owner);
+            self.close(element);
+        }
+        for entry in &page.entries {
+            if let VersionListEntry::CommonPrefix(prefix) = entry {
+                self.push("<CommonPrefixes>");
+                self.name("Prefix", prefix);
+                self.push("</CommonPrefixes>");
+            }
+        }
+    }
+
+    /// The elements a version and a delete marker both have: `Key`,
+    /// `VersionId`, `IsLatest` and `LastModified`.
+    fn version_identity(&mut self, version: &ListedVersion) {
+        self.push("<Key>");
+        self.encoded(&version.key);
+        self.push("</Key><VersionId>");
+        escape_into(&mut self.out, &version.version_id.to_string());
+        self.push("</VersionId>");
+        self.boolean("IsLatest", version.is_latest);
+        self.push("<LastModified>");
+        self.timestamps
+            .push(&mut self.out, version.last_modified_ms);
+        self.push("</LastModified>");
+    }
+
+    fn owner(&mut self, owner: &s3s::dto::Owner) {
+        self.open("Owner");
+        if let Some(display_name) = &owner.display_name {
+            self.text("DisplayName", display_name);
+        }
+        if let Some(id) = &owner.id {
+            self.text("ID", id);
+        }
+        self.close("Owner");
+    }
+
     /// The finished document in the response's extensions, with `output`
     /// (its default: s3s writes an empty element in its place) as what
     /// s3s serializes.
     pub fn into_response<T>(mut self, output: T) -> S3Response<T> {
-        self.push(ROOT_CLOSE);
+        self.close(self.root);
         let mut response = S3Response::new(output);
         response
             .extensions
@@ -287,6 +371,64 @@ mod tests {
         let mut out = Vec::new();
         timestamps.push(&mut out, ms);
         String::from_utf8(out).expect("ascii")
+    }
+
+    fn listed(key: &str, position: u32, latest: bool, marker: bool) -> VersionListEntry {
+        VersionListEntry::Version(ListedVersion {
+            key: key.to_owned(),
+            version_id: arbor_meta::records::VersionId::At {
+                generation: 1,
+                position,
+            },
+            is_latest: latest,
+            delete_marker: marker,
+            size: 5,
+            etag: "e".into(),
+            last_modified_ms: 1_000,
+            storage_class: None,
+        })
+    }
+
+    #[test]
+    fn versions_and_delete_markers_are_one_sequence_in_key_order() {
+        let page = VersionPage {
+            entries: vec![
+                listed("a&b", 3, true, true),
+                listed("a&b", 2, false, false),
+                VersionListEntry::CommonPrefix("d/".into()),
+                listed("e", 1, true, false),
+            ],
+            is_truncated: false,
+        };
+        let mut xml = ListXml::versions(page.entries.len(), false);
+        xml.version_entries(&page);
+        let document = String::from_utf8(xml.out).expect("utf-8");
+        let owner = "<Owner><DisplayName>arbor</DisplayName><ID>arbor</ID></Owner>";
+        let at = "<LastModified>1970-01-01T00:00:01.000Z</LastModified>";
+        let body = "<ETag>\"e\"</ETag><Size>5</Size><StorageClass>STANDARD</StorageClass>";
+        let expected = [
+            r#"<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#.to_owned(),
+            format!("<DeleteMarker><Key>a&amp;b</Key><VersionId>000000000000000100000003</VersionId><IsLatest>true</IsLatest>{at}{owner}</DeleteMarker>"),
+            format!("<Version><Key>a&amp;b</Key><VersionId>000000000000000100000002</VersionId><IsLatest>false</IsLatest>{at}{body}{owner}</Version>"),
+            format!("<Version><Key>e</Key><VersionId>000000000000000100000001</VersionId><IsLatest>true</IsLatest>{at}{body}{owner}</Version>"),
+            "<CommonPrefixes><Prefix>d/</Prefix></CommonPrefixes>".to_owned(),
+        ]
+        .concat();
+        assert_eq!(document, expected);
+
+        let mut xml = ListXml::versions(1, true);
+        xml.version_entries(&VersionPage {
+            entries: vec![listed("a b", 1, true, true)],
+            is_truncated: false,
+        });
+        let response = xml.into_response(());
+        let PrerenderedBody(bytes) = response.extensions.get().cloned().expect("prerendered");
+        let document = String::from_utf8(bytes.to_vec()).expect("utf-8");
+        assert!(document.contains("<Key>a%20b</Key>"), "{document}");
+        assert!(
+            document.ends_with("</DeleteMarker></ListVersionsResult>"),
+            "{document}"
+        );
     }
 
     #[test]
