@@ -232,13 +232,18 @@ async fn reuploaded_part_wins_and_bad_completes_change_nothing() {
     assert_eq!(numbers, [1, 2]);
     assert_eq!(page.is_truncated(), Some(true));
     assert_eq!(page.parts()[0].e_tag(), Some(e1.as_str()));
+    assert_eq!(
+        page.part_number_marker(),
+        Some("0"),
+        "a first page's marker"
+    );
     let marker = page.next_part_number_marker().expect("marker").to_owned();
     let page = s3
         .list_parts()
         .bucket(BUCKET)
         .key(key)
         .upload_id(&id)
-        .part_number_marker(marker)
+        .part_number_marker(&marker)
         .send()
         .await
         .expect("page 2");
@@ -249,6 +254,7 @@ async fn reuploaded_part_wins_and_bad_completes_change_nothing() {
             .collect::<Vec<_>>(),
         [3]
     );
+    assert_eq!(page.part_number_marker(), Some(marker.as_str()));
     assert_eq!(page.parts()[0].size(), Some(1234));
 
     let complete = |parts: Vec<(i32, String)>| {

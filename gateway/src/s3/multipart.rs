@@ -832,7 +832,8 @@ pub async fn list_parts(
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(input.upload_id),
-        part_number_marker: input.part_number_marker,
+        // S3 writes the marker it started after, 0 on a first page.
+        part_number_marker: Some(input.part_number_marker.unwrap_or(0)),
         next_part_number_marker: next,
         max_parts: Some(i32::try_from(max).unwrap_or(1000)),
         is_truncated: Some(page.is_truncated),
