@@ -201,6 +201,43 @@ async fn versions_delete_markers_and_null_versions() {
         assert!(attributes.last_modified().is_some());
     }
 
+    // An earlier version copied onto its own key is restored as a new
+    // version, as S3 restores one; without a version id nothing changes,
+    // which S3 refuses.
+    let r1 = put(&s3, b, "restore", b"r1").await.expect("r1");
+    let r2 = put(&s3, b, "restore", b"r2").await.expect("r2");
+    let restored = s3
+        .copy_object()
+        .bucket(b)
+        .key("restore")
+        .copy_source(format!("{b}/restore?versionId={r1}"))
+        .send()
+        .await
+        .expect("restore r1");
+    assert_eq!(restored.copy_source_version_id(), Some(r1.as_str()));
+    let r3 = restored.version_id().expect("a new version").to_owned();
+    assert!(r3 != r1 && r3 != r2);
+    assert_eq!(get(&s3, b, "restore", None).await, b"r1");
+    assert_eq!(get(&s3, b, "restore", Some(&r2)).await, b"r2");
+    let e = s3
+        .copy_object()
+        .bucket(b)
+        .key("restore")
+        .copy_source(format!("{b}/restore"))
+        .send()
+        .await
+        .expect_err("the current version onto itself");
+    assert_eq!(failure(&e).0.as_deref(), Some("InvalidRequest"));
+    for id in [&r1, &r2, &r3] {
+        s3.delete_object()
+            .bucket(b)
+            .key("restore")
+            .version_id(id)
+            .send()
+            .await
+            .expect("remove");
+    }
+
     // A malformed id is 400; one the key does not have, 404.
     let e = s3
         .get_object()

@@ -557,6 +557,7 @@ async fn plan_read(
         (Err(e), None) => return Err(e),
     };
     conditions
+        .at(s3.now_ms())
         .check(Target::Read, &version.etag, version.last_modified_ms)
         .map_err(|e| with_validators(e, &version))?;
     let (range, partial, parts_count) = requested_range(&version, range, part_number)?;
@@ -949,8 +950,20 @@ pub async fn copy(
         Some(_) => return Err(s3_error!(InvalidArgument, "Unknown metadata directive.")),
     };
     let storage_class = storage_class(input.storage_class)?;
+    // A copy of a version named by its id onto its own key is how S3
+    // restores an earlier version (and AWS's guides say so): allowed as it
+    // is. Only a copy of the current version onto itself must change
+    // something.
+    let names_version = matches!(
+        &input.copy_source,
+        CopySource::Bucket {
+            version_id: Some(_),
+            ..
+        }
+    );
     let onto_itself = source_bucket == input.bucket && source_key == input.key;
     if onto_itself
+        && !names_version
         && !replace
         && storage_class.is_none()
         && input.website_redirect_location.is_none()
@@ -1297,7 +1310,11 @@ pub(super) async fn copy_source_version(
         }
         Err(e) => return Err(e),
     };
-    conditions.check(Target::CopySource, &version.etag, version.last_modified_ms)?;
+    conditions.at(s3.now_ms()).check(
+        Target::CopySource,
+        &version.etag,
+        version.last_modified_ms,
+    )?;
     let answered = version_header(&version, version_id.is_some());
     Ok((bucket, key, version, answered))
 }
