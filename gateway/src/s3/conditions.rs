@@ -4,7 +4,8 @@
 //! If-Modified-Since). Dates compare at whole seconds, the precision of
 //! `Last-Modified`. On GET and HEAD a failed If-None-Match or
 //! If-Modified-Since is `304 Not Modified`; on a copy source every failure
-//! is `412 Precondition Failed`.
+//! is `412 Precondition Failed`. An If-Modified-Since in the future is
+//! no condition ([`Conditions::at`]).
 
 use crate::error;
 use s3s::dto::{ETagCondition, Timestamp};
@@ -29,6 +30,18 @@ pub enum Target {
 }
 
 impl Conditions<'_> {
+    /// The conditions as they stand at `now_ms`: an If-Modified-Since
+    /// later than now is invalid (RFC 2616, section 14.25) and ignored,
+    /// as S3 ignores it on a copy source, which it then copies.
+    pub fn at(mut self, now_ms: i64) -> Self {
+        if let Some(since) = self.if_modified_since
+            && seconds(since) > now_ms.div_euclid(1000)
+        {
+            self.if_modified_since = None;
+        }
+        self
+    }
+
     /// Checks the conditions against the current version's ETag (hex, no
     /// quotes) and last-modified time.
     pub fn check(&self, target: Target, etag: &str, last_modified_ms: i64) -> Result<(), S3Error> {
@@ -185,5 +198,35 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(code(c.check(Target::Read, "abc", MODIFIED_MS)), None);
+    }
+
+    #[test]
+    fn an_if_modified_since_in_the_future_is_ignored() {
+        let (later, earlier) = (ts(5_000), ts(900));
+        let now_ms = 4_000_000;
+        for target in [Target::Read, Target::CopySource] {
+            let c = Conditions {
+                if_modified_since: Some(&later),
+                ..Default::default()
+            };
+            assert!(code(c.check(target, "abc", MODIFIED_MS)).is_some());
+            let c = Conditions {
+                if_modified_since: Some(&later),
+                ..Default::default()
+            };
+            assert_eq!(code(c.at(now_ms).check(target, "abc", MODIFIED_MS)), None);
+            // Modified since a date in the past: still a condition.
+            let c = Conditions {
+                if_modified_since: Some(&earlier),
+                ..Default::default()
+            };
+            assert_eq!(code(c.at(now_ms).check(target, "abc", MODIFIED_MS)), None);
+            let at_it = ts(1_000);
+            let c = Conditions {
+                if_modified_since: Some(&at_it),
+                ..Default::default()
+            };
+            assert!(code(c.at(now_ms).check(target, "abc", MODIFIED_MS)).is_some());
+        }
     }
 }
