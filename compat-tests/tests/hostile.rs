@@ -688,6 +688,35 @@ async fn authentication_failures_are_refused_and_write_nothing() {
             .presign("GET", &target, Duration::from_secs(60), now - 2 * hour);
         let response = f.unsigned("GET", &expired, &[]);
         assert_error(&response, 403, "AccessDenied", "expired presigned GET");
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        assert!(
+            text.contains(
+                "<Message>Request has expired</Message><X-Amz-Expires>60</X-Amz-Expires><Expires>"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("<ServerTime>"), "{text}");
+        // Signed for an hour from now: not valid yet, as S3 says.
+        let early = f
+            .signer
+            .presign("GET", &target, Duration::from_secs(60), now + hour);
+        let response = f.unsigned("GET", &early, &[]);
+        assert_error(
+            &response,
+            403,
+            "AccessDenied",
+            "presigned GET not yet valid",
+        );
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        assert!(text.contains("Request is not yet valid"), "{text}");
+        let malformed = valid.replacen("X-Amz-Date=", "X-Amz-Date=1", 1);
+        let response = f.unsigned("GET", &malformed, &[]);
+        assert_error(
+            &response,
+            400,
+            "AuthorizationQueryParametersError",
+            "malformed X-Amz-Date",
+        );
         let expired_put = f
             .signer
             .presign("PUT", &target, Duration::from_secs(60), now - 2 * hour);

@@ -117,7 +117,7 @@ async fn handle(
         let checked = check_method(req.method())
             .and_then(|()| check_header_section(req.headers()))
             .and_then(|()| check_signature_v2_date(&req, frontend.clock.now_ms()))
-            .and_then(|()| check_presigned_expiry(req.uri()))
+            .and_then(|()| check_presigned_expiry(req.uri(), frontend.clock.now_ms()))
             .and_then(|()| check_region(frontend.region.as_deref(), &req));
         let post_upload = is_post_upload(&req);
         let cross_origin = frontend.cors.of(req.method(), req.uri(), req.headers());
@@ -543,11 +543,24 @@ fn check_signature_v2_date<B>(req: &http::Request<B>, now_ms: i64) -> Result<(),
 /// The longest a SigV4 presigned URL may be valid, as S3 allows: a week.
 const PRESIGNED_EXPIRES_MAX_SECS: u64 = 7 * 24 * 3600;
 
-/// A SigV4 presigned URL's `X-Amz-Expires` must be a number of seconds
-/// from 0 to a week (s3s 0.14 takes any that parses, and answers a
-/// negative one as missing fields): S3's 400
-/// AuthorizationQueryParametersError otherwise.
-fn check_presigned_expiry(uri: &http::Uri) -> Result<(), S3Error> {
+/// How far in the future a presigned URL's `X-Amz-Date` may be, for
+/// clocks that disagree: s3s's default skew.
+const PRESIGNED_DATE_SKEW_MAX_SECS: i64 = 15 * 60;
+
+/// A SigV4 presigned URL's `X-Amz-Expires` and `X-Amz-Date`, checked as S3
+/// checks them, at `now_ms`:
+/// - `X-Amz-Expires` a number of seconds from 0 to a week (s3s 0.14 takes
+///   any that parses, and answers a negative one as missing fields), else
+///   400 AuthorizationQueryParametersError;
+/// - `X-Amz-Date` in ISO 8601's basic form, else the same 400 (s3s says
+///   "missing presigned url v4 fields");
+/// - a date still in the future (beyond the skew allowed) is 403
+///   AccessDenied "Request is not yet valid", and one whose expiry has
+///   passed 403 "Request has expired", each naming the times in the
+///   error's elements as S3's does (s3s names none).
+///
+/// A URL missing either parameter is left to s3s, which refuses it.
+fn check_presigned_expiry(uri: &http::Uri, now_ms: i64) -> Result<(), S3Error> {
     let Some(query) = uri.query() else {
         return Ok(());
     };
@@ -559,19 +572,97 @@ fn check_presigned_expiry(uri: &http::Uri) -> Result<(), S3Error> {
     let Some(expires) = param("X-Amz-Expires") else {
         return Ok(());
     };
-    let error = |message: &str| {
-        Err(S3Error::with_message(
+    let malformed = |message: &str| {
+        S3Error::with_message(
             s3s::S3ErrorCode::AuthorizationQueryParametersError,
             message.to_owned(),
-        ))
+        )
     };
-    match expires.parse::<i64>() {
-        Ok(secs) if secs < 0 => error("X-Amz-Expires must be non-negative"),
+    let expires_secs = match expires.parse::<i64>() {
+        Ok(secs) if secs < 0 => return Err(malformed("X-Amz-Expires must be non-negative")),
         Ok(secs) if secs.unsigned_abs() > PRESIGNED_EXPIRES_MAX_SECS => {
-            error("X-Amz-Expires must be less than a week (in seconds) that is; 604800")
+            return Err(malformed(
+                "X-Amz-Expires must be less than a week (in seconds) that is, the given X-Amz-Expires must be less than 604800 seconds",
+            ));
         }
-        Ok(_) => Ok(()),
-        Err(_) => error("X-Amz-Expires should be a number"),
+        Ok(secs) => secs,
+        Err(_) => return Err(malformed("X-Amz-Expires should be a number")),
+    };
+    let Some(date) = param("X-Amz-Date") else {
+        return Ok(());
+    };
+    let signed_s = amz_date_secs(&date).ok_or_else(|| {
+        malformed("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
+    })?;
+    let now_s = now_ms.div_euclid(1000);
+    let expires_at_s = signed_s + expires_secs;
+    let denied = |message: &str, first: (&'static str, &str)| {
+        crate::error::with_elements(
+            S3Error::with_message(s3s::S3ErrorCode::AccessDenied, message.to_owned()),
+            &[
+                first,
+                ("Expires", &iso8601_secs(expires_at_s)),
+                ("ServerTime", &iso8601_secs(now_s)),
+            ],
+        )
+    };
+    if signed_s - now_s > PRESIGNED_DATE_SKEW_MAX_SECS {
+        return Err(denied("Request is not yet valid", ("X-Amz-Date", &date)));
+    }
+    if now_s > expires_at_s {
+        return Err(denied(
+            "Request has expired",
+            ("X-Amz-Expires", &expires_secs.to_string()),
+        ));
+    }
+    Ok(())
+}
+
+/// `X-Amz-Date`'s `yyyyMMdd'T'HHmmss'Z'` as seconds since the Unix epoch;
+/// `None` if it is not that form or not a date.
+fn amz_date_secs(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let form_ok = bytes.len() == 16
+        && bytes.get(8) == Some(&b'T')
+        && bytes.get(15) == Some(&b'Z')
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 8 | 15) || b.is_ascii_digit());
+    if !form_ok {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<u16>().ok();
+    let month = time::Month::try_from(u8::try_from(number(4..6)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::from(number(0..4)?),
+        month,
+        u8::try_from(number(6..8)?).ok()?,
+    )
+    .ok()?;
+    let at = time::Time::from_hms(
+        u8::try_from(number(9..11)?).ok()?,
+        u8::try_from(number(11..13)?).ok()?,
+        u8::try_from(number(13..15)?).ok()?,
+    )
+    .ok()?;
+    Some(date.with_time(at).assume_utc().unix_timestamp())
+}
+
+/// Seconds since the Unix epoch as S3's error elements write a time:
+/// `2017-04-20T01:24:03Z`.
+fn iso8601_secs(secs: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => secs.to_string(),
     }
 }
 
@@ -636,12 +727,13 @@ fn completed_error(xml: &[u8], request_id: &str, elements: &[(String, String)]) 
     let text = std::str::from_utf8(xml).ok()?;
     let has_message = text.contains("<Message>");
     let has_request_id = text.contains("<RequestId>");
-    // Names are the gateway's own (letters only), and each once.
+    // Names are the gateway's own (letters, and the hyphens of
+    // `X-Amz-Date`, after a first letter), and each once.
     let elements: Vec<&(String, String)> = elements
         .iter()
         .filter(|(name, _)| {
-            !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphabetic())
+            name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                && name.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-')
                 && !text.contains(&format!("<{name}>"))
         })
         .collect();
@@ -770,6 +862,60 @@ mod tests {
     }
 
     #[test]
+    fn a_presigned_url_is_valid_from_its_date_to_its_expiry() {
+        let uri = |date: &str| -> http::Uri {
+            format!(
+                "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={date}&X-Amz-Expires=300&X-Amz-Signature=ab"
+            )
+            .parse()
+            .expect("uri")
+        };
+        // 2026-12-07T12:00:00Z.
+        let signed_ms = 1_796_644_800_000;
+        assert_eq!(amz_date_secs("20261207T120000Z"), Some(signed_ms / 1000));
+        let at = |now_ms: i64| check_presigned_expiry(&uri("20261207T120000Z"), now_ms);
+        for now_ms in [signed_ms, signed_ms + 300_000, signed_ms - 900_000] {
+            assert!(at(now_ms).is_ok(), "{now_ms}");
+        }
+        let elements = |e: &S3Error| {
+            let mut headers = e.headers().cloned().unwrap_or_default();
+            crate::error::take_elements(&mut headers)
+        };
+        let named = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        let expired = at(signed_ms + 301_000).expect_err("expired");
+        assert_eq!(expired.code(), &s3s::S3ErrorCode::AccessDenied);
+        assert_eq!(expired.message(), Some("Request has expired"));
+        assert_eq!(
+            elements(&expired),
+            [
+                named("X-Amz-Expires", "300"),
+                named("Expires", "2026-12-07T12:05:00Z"),
+                named("ServerTime", "2026-12-07T12:05:01Z")
+            ]
+        );
+        let early = at(signed_ms - 901_000).expect_err("not yet");
+        assert_eq!(early.code(), &s3s::S3ErrorCode::AccessDenied);
+        assert_eq!(early.message(), Some("Request is not yet valid"));
+        assert_eq!(elements(&early)[0], named("X-Amz-Date", "20261207T120000Z"));
+        for bad in [
+            "20261301T000000Z",
+            "20261207T250000Z",
+            "20260230T000000Z",
+            "2026-12-07T12:00:00Z",
+            "20261207120000Z",
+            "20261207T1200+0Z",
+            "",
+        ] {
+            let e = check_presigned_expiry(&uri(bad), signed_ms).expect_err(bad);
+            assert_eq!(
+                e.code(),
+                &s3s::S3ErrorCode::AuthorizationQueryParametersError,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn a_presigned_url_lasts_at_most_a_week() {
         let uri = |expires: &str| -> http::Uri {
             format!(
@@ -779,10 +925,10 @@ mod tests {
             .expect("uri")
         };
         for good in ["0", "300", "604800"] {
-            assert!(check_presigned_expiry(&uri(good)).is_ok(), "{good}");
+            assert!(check_presigned_expiry(&uri(good), 0).is_ok(), "{good}");
         }
         for bad in ["604801", "-1", "x", ""] {
-            let e = check_presigned_expiry(&uri(bad)).expect_err(bad);
+            let e = check_presigned_expiry(&uri(bad), 0).expect_err(bad);
             assert_eq!(
                 e.code(),
                 &s3s::S3ErrorCode::AuthorizationQueryParametersError
@@ -794,10 +940,10 @@ mod tests {
             "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-%45xpires=31536000&X-Amz-Signature=ab"
                 .parse()
                 .expect("uri");
-        assert!(check_presigned_expiry(&encoded).is_err());
+        assert!(check_presigned_expiry(&encoded, 0).is_err());
         // Not a SigV4 presigned URL: left alone.
         let plain: http::Uri = "/b/k?X-Amz-Expires=-5".parse().expect("uri");
-        assert!(check_presigned_expiry(&plain).is_ok());
+        assert!(check_presigned_expiry(&plain, 0).is_ok());
     }
 
     #[test]
@@ -895,10 +1041,15 @@ mod tests {
             completed_error(
                 failed.as_bytes(),
                 "ABC",
-                &elements(&[("<x>", "v"), ("Message", "again")])
+                &elements(&[("<x>", "v"), ("-x", "v"), ("Message", "again")])
             ),
             None,
             "never markup for a name, nor an element twice"
+        );
+        assert!(
+            completed_error(failed.as_bytes(), "ABC", &elements(&[("X-Amz-Date", "d")]))
+                .is_some_and(|body| body.contains("<X-Amz-Date>d</X-Amz-Date>")),
+            "a hyphenated name"
         );
         // From the error to the body, through the response's headers.
         let mut headers = error::with_elements(
