@@ -738,6 +738,99 @@ async fn authentication_failures_are_refused_and_write_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_added_after_signing_are_refused() {
+    with_fixture(|f| async move {
+        // A signed empty PUT, then headers the signer never signed: a copy
+        // of a known object, public access, metadata. Each would change
+        // what the request does.
+        let target = object_target("injected");
+        let signed = f.signer.sign_headers(
+            "PUT",
+            &target,
+            &[],
+            Payload::Sha256Of(b""),
+            SystemTime::now(),
+        );
+        let source = format!("/{BUCKET}/{KNOWN}");
+        for (name, value) in [
+            ("x-amz-copy-source", source.as_str()),
+            ("x-amz-acl", "public-read"),
+            ("x-amz-meta-extra", "1"),
+        ] {
+            let mut headers: Vec<(&str, &str)> = signed
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            headers.push((name, value));
+            let response =
+                raw_request(&f.server.endpoint, "PUT", &target, &headers, b"").expect("request");
+            assert_error(&response, 403, "AccessDenied", name);
+            let text = String::from_utf8_lossy(&response.body).into_owned();
+            assert!(
+                text.contains(&format!("<HeadersNotSigned>{name}</HeadersNotSigned>")),
+                "{text}"
+            );
+        }
+        assert_eq!(f.head_status("injected"), 404, "nothing was written");
+
+        // The Authorization header's own form.
+        let valid = f.signer.sign_headers(
+            "GET",
+            &object_target(KNOWN),
+            &[],
+            Payload::Sha256Of(b""),
+            SystemTime::now(),
+        );
+        let authorization = valid
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            .map(|(_, v)| v.clone())
+            .expect("authorization");
+        let date = valid
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-date"))
+            .map(|(_, v)| v.clone())
+            .expect("date");
+        let day = date.get(..8).expect("day").to_owned();
+        let other_day = if day.ends_with('1') {
+            "19991230"
+        } else {
+            "19991231"
+        };
+        for (what, replaced) in [
+            ("no components", "AWS4-HMAC-SHA256 garbage".to_owned()),
+            (
+                "scope terminator",
+                authorization.replacen("/aws4_request", "/aws5_request", 1),
+            ),
+            ("scope date", authorization.replacen(&day, other_day, 1)),
+        ] {
+            let headers: Vec<(&str, &str)> = valid
+                .iter()
+                .map(|(k, v)| {
+                    if k.eq_ignore_ascii_case("authorization") {
+                        (k.as_str(), replaced.as_str())
+                    } else {
+                        (k.as_str(), v.as_str())
+                    }
+                })
+                .collect();
+            let response = raw_request(
+                &f.server.endpoint,
+                "GET",
+                &object_target(KNOWN),
+                &headers,
+                b"",
+            )
+            .expect("request");
+            assert_error(&response, 400, "AuthorizationHeaderMalformed", what);
+        }
+        f.assert_intact("unsigned headers").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_access_key_is_invalid_access_key_id() {
     with_fixture(|f| async move {
         let body = b"an overwrite that must not happen";

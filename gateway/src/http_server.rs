@@ -31,7 +31,7 @@ use crate::limits::{
 use crate::metrics::{Answered, OperationSlot, RequestMetrics, UNKNOWN_OPERATION};
 use crate::s3::RequestId;
 use crate::xml_body::{BodyWatch, WatchedBody};
-use crate::{auth, error};
+use crate::{error, signature_form};
 
 /// Per-server request handling, shared by every connection.
 pub struct Frontend {
@@ -114,11 +114,13 @@ async fn handle(
         key = tracing::field::Empty,
     );
     async move {
+        let now_ms = frontend.clock.now_ms();
         let checked = check_method(req.method())
             .and_then(|()| check_header_section(req.headers()))
-            .and_then(|()| check_signature_v2_date(&req, frontend.clock.now_ms()))
-            .and_then(|()| check_presigned_expiry(req.uri(), frontend.clock.now_ms()))
-            .and_then(|()| check_region(frontend.region.as_deref(), &req));
+            .and_then(|()| signature_form::check_signature_v2_date(&req, now_ms))
+            .and_then(|()| signature_form::check_sigv4_header(req.headers(), now_ms))
+            .and_then(|()| signature_form::check_presigned_url(req.uri(), req.headers(), now_ms))
+            .and_then(|()| signature_form::check_region(frontend.region.as_deref(), &req));
         let post_upload = is_post_upload(&req);
         let cross_origin = frontend.cors.of(req.method(), req.uri(), req.headers());
         let preflight = req.method() == http::Method::OPTIONS;
@@ -491,196 +493,6 @@ fn check_header_section(headers: &http::HeaderMap) -> Result<(), S3Error> {
     ))
 }
 
-/// How far the `Date` of a Signature Version 2 request may be from the
-/// gateway's clock, as S3 allows: 15 minutes either way.
-const SIGV2_SKEW_MAX_MS: i64 = 15 * 60 * 1000;
-
-/// Signature Version 2 (`Authorization: AWS key:signature`) is accepted
-/// (botocore still presigns with it by default, and s3s checks its
-/// signature against the same keys as SigV4), but s3s checks only that a
-/// date header is present. As S3 does, the date (`x-amz-date` before
-/// `Date`) must parse and lie within 15 minutes of now, so a captured
-/// request cannot be replayed later: 403 AccessDenied for a missing or
-/// unreadable date, 403 RequestTimeTooSkewed for one too far off.
-/// Presigned SigV2 URLs carry `Expires` instead, which s3s checks.
-fn check_signature_v2_date<B>(req: &http::Request<B>, now_ms: i64) -> Result<(), S3Error> {
-    let is_v2 = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("AWS "));
-    if !is_v2 {
-        return Ok(());
-    }
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let signed_ms = header("x-amz-date")
-        .or_else(|| header("date"))
-        .and_then(|value| {
-            s3s::dto::Timestamp::parse(s3s::dto::TimestampFormat::HttpDate, value.trim()).ok()
-        })
-        .map(|ts| {
-            let at = time::OffsetDateTime::from(ts);
-            i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-        })
-        // A date before 1970 is no valid date to S3 (AccessDenied), not
-        // one too far off.
-        .filter(|ms| *ms >= 0);
-    let Some(signed_ms) = signed_ms else {
-        return Err(S3Error::with_message(
-            s3s::S3ErrorCode::AccessDenied,
-            "AWS authentication requires a valid Date or x-amz-date header",
-        ));
-    };
-    if signed_ms.abs_diff(now_ms) > SIGV2_SKEW_MAX_MS.unsigned_abs() {
-        return Err(S3Error::with_message(
-            s3s::S3ErrorCode::RequestTimeTooSkewed,
-            "The difference between the request time and the current time is too large.",
-        ));
-    }
-    Ok(())
-}
-
-/// The longest a SigV4 presigned URL may be valid, as S3 allows: a week.
-const PRESIGNED_EXPIRES_MAX_SECS: u64 = 7 * 24 * 3600;
-
-/// How far in the future a presigned URL's `X-Amz-Date` may be, for
-/// clocks that disagree: s3s's default skew.
-const PRESIGNED_DATE_SKEW_MAX_SECS: i64 = 15 * 60;
-
-/// A SigV4 presigned URL's `X-Amz-Expires` and `X-Amz-Date`, checked as S3
-/// checks them, at `now_ms`:
-/// - `X-Amz-Expires` a number of seconds from 0 to a week (s3s 0.14 takes
-///   any that parses, and answers a negative one as missing fields), else
-///   400 AuthorizationQueryParametersError;
-/// - `X-Amz-Date` in ISO 8601's basic form, else the same 400 (s3s says
-///   "missing presigned url v4 fields");
-/// - a date still in the future (beyond the skew allowed) is 403
-///   AccessDenied "Request is not yet valid", and one whose expiry has
-///   passed 403 "Request has expired", each naming the times in the
-///   error's elements as S3's does (s3s names none).
-///
-/// A URL missing either parameter is left to s3s, which refuses it.
-fn check_presigned_expiry(uri: &http::Uri, now_ms: i64) -> Result<(), S3Error> {
-    let Some(query) = uri.query() else {
-        return Ok(());
-    };
-    // Names decoded as s3s decodes them (`X-Amz-%45xpires` too).
-    let param = |name: &str| crate::policy::query_param(query, name);
-    if param("X-Amz-Algorithm").is_none() {
-        return Ok(());
-    }
-    let Some(expires) = param("X-Amz-Expires") else {
-        return Ok(());
-    };
-    let malformed = |message: &str| {
-        S3Error::with_message(
-            s3s::S3ErrorCode::AuthorizationQueryParametersError,
-            message.to_owned(),
-        )
-    };
-    let expires_secs = match expires.parse::<i64>() {
-        Ok(secs) if secs < 0 => return Err(malformed("X-Amz-Expires must be non-negative")),
-        Ok(secs) if secs.unsigned_abs() > PRESIGNED_EXPIRES_MAX_SECS => {
-            return Err(malformed(
-                "X-Amz-Expires must be less than a week (in seconds) that is, the given X-Amz-Expires must be less than 604800 seconds",
-            ));
-        }
-        Ok(secs) => secs,
-        Err(_) => return Err(malformed("X-Amz-Expires should be a number")),
-    };
-    let Some(date) = param("X-Amz-Date") else {
-        return Ok(());
-    };
-    let signed_s = amz_date_secs(&date).ok_or_else(|| {
-        malformed("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
-    })?;
-    let now_s = now_ms.div_euclid(1000);
-    let expires_at_s = signed_s + expires_secs;
-    let denied = |message: &str, first: (&'static str, &str)| {
-        crate::error::with_elements(
-            S3Error::with_message(s3s::S3ErrorCode::AccessDenied, message.to_owned()),
-            &[
-                first,
-                ("Expires", &iso8601_secs(expires_at_s)),
-                ("ServerTime", &iso8601_secs(now_s)),
-            ],
-        )
-    };
-    if signed_s - now_s > PRESIGNED_DATE_SKEW_MAX_SECS {
-        return Err(denied("Request is not yet valid", ("X-Amz-Date", &date)));
-    }
-    if now_s > expires_at_s {
-        return Err(denied(
-            "Request has expired",
-            ("X-Amz-Expires", &expires_secs.to_string()),
-        ));
-    }
-    Ok(())
-}
-
-/// `X-Amz-Date`'s `yyyyMMdd'T'HHmmss'Z'` as seconds since the Unix epoch;
-/// `None` if it is not that form or not a date.
-fn amz_date_secs(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    let form_ok = bytes.len() == 16
-        && bytes.get(8) == Some(&b'T')
-        && bytes.get(15) == Some(&b'Z')
-        && bytes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| matches!(i, 8 | 15) || b.is_ascii_digit());
-    if !form_ok {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<u16>().ok();
-    let month = time::Month::try_from(u8::try_from(number(4..6)?).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(
-        i32::from(number(0..4)?),
-        month,
-        u8::try_from(number(6..8)?).ok()?,
-    )
-    .ok()?;
-    let at = time::Time::from_hms(
-        u8::try_from(number(9..11)?).ok()?,
-        u8::try_from(number(11..13)?).ok()?,
-        u8::try_from(number(13..15)?).ok()?,
-    )
-    .ok()?;
-    Some(date.with_time(at).assume_utc().unix_timestamp())
-}
-
-/// Seconds since the Unix epoch as S3's error elements write a time:
-/// `2017-04-20T01:24:03Z`.
-fn iso8601_secs(secs: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => secs.to_string(),
-    }
-}
-
-/// With `--region`, a request signed for another region is refused the way
-/// S3 refuses it.
-fn check_region<B>(pinned: Option<&str>, req: &http::Request<B>) -> Result<(), S3Error> {
-    let Some(pinned) = pinned else { return Ok(()) };
-    match auth::signed_region(req.headers(), req.uri()) {
-        Some(region) if region != pinned => Err(S3Error::with_message(
-            s3s::S3ErrorCode::AuthorizationHeaderMalformed,
-            format!(
-                "The authorization header is malformed; the region '{region}' is wrong; expecting '{pinned}'"
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
 fn error_response(mut e: S3Error, request_id: &str) -> http::Response<s3s::Body> {
     e.set_request_id(request_id);
     match e.to_http_response() {
@@ -832,118 +644,6 @@ mod tests {
         let e = check_header_section(&headers).expect_err("one byte over");
         assert_eq!(e.code(), &s3s::S3ErrorCode::RequestHeaderSectionTooLarge);
         assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
-    }
-
-    #[test]
-    fn a_signature_v2_date_is_valid_and_near() {
-        let now_ms = 1_700_000_000_000;
-        let request = |date: &str| {
-            http::Request::builder()
-                .header(http::header::AUTHORIZATION, "AWS key:signature")
-                .header("x-amz-date", date)
-                .body(())
-                .expect("request")
-        };
-        let code = |date: &str| {
-            check_signature_v2_date(&request(date), now_ms)
-                .err()
-                .map(|e| e.code().clone())
-        };
-        assert_eq!(code("Tue, 14 Nov 2023 22:13:20 GMT"), None);
-        assert_eq!(
-            code("Tue, 07 Jul 1950 21:53:04 GMT"),
-            Some(s3s::S3ErrorCode::AccessDenied)
-        );
-        assert_eq!(code("Bad Date"), Some(s3s::S3ErrorCode::AccessDenied));
-        assert_eq!(
-            code("Wed, 07 Jul 2010 21:53:04 GMT"),
-            Some(s3s::S3ErrorCode::RequestTimeTooSkewed)
-        );
-    }
-
-    #[test]
-    fn a_presigned_url_is_valid_from_its_date_to_its_expiry() {
-        let uri = |date: &str| -> http::Uri {
-            format!(
-                "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={date}&X-Amz-Expires=300&X-Amz-Signature=ab"
-            )
-            .parse()
-            .expect("uri")
-        };
-        // 2026-12-07T12:00:00Z.
-        let signed_ms = 1_796_644_800_000;
-        assert_eq!(amz_date_secs("20261207T120000Z"), Some(signed_ms / 1000));
-        let at = |now_ms: i64| check_presigned_expiry(&uri("20261207T120000Z"), now_ms);
-        for now_ms in [signed_ms, signed_ms + 300_000, signed_ms - 900_000] {
-            assert!(at(now_ms).is_ok(), "{now_ms}");
-        }
-        let elements = |e: &S3Error| {
-            let mut headers = e.headers().cloned().unwrap_or_default();
-            crate::error::take_elements(&mut headers)
-        };
-        let named = |name: &str, value: &str| (name.to_owned(), value.to_owned());
-        let expired = at(signed_ms + 301_000).expect_err("expired");
-        assert_eq!(expired.code(), &s3s::S3ErrorCode::AccessDenied);
-        assert_eq!(expired.message(), Some("Request has expired"));
-        assert_eq!(
-            elements(&expired),
-            [
-                named("X-Amz-Expires", "300"),
-                named("Expires", "2026-12-07T12:05:00Z"),
-                named("ServerTime", "2026-12-07T12:05:01Z")
-            ]
-        );
-        let early = at(signed_ms - 901_000).expect_err("not yet");
-        assert_eq!(early.code(), &s3s::S3ErrorCode::AccessDenied);
-        assert_eq!(early.message(), Some("Request is not yet valid"));
-        assert_eq!(elements(&early)[0], named("X-Amz-Date", "20261207T120000Z"));
-        for bad in [
-            "20261301T000000Z",
-            "20261207T250000Z",
-            "20260230T000000Z",
-            "2026-12-07T12:00:00Z",
-            "20261207120000Z",
-            "20261207T1200+0Z",
-            "",
-        ] {
-            let e = check_presigned_expiry(&uri(bad), signed_ms).expect_err(bad);
-            assert_eq!(
-                e.code(),
-                &s3s::S3ErrorCode::AuthorizationQueryParametersError,
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_presigned_url_lasts_at_most_a_week() {
-        let uri = |expires: &str| -> http::Uri {
-            format!(
-                "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={expires}&X-Amz-Signature=ab"
-            )
-            .parse()
-            .expect("uri")
-        };
-        for good in ["0", "300", "604800"] {
-            assert!(check_presigned_expiry(&uri(good), 0).is_ok(), "{good}");
-        }
-        for bad in ["604801", "-1", "x", ""] {
-            let e = check_presigned_expiry(&uri(bad), 0).expect_err(bad);
-            assert_eq!(
-                e.code(),
-                &s3s::S3ErrorCode::AuthorizationQueryParametersError
-            );
-            assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
-        }
-        // An encoded name is the same parameter.
-        let encoded: http::Uri =
-            "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-%45xpires=31536000&X-Amz-Signature=ab"
-                .parse()
-                .expect("uri");
-        assert!(check_presigned_expiry(&encoded, 0).is_err());
-        // Not a SigV4 presigned URL: left alone.
-        let plain: http::Uri = "/b/k?X-Amz-Expires=-5".parse().expect("uri");
-        assert!(check_presigned_expiry(&plain, 0).is_ok());
     }
 
     #[test]

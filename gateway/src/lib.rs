@@ -22,6 +22,7 @@ pub mod routes;
 pub mod s3;
 pub mod sealing;
 pub mod service;
+pub mod signature_form;
 pub mod subresource;
 pub mod xml_body;
 pub mod xml_text;
