@@ -122,11 +122,12 @@ pub fn from_header(header: Option<&str>) -> S3Result<Vec<(String, String)>> {
         return Ok(Vec::new());
     };
     let mut tags: Vec<(String, String)> = Vec::new();
+    let mut keys = std::collections::HashSet::new();
     for pair in header.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = query_decode(key).ok_or_else(invalid_tagging_header)?;
         let value = query_decode(value).ok_or_else(invalid_tagging_header)?;
-        if key.is_empty() || tags.iter().any(|(k, _)| *k == key) {
+        if key.is_empty() || !keys.insert(key.clone()) {
             return Err(invalid_tagging_header());
         }
         tags.push((key, value));
