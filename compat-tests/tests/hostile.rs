@@ -1901,6 +1901,9 @@ async fn every_subresource_is_served_or_not_implemented() {
                         );
                     } else if method == "HEAD" {
                         assert_eq!(response.status, 501, "{what}");
+                    } else if method == "PUT" && *on_object && query.starts_with("uploadId") {
+                        // An upload without a part: S3's 405.
+                        assert_error(&response, 405, "MethodNotAllowed", &what);
                     } else {
                         assert_error(&response, 501, "NotImplemented", &what);
                     }
@@ -1914,6 +1917,11 @@ async fn every_subresource_is_served_or_not_implemented() {
                 }
             }
         }
+        // A part number without its upload is no PutObject either.
+        let target = format!("{}?partNumber=1", object_target(ABSENT));
+        let response = f.send("PUT", &target, &[("content-md5", &md5)], body);
+        assert_error(&response, 400, "InvalidArgument", "partNumber alone");
+        assert_eq!(f.head_status(ABSENT), 404, "after partNumber alone");
         // Served subresources still serve: tags set and read back.
         let tagging =
             b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>";

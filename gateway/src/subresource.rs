@@ -146,6 +146,25 @@ pub fn check(op: &str, query: Option<&str>) -> Result<(), S3Error> {
     let stray = parameter_names(query)
         .find(|name| SUBRESOURCES.contains(&name.as_ref()) && !taken.contains(&name.as_ref()));
     match stray {
+        // An object PUT naming an upload but no part: S3 answers it as a
+        // method the upload does not take.
+        Some(name) if op == "PutObject" && name == "uploadId" => Err(crate::error::with_headers(
+            S3Error::with_message(
+                S3ErrorCode::MethodNotAllowed,
+                "The specified method is not allowed against this resource.",
+            ),
+            http::HeaderMap::from_iter([(
+                http::header::ALLOW,
+                http::HeaderValue::from_static("DELETE, POST, GET"),
+            )]),
+        )),
+        // A part number without its upload: no PutObject, as S3 has it.
+        None if op == "PutObject" && parameter_names(query).any(|name| name == "partNumber") => {
+            Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "This operation does not accept partNumber without uploadId",
+            ))
+        }
         None => Ok(()),
         // The names are ASCII words from `SUBRESOURCES`.
         Some(name) => Err(S3Error::with_message(
@@ -165,12 +184,32 @@ mod tests {
     }
 
     #[test]
+    fn an_object_put_names_both_an_upload_and_a_part_or_neither() {
+        let e = check("PutObject", Some("uploadId=abc")).expect_err("no part");
+        assert_eq!(e.code(), &S3ErrorCode::MethodNotAllowed);
+        assert_eq!(e.status_code().map(|s| s.as_u16()), Some(405));
+        assert_eq!(
+            e.headers().and_then(|h| h.get(http::header::ALLOW)),
+            Some(&http::HeaderValue::from_static("DELETE, POST, GET"))
+        );
+        for query in [
+            "partNumber=1",
+            "x-id=PutObject&partNumber=2",
+            "%70artNumber=1",
+        ] {
+            let e = check("PutObject", Some(query)).expect_err(query);
+            assert_eq!(e.code(), &S3ErrorCode::InvalidArgument, "{query}");
+        }
+        assert!(check("UploadPart", Some("partNumber=1&uploadId=abc")).is_ok());
+        assert!(check("GetObject", Some("partNumber=1")).is_ok());
+    }
+
+    #[test]
     fn every_operation_takes_only_its_own_subresources() {
         for (op, query) in [
             ("PutObject", "torrent"),
             ("PutObject", "website="),
             ("PutObject", "x-id=PutObject&cors"),
-            ("PutObject", "uploadId=abc"),
             ("DeleteObject", "acl"),
             ("DeleteBucket", "versioning"),
             ("CreateBucket", "uploads"),
