@@ -291,6 +291,16 @@ async fn a_key_creates_buckets_only_if_allowed_and_owns_them() {
         .await
         .expect_err("not its own");
     assert_eq!(e.code(), Some("AccessDenied"));
+    // Refused, HeadBucket still tells the bucket's region, as S3's does.
+    let e = maker
+        .head_bucket()
+        .bucket("theirs")
+        .send()
+        .await
+        .expect_err("not its own");
+    let raw = e.raw_response().expect("response");
+    assert_eq!(raw.status().as_u16(), 403);
+    assert_eq!(raw.headers().get("x-amz-bucket-region"), Some("us-east-1"));
     // Its own again: us-east-1 answers 200.
     maker
         .create_bucket()

@@ -1171,6 +1171,16 @@ async fn acls_versioning_and_listing_parameters() {
         ["misc2"]
     );
     assert!(page.continuation_token().is_none());
+    // Every bucket is in the deployment's region.
+    for (region, expected) in [("us-east-1", 2), ("eu-west-1", 0)] {
+        let page = s3
+            .list_buckets()
+            .bucket_region(region)
+            .send()
+            .await
+            .expect("by region");
+        assert_eq!(page.buckets().len(), expected, "{region}");
+    }
 
     // Limits.
     let long_key = "k".repeat(1025);

@@ -121,6 +121,11 @@ async fn handle(
             .and_then(|()| signature_form::check_sigv4_header(req.headers(), now_ms))
             .and_then(|()| signature_form::check_presigned_url(req.uri(), req.headers(), now_ms))
             .and_then(|()| signature_form::check_region(frontend.region.as_deref(), &req));
+        let head_bucket = head
+            && matches!(
+                crate::routes::s3_path(frontend.cors.hosts.as_ref(), req.uri(), req.headers()),
+                Ok(s3s::path::S3Path::Bucket { .. })
+            );
         let post_upload = is_post_upload(&req);
         let cross_origin = frontend.cors.of(req.method(), req.uri(), req.headers());
         let preflight = req.method() == http::Method::OPTIONS;
@@ -155,6 +160,9 @@ async fn handle(
         }
         complete_error_body(&mut response, &request_id);
         partial_head_status(head, &mut response);
+        if head_bucket {
+            bucket_region_on_refusal(frontend.region.as_deref(), &mut response);
+        }
         add_retry_after(&mut response);
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
             response
@@ -194,6 +202,24 @@ fn partial_head_status(head: bool, response: &mut http::Response<s3s::Body>) {
         *response.status_mut() = http::StatusCode::PARTIAL_CONTENT;
     }
 }
+
+/// A HeadBucket refused for its signature or its access (400, 403) or
+/// sent to another endpoint (301) still tells the bucket's region, as S3's
+/// does "whether access to the bucket is authorized or not": a client
+/// (botocore) signs again for that region. Every bucket is in the
+/// deployment's region.
+fn bucket_region_on_refusal(pinned: Option<&str>, response: &mut http::Response<s3s::Body>) {
+    let refused = matches!(response.status().as_u16(), 301 | 400 | 403);
+    if refused && !response.headers().contains_key(BUCKET_REGION_HEADER) {
+        let region = pinned.unwrap_or(crate::s3::bucket::US_EAST_1);
+        if let Ok(value) = http::HeaderValue::from_str(region) {
+            response.headers_mut().insert(BUCKET_REGION_HEADER, value);
+        }
+    }
+}
+
+/// The header in which S3 tells a bucket's region.
+const BUCKET_REGION_HEADER: &str = "x-amz-bucket-region";
 
 /// The operation names of what s3s does not serve ([`crate::metrics`]).
 const PREFLIGHT_OPERATION: &str = "Preflight";

@@ -139,7 +139,8 @@ pub async fn head(
 }
 
 /// ListBuckets with S3's optional pagination (`max-buckets`,
-/// `continuation-token`) and `prefix`.
+/// `continuation-token`), `prefix` and `bucket-region` (every bucket is in
+/// the deployment's region: another lists none).
 pub async fn list(
     s3: &Arbor,
     req: S3Request<ListBucketsInput>,
@@ -163,9 +164,14 @@ pub async fn list(
     all.retain(|b| principal.sees(&b.name));
     let prefix = input.prefix.clone().unwrap_or_default();
     let after = input.continuation_token.clone().unwrap_or_default();
+    let region = region_name(s3);
+    let in_region = input
+        .bucket_region
+        .as_deref()
+        .is_none_or(|asked| asked == region);
     let mut matching = all
         .into_iter()
-        .filter(|b| b.name.starts_with(&prefix) && b.name > after);
+        .filter(|b| in_region && b.name.starts_with(&prefix) && b.name > after);
     let page: Vec<BucketInfo> = matching.by_ref().take(max).collect();
     let truncated = matching.next().is_some();
     let continuation_token = if truncated {
@@ -178,7 +184,7 @@ pub async fn list(
         .map(|b| Bucket {
             name: Some(b.name),
             creation_date: Some(time::timestamp(b.created_ms)),
-            bucket_region: Some(region_name(s3)),
+            bucket_region: Some(region.clone()),
         })
         .collect();
     let output = ListBucketsOutput {
@@ -274,7 +280,7 @@ pub async fn put_versioning(
 }
 
 /// The region with S3's legacy behaviours, and Arbor's when none is pinned.
-const US_EAST_1: &str = "us-east-1";
+pub(crate) const US_EAST_1: &str = "us-east-1";
 
 fn region_name(s3: &Arbor) -> String {
     s3.settings()

@@ -5,7 +5,7 @@
 mod absent;
 mod acl;
 mod append;
-mod bucket;
+pub(crate) mod bucket;
 pub(crate) mod checksum;
 mod conditions;
 mod cors;
