@@ -465,6 +465,16 @@ async fn list_uploads_checksums_and_expiry() {
             .collect::<Vec<_>>(),
         [a2.as_str(), b.as_str(), c.as_str()]
     );
+    // With encoding-type=url the echoed key marker is encoded too.
+    let out = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .key_marker("d e")
+        .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+        .send()
+        .await
+        .expect("encoded");
+    assert_eq!(out.key_marker(), Some("d%20e"));
 
     // A composite CRC32 checksum across parts.
     let out = s3

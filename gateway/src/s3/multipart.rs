@@ -934,7 +934,10 @@ pub async fn list_uploads(
         bucket: Some(input.bucket),
         prefix: Some(super::list::encode_if(url, &request.prefix)),
         delimiter: input.delimiter.map(|d| super::list::encode_if(url, &d)),
-        key_marker: Some(input.key_marker.unwrap_or_default()),
+        key_marker: Some(super::list::encode_if(
+            url,
+            input.key_marker.as_deref().unwrap_or_default(),
+        )),
         upload_id_marker: Some(input.upload_id_marker.unwrap_or_default()),
         next_key_marker: if truncated {
             next_key_marker.map(|k| super::list::encode_if(url, &k))
