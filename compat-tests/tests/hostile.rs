@@ -1355,6 +1355,28 @@ async fn put_in_chunked_transfer_coding_is_stored_whole() {
         let response = put_transfer_chunked(&f, "chunked-over", &over, Payload::Unsigned);
         assert_error(&response, 400, "EntityTooLarge", "over the limit");
         assert_eq!(f.head_status("chunked-over"), 404);
+
+        // A body read whole, sent without a length, is checked against its
+        // Content-MD5 as one with a length is: nothing is deleted.
+        let delete = format!("<Delete><Object><Key>{SMALL}</Key></Object></Delete>");
+        let target = format!("/{BUCKET}?delete");
+        let other_md5 = content_md5(b"other bytes");
+        let mut headers = f.signer.sign_headers(
+            "POST",
+            &target,
+            &[("content-md5", &other_md5)],
+            Payload::Sha256Of(delete.as_bytes()),
+            SystemTime::now(),
+        );
+        headers.push(("transfer-encoding".into(), "chunked".into()));
+        headers.push(("connection".into(), "close".into()));
+        let head = request_head(f.authority(), "POST", &target, &headers);
+        let response = exchange_streaming(
+            &f.server.endpoint,
+            &head,
+            &transfer_chunked(delete.as_bytes(), 16),
+        );
+        assert_error(&response, 400, "BadDigest", "chunked DeleteObjects");
         f.assert_intact("chunked transfer coding").await;
     })
     .await;

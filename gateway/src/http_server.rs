@@ -295,7 +295,9 @@ async fn call_s3s(
                 parts
                     .headers
                     .insert(http::header::CONTENT_LENGTH, bytes.len().into());
-                s3s::Body::from(bytes)
+                // Watched as a body from the wire is: checked against its
+                // digests if s3s reads it whole.
+                s3s::Body::http_body(WatchedBody::read(bytes, body_watch))
             }
             Err(e) => return error_response(e, request_id),
         }

@@ -11,6 +11,9 @@
 //! body is read), arms the watch for these operations; and when s3s
 //! answers 500, [`BodyWatch::verdict`] says which client mistake caused it.
 //!
+//! A body sent without a length, which the front end reads whole first
+//! to give it one, is watched the same way ([`WatchedBody::read`]).
+//!
 //! The watch also checks such a body against its `Content-MD5` and its
 //! `x-amz-checksum-` header, which s3s does not: a body that ends with
 //! another digest ends with an error instead, which s3s answers 500 and
@@ -260,7 +263,7 @@ impl BodyWatch {
 /// dropped failed or stalled: it is not read any further).
 pub struct WatchedBody {
     /// `None` only once dropped.
-    inner: Option<Incoming>,
+    inner: Option<Source>,
     watch: Arc<BodyWatch>,
     /// Whether anything polled it.
     polled: bool,
@@ -268,10 +271,29 @@ pub struct WatchedBody {
     ended: bool,
 }
 
+/// Where a watched body's bytes come from.
+enum Source {
+    /// The connection, as they arrive.
+    Wire(Incoming),
+    /// Read already: a body sent without a length, which the front end
+    /// reads whole to give it one. Taken as it is sent on.
+    Read(Option<Bytes>),
+}
+
 impl WatchedBody {
     pub fn new(inner: Incoming, watch: Arc<BodyWatch>) -> WatchedBody {
+        WatchedBody::of(Source::Wire(inner), watch)
+    }
+
+    /// A body already read whole, watched as if it came from the wire, so
+    /// that it is checked against its digests as well.
+    pub fn read(bytes: Bytes, watch: Arc<BodyWatch>) -> WatchedBody {
+        WatchedBody::of(Source::Read(Some(bytes)), watch)
+    }
+
+    fn of(source: Source, watch: Arc<BodyWatch>) -> WatchedBody {
         WatchedBody {
-            inner: Some(inner),
+            inner: Some(source),
             watch,
             polled: false,
             ended: false,
@@ -281,7 +303,7 @@ impl WatchedBody {
 
 impl Drop for WatchedBody {
     fn drop(&mut self) {
-        if let Some(inner) = self.inner.take()
+        if let Some(Source::Wire(inner)) = self.inner.take()
             && !self.polled
             && !inner.is_end_stream()
         {
@@ -306,10 +328,13 @@ impl Body for WatchedBody {
         if self.ended {
             return Poll::Ready(None);
         }
-        let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready(None);
+        let polled = match self.inner.as_mut() {
+            None => return Poll::Ready(None),
+            Some(Source::Wire(inner)) => Pin::new(inner)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|result| result.map_err(StdError::from))),
+            Some(Source::Read(bytes)) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         };
-        let polled = Pin::new(inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -326,17 +351,29 @@ impl Body for WatchedBody {
             Poll::Ready(Some(Err(_))) => self.ended = true,
             Poll::Pending => {}
         }
-        polled.map(|frame| frame.map(|result| result.map_err(StdError::from)))
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        match &self.inner {
+            None => true,
+            Some(Source::Wire(inner)) => inner.is_end_stream(),
+            // Not yet: its end, once polled, is where the digests are
+            // checked.
+            Some(Source::Read(_)) => self.ended,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+        match &self.inner {
+            None => SizeHint::with_exact(0),
+            Some(Source::Wire(inner)) => inner.size_hint(),
+            Some(Source::Read(bytes)) => SizeHint::with_exact(
+                bytes
+                    .as_ref()
+                    .map_or(0, |b| u64::try_from(b.len()).unwrap_or(u64::MAX)),
+            ),
+        }
     }
 }
 
@@ -476,6 +513,29 @@ mod tests {
         watch.arm(false, length, Some([0xab; 32]), None, None);
         watch.saw(&body);
         assert!(watch.verdict().is_none(), "aws-chunked: s3s checks");
+    }
+
+    #[tokio::test]
+    async fn a_body_read_up_front_is_watched_as_one_from_the_wire() {
+        use http_body_util::BodyExt;
+        let body = Bytes::from_static(b"<Delete><Object><Key>k</Key></Object></Delete>");
+        let digest: [u8; 16] = Md5::digest(&body).into();
+        let watch = Arc::new(BodyWatch::default());
+        watch.arm(true, Some(46), None, Some(digest), None);
+        let read = WatchedBody::read(body.clone(), watch.clone());
+        assert_eq!(read.size_hint().exact(), Some(46));
+        assert!(!read.is_end_stream(), "its end checks the digests");
+        let collected = read.collect().await.expect("its MD5").to_bytes();
+        assert_eq!(collected, body);
+        assert!(watch.verdict().is_none());
+
+        let watch = Arc::new(BodyWatch::default());
+        watch.arm(true, Some(46), None, Some([7; 16]), None);
+        let read = WatchedBody::read(body, watch.clone());
+        assert!(read.collect().await.is_err(), "another MD5");
+        let e = watch.verdict().expect("a verdict");
+        assert_eq!(e.code(), &S3ErrorCode::BadDigest);
+        assert!(watch.take_unread().is_none(), "nothing left to read");
     }
 
     #[test]
