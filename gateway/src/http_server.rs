@@ -118,9 +118,10 @@ async fn handle(
         let checked = check_method(req.method())
             .and_then(|()| check_header_section(req.headers()))
             .and_then(|()| signature_form::check_signature_v2_date(&req, now_ms))
+            // The region first: its 400 tells a client where to sign.
+            .and_then(|()| signature_form::check_region(frontend.region.as_deref(), &req))
             .and_then(|()| signature_form::check_sigv4_header(req.headers(), now_ms))
-            .and_then(|()| signature_form::check_presigned_url(req.uri(), req.headers(), now_ms))
-            .and_then(|()| signature_form::check_region(frontend.region.as_deref(), &req));
+            .and_then(|()| signature_form::check_presigned_url(req.uri(), req.headers(), now_ms));
         let head_bucket = head
             && matches!(
                 crate::routes::s3_path(frontend.cors.hosts.as_ref(), req.uri(), req.headers()),

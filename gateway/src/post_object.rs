@@ -39,10 +39,7 @@ use crate::object_url::Endpoint;
 use crate::permission::AccessControl;
 use crate::post_form::{self, FileStep, Form, FormParser};
 use crate::s3::Arbor;
-
-/// How far a SigV4 form's `x-amz-date` may be from the gateway's clock:
-/// 15 minutes either way, as for every SigV4 request.
-const SIGV4_SKEW_MAX_SECS: i64 = 15 * 60;
+use crate::signature_form::{CLOCK_SKEW_MAX_SECS, parse_amz_date, split_credential};
 
 /// Fields no policy condition needs to name: the signature's own, the
 /// file, and what AWS exempts (`x-ignore-*`).
@@ -253,7 +250,7 @@ impl PostUploads {
                     "credential scope date does not match x-amz-date"
                 ));
             }
-            if (now - signed_at).abs() > time::Duration::seconds(SIGV4_SKEW_MAX_SECS) {
+            if (now - signed_at).abs() > time::Duration::seconds(CLOCK_SKEW_MAX_SECS) {
                 return Err(S3Error::with_message(
                     S3ErrorCode::RequestTimeTooSkewed,
                     "The difference between the request time and the current time is too large.",
@@ -409,45 +406,6 @@ fn signature_mismatch() -> S3Error {
         S3ErrorCode::SignatureDoesNotMatch,
         "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
     )
-}
-
-/// `access/day/region/service/aws4_request`.
-fn split_credential(credential: &str) -> Option<[&str; 5]> {
-    let mut parts = credential.split('/');
-    let all = [
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    ];
-    parts.next().is_none().then_some(all)
-}
-
-/// `yyyymmddThhmmssZ`.
-fn parse_amz_date(value: &str) -> Option<time::OffsetDateTime> {
-    let bytes = value.as_bytes();
-    if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        let digits = value.get(range)?;
-        digits
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| digits.parse().ok())?
-    };
-    let year = i32::try_from(number(0..4)?).ok()?;
-    let month = time::Month::try_from(u8::try_from(number(4..6)?).ok()?).ok()?;
-    let day = u8::try_from(number(6..8)?).ok()?;
-    let date = time::Date::from_calendar_date(year, month, day).ok()?;
-    let clock = time::Time::from_hms(
-        u8::try_from(number(9..11)?).ok()?,
-        u8::try_from(number(11..13)?).ok()?,
-        u8::try_from(number(13..15)?).ok()?,
-    )
-    .ok()?;
-    Some(time::PrimitiveDateTime::new(date, clock).assume_utc())
 }
 
 fn eq_condition<'a>(policy: &'a PostPolicy, name: &str) -> Option<&'a str> {

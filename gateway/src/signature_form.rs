@@ -16,9 +16,10 @@ use s3s::S3Error;
 
 use crate::{auth, error};
 
-/// How far the `Date` of a Signature Version 2 request may be from the
-/// gateway's clock, as S3 allows: 15 minutes either way.
-const SIGV2_SKEW_MAX_MS: i64 = 15 * 60 * 1000;
+/// How far a request's date may be from the gateway's clock, as S3
+/// allows: 15 minutes either way (SigV2 and SigV4 headers, a presigned
+/// URL's date, a browser upload's).
+pub(crate) const CLOCK_SKEW_MAX_SECS: i64 = 15 * 60;
 
 /// Signature Version 2 (`Authorization: AWS key:signature`) is accepted
 /// (botocore still presigns with it by default, and s3s checks its
@@ -59,7 +60,7 @@ pub(crate) fn check_signature_v2_date<B>(
             "AWS authentication requires a valid Date or x-amz-date header",
         ));
     };
-    if signed_ms.abs_diff(now_ms) > SIGV2_SKEW_MAX_MS.unsigned_abs() {
+    if signed_ms.abs_diff(now_ms) > (CLOCK_SKEW_MAX_SECS * 1000).unsigned_abs() {
         let sent = header("x-amz-date")
             .or_else(|| header("date"))
             .unwrap_or_default();
@@ -70,10 +71,6 @@ pub(crate) fn check_signature_v2_date<B>(
 
 /// The longest a SigV4 presigned URL may be valid, as S3 allows: a week.
 const PRESIGNED_EXPIRES_MAX_SECS: u64 = 7 * 24 * 3600;
-
-/// How far in the future a presigned URL's `X-Amz-Date` may be, for
-/// clocks that disagree: s3s's default skew.
-const PRESIGNED_DATE_SKEW_MAX_SECS: i64 = 15 * 60;
 
 /// A SigV4 presigned URL's `X-Amz-Expires`, `X-Amz-Date` and
 /// `X-Amz-SignedHeaders`, checked as S3 checks them, at `now_ms`:
@@ -145,7 +142,7 @@ pub(crate) fn check_presigned_url(
             ],
         )
     };
-    if signed_s - now_s > PRESIGNED_DATE_SKEW_MAX_SECS {
+    if signed_s - now_s > CLOCK_SKEW_MAX_SECS {
         return Err(denied("Request is not yet valid", ("X-Amz-Date", &date)));
     }
     if now_s > expires_at_s {
@@ -157,9 +154,10 @@ pub(crate) fn check_presigned_url(
     Ok(())
 }
 
-/// `X-Amz-Date`'s `yyyyMMdd'T'HHmmss'Z'` as seconds since the Unix epoch;
-/// `None` if it is not that form or not a date.
-fn amz_date_secs(text: &str) -> Option<i64> {
+/// `X-Amz-Date`'s `yyyyMMdd'T'HHmmss'Z'` (ISO 8601's basic form, UTC);
+/// `None` if it is not that form or not a date. Browser uploads' forms
+/// carry the same.
+pub(crate) fn parse_amz_date(text: &str) -> Option<time::OffsetDateTime> {
     let bytes = text.as_bytes();
     let form_ok = bytes.len() == 16
         && bytes.get(8) == Some(&b'T')
@@ -185,7 +183,27 @@ fn amz_date_secs(text: &str) -> Option<i64> {
         u8::try_from(number(13..15)?).ok()?,
     )
     .ok()?;
-    Some(date.with_time(at).assume_utc().unix_timestamp())
+    Some(date.with_time(at).assume_utc())
+}
+
+/// [`parse_amz_date`] in seconds since the Unix epoch.
+fn amz_date_secs(text: &str) -> Option<i64> {
+    parse_amz_date(text).map(time::OffsetDateTime::unix_timestamp)
+}
+
+/// A SigV4 credential scope's five parts,
+/// `KEY/YYYYMMDD/REGION/SERVICE/aws4_request`, as they are (each may be
+/// empty); `None` for another number of parts.
+pub(crate) fn split_credential(credential: &str) -> Option<[&str; 5]> {
+    let mut parts = credential.split('/');
+    let all = [
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    ];
+    parts.next().is_none().then_some(all)
 }
 
 /// Seconds since the Unix epoch as S3's error elements write a time:
@@ -223,10 +241,6 @@ pub(crate) fn check_region<B>(pinned: Option<&str>, req: &http::Request<B>) -> R
         _ => Ok(()),
     }
 }
-
-/// How far the `x-amz-date` of a SigV4 request may be from the gateway's
-/// clock, as S3 allows: 15 minutes either way.
-const SIGV4_SKEW_MAX_SECS: i64 = 15 * 60;
 
 /// The one algorithm of SigV4 that S3 and s3s take.
 const SIGV4_ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -272,16 +286,15 @@ pub(crate) fn check_sigv4_header(headers: &http::HeaderMap, now_ms: i64) -> Resu
             "the authorization header requires three components: Credential, SignedHeaders, and Signature.",
         ));
     };
-    let scope: Vec<&str> = credential.split('/').collect();
-    let scope_date = match scope.as_slice() {
-        [key, date, region, service, "aws4_request"]
-            if !key.is_empty()
-                && date.len() == 8
+    // An empty key or region is s3s's to answer (an unknown key, any
+    // region when none is pinned).
+    let scope_date = match split_credential(credential) {
+        Some([_key, date, _region, service, "aws4_request"])
+            if date.len() == 8
                 && date.bytes().all(|b| b.is_ascii_digit())
-                && !region.is_empty()
                 && !service.is_empty() =>
         {
-            *date
+            date
         }
         _ => {
             return Err(header_malformed(
@@ -297,15 +310,20 @@ pub(crate) fn check_sigv4_header(headers: &http::HeaderMap, now_ms: i64) -> Resu
                 "Invalid credential date. Date is not the same as X-Amz-Date.",
             ));
         }
-        if sent_s.abs_diff(now_ms.div_euclid(1000)) > SIGV4_SKEW_MAX_SECS.unsigned_abs() {
+        if sent_s.abs_diff(now_ms.div_euclid(1000)) > CLOCK_SKEW_MAX_SECS.unsigned_abs() {
             return Err(too_skewed(sent, now_ms));
         }
     }
-    check_all_signed(headers, signed, &[])
+    check_all_signed(headers, signed, RELAY_HEADERS)
 }
 
-/// `x-amz-` headers a presigned URL need not sign.
-const PRESIGNED_UNSIGNED_ALLOWED: &[&str] = &["x-amz-content-sha256"];
+/// `x-amz-` headers a relay adds on its way to the origin, which no
+/// client signs: CloudFront's request id. S3 takes requests so relayed.
+const RELAY_HEADERS: &[&str] = &["x-amz-cf-id"];
+
+/// `x-amz-` headers a presigned URL need not sign: a relay's, and the
+/// payload hash, which only narrows what the body may be.
+const PRESIGNED_UNSIGNED_ALLOWED: &[&str] = &["x-amz-cf-id", "x-amz-content-sha256"];
 
 /// Every `x-amz-` header of the request (but those `allowed`), and `host`,
 /// named in `signed` (`SignedHeaders`, `;`-separated): else whoever
@@ -363,7 +381,7 @@ fn too_skewed(sent: &str, now_ms: i64) -> S3Error {
             ("ServerTime", &iso8601_secs(now_ms.div_euclid(1000))),
             (
                 "MaxAllowedSkewMilliseconds",
-                &(SIGV4_SKEW_MAX_SECS * 1000).to_string(),
+                &(CLOCK_SKEW_MAX_SECS * 1000).to_string(),
             ),
         ],
     )
@@ -553,6 +571,9 @@ mod tests {
         let without_host = sigv4(SCOPE, "x-amz-content-sha256;x-amz-date", &[]);
         let e = check_sigv4_header(&without_host, NOW_MS).expect_err("host");
         assert_eq!(elements(&e)[0].1, "host");
+        // A relay's own header (CloudFront's) is no request header.
+        let relayed = sigv4(SCOPE, SIGNED, &[("x-amz-cf-id", "abc==")]);
+        assert!(check_sigv4_header(&relayed, NOW_MS).is_ok());
         // Names compare without case.
         let upper = sigv4(SCOPE, "Host;X-Amz-Content-Sha256;X-Amz-Date", &[]);
         assert!(check_sigv4_header(&upper, NOW_MS).is_ok());
@@ -577,12 +598,19 @@ mod tests {
             "AK/20261207/us-east-1/s3/aws5_request",
             "AK/20261207/us-east-1/s3",
             "AK/2026120/us-east-1/s3/aws4_request",
-            "/20261207/us-east-1/s3/aws4_request",
-            "AK/20261207//s3/aws4_request",
+            "AK/20261207/us-east-1//aws4_request",
+            "AK/20261207/us-east-1/s3/aws4_request/x",
         ] {
             let (c, message) = code(sigv4(scope, SIGNED, &[])).expect(scope);
             assert_eq!(c, s3s::S3ErrorCode::AuthorizationHeaderMalformed, "{scope}");
             assert!(message.contains("Credential is mal-formed"), "{message}");
+        }
+        // An empty key or region is s3s's to answer.
+        for scope in [
+            "/20261207/us-east-1/s3/aws4_request",
+            "AK/20261207//s3/aws4_request",
+        ] {
+            assert_eq!(code(sigv4(scope, SIGNED, &[])), None, "{scope}");
         }
         let (c, message) =
             code(sigv4("AK/20261206/us-east-1/s3/aws4_request", SIGNED, &[])).expect("another day");
