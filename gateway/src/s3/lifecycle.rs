@@ -105,7 +105,7 @@ fn filter_of(filter: LifecycleRuleFilter) -> S3Result<(String, LifecycleFilter)>
     if tags.iter().any(|t| t.key.is_none()) {
         return Err(malformed());
     }
-    let tags = tagging::validate_each(tagging::pairs(tags))?;
+    let tags = tagging::validate_filter(tagging::pairs(tags))?;
     let filter = LifecycleFilter {
         tags,
         size_greater_than: size_bound(greater)?,

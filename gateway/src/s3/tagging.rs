@@ -29,14 +29,18 @@ pub fn validate(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> 
         return Err(invalid_tag("Object tags cannot be greater than 10"));
     }
     let tags = validate_each(tags)?;
-    if tags.iter().any(|(key, _)| key.starts_with(RESERVED_PREFIX)) {
+    if tags.iter().any(|(key, _)| reserved(key)) {
         return Err(invalid_tag("Your TagKey cannot be prefixed with aws:"));
     }
     Ok(tags)
 }
 
-/// The prefix of the tag keys AWS reserves for its own tags.
-const RESERVED_PREFIX: &str = "aws:";
+/// A key in the namespace AWS reserves for its own tags: `aws:`, in any
+/// case (AWS's pattern for tag keys refuses `AWS:` too).
+fn reserved(key: &str) -> bool {
+    key.get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:"))
+}
 
 /// S3's rules for a bucket's tag set: at most 50, and none in the `aws:`
 /// namespace.
@@ -44,10 +48,7 @@ fn validate_bucket(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)
     if tags.len() > BUCKET_TAGS_MAX {
         return Err(invalid_tag("Bucket tag count cannot be greater than 50"));
     }
-    if tags
-        .iter()
-        .any(|(key, _)| key.to_ascii_lowercase().starts_with(RESERVED_PREFIX))
-    {
+    if tags.iter().any(|(key, _)| reserved(key)) {
         return Err(invalid_tag(
             "System tags cannot be added/updated by requester",
         ));
@@ -61,16 +62,34 @@ fn validate_bucket(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)
 /// spaces and `+ - = . _ : / @`, and no key twice. A refusal names the
 /// tag in the error's `TagKey` (and `TagValue`), as S3's does. Returns
 /// the tags sorted by key.
-pub(super) fn validate_each(mut tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
+fn validate_each(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
+    check_each(tags, true)
+}
+
+/// A lifecycle rule's tag filter: the lengths and unique keys of
+/// [`validate_each`], but any characters (a filter only names tags to
+/// match; S3's rules for it say no more).
+pub(super) fn validate_filter(tags: Vec<(String, String)>) -> S3Result<Vec<(String, String)>> {
+    check_each(tags, false)
+}
+
+fn check_each(
+    mut tags: Vec<(String, String)>,
+    characters: bool,
+) -> S3Result<Vec<(String, String)>> {
+    let valid = |text: &str, min: usize, max: usize| {
+        let units = text.encode_utf16().count();
+        (min..=max).contains(&units) && (!characters || text.chars().all(tag_char))
+    };
     let mut seen = std::collections::HashSet::with_capacity(tags.len());
     for (key, value) in &tags {
-        if !tag_text_valid(key, 1, TAG_KEY_CHARS_MAX) {
+        if !valid(key, 1, TAG_KEY_CHARS_MAX) {
             return Err(error::with_elements(
                 invalid_tag("The TagKey you have provided is invalid"),
                 &[("TagKey", key)],
             ));
         }
-        if !tag_text_valid(value, 0, TAG_VALUE_CHARS_MAX) {
+        if !valid(value, 0, TAG_VALUE_CHARS_MAX) {
             return Err(error::with_elements(
                 invalid_tag("The TagValue you have provided is invalid"),
                 &[("TagKey", key), ("TagValue", value)],
@@ -85,13 +104,6 @@ pub(super) fn validate_each(mut tags: Vec<(String, String)>) -> S3Result<Vec<(St
     }
     tags.sort();
     Ok(tags)
-}
-
-/// A tag key's or value's length, in UTF-16 code units, within
-/// `min..=max`, and every character one S3 takes in a tag.
-fn tag_text_valid(text: &str, min: usize, max: usize) -> bool {
-    let units = text.encode_utf16().count();
-    (min..=max).contains(&units) && text.chars().all(tag_char)
 }
 
 /// Letters, digits, spaces (of any script, but no control character such
@@ -503,11 +515,28 @@ mod tests {
     }
 
     #[test]
+    fn a_lifecycle_filter_names_tags_of_any_characters() {
+        let tags = vec![("a,b".to_owned(), "#1".to_owned())];
+        assert!(validate_filter(tags.clone()).is_ok());
+        assert!(validate(tags).is_err());
+        let twice = vec![
+            ("k".to_owned(), "1".to_owned()),
+            ("k".to_owned(), "2".to_owned()),
+        ];
+        assert!(validate_filter(twice).is_err());
+        assert!(validate_filter(vec![("k".repeat(129), String::new())]).is_err());
+    }
+
+    #[test]
     fn object_tags_keep_out_of_the_aws_namespace() {
         let (code, message) = refusal(from_header(Some("aws:cloudformation=x")));
         assert_eq!(code, S3ErrorCode::InvalidTag);
         assert_eq!(message, "Your TagKey cannot be prefixed with aws:");
-        assert!(from_header(Some("awsx=1&AWS:k=2")).is_ok());
+        assert!(from_header(Some("awsx=1&aws=2")).is_ok());
+        assert_eq!(
+            refusal(from_header(Some("AWS:k=2"))).0,
+            S3ErrorCode::InvalidTag
+        );
         assert_eq!(
             refusal(validate_bucket(vec![("AWS:k".into(), "v".into())])).0,
             S3ErrorCode::InvalidTag
