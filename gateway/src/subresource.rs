@@ -138,6 +138,12 @@ pub fn first_in(query: Option<&str>) -> Option<Cow<'_, str>> {
     parameter_names(query?).find(|name| SUBRESOURCES.contains(&name.as_ref()))
 }
 
+/// The object PUTs s3s routes when the query names no whole upload and
+/// part: PutObject, and CopyObject for one with `x-amz-copy-source`.
+fn names_no_upload(op: &str) -> bool {
+    matches!(op, "PutObject" | "CopyObject")
+}
+
 /// Refuses a request that s3s routed to `op` while its query names a
 /// subresource `op` does not take (see the module comment).
 pub fn check(op: &str, query: Option<&str>) -> Result<(), S3Error> {
@@ -148,7 +154,7 @@ pub fn check(op: &str, query: Option<&str>) -> Result<(), S3Error> {
     match stray {
         // An object PUT naming an upload but no part: S3 answers it as a
         // method the upload does not take.
-        Some(name) if op == "PutObject" && name == "uploadId" => Err(crate::error::with_headers(
+        Some(name) if names_no_upload(op) && name == "uploadId" => Err(crate::error::with_headers(
             S3Error::with_message(
                 S3ErrorCode::MethodNotAllowed,
                 "The specified method is not allowed against this resource.",
@@ -159,7 +165,7 @@ pub fn check(op: &str, query: Option<&str>) -> Result<(), S3Error> {
             )]),
         )),
         // A part number without its upload: no PutObject, as S3 has it.
-        None if op == "PutObject" && parameter_names(query).any(|name| name == "partNumber") => {
+        None if names_no_upload(op) && parameter_names(query).any(|name| name == "partNumber") => {
             Err(S3Error::with_message(
                 S3ErrorCode::InvalidArgument,
                 "This operation does not accept partNumber without uploadId",
@@ -199,6 +205,12 @@ mod tests {
         ] {
             let e = check("PutObject", Some(query)).expect_err(query);
             assert_eq!(e.code(), &S3ErrorCode::InvalidArgument, "{query}");
+        }
+        for op in ["PutObject", "CopyObject"] {
+            let e = check(op, Some("uploadId=abc")).expect_err(op);
+            assert_eq!(e.code(), &S3ErrorCode::MethodNotAllowed, "{op}");
+            let e = check(op, Some("partNumber=1")).expect_err(op);
+            assert_eq!(e.code(), &S3ErrorCode::InvalidArgument, "{op}");
         }
         assert!(check("UploadPart", Some("partNumber=1&uploadId=abc")).is_ok());
         assert!(check("GetObject", Some("partNumber=1")).is_ok());
