@@ -52,8 +52,9 @@ const VERSIONS_ROOT: &str = "ListVersionsResult";
 /// the buffer once.
 const CONTENTS_BYTES_GUESS: usize = 256;
 
-/// A `ListBucketResult` document being written, elements in the order
-/// s3s's DTO serialization writes them (the caller keeps to it).
+/// A `ListBucketResult` (or `ListVersionsResult`) document being written,
+/// elements in the order the caller writes them: for v1 and v2 the order
+/// s3s's DTO serialization writes them.
 pub struct ListXml {
     /// The root element, closed by [`ListXml::into_response`].
     root: &'static str,
