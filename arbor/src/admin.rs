@@ -254,7 +254,7 @@ pub(crate) async fn signed_exchange(
     let mut request = builder
         .body(http_body_util::Full::new(body.clone()))
         .context("building the request")?;
-    sign(&mut request, &credentials, &body)?;
+    sign(&mut request, &credentials, config.signing_region(), &body)?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<Bytes>>();
     let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
@@ -274,6 +274,7 @@ pub(crate) async fn signed_exchange(
 fn sign(
     request: &mut http::Request<http_body_util::Full<Bytes>>,
     credentials: &auth::Credentials,
+    region: &str,
     body: &[u8],
 ) -> anyhow::Result<()> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -288,7 +289,7 @@ fn sign(
     .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region("us-east-1")
+        .region(region)
         .name("s3")
         .time(SystemTime::now())
         .settings(SigningSettings::default())

@@ -430,6 +430,32 @@ async fn a_pinned_region_refuses_requests_signed_for_another() {
         .send()
         .await
         .expect("this region");
+    // `arbor admin` signs for the region it is told, as the server is.
+    let admin = |region: Option<&str>| {
+        let mut command =
+            std::process::Command::new(arbor_compat_tests::arbor_binary().expect("binary"));
+        command
+            .args(["admin", "--endpoint", &server.endpoint])
+            .env("ARBOR_ACCESS_KEY", &server.access_key)
+            .env("ARBOR_SECRET_KEY", &server.secret_key)
+            .env_remove("ARBOR_REGION");
+        if let Some(region) = region {
+            command.args(["--region", region]);
+        }
+        let out = command
+            .args(["key", "list"])
+            .output()
+            .expect("run arbor admin");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = admin(None);
+    assert!(!ok, "signed for us-east-1");
+    assert!(stderr.contains("AuthorizationHeaderMalformed"), "{stderr}");
+    let (ok, stderr) = admin(Some("eu-west-3"));
+    assert!(ok, "{stderr}");
     assert!(server.stop().expect("stop").success());
 }
 

@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     DATA_DIR_DEFAULT, Secret, Settings, admin_endpoint_default, check_key_pair, check_meta_addrs,
-    check_path, key_pair, refuse,
+    check_path, check_region, key_pair, refuse,
 };
+
+/// The region requests are signed for when none is set: what a server
+/// without a pinned region takes like any other, and S3's default.
+const SIGNING_REGION_DEFAULT: &str = "us-east-1";
 
 #[derive(Clone, Debug, clap::Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +32,10 @@ pub struct AdminConfig {
     /// processes carries a MAC under it. For `arbor admin meta`.
     #[arg(long, env = "ARBOR_CLUSTER_SECRET_FILE", global = true)]
     pub cluster_secret_file: Option<PathBuf>,
+    /// The region to sign requests for: the server's `--region` when it
+    /// pins one (us-east-1 if unset).
+    #[arg(long, env = "ARBOR_REGION")]
+    pub region: Option<String>,
     /// Access key to sign with (file or ARBOR_ACCESS_KEY).
     #[arg(skip)]
     pub access_key: Option<Secret>,
@@ -48,11 +56,17 @@ impl Settings for AdminConfig {
         }
         check_path("data_dir", &self.data_dir)?;
         check_meta_addrs(&self.meta)?;
+        check_region(self.region.as_deref())?;
         check_key_pair(self.access_key.as_ref(), self.secret_key.as_ref())
     }
 }
 
 impl AdminConfig {
+    /// The region requests are signed for.
+    pub fn signing_region(&self) -> &str {
+        self.region.as_deref().unwrap_or(SIGNING_REGION_DEFAULT)
+    }
+
     /// The key pair the settings name (else the stored one).
     pub fn credentials(&self) -> Option<Credentials> {
         key_pair(self.access_key.as_ref(), self.secret_key.as_ref())
