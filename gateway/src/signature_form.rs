@@ -227,19 +227,27 @@ fn iso8601_secs(secs: i64) -> String {
 /// S3 refuses it.
 pub(crate) fn check_region<B>(pinned: Option<&str>, req: &http::Request<B>) -> Result<(), S3Error> {
     let Some(pinned) = pinned else { return Ok(()) };
-    match auth::signed_region(req.headers(), req.uri()) {
-        // `<Region>` tells a client (botocore's redirector) where to sign.
-        Some(region) if region != pinned => Err(error::with_elements(
-            S3Error::with_message(
-                s3s::S3ErrorCode::AuthorizationHeaderMalformed,
-                format!(
-                    "The authorization header is malformed; the region '{region}' is wrong; expecting '{pinned}'"
-                ),
-            ),
-            &[("Region", pinned)],
-        )),
-        _ => Ok(()),
+    let Some(region) = auth::signed_region(req.headers(), req.uri()) else {
+        return Ok(());
+    };
+    if region == pinned {
+        return Ok(());
     }
+    let wrong = format!("the region '{region}' is wrong; expecting '{pinned}'");
+    // A presigned URL's credential is a query parameter: S3 names it so.
+    let error = if req.headers().contains_key(http::header::AUTHORIZATION) {
+        S3Error::with_message(
+            s3s::S3ErrorCode::AuthorizationHeaderMalformed,
+            format!("The authorization header is malformed; {wrong}"),
+        )
+    } else {
+        S3Error::with_message(
+            s3s::S3ErrorCode::AuthorizationQueryParametersError,
+            format!("Error parsing the X-Amz-Credential parameter; {wrong}"),
+        )
+    };
+    // `<Region>` tells a client (botocore's redirector) where to sign.
+    Err(error::with_elements(error, &[("Region", pinned)]))
 }
 
 /// The one algorithm of SigV4 that S3 and s3s take.
@@ -687,6 +695,20 @@ mod tests {
             [("Region".to_owned(), "us-east-1".to_owned())]
         );
         assert!(check_region(Some("eu-west-1"), &request).is_ok());
+        let presigned = http::Request::builder()
+            .uri("/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261207%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Signature=ab")
+            .body(())
+            .expect("request");
+        let e = check_region(Some("us-east-1"), &presigned).expect_err("wrong region");
+        assert_eq!(
+            e.code(),
+            &s3s::S3ErrorCode::AuthorizationQueryParametersError
+        );
+        assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+        assert_eq!(
+            elements(&e),
+            [("Region".to_owned(), "us-east-1".to_owned())]
+        );
         assert!(check_region(None, &request).is_ok());
     }
 }
