@@ -725,6 +725,17 @@ async fn public_access_block_and_object_ownership_keep_acls_in_check() {
         .await
         .expect("ACLs enabled again");
     assert_eq!(anonymous(ep, "GET", "/guard/pub").await.status, 200);
+    // Deleted, the controls are gone, as S3 answers (Terraform waits for
+    // the 404), and ACLs are taken.
+    let e = s3
+        .get_bucket_ownership_controls()
+        .bucket("guard")
+        .send()
+        .await
+        .expect_err("none left");
+    assert_eq!(e.code(), Some("OwnershipControlsNotFoundError"));
+    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(404));
+    put(&s3, "guard", "again", Some(ObjectCannedAcl::PublicRead)).await;
 
     // CreateBucket asks both at once: refused before anything is made.
     let e = s3

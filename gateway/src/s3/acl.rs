@@ -413,17 +413,20 @@ pub async fn put_object(
     Ok(S3Response::new(PutObjectAclOutput::default()))
 }
 
-fn dto_ownership(ownership: records::ObjectOwnership) -> OwnershipControls {
+/// The controls GetBucketOwnershipControls answers; `None` when the
+/// bucket has none.
+fn dto_ownership(ownership: records::ObjectOwnership) -> Option<OwnershipControls> {
     let name = match ownership {
         records::ObjectOwnership::BucketOwnerPreferred => ObjectOwnership::BUCKET_OWNER_PREFERRED,
         records::ObjectOwnership::ObjectWriter => ObjectOwnership::OBJECT_WRITER,
         records::ObjectOwnership::BucketOwnerEnforced => ObjectOwnership::BUCKET_OWNER_ENFORCED,
+        records::ObjectOwnership::Unset => return None,
     };
-    OwnershipControls {
+    Some(OwnershipControls {
         rules: vec![OwnershipControlsRule {
             object_ownership: ObjectOwnership::from_static(name),
         }],
-    }
+    })
 }
 
 /// An Object Ownership by its S3 name; anything else is 400
@@ -443,7 +446,9 @@ pub fn parse_ownership(name: &str) -> S3Result<records::ObjectOwnership> {
 }
 
 /// GetBucketOwnershipControls: the bucket's Object Ownership;
-/// `BucketOwnerPreferred` (ACLs enabled) until one is set.
+/// `BucketOwnerPreferred` (ACLs enabled) until one is set; once the
+/// controls are deleted, 404 OwnershipControlsNotFoundError, as S3 answers
+/// (Terraform waits for it after deleting them).
 pub async fn get_ownership_controls(
     s3: &Arbor,
     req: S3Request<GetBucketOwnershipControlsInput>,
@@ -456,8 +461,14 @@ pub async fn get_ownership_controls(
         })
         .await
         .map_err(error::from_meta)?;
+    let Some(controls) = dto_ownership(stored.ownership) else {
+        return Err(s3_error!(
+            OwnershipControlsNotFoundError,
+            "The bucket ownership controls were not found"
+        ));
+    };
     Ok(S3Response::new(GetBucketOwnershipControlsOutput {
-        ownership_controls: Some(dto_ownership(stored.ownership)),
+        ownership_controls: Some(controls),
     }))
 }
 
@@ -489,8 +500,7 @@ pub async fn put_ownership_controls(
     Ok(S3Response::new(PutBucketOwnershipControlsOutput::default()))
 }
 
-/// DeleteBucketOwnershipControls: back to the default,
-/// `BucketOwnerPreferred`.
+/// DeleteBucketOwnershipControls: no controls left, ACLs enabled.
 pub async fn delete_ownership_controls(
     s3: &Arbor,
     req: S3Request<DeleteBucketOwnershipControlsInput>,
@@ -502,7 +512,7 @@ pub async fn delete_ownership_controls(
     s3.meta()
         .write(SetObjectOwnership {
             bucket: input.bucket.clone(),
-            ownership: records::ObjectOwnership::default(),
+            ownership: records::ObjectOwnership::Unset,
         })
         .await
         .map_err(error::from_meta)?;

@@ -167,6 +167,11 @@ pub enum ObjectOwnership {
     BucketOwnerPreferred,
     ObjectWriter,
     BucketOwnerEnforced,
+    /// No ownership controls: what DeleteBucketOwnershipControls leaves.
+    /// ACLs are enabled (S3's behaviour for such a bucket, ObjectWriter's),
+    /// and GetBucketOwnershipControls finds none. Last, so that records
+    /// written before it decode as they were.
+    Unset,
 }
 
 impl ObjectOwnership {
@@ -182,4 +187,26 @@ impl ObjectOwnership {
 pub struct BucketAcl {
     pub acl: CannedAcl,
     pub ownership: ObjectOwnership,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownerships_keep_the_encoding_records_were_written_in() {
+        // postcard writes a variant's index: those before `Unset` stay.
+        for (ownership, encoded) in [
+            (ObjectOwnership::BucketOwnerPreferred, 0u8),
+            (ObjectOwnership::ObjectWriter, 1),
+            (ObjectOwnership::BucketOwnerEnforced, 2),
+            (ObjectOwnership::Unset, 3),
+        ] {
+            let bytes = postcard::to_allocvec(&ownership).expect("encode");
+            assert_eq!(bytes, [encoded], "{ownership:?}");
+            let back: ObjectOwnership = postcard::from_bytes(&bytes).expect("decode");
+            assert_eq!(back, ownership);
+        }
+        assert!(!ObjectOwnership::Unset.acls_disabled());
+    }
 }
