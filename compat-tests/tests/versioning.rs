@@ -517,6 +517,25 @@ async fn versions_delete_markers_and_null_versions() {
         failure(&e).0.as_deref(),
         Some("IllegalVersioningConfigurationException")
     );
+    // A status (or MFA delete) outside S3's schema is MalformedXML.
+    for configuration in [
+        VersioningConfiguration::builder()
+            .status(BucketVersioningStatus::from("Disabled"))
+            .build(),
+        VersioningConfiguration::builder()
+            .status(BucketVersioningStatus::Enabled)
+            .mfa_delete(aws_sdk_s3::types::MfaDelete::from("Maybe"))
+            .build(),
+    ] {
+        let e = s3
+            .put_bucket_versioning()
+            .bucket(b)
+            .versioning_configuration(configuration)
+            .send()
+            .await
+            .expect_err("outside the schema");
+        assert_eq!(failure(&e).0.as_deref(), Some("MalformedXML"));
+    }
     // A bucket with versions is not empty.
     let e = s3
         .delete_bucket()

@@ -244,7 +244,8 @@ pub async fn get_versioning(
 
 /// PutBucketVersioning: Enabled or Suspended. MFA delete is not
 /// supported (NotImplemented when asked to enable it); a configuration
-/// without a valid Status is S3's IllegalVersioningConfigurationException.
+/// without a Status is S3's IllegalVersioningConfigurationException, and
+/// a Status or MfaDelete outside S3's schema MalformedXML, as S3 answers.
 pub async fn put_versioning(
     s3: &Arbor,
     req: S3Request<PutBucketVersioningInput>,
@@ -252,17 +253,24 @@ pub async fn put_versioning(
     let input = req.input;
     record_target("PutBucketVersioning", &input.bucket, None);
     let config = input.versioning_configuration;
-    if config
-        .mfa_delete
-        .as_ref()
-        .is_some_and(|m| m.as_str() == MFADelete::ENABLED)
-    {
-        return Err(s3_error!(NotImplemented, "MFA delete is not supported."));
+    let malformed = || {
+        s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        )
+    };
+    match config.mfa_delete.as_ref().map(MFADelete::as_str) {
+        None | Some(MFADelete::DISABLED) => {}
+        Some(MFADelete::ENABLED) => {
+            return Err(s3_error!(NotImplemented, "MFA delete is not supported."));
+        }
+        Some(_) => return Err(malformed()),
     }
     let versioning = match config.status.as_ref().map(BucketVersioningStatus::as_str) {
         Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
         Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
-        _ => {
+        Some(_) => return Err(malformed()),
+        None => {
             return Err(s3_error!(
                 IllegalVersioningConfigurationException,
                 "The Versioning element must be specified"
