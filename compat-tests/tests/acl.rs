@@ -748,6 +748,23 @@ async fn public_access_block_and_object_ownership_keep_acls_in_check() {
         .expect_err("public and enforced");
     assert_eq!(e.code(), Some("InvalidBucketAclWithObjectOwnership"));
     assert!(s3.head_bucket().bucket("both").send().await.is_err());
+    // The bucket-owner ACLs mean nothing to a new bucket: S3 ignores them
+    // there (and refuses them on PutBucketAcl).
+    s3.create_bucket()
+        .bucket("owner-acl")
+        .acl(BucketCannedAcl::from("bucket-owner-full-control"))
+        .send()
+        .await
+        .expect("ignored");
+    assert_refused(&anonymous(ep, "GET", "/owner-acl").await, "private");
+    let e = s3
+        .put_bucket_acl()
+        .bucket("owner-acl")
+        .acl(BucketCannedAcl::from("bucket-owner-read"))
+        .send()
+        .await
+        .expect_err("not a bucket's ACL");
+    assert_eq!(e.code(), Some("InvalidArgument"));
     s3.create_bucket()
         .bucket("enforced")
         .object_ownership(ObjectOwnership::BucketOwnerEnforced)

@@ -154,9 +154,19 @@ pub fn object_acl(acl: Option<&ObjectCannedACL>, headers: &http::HeaderMap) -> S
     Ok(asked(acl.map(ObjectCannedACL::as_str), headers, false)?.unwrap_or_default())
 }
 
-/// The ACL CreateBucket asks for: private unless it names one.
-pub fn bucket_acl(acl: Option<&BucketCannedACL>, headers: &http::HeaderMap) -> S3Result<CannedAcl> {
-    Ok(asked(acl.map(BucketCannedACL::as_str), headers, true)?.unwrap_or_default())
+/// The ACL CreateBucket asks for: private unless it names one. The
+/// `bucket-owner-read` and `bucket-owner-full-control` of objects, which
+/// S3 ignores when it creates a bucket (its canned ACL table says so), are
+/// `private` too.
+pub fn created_bucket_acl(
+    acl: Option<&BucketCannedACL>,
+    headers: &http::HeaderMap,
+) -> S3Result<CannedAcl> {
+    let name = acl.map(BucketCannedACL::as_str).map(|name| match name {
+        "bucket-owner-read" | "bucket-owner-full-control" => "private",
+        other => other,
+    });
+    Ok(asked(name, headers, true)?.unwrap_or_default())
 }
 
 /// Refuses a public `acl` on `bucket` whose public access block has

@@ -16,7 +16,7 @@ pub async fn create(
     s3: &Arbor,
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
-    let acl = acl::bucket_acl(req.input.acl.as_ref(), &req.headers)?;
+    let acl = acl::created_bucket_acl(req.input.acl.as_ref(), &req.headers)?;
     let ownership = req
         .input
         .object_ownership
