@@ -1755,6 +1755,16 @@ async fn object_attributes_may_come_in_one_header() {
             );
             assert_error(&response, 400, "InvalidArgument", attributes);
         }
+        // An empty header names no attribute, as a missing one.
+        for attributes in ["", " , "] {
+            let response = f.send(
+                "GET",
+                &target,
+                &[("x-amz-object-attributes", attributes)],
+                b"",
+            );
+            assert_error(&response, 400, "InvalidRequest", attributes);
+        }
     })
     .await;
 }

@@ -735,6 +735,13 @@ pub async fn attributes(
         .flat_map(|a| a.as_str().split(','))
         .map(str::trim)
         .collect();
+    // An empty header names nothing, as a missing one (which s3s refuses).
+    if asked.iter().all(|a| a.is_empty()) {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The x-amz-object-attributes header specifying the attributes to be retrieved is either missing or empty"
+        ));
+    }
     let known = [
         ObjectAttributes::ETAG,
         ObjectAttributes::CHECKSUM,
