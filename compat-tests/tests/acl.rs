@@ -297,6 +297,18 @@ async fn object_acls_let_everyone_read_what_they_name_and_nothing_else() {
         .await
         .expect("acl body");
     assert_eq!(anonymous(ep, "GET", "/web/public.txt").await.status, 200);
+    // An ACL naming another owner would give the object away: 403.
+    let mut giveaway = policy(ALL_USERS);
+    giveaway.owner = Some(Owner::builder().id("someone-else").build());
+    let e = s3
+        .put_object_acl()
+        .bucket("web")
+        .key("public.txt")
+        .access_control_policy(giveaway)
+        .send()
+        .await
+        .expect_err("another owner");
+    assert_eq!(e.code(), Some("AccessDenied"));
 
     // What no canned ACL grants is refused whole, never stored in part.
     let e = s3

@@ -192,8 +192,14 @@ pub async fn check_public_allowed(s3: &Arbor, bucket: &str, acl: CannedAcl) -> S
     Ok(())
 }
 
-/// The ACL an AccessControlPolicy body grants.
+/// The ACL an AccessControlPolicy body grants. Its Owner, if named, is the
+/// owner: an ACL cannot give the bucket or object away (S3's 403).
 fn policy_acl(policy: &AccessControlPolicy) -> S3Result<CannedAcl> {
+    if let Some(id) = policy.owner.as_ref().and_then(|o| o.id.as_deref())
+        && Some(id) != bucket::owner().id.as_deref()
+    {
+        return Err(s3_error!(AccessDenied, "Access Denied"));
+    }
     let mut grants = Vec::new();
     for grant in policy.grants.as_deref().unwrap_or_default() {
         let permission = match grant.permission.as_ref().map(Permission::as_str) {
