@@ -125,6 +125,12 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{method} {target}: {e:#}"))
     }
 
+    /// [`Fixture::send`] with the body's own Content-MD5, which S3 asks
+    /// of the bodies it reads whole.
+    fn send_with_md5(&self, method: &str, target: &str, body: &[u8]) -> RawResponse {
+        self.send(method, target, &[("content-md5", &content_md5(body))], body)
+    }
+
     fn unsigned(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> RawResponse {
         raw_request(&self.server.endpoint, method, target, headers, b"")
             .unwrap_or_else(|e| panic!("{method} {target}: {e:#}"))
@@ -1096,13 +1102,8 @@ async fn an_xml_body_is_checked_against_its_content_md5() {
             tagging,
         );
         assert_error(&response, 400, "BadDigest", "PutObjectTagging, another MD5");
-        let md5 = content_md5(tagging);
-        let response = f.send(
-            "PUT",
-            &format!("{}?tagging", object_target(KNOWN)),
-            &[("content-md5", &md5)],
-            tagging,
-        );
+        let response =
+            f.send_with_md5("PUT", &format!("{}?tagging", object_target(KNOWN)), tagging);
         assert_eq!(
             response.status,
             200,
@@ -1119,14 +1120,12 @@ async fn a_tag_without_its_value_is_malformed_xml() {
         let target = format!("{}?tagging", object_target(KNOWN));
         let tagging = |tag: &str| format!("<Tagging><TagSet><Tag>{tag}</Tag></TagSet></Tagging>");
         let missing = tagging("<Key>a</Key>");
-        let md5 = content_md5(missing.as_bytes());
-        let response = f.send("PUT", &target, &[("content-md5", &md5)], missing.as_bytes());
+        let response = f.send_with_md5("PUT", &target, missing.as_bytes());
         assert_error(&response, 400, "MalformedXML", "a Tag without its Value");
         // An empty Value is a value.
         for empty in ["<Key>a</Key><Value></Value>", "<Key>a</Key><Value/>"] {
             let body = tagging(empty);
-            let md5 = content_md5(body.as_bytes());
-            let response = f.send("PUT", &target, &[("content-md5", &md5)], body.as_bytes());
+            let response = f.send_with_md5("PUT", &target, body.as_bytes());
             assert_eq!(
                 response.status,
                 200,
@@ -1659,13 +1658,7 @@ async fn key_and_bucket_name_limits() {
         let mut keys: Vec<String> = (0..1000).map(|i| format!("absent-{i}")).collect();
         keys.push(KNOWN.to_owned());
         let body = delete_body(&keys);
-        let md5 = content_md5(&body);
-        let response = f.send(
-            "POST",
-            &format!("/{BUCKET}?delete"),
-            &[("content-md5", &md5)],
-            &body,
-        );
+        let response = f.send_with_md5("POST", &format!("/{BUCKET}?delete"), &body);
         assert_error(
             &response,
             400,
@@ -1958,12 +1951,7 @@ async fn every_subresource_is_served_or_not_implemented() {
         let tagging =
             b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>";
         let target = format!("{}?tagging", object_target(SMALL));
-        let put = f.send(
-            "PUT",
-            &target,
-            &[("content-md5", &content_md5(tagging))],
-            tagging,
-        );
+        let put = f.send_with_md5("PUT", &target, tagging);
         assert_eq!(put.status, 200, "{}", String::from_utf8_lossy(&put.body));
         let got = f.send("GET", &target, &[], b"");
         assert_eq!(xml_element(&got.body, "Value").as_deref(), Some("v"));
@@ -2841,13 +2829,12 @@ async fn not_supported_operations_answer_as_the_conformance_table_says() {
         )
         .expect("docs/conformance.md");
         let body: &[u8] = b"<Configuration/>";
-        let md5 = content_md5(body);
         for (operation, method, suffix, code) in NOT_SUPPORTED {
             let row = format!("| {operation} | not supported | {code} |");
             assert!(table.contains(&row), "conformance.md lacks `{row}`");
             let target = format!("/{BUCKET}{suffix}");
             let response = if matches!(*method, "PUT" | "POST") {
-                f.send(method, &target, &[("content-md5", &md5)], body)
+                f.send_with_md5(method, &target, body)
             } else {
                 f.send(method, &target, &[], b"")
             };
