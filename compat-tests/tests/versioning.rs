@@ -1150,14 +1150,15 @@ async fn object_lock_holds_versions_until_their_date() {
             .legal_hold(ObjectLockLegalHold::builder().status(status).build())
             .send()
     };
+    let held = || s3.get_object_legal_hold().bucket(b).key("h").send();
+    // Never held: S3 finds no legal hold.
+    let e = held().await.expect_err("never held");
+    assert_eq!(
+        failure(&e).0.as_deref(),
+        Some("NoSuchObjectLockConfiguration")
+    );
     hold(ObjectLockLegalHoldStatus::On).await.expect("hold");
-    let status = s3
-        .get_object_legal_hold()
-        .bucket(b)
-        .key("h")
-        .send()
-        .await
-        .expect("get hold");
+    let status = held().await.expect("get hold");
     assert_eq!(
         status.legal_hold().and_then(|h| h.status()),
         Some(&ObjectLockLegalHoldStatus::On)
@@ -1173,6 +1174,11 @@ async fn object_lock_holds_versions_until_their_date() {
         .expect_err("held");
     assert_eq!(failure(&e).0.as_deref(), Some("AccessDenied"));
     hold(ObjectLockLegalHoldStatus::Off).await.expect("lift");
+    let status = held().await.expect("lifted");
+    assert_eq!(
+        status.legal_hold().and_then(|h| h.status()),
+        Some(&ObjectLockLegalHoldStatus::Off)
+    );
     s3.delete_object()
         .bucket(b)
         .key("h")

@@ -41,9 +41,9 @@ use crate::namespace::{
     DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf, GetBucket, GetBucketTags,
     GetBucketVersioning, GetLocatedVersion, GetObject, GetObjectLock, GetObjectLockConfig,
     GetObjectLockRule, GetObjectVersion, GetReadableVersion, ListBuckets, PutBucketTags, PutObject,
-    PutObjectTags, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
-    SetObjectLockConfigInYears, SetObjectRetention, SetObjectRetentionStrict, SetObjectTags,
-    SetOverwritePolicy,
+    PutObjectTags, ReleaseObjectLegalHold, SetBucketVersioning, SetObjectLegalHold,
+    SetObjectLockConfig, SetObjectLockConfigInYears, SetObjectRetention, SetObjectRetentionStrict,
+    SetObjectTags, SetOverwritePolicy,
 };
 use crate::op::{Apply, Outcome, Query};
 use crate::reclaim::{DeleteDirectory, ReclaimBatch, ReclaimStatus};
@@ -246,6 +246,7 @@ writes!(
     PutBucketLifecycleRules,
     SetObjectRetentionStrict,
     SetObjectLockConfigInYears,
+    ReleaseObjectLegalHold,
 );
 
 reads!(
@@ -433,6 +434,7 @@ mod tests {
             "PutBucketLifecycleRules",
             "SetObjectRetentionStrict",
             "SetObjectLockConfigInYears",
+            "ReleaseObjectLegalHold",
         ];
         assert_eq!(Command::NAMES, RELEASED);
         // The names are the tags postcard writes.

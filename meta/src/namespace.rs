@@ -15,9 +15,10 @@ use crate::limits::CHUNK_RECORDS_READ_MAX;
 use crate::op::{Apply, Outcome, Query, SIZE_BASE, SIZE_CHUNK_REF};
 use crate::records::chunk::{ChunkPlacement, ChunkRecord};
 use crate::records::object::{
-    BucketInfo, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, LockMode,
-    ObjectData, ObjectHeaders, ObjectLockConfig, ObjectLockRule, ObjectVersion, OverwritePolicy,
-    Retention, VersionId, VersionLock, VersionStamp, Versioning, WriteCondition, years_later_ms,
+    BucketInfo, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition, DeleteOutcome, LegalHold,
+    LockMode, ObjectData, ObjectHeaders, ObjectLockConfig, ObjectLockRule, ObjectVersion,
+    OverwritePolicy, Retention, VersionId, VersionLock, VersionStamp, Versioning, WriteCondition,
+    years_later_ms,
 };
 use crate::records::tree::{
     BucketRecord, ChildRecord, GcOrigin, InodeKind, ObjectEntry, ROOT_INODE,
@@ -535,7 +536,8 @@ fn install_version(
     });
     let lock = VersionLock {
         retention: asked.and_then(|a| a.retention).or(default_retention),
-        legal_hold: asked.is_some_and(|a| a.legal_hold),
+        // A write holds a version or not; lifted is PutObjectLegalHold's.
+        legal_hold: LegalHold::of(asked.is_some_and(|a| a.legal_hold.is_on())),
     };
     if !version.stamp.delete_marker && lock != VersionLock::default() {
         ctx.version_locks.insert(
@@ -1807,7 +1809,33 @@ impl Apply for SetObjectLegalHold {
                 Err(e) => return Ok(Err(e)),
             };
         let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
-        lock.legal_hold = self.on;
+        lock.legal_hold = LegalHold::of(self.on);
+        store_lock(ctx, inode, &version, &lock)?;
+        Ok(Ok(()))
+    }
+}
+
+/// PutObjectLegalHold OFF: the hold lifted, and the version remembered
+/// as having had one (GetObjectLegalHold answers OFF; of a version never
+/// held, S3 finds no legal hold). [`SetObjectLegalHold`] with `on: false`,
+/// as first released, forgets the hold instead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseObjectLegalHold {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<VersionId>,
+}
+
+impl Apply for ReleaseObjectLegalHold {
+    type Reply = ();
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        let (inode, version) =
+            match lockable_version(ctx, &self.bucket, &self.key, self.version_id)? {
+                Ok(found) => found,
+                Err(e) => return Ok(Err(e)),
+            };
+        let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
+        lock.legal_hold = LegalHold::Off;
         store_lock(ctx, inode, &version, &lock)?;
         Ok(Ok(()))
     }

@@ -39,9 +39,9 @@ use arbor_meta::multipart::{
 use arbor_meta::namespace::{
     CreateBucket, CreateBucketAs, CreateLockedBucket, DeleteBucket, DeleteKey, DeleteKeys,
     DeleteObject, DeleteObjectIf, DeleteObjects, DeleteObjectsIf, DeleteTarget, PutBucketTags,
-    PutObject, PutObjectTags, SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig,
-    SetObjectLockConfigInYears, SetObjectRetention, SetObjectRetentionStrict, SetObjectTags,
-    SetOverwritePolicy,
+    PutObject, PutObjectTags, ReleaseObjectLegalHold, SetBucketVersioning, SetObjectLegalHold,
+    SetObjectLockConfig, SetObjectLockConfigInYears, SetObjectRetention, SetObjectRetentionStrict,
+    SetObjectTags, SetOverwritePolicy,
 };
 use arbor_meta::reclaim::{DeleteDirectory, ReclaimBatch};
 use arbor_meta::records::lifecycle::{
@@ -832,6 +832,16 @@ fn script() -> Script {
     s.run(in_years("locked", u32::MAX));
     s.run(in_years("nothere", 1));
     s.run(in_years("plain", 1));
+
+    // A legal hold lifted and remembered.
+    let release = |bucket: &str, key: &str| ReleaseObjectLegalHold {
+        bucket: b(bucket),
+        key: b(key),
+        version_id: None,
+    };
+    s.run(release("locked", "yearly"));
+    s.run(release("locked", "never-written"));
+    s.run(release("nothere", "yearly"));
     s
 }
 

@@ -13,17 +13,18 @@ use arbor_meta::listing::{ListObjects, list_object_versions, list_objects};
 use arbor_meta::namespace::{
     CreateBucket, CreateLockedBucket, DAY_MS, DeleteBucket, DeleteKey, DeleteKeys, DeleteObject,
     DeleteTarget, GetBucketVersioning, GetObjectLock, GetObjectLockConfig, GetObjectLockRule,
-    GetObjectVersion, GetReadableVersion, PutObject, PutObjectTags, SetBucketVersioning,
-    SetObjectLegalHold, SetObjectLockConfig, SetObjectLockConfigInYears, SetObjectRetention,
-    SetObjectRetentionStrict, SetObjectTags, get_object,
+    GetObjectVersion, GetReadableVersion, PutObject, PutObjectTags, ReleaseObjectLegalHold,
+    SetBucketVersioning, SetObjectLegalHold, SetObjectLockConfig, SetObjectLockConfigInYears,
+    SetObjectRetention, SetObjectRetentionStrict, SetObjectTags, get_object,
 };
 use arbor_meta::op::Query;
 use arbor_meta::reclaim::DeleteDirectory;
 use arbor_meta::records::object::years_later_ms;
 use arbor_meta::records::{
-    ChunkId, ChunkOwnership, ChunkRecord, ChunkRef, DeleteCondition, DeleteOutcome, ListEntry,
-    ListRequest, LockMode, ObjectData, ObjectLockConfig, ObjectLockRule, ObjectVersion, Retention,
-    VersionId, VersionListEntry, VersionListRequest, VersionLock, Versioning, WriteCondition,
+    ChunkId, ChunkOwnership, ChunkRecord, ChunkRef, DeleteCondition, DeleteOutcome, LegalHold,
+    ListEntry, ListRequest, LockMode, ObjectData, ObjectLockConfig, ObjectLockRule, ObjectVersion,
+    Retention, VersionId, VersionListEntry, VersionListRequest, VersionLock, Versioning,
+    WriteCondition,
 };
 use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
 use arbor_meta::schema;
@@ -955,7 +956,7 @@ fn a_lock_asked_with_a_write_is_set_by_the_commit() {
     let mut f = locked_bucket();
     let asked = VersionLock {
         retention: retention(LockMode::Compliance, 1_000),
-        legal_hold: true,
+        legal_hold: LegalHold::On,
     };
     let v = match f.put_locked("k", "locked", asked) {
         Ok(Reply::PutObject(v)) => v,
@@ -977,7 +978,7 @@ fn a_lock_asked_with_a_write_is_set_by_the_commit() {
     let before = f.table_len(schema::VERSIONS);
     let past = VersionLock {
         retention: retention(LockMode::Governance, 7),
-        legal_hold: false,
+        legal_hold: LegalHold::Never,
     };
     assert!(matches!(
         f.put_locked("p", "past", past),
@@ -995,20 +996,20 @@ fn a_lock_asked_with_a_write_is_set_by_the_commit() {
     .expect("default retention");
     let asked = VersionLock {
         retention: retention(LockMode::Compliance, 100),
-        legal_hold: false,
+        legal_hold: LegalHold::Never,
     };
     f.put_locked("o", "override", asked).expect("put");
     assert_eq!(f.lock_of("o", None), Ok(asked));
     let hold = VersionLock {
         retention: None,
-        legal_hold: true,
+        legal_hold: LegalHold::On,
     };
     f.put_locked("h", "hold", hold).expect("put");
     assert_eq!(
         f.lock_of("h", None),
         Ok(VersionLock {
             retention: retention(LockMode::Governance, 7 + DAY_MS),
-            legal_hold: true
+            legal_hold: LegalHold::On
         })
     );
 
@@ -1052,7 +1053,7 @@ fn governance_yields_to_a_bypass_and_legal_holds_to_nothing() {
         f.lock_of("g", None),
         Ok(VersionLock {
             retention: retention(LockMode::Governance, 100),
-            legal_hold: true
+            legal_hold: LegalHold::On
         })
     );
     match f.delete_at("g", v, 5_000, true) {
@@ -1066,6 +1067,29 @@ fn governance_yields_to_a_bypass_and_legal_holds_to_nothing() {
         on: false,
     }))
     .expect("lift");
+    // Lifted by the command as first released: forgotten, as never held.
+    assert_eq!(
+        f.lock_of("g", None).map(|l| l.legal_hold),
+        Ok(LegalHold::Never)
+    );
+    // Held and released: remembered as lifted, and deletable.
+    f.apply(Command::SetObjectLegalHold(SetObjectLegalHold {
+        bucket: BUCKET.to_owned(),
+        key: "g".to_owned(),
+        version_id: Some(v),
+        on: true,
+    }))
+    .expect("hold again");
+    f.apply(Command::ReleaseObjectLegalHold(ReleaseObjectLegalHold {
+        bucket: BUCKET.to_owned(),
+        key: "g".to_owned(),
+        version_id: Some(v),
+    }))
+    .expect("release");
+    assert_eq!(
+        f.lock_of("g", None).map(|l| l.legal_hold),
+        Ok(LegalHold::Off)
+    );
     assert!(matches!(
         f.delete_at("g", v, 50, false),
         Err(MetaError::ObjectLocked(_))
@@ -1184,7 +1208,7 @@ fn a_default_retention_locks_every_new_version() {
         f.lock_of("d", None),
         Ok(VersionLock {
             retention: retention(LockMode::Compliance, until),
-            legal_hold: false
+            legal_hold: LegalHold::Never
         })
     );
     assert!(matches!(

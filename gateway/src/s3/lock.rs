@@ -6,10 +6,11 @@
 
 use arbor_meta::MetaError;
 use arbor_meta::namespace::{
-    GetObjectLock, GetObjectLockConfig, GetObjectLockRule, SetObjectLegalHold, SetObjectLockConfig,
-    SetObjectLockConfigInYears, SetObjectRetention, SetObjectRetentionStrict,
+    GetObjectLock, GetObjectLockConfig, GetObjectLockRule, ReleaseObjectLegalHold,
+    SetObjectLegalHold, SetObjectLockConfig, SetObjectLockConfigInYears, SetObjectRetention,
+    SetObjectRetentionStrict,
 };
-use arbor_meta::records::{LockMode, ObjectLockConfig, Retention, VersionLock};
+use arbor_meta::records::{LegalHold, LockMode, ObjectLockConfig, Retention, VersionLock};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -101,7 +102,7 @@ pub(super) fn asked_lock(
     };
     Ok(Some(VersionLock {
         retention,
-        legal_hold,
+        legal_hold: LegalHold::of(legal_hold),
     }))
 }
 
@@ -157,7 +158,7 @@ macro_rules! describe_lock {
             }));
             $output.object_lock_retain_until_date = Some(time::timestamp(retention.until_ms));
         }
-        if lock.legal_hold {
+        if lock.legal_hold.is_on() {
             $output.object_lock_legal_hold_status = Some(ObjectLockLegalHoldStatus::from_static(
                 ObjectLockLegalHoldStatus::ON,
             ));
@@ -397,20 +398,31 @@ pub async fn put_legal_hold(
         .legal_hold
         .and_then(|hold| hold.status)
         .ok_or_else(malformed)?;
-    let on = match status.as_str() {
-        ObjectLockLegalHoldStatus::ON => true,
-        ObjectLockLegalHoldStatus::OFF => false,
+    let version_id = parse_version_id(input.version_id.as_deref())?;
+    let written = match status.as_str() {
+        ObjectLockLegalHoldStatus::ON => {
+            s3.meta()
+                .write(SetObjectLegalHold {
+                    bucket: input.bucket,
+                    version_id,
+                    key: input.key,
+                    on: true,
+                })
+                .await
+        }
+        // Lifted, and remembered so: GetObjectLegalHold answers OFF.
+        ObjectLockLegalHoldStatus::OFF => {
+            s3.meta()
+                .write(ReleaseObjectLegalHold {
+                    bucket: input.bucket,
+                    version_id,
+                    key: input.key,
+                })
+                .await
+        }
         _ => return Err(malformed()),
     };
-    s3.meta()
-        .write(SetObjectLegalHold {
-            bucket: input.bucket,
-            version_id: parse_version_id(input.version_id.as_deref())?,
-            key: input.key,
-            on,
-        })
-        .await
-        .map_err(write_error)?;
+    written.map_err(write_error)?;
     Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
 }
 
@@ -421,10 +433,16 @@ pub async fn get_legal_hold(
     let input = req.input;
     record_target("GetObjectLegalHold", &input.bucket, Some(&input.key));
     let lock = version_lock(s3, input.bucket, input.key, input.version_id.as_deref()).await?;
-    let status = if lock.legal_hold {
-        ObjectLockLegalHoldStatus::ON
-    } else {
-        ObjectLockLegalHoldStatus::OFF
+    let status = match lock.legal_hold {
+        LegalHold::On => ObjectLockLegalHoldStatus::ON,
+        LegalHold::Off => ObjectLockLegalHoldStatus::OFF,
+        // As S3 answers of a version never held.
+        LegalHold::Never => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NoSuchObjectLockConfiguration,
+                "The specified object does not have a ObjectLock configuration",
+            ));
+        }
     };
     Ok(S3Response::new(GetObjectLegalHoldOutput {
         legal_hold: Some(ObjectLockLegalHold {

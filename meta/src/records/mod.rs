@@ -25,9 +25,9 @@ pub use listing::{
 };
 pub use object::{
     BucketInfo, ChecksumAlgorithm, ChunkId, ChunkOwnership, ChunkRef, DeleteCondition,
-    DeleteOutcome, LockMode, ObjectChecksum, ObjectData, ObjectHeaders, ObjectLockConfig,
-    ObjectLockRule, ObjectVersion, OverwritePolicy, Retention, VersionId, VersionLock,
-    VersionStamp, Versioning, WriteCondition,
+    DeleteOutcome, LegalHold, LockMode, ObjectChecksum, ObjectData, ObjectHeaders,
+    ObjectLockConfig, ObjectLockRule, ObjectVersion, OverwritePolicy, Retention, VersionId,
+    VersionLock, VersionStamp, Versioning, WriteCondition,
 };
 pub use server::{ChunkServerRecord, ServerId, ServerStatus};
 pub use tree::GcEntry;

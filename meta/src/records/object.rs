@@ -344,7 +344,33 @@ pub struct Retention {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionLock {
     pub retention: Option<Retention>,
-    pub legal_hold: bool,
+    pub legal_hold: LegalHold,
+}
+
+/// A version's legal hold. Was a `bool` (false, true), which postcard
+/// writes as the bytes 0 and 1, the indexes of `Never` and `On`: records
+/// and replies written before `Off` existed decode as they were.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LegalHold {
+    /// Never set (or set OFF by a release before `Off`, or by a write's
+    /// `x-amz-object-lock-legal-hold: OFF`): GetObjectLegalHold finds none.
+    #[default]
+    Never,
+    On,
+    /// Lifted by PutObjectLegalHold OFF ([`crate::namespace::ReleaseObjectLegalHold`]).
+    Off,
+}
+
+impl LegalHold {
+    /// `On` for true, else never set: what a write's lock headers and the
+    /// first released PutObjectLegalHold command record.
+    pub fn of(on: bool) -> LegalHold {
+        if on { LegalHold::On } else { LegalHold::Never }
+    }
+
+    pub fn is_on(self) -> bool {
+        self == LegalHold::On
+    }
 }
 
 impl VersionLock {
@@ -352,7 +378,7 @@ impl VersionLock {
     /// legal hold, a COMPLIANCE retention, or a GOVERNANCE one not
     /// bypassed.
     pub fn refusal(&self, now_ms: i64, bypass_governance: bool) -> Option<&'static str> {
-        if self.legal_hold {
+        if self.legal_hold.is_on() {
             return Some("it is under a legal hold");
         }
         match self.retention {
