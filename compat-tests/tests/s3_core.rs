@@ -1778,7 +1778,14 @@ async fn bucket_tagging_and_ownership_controls() {
         .send()
         .await
         .expect("delete ownership controls");
-    assert_eq!(ownership(s3).await, ObjectOwnership::BucketOwnerPreferred);
+    // Deleted: none left, as S3 answers.
+    let e = s3
+        .get_bucket_ownership_controls()
+        .bucket("btags")
+        .send()
+        .await
+        .expect_err("none left");
+    assert_eq!(e.code(), Some("OwnershipControlsNotFoundError"));
     assert!(f.server.stop().expect("stop").success());
 }
 
