@@ -1803,16 +1803,29 @@ pub struct SetObjectLegalHold {
 impl Apply for SetObjectLegalHold {
     type Reply = ();
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
-        let (inode, version) =
-            match lockable_version(ctx, &self.bucket, &self.key, self.version_id)? {
-                Ok(found) => found,
-                Err(e) => return Ok(Err(e)),
-            };
-        let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
-        lock.legal_hold = LegalHold::of(self.on);
-        store_lock(ctx, inode, &version, &lock)?;
-        Ok(Ok(()))
+        set_legal_hold(
+            ctx,
+            (&self.bucket, &self.key, self.version_id),
+            LegalHold::of(self.on),
+        )
     }
+}
+
+/// Sets the legal hold of the version of `bucket/key` `version_id` names
+/// (the current one without), keeping its retention.
+fn set_legal_hold(
+    ctx: &mut ApplyContext<'_>,
+    (bucket, key, version_id): (&str, &str, Option<VersionId>),
+    hold: LegalHold,
+) -> Result<Outcome<()>> {
+    let (inode, version) = match lockable_version(ctx, bucket, key, version_id)? {
+        Ok(found) => found,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
+    lock.legal_hold = hold;
+    store_lock(ctx, inode, &version, &lock)?;
+    Ok(Ok(()))
 }
 
 /// PutObjectLegalHold OFF: the hold lifted, and the version remembered
@@ -1829,15 +1842,11 @@ pub struct ReleaseObjectLegalHold {
 impl Apply for ReleaseObjectLegalHold {
     type Reply = ();
     fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
-        let (inode, version) =
-            match lockable_version(ctx, &self.bucket, &self.key, self.version_id)? {
-                Ok(found) => found,
-                Err(e) => return Ok(Err(e)),
-            };
-        let mut lock = version_lock(&ctx.version_locks, inode, &version)?;
-        lock.legal_hold = LegalHold::Off;
-        store_lock(ctx, inode, &version, &lock)?;
-        Ok(Ok(()))
+        set_legal_hold(
+            ctx,
+            (&self.bucket, &self.key, self.version_id),
+            LegalHold::Off,
+        )
     }
 }
 
