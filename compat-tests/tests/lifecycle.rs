@@ -314,6 +314,25 @@ async fn lifecycle_configuration_is_stored_checked_and_removed() {
         .await
         .expect("get");
     assert_eq!(got.rules(), &[expire.clone(), noncurrent, legacy]);
+    // S3's default minimum size for transitions, which Terraform reads
+    // back; the one asked for is answered by the put.
+    use aws_sdk_s3::types::TransitionDefaultMinimumObjectSize as MinimumSize;
+    assert_eq!(
+        got.transition_default_minimum_object_size(),
+        Some(&MinimumSize::AllStorageClasses128K)
+    );
+    let put = s3
+        .put_bucket_lifecycle_configuration()
+        .bucket(b)
+        .lifecycle_configuration(configuration(vec![expire.clone()]))
+        .transition_default_minimum_object_size(MinimumSize::VariesByStorageClass)
+        .send()
+        .await
+        .expect("put with a minimum size");
+    assert_eq!(
+        put.transition_default_minimum_object_size(),
+        Some(&MinimumSize::VariesByStorageClass)
+    );
 
     // Filters by tag and size come back as they were sent.
     let by_tag = filtered(

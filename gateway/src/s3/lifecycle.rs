@@ -431,6 +431,12 @@ pub async fn put(
 ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
     let bucket = req.input.bucket;
     record_target("PutBucketLifecycleConfiguration", &bucket, None);
+    let minimum_size = transition_minimum_size(
+        req.input
+            .transition_default_minimum_object_size
+            .as_ref()
+            .map(TransitionDefaultMinimumObjectSize::as_str),
+    );
     let rules = config_of(req.input.lifecycle_configuration)?;
     // A configuration of prefixes only is the command every release
     // applies (docs/OPERATING.md, "Upgrading a metadata group").
@@ -451,9 +457,28 @@ pub async fn put(
     };
     forget(&req.extensions, &bucket);
     written.map_err(error::from_meta)?;
-    Ok(S3Response::new(
-        PutBucketLifecycleConfigurationOutput::default(),
-    ))
+    Ok(S3Response::new(PutBucketLifecycleConfigurationOutput {
+        transition_default_minimum_object_size: Some(minimum_size),
+    }))
+}
+
+/// The `x-amz-transition-default-minimum-object-size` a lifecycle
+/// configuration is answered with: the one asked for, else S3's default,
+/// `all_storage_classes_128K`. It only matters to transitions, which
+/// Arbor does not make, so it is not kept: GetBucketLifecycleConfiguration
+/// answers the default, as S3 does for a configuration put without one
+/// (Terraform reads it back, and sees a change where it is missing).
+fn transition_minimum_size(asked: Option<&str>) -> TransitionDefaultMinimumObjectSize {
+    match asked {
+        Some(TransitionDefaultMinimumObjectSize::VARIES_BY_STORAGE_CLASS) => {
+            TransitionDefaultMinimumObjectSize::from_static(
+                TransitionDefaultMinimumObjectSize::VARIES_BY_STORAGE_CLASS,
+            )
+        }
+        _ => TransitionDefaultMinimumObjectSize::from_static(
+            TransitionDefaultMinimumObjectSize::ALL_STORAGE_CLASSES_128K,
+        ),
+    }
 }
 
 pub async fn get(
@@ -492,6 +517,7 @@ pub async fn get(
         )
     })?;
     Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
+        transition_default_minimum_object_size: Some(transition_minimum_size(None)),
         rules: Some(
             config
                 .rules
@@ -503,7 +529,6 @@ pub async fn get(
                 })
                 .collect(),
         ),
-        ..GetBucketLifecycleConfigurationOutput::default()
     }))
 }
 
