@@ -122,11 +122,14 @@ async fn handle(
             .and_then(|()| signature_form::check_region(frontend.region.as_deref(), &req))
             .and_then(|()| signature_form::check_sigv4_header(req.headers(), now_ms))
             .and_then(|()| signature_form::check_presigned_url(req.uri(), req.headers(), now_ms));
-        let head_bucket = head
-            && matches!(
-                crate::routes::s3_path(frontend.cors.hosts.as_ref(), req.uri(), req.headers()),
-                Ok(s3s::path::S3Path::Bucket { .. })
-            );
+        // Whether a HEAD addressed a bucket is asked only of a refusal
+        // (rare): a HEAD keeps what tells it, not its parsed path.
+        let head_target = head.then(|| {
+            (
+                req.uri().clone(),
+                req.headers().get(http::header::HOST).cloned(),
+            )
+        });
         let post_upload = is_post_upload(&req);
         let cross_origin = frontend.cors.of(req.method(), req.uri(), req.headers());
         let preflight = req.method() == http::Method::OPTIONS;
@@ -161,8 +164,8 @@ async fn handle(
         }
         complete_error_body(&mut response, &request_id);
         partial_head_status(head, &mut response);
-        if head_bucket {
-            bucket_region_on_refusal(frontend.region.as_deref(), &mut response);
+        if let Some((uri, host)) = &head_target {
+            bucket_region_on_refusal(&frontend, uri, host.as_ref(), &mut response);
         }
         add_retry_after(&mut response);
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
@@ -209,10 +212,29 @@ fn partial_head_status(head: bool, response: &mut http::Response<s3s::Body>) {
 /// does "whether access to the bucket is authorized or not": a client
 /// (botocore) signs again for that region. Every bucket is in the
 /// deployment's region.
-fn bucket_region_on_refusal(pinned: Option<&str>, response: &mut http::Response<s3s::Body>) {
+fn bucket_region_on_refusal(
+    frontend: &Frontend,
+    uri: &http::Uri,
+    host: Option<&http::HeaderValue>,
+    response: &mut http::Response<s3s::Body>,
+) {
     let refused = matches!(response.status().as_u16(), 301 | 400 | 403);
-    if refused && !response.headers().contains_key(BUCKET_REGION_HEADER) {
-        let region = pinned.unwrap_or(crate::s3::bucket::US_EAST_1);
+    if !refused || response.headers().contains_key(BUCKET_REGION_HEADER) {
+        return;
+    }
+    let mut headers = http::HeaderMap::new();
+    if let Some(host) = host {
+        headers.insert(http::header::HOST, host.clone());
+    }
+    let on_bucket = matches!(
+        crate::routes::s3_path(frontend.cors.hosts.as_ref(), uri, &headers),
+        Ok(s3s::path::S3Path::Bucket { .. })
+    );
+    if on_bucket {
+        let region = frontend
+            .region
+            .as_deref()
+            .unwrap_or(crate::s3::bucket::US_EAST_1);
         if let Ok(value) = http::HeaderValue::from_str(region) {
             response.headers_mut().insert(BUCKET_REGION_HEADER, value);
         }
