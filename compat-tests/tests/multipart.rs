@@ -610,9 +610,9 @@ async fn upload_part_copy_shares_whole_chunks_and_copies_the_rest() {
         .and_then(|r| r.e_tag())
         .expect("etag")
         .to_owned();
-    // Ranges outside the source are InvalidRange; malformed ones
-    // InvalidArgument.
-    for range in ["bytes=0-99999999", "bytes=99999998-99999999"] {
+    // Ranges outside the source, or reversed, are 400 InvalidArgument
+    // naming the source's size, as S3 answers (not GetObject's 416).
+    for range in ["bytes=0-99999999", "bytes=99999998-99999999", "bytes=5-1"] {
         let e = s3
             .upload_part_copy()
             .bucket(BUCKET)
@@ -624,14 +624,26 @@ async fn upload_part_copy_shares_whole_chunks_and_copies_the_rest() {
             .send()
             .await
             .expect_err(range);
-        assert_eq!(e.code(), Some("InvalidRange"), "{range}");
+        assert_eq!(e.code(), Some("InvalidArgument"), "{range}");
+        assert_eq!(
+            e.message(),
+            Some(
+                format!(
+                    "Range specified is not valid for source object of size: {}",
+                    7 * MIB
+                )
+                .as_str()
+            ),
+            "{range}"
+        );
         assert_eq!(
             e.raw_response().map(|r| r.status().as_u16()),
-            Some(416),
+            Some(400),
             "{range}"
         );
     }
-    for range in ["bytes=5-1", "1-2", "bytes=-5", "bytes=5-"] {
+    // Malformed ones are InvalidArgument with the form's message.
+    for range in ["1-2", "bytes=-5", "bytes=5-", "bytes=0-1,3-4"] {
         let e = s3
             .upload_part_copy()
             .bucket(BUCKET)

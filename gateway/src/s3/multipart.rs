@@ -261,17 +261,12 @@ fn copy_source_range(header: &str, size: u64) -> S3Result<std::ops::Range<u64>> 
         .ok_or_else(malformed)?;
     let first: u64 = first.trim().parse().map_err(|_| malformed())?;
     let last: u64 = last.trim().parse().map_err(|_| malformed())?;
-    if first > last {
+    // Reversed, or well formed but beyond the source: S3 answers both
+    // so (400, not GetObject's 416), naming the source's size.
+    if first > last || last >= size {
         return Err(s3_error!(
             InvalidArgument,
             "Range specified is not valid for source object of size: {size}"
-        ));
-    }
-    // Well formed but beyond the source: S3 says InvalidRange (416).
-    if last >= size {
-        return Err(s3_error!(
-            InvalidRange,
-            "The requested range is not satisfiable"
         ));
     }
     Ok(first..last + 1)
