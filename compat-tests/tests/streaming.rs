@@ -60,6 +60,33 @@ impl ChunkSigner {
     }
 }
 
+/// How [`put_framed`] frames its body.
+#[derive(Clone, Copy)]
+struct Framing<'a> {
+    /// A signed checksum trailer.
+    trailer: Option<(&'a str, &'a str)>,
+    /// Flip a byte of the encoded body after signing.
+    tamper: bool,
+    /// The Content-Encoding sent (which names aws-chunked).
+    content_encoding: &'a str,
+    /// The `x-amz-decoded-content-length` sent, if not the data's length.
+    declared: Option<usize>,
+    /// Whether the final, empty, signed chunk ends the body.
+    final_chunk: bool,
+}
+
+impl Default for Framing<'_> {
+    fn default() -> Self {
+        Framing {
+            trailer: None,
+            tamper: false,
+            content_encoding: "aws-chunked",
+            declared: None,
+            final_chunk: true,
+        }
+    }
+}
+
 /// PUTs `data` to `key` as signed chunks of `piece` bytes; `tamper` flips a
 /// byte of the encoded body after signing; `trailer` adds a signed
 /// checksum trailer.
@@ -71,19 +98,29 @@ fn put_streamed(
     trailer: Option<(&str, &str)>,
     tamper: bool,
 ) -> RawResponse {
-    put_streamed_encoded(server, key, data, piece, trailer, tamper, "aws-chunked")
+    let framing = Framing {
+        trailer,
+        tamper,
+        ..Framing::default()
+    };
+    put_framed(server, key, data, piece, framing)
 }
 
-/// [`put_streamed`] with this Content-Encoding (which names aws-chunked).
-fn put_streamed_encoded(
+/// PUTs `data` to `key` as signed chunks of `piece` bytes, framed so.
+fn put_framed(
     server: &ArborServer,
     key: &str,
     data: &[u8],
     piece: usize,
-    trailer: Option<(&str, &str)>,
-    tamper: bool,
-    content_encoding: &str,
+    framing: Framing<'_>,
 ) -> RawResponse {
+    let Framing {
+        trailer,
+        tamper,
+        content_encoding,
+        declared,
+        final_chunk,
+    } = framing;
     let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
     let target = format!("/{BUCKET}/{key}");
     let payload = if trailer.is_some() {
@@ -91,7 +128,7 @@ fn put_streamed_encoded(
     } else {
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
     };
-    let decoded = data.len().to_string();
+    let decoded = declared.unwrap_or(data.len()).to_string();
     let mut signed_headers = vec![
         ("content-encoding", content_encoding),
         ("x-amz-decoded-content-length", decoded.as_str()),
@@ -134,6 +171,7 @@ fn put_streamed_encoded(
     }
     let last = chunks.chunk(b"");
     match trailer {
+        _ if !final_chunk => {}
         // The final chunk ends with the trailer instead of the empty line.
         Some((name, value)) => {
             body.extend_from_slice(&last[..last.len() - 2]);
@@ -242,6 +280,117 @@ async fn signed_chunks_and_signed_trailers_are_verified() {
     assert!(server.stop().expect("stop").success());
 }
 
+/// The decoded length a streaming upload declares (and signs) is the
+/// object's: a body that brings fewer bytes, its final chunk left out or
+/// not, or more, is 400 IncompleteBody with both counts, and changes
+/// nothing, as S3 answers it. A body that stops after a whole chunk is
+/// how a client cut short looks on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_must_bring_its_declared_length() {
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data_dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    let old = bytes(1000, 3);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("kept")
+        .body(old.clone().into())
+        .send()
+        .await
+        .expect("put old");
+    let data = bytes(71_000, 4);
+    let cases = [
+        // The stream stops after its first chunk, without the final one.
+        ("cut short", &data[..70_000], 71_000, false),
+        // Whole, but declared longer or shorter than it is.
+        ("declared longer", &data[..], 71_001, true),
+        ("declared shorter", &data[..], 70_000, true),
+        ("declared empty", &data[..], 0, true),
+    ];
+    for (case, sent, declared, final_chunk) in cases {
+        let framing = Framing {
+            declared: Some(declared),
+            final_chunk,
+            ..Framing::default()
+        };
+        let r = put_framed(&server, "kept", sent, 70_000, framing);
+        assert_eq!(
+            r.status,
+            400,
+            "{case}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.error_code().as_deref(), Some("IncompleteBody"), "{case}");
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(
+            body.contains(&format!(
+                "<NumberBytesExpected>{declared}</NumberBytesExpected>"
+            )),
+            "{case}: {body}"
+        );
+        assert!(body.contains("<NumberBytesProvided>"), "{case}: {body}");
+        let got = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("kept")
+            .send()
+            .await
+            .expect("get");
+        let got = got.body.collect().await.expect("body").into_bytes();
+        assert!(
+            got.as_ref() == old.as_slice(),
+            "{case}: the old version stays"
+        );
+    }
+    // A part is held to it alike: the cut-short part is not listed.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("parted")
+        .send()
+        .await
+        .expect("create");
+    let id = upload.upload_id().expect("upload id");
+    let framing = Framing {
+        declared: Some(71_000),
+        final_chunk: false,
+        ..Framing::default()
+    };
+    let target = format!("parted?partNumber=1&uploadId={id}");
+    let r = put_framed(&server, &target, &data[..70_000], 70_000, framing);
+    assert_eq!(r.error_code().as_deref(), Some("IncompleteBody"), "part");
+    let parts = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key("parted")
+        .upload_id(id)
+        .send()
+        .await
+        .expect("list parts");
+    assert!(parts.parts().is_empty(), "{parts:?}");
+    let r = put_framed(&server, &target, &data, 70_000, Framing::default());
+    assert_eq!(r.status, 200, "part: {}", String::from_utf8_lossy(&r.body));
+
+    // The same body, declared right and ended right, is stored.
+    let r = put_framed(&server, "kept", &data, 70_000, Framing::default());
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("kept")
+        .send()
+        .await
+        .expect("get");
+    let got = got.body.collect().await.expect("body").into_bytes();
+    assert!(got.as_ref() == data.as_slice());
+    assert!(server.stop().expect("stop").success());
+}
+
 /// `aws-chunked` is how a streaming upload is framed, never part of the
 /// object: `gzip, aws-chunked` stores `gzip`, and `aws-chunked` alone
 /// stores no Content-Encoding.
@@ -262,7 +411,11 @@ async fn aws_chunked_is_not_stored_as_the_content_encoding() {
         ("two", "aws-chunked,gzip,br", Some("gzip, br")),
         ("chunked-only", "aws-chunked", None),
     ] {
-        let r = put_streamed_encoded(&server, key, &data, 30_000, None, false, sent);
+        let framing = Framing {
+            content_encoding: sent,
+            ..Framing::default()
+        };
+        let r = put_framed(&server, key, &data, 30_000, framing);
         assert_eq!(
             r.status,
             200,

@@ -98,6 +98,94 @@ pub async fn write_body(
     }
 }
 
+/// `body` as the handlers read it: an aws-chunked body (`STREAMING-*` in
+/// `x-amz-content-sha256`) is held to the `x-amz-decoded-content-length`
+/// its signature covers. s3s 0.14 (pinned) decodes the framing without
+/// counting it, so a stream that stops after a whole chunk, its final
+/// empty chunk left out, would otherwise be stored short. Other bodies
+/// are held to their Content-Length by hyper, and pass as they are.
+pub fn declared_length(body: StreamingBlob, headers: &http::HeaderMap) -> StreamingBlob {
+    let streaming = headers
+        .get("x-amz-content-sha256")
+        .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+    // s3s refuses a streaming body without the header (411).
+    let declared = headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(declared) if streaming => StreamingBlob::wrap(DeclaredLength {
+            inner: body,
+            declared,
+            seen: 0,
+            ended: false,
+        }),
+        _ => body,
+    }
+}
+
+/// A decoded aws-chunked body that fails with S3's IncompleteBody unless it
+/// brings exactly `declared` bytes: at its end if fewer, at once if more.
+struct DeclaredLength {
+    inner: StreamingBlob,
+    declared: u64,
+    seen: u64,
+    ended: bool,
+}
+
+impl DeclaredLength {
+    fn mismatch(&mut self) -> Option<Result<Bytes, S3Error>> {
+        self.ended = true;
+        let error = error::with_elements(
+            S3Error::with_message(
+                s3s::S3ErrorCode::IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header",
+            ),
+            &[
+                ("NumberBytesExpected", &self.declared.to_string()),
+                ("NumberBytesProvided", &self.seen.to_string()),
+            ],
+        );
+        Some(Err(error))
+    }
+}
+
+impl Stream for DeclaredLength {
+    type Item = Result<Bytes, S3Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let next = match self.inner.poll_next_unpin(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(next) => next,
+        };
+        Poll::Ready(match next {
+            Some(Ok(bytes)) => {
+                self.seen = self.seen.saturating_add(bytes.len() as u64);
+                if self.seen > self.declared {
+                    self.mismatch()
+                } else {
+                    Some(Ok(bytes))
+                }
+            }
+            Some(Err(e)) => {
+                self.ended = true;
+                Some(Err(error::from_body(e.as_ref())))
+            }
+            None if self.seen < self.declared => self.mismatch(),
+            None => {
+                self.ended = true;
+                None
+            }
+        })
+    }
+}
+
 /// The SHA-256 to take as the fingerprint of a body's only chunk: the
 /// signed payload's, when s3s checks it as the body streams
 /// (`auth::verified_payload_sha256`) and the declared length fits one
@@ -631,5 +719,95 @@ mod tests {
         assert_eq!(chunks.len(), 2);
         let first: [u8; 32] = Sha256::digest(&content[..128 * KIB]).into();
         assert_eq!(chunks[0].sha256, first);
+    }
+
+    /// What a handler reads of `pieces` sent with these headers: the
+    /// bytes, or the error's code and body elements.
+    async fn read_declared(
+        pieces: Vec<Result<Bytes, std::io::Error>>,
+        headers: &[(&'static str, &'static str)],
+    ) -> Result<Vec<u8>, (s3s::S3ErrorCode, Vec<(String, String)>)> {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, http::HeaderValue::from_static(value));
+        }
+        let mut blob = declared_length(body(pieces), &map);
+        let mut read = Vec::new();
+        while let Some(piece) = blob.next().await {
+            match piece {
+                Ok(piece) => read.extend_from_slice(&piece),
+                Err(e) => {
+                    let e = error::from_body(e.as_ref());
+                    let mut headers = e.headers().cloned().unwrap_or_default();
+                    return Err((e.code().clone(), error::take_elements(&mut headers)));
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    /// An aws-chunked body brings exactly its declared decoded length, or
+    /// is IncompleteBody with both counts; other bodies pass as they are.
+    #[tokio::test]
+    async fn a_streamed_body_is_held_to_its_declared_length() {
+        const STREAMING: (&str, &str) =
+            ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
+        let pieces = || {
+            vec![
+                Ok(Bytes::from_static(b"abc")),
+                Ok(Bytes::from_static(b"de")),
+            ]
+        };
+        let exact = read_declared(
+            pieces(),
+            &[STREAMING, ("x-amz-decoded-content-length", "5")],
+        );
+        assert_eq!(exact.await.expect("exact"), b"abcde");
+        let incomplete = |expected: &str, provided: &str| {
+            (
+                s3s::S3ErrorCode::IncompleteBody,
+                vec![
+                    ("NumberBytesExpected".to_owned(), expected.to_owned()),
+                    ("NumberBytesProvided".to_owned(), provided.to_owned()),
+                ],
+            )
+        };
+        let short = read_declared(
+            pieces(),
+            &[STREAMING, ("x-amz-decoded-content-length", "6")],
+        );
+        assert_eq!(short.await.expect_err("short"), incomplete("6", "5"));
+        // Refused at the piece that overruns, before it is passed on.
+        let long = read_declared(
+            pieces(),
+            &[STREAMING, ("x-amz-decoded-content-length", "4")],
+        );
+        assert_eq!(long.await.expect_err("long"), incomplete("4", "5"));
+        let none = read_declared(
+            pieces(),
+            &[STREAMING, ("x-amz-decoded-content-length", "0")],
+        );
+        assert_eq!(none.await.expect_err("none"), incomplete("0", "3"));
+        // Not aws-chunked: hyper holds it to its Content-Length.
+        let plain = read_declared(
+            pieces(),
+            &[
+                ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+                ("x-amz-decoded-content-length", "9"),
+            ],
+        );
+        assert_eq!(plain.await.expect("plain"), b"abcde");
+        // An error of the stream itself passes through as it was.
+        let failed = read_declared(
+            vec![
+                Ok(Bytes::from_static(b"abc")),
+                Err(std::io::Error::other("connection reset")),
+            ],
+            &[STREAMING, ("x-amz-decoded-content-length", "5")],
+        );
+        assert_eq!(
+            failed.await.expect_err("failed").0,
+            s3s::S3ErrorCode::IncompleteBody
+        );
     }
 }

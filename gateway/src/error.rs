@@ -337,10 +337,15 @@ pub fn content_sha256_mismatch() -> S3Error {
 /// framing or signature): s3s reports these as opaque errors.
 pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error {
     if let Some(s3) = e.downcast_ref::<S3Error>() {
-        return S3Error::with_message(
+        let mut passed_on = S3Error::with_message(
             s3.code().clone(),
             s3.message().unwrap_or_default().to_owned(),
         );
+        // Its elements (`with_elements`) travel as headers.
+        if let Some(headers) = s3.headers() {
+            passed_on.set_headers(headers.clone());
+        }
+        return passed_on;
     }
     // s3s 0.14 (pinned) checks x-amz-content-sha256 in a stream whose error
     // type it does not export; its message is the only way to tell.

@@ -183,7 +183,7 @@ pub async fn upload_part(
             }
         }
     }
-    let body = input.body.unwrap_or_else(object::empty_body);
+    let body = data_path::declared_length(input.body.unwrap_or_else(object::empty_body), &headers);
     let hasher = expectation.as_ref().map(|e| checksum::hasher(e.algorithm));
     // Parts are never inlined: Complete stitches chunk lists together.
     let written = data_path::write_body(

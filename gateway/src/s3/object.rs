@@ -98,7 +98,7 @@ impl PutRequest {
             write_offset: input.write_offset_bytes,
             lock,
             acl,
-            body: input.body.unwrap_or_else(empty_body),
+            body: data_path::declared_length(input.body.unwrap_or_else(empty_body), headers),
             bucket: input.bucket,
             key: input.key,
         })
