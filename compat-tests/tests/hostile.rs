@@ -1601,6 +1601,18 @@ async fn unsatisfiable_ranges_are_invalid_range() {
         ] {
             let response = f.send("GET", &target, &[("range", &range)], b"");
             assert_error(&response, 416, "InvalidRange", &format!("Range: {range}"));
+            // S3 names the range and the size; so does Content-Range.
+            let body = String::from_utf8_lossy(&response.body);
+            assert!(
+                body.contains(&format!("<RangeRequested>{range}</RangeRequested>"))
+                    && body.contains(&format!("<ActualObjectSize>{size}</ActualObjectSize>")),
+                "{body}"
+            );
+            let content_range = format!("bytes */{size}");
+            assert_eq!(
+                response.header("content-range"),
+                Some(content_range.as_str())
+            );
         }
         let response = f.send(
             "GET",
@@ -1614,6 +1626,24 @@ async fn unsatisfiable_ranges_are_invalid_range() {
         let response = f.send("GET", &target, &[("range", &range)], b"");
         assert_eq!(response.status, 206, "Range: {range}");
         assert_eq!(response.body, f.known[size - 10..], "Range: {range}");
+        // An empty object: a suffix selects nothing and is answered whole
+        // (200), a first byte is unsatisfiable; `bytes=-` is no range.
+        let empty = object_target("empty-for-ranges");
+        let response = f.send("PUT", &empty, &[], b"");
+        assert_eq!(response.status, 200, "put empty");
+        for method in ["GET", "HEAD"] {
+            let response = f.send(method, &empty, &[("range", "bytes=-1")], b"");
+            assert_eq!(response.status, 200, "{method} empty, suffix");
+            assert_eq!(response.header("content-range"), None, "{method}");
+            assert_eq!(response.header("content-length"), Some("0"), "{method}");
+            let response = f.send(method, &empty, &[("range", "bytes=0-0")], b"");
+            assert_eq!(response.status, 416, "{method} empty, first byte");
+        }
+        let response = f.send("GET", &target, &[("range", "bytes=-")], b"");
+        assert_eq!(response.status, 200, "bytes=-");
+        assert_eq!(response.body, f.known, "bytes=-");
+        let response = f.send("DELETE", &empty, &[], b"");
+        assert_eq!(response.status, 204, "delete empty");
         f.assert_intact("unsatisfiable ranges").await;
     })
     .await;

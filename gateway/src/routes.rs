@@ -203,7 +203,8 @@ fn is_ip_address(host: &str) -> bool {
 }
 
 /// A GET or HEAD with one Range header that s3s cannot parse as a single
-/// byte range (`bytes=5-1`, `bytes=x`, `items=0-1`, `bytes=0-1,3-4`): S3
+/// byte range (`bytes=5-1`, `bytes=x`, `items=0-1`, `bytes=0-1,3-4`,
+/// `bytes=-`): S3
 /// ignores such a header and answers with the whole object, where s3s
 /// refuses it with 400 InvalidArgument. (An empty Range s3s ignores
 /// itself; two Range headers it refuses.) Numbers over 2^63 - 1 s3s does
@@ -216,10 +217,11 @@ fn ignorable_range(method: &Method, headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(http::header::RANGE).iter();
     match (values.next(), values.next()) {
         (Some(value), None) => {
+            // s3s takes `bytes=-` for a suffix of 0 bytes (416).
             !value.is_empty()
-                && value
-                    .to_str()
-                    .map_or(true, |v| s3s::dto::Range::parse(v).is_err())
+                && value.to_str().map_or(true, |v| {
+                    v == "bytes=-" || s3s::dto::Range::parse(v).is_err()
+                })
         }
         _ => false,
     }
@@ -494,6 +496,7 @@ mod tests {
             "bytes=0-1,3-4",
             "bytes= 0-1",
             "bytes=0-1 ",
+            "bytes=-",
         ] {
             assert!(range(Method::GET, &[value]), "{value}");
             assert!(range(Method::HEAD, &[value]), "{value}");

@@ -400,9 +400,29 @@ fn requested_range(
             "Cannot specify both Range header and partNumber query parameter"
         )),
         (Some(r), None) => {
-            let checked = r
-                .check(version.size)
-                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            let Ok(checked) = r.check(version.size) else {
+                // S3 names the range and the size; RFC 9110's
+                // Content-Range `bytes */size` says the latter too.
+                let size = version.size.to_string();
+                let mut headers = http::HeaderMap::new();
+                if let Ok(value) = http::HeaderValue::try_from(format!("bytes */{size}")) {
+                    headers.insert(http::header::CONTENT_RANGE, value);
+                }
+                let e = s3_error!(InvalidRange, "The requested range is not satisfiable");
+                let e = error::with_elements(
+                    e,
+                    &[
+                        ("RangeRequested", &r.to_header_string()),
+                        ("ActualObjectSize", &size),
+                    ],
+                );
+                return Err(error::with_headers(e, headers));
+            };
+            // A suffix of an empty object selects no byte, and there is no
+            // Content-Range to name none: the whole (empty) object, 200.
+            if checked.is_empty() {
+                return Ok((0..0, false, None));
+            }
             Ok((checked, true, None))
         }
         (None, None) => Ok((0..version.size, false, None)),
