@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{
 use md5::Digest;
 
 use arbor_compat_tests::ArborServer;
-use common::{bytes, client};
+use common::{bytes, client, client_without_checksums};
 
 const MIB: usize = 1024 * 1024;
 const BUCKET: &str = "parts";
@@ -1252,5 +1252,162 @@ async fn checksum_types_default_and_refuse_as_s3_does() {
         .await
         .expect_err("no checksum mode");
     assert_eq!(e.code(), Some("InvalidRequest"));
+    assert!(server.stop().expect("stop").success());
+}
+
+/// The CRC64NVME of `data`, in base64 as S3 sends it.
+fn crc64nvme(data: &[u8]) -> String {
+    use base64::Engine;
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, data);
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+/// An object written without a checksum gets S3's default, a full-object
+/// CRC64NVME: a PUT (an empty one too), and an upload that declared no
+/// algorithm whose parts came without one, combined from the parts. An
+/// upload with a part sent with another checksum gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_written_without_a_checksum_get_the_default_crc64nvme() {
+    let (server, _, _dir) = start(&[]).await;
+    let s3 = client_without_checksums(&server.endpoint, &server.access_key, &server.secret_key);
+    for (key, data) in [("plain", bytes(300_000, 41)), ("empty", Vec::new())] {
+        let put = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .expect("put");
+        let expected = crc64nvme(&data);
+        assert_eq!(
+            put.checksum_crc64_nvme(),
+            Some(expected.as_str()),
+            "{key}: PUT"
+        );
+        assert_eq!(put.checksum_crc32(), None, "{key}");
+        assert_eq!(
+            put.checksum_type(),
+            Some(&aws_sdk_s3::types::ChecksumType::FullObject),
+            "{key}"
+        );
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(
+            head.checksum_crc64_nvme(),
+            Some(expected.as_str()),
+            "{key}: HEAD"
+        );
+    }
+
+    // Parts without a checksum: each gets its CRC64NVME, and the object
+    // the two combined, as FULL_OBJECT.
+    let data = bytes(6 * MIB + 123, 42);
+    let id = create(&s3, "parted").await;
+    let mut completed = Vec::new();
+    for (number, range) in [(1, 0..5 * MIB), (2, 5 * MIB..data.len())] {
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("parted")
+            .upload_id(&id)
+            .part_number(number)
+            .body(ByteStream::from(data[range.clone()].to_vec()))
+            .send()
+            .await
+            .expect("part");
+        let part_crc = crc64nvme(&data[range]);
+        assert_eq!(
+            out.checksum_crc64_nvme(),
+            Some(part_crc.as_str()),
+            "part {number}"
+        );
+        completed.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(out.e_tag().expect("etag"))
+                .build(),
+        );
+    }
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("parted")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    let whole = crc64nvme(&data);
+    assert_eq!(done.checksum_crc64_nvme(), Some(whole.as_str()), "complete");
+    assert_eq!(
+        done.checksum_type(),
+        Some(&aws_sdk_s3::types::ChecksumType::FullObject)
+    );
+    let attributes = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("parted")
+        .object_attributes(ObjectAttributes::Checksum)
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .send()
+        .await
+        .expect("attributes");
+    assert_eq!(
+        attributes.checksum().and_then(|c| c.checksum_crc64_nvme()),
+        Some(whole.as_str())
+    );
+    // As for any upload without a checksum: the parts' count alone.
+    let parts = attributes.object_parts().expect("parts");
+    assert_eq!(parts.total_parts_count(), Some(2));
+    assert!(parts.parts().is_empty(), "{parts:?}");
+
+    // A part sent with another checksum: the object gets none.
+    let id = create(&s3, "mixed").await;
+    let mut completed = Vec::new();
+    for (number, range) in [(1, 0..5 * MIB), (2, 5 * MIB..data.len())] {
+        let mut part = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("mixed")
+            .upload_id(&id)
+            .part_number(number)
+            .body(ByteStream::from(data[range].to_vec()));
+        if number == 2 {
+            part = part.checksum_algorithm(ChecksumAlgorithm::Crc32);
+        }
+        let out = part.send().await.expect("part");
+        completed.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(out.e_tag().expect("etag"))
+                .build(),
+        );
+    }
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("mixed")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete mixed");
+    assert_eq!(done.checksum_crc64_nvme(), None);
+    assert_eq!(done.checksum_crc32(), None);
     assert!(server.stop().expect("stop").success());
 }

@@ -26,6 +26,21 @@ pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3:
     aws_sdk_s3::Client::from_conf(config)
 }
 
+/// [`client`], sending checksums only where S3 requires one, as SDKs
+/// before 2025 and most other clients do.
+pub fn client_without_checksums(
+    endpoint: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> aws_sdk_s3::Client {
+    let config = client(endpoint, access_key, secret_key)
+        .config()
+        .to_builder()
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -75,7 +75,9 @@ pub(super) async fn put(
         }
         (Some(expected), _) => Some(expected.algorithm),
         (None, Some(carried)) => Some(carried.algorithm),
-        (None, None) => None,
+        // S3's default, which a first write stores and later appends
+        // combine with; an object without a CRC keeps none.
+        (None, None) => current.is_none().then_some(checksum::DEFAULT_ALGORITHM),
     };
     let inline_max = match current.as_ref().map(|v| &v.data) {
         None => INLINE_OBJECT_SIZE_MAX,

@@ -18,6 +18,22 @@ pub const ALGORITHMS: [ChecksumAlgorithm; 5] = [
     ChecksumAlgorithm::Sha256,
 ];
 
+/// The checksum S3 stores with an object written without one (PutObject,
+/// UploadPart of an upload that declared none), as S3 has done since
+/// 2025: a full-object CRC64NVME, which multipart parts combine into.
+pub const DEFAULT_ALGORITHM: ChecksumAlgorithm = ChecksumAlgorithm::Crc64Nvme;
+
+/// The default checksum to store for a body sent without one, if its
+/// hasher computed it.
+pub fn default_stored(computed: &Checksum) -> Option<ObjectChecksum> {
+    value(computed, DEFAULT_ALGORITHM).map(|value| ObjectChecksum {
+        algorithm: DEFAULT_ALGORITHM,
+        value: value.to_owned(),
+        full_object: true,
+        parts: Vec::new(),
+    })
+}
+
 pub fn header_name(algorithm: ChecksumAlgorithm) -> &'static str {
     match algorithm {
         ChecksumAlgorithm::Crc32 => "x-amz-checksum-crc32",

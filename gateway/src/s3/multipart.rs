@@ -162,7 +162,12 @@ pub async fn upload_part(
     }
     let expected_md5 = object::expected_md5(input.content_md5.as_deref(), &headers)?;
     let mut expectation = checksum::expectation(&headers)?;
-    if let Some((algorithm, _)) = upload.checksum {
+    // A part of an upload that declared no algorithm, sent without a
+    // checksum, gets S3's default, which Complete combines.
+    let declared = upload.checksum.map(|(algorithm, _)| algorithm);
+    let default =
+        (declared.is_none() && expectation.is_none()).then_some(checksum::DEFAULT_ALGORITHM);
+    if let Some(algorithm) = declared.or(default) {
         match &expectation {
             Some(e) if e.algorithm != algorithm => {
                 return Err(s3_error!(
@@ -173,7 +178,8 @@ pub async fn upload_part(
                 ));
             }
             Some(_) => {}
-            // The upload declared an algorithm: every part gets its checksum.
+            // The upload declared an algorithm (or none, and the part came
+            // without one): the part gets its checksum.
             None => {
                 expectation = Some(checksum::Expectation {
                     algorithm,
@@ -454,7 +460,7 @@ fn completed_part_checksum(part: &CompletedPart, algorithm: ChecksumAlgorithm) -
 async fn stored_part_checksums(
     s3: &Arbor,
     upload_id: UploadId,
-) -> S3Result<BTreeMap<u32, (Option<String>, u64)>> {
+) -> S3Result<BTreeMap<u32, (Option<(ChecksumAlgorithm, String)>, u64)>> {
     let mut sums = BTreeMap::new();
     let mut after = 0;
     loop {
@@ -466,7 +472,12 @@ async fn stored_part_checksums(
         for part in &page.parts {
             sums.insert(
                 part.part_number,
-                (part.checksum.as_ref().map(|c| c.value.clone()), part.size),
+                (
+                    part.checksum
+                        .as_ref()
+                        .map(|c| (c.algorithm, c.value.clone())),
+                    part.size,
+                ),
             );
             after = part.part_number;
         }
@@ -525,10 +536,25 @@ pub async fn complete(
     }
     let condition = object::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     object::check_condition_early(s3, &input.bucket, &input.key, &condition).await?;
-    let stored_sums = match upload.checksum {
-        Some(_) => stored_part_checksums(s3, upload.upload_id).await?,
-        None => BTreeMap::new(),
-    };
+    let stored_sums = stored_part_checksums(s3, upload.upload_id).await?;
+    // An upload that declared no algorithm gets S3's default full-object
+    // checksum when every part listed has it (parts sent without a
+    // checksum get it; copied parts, and parts sent with another, do not).
+    let mode = upload.checksum.or_else(|| {
+        let defaulted = |part: &CompletedPart| {
+            part.part_number
+                .and_then(|n| u32::try_from(n).ok())
+                .and_then(|n| stored_sums.get(&n))
+                .is_some_and(|(sum, _)| {
+                    sum.as_ref()
+                        .is_some_and(|(algorithm, _)| *algorithm == checksum::DEFAULT_ALGORITHM)
+                })
+        };
+        listed
+            .iter()
+            .all(defaulted)
+            .then_some((checksum::DEFAULT_ALGORITHM, true))
+    });
     let mut parts = Vec::with_capacity(listed.len());
     for part in &listed {
         let number = part_number(
@@ -539,10 +565,13 @@ pub async fn complete(
             .e_tag
             .as_ref()
             .ok_or_else(|| s3_error!(MalformedXML, "A part has no ETag"))?;
-        let checksum = match upload.checksum {
+        let checksum = match mode {
             None => None,
             Some((algorithm, full_object)) => {
-                let stored = stored_sums.get(&number).and_then(|(sum, _)| sum.clone());
+                let stored = stored_sums
+                    .get(&number)
+                    .and_then(|(sum, _)| sum.as_ref())
+                    .map(|(_, value)| value.clone());
                 let sent = completed_part_checksum(part, algorithm);
                 // A composite checksum is made of the parts' as the client
                 // lists them: S3 wants each (a full-object one it combines
@@ -574,7 +603,14 @@ pub async fn complete(
         .iter()
         .map(|(n, (_, size))| (*n, *size))
         .collect();
-    let object_checksum = object_checksum(&upload, &parts, &sizes)?;
+    let mut object_checksum = object_checksum(mode, &parts, &sizes)?;
+    // The default keeps no per-part values: GetObjectAttributes gives the
+    // parts' count alone for an upload without a checksum, as S3 answers.
+    if upload.checksum.is_none()
+        && let Some(defaulted) = &mut object_checksum
+    {
+        defaulted.parts.clear();
+    }
     // An object checksum the client sends must match what the parts make:
     // the full-object value, or the composite one (its `-N` suffix is
     // optional, and must be the number of parts when given).
@@ -698,11 +734,11 @@ async fn completed_before(
 /// the whole object. `None` if the upload declared no algorithm or a part
 /// has no checksum.
 fn object_checksum(
-    upload: &UploadRecord,
+    mode: Option<(ChecksumAlgorithm, bool)>,
     parts: &[MetaCompletedPart],
     sizes: &BTreeMap<u32, u64>,
 ) -> S3Result<Option<ObjectChecksum>> {
-    let Some((algorithm, full_object)) = upload.checksum else {
+    let Some((algorithm, full_object)) = mode else {
         return Ok(None);
     };
     let mut sums = Vec::with_capacity(parts.len());

@@ -145,9 +145,11 @@ pub async fn put(
     check_condition_early(s3, &bucket, &key, &condition).await?;
     lock::check_lockable(s3, &bucket, lock.as_ref()).await?;
     acl::check_public_allowed(s3, &bucket, acl).await?;
-    let hasher = expected_checksum
+    // Without a checksum the body gets S3's default one.
+    let algorithm = expected_checksum
         .as_ref()
-        .map(|e| checksum::hasher(e.algorithm));
+        .map_or(checksum::DEFAULT_ALGORITHM, |e| e.algorithm);
+    let hasher = Some(checksum::hasher(algorithm));
     let written = data_path::write_body(
         s3.chunks(),
         s3.settings().chunk_size,
@@ -201,7 +203,9 @@ pub async fn put(
     Ok(S3Response::new(output))
 }
 
-/// Checks Content-MD5 and the additional checksum once the body is in.
+/// Checks Content-MD5 and the additional checksum once the body is in,
+/// and gives the checksum to store: the one asked for, else S3's default
+/// (`checksum::DEFAULT_ALGORITHM`) if the body was hashed for it.
 pub(super) fn verify_body(
     written: &data_path::WrittenBody,
     expected_md5: Option<[u8; 16]>,
@@ -217,7 +221,8 @@ pub(super) fn verify_body(
         ));
     }
     let Some(expectation) = expected_checksum else {
-        return Ok(None);
+        // S3's default checksum, if the body was hashed for it.
+        return Ok(written.checksum.as_ref().and_then(checksum::default_stored));
     };
     let computed = written
         .checksum
