@@ -1034,6 +1034,29 @@ async fn object_lock_holds_versions_until_their_date() {
             )
     };
 
+    // No rename in a bucket with Object Lock: it would move locked
+    // versions off the key they must stay readable under.
+    let kept = put(&s3, b, "dir/kept", b"kept").await.expect("id");
+    for (destination, source) in [("moved", "dir/kept"), ("elsewhere/", "dir/")] {
+        let e = s3
+            .rename_object()
+            .bucket(b)
+            .key(destination)
+            .rename_source(format!("{b}/{source}"))
+            .send()
+            .await
+            .expect_err("rename in a locked bucket");
+        assert_eq!(failure(&e).0.as_deref(), Some("InvalidRequest"), "{source}");
+    }
+    assert_eq!(get(&s3, b, "dir/kept", Some(&kept)).await, b"kept");
+    s3.delete_object()
+        .bucket(b)
+        .key("dir/kept")
+        .version_id(&kept)
+        .send()
+        .await
+        .expect("an unlocked version goes");
+
     // COMPLIANCE: no delete of the version, bypass or not; only longer.
     let v = put(&s3, b, "c", b"compliance").await.expect("id");
     retain("c", &v, ObjectLockRetentionMode::Compliance, in_a_day)

@@ -66,7 +66,9 @@ use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
     SetChunkServerStatus,
 };
-use crate::rename::{RenameDirectory, RenameObject};
+use crate::rename::{
+    RenameDirectory, RenameDirectoryUnlessLocked, RenameObject, RenameObjectUnlessLocked,
+};
 use crate::replica::Replica;
 use crate::rpc::{
     AdminRequest, HttpClient, NodeStatus, PATH_ADMIN, PATH_PROPOSE, PATH_READ, TransportError,
@@ -907,14 +909,16 @@ impl MetaClient {
 
 /// Renames and recursive deletes on the tree.
 impl MetaClient {
-    /// Renames an object (see [`RenameObject`]).
+    /// Renames an object (see [`RenameObject`]); refused in a bucket with
+    /// Object Lock ([`RenameObjectUnlessLocked`]).
     pub async fn rename_object(&self, op: RenameObject) -> Result<()> {
-        self.write(op).await
+        self.write(RenameObjectUnlessLocked(op)).await
     }
     /// Renames a directory with everything below it (see
-    /// [`RenameDirectory`]).
+    /// [`RenameDirectory`]); refused in a bucket with Object Lock
+    /// ([`RenameDirectoryUnlessLocked`]).
     pub async fn rename_directory(&self, op: RenameDirectory) -> Result<()> {
-        self.write(op).await
+        self.write(RenameDirectoryUnlessLocked(op)).await
     }
     /// Deletes the directory `prefix` with every key below it; whether it
     /// existed. Its metadata and chunks are released in the background.

@@ -51,7 +51,9 @@ use crate::registry::{
     ChunkServerHeartbeat, ChunkServers, MarkOfflineServers, RegisterChunkServer,
     SetChunkServerStatus,
 };
-use crate::rename::{RenameDirectory, RenameObject};
+use crate::rename::{
+    RenameDirectory, RenameDirectoryUnlessLocked, RenameObject, RenameObjectUnlessLocked,
+};
 
 /// A write operation as the log carries it: its [`Command`] variant and
 /// its [`Reply`] variant.
@@ -247,6 +249,8 @@ writes!(
     SetObjectRetentionStrict,
     SetObjectLockConfigInYears,
     ReleaseObjectLegalHold,
+    RenameObjectUnlessLocked,
+    RenameDirectoryUnlessLocked,
 );
 
 reads!(
@@ -435,6 +439,8 @@ mod tests {
             "SetObjectRetentionStrict",
             "SetObjectLockConfigInYears",
             "ReleaseObjectLegalHold",
+            "RenameObjectUnlessLocked",
+            "RenameDirectoryUnlessLocked",
         ];
         assert_eq!(Command::NAMES, RELEASED);
         // The names are the tags postcard writes.

@@ -11,7 +11,7 @@ use crate::context::ApplyContext;
 use crate::error::{MetaError, Result};
 use crate::keys::{SEPARATOR, directory_stored_name, split_key, validate_key};
 use crate::limits::{CLIENT_TOKEN_LEN_MAX, CLIENT_TOKENS_MAX, KEY_LEN_MAX};
-use crate::namespace::{check_overwrite, retire_object, versioning_of};
+use crate::namespace::{check_overwrite, lock_config_of, retire_object, versioning_of};
 use crate::op::{Apply, Outcome, SIZE_BASE};
 use crate::reclaim::detach;
 use crate::records::object::{OverwritePolicy, Versioning, WriteCondition};
@@ -297,6 +297,53 @@ pub struct RenameDirectory {
     pub now_ms: i64,
     /// `x-amz-client-token`, as for [`RenameObject`].
     pub client_token: Option<String>,
+}
+
+/// [`RenameObject`], refused in a bucket with Object Lock: a rename moves
+/// an object with every version, and a locked version must stay readable
+/// under its key until its retention ends (S3 renames only in directory
+/// buckets, which have no Object Lock). The refusal is inside apply, as
+/// every Object Lock rule is, so that no proposer gets past it. A command
+/// of its own, not a change to RenameObject's apply, so that a log is
+/// applied alike by every release (docs/design.md, "Object Lock").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameObjectUnlessLocked(pub RenameObject);
+
+/// [`RenameDirectory`], refused in a bucket with Object Lock, as
+/// [`RenameObjectUnlessLocked`] is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameDirectoryUnlessLocked(pub RenameDirectory);
+
+/// Refuses a rename in `bucket` if it has Object Lock.
+fn refuse_in_locked_bucket(ctx: &ApplyContext<'_>, bucket: &str) -> Result<Outcome<()>> {
+    if lock_config_of(&ctx.bucket_lock, bucket)?.is_some() {
+        return Ok(Err(MetaError::VersionedBucket(format!(
+            "bucket {bucket:?} has Object Lock: a rename would move locked versions off their key"
+        ))));
+    }
+    Ok(Ok(()))
+}
+
+impl Apply for RenameObjectUnlessLocked {
+    type Reply = ();
+
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if let Err(e) = refuse_in_locked_bucket(ctx, &self.0.bucket)? {
+            return Ok(Err(e));
+        }
+        self.0.apply(ctx)
+    }
+}
+
+impl Apply for RenameDirectoryUnlessLocked {
+    type Reply = ();
+
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Result<Outcome<()>> {
+        if let Err(e) = refuse_in_locked_bucket(ctx, &self.0.bucket)? {
+            return Ok(Err(e));
+        }
+        self.0.apply(ctx)
+    }
 }
 
 /// A directory prefix's segments: `a/b/` → `["a", "b"]`; `None` unless it

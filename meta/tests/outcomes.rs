@@ -56,7 +56,10 @@ use arbor_meta::records::{
 use arbor_meta::registry::{
     ChunkServerHeartbeat, MarkOfflineServers, RegisterChunkServer, SetChunkServerStatus,
 };
-use arbor_meta::rename::{ObjectCondition, RenameDirectory, RenameObject};
+use arbor_meta::rename::{
+    ObjectCondition, RenameDirectory, RenameDirectoryUnlessLocked, RenameObject,
+    RenameObjectUnlessLocked,
+};
 
 mod common;
 use common::{Fixture, inline_version};
@@ -842,6 +845,36 @@ fn script() -> Script {
     s.run(release("locked", "yearly"));
     s.run(release("locked", "never-written"));
     s.run(release("nothere", "yearly"));
+
+    // Renames that refuse to move locked versions: refused in a bucket
+    // with Object Lock, as they are elsewhere.
+    let rename = |bucket: &str, source: &str, destination: &str| {
+        RenameObjectUnlessLocked(RenameObject {
+            bucket: b(bucket),
+            source: b(source),
+            destination: b(destination),
+            source_condition: ObjectCondition::default(),
+            destination_condition: ObjectCondition::default(),
+            client_token: None,
+        })
+    };
+    s.run(rename("locked", "doc", "moved"));
+    s.run(rename("locked", "yearly", "moved"));
+    s.put("plain", "mv/one", "m1");
+    s.run(rename("plain", "mv/one", "mv/two"));
+    s.run(rename("nothere", "doc", "moved"));
+    let rename_directory = |bucket: &str, source: &str, destination: &str| {
+        RenameDirectoryUnlessLocked(RenameDirectory {
+            bucket: b(bucket),
+            source: b(source),
+            destination: b(destination),
+            replace: false,
+            now_ms: 70,
+            client_token: None,
+        })
+    };
+    s.run(rename_directory("locked", "d/", "e/"));
+    s.run(rename_directory("plain", "mv/", "mw/"));
     s
 }
 
