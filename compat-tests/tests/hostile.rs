@@ -1110,6 +1110,39 @@ async fn an_xml_body_is_checked_against_its_content_md5() {
             "{}",
             String::from_utf8_lossy(&response.body)
         );
+        // The bodies S3 takes only with a digest: refused without one,
+        // before anything else is looked at.
+        let retention = b"<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2099-01-01T00:00:00Z</RetainUntilDate></Retention>";
+        let lock = b"<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>";
+        let cors = b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>";
+        let lifecycle = b"<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix>x/</Prefix></Filter><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
+        let known = object_target(KNOWN);
+        let digest_required: [(String, &[u8]); 5] = [
+            (format!("{known}?retention"), retention),
+            (format!("{known}?legal-hold"), b"<LegalHold><Status>ON</Status></LegalHold>"),
+            (format!("/{BUCKET}?object-lock"), lock),
+            (format!("/{BUCKET}?cors"), cors),
+            (format!("/{BUCKET}?lifecycle"), lifecycle),
+        ];
+        for (target, body) in digest_required {
+            let response = f.send("PUT", &target, &[], body);
+            assert_error(&response, 400, "InvalidRequest", &format!("{target}, no digest"));
+            let text = String::from_utf8_lossy(&response.body);
+            assert!(text.contains("Content-Md5"), "{target}: {text}");
+        }
+        let response = f.send("GET", &format!("/{BUCKET}?lifecycle"), &[], b"");
+        assert_error(&response, 404, "NoSuchLifecycleConfiguration", "nothing was set");
+        // A PutObject locking its version needs one too.
+        let response = f.send(
+            "PUT",
+            &object_target("locked-without-digest"),
+            &[("x-amz-object-lock-legal-hold", "ON")],
+            b"body",
+        );
+        assert_error(&response, 400, "InvalidRequest", "a locked PUT, no digest");
+        let text = String::from_utf8_lossy(&response.body);
+        assert!(text.contains("Object Lock parameters"), "{text}");
+        f.assert_intact("digests required").await;
     })
     .await;
 }

@@ -49,6 +49,21 @@ use crate::{error, subresource};
 
 /// The operations s3s reads the body of whole (as s3s 0.14.1's
 /// `resolve_route` marks them); every other body streams to the operation.
+/// The operations whose body S3 takes only with a digest of it
+/// (`Content-MD5` or an `x-amz-checksum-` header or trailer), else 400
+/// InvalidRequest: those whose API reference says so and that every SDK
+/// sends one with. (S3's model marks more so; asking it of those too
+/// would refuse clients that send, say, a bucket policy or tags without
+/// one, which Arbor has always taken.)
+const DIGEST_REQUIRED: [&str; 6] = [
+    "DeleteObjects",
+    "PutBucketCors",
+    "PutBucketLifecycleConfiguration",
+    "PutObjectLegalHold",
+    "PutObjectLockConfiguration",
+    "PutObjectRetention",
+];
+
 const READ_WHOLE: [&str; 30] = [
     "CompleteMultipartUpload",
     "CreateBucket",
@@ -412,7 +427,10 @@ pub(crate) fn check_subresource_and_size(cx: &mut S3AccessContext<'_>) -> S3Resu
     } else {
         checksum::expectation(cx.headers())?.filter(|e| e.header_value.is_some())
     };
-    if cx.s3_op().name() == "DeleteObjects" && md5.is_none() && !names_checksum(cx.headers()) {
+    if DIGEST_REQUIRED.contains(&cx.s3_op().name())
+        && md5.is_none()
+        && !names_checksum(cx.headers())
+    {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "Missing required header for this request: Content-Md5.",

@@ -80,10 +80,20 @@ impl PutRequest {
                 "Your proposed upload exceeds the maximum allowed size."
             ));
         }
+        let expected_md5 = expected_md5(input.content_md5.as_deref(), headers)?;
+        let expected_checksum = checksum::expectation(headers)?;
+        // S3 takes a version locked on its way in only with a digest of
+        // its body (`x-amz-sdk-checksum-algorithm` counts, as S3 says).
+        if lock.is_some() && expected_md5.is_none() && expected_checksum.is_none() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters"
+            ));
+        }
         Ok(PutRequest {
             user_metadata: user_metadata(input.metadata, input.website_redirect_location)?,
-            expected_md5: expected_md5(input.content_md5.as_deref(), headers)?,
-            expected_checksum: checksum::expectation(headers)?,
+            expected_md5,
+            expected_checksum,
             condition: write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?,
             tags: tagging::from_header(input.tagging.as_deref())?,
             headers: ObjectHeaders {
