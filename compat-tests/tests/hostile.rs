@@ -2922,3 +2922,94 @@ async fn not_supported_operations_answer_as_the_conformance_table_says() {
     })
     .await;
 }
+
+/// The head of the next response on `stream`, up to its blank line, in
+/// lower case.
+fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("read");
+        assert_eq!(n, 1, "closed before a response head");
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).to_ascii_lowercase()
+}
+
+/// A signed PUT sent with `Expect: 100-continue` on a connection kept
+/// alive: the final response's head (lower case), and whether "100
+/// Continue" came first. The body follows the 100 (or a second).
+fn put_expecting_continue(
+    f: &Fixture,
+    key: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (String, bool) {
+    let target = object_target(key);
+    let length = body.len().to_string();
+    let mut all = vec![
+        ("expect", "100-continue"),
+        ("content-length", length.as_str()),
+    ];
+    all.extend_from_slice(headers);
+    let signed = f.signer.sign_headers(
+        "PUT",
+        &target,
+        &all,
+        Payload::Sha256Of(body),
+        SystemTime::now(),
+    );
+    let mut request = format!("PUT {target} HTTP/1.1\r\n");
+    if !signed.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {}\r\n", f.authority()));
+    }
+    for (name, value) in &signed {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = TcpStream::connect(f.authority()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("head");
+    // The body waits for the 100 (an empty one has nothing to wait for).
+    let head = read_head(&mut stream);
+    if !head.starts_with("http/1.1 100") {
+        return (head, false);
+    }
+    stream.write_all(body).expect("body");
+    (read_head(&mut stream), true)
+}
+
+/// An answer to a request that expected "100 Continue" and never got it
+/// (an empty body, or a refusal before the body) closes the connection:
+/// awscli v1's copy of botocore carries what it learned from such an
+/// answer into the next request on the connection and misreads that
+/// one's answer. Answers after a "100 Continue" keep it open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continue_never_sent_closes_the_connection() {
+    with_fixture(|f| async move {
+        let (head, continued) = put_expecting_continue(&f, "expect-empty", &[], b"");
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!continued, "{head}");
+        assert!(head.contains("connection: close"), "{head}");
+
+        let (head, continued) = put_expecting_continue(&f, "expect-body", &[], b"a body");
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(continued, "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+
+        // Refused before the body is read: no 100, and closed.
+        let (head, _) =
+            put_expecting_continue(&f, "expect-body", &[("if-none-match", "*")], b"another");
+        assert!(head.starts_with("http/1.1 412"), "{head}");
+        assert!(head.contains("connection: close"), "{head}");
+
+        for key in ["expect-empty", "expect-body"] {
+            let response = f.send("DELETE", &object_target(key), &[], b"");
+            assert_eq!(response.status, 204, "delete {key}");
+        }
+        f.assert_intact("expect 100-continue").await;
+    })
+    .await;
+}

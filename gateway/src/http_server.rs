@@ -103,6 +103,7 @@ async fn handle(
     let operation = OperationSlot::default();
     req.extensions_mut().insert(operation.clone());
     let received = content_length(req.headers());
+    let expects_continue = expects_continue(req.headers());
     let head = req.method() == http::Method::HEAD;
     let span = tracing::info_span!(
         "request",
@@ -168,6 +169,7 @@ async fn handle(
             bucket_region_on_refusal(&frontend, uri, host.as_ref(), &mut response);
         }
         add_retry_after(&mut response);
+        close_after_unasked_continue(expects_continue, received, &mut response);
         if let Ok(value) = http::HeaderValue::from_str(&request_id) {
             response
                 .headers_mut()
@@ -193,6 +195,37 @@ async fn handle(
     }
     .instrument(span)
     .await
+}
+
+/// Whether a request asks to hear "100 Continue" before it sends its body.
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Closes the connection after answering a request that expected "100
+/// Continue" and got none: hyper sends it only once a body is read, so
+/// never for an empty body (RFC 9110 section 10.1.1 allows that) nor
+/// before an answer given without reading the body (an error). The copy
+/// of botocore inside awscli v1 keeps what it learned from such an
+/// answer into the next request on the same connection, and misreads
+/// that request's answer (it waits for the idle timeout, then reports a
+/// 200 without headers: a multipart upload fails for want of an ETag).
+/// Closing resets it, at the price of one new connection after an empty
+/// PUT or an error.
+fn close_after_unasked_continue(
+    expects_continue: bool,
+    received: Option<u64>,
+    response: &mut http::Response<s3s::Body>,
+) {
+    let body_unread = received == Some(0) || !response.status().is_success();
+    if expects_continue && body_unread {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
 }
 
 /// A HEAD of part of an object (a Range, or a `partNumber`) answers 206
@@ -330,10 +363,7 @@ async fn call_s3s(
     // A client that asked to hear "100 Continue" first sends no body
     // until then: closing on it loses nothing, and waiting for it would
     // only hold the connection.
-    let waits_to_send = parts
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let waits_to_send = expects_continue(&parts.headers);
     let req = http::Request::from_parts(parts, body);
     let response = answer_s3s(s3, req, &watch, request_id).await;
     if let Some(unread) = watch.take_unread()
