@@ -323,6 +323,108 @@ async fn a_signed_form_uploads_and_each_condition_is_enforced() {
 }
 
 /// The peak resident memory of process `pid`, in KiB (Linux).
+/// A form's checksum fields are the file's: checked, stored and answered
+/// as PutObject's headers are, and the digest an Object Lock field needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forms_checksum_fields_are_the_files() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(dir.path(), &["--no-fsync"]).expect("start");
+    let s3 = client(&server.endpoint, &server.access_key, &server.secret_key);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket");
+    let signer = Signer::new(&server.endpoint, &server.access_key, &server.secret_key);
+    let now = SystemTime::now();
+    let file = b"checked file";
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, file) as u32;
+    let crc = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
+    let condition = r#"["starts-with","$x-amz-checksum-crc32",""]"#;
+    let hold = r#"{"x-amz-object-lock-legal-hold":"ON"}"#;
+
+    // Another file's CRC32: BadDigest, nothing stored.
+    let form = signer.post_form(
+        &[("key", "user/bad"), ("x-amz-checksum-crc32", "AAAAAA==")],
+        &conditions(&[condition]),
+        file,
+        now,
+        600,
+    );
+    let answer = post(&server, &form);
+    assert_eq!(
+        answer.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.error_code().as_deref(), Some("BadDigest"));
+    assert!(
+        s3.head_object()
+            .bucket(BUCKET)
+            .key("user/bad")
+            .send()
+            .await
+            .is_err()
+    );
+
+    // Its own CRC32, with a legal hold: stored, held, the CRC32 kept.
+    let form = signer.post_form(
+        &[
+            ("key", "user/held"),
+            ("x-amz-checksum-crc32", &crc),
+            ("x-amz-object-lock-legal-hold", "ON"),
+        ],
+        &conditions(&[condition, hold]),
+        file,
+        now,
+        600,
+    );
+    let answer = post(&server, &form);
+    assert_eq!(
+        answer.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("user/held")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.checksum_crc32(), Some(crc.as_str()));
+    assert_eq!(
+        head.object_lock_legal_hold_status(),
+        Some(&aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)
+    );
+
+    // A legal hold without any digest: refused, as S3 refuses it.
+    let form = signer.post_form(
+        &[
+            ("key", "user/undigested"),
+            ("x-amz-object-lock-legal-hold", "ON"),
+        ],
+        &conditions(&[hold]),
+        file,
+        now,
+        600,
+    );
+    let answer = post(&server, &form);
+    assert_eq!(
+        answer.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.error_code().as_deref(), Some("InvalidRequest"));
+    assert!(server.stop().expect("stop").success());
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;

@@ -188,6 +188,7 @@ impl PostUploads {
         let key = req.input.key.clone();
         let redirect = req.input.success_action_redirect.clone();
         let status = req.input.success_action_status;
+        checksum_fields_as_headers(&mut req);
         let output = self.s3.post_object(req).await?.output;
         let location = endpoint.url(&bucket, &key);
         answer(
@@ -576,6 +577,41 @@ fn timestamp_field(
             })
         })
         .transpose()
+}
+
+/// The form's checksum fields (`x-amz-checksum-*`,
+/// `x-amz-sdk-checksum-algorithm`) put where PutObject reads them, the
+/// request's headers, in place of any the POST itself carries (they would
+/// be of the whole form): the file is checked against them, and an Object
+/// Lock field finds its digest.
+fn checksum_fields_as_headers(req: &mut s3s::S3Request<PostObjectInput>) {
+    let input = &req.input;
+    let fields: [(&str, Option<&str>); 6] = [
+        ("x-amz-checksum-crc32", input.checksum_crc32.as_deref()),
+        ("x-amz-checksum-crc32c", input.checksum_crc32c.as_deref()),
+        (
+            "x-amz-checksum-crc64nvme",
+            input.checksum_crc64nvme.as_deref(),
+        ),
+        ("x-amz-checksum-sha1", input.checksum_sha1.as_deref()),
+        ("x-amz-checksum-sha256", input.checksum_sha256.as_deref()),
+        (
+            "x-amz-sdk-checksum-algorithm",
+            input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+        ),
+    ];
+    let mut headers = std::mem::take(&mut req.headers);
+    headers.remove("x-amz-trailer");
+    for (name, value) in fields {
+        headers.remove(name);
+        // A value no header can carry: refused as a malformed checksum.
+        if let Some(value) = value {
+            let value = http::HeaderValue::from_str(value)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("-"));
+            headers.insert(name, value);
+        }
+    }
+    req.headers = headers;
 }
 
 /// The PostObject the form asks for (its body, the file, is added once
