@@ -1662,6 +1662,20 @@ async fn object_lock_headers_lock_writes_in_the_same_commit() {
         .await
         .expect("create upload");
     let upload_id = upload.upload_id().expect("upload id");
+    // A part of a locking upload needs a digest, as S3 asks.
+    let bare =
+        common::client_without_checksums(&server.endpoint, &server.access_key, &server.secret_key);
+    let e = bare
+        .upload_part()
+        .bucket(b)
+        .key("m")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"multipart"))
+        .send()
+        .await
+        .expect_err("a part without a digest");
+    assert_eq!(failure(&e).0.as_deref(), Some("InvalidRequest"));
     let part = s3
         .upload_part()
         .bucket(b)

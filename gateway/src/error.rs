@@ -345,6 +345,9 @@ pub fn from_body(e: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error
         if let Some(headers) = s3.headers() {
             passed_on.set_headers(headers.clone());
         }
+        if let Some(status) = s3.status_code() {
+            passed_on.set_status_code(status);
+        }
         return passed_on;
     }
     // s3s 0.14 (pinned) checks x-amz-content-sha256 in a stream whose error

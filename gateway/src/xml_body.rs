@@ -47,8 +47,6 @@ use crate::limits::XML_BODY_SIZE_MAX;
 use crate::s3::checksum::{self, Expectation};
 use crate::{error, subresource};
 
-/// The operations s3s reads the body of whole (as s3s 0.14.1's
-/// `resolve_route` marks them); every other body streams to the operation.
 /// The operations whose body S3 takes only with a digest of it
 /// (`Content-MD5` or an `x-amz-checksum-` header or trailer), else 400
 /// InvalidRequest: those whose API reference says so and that every SDK
@@ -64,6 +62,8 @@ const DIGEST_REQUIRED: [&str; 6] = [
     "PutObjectRetention",
 ];
 
+/// The operations s3s reads the body of whole (as s3s 0.14.1's
+/// `resolve_route` marks them); every other body streams to the operation.
 const READ_WHOLE: [&str; 30] = [
     "CompleteMultipartUpload",
     "CreateBucket",

@@ -341,17 +341,28 @@ pub fn markdown(report: &Report, command: &str) -> String {
     if let Some(l) = &report.limits {
         let _ = writeln!(out, "Machine limits (one core, or one connection):\n");
         let _ = writeln!(out, "| limit | value |\n|---|---|");
+        // A report made before the default checksum has no CRC64NVME.
+        let (crc64nvme, crcs) = if l.crc64nvme_mib_per_sec > 0.0 {
+            (
+                format!("{:.0} MiB/s", l.crc64nvme_mib_per_sec),
+                "CRC32C + CRC64NVME",
+            )
+        } else {
+            ("not measured".to_owned(), "CRC32C")
+        };
+        let chain_one = format!("MD5 + SHA-256 + {crcs}, serially");
+        let chain_two = format!("MD5 + 2 SHA-256 + {crcs}, serially");
         for (name, value) in [
             ("MD5", format!("{:.0} MiB/s", l.md5_mib_per_sec)),
             ("SHA-256", format!("{:.0} MiB/s", l.sha256_mib_per_sec)),
             ("CRC32C", format!("{:.0} MiB/s", l.crc32c_mib_per_sec)),
-            ("CRC64NVME", format!("{:.0} MiB/s", l.crc64nvme_mib_per_sec)),
+            ("CRC64NVME", crc64nvme),
             (
-                "MD5 + SHA-256 + CRC32C + CRC64NVME, serially",
+                chain_one.as_str(),
                 format!("{:.0} MiB/s", l.hash_chain_mib_per_sec(1)),
             ),
             (
-                "MD5 + 2 SHA-256 + CRC32C + CRC64NVME, serially",
+                chain_two.as_str(),
                 format!("{:.0} MiB/s", l.hash_chain_mib_per_sec(2)),
             ),
             (

@@ -164,6 +164,14 @@ pub async fn upload_part(
     let mut expectation = checksum::expectation(&headers)?;
     // A part of an upload that declared no algorithm, sent without a
     // checksum, gets S3's default, which Complete combines.
+    // S3 takes a part of an upload that locks its object only with a
+    // digest of the part.
+    if upload.lock.is_some() && expected_md5.is_none() && expectation.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part requests with Object Lock parameters"
+        ));
+    }
     let declared = upload.checksum.map(|(algorithm, _)| algorithm);
     let default =
         (declared.is_none() && expectation.is_none()).then_some(checksum::DEFAULT_ALGORITHM);
@@ -614,12 +622,12 @@ pub async fn complete(
     // An object checksum the client sends must match what the parts make:
     // the full-object value, or the composite one (its `-N` suffix is
     // optional, and must be the number of parts when given).
-    if let Some((algorithm, _)) = upload.checksum
+    if let Some((algorithm, _)) = mode
         && let Some(sent) = complete_input_checksum(&input_checksums, algorithm)
     {
         checksum::check_complete_value(algorithm, sent)?;
     }
-    if let (Some(computed), Some((algorithm, _))) = (&object_checksum, upload.checksum)
+    if let (Some(computed), Some((algorithm, _))) = (&object_checksum, mode)
         && let Some(sent) = complete_input_checksum(&input_checksums, algorithm)
         && !same_object_checksum(sent, computed)
     {
