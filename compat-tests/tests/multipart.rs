@@ -1262,6 +1262,51 @@ fn crc64nvme(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
+/// Uploads `data` to `key` in two parts, 5 MiB and the rest (the second
+/// sent with `second`'s checksum, if any), checking that a part sent
+/// without one is answered its CRC64NVME, and completes the upload.
+async fn two_parts(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    data: &[u8],
+    second: Option<ChecksumAlgorithm>,
+) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+    let id = create(s3, key).await;
+    let mut etags = Vec::new();
+    for (number, range) in [(1, 0..5 * MIB), (2, 5 * MIB..data.len())] {
+        let checksum = if number == 2 { second.clone() } else { None };
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .part_number(number)
+            .set_checksum_algorithm(checksum.clone())
+            .body(ByteStream::from(data[range.clone()].to_vec()))
+            .send()
+            .await
+            .expect("part");
+        if checksum.is_none() {
+            let part_crc = crc64nvme(&data[range]);
+            assert_eq!(
+                out.checksum_crc64_nvme(),
+                Some(part_crc.as_str()),
+                "{key}: part {number}"
+            );
+        }
+        etags.push((number, out.e_tag().expect("etag").to_owned()));
+    }
+    let listed: Vec<(i32, &str)> = etags.iter().map(|(n, e)| (*n, e.as_str())).collect();
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(completed(&listed))
+        .send()
+        .await
+        .expect("complete")
+}
+
 /// An object written without a checksum gets S3's default, a full-object
 /// CRC64NVME: a PUT (an empty one too), and an upload that declared no
 /// algorithm whose parts came without one, combined from the parts. An
@@ -1309,45 +1354,7 @@ async fn objects_written_without_a_checksum_get_the_default_crc64nvme() {
     // Parts without a checksum: each gets its CRC64NVME, and the object
     // the two combined, as FULL_OBJECT.
     let data = bytes(6 * MIB + 123, 42);
-    let id = create(&s3, "parted").await;
-    let mut completed = Vec::new();
-    for (number, range) in [(1, 0..5 * MIB), (2, 5 * MIB..data.len())] {
-        let out = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key("parted")
-            .upload_id(&id)
-            .part_number(number)
-            .body(ByteStream::from(data[range.clone()].to_vec()))
-            .send()
-            .await
-            .expect("part");
-        let part_crc = crc64nvme(&data[range]);
-        assert_eq!(
-            out.checksum_crc64_nvme(),
-            Some(part_crc.as_str()),
-            "part {number}"
-        );
-        completed.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .e_tag(out.e_tag().expect("etag"))
-                .build(),
-        );
-    }
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key("parted")
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete");
+    let done = two_parts(&s3, "parted", &data, None).await;
     let whole = crc64nvme(&data);
     assert_eq!(done.checksum_crc64_nvme(), Some(whole.as_str()), "complete");
     assert_eq!(
@@ -1373,40 +1380,7 @@ async fn objects_written_without_a_checksum_get_the_default_crc64nvme() {
     assert!(parts.parts().is_empty(), "{parts:?}");
 
     // A part sent with another checksum: the object gets none.
-    let id = create(&s3, "mixed").await;
-    let mut completed = Vec::new();
-    for (number, range) in [(1, 0..5 * MIB), (2, 5 * MIB..data.len())] {
-        let mut part = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key("mixed")
-            .upload_id(&id)
-            .part_number(number)
-            .body(ByteStream::from(data[range].to_vec()));
-        if number == 2 {
-            part = part.checksum_algorithm(ChecksumAlgorithm::Crc32);
-        }
-        let out = part.send().await.expect("part");
-        completed.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .e_tag(out.e_tag().expect("etag"))
-                .build(),
-        );
-    }
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key("mixed")
-        .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("complete mixed");
+    let done = two_parts(&s3, "mixed", &data, Some(ChecksumAlgorithm::Crc32)).await;
     assert_eq!(done.checksum_crc64_nvme(), None);
     assert_eq!(done.checksum_crc32(), None);
     assert!(server.stop().expect("stop").success());
