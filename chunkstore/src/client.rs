@@ -48,6 +48,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub stall_timeout: Duration,
+    /// How long a replicated write waits for a replica that lags the
+    /// others ([`limits::REPLICA_LAG_TIMEOUT`]).
+    pub lag_timeout: Duration,
     /// The cluster's secret, signing every request (see
     /// [`arbor_net::auth`]); `None` for servers without one.
     pub cluster_secret: Option<ClusterSecret>,
@@ -59,6 +62,7 @@ impl Default for ClientOptions {
             connect_timeout: limits::CONNECT_TIMEOUT_DEFAULT,
             request_timeout: limits::REQUEST_TIMEOUT_DEFAULT,
             stall_timeout: limits::BODY_STALL_TIMEOUT,
+            lag_timeout: limits::REPLICA_LAG_TIMEOUT,
             cluster_secret: None,
         }
     }

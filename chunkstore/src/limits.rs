@@ -80,6 +80,12 @@ pub const POOL_IDLE_PER_SERVER_MAX: usize = 32;
 
 // --- Replication (replication.rs) ---------------------------------------
 
+/// How long the replicas of a streaming write wait for one that lags:
+/// once a quorum has taken a piece, a replica that has not taken it
+/// within this time is dropped from the write (and replaced, or the chunk
+/// recorded under-replicated). Well under [`BODY_STALL_TIMEOUT`], after
+/// which the replicas that kept up would give the body up themselves.
+pub const REPLICA_LAG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pieces queued for one replica of a streaming write; with 1 MiB pieces,
 /// a write holds at most this many MiB per replica.
 pub const REPLICA_QUEUE_PIECES: usize = 4;

@@ -19,8 +19,9 @@
 //! and no other target ever seals the chunk. (The
 //! alternative, "server returns its hash, client compares and DELETEs on
 //! mismatch", leaves a wrong chunk readable between the two steps and
-//! forever if the DELETE fails.) A target that fails or stalls is dropped
-//! from the fan-out; when the body is done, each one is replaced by the
+//! forever if the DELETE fails.) A target that fails, stalls, or lags
+//! the others ([`limits::REPLICA_LAG_TIMEOUT`] after a quorum took a
+//! piece) is dropped from the fan-out; when the body is done, each one is replaced by the
 //! next unused candidate, copied from a target that succeeded by streaming
 //! server → here → server. Nothing holds a whole chunk in memory. The
 //! write succeeds when as many servers as targets hold the chunk, or,
@@ -55,6 +56,44 @@ use crate::limits;
 use crate::repair::{RepairJob, Repairer};
 use crate::store::ChunkInfo;
 use crate::transfer::copy_chunk;
+
+/// Queues `piece` for every feed: whether each took it. A feed that has
+/// not within `stall` is dropped, and so is one that lags: once `need`
+/// feeds have taken the piece, the rest get `lag` more. Waiting out a
+/// stalled replica's `stall` would starve the others of bytes for as long,
+/// and they would give the body up after their own stall timeout (the
+/// same length): one frozen server would fail every write.
+async fn fan_out(
+    feeds: &[Feed],
+    piece: &Bytes,
+    stall: std::time::Duration,
+    lag: std::time::Duration,
+    need: usize,
+) -> Vec<bool> {
+    let mut taken = vec![false; feeds.len()];
+    let mut sending: futures::stream::FuturesUnordered<_> = feeds
+        .iter()
+        .enumerate()
+        .map(|(index, feed)| {
+            let piece = piece.clone();
+            async move { (index, feed.data.send(Ok(piece)).await.is_ok()) }
+        })
+        .collect();
+    let mut deadline = tokio::time::Instant::now() + stall;
+    let mut accepted = 0;
+    // Sends not done by the deadline are dropped (an mpsc send is cancel
+    // safe: the piece is not queued), and their feeds with them.
+    while let Ok(Some((index, ok))) = tokio::time::timeout_at(deadline, sending.next()).await {
+        taken[index] = ok;
+        if ok {
+            accepted += 1;
+            if accepted == need {
+                deadline = deadline.min(tokio::time::Instant::now() + lag);
+            }
+        }
+    }
+    taken
+}
 
 /// What a replicated write knows of its chunk's SHA-256 before the bytes
 /// come.
@@ -140,6 +179,7 @@ impl Replicator {
     {
         check_servers(id, targets, candidates)?;
         let stall = self.clients.options().stall_timeout;
+        let lag = self.clients.options().lag_timeout;
         let mut tasks = Tasks(Vec::with_capacity(targets.len()));
         let mut live = Vec::with_capacity(targets.len());
         for (position, addr) in targets.iter().enumerate() {
@@ -160,7 +200,11 @@ impl Replicator {
             tasks.0.push(tokio::spawn(async move {
                 client.put(id, expected, pieces).await
             }));
-            live.push(Feed { data, digests });
+            live.push(Feed {
+                position,
+                data,
+                digests,
+            });
         }
 
         let mut sha256 = match fingerprint {
@@ -184,19 +228,19 @@ impl Replicator {
                 hasher.update(&piece);
             }
             crc = crc32c::crc32c_append(crc, &piece);
-            let sent = futures::future::join_all(live.iter().map(|feed| {
-                let piece = piece.clone();
-                async move {
-                    matches!(
-                        tokio::time::timeout(stall, feed.data.send(Ok(piece))).await,
-                        Ok(Ok(()))
-                    )
-                }
-            }))
-            .await;
+            let need = quorum.clamp(1, live.len());
+            let sent = fan_out(&live, &piece, stall, lag, need).await;
             let mut sent = sent.into_iter();
-            // A feed whose put ended or stalled is dropped: its put aborts.
-            live.retain(|_| sent.next().unwrap_or(false));
+            // A feed whose put ended, stalled or lagged is dropped, and
+            // its put aborted at once: a put stuck on a frozen server
+            // would otherwise hold the write until its own stall timeout.
+            live.retain(|feed| {
+                let kept = sent.next().unwrap_or(false);
+                if !kept {
+                    tasks.0[feed.position].abort();
+                }
+                kept
+            });
             if live.is_empty() {
                 break;
             }
@@ -218,7 +262,7 @@ impl Replicator {
             .into_iter()
             .partition(|feed| matches!(feed.digests, Digests::Checked(_)));
         let mut checked = None;
-        if let Some(Feed { data, digests }) = checking.into_iter().next() {
+        if let Some(Feed { data, digests, .. }) = checking.into_iter().next() {
             // The body ends (its queue closes), then the trailer goes.
             drop(data);
             digests.send(sha256, crc);
@@ -396,6 +440,8 @@ const CHECKING_TARGET: usize = 0;
 
 /// One target's end of the fan-out.
 struct Feed {
+    /// The target's position in `targets` (and its put's in the tasks).
+    position: usize,
     data: mpsc::Sender<Result<Bytes>>,
     digests: Digests,
 }

@@ -733,6 +733,64 @@ async fn a_replica_failing_mid_write_is_replaced() {
     cluster.stop().await;
 }
 
+/// A replica that stops taking bytes (a frozen process: its socket still
+/// accepts, nothing reads) is dropped once the others have taken a piece
+/// and it lags them by the lag timeout, and the write completes on the
+/// rest. Waiting out its stall timeout instead would starve the others
+/// for as long, and they would give the body up (their stall timeout is
+/// shorter than the writer's here, as long as it is in production).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_replica_is_dropped_and_the_write_completes_on_the_rest() {
+    let cluster = Cluster::start(3).await;
+    // A black hole: connections are accepted and never read.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole_addr = hole.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hole.incoming().take(8) {
+            held.push(stream);
+        }
+    });
+    let replicator = Replicator::new(
+        ChunkClients::new(ClientOptions {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(60),
+            lag_timeout: Duration::from_secs(1),
+            ..ClientOptions::default()
+        }),
+        None,
+    );
+    // Larger than the socket buffers and queues the hole can absorb.
+    let data = source(24 * MIB, 77);
+    let id = ChunkId::generate();
+    let targets = [
+        cluster.nodes[0].addr.clone(),
+        hole_addr.clone(),
+        cluster.nodes[2].addr.clone(),
+    ];
+    let write = replicator.write(
+        id,
+        &targets,
+        &[],
+        2,
+        Fingerprint::Unknown,
+        stream::iter(pieces(&data)),
+    );
+    let written = tokio::time::timeout(WAIT, write)
+        .await
+        .expect("the write does not wait for the frozen replica")
+        .expect("write on the two that kept up");
+    assert_eq!(written.replicas, cluster.addrs(&[0, 2]));
+    for i in [0, 2] {
+        let got = get_direct(&cluster.client(i), id, 0..data.len() as u64)
+            .await
+            .expect("get");
+        assert!(got == data, "replica {i}");
+    }
+    cluster.stop().await;
+}
+
 #[tokio::test]
 async fn a_verified_hash_is_recorded_by_every_replica_as_given() {
     let cluster = Cluster::start(3).await;
