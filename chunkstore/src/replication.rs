@@ -31,7 +31,8 @@
 //! garbage collection (their ids are never committed).
 //!
 //! **Read** ([`Replicator::read`]): tries the replicas in the given order;
-//! a connection error, an error status or corruption moves on to the next,
+//! a connection error, an error status, corruption, or no answer within
+//! the lag timeout while another replica is left moves on to the next,
 //! resuming mid-stream at the first byte not yet delivered. Replicas that
 //! answered `not-found` or `corrupt`, or broke off mid-stream and then fail
 //! a one-byte probe at that offset, are handed to the [`Repairer`]. Each
@@ -423,6 +424,7 @@ impl Replicator {
             expected: expected_sha256,
             repairer: self.repairer.clone(),
             done: false,
+            lag: self.clients.options().lag_timeout,
         };
         let info = failover.open().await?;
         let body = stream::unfold(failover, |mut failover| async move {
@@ -530,6 +532,9 @@ struct Failover {
     expected: Option<[u8; 32]>,
     repairer: Option<Repairer>,
     done: bool,
+    /// How long a replica gets to answer while another is left to try
+    /// (the last one gets the client's whole request timeout).
+    lag: std::time::Duration,
 }
 
 impl Failover {
@@ -538,7 +543,25 @@ impl Failover {
         while let Some(client) = self.replicas.get(self.next).cloned() {
             let index = self.next;
             self.next += 1;
-            let error = match client.get(self.id, self.pos..self.end).await {
+            // A frozen replica (its socket accepts, nothing answers) is
+            // left for the next after the lag timeout, not the request's.
+            let read = client.get(self.id, self.pos..self.end);
+            let answer = if self.next < self.replicas.len() {
+                tokio::time::timeout(self.lag, read)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ChunkError::Network {
+                            server: client.addr().to_owned(),
+                            detail: format!(
+                                "no answer within {:?}; trying the next replica",
+                                self.lag
+                            ),
+                        })
+                    })
+            } else {
+                read.await
+            };
+            let error = match answer {
                 Ok(read)
                     if self
                         .expected

@@ -788,6 +788,23 @@ async fn a_frozen_replica_is_dropped_and_the_write_completes_on_the_rest() {
             .expect("get");
         assert!(got == data, "replica {i}");
     }
+    // A read tries the frozen replica first, and the next one after the
+    // lag timeout, not the request timeout.
+    let replicas = [hole_addr, cluster.nodes[2].addr.clone()];
+    let read = replicator.read(id, 0..data.len() as u64, &replicas, Some(sha256(&data)));
+    let read = tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the read does not wait for the frozen replica")
+        .expect("read");
+    let mut got = Vec::new();
+    let mut body = read.body;
+    while let Some(piece) = tokio::time::timeout(WAIT, body.next())
+        .await
+        .expect("piece in time")
+    {
+        got.extend_from_slice(&piece.expect("piece"));
+    }
+    assert!(got == data, "read past the frozen replica");
     cluster.stop().await;
 }
 
