@@ -1591,6 +1591,135 @@ async fn a_bucket_policy_allows_more_and_its_deny_wins() {
     server.stop().expect("stop");
 }
 
+/// AWS's action names: a request naming a version is also the version
+/// action (`s3:DeleteObjectVersion`, `s3:GetObjectVersion`), so a Deny
+/// of it holds (a backup's versions kept from a writer that may
+/// overwrite), and the bucket settings are named as AWS names them
+/// (`s3:GetBucketPublicAccessBlock`, `s3:GetLifecycleConfiguration`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_names_actions_as_aws_does() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = ArborServer::start(data.path(), &["--no-fsync"]).expect("start");
+    let root = client(&server.endpoint, &server.access_key, &server.secret_key);
+    root.create_bucket()
+        .bucket("backups")
+        .send()
+        .await
+        .expect("bucket");
+    root.put_bucket_versioning()
+        .bucket("backups")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    let (writer_id, writer_secret) = create_key(&server, "writer", &[]);
+    admin_ok(
+        &server,
+        &[
+            "key", "allow", &writer_id, "--bucket", "backups", "--read", "--write", "--owner",
+        ],
+    );
+    let writer = client(&server.endpoint, &writer_id, &writer_secret);
+    let policy = policy_text(&[
+        format!(
+            r#"{{"Effect":"Deny","Principal":{{"AWS":"{writer_id}"}},"Action":["s3:DeleteObjectVersion","s3:GetObjectVersion"],"Resource":"arn:aws:s3:::backups/*"}}"#
+        ),
+        format!(
+            r#"{{"Effect":"Deny","Principal":{{"AWS":"{writer_id}"}},"Action":["s3:GetBucketPublicAccessBlock","s3:GetLifecycleConfiguration"],"Resource":"arn:aws:s3:::backups"}}"#
+        ),
+    ]);
+    root.put_bucket_policy()
+        .bucket("backups")
+        .policy(&policy)
+        .send()
+        .await
+        .expect("put policy");
+
+    let put = writer
+        .put_object()
+        .bucket("backups")
+        .key("day1")
+        .body(ByteStream::from_static(b"first"))
+        .send()
+        .await
+        .expect("a write is allowed");
+    let version = put.version_id().expect("version id").to_owned();
+    // The current version reads; the version named by id does not.
+    writer
+        .get_object()
+        .bucket("backups")
+        .key("day1")
+        .send()
+        .await
+        .expect("read the current version");
+    let e = writer
+        .get_object()
+        .bucket("backups")
+        .key("day1")
+        .version_id(&version)
+        .send()
+        .await
+        .expect_err("s3:GetObjectVersion is denied");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    // A version stays: deleting it by id is denied, a marker is not.
+    let e = writer
+        .delete_object()
+        .bucket("backups")
+        .key("day1")
+        .version_id(&version)
+        .send()
+        .await
+        .expect_err("s3:DeleteObjectVersion is denied");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    writer
+        .delete_object()
+        .bucket("backups")
+        .key("day1")
+        .send()
+        .await
+        .expect("a delete marker is allowed");
+    let kept = root
+        .get_object()
+        .bucket("backups")
+        .key("day1")
+        .version_id(&version)
+        .send()
+        .await
+        .expect("the version is kept");
+    let body = kept.body.collect().await.expect("body").into_bytes();
+    assert_eq!(body.as_ref(), b"first");
+
+    // The bucket settings' own action names.
+    let e = writer
+        .get_public_access_block()
+        .bucket("backups")
+        .send()
+        .await
+        .expect_err("s3:GetBucketPublicAccessBlock is denied");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    let e = writer
+        .get_bucket_lifecycle_configuration()
+        .bucket("backups")
+        .send()
+        .await
+        .expect_err("s3:GetLifecycleConfiguration is denied");
+    assert_eq!(e.code(), Some("AccessDenied"));
+    // Not denied: answered as for the owner (nothing set).
+    let e = writer
+        .get_bucket_cors()
+        .bucket("backups")
+        .send()
+        .await
+        .expect_err("no CORS");
+    assert_eq!(e.code(), Some("NoSuchCORSConfiguration"));
+    assert!(server.stop().expect("stop").success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_policy_is_refused_saying_where() {
     let data = tempfile::tempdir().expect("tempdir");

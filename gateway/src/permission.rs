@@ -378,9 +378,17 @@ async fn policy_decision(
         }
         _ => None,
     };
+    // AWS's version actions apply to a request naming a version (the
+    // plain action still does: docs/OPERATING.md, "Bucket policies").
+    let names_version = query_value(request.uri, "versionId").is_some_and(|v| !v.is_empty());
+    let version_action = names_version
+        .then(|| policy::version_action(request.op))
+        .flatten()
+        .filter(|_| action == policy::action(request.op));
     let facts = Facts {
         access_key: principal.key_id(),
         action,
+        version_action,
         resource: policy::resource(bucket, key),
         source_ip: request.extensions.get::<ClientAddress>().map(|c| c.0),
         // Arbor serves plain HTTP.

@@ -35,6 +35,10 @@ pub struct Facts<'a> {
     pub access_key: Option<&'a str>,
     /// `s3:GetObject`, ...
     pub action: &'a str,
+    /// AWS's action for the same operation on a version named by
+    /// `versionId` (`s3:GetObjectVersion`, `s3:DeleteObjectVersion`, ...),
+    /// when the request names one: a statement naming either applies.
+    pub version_action: Option<&'a str>,
     /// `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`.
     pub resource: String,
     pub source_ip: Option<IpAddr>,
@@ -500,7 +504,10 @@ impl Statement {
             (Some(_), None) => false,
         };
         principal
-            && self.actions.iter().any(|a| glob(a, facts.action, true))
+            && self.actions.iter().any(|a| {
+                glob(a, facts.action, true)
+                    || facts.version_action.is_some_and(|v| glob(a, v, true))
+            })
             && self
                 .resources
                 .iter()
@@ -600,9 +607,32 @@ pub fn action(op: &str) -> String {
         "DeleteBucketReplication" => "PutReplicationConfiguration",
         "GetBucketAccelerateConfiguration" => "GetAccelerateConfiguration",
         "GetBucketNotificationConfiguration" => "GetBucketNotification",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "PutBucketPublicAccessBlock",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
+        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
+        "PutObjectLockConfiguration" => "PutBucketObjectLockConfiguration",
+        "DeleteBucketOwnershipControls" => "PutBucketOwnershipControls",
         other => other,
     };
     format!("s3:{action}")
+}
+
+/// AWS's action for operation `op` on a version named by `versionId`, for
+/// the operations that have one.
+pub fn version_action(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "GetObject" | "HeadObject" => "s3:GetObjectVersion",
+        "GetObjectAttributes" => "s3:GetObjectVersionAttributes",
+        "DeleteObject" => "s3:DeleteObjectVersion",
+        "GetObjectTagging" => "s3:GetObjectVersionTagging",
+        "PutObjectTagging" => "s3:PutObjectVersionTagging",
+        "DeleteObjectTagging" => "s3:DeleteObjectVersionTagging",
+        "GetObjectAcl" => "s3:GetObjectVersionAcl",
+        "PutObjectAcl" => "s3:PutObjectVersionAcl",
+        _ => return None,
+    })
 }
 
 /// The resource a request on `bucket` (and `key`) names.
@@ -854,5 +884,51 @@ mod tests {
             let e = Policy::parse("b", text).expect_err(text);
             assert!(e.contains(says), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn operations_are_named_as_aws_names_their_actions() {
+        for (op, named) in [
+            ("GetPublicAccessBlock", "s3:GetBucketPublicAccessBlock"),
+            ("DeletePublicAccessBlock", "s3:PutBucketPublicAccessBlock"),
+            (
+                "GetBucketLifecycleConfiguration",
+                "s3:GetLifecycleConfiguration",
+            ),
+            ("DeleteBucketLifecycle", "s3:PutLifecycleConfiguration"),
+            (
+                "GetObjectLockConfiguration",
+                "s3:GetBucketObjectLockConfiguration",
+            ),
+            (
+                "DeleteBucketOwnershipControls",
+                "s3:PutBucketOwnershipControls",
+            ),
+            ("GetObject", "s3:GetObject"),
+        ] {
+            assert_eq!(action(op), named, "{op}");
+        }
+        assert_eq!(
+            version_action("DeleteObject"),
+            Some("s3:DeleteObjectVersion")
+        );
+        assert_eq!(version_action("PutObject"), None);
+    }
+
+    #[test]
+    fn a_version_action_applies_to_a_request_naming_a_version() {
+        let policy = Policy::parse(
+            "b",
+            r#"{"Version":"2012-10-17","Statement":[
+              {"Effect":"Deny","Principal":"*","Action":"s3:DeleteObjectVersion","Resource":"arn:aws:s3:::b/*"}]}"#,
+        )
+        .expect("parse");
+        let plain = facts(Some("k"), "s3:DeleteObject", "arn:aws:s3:::b/x");
+        assert_eq!(policy.evaluate(&plain), Decision::Silent);
+        let versioned = Facts {
+            version_action: Some("s3:DeleteObjectVersion"),
+            ..plain
+        };
+        assert_eq!(policy.evaluate(&versioned), Decision::Deny);
     }
 }
