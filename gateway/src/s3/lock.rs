@@ -136,6 +136,26 @@ pub(super) async fn check_lockable(
     }
 }
 
+/// S3 takes a body that locks its version (a PutObject with Object Lock
+/// headers, a part of an upload created with them) only with a digest of
+/// it: `Content-MD5`, or an `x-amz-checksum-` header, trailer or
+/// `x-amz-sdk-checksum-algorithm`. `request` names it in the refusal
+/// ("Put Object", "Put Part").
+pub(super) fn require_digest(
+    locks: bool,
+    md5: Option<&[u8; 16]>,
+    checksum: Option<&crate::s3::checksum::Expectation>,
+    request: &str,
+) -> S3Result<()> {
+    if locks && md5.is_none() && checksum.is_none() {
+        return Err(s3s::s3_error!(
+            InvalidRequest,
+            "Content-MD5 OR x-amz-checksum- HTTP header is required for {request} requests with Object Lock parameters"
+        ));
+    }
+    Ok(())
+}
+
 /// The S3 error for a refused write, or a version's retention or legal
 /// hold read: in a bucket without Object Lock that is 400 InvalidRequest,
 /// not GetObjectLockConfiguration's 404.

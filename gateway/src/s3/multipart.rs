@@ -162,14 +162,12 @@ pub async fn upload_part(
     }
     let expected_md5 = object::expected_md5(input.content_md5.as_deref(), &headers)?;
     let mut expectation = checksum::expectation(&headers)?;
-    // S3 takes a part of an upload that locks its object only with a
-    // digest of the part.
-    if upload.lock.is_some() && expected_md5.is_none() && expectation.is_none() {
-        return Err(s3_error!(
-            InvalidRequest,
-            "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part requests with Object Lock parameters"
-        ));
-    }
+    super::lock::require_digest(
+        upload.lock.is_some(),
+        expected_md5.as_ref(),
+        expectation.as_ref(),
+        "Put Part",
+    )?;
     // A part of an upload that declared no algorithm, sent without a
     // checksum, gets S3's default, which Complete combines.
     let declared = upload.checksum.map(|(algorithm, _)| algorithm);

@@ -82,14 +82,12 @@ impl PutRequest {
         }
         let expected_md5 = expected_md5(input.content_md5.as_deref(), headers)?;
         let expected_checksum = checksum::expectation(headers)?;
-        // S3 takes a version locked on its way in only with a digest of
-        // its body (`x-amz-sdk-checksum-algorithm` counts, as S3 says).
-        if lock.is_some() && expected_md5.is_none() && expected_checksum.is_none() {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters"
-            ));
-        }
+        lock::require_digest(
+            lock.is_some(),
+            expected_md5.as_ref(),
+            expected_checksum.as_ref(),
+            "Put Object",
+        )?;
         Ok(PutRequest {
             user_metadata: user_metadata(input.metadata, input.website_redirect_location)?,
             expected_md5,
